@@ -1,0 +1,38 @@
+"""aimass: self-hosted model-as-a-service for transformer models on sensitive data.
+
+Importing ``aimass`` is light (no torch, no SQLAlchemy). Heavy pieces load when
+used, e.g. :func:`load` on first call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aimass._version import __version__
+from aimass.errors import AimassError, ErrorCode
+
+if TYPE_CHECKING:
+    from aimass.serving.predictor import Predictor
+
+__all__ = ["AimassError", "ErrorCode", "__version__", "load"]
+
+
+def load(ref: str, *, project: str = "default") -> Predictor:
+    """Load a registered model version for prediction, from the local workspace.
+
+    Args:
+        ref: ``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` (e.g. ``"sentiment@production"``).
+        project: The project the model lives in.
+
+    Returns:
+        A :class:`~aimass.serving.predictor.Predictor` with ``predict(texts)``.
+
+    Example:
+        >>> model = aimass.load("sentiment@production")  # doctest: +SKIP
+        >>> model.predict(["a triumph of a film"])  # doctest: +SKIP
+        [{'label': 'fresh', 'score': 0.93, 'probabilities': {...}}]
+    """
+    from aimass.settings import load_settings
+    from aimass.workspace import Workspace
+
+    return Workspace(load_settings()).load(ref, project=project)

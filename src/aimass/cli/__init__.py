@@ -1,0 +1,55 @@
+"""The ``aimass`` command line (Typer). Thin: every command calls the workspace.
+
+Heavy modules (torch, SQLAlchemy) are imported inside commands, so ``aimass
+--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aimass._version import __version__
+from aimass.cli import bases, datasets, db, models
+from aimass.cli._common import configure, console, reset
+from aimass.cli.train import predict, quickstart, train
+from aimass.settings import load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="aimass",
+    help="Self-hosted model-as-a-service for transformer models on sensitive data.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(bases.app, name="bases")
+app.add_typer(models.app, name="models")
+app.add_typer(db.app, name="db")
+app.command("train")(train)
+app.command("predict")(predict)
+app.command("quickstart")(quickstart)
+
+
+@app.callback()
+def _entry(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+) -> None:
+    """Read settings once, at the edge, and set up logging."""
+    reset()
+    configure(load_settings(), verbose=verbose)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the aimass version."""
+    console.print(f"aimass {__version__}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

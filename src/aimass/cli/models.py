@@ -1,0 +1,165 @@
+"""``aimass models``: the registry (list, show, alias, card, export, delete)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    command,
+    console,
+    emit_json,
+    fmt_metric,
+    table,
+    workspace,
+)
+from aimass.entities import ModelVersion
+
+app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
+
+RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")]
+
+
+def _headline(version: ModelVersion) -> dict[str, object]:
+    test = version.metrics.get("test") or {}
+    keys = ("accuracy", "f1_macro") if version.task == "classification" else ("rmse", "r2")
+    return {k: test[k] for k in keys if k in test}
+
+
+@app.command("list")
+@command
+def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
+    """Registered models with their latest version and aliases."""
+    models = workspace().store.registry.list_models(project)
+    if json_out:
+        emit_json(models)
+        return
+    table(
+        "models",
+        ["name", "latest", "aliases"],
+        [
+            [m.name, m.latest_version, ", ".join(f"{a}→{v}" for a, v in m.aliases.items()) or "-"]
+            for m in models
+        ],
+    )
+
+
+@app.command("versions")
+@command
+def versions(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Every version of a model, with its test metrics."""
+    found = workspace().store.registry.list_versions(project, name)
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        f"versions of {name}",
+        ["version", "task", "dataset", "base", "test", "aliases", "created"],
+        [
+            [
+                v.version,
+                v.task,
+                v.lineage.dataset,
+                v.lineage.base,
+                " ".join(f"{k} {fmt_metric(m)}" for k, m in _headline(v).items()),
+                ", ".join(v.aliases) or "-",
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for v in found
+        ],
+    )
+
+
+@app.command("show")
+@command
+def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
+    """A version's lineage, metrics and aliases."""
+    version = workspace().model_version(ref, project=project)
+    if json_out:
+        emit_json(version)
+        return
+    lineage = version.lineage
+    console.print(
+        f"[bold]{version.ref}[/]  task {version.task}  aliases {', '.join(version.aliases) or '-'}"
+    )
+    console.print(f"  dataset {lineage.dataset}  base {lineage.base}  job {lineage.job_id}")
+    console.print(f"  bundle {version.digest[:16]}…  {lineage.code_version}")
+    for split in ("validation", "test"):
+        metrics = version.metrics.get(split) or {}
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        console.print(
+            f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in scalars.items())
+        )
+    privacy = version.privacy
+    console.print(f"  privacy: {privacy if privacy else 'not trained with differential privacy'}")
+
+
+@app.command("alias")
+@command
+def alias(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. production.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Point ALIAS at VERSION (moving it if it points elsewhere)."""
+    updated = workspace().set_alias(name, version, alias_name, project=project)
+    if json_out:
+        emit_json(updated)
+    else:
+        console.print(f"{name}@{alias_name} → version {updated.version}")
+
+
+@app.command("unalias")
+@command
+def unalias(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    project: ProjectOpt = "default",
+) -> None:
+    """Remove an alias."""
+    workspace().store.registry.delete_alias(project, name, alias_name)
+    console.print(f"removed alias {alias_name!r} of {name}")
+
+
+@app.command("card")
+@command
+def card(ref: RefArg, project: ProjectOpt = "default") -> None:
+    """Print the generated model card (Markdown)."""
+    typer.echo(workspace().model_card(ref, project=project))
+
+
+@app.command("export")
+@command
+def export(
+    ref: RefArg,
+    destination: Annotated[Path, typer.Argument(help="Empty or new directory.")],
+    project: ProjectOpt = "default",
+) -> None:
+    """Copy a verified bundle out as a Hugging Face model directory."""
+    names = workspace().export_model(ref, destination, project=project)
+    console.print(f"exported {len(names)} files to {destination}")
+
+
+@app.command("delete-version")
+@command
+def delete_version(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    project: ProjectOpt = "default",
+) -> None:
+    """Delete a version that no alias points at (its bundle stays until garbage collection)."""
+    if not yes:
+        typer.confirm(f"delete {name}@{version}?", abort=True)
+    deleted = workspace().store.registry.delete_version(project, name, version)
+    console.print(f"deleted {deleted.ref}")

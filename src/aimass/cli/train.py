@@ -1,0 +1,194 @@
+"""``aimass train``, ``aimass predict`` and ``aimass quickstart``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    command,
+    console,
+    emit_json,
+    err_console,
+    fmt_metric,
+    table,
+    workspace,
+)
+from aimass.entities import ModelVersion
+from aimass.errors import InvalidArgument
+
+
+def _print_result(version: ModelVersion) -> None:
+    console.print(
+        f"[bold green]registered {version.ref}[/] aliases: {', '.join(version.aliases) or '-'}"
+    )
+    for split in ("validation", "test"):
+        metrics = version.metrics.get(split) or {}
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "loss"}
+        console.print(f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in shown.items()))
+    training = version.metrics.get("training") or {}
+    console.print(
+        f"  trained in {training.get('seconds', '?')} s ({training.get('steps', '?')} steps)"
+    )
+
+
+def _config(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@command
+def train(
+    dataset: Annotated[str, typer.Option(help="Dataset NAME or NAME@VERSION.")],
+    base: Annotated[str, typer.Option(help="Base model NAME or NAME@VERSION.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name to register under.")],
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    mode: Annotated[
+        str, typer.Option(help="features (frozen encoder + head) or finetune.")
+    ] = "features",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default per mode).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default per mode).")] = None,
+    max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
+    seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
+    alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a model on a dataset from a base and register the result."""
+    from aimass.jobs.train import TrainSpec
+    from aimass.training.callbacks import RichProgress
+
+    config = _config(
+        task=task,
+        mode=mode,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+    )
+    spec = TrainSpec(dataset=dataset, base=base, model=name, config=config, alias=alias)
+    metric = "accuracy" if task == "classification" else "rmse"
+    callbacks = [] if json_out else [RichProgress(metric=metric)]
+    version = workspace().train(spec, project=project, callbacks=callbacks)
+    if json_out:
+        emit_json(version)
+    else:
+        _print_result(version)
+
+
+@command
+def predict(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to predict.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A file with one text per line ('-' for stdin).")
+    ] = None,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Predict labels (with probabilities) or values for texts."""
+    inputs = list(texts or [])
+    if file is not None:
+        handle = sys.stdin if str(file) == "-" else open(file, encoding="utf-8")  # noqa: SIM115
+        with handle:
+            inputs += [line.rstrip("\n") for line in handle if line.strip()]
+    if not inputs:
+        raise InvalidArgument("give texts as arguments or with --file")
+    results = workspace().predict(ref, inputs, project=project)
+    if json_out:
+        emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
+        return
+    if "label" in results[0]:
+        table(
+            f"predictions of {ref}",
+            ["text", "label", "score"],
+            [
+                [t[:80], r["label"], f"{r['score']:.3f}"]
+                for t, r in zip(inputs, results, strict=True)
+            ],
+        )
+    else:
+        table(
+            f"predictions of {ref}",
+            ["text", "value"],
+            [[t[:80], f"{r['value']:.4f}"] for t, r in zip(inputs, results, strict=True)],
+        )
+
+
+_QUICKSTART_TEXTS = [
+    "A moving, beautifully acted film that stays with you long after the credits.",
+    "Two hours of my life I will never get back: dull, clumsy and far too long.",
+    "The script is sharp and the cast clearly had fun.",
+    "A lifeless sequel that forgets everything that made the original work.",
+]
+
+
+@command
+def quickstart(
+    mode: Annotated[
+        str, typer.Option(help="features (minutes on a laptop CPU) or finetune.")
+    ] = "features",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default per mode).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rotten Tomatoes + MiniLM → a registered sentiment model at @production, then predict.
+
+    A second run reuses the dataset, base and model it finds (identical inputs).
+    """
+    from aimass.jobs.train import TrainSpec
+    from aimass.training.callbacks import RichProgress
+
+    ws = workspace()
+    say = err_console.print
+    dataset, created = ws.import_sample("rotten-tomatoes")
+    say(f"dataset {dataset.ref}: {dataset.num_rows:,} rows ({'imported' if created else 'reused'})")
+    with err_console.status("importing the MiniLM base ..."):
+        base, created = ws.import_base("minilm")
+    state = "imported" if created else "reused"
+    say(f"base {base.ref}: {base.num_parameters:,} parameters ({state})")
+    model = "sentiment" if mode == "features" else "sentiment-finetuned"
+    spec = TrainSpec(
+        dataset=dataset.ref,
+        base=base.ref,
+        model=model,
+        config=_config(mode=mode, epochs=epochs),
+        alias="production",
+    )
+    version = ws.find_trained(spec)
+    if version is None:
+        say(f"training {model} ({mode} mode) ...")
+        version = ws.train(spec, callbacks=[] if json_out else [RichProgress(metric="accuracy")])
+    else:
+        say(f"model {version.ref} was trained from identical inputs: reusing it")
+        version = ws.set_alias(model, version.version, "production")
+    results = ws.predict(f"{model}@production", _QUICKSTART_TEXTS)
+    if json_out:
+        emit_json(
+            {
+                "model": version,
+                "predictions": [
+                    {"text": t, **r} for t, r in zip(_QUICKSTART_TEXTS, results, strict=True)
+                ],
+            }
+        )
+        return
+    _print_result(version)
+    table(
+        f"{model}@production predicts",
+        ["text", "label", "score"],
+        [
+            [t, r["label"], f"{r['score']:.3f}"]
+            for t, r in zip(_QUICKSTART_TEXTS, results, strict=True)
+        ],
+    )
+    console.print(
+        f"\nNext: aimass models card {version.ref}  |  aimass predict {model}@production "
+        '"your text"  |  python -c "import aimass; print(aimass.load(\''
+        f"{model}@production').predict(['great film']))\""
+    )

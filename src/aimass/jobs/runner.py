@@ -1,0 +1,142 @@
+"""Run a job record to completion with explicit status transitions.
+
+``run_job`` claims a queued job (``queued → running``), calls the function
+registered for its kind, and records the outcome (``succeeded``, ``failed``
+with the reason, or ``cancelled``). A failed job changes nothing in the
+registry: kinds register results only as their very last step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aimass.artifacts.storage import ArtifactStore
+from aimass.entities import Job, JobStatus
+from aimass.errors import AimassError, Cancelled, InvalidArgument, JobFailed
+from aimass.settings import Settings
+from aimass.store import Store
+from aimass.training.callbacks import Callback, LoopState
+
+__all__ = ["JobContext", "JobReporter", "get_job_kind", "register_job_kind", "run_job"]
+
+log = logging.getLogger("aimass.jobs")
+
+
+@dataclass
+class JobContext:
+    """What a job kind gets: the job, where to read and write, and extra callbacks."""
+
+    job: Job
+    store: Store
+    artifacts: ArtifactStore
+    settings: Settings
+    callbacks: Sequence[Callback] = ()
+
+
+JobFunction = Callable[[JobContext], dict[str, Any]]
+_KINDS: dict[str, JobFunction] = {}
+
+
+def register_job_kind(kind: str) -> Callable[[JobFunction], JobFunction]:
+    """Decorator: ``@register_job_kind("train")`` on ``fn(ctx) -> result dict``."""
+
+    def decorate(fn: JobFunction) -> JobFunction:
+        if kind in _KINDS:
+            raise InvalidArgument(f"job kind {kind!r} is registered already")
+        _KINDS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def get_job_kind(kind: str) -> JobFunction:
+    """The function for ``kind``; the error lists the known kinds."""
+    from aimass.jobs import train  # noqa: F401  (registers the built-in kinds)
+
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown job kind {kind!r}; kinds: {', '.join(sorted(_KINDS))}", kind=kind
+        ) from None
+
+
+class JobReporter(Callback):
+    """Reports progress and metrics to the job record; stops on a cancel request.
+
+    The store is consulted at most every ``interval`` seconds, so fast steps are
+    not slowed down by database round trips.
+    """
+
+    def __init__(self, store: Store, job_id: str, *, interval: float = 0.25) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.interval = interval
+        self._last = 0.0
+
+    def _report(self, progress: float | None, metrics: dict[str, Any] | None, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        if self.store.jobs.report(self.job_id, progress=progress, metrics=metrics):
+            raise Cancelled(f"job {self.job_id} was cancelled")
+
+    def on_phase_advance(self, done: int) -> None:
+        self._report(None, None, force=False)
+
+    def on_step_end(self, state: LoopState) -> None:
+        self._report(state.progress, {"loss": state.loss, "step": state.step}, force=False)
+
+    def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        self._report(state.progress, {"epoch": state.epoch + 1, "validation": scalars}, force=True)
+
+
+def run_job(
+    job_id: str,
+    *,
+    store: Store,
+    artifacts: ArtifactStore,
+    settings: Settings,
+    callbacks: Sequence[Callback] = (),
+) -> Job:
+    """Claim and run the queued job ``job_id``; returns the finished job record.
+
+    Raises:
+        JobFailed: the job failed (the record holds the reason too).
+        Cancelled: the job was cancelled while running.
+    """
+    job = store.jobs.claim(job_id)
+    log.info("job started", extra={"job_id": job.id, "kind": job.kind})
+    ctx = JobContext(
+        job=job,
+        store=store,
+        artifacts=artifacts,
+        settings=settings,
+        callbacks=[*callbacks, JobReporter(store, job.id)],
+    )
+    try:
+        result = get_job_kind(job.kind)(ctx)
+    except Cancelled as exc:
+        store.jobs.finish(job.id, JobStatus.CANCELLED, error=str(exc))
+        log.info("job cancelled", extra={"job_id": job.id})
+        raise
+    except KeyboardInterrupt:
+        store.jobs.finish(job.id, JobStatus.CANCELLED, error="interrupted (Ctrl-C)")
+        raise
+    except AimassError as exc:
+        store.jobs.finish(job.id, JobStatus.FAILED, error=f"[{exc.code}] {exc.message}")
+        log.warning("job failed", extra={"job_id": job.id, "error": exc.message})
+        raise
+    except Exception as exc:
+        store.jobs.finish(job.id, JobStatus.FAILED, error=f"[INTERNAL] {type(exc).__name__}: {exc}")
+        log.exception("job crashed", extra={"job_id": job.id})
+        raise JobFailed(f"job {job.id} failed: {type(exc).__name__}: {exc}", job_id=job.id) from exc
+    finished = store.jobs.finish(job.id, JobStatus.SUCCEEDED, result=result)
+    log.info("job succeeded", extra={"job_id": job.id, **result})
+    return finished

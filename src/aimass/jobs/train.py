@@ -1,0 +1,202 @@
+"""The ``train`` job: dataset version + base bundle → trained bundle → registered version.
+
+Order matters for "a failed job leaves the registry unchanged": everything that
+can fail (resolving inputs, training, writing the bundle) happens before the
+one registry write at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aimass._version import __version__
+from aimass.artifacts.bundle import BundleWriter, canonical_json, verify_bundle
+from aimass.data.tables import read_split
+from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
+from aimass.errors import InvalidArgument
+from aimass.jobs.runner import JobContext, register_job_kind
+from aimass.models.device import resolve_device
+from aimass.refs import parse_ref, validate_name
+from aimass.store import Store
+from aimass.training.callbacks import CallbackList, TensorBoardLogger
+from aimass.training.config import TrainConfig
+from aimass.training.tasks import TrainInputs, TrainOutcome, get_task
+
+__all__ = ["TrainSpec", "config_digest", "resolve_inputs"]
+
+log = logging.getLogger("aimass.jobs.train")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What to train: stored in the job record as its ``spec``.
+
+    Attributes:
+        dataset: ``NAME`` or ``NAME@VERSION`` of a dataset.
+        base: ``NAME`` or ``NAME@VERSION`` of a base model.
+        model: Name to register the trained version under.
+        config: Hyperparameters (``TrainConfig.to_dict()`` form).
+        alias: Alias to point at the new version, if any.
+    """
+
+    dataset: str
+    base: str
+    model: str
+    config: dict[str, Any] = field(default_factory=dict)
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_name(self.model, kind="model")
+        parse_ref(self.dataset, kind="dataset")
+        parse_ref(self.base, kind="base model")
+        if self.alias is not None:
+            validate_name(self.alias, kind="alias")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the job record."""
+        return {
+            "dataset": self.dataset,
+            "base": self.base,
+            "model": self.model,
+            "config": self.config,
+            "alias": self.alias,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+def _version_of(text: str, kind: str) -> tuple[str, int | None]:
+    ref = parse_ref(text, kind=kind)
+    if ref.alias not in (None, "latest"):
+        raise InvalidArgument(f"{kind} reference {text!r}: use NAME or NAME@VERSION")
+    return ref.name, ref.version
+
+
+def resolve_inputs(
+    store: Store, project: str, spec: TrainSpec
+) -> tuple[DatasetVersion, BaseModel, TrainConfig]:
+    """Look up the dataset and base versions and check that the task suits them."""
+    config = TrainConfig.from_dict(spec.config).resolved()
+    dataset = store.datasets.get(project, *_version_of(spec.dataset, "dataset"))
+    base = store.bases.get(project, *_version_of(spec.base, "base model"))
+    task = get_task(config.task)
+    task.check_dataset(dataset.schema, dataset.stats)
+    if base.family not in task.families:
+        raise InvalidArgument(
+            f"task {task.name!r} needs a base of family {'/'.join(task.families)}; "
+            f"{base.ref} is a {base.family} ({base.architecture})"
+        )
+    return dataset, base, config
+
+
+def config_digest(dataset: DatasetVersion, base: BaseModel, config: TrainConfig) -> str:
+    """Identity of a training run's inputs: same digest, same model (given the seed)."""
+    payload = {"dataset": dataset.digest, "base": base.digest, "config": config.to_dict()}
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def _code_version() -> str:
+    import torch
+    import transformers
+
+    return (
+        f"aimass {__version__}; torch {torch.__version__}; transformers {transformers.__version__}"
+    )
+
+
+def _write_bundle(
+    ctx: JobContext, outcome: TrainOutcome, provenance: dict[str, Any]
+) -> tuple[str, str]:
+    with ctx.artifacts.staging() as stage:
+        bundle = stage / "bundle"
+        writer = BundleWriter(bundle)
+        writer.add_json("config.json", outcome.hf_config)
+        writer.add_tensors("model.safetensors", outcome.state_dict)
+        for name, path in outcome.tokenizer_files.items():
+            writer.add_file(name, path)
+        manifest = writer.finish(
+            kind="model",
+            architecture=outcome.architecture,
+            family=outcome.family,
+            task=str(outcome.task_config.get("task")),
+            task_config=outcome.task_config,
+            provenance=provenance,
+        )
+        uri = ctx.artifacts.publish(bundle, f"bundles/{manifest.digest}")
+    return manifest.digest, uri
+
+
+@register_job_kind("train")
+def run_train_job(ctx: JobContext) -> dict[str, Any]:
+    """Train, write the bundle, register the version (and alias); returns the result."""
+    project = ctx.job.project
+    spec = TrainSpec.from_dict(ctx.job.spec)
+    dataset, base, config = resolve_inputs(ctx.store, project, spec)
+    data_path = ctx.artifacts.resolve(dataset.uri)
+    base_dir = ctx.artifacts.resolve(base.uri)
+    run_dir = ctx.artifacts.path(f"runs/{ctx.job.id}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = CallbackList([*ctx.callbacks, TensorBoardLogger(run_dir / "tensorboard")])
+    if ctx.settings.num_threads:
+        import torch
+
+        torch.set_num_threads(ctx.settings.num_threads)
+    inputs = TrainInputs(
+        base_dir=base_dir,
+        base_manifest=verify_bundle(base_dir),
+        schema=dataset.schema,
+        stats=dataset.stats,
+        train=read_split(data_path, "train"),
+        validation=read_split(data_path, "validation"),
+        test=read_split(data_path, "test"),
+        config=config,
+        device=resolve_device(ctx.settings.device),
+        callbacks=callbacks,
+        workdir=run_dir,
+    )
+    outcome = get_task(config.task).train(inputs)
+    lineage = Lineage(
+        dataset=dataset.ref,
+        dataset_digest=dataset.digest,
+        base=base.ref,
+        base_digest=base.digest,
+        job_id=ctx.job.id,
+        task=config.task,
+        config=config.to_dict(),
+        code_version=_code_version(),
+    )
+    provenance = {
+        "dataset": dataset.ref,
+        "dataset_digest": dataset.digest,
+        "base": base.ref,
+        "base_digest": base.digest,
+        "job_id": ctx.job.id,
+        "base_provenance": base.provenance,
+    }
+    digest, uri = _write_bundle(ctx, outcome, provenance)
+    metrics = {**outcome.metrics, "history": outcome.history}
+    version: ModelVersion = ctx.store.registry.create_version(
+        project,
+        spec.model,
+        task=config.task,
+        digest=digest,
+        uri=uri,
+        metrics=metrics,
+        lineage=lineage,
+        config_digest=config_digest(dataset, base, config),
+    )
+    if spec.alias:
+        version = ctx.store.registry.set_alias(project, spec.model, spec.alias, version.version)
+    return {
+        "model": version.name,
+        "version": version.version,
+        "digest": digest,
+        "aliases": list(version.aliases),
+        "tensorboard": str(run_dir / "tensorboard"),
+    }

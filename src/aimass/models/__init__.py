@@ -1,0 +1,1 @@
+"""Model families and safe loading of Hugging Face directories (nothing downloads)."""

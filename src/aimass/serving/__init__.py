@@ -1,0 +1,7 @@
+"""Serving without HTTP: predictors loaded from verified bundles, and their cache."""
+
+from aimass.models.device import resolve_device
+from aimass.serving.cache import PredictorCache
+from aimass.serving.predictor import Predictor, load_predictor, register_predictor
+
+__all__ = ["Predictor", "PredictorCache", "load_predictor", "register_predictor", "resolve_device"]

@@ -1,0 +1,58 @@
+"""The metadata store: projects, datasets, base models, the registry and jobs.
+
+SQLAlchemy 2 over SQLite (default) or PostgreSQL. Every method runs in one
+managed session and returns entities, never ORM rows.
+
+Example:
+    >>> store = Store.open("sqlite:///:memory:")
+    >>> store.projects.get("default").name
+    'default'
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import sessionmaker
+
+from aimass.store.jobs import JobRepository
+from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
+from aimass.store.registry import RegistryRepository
+from aimass.store.schema import ensure_schema
+from aimass.store.session import make_engine, managed_session
+from aimass.store.versioned import BaseModelRepository, DatasetRepository
+
+__all__ = ["DEFAULT_PROJECT", "Store"]
+
+
+class Store:
+    """Facade over the feature repositories of one metadata database.
+
+    Args:
+        uri: SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://...``).
+        migrate: Migrate an empty database to the current schema on open.
+    """
+
+    def __init__(self, uri: str, *, migrate: bool = True) -> None:
+        self.uri = uri
+        self.engine = make_engine(uri)
+        if migrate:
+            ensure_schema(self.engine)
+        maker = sessionmaker(self.engine, expire_on_commit=False)
+
+        def session():  # type: ignore[no-untyped-def]
+            return managed_session(maker)
+
+        self.projects = ProjectRepository(session)
+        self.datasets = DatasetRepository(session)
+        self.bases = BaseModelRepository(session)
+        self.registry = RegistryRepository(session)
+        self.jobs = JobRepository(session)
+        self.projects.ensure(DEFAULT_PROJECT)
+
+    @classmethod
+    def open(cls, uri: str) -> Store:
+        """Open (and on first use create) the store at ``uri``."""
+        return cls(uri)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()

@@ -1,0 +1,297 @@
+"""ORM rows of the metadata store (SQLAlchemy 2).
+
+Rows never leave the store: each has a ``to_entity()`` that builds the frozen
+domain entity. Schema changes go through an Alembic revision in
+``migrations/versions``; ``tests/store/test_migrations.py`` proves that migrating
+an empty database reproduces this metadata exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from aimass.entities import (
+    Attachment,
+    BaseModel,
+    DatasetSchema,
+    DatasetVersion,
+    Job,
+    JobStatus,
+    Lineage,
+    ModelVersion,
+    Project,
+)
+
+# Explicit constraint names, so migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, in UTC."""
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite drops the zone; everything is stored in UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime."""
+    result = _aware(value)
+    assert result is not None
+    return result
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> Project:
+        return Project(
+            name=self.name, description=self.description, created_at=aware(self.created_at)
+        )
+
+
+class DatasetVersionRow(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", "version", name="uq_dataset_versions_version"),
+        UniqueConstraint("project_id", "name", "digest", name="uq_dataset_versions_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    uri: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    num_rows: Mapped[int] = mapped_column(Integer)
+    splits: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship()
+
+    def to_entity(self) -> DatasetVersion:
+        schema = dict(self.schema)
+        schema["extra_fields"] = tuple(schema.get("extra_fields", ()))
+        return DatasetVersion(
+            project=self.project.name,
+            name=self.name,
+            version=self.version,
+            digest=self.digest,
+            uri=self.uri,
+            format=self.format,
+            schema=DatasetSchema(**schema),
+            num_rows=self.num_rows,
+            splits=dict(self.splits),
+            stats=dict(self.stats),
+            provenance=dict(self.provenance),
+            created_at=aware(self.created_at),
+        )
+
+
+class BaseModelRow(Base):
+    __tablename__ = "base_models"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", "version", name="uq_base_models_version"),
+        UniqueConstraint("project_id", "name", "digest", name="uq_base_models_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    uri: Mapped[str] = mapped_column(Text)
+    architecture: Mapped[str] = mapped_column(String(63))
+    family: Mapped[str] = mapped_column(String(31))
+    num_parameters: Mapped[int] = mapped_column(Integer)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship()
+
+    def to_entity(self) -> BaseModel:
+        return BaseModel(
+            project=self.project.name,
+            name=self.name,
+            version=self.version,
+            digest=self.digest,
+            uri=self.uri,
+            architecture=self.architecture,
+            family=self.family,
+            num_parameters=self.num_parameters,
+            provenance=dict(self.provenance),
+            created_at=aware(self.created_at),
+        )
+
+
+class RegisteredModelRow(Base):
+    __tablename__ = "registered_models"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_registered_models_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship()
+    versions: Mapped[list[ModelVersionRow]] = relationship(
+        back_populates="model", order_by="ModelVersionRow.version"
+    )
+    aliases: Mapped[list[ModelAliasRow]] = relationship(back_populates="model")
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(63))
+    digest: Mapped[str] = mapped_column(String(64))
+    uri: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    privacy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Digest of (dataset, base, task, config): lets a re-run find an identical version.
+    config_digest: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model: Mapped[RegisteredModelRow] = relationship(back_populates="versions")
+    aliases: Mapped[list[ModelAliasRow]] = relationship(back_populates="version_row")
+
+    def to_entity(self) -> ModelVersion:
+        return ModelVersion(
+            project=self.model.project.name,
+            name=self.model.name,
+            version=self.version,
+            task=self.task,
+            digest=self.digest,
+            uri=self.uri,
+            metrics=dict(self.metrics),
+            lineage=Lineage(**self.lineage),
+            privacy=dict(self.privacy) if self.privacy is not None else None,
+            aliases=tuple(sorted(a.alias for a in self.aliases)),
+            created_at=aware(self.created_at),
+        )
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_aliases_alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(63))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model: Mapped[RegisteredModelRow] = relationship(back_populates="aliases")
+    version_row: Mapped[ModelVersionRow] = relationship(back_populates="aliases")
+
+
+class AttachmentRow(Base):
+    __tablename__ = "model_attachments"
+    __table_args__ = (
+        UniqueConstraint("version_id", "kind", "name", name="uq_model_attachments_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    uri: Mapped[str] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    version_row: Mapped[ModelVersionRow] = relationship()
+
+    def to_entity(self) -> Attachment:
+        version = self.version_row
+        return Attachment(
+            project=version.model.project.name,
+            model=version.model.name,
+            version=version.version,
+            kind=self.kind,
+            name=self.name,
+            uri=self.uri,
+            summary=dict(self.summary),
+            created_at=aware(self.created_at),
+        )
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(31))
+    status: Mapped[str] = mapped_column(String(15), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    project: Mapped[ProjectRow] = relationship()
+
+    def to_entity(self) -> Job:
+        return Job(
+            id=self.id,
+            project=self.project.name,
+            kind=self.kind,
+            status=JobStatus(self.status),
+            spec=dict(self.spec),
+            progress=self.progress,
+            metrics=dict(self.metrics),
+            result=dict(self.result),
+            error=self.error,
+            created_at=aware(self.created_at),
+            started_at=_aware(self.started_at),
+            finished_at=_aware(self.finished_at),
+        )

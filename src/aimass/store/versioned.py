@@ -1,0 +1,137 @@
+"""Datasets and base models: named, numbered, content-addressed versions.
+
+Both follow the same rules, so one generic repository serves both: a version is
+identified by ``(project, name, version)``, its content by ``digest``, and
+re-registering identical content under the same name returns the existing
+version instead of creating a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import select
+
+from aimass.entities import BaseModel, DatasetVersion
+from aimass.errors import NotFound
+from aimass.refs import validate_name
+from aimass.store._common import SessionFactory, describe_versions, next_version, project_row
+from aimass.store.tables import BaseModelRow, DatasetVersionRow, ProjectRow
+
+__all__ = ["BaseModelRepository", "DatasetRepository"]
+
+RowT = TypeVar("RowT", DatasetVersionRow, BaseModelRow)
+EntityT = TypeVar("EntityT", DatasetVersion, BaseModel)
+
+
+class _VersionedRepository(Generic[RowT, EntityT]):
+    row_type: type[RowT]
+    kind: str
+
+    def __init__(self, session: SessionFactory) -> None:
+        self._session = session
+
+    def create_version(self, project: str, name: str, **fields: Any) -> tuple[EntityT, bool]:
+        """Register content under ``name``; return ``(version, created)``.
+
+        When a version with the same ``digest`` exists, it is returned with
+        ``created=False`` and nothing is written.
+        """
+        validate_name(name, kind=self.kind)
+        row_type = self.row_type
+        with self._session() as session:
+            proj = project_row(session, project)
+            existing = session.scalar(
+                select(row_type).where(
+                    row_type.project_id == proj.id,
+                    row_type.name == name,
+                    row_type.digest == fields["digest"],
+                )
+            )
+            if existing is not None:
+                return existing.to_entity(), False  # type: ignore[return-value]
+            version = next_version(
+                session, row_type.version, row_type.project_id == proj.id, row_type.name == name
+            )
+            row = row_type(project=proj, name=name, version=version, **fields)
+            session.add(row)
+            session.flush()
+            return row.to_entity(), True  # type: ignore[return-value]
+
+    def get(self, project: str, name: str, version: int | None = None) -> EntityT:
+        """Version ``version`` of ``name`` (the latest when ``None``)."""
+        validate_name(name, kind=self.kind)
+        row_type = self.row_type
+        with self._session() as session:
+            proj = project_row(session, project)
+            rows = session.scalars(
+                select(row_type)
+                .where(row_type.project_id == proj.id, row_type.name == name)
+                .order_by(row_type.version)
+            ).all()
+            if not rows:
+                raise NotFound(
+                    f"{self.kind} {name!r} not found in project {project!r}; "
+                    f"see 'aimass {self.kind_plural} list'",
+                    resource=self.kind,
+                    name=name,
+                )
+            if version is None:
+                return rows[-1].to_entity()  # type: ignore[return-value]
+            for row in rows:
+                if row.version == version:
+                    return row.to_entity()  # type: ignore[return-value]
+            raise NotFound(
+                f"{self.kind} {name!r} has no version {version} "
+                f"({describe_versions([r.version for r in rows])})",
+                resource=self.kind,
+                name=name,
+                version=version,
+            )
+
+    def versions(self, project: str, name: str) -> list[EntityT]:
+        """Every version of ``name``, oldest first."""
+        validate_name(name, kind=self.kind)
+        row_type = self.row_type
+        with self._session() as session:
+            proj = project_row(session, project)
+            rows = session.scalars(
+                select(row_type)
+                .where(row_type.project_id == proj.id, row_type.name == name)
+                .order_by(row_type.version)
+            ).all()
+            return [r.to_entity() for r in rows]  # type: ignore[misc]
+
+    def list(self, project: str) -> list[EntityT]:
+        """The latest version of every ``name`` in ``project``, sorted by name."""
+        row_type = self.row_type
+        with self._session() as session:
+            proj = project_row(session, project)
+            rows = session.scalars(
+                select(row_type)
+                .join(ProjectRow)
+                .where(row_type.project_id == proj.id)
+                .order_by(row_type.name, row_type.version)
+            ).all()
+            latest: dict[str, RowT] = {}
+            for row in rows:
+                latest[row.name] = row
+            return [row.to_entity() for row in latest.values()]  # type: ignore[misc]
+
+    @property
+    def kind_plural(self) -> str:
+        return "bases" if self.kind == "base model" else f"{self.kind}s"
+
+
+class DatasetRepository(_VersionedRepository[DatasetVersionRow, DatasetVersion]):
+    """Dataset versions (the Parquet files live in the artifact store)."""
+
+    row_type = DatasetVersionRow
+    kind = "dataset"
+
+
+class BaseModelRepository(_VersionedRepository[BaseModelRow, BaseModel]):
+    """Base model versions (the bundles live in the artifact store)."""
+
+    row_type = BaseModelRow
+    kind = "base model"

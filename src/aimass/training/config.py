@@ -1,0 +1,121 @@
+"""Training configuration: every hyperparameter, with defaults per mode, saved in lineage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from aimass.errors import InvalidArgument
+
+__all__ = ["MODES", "TrainConfig"]
+
+MODES = ("features", "finetune")
+
+# Mode defaults: a frozen encoder trains only a small head on cached features
+# (fast, so many epochs and a large step size); fine-tuning moves the whole
+# encoder (few epochs, small step size, warm-up).
+_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "features": {
+        "epochs": 30,
+        "lr": 2e-3,
+        "batch_size": 64,
+        "weight_decay": 1e-2,
+        "warmup_ratio": 0.0,
+        "pooling": "mean",
+        "feature_layers": 4,
+        "patience": 5,
+    },
+    "finetune": {
+        "epochs": 3,
+        "lr": 5e-5,
+        "batch_size": 16,
+        "weight_decay": 1e-2,
+        "warmup_ratio": 0.06,
+        "pooling": "mean",
+        "feature_layers": 1,
+        "patience": 0,
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run. ``None`` fields take the mode's default.
+
+    Attributes:
+        task: Registered task name (``classification``, ``regression``, ...).
+        mode: ``features`` (frozen encoder + trained head) or ``finetune`` (all weights).
+        epochs: Passes over the training split.
+        lr: Peak learning rate (AdamW).
+        batch_size: Examples per optimizer step.
+        max_length: Longest tokenised input; longer inputs are truncated.
+        weight_decay: AdamW weight decay (not applied to biases and norms).
+        warmup_ratio: Fraction of steps with linear warm-up, then linear decay.
+        grad_clip: Gradient norm clip (0 disables).
+        pooling: ``mean``, ``cls`` or ``pooler`` (see ``aimass.models.sequence``).
+        feature_layers: Last hidden layers pooled and concatenated.
+        dropout: Dropout before the head.
+        patience: Stop after this many evaluations without improvement (0 = never).
+        seed: Seeds weights init, shuffling and dropout: same seed, same model.
+        options: Task-specific options (validated by the task).
+    """
+
+    task: str = "classification"
+    mode: str = "features"
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    max_length: int = 128
+    weight_decay: float | None = None
+    warmup_ratio: float | None = None
+    grad_clip: float = 1.0
+    pooling: str | None = None
+    feature_layers: int | None = None
+    dropout: float = 0.1
+    patience: int | None = None
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every ``None`` replaced by the mode's default, validated."""
+        if self.mode not in MODES:
+            raise InvalidArgument(
+                f"training mode {self.mode!r} is not one of {', '.join(MODES)}", mode=self.mode
+            )
+        defaults = _MODE_DEFAULTS[self.mode]
+        filled = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        filled._validate()
+        return filled
+
+    def _validate(self) -> None:
+        checks = [
+            ("epochs", self.epochs is not None and 1 <= self.epochs <= 10_000),
+            ("lr", self.lr is not None and 0 < self.lr < 1),
+            ("batch_size", self.batch_size is not None and 1 <= self.batch_size <= 65_536),
+            ("max_length", 8 <= self.max_length <= 1_000_000),
+            ("weight_decay", self.weight_decay is not None and 0 <= self.weight_decay < 1),
+            ("warmup_ratio", self.warmup_ratio is not None and 0 <= self.warmup_ratio < 1),
+            ("grad_clip", self.grad_clip >= 0),
+            ("dropout", 0 <= self.dropout < 1),
+            ("patience", self.patience is not None and self.patience >= 0),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise InvalidArgument(
+                    f"training option {name}={getattr(self, name)!r} is out of range", field=name
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for lineage and job specs)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from plain data; unknown keys are an error naming the valid ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown training options {unknown}; valid: {', '.join(sorted(known))}"
+            )
+        return cls(**data)

@@ -1,0 +1,168 @@
+"""The training loop: one function, read top to bottom (nanoGPT style).
+
+Tasks do not fork it. A task hands ``fit`` its batches, a function that turns
+a batch into a loss, and a function that evaluates on the validation split;
+differential privacy, distillation and new tasks plug in through those and
+through the optimizer, never by copying the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aimass.errors import InvalidArgument
+from aimass.training.callbacks import CallbackList, LoopState
+from aimass.training.config import TrainConfig
+
+__all__ = ["FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything"]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What training produced besides the weights (which are left in the model)."""
+
+    best_metrics: dict[str, Any]
+    best_epoch: int
+    history: list[dict[str, Any]]
+    steps: int
+    stopped_early: bool
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_multiplier(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then linear decay to zero at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    remaining = max(total - warmup, 1)
+    return max(0.0, (total - step) / remaining)
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay weights, not biases or normalisation parameters."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _improved(value: float, best: float | None, greater_is_better: bool) -> bool:
+    if best is None:
+        return True
+    return value > best if greater_is_better else value < best
+
+
+def fit(
+    module: nn.Module,
+    *,
+    batches: Callable[[int], Sequence[Any]],
+    loss_fn: Callable[[Any], torch.Tensor],
+    evaluate: Callable[[], dict[str, Any]],
+    config: TrainConfig,
+    metric: str,
+    greater_is_better: bool,
+    callbacks: CallbackList,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> FitResult:
+    """Train ``module`` and leave the best validation weights in it.
+
+    Args:
+        module: The parameters being trained (the head alone in features mode).
+        batches: ``epoch -> batches`` (re-shuffled per epoch by the caller).
+        loss_fn: ``batch -> scalar loss``; the forward pass lives here.
+        evaluate: Validation metrics of the current weights.
+        config: A resolved :class:`TrainConfig`.
+        metric: The validation metric that selects the best epoch.
+        greater_is_better: Direction of ``metric``.
+        callbacks: Progress, logging, cancellation.
+        optimizer: Defaults to AdamW over ``param_groups(module)``.
+    """
+    assert config.epochs is not None
+    assert config.lr is not None
+    optimizer = optimizer or torch.optim.AdamW(
+        param_groups(module, config.weight_decay or 0.0), lr=config.lr
+    )
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
+    steps_per_epoch = len(batches(0))
+    if steps_per_epoch == 0:
+        raise InvalidArgument("the training split is empty; nothing to train on")
+    total = steps_per_epoch * config.epochs
+    warmup = int(total * (config.warmup_ratio or 0.0))
+    state = LoopState(epochs=config.epochs, total_steps=total)
+    best_value: float | None = None
+    best_weights = _snapshot(module)
+    stale = 0
+    stopped_early = False
+    callbacks.on_train_start(state)
+    try:
+        for epoch in range(config.epochs):
+            state.epoch = epoch
+            module.train()
+            epoch_batches: Iterable[Any] = batches(epoch)
+            for batch in epoch_batches:
+                # 1. learning rate for this step (warm-up, then linear decay)
+                state.lr = config.lr * lr_multiplier(state.step, total, warmup)
+                for group in optimizer.param_groups:
+                    group["lr"] = state.lr
+                # 2. forward pass and loss
+                loss = loss_fn(batch)
+                # 3. backward pass; clip the global gradient norm
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                # 4. optimizer step, then clear gradients (set_to_none frees memory)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                # 5. report: progress bar, TensorBoard, job heartbeat; may cancel
+                state.step += 1
+                state.loss = float(loss.detach())
+                callbacks.on_step_end(state)
+            # 6. evaluate on the validation split
+            module.eval()
+            metrics = evaluate()
+            value = float(metrics[metric])
+            state.history.append({"epoch": epoch + 1, "step": state.step, **metrics})
+            callbacks.on_eval(state, metrics)
+            # 7. keep the best weights; stop when patience runs out
+            if _improved(value, best_value, greater_is_better) and math.isfinite(value):
+                best_value, stale = value, 0
+                best_weights = _snapshot(module)
+                state.best = {"epoch": epoch + 1, **metrics}
+            else:
+                stale += 1
+                if config.patience and stale >= config.patience:
+                    stopped_early = True
+                    break
+    finally:
+        callbacks.on_train_end(state)
+    module.load_state_dict(best_weights)
+    module.eval()
+    return FitResult(
+        best_metrics=dict(state.best),
+        best_epoch=int(state.best.get("epoch", 0)),
+        history=state.history,
+        steps=state.step,
+        stopped_early=stopped_early,
+    )

@@ -1,0 +1,323 @@
+"""Sequence classification and regression on an encoder, in two modes.
+
+``features``: the pretrained encoder is frozen; it encodes every split once
+(features cached in memory), and only the head trains, for many cheap epochs.
+``finetune``: every weight trains on length-bucketed, dynamically padded batches.
+Both go through the same :func:`aimass.training.loop.fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aimass.errors import InvalidArgument
+from aimass.metrics import classification_metrics, regression_metrics
+from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.models.sequence import SequenceHeadConfig, SequenceModel
+from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
+from aimass.training.loop import FitResult, fit, seed_everything
+from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
+
+__all__ = ["ClassificationTask", "RegressionTask", "tokenizer_files"]
+
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "tokenizer.model",
+    "chat_template.jinja",
+)
+INFERENCE_BATCH = 64
+
+
+def tokenizer_files(directory: Any) -> dict[str, Any]:
+    """Tokenizer files present in a bundle directory (name → path)."""
+    return {n: directory / n for n in _TOKENIZER_FILES if (directory / n).is_file()}
+
+
+class _SequenceTask(Task):
+    """Shared recipe; subclasses define targets, loss and metrics."""
+
+    metric: ClassVar[str]
+    greater_is_better: ClassVar[bool]
+
+    # -- what subclasses define --------------------------------------------------
+
+    def head_config(self, inputs: TrainInputs) -> SequenceHeadConfig:
+        raise NotImplementedError
+
+    def targets(self, labels: Sequence[Any], head: SequenceHeadConfig) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metrics(
+        self, outputs: torch.Tensor, targets: torch.Tensor, head: SequenceHeadConfig
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- the recipe --------------------------------------------------------------
+
+    def train(self, inputs: TrainInputs) -> TrainOutcome:
+        cfg = inputs.config
+        if not len(inputs.validation):
+            raise InvalidArgument(
+                "the dataset has no validation rows; re-import it with validation split "
+                "fractions above 0 (or a split field with 'validation' rows)"
+            )
+        seed_everything(cfg.seed)
+        tokenizer = load_tokenizer(inputs.base_dir)
+        encoder = load_pretrained(inputs.base_dir, family="encoder")
+        head = self.head_config(inputs)
+        model = SequenceModel(encoder, head).to(inputs.device)
+        max_length = min(cfg.max_length, int(encoder.config.max_position_embeddings))
+        splits = {
+            name: encode_texts(tokenizer, getattr(inputs, name).texts, max_length=max_length)
+            for name in ("train", "validation", "test")
+        }
+        targets = {
+            name: self.targets(getattr(inputs, name).labels or [], head).to(inputs.device)
+            for name in ("train", "validation", "test")
+        }
+        started = time.perf_counter()
+        train_mode = self._train_features if cfg.mode == "features" else self._train_finetune
+        result, test_outputs = train_mode(model, splits, targets, inputs)
+        seconds = time.perf_counter() - started
+        model.to("cpu").eval()
+        test = self.metrics(test_outputs, targets["test"].cpu(), head) if len(inputs.test) else {}
+        hf_config = copy.deepcopy(encoder.config)
+        hf_config.update(model.hf_config_updates())
+        return TrainOutcome(
+            state_dict=model.export_state_dict(),
+            hf_config=json.loads(hf_config.to_json_string(use_diff=False)),
+            tokenizer_files=tokenizer_files(inputs.base_dir),
+            task_config={**head.to_dict(), "max_length": max_length},
+            architecture=str(encoder.config.model_type),
+            family="encoder",
+            metrics={
+                "validation": result.best_metrics,
+                "test": test,
+                "training": {
+                    "seconds": round(seconds, 3),
+                    "steps": result.steps,
+                    "best_epoch": result.best_epoch,
+                    "stopped_early": result.stopped_early,
+                    "train_rows": len(inputs.train),
+                    "samples_per_second": round(
+                        len(inputs.train) * len(result.history) / max(seconds, 1e-9), 2
+                    ),
+                },
+            },
+            history=result.history,
+        )
+
+    @torch.inference_mode()
+    def _outputs(
+        self, model: SequenceModel, encoded: Encoded, device: torch.device | str
+    ) -> torch.Tensor:
+        """Model outputs (N, C) in the original order."""
+        out = torch.empty((len(encoded), model.head_config.num_outputs))
+        for idx in bucketed_batches(encoded.lengths, INFERENCE_BATCH, shuffle=False):
+            out[idx] = model(**collate(encoded, idx, device)).float().cpu()
+        return out
+
+    @torch.inference_mode()
+    def _features(
+        self, model: SequenceModel, encoded: Encoded, inputs: TrainInputs
+    ) -> torch.Tensor:
+        """Frozen-encoder features (N, K·H), computed once per split."""
+        feats = torch.empty((len(encoded), model.feature_size), device=inputs.device)
+        for idx in bucketed_batches(encoded.lengths, INFERENCE_BATCH, shuffle=False):
+            feats[idx] = model.features(**collate(encoded, idx, inputs.device)).float()
+            inputs.callbacks.on_phase_advance(len(idx))
+        return feats
+
+    def _train_features(
+        self,
+        model: SequenceModel,
+        splits: dict[str, Encoded],
+        targets: dict[str, torch.Tensor],
+        inputs: TrainInputs,
+    ) -> tuple[FitResult, torch.Tensor]:
+        cfg = inputs.config
+        model.encoder.requires_grad_(False)
+        model.encoder.eval()
+        inputs.callbacks.on_phase("encoding features", sum(len(e) for e in splits.values()))
+        feats = {name: self._features(model, enc, inputs) for name, enc in splits.items()}
+        head = torch.nn.Sequential(model.dropout, model.classifier)
+        n = len(splits["train"])
+        assert cfg.batch_size is not None
+
+        def batches(epoch: int) -> list[torch.Tensor]:
+            gen = torch.Generator().manual_seed(cfg.seed + epoch)
+            perm = torch.randperm(n, generator=gen)
+            return list(perm.split(cfg.batch_size))
+
+        def loss_fn(idx: torch.Tensor) -> torch.Tensor:
+            return self.loss(head(feats["train"][idx]), targets["train"][idx])
+
+        def evaluate() -> dict[str, Any]:
+            with torch.inference_mode():
+                outputs = model.classifier(feats["validation"])
+            return self.metrics(outputs.cpu(), targets["validation"].cpu(), model.head_config)
+
+        result = fit(
+            head,
+            batches=batches,
+            loss_fn=loss_fn,
+            evaluate=evaluate,
+            config=cfg,
+            metric=self.metric,
+            greater_is_better=self.greater_is_better,
+            callbacks=inputs.callbacks,
+        )
+        with torch.inference_mode():
+            return result, model.classifier(feats["test"]).float().cpu()
+
+    def _train_finetune(
+        self,
+        model: SequenceModel,
+        splits: dict[str, Encoded],
+        targets: dict[str, torch.Tensor],
+        inputs: TrainInputs,
+    ) -> tuple[FitResult, torch.Tensor]:
+        cfg = inputs.config
+        train = splits["train"]
+        assert cfg.batch_size is not None
+
+        def batches(epoch: int) -> list[list[int]]:
+            return bucketed_batches(
+                train.lengths, cfg.batch_size or 1, shuffle=True, seed=cfg.seed + epoch
+            )
+
+        def loss_fn(idx: list[int]) -> torch.Tensor:
+            outputs = model(**collate(train, idx, inputs.device))
+            return self.loss(outputs, targets["train"][idx])
+
+        def evaluate() -> dict[str, Any]:
+            outputs = self._outputs(model, splits["validation"], inputs.device)
+            return self.metrics(outputs, targets["validation"].cpu(), model.head_config)
+
+        result = fit(
+            model,
+            batches=batches,
+            loss_fn=loss_fn,
+            evaluate=evaluate,
+            config=cfg,
+            metric=self.metric,
+            greater_is_better=self.greater_is_better,
+            callbacks=inputs.callbacks,
+        )
+        return result, self._outputs(model, splits["test"], inputs.device)
+
+
+class ClassificationTask(_SequenceTask):
+    """Single-label classification with cross-entropy; labels are class names."""
+
+    name = "classification"
+    description = "single-label text classification (cross-entropy)"
+    metric = "accuracy"
+    greater_is_better = True
+
+    def check_dataset(self, schema: Any, stats: dict[str, Any]) -> None:
+        if schema.label_type not in ("string", "integer"):
+            raise InvalidArgument(
+                f"classification needs class labels (strings or integers); this dataset's labels "
+                f"are {schema.label_type or 'absent'}"
+                + ("; use --task regression" if schema.label_type == "float" else "")
+            )
+        if len(stats.get("classes", [])) < 2:
+            raise InvalidArgument("classification needs at least 2 classes in the dataset")
+
+    def head_config(self, inputs: TrainInputs) -> SequenceHeadConfig:
+        cfg = inputs.config
+        classes = list(inputs.stats["classes"])
+        return SequenceHeadConfig(
+            task=self.name,
+            num_outputs=len(classes),
+            labels=classes,
+            pooling=str(cfg.pooling),
+            feature_layers=int(cfg.feature_layers or 1),
+            dropout=cfg.dropout,
+        )
+
+    def targets(self, labels: Sequence[Any], head: SequenceHeadConfig) -> torch.Tensor:
+        index = {label: i for i, label in enumerate(head.labels)}
+        return torch.tensor([index[str(label)] for label in labels], dtype=torch.long)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets)
+
+    def metrics(
+        self, outputs: torch.Tensor, targets: torch.Tensor, head: SequenceHeadConfig
+    ) -> dict[str, Any]:
+        result = classification_metrics(
+            targets.numpy(), outputs.argmax(dim=-1).numpy(), head.labels
+        )
+        result["loss"] = float(F.cross_entropy(outputs, targets)) if len(targets) else 0.0
+        return result
+
+
+class RegressionTask(_SequenceTask):
+    """Scalar regression with MSE on standardised targets."""
+
+    name = "regression"
+    description = "scalar regression (mean squared error)"
+    metric = "rmse"
+    greater_is_better = False
+
+    def check_dataset(self, schema: Any, stats: dict[str, Any]) -> None:
+        if schema.label_type not in ("integer", "float"):
+            raise InvalidArgument(
+                f"regression needs numeric labels; this dataset's labels are "
+                f"{schema.label_type or 'absent'}"
+                + ("; use --task classification" if schema.label_type == "string" else "")
+            )
+
+    def head_config(self, inputs: TrainInputs) -> SequenceHeadConfig:
+        cfg = inputs.config
+        values = np.asarray(inputs.train.labels, dtype=np.float64)
+        std = float(values.std()) if len(values) else 1.0
+        return SequenceHeadConfig(
+            task=self.name,
+            num_outputs=1,
+            pooling=str(cfg.pooling),
+            feature_layers=int(cfg.feature_layers or 1),
+            dropout=cfg.dropout,
+            target_mean=float(values.mean()) if len(values) else 0.0,
+            target_std=std if std > 0 else 1.0,
+        )
+
+    def targets(self, labels: Sequence[Any], head: SequenceHeadConfig) -> torch.Tensor:
+        values = torch.tensor([float(v) for v in labels], dtype=torch.float32)
+        return (values - head.target_mean) / head.target_std
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(outputs.squeeze(-1), targets)
+
+    def metrics(
+        self, outputs: torch.Tensor, targets: torch.Tensor, head: SequenceHeadConfig
+    ) -> dict[str, Any]:
+        scale = head.target_std
+        pred = outputs.squeeze(-1).numpy() * scale + head.target_mean
+        true = targets.numpy() * scale + head.target_mean
+        result = regression_metrics(true, pred)
+        result["loss"] = float(F.mse_loss(outputs.squeeze(-1), targets)) if len(targets) else 0.0
+        return result
+
+
+register_task(ClassificationTask())
+register_task(RegressionTask())

@@ -1,0 +1,126 @@
+"""Tasks registered by name: each is a recipe that drives the one training loop.
+
+A task checks that a dataset suits it, builds the model from a base bundle,
+hands :func:`aimass.training.loop.fit` its batches, loss and evaluation, and
+returns a :class:`TrainOutcome` that the job runner turns into a bundle. New
+tasks register with :func:`register_task`; they never copy the loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aimass.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    import torch
+
+    from aimass.artifacts.bundle import Manifest
+    from aimass.data.tables import SplitData
+    from aimass.entities import DatasetSchema
+    from aimass.training.callbacks import CallbackList
+    from aimass.training.config import TrainConfig
+
+__all__ = ["Task", "TrainInputs", "TrainOutcome", "get_task", "list_tasks", "register_task"]
+
+
+@dataclass
+class TrainInputs:
+    """Everything a task needs for one run (no store, no artifact repository)."""
+
+    base_dir: Path
+    base_manifest: Manifest
+    schema: DatasetSchema
+    stats: dict[str, Any]
+    train: SplitData
+    validation: SplitData
+    test: SplitData
+    config: TrainConfig
+    device: torch.device
+    callbacks: CallbackList
+    workdir: Path
+
+
+@dataclass
+class TrainOutcome:
+    """A trained model, ready to be written as a bundle.
+
+    Attributes:
+        state_dict: Weights, keyed as the Hugging Face class of ``hf_config`` expects.
+        hf_config: The ``config.json`` content.
+        tokenizer_files: Tokenizer files to copy into the bundle (name → path).
+        task_config: Head/task settings serving needs (``aimass.json`` task_config).
+        architecture: ``model_type`` of the model.
+        family: ``encoder``, ``decoder`` or ``encoder-decoder``.
+        metrics: ``{"validation": {...}, "test": {...}, "training": {...}}``.
+        history: Per-epoch validation metrics.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    hf_config: dict[str, Any]
+    tokenizer_files: dict[str, Path]
+    task_config: dict[str, Any]
+    architecture: str
+    family: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Task(ABC):
+    """A trainable task. Subclasses set ``name`` and implement the two methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    families: ClassVar[tuple[str, ...]] = ("encoder",)
+
+    @abstractmethod
+    def check_dataset(self, schema: DatasetSchema, stats: dict[str, Any]) -> None:
+        """Raise InvalidArgument (naming the fix) when the dataset does not suit the task."""
+
+    @abstractmethod
+    def train(self, inputs: TrainInputs) -> TrainOutcome:
+        """Train from ``inputs`` and return the outcome (weights left on CPU)."""
+
+    def check_base(self, manifest: Manifest) -> None:
+        """Refuse a base model of the wrong family."""
+        if manifest.family not in self.families:
+            raise InvalidArgument(
+                f"task {self.name!r} needs a base of family {'/'.join(self.families)}, "
+                f"but the base is {manifest.family} ({manifest.architecture})"
+            )
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task, *, force: bool = False) -> Task:
+    """Register ``task`` under ``task.name`` (``force`` replaces)."""
+    if task.name in _TASKS and not force:
+        raise InvalidArgument(f"task {task.name!r} is registered already")
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    """The task ``name``; the error lists the registered tasks."""
+    _load_builtin_tasks()
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown task {name!r}; tasks: {', '.join(sorted(_TASKS))}", task=name
+        ) from None
+
+
+def list_tasks() -> list[Task]:
+    """Every registered task, by name."""
+    _load_builtin_tasks()
+    return [_TASKS[n] for n in sorted(_TASKS)]
+
+
+def _load_builtin_tasks() -> None:
+    # Built-in tasks import torch; they register on first use, not at import time.
+    from aimass.training import sequence  # noqa: F401

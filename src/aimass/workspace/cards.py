@@ -1,0 +1,163 @@
+"""Model cards: a Markdown page per model version, generated from its record.
+
+Nothing in a card is typed by hand: task, data, base, configuration, metrics,
+privacy and attached reports all come from the registry, so a card cannot
+drift from the model it describes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aimass.entities import Attachment, BaseModel, DatasetVersion, ModelVersion
+
+__all__ = ["render_card"]
+
+_CLASSIFICATION_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss")
+_REGRESSION_KEYS = ("mae", "rmse", "r2", "loss")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _metrics_section(version: ModelVersion) -> str:
+    keys = _CLASSIFICATION_KEYS if version.task == "classification" else _REGRESSION_KEYS
+    splits = [(s, version.metrics.get(s) or {}) for s in ("validation", "test")]
+    rows = [(k, *[m.get(k, "—") for _s, m in splits]) for k in keys]
+    parts = [_table(("metric", "validation (best epoch)", "test"), rows)]
+    test = version.metrics.get("test") or {}
+    per_class = test.get("per_class")
+    if per_class:
+        parts.append("\nPer class (test split):\n")
+        parts.append(
+            _table(
+                ("class", "precision", "recall", "f1", "support"),
+                [
+                    (c, v["precision"], v["recall"], v["f1"], v["support"])
+                    for c, v in per_class.items()
+                ],
+            )
+        )
+    training = version.metrics.get("training") or {}
+    if training:
+        parts.append(
+            f"\nTraining took {training.get('seconds', '?')} s for {training.get('steps', '?')} "
+            f"optimizer steps (best epoch {training.get('best_epoch', '?')})."
+        )
+    return "\n".join(parts)
+
+
+def _privacy_section(version: ModelVersion) -> str:
+    privacy = version.privacy
+    if not privacy:
+        return (
+            "This version was **not** trained with differential privacy: it may memorise "
+            "training examples. Do not expose it to untrusted users if the training data is "
+            "sensitive."
+        )
+    rows = [(k, v) for k, v in sorted(privacy.items()) if not isinstance(v, dict | list)]
+    return "Trained with differential privacy (DP-SGD).\n\n" + _table(("field", "value"), rows)
+
+
+def _attachments_section(attachments: list[Attachment]) -> str:
+    if not attachments:
+        return "No evaluation reports are attached yet."
+    rows = [
+        (
+            a.kind,
+            a.name,
+            a.created_at.date().isoformat(),
+            ", ".join(f"{k}={_fmt(v)}" for k, v in list(a.summary.items())[:6]),
+        )
+        for a in attachments
+    ]
+    return _table(("kind", "name", "date", "summary"), rows)
+
+
+def _data_section(dataset: DatasetVersion) -> str:
+    prov = dataset.provenance
+    lines = [
+        f"- Dataset: `{dataset.ref}` ({dataset.num_rows:,} rows; "
+        + ", ".join(f"{s} {n:,}" for s, n in dataset.splits.items())
+        + ")",
+        f"- Content digest: `{dataset.digest[:16]}…`",
+    ]
+    if prov.get("source"):
+        lines.append(f"- Source: {prov['source']}")
+    if prov.get("license"):
+        lines.append(f"- License / terms: {prov['license']}")
+    if prov.get("transformation"):
+        lines.append(f"- Transformation on import: {prov['transformation']}")
+    counts = (dataset.stats.get("label_counts") or {}).get("train")
+    if counts:
+        lines.append("- Training labels: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return "\n".join(lines)
+
+
+def render_card(
+    version: ModelVersion,
+    *,
+    dataset: DatasetVersion,
+    base: BaseModel,
+    attachments: list[Attachment],
+) -> str:
+    """The Markdown model card of ``version``."""
+    lineage = version.lineage
+    config = lineage.config
+    aliases = ", ".join(version.aliases) or "none"
+    base_license = base.provenance.get("license", "see the base model's source")
+    sections = [
+        f"# Model card: {version.name} v{version.version}",
+        _table(
+            ("field", "value"),
+            [
+                ("task", version.task),
+                ("mode", config.get("mode", "—")),
+                ("base model", f"{base.ref} ({base.architecture}, {base.num_parameters:,} params)"),
+                ("dataset", dataset.ref),
+                ("aliases", aliases),
+                ("created", version.created_at.isoformat(timespec="seconds")),
+                ("bundle digest", f"{version.digest[:16]}…"),
+                ("project", version.project),
+            ],
+        ),
+        "## Intended use",
+        f"{version.task.capitalize()} of short texts similar to `{dataset.name}`. The model "
+        f"inherits the language coverage and biases of its base model ({base.name}) and of its "
+        "training data; check the evaluation reports before using it on other populations.",
+        "## Training data",
+        _data_section(dataset),
+        "## Base model",
+        f"- `{base.ref}`: {base.provenance.get('description', base.architecture)}\n"
+        f"- License: {base_license}",
+        "## Training configuration",
+        _table(("option", "value"), [(k, v) for k, v in sorted(config.items()) if k != "options"]),
+        "## Metrics",
+        _metrics_section(version),
+        "## Privacy",
+        _privacy_section(version),
+        "## Evaluation reports",
+        _attachments_section(attachments),
+        "## How to use",
+        "```bash\n"
+        f'aimass predict {version.name}@{version.version} "your text here"\n'
+        "```\n\n"
+        "```python\n"
+        "import aimass\n"
+        f'model = aimass.load("{version.name}@{version.version}")\n'
+        'model.predict(["your text here"])\n'
+        "```",
+        "## Lineage",
+        f"- Job: `{lineage.job_id}`\n- Code: {lineage.code_version}\n"
+        f"- Dataset digest: `{lineage.dataset_digest}`\n- Base digest: `{lineage.base_digest}`",
+    ]
+    return "\n\n".join(sections) + "\n"

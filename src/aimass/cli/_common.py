@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aimass.entities import to_jsonable
@@ -121,7 +122,11 @@ def errors_reported() -> Iterator[None]:
     try:
         yield
     except AimassError as exc:
-        err_console.print(f"[bold red]Error [{exc.code}][/]: {exc.message}", highlight=False)
+        err_console.print(
+            f"[bold red]Error [{exc.code}][/]: {escape(exc.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from exc
 
 

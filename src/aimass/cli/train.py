@@ -54,6 +54,9 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default per mode).")] = None,
     max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
+    pooling: Annotated[
+        str | None, typer.Option(help="mean, cls or pooler (pooler = Hugging Face's head).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
     project: ProjectOpt = "default",
@@ -70,6 +73,7 @@ def train(
         lr=lr,
         batch_size=batch_size,
         max_length=max_length,
+        pooling=pooling,
         seed=seed,
     )
     spec = TrainSpec(dataset=dataset, base=base, model=name, config=config, alias=alias)
@@ -124,7 +128,7 @@ def predict(
 _QUICKSTART_TEXTS = [
     "A moving, beautifully acted film that stays with you long after the credits.",
     "Two hours of my life I will never get back: dull, clumsy and far too long.",
-    "The script is sharp and the cast clearly had fun.",
+    "Sharp, funny and full of heart: the best comedy of the year.",
     "A lifeless sequel that forgets everything that made the original work.",
 ]
 

@@ -72,7 +72,7 @@ class JobReporter(Callback):
     not slowed down by database round trips.
     """
 
-    def __init__(self, store: Store, job_id: str, *, interval: float = 0.25) -> None:
+    def __init__(self, store: Store, job_id: str, *, interval: float = 0.05) -> None:
         self.store = store
         self.job_id = job_id
         self.interval = interval

@@ -40,6 +40,9 @@ def quiet_transformers() -> None:
         raise MissingExtra("model code needs: pip install 'aimass[train]'") from exc
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
 
 
 def require_safetensors(directory: Path) -> None:

@@ -53,7 +53,8 @@ class TrainConfig:
         warmup_ratio: Fraction of steps with linear warm-up, then linear decay.
         grad_clip: Gradient norm clip (0 disables).
         pooling: ``mean``, ``cls`` or ``pooler`` (see ``aimass.models.sequence``).
-        feature_layers: Last hidden layers pooled and concatenated.
+        feature_layers: Last hidden layers pooled and concatenated (capped at the
+            encoder's depth).
         dropout: Dropout before the head.
         patience: Stop after this many evaluations without improvement (0 = never).
         seed: Seeds weights init, shuffling and dropout: same seed, same model.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +28,19 @@ __all__ = ["FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything
 
 @dataclass(frozen=True)
 class FitResult:
-    """What training produced besides the weights (which are left in the model)."""
+    """What training produced besides the weights (which are left in the model).
+
+    ``train_seconds`` counts optimisation steps only (no evaluation), so
+    ``samples / train_seconds`` is the training throughput.
+    """
 
     best_metrics: dict[str, Any]
     best_epoch: int
     history: list[dict[str, Any]]
     steps: int
     stopped_early: bool
+    train_seconds: float
+    samples: int
 
 
 def seed_everything(seed: int) -> None:
@@ -85,6 +92,7 @@ def fit(
     greater_is_better: bool,
     callbacks: CallbackList,
     optimizer: torch.optim.Optimizer | None = None,
+    batch_size_of: Callable[[Any], int] = len,
 ) -> FitResult:
     """Train ``module`` and leave the best validation weights in it.
 
@@ -98,6 +106,7 @@ def fit(
         greater_is_better: Direction of ``metric``.
         callbacks: Progress, logging, cancellation.
         optimizer: Defaults to AdamW over ``param_groups(module)``.
+        batch_size_of: Examples in a batch (for the throughput figure).
     """
     assert config.epochs is not None
     assert config.lr is not None
@@ -115,12 +124,15 @@ def fit(
     best_weights = _snapshot(module)
     stale = 0
     stopped_early = False
+    train_seconds = 0.0
+    samples = 0
     callbacks.on_train_start(state)
     try:
         for epoch in range(config.epochs):
             state.epoch = epoch
             module.train()
             epoch_batches: Iterable[Any] = batches(epoch)
+            started = time.perf_counter()
             for batch in epoch_batches:
                 # 1. learning rate for this step (warm-up, then linear decay)
                 state.lr = config.lr * lr_multiplier(state.step, total, warmup)
@@ -138,7 +150,9 @@ def fit(
                 # 5. report: progress bar, TensorBoard, job heartbeat; may cancel
                 state.step += 1
                 state.loss = float(loss.detach())
+                samples += batch_size_of(batch)
                 callbacks.on_step_end(state)
+            train_seconds += time.perf_counter() - started
             # 6. evaluate on the validation split
             module.eval()
             metrics = evaluate()
@@ -165,4 +179,6 @@ def fit(
         history=state.history,
         steps=state.step,
         stopped_early=stopped_early,
+        train_seconds=train_seconds,
+        samples=samples,
     )

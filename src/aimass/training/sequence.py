@@ -47,6 +47,14 @@ def tokenizer_files(directory: Any) -> dict[str, Any]:
     return {n: directory / n for n in _TOKENIZER_FILES if (directory / n).is_file()}
 
 
+def _feature_layers(inputs: TrainInputs) -> int:
+    """Requested layers to pool, capped at the encoder's depth (small encoders have few)."""
+    from aimass.models.hf import read_config
+
+    depth = int(read_config(inputs.base_dir).num_hidden_layers)
+    return max(1, min(int(inputs.config.feature_layers or 1), depth))
+
+
 class _SequenceTask(Task):
     """Shared recipe; subclasses define targets, loss and metrics."""
 
@@ -116,8 +124,9 @@ class _SequenceTask(Task):
                     "best_epoch": result.best_epoch,
                     "stopped_early": result.stopped_early,
                     "train_rows": len(inputs.train),
+                    "train_seconds": round(result.train_seconds, 3),
                     "samples_per_second": round(
-                        len(inputs.train) * len(result.history) / max(seconds, 1e-9), 2
+                        result.samples / max(result.train_seconds, 1e-9), 2
                     ),
                 },
             },
@@ -250,7 +259,7 @@ class ClassificationTask(_SequenceTask):
             num_outputs=len(classes),
             labels=classes,
             pooling=str(cfg.pooling),
-            feature_layers=int(cfg.feature_layers or 1),
+            feature_layers=_feature_layers(inputs),
             dropout=cfg.dropout,
         )
 
@@ -295,7 +304,7 @@ class RegressionTask(_SequenceTask):
             task=self.name,
             num_outputs=1,
             pooling=str(cfg.pooling),
-            feature_layers=int(cfg.feature_layers or 1),
+            feature_layers=_feature_layers(inputs),
             dropout=cfg.dropout,
             target_mean=float(values.mean()) if len(values) else 0.0,
             target_std=std if std > 0 else 1.0,

@@ -1,0 +1,121 @@
+"""Shared fixtures: a clean environment, a tmp aimass home, tiny models and datasets.
+
+Default tests are fast, offline and CPU-only: models come from tiny random
+configs (hidden size 32, two layers), stores live in ``tmp_path``. Tests that
+need real pretrained weights or minutes of CPU are marked ``slow`` and run
+with ``--run-slow`` (``make test`` passes it) or ``AIMASS_RUN_SLOW=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aimass.settings import Settings
+
+POSITIVE = ["good", "great", "fine", "happy", "lovely", "superb"]
+NEGATIVE = ["bad", "awful", "sad", "poor", "dreadful", "boring"]
+FILLER = ["the", "a", "film", "was", "is", "and", "very", "not", "movie", "plot", "it"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow") or os.environ.get("AIMASS_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or AIMASS_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AIMASS_* variable leaks into a test; HOME points at tmp; hubs are off."""
+    for key in list(os.environ):
+        if key.startswith("AIMASS_") and key != "AIMASS_RUN_SLOW":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "aimass-home"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh aimass home under ``tmp_path``."""
+    return Settings(home=tmp_path / "home", device="cpu")
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Iterator[object]:
+    """A :class:`~aimass.workspace.Workspace` on a fresh home."""
+    from aimass.workspace import Workspace
+
+    ws = Workspace(settings)
+    yield ws
+    ws.close()
+
+
+def tiny_vocab() -> list[str]:
+    """The vocabulary of the tiny test tokenizer."""
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'")
+    return SPECIAL + POSITIVE + NEGATIVE + FILLER + letters
+
+
+def make_tiny_bert(directory: Path, *, seed: int = 0) -> Path:
+    """Save a random 2-layer BERT (hidden 32) with a matching tokenizer to ``directory``."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    torch.manual_seed(seed)
+    vocab = tiny_vocab()
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(str(directory), safe_serialization=True)
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT Hugging Face directory (built once per session)."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "tiny-bert")
+
+
+def sentiment_rows(n: int, *, seed: int = 0) -> list[dict[str, object]]:
+    """Synthetic sentiment rows a tiny model can learn: the label follows the words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(POSITIVE if label == "pos" else NEGATIVE, 2) + rng.sample(FILLER, 3)
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label, "group": rng.choice("xy")})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    """Write ``rows`` as JSON lines."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sentiment_file(tmp_path: Path) -> Path:
+    """A 200-row synthetic sentiment JSONL file."""
+    return write_jsonl(tmp_path / "sentiment.jsonl", sentiment_rows(200))

@@ -24,6 +24,8 @@ over the wire so the SDK raises the same class the server raised.
     ├── UnsupportedModel         UNSUPPORTED_MODEL    422
     ├── PrivacyBudgetExceeded    PRIVACY_BUDGET       422
     ├── ResourceExhausted        RESOURCE_EXHAUSTED   429
+    │   └── PayloadTooLarge      PAYLOAD_TOO_LARGE    413
+    ├── UnsupportedMediaType     UNSUPPORTED_MEDIA_TYPE 415
     ├── Cancelled                CANCELLED            499
     ├── Internal                 INTERNAL             500
     │   └── JobFailed
@@ -53,12 +55,14 @@ __all__ = [
     "MissingExtra",
     "NotFound",
     "NotImplementedFeature",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PrivacyBudgetExceeded",
     "ResourceExhausted",
     "SchemaOutOfDate",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedMediaType",
     "UnsupportedModel",
     "error_from_dict",
 ]
@@ -82,6 +86,8 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     UNIMPLEMENTED = "UNIMPLEMENTED"
     UNAVAILABLE = "UNAVAILABLE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -100,6 +106,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNIMPLEMENTED: 501,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
 }
 
 
@@ -216,6 +224,18 @@ class ResourceExhausted(AimassError):
     """A limit was hit: rate, quota, batch size, body size."""
 
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class PayloadTooLarge(ResourceExhausted):
+    """A request body is over the size limit."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class UnsupportedMediaType(AimassError):
+    """A request body is not JSON (the only body type the server parses)."""
+
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class Cancelled(AimassError):

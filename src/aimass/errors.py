@@ -11,7 +11,8 @@ over the wire so the SDK raises the same class the server raised.
     AimassError
     ├── InvalidArgument          INVALID_ARGUMENT     400
     │   ├── DatasetValidationError
-    │   └── InvalidName
+    │   ├── InvalidName
+    │   └── MethodNotAllowed     METHOD_NOT_ALLOWED   405
     ├── Unauthenticated          UNAUTHENTICATED      401
     ├── PermissionDenied         PERMISSION_DENIED    403
     ├── NotFound                 NOT_FOUND            404
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidName",
     "JobFailed",
+    "MethodNotAllowed",
     "MissingExtra",
     "NotFound",
     "NotImplementedFeature",
@@ -88,6 +90,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -108,6 +111,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
 }
 
 
@@ -156,6 +160,12 @@ class DatasetValidationError(InvalidArgument):
 
 class InvalidName(InvalidArgument):
     """A resource name is not a valid slug."""
+
+
+class MethodNotAllowed(InvalidArgument):
+    """The path exists but not with this HTTP method."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
 
 
 class Unauthenticated(AimassError):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from aimass.entities import AuditEvent
 from aimass.errors import AlreadyExists
@@ -160,38 +160,51 @@ class AuditRepository:
             return [r.to_entity() for r in rows]
 
     def verify(self, *, key: bytes, chunk: int = 1000) -> AuditVerification:
-        """Recompute the chain from the first row; report every row that does not fit."""
+        """Recompute the chain up to the head; report every row that does not fit.
+
+        Rows appended while it runs are left for the next run; rows beyond the
+        head that no writer accounts for are reported.
+        """
         problems: list[str] = []
         prev_hash, expected, rows = GENESIS, 1, 0
         with self._session() as session:
-            while True:
+            head = session.get(AuditHeadRow, _HEAD_ID)
+            end = head.seq if head is not None else 0
+            while expected <= end:
                 batch = session.scalars(
-                    select(AuditRow).where(AuditRow.seq >= expected).order_by(AuditRow.seq)
+                    select(AuditRow)
+                    .where(AuditRow.seq >= expected, AuditRow.seq <= end)
+                    .order_by(AuditRow.seq)
                     .limit(chunk)
                 ).all()
+                if not batch:
+                    break
                 for row in batch:
                     rows += 1
-                    if row.seq != expected:
-                        problems.append(f"rows {expected}..{row.seq - 1} are missing (deleted)")
-                    if row.prev_hash != prev_hash:
-                        problems.append(f"row {row.seq}: does not link to the row before it")
-                    if row_hash(key, row.prev_hash, _content(row)) != row.hash:
-                        problems.append(f"row {row.seq}: content does not match its hash (edited)")
+                    problems += _check(key, row, expected, prev_hash)
                     prev_hash, expected = row.hash, row.seq + 1
-                if len(batch) < chunk:
-                    break
-            head = session.get(AuditHeadRow, _HEAD_ID)
-            head_seq = expected - 1
-            if head is not None and (
-                head.seq != head_seq or head.hash != head_hash(key, head.seq, prev_hash)
-            ):
+            if head is not None and (expected - 1 != end or head.hash != head_hash(key, end, prev_hash)):
                 problems.append(
-                    f"the head says the log ends at row {head.seq} but it ends at row {head_seq} "
+                    f"the head says the log ends at row {end} but the rows end at {expected - 1} "
                     "(rows at the end were deleted, or the head was edited)"
                 )
-            if head is None and rows:
-                problems.append("the head row is missing")
-        return AuditVerification(ok=not problems, rows=rows, head_seq=head_seq, problems=problems)
+        with self._session() as session:
+            newest = session.scalar(select(func.max(AuditRow.seq))) or 0
+            head = session.get(AuditHeadRow, _HEAD_ID)
+            if newest > (head.seq if head is not None else 0):
+                problems.append(f"rows after the head (up to {newest}) were added without the key")
+        return AuditVerification(ok=not problems, rows=rows, head_seq=end, problems=problems)
+
+
+def _check(key: bytes, row: AuditRow, expected: int, prev_hash: str) -> list[str]:
+    problems = []
+    if row.seq != expected:
+        problems.append(f"rows {expected}..{row.seq - 1} are missing (deleted)")
+    if row.prev_hash != prev_hash:
+        problems.append(f"row {row.seq}: does not link to the row before it")
+    if row_hash(key, row.prev_hash, _content(row)) != row.hash:
+        problems.append(f"row {row.seq}: content does not match its hash (edited)")
+    return problems
 
 
 def _fields(record: AuditRecord) -> dict[str, Any]:
@@ -207,4 +220,3 @@ def _fields(record: AuditRecord) -> dict[str, Any]:
         "input_hash": record.input_hash,
         "details": record.details,
     }
-

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from aimass.entities import Job, JobLogLine, JobStatus
@@ -233,3 +233,10 @@ class JobRepository:
                 .limit(limit)
             ).all()
             return [r.to_entity() for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status, over every project (for the metrics endpoint)."""
+        with self._session() as session:
+            rows = session.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
+            found = {str(status): int(n) for status, n in rows}
+        return {str(s): found.get(str(s), 0) for s in JobStatus}

@@ -11,11 +11,13 @@ entity prints its wire form unchanged (the CLI relies on this in remote mode).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimass import entities as e
+if TYPE_CHECKING:
+    # Types only: schemas and entities are sibling layers; converters read attributes.
+    from aimass import entities as e
 
 __all__ = [
     "AliasSet",

@@ -103,7 +103,7 @@ class WorkerPool:
             self._wake.notify()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming; wait up to ``timeout`` s for running jobs (the rest are recovered later)."""
+        """Stop claiming; give running jobs ``timeout`` s (the rest are recovered later)."""
         self._stop.set()
         with self._wake:
             self._wake.notify_all()

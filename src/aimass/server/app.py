@@ -19,7 +19,9 @@ from aimass.workspace import Workspace
 __all__ = ["UNAUTHENTICATED_PATHS", "create_app"]
 
 # The only paths that answer without an API key (a test proves every other route refuses).
-UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"})
+UNAUTHENTICATED_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"}
+)
 
 _DESCRIPTION = """\
 Self-hosted model-as-a-service for transformer models on sensitive data.

@@ -65,9 +65,7 @@ async def _principal(
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def project_access(
-    scope: str, *, model_param: str | None = None
-) -> Callable[..., Awaitable[str]]:
+def project_access(scope: str, *, model_param: str | None = None) -> Callable[..., Awaitable[str]]:
     """A dependency: the path's project, once the caller holds ``scope`` in it.
 
     Args:

@@ -32,30 +32,45 @@ class Metrics:
             "aimass_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
         )
         self.latency = Histogram(
-            "aimass_http_request_seconds", "HTTP request latency", ["method", "route"],
-            buckets=_LATENCY, registry=r,
+            "aimass_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.predictions = Counter(
             "aimass_predictions", "Inputs predicted", ["project", "model"], registry=r
         )
         self.predict_latency = Histogram(
-            "aimass_predict_seconds", "Predict request latency per model", ["project", "model"],
-            buckets=_LATENCY, registry=r,
+            "aimass_predict_seconds",
+            "Predict request latency per model",
+            ["project", "model"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.batch_size = Histogram(
             "aimass_batch_size", "Inputs per batch", ["model"], buckets=_SIZES, registry=r
         )
         self.batch_wait = Histogram(
-            "aimass_batch_wait_seconds", "Wait of a batch's oldest input", ["model"],
-            buckets=_LATENCY, registry=r,
+            "aimass_batch_wait_seconds",
+            "Wait of a batch's oldest input",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.batch_compute = Histogram(
-            "aimass_batch_compute_seconds", "Forward pass time per batch", ["model"],
-            buckets=_LATENCY, registry=r,
+            "aimass_batch_compute_seconds",
+            "Forward pass time per batch",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
         )
         self.batch_tokens = Histogram(
-            "aimass_batch_padded_tokens", "Padded tokens per batch", ["model"],
-            buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 65536), registry=r,
+            "aimass_batch_padded_tokens",
+            "Padded tokens per batch",
+            ["model"],
+            buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 65536),
+            registry=r,
         )
         self.batches = Counter(
             "aimass_batches", "Batches run, by release reason", ["model", "reason"], registry=r

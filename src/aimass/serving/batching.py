@@ -19,6 +19,7 @@ callback, which the server exports as Prometheus metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -180,10 +181,8 @@ class MicroBatcher:
             choice = self._ripe(now)
             if choice is None:
                 self._wakeup.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._next_deadline() - now)
-                except TimeoutError:
-                    pass
                 continue
             await self._release(*choice, now)
 

@@ -130,7 +130,9 @@ class AuditRepository:
             rows = []
             for record in records:
                 seq += 1
-                row = AuditRow(seq=seq, time=utcnow(), prev_hash=prev_hash, hash="", **_fields(record))
+                row = AuditRow(
+                    seq=seq, time=utcnow(), prev_hash=prev_hash, hash="", **_fields(record)
+                )
                 row.hash = row_hash(key, prev_hash, _content(row))
                 prev_hash = row.hash
                 rows.append(row)
@@ -183,7 +185,9 @@ class AuditRepository:
                     rows += 1
                     problems += _check(key, row, expected, prev_hash)
                     prev_hash, expected = row.hash, row.seq + 1
-            if head is not None and (expected - 1 != end or head.hash != head_hash(key, end, prev_hash)):
+            if head is not None and (
+                expected - 1 != end or head.hash != head_hash(key, end, prev_hash)
+            ):
                 problems.append(
                     f"the head says the log ends at row {end} but the rows end at {expected - 1} "
                     "(rows at the end were deleted, or the head was edited)"

@@ -54,7 +54,9 @@ class ApiKeyRepository:
 
     def _row(self, session: Session, key_id: str, project: str | None) -> ApiKeyRow:
         row = session.get(ApiKeyRow, key_id)
-        foreign = project is not None and (row is None or row.project is None or row.project.name != project)
+        foreign = project is not None and (
+            row is None or row.project is None or row.project.name != project
+        )
         if row is None or foreign:
             raise NotFound(f"API key {key_id!r} not found", resource="api_key", id=key_id)
         return row
@@ -90,13 +92,16 @@ class ApiKeyRepository:
     def touch(self, key_id: str, when: datetime) -> None:
         """Record a successful use."""
         with self._session() as session:
-            session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=when))
+            session.execute(
+                update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=when)
+            )
 
     def count_admins(self) -> int:
         """All-projects admin keys that are not revoked."""
         with self._session() as session:
             rows = session.scalars(
-                select(ApiKeyRow).where(ApiKeyRow.project_id.is_(None), ApiKeyRow.revoked.is_(False))
+                select(ApiKeyRow).where(
+                    ApiKeyRow.project_id.is_(None), ApiKeyRow.revoked.is_(False)
+                )
             ).all()
             return len(rows)
-

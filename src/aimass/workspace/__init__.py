@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Principal", "Workspace"]
 
-SECRET_FILE = "server.secret"
+SECRET_FILE = "server.secret"  # noqa: S105 (a file name, not a secret)
 
 
 class Workspace:
@@ -314,7 +314,9 @@ class Workspace:
         self._wake_workers()
         return job
 
-    def submit_batch_predict(self, spec: BatchPredictSpec, *, project: str = DEFAULT_PROJECT) -> Job:
+    def submit_batch_predict(
+        self, spec: BatchPredictSpec, *, project: str = DEFAULT_PROJECT
+    ) -> Job:
         """Check the model and dataset exist, pin the model version, queue the job."""
         model = self.model_version(spec.model, project=project)
         self.dataset(spec.dataset, project=project)

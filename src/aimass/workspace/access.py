@@ -8,6 +8,7 @@ all-projects admin key), or the local operator working on the home directly.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import hmac
@@ -51,10 +52,8 @@ def write_private(path: Path, text: str) -> None:
 def read_or_create_secret(path: Path) -> bytes:
     """The server secret at ``path`` (32 random bytes, hex), created 0600 on first use."""
     if not path.exists():
-        try:
+        with contextlib.suppress(FileExistsError):  # another process created it first
             write_private(path, secrets.token_hex(32) + "\n")
-        except FileExistsError:
-            pass  # another process created it first
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise FailedPrecondition(

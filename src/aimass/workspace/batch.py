@@ -54,8 +54,13 @@ class BatchPredictSpec:
         return asdict(self)
 
 
-def _rows(texts: list[str], labels: list[Any] | None, extras: dict[str, list[Any]],
-          results: list[dict[str, Any]], splits: list[str]) -> list[Record]:
+def _rows(
+    texts: list[str],
+    labels: list[Any] | None,
+    extras: dict[str, list[Any]],
+    results: list[dict[str, Any]],
+    splits: list[str],
+) -> list[Record]:
     rows = []
     for i, (text, result) in enumerate(zip(texts, results, strict=True)):
         fields: dict[str, Any] = {"text": text, "split": splits[i]}
@@ -96,7 +101,9 @@ def run_batch_predict(ctx: JobContext) -> dict[str, Any]:
     if not texts:
         raise InvalidArgument(f"dataset {dataset.ref} has no rows in split {spec.split!r}")
     results: list[dict[str, Any]] = []
-    ctx.store.jobs.log(ctx.job.id, f"predicting {len(texts):,} rows of {dataset.ref} with {model.ref}")
+    ctx.store.jobs.log(
+        ctx.job.id, f"predicting {len(texts):,} rows of {dataset.ref} with {model.ref}"
+    )
     for start in range(0, len(texts), _CHUNK):
         results += predictor.predict(texts[start : start + _CHUNK])
         stop = ctx.store.jobs.report(
@@ -109,8 +116,12 @@ def run_batch_predict(ctx: JobContext) -> dict[str, Any]:
     label_type = "float" if model.task == "regression" else "string"
     prepared = prepare_dataset(
         records,
-        ImportOptions(label_field="label", label_type=label_type, split_field="split",
-                      max_text_chars=ctx.settings.max_text_chars),
+        ImportOptions(
+            label_field="label",
+            label_type=label_type,
+            split_field="split",
+            max_text_chars=ctx.settings.max_text_chars,
+        ),
     )
     provenance = {
         "source": BATCH_PREDICT,
@@ -129,5 +140,9 @@ def run_batch_predict(ctx: JobContext) -> dict[str, Any]:
         fmt=BATCH_PREDICT,
         provenance=provenance,
     )
-    return {"dataset": version.name, "version": version.version, "rows": version.num_rows,
-            "model": model.ref}
+    return {
+        "dataset": version.name,
+        "version": version.version,
+        "rows": version.num_rows,
+        "model": model.ref,
+    }

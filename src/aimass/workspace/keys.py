@@ -57,9 +57,7 @@ class KeyRing:
             )
         if expires_in_days is not None and expires_in_days <= 0:
             raise InvalidArgument(f"expiry must be in the future, got {expires_in_days} days")
-        expires = (
-            datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-        )
+        expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
         key_id, key = new_key()
         record = self._store.keys.create(
             key_id,
@@ -73,7 +71,7 @@ class KeyRing:
         return record, key
 
     def authenticate(self, key: str | None) -> Principal:
-        """The principal for ``key``; Unauthenticated for a missing, wrong, expired or revoked key."""
+        """The principal for ``key``; Unauthenticated when missing, wrong, expired or revoked."""
         if not key:
             raise Unauthenticated(
                 "this endpoint needs an API key: send 'Authorization: Bearer aimass_...'"

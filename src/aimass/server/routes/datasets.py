@@ -114,9 +114,7 @@ def list_bases(project: ReadProject, ws: WorkspaceDep) -> list[BaseModelOut]:
 
 
 @router.post("/bases", name="bases.import", status_code=CREATED, tags=["bases"])
-def import_base(
-    body: BaseImport, project: BasesWriteProject, ws: WorkspaceDep
-) -> BaseModelOut:
+def import_base(body: BaseImport, project: BasesWriteProject, ws: WorkspaceDep) -> BaseModelOut:
     """Import a packaged base by name, or a local Hugging Face directory in AIMASS_IMPORT_DIRS.
 
     Never a URL: nothing is downloaded, and only safetensors weights are read.

@@ -15,7 +15,9 @@ from aimass.workspace.batch import BatchPredictSpec
 router = APIRouter(prefix="/v1/projects/{project}/jobs", tags=["jobs"])
 
 
-def _submit_train(ws: Workspace, principal: Principal, project: str, body: TrainJobCreate) -> JobOut:
+def _submit_train(
+    ws: Workspace, principal: Principal, project: str, body: TrainJobCreate
+) -> JobOut:
     from aimass.jobs.train import TrainSpec
 
     principal.require("train", project=project, model=body.model)
@@ -35,8 +37,10 @@ def _submit_batch(
     model = parse_ref(body.model, kind="model").name
     for scope, name in (("predict", model), ("data:write", None)):
         if not principal.can(scope, project=project, model=name):
-            raise PermissionDenied(f"batch prediction needs the scopes predict and data:write")
-    spec = BatchPredictSpec(model=body.model, dataset=body.dataset, output=body.output, split=body.split)
+            raise PermissionDenied("batch prediction needs the scopes predict and data:write")
+    spec = BatchPredictSpec(
+        model=body.model, dataset=body.dataset, output=body.output, split=body.split
+    )
     return JobOut.from_entity(ws.submit_batch_predict(spec, project=project))
 
 

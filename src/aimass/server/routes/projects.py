@@ -27,9 +27,7 @@ def list_projects(principal: PrincipalDep, ws: WorkspaceDep) -> list[ProjectOut]
     return [ProjectOut.from_entity(p) for p in ws.projects(principal)]
 
 
-@router.post(
-    "/projects", name="projects.create", status_code=status.HTTP_201_CREATED
-)
+@router.post("/projects", name="projects.create", status_code=status.HTTP_201_CREATED)
 def create_project(body: ProjectCreate, principal: PrincipalDep, ws: WorkspaceDep) -> ProjectOut:
     """Create a project (all-projects admin keys only)."""
     principal.require_global_admin()

@@ -80,9 +80,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_job_logs_job_id"), ["job_id"], unique=False)
 
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("attempt", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("attempt", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:

@@ -1,5 +1,5 @@
 """The REST API server: ``create_app(settings)`` (FastAPI), run by ``aimass serve``."""
 
-from aimass.server.app import UNAUTHENTICATED_PATHS, create_app
+from aimass.server.app import UNAUTHENTICATED_PATHS, create_app, iter_routes
 
-__all__ = ["UNAUTHENTICATED_PATHS", "create_app"]
+__all__ = ["UNAUTHENTICATED_PATHS", "create_app", "iter_routes"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from aimass.server.state import ServerState
 from aimass.settings import Settings
 from aimass.workspace import Workspace
 
-__all__ = ["UNAUTHENTICATED_PATHS", "create_app"]
+__all__ = ["UNAUTHENTICATED_PATHS", "create_app", "iter_routes"]
 
 # The only paths that answer without an API key (a test proves every other route refuses).
 UNAUTHENTICATED_PATHS = frozenset(
@@ -63,6 +64,7 @@ def create_app(
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/v1/docs/oauth2-redirect",
         lifespan=lifespan,
     )
     app.state.aimass = state
@@ -72,3 +74,14 @@ def create_app(
     app.include_router(system.api)
     app.add_middleware(RequestPipeline, state=state)
     return app
+
+
+def iter_routes(routes: Iterable[Any]) -> Iterator[tuple[str, str, str]]:
+    """Every ``(method, path, name)`` the app answers, included routers flattened."""
+    for route in routes:
+        nested = getattr(route, "effective_candidates", None)
+        if nested is not None:
+            yield from iter_routes(nested())
+            continue
+        for method in sorted(getattr(route, "methods", None) or ()):
+            yield method, route.path, str(route.name)

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,8 +53,13 @@ def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
             handle.write(json.dumps({"text": text, "label": label}) + "\n")
     ws.import_dataset(subset, name="rt-small")
     ws.import_base("minilm")
-    spec = TrainSpec(dataset="rt-small", base="minilm", model="bench",
-                     config={"mode": "features", "epochs": 10}, alias="production")
+    spec = TrainSpec(
+        dataset="rt-small",
+        base="minilm",
+        model="bench",
+        config={"mode": "features", "epochs": 10},
+        alias="production",
+    )
     version = ws.train(spec)
     texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[:500]
     bundle = str(ws.artifacts.resolve(version.uri))
@@ -163,17 +167,35 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
     print("training the bench model (features mode) ...", flush=True)
     texts, bundle, key = prepare(home / "home", args.train_rows)
-    env = {**os.environ, "AIMASS_HOME": str(home / "home"), "AIMASS_DEVICE": "cpu",
-           "AIMASS_JOB_WORKERS": "0", "AIMASS_WARM_MODELS": '["bench@production"]'}
+    env = {
+        **os.environ,
+        "AIMASS_HOME": str(home / "home"),
+        "AIMASS_DEVICE": "cpu",
+        "AIMASS_JOB_WORKERS": "0",
+        "AIMASS_WARM_MODELS": '["bench@production"]',
+    }
     aim_port, naive_port = free_port(), free_port()
     aimass_proc = start(
-        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(aim_port)], env,
+        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(aim_port)],
+        env,
         f"http://127.0.0.1:{aim_port}/readyz",
     )
     naive_proc = start(
-        [sys.executable, "-m", "uvicorn", "--factory", "serve:factory", "--app-dir",
-         str(Path(__file__).parent), "--port", str(naive_port), "--log-level", "warning"],
-        {**env, "AIMASS_BENCH_BUNDLE": bundle}, f"http://127.0.0.1:{naive_port}/predict",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "serve:factory",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--port",
+            str(naive_port),
+            "--log-level",
+            "warning",
+        ],
+        {**env, "AIMASS_BENCH_BUNDLE": bundle},
+        f"http://127.0.0.1:{naive_port}/predict",
     )
     rows = []
     try:
@@ -191,10 +213,13 @@ def main() -> None:
                 row[name] = asyncio.run(drive(url, headers, texts, clients, args.seconds))
             rows.append(row)
             a, n = row["aimass"], row["naive"]
-            print(f"N={clients:3d}  aimass {a['throughput']:6.1f}/s p50 {a['p50_ms']:7.1f} ms "
-                  f"p99 {a['p99_ms']:7.1f} ms | naive {n['throughput']:6.1f}/s p50 "
-                  f"{n['p50_ms']:7.1f} ms p99 {n['p99_ms']:7.1f} ms | "
-                  f"ratio {a['throughput'] / n['throughput']:.2f}x", flush=True)
+            print(
+                f"N={clients:3d}  aimass {a['throughput']:6.1f}/s p50 {a['p50_ms']:7.1f} ms "
+                f"p99 {a['p99_ms']:7.1f} ms | naive {n['throughput']:6.1f}/s p50 "
+                f"{n['p50_ms']:7.1f} ms p99 {n['p99_ms']:7.1f} ms | "
+                f"ratio {a['throughput'] / n['throughput']:.2f}x",
+                flush=True,
+            )
     finally:
         aimass_proc.terminate()
         naive_proc.terminate()
@@ -213,12 +238,18 @@ def main() -> None:
         "goals": {"vs_naive": 2.5, "vs_ceiling": 0.8, "p99_over_single_p50": 4.0},
     }
     print(f"raw batched forward ceiling: {raw:.1f} sentences/s")
-    print(f"at 32 clients: {summary['at_32']['vs_naive']:.2f}x naive (goal 2.5x), "
-          f"{summary['at_32']['vs_ceiling']:.0%} of ceiling (goal 80%), p99 "
-          f"{summary['at_32']['p99_over_single_p50']:.1f}x single-request p50 (goal < 4x)")
+    print(
+        f"at 32 clients: {summary['at_32']['vs_naive']:.2f}x naive (goal 2.5x), "
+        f"{summary['at_32']['vs_ceiling']:.0%} of ceiling (goal 80%), p99 "
+        f"{summary['at_32']['p99_over_single_p50']:.1f}x single-request p50 (goal < 4x)"
+    )
     RESULTS.mkdir(exist_ok=True)
-    out = {"machine": f"{os.cpu_count()} CPUs", "seconds": args.seconds, "rows": rows,
-           "summary": summary}
+    out = {
+        "machine": f"{os.cpu_count()} CPUs",
+        "seconds": args.seconds,
+        "rows": rows,
+        "summary": summary,
+    }
     (RESULTS / "serve.json").write_text(json.dumps(out, indent=2))
 
 

@@ -65,7 +65,9 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
     handle = open(log, "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=handle, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -91,11 +93,15 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
                 with pytest.raises(PermissionDenied):
                     reader.predict("sentiment", ["x"])
             job = client.jobs.submit_batch_predict(
-                model="sentiment@production", dataset="reviews", output="served-scores", split="test"
+                model="sentiment@production",
+                dataset="reviews",
+                output="served-scores",
+                split="test",
             )
             done = client.jobs.wait(job.id, poll=0.2, timeout=120)
             assert done.result["rows"] == 20
             assert client.audit.verify().ok
+        cli_against_the_server(url, key)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -103,3 +109,28 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
     assert f"http://127.0.0.1:{port}" in log.read_text()
     with pytest.raises(Unavailable):
         Client(f"http://127.0.0.1:{port}", "k").whoami()
+
+
+def cli_against_the_server(url, key):
+    """The existing CLI commands, remote: the same commands with --url and AIMASS_API_KEY."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from aimass.cli import app
+
+    runner = CliRunner(env={"AIMASS_API_KEY": key})
+
+    def run(*args):
+        result = runner.invoke(app, ["--url", url, *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert json.loads(run("models", "list", "--json"))[0]["name"] == "sentiment"
+    assert json.loads(run("datasets", "show", "served-scores", "--json"))["num_rows"] == 20
+    preds = json.loads(run("predict", "sentiment@production", "good great film", "--json"))
+    assert preds[0]["label"] == "pos"
+    assert "audit log intact" in run("audit", "verify")
+    assert "served-scores" in run("datasets", "list")
+    refused = runner.invoke(app, ["--url", url, "models", "export", "sentiment", "/tmp/x"])
+    assert refused.exit_code == 1 and "UNIMPLEMENTED" in refused.stderr

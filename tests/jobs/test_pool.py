@@ -13,7 +13,9 @@ from aimass.jobs.train import TrainSpec
 from aimass.training.callbacks import Callback
 
 SPEC = TrainSpec(
-    dataset="s", base="tiny", model="m",
+    dataset="s",
+    base="tiny",
+    model="m",
     config={"mode": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16},
 )
 

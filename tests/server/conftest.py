@@ -47,8 +47,7 @@ def settings_for(trained_home):
 
 @pytest.fixture
 def app(settings_for):
-    app = create_app(settings_for(), job_workers=0)
-    yield app
+    return create_app(settings_for(), job_workers=0)
 
 
 @pytest.fixture
@@ -66,7 +65,10 @@ def admin(client, trained_home):
 
 def make_key(client, admin, scopes, *, project="default", name="k"):
     """Headers with a new key of ``project`` holding ``scopes``."""
-    if project != "default" and client.get(f"/v1/projects/{project}", headers=admin).status_code == 404:
+    if (
+        project != "default"
+        and client.get(f"/v1/projects/{project}", headers=admin).status_code == 404
+    ):
         assert client.post("/v1/projects", headers=admin, json={"name": project}).status_code == 201
     r = client.post(
         f"/v1/projects/{project}/keys", headers=admin, json={"name": name, "scopes": scopes}

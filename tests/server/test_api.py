@@ -53,7 +53,11 @@ def test_upload_list_show_versions(client, admin):
     assert r.json()["provenance"]["source"] == "upload"
     assert client.get(f"{P}/datasets/uploaded/versions/1", headers=admin).json()["version"] == 1
     assert len(client.get(f"{P}/datasets/uploaded/versions", headers=admin).json()) == 1
-    bad = {"name": "bad", "format": "jsonl", "content": '{"text": "a", "label": "x"}\n{"text": 2}\n'}
+    bad = {
+        "name": "bad",
+        "format": "jsonl",
+        "content": '{"text": "a", "label": "x"}\n{"text": 2}\n',
+    }
     r = client.post(f"{P}/datasets", headers=admin, json=bad)
     assert r.status_code == 400 and "line 2" in r.json()["error"]["message"]
     assert client.get(f"{P}/datasets/bad", headers=admin).status_code == 404
@@ -71,7 +75,10 @@ def test_training_and_batch_prediction_jobs_run_on_the_workers(settings_for, adm
     app = create_app(settings_for(), job_workers=1)
     with TestClient(app, base_url="http://localhost") as c:
         train = {
-            "kind": "train", "dataset": "reviews", "base": "tiny", "model": "served",
+            "kind": "train",
+            "dataset": "reviews",
+            "base": "tiny",
+            "model": "served",
             "config": {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 16},
         }
         job = c.post(f"{P}/jobs", headers=admin, json=train).json()
@@ -82,8 +89,13 @@ def test_training_and_batch_prediction_jobs_run_on_the_workers(settings_for, adm
         logs = c.get(f"{P}/jobs/{job['id']}/logs", headers=admin).json()
         messages = " | ".join(line["message"] for line in logs)
         assert "epoch 1/2" in messages and "checkpoint saved after epoch 2" in messages
-        batch = {"kind": "batch-predict", "model": "served", "dataset": "reviews",
-                 "output": "scored", "split": "test"}
+        batch = {
+            "kind": "batch-predict",
+            "model": "served",
+            "dataset": "reviews",
+            "output": "scored",
+            "split": "test",
+        }
         job = c.post(f"{P}/jobs", headers=admin, json=batch).json()
         assert job["spec"]["model"] == "served@1", "the version is pinned at submission"
         done = wait_for(c, admin, job["id"])
@@ -107,7 +119,7 @@ def test_a_queued_job_is_cancelled_at_once(client, admin):
 def test_reuse_finishes_at_once_with_the_identical_version(client, admin):
     from tests.server.conftest import SPEC
 
-    body = {"kind": "train", "reuse": True, **{k: v for k, v in SPEC.to_dict().items()}}
+    body = {"kind": "train", "reuse": True, **SPEC.to_dict()}
     job = client.post(f"{P}/jobs", headers=admin, json=body).json()
     assert job["status"] == "succeeded" and job["result"]["reused"] is True
     assert job["result"]["version"] == 1

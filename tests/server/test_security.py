@@ -7,6 +7,7 @@ import pickle
 import re
 
 import pytest
+
 from aimass.server import UNAUTHENTICATED_PATHS, iter_routes
 from tests.server.conftest import make_key
 
@@ -41,7 +42,9 @@ def test_every_route_but_health_metrics_and_openapi_answers_401_without_a_key(ap
             continue
         assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
         assert answer.json()["error"]["code"] == "UNAUTHENTICATED"
-        bad = client.request(method, url, headers={"Authorization": "Bearer aimass_000000000000_" + "A" * 43})
+        bad = client.request(
+            method, url, headers={"Authorization": "Bearer aimass_000000000000_" + "A" * 43}
+        )
         assert bad.status_code == 401, (method, path)
     for open_path in ("/healthz", "/readyz", "/metrics", "/v1/openapi.json"):
         assert client.get(open_path).status_code == 200
@@ -65,7 +68,9 @@ def test_pickle_and_other_non_json_bodies_are_refused_on_every_route(app, client
             continue
         for content_type in PICKLE_TYPES:
             answer = client.request(
-                method, concrete(path), content=payload,
+                method,
+                concrete(path),
+                content=payload,
                 headers={**admin, "Content-Type": content_type},
             )
             assert answer.status_code == 415, (method, path, content_type, answer.text)
@@ -122,7 +127,8 @@ def test_another_projects_resources_answer_404_not_403(client, admin):
         assert r.json()["error"]["code"] == "NOT_FOUND"
     r = client.post(
         "/v1/projects/default/models/sentiment@production:predict",
-        headers=team, json={"inputs": ["good"]},
+        headers=team,
+        json={"inputs": ["good"]},
     )
     assert r.status_code == 404
     assert [p["name"] for p in client.get("/v1/projects", headers=team).json()] == ["team-b"]
@@ -151,10 +157,14 @@ def test_protected_alias_needs_models_write_and_every_move_is_audited(client, ad
     trainer = make_key(client, admin, ["read", "train"])
     writer = make_key(client, admin, ["read", "models:write:sentiment"])
     url = "/v1/projects/default/models/sentiment/aliases/{}"
-    assert client.put(url.format("staging"), headers=trainer, json={"version": 1}).status_code == 200
+    assert (
+        client.put(url.format("staging"), headers=trainer, json={"version": 1}).status_code == 200
+    )
     denied = client.put(url.format("production"), headers=trainer, json={"version": 1})
     assert denied.status_code == 403
-    assert client.put(url.format("production"), headers=writer, json={"version": 1}).status_code == 200
+    assert (
+        client.put(url.format("production"), headers=writer, json={"version": 1}).status_code == 200
+    )
     moves = client.get("/v1/audit", headers=admin, params={"action": "models.set_alias"}).json()
     outcomes = [(e["resource"].rsplit("/", 1)[1], e["outcome"]) for e in moves]
     assert ("production", "PERMISSION_DENIED") in outcomes
@@ -241,7 +251,13 @@ def test_imports_by_path_are_confined_to_the_import_dirs(settings_for, admin, tm
         url = "/v1/projects/default/datasets:import"
         ok = c.post(url, headers=admin, json={"name": "in-dir", "path": "ok.jsonl"})
         assert ok.status_code == 201, ok.text
-        for path in (str(outside), "../secret.jsonl", "link.jsonl", "/etc/passwd", "file:///etc/passwd"):
+        for path in (
+            str(outside),
+            "../secret.jsonl",
+            "link.jsonl",
+            "/etc/passwd",
+            "file:///etc/passwd",
+        ):
             r = c.post(url, headers=admin, json={"name": "escape", "path": path})
             assert r.status_code in (403, 404), (path, r.text)
         names = [d["name"] for d in c.get("/v1/projects/default/datasets", headers=admin).json()]
@@ -252,7 +268,13 @@ def test_no_endpoint_takes_a_url_command_or_code(app):
     schema = app.openapi()
     words = re.compile(r"\b(url|uri|command|entrypoint|script|code|exec)\b", re.I)
     for name, component in schema["components"]["schemas"].items():
-        if name.endswith("Out") or name in ("ErrorBody", "ErrorDetail", "WhoAmI", "HTTPValidationError", "ValidationError"):
+        if name.endswith("Out") or name in (
+            "ErrorBody",
+            "ErrorDetail",
+            "WhoAmI",
+            "HTTPValidationError",
+            "ValidationError",
+        ):
             continue
         for field in component.get("properties", {}):
             assert not words.search(field.replace("_", " ")), (name, field)

@@ -33,7 +33,10 @@ class Fake:
 
 def batcher(fake, records=None, **policy):
     return MicroBatcher(
-        "m", fake.run, lengths=fake.lengths, policy=BatchPolicy(**policy),
+        "m",
+        fake.run,
+        lengths=fake.lengths,
+        policy=BatchPolicy(**policy),
         on_batch=(records.append if records is not None else None),
     )
 
@@ -139,8 +142,12 @@ def test_a_failing_batch_fails_only_its_callers():
         return [{"ok": t} for t in texts]
 
     async def main():
-        b = MicroBatcher("m", run, lengths=lambda ts: [len(t) for t in ts],
-                         policy=BatchPolicy(max_wait=0.0, max_batch_size=1))
+        b = MicroBatcher(
+            "m",
+            run,
+            lengths=lambda ts: [len(t) for t in ts],
+            policy=BatchPolicy(max_wait=0.0, max_batch_size=1),
+        )
         bad = b.predict(["boom"])
         good = b.predict(["fine"])
         results = await asyncio.gather(bad, good, return_exceptions=True)

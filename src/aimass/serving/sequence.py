@@ -46,6 +46,10 @@ class SequencePredictor(Predictor):
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenize_lock = threading.Lock()
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        with self._tokenize_lock:
+            return encode_texts(self.tokenizer, texts, max_length=self.max_length).lengths
+
     @torch.inference_mode()
     def outputs(self, texts: Sequence[str], *, batch_size: int = 32) -> torch.Tensor:
         """Raw outputs (N, C): logits, or standardised values for regression."""

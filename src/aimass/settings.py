@@ -49,11 +49,18 @@ class Settings(BaseSettings):
             with any other ``Origin`` is refused.
         protected_aliases: Aliases only a key with ``models:write`` on the model may move.
         batch_max_size: Most inputs the micro-batcher runs in one forward pass.
-        batch_max_wait_ms: Longest a request waits for companions before its batch runs.
+        batch_max_wait_ms: Longest a request waits for companions before its batch runs
+            (0: a free model takes whatever is queued at once).
         batch_max_tokens: Token budget of one batch (padded length × inputs), which
             buckets batches by sequence length.
         warm_models: Model versions loaded at server start (``NAME@ALIAS`` in the
             default project, or ``PROJECT/NAME@ALIAS``).
+        auth_cache_seconds: How long a verified API key is trusted without a database
+            read. Revoking through the server takes effect at once; revoking from
+            another process (``aimass keys revoke`` on the same home) within this time.
+        resolve_cache_seconds: How long the server reuses the version an alias pointed
+            to. Alias moves through the server take effect at once; moves from another
+            process within this time.
     """
 
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
@@ -79,9 +86,11 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     protected_aliases: list[str] = Field(default_factory=lambda: ["production"])
     batch_max_size: int = Field(default=32, gt=0)
-    batch_max_wait_ms: float = Field(default=5.0, ge=0)
+    batch_max_wait_ms: float = Field(default=0.0, ge=0)
     batch_max_tokens: int = Field(default=8192, gt=0)
     warm_models: list[str] = Field(default_factory=list)
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    resolve_cache_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -74,14 +74,14 @@ def project_access(scope: str, *, model_param: str | None = None) -> Callable[..
     """
 
     async def dependency(
-        request: Request, project: str, principal: PrincipalDep, ws: WorkspaceDep
+        request: Request, project: str, principal: PrincipalDep, state: StateDep
     ) -> str:
         validate_name(project, kind="project")
         model = None
         if model_param is not None:
             model = parse_ref(str(request.path_params[model_param]), kind="model").name
         principal.require(scope, project=project, model=model)
-        await run_in_threadpool(ws.store.projects.get, project)
+        await state.require_project(project)
         return project
 
     return dependency

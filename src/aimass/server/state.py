@@ -6,11 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from aimass.entities import Job, ModelVersion
 from aimass.serving.batching import BatcherPool, BatchPolicy, MicroBatcher
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, AuditRecord
 from aimass.workspace import Workspace
+from aimass.workspace.ttl import TTLCache
 
 __all__ = ["ServerState"]
 
@@ -44,6 +47,12 @@ class ServerState:
         )
         self.ready = False
         self.admin_key_file: Any = None
+        # Hot-path lookups of predict: the version an alias names, and which projects
+        # exist (projects are never deleted). Writes through this server invalidate.
+        self.versions: TTLCache[tuple[str, str], ModelVersion] = TTLCache(
+            settings.resolve_cache_seconds
+        )
+        self.projects: TTLCache[str, bool] = TTLCache(settings.resolve_cache_seconds)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -80,7 +89,29 @@ class ServerState:
         else:
             self.workspace.audit.close()
 
+    def forget_versions(self, project: str, name: str | None = None) -> None:
+        """Drop cached alias resolutions of ``project`` (of one model when ``name`` is given)."""
+        self.versions.invalidate(
+            lambda key, version: key[0] == project and name in (None, version.name)
+        )
+
+    async def resolve(self, ref: str, project: str) -> ModelVersion:
+        """The version ``ref`` names in ``project`` (cached for ``resolve_cache_seconds``)."""
+        version = self.versions.get((project, ref))
+        if version is None:
+            found = await run_in_threadpool(self.workspace.model_version, ref, project=project)
+            version = self.versions.put((project, ref), found)
+        return version
+
+    async def require_project(self, project: str) -> None:
+        """NotFound unless ``project`` exists (positive answers cached)."""
+        if self.projects.get(project) is None:
+            await run_in_threadpool(self.workspace.store.projects.get, project)
+            self.projects.put(project, True)
+
     def _job_finished(self, job: Job) -> None:
+        # A finished training job may have registered a version and moved an alias.
+        self.forget_versions(job.project)
         self.metrics.on_job_finished(job)
         self.workspace.audit.writer.submit(
             AuditRecord(

@@ -5,11 +5,16 @@ least 8) that holds its token count. A bucket is released as one batch when
 
 1. it holds ``max_batch_size`` items (reason ``full``), or
 2. its padded size (items × bucket length) reaches ``max_tokens`` (reason ``tokens``), or
-3. its oldest item has waited ``max_wait`` seconds (reason ``wait``).
+3. its oldest item has waited ``max_wait`` seconds (reason ``wait``) — and the
+   model is free (one batch runs at a time per model).
 
 Among releasable buckets the one with the oldest item goes first (first come,
 first served across buckets, so no length starves). One batch runs at a time per
-model; items that arrive meanwhile queue up and form the next batch. Short
+model; items that arrive meanwhile queue up and form the next batch. With the
+default ``max_wait`` of 0 a free model takes whatever is queued at once, so a
+lone request is never held back, and under load batches grow by themselves to
+what arrived during the previous batch's compute; a positive ``max_wait`` holds
+a non-full batch back to gather more at moderate load, at that latency cost. Short
 inputs are therefore never padded to the longest one in flight, and the worst
 added latency is ``max_wait`` plus one batch's compute. Every batch is reported
 (:class:`BatchRecord`: size, padded tokens, wait, compute, reason) to a
@@ -54,7 +59,7 @@ class BatchPolicy:
     """
 
     max_batch_size: int = 32
-    max_wait: float = 0.005
+    max_wait: float = 0.0
     max_tokens: int = 8192
 
     def __post_init__(self) -> None:
@@ -130,7 +135,9 @@ class MicroBatcher:
         if self._closed:
             raise Unavailable(f"model {self.name} is being unloaded; retry")
         loop = asyncio.get_running_loop()
-        lengths = await loop.run_in_executor(None, self._lengths, list(texts))
+        # Inline, not in a worker thread: a thread hop per request costs more than
+        # counting the tokens of a few texts.
+        lengths = self._lengths(list(texts))
         self._ensure_running()
         now = loop.time()
         items = [

@@ -88,7 +88,12 @@ class Workspace:
     def keys(self) -> KeyRing:
         """API keys: create, authenticate, list, revoke, bootstrap."""
         if self._keys is None:
-            self._keys = KeyRing(self.store, self._derived_key("api-keys"), self.settings.home)
+            self._keys = KeyRing(
+                self.store,
+                self._derived_key("api-keys"),
+                self.settings.home,
+                cache_seconds=self.settings.auth_cache_seconds,
+            )
         return self._keys
 
     @property

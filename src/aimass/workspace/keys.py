@@ -20,6 +20,7 @@ from aimass.workspace.access import (
     validate_scopes,
     write_private,
 )
+from aimass.workspace.ttl import TTLCache
 
 __all__ = ["ADMIN_KEY_FILE", "KeyRing"]
 
@@ -32,12 +33,17 @@ _TOUCH_EVERY = 60.0
 class KeyRing:
     """API keys stored as ``HMAC-SHA256(secret, key)``; the key itself is never kept."""
 
-    def __init__(self, store: Store, secret: bytes, home: Path) -> None:
+    def __init__(
+        self, store: Store, secret: bytes, home: Path, *, cache_seconds: float = 0.0
+    ) -> None:
         self._store = store
         self._secret = secret
         self._home = home
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+        # Verified keys, by the hash of the presented token: a revocation made through
+        # this process is seen at once, one made by another process within cache_seconds.
+        self._verified: TTLCache[str, ApiKey] = TTLCache(cache_seconds)
 
     def create(
         self,
@@ -76,11 +82,14 @@ class KeyRing:
             raise Unauthenticated(
                 "this endpoint needs an API key: send 'Authorization: Bearer aimass_...'"
             )
-        key_id = parse_key(key)
-        found = self._store.keys.lookup(key_id) if key_id else None
-        if found is None or not hmac.compare_digest(found[1], hash_key(self._secret, key)):
-            raise Unauthenticated("the API key is not valid")
-        record = found[0]
+        digest = hash_key(self._secret, key)
+        record = self._verified.get(digest)
+        if record is None:
+            key_id = parse_key(key)
+            found = self._store.keys.lookup(key_id) if key_id else None
+            if found is None or not hmac.compare_digest(found[1], digest):
+                raise Unauthenticated("the API key is not valid")
+            record = self._verified.put(digest, found[0])
         now = datetime.now(UTC)
         if record.revoked:
             raise Unauthenticated(f"API key {record.id} was revoked", key_id=record.id)
@@ -111,7 +120,9 @@ class KeyRing:
 
     def revoke(self, key_id: str, *, project: str | None = None) -> ApiKey:
         """Revoke a key; it is refused from the next request on."""
-        return self._store.keys.revoke(key_id, project=project)
+        revoked = self._store.keys.revoke(key_id, project=project)
+        self._verified.invalidate(lambda _digest, record: record.id == key_id)
+        return revoked
 
     def ensure_admin(self) -> tuple[Path, bool]:
         """Make sure an all-projects admin key exists; returns ``(file, created)``.

@@ -6,7 +6,6 @@ import time
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 
 from aimass.schemas import (
     AliasSet,
@@ -65,10 +64,12 @@ def model_card(name: str, selector: str, project: ReadProject, ws: WorkspaceDep)
 
 @router.delete("/{name}/versions/{version}", name="models.delete_version")
 def delete_version(
-    name: str, version: int, project: ModelsWriteProject, ws: WorkspaceDep
+    name: str, version: int, project: ModelsWriteProject, ws: WorkspaceDep, state: StateDep
 ) -> ModelVersionOut:
     """Delete a version that no alias points at (move or delete its aliases first)."""
-    return ModelVersionOut.from_entity(ws.delete_version(name, version, project=project))
+    deleted = ws.delete_version(name, version, project=project)
+    state.forget_versions(project, name)
+    return ModelVersionOut.from_entity(deleted)
 
 
 @router.put("/{name}/aliases/{alias}", name="models.set_alias")
@@ -79,19 +80,28 @@ def set_alias(
     project: ReadProject,
     principal: PrincipalDep,
     ws: WorkspaceDep,
+    state: StateDep,
 ) -> ModelVersionOut:
     """Point an alias at a version (protected aliases need models:write on the model)."""
     ws.check_alias_move(principal, project, name, alias)
-    return ModelVersionOut.from_entity(ws.set_alias(name, body.version, alias, project=project))
+    moved = ws.set_alias(name, body.version, alias, project=project)
+    state.forget_versions(project, name)
+    return ModelVersionOut.from_entity(moved)
 
 
 @router.delete("/{name}/aliases/{alias}", name="models.delete_alias")
 def delete_alias(
-    name: str, alias: str, project: ReadProject, principal: PrincipalDep, ws: WorkspaceDep
+    name: str,
+    alias: str,
+    project: ReadProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    state: StateDep,
 ) -> dict[str, str]:
     """Remove an alias (same rule as moving it)."""
     ws.check_alias_move(principal, project, name, alias)
     ws.delete_alias(name, alias, project=project)
+    state.forget_versions(project, name)
     return {"deleted": alias}
 
 
@@ -106,7 +116,7 @@ async def predict(
     started = time.perf_counter()
     ws = state.workspace
     texts = ws.check_inputs(body.inputs)
-    version = await run_in_threadpool(ws.model_version, ref, project=project)
+    version = await state.resolve(ref, project)
     results = await state.batcher(version).predict(texts)
     state.metrics.predictions.labels(project, version.name).inc(len(texts))
     state.metrics.predict_latency.labels(project, version.name).observe(

@@ -145,3 +145,68 @@ def test_audit_verify_over_the_api(client, admin):
     assert result["ok"] and result["rows"] >= 1
     project_key = {"Authorization": admin["Authorization"]}
     assert client.get(f"{P}/audit", headers=project_key).status_code == 200
+
+
+def _second_version(trained_home):
+    """Register version 2 of 'sentiment' (same bundle) straight in the store."""
+    from aimass.refs import parse_ref
+    from aimass.workspace import Workspace
+    from tests.server.conftest import serve_settings
+
+    ws = Workspace(serve_settings(trained_home))
+    v1 = ws.store.registry.get_version("default", parse_ref("sentiment@1"))
+    v2 = ws.store.registry.create_version(
+        "default",
+        "sentiment",
+        task=v1.task,
+        digest=v1.digest,
+        uri=v1.uri,
+        metrics={},
+        lineage=v1.lineage,
+        config_digest="0" * 64,
+    )
+    return ws, v2
+
+
+def _served_version(client, admin, ref):
+    body = {"inputs": ["good film"]}
+    r = client.post(f"{P}/models/{ref}:predict", headers=admin, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()["version"]
+
+
+def test_alias_moves_through_the_server_take_effect_at_once(client, admin, trained_home):
+    ws, v2 = _second_version(trained_home)
+    try:
+        for target in (1, v2.version, 1):
+            r = client.put(
+                f"{P}/models/sentiment/aliases/canary", headers=admin, json={"version": target}
+            )
+            assert r.status_code == 200, r.text
+            assert _served_version(client, admin, "sentiment@canary") == target
+    finally:
+        ws.store.registry.delete_alias("default", "sentiment", "canary")
+        ws.store.registry.delete_version("default", "sentiment", v2.version)
+        ws.close()
+
+
+def test_alias_moves_from_another_process_are_seen_after_the_cache_ttl(
+    settings_for, admin, trained_home
+):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    app = create_app(settings_for(resolve_cache_seconds=0.2), job_workers=0)
+    ws, v2 = _second_version(trained_home)
+    try:
+        with TestClient(app, base_url="http://localhost") as client:
+            ws.set_alias("sentiment", 1, "canary")
+            assert _served_version(client, admin, "sentiment@canary") == 1
+            ws.set_alias("sentiment", v2.version, "canary")  # out of band: not via the server
+            time.sleep(0.25)
+            assert _served_version(client, admin, "sentiment@canary") == v2.version
+    finally:
+        ws.store.registry.delete_alias("default", "sentiment", "canary")
+        ws.store.registry.delete_version("default", "sentiment", v2.version)
+        ws.close()

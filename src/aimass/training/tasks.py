@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aimass.entities import DatasetSchema
     from aimass.training.callbacks import CallbackList
     from aimass.training.config import TrainConfig
+    from aimass.training.private import PrivateTraining
 
 __all__ = ["Task", "TrainInputs", "TrainOutcome", "get_task", "list_tasks", "register_task"]
 
@@ -42,6 +43,7 @@ class TrainInputs:
     device: torch.device
     callbacks: CallbackList
     workdir: Path
+    privacy: PrivateTraining | None = None
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TrainOutcome:
         family: ``encoder``, ``decoder`` or ``encoder-decoder``.
         metrics: ``{"validation": {...}, "test": {...}, "training": {...}}``.
         history: Per-epoch validation metrics.
+        privacy: The privacy record of a differentially private run, else ``None``.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -67,6 +70,7 @@ class TrainOutcome:
     family: str
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    privacy: dict[str, Any] | None = None
 
 
 class Task(ABC):
@@ -74,6 +78,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    supports_privacy: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("encoder",)
 
     @abstractmethod

@@ -179,7 +179,7 @@ class Workspace:
         from aimass.jobs.train import config_digest, resolve_inputs
 
         dataset, base, config = resolve_inputs(self.store, project, spec)
-        digest = config_digest(dataset, base, config)
+        digest = config_digest(dataset, base, config, spec.dp_config(dataset))
         return self.store.registry.find_by_config_digest(project, spec.model, digest)
 
     def submit_training(self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT) -> Job:

@@ -17,7 +17,9 @@ from aimass.cli._common import (
     table,
     workspace,
 )
+from aimass.cli.privacy import audit_line, privacy_line
 from aimass.entities import ModelVersion
+from aimass.refs import parse_ref
 
 app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
@@ -98,8 +100,12 @@ def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False
         console.print(
             f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in scalars.items())
         )
-    privacy = version.privacy
-    console.print(f"  privacy: {privacy if privacy else 'not trained with differential privacy'}")
+    console.print(f"  privacy: {privacy_line(version.privacy)}")
+    audits = workspace().store.registry.attachments(
+        project, parse_ref(version.ref), kind="privacy-audit"
+    )
+    if audits:
+        console.print(f"  privacy audit: {audit_line(audits[0].summary)}")
 
 
 @app.command("alias")

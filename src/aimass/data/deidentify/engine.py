@@ -23,7 +23,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aimass.data.deidentify.recognizers import Recognizer, Span, create_recognizer
+from aimass.data.deidentify.recognizers import (
+    CN_MOBILE_PREFIXES,
+    Recognizer,
+    Span,
+    create_recognizer,
+)
 from aimass.errors import FailedPrecondition, InvalidArgument
 
 __all__ = [
@@ -64,7 +69,18 @@ def key_fingerprint(key: bytes) -> str:
     return hmac.new(key, b"aimass pii key id", hashlib.sha256).hexdigest()[:16]
 
 
+def _national_phone(digits: str) -> str:
+    # +86 138... and 138... are the same mobile; +1 415... and 415... the same NANP number.
+    if len(digits) == 13 and digits.startswith("861"):
+        return digits[2:]
+    if len(digits) == 11 and digits[0] == "1" and int(digits[:3]) not in CN_MOBILE_PREFIXES:
+        return digits[1:]
+    return digits
+
+
 def _normalise(entity: str, value: str) -> str:
+    if entity == "PHONE_NUMBER":
+        return _national_phone("".join(ch for ch in value if ch.isdigit()))
     if entity in _DIGIT_ENTITIES:
         return "".join(ch for ch in value if ch.isalnum()).upper()
     return " ".join(unicodedata.normalize("NFKC", value).casefold().split())

@@ -26,6 +26,7 @@ from aimass.data.deidentify.checks import (
 from aimass.errors import InvalidArgument
 
 __all__ = [
+    "CN_MOBILE_PREFIXES",
     "PatternRecognizer",
     "Recognizer",
     "Span",
@@ -178,7 +179,7 @@ class EmailRecognizer(PatternRecognizer):
 
 # -- phone numbers ---------------------------------------------------------------------
 
-_CN_MOBILE_PREFIXES = frozenset(
+CN_MOBILE_PREFIXES = frozenset(
     [130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 145, 147, 149, 150, 151, 152, 153]
     + [155, 156, 157, 158, 159, 162, 165, 166, 167, 170, 171, 172, 173, 175, 176, 177, 178]
     + [180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 195, 196, 197]
@@ -198,7 +199,7 @@ class ChinaMobileRecognizer(PatternRecognizer):
     def validate(self, candidate: str) -> bool:
         digits = _digits(candidate)
         national = digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
-        return len(national) == 11 and int(national[:3]) in _CN_MOBILE_PREFIXES
+        return len(national) == 11 and int(national[:3]) in CN_MOBILE_PREFIXES
 
 
 @register_recognizer("phone")

@@ -104,7 +104,9 @@ def resolve_inputs(
         if not task.supports_privacy:
             raise InvalidArgument(f"task {task.name!r} does not support differential privacy yet")
         dp = spec.dp_config(dataset)
-        assert dp is not None and config.batch_size is not None and config.epochs is not None
+        assert dp is not None
+        assert config.batch_size is not None
+        assert config.epochs is not None
         # Fails before any job exists when the budget cannot cover the planned steps.
         DPEngine(dp).plan(
             num_examples=int(dataset.splits["train"]),

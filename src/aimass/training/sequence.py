@@ -187,7 +187,8 @@ class _SequenceTask(Task):
                 callbacks=inputs.callbacks,
                 optimizer=optimizer,
             )
-        assert cfg.batch_size is not None and cfg.epochs is not None
+        assert cfg.batch_size is not None
+        assert cfg.epochs is not None
         engine = inputs.privacy
         engine.check_module(module)
         private = engine.make_private(

@@ -22,6 +22,7 @@ from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, Store
 from aimass.workspace.cards import render_card
+from aimass.workspace.privacy import DeidentifyOptions
 
 if TYPE_CHECKING:
     from aimass.jobs.train import TrainSpec
@@ -76,11 +77,14 @@ class Workspace:
         project: str = DEFAULT_PROJECT,
         fmt: str | None = None,
         options: ImportOptions | None = None,
+        deidentify: DeidentifyOptions | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Validate and store a dataset file; returns ``(version, created)``.
 
         On any bad row nothing is stored and the error names the line and field.
-        Identical content under the same name returns the existing version.
+        Identical content under the same name returns the existing version. With
+        ``deidentify``, PII is removed from the text (and named) fields *before*
+        validation and the digest, so the stored version never holds the raw values.
         """
         validate_name(name, kind="dataset")
         self.store.projects.get(project)
@@ -92,8 +96,22 @@ class Workspace:
             **{**options.__dict__, "max_text_chars": self.settings.max_text_chars}
         )
         records = read_records(Path(path), fmt, max_row_bytes=self.settings.max_row_bytes)
-        prepared = prepare_dataset(records, options)
-        provenance = {"source": "file", "path": str(Path(path).resolve()), "format": fmt}
+        provenance: dict[str, Any] = {
+            "source": "file",
+            "path": str(Path(path).resolve()),
+            "format": fmt,
+        }
+        if deidentify is not None:
+            from aimass.data.deidentify import deidentify_records
+            from aimass.workspace.privacy import build_deidentifier
+
+            engine = build_deidentifier(self, deidentify, project=project)
+            fields = (options.text_field, *deidentify.fields)
+            records = deidentify_records(records, engine, fields=fields)
+            prepared = prepare_dataset(records, options)
+            provenance["deidentification"] = {"fields": list(fields), **engine.report.to_dict()}
+        else:
+            prepared = prepare_dataset(records, options)
         return self._store_dataset(
             prepared, name=name, project=project, fmt=fmt, provenance=provenance
         )
@@ -242,6 +260,28 @@ class Workspace:
 
         version = self.model_version(ref, project=project)
         return copy_bundle_files(self.artifacts.resolve(version.uri), Path(destination))
+
+    def audit_privacy(
+        self,
+        ref: str,
+        *,
+        dataset: str,
+        project: str = DEFAULT_PROJECT,
+        max_examples: int = 1000,
+        calibrated: bool = True,
+    ) -> dict[str, Any]:
+        """Membership-inference audit of a version, attached to it; returns the report."""
+        from aimass.workspace.privacy import audit_privacy
+
+        report, _attachment = audit_privacy(
+            self,
+            ref,
+            dataset=dataset,
+            project=project,
+            max_examples=max_examples,
+            calibrated=calibrated,
+        )
+        return report
 
     # -- serving -------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from aimass.data.deidentify.engine import (
     DEFAULT_RECOGNIZERS,
     MODES,
-    DeidReport,
     Deidentifier,
+    DeidReport,
+    deidentify_records,
     detect_language,
     key_fingerprint,
     resolve_overlaps,
@@ -49,6 +50,7 @@ __all__ = [
     "Span",
     "create_project_key",
     "create_recognizer",
+    "deidentify_records",
     "deidentify_texts",
     "detect_language",
     "key_fingerprint",

@@ -23,10 +23,12 @@ __all__ = [
 _CN_ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 CN_ID_CHECK_CHARS = "10X98765432"
 # First two digits: province-level division codes (GB/T 2260), incl. 71/81/82 and 91 (abroad).
-_CN_PROVINCES = frozenset(
-    [11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46]
-    + [50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 91]
-)
+# fmt: off
+_CN_PROVINCES = frozenset((
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
+    50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 91,
+))
+# fmt: on
 
 # IBAN length per country (ISO 13616 registry, the countries that issue IBANs most often).
 IBAN_LENGTHS = {
@@ -84,7 +86,11 @@ def plausible_birth_date(year: int, month: int, day: int, *, today: dt.date | No
 def cn_id_valid(text: str, *, today: dt.date | None = None) -> bool:
     """A mainland-China resident ID: 18 characters, province code, birth date, check character."""
     value = text.upper()
-    if len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
+    if (
+        len(value) != 18
+        or not value[:17].isdigit()
+        or not (value[17].isdigit() or value[17] == "X")
+    ):
         return False
     if int(value[:2]) not in _CN_PROVINCES:
         return False

@@ -19,7 +19,7 @@ import hmac
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from aimass.data.deidentify.recognizers import (
     Span,
     create_recognizer,
 )
+from aimass.data.readers import Record
 from aimass.errors import FailedPrecondition, InvalidArgument
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "MODES",
     "DeidReport",
     "Deidentifier",
+    "deidentify_records",
     "detect_language",
     "key_fingerprint",
 ]
@@ -226,7 +228,10 @@ class Deidentifier:
         report.texts_changed += 1
         parts, last = [], 0
         for span in spans:
-            parts += [text[last : span.start], operator(span, text[span.start : span.end], self.key)]
+            parts += [
+                text[last : span.start],
+                operator(span, text[span.start : span.end], self.key),
+            ]
             last = span.end
             report.counts[span.entity] = report.counts.get(span.entity, 0) + 1
             name = span.recognizer.split(":")[0]
@@ -246,3 +251,31 @@ class Deidentifier:
 
 def _excerpt(text: str, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def deidentify_records(
+    records: Iterable[Record], engine: Deidentifier, *, fields: Sequence[str], chunk: int = 256
+) -> Iterator[Record]:
+    """``records`` with the string values of ``fields`` de-identified (in chunks, for NER models).
+
+    Non-string values pass through: validation downstream reports them with their line.
+    """
+    buffer: list[Record] = []
+
+    def flush() -> Iterator[Record]:
+        slots = [
+            (i, f) for i, r in enumerate(buffer) for f in fields if isinstance(r.fields.get(f), str)
+        ]
+        cleaned = engine.apply([buffer[i].fields[f] for i, f in slots])
+        updated = [dict(r.fields) for r in buffer]
+        for (i, f), value in zip(slots, cleaned, strict=True):
+            updated[i][f] = value
+        yield from (Record(r.line, u) for r, u in zip(buffer, updated, strict=True))
+        buffer.clear()
+
+    for record in records:
+        buffer.append(record)
+        if len(buffer) >= chunk:
+            yield from flush()
+    if buffer:
+        yield from flush()

@@ -179,12 +179,13 @@ class EmailRecognizer(PatternRecognizer):
 
 # -- phone numbers ---------------------------------------------------------------------
 
-CN_MOBILE_PREFIXES = frozenset(
-    [130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 145, 147, 149, 150, 151, 152, 153]
-    + [155, 156, 157, 158, 159, 162, 165, 166, 167, 170, 171, 172, 173, 175, 176, 177, 178]
-    + [180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 195, 196, 197]
-    + [198, 199]
-)
+# fmt: off
+CN_MOBILE_PREFIXES = frozenset((
+    130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 145, 147, 149, 150, 151, 152, 153, 155,
+    156, 157, 158, 159, 162, 165, 166, 167, 170, 171, 172, 173, 175, 176, 177, 178, 180, 181,
+    182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192, 193, 195, 196, 197, 198, 199,
+))
+# fmt: on
 
 
 @register_recognizer("cn-mobile")
@@ -306,11 +307,16 @@ class IpAddressRecognizer(Recognizer):
     name = "ip-address"
     entities = ("IP_ADDRESS",)
     _v4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
-    _v6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?![0-9A-Fa-f:])")
+    _v6 = re.compile(
+        r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]{0,15}(?![0-9A-Fa-f:])"
+    )
 
     def find(self, text: str) -> list[Span]:
         found = []
-        for pattern, parse in ((self._v4, ipaddress.IPv4Address), (self._v6, ipaddress.IPv6Address)):
+        for pattern, parse in (
+            (self._v4, ipaddress.IPv4Address),
+            (self._v6, ipaddress.IPv6Address),
+        ):
             for match in pattern.finditer(text):
                 candidate = match.group()
                 if candidate.count(":") < 2 and parse is ipaddress.IPv6Address:
@@ -414,5 +420,7 @@ class DateOfBirthRecognizer(Recognizer):
                     continue
                 context = text[max(0, match.start() - 40) : match.start()]
                 score = 0.95 if _BIRTH_CONTEXT.search(context) else 0.6
-                found.setdefault(match.span(), Span("DATE_OF_BIRTH", *match.span(), score, self.name))
+                found.setdefault(
+                    match.span(), Span("DATE_OF_BIRTH", *match.span(), score, self.name)
+                )
         return list(found.values())

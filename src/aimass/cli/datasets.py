@@ -63,6 +63,15 @@ def _show(version: DatasetVersion, *, created: bool | None = None) -> None:
     source = version.provenance.get("source")
     if source:
         console.print(f"  source: {source}")
+    deid = version.provenance.get("deidentification")
+    if deid:
+        counts = ", ".join(f"{k} {v}" for k, v in deid["counts"].items()) or "no PII found"
+        console.print(
+            f"  de-identified ({deid['mode']}, fields {', '.join(deid['fields'])}): "
+            f"{deid['texts_changed']:,} of {deid['texts']:,} texts changed; {counts}"
+        )
+        for example in deid["examples"][:3]:
+            console.print(f"    e.g. {example}", highlight=False, markup=False)
 
 
 @app.command("import")
@@ -86,11 +95,38 @@ def import_(
     splits: Annotated[
         str, typer.Option(help="Train,validation,test fractions for made splits.")
     ] = "0.8,0.1,0.1",
+    deidentify: Annotated[
+        str | None,
+        typer.Option(help="Remove PII before storing: mask, redact or pseudonymize."),
+    ] = None,
+    deidentify_field: Annotated[
+        list[str] | None,
+        typer.Option(help="Also de-identify this field (repeatable); the text field always is."),
+    ] = None,
+    recognizers: Annotated[
+        str | None, typer.Option(help="Comma-separated PII recognizers (default: all).")
+    ] = None,
+    ner_model: Annotated[
+        str | None,
+        typer.Option(help="A registered NER model (NAME@VERSION) for names in Chinese text."),
+    ] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
     """Validate every row and store an immutable, content-addressed version."""
     from aimass.data.importer import ImportOptions
+    from aimass.workspace.privacy import DeidentifyOptions
+
+    deid = None
+    if deidentify is not None:
+        deid = DeidentifyOptions(
+            mode=deidentify,
+            fields=tuple(deidentify_field or ()),
+            recognizers=tuple(n.strip() for n in recognizers.split(",")) if recognizers else None,
+            ner_model=ner_model,
+        )
+    elif deidentify_field or recognizers or ner_model:
+        raise InvalidArgument("--deidentify-field, --recognizers and --ner-model need --deidentify")
 
     options = ImportOptions(
         text_field=text_field,
@@ -102,7 +138,7 @@ def import_(
         fractions=_fractions(splits),
     )
     version, created = workspace().import_dataset(
-        path, name=name, project=project, fmt=fmt, options=options
+        path, name=name, project=project, fmt=fmt, options=options, deidentify=deid
     )
     if json_out:
         emit_json({"dataset": version, "created": created})

@@ -103,9 +103,9 @@ def main() -> None:
                 "test_accuracy": version.metrics["test"]["accuracy"],
                 "val_accuracy": version.metrics["validation"]["accuracy"],
                 "loop_seconds": training["train_seconds"],
-                "seconds_per_1k_examples": 1000 * training["train_seconds"] / max(
-                    1, training["steps"] * args.batch_size
-                ),
+                "seconds_per_1k_examples": 1000
+                * training["train_seconds"]
+                / max(1, training["steps"] * args.batch_size),
                 "wall_seconds": round(wall, 1),
                 "mia_auc": report["attacks"]["loss_threshold"]["auc"],
                 "mia_tpr_at_1pct_fpr": report["attacks"]["loss_threshold"]["tpr_at_1pct_fpr"],
@@ -118,11 +118,22 @@ def main() -> None:
 
     plain = rows[0]
     print()
-    print(f"features mode (MiniLM frozen + linear head), {args.train_rows} training rows, "
-          f"{args.epochs} epochs, batch {args.batch_size}; attack on {args.audit_examples} "
-          "members vs as many non-members")
-    header = ("setting", "eps spent", "test acc", "Δ acc", "DP time ×", "MIA AUC",
-              "TPR@1%", "calib. AUC", "calib. TPR@1%")
+    print(
+        f"features mode (MiniLM frozen + linear head), {args.train_rows} training rows, "
+        f"{args.epochs} epochs, batch {args.batch_size}; attack on {args.audit_examples} "
+        "members vs as many non-members"
+    )
+    header = (
+        "setting",
+        "eps spent",
+        "test acc",
+        "Δ acc",
+        "DP time ×",
+        "MIA AUC",
+        "TPR@1%",
+        "calib. AUC",
+        "calib. TPR@1%",
+    )
     print("  ".join(f"{h:>13s}" for h in header))
     for row in rows:
         overhead = row["seconds_per_1k_examples"] / plain["seconds_per_1k_examples"]
@@ -140,8 +151,14 @@ def main() -> None:
         row["dp_time_overhead"] = overhead
         print("  ".join(f"{c:>13s}" for c in cells))
     RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "privacy", "mode": "features", "settings": vars(args), "rows": rows,
-           "torch": torch.__version__, "cpu_count": os.cpu_count()}
+    out = {
+        "benchmark": "privacy",
+        "mode": "features",
+        "settings": vars(args),
+        "rows": rows,
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+    }
     (RESULTS / "privacy.json").write_text(json.dumps(out, indent=2))
 
 

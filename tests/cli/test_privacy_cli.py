@@ -17,18 +17,38 @@ PII_ROWS = [
 def home(tmp_path, monkeypatch, tiny_bert_dir):
     monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AIMASS_DEVICE", "cpu")
-    run("datasets", "import", write_jsonl(tmp_path / "s.jsonl", sentiment_rows(200)), "--name", "reviews")
+    run(
+        "datasets",
+        "import",
+        write_jsonl(tmp_path / "s.jsonl", sentiment_rows(200)),
+        "--name",
+        "reviews",
+    )
     run("bases", "import", tiny_bert_dir, "--name", "tiny")
     return tmp_path
 
 
 def test_train_dp_show_and_audit(home):
-    args = ["train", "--dataset", "reviews", "--base", "tiny", "--name", "dp", "--epochs", "5", "--lr", "0.01"]
+    args = [
+        "train",
+        "--dataset",
+        "reviews",
+        "--base",
+        "tiny",
+        "--name",
+        "dp",
+        "--epochs",
+        "5",
+        "--lr",
+        "0.01",
+    ]
     version = run_json(*args, "--dp", "--target-epsilon", "3", "--accountant", "rdp")
     assert version["privacy"]["target_epsilon"] == 3 and version["privacy"]["epsilon"] <= 3
     shown = run("models", "show", "dp@1").stdout
     assert "DP-SGD epsilon" in shown and "rdp accountant" in shown
-    audit = run_json("audit-privacy", "dp@1", "--dataset", "reviews", "--max-examples", "20", "--no-calibrated")
+    audit = run_json(
+        "audit-privacy", "dp@1", "--dataset", "reviews", "--max-examples", "20", "--no-calibrated"
+    )
     assert set(audit["attacks"]) == {"loss_threshold"}
     shown = run("models", "show", "dp@1").stdout
     assert "membership AUC" in shown and "epsilon" in shown
@@ -52,8 +72,17 @@ def test_bad_dp_options(home, extra, text):
 def test_import_with_deidentification(home, tmp_path):
     path = write_jsonl(tmp_path / "pii.jsonl", PII_ROWS)
     out = run_json(
-        "datasets", "import", path, "--name", "clean", "--deidentify", "mask",
-        "--deidentify-field", "note", "--recognizers", "email,bank-card,cn-mobile",
+        "datasets",
+        "import",
+        path,
+        "--name",
+        "clean",
+        "--deidentify",
+        "mask",
+        "--deidentify-field",
+        "note",
+        "--recognizers",
+        "email,bank-card,cn-mobile",
     )
     deid = out["dataset"]["provenance"]["deidentification"]
     assert deid["counts"] == {"BANK_CARD": 30, "EMAIL_ADDRESS": 30, "PHONE_NUMBER": 30}
@@ -71,11 +100,34 @@ def test_import_with_deidentification(home, tmp_path):
 
 def test_pseudonymize_needs_the_project_key(home, tmp_path):
     path = write_jsonl(tmp_path / "pii.jsonl", PII_ROWS)
-    result = run("datasets", "import", path, "--name", "p", "--deidentify", "pseudonymize", "--recognizers", "email", ok=False)
-    assert "Error [FAILED_PRECONDITION]" in result.stderr and "aimass pii key create" in result.stderr
+    result = run(
+        "datasets",
+        "import",
+        path,
+        "--name",
+        "p",
+        "--deidentify",
+        "pseudonymize",
+        "--recognizers",
+        "email",
+        ok=False,
+    )
+    assert (
+        "Error [FAILED_PRECONDITION]" in result.stderr and "aimass pii key create" in result.stderr
+    )
     assert [d["name"] for d in run_json("datasets", "list")] == ["reviews"], "nothing stored"
     run("pii", "key", "create")
-    out = run_json("datasets", "import", path, "--name", "p", "--deidentify", "pseudonymize", "--recognizers", "email")
+    out = run_json(
+        "datasets",
+        "import",
+        path,
+        "--name",
+        "p",
+        "--deidentify",
+        "pseudonymize",
+        "--recognizers",
+        "email",
+    )
     assert out["dataset"]["provenance"]["deidentification"]["key_id"]
     again = run("pii", "key", "create", ok=False)
     assert "Error [ALREADY_EXISTS]" in again.stderr

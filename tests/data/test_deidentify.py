@@ -39,7 +39,15 @@ class GazetteerNer:
             ents = []
             for name, label in self.names.items():
                 for m in re.finditer(re.escape(name), text):
-                    ents.append({"label": label, "start": m.start(), "end": m.end(), "text": name, "score": 0.99})
+                    ents.append(
+                        {
+                            "label": label,
+                            "start": m.start(),
+                            "end": m.end(),
+                            "text": name,
+                            "score": 0.99,
+                        }
+                    )
             out.append({"entities": ents})
         return out
 
@@ -71,14 +79,25 @@ def cards(draw):
     raise AssertionError
 
 
-mobiles = st.builds(lambda p, rest: f"1{p}{rest:08d}", st.sampled_from(["38", "39", "86", "99"]), st.integers(0, 99_999_999))
-emails = st.builds(lambda u, d: f"{u}@{d}.com", st.from_regex(r"[a-z]{1,8}(\.[a-z]{1,5})?", fullmatch=True), st.from_regex(r"[a-z]{2,10}", fullmatch=True))
+mobiles = st.builds(
+    lambda p, rest: f"1{p}{rest:08d}",
+    st.sampled_from(["38", "39", "86", "99"]),
+    st.integers(0, 99_999_999),
+)
+emails = st.builds(
+    lambda u, d: f"{u}@{d}.com",
+    st.from_regex(r"[a-z]{1,8}(\.[a-z]{1,5})?", fullmatch=True),
+    st.from_regex(r"[a-z]{2,10}", fullmatch=True),
+)
 entities = st.one_of(cn_ids(), cards(), mobiles, emails)
 fillers = st.sampled_from(["联系", " call ", "，", " id: ", "。", " and ", "电话", " "])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(parts=st.lists(st.tuples(fillers, entities), min_size=1, max_size=4), mode=st.sampled_from(["mask", "redact", "pseudonymize"]))
+@given(
+    parts=st.lists(st.tuples(fillers, entities), min_size=1, max_size=4),
+    mode=st.sampled_from(["mask", "redact", "pseudonymize"]),
+)
 def test_deidentified_text_never_contains_an_original_entity(parts, mode):
     text = "".join(f + e for f, e in parts)
     [out], report = deidentify_texts([text], mode=mode, recognizers=PATTERNS, key=KEY)
@@ -100,7 +119,12 @@ def test_modes():
 
 
 def test_pseudonyms_are_consistent_across_texts_and_formats_and_keyed():
-    texts = ["电话13812345678", "call +86 138 1234 5678 please", "ANN@EXAMPLE.ORG", "ann@example.org"]
+    texts = [
+        "电话13812345678",
+        "call +86 138 1234 5678 please",
+        "ANN@EXAMPLE.ORG",
+        "ann@example.org",
+    ]
     out, _ = deidentify_texts(texts, mode="pseudonymize", recognizers=PATTERNS, key=KEY)
     phone = re.findall(r"<PHONE_NUMBER_\w+>", out[0])
     assert phone and phone == re.findall(r"<PHONE_NUMBER_\w+>", out[1])
@@ -117,7 +141,7 @@ def test_pseudonymize_without_a_key_is_a_clear_error():
 def test_bad_mode_and_recognizer_names():
     with pytest.raises(InvalidArgument, match="modes: mask, redact, pseudonymize"):
         Deidentifier(["email"], mode="hash")
-    with pytest.raises(InvalidArgument, match="recognizers: .*email"):
+    with pytest.raises(InvalidArgument, match=r"recognizers: .*email"):
         Deidentifier(["passport"])
 
 
@@ -158,9 +182,18 @@ def test_ner_model_adapter_maps_labels_and_batches():
     model = GazetteerNer({"张伟": "nr", "北京": "ns", "新华社": "nt", "Zhang": "PER"})
     ner = ModelNerRecognizer(model, ref="zh-ner@1", batch_size=2)
     engine = Deidentifier([ner, "cn-mobile"], mode="mask")
-    out = engine.apply(["张伟在北京的新华社工作，电话13812345678。", "Zhang is not written in Chinese here", "没有实体", "北京"])
+    out = engine.apply(
+        [
+            "张伟在北京的新华社工作，电话13812345678。",
+            "Zhang is not written in Chinese here",
+            "没有实体",
+            "北京",
+        ]
+    )
     assert out[0] == "<PERSON>在<LOCATION>的<ORGANIZATION>工作，电话<PHONE_NUMBER>。"
-    assert out[1] == "Zhang is not written in Chinese here", "English text is not sent to a zh model"
+    assert out[1] == "Zhang is not written in Chinese here", (
+        "English text is not sent to a zh model"
+    )
     assert out[3] == "<LOCATION>"
     assert model.calls == 2
     assert engine.report.recognizers[0]["model"] == "zh-ner@1"
@@ -169,7 +202,10 @@ def test_ner_model_adapter_maps_labels_and_batches():
 def test_ner_model_adapter_refuses_offsets_that_do_not_match():
     class Broken:
         def predict(self, texts):
-            return [{"entities": [{"label": "PER", "start": 0, "end": 2, "text": "xx", "score": 1}]} for _ in texts]
+            return [
+                {"entities": [{"label": "PER", "start": 0, "end": 2, "text": "xx", "score": 1}]}
+                for _ in texts
+            ]
 
     with pytest.raises(InvalidArgument, match="does not match the text"):
         Deidentifier([ModelNerRecognizer(Broken(), ref="b@1")]).apply(["张伟"])
@@ -188,7 +224,9 @@ def no_network(monkeypatch):
 
 
 def test_english_names_places_and_orgs_offline(no_network):
-    text = "Barack Obama met Angela Merkel in Berlin on behalf of Microsoft; mail obama@example.com."
+    text = (
+        "Barack Obama met Angela Merkel in Berlin on behalf of Microsoft; mail obama@example.com."
+    )
     out = scrub(text)
     assert "Obama" not in out and "Merkel" not in out and "Berlin" not in out
     assert "<PERSON>" in out and "<LOCATION>" in out and "<EMAIL_ADDRESS>" in out

@@ -27,13 +27,17 @@ def flip_last(value):
     return value[:-1] + ("0" if last != "0" else "1")
 
 
-@pytest.mark.parametrize("card", ["4111111111111111", "5500005555555559", "378282246310005", "6212345678901232"])
+@pytest.mark.parametrize(
+    "card", ["4111111111111111", "5500005555555559", "378282246310005", "6212345678901232"]
+)
 def test_luhn(card):
     assert luhn_valid(card)
     assert not luhn_valid(flip_last(card))
 
 
-@pytest.mark.parametrize("iban", ["GB82WEST12345698765432", "DE89370400440532013000", "FR1420041010050500013M02606"])
+@pytest.mark.parametrize(
+    "iban", ["GB82WEST12345698765432", "DE89370400440532013000", "FR1420041010050500013M02606"]
+)
 def test_iban(iban):
     assert iban_valid(iban)
     assert iban_valid(" ".join(iban[i : i + 4] for i in range(0, len(iban), 4)))
@@ -96,7 +100,9 @@ def test_recognizers_accept_valid_and_refuse_invalid(name, valid, invalid):
 def test_spans_cover_exactly_the_entity():
     assert found("cn-mobile", "电话13812345678。") == ["13812345678"]
     assert found("url", "(see https://example.org/a).") == ["https://example.org/a"]
-    assert found("iban", "IBAN GB82 WEST 1234 5698 7654 32 Thanks") == ["GB82 WEST 1234 5698 7654 32"]
+    assert found("iban", "IBAN GB82 WEST 1234 5698 7654 32 Thanks") == [
+        "GB82 WEST 1234 5698 7654 32"
+    ]
     assert found("cn-resident-id", "号码11010519491231002X。") == ["11010519491231002X"]
 
 

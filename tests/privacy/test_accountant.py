@@ -70,7 +70,9 @@ def test_without_subsampling_rdp_is_the_closed_form():
     sigma, steps, delta = 4.0, 50, 1e-5
     orders = RDPAccountant.DEFAULT_ALPHAS
     oracle = min(
-        steps * a / (2 * sigma**2) - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a)
+        steps * a / (2 * sigma**2)
+        - (math.log(delta) + math.log(a)) / (a - 1)
+        + math.log((a - 1) / a)
         for a in orders
     )
     rdp = epsilon_spent(

@@ -67,9 +67,7 @@ def test_audit_is_attached_and_shown(ready):
     assert set(report["attacks"]) == {"loss_threshold", "calibrated"}
     assert 0 <= report["attacks"]["loss_threshold"]["auc"] <= 1
     assert report["epsilon"] == version.privacy["epsilon"]
-    [attachment] = ready.store.registry.attachments(
-        "default", _ref(version), kind="privacy-audit"
-    )
+    [attachment] = ready.store.registry.attachments("default", _ref(version), kind="privacy-audit")
     assert attachment.summary["auc"] == report["attacks"]["loss_threshold"]["auc"]
     stored = ready.artifacts.resolve(attachment.uri).read_text()
     assert '"members": 40' in stored
@@ -89,7 +87,9 @@ def test_audit_refuses_the_wrong_dataset(ready, tmp_path):
     version = ready.train(
         TrainSpec(dataset="s", base="tiny", model="m", config={"mode": "features", "epochs": 2})
     )
-    ready.import_dataset(write_jsonl(tmp_path / "o.jsonl", sentiment_rows(60, seed=3)), name="other")
+    ready.import_dataset(
+        write_jsonl(tmp_path / "o.jsonl", sentiment_rows(60, seed=3)), name="other"
+    )
     with pytest.raises(InvalidArgument, match="trained on s@1"):
         ready.audit_privacy(version.ref, dataset="other")
     assert ready.store.registry.attachments("default", _ref(version)) == []

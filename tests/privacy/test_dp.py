@@ -112,7 +112,13 @@ def test_the_step_past_the_budget_is_refused():
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
     loss = nn.functional.cross_entropy
     with engine.make_private(
-        head, optimizer=optimizer, num_examples=100, batch_size=20, epochs=1, loss=loss, finetune=False
+        head,
+        optimizer=optimizer,
+        num_examples=100,
+        batch_size=20,
+        epochs=1,
+        loss=loss,
+        finetune=False,
     ) as run:
         for idx in run.batches(0):
             run.loss(head(x[idx]), y[idx]).backward()
@@ -148,7 +154,9 @@ def test_explicit_ids_give_exact_per_example_gradients(tiny_bert_dir):
     mask[1, 5:] = 0
     y = torch.tensor([0, 1, 1, 0])
     gsm = GradSampleModule(model, loss_reduction="sum")
-    nn.functional.cross_entropy(gsm(input_ids=ids, attention_mask=mask), y, reduction="sum").backward()
+    nn.functional.cross_entropy(
+        gsm(input_ids=ids, attention_mask=mask), y, reduction="sum"
+    ).backward()
     for name, param in model.named_parameters():
         if param.requires_grad:
             assert param.grad_sample.shape[0] == 4, name
@@ -175,7 +183,7 @@ def test_unsupported_layers_are_listed_with_reason_and_alternative():
     assert "mixes the examples" in problems[0].reason
     assert "GroupNorm" in problems[0].alternative
     assert "DPMultiheadAttention" in problems[1].alternative
-    with pytest.raises(UnsupportedModel, match="norm \\(BatchNorm1d\\).*attn.*rnn") as err:
+    with pytest.raises(UnsupportedModel, match=r"norm \(BatchNorm1d\).*attn.*rnn") as err:
         require_supported(WithBatchNorm())
     assert len(err.value.details["problems"]) == 3
     frozen = WithBatchNorm().requires_grad_(False)

@@ -21,7 +21,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from aimass.errors import InvalidArgument, MissingExtra, PrivacyBudgetExceeded
@@ -293,7 +293,6 @@ class _Record:
     grad_sample_mode: str = ""
     num_examples: int = 0
     expected_batch_size: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DPEngine:

@@ -50,3 +50,9 @@ $(STAMP): pyproject.toml Makefile
 
 clean-venv:
 	rm -rf $(VENV)
+
+.PHONY: bench-privacy
+# Differential privacy (accuracy, overhead, attack AUC vs epsilon) and PII detection quality/speed.
+bench-privacy: $(STAMP)
+	$(BIN)/python bench/privacy.py
+	$(BIN)/python bench/pii.py

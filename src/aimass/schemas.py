@@ -160,6 +160,15 @@ class WhoAmI(_Out):
 # -- datasets -----------------------------------------------------------------------
 
 
+class DeidentifyIn(_In):
+    """De-identify PII before the dataset is stored (the raw values are never kept)."""
+
+    mode: Literal["mask", "redact", "pseudonymize"]
+    fields: list[str] = Field(default_factory=list, max_length=64)
+    recognizers: list[str] | None = Field(default=None, max_length=64)
+    ner_model: Ref | None = None
+
+
 class _ImportFields(_In):
     text_field: str = Field(default="text", max_length=255)
     label_field: str | None = Field(default=None, max_length=255)
@@ -167,6 +176,7 @@ class _ImportFields(_In):
     label_type: Literal["auto", "string", "integer", "float"] = "auto"
     seed: int = 0
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    deidentify: DeidentifyIn | None = None
 
 
 class DatasetUpload(_ImportFields):
@@ -403,6 +413,11 @@ class TrainJobCreate(_In):
     reuse: bool = Field(
         default=False,
         description="Finish at once with an existing version trained from identical inputs.",
+    )
+    privacy: dict[str, Any] | None = Field(
+        default=None,
+        description="Train with DP-SGD: target_epsilon, delta, max_grad_norm, accountant "
+        "(prv|rdp), grad_sample_mode (hooks|ghost).",
     )
 
 

@@ -210,3 +210,44 @@ def test_alias_moves_from_another_process_are_seen_after_the_cache_ttl(
         ws.store.registry.delete_alias("default", "sentiment", "canary")
         ws.store.registry.delete_version("default", "sentiment", v2.version)
         ws.close()
+
+
+def test_uploads_can_be_deidentified_on_the_server(client, admin, trained_home):
+    import pyarrow.parquet as pq
+
+    from aimass.workspace import Workspace
+    from tests.server.conftest import serve_settings
+
+    rows = [
+        {"text": f"write to ann{i}@example.org about it", "label": "ab"[i % 2]} for i in range(20)
+    ]
+    body = {
+        "name": "clean-upload",
+        "format": "jsonl",
+        "content": "".join(json.dumps(r) + "\n" for r in rows),
+        "deidentify": {"mode": "mask", "recognizers": ["email"]},
+    }
+    r = client.post(f"{P}/datasets", headers=admin, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["provenance"]["deidentification"]["counts"] == {"EMAIL_ADDRESS": 20}
+    ws = Workspace(serve_settings(trained_home))
+    stored = pq.read_table(ws.artifacts.resolve(ws.dataset("clean-upload").uri)).to_pylist()
+    ws.close()
+    assert all("@example.org" not in row["text"] for row in stored)
+    bad = {**body, "name": "x", "deidentify": {"mode": "shred"}}
+    assert client.post(f"{P}/datasets", headers=admin, json=bad).status_code == 400
+
+
+def test_dp_training_options_are_checked_before_a_job_exists(client, admin):
+    body = {
+        "kind": "train",
+        "dataset": "reviews",
+        "base": "tiny",
+        "model": "private",
+        "privacy": {"target_epsilon": -1},
+    }
+    r = client.post(f"{P}/jobs", headers=admin, json=body)
+    assert r.status_code == 400, r.text
+    assert "epsilon" in r.json()["error"]["message"]
+    jobs = client.get(f"{P}/jobs", headers=admin).json()
+    assert all(j["spec"]["model"] != "private" for j in jobs)

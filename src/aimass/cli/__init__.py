@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, models, service
+from aimass.cli import bases, datasets, db, models, pii, service
 from aimass.cli._common import configure, console, reset
+from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
 from aimass.settings import load_settings
 
@@ -29,6 +30,8 @@ app.add_typer(bases.app, name="bases")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 service.register(app)
+app.add_typer(pii.app, name="pii")
+app.command("audit-privacy")(audit_privacy)
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)

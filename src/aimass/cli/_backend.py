@@ -46,7 +46,9 @@ class Local:
         self, path: Path, *, name: str, fmt: str | None, options: dict[str, Any], project: str
     ) -> tuple[s.DatasetVersionOut, bool | None]:
         from aimass.data.importer import ImportOptions
+        from aimass.workspace.privacy import DeidentifyOptions
 
+        deid = options.get("deidentify")
         opts = ImportOptions(
             text_field=options["text_field"],
             label_field=options["label_field"] or "label",
@@ -57,7 +59,19 @@ class Local:
             fractions=options["splits"],
         )
         version, created = self.ws.import_dataset(
-            path, name=name, project=project, fmt=fmt, options=opts
+            path,
+            name=name,
+            project=project,
+            fmt=fmt,
+            options=opts,
+            deidentify=DeidentifyOptions(
+                mode=deid["mode"],
+                fields=tuple(deid["fields"]),
+                recognizers=tuple(deid["recognizers"]) if deid["recognizers"] else None,
+                ner_model=deid["ner_model"],
+            )
+            if deid
+            else None,
         )
         return s.DatasetVersionOut.from_entity(version), created
 
@@ -100,6 +114,15 @@ class Local:
 
     def export(self, ref: str, destination: Path, project: str) -> list[str]:
         return self.ws.export_model(ref, destination, project=project)
+
+    def attachments(
+        self, ref: str, project: str, *, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        from aimass.entities import to_jsonable
+        from aimass.refs import parse_ref
+
+        found = self.ws.store.registry.attachments(project, parse_ref(ref), kind=kind)
+        return [to_jsonable(a) for a in found]
 
     def delete_version(self, name: str, version: int, project: str) -> s.ModelVersionOut:
         return s.ModelVersionOut.from_entity(self.ws.delete_version(name, version, project=project))
@@ -255,6 +278,12 @@ class Remote:
             "exporting a bundle over the API is not built yet; run 'aimass models export' on "
             "the server's machine (without AIMASS_URL)"
         )
+
+    def attachments(
+        self, ref: str, project: str, *, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        attachments = self.c.models.attachments(ref, kind=kind, project=project)
+        return [a.model_dump(mode="json") for a in attachments]
 
     def delete_version(self, name: str, version: int, project: str) -> s.ModelVersionOut:
         return self.c.models.delete_version(name, version, project=project)

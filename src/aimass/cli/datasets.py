@@ -63,6 +63,15 @@ def _show(version: DatasetVersionOut, *, created: bool | None = None) -> None:
     source = version.provenance.get("source")
     if source:
         console.print(f"  source: {source}")
+    deid = version.provenance.get("deidentification")
+    if deid:
+        counts = ", ".join(f"{k} {v}" for k, v in deid["counts"].items()) or "no PII found"
+        console.print(
+            f"  de-identified ({deid['mode']}, fields {', '.join(deid['fields'])}): "
+            f"{deid['texts_changed']:,} of {deid['texts']:,} texts changed; {counts}"
+        )
+        for example in deid["examples"][:3]:
+            console.print(f"    e.g. {example}", highlight=False, markup=False)
 
 
 @app.command("import")
@@ -86,10 +95,35 @@ def import_(
     splits: Annotated[
         str, typer.Option(help="Train,validation,test fractions for made splits.")
     ] = "0.8,0.1,0.1",
+    deidentify: Annotated[
+        str | None,
+        typer.Option(help="Remove PII before storing: mask, redact or pseudonymize."),
+    ] = None,
+    deidentify_field: Annotated[
+        list[str] | None,
+        typer.Option(help="Also de-identify this field (repeatable); the text field always is."),
+    ] = None,
+    recognizers: Annotated[
+        str | None, typer.Option(help="Comma-separated PII recognizers (default: all).")
+    ] = None,
+    ner_model: Annotated[
+        str | None,
+        typer.Option(help="A registered NER model (NAME@VERSION) for names in Chinese text."),
+    ] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
     """Validate every row and store an immutable, content-addressed version."""
+    deid = None
+    if deidentify is not None:
+        deid = {
+            "mode": deidentify,
+            "fields": list(deidentify_field or ()),
+            "recognizers": [n.strip() for n in recognizers.split(",")] if recognizers else None,
+            "ner_model": ner_model,
+        }
+    elif deidentify_field or recognizers or ner_model:
+        raise InvalidArgument("--deidentify-field, --recognizers and --ner-model need --deidentify")
     options = {
         "text_field": text_field,
         "label_field": label_field,
@@ -97,6 +131,7 @@ def import_(
         "split_field": split_field,
         "seed": seed,
         "splits": _fractions(splits),
+        "deidentify": deid,
     }
     if not path.is_file():
         raise InvalidArgument(f"dataset file {path} does not exist", path=str(path))

@@ -17,6 +17,7 @@ from aimass.cli._common import (
     fmt_metric,
     table,
 )
+from aimass.cli.privacy import audit_line, privacy_line
 from aimass.schemas import ModelVersionOut
 
 app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
@@ -98,8 +99,10 @@ def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False
         console.print(
             f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in scalars.items())
         )
-    privacy = version.privacy
-    console.print(f"  privacy: {privacy if privacy else 'not trained with differential privacy'}")
+    console.print(f"  privacy: {privacy_line(version.privacy)}")
+    audits = backend().attachments(version.ref, project, kind="privacy-audit")
+    if audits:
+        console.print(f"  privacy audit: {audit_line(audits[0]['summary'])}")
 
 
 @app.command("alias")

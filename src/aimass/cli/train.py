@@ -62,6 +62,23 @@ def train(
     reuse: Annotated[
         bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
     ] = False,
+    dp: Annotated[
+        bool, typer.Option("--dp", help="Train with differential privacy (DP-SGD, Opacus).")
+    ] = False,
+    target_epsilon: Annotated[
+        float | None, typer.Option(help="DP: privacy budget epsilon (e.g. 1, 3, 8).")
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option(help="DP: delta (default: a power of ten below 1/(10 N)).")
+    ] = None,
+    max_grad_norm: Annotated[
+        float | None, typer.Option(help="DP: per-example gradient clipping bound.")
+    ] = None,
+    accountant: Annotated[str | None, typer.Option(help="DP: prv (default) or rdp.")] = None,
+    grad_sample_mode: Annotated[
+        str | None,
+        typer.Option(help="DP: hooks or ghost (default: hooks for features, ghost for finetune)."),
+    ] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
@@ -82,7 +99,23 @@ def train(
         pooling=pooling,
         seed=seed,
     )
-    spec = {"dataset": dataset, "base": base, "model": name, "config": config, "alias": alias}
+    dp_options = _config(
+        target_epsilon=target_epsilon,
+        delta=delta,
+        max_grad_norm=max_grad_norm,
+        accountant=accountant,
+        grad_sample_mode=grad_sample_mode,
+    )
+    if dp_options and not dp:
+        raise InvalidArgument("--target-epsilon, --delta, ... are options of --dp; add --dp")
+    spec = {
+        "dataset": dataset,
+        "base": base,
+        "model": name,
+        "config": config,
+        "alias": alias,
+        "privacy": dp_options if dp else None,
+    }
     metric = "accuracy" if task == "classification" else "rmse"
     callbacks = [] if json_out else [RichProgress(metric=metric)]
     version, _ = backend().train(spec, project=project, reuse=reuse, callbacks=callbacks)

@@ -275,9 +275,10 @@ class _Jobs(_Resource):
         config: dict[str, Any] | None = None,
         alias: str | None = None,
         reuse: bool = False,
+        privacy: dict[str, Any] | None = None,
         project: str | None = None,
     ) -> JobOut:
-        """Queue a training job."""
+        """Queue a training job (``privacy``: DP-SGD options, e.g. ``{"target_epsilon": 8}``)."""
         body = {
             "kind": "train",
             "dataset": dataset,
@@ -286,6 +287,7 @@ class _Jobs(_Resource):
             "config": config or {},
             "alias": alias,
             "reuse": reuse,
+            "privacy": privacy,
         }
         return self._send("POST", JobOut, "/jobs", project, body)
 

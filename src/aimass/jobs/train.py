@@ -19,6 +19,7 @@ from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.jobs.runner import JobContext, checkpoint_dir, register_job_kind
 from aimass.models.device import resolve_device
+from aimass.privacy.dp import DPConfig, DPEngine
 from aimass.refs import parse_ref, validate_name
 from aimass.store import Store
 from aimass.training.callbacks import CallbackList, TensorBoardLogger
@@ -40,6 +41,8 @@ class TrainSpec:
         model: Name to register the trained version under.
         config: Hyperparameters (``TrainConfig.to_dict()`` form).
         alias: Alias to point at the new version, if any.
+        privacy: Differential privacy options (``DPConfig.to_dict()`` form), or
+            ``None`` for ordinary training.
     """
 
     dataset: str
@@ -47,6 +50,7 @@ class TrainSpec:
     model: str
     config: dict[str, Any] = field(default_factory=dict)
     alias: str | None = None
+    privacy: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.model, kind="model")
@@ -54,6 +58,8 @@ class TrainSpec:
         parse_ref(self.base, kind="base model")
         if self.alias is not None:
             validate_name(self.alias, kind="alias")
+        if self.privacy is not None:
+            DPConfig.from_dict(self.privacy)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the job record."""
@@ -63,7 +69,14 @@ class TrainSpec:
             "model": self.model,
             "config": self.config,
             "alias": self.alias,
+            "privacy": self.privacy,
         }
+
+    def dp_config(self, dataset: DatasetVersion) -> DPConfig | None:
+        """The resolved DP options (delta checked against the training split), if any."""
+        if self.privacy is None:
+            return None
+        return DPConfig.from_dict(self.privacy).resolved(int(dataset.splits.get("train", 0)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
@@ -87,6 +100,19 @@ def resolve_inputs(
     base = store.bases.get(project, *_version_of(spec.base, "base model"))
     task = get_task(config.task)
     task.check_dataset(dataset.schema, dataset.stats)
+    if spec.privacy is not None:
+        if not task.supports_privacy:
+            raise InvalidArgument(f"task {task.name!r} does not support differential privacy yet")
+        dp = spec.dp_config(dataset)
+        assert dp is not None
+        assert config.batch_size is not None
+        assert config.epochs is not None
+        # Fails before any job exists when the budget cannot cover the planned steps.
+        DPEngine(dp).plan(
+            num_examples=int(dataset.splits["train"]),
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+        )
     if base.family not in task.families:
         raise InvalidArgument(
             f"task {task.name!r} needs a base of family {'/'.join(task.families)}; "
@@ -95,9 +121,20 @@ def resolve_inputs(
     return dataset, base, config
 
 
-def config_digest(dataset: DatasetVersion, base: BaseModel, config: TrainConfig) -> str:
+def config_digest(
+    dataset: DatasetVersion,
+    base: BaseModel,
+    config: TrainConfig,
+    privacy: DPConfig | None = None,
+) -> str:
     """Identity of a training run's inputs: same digest, same model (given the seed)."""
-    payload = {"dataset": dataset.digest, "base": base.digest, "config": config.to_dict()}
+    payload: dict[str, Any] = {
+        "dataset": dataset.digest,
+        "base": base.digest,
+        "config": config.to_dict(),
+    }
+    if privacy is not None:
+        payload["privacy"] = privacy.to_dict()
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
@@ -160,6 +197,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         callbacks=callbacks,
         workdir=run_dir,
         checkpoint_dir=checkpoint_dir(ctx.artifacts, ctx.job.id),
+        privacy=DPEngine(dp) if (dp := spec.dp_config(dataset)) is not None else None,
     )
     outcome = get_task(config.task).train(inputs)
     lineage = Lineage(
@@ -180,6 +218,8 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         "job_id": ctx.job.id,
         "base_provenance": base.provenance,
     }
+    if outcome.privacy is not None:
+        provenance["privacy"] = outcome.privacy
     digest, uri = _write_bundle(ctx, outcome, provenance)
     metrics = {**outcome.metrics, "history": outcome.history}
     version: ModelVersion = ctx.store.registry.create_version(
@@ -190,7 +230,8 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         uri=uri,
         metrics=metrics,
         lineage=lineage,
-        config_digest=config_digest(dataset, base, config),
+        config_digest=config_digest(dataset, base, config, spec.dp_config(dataset)),
+        privacy=outcome.privacy,
     )
     if spec.alias:
         version = ctx.store.registry.set_alias(project, spec.model, spec.alias, version.version)

@@ -19,6 +19,7 @@ Weights are saved under the encoder's own prefix (``bert.``) plus
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,6 +100,8 @@ class SequenceModel(nn.Module):
             )
         self.dropout = nn.Dropout(head.dropout)
         self.classifier = nn.Linear(hidden * head.feature_layers, head.num_outputs)
+        # Set for per-example gradients (DP-SGD): see ``explicit_ids``.
+        self.explicit_ids = False
 
     @property
     def feature_size(self) -> int:
@@ -110,10 +113,22 @@ class SequenceModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Pooled features (B, K·H) of a tokenised batch."""
+        """Pooled features (B, K·H) of a tokenised batch.
+
+        ``position_ids`` (B, T) is optional; per-sample gradient hooks (DP-SGD) need it
+        and ``token_type_ids`` given explicitly, so that every embedding lookup has the
+        batch dimension instead of a broadcast (1, T) buffer.
+        """
         cfg = self.head_config
-        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        extra = {
+            name: value
+            for name, value in (("token_type_ids", token_type_ids), ("position_ids", position_ids))
+            if value is not None
+        }
+        if self.explicit_ids:
+            extra = self._explicit_ids(input_ids, attention_mask, extra)
         out = self.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -133,6 +148,30 @@ class SequenceModel(nn.Module):
         count = mask.sum(dim=1).clamp(min=1.0)  # (B, 1)
         return torch.cat([(h * mask).sum(dim=1) / count for h in layers], dim=-1)  # (B, K·H)
 
+    def _explicit_ids(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, given: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Fill ``token_type_ids``/``position_ids`` (B, T) the encoder would broadcast.
+
+        Opacus's per-example gradient hooks on transformers-5 BERT fail when these
+        come from the model's (1, T) buffers, so under DP they are passed in with the
+        batch dimension (contiguous: the ghost-clipping embedding sampler views them).
+        """
+        accepted = inspect.signature(self.encoder.forward).parameters
+        out = dict(given)
+        batch, width = input_ids.shape
+        if "token_type_ids" in accepted and "token_type_ids" not in out:
+            out["token_type_ids"] = torch.zeros_like(input_ids)
+        if "position_ids" in accepted and "position_ids" not in out:
+            padding_idx = getattr(getattr(self.encoder, "embeddings", None), "padding_idx", None)
+            if padding_idx is None:
+                positions = torch.arange(width, device=input_ids.device).repeat(batch, 1)
+            else:  # RoBERTa family: positions count from padding_idx + 1, pads stay at it
+                mask = attention_mask.long()
+                positions = torch.cumsum(mask, dim=1) * mask + padding_idx
+            out["position_ids"] = positions.contiguous()
+        return out
+
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Outputs (B, C) from pooled features: logits or standardised values."""
         return self.classifier(self.dropout(features))
@@ -142,9 +181,10 @@ class SequenceModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Outputs (B, C) for a tokenised batch."""
-        return self.head(self.features(input_ids, attention_mask, token_type_ids))
+        return self.head(self.features(input_ids, attention_mask, token_type_ids, position_ids))
 
     # -- Hugging Face-compatible weights ---------------------------------------
 

@@ -9,10 +9,11 @@ Both go through the same :func:`aimass.training.loop.fit`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,7 +26,7 @@ from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
 from aimass.training.checkpoint import Checkpointer
-from aimass.training.loop import FitResult, fit, seed_everything
+from aimass.training.loop import FitResult, fit, param_groups, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
 
 __all__ = ["ClassificationTask", "RegressionTask", "tokenizer_files"]
@@ -73,6 +74,8 @@ def _feature_layers(inputs: TrainInputs) -> int:
 class _SequenceTask(Task):
     """Shared recipe; subclasses define targets, loss and metrics."""
 
+    supports_privacy = True
+
     metric: ClassVar[str]
     greater_is_better: ClassVar[bool]
 
@@ -84,7 +87,10 @@ class _SequenceTask(Task):
     def targets(self, labels: Sequence[Any], head: SequenceHeadConfig) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """The training loss; ``reduction="none"`` gives one value per example."""
         raise NotImplementedError
 
     def metrics(
@@ -146,6 +152,7 @@ class _SequenceTask(Task):
                 },
             },
             history=result.history,
+            privacy=inputs.privacy.summary() if inputs.privacy is not None else None,
         )
 
     @torch.inference_mode()
@@ -169,6 +176,62 @@ class _SequenceTask(Task):
             inputs.callbacks.on_phase_advance(len(idx))
         return feats
 
+    def _fit(
+        self,
+        module: torch.nn.Module,
+        *,
+        batches: Callable[[int], Sequence[Any]],
+        forward: Callable[[Any], torch.Tensor],
+        targets: torch.Tensor,
+        evaluate: Callable[[], dict[str, Any]],
+        inputs: TrainInputs,
+        finetune: bool,
+    ) -> FitResult:
+        """Run the loop, through the privacy engine when the inputs carry one."""
+        cfg = inputs.config
+        optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay or 0.0), lr=cfg.lr)
+        if inputs.privacy is None:
+            return fit(
+                module,
+                batches=batches,
+                loss_fn=lambda idx: self.loss(forward(idx), targets[idx]),
+                evaluate=evaluate,
+                config=cfg,
+                metric=self.metric,
+                greater_is_better=self.greater_is_better,
+                callbacks=inputs.callbacks,
+                optimizer=optimizer,
+                checkpoint=_checkpointer(inputs),
+            )
+        # No checkpoints under DP: resuming would need the accountant's state too, and
+        # an epsilon counted from a resumed run without it would be understated.
+        assert cfg.batch_size is not None
+        assert cfg.epochs is not None
+        engine = inputs.privacy
+        engine.check_module(module)
+        private = engine.make_private(
+            module,
+            optimizer=optimizer,
+            num_examples=len(targets),
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            loss=self.loss,
+            finetune=finetune,
+        )
+        with private as run:
+            return fit(
+                module,
+                batches=run.batches,
+                loss_fn=lambda idx: run.loss(forward(idx), targets[idx]),
+                evaluate=evaluate,
+                # Per-example clipping in the private optimizer replaces global clipping.
+                config=dataclasses.replace(cfg, grad_clip=0.0),
+                metric=self.metric,
+                greater_is_better=self.greater_is_better,
+                callbacks=inputs.callbacks,
+                optimizer=run.optimizer,
+            )
+
     def _train_features(
         self,
         model: SequenceModel,
@@ -190,24 +253,19 @@ class _SequenceTask(Task):
             perm = torch.randperm(n, generator=gen)
             return list(perm.split(cfg.batch_size))
 
-        def loss_fn(idx: torch.Tensor) -> torch.Tensor:
-            return self.loss(head(feats["train"][idx]), targets["train"][idx])
-
         def evaluate() -> dict[str, Any]:
             with torch.inference_mode():
                 outputs = model.classifier(feats["validation"])
             return self.metrics(outputs.cpu(), targets["validation"].cpu(), model.head_config)
 
-        result = fit(
+        result = self._fit(
             head,
             batches=batches,
-            loss_fn=loss_fn,
+            forward=lambda idx: head(feats["train"][idx]),
+            targets=targets["train"],
             evaluate=evaluate,
-            config=cfg,
-            metric=self.metric,
-            greater_is_better=self.greater_is_better,
-            callbacks=inputs.callbacks,
-            checkpoint=_checkpointer(inputs),
+            inputs=inputs,
+            finetune=False,
         )
         with torch.inference_mode():
             return result, model.classifier(feats["test"]).float().cpu()
@@ -222,31 +280,35 @@ class _SequenceTask(Task):
         cfg = inputs.config
         train = splits["train"]
         assert cfg.batch_size is not None
+        if model.head_config.pooling != "pooler" and getattr(model.encoder, "pooler", None):
+            # Unused weights get no gradient; per-example clipping needs one for each
+            # trainable weight, and AdamW skips them anyway.
+            model.encoder.pooler.requires_grad_(False)
+        model.explicit_ids = inputs.privacy is not None
 
         def batches(epoch: int) -> list[list[int]]:
             return bucketed_batches(
                 train.lengths, cfg.batch_size or 1, shuffle=True, seed=cfg.seed + epoch
             )
 
-        def loss_fn(idx: list[int]) -> torch.Tensor:
-            outputs = model(**collate(train, idx, inputs.device))
-            return self.loss(outputs, targets["train"][idx])
+        def forward(idx: Sequence[int] | torch.Tensor) -> torch.Tensor:
+            indices = idx.tolist() if isinstance(idx, torch.Tensor) else idx
+            return model(**collate(train, indices, inputs.device))
 
         def evaluate() -> dict[str, Any]:
             outputs = self._outputs(model, splits["validation"], inputs.device)
             return self.metrics(outputs, targets["validation"].cpu(), model.head_config)
 
-        result = fit(
+        result = self._fit(
             model,
             batches=batches,
-            loss_fn=loss_fn,
+            forward=forward,
+            targets=targets["train"],
             evaluate=evaluate,
-            config=cfg,
-            metric=self.metric,
-            greater_is_better=self.greater_is_better,
-            callbacks=inputs.callbacks,
-            checkpoint=_checkpointer(inputs),
+            inputs=inputs,
+            finetune=True,
         )
+        model.explicit_ids = False
         return result, self._outputs(model, splits["test"], inputs.device)
 
 
@@ -284,8 +346,10 @@ class ClassificationTask(_SequenceTask):
         index = {label: i for i, label in enumerate(head.labels)}
         return torch.tensor([index[str(label)] for label in labels], dtype=torch.long)
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, targets)
+    def loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
+    ) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets, reduction=reduction)
 
     def metrics(
         self, outputs: torch.Tensor, targets: torch.Tensor, head: SequenceHeadConfig
@@ -331,8 +395,10 @@ class RegressionTask(_SequenceTask):
         values = torch.tensor([float(v) for v in labels], dtype=torch.float32)
         return (values - head.target_mean) / head.target_std
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(outputs.squeeze(-1), targets)
+    def loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
+    ) -> torch.Tensor:
+        return F.mse_loss(outputs.squeeze(-1), targets, reduction=reduction)
 
     def metrics(
         self, outputs: torch.Tensor, targets: torch.Tensor, head: SequenceHeadConfig

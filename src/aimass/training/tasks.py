@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aimass.entities import DatasetSchema
     from aimass.training.callbacks import CallbackList
     from aimass.training.config import TrainConfig
+    from aimass.training.private import PrivateTraining
 
 __all__ = ["Task", "TrainInputs", "TrainOutcome", "get_task", "list_tasks", "register_task"]
 
@@ -44,6 +45,7 @@ class TrainInputs:
     workdir: Path
     # Where fit saves epoch checkpoints and resumes from; None disables checkpoints.
     checkpoint_dir: Path | None = None
+    privacy: PrivateTraining | None = None
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TrainOutcome:
         family: ``encoder``, ``decoder`` or ``encoder-decoder``.
         metrics: ``{"validation": {...}, "test": {...}, "training": {...}}``.
         history: Per-epoch validation metrics.
+        privacy: The privacy record of a differentially private run, else ``None``.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -69,6 +72,7 @@ class TrainOutcome:
     family: str
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    privacy: dict[str, Any] | None = None
 
 
 class Task(ABC):
@@ -76,6 +80,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    supports_privacy: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("encoder",)
 
     @abstractmethod

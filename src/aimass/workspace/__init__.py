@@ -33,6 +33,7 @@ from aimass.workspace.audit import AuditTrail
 from aimass.workspace.batch import BatchPredictSpec
 from aimass.workspace.cards import render_card
 from aimass.workspace.keys import KeyRing
+from aimass.workspace.privacy import DeidentifyOptions
 
 if TYPE_CHECKING:
     from aimass.jobs.pool import WorkerPool
@@ -150,11 +151,14 @@ class Workspace:
         fmt: str | None = None,
         options: ImportOptions | None = None,
         provenance: dict[str, Any] | None = None,
+        deidentify: DeidentifyOptions | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Validate and store a dataset file; returns ``(version, created)``.
 
         On any bad row nothing is stored and the error names the line and field.
-        Identical content under the same name returns the existing version.
+        Identical content under the same name returns the existing version. With
+        ``deidentify``, PII is removed from the text (and named) fields *before*
+        validation and the digest, so the stored version never holds the raw values.
         """
         validate_name(name, kind="dataset")
         self.store.projects.get(project)
@@ -166,8 +170,18 @@ class Workspace:
             **{**options.__dict__, "max_text_chars": self.settings.max_text_chars}
         )
         records = read_records(Path(path), fmt, max_row_bytes=self.settings.max_row_bytes)
-        prepared = prepare_dataset(records, options)
-        provenance = provenance or {"source": "file", "path": str(Path(path).resolve())}
+        provenance = dict(provenance or {"source": "file", "path": str(Path(path).resolve())})
+        if deidentify is not None:
+            from aimass.data.deidentify import deidentify_records
+            from aimass.workspace.privacy import build_deidentifier
+
+            engine = build_deidentifier(self, deidentify, project=project)
+            fields = (options.text_field, *deidentify.fields)
+            records = deidentify_records(records, engine, fields=fields)
+            prepared = prepare_dataset(records, options)
+            provenance["deidentification"] = {"fields": list(fields), **engine.report.to_dict()}
+        else:
+            prepared = prepare_dataset(records, options)
         return self._store_dataset(
             prepared, name=name, project=project, fmt=fmt, provenance={**provenance, "format": fmt}
         )
@@ -181,6 +195,7 @@ class Workspace:
         project: str = DEFAULT_PROJECT,
         options: ImportOptions | None = None,
         base64_encoded: bool = False,
+        deidentify: DeidentifyOptions | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Import a dataset sent in a request body (JSONL/CSV text, or base64 Parquet)."""
         data = content.encode("utf-8") if isinstance(content, str) else content
@@ -200,6 +215,7 @@ class Workspace:
                 fmt=fmt,
                 options=options,
                 provenance={"source": "upload", "sha256": digest, "bytes": len(data)},
+                deidentify=deidentify,
             )
 
     def allowed_path(self, text: str) -> Path:
@@ -282,7 +298,7 @@ class Workspace:
         from aimass.jobs.train import config_digest, resolve_inputs
 
         dataset, base, config = resolve_inputs(self.store, project, spec)
-        digest = config_digest(dataset, base, config)
+        digest = config_digest(dataset, base, config, spec.dp_config(dataset))
         return self.store.registry.find_by_config_digest(project, spec.model, digest)
 
     def submit_training(
@@ -450,6 +466,28 @@ class Workspace:
 
         version = self.model_version(ref, project=project)
         return copy_bundle_files(self.artifacts.resolve(version.uri), Path(destination))
+
+    def audit_privacy(
+        self,
+        ref: str,
+        *,
+        dataset: str,
+        project: str = DEFAULT_PROJECT,
+        max_examples: int = 1000,
+        calibrated: bool = True,
+    ) -> dict[str, Any]:
+        """Membership-inference audit of a version, attached to it; returns the report."""
+        from aimass.workspace.privacy import audit_privacy
+
+        report, _attachment = audit_privacy(
+            self,
+            ref,
+            dataset=dataset,
+            project=project,
+            max_examples=max_examples,
+            calibrated=calibrated,
+        )
+        return report
 
     # -- serving -------------------------------------------------------------------
 

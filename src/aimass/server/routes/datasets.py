@@ -17,6 +17,7 @@ from aimass.schemas import (
     SampleImport,
 )
 from aimass.server.deps import DataWriteProject, ReadProject, WorkspaceDep, project_access
+from aimass.workspace.privacy import DeidentifyOptions
 
 router = APIRouter(prefix="/v1/projects/{project}", tags=["datasets"])
 CREATED = status.HTTP_201_CREATED
@@ -32,6 +33,18 @@ def _options(body: DatasetUpload | DatasetImport) -> ImportOptions:
         split_field=body.split_field,
         seed=body.seed,
         fractions=body.splits,
+    )
+
+
+def _deidentify(body: DatasetUpload | DatasetImport) -> DeidentifyOptions | None:
+    found = body.deidentify
+    if found is None:
+        return None
+    return DeidentifyOptions(
+        mode=found.mode,
+        fields=tuple(found.fields),
+        recognizers=tuple(found.recognizers) if found.recognizers is not None else None,
+        ner_model=found.ner_model,
     )
 
 
@@ -62,6 +75,7 @@ def upload_dataset(
             project=project,
             options=_options(body),
             base64_encoded=body.content_base64 is not None,
+            deidentify=_deidentify(body),
         )
     )
 
@@ -74,7 +88,12 @@ def import_dataset(
     path = ws.allowed_path(body.path)
     return _created(
         ws.import_dataset(
-            path, name=body.name, project=project, fmt=body.format, options=_options(body)
+            path,
+            name=body.name,
+            project=project,
+            fmt=body.format,
+            options=_options(body),
+            deidentify=_deidentify(body),
         )
     )
 

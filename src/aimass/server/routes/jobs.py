@@ -24,7 +24,12 @@ def _submit_train(
     if body.alias:
         ws.check_alias_move(principal, project, body.model, body.alias)
     spec = TrainSpec(
-        dataset=body.dataset, base=body.base, model=body.model, config=body.config, alias=body.alias
+        dataset=body.dataset,
+        base=body.base,
+        model=body.model,
+        config=body.config,
+        alias=body.alias,
+        privacy=body.privacy,
     )
     return JobOut.from_entity(ws.submit_training(spec, project=project, reuse=body.reuse))
 

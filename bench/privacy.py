@@ -1,0 +1,228 @@
+"""Differential privacy on Rotten Tomatoes: accuracy, time overhead and attack AUC vs epsilon.
+
+Features mode (the packaged MiniLM frozen, a linear head trained on its
+features — privately or not), so the whole table runs in minutes on a CPU.
+For each setting — non-private and epsilon = 1, 3, 8 — one ``aimass train``
+run through the workspace (the code the CLI runs), then ``audit-privacy``
+(loss-threshold and reference-calibrated membership inference on 1,000
+training members vs 1,000 held-out test rows).
+
+    python bench/privacy.py [--train-rows 4000] [--epochs 30] [--batch-size 256]
+
+Writes ``bench/results/privacy.json``. The DP overhead is the ratio of
+optimisation time per training example (loop only; feature encoding is the
+same for both and excluded), DP over non-DP.
+
+``--finetune-rows N`` (default 320) also times one fine-tuning epoch of every
+MiniLM weight on N rows: plain, DP with ghost clipping, and DP with per-example
+gradient hooks (loop time per example; DP batches are Poisson samples, so they
+also lose the length bucketing of plain batches). ``--no-features`` skips the
+features table. Fine-tuning numbers go to ``bench/results/privacy-finetune.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_subset(path: Path, train_rows: int, val_rows: int, test_rows: int) -> None:
+    """The first rows of each Rotten Tomatoes split, as a JSONL with a split field."""
+    from aimass.data.importer import ImportOptions, prepare_dataset
+    from aimass.data.samples import get_sample
+
+    prepared = prepare_dataset(get_sample("rotten-tomatoes").records(), ImportOptions())
+    limits = {"train": train_rows, "validation": val_rows, "test": test_rows}
+    seen = dict.fromkeys(limits, 0)
+    with open(path, "w", encoding="utf-8") as out:
+        for text, label, split in zip(
+            prepared.texts, prepared.labels or [], prepared.splits, strict=True
+        ):
+            if seen[split] < limits[split]:
+                seen[split] += 1
+                out.write(json.dumps({"text": text, "label": label, "split": split}) + "\n")
+
+
+def main() -> None:
+    """Run the features-mode table and the fine-tuning overhead comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train-rows", type=int, default=4000)
+    parser.add_argument("--val-rows", type=int, default=500)
+    parser.add_argument("--test-rows", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=2e-2)
+    parser.add_argument("--epsilons", default="1,3,8")
+    parser.add_argument("--audit-examples", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--finetune-rows", type=int, default=320)
+    parser.add_argument("--features", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    if args.features:
+        features_table(args)
+    if args.finetune_rows:
+        finetune_overhead(args)
+
+
+def finetune_overhead(args: argparse.Namespace) -> None:
+    """Loop time per example of one fine-tuning epoch: plain vs DP (ghost) vs DP (hooks)."""
+    import torch
+
+    from aimass.data.importer import ImportOptions
+    from aimass.jobs.train import TrainSpec
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    torch.set_num_threads(args.threads)
+    config = {"mode": "finetune", "epochs": 1, "batch_size": 16, "lr": 5e-5, "max_length": 64}
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
+        data = Path(tmp) / "rt.jsonl"
+        write_subset(data, args.finetune_rows, 64, 64)
+        ws.import_dataset(data, name="rt", options=ImportOptions(split_field="split"))
+        ws.import_base("minilm")
+        for name, privacy in (
+            ("plain", None),
+            ("dp-ghost", {"target_epsilon": 8.0, "grad_sample_mode": "ghost"}),
+            ("dp-hooks", {"target_epsilon": 8.0, "grad_sample_mode": "hooks"}),
+        ):
+            version = ws.train(
+                TrainSpec(dataset="rt@1", base="minilm", model=name, config=config, privacy=privacy)
+            )
+            training = version.metrics["training"]
+            runs[name] = {
+                "samples_per_second": training["samples_per_second"],
+                "train_seconds": training["train_seconds"],
+                "steps": training["steps"],
+                "epsilon": (version.privacy or {}).get("epsilon"),
+            }
+            print(json.dumps({name: runs[name]}), flush=True)
+        ws.close()
+    plain = runs["plain"]["samples_per_second"]
+    print(f"\nfine-tuning MiniLM (all weights), {args.finetune_rows} rows, batch 16, seq <= 64")
+    for name, row in runs.items():
+        ratio = plain / row["samples_per_second"]
+        row["time_overhead"] = ratio
+        print(f"  {name:9s} {row['samples_per_second']:7.2f} samples/s   time x{ratio:.2f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = {"benchmark": "privacy-finetune", "settings": vars(args), "runs": runs}
+    (RESULTS / "privacy-finetune.json").write_text(json.dumps(out, indent=2))
+
+
+def features_table(args: argparse.Namespace) -> None:
+    """Features mode: non-private and each epsilon, trained and audited; one table."""
+
+    import torch
+
+    from aimass.jobs.train import TrainSpec
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
+        data = Path(tmp) / "rt.jsonl"
+        write_subset(data, args.train_rows, args.val_rows, args.test_rows)
+        from aimass.data.importer import ImportOptions
+
+        ws.import_dataset(data, name="rt", options=ImportOptions(split_field="split"))
+        ws.import_base("minilm")
+        config = {
+            "mode": "features",
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "patience": 0,
+        }
+        settings = [None] + [float(e) for e in args.epsilons.split(",")]
+        for epsilon in settings:
+            privacy = None if epsilon is None else {"target_epsilon": epsilon}
+            name = "rt-plain" if epsilon is None else f"rt-dp{int(epsilon)}"
+            started = time.perf_counter()
+            version = ws.train(
+                TrainSpec(dataset="rt@1", base="minilm", model=name, config=config, privacy=privacy)
+            )
+            wall = time.perf_counter() - started
+            report = ws.audit_privacy(version.ref, dataset="rt@1", max_examples=args.audit_examples)
+            training = version.metrics["training"]
+            row = {
+                "setting": "non-private" if epsilon is None else f"epsilon={epsilon:g}",
+                "target_epsilon": epsilon,
+                "spent_epsilon": (version.privacy or {}).get("epsilon"),
+                "delta": (version.privacy or {}).get("delta"),
+                "noise_multiplier": (version.privacy or {}).get("noise_multiplier"),
+                "test_accuracy": version.metrics["test"]["accuracy"],
+                "val_accuracy": version.metrics["validation"]["accuracy"],
+                "loop_seconds": training["train_seconds"],
+                "seconds_per_1k_examples": 1000
+                * training["train_seconds"]
+                / max(1, training["steps"] * args.batch_size),
+                "wall_seconds": round(wall, 1),
+                "mia_auc": report["attacks"]["loss_threshold"]["auc"],
+                "mia_tpr_at_1pct_fpr": report["attacks"]["loss_threshold"]["tpr_at_1pct_fpr"],
+                "calibrated_auc": report["attacks"]["calibrated"]["auc"],
+                "calibrated_tpr_at_1pct_fpr": report["attacks"]["calibrated"]["tpr_at_1pct_fpr"],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        ws.close()
+
+    plain = rows[0]
+    print()
+    print(
+        f"features mode (MiniLM frozen + linear head), {args.train_rows} training rows, "
+        f"{args.epochs} epochs, batch {args.batch_size}; attack on {args.audit_examples} "
+        "members vs as many non-members"
+    )
+    header = (
+        "setting",
+        "eps spent",
+        "test acc",
+        "Δ acc",
+        "DP time ×",
+        "MIA AUC",
+        "TPR@1%",
+        "calib. AUC",
+        "calib. TPR@1%",
+    )
+    print("  ".join(f"{h:>13s}" for h in header))
+    for row in rows:
+        overhead = row["seconds_per_1k_examples"] / plain["seconds_per_1k_examples"]
+        cells = [
+            row["setting"],
+            "-" if row["spent_epsilon"] is None else f"{row['spent_epsilon']:.2f}",
+            f"{row['test_accuracy']:.4f}",
+            f"{row['test_accuracy'] - plain['test_accuracy']:+.4f}",
+            f"{overhead:.2f}",
+            f"{row['mia_auc']:.3f}",
+            f"{row['mia_tpr_at_1pct_fpr']:.3f}",
+            f"{row['calibrated_auc']:.3f}",
+            f"{row['calibrated_tpr_at_1pct_fpr']:.3f}",
+        ]
+        row["dp_time_overhead"] = overhead
+        print("  ".join(f"{c:>13s}" for c in cells))
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "benchmark": "privacy",
+        "mode": "features",
+        "settings": vars(args),
+        "rows": rows,
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+    }
+    (RESULTS / "privacy.json").write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

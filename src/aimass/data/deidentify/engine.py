@@ -1,0 +1,281 @@
+"""The de-identification engine: find PII with recognizers, then mask, redact or pseudonymize.
+
+::
+
+    text ──recognizers (by script)──▶ spans ──resolve overlaps──▶ replace (mode) ──▶ text
+                                                    └──────────▶ report (counts, examples)
+
+Modes are registered by name (``mask`` → ``<PERSON>``, ``redact`` → removed,
+``pseudonymize`` → ``<PERSON_1f3a9c0b2e>``). Pseudonyms are an HMAC-SHA256 of
+the entity type and the normalised value under the project's key: the same
+name always maps to the same pseudonym in that project, and without the key
+the mapping can neither be reversed nor recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aimass.data.deidentify.recognizers import (
+    CN_MOBILE_PREFIXES,
+    Recognizer,
+    Span,
+    create_recognizer,
+)
+from aimass.data.readers import Record
+from aimass.errors import FailedPrecondition, InvalidArgument
+
+__all__ = [
+    "DEFAULT_RECOGNIZERS",
+    "MODES",
+    "DeidReport",
+    "Deidentifier",
+    "deidentify_records",
+    "detect_language",
+    "key_fingerprint",
+]
+
+DEFAULT_RECOGNIZERS = (
+    "email",
+    "url",
+    "ip-address",
+    "iban",
+    "cn-resident-id",
+    "bank-card",
+    "cn-mobile",
+    "phone",
+    "date-of-birth",
+    "presidio-en",
+)
+MAX_EXAMPLES = 5
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT_ENTITIES = frozenset(["PHONE_NUMBER", "BANK_CARD", "CN_RESIDENT_ID", "IBAN_CODE"])
+
+
+def detect_language(text: str) -> str:
+    """``zh`` when at least 30 % of the letters are CJK ideographs, else ``en``."""
+    letters = len(_LETTER.findall(text))
+    return "zh" if letters and len(_CJK.findall(text)) / letters >= 0.3 else "en"
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A public identifier of a key (an HMAC of a constant, not a hash of the key)."""
+    return hmac.new(key, b"aimass pii key id", hashlib.sha256).hexdigest()[:16]
+
+
+def _national_phone(digits: str) -> str:
+    # +86 138... and 138... are the same mobile; +1 415... and 415... the same NANP number.
+    if len(digits) == 13 and digits.startswith("861"):
+        return digits[2:]
+    if len(digits) == 11 and digits[0] == "1" and int(digits[:3]) not in CN_MOBILE_PREFIXES:
+        return digits[1:]
+    return digits
+
+
+def _normalise(entity: str, value: str) -> str:
+    if entity == "PHONE_NUMBER":
+        return _national_phone("".join(ch for ch in value if ch.isdigit()))
+    if entity in _DIGIT_ENTITIES:
+        return "".join(ch for ch in value if ch.isalnum()).upper()
+    return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
+
+
+Operator = Callable[[Span, str, bytes | None], str]
+
+
+def _mask(span: Span, value: str, key: bytes | None) -> str:
+    return f"<{span.entity}>"
+
+
+def _redact(span: Span, value: str, key: bytes | None) -> str:
+    return ""
+
+
+def _pseudonymize(span: Span, value: str, key: bytes | None) -> str:
+    assert key is not None
+    message = f"{span.entity}\0{_normalise(span.entity, value)}".encode()
+    return f"<{span.entity}_{hmac.new(key, message, hashlib.sha256).hexdigest()[:10]}>"
+
+
+MODES: dict[str, Operator] = {"mask": _mask, "redact": _redact, "pseudonymize": _pseudonymize}
+
+
+@dataclass
+class DeidReport:
+    """What a de-identification run found and did; never holds an original value.
+
+    Attributes:
+        mode: ``mask``, ``redact`` or ``pseudonymize``.
+        recognizers: Descriptions of the recognizers used.
+        texts: Texts scanned.
+        texts_changed: Texts that held at least one entity.
+        counts: Findings per entity type.
+        by_recognizer: Findings per recognizer.
+        examples: A few de-identified excerpts (output text only).
+        key_id: Fingerprint of the pseudonymization key, if any.
+    """
+
+    mode: str
+    recognizers: list[dict[str, object]]
+    texts: int = 0
+    texts_changed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    by_recognizer: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    key_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (stored in the dataset version's provenance)."""
+        return {
+            "mode": self.mode,
+            "recognizers": self.recognizers,
+            "texts": self.texts,
+            "texts_changed": self.texts_changed,
+            "counts": dict(sorted(self.counts.items())),
+            "by_recognizer": dict(sorted(self.by_recognizer.items())),
+            "examples": self.examples,
+            "key_id": self.key_id,
+        }
+
+
+def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
+    """Keep the best of overlapping findings (score, then length), in text order."""
+    kept: list[Span] = []
+    for span in sorted(spans, key=lambda s: (-s.score, -len(s), s.start)):
+        if all(span.end <= k.start or span.start >= k.end for k in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)
+
+
+class Deidentifier:
+    """Finds and replaces PII in texts.
+
+    Args:
+        recognizers: Recognizer instances or registered names (default: all built-in).
+        mode: ``mask``, ``redact`` or ``pseudonymize``.
+        key: The project's secret key; required by ``pseudonymize``.
+        min_score: Findings below this score are ignored.
+    """
+
+    def __init__(
+        self,
+        recognizers: Sequence[Recognizer | str] | None = None,
+        *,
+        mode: str = "mask",
+        key: bytes | None = None,
+        min_score: float = 0.5,
+    ) -> None:
+        if mode not in MODES:
+            raise InvalidArgument(
+                f"unknown de-identification mode {mode!r}; modes: {', '.join(MODES)}", mode=mode
+            )
+        if mode == "pseudonymize" and not key:
+            raise FailedPrecondition(
+                "pseudonymize needs the project's secret key and none was given; create one with "
+                "'aimass pii key create --project NAME' (it stays in AIMASS_HOME/keys, mode 0600)"
+            )
+        chosen = recognizers if recognizers is not None else DEFAULT_RECOGNIZERS
+        self.recognizers = [create_recognizer(r) if isinstance(r, str) else r for r in chosen]
+        if not self.recognizers:
+            raise InvalidArgument("give at least one PII recognizer")
+        self.mode = mode
+        self.key = key
+        self.min_score = min_score
+        self.report = DeidReport(
+            mode=mode,
+            recognizers=[r.describe() for r in self.recognizers],
+            key_id=key_fingerprint(key) if key else None,
+        )
+
+    def scan(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Resolved findings per text (no replacement, no report)."""
+        languages = [detect_language(t) for t in texts]
+        found: list[list[Span]] = [[] for _ in texts]
+        for recognizer in self.recognizers:
+            picked = [
+                i
+                for i, lang in enumerate(languages)
+                if recognizer.languages is None or lang in recognizer.languages
+            ]
+            if not picked:
+                continue
+            results = recognizer.find_batch([texts[i] for i in picked])
+            for i, spans in zip(picked, results, strict=True):
+                found[i].extend(s for s in spans if s.score >= self.min_score)
+        return [resolve_overlaps(spans) for spans in found]
+
+    def apply(self, texts: Sequence[str]) -> list[str]:
+        """De-identified texts, in order; updates :attr:`report`."""
+        operator = MODES[self.mode]
+        out = []
+        for text, spans in zip(texts, self.scan(texts), strict=True):
+            out.append(self._replace(text, spans, operator))
+        return out
+
+    def _replace(self, text: str, spans: list[Span], operator: Operator) -> str:
+        report = self.report
+        report.texts += 1
+        if not spans:
+            return text
+        report.texts_changed += 1
+        parts, last = [], 0
+        for span in spans:
+            parts += [
+                text[last : span.start],
+                operator(span, text[span.start : span.end], self.key),
+            ]
+            last = span.end
+            report.counts[span.entity] = report.counts.get(span.entity, 0) + 1
+            name = span.recognizer.split(":")[0]
+            report.by_recognizer[name] = report.by_recognizer.get(name, 0) + 1
+        parts.append(text[last:])
+        result = "".join(parts)
+        if self.mode == "redact":
+            result = re.sub(r"[ \t]{2,}", " ", result)
+        if len(report.examples) < MAX_EXAMPLES:
+            report.examples.append(_excerpt(result))
+        return result
+
+    def entity_counts(self) -> Counter[str]:
+        """Findings per entity type so far."""
+        return Counter(self.report.counts)
+
+
+def _excerpt(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def deidentify_records(
+    records: Iterable[Record], engine: Deidentifier, *, fields: Sequence[str], chunk: int = 256
+) -> Iterator[Record]:
+    """``records`` with the string values of ``fields`` de-identified (in chunks, for NER models).
+
+    Non-string values pass through: validation downstream reports them with their line.
+    """
+    buffer: list[Record] = []
+
+    def flush() -> Iterator[Record]:
+        slots = [
+            (i, f) for i, r in enumerate(buffer) for f in fields if isinstance(r.fields.get(f), str)
+        ]
+        cleaned = engine.apply([buffer[i].fields[f] for i, f in slots])
+        updated = [dict(r.fields) for r in buffer]
+        for (i, f), value in zip(slots, cleaned, strict=True):
+            updated[i][f] = value
+        yield from (Record(r.line, u) for r, u in zip(buffer, updated, strict=True))
+        buffer.clear()
+
+    for record in records:
+        buffer.append(record)
+        if len(buffer) >= chunk:
+            yield from flush()
+    if buffer:
+        yield from flush()

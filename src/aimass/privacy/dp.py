@@ -1,0 +1,458 @@
+"""Differentially private training (DP-SGD) with Opacus, as a facade over the caller's objects.
+
+:class:`DPEngine` implements the training package's ``PrivateTraining`` hook:
+``make_private(module, optimizer=..., ...)`` calibrates the noise for a target
+epsilon, attaches Opacus's per-example gradient hooks to the module *without
+wrapping it* (``wrap_model=False``: Hugging Face models keep their own
+attribute lookups and state-dict keys), swaps the optimizer for a clipping and
+noising one, replaces shuffled batches with Poisson-sampled ones, and — for
+ghost clipping — hands back Opacus's own loss. The loop trains with what comes
+back; nothing else changes.
+
+The privacy unit is one training example. Only the trained weights are
+covered: in ``features`` mode the frozen pretrained encoder never sees the
+data's gradients, so the head alone is trained privately.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from aimass.errors import InvalidArgument, MissingExtra, PrivacyBudgetExceeded
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = [
+    "ACCOUNTANTS",
+    "GRAD_SAMPLE_MODES",
+    "DPConfig",
+    "DPEngine",
+    "default_delta",
+    "epsilon_spent",
+    "noise_for_epsilon",
+]
+
+ACCOUNTANTS = ("prv", "rdp")
+GRAD_SAMPLE_MODES = ("hooks", "ghost")
+
+# Warnings Opacus raises on every run that say nothing about this run: the
+# non-cryptographic RNG notice (documented in the README) and PyTorch's note
+# that backward hooks fire on module outputs when the inputs are features.
+_EXPECTED_WARNINGS = (
+    "Secure RNG turned off",
+    "Full backward hook is firing when gradients are computed with respect to module outputs",
+    "Optimal order is the",
+)
+
+
+def _opacus() -> Any:
+    try:
+        import opacus
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise MissingExtra(
+            "differentially private training needs Opacus: pip install 'aimass[privacy]'"
+        ) from exc
+    return opacus
+
+
+def default_delta(num_examples: int) -> float:
+    """The largest power of ten at most ``1 / (10 N)``: comfortably below ``1/N``.
+
+    A delta near ``1/N`` would allow a mechanism that publishes one whole
+    training example; the usual advice is ``delta << 1/N``.
+    """
+    if num_examples < 1:
+        raise InvalidArgument("cannot train privately on an empty training split")
+    return 10.0 ** math.floor(math.log10(1.0 / (10 * num_examples)))
+
+
+def _accountant(name: str) -> Any:
+    _opacus()
+    from opacus.accountants import create_accountant
+
+    return create_accountant(mechanism=name)
+
+
+def epsilon_spent(
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+) -> float:
+    """Epsilon after ``steps`` Poisson-subsampled Gaussian steps (Opacus's accountant)."""
+    if steps == 0:
+        return 0.0
+    acc = _accountant(accountant)
+    acc.history = [(noise_multiplier, sample_rate, steps)]
+    with _quiet():
+        return float(acc.get_epsilon(delta=delta))
+
+
+@functools.lru_cache(maxsize=64)
+def noise_for_epsilon(
+    *, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+) -> float:
+    """The smallest noise multiplier (to 0.01 in epsilon) that keeps ``steps`` within budget.
+
+    A pure function of its arguments, cached: the PRV search takes seconds, and a
+    run plans once when it is submitted and again when it starts.
+    """
+    _opacus()
+    from opacus.accountants.utils import get_noise_multiplier
+
+    try:
+        with _quiet():
+            return float(
+                get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=delta,
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    accountant=accountant,
+                )
+            )
+    except ValueError as exc:  # Opacus: "The privacy budget is too low."
+        raise InvalidArgument(
+            f"target epsilon {target_epsilon} cannot be reached for {steps} steps at sampling "
+            f"rate {sample_rate:.4g} (noise would exceed 1e6); raise --target-epsilon or train "
+            "fewer epochs",
+            target_epsilon=target_epsilon,
+        ) from exc
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for message in _EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=f".*{message}.*")
+        # PRV at sampling rate 1 takes log(1 - q) = log(0); its result is still exact.
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="opacus.*")
+        yield
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    """What the user asked for (``aimass train --dp ...``); validated before any job runs.
+
+    Attributes:
+        target_epsilon: The privacy budget; training never spends more.
+        delta: Failure probability; defaults to :func:`default_delta` of the
+            training split, and must stay below ``1/N``.
+        max_grad_norm: Per-example gradient clipping bound ``C``.
+        accountant: ``prv`` (tight, Gopi et al. 2021) or ``rdp``.
+        grad_sample_mode: ``hooks`` (per-example gradients) or ``ghost`` (ghost
+            clipping: per-example norms without materialising the gradients).
+            Default: ``hooks`` for a head on features, ``ghost`` for fine-tuning.
+        noise_multiplier: A fixed noise multiplier instead of calibrating it to
+            ``target_epsilon``; refused when the planned steps would overspend.
+    """
+
+    target_epsilon: float
+    delta: float | None = None
+    max_grad_norm: float = 1.0
+    accountant: str = "prv"
+    grad_sample_mode: str | None = None
+    noise_multiplier: float | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                math.isfinite(self.target_epsilon) and self.target_epsilon > 0,
+                "target_epsilon",
+                "must be a positive number (e.g. 1, 3 or 8)",
+            ),
+            (
+                self.delta is None or 0 < self.delta < 1,
+                "delta",
+                "must be in (0, 1), and below 1/N",
+            ),
+            (
+                math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0,
+                "max_grad_norm",
+                "must be a positive number (1.0 is a good start)",
+            ),
+            (self.accountant in ACCOUNTANTS, "accountant", f"must be one of {ACCOUNTANTS}"),
+            (
+                self.grad_sample_mode in (None, *GRAD_SAMPLE_MODES),
+                "grad_sample_mode",
+                f"must be one of {GRAD_SAMPLE_MODES}",
+            ),
+            (
+                self.noise_multiplier is None or self.noise_multiplier > 0,
+                "noise_multiplier",
+                "must be positive",
+            ),
+        ]
+        for ok, name, rule in checks:
+            if not ok:
+                raise InvalidArgument(
+                    f"differential privacy option {name}={getattr(self, name)!r} {rule}",
+                    field=name,
+                )
+
+    def resolved(self, num_examples: int) -> DPConfig:
+        """Fill the default delta and check it against the training split size ``N``."""
+        delta = self.delta if self.delta is not None else default_delta(num_examples)
+        if delta >= 1.0 / num_examples:
+            raise InvalidArgument(
+                f"delta={delta:g} is not below 1/N = 1/{num_examples:,} = {1 / num_examples:.3g}: "
+                "such a delta allows publishing whole training examples; use a smaller --delta "
+                f"(the default would be {default_delta(num_examples):g})",
+                field="delta",
+                delta=delta,
+                num_examples=num_examples,
+            )
+        return replace(self, delta=delta)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for the job spec and the config digest)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DPConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming the valid ones."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown differential privacy options {unknown}; valid: {', '.join(sorted(known))}"
+            )
+        if "target_epsilon" not in data:
+            raise InvalidArgument("differential privacy needs a target epsilon (--target-epsilon)")
+        return cls(**data)
+
+
+class _Criterion:
+    """An ``nn.Module``-like loss with a ``reduction`` attribute, as ghost clipping wants."""
+
+    def __init__(self, loss: Callable[..., torch.Tensor]) -> None:
+        self.loss = loss
+        self.reduction = "mean"
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(outputs, targets, reduction=self.reduction)
+
+
+class _PoissonBatches:
+    """Index batches from Opacus's Poisson sampler; each example joins with probability q."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for (indices,) in self.loader:
+            yield indices
+
+
+class _BudgetGuard:
+    """Refuses the step that would take the run past its planned (in-budget) steps.
+
+    Checked in the loss of each step, before its backward pass and optimizer
+    step, so the budget is never spent first and reported afterwards.
+    """
+
+    def __init__(self, max_steps: int, target_epsilon: float) -> None:
+        self.max_steps = max_steps
+        self.target_epsilon = target_epsilon
+        self.steps = 0
+
+    def before_step(self) -> None:
+        if self.steps >= self.max_steps:
+            raise PrivacyBudgetExceeded(
+                f"step {self.steps + 1} would spend more than the target epsilon "
+                f"{self.target_epsilon}: the budget allows {self.max_steps} steps; training stops "
+                "here and nothing is registered",
+                steps=self.steps,
+                max_steps=self.max_steps,
+            )
+        self.steps += 1
+
+
+@dataclass
+class _Run:
+    """What ``make_private`` hands back (the training package's ``PrivateRun``)."""
+
+    optimizer: Any
+    batches: Callable[[int], Sequence[torch.Tensor]]
+    loss: Callable[[torch.Tensor, torch.Tensor], Any]
+
+
+@dataclass
+class _Record:
+    noise_multiplier: float = 0.0
+    sample_rate: float = 0.0
+    planned_steps: int = 0
+    grad_sample_mode: str = ""
+    num_examples: int = 0
+    expected_batch_size: int = 0
+
+
+class DPEngine:
+    """DP-SGD for one training run (the ``PrivateTraining`` the training recipe calls).
+
+    Args:
+        config: The user's request; ``delta`` is resolved against the training split.
+    """
+
+    def __init__(self, config: DPConfig) -> None:
+        _opacus()
+        self.config = config
+        self._engine: Any = None
+        self._guard: _BudgetGuard | None = None
+        self._record = _Record()
+
+    def check_module(self, module: nn.Module) -> None:
+        """Raise ``UnsupportedModel`` listing every layer DP-SGD cannot train, with alternatives."""
+        from aimass.privacy.validate import require_supported
+
+        require_supported(module)
+
+    def plan(self, *, num_examples: int, batch_size: int, epochs: int) -> dict[str, float]:
+        """Sampling rate, steps and noise for a run; raises before training when over budget."""
+        config = self.config.resolved(num_examples)
+        assert config.delta is not None
+        steps_per_epoch = math.ceil(num_examples / min(batch_size, num_examples))
+        sample_rate = 1.0 / steps_per_epoch
+        steps = steps_per_epoch * epochs
+        if config.noise_multiplier is None:
+            sigma = noise_for_epsilon(
+                target_epsilon=config.target_epsilon,
+                delta=config.delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=config.accountant,
+            )
+        else:
+            sigma = config.noise_multiplier
+            planned = epsilon_spent(
+                noise_multiplier=sigma,
+                sample_rate=sample_rate,
+                steps=steps,
+                delta=config.delta,
+                accountant=config.accountant,
+            )
+            if planned > config.target_epsilon:
+                raise PrivacyBudgetExceeded(
+                    f"noise multiplier {sigma} for {epochs} epochs ({steps} steps at sampling rate "
+                    f"{sample_rate:.4g}) would spend epsilon {planned:.3f}, over the target "
+                    f"{config.target_epsilon}; raise the noise, train fewer epochs, or leave the "
+                    "noise multiplier out so aimass calibrates it",
+                    planned_epsilon=planned,
+                )
+        return {"sample_rate": sample_rate, "steps": steps, "noise_multiplier": sigma}
+
+    @contextmanager
+    def make_private(
+        self,
+        module: nn.Module,
+        *,
+        optimizer: torch.optim.Optimizer,
+        num_examples: int,
+        batch_size: int,
+        epochs: int,
+        loss: Callable[..., torch.Tensor],
+        finetune: bool,
+    ) -> Iterator[_Run]:
+        """Wrap the caller's training objects for DP-SGD; hooks are removed on exit."""
+        import torch
+        from opacus import PrivacyEngine
+
+        plan = self.plan(num_examples=num_examples, batch_size=batch_size, epochs=epochs)
+        mode = self.config.grad_sample_mode or ("ghost" if finetune else "hooks")
+        indices = torch.utils.data.TensorDataset(torch.arange(num_examples))
+        loader = torch.utils.data.DataLoader(indices, batch_size=min(batch_size, num_examples))
+        criterion = _Criterion(loss)
+        with _quiet():
+            self._engine = PrivacyEngine(accountant=self.config.accountant)
+            module.train()
+            wrapped = self._engine.make_private(
+                module=module,
+                optimizer=optimizer,
+                criterion=criterion,
+                data_loader=loader,
+                noise_multiplier=plan["noise_multiplier"],
+                max_grad_norm=self.config.max_grad_norm,
+                poisson_sampling=True,
+                grad_sample_mode=mode,
+                wrap_model=False,
+            )
+        if mode == "ghost":
+            hooks, dp_optimizer, dp_loss, dp_loader = wrapped
+        else:
+            hooks, dp_optimizer, dp_loader = wrapped
+            dp_loss = criterion
+        self._guard = _BudgetGuard(int(plan["steps"]), self.config.target_epsilon)
+        self._record = _Record(
+            noise_multiplier=plan["noise_multiplier"],
+            sample_rate=plan["sample_rate"],
+            planned_steps=int(plan["steps"]),
+            grad_sample_mode=mode,
+            num_examples=num_examples,
+            expected_batch_size=dp_optimizer.expected_batch_size,
+        )
+        guard = self._guard
+        batches = _PoissonBatches(dp_loader)
+
+        def guarded_loss(outputs: torch.Tensor, targets: torch.Tensor) -> Any:
+            # Called before backward and the optimizer step: the step that would
+            # overspend is refused before its noise is drawn or accounted.
+            guard.before_step()
+            return dp_loss(outputs, targets)
+
+        def next_batches(epoch: int) -> _PoissonBatches:
+            return batches
+
+        run = _Run(optimizer=dp_optimizer, batches=next_batches, loss=guarded_loss)
+        try:
+            with _quiet():
+                yield run
+        finally:
+            hooks.cleanup()
+
+    def steps_taken(self) -> int:
+        """Optimizer steps the accountant has recorded."""
+        if self._engine is None:
+            return 0
+        return sum(steps for _sigma, _q, steps in self._engine.accountant.history)
+
+    def summary(self) -> dict[str, Any]:
+        """The privacy record stored with the model version."""
+        config = self.config.resolved(self._record.num_examples)
+        assert config.delta is not None
+        steps = self.steps_taken()
+        spent = 0.0
+        if self._engine is not None and steps:
+            with _quiet():
+                spent = float(self._engine.accountant.get_epsilon(delta=config.delta))
+        if spent > config.target_epsilon:
+            raise PrivacyBudgetExceeded(
+                f"the run spent epsilon {spent:.3f}, over the target {config.target_epsilon}; "
+                "nothing is registered",
+                epsilon=spent,
+            )
+        return {
+            "mechanism": "DP-SGD (Poisson-subsampled Gaussian, per-example clipping)",
+            "library": f"opacus {_opacus().__version__}",
+            "epsilon": round(spent, 4),
+            "target_epsilon": config.target_epsilon,
+            "delta": config.delta,
+            "noise_multiplier": round(self._record.noise_multiplier, 6),
+            "max_grad_norm": config.max_grad_norm,
+            "sample_rate": self._record.sample_rate,
+            "expected_batch_size": self._record.expected_batch_size,
+            "steps": steps,
+            "planned_steps": self._record.planned_steps,
+            "accountant": config.accountant,
+            "grad_sample_mode": self._record.grad_sample_mode,
+            "privacy_unit": "training example",
+            "training_examples": self._record.num_examples,
+            "secure_rng": False,
+        }

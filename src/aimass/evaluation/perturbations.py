@@ -3,8 +3,8 @@
 Each perturbation changes texts the way real inputs differ from clean test
 data, at stated *strengths* (the meaning of a strength is part of each
 perturbation's description). Every change is seeded per text — by the report
-seed, the perturbation, the strength and the row's position — so a report is
-reproducible and independent of batch order.
+seed, the perturbation, the strength and the row's position in the sample —
+so a report is reproducible.
 
 * ``typos``: a fraction of the Latin-script words (2+ letters) get one
   character edit — swap two neighbours, delete, insert or substitute a

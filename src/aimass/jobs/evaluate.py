@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aimass.artifacts.bundle import verify_bundle
+from aimass.artifacts.storage import ArtifactStore
 from aimass.data.splits import SPLITS
 from aimass.data.tables import read_split
 from aimass.entities import Attachment, DatasetVersion, ModelVersion
@@ -95,10 +97,10 @@ def _dataset(store: Store, project: str, text: str) -> DatasetVersion:
 
 
 def resolve_evaluation(
-    store: Store, project: str, spec: EvaluateSpec
+    store: Store, artifacts: ArtifactStore, project: str, spec: EvaluateSpec
 ) -> tuple[ModelVersion, DatasetVersion]:
-    """Look up the version and dataset and check that they fit together (cheap checks only)."""
-    from aimass.evaluation import get_report_sections
+    """Look up the version and dataset and check that they fit together (before any model loads)."""
+    from aimass.evaluation import check_labels, get_report_sections
     from aimass.explain import get_explainer
 
     version = store.registry.get_version(project, parse_ref(spec.model, kind="model"))
@@ -128,6 +130,9 @@ def resolve_evaluation(
             f"(its fields: {fields}); import the data with that column to group by it",
             field=spec.group_field,
         )
+    if version.task == "classification":
+        task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
+        check_labels(version.task, tuple(task_config.get("labels", ())), list(dataset.labels))
     if not dataset.splits.get(spec.split):
         raise InvalidArgument(
             f"dataset {dataset.ref} has no {spec.split!r} rows "
@@ -208,7 +213,7 @@ def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     project = ctx.job.project
     spec = EvaluateSpec.from_dict(ctx.job.spec)
     options = spec.report_options()
-    version, dataset = resolve_evaluation(ctx.store, project, spec)
+    version, dataset = resolve_evaluation(ctx.store, ctx.artifacts, project, spec)
     rows = read_split(ctx.artifacts.resolve(dataset.uri), spec.split)
     labels = list(rows.labels or [])
     model = _model_under_test(ctx, version, options)

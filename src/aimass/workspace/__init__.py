@@ -323,7 +323,7 @@ class Workspace:
         """Check the spec and queue an ``evaluate`` job (aliases are pinned to their version)."""
         from aimass.jobs.evaluate import EvaluateSpec, resolve_evaluation
 
-        version, dataset = resolve_evaluation(self.store, project, spec)
+        version, dataset = resolve_evaluation(self.store, self.artifacts, project, spec)
         pinned = EvaluateSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
         return self.store.jobs.create(project, "evaluate", pinned.to_dict())
 

@@ -120,8 +120,7 @@ class Robustness(Section):
                     "worst_mae_increase": worst["mae_increase"],
                     "worst_perturbation": f"{worst['perturbation']}@{worst['strength']:g}",
                 }
-        notes = [f"{u['perturbation']}: unavailable — {u['reason']}" for u in unavailable]
-        return SectionResult(data=data, figures=figures, summary=summary, notes=notes)
+        return SectionResult(data=data, figures=figures, summary=summary)
 
     @staticmethod
     def _metrics(

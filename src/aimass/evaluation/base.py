@@ -10,7 +10,6 @@ Tasks without a plan yet raise :class:`~aimass.errors.NotImplementedFeature`.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -205,7 +204,6 @@ class ReportContext:
         self.options = options
         self._on_phase = on_phase
         self._on_advance = on_advance
-        self._lock = threading.Lock()
 
     def phase(self, name: str, total: int) -> None:
         """A step of ``total`` units starts (shown as progress; may raise Cancelled)."""

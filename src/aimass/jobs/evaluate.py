@@ -246,7 +246,9 @@ def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     attachment: Attachment = ctx.store.registry.attach(
         project, ref, kind=ATTACHMENT_KIND, name=name, uri=uri, summary=summary
     )
-    evaluations = dict(version.metrics.get("evaluation") or {})
+    # Re-read just before writing: another evaluation may have finished meanwhile.
+    current = ctx.store.registry.get_version(project, ref).metrics
+    evaluations = dict(current.get("evaluation") or {})
     evaluations[name] = {**summary, "report": uri}
     ctx.store.registry.update_version(project, ref, metrics={"evaluation": evaluations})
     log.info("evaluation attached", extra={"model": version.ref, "attachment": name, "uri": uri})

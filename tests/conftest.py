@@ -157,3 +157,13 @@ def trained_workspace(home: Path, tiny_bert_dir: Path, data_dir: Path, *, regres
             )
         )
     return ws
+
+
+@pytest.fixture(scope="session")
+def trust_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
+    """The tiny classifier 'm' (dataset 's') and regressor 'r' (dataset 'rs'), trained once per
+    session for the explanation and evaluation tests."""
+    root = tmp_path_factory.mktemp("trust")
+    ws = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
+    yield ws
+    ws.close()

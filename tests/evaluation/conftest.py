@@ -1,7 +1,6 @@
 import pytest
 
 from aimass.jobs.evaluate import EvaluateSpec
-from tests.conftest import trained_workspace
 
 # Small but complete: every section runs (memory measured once, in the shared report).
 QUICK = {
@@ -16,12 +15,9 @@ QUICK = {
 
 
 @pytest.fixture(scope="package")
-def ws(tmp_path_factory, tiny_bert_dir):
-    """A workspace with the tiny classifier 'm' (dataset 's') and regressor 'r' (dataset 'rs')."""
-    root = tmp_path_factory.mktemp("evaluation")
-    workspace = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
-    yield workspace
-    workspace.close()
+def ws(trust_workspace):
+    """The shared workspace with the tiny classifier 'm' (dataset 's') and regressor 'r' ('rs')."""
+    return trust_workspace
 
 
 @pytest.fixture(scope="package")

@@ -100,6 +100,26 @@ class Perturbation(ABC):
         k = min(n, max(1, int(np.ceil(strength * n - 1e-9))))
         return sorted(rng.choice(n, size=k, replace=False).tolist())
 
+    @classmethod
+    def _rewrite(
+        cls,
+        text: str,
+        pattern: re.Pattern[str],
+        strength: float,
+        rng: np.random.Generator,
+        change: Callable[[str], str],
+    ) -> str:
+        """``text`` with ``change`` applied to a ``strength`` share of the ``pattern`` matches."""
+        matches = list(pattern.finditer(text))
+        chosen = set(cls._choose(rng, len(matches), strength))
+        out, pos = [], 0
+        for i, match in enumerate(matches):
+            if i in chosen:
+                out.append(text[pos : match.start()] + change(match.group()))
+                pos = match.end()
+        out.append(text[pos:])
+        return "".join(out)
+
 
 class Typos(Perturbation):
     name = "typos"
@@ -108,16 +128,7 @@ class Typos(Perturbation):
     strength_meaning = "fraction of Latin-script words (2+ letters) with one typo"
 
     def perturb_one(self, text: str, strength: float, rng: np.random.Generator) -> str:
-        words = list(_LATIN_WORD.finditer(text))
-        chosen = set(self._choose(rng, len(words), strength))
-        out, pos = [], 0
-        for i, match in enumerate(words):
-            if i in chosen:
-                out.append(text[pos : match.start()])
-                out.append(self._edit(match.group(), rng))
-                pos = match.end()
-        out.append(text[pos:])
-        return "".join(out)
+        return self._rewrite(text, _LATIN_WORD, strength, rng, lambda word: self._edit(word, rng))
 
     @staticmethod
     def _edit(word: str, rng: np.random.Generator) -> str:
@@ -161,15 +172,7 @@ class Casing(Perturbation):
     def perturb_one(self, text: str, strength: float, rng: np.random.Generator) -> str:
         if strength >= 1.0:
             return text.upper()
-        words = list(_WORD.finditer(text))
-        chosen = set(self._choose(rng, len(words), strength))
-        out, pos = [], 0
-        for i, match in enumerate(words):
-            if i in chosen:
-                out.append(text[pos : match.start()] + match.group().upper())
-                pos = match.end()
-        out.append(text[pos:])
-        return "".join(out)
+        return self._rewrite(text, _WORD, strength, rng, str.upper)
 
 
 class Whitespace(Perturbation):

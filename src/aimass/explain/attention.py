@@ -16,7 +16,6 @@ the same for every class (attention does not know the target).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aimass.errors import InvalidArgument, UnsupportedModel
@@ -24,7 +23,6 @@ from aimass.explain.base import (
     Explainer,
     ExplainTarget,
     Explanation,
-    Network,
     register_explainer,
     resolve_target,
 )
@@ -79,29 +77,20 @@ class AttentionRollout(Explainer):
                 "does not expose; use 'integrated-gradients' or 'occlusion'"
             )
 
-    def explain(
-        self,
-        target: ExplainTarget,
-        texts: Sequence[str],
-        *,
-        label: str | None = None,
-        residual: float = 0.5,
-        **options: Any,
-    ) -> list[Explanation]:
-        """Explain each text; ``residual`` is the identity's weight per layer."""
-        self.check(target)
+    def settings(self, *, residual: float = 0.5, **options: Any) -> dict[str, Any]:
+        """``residual`` is the identity's weight in each layer (the skip connection)."""
+        super().settings(**options)
         if not 0.0 <= float(residual) < 1.0:
             raise InvalidArgument(f"residual must be in [0, 1), got {residual}")
-        if options:
-            raise InvalidArgument(f"unknown options for {self.name}: {', '.join(sorted(options))}")
-        assert target.network is not None
-        return [self._one(target, target.network, t, label, float(residual)) for t in texts]
+        return {"residual": float(residual)}
 
-    def _one(
-        self, target: ExplainTarget, network: Network, text: str, label: str | None, residual: float
+    def explain_one(
+        self, target: ExplainTarget, text: str, label: str | None, *, residual: float
     ) -> Explanation:
         import torch
 
+        network = target.network
+        assert network is not None
         assert network.attentions is not None
         encoded = encode_with_offsets(network, text)
         with torch.no_grad():

@@ -165,7 +165,6 @@ class Explainer(ABC):
                 explainer=self.name,
             )
 
-    @abstractmethod
     def explain(
         self,
         target: ExplainTarget,
@@ -174,7 +173,27 @@ class Explainer(ABC):
         label: str | None = None,
         **options: Any,
     ) -> list[Explanation]:
-        """One explanation per text, for class ``label`` (default: the predicted one)."""
+        """One explanation per text, for class ``label`` (default: the predicted one).
+
+        Raises:
+            UnsupportedModel: the method cannot explain this model.
+            InvalidArgument: an unknown class or an unknown or invalid option.
+        """
+        self.check(target)
+        settings = self.settings(**options)
+        return [self.explain_one(target, text, label, **settings) for text in texts]
+
+    def settings(self, **options: Any) -> dict[str, Any]:
+        """The method's options, validated (this default takes none)."""
+        if options:
+            raise InvalidArgument(f"unknown options for {self.name}: {', '.join(sorted(options))}")
+        return {}
+
+    @abstractmethod
+    def explain_one(
+        self, target: ExplainTarget, text: str, label: str | None, **settings: Any
+    ) -> Explanation:
+        """The explanation of one text (``target`` has passed :meth:`check`)."""
 
 
 def resolve_target(target: ExplainTarget, label: str | None, scores: np.ndarray) -> tuple[int, str]:

@@ -21,7 +21,6 @@ shared model, so explanations can run while other threads predict with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,6 @@ from aimass.explain.base import (
     Explainer,
     ExplainTarget,
     Explanation,
-    Network,
     register_explainer,
     resolve_target,
 )
@@ -51,40 +49,32 @@ class IntegratedGradients(Explainer):
         "f(text) - f(baseline) up to the reported convergence delta"
     )
 
-    def explain(
-        self,
-        target: ExplainTarget,
-        texts: Sequence[str],
-        *,
-        label: str | None = None,
-        n_steps: int = 50,
-        internal_batch_size: int = 16,
-        **options: Any,
-    ) -> list[Explanation]:
-        """Explain each text; ``n_steps`` trades time for a smaller convergence delta."""
-        self.check(target)
+    def settings(
+        self, *, n_steps: int = 50, internal_batch_size: int = 16, **options: Any
+    ) -> dict[str, Any]:
+        """``n_steps`` trades time for a smaller convergence delta; ``internal_batch_size``
+        bounds memory (interpolation points evaluated per forward pass)."""
+        super().settings(**options)
         if not 1 <= int(n_steps) <= MAX_STEPS:
             raise InvalidArgument(f"n_steps must be between 1 and {MAX_STEPS}, got {n_steps}")
-        if options:
-            raise InvalidArgument(f"unknown options for {self.name}: {', '.join(sorted(options))}")
-        assert target.network is not None
-        return [
-            self._one(target, target.network, text, label, int(n_steps), int(internal_batch_size))
-            for text in texts
-        ]
+        if int(internal_batch_size) < 1:
+            raise InvalidArgument(f"internal_batch_size must be >= 1, got {internal_batch_size}")
+        return {"n_steps": int(n_steps), "internal_batch_size": int(internal_batch_size)}
 
-    def _one(
+    def explain_one(
         self,
         target: ExplainTarget,
-        network: Network,
         text: str,
         label: str | None,
+        *,
         n_steps: int,
         internal_batch_size: int,
     ) -> Explanation:
         import torch
         from captum.attr import IntegratedGradients as CaptumIG
 
+        network = target.network
+        assert network is not None
         encoded = encode_with_offsets(network, text)
         ids = encoded.batch["input_ids"]  # (1, T)
         mask = encoded.batch["attention_mask"]

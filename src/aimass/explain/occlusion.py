@@ -12,9 +12,6 @@ prediction per word, batched — so it explains any model, including black boxes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 
 from aimass.errors import InvalidArgument
@@ -46,21 +43,8 @@ class Occlusion(Explainer):
     description = "leave-one-word-out: drop in the target's probability (or value) per word"
     needs_network = False
 
-    def explain(
-        self,
-        target: ExplainTarget,
-        texts: Sequence[str],
-        *,
-        label: str | None = None,
-        **options: Any,
-    ) -> list[Explanation]:
-        """Explain each text with one batched prediction per text."""
-        self.check(target)
-        if options:
-            raise InvalidArgument(f"unknown options for {self.name}: {', '.join(sorted(options))}")
-        return [self._one(target, text, label) for text in texts]
-
-    def _one(self, target: ExplainTarget, text: str, label: str | None) -> Explanation:
+    def explain_one(self, target: ExplainTarget, text: str, label: str | None) -> Explanation:
+        """One batched prediction of the text and its W one-word-shorter variants."""
         spans = split_words(text)
         if len(spans) > MAX_WORDS:
             raise InvalidArgument(

@@ -20,6 +20,7 @@ has no standard regression form and is not reported.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import Counter
 from functools import partial
 from typing import Any
@@ -182,10 +183,9 @@ def _skip(ctx: ReportContext) -> SectionResult | None:
     return None
 
 
-class ClassificationFairness(Section):
-    """Per-group accuracy/F1/selection rates; demographic-parity and equalized-odds differences."""
+class _Fairness(Section):
+    """What both fairness sections share: choosing the groups, the common fields, the notes."""
 
-    key = "fairness.classification"
     name = "fairness"
     title = "Fairness"
 
@@ -197,12 +197,53 @@ class ClassificationFairness(Section):
         if isinstance(split, str):
             return SectionResult.skipped(split)
         mask, eligible, excluded = split
+        groups = group_values(ctx)[mask]
+        result = self.compare(ctx, ctx.y_true[mask], ctx.y_pred[mask], groups, eligible)
+        result.data = {
+            "group_field": ctx.data.group_field,
+            "min_group_size": ctx.options.min_group_size,
+            "excluded_groups": excluded,
+            "rows_compared": int(mask.sum()),
+            **result.data,
+        }
+        if len(eligible) > PLOT_GROUPS:
+            result.notes.insert(
+                0,
+                f"The plot shows the {PLOT_GROUPS} largest of {len(eligible)} groups; "
+                "the tables show all.",
+            )
+        return result
+
+    @abstractmethod
+    def compare(
+        self,
+        ctx: ReportContext,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        groups: np.ndarray,
+        eligible: list[str],
+    ) -> SectionResult:
+        """Per-group metrics and disparities over the rows of the ``eligible`` groups."""
+
+
+class ClassificationFairness(_Fairness):
+    """Per-group accuracy/F1/selection rates; demographic-parity and equalized-odds differences."""
+
+    key = "fairness.classification"
+
+    def compare(
+        self,
+        ctx: ReportContext,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        groups: np.ndarray,
+        eligible: list[str],
+    ) -> SectionResult:
         from fairlearn.metrics import count
         from sklearn.metrics import accuracy_score, f1_score
 
         labels = list(ctx.model.labels)
         classes = len(labels)
-        y_true, y_pred, groups = ctx.y_true[mask], ctx.y_pred[mask], group_values(ctx)[mask]
         metrics: dict[str, Any] = {
             "count": count,
             "accuracy": accuracy_score,
@@ -232,11 +273,7 @@ class ClassificationFairness(Section):
         ]
         defined = [v for v in odds if v is not None]
         data = {
-            "group_field": ctx.data.group_field,
-            "min_group_size": ctx.options.min_group_size,
             "groups": by_group,
-            "excluded_groups": excluded,
-            "rows_compared": int(mask.sum()),
             "overall": {
                 "accuracy": float(frame.overall["accuracy"]),
                 "f1_macro": float(frame.overall["f1_macro"]),
@@ -272,11 +309,6 @@ class ClassificationFairness(Section):
             ],
         )
         notes = []
-        if len(by_group) > PLOT_GROUPS:
-            notes.append(
-                f"The plot shows the {PLOT_GROUPS} largest of {len(by_group)} groups; "
-                "the tables show all."
-            )
         if any(v is None for v in odds):
             missing = [labels[c] for c, v in enumerate(odds) if v is None]
             notes.append(
@@ -352,25 +384,22 @@ class ClassificationFairness(Section):
         )
 
 
-class RegressionFairness(Section):
+class RegressionFairness(_Fairness):
     """Per-group MAE/RMSE and mean prediction; their largest gaps."""
 
     key = "fairness.regression"
-    name = "fairness"
-    title = "Fairness"
 
-    def compute(self, ctx: ReportContext) -> SectionResult:
-        skipped = _skip(ctx)
-        if skipped is not None:
-            return skipped
-        split = _split_groups(ctx)
-        if isinstance(split, str):
-            return SectionResult.skipped(split)
-        mask, eligible, excluded = split
+    def compare(
+        self,
+        ctx: ReportContext,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        groups: np.ndarray,
+        eligible: list[str],
+    ) -> SectionResult:
         from fairlearn.metrics import count
         from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
-        y_true, y_pred, groups = ctx.y_true[mask], ctx.y_pred[mask], group_values(ctx)[mask]
         frame = _metric_frame(
             {
                 "count": count,
@@ -398,11 +427,7 @@ class RegressionFairness(Section):
             for g in eligible
         ]
         data = {
-            "group_field": ctx.data.group_field,
-            "min_group_size": ctx.options.min_group_size,
             "groups": by_group,
-            "excluded_groups": excluded,
-            "rows_compared": int(mask.sum()),
             "overall": {"mae": float(frame.overall["mae"]), "rmse": float(frame.overall["rmse"])},
             "mae_difference": float(diff["mae"]),
             "mean_prediction_difference": float(diff["mean_prediction"]),

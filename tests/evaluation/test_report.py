@@ -324,3 +324,9 @@ def test_a_document_that_breaks_the_schema_is_refused(ws, report):
     del missing["sections"]["robustness"]
     with pytest.raises(Internal, match="robustness"):
         validate_report(missing)
+
+
+def test_aliases_are_pinned_when_the_job_is_queued(ws):
+    ws.set_alias("m", 1, "staging")
+    job = ws.submit_evaluation(EvaluateSpec(model="m@staging", dataset="s"))
+    assert (job.spec["model"], job.spec["dataset"], job.status) == ("m@1", "s@1", "queued")

@@ -1,6 +1,11 @@
 """Jobs: the offline composition root (training, evaluation, and later batch jobs)."""
 
-from aimass.jobs.evaluate import EvaluateSpec, attachment_name, resolve_evaluation
+from aimass.jobs.evaluate import (
+    EvaluateSpec,
+    attachment_name,
+    resolve_evaluation,
+    submit_evaluation,
+)
 from aimass.jobs.runner import JobContext, JobReporter, get_job_kind, register_job_kind, run_job
 from aimass.jobs.train import TrainSpec, config_digest, resolve_inputs
 
@@ -16,4 +21,5 @@ __all__ = [
     "resolve_evaluation",
     "resolve_inputs",
     "run_job",
+    "submit_evaluation",
 ]

@@ -19,13 +19,13 @@ from aimass.artifacts.bundle import verify_bundle
 from aimass.artifacts.storage import ArtifactStore
 from aimass.data.splits import SPLITS
 from aimass.data.tables import read_split
-from aimass.entities import Attachment, DatasetVersion, ModelVersion
+from aimass.entities import Attachment, DatasetVersion, Job, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.jobs.runner import JobContext, register_job_kind
 from aimass.refs import Ref, parse_ref, validate_name
 from aimass.store import Store
 
-__all__ = ["EvaluateSpec", "attachment_name", "resolve_evaluation"]
+__all__ = ["EvaluateSpec", "attachment_name", "resolve_evaluation", "submit_evaluation"]
 
 log = logging.getLogger("aimass.jobs.evaluate")
 ATTACHMENT_KIND = "evaluation"
@@ -139,6 +139,16 @@ def resolve_evaluation(
             f"(splits: {', '.join(f'{k} {v}' for k, v in dataset.splits.items())}); use --split"
         )
     return version, dataset
+
+
+def submit_evaluation(
+    store: Store, artifacts: ArtifactStore, project: str, spec: EvaluateSpec
+) -> Job:
+    """Check ``spec`` and queue an ``evaluate`` job, with the model alias and the dataset
+    pinned to the versions they name now (a report must not change subject mid-queue)."""
+    version, dataset = resolve_evaluation(store, artifacts, project, spec)
+    pinned = EvaluateSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
+    return store.jobs.create(project, "evaluate", pinned.to_dict())
 
 
 def attachment_name(dataset: DatasetVersion, split: str, group_field: str | None) -> str:

@@ -321,11 +321,9 @@ class Workspace:
 
     def submit_evaluation(self, spec: EvaluateSpec, *, project: str = DEFAULT_PROJECT) -> Job:
         """Check the spec and queue an ``evaluate`` job (aliases are pinned to their version)."""
-        from aimass.jobs.evaluate import EvaluateSpec, resolve_evaluation
+        from aimass.jobs.evaluate import submit_evaluation
 
-        version, dataset = resolve_evaluation(self.store, self.artifacts, project, spec)
-        pinned = EvaluateSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
-        return self.store.jobs.create(project, "evaluate", pinned.to_dict())
+        return submit_evaluation(self.store, self.artifacts, project, spec)
 
     def evaluate(
         self,

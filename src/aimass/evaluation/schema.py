@@ -320,6 +320,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         "options",
         "summary",
         "sections",
+        "timings",
     ],
     "properties": {
         "format": {"const": FORMAT},
@@ -351,6 +352,7 @@ REPORT_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {"type": ["number", "string", "null"]},
         },
+        "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
         "sections": {
             "type": "object",
             "required": [

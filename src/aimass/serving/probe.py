@@ -23,19 +23,33 @@ __all__ = ["measure_serving_memory"]
 TIMEOUT_S = 600
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB."""
-    import resource
+def _memory_mib() -> tuple[float, float]:
+    """``(resident now, resident high-water mark)`` of this process, in MiB.
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    Linux's ``/proc/self/status`` is read, not ``getrusage``: a child's ``ru_maxrss``
+    starts from its parent's resident size at fork, so in a probe started by a big
+    process it reports the parent's memory, not the probe's.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        return (
+            int(fields["VmRSS"].split()[0]) / 1024,
+            int(fields["VmHWM"].split()[0]) / 1024,
+        )
+    except (OSError, KeyError, ValueError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+        return peak_mib, peak_mib
 
 
 def measure_serving_memory(
     directory: Path, texts: list[str], *, device: str = "cpu", threads: int = 0
 ) -> dict[str, Any]:
-    """Peak RSS (MiB) after importing the runtime, after loading, and after predicting ``texts``.
+    """Resident memory (MiB) after importing the runtime and after loading, and the peak after
+    predicting ``texts`` as one batch.
 
     Raises:
         Unavailable: the probe process failed or timed out (the message says why).
@@ -74,11 +88,11 @@ def _main(argv: list[str]) -> None:
 
     if threads:
         torch.set_num_threads(threads)
-    runtime = _peak_rss_mib()
+    runtime, _ = _memory_mib()
     predictor = load_predictor(directory, device=device)
-    loaded = _peak_rss_mib()
+    loaded, _ = _memory_mib()
     predictor.predict(texts, batch_size=max(len(texts), 1))
-    peak = _peak_rss_mib()
+    _, peak = _memory_mib()
     gpu = None
     if torch.cuda.is_available() and str(predictor.device).startswith("cuda"):
         gpu = torch.cuda.max_memory_allocated() / 2**20
@@ -89,8 +103,9 @@ def _main(argv: list[str]) -> None:
                 "loaded_mib": loaded,
                 "peak_mib": peak,
                 "gpu_peak_mib": gpu,
-                "method": f"peak resident set size (getrusage ru_maxrss) of a fresh process that "
-                f"loads the bundle and predicts {len(texts)} texts as one batch",
+                "method": "resident memory of a fresh process: after importing the runtime, "
+                f"after loading the bundle, and its peak (high-water mark) after predicting "
+                f"{len(texts)} texts as one batch",
             }
         )
     )

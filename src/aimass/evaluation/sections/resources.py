@@ -216,10 +216,14 @@ class Resources(Section):
             memory_rows = [
                 ("peak resident memory serving one batch", f"{mem['peak_mib']:.0f} MiB"),
                 (
-                    "of which the runtime alone (Python, torch, transformers)",
+                    "resident after importing the runtime (Python, torch, transformers)",
                     f"{mem['runtime_mib']:.0f} MiB",
                 ),
-                ("after loading the model", f"{mem['loaded_mib']:.0f} MiB"),
+                (
+                    "resident after loading the model",
+                    f"{mem['loaded_mib']:.0f} MiB "
+                    f"(+{mem['loaded_mib'] - mem['runtime_mib']:.0f} MiB for the model)",
+                ),
             ]
             if mem.get("gpu_peak_mib") is not None:
                 memory_rows.append(("peak GPU memory allocated", f"{mem['gpu_peak_mib']:.0f} MiB"))

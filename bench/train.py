@@ -9,7 +9,8 @@ uses the ``Trainer`` defaults a user gets with a tokenizer: dynamic padding
 
 Throughput counts training steps only (no evaluation) for both; accuracy is on
 the same validation rows. Runs alternate (aimass, baseline, aimass, ...) and
-medians are reported, because this machine is shared and noisy.
+medians are reported, because this machine is shared and noisy; both paths are
+warmed up once, untimed, first.
 
     python bench/train.py [--train-rows 2000] [--val-rows 1000] [--repeats 3]
 
@@ -193,6 +194,12 @@ def main() -> None:
         )
     minilm = Path(next(iter(spec.submodule_search_locations))) / "model"
     data = load_rows(args.train_rows, args.val_rows)
+
+    # Untimed warm-up of both paths: the first training steps in a process pay
+    # one-off costs (kernel selection, allocator growth) that would bias whichever ran first.
+    warm = tuple(part[:32] for part in data)
+    for fn in (run_aimass, run_trainer):
+        fn(minilm, warm, args)
 
     runs: dict[str, list[dict]] = {"aimass": [], "hf_trainer": []}
     for repeat in range(args.repeats):

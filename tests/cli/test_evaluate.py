@@ -156,3 +156,20 @@ def test_words_are_shaded_green_for_and_red_against():
     assert styles["and"] == "black on rgb(255,255,255)"  # no effect, no colour
     r, g, _b = (int(x) for x in styles["bad"].split("rgb(")[1].rstrip(")").split(","))
     assert r > g  # red, at half strength
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "m", "good film", "--explain", "occlusion"],
+        ["evaluate", "m@1", "--dataset", "s"],
+        ["reports", "list", "m@1"],
+        ["reports", "get", "m@1", "--out", "x.html"],
+    ],
+)
+def test_remote_mode_says_what_is_not_built(monkeypatch, args):
+    # Nothing listens on port 9: the commands must refuse before any request is made.
+    monkeypatch.setenv("AIMASS_URL", "http://127.0.0.1:9")
+    result = run(*args, ok=False)
+    assert result.exit_code == 1
+    assert "UNIMPLEMENTED" in result.output and "over the REST API" in result.output

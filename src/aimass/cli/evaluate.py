@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,18 +12,18 @@ from rich.text import Text
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
     err_console,
     fmt_metric,
     table,
-    workspace,
 )
-from aimass.errors import InvalidArgument, NotFound
+from aimass.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from aimass.entities import Attachment
+    from aimass.schemas import AttachmentOut
 
 app = typer.Typer(help="Evaluation reports attached to model versions.", no_args_is_help=True)
 
@@ -113,17 +112,18 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
 # -- evaluate -----------------------------------------------------------------------------
 
 
-def _copy_report(ws: Any, attachment: Attachment, out: Path) -> tuple[Path, Path]:
+def _copy_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
+    """Copy a stored report to ``out`` (the HTML) and ``out`` with ``.json`` (the JSON)."""
     html_out, json_out = Path(out), Path(out).with_suffix(".json")
     if html_out.suffix.lower() not in (".html", ".htm"):
         raise InvalidArgument(f"--out should name an .html file, got {str(out)!r}")
     html_out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ws.report_file(attachment, fmt="html"), html_out)
-    shutil.copyfile(ws.report_file(attachment, fmt="json"), json_out)
+    shutil.copyfile(html, html_out)
+    shutil.copyfile(report_json, json_out)
     return html_out, json_out
 
 
-def _print_summary(attachment: Attachment, html_path: Path) -> None:
+def _print_summary(attachment: AttachmentOut, html_path: Path) -> None:
     summary = attachment.summary
     rows = [[k, fmt_metric(summary[k])] for k in _HEADLINES if summary.get(k) is not None]
     table(
@@ -165,7 +165,6 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Build the evaluation report of a model version on a dataset and attach it to the version."""
-    from aimass.jobs.evaluate import EvaluateSpec
     from aimass.training.callbacks import LoopState, RichProgress
 
     options: dict[str, Any] = {
@@ -179,21 +178,23 @@ def evaluate(
     }
     if perturbation:
         options["perturbations"] = list(perturbation)
-    spec = EvaluateSpec(
-        model=ref, dataset=dataset, split=split, group_field=group_field, options=options
-    )
-    ws = workspace()
+    # Validated where it runs (EvaluateSpec), so remote mode needs no local stack here.
+    spec = {
+        "model": ref,
+        "dataset": dataset,
+        "split": split,
+        "group_field": group_field,
+        "options": options,
+    }
     progress = [] if json_out else [RichProgress(console=err_console)]
     try:
-        attachment = ws.evaluate(spec, project=project, callbacks=progress)
+        attachment, document, html_path = backend().evaluate(spec, project, progress)
     finally:
         for callback in progress:
             callback.on_train_end(LoopState())
-    html_path = ws.report_file(attachment, fmt="html")
     if out is not None:
-        html_path, _json = _copy_report(ws, attachment, out)
+        html_path, _json = _copy_report(html_path, html_path.with_name("report.json"), out)
     if json_out:
-        document = json.loads(ws.report_file(attachment, fmt="json").read_text(encoding="utf-8"))
         emit_json({"attachment": attachment, "html": str(html_path), "report": document})
         return
     _print_summary(attachment, html_path)
@@ -210,7 +211,7 @@ def list_reports(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluation reports attached to a model version, newest first."""
-    found = workspace().evaluations(ref, project=project)
+    found = backend().evaluations(ref, project)
     if json_out:
         emit_json(found)
         return
@@ -242,14 +243,5 @@ def get_report(
     project: ProjectOpt = "default",
 ) -> None:
     """Copy a stored evaluation report (HTML + JSON) out of the artifact store."""
-    ws = workspace()
-    found = ws.evaluations(ref, project=project)
-    chosen = next((a for a in found if name is None or a.name == name), None)
-    if chosen is None:
-        known = ", ".join(a.name for a in found) or "none"
-        raise NotFound(
-            f"model {ref} has no evaluation report {name or ''!r} (reports: {known}); "
-            f"create one with 'aimass evaluate {ref} --dataset NAME'"
-        )
-    html_path, json_path = _copy_report(ws, chosen, out)
+    html_path, json_path = _copy_report(*backend().report_files(ref, name, project), out)
     console.print(f"wrote {html_path} and {json_path}")

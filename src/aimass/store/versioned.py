@@ -58,39 +58,7 @@ class _VersionedRepository(Generic[RowT, EntityT]):
             session.flush()
             return row.to_entity(), True  # type: ignore[return-value]
 
-    def get(self, project: str, name: str, version: int | None = None) -> EntityT:
-        """Version ``version`` of ``name`` (the latest when ``None``)."""
-        validate_name(name, kind=self.kind)
-        row_type = self.row_type
-        with self._session() as session:
-            proj = project_row(session, project)
-            rows = session.scalars(
-                select(row_type)
-                .where(row_type.project_id == proj.id, row_type.name == name)
-                .order_by(row_type.version)
-            ).all()
-            if not rows:
-                raise NotFound(
-                    f"{self.kind} {name!r} not found in project {project!r}; "
-                    f"see 'aimass {self.kind_plural} list'",
-                    resource=self.kind,
-                    name=name,
-                )
-            if version is None:
-                return rows[-1].to_entity()  # type: ignore[return-value]
-            for row in rows:
-                if row.version == version:
-                    return row.to_entity()  # type: ignore[return-value]
-            raise NotFound(
-                f"{self.kind} {name!r} has no version {version} "
-                f"({describe_versions([r.version for r in rows])})",
-                resource=self.kind,
-                name=name,
-                version=version,
-            )
-
-    def versions(self, project: str, name: str) -> list[EntityT]:
-        """Every version of ``name``, oldest first."""
+    def _rows(self, project: str, name: str) -> list[EntityT]:
         validate_name(name, kind=self.kind)
         row_type = self.row_type
         with self._session() as session:
@@ -101,6 +69,33 @@ class _VersionedRepository(Generic[RowT, EntityT]):
                 .order_by(row_type.version)
             ).all()
             return [r.to_entity() for r in rows]  # type: ignore[misc]
+
+    def get(self, project: str, name: str, version: int | None = None) -> EntityT:
+        """Version ``version`` of ``name`` (the latest when ``None``)."""
+        found = self._rows(project, name)
+        if not found:
+            raise NotFound(
+                f"{self.kind} {name!r} not found in project {project!r}; "
+                f"see 'aimass {self.kind_plural} list'",
+                resource=self.kind,
+                name=name,
+            )
+        if version is None:
+            return found[-1]
+        for entity in found:
+            if entity.version == version:
+                return entity
+        raise NotFound(
+            f"{self.kind} {name!r} has no version {version} "
+            f"({describe_versions([e.version for e in found])})",
+            resource=self.kind,
+            name=name,
+            version=version,
+        )
+
+    def versions(self, project: str, name: str) -> list[EntityT]:
+        """Every version of ``name``, oldest first."""
+        return self._rows(project, name)
 
     def list(self, project: str) -> list[EntityT]:
         """The latest version of every ``name`` in ``project``, sorted by name."""

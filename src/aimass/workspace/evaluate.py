@@ -1,5 +1,9 @@
 """The ``evaluate`` job: model version + dataset split → evaluation report attached to the version.
 
+It lives with the workspace, like ``batch-predict``, because it composes two
+layers that are kept apart below it: serving (the predictor, the memory probe)
+and jobs (the runner); the evaluation package itself sees neither.
+
 The report (``report.html`` and ``report.json``) is written to a staging
 directory, published under ``reports/<sha256 of report.json>/`` in the
 artifact store, and only then attached to the version (``kind="evaluation"``)
@@ -27,7 +31,7 @@ from aimass.store import Store
 
 __all__ = ["EvaluateSpec", "attachment_name", "resolve_evaluation", "submit_evaluation"]
 
-log = logging.getLogger("aimass.jobs.evaluate")
+log = logging.getLogger("aimass.workspace.evaluate")
 ATTACHMENT_KIND = "evaluation"
 
 

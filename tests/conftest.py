@@ -119,3 +119,51 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 def sentiment_file(tmp_path: Path) -> Path:
     """A 200-row synthetic sentiment JSONL file."""
     return write_jsonl(tmp_path / "sentiment.jsonl", sentiment_rows(200))
+
+
+def regression_rows(n: int, *, seed: int = 0) -> list[dict[str, object]]:
+    """Synthetic rows whose numeric label is (positive words - negative words) plus noise."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        pos, neg = rng.randint(0, 2), rng.randint(0, 2)
+        words = rng.sample(POSITIVE, pos) + rng.sample(NEGATIVE, neg) + rng.sample(FILLER, 3)
+        rng.shuffle(words)
+        value = pos - neg + rng.gauss(0, 0.1)
+        rows.append({"text": " ".join(words), "label": value, "group": "xy"[i % 2]})
+    return rows
+
+
+TINY_FINETUNE = {"mode": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16}
+
+
+def trained_workspace(home: Path, tiny_bert_dir: Path, data_dir: Path, *, regression: bool = False):
+    """A workspace with dataset 's', base 'tiny' and model 'm' trained on them (and 'r' for
+    regression on dataset 'rs' when asked). Used by module-scoped fixtures: train once per module."""
+    from aimass.jobs.train import TrainSpec
+    from aimass.workspace import Workspace
+
+    # One thread: tiny models gain nothing from two, and on a busy machine they stall on them.
+    ws = Workspace(Settings(home=home, device="cpu", num_threads=1))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ws.import_dataset(write_jsonl(data_dir / "s.jsonl", sentiment_rows(200)), name="s")
+    ws.import_base(str(tiny_bert_dir), name="tiny")
+    ws.train(TrainSpec(dataset="s", base="tiny", model="m", config=TINY_FINETUNE))
+    if regression:
+        ws.import_dataset(write_jsonl(data_dir / "rs.jsonl", regression_rows(200)), name="rs")
+        ws.train(
+            TrainSpec(
+                dataset="rs", base="tiny", model="r", config={**TINY_FINETUNE, "task": "regression"}
+            )
+        )
+    return ws
+
+
+@pytest.fixture(scope="session")
+def trust_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
+    """The tiny classifier 'm' (dataset 's') and regressor 'r' (dataset 'rs'), trained once per
+    session for the explanation and evaluation tests."""
+    root = tmp_path_factory.mktemp("trust")
+    ws = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
+    yield ws
+    ws.close()

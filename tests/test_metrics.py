@@ -3,8 +3,18 @@
 import numpy as np
 import pytest
 from sklearn import metrics as sk
+from sklearn.calibration import calibration_curve
 
-from aimass.metrics import classification_metrics, regression_metrics, softmax
+from aimass.metrics import (
+    brier_score,
+    calibration_metrics,
+    classification_metrics,
+    log_loss,
+    regression_metrics,
+    reliability_bins,
+    residual_summary,
+    softmax,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -45,3 +55,68 @@ def test_softmax_rows_sum_to_one_and_are_stable():
     probs = softmax(np.array([[1000.0, 0.0], [1.0, 1.0]]))
     assert probs.sum(axis=1) == pytest.approx([1.0, 1.0])
     assert probs[0, 0] == pytest.approx(1.0)
+
+
+def _probs(seed, n=300, classes=3):
+    rng = np.random.default_rng(seed)
+    probs = softmax(rng.normal(scale=2.0, size=(n, classes)))
+    y_true = np.array([rng.choice(classes, p=p) for p in probs])
+    return probs, y_true
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reliability_bins_match_sklearn_calibration_curve(seed):
+    probs, y_true = _probs(seed, classes=2)
+    # Exact bin edges must land in the lower bin, as in scikit-learn.
+    p1 = np.concatenate([probs[:, 1], [0.0, 0.2, 0.4, 1.0]])
+    y = np.concatenate([y_true, [0, 1, 0, 1]])
+    got = reliability_bins(p1, y == 1, n_bins=10)
+    prob_true, prob_pred = calibration_curve(y, p1, n_bins=10, strategy="uniform")
+    filled = [b for b in got["bins"] if b["count"]]
+    assert [b["accuracy"] for b in filled] == pytest.approx(prob_true)
+    assert [b["confidence"] for b in filled] == pytest.approx(prob_pred)
+    assert sum(b["count"] for b in got["bins"]) == len(p1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ece_matches_a_slow_oracle(seed):
+    probs, y_true = _probs(seed)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    n_bins = 15
+    ece, gaps = 0.0, []
+    for k in range(n_bins):
+        lo, hi = k / n_bins, (k + 1) / n_bins
+        members = [
+            i for i in range(len(conf)) if (lo < conf[i] <= hi) or (k == 0 and conf[i] <= hi)
+        ]
+        if members:
+            acc = np.mean([pred[i] == y_true[i] for i in members])
+            avg = np.mean([conf[i] for i in members])
+            ece += len(members) / len(conf) * abs(acc - avg)
+            gaps.append(abs(acc - avg))
+    got = calibration_metrics(probs, y_true, n_bins=n_bins)
+    assert got["ece"] == pytest.approx(ece)
+    assert got["mce"] == pytest.approx(max(gaps))
+
+
+def test_a_perfectly_calibrated_constant_has_zero_ece():
+    conf = np.full(1000, 0.7)
+    correct = np.arange(1000) < 700
+    assert reliability_bins(conf, correct)["ece"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_brier_and_log_loss_match_sklearn(seed):
+    probs, y_true = _probs(seed, classes=3)
+    assert log_loss(probs, y_true) == pytest.approx(sk.log_loss(y_true, probs, labels=range(3)))
+    assert brier_score(probs, y_true) == pytest.approx(
+        sk.brier_score_loss(y_true, probs, labels=range(3), scale_by_half=False)
+    )
+    binary, y2 = _probs(seed, classes=2)
+    assert brier_score(binary, y2) == pytest.approx(2 * sk.brier_score_loss(y2, binary[:, 1]))
+
+
+def test_residual_summary():
+    got = residual_summary([1.0, 2.0, 3.0, 4.0], [1.5, 2.0, 2.0, 5.0])
+    assert got["bias"] == pytest.approx(0.125)
+    assert got["quantiles"]["p50"] == pytest.approx(np.median([0.5, 0.0, -1.0, 1.0]))

@@ -11,7 +11,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "confusion_matrix", "regression_metrics", "softmax"]
+__all__ = [
+    "brier_score",
+    "calibration_metrics",
+    "classification_metrics",
+    "confusion_matrix",
+    "log_loss",
+    "regression_metrics",
+    "reliability_bins",
+    "residual_summary",
+    "softmax",
+]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -86,4 +96,106 @@ def regression_metrics(
         "rmse": float(np.sqrt((error**2).mean())) if len(true) else 0.0,
         "r2": r2,
         "count": len(true),
+    }
+
+
+def reliability_bins(
+    confidence: Sequence[float] | np.ndarray,
+    correct: Sequence[bool] | np.ndarray,
+    *,
+    n_bins: int = 15,
+) -> dict[str, Any]:
+    """Equal-width reliability bins, expected and maximum calibration error.
+
+    Bin ``k`` holds confidences in ``(k/n, (k+1)/n]`` (the first bin includes
+    0), the convention of scikit-learn's ``calibration_curve(strategy="uniform")``.
+    ECE is the count-weighted mean of ``|accuracy - confidence|`` over the bins
+    (Guo et al. 2017); MCE is its maximum over non-empty bins.
+
+    Args:
+        confidence: Predicted probability of the event, one per example.
+        correct: Whether the event happened (for top-label calibration: whether
+            the predicted class was right).
+        n_bins: Number of equal-width bins on [0, 1].
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.searchsorted(edges[1:-1], conf, side="left")
+    count = np.bincount(index, minlength=n_bins)
+    conf_sum = np.bincount(index, weights=conf, minlength=n_bins)
+    hit_sum = np.bincount(index, weights=hit, minlength=n_bins)
+    mean_conf = _safe_div(conf_sum, count.astype(np.float64))
+    accuracy = _safe_div(hit_sum, count.astype(np.float64))
+    gap = np.abs(accuracy - mean_conf)
+    total = max(len(conf), 1)
+    return {
+        "n_bins": n_bins,
+        "ece": float((count * gap).sum() / total),
+        "mce": float(gap[count > 0].max()) if count.any() else 0.0,
+        "bins": [
+            {
+                "lower": float(edges[k]),
+                "upper": float(edges[k + 1]),
+                "count": int(count[k]),
+                "confidence": float(mean_conf[k]),
+                "accuracy": float(accuracy[k]),
+            }
+            for k in range(n_bins)
+        ],
+    }
+
+
+def brier_score(probs: np.ndarray, y_true: Sequence[int] | np.ndarray) -> float:
+    """Multi-class Brier score: mean over examples of ``sum_c (p_c - [y = c])^2``.
+
+    For two classes this is twice scikit-learn's binary ``brier_score_loss``.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if not len(probs):
+        return 0.0
+    onehot = np.eye(probs.shape[1])[np.asarray(y_true, dtype=np.int64)]
+    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+
+
+def log_loss(probs: np.ndarray, y_true: Sequence[int] | np.ndarray, *, eps: float = 1e-15) -> float:
+    """Mean negative log-likelihood of the true class (probabilities clipped to ``eps``)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if not len(probs):
+        return 0.0
+    true = np.asarray(y_true, dtype=np.int64)
+    picked = np.clip(probs[np.arange(len(true)), true], eps, 1.0)
+    return float(-np.log(picked).mean())
+
+
+def calibration_metrics(
+    probs: np.ndarray, y_true: Sequence[int] | np.ndarray, *, n_bins: int = 15
+) -> dict[str, Any]:
+    """Top-label calibration of (N, C) class probabilities: ECE, MCE, Brier, log loss, bins."""
+    probs = np.asarray(probs, dtype=np.float64)
+    true = np.asarray(y_true, dtype=np.int64)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    confidence = probs.max(axis=1) if len(probs) else np.zeros(0)
+    result = reliability_bins(confidence, pred == true, n_bins=n_bins)
+    result["brier"] = brier_score(probs, true)
+    result["log_loss"] = log_loss(probs, true)
+    result["mean_confidence"] = float(confidence.mean()) if len(confidence) else 0.0
+    return result
+
+
+def residual_summary(
+    y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float] | np.ndarray
+) -> dict[str, Any]:
+    """Residuals ``pred - true``: bias (mean), spread and quantiles."""
+    error = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
+    if not len(error):
+        return {"bias": 0.0, "std": 0.0, "quantiles": {}}
+    qs = (0.05, 0.25, 0.5, 0.75, 0.95)
+    return {
+        "bias": float(error.mean()),
+        "std": float(error.std()),
+        "quantiles": {
+            f"p{round(q * 100):02d}": float(v)
+            for q, v in zip(qs, np.quantile(error, qs), strict=True)
+        },
     }

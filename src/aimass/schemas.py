@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AliasSet",
     "ApiKeyOut",
+    "AttachmentOut",
     "AuditEventOut",
     "AuditVerifyOut",
     "BaseImport",
@@ -392,6 +393,24 @@ class ModelVersionOut(_Out):
         )
 
 
+class AttachmentOut(_Out):
+    """A report attached to a model version (an evaluation report, a privacy audit, ...)."""
+
+    project: str
+    model: str
+    version: int
+    kind: str
+    name: str
+    uri: str
+    summary: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_entity(cls, a: e.Attachment) -> AttachmentOut:
+        """Convert an :class:`~aimass.entities.Attachment`."""
+        return cls(**{f: getattr(a, f) for f in cls.model_fields})
+
+
 class AliasSet(_In):
     """Point an alias at a version."""
 
@@ -431,7 +450,22 @@ class BatchPredictJobCreate(_In):
     split: Literal["train", "validation", "test"] | None = None
 
 
-JobCreate = Annotated[TrainJobCreate | BatchPredictJobCreate, Field(discriminator="kind")]
+class EvaluateJobCreate(_In):
+    """Queue an evaluation report for a model version over a labelled dataset."""
+
+    kind: Literal["evaluate"] = "evaluate"
+    model: Ref
+    dataset: Ref
+    split: Literal["train", "validation", "test"] = "test"
+    group_field: str | None = Field(default=None, max_length=255)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Report options (see aimass.evaluation.ReportOptions)."
+    )
+
+
+JobCreate = Annotated[
+    TrainJobCreate | BatchPredictJobCreate | EvaluateJobCreate, Field(discriminator="kind")
+]
 
 
 class JobOut(_Out):
@@ -499,6 +533,11 @@ class PredictRequest(_In):
     """Inputs to predict (the server bounds how many: ``AIMASS_MAX_PREDICT_BATCH``)."""
 
     inputs: list[str] = Field(min_length=1, max_length=100_000)
+    explain: bool | Literal["integrated-gradients", "attention", "occlusion"] | None = Field(
+        default=None,
+        description="Add a per-word explanation to each prediction: true (integrated "
+        "gradients) or a method name; at most AIMASS_MAX_EXPLAIN_BATCH inputs.",
+    )
 
 
 class PredictResponse(_Out):

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         max_text_chars: Longest accepted text field, in characters.
         model_cache_size: How many loaded models the serving cache keeps.
         max_predict_batch: Most inputs accepted by one predict call.
+        max_explain_batch: Most inputs one call may ask explanations for (an
+            explanation costs up to ~50 forward and backward passes).
         log_format: ``text`` for people, ``json`` for log shippers.
         url: A remote aimass server (``AIMASS_URL``); when set, the CLI talks to it
             through the SDK instead of working on the local home.
@@ -74,6 +76,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=100_000, gt=0)
     model_cache_size: int = Field(default=4, gt=0)
     max_predict_batch: int = Field(default=256, gt=0)
+    max_explain_batch: int = Field(default=16, gt=0)
     log_format: Literal["text", "json"] = "text"
     url: str | None = None
     api_key: SecretStr | None = None

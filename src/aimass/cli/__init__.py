@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, models, pii, service
+from aimass.cli import bases, datasets, db, evaluate, models, pii, service
 from aimass.cli._common import configure, console, reset
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
@@ -32,6 +32,8 @@ app.add_typer(db.app, name="db")
 service.register(app)
 app.add_typer(pii.app, name="pii")
 app.command("audit-privacy")(audit_privacy)
+app.add_typer(evaluate.app, name="reports")
+app.command("evaluate")(evaluate.evaluate)
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)

@@ -127,8 +127,40 @@ class Local:
     def delete_version(self, name: str, version: int, project: str) -> s.ModelVersionOut:
         return s.ModelVersionOut.from_entity(self.ws.delete_version(name, version, project=project))
 
-    def predict(self, ref: str, texts: Sequence[str], project: str) -> list[dict[str, Any]]:
-        return self.ws.predict(ref, texts, project=project)
+    def predict(
+        self, ref: str, texts: Sequence[str], project: str, *, explain: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.ws.predict(ref, texts, project=project, explain=explain)
+
+    def evaluate(
+        self, spec: dict[str, Any], project: str, callbacks: Sequence[Any] = ()
+    ) -> tuple[s.AttachmentOut, dict[str, Any], Path]:
+        """Build the report in this process: (attachment, report.json content, report.html)."""
+        import json
+
+        from aimass.workspace.evaluate import EvaluateSpec
+
+        attachment = self.ws.evaluate(EvaluateSpec(**spec), project=project, callbacks=callbacks)
+        document = json.loads(self.ws.report_file(attachment, fmt="json").read_text("utf-8"))
+        html = self.ws.report_file(attachment, fmt="html")
+        return s.AttachmentOut.from_entity(attachment), document, html
+
+    def evaluations(self, ref: str, project: str) -> list[s.AttachmentOut]:
+        return [s.AttachmentOut.from_entity(a) for a in self.ws.evaluations(ref, project=project)]
+
+    def report_files(self, ref: str, name: str | None, project: str) -> tuple[Path, Path]:
+        """The stored report.html and report.json of report ``name`` (default: the newest)."""
+        from aimass.errors import NotFound
+
+        found = self.ws.evaluations(ref, project=project)
+        chosen = next((a for a in found if name is None or a.name == name), None)
+        if chosen is None:
+            known = ", ".join(a.name for a in found) or "none"
+            raise NotFound(
+                f"model {ref} has no evaluation report {name or ''!r} (reports: {known}); "
+                f"create one with 'aimass evaluate {ref} --dataset NAME'"
+            )
+        return self.ws.report_file(chosen, fmt="html"), self.ws.report_file(chosen, fmt="json")
 
     def train(
         self,
@@ -288,8 +320,51 @@ class Remote:
     def delete_version(self, name: str, version: int, project: str) -> s.ModelVersionOut:
         return self.c.models.delete_version(name, version, project=project)
 
-    def predict(self, ref: str, texts: Sequence[str], project: str) -> list[dict[str, Any]]:
-        return self.c.predict(ref, texts, project=project)
+    def predict(
+        self, ref: str, texts: Sequence[str], project: str, *, explain: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.c.predict(ref, texts, explain=explain, project=project)
+
+    def evaluate(
+        self, spec: dict[str, Any], project: str, callbacks: Sequence[Any] = ()
+    ) -> tuple[s.AttachmentOut, dict[str, Any], Path]:
+        """Submit an evaluate job, wait for it, and fetch its report files."""
+        import json
+
+        job = self.c.jobs.submit_evaluation(project=project, **spec)
+        progress = _JobProgress(callbacks)
+        done = self.c.jobs.wait(job.id, progress=progress, poll=0.5, project=project)
+        progress.close()
+        ref = f"{done.result['model']}@{done.result['version']}"
+        html, report_json = self.report_files(ref, done.result["attachment"], project)
+        chosen = next(
+            a for a in self.evaluations(ref, project) if a.name == done.result["attachment"]
+        )
+        return chosen, json.loads(report_json.read_text("utf-8")), html
+
+    def evaluations(self, ref: str, project: str) -> list[s.AttachmentOut]:
+        return self.c.models.attachments(ref, kind="evaluation", project=project)
+
+    def report_files(self, ref: str, name: str | None, project: str) -> tuple[Path, Path]:
+        """Download report ``name`` (default: the newest) to a private temporary directory."""
+        import tempfile
+
+        from aimass.errors import NotFound
+
+        found = self.evaluations(ref, project)
+        chosen = next((a for a in found if name is None or a.name == name), None)
+        if chosen is None:
+            known = ", ".join(a.name for a in found) or "none"
+            raise NotFound(
+                f"model {ref} has no evaluation report {name or ''!r} (reports: {known})"
+            )
+        folder = Path(tempfile.mkdtemp(prefix="aimass-report-"))
+        paths = []
+        for fmt in ("html", "json"):
+            target = folder / f"report.{fmt}"
+            target.write_bytes(self.c.models.report(ref, chosen.name, fmt=fmt, project=project))
+            paths.append(target)
+        return paths[0], paths[1]
 
     def train(
         self,

@@ -19,6 +19,7 @@ from aimass.cli._common import (
     fmt_metric,
     table,
 )
+from aimass.cli.evaluate import EXPLAIN_HELP, print_explanations
 from aimass.errors import InvalidArgument
 from aimass.schemas import ModelVersionOut
 
@@ -132,6 +133,7 @@ def predict(
     file: Annotated[
         Path | None, typer.Option(help="A file with one text per line ('-' for stdin).")
     ] = None,
+    explain: Annotated[str | None, typer.Option(help=EXPLAIN_HELP)] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
@@ -143,9 +145,12 @@ def predict(
             inputs += [line.rstrip("\n") for line in handle if line.strip()]
     if not inputs:
         raise InvalidArgument("give texts as arguments or with --file")
-    results = backend().predict(ref, inputs, project)
+    results = backend().predict(ref, inputs, project, explain=explain)
     if json_out:
         emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
+        return
+    if explain:
+        print_explanations(results)
         return
     if "label" in results[0]:
         table(

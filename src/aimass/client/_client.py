@@ -35,6 +35,7 @@ from aimass.client._transport import (
 from aimass.errors import InvalidArgument, JobFailed
 from aimass.schemas import (
     ApiKeyOut,
+    AttachmentOut,
     AuditEventOut,
     AuditVerifyOut,
     BaseModelOut,
@@ -127,13 +128,22 @@ class Client:
         params: dict[str, Any] | None = None,
     ) -> Any:
         """One API call; returns the decoded body or raises the server's error."""
+        return json_or_text(self._call(method, url, json=json, params=params))
+
+    def request_bytes(self, method: str, url: str) -> bytes:
+        """One API call whose body is a file (a report): the raw bytes."""
+        return self._call(method, url).content
+
+    def _call(
+        self, method: str, url: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(method, url, json=json, params=query)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc, self.url) from exc
         raise_for_error(response)
-        return json_or_text(response)
+        return response
 
     def _p(self, template: str, project: str | None, **params: Any) -> str:
         return path("/v1/projects/{project}" + template, project=project or self.project, **params)
@@ -143,19 +153,34 @@ class Client:
         return WhoAmI.model_validate(self.request("GET", "/v1/whoami"))
 
     def predict(
-        self, ref: str, inputs: Sequence[str], *, project: str | None = None
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Predictions for ``inputs`` with ``NAME@ALIAS`` or ``NAME@VERSION``."""
-        return self.predict_full(ref, inputs, project=project).predictions
+        """Predictions for ``inputs`` with ``NAME@ALIAS`` or ``NAME@VERSION``.
+
+        ``explain``: ``True`` (integrated gradients) or a method name adds a per-word
+        ``explanation`` to each prediction.
+        """
+        return self.predict_full(ref, inputs, explain=explain, project=project).predictions
 
     def predict_full(
-        self, ref: str, inputs: Sequence[str], *, project: str | None = None
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
     ) -> PredictResponse:
         """Predictions plus the version that made them."""
         url = self._p("/models/{ref}:predict", project, ref=ref)
-        return PredictResponse.model_validate(
-            self.request("POST", url, json={"inputs": list(inputs)})
-        )
+        body: dict[str, Any] = {"inputs": list(inputs)}
+        if explain:
+            body["explain"] = explain
+        return PredictResponse.model_validate(self.request("POST", url, json=body))
 
 
 class _Resource:
@@ -310,6 +335,27 @@ class _Jobs(_Resource):
         }
         return self._send("POST", JobOut, "/jobs", project, body)
 
+    def submit_evaluation(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        split: str = "test",
+        group_field: str | None = None,
+        options: dict[str, Any] | None = None,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue an evaluation report of ``model`` over a labelled ``dataset``."""
+        body = {
+            "kind": "evaluate",
+            "model": model,
+            "dataset": dataset,
+            "split": split,
+            "group_field": group_field,
+            "options": options or {},
+        }
+        return self._send("POST", JobOut, "/jobs", project, body)
+
     def list(
         self,
         *,
@@ -413,6 +459,35 @@ class _Models(_Resource):
         name, _, selector = ref.partition("@")
         url = self._c._p("/models/{n}/versions/{s}/card", project, n=name, s=selector or "latest")
         return str(self._c.request("GET", url))
+
+    def attachments(
+        self, ref: str, *, kind: str | None = None, project: str | None = None
+    ) -> list[AttachmentOut]:
+        """Reports attached to a version (``kind``: ``evaluation``, ``privacy-audit``)."""
+        name, _, selector = ref.partition("@")
+        return self._get(
+            list[AttachmentOut],
+            "/models/{n}/versions/{s}/attachments",
+            project,
+            n=name,
+            s=selector or "latest",
+            params={"kind": kind},
+        )
+
+    def report(
+        self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
+    ) -> bytes:
+        """An evaluation report's ``report.html`` (or ``report.json``) as bytes."""
+        name, _, selector = ref.partition("@")
+        url = self._c._p(
+            "/models/{n}/versions/{s}/reports/{r}/report.{f}",
+            project,
+            n=name,
+            s=selector or "latest",
+            r=report,
+            f=fmt,
+        )
+        return self._c.request_bytes("GET", url)
 
     def delete_version(
         self, name: str, version: int, *, project: str | None = None
@@ -532,11 +607,19 @@ class AsyncClient:
         return WhoAmI.model_validate(await self.request("GET", "/v1/whoami"))
 
     async def predict(
-        self, ref: str, inputs: Sequence[str], *, project: str | None = None
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Predictions for ``inputs``."""
+        """Predictions for ``inputs`` (``explain`` as in :meth:`Client.predict`)."""
         url = self._p("/models/{ref}:predict", project, ref=ref)
-        body = await self.request("POST", url, json={"inputs": list(inputs)})
+        payload: dict[str, Any] = {"inputs": list(inputs)}
+        if explain:
+            payload["explain"] = explain
+        body = await self.request("POST", url, json=payload)
         return PredictResponse.model_validate(body).predictions
 
     async def submit_training(self, *, project: str | None = None, **spec: Any) -> JobOut:

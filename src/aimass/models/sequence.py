@@ -110,16 +110,20 @@ class SequenceModel(nn.Module):
 
     def features(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        *,
         position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pooled features (B, K·H) of a tokenised batch.
 
         ``position_ids`` (B, T) is optional; per-sample gradient hooks (DP-SGD) need it
         and ``token_type_ids`` given explicitly, so that every embedding lookup has the
-        batch dimension instead of a broadcast (1, T) buffer.
+        batch dimension instead of a broadcast (1, T) buffer. ``inputs_embeds``
+        (B, T, H) replaces the word embeddings of ``input_ids`` (position and
+        token-type embeddings are still added): integrated gradients interpolate there.
         """
         cfg = self.head_config
         extra = {
@@ -127,10 +131,11 @@ class SequenceModel(nn.Module):
             for name, value in (("token_type_ids", token_type_ids), ("position_ids", position_ids))
             if value is not None
         }
-        if self.explicit_ids:
+        if self.explicit_ids and input_ids is not None:
             extra = self._explicit_ids(input_ids, attention_mask, extra)
         out = self.encoder(
             input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             output_hidden_states=cfg.feature_layers > 1,
             **extra,
@@ -178,13 +183,23 @@ class SequenceModel(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        *,
         position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Outputs (B, C) for a tokenised batch."""
-        return self.head(self.features(input_ids, attention_mask, token_type_ids, position_ids))
+        """Outputs (B, C) for a tokenised batch (or its word embeddings)."""
+        return self.head(
+            self.features(
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+            )
+        )
 
     # -- Hugging Face-compatible weights ---------------------------------------
 

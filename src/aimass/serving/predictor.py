@@ -9,13 +9,38 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aimass.artifacts.bundle import Manifest, verify_bundle
 from aimass.errors import InvalidArgument, UnsupportedModel
 from aimass.models.device import resolve_device
 
-__all__ = ["Predictor", "check_texts", "load_predictor", "register_predictor"]
+if TYPE_CHECKING:
+    from aimass.explain.base import ExplainTarget
+
+__all__ = [
+    "DEFAULT_EXPLAINER",
+    "Predictor",
+    "check_texts",
+    "explainer_name",
+    "load_predictor",
+    "register_predictor",
+]
+
+DEFAULT_EXPLAINER = "integrated-gradients"
+
+
+def explainer_name(explain: str | bool | None) -> str | None:
+    """``explain=`` as callers give it (``True``, a method name, ``None``) → a method or None."""
+    if explain is None or explain is False:
+        return None
+    if explain is True:
+        return DEFAULT_EXPLAINER
+    if not isinstance(explain, str) or not explain:
+        raise InvalidArgument(
+            f"explain must be true or a method name such as {DEFAULT_EXPLAINER!r}, got {explain!r}"
+        )
+    return explain
 
 
 class Predictor(ABC):
@@ -49,6 +74,51 @@ class Predictor(ABC):
         predictors with a tokenizer override it with the exact count.
         """
         return [len(text.split()) + 2 for text in texts]
+
+    def explain_target(self) -> ExplainTarget:
+        """The model as explainers see it; predictors that can be explained override this."""
+        raise UnsupportedModel(
+            f"{self.task!r} models cannot be explained yet: their predictor exposes no scores "
+            "to attribute",
+            task=self.task,
+        )
+
+    def explain(
+        self,
+        texts: Sequence[str],
+        *,
+        method: str = DEFAULT_EXPLAINER,
+        label: str | None = None,
+        **options: Any,
+    ) -> list[dict[str, Any]]:
+        """Explain the prediction for each text (see :mod:`aimass.explain`).
+
+        Args:
+            texts: Inputs, as for :meth:`predict`.
+            method: ``integrated-gradients``, ``attention`` or ``occlusion``.
+            label: Class to explain; default the predicted one.
+            **options: Method options (``n_steps`` for integrated gradients).
+
+        Returns:
+            One :class:`~aimass.explain.Explanation` (as a dict) per text.
+        """
+        from aimass.explain import get_explainer
+
+        texts = check_texts(texts)
+        explainer = get_explainer(method)
+        target = self.explain_target()
+        explainer.check(target)
+        return [e.to_dict() for e in explainer.explain(target, texts, label=label, **options)]
+
+    def with_explanations(
+        self, texts: Sequence[str], results: list[dict[str, Any]], explain: str | bool | None
+    ) -> list[dict[str, Any]]:
+        """``results`` with an ``explanation`` added to each when ``explain`` asks for one."""
+        method = explainer_name(explain)
+        if method is None:
+            return results
+        explanations = self.explain(texts, method=method)
+        return [{**r, "explanation": e} for r, e in zip(results, explanations, strict=True)]
 
     def info(self) -> dict[str, Any]:
         """What is loaded: task, architecture, digest, task settings."""

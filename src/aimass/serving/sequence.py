@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from aimass.artifacts.bundle import Manifest
@@ -14,6 +16,9 @@ from aimass.models.hf import load_tokenizer, quiet_transformers, read_config
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel
 from aimass.models.text import bucketed_batches, collate, encode_texts
 from aimass.serving.predictor import Predictor, check_texts, register_predictor
+
+if TYPE_CHECKING:
+    from aimass.explain.base import ExplainTarget
 
 __all__ = ["SequencePredictor"]
 
@@ -46,6 +51,8 @@ class SequencePredictor(Predictor):
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenize_lock = threading.Lock()
         self._length_tokenizer: Any = None
+        self._eager_lock = threading.Lock()
+        self._eager_encoder: Any = None
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         # The micro-batcher calls this on its event loop for every request. A private
@@ -70,24 +77,94 @@ class SequencePredictor(Predictor):
             out[idx] = self.model(**collate(encoded, idx, self.device)).float().cpu()
         return out
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
+    def scores(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """(N, C) class probabilities, or (N, 1) predicted values for regression."""
+        if not len(texts):
+            return np.zeros((0, self.head.num_outputs))
+        outputs = self.outputs(texts, batch_size=batch_size)
+        if self.head.task == "regression":
+            return (outputs * self.head.target_std + self.head.target_mean).double().numpy()
+        return outputs.softmax(dim=-1).double().numpy()
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        explain: str | bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """Labels with probabilities, or values; with ``explain`` (a method name or
+        ``True``) each result also carries an ``explanation``."""
         texts = check_texts(texts)
         if not texts:
             return []
-        outputs = self.outputs(texts, batch_size=batch_size)
+        scores = self.scores(texts, batch_size=batch_size)
         if self.head.task == "regression":
-            values = outputs.squeeze(-1) * self.head.target_std + self.head.target_mean
-            return [{"value": float(v)} for v in values]
-        probs = outputs.softmax(dim=-1)
-        labels = self.head.labels
-        results = []
-        for row in probs.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            results.append(
-                {
-                    "label": labels[best],
-                    "score": row[best],
-                    "probabilities": dict(zip(labels, row, strict=True)),
-                }
-            )
-        return results
+            results = [{"value": float(v)} for v in scores[:, 0]]
+        else:
+            labels = self.head.labels
+            results = []
+            for row in scores.tolist():
+                best = max(range(len(row)), key=row.__getitem__)
+                results.append(
+                    {
+                        "label": labels[best],
+                        "score": row[best],
+                        "probabilities": dict(zip(labels, row, strict=True)),
+                    }
+                )
+        return self.with_explanations(texts, results, explain)
+
+    def explain_target(self) -> ExplainTarget:
+        """Scores for occlusion; gradients and attentions for the network methods."""
+        from aimass.explain.base import ExplainTarget, Network
+
+        network = Network(
+            model=self.model,
+            tokenizer=self.tokenizer,
+            max_length=self.max_length,
+            device=self.device,
+            value_scale=self.head.target_std if self.head.task == "regression" else 1.0,
+            value_shift=self.head.target_mean if self.head.task == "regression" else 0.0,
+            attentions=self._attentions,
+            tokenize_lock=self._tokenize_lock,
+        )
+        return ExplainTarget(
+            task=self.head.task,
+            labels=tuple(self.head.labels),
+            score=self.scores,
+            network=network,
+            name=f"the {self.manifest.architecture} {self.head.task} model",
+        )
+
+    def _attentions(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Per-layer attention probabilities, each (B, heads, T, T)."""
+        eager = self._eager()  # built outside inference mode: it holds real parameters
+        with torch.inference_mode():
+            return tuple(eager.encoder_forward(batch).attentions)
+
+    def _eager(self) -> _EagerEncoder:
+        # SDPA attention (the fast default) does not return attention probabilities.
+        # A twin in eager mode shares every weight tensor with the served model, so it
+        # costs no memory and never changes the model other threads are predicting with.
+        with self._eager_lock:
+            if self._eager_encoder is None:
+                self._eager_encoder = _EagerEncoder(self.model.encoder)
+            return self._eager_encoder
+
+
+class _EagerEncoder:
+    """An eager-attention view of an encoder, sharing its weights."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        from transformers import AutoModel
+
+        config = copy.deepcopy(encoder.config)
+        twin = AutoModel.from_config(config, attn_implementation="eager")
+        twin.load_state_dict(encoder.state_dict(), assign=True)
+        device = next(encoder.parameters()).device
+        self.encoder = twin.to(device).eval()
+
+    def encoder_forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        """The encoder's outputs, attentions included."""
+        return self.encoder(**batch, output_attentions=True)

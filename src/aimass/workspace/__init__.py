@@ -23,7 +23,15 @@ from aimass.data.importer import ImportOptions, prepare_dataset
 from aimass.data.readers import detect_format, read_records
 from aimass.data.samples import get_sample
 from aimass.data.tables import publish_dataset
-from aimass.entities import BaseModel, DatasetVersion, Job, JobLogLine, ModelVersion, Project
+from aimass.entities import (
+    Attachment,
+    BaseModel,
+    DatasetVersion,
+    Job,
+    JobLogLine,
+    ModelVersion,
+    Project,
+)
 from aimass.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
@@ -32,6 +40,7 @@ from aimass.workspace.access import Principal, read_or_create_secret
 from aimass.workspace.audit import AuditTrail
 from aimass.workspace.batch import BatchPredictSpec
 from aimass.workspace.cards import render_card
+from aimass.workspace.evaluate import EvaluateSpec
 from aimass.workspace.keys import KeyRing
 from aimass.workspace.privacy import DeidentifyOptions
 
@@ -525,8 +534,80 @@ class Workspace:
                 )
         return check_texts(texts)
 
+    def check_explain_batch(self, texts: Sequence[str]) -> None:
+        """Explanations cost up to ~50 passes each: at most ``max_explain_batch`` per call."""
+        if len(texts) > self.settings.max_explain_batch:
+            raise ResourceExhausted(
+                f"{len(texts)} inputs to explain in one call; the limit is "
+                f"{self.settings.max_explain_batch} (AIMASS_MAX_EXPLAIN_BATCH)"
+            )
+
     def predict(
-        self, ref: str, texts: Sequence[str], *, project: str = DEFAULT_PROJECT
+        self,
+        ref: str,
+        texts: Sequence[str],
+        *,
+        project: str = DEFAULT_PROJECT,
+        explain: str | bool | None = None,
     ) -> list[dict[str, Any]]:
-        """Predict ``texts`` with a model version (limits from the settings)."""
-        return self.load(ref, project=project).predict(self.check_inputs(texts))
+        """Predict ``texts`` with a model version (limits from the settings).
+
+        With ``explain`` (``True`` or a method: ``integrated-gradients``,
+        ``attention``, ``occlusion``) every result carries an ``explanation``.
+        """
+        from aimass.serving.predictor import explainer_name
+
+        inputs = self.check_inputs(texts)
+        predictor = self.load(ref, project=project)
+        if explainer_name(explain) is None:
+            return predictor.predict(inputs)
+        self.check_explain_batch(inputs)
+        return predictor.with_explanations(inputs, predictor.predict(inputs), explain)
+
+    def explain(
+        self,
+        ref: str,
+        texts: Sequence[str],
+        *,
+        method: str = "integrated-gradients",
+        label: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        **options: Any,
+    ) -> list[dict[str, Any]]:
+        """Explain the predictions of a model version for ``texts`` (see :mod:`aimass.explain`)."""
+        inputs = self.check_inputs(texts)
+        self.check_explain_batch(inputs)
+        predictor = self.load(ref, project=project)
+        return predictor.explain(inputs, method=method, label=label, **options)
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def submit_evaluation(self, spec: EvaluateSpec, *, project: str = DEFAULT_PROJECT) -> Job:
+        """Check the spec and queue an ``evaluate`` job (aliases are pinned to their version)."""
+        from aimass.workspace.evaluate import submit_evaluation
+
+        return submit_evaluation(self.store, self.artifacts, project, spec)
+
+    def evaluate(
+        self,
+        spec: EvaluateSpec,
+        *,
+        project: str = DEFAULT_PROJECT,
+        callbacks: Sequence[Callback] = (),
+    ) -> Attachment:
+        """Build the evaluation report now, in this process; returns its attachment."""
+        job = self.run_job(self.submit_evaluation(spec, project=project).id, callbacks=callbacks)
+        ref = parse_ref(f"{job.result['model']}@{job.result['version']}")
+        found = self.store.registry.attachments(project, ref, kind="evaluation")
+        return next(a for a in found if a.name == job.result["attachment"])
+
+    def evaluations(self, ref: str, *, project: str = DEFAULT_PROJECT) -> list[Attachment]:
+        """Evaluation reports attached to a version, newest first."""
+        version = self.model_version(ref, project=project)
+        return self.store.registry.attachments(project, parse_ref(version.ref), kind="evaluation")
+
+    def report_file(self, attachment: Attachment, *, fmt: str = "html") -> Path:
+        """The stored ``report.html`` or ``report.json`` of an evaluation attachment."""
+        if fmt not in ("html", "json"):
+            raise InvalidArgument(f"report format {fmt!r} is not 'html' or 'json'")
+        return self.artifacts.resolve(attachment.uri) / f"report.{fmt}"

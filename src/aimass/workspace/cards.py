@@ -83,6 +83,48 @@ def _attachments_section(attachments: list[Attachment]) -> str:
     return _table(("kind", "name", "date", "summary"), rows)
 
 
+_EVALUATION_KEYS = (
+    ("accuracy", "accuracy"),
+    ("f1_macro", "macro F1"),
+    ("mae", "MAE"),
+    ("rmse", "RMSE"),
+    ("r2", "R²"),
+    ("ece", "expected calibration error"),
+    ("demographic_parity_difference", "demographic-parity difference (worst class)"),
+    ("equalized_odds_difference", "equalized-odds difference (worst class)"),
+    ("mae_difference", "MAE difference between groups"),
+    ("worst_flip_rate", "worst prediction-flip rate under perturbation"),
+    ("worst_mae_increase", "worst MAE increase under perturbation"),
+    ("worst_perturbation", "worst perturbation"),
+    ("latency_ms", "single-item latency (ms, median)"),
+    ("throughput_per_s", "batched throughput (predictions/s)"),
+)
+
+
+def _evaluation_section(version: ModelVersion, attachments: list[Attachment]) -> str:
+    reports = [a for a in attachments if a.kind == "evaluation"]
+    if not reports:
+        return (
+            "Not evaluated yet: run "
+            f"`aimass evaluate {version.ref} --dataset NAME [--group-field FIELD]`."
+        )
+    latest = reports[0]
+    summary = latest.summary
+    rows = [
+        (label, summary[key]) for key, label in _EVALUATION_KEYS if summary.get(key) is not None
+    ]
+    group = summary.get("group_field")
+    scope = f"`{summary.get('dataset', '?')}`, split `{summary.get('split', '?')}`" + (
+        f", fairness by `{group}`" if group else ", no fairness group field"
+    )
+    return (
+        f"Latest report `{latest.name}` ({latest.created_at.date().isoformat()}) on {scope}.\n\n"
+        + _table(("metric", "value"), rows)
+        + f"\n\nFull report (HTML with plots, and the same numbers as JSON): `{latest.uri}` — "
+        f"`aimass reports get {version.ref} --name {latest.name} --out report.html`."
+    )
+
+
 def _data_section(dataset: DatasetVersion) -> str:
     prov = dataset.provenance
     lines = [
@@ -145,7 +187,9 @@ def render_card(
         _metrics_section(version),
         "## Privacy",
         _privacy_section(version),
-        "## Evaluation reports",
+        "## Evaluation",
+        _evaluation_section(version, attachments),
+        "## Attached reports",
         _attachments_section(attachments),
         "## How to use",
         "```bash\n"

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, status
 
 from aimass.errors import PermissionDenied
-from aimass.schemas import BatchPredictJobCreate, JobCreate, JobLogLineOut, JobOut, TrainJobCreate
+from aimass.schemas import (
+    BatchPredictJobCreate,
+    EvaluateJobCreate,
+    JobCreate,
+    JobLogLineOut,
+    JobOut,
+    TrainJobCreate,
+)
 from aimass.server.deps import PrincipalDep, ReadProject, TrainProject, WorkspaceDep
 from aimass.workspace import Principal, Workspace
 from aimass.workspace.batch import BatchPredictSpec
@@ -49,6 +56,25 @@ def _submit_batch(
     return JobOut.from_entity(ws.submit_batch_predict(spec, project=project))
 
 
+def _submit_evaluate(
+    ws: Workspace, principal: Principal, project: str, body: EvaluateJobCreate
+) -> JobOut:
+    from aimass.refs import parse_ref
+    from aimass.workspace.evaluate import EvaluateSpec
+
+    # A report runs the model over a dataset and attaches to the version: the same
+    # standing as training it.
+    principal.require("train", project=project, model=parse_ref(body.model, kind="model").name)
+    spec = EvaluateSpec(
+        model=body.model,
+        dataset=body.dataset,
+        split=body.split,
+        group_field=body.group_field,
+        options=body.options,
+    )
+    return JobOut.from_entity(ws.submit_evaluation(spec, project=project))
+
+
 @router.post("", name="jobs.submit", status_code=status.HTTP_201_CREATED)
 def submit_job(
     body: Annotated[JobCreate, Body()],
@@ -56,9 +82,11 @@ def submit_job(
     principal: PrincipalDep,
     ws: WorkspaceDep,
 ) -> JobOut:
-    """Queue a job: ``{"kind": "train", ...}`` or ``{"kind": "batch-predict", ...}``."""
+    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate", ...}``."""
     if isinstance(body, TrainJobCreate):
         return _submit_train(ws, principal, project, body)
+    if isinstance(body, EvaluateJobCreate):
+        return _submit_evaluate(ws, principal, project, body)
     return _submit_batch(ws, principal, project, body)
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
+from aimass.errors import NotFound
+from aimass.evaluation.html import REPORT_CSP
+from aimass.refs import parse_ref
 from aimass.schemas import (
     AliasSet,
+    AttachmentOut,
     ModelVersionOut,
     PredictRequest,
     PredictResponse,
@@ -60,6 +66,43 @@ def get_version(
 def model_card(name: str, selector: str, project: ReadProject, ws: WorkspaceDep) -> str:
     """The generated model card (Markdown)."""
     return ws.model_card(f"{name}@{selector}", project=project)
+
+
+@router.get("/{name}/versions/{selector}/attachments", name="models.attachments")
+def list_attachments(
+    name: str,
+    selector: str,
+    project: ReadProject,
+    ws: WorkspaceDep,
+    kind: Annotated[str | None, Query(max_length=63)] = None,
+) -> list[AttachmentOut]:
+    """Reports attached to a version (``kind``: ``evaluation``, ``privacy-audit``), newest first."""
+    version = ws.model_version(f"{name}@{selector}", project=project)
+    found = ws.store.registry.attachments(project, parse_ref(version.ref), kind=kind)
+    return [AttachmentOut.from_entity(a) for a in found]
+
+
+@router.get(
+    "/{name}/versions/{selector}/reports/{report}/report.{fmt}",
+    name="models.report_file",
+    response_class=FileResponse,
+)
+def report_file(
+    name: str, selector: str, report: str, fmt: str, project: ReadProject, ws: WorkspaceDep
+) -> FileResponse:
+    """An evaluation report as the self-contained HTML page or its JSON numbers."""
+    if fmt not in ("html", "json"):
+        raise NotFound(f"reports come as report.html or report.json, not report.{fmt[:20]}")
+    found = ws.evaluations(f"{name}@{selector}", project=project)
+    chosen = next((a for a in found if a.name == report), None)
+    if chosen is None:
+        known = ", ".join(a.name for a in found) or "none"
+        raise NotFound(f"model {name}@{selector} has no report {report!r} (reports: {known})")
+    media = "text/html; charset=utf-8" if fmt == "html" else "application/json"
+    # The page carries the same policy as a meta tag; the header makes a browser enforce
+    # it even when the file is opened from this API.
+    headers = {"Content-Security-Policy": REPORT_CSP} if fmt == "html" else {}
+    return FileResponse(ws.report_file(chosen, fmt=fmt), media_type=media, headers=headers)
 
 
 @router.delete("/{name}/versions/{version}", name="models.delete_version")
@@ -118,6 +161,12 @@ async def predict(
     texts = ws.check_inputs(body.inputs)
     version = await state.resolve(ref, project)
     results = await state.batcher(version).predict(texts)
+    if body.explain:
+        # Explanations cost tens of forward passes each: bounded per call, computed beside
+        # (not inside) the micro-batcher so they never delay other callers' batches.
+        ws.check_explain_batch(texts)
+        predictor = await run_in_threadpool(ws.load_version, version)
+        results = await run_in_threadpool(predictor.with_explanations, texts, results, body.explain)
     state.metrics.predictions.labels(project, version.name).inc(len(texts))
     state.metrics.predict_latency.labels(project, version.name).observe(
         time.perf_counter() - started

@@ -1,0 +1,247 @@
+"""``aimass evaluate``, ``aimass reports``, and coloured output for ``predict --explain``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    backend,
+    command,
+    console,
+    emit_json,
+    err_console,
+    fmt_metric,
+    table,
+)
+from aimass.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from aimass.schemas import AttachmentOut
+
+app = typer.Typer(help="Evaluation reports attached to model versions.", no_args_is_help=True)
+
+EXPLAIN_HELP = "Explain each prediction: integrated-gradients, attention or occlusion."
+_HEADLINES = (
+    "accuracy",
+    "f1_macro",
+    "mae",
+    "rmse",
+    "r2",
+    "ece",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "mae_difference",
+    "worst_flip_rate",
+    "worst_mae_increase",
+    "worst_perturbation",
+    "latency_ms",
+    "throughput_per_s",
+)
+
+
+# -- explanations ------------------------------------------------------------------------
+
+
+def _shade(score: float, scale: float, *, signed: bool) -> str:
+    """A background whose strength follows |score|: green for, red against, blue for attention."""
+    strength = min(abs(score) / scale, 1.0) if scale else 0.0
+    base = ((22, 163, 74) if score >= 0 else (220, 38, 38)) if signed else (37, 99, 235)
+    r, g, b = (round(255 - (255 - c) * strength * 0.85) for c in base)
+    return f"black on rgb({r},{g},{b})"
+
+
+def explanation_text(explanation: dict[str, Any]) -> Text:
+    """The explained text with every word shaded by its score."""
+    text, words = explanation["text"], explanation["words"]
+    signed = explanation["output"] != "attention"
+    scale = max((abs(w["score"]) for w in words), default=0.0)
+    out, pos = Text(), 0
+    for w in words:
+        out.append(text[pos : w["start"]])
+        out.append(text[w["start"] : w["end"]], style=_shade(w["score"], scale, signed=signed))
+        pos = w["end"]
+    out.append(text[pos:])
+    return out
+
+
+def _top_words(explanation: dict[str, Any], *, k: int = 5) -> str:
+    words = explanation["words"]
+    if explanation["output"] == "attention":
+        top = sorted(words, key=lambda w: -w["score"])[:k]
+        return "most attended: " + ", ".join(f"{w['word']} {w['score']:.3f}" for w in top)
+    pro = [w for w in sorted(words, key=lambda w: -w["score"]) if w["score"] > 0][:k]
+    con = [w for w in sorted(words, key=lambda w: w["score"]) if w["score"] < 0][:k]
+    parts = []
+    if pro:
+        parts.append("for: " + ", ".join(f"{w['word']} {w['score']:+.3f}" for w in pro))
+    if con:
+        parts.append("against: " + ", ".join(f"{w['word']} {w['score']:+.3f}" for w in con))
+    return "; ".join(parts) or "no word moved the output"
+
+
+def print_explanations(results: list[dict[str, Any]]) -> None:
+    """Each prediction with its coloured text, the strongest words, and the method's facts."""
+    for result in results:
+        e = result["explanation"]
+        head = (
+            f"{result['label']} ({result['score']:.3f})"
+            if "label" in result
+            else f"{result['value']:.4f}"
+        )
+        console.print(
+            f"[bold]{head}[/]  explains the {e['output']} of {e['target']!r} ({e['method']})"
+        )
+        console.print(explanation_text(e))
+        notes = [_top_words(e)]
+        delta = e["details"].get("convergence_delta")
+        if delta is not None:
+            notes.append(f"convergence delta {delta:+.2e}")
+        if e.get("truncated"):
+            notes.append("the model saw only the first part of this text")
+        console.print("  " + "  |  ".join(notes), style="dim", highlight=False)
+        console.print()
+
+
+# -- evaluate -----------------------------------------------------------------------------
+
+
+def _copy_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
+    """Copy a stored report to ``out`` (the HTML) and ``out`` with ``.json`` (the JSON)."""
+    html_out, json_out = Path(out), Path(out).with_suffix(".json")
+    if html_out.suffix.lower() not in (".html", ".htm"):
+        raise InvalidArgument(f"--out should name an .html file, got {str(out)!r}")
+    html_out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(html, html_out)
+    shutil.copyfile(report_json, json_out)
+    return html_out, json_out
+
+
+def _print_summary(attachment: AttachmentOut, html_path: Path) -> None:
+    summary = attachment.summary
+    rows = [[k, fmt_metric(summary[k])] for k in _HEADLINES if summary.get(k) is not None]
+    table(
+        f"{attachment.model}@{attachment.version} on {summary.get('dataset')} "
+        f"({summary.get('split')}, {summary.get('rows', '?')} rows)",
+        ["metric", "value"],
+        rows,
+    )
+    console.print(f"report: {html_path}")
+
+
+@command
+def evaluate(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION (or NAME@ALIAS) of the model.")],
+    dataset: Annotated[str, typer.Option(help="Labelled dataset NAME or NAME@VERSION.")],
+    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+    group_field: Annotated[
+        str | None, typer.Option(help="Dataset field to measure fairness by.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the HTML here (and the JSON beside it).")
+    ] = None,
+    perturbation: Annotated[
+        list[str] | None,
+        typer.Option(help="Perturbation to run (repeat; default: all that are available)."),
+    ] = None,
+    robustness_sample: Annotated[int, typer.Option(help="Rows scored per perturbation.")] = 500,
+    min_group_size: Annotated[int, typer.Option(help="Smallest fairness group compared.")] = 20,
+    explain_method: Annotated[
+        str, typer.Option(help="Explainer for the example explanations.")
+    ] = "integrated-gradients",
+    explain_examples: Annotated[int, typer.Option(help="Examples to explain (0: none).")] = 4,
+    examples: Annotated[
+        bool, typer.Option(help="Include dataset texts (explanations, perturbation examples).")
+    ] = True,
+    memory: Annotated[bool, typer.Option(help="Measure serving memory in a fresh process.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for samples and perturbations.")] = 0,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Build the evaluation report of a model version on a dataset and attach it to the version."""
+    from aimass.training.callbacks import LoopState, RichProgress
+
+    options: dict[str, Any] = {
+        "seed": seed,
+        "robustness_sample": robustness_sample,
+        "min_group_size": min_group_size,
+        "explain_method": explain_method,
+        "explain_examples": explain_examples,
+        "include_examples": examples,
+        "measure_memory": memory,
+    }
+    if perturbation:
+        options["perturbations"] = list(perturbation)
+    # Validated where it runs (EvaluateSpec), so remote mode needs no local stack here.
+    spec = {
+        "model": ref,
+        "dataset": dataset,
+        "split": split,
+        "group_field": group_field,
+        "options": options,
+    }
+    progress = [] if json_out else [RichProgress(console=err_console)]
+    try:
+        attachment, document, html_path = backend().evaluate(spec, project, progress)
+    finally:
+        for callback in progress:
+            callback.on_train_end(LoopState())
+    if out is not None:
+        html_path, _json = _copy_report(html_path, html_path.with_name("report.json"), out)
+    if json_out:
+        emit_json({"attachment": attachment, "html": str(html_path), "report": document})
+        return
+    _print_summary(attachment, html_path)
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+@app.command("list")
+@command
+def list_reports(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluation reports attached to a model version, newest first."""
+    found = backend().evaluations(ref, project)
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        f"evaluation reports of {ref}",
+        ["name", "created", "dataset", "split", "accuracy / MAE", "uri"],
+        [
+            [
+                a.name,
+                a.created_at.isoformat(timespec="seconds"),
+                a.summary.get("dataset", "-"),
+                a.summary.get("split", "-"),
+                fmt_metric(a.summary.get("accuracy", a.summary.get("mae", "-"))),
+                a.uri,
+            ]
+            for a in found
+        ],
+    )
+
+
+@app.command("get")
+@command
+def get_report(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    out: Annotated[Path, typer.Option(help="Where to write the HTML (the JSON goes beside it).")],
+    name: Annotated[
+        str | None, typer.Option(help="Report name (see 'aimass reports list'); default newest.")
+    ] = None,
+    project: ProjectOpt = "default",
+) -> None:
+    """Copy a stored evaluation report (HTML + JSON) out of the artifact store."""
+    html_path, json_path = _copy_report(*backend().report_files(ref, name, project), out)
+    console.print(f"wrote {html_path} and {json_path}")

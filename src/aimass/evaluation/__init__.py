@@ -1,0 +1,54 @@
+"""Evaluation reports: quality, calibration, fairness, robustness, explanations, resources.
+
+``build_report(model, data, options)`` runs the sections registered for the
+model's task and returns a :class:`Report` whose JSON is validated against
+:data:`REPORT_SCHEMA` and whose HTML is one self-contained page. The model is
+given as plain callables (:class:`ModelUnderTest`), so this package needs no
+serving code; ``aimass.workspace.evaluate`` composes the two.
+"""
+
+from aimass.evaluation.base import (
+    EvaluationData,
+    ModelUnderTest,
+    ReportContext,
+    ReportOptions,
+    Section,
+    SectionResult,
+    get_report_sections,
+    get_section,
+    register_report_task,
+    register_section,
+)
+from aimass.evaluation.perturbations import (
+    Perturbation,
+    PiiMasking,
+    get_perturbation,
+    list_perturbations,
+    register_perturbation,
+)
+from aimass.evaluation.report import Report, build_report, check_labels, render_html
+from aimass.evaluation.schema import REPORT_SCHEMA, validate_report
+
+__all__ = [
+    "REPORT_SCHEMA",
+    "EvaluationData",
+    "ModelUnderTest",
+    "Perturbation",
+    "PiiMasking",
+    "Report",
+    "ReportContext",
+    "ReportOptions",
+    "Section",
+    "SectionResult",
+    "build_report",
+    "check_labels",
+    "get_perturbation",
+    "get_report_sections",
+    "get_section",
+    "list_perturbations",
+    "register_perturbation",
+    "register_report_task",
+    "register_section",
+    "render_html",
+    "validate_report",
+]

@@ -1,0 +1,257 @@
+"""What every explainer shares: the target it explains, the result, the registry.
+
+An explainer answers "which words of this input moved the prediction, and
+which way". It receives an :class:`ExplainTarget` — the model as a scoring
+function, plus (for gradient and attention methods) a :class:`Network` handle
+on the transformer itself — and returns one :class:`Explanation` per text:
+scores per token and per word, with character offsets into the original text.
+
+Explainers are registered by name (:func:`register_explainer`); an explainer
+that cannot work on a model says so with :class:`~aimass.errors.UnsupportedModel`
+before doing any work.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aimass.errors import InvalidArgument, UnsupportedModel
+
+__all__ = [
+    "ExplainTarget",
+    "Explainer",
+    "Explanation",
+    "Network",
+    "TokenScore",
+    "WordScore",
+    "get_explainer",
+    "list_explainers",
+    "register_explainer",
+    "resolve_target",
+]
+
+
+@dataclass(frozen=True)
+class Network:
+    """Gradient and attention access to a transformer sequence model.
+
+    Attributes:
+        model: A :class:`~aimass.models.sequence.SequenceModel` in eval mode:
+            ``model(input_ids=None, attention_mask=..., token_type_ids=...,
+            inputs_embeds=...)`` returns outputs (B, C).
+        tokenizer: Its fast tokenizer (offset mappings are needed).
+        max_length: Longest input in tokens; longer texts are truncated.
+        device: Where the model lives.
+        value_scale: Regression outputs are ``output * value_scale + value_shift``.
+        value_shift: See ``value_scale``.
+        attentions: Batch → per-layer attention probabilities, a tuple of
+            (B, heads, T, T) tensors; ``None`` when the model cannot give them.
+        tokenize_lock: Held while tokenising (fast tokenizers are not thread-safe).
+    """
+
+    model: Any
+    tokenizer: Any
+    max_length: int
+    device: Any
+    value_scale: float = 1.0
+    value_shift: float = 0.0
+    attentions: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+    tokenize_lock: Any = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class ExplainTarget:
+    """A model as explainers see it.
+
+    Attributes:
+        task: ``classification`` or ``regression`` (others are refused).
+        labels: Class names in output order (classification).
+        score: Texts → (N, C) class probabilities, or (N, 1) predicted values.
+            Must accept any string, including an empty one.
+        network: Gradient/attention access, or ``None`` for a black box.
+        name: What the model is, for messages (``"bert classification model"``).
+    """
+
+    task: str
+    labels: tuple[str, ...]
+    score: Callable[[Sequence[str]], np.ndarray]
+    network: Network | None = None
+    name: str = "model"
+
+
+@dataclass(frozen=True)
+class TokenScore:
+    """One model token: its text, its character span (``None`` for special tokens), its score."""
+
+    token: str
+    start: int | None
+    end: int | None
+    score: float
+    special: bool = False
+
+
+@dataclass(frozen=True)
+class WordScore:
+    """One word of the original text (``text[start:end]``) and its score."""
+
+    word: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Scores for one text.
+
+    Attributes:
+        method: The explainer's name.
+        text: The explained text, unchanged.
+        target: The explained class name, or ``value`` for regression.
+        target_index: Its output index.
+        output: What the scores explain: ``logit`` (of the target class),
+            ``probability`` (of the target class), ``value`` (regression) or
+            ``attention`` (class-agnostic attention flow; scores sum to 1).
+        words: Per-word scores covering the whole text, in order.
+        tokens: Per-token scores (empty for word-level methods).
+        truncated: The model saw only the first ``max_length`` tokens.
+        details: Method-specific facts (convergence delta, steps, baseline ...).
+    """
+
+    method: str
+    text: str
+    target: str
+    target_index: int
+    output: str
+    words: list[WordScore]
+    tokens: list[TokenScore]
+    truncated: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class Explainer(ABC):
+    """An attribution method. Subclasses set ``name`` and implement :meth:`explain`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: Whether the method needs gradient/attention access (a :class:`Network`).
+    needs_network: ClassVar[bool] = True
+    #: Tasks whose outputs the method knows how to explain.
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
+
+    def check(self, target: ExplainTarget) -> None:
+        """Raise :class:`UnsupportedModel` when this method cannot explain ``target``."""
+        if target.task not in self.tasks:
+            raise UnsupportedModel(
+                f"explainer {self.name!r} does not apply to {target.name} (task "
+                f"{target.task!r}); it explains {', '.join(self.tasks)} models",
+                explainer=self.name,
+                task=target.task,
+            )
+        if self.needs_network and target.network is None:
+            raise UnsupportedModel(
+                f"explainer {self.name!r} needs gradient and attention access to the network, "
+                f"which {target.name} does not give; use 'occlusion', which works on any model",
+                explainer=self.name,
+            )
+
+    def explain(
+        self,
+        target: ExplainTarget,
+        texts: Sequence[str],
+        *,
+        label: str | None = None,
+        **options: Any,
+    ) -> list[Explanation]:
+        """One explanation per text, for class ``label`` (default: the predicted one).
+
+        Raises:
+            UnsupportedModel: the method cannot explain this model.
+            InvalidArgument: an unknown class or an unknown or invalid option.
+        """
+        self.check(target)
+        settings = self.settings(**options)
+        return [self.explain_one(target, text, label, **settings) for text in texts]
+
+    def settings(self, **options: Any) -> dict[str, Any]:
+        """The method's options, validated (this default takes none)."""
+        if options:
+            raise InvalidArgument(f"unknown options for {self.name}: {', '.join(sorted(options))}")
+        return {}
+
+    @abstractmethod
+    def explain_one(
+        self, target: ExplainTarget, text: str, label: str | None, **settings: Any
+    ) -> Explanation:
+        """The explanation of one text (``target`` has passed :meth:`check`)."""
+
+
+def resolve_target(target: ExplainTarget, label: str | None, scores: np.ndarray) -> tuple[int, str]:
+    """The output index and name to explain: ``label``, else the top-scoring class.
+
+    Args:
+        target: The model.
+        label: A class name the caller asked for, or ``None``.
+        scores: The model's (C,) output for the text.
+    """
+    if target.task == "regression":
+        if label is not None:
+            raise InvalidArgument(
+                f"{target.name} predicts a value; it has no class {label!r} to explain"
+            )
+        return 0, "value"
+    if label is None:
+        index = int(np.argmax(scores))
+        return index, target.labels[index]
+    if label not in target.labels:
+        raise InvalidArgument(
+            f"class {label!r} is not one of the model's classes: {', '.join(target.labels)}",
+            label=label,
+        )
+    return target.labels.index(label), label
+
+
+_EXPLAINERS: dict[str, Explainer] = {}
+_LOCK = threading.Lock()
+
+
+def register_explainer(explainer: Explainer, *, force: bool = False) -> Explainer:
+    """Register ``explainer`` under ``explainer.name`` (``force`` replaces)."""
+    with _LOCK:
+        if explainer.name in _EXPLAINERS and not force:
+            raise InvalidArgument(f"explainer {explainer.name!r} is registered already")
+        _EXPLAINERS[explainer.name] = explainer
+    return explainer
+
+
+def _load_builtin() -> None:
+    # The built-in methods import torch; they register on first use, not at import time.
+    from aimass.explain import attention, integrated_gradients, occlusion  # noqa: F401
+
+
+def get_explainer(name: str) -> Explainer:
+    """The explainer ``name``; the error lists the registered ones."""
+    _load_builtin()
+    try:
+        return _EXPLAINERS[name]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown explainer {name!r}; explainers: {', '.join(sorted(_EXPLAINERS))}",
+            explainer=name,
+        ) from None
+
+
+def list_explainers() -> list[Explainer]:
+    """Every registered explainer, by name."""
+    _load_builtin()
+    return [_EXPLAINERS[n] for n in sorted(_EXPLAINERS)]

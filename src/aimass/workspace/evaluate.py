@@ -1,0 +1,275 @@
+"""The ``evaluate`` job: model version + dataset split → evaluation report attached to the version.
+
+It lives with the workspace, like ``batch-predict``, because it composes two
+layers that are kept apart below it: serving (the predictor, the memory probe)
+and jobs (the runner); the evaluation package itself sees neither.
+
+The report (``report.html`` and ``report.json``) is written to a staging
+directory, published under ``reports/<sha256 of report.json>/`` in the
+artifact store, and only then attached to the version (``kind="evaluation"``)
+with its headline numbers, which are also merged into the version's
+``metrics["evaluation"]``. A failed or cancelled job leaves the registry as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aimass.artifacts.bundle import verify_bundle
+from aimass.artifacts.storage import ArtifactStore
+from aimass.data.splits import SPLITS
+from aimass.data.tables import read_split
+from aimass.entities import Attachment, DatasetVersion, Job, ModelVersion
+from aimass.errors import InvalidArgument
+from aimass.jobs.runner import JobContext, register_job_kind
+from aimass.refs import Ref, parse_ref, validate_name
+from aimass.store import Store
+
+__all__ = ["EvaluateSpec", "attachment_name", "resolve_evaluation", "submit_evaluation"]
+
+log = logging.getLogger("aimass.workspace.evaluate")
+ATTACHMENT_KIND = "evaluation"
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """What to evaluate: stored in the job record as its ``spec``.
+
+    Attributes:
+        model: ``NAME@VERSION`` (aliases are resolved when the job is submitted).
+        dataset: ``NAME`` or ``NAME@VERSION`` of a labelled dataset.
+        split: ``train``, ``validation`` or ``test``.
+        group_field: Dataset field to compute fairness by, if any.
+        options: :class:`~aimass.evaluation.ReportOptions` fields to override.
+    """
+
+    model: str
+    dataset: str
+    split: str = "test"
+    group_field: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parse_ref(self.model, kind="model")
+        parse_ref(self.dataset, kind="dataset")
+        if self.split not in SPLITS:
+            raise InvalidArgument(f"unknown split {self.split!r}; use one of {', '.join(SPLITS)}")
+        if self.group_field is not None and not self.group_field.strip():
+            raise InvalidArgument("the group field name is empty")
+        self.report_options()
+
+    def report_options(self) -> Any:
+        """The options as :class:`~aimass.evaluation.ReportOptions` (validated)."""
+        from aimass.evaluation import ReportOptions
+
+        known = ReportOptions.__dataclass_fields__
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise InvalidArgument(
+                f"unknown report options: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        options = dict(self.options)
+        if options.get("perturbations") is not None:
+            options["perturbations"] = tuple(options["perturbations"])
+        return ReportOptions(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the job record."""
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "group_field": self.group_field,
+            "options": self.options,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluateSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+def _dataset(store: Store, project: str, text: str) -> DatasetVersion:
+    ref = parse_ref(text, kind="dataset")
+    if ref.alias not in (None, "latest"):
+        raise InvalidArgument(f"dataset reference {text!r}: use NAME or NAME@VERSION")
+    return store.datasets.get(project, ref.name, ref.version)
+
+
+def resolve_evaluation(
+    store: Store, artifacts: ArtifactStore, project: str, spec: EvaluateSpec
+) -> tuple[ModelVersion, DatasetVersion]:
+    """Look up the version and dataset and check that they fit together (before any model loads)."""
+    from aimass.evaluation import check_labels, get_report_sections
+    from aimass.explain import get_explainer
+
+    version = store.registry.get_version(project, parse_ref(spec.model, kind="model"))
+    dataset = _dataset(store, project, spec.dataset)
+    get_report_sections(version.task)
+    options = spec.report_options()
+    if options.explain_examples:
+        get_explainer(options.explain_method)
+    if options.perturbations:
+        from aimass.evaluation import get_perturbation
+
+        for name in options.perturbations:
+            get_perturbation(name)
+    schema = dataset.schema
+    if schema.label_field is None or schema.label_type is None:
+        raise InvalidArgument(f"dataset {dataset.ref} is unlabelled; evaluation needs true labels")
+    wanted = ("string", "integer") if version.task == "classification" else ("integer", "float")
+    if schema.label_type not in wanted:
+        raise InvalidArgument(
+            f"the dataset's labels do not match the model's: {version.ref} is a {version.task} "
+            f"model and {dataset.ref} has {schema.label_type} labels"
+        )
+    if spec.group_field is not None and spec.group_field not in schema.extra_fields:
+        fields = ", ".join(schema.extra_fields) or "none"
+        raise InvalidArgument(
+            f"group field {spec.group_field!r} does not exist in dataset {dataset.ref} "
+            f"(its fields: {fields}); import the data with that column to group by it",
+            field=spec.group_field,
+        )
+    if version.task == "classification":
+        task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
+        check_labels(version.task, tuple(task_config.get("labels", ())), list(dataset.labels))
+    if not dataset.splits.get(spec.split):
+        raise InvalidArgument(
+            f"dataset {dataset.ref} has no {spec.split!r} rows "
+            f"(splits: {', '.join(f'{k} {v}' for k, v in dataset.splits.items())}); use --split"
+        )
+    return version, dataset
+
+
+def submit_evaluation(
+    store: Store, artifacts: ArtifactStore, project: str, spec: EvaluateSpec
+) -> Job:
+    """Check ``spec`` and queue an ``evaluate`` job, with the model alias and the dataset
+    pinned to the versions they name now (a report must not change subject mid-queue)."""
+    version, dataset = resolve_evaluation(store, artifacts, project, spec)
+    pinned = EvaluateSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
+    return store.jobs.create(project, "evaluate", pinned.to_dict())
+
+
+def attachment_name(dataset: DatasetVersion, split: str, group_field: str | None) -> str:
+    """``<dataset>-v<version>-<split>[-by-<field>]`` as a valid slug (≤ 63 characters)."""
+    name = f"{dataset.name}-v{dataset.version}-{split}"
+    if group_field:
+        slug = re.sub(r"[^a-z0-9._-]+", "-", group_field.lower()).strip("-._") or "field"
+        name += f"-by-{slug}"
+    return validate_name(name[:63].rstrip("-._"), kind="attachment")
+
+
+def _model_under_test(ctx: JobContext, version: ModelVersion, options: Any) -> Any:
+    """Load the version's predictor and describe it to the evaluation package."""
+    import torch
+
+    from aimass.evaluation import ModelUnderTest
+    from aimass.models.hf import num_parameters
+    from aimass.serving.predictor import load_predictor
+    from aimass.serving.probe import measure_serving_memory
+
+    if ctx.settings.num_threads:
+        torch.set_num_threads(ctx.settings.num_threads)
+    directory = ctx.artifacts.resolve(version.uri)
+    predictor = load_predictor(directory, device=ctx.settings.device)
+    target = predictor.explain_target()
+    network = getattr(predictor, "model", None)
+    method = options.explain_method
+
+    def memory(texts: Any) -> dict[str, Any]:
+        return measure_serving_memory(
+            directory, list(texts), device=ctx.settings.device, threads=ctx.settings.num_threads
+        )
+
+    return ModelUnderTest(
+        name=version.name,
+        version=version.version,
+        digest=version.digest,
+        task=version.task,
+        architecture=predictor.manifest.architecture,
+        labels=target.labels,
+        score=target.score,
+        predict=lambda texts: predictor.predict(list(texts), batch_size=options.batch_size),
+        explain=lambda texts: predictor.explain(list(texts), method=method),
+        parameters=num_parameters(network) if isinstance(network, torch.nn.Module) else 0,
+        bundle_bytes=sum(int(f["size"]) for f in predictor.manifest.files.values()),
+        metrics=version.metrics,
+        privacy=version.privacy,
+        device=str(predictor.device),
+        threads=torch.get_num_threads(),
+        memory=memory,
+    )
+
+
+def _publish(ctx: JobContext, report: Any) -> str:
+    """Stage ``report.html`` + ``report.json`` and publish them; returns the directory URI."""
+    payload = report.json_bytes()
+    key = f"reports/{hashlib.sha256(payload).hexdigest()}"
+    with ctx.artifacts.staging() as stage:
+        directory = stage / "report"
+        directory.mkdir()
+        (directory / "report.json").write_bytes(payload)
+        (directory / "report.html").write_text(report.html(), encoding="utf-8")
+        return ctx.artifacts.publish(directory, key)
+
+
+@register_job_kind("evaluate")
+def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
+    """Build the report, publish it, attach it to the version; returns the result."""
+    from aimass.evaluation import EvaluationData, build_report, check_labels
+    from aimass.training.callbacks import CallbackList
+
+    project = ctx.job.project
+    spec = EvaluateSpec.from_dict(ctx.job.spec)
+    options = spec.report_options()
+    version, dataset = resolve_evaluation(ctx.store, ctx.artifacts, project, spec)
+    rows = read_split(ctx.artifacts.resolve(dataset.uri), spec.split)
+    labels = list(rows.labels or [])
+    model = _model_under_test(ctx, version, options)
+    check_labels(model.task, model.labels, labels)
+    data = EvaluationData(
+        name=dataset.name,
+        version=dataset.version,
+        digest=dataset.digest,
+        split=spec.split,
+        texts=rows.texts,
+        labels=labels,
+        group_field=spec.group_field,
+        groups=rows.extras.get(spec.group_field) if spec.group_field else None,
+        fields=tuple(dataset.schema.extra_fields),
+    )
+    progress = CallbackList(ctx.callbacks)
+    report = build_report(
+        model, data, options, on_phase=progress.on_phase, on_advance=progress.on_phase_advance
+    )
+    uri = _publish(ctx, report)
+    name = attachment_name(dataset, spec.split, spec.group_field)
+    summary = {
+        "dataset": dataset.ref,
+        "split": spec.split,
+        "group_field": spec.group_field,
+        "created_at": report.document["created_at"],
+        **report.summary,
+    }
+    ref = Ref(name=version.name, version=version.version)
+    attachment: Attachment = ctx.store.registry.attach(
+        project, ref, kind=ATTACHMENT_KIND, name=name, uri=uri, summary=summary
+    )
+    # Re-read just before writing: another evaluation may have finished meanwhile.
+    current = ctx.store.registry.get_version(project, ref).metrics
+    evaluations = dict(current.get("evaluation") or {})
+    evaluations[name] = {**summary, "report": uri}
+    ctx.store.registry.update_version(project, ref, metrics={"evaluation": evaluations})
+    log.info("evaluation attached", extra={"model": version.ref, "attachment": name, "uri": uri})
+    return {
+        "model": version.name,
+        "version": version.version,
+        "attachment": attachment.name,
+        "report": uri,
+        "summary": summary,
+    }

@@ -15,11 +15,18 @@ __all__ = ["SplitData", "read_split", "write_parquet"]
 
 @dataclass(frozen=True)
 class SplitData:
-    """The rows of one split: texts, labels (or None) and extra columns."""
+    """The rows of one split: texts, labels (or None) and extra columns.
+
+    ``tokens``/``tags`` are set for ``tokens`` datasets, ``targets`` for ``pairs``
+    datasets (``texts`` then holds the prompts or sources).
+    """
 
     texts: list[str]
     labels: list[Any] | None
     extras: dict[str, list[str | None]]
+    tokens: list[list[str]] | None = None
+    tags: list[list[str]] | None = None
+    targets: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -42,9 +49,17 @@ def read_split(path: Path, split: str | None) -> SplitData:
     table = pq.read_table(path)
     if split is not None:
         table = table.filter(pc.equal(table["split"], split))
-    names = [n for n in table.column_names if n not in ("text", "label", "split")]
+    stored = ("text", "label", "split", "tokens", "tags", "target")
+    names = [n for n in table.column_names if n not in stored]
+
+    def column(name: str) -> list[Any] | None:
+        return table[name].to_pylist() if name in table.column_names else None
+
     return SplitData(
         texts=table["text"].to_pylist(),
-        labels=table["label"].to_pylist() if "label" in table.column_names else None,
+        labels=column("label"),
         extras={n: table[n].to_pylist() for n in names},
+        tokens=column("tokens"),
+        tags=column("tags"),
+        targets=column("target"),
     )

@@ -88,6 +88,12 @@ class Workspace:
         options = options or ImportOptions()
         if fmt == "parquet":
             options = ImportOptions(**{**options.__dict__, "unit": "row"})
+        if fmt == "conll" and options.kind != "tokens":
+            if options.kind != "text":
+                raise InvalidArgument(
+                    f"a CoNLL file holds tokens and tags; it cannot be a {options.kind!r} dataset"
+                )
+            options = ImportOptions(**{**options.__dict__, "kind": "tokens"})
         options = ImportOptions(
             **{**options.__dict__, "max_text_chars": self.settings.max_text_chars}
         )

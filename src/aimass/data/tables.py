@@ -31,6 +31,26 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def sample(self, n: int, *, seed: int) -> SplitData:
+        """At most ``n`` rows, drawn by a seeded shuffle (order of the draw kept)."""
+        if n >= len(self):
+            return self
+        import numpy as np
+
+        keep = np.random.Generator(np.random.PCG64(seed)).permutation(len(self))[:n].tolist()
+
+        def pick(values: list[Any] | None) -> list[Any] | None:
+            return None if values is None else [values[i] for i in keep]
+
+        return SplitData(
+            texts=[self.texts[i] for i in keep],
+            labels=pick(self.labels),
+            extras={k: [v[i] for i in keep] for k, v in self.extras.items()},
+            tokens=pick(self.tokens),
+            tags=pick(self.tags),
+            targets=pick(self.targets),
+        )
+
 
 def write_parquet(prepared: PreparedDataset, path: Path) -> None:
     """Write ``prepared`` to ``path`` as one zstd-compressed Parquet file."""

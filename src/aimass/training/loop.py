@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,8 @@ def fit(
 
     Args:
         module: The parameters being trained (the head alone in features mode).
-        batches: ``epoch -> batches`` (re-shuffled per epoch by the caller).
+        batches: ``epoch -> batches`` (re-shuffled per epoch by the caller); with
+            ``config.grad_accum`` > 1, that many consecutive batches make one step.
         loss_fn: ``batch -> scalar loss``; the forward pass lives here.
         evaluate: Validation metrics of the current weights.
         config: A resolved :class:`TrainConfig`.
@@ -114,9 +115,11 @@ def fit(
         param_groups(module, config.weight_decay or 0.0), lr=config.lr
     )
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
-    steps_per_epoch = len(batches(0))
-    if steps_per_epoch == 0:
+    accum = config.grad_accum
+    micro_per_epoch = len(batches(0))
+    if micro_per_epoch == 0:
         raise InvalidArgument("the training split is empty; nothing to train on")
+    steps_per_epoch = math.ceil(micro_per_epoch / accum)
     total = steps_per_epoch * config.epochs
     warmup = int(total * (config.warmup_ratio or 0.0))
     state = LoopState(epochs=config.epochs, total_steps=total)
@@ -131,17 +134,22 @@ def fit(
         for epoch in range(config.epochs):
             state.epoch = epoch
             module.train()
-            epoch_batches: Iterable[Any] = batches(epoch)
+            epoch_batches: Sequence[Any] = batches(epoch)
             started = time.perf_counter()
-            for batch in epoch_batches:
+            for first in range(0, len(epoch_batches), accum):
+                group_batches = epoch_batches[first : first + accum]
                 # 1. learning rate for this step (warm-up, then linear decay)
                 state.lr = config.lr * lr_multiplier(state.step, total, warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = state.lr
-                # 2. forward pass and loss
-                loss = loss_fn(batch)
-                # 3. backward pass; clip the global gradient norm
-                loss.backward()
+                # 2-3. forward pass, loss and backward pass per micro-batch; the
+                # gradients add up, so each loss is scaled by the group's size
+                step_loss = 0.0
+                for batch in group_batches:
+                    loss = loss_fn(batch) / len(group_batches)
+                    loss.backward()
+                    step_loss += float(loss.detach())
+                    samples += batch_size_of(batch)
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 # 4. optimizer step, then clear gradients (set_to_none frees memory)
@@ -149,8 +157,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 # 5. report: progress bar, TensorBoard, job heartbeat; may cancel
                 state.step += 1
-                state.loss = float(loss.detach())
-                samples += batch_size_of(batch)
+                state.loss = step_loss
                 callbacks.on_step_end(state)
             train_seconds += time.perf_counter() - started
             # 6. evaluate on the validation split

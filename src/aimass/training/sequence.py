@@ -58,9 +58,6 @@ def _feature_layers(inputs: TrainInputs) -> int:
 class _SequenceTask(Task):
     """Shared recipe; subclasses define targets, loss and metrics."""
 
-    metric: ClassVar[str]
-    greater_is_better: ClassVar[bool]
-
     # -- what subclasses define --------------------------------------------------
 
     def head_config(self, inputs: TrainInputs) -> SequenceHeadConfig:

@@ -176,6 +176,57 @@ class Workspace:
             raise InvalidArgument(f"base reference {ref!r}: use NAME or NAME@VERSION")
         return self.store.bases.get(project, parsed.name, parsed.version)
 
+    def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """Train a tokenizer on a dataset's training split and register it (family ``tokenizer``)."""
+        from aimass.jobs.pretrain import train_tokenizer_base
+
+        return train_tokenizer_base(
+            self.dataset(dataset, project=project),
+            name=name,
+            kind=kind,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
+
+    def create_scratch_base(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """A randomly initialised base of a preset size (``tiny``/``mini``/``small``)."""
+        from aimass.jobs.pretrain import create_scratch_base
+
+        self.store.projects.get(project)
+        return create_scratch_base(
+            name=name,
+            architecture=architecture,
+            preset=preset,
+            tokenizer=tokenizer,
+            seed=seed,
+            overrides=overrides or {},
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
+
     # -- training ----------------------------------------------------------------
 
     def find_trained(

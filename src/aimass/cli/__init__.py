@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, models
+from aimass.cli import bases, datasets, db, lm, models
 from aimass.cli._common import configure, console, reset
 from aimass.cli.train import predict, quickstart, train
 from aimass.settings import load_settings
@@ -31,6 +31,10 @@ app.add_typer(db.app, name="db")
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
+app.command("generate")(lm.generate)
+app.add_typer(lm.tokenizers_app, name="tokenizers")
+app.add_typer(lm.recipes_app, name="recipes")
+bases.app.command("scratch")(lm.scratch)
 
 
 @app.callback()

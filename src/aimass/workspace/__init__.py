@@ -8,7 +8,7 @@ The CLI's local mode and ``aimass.load`` are thin layers over it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from aimass.data.importer import ImportOptions, PreparedDataset, prepare_dataset
 from aimass.data.readers import detect_format, read_records
 from aimass.data.samples import get_sample
 from aimass.entities import BaseModel, DatasetVersion, Job, ModelVersion
-from aimass.errors import InvalidArgument, ResourceExhausted
+from aimass.errors import InvalidArgument, ResourceExhausted, UnsupportedModel
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, Store
@@ -332,3 +332,33 @@ class Workspace:
                     index=i,
                 )
         return self.load(ref, project=project).predict(texts)
+
+    def generate(
+        self, ref: str, prompt: str, *, project: str = DEFAULT_PROJECT, **options: Any
+    ) -> dict[str, Any]:
+        """Generate text from ``prompt`` with a causal-LM or seq2seq model version.
+
+        Options: ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``,
+        ``seed`` (see :meth:`~aimass.serving.generation.GenerationPredictor.generate_stream`).
+        """
+        return self._generator(ref, prompt, project=project).generate(prompt, **options)
+
+    def generate_stream(
+        self, ref: str, prompt: str, *, project: str = DEFAULT_PROJECT, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Like :meth:`generate`, yielding text pieces as they are decoded, then a final event."""
+        return self._generator(ref, prompt, project=project).generate_stream(prompt, **options)
+
+    def _generator(self, ref: str, prompt: str, *, project: str) -> Any:
+        if isinstance(prompt, str) and len(prompt) > self.settings.max_text_chars:
+            raise InvalidArgument(
+                f"the prompt has {len(prompt):,} characters; the limit is "
+                f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)"
+            )
+        predictor = self.load(ref, project=project)
+        if not hasattr(predictor, "generate_stream"):
+            raise UnsupportedModel(
+                f"model {ref!r} is a {predictor.task} model and does not generate text; use a "
+                "causal-lm or seq2seq model (or 'aimass predict')"
+            )
+        return predictor

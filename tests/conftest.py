@@ -153,7 +153,10 @@ def ner_rows(n: int, *, seed: int = 0) -> list[dict[str, object]]:
             )
         else:
             rows.append(
-                {"tokens": ["in", place, "we", "met", name], "tags": ["O", "B-LOC", "O", "O", "B-PER"]}
+                {
+                    "tokens": ["in", place, "we", "met", name],
+                    "tags": ["O", "B-LOC", "O", "O", "B-PER"],
+                }
             )
     return rows
 
@@ -205,7 +208,8 @@ def _build_lm_home(workspace, tmp_path: Path) -> None:
     )
     corpus = write_jsonl(
         tmp_path / "c.jsonl",
-        text_rows(100) + [{"text": " ".join(r["tokens"])} for r in ner_rows(100)]
+        text_rows(100)
+        + [{"text": " ".join(r["tokens"])} for r in ner_rows(100)]
         + [{"text": f"{r['prompt']} {r['response']}"} for r in pair_rows(120)],
     )
     workspace.import_dataset(corpus, name="corpus")

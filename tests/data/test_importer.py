@@ -314,7 +314,12 @@ def test_tags_not_in_bio_form_are_refused(workspace, tmp_path, tags, match):
 )
 def test_bad_token_rows(workspace, tmp_path, row, field, match):
     rejected(
-        workspace, lines(tmp_path, json.dumps(row)), line=1, field=field, match=match, options=TOKENS
+        workspace,
+        lines(tmp_path, json.dumps(row)),
+        line=1,
+        field=field,
+        match=match,
+        options=TOKENS,
     )
 
 
@@ -345,9 +350,11 @@ def test_conll_errors_name_the_line(workspace, tmp_path):
 def test_csv_tokens_are_space_separated(workspace, tmp_path):
     path = lines(tmp_path, "tokens,tags", "Alice runs,B-PER O", "Bob,B-PER", name="d.csv")
     version, _ = workspace.import_dataset(path, name="d", options=TOKENS)
-    assert version.stats["entity_counts"]["train"]["PER"] + sum(
-        version.stats["entity_counts"][s]["PER"] for s in ("validation", "test")
-    ) == 2
+    assert (
+        version.stats["entity_counts"]["train"]["PER"]
+        + sum(version.stats["entity_counts"][s]["PER"] for s in ("validation", "test"))
+        == 2
+    )
 
 
 # -- pairs (instruction / seq2seq) datasets -------------------------------------------

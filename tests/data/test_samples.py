@@ -74,9 +74,7 @@ def test_peoples_daily_becomes_character_bio():
     assert "".join(first.fields["tokens"]) == "中共中央总书记、国家主席江泽民"
     assert first.fields["tags"][:4] == ["B-ORG", "I-ORG", "I-ORG", "I-ORG"]
     assert first.fields["tags"][-3:] == ["B-PER", "I-PER", "I-PER"]
-    prepared = prepare_dataset(
-        (next(records) for _ in range(300)), ImportOptions(**sample.options)
-    )
+    prepared = prepare_dataset((next(records) for _ in range(300)), ImportOptions(**sample.options))
     assert prepared.stats["entity_types"] == ["LOC", "ORG", "PER"]
 
 

@@ -18,7 +18,7 @@ def batch(seed=0, rows=64, width=96):
     for r, n in enumerate(lengths.tolist()):
         ids[r, 0], ids[r, n - 1] = 2, 3  # [CLS] ... [SEP]
         ids[r, n:] = 0  # padding
-        special[r, 0] = special[r, n - 1:] = True
+        special[r, 0] = special[r, n - 1 :] = True
     return ids, special
 
 

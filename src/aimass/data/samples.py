@@ -294,8 +294,10 @@ _PD_FILE = "tag/199801.txt"
 _PD_ENTITIES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 # Two-character surnames; any one-character nr token is a surname too.
 _COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 轩辕 端木 "
-    "西门 南宫 独孤 呼延 澹台 公冶 单于 太史 申屠 钟离 闻人 赫连 万俟 百里".split()
+    (
+        "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 令狐 轩辕 "
+        "端木 西门 南宫 独孤 呼延 澹台 公冶 单于 太史 申屠 钟离 闻人 赫连 万俟 百里"
+    ).split()
 )
 _SENTENCE_END = ("。", "！", "？")
 

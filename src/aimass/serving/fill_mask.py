@@ -56,6 +56,8 @@ class FillMaskPredictor(Predictor):
                     {"token": self.tokenizer.decode([int(t)]).strip(), "score": float(s)}
                     for s, t in zip(top.values, top.indices, strict=True)
                 ]
-                masks.append({"start": enc["offset_mapping"][position][0], "candidates": candidates})
+                masks.append(
+                    {"start": enc["offset_mapping"][position][0], "candidates": candidates}
+                )
             results.append({"masks": masks})
         return results

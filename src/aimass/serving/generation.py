@@ -50,7 +50,9 @@ class GenerationPredictor(Predictor):
         self.tokenizer = load_tokenizer(directory)
         self.model = load_pretrained(directory, family=manifest.family).to(device).eval()
         self.encoder_decoder = bool(self.model.config.is_encoder_decoder)
-        self.prompt_format = str(manifest.task_config.get("prompt_format") or self._default_format())
+        self.prompt_format = str(
+            manifest.task_config.get("prompt_format") or self._default_format()
+        )
         self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.eos = eos_ids(self.model, self.tokenizer)
         self._lock = threading.Lock()

@@ -216,7 +216,9 @@ class ExampleTask(Task):
         lengths = [len(e["input_ids"]) for e in train]
 
         def batches(epoch: int) -> list[list[int]]:
-            return bucketed_batches(lengths, cfg.batch_size or 1, shuffle=True, seed=cfg.seed + epoch)
+            return bucketed_batches(
+                lengths, cfg.batch_size or 1, shuffle=True, seed=cfg.seed + epoch
+            )
 
         def loss_fn(idx: list[int]) -> torch.Tensor:
             batch = self.collate([train[i] for i in idx], pad_id, inputs.device, generator)

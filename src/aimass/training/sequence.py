@@ -12,7 +12,7 @@ import copy
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch

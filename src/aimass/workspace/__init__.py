@@ -186,7 +186,7 @@ class Workspace:
         min_frequency: int = 2,
         project: str = DEFAULT_PROJECT,
     ) -> tuple[BaseModel, bool]:
-        """Train a tokenizer on a dataset's training split and register it (family ``tokenizer``)."""
+        """Train a tokenizer on a dataset's training split; register it (family ``tokenizer``)."""
         from aimass.jobs.pretrain import train_tokenizer_base
 
         return train_tokenizer_base(

@@ -147,3 +147,17 @@ def test_mismatched_task_dataset_or_base_is_refused(lm_ready, dataset, base, tas
 def test_language_model_tasks_only_finetune(lm_ready):
     with pytest.raises(InvalidArgument, match="not one of finetune"):
         train(lm_ready, "text", "bert", "masked-lm", mode="features")
+
+
+def test_masked_lm_continues_an_encoder_base_without_a_head(workspace, tiny_bert_dir, tmp_path):
+    from tests.conftest import sentiment_rows, write_jsonl
+
+    workspace.import_dataset(write_jsonl(tmp_path / "s.jsonl", sentiment_rows(80)), name="s")
+    workspace.import_base(str(tiny_bert_dir), name="tiny")
+    version = train(workspace, "s", "tiny", "masked-lm", epochs=3, lr=5e-3)
+    assert loss_fell(version, factor=1.0)
+    assert version.lineage.config["lr"] == 5e-3
+    from safetensors import safe_open
+
+    with safe_open(workspace.artifacts.resolve(version.uri) / "model.safetensors", "pt") as f:
+        assert any(k.startswith("cls.predictions") for k in f.keys())  # the new MLM head

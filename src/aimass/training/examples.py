@@ -262,17 +262,9 @@ class ExampleTask(Task):
                 "test": test,
                 **extra,
                 "training": {
-                    "seconds": round(seconds, 3),
-                    "steps": result.steps,
-                    "best_epoch": result.best_epoch,
-                    "stopped_early": result.stopped_early,
-                    "train_rows": len(inputs.train),
+                    **result.summary(seconds=seconds, train_rows=len(inputs.train)),
                     "train_examples": len(train),
                     "train_tokens": sum(lengths),
-                    "train_seconds": round(result.train_seconds, 3),
-                    "samples_per_second": round(
-                        result.samples / max(result.train_seconds, 1e-9), 2
-                    ),
                 },
             },
             history=result.history,

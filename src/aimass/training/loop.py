@@ -42,6 +42,18 @@ class FitResult:
     train_seconds: float
     samples: int
 
+    def summary(self, *, seconds: float, train_rows: int) -> dict[str, Any]:
+        """The ``training`` block of a version's metrics (``seconds`` includes evaluation)."""
+        return {
+            "seconds": round(seconds, 3),
+            "steps": self.steps,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "train_rows": train_rows,
+            "train_seconds": round(self.train_seconds, 3),
+            "samples_per_second": round(self.samples / max(self.train_seconds, 1e-9), 2),
+        }
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""

@@ -115,17 +115,7 @@ class _SequenceTask(Task):
             metrics={
                 "validation": result.best_metrics,
                 "test": test,
-                "training": {
-                    "seconds": round(seconds, 3),
-                    "steps": result.steps,
-                    "best_epoch": result.best_epoch,
-                    "stopped_early": result.stopped_early,
-                    "train_rows": len(inputs.train),
-                    "train_seconds": round(result.train_seconds, 3),
-                    "samples_per_second": round(
-                        result.samples / max(result.train_seconds, 1e-9), 2
-                    ),
-                },
+                "training": result.summary(seconds=seconds, train_rows=len(inputs.train)),
             },
             history=result.history,
         )

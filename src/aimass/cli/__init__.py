@@ -35,6 +35,7 @@ app.command("generate")(lm.generate)
 app.add_typer(lm.tokenizers_app, name="tokenizers")
 app.add_typer(lm.recipes_app, name="recipes")
 bases.app.command("scratch")(lm.scratch)
+bases.app.command("from-model")(lm.from_model)
 
 
 @app.callback()

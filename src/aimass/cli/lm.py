@@ -163,12 +163,37 @@ def scratch(
     )
 
 
+@command
+def from_model(
+    ref: Annotated[str, typer.Argument(help="Model NAME@VERSION or NAME@ALIAS.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Base name (a slug).")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a trained version as a base (e.g. a pre-trained encoder), its head dropped."""
+    base, created = workspace().base_from_model(ref, name=name, project=project)
+    if json_out:
+        emit_json({"base": base, "created": created})
+        return
+    console.print(
+        f"[bold]{base.ref}[/] from {ref}: {base.architecture} {base.family}, "
+        f"{base.num_parameters:,} parameters"
+    )
+
+
 @recipes_app.command("chinese-ner")
 @command
 def chinese_ner(
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")] = "zh-ner",
-    base: Annotated[str, typer.Option(help="Encoder base (imported when packaged).")] = "minilm",
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = 1,
+    base: Annotated[
+        str | None,
+        typer.Option(help="An encoder base to fine-tune (default: a BERT built from scratch)."),
+    ] = None,
+    preset: Annotated[str, typer.Option(help="From-scratch size: tiny, mini or small.")] = "mini",
+    pretrain_epochs: Annotated[
+        int, typer.Option(help="Masked-LM epochs on the corpus before NER (0 = none).")
+    ] = 0,
+    epochs: Annotated[int, typer.Option(help="NER fine-tuning epochs.")] = 3,
     max_train_rows: Annotated[
         int | None, typer.Option(help="Train on a seeded sample of N sentences (all: omit).")
     ] = None,
@@ -177,31 +202,28 @@ def chinese_ner(
     json_out: JsonOpt = False,
 ) -> None:
     """People's Daily 1998 → a Chinese NER model (PER, LOC, ORG), registered and aliased."""
-    from aimass.jobs.bases import list_packaged_bases
-    from aimass.jobs.train import TrainSpec
     from aimass.training.callbacks import RichProgress
+    from aimass.workspace.recipes import train_chinese_ner
 
     ws = workspace()
-    dataset, _ = ws.import_sample("peoples-daily-ner", project=project)
-    if base in {p.name for p in list_packaged_bases()}:
-        ws.import_base(base, project=project)
-    config = {"task": "token-classification", "epochs": epochs, "max_train_rows": max_train_rows}
-    spec = TrainSpec(
-        dataset=dataset.ref,
+    version = train_chinese_ner(
+        ws,
+        name=name,
         base=base,
-        model=name,
-        config={k: v for k, v in config.items() if v is not None},
+        preset=preset,
+        pretrain_epochs=pretrain_epochs,
+        epochs=epochs,
+        max_train_rows=max_train_rows,
         alias=alias,
-    )
-    version = ws.find_trained(spec, project=project) or ws.train(
-        spec, project=project, callbacks=[] if json_out else [RichProgress(metric="f1")]
+        project=project,
+        callbacks=[] if json_out else [RichProgress(metric="f1")],
     )
     if json_out:
         emit_json(version)
         return
     test = version.metrics.get("test") or {}
     console.print(
-        f"[bold green]{version.ref}[/] entity F1 {test.get('f1', 0):.4f} (precision "
+        f"[bold green]{version.ref}[/] @{alias}: entity F1 {test.get('f1', 0):.4f} (precision "
         f"{test.get('precision', 0):.4f}, recall {test.get('recall', 0):.4f}) on "
         f"{test.get('entities', 0):,} test entities"
     )

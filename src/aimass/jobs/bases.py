@@ -115,8 +115,13 @@ def _sentence_pooling(directory: Path) -> str | None:
 
 def _save_to(stage: Path, source: Path) -> tuple[str, str, int]:
     """Load ``source`` safely and save it HF-style into ``stage``."""
+    import torch
+
     config = read_config(source)
     family = family_of(config)
+    # Weights the source lacks (a pooler missing from a masked-LM checkpoint) are
+    # initialised afresh: seeded, so identical sources import as identical bundles.
+    torch.manual_seed(0)
     model = load_pretrained(source, family=family)
     tokenizer = load_tokenizer(source)
     model.save_pretrained(str(stage), safe_serialization=True)
@@ -136,8 +141,13 @@ def import_base(
     artifacts: ArtifactStore,
     project: str,
     name: str | None = None,
+    provenance_override: dict[str, Any] | None = None,
 ) -> tuple[BaseModel, bool]:
-    """Import a packaged base (by name) or a local HF directory; returns ``(base, created)``."""
+    """Import a packaged base (by name) or a local HF directory; returns ``(base, created)``.
+
+    ``provenance_override`` replaces the recorded source of a directory (e.g. the
+    model version a base was made from).
+    """
     packaged = _PACKAGED.get(source)
     with artifacts.staging() as scratch:
         if packaged is not None:
@@ -162,7 +172,10 @@ def import_base(
                     "directory holding a Hugging Face model",
                     source=source,
                 )
-            provenance = {"source": "directory", "path": str(directory.resolve())}
+            provenance = provenance_override or {
+                "source": "directory",
+                "path": str(directory.resolve()),
+            }
             name = name or _default_name(directory)
         validate_name(name, kind="base model")
         stage = scratch / "hf"

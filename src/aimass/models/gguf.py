@@ -49,10 +49,10 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        loaded = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # GGUF holds tensors and metadata only (no pickle, no code); still no hub, no remote code.
+        safe = {"gguf_file": gguf.name, "local_files_only": True, "trust_remote_code": False}
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=torch.float32, **safe)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), **safe)
     except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
         raise UnsupportedModel(f"transformers cannot read {gguf.name}: {exc}") from exc
     config = loaded.config

@@ -49,6 +49,9 @@ class Seq2SeqTask(ExampleTask):
     kinds = ("pairs",)
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "decoder_input_ids", "labels")
 
+    def __init__(self) -> None:
+        self._start = 0  # the decoder's start token id, read from the base's config per run
+
     def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
         return load_pretrained(inputs.base_dir, family="encoder-decoder"), load_tokenizer(
             inputs.base_dir

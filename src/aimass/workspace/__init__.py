@@ -169,6 +169,32 @@ class Workspace:
             source, store=self.store, artifacts=self.artifacts, project=project, name=name
         )
 
+    def base_from_model(
+        self, ref: str, *, name: str, project: str = DEFAULT_PROJECT
+    ) -> tuple[BaseModel, bool]:
+        """Register a trained version as a base (e.g. a masked-LM pre-trained encoder).
+
+        The task head is dropped: the base holds the family's bare model (an
+        encoder's ``AutoModel``), ready for fine-tuning on another task.
+        """
+        from aimass.jobs.bases import import_base
+
+        version = self.model_version(ref, project=project)
+        return import_base(
+            str(self.artifacts.resolve(version.uri)),
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+            name=name,
+            provenance_override={
+                "source": "model",
+                "model": version.ref,
+                "model_digest": version.digest,
+                "task": version.task,
+                "description": f"{version.task} model {version.ref} (task head dropped)",
+            },
+        )
+
     def base(self, ref: str, *, project: str = DEFAULT_PROJECT) -> BaseModel:
         """Resolve ``NAME`` (latest) or ``NAME@VERSION`` of a base model."""
         parsed = parse_ref(ref, kind="base model")

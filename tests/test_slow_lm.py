@@ -59,8 +59,8 @@ def test_pretrain_tiny_bert_from_scratch_on_chinese_reviews(workspace):
                 "epochs": 1,
                 "batch_size": 32,
                 "lr": 1e-3,
-                "max_length": 96,
-                "max_train_rows": 6000,
+                "max_length": 64,
+                "max_train_rows": 4000,
             },
         )
     )

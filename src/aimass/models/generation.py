@@ -110,6 +110,12 @@ def _generator(seed: int | None) -> torch.Generator:
     return generator
 
 
+def _keeps_logits(model: nn.Module) -> bool:
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
 @torch.inference_mode()
 def generate_ids(
     model: nn.Module,
@@ -132,8 +138,10 @@ def generate_ids(
         )
         key = "decoder_input_ids"
     else:
-        fixed = {}
-        out = model(input_ids=ids, use_cache=True)
+        # Only the last position's logits are needed: skip the vocabulary projection of
+        # every prompt token (most of the prefill's cost for large vocabularies).
+        fixed = {"logits_to_keep": 1} if _keeps_logits(model) else {}
+        out = model(input_ids=ids, use_cache=True, **fixed)
         key = "input_ids"
     for produced in range(1, params.max_new_tokens + 1):
         token = pick_token(out.logits[0, -1], params, generator)

@@ -40,6 +40,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/generate.py
 
 # torch==2.13.0 goes in first (the CPU build that lies on disk): an unpinned
 # torch requirement would otherwise pull several GB of CUDA packages.

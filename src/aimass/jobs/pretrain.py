@@ -41,9 +41,32 @@ def _corpus(split: SplitData) -> list[str]:
     return list(split.texts) + list(split.targets or [])
 
 
-def _publish(writer: BundleWriter, artifacts: ArtifactStore, **manifest: Any) -> tuple[str, str]:
-    done = writer.finish(**manifest)
-    return done.digest, artifacts.publish(writer.directory, f"bundles/{done.digest}")
+def _publish(
+    writer: BundleWriter,
+    *,
+    store: Store,
+    artifacts: ArtifactStore,
+    project: str,
+    name: str,
+    kind: str,
+    architecture: str,
+    family: str,
+    num_parameters: int,
+    provenance: dict[str, Any],
+) -> tuple[BaseModel, bool]:
+    """Finish the staged bundle, publish it, then register it (the last step)."""
+    done = writer.finish(kind=kind, architecture=architecture, family=family, provenance=provenance)
+    uri = artifacts.publish(writer.directory, f"bundles/{done.digest}")
+    return store.bases.create_version(
+        project,
+        name,
+        digest=done.digest,
+        uri=uri,
+        architecture=architecture,
+        family=family,
+        num_parameters=num_parameters,
+        provenance=provenance,
+    )
 
 
 def train_tokenizer_base(
@@ -83,24 +106,18 @@ def train_tokenizer_base(
         writer = BundleWriter(stage / "bundle")
         for file in save_tokenizer(tokenizer, stage / "hf"):
             writer.add_file(file.name, file)
-        digest, uri = _publish(
+        return _publish(
             writer,
-            artifacts,
+            store=store,
+            artifacts=artifacts,
+            project=project,
+            name=name,
             kind="tokenizer",
             architecture=kind,
             family=TOKENIZER_FAMILY,
+            num_parameters=0,
             provenance=provenance,
         )
-    return store.bases.create_version(
-        project,
-        name,
-        digest=digest,
-        uri=uri,
-        architecture=kind,
-        family=TOKENIZER_FAMILY,
-        num_parameters=0,
-        provenance=provenance,
-    )
 
 
 def get_tokenizer(store: Store, project: str, ref: str) -> BaseModel:
@@ -164,21 +181,15 @@ def create_scratch_base(
         for path in sorted([*(stage / "hf").iterdir(), *Path(tok_dir).iterdir()]):
             if is_allowed_file(path.name) and path.is_file():
                 writer.add_file(path.name, path)
-        digest, uri = _publish(
+        return _publish(
             writer,
-            artifacts,
+            store=store,
+            artifacts=artifacts,
+            project=project,
+            name=name,
             kind="base",
             architecture=str(model.config.model_type),
             family=config.family,
+            num_parameters=num_parameters(model),
             provenance=provenance,
         )
-    return store.bases.create_version(
-        project,
-        name,
-        digest=digest,
-        uri=uri,
-        architecture=str(model.config.model_type),
-        family=config.family,
-        num_parameters=num_parameters(model),
-        provenance=provenance,
-    )

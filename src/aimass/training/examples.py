@@ -37,7 +37,15 @@ if TYPE_CHECKING:
 
     from aimass.data.tables import SplitData
 
-__all__ = ["IGNORE", "Example", "ExampleTask", "Tracker", "dedupe_tied", "scratch_base"]
+__all__ = [
+    "IGNORE",
+    "Example",
+    "ExampleTask",
+    "LabelAccuracy",
+    "Tracker",
+    "dedupe_tied",
+    "scratch_base",
+]
 
 Example = dict[str, list[int]]
 IGNORE = -100  # label of positions that carry no loss (padding, prompts, specials)
@@ -73,6 +81,23 @@ class Tracker:
     def result(self) -> dict[str, Any]:
         """The numbers, once every batch is seen."""
         return {}
+
+
+class LabelAccuracy(Tracker):
+    """Share of labelled positions whose most likely token is the label (reported as ``name``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.correct = 0
+        self.total = 0
+
+    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
+        labelled = batch["labels"] != IGNORE
+        self.correct += int((logits.argmax(-1)[labelled] == batch["labels"][labelled]).sum())
+        self.total += int(labelled.sum())
+
+    def result(self) -> dict[str, Any]:
+        return {self.name: self.correct / max(self.total, 1)}
 
 
 class ExampleTask(Task):

@@ -23,7 +23,7 @@ import torch
 from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker
+from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy, Tracker
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
@@ -77,20 +77,6 @@ def mask_tokens(
     picks = torch.randint(len(random_ids), shape, generator=generator)
     inputs[randomise] = random_ids[picks[randomise]]
     return inputs, labels
-
-
-class _MaskedAccuracy(Tracker):
-    def __init__(self) -> None:
-        self.correct = 0
-        self.total = 0
-
-    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
-        chosen = batch["labels"] != IGNORE
-        self.correct += int((logits.argmax(-1)[chosen] == batch["labels"][chosen]).sum())
-        self.total += int(chosen.sum())
-
-    def result(self) -> dict[str, Any]:
-        return {"masked_accuracy": self.correct / max(self.total, 1)}
 
 
 class MaskedLMTask(ExampleTask):
@@ -167,7 +153,7 @@ class MaskedLMTask(ExampleTask):
         return {k: v.to(device) for k, v in batch.items()}
 
     def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
-        return _MaskedAccuracy()
+        return LabelAccuracy("masked_accuracy")
 
     def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         return {

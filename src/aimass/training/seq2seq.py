@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from aimass.data.tables import SplitData
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.causal_lm import generation_samples
-from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker
+from aimass.training.examples import Example, ExampleTask, LabelAccuracy, Tracker
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
@@ -24,20 +22,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = ["Seq2SeqTask"]
-
-
-class _TokenAccuracy(Tracker):
-    def __init__(self) -> None:
-        self.correct = 0
-        self.total = 0
-
-    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
-        labelled = batch["labels"] != IGNORE
-        self.correct += int((logits.argmax(-1)[labelled] == batch["labels"][labelled]).sum())
-        self.total += int(labelled.sum())
-
-    def result(self) -> dict[str, Any]:
-        return {"token_accuracy": self.correct / max(self.total, 1)}
 
 
 class Seq2SeqTask(ExampleTask):
@@ -78,7 +62,7 @@ class Seq2SeqTask(ExampleTask):
         return super().run(inputs)
 
     def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
-        return _TokenAccuracy()
+        return LabelAccuracy("token_accuracy")
 
     def finish(
         self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs

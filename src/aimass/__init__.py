@@ -6,15 +6,25 @@ used, e.g. :func:`load` on first call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aimass._version import __version__
 from aimass.errors import AimassError, ErrorCode
 
 if TYPE_CHECKING:
+    from aimass.client import AsyncClient, Client
     from aimass.serving.predictor import Predictor
 
-__all__ = ["AimassError", "ErrorCode", "__version__", "load"]
+__all__ = ["AimassError", "AsyncClient", "Client", "ErrorCode", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    # aimass.Client / aimass.AsyncClient load httpx only when first used.
+    if name in ("Client", "AsyncClient"):
+        import aimass.client
+
+        return getattr(aimass.client, name)
+    raise AttributeError(f"module 'aimass' has no attribute {name!r}")
 
 
 def load(ref: str, *, project: str = "default") -> Predictor:

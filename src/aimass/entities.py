@@ -14,11 +14,15 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "SCOPES",
+    "ApiKey",
     "Attachment",
+    "AuditEvent",
     "BaseModel",
     "DatasetSchema",
     "DatasetVersion",
     "Job",
+    "JobLogLine",
     "JobStatus",
     "Lineage",
     "ModelVersion",
@@ -224,6 +228,81 @@ class Job:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    attempt: int = 0
+    cancel_requested: bool = False
+    heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobLogLine:
+    """One line of a job's log (kept in the store, shown by ``aimass jobs logs``)."""
+
+    job_id: str
+    seq: int
+    time: datetime
+    level: str
+    message: str
+
+
+# What an API key may do. ``admin`` implies every other scope in the key's project
+# (and, for a key of no project, in every project). ``models:write`` and
+# ``predict`` may be narrowed to one model as ``models:write:NAME``.
+SCOPES = ("admin", "data:write", "train", "models:write", "predict", "read")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's record. The secret itself is never stored, only a keyed hash.
+
+    Attributes:
+        id: Public identifier (the ``aimass_<id>_`` part of the key).
+        name: A label chosen by whoever created it.
+        project: The project it works in; ``None`` for an all-projects admin key.
+        scopes: What it may do (see :data:`SCOPES`).
+        expires_at: After this the key is refused; ``None`` never expires.
+        revoked: Revoked keys are refused.
+        last_used_at: Last successful use (updated at most once a minute).
+        created_by: Who created it (a key id or ``local:USER``).
+    """
+
+    id: str
+    name: str
+    project: str | None
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+    last_used_at: datetime | None
+    created_by: str | None
+
+    def usable(self, now: datetime) -> bool:
+        """Not revoked and not expired at ``now``."""
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of the hash-chained audit log.
+
+    ``input_hash`` is a SHA-256 of the request body: the log proves what was sent
+    without keeping the (possibly sensitive) text. ``hash`` covers every other
+    field and ``prev_hash``, keyed with the server secret.
+    """
+
+    seq: int
+    time: datetime
+    actor: str
+    key_id: str | None
+    project: str | None
+    action: str
+    resource: str
+    outcome: str
+    status: int | None
+    request_id: str | None
+    input_hash: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
 
 
 def to_jsonable(value: Any) -> Any:

@@ -11,7 +11,8 @@ over the wire so the SDK raises the same class the server raised.
     AimassError
     ├── InvalidArgument          INVALID_ARGUMENT     400
     │   ├── DatasetValidationError
-    │   └── InvalidName
+    │   ├── InvalidName
+    │   └── MethodNotAllowed     METHOD_NOT_ALLOWED   405
     ├── Unauthenticated          UNAUTHENTICATED      401
     ├── PermissionDenied         PERMISSION_DENIED    403
     ├── NotFound                 NOT_FOUND            404
@@ -24,6 +25,8 @@ over the wire so the SDK raises the same class the server raised.
     ├── UnsupportedModel         UNSUPPORTED_MODEL    422
     ├── PrivacyBudgetExceeded    PRIVACY_BUDGET       422
     ├── ResourceExhausted        RESOURCE_EXHAUSTED   429
+    │   └── PayloadTooLarge      PAYLOAD_TOO_LARGE    413
+    ├── UnsupportedMediaType     UNSUPPORTED_MEDIA_TYPE 415
     ├── Cancelled                CANCELLED            499
     ├── Internal                 INTERNAL             500
     │   └── JobFailed
@@ -50,15 +53,18 @@ __all__ = [
     "InvalidArgument",
     "InvalidName",
     "JobFailed",
+    "MethodNotAllowed",
     "MissingExtra",
     "NotFound",
     "NotImplementedFeature",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PrivacyBudgetExceeded",
     "ResourceExhausted",
     "SchemaOutOfDate",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedMediaType",
     "UnsupportedModel",
     "error_from_dict",
 ]
@@ -82,6 +88,9 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     UNIMPLEMENTED = "UNIMPLEMENTED"
     UNAVAILABLE = "UNAVAILABLE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -100,6 +109,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNIMPLEMENTED: 501,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
 }
 
 
@@ -148,6 +160,12 @@ class DatasetValidationError(InvalidArgument):
 
 class InvalidName(InvalidArgument):
     """A resource name is not a valid slug."""
+
+
+class MethodNotAllowed(InvalidArgument):
+    """The path exists but not with this HTTP method."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
 
 
 class Unauthenticated(AimassError):
@@ -216,6 +234,18 @@ class ResourceExhausted(AimassError):
     """A limit was hit: rate, quota, batch size, body size."""
 
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class PayloadTooLarge(ResourceExhausted):
+    """A request body is over the size limit."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class UnsupportedMediaType(AimassError):
+    """A request body is not JSON (the only body type the server parses)."""
+
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class Cancelled(AimassError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "load_settings"]
@@ -33,6 +33,34 @@ class Settings(BaseSettings):
         model_cache_size: How many loaded models the serving cache keeps.
         max_predict_batch: Most inputs accepted by one predict call.
         log_format: ``text`` for people, ``json`` for log shippers.
+        url: A remote aimass server (``AIMASS_URL``); when set, the CLI talks to it
+            through the SDK instead of working on the local home.
+        api_key: The key the CLI and SDK send to ``url`` (``AIMASS_API_KEY``).
+        job_workers: Jobs the server runs at once (worker threads).
+        job_heartbeat_seconds: How often a running job marks itself alive.
+        job_stale_seconds: A running job silent for this long is taken to be dead:
+            it resumes from its last checkpoint, or is marked failed.
+        max_body_bytes: Largest accepted request body.
+        import_dirs: Directories whose files the server may import datasets and
+            bases from, by path (``AIMASS_IMPORT_DIRS='["/data/in"]'``). Empty: none.
+        allowed_hosts: ``Host`` header values the server answers (DNS-rebinding
+            defence); loopback names are always allowed.
+        allowed_origins: Browser ``Origin`` values allowed to call the API; a request
+            with any other ``Origin`` is refused.
+        protected_aliases: Aliases only a key with ``models:write`` on the model may move.
+        batch_max_size: Most inputs the micro-batcher runs in one forward pass.
+        batch_max_wait_ms: Longest a request waits for companions before its batch runs
+            (0: a free model takes whatever is queued at once).
+        batch_max_tokens: Token budget of one batch (padded length × inputs), which
+            buckets batches by sequence length.
+        warm_models: Model versions loaded at server start (``NAME@ALIAS`` in the
+            default project, or ``PROJECT/NAME@ALIAS``).
+        auth_cache_seconds: How long a verified API key is trusted without a database
+            read. Revoking through the server takes effect at once; revoking from
+            another process (``aimass keys revoke`` on the same home) within this time.
+        resolve_cache_seconds: How long the server reuses the version an alias pointed
+            to. Alias moves through the server take effect at once; moves from another
+            process within this time.
     """
 
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
@@ -47,6 +75,22 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=4, gt=0)
     max_predict_batch: int = Field(default=256, gt=0)
     log_format: Literal["text", "json"] = "text"
+    url: str | None = None
+    api_key: SecretStr | None = None
+    job_workers: int = Field(default=1, ge=0, le=64)
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    job_stale_seconds: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    import_dirs: list[Path] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    protected_aliases: list[str] = Field(default_factory=lambda: ["production"])
+    batch_max_size: int = Field(default=32, gt=0)
+    batch_max_wait_ms: float = Field(default=0.0, ge=0)
+    batch_max_tokens: int = Field(default=8192, gt=0)
+    warm_models: list[str] = Field(default_factory=list)
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    resolve_cache_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

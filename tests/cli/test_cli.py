@@ -163,9 +163,15 @@ def test_version():
 
 @pytest.mark.parametrize(
     "code",
-    ["import aimass", "import aimass.cli", "import aimass.errors, aimass.entities, aimass.refs"],
+    [
+        "import aimass",
+        "import aimass.cli",
+        "import aimass.errors, aimass.entities, aimass.refs",
+        "import aimass.client",
+        "import aimass; aimass.Client",
+    ],
 )
 def test_light_imports_do_not_load_torch(code):
-    probe = f"{code}; import sys; print(sorted(m for m in ('torch', 'transformers', 'sqlalchemy') if m in sys.modules))"
+    probe = f"{code}; import sys; print(sorted(m for m in ('torch', 'transformers', 'sqlalchemy', 'fastapi') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

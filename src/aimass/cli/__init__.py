@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, lm, models
+from aimass.cli import bases, datasets, db, lm, models, service
 from aimass.cli._common import configure, console, reset
 from aimass.cli.train import predict, quickstart, train
 from aimass.settings import load_settings
@@ -28,6 +28,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(bases.app, name="bases")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+service.register(app)
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
@@ -43,10 +44,16 @@ def _entry(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Talk to this aimass server (else AIMASS_URL; else the local home)."
+        ),
+    ] = None,
 ) -> None:
     """Read settings once, at the edge, and set up logging."""
     reset()
-    configure(load_settings(), verbose=verbose)
+    configure(load_settings(**({"url": url} if url else {})), verbose=verbose)
 
 
 @app.command("version")

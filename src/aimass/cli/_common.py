@@ -21,6 +21,7 @@ from aimass.errors import AimassError
 from aimass.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from aimass.cli._backend import Local, Remote
     from aimass.workspace import Workspace
 
 P = ParamSpec("P")
@@ -88,17 +89,49 @@ def workspace() -> Workspace:
     return _state["workspace"]
 
 
+def backend() -> Local | Remote:
+    """The server at AIMASS_URL (through the SDK) when set, else the local home."""
+    from aimass.cli._backend import Local, Remote
+
+    if "backend" not in _state:
+        found = settings()
+        if found.url:
+            from aimass.client import Client
+
+            key = found.api_key.get_secret_value() if found.api_key else None
+            _state["backend"] = Remote(Client(found.url, key))
+        else:
+            _state["backend"] = Local(workspace())
+    return _state["backend"]
+
+
 def reset() -> None:
-    """Forget settings and workspace (tests call the CLI many times in one process)."""
+    """Forget settings, workspace and client (tests call the CLI many times in one process)."""
+    remote = _state.pop("backend", None)
+    if remote is not None and remote.remote:
+        remote.c.close()
     ws = _state.pop("workspace", None)
     if ws is not None:
         ws.close()
     _state.clear()
 
 
+def _plain(value: Any) -> Any:
+    """Entities and wire schemas (and containers of them) as plain JSON data."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return to_jsonable(value)
+
+
 def emit_json(value: Any) -> None:
     """Print ``value`` as JSON on stdout."""
-    typer.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(_plain(value), indent=2, ensure_ascii=False))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from aimass.cli._common import JsonOpt, ProjectOpt, command, console, emit_json, table, workspace
+from aimass.cli._common import JsonOpt, ProjectOpt, backend, command, console, emit_json, table
 
 app = typer.Typer(help="Import and list base models.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Registered base models, and packaged ones that can be imported."""
     from aimass.jobs.bases import list_packaged_bases
 
-    registered = workspace().store.bases.list(project)
+    registered = backend().bases(project)
     packaged = list_packaged_bases()
     if json_out:
         emit_json(
@@ -75,11 +75,13 @@ def import_(
 ) -> None:
     """Turn pretrained weights into a verified base bundle, offline."""
     with console.status(f"importing {source} ..."):
-        base, created = workspace().import_base(source, name=name, project=project)
+        base, created = backend().import_base(source, name=name, project=project)
     if json_out:
         emit_json({"base": base, "created": created})
         return
-    state = "new version" if created else "identical weights: existing version"
+    state = {True: "new version", False: "identical weights: existing version", None: "imported"}[
+        created
+    ]
     console.print(
         f"[bold]{base.ref}[/] ({state}): {base.architecture} {base.family}, "
         f"{base.num_parameters:,} parameters, digest {base.digest[:12]}"

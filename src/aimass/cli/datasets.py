@@ -10,14 +10,14 @@ import typer
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
     table,
-    workspace,
 )
-from aimass.entities import DatasetVersion
 from aimass.errors import InvalidArgument
+from aimass.schemas import DatasetVersionOut
 
 app = typer.Typer(help="Import and inspect datasets.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
-def _show(version: DatasetVersion, *, created: bool | None = None) -> None:
+def _show(version: DatasetVersionOut, *, created: bool | None = None) -> None:
     status = (
         ""
         if created is None
@@ -41,7 +41,7 @@ def _show(version: DatasetVersion, *, created: bool | None = None) -> None:
     console.print(
         f"[bold]{version.ref}[/]{status}  digest {version.digest[:12]}  {version.num_rows:,} rows"
     )
-    schema = version.schema
+    schema = version.data_schema
     console.print(
         f"  kind {schema.kind}; input field {schema.text_field!r}; "
         f"label {schema.label_field!r} ({schema.label_type}); "
@@ -113,20 +113,19 @@ def import_(
     json_out: JsonOpt = False,
 ) -> None:
     """Validate every row and store an immutable, content-addressed version."""
-    from aimass.data.importer import ImportOptions
-
-    options = ImportOptions(
-        kind=kind,
-        text_field=text_field,
-        label_field=label_field,
-        label_required=label_field is not None,
-        label_type=label_type,
-        split_field=split_field,
-        seed=seed,
-        fractions=_fractions(splits),
-    )
-    version, created = workspace().import_dataset(
-        path, name=name, project=project, fmt=fmt, options=options
+    options = {
+        "kind": kind,
+        "text_field": text_field,
+        "label_field": label_field,
+        "label_type": label_type,
+        "split_field": split_field,
+        "seed": seed,
+        "splits": _fractions(splits),
+    }
+    if not path.is_file():
+        raise InvalidArgument(f"dataset file {path} does not exist", path=str(path))
+    version, created = backend().import_dataset(
+        path, name=name, fmt=fmt, options=options, project=project
     )
     if json_out:
         emit_json({"dataset": version, "created": created})
@@ -138,7 +137,7 @@ def import_(
 @command
 def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Datasets in the project (latest version of each)."""
-    versions = workspace().store.datasets.list(project)
+    versions = backend().datasets(project)
     if json_out:
         emit_json(versions)
         return
@@ -150,7 +149,7 @@ def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
                 v.name,
                 v.version,
                 f"{v.num_rows:,}",
-                v.schema.label_type or "-",
+                v.data_schema.label_type or "-",
                 "/".join(str(n) for n in v.splits.values()),
                 v.created_at.strftime("%Y-%m-%d %H:%M"),
             ]
@@ -167,7 +166,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Row counts, label distribution, splits and provenance of a version."""
-    version = workspace().dataset(ref, project=project)
+    version = backend().dataset(ref, project=project)
     if json_out:
         emit_json(version)
     else:
@@ -219,7 +218,7 @@ def import_sample(
     json_out: JsonOpt = False,
 ) -> None:
     """Import a packaged sample with its provenance."""
-    version, created = workspace().import_sample(sample, name=name, project=project, seed=seed)
+    version, created = backend().import_sample(sample, name=name, seed=seed, project=project)
     if json_out:
         emit_json({"dataset": version, "created": created})
     else:

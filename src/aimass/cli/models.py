@@ -10,21 +10,21 @@ import typer
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
     fmt_metric,
     table,
-    workspace,
 )
-from aimass.entities import ModelVersion
+from aimass.schemas import ModelVersionOut
 
 app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
 RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")]
 
 
-def _headline(version: ModelVersion) -> dict[str, object]:
+def _headline(version: ModelVersionOut) -> dict[str, object]:
     from aimass.workspace.cards import METRIC_KEYS
 
     test = version.metrics.get("test") or {}
@@ -36,7 +36,7 @@ def _headline(version: ModelVersion) -> dict[str, object]:
 @command
 def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Registered models with their latest version and aliases."""
-    models = workspace().store.registry.list_models(project)
+    models = backend().models(project)
     if json_out:
         emit_json(models)
         return
@@ -58,7 +58,7 @@ def versions(
     json_out: JsonOpt = False,
 ) -> None:
     """Every version of a model, with its test metrics."""
-    found = workspace().store.registry.list_versions(project, name)
+    found = backend().versions(name, project)
     if json_out:
         emit_json(found)
         return
@@ -84,7 +84,7 @@ def versions(
 @command
 def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """A version's lineage, metrics and aliases."""
-    version = workspace().model_version(ref, project=project)
+    version = backend().model_version(ref, project)
     if json_out:
         emit_json(version)
         return
@@ -114,7 +114,7 @@ def alias(
     json_out: JsonOpt = False,
 ) -> None:
     """Point ALIAS at VERSION (moving it if it points elsewhere)."""
-    updated = workspace().set_alias(name, version, alias_name, project=project)
+    updated = backend().set_alias(name, version, alias_name, project)
     if json_out:
         emit_json(updated)
     else:
@@ -129,7 +129,7 @@ def unalias(
     project: ProjectOpt = "default",
 ) -> None:
     """Remove an alias."""
-    workspace().store.registry.delete_alias(project, name, alias_name)
+    backend().delete_alias(name, alias_name, project)
     console.print(f"removed alias {alias_name!r} of {name}")
 
 
@@ -137,7 +137,7 @@ def unalias(
 @command
 def card(ref: RefArg, project: ProjectOpt = "default") -> None:
     """Print the generated model card (Markdown)."""
-    typer.echo(workspace().model_card(ref, project=project))
+    typer.echo(backend().card(ref, project))
 
 
 @app.command("export")
@@ -148,7 +148,7 @@ def export(
     project: ProjectOpt = "default",
 ) -> None:
     """Copy a verified bundle out as a Hugging Face model directory."""
-    names = workspace().export_model(ref, destination, project=project)
+    names = backend().export(ref, destination, project)
     console.print(f"exported {len(names)} files to {destination}")
 
 
@@ -163,5 +163,5 @@ def delete_version(
     """Delete a version that no alias points at (its bundle stays until garbage collection)."""
     if not yes:
         typer.confirm(f"delete {name}@{version}?", abort=True)
-    deleted = workspace().store.registry.delete_version(project, name, version)
+    deleted = backend().delete_version(name, version, project)
     console.print(f"deleted {deleted.ref}")

@@ -11,19 +11,19 @@ import typer
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
     err_console,
     fmt_metric,
     table,
-    workspace,
 )
-from aimass.entities import ModelVersion
 from aimass.errors import InvalidArgument
+from aimass.schemas import ModelVersionOut
 
 
-def _print_result(version: ModelVersion) -> None:
+def _print_result(version: ModelVersionOut) -> None:
     console.print(
         f"[bold green]registered {version.ref}[/] aliases: {', '.join(version.aliases) or '-'}"
     )
@@ -96,11 +96,17 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
+    reuse: Annotated[
+        bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
+    ] = False,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a model on a dataset from a base and register the result."""
-    from aimass.jobs.train import TrainSpec
+    """Train a model on a dataset from a base and register the result.
+
+    Locally it trains in this process; with --url / AIMASS_URL it submits a job to
+    the server and follows its progress.
+    """
     from aimass.training.callbacks import RichProgress
     from aimass.training.tasks import get_task
 
@@ -117,9 +123,9 @@ def train(
         seed=seed,
         options=parse_options(option or []) or None,
     )
-    spec = TrainSpec(dataset=dataset, base=base, model=name, config=config, alias=alias)
+    spec = {"dataset": dataset, "base": base, "model": name, "config": config, "alias": alias}
     callbacks = [] if json_out else [RichProgress(metric=get_task(task).metric)]
-    version = workspace().train(spec, project=project, callbacks=callbacks)
+    version, _ = backend().train(spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:
         emit_json(version)
     else:
@@ -144,7 +150,7 @@ def predict(
             inputs += [line.rstrip("\n") for line in handle if line.strip()]
     if not inputs:
         raise InvalidArgument("give texts as arguments or with --file")
-    results = workspace().predict(ref, inputs, project=project)
+    results = backend().predict(ref, inputs, project)
     if json_out:
         emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
         return
@@ -196,33 +202,31 @@ def quickstart(
 
     A second run reuses the dataset, base and model it finds (identical inputs).
     """
-    from aimass.jobs.train import TrainSpec
     from aimass.training.callbacks import RichProgress
 
-    ws = workspace()
+    be = backend()
     say = err_console.print
-    dataset, created = ws.import_sample("rotten-tomatoes")
-    say(f"dataset {dataset.ref}: {dataset.num_rows:,} rows ({'imported' if created else 'reused'})")
+    dataset, created = be.import_sample("rotten-tomatoes", name=None, seed=0, project="default")
+    state = {True: "imported", False: "reused", None: "imported or reused"}[created]
+    say(f"dataset {dataset.ref}: {dataset.num_rows:,} rows ({state})")
     with err_console.status("importing the MiniLM base ..."):
-        base, created = ws.import_base("minilm")
-    state = "imported" if created else "reused"
+        base, created = be.import_base("minilm", name=None, project="default")
+    state = {True: "imported", False: "reused", None: "imported or reused"}[created]
     say(f"base {base.ref}: {base.num_parameters:,} parameters ({state})")
     model = "sentiment" if mode == "features" else "sentiment-finetuned"
-    spec = TrainSpec(
-        dataset=dataset.ref,
-        base=base.ref,
-        model=model,
-        config=_config(mode=mode, epochs=epochs),
-        alias="production",
-    )
-    version = ws.find_trained(spec)
-    if version is None:
-        say(f"training {model} ({mode} mode) ...")
-        version = ws.train(spec, callbacks=[] if json_out else [RichProgress(metric="accuracy")])
-    else:
+    spec = {
+        "dataset": dataset.ref,
+        "base": base.ref,
+        "model": model,
+        "config": _config(mode=mode, epochs=epochs),
+        "alias": "production",
+    }
+    say(f"training {model} ({mode} mode), unless identical inputs were trained before ...")
+    progress = [] if json_out else [RichProgress(metric="accuracy")]
+    version, reused = be.train(spec, project="default", reuse=True, callbacks=progress)
+    if reused:
         say(f"model {version.ref} was trained from identical inputs: reusing it")
-        version = ws.set_alias(model, version.version, "production")
-    results = ws.predict(f"{model}@production", _QUICKSTART_TEXTS)
+    results = be.predict(f"{model}@production", _QUICKSTART_TEXTS, "default")
     if json_out:
         emit_json(
             {

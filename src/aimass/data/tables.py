@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aimass.artifacts.storage import ArtifactStore
 from aimass.data.importer import PreparedDataset
 from aimass.data.splits import SPLITS
+from aimass.entities import DatasetVersion
 from aimass.errors import InvalidArgument
+from aimass.store import Store
 
-__all__ = ["SplitData", "read_split", "write_parquet"]
+__all__ = ["SplitData", "publish_dataset", "read_split", "write_parquet"]
 
 
 @dataclass(frozen=True)
@@ -82,4 +85,38 @@ def read_split(path: Path, split: str | None) -> SplitData:
         tokens=column("tokens"),
         tags=column("tags"),
         targets=column("target"),
+    )
+
+
+def publish_dataset(
+    prepared: PreparedDataset,
+    *,
+    store: Store,
+    artifacts: ArtifactStore,
+    name: str,
+    project: str,
+    fmt: str,
+    provenance: dict[str, Any],
+) -> tuple[DatasetVersion, bool]:
+    """Write the Parquet file (once per content digest), then register the version.
+
+    Returns ``(version, created)``; identical content returns the existing version.
+    """
+    key = f"datasets/{prepared.digest}.parquet"
+    if not artifacts.exists(key):
+        with artifacts.staging() as stage:
+            staged = stage / "data.parquet"
+            write_parquet(prepared, staged)
+            artifacts.publish(staged, key)
+    return store.datasets.create_version(
+        project,
+        name,
+        digest=prepared.digest,
+        uri=artifacts.uri(key),
+        format=fmt,
+        schema=dict(prepared.schema.__dict__, extra_fields=list(prepared.schema.extra_fields)),
+        num_rows=prepared.num_rows,
+        splits=prepared.split_counts(),
+        stats=prepared.stats,
+        provenance=provenance,
     )

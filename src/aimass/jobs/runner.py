@@ -9,19 +9,30 @@ registry: kinds register results only as their very last step.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aimass.artifacts.storage import ArtifactStore
 from aimass.entities import Job, JobStatus
-from aimass.errors import AimassError, Cancelled, InvalidArgument, JobFailed
+from aimass.errors import AimassError, Cancelled, Conflict, InvalidArgument, JobFailed
 from aimass.settings import Settings
 from aimass.store import Store
 from aimass.training.callbacks import Callback, LoopState
 
-__all__ = ["JobContext", "JobReporter", "get_job_kind", "register_job_kind", "run_job"]
+__all__ = [
+    "JobContext",
+    "JobReporter",
+    "checkpoint_dir",
+    "get_job_kind",
+    "list_job_kinds",
+    "register_job_kind",
+    "run_job",
+]
 
 log = logging.getLogger("aimass.jobs")
 
@@ -53,6 +64,18 @@ def register_job_kind(kind: str) -> Callable[[JobFunction], JobFunction]:
     return decorate
 
 
+def checkpoint_dir(artifacts: ArtifactStore, job_id: str) -> Path:
+    """Where a job keeps its checkpoints (``runs/<job-id>/checkpoint``)."""
+    return artifacts.path(f"runs/{job_id}/checkpoint")
+
+
+def list_job_kinds() -> list[str]:
+    """Registered job kinds, sorted."""
+    from aimass.jobs import train  # noqa: F401  (registers the built-in kinds)
+
+    return sorted(_KINDS)
+
+
 def get_job_kind(kind: str) -> JobFunction:
     """The function for ``kind``; the error lists the known kinds."""
     from aimass.jobs import train  # noqa: F401  (registers the built-in kinds)
@@ -72,9 +95,12 @@ class JobReporter(Callback):
     not slowed down by database round trips.
     """
 
-    def __init__(self, store: Store, job_id: str, *, interval: float = 0.05) -> None:
+    def __init__(
+        self, store: Store, job_id: str, *, attempt: int | None = None, interval: float = 0.05
+    ) -> None:
         self.store = store
         self.job_id = job_id
+        self.attempt = attempt
         self.interval = interval
         self._last = 0.0
 
@@ -83,11 +109,28 @@ class JobReporter(Callback):
         if not force and now - self._last < self.interval:
             return
         self._last = now
-        if self.store.jobs.report(self.job_id, progress=progress, metrics=metrics):
+        stop = self.store.jobs.report(
+            self.job_id, progress=progress, metrics=metrics, attempt=self.attempt
+        )
+        if stop:
             raise Cancelled(f"job {self.job_id} was cancelled")
+
+    def _log(self, message: str) -> None:
+        self.store.jobs.log(self.job_id, message)
+
+    def on_phase(self, name: str, total: int) -> None:
+        self._log(f"{name}: {total:,} items")
 
     def on_phase_advance(self, done: int) -> None:
         self._report(None, None, force=False)
+
+    def on_train_start(self, state: LoopState) -> None:
+        if state.resumed_from:
+            self._log(
+                f"resumed from the checkpoint after epoch {state.resumed_from} "
+                f"(step {state.step} of {state.total_steps})"
+            )
+        self._log(f"training: {state.epochs} epochs, {state.total_steps:,} steps")
 
     def on_step_end(self, state: LoopState) -> None:
         self._report(state.progress, {"loss": state.loss, "step": state.step}, force=False)
@@ -95,6 +138,43 @@ class JobReporter(Callback):
     def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         self._report(state.progress, {"epoch": state.epoch + 1, "validation": scalars}, force=True)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in scalars.items())
+        self._log(f"epoch {state.epoch + 1}/{state.epochs} step {state.step}: {shown}")
+
+    def on_checkpoint(self, state: LoopState, epoch: int) -> None:
+        self._log(f"checkpoint saved after epoch {epoch}")
+
+
+@contextmanager
+def _heartbeat(store: Store, job: Job, interval: float) -> Iterator[None]:
+    """Mark the job alive every ``interval`` seconds, whatever the job is doing."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                store.jobs.heartbeat(job.id, attempt=job.attempt)
+            except AimassError as exc:  # a busy database must not kill the job
+                log.warning("job heartbeat failed", extra={"job_id": job.id, "error": str(exc)})
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job.id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _finish(store: Store, job: Job, status: JobStatus, **fields: Any) -> Job:
+    """Record the outcome, unless the job was recovered and handed to another attempt."""
+    message = fields.get("error") or "done"
+    store.jobs.log(job.id, f"{status}: {message}", level="info" if status != "failed" else "error")
+    try:
+        return store.jobs.finish(job.id, status, attempt=job.attempt, **fields)
+    except Conflict:
+        log.warning("job attempt superseded", extra={"job_id": job.id, "attempt": job.attempt})
+        return store.jobs.get(job.id)
 
 
 def run_job(
@@ -113,30 +193,32 @@ def run_job(
     """
     job = store.jobs.claim(job_id)
     log.info("job started", extra={"job_id": job.id, "kind": job.kind})
+    store.jobs.log(job.id, f"started {job.kind} job (attempt {job.attempt})")
     ctx = JobContext(
         job=job,
         store=store,
         artifacts=artifacts,
         settings=settings,
-        callbacks=[*callbacks, JobReporter(store, job.id)],
+        callbacks=[*callbacks, JobReporter(store, job.id, attempt=job.attempt)],
     )
     try:
-        result = get_job_kind(job.kind)(ctx)
+        with _heartbeat(store, job, settings.job_heartbeat_seconds):
+            result = get_job_kind(job.kind)(ctx)
     except Cancelled as exc:
-        store.jobs.finish(job.id, JobStatus.CANCELLED, error=str(exc))
+        _finish(store, job, JobStatus.CANCELLED, error=str(exc))
         log.info("job cancelled", extra={"job_id": job.id})
         raise
     except KeyboardInterrupt:
-        store.jobs.finish(job.id, JobStatus.CANCELLED, error="interrupted (Ctrl-C)")
+        _finish(store, job, JobStatus.CANCELLED, error="interrupted (Ctrl-C)")
         raise
     except AimassError as exc:
-        store.jobs.finish(job.id, JobStatus.FAILED, error=f"[{exc.code}] {exc.message}")
+        _finish(store, job, JobStatus.FAILED, error=f"[{exc.code}] {exc.message}")
         log.warning("job failed", extra={"job_id": job.id, "error": exc.message})
         raise
     except Exception as exc:
-        store.jobs.finish(job.id, JobStatus.FAILED, error=f"[INTERNAL] {type(exc).__name__}: {exc}")
+        _finish(store, job, JobStatus.FAILED, error=f"[INTERNAL] {type(exc).__name__}: {exc}")
         log.exception("job crashed", extra={"job_id": job.id})
         raise JobFailed(f"job {job.id} failed: {type(exc).__name__}: {exc}", job_id=job.id) from exc
-    finished = store.jobs.finish(job.id, JobStatus.SUCCEEDED, result=result)
+    finished = _finish(store, job, JobStatus.SUCCEEDED, result=result)
     log.info("job succeeded", extra={"job_id": job.id, **result})
     return finished

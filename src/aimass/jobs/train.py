@@ -17,7 +17,7 @@ from aimass.artifacts.bundle import BundleWriter, canonical_json, verify_bundle
 from aimass.data.tables import SplitData, read_split
 from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
-from aimass.jobs.runner import JobContext, register_job_kind
+from aimass.jobs.runner import JobContext, checkpoint_dir, register_job_kind
 from aimass.models.device import resolve_device
 from aimass.refs import parse_ref, validate_name
 from aimass.store import Store
@@ -169,6 +169,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         device=resolve_device(ctx.settings.device),
         callbacks=callbacks,
         workdir=run_dir,
+        checkpoint_dir=checkpoint_dir(ctx.artifacts, ctx.job.id),
     )
     outcome = get_task(config.task).train(inputs)
     lineage = Lineage(

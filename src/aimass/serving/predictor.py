@@ -42,6 +42,14 @@ class Predictor(ABC):
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """One result per input text, in input order."""
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each input becomes (the micro-batcher buckets by it).
+
+        The default counts whitespace-separated words plus two special tokens;
+        predictors with a tokenizer override it with the exact count.
+        """
+        return [len(text.split()) + 2 for text in texts]
+
     def info(self) -> dict[str, Any]:
         """What is loaded: task, architecture, digest, task settings."""
         return {

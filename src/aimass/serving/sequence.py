@@ -45,6 +45,20 @@ class SequencePredictor(Predictor):
         self.model = build_sequence_model(directory, self.head).to(device)
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenize_lock = threading.Lock()
+        self._length_tokenizer: Any = None
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        # The micro-batcher calls this on its event loop for every request. A private
+        # copy of the Rust tokenizer (fixed truncation, never reconfigured) needs no
+        # lock, so measuring lengths never waits for a batch being tokenised.
+        if self._length_tokenizer is None:
+            from tokenizers import Tokenizer
+
+            copy = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+            copy.enable_truncation(self.max_length)
+            copy.no_padding()
+            self._length_tokenizer = copy
+        return [len(e.ids) for e in self._length_tokenizer.encode_batch(list(texts))]
 
     @torch.inference_mode()
     def outputs(self, texts: Sequence[str], *, batch_size: int = 32) -> torch.Tensor:

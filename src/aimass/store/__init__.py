@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from sqlalchemy.orm import sessionmaker
 
+from aimass.store.audit import AuditRecord, AuditRepository, AuditVerification
 from aimass.store.jobs import JobRepository
+from aimass.store.keys import ApiKeyRepository
 from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
 from aimass.store.session import make_engine, managed_session
 from aimass.store.versioned import BaseModelRepository, DatasetRepository
 
-__all__ = ["DEFAULT_PROJECT", "Store"]
+__all__ = ["DEFAULT_PROJECT", "AuditRecord", "AuditVerification", "Store"]
 
 
 class Store:
@@ -46,6 +48,8 @@ class Store:
         self.bases = BaseModelRepository(session)
         self.registry = RegistryRepository(session)
         self.jobs = JobRepository(session)
+        self.keys = ApiKeyRepository(session)
+        self.audit = AuditRepository(session)
         self.projects.ensure(DEFAULT_PROJECT)
 
     @classmethod

@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from aimass.entities import Job, JobStatus
-from aimass.errors import FailedPrecondition, InvalidArgument, NotFound
+from aimass.entities import Job, JobLogLine, JobStatus
+from aimass.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from aimass.store._common import SessionFactory, project_row
-from aimass.store.tables import JobRow, ProjectRow, utcnow
+from aimass.store.tables import JobLogRow, JobRow, ProjectRow, utcnow
 
 __all__ = ["JobRepository"]
 
@@ -39,21 +40,36 @@ class JobRepository:
             session.flush()
             return row.to_entity()
 
+    @staticmethod
+    def _row(session: Session, job_id: str, project: str | None = None) -> JobRow:
+        row = session.get(JobRow, job_id)
+        if row is None or (project is not None and row.project.name != project):
+            raise NotFound(
+                f"job {job_id!r} not found; see 'aimass jobs list'", resource="job", id=job_id
+            )
+        return row
+
     def get(self, job_id: str, *, project: str | None = None) -> Job:
         """The job ``job_id`` (restricted to ``project`` when given)."""
         with self._session() as session:
-            row = session.get(JobRow, job_id)
-            if row is None or (project is not None and row.project.name != project):
-                raise NotFound(f"job {job_id!r} not found", resource="job", id=job_id)
-            return row.to_entity()
+            return self._row(session, job_id, project).to_entity()
 
-    def list(self, project: str, *, status: JobStatus | None = None, limit: int = 100) -> list[Job]:
-        """Newest jobs first in ``project``, optionally only those in ``status``."""
+    def list(
+        self,
+        project: str,
+        *,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Newest jobs first in ``project``, optionally only those in ``status`` / of ``kind``."""
         with self._session() as session:
             proj = project_row(session, project)
             query = select(JobRow).where(JobRow.project_id == proj.id)
             if status is not None:
                 query = query.where(JobRow.status == status)
+            if kind is not None:
+                query = query.where(JobRow.kind == kind)
             rows = session.scalars(query.order_by(JobRow.created_at.desc()).limit(limit)).all()
             return [r.to_entity() for r in rows]
 
@@ -64,7 +80,12 @@ class JobRepository:
             claimed = session.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED)
-                .values(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now)
+                .values(
+                    status=JobStatus.RUNNING,
+                    started_at=now,
+                    heartbeat_at=now,
+                    attempt=JobRow.attempt + 1,
+                )
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 raise FailedPrecondition(f"job {job_id!r} is not queued", id=job_id)
@@ -86,13 +107,22 @@ class JobRepository:
             return row.to_entity() if row is not None else None
 
     def report(
-        self, job_id: str, *, progress: float | None = None, metrics: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        *,
+        progress: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        attempt: int | None = None,
     ) -> bool:
-        """Record progress/metrics and a heartbeat; returns True if cancel was requested."""
+        """Record progress/metrics and a heartbeat; returns True when the worker must stop.
+
+        A worker must stop when a cancel was requested, or when the job is no longer
+        its own (``attempt`` is stale because the job was recovered and re-claimed).
+        """
         with self._session() as session:
-            row = session.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"job {job_id!r} not found", resource="job", id=job_id)
+            row = self._row(session, job_id)
+            if row.status != JobStatus.RUNNING or (attempt is not None and row.attempt != attempt):
+                return True
             if progress is not None:
                 row.progress = max(0.0, min(1.0, progress))
             if metrics:
@@ -103,9 +133,7 @@ class JobRepository:
     def request_cancel(self, job_id: str, *, project: str | None = None) -> Job:
         """Ask a job to stop: queued jobs are cancelled at once, running ones within a step."""
         with self._session() as session:
-            row = session.get(JobRow, job_id)
-            if row is None or (project is not None and row.project.name != project):
-                raise NotFound(f"job {job_id!r} not found", resource="job", id=job_id)
+            row = self._row(session, job_id, project)
             if row.status == JobStatus.QUEUED:
                 row.status = JobStatus.CANCELLED
                 row.finished_at = utcnow()
@@ -123,14 +151,23 @@ class JobRepository:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         finished_at: datetime | None = None,
+        attempt: int | None = None,
     ) -> Job:
-        """Move a job to a terminal ``status`` with its result or error."""
+        """Move a job to a terminal ``status`` with its result or error.
+
+        With ``attempt``, only the worker holding that attempt may finish the job
+        (a worker whose job was recovered and re-claimed gets a Conflict).
+        """
         if not status.finished:
             raise InvalidArgument(f"job status {status!r} is not terminal", status=str(status))
         with self._session() as session:
-            row = session.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"job {job_id!r} not found", resource="job", id=job_id)
+            row = self._row(session, job_id)
+            if attempt is not None and (row.attempt != attempt or row.status != JobStatus.RUNNING):
+                raise Conflict(
+                    f"job {job_id} attempt {attempt} is no longer current (status {row.status}, "
+                    f"attempt {row.attempt})",
+                    id=job_id,
+                )
             row.status = status
             row.result = result or {}
             row.error = error
@@ -139,3 +176,67 @@ class JobRepository:
                 row.progress = 1.0
             session.flush()
             return row.to_entity()
+
+    def heartbeat(self, job_id: str, *, attempt: int) -> bool:
+        """Mark a running job alive; returns False when it is no longer this attempt's."""
+        with self._session() as session:
+            done = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status == JobStatus.RUNNING,
+                    JobRow.attempt == attempt,
+                )
+                .values(heartbeat_at=utcnow())
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def stale(self, before: datetime) -> list[Job]:
+        """Running jobs whose last heartbeat is older than ``before`` (their worker died)."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(JobRow)
+                .where(JobRow.status == JobStatus.RUNNING, JobRow.heartbeat_at < before)
+                .order_by(JobRow.created_at)
+            ).all()
+            return [r.to_entity() for r in rows]
+
+    def requeue(self, job_id: str, *, attempt: int) -> bool:
+        """Put a dead attempt's running job back in the queue (to resume from a checkpoint)."""
+        with self._session() as session:
+            done = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status == JobStatus.RUNNING,
+                    JobRow.attempt == attempt,
+                )
+                .values(status=JobStatus.QUEUED, cancel_requested=False)
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def log(self, job_id: str, message: str, *, level: str = "info") -> None:
+        """Append a line to the job's log."""
+        with self._session() as session:
+            session.add(JobLogRow(job_id=job_id, level=level, message=message[:10_000]))
+
+    def logs(
+        self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[JobLogLine]:
+        """Log lines of a job, oldest first, after sequence number ``after``."""
+        with self._session() as session:
+            self._row(session, job_id, project)
+            rows = session.scalars(
+                select(JobLogRow)
+                .where(JobLogRow.job_id == job_id, JobLogRow.id > after)
+                .order_by(JobLogRow.id)
+                .limit(limit)
+            ).all()
+            return [r.to_entity() for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status, over every project (for the metrics endpoint)."""
+        with self._session() as session:
+            rows = session.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
+            found = {str(status): int(n) for status, n in rows}
+        return {str(s): found.get(str(s), 0) for s in JobStatus}

@@ -26,11 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aimass.entities import (
+    ApiKey,
     Attachment,
+    AuditEvent,
     BaseModel,
     DatasetSchema,
     DatasetVersion,
     Job,
+    JobLogLine,
     JobStatus,
     Lineage,
     ModelVersion,
@@ -277,6 +280,8 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Incremented by every claim: a worker whose attempt is stale may not finish the job.
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     project: Mapped[ProjectRow] = relationship()
 
@@ -294,4 +299,108 @@ class JobRow(Base):
             created_at=aware(self.created_at),
             started_at=_aware(self.started_at),
             finished_at=_aware(self.finished_at),
+            attempt=self.attempt,
+            cancel_requested=self.cancel_requested,
+            heartbeat_at=_aware(self.heartbeat_at),
         )
+
+
+class JobLogRow(Base):
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    level: Mapped[str] = mapped_column(String(15))
+    message: Mapped[str] = mapped_column(Text)
+
+    def to_entity(self) -> JobLogLine:
+        return JobLogLine(
+            job_id=self.job_id,
+            seq=self.id,
+            time=aware(self.time),
+            level=self.level,
+            message=self.message,
+        )
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    # NULL: an all-projects admin key (only the bootstrap key or another such key makes one).
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(127), nullable=True)
+
+    project: Mapped[ProjectRow | None] = relationship()
+
+    def to_entity(self) -> ApiKey:
+        return ApiKey(
+            id=self.id,
+            name=self.name,
+            project=self.project.name if self.project is not None else None,
+            scopes=tuple(self.scopes),
+            created_at=aware(self.created_at),
+            expires_at=_aware(self.expires_at),
+            revoked=self.revoked,
+            last_used_at=_aware(self.last_used_at),
+            created_by=self.created_by,
+        )
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    # Explicit sequence numbers (not autoincrement): a gap is a deleted row.
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(127))
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Names, not foreign keys: the log outlives what it talks about.
+    project: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(63))
+    resource: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(31))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    input_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def to_entity(self) -> AuditEvent:
+        return AuditEvent(
+            seq=self.seq,
+            time=aware(self.time),
+            actor=self.actor,
+            key_id=self.key_id,
+            project=self.project,
+            action=self.action,
+            resource=self.resource,
+            outcome=self.outcome,
+            status=self.status,
+            request_id=self.request_id,
+            input_hash=self.input_hash,
+            details=dict(self.details),
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+        )
+
+
+class AuditHeadRow(Base):
+    """The chain's newest (seq, hash), so a truncated tail is noticed, and the write lock."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -38,6 +38,8 @@ class LoopState:
     lr: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
+    # Epochs already done by an earlier attempt whose checkpoint this run resumed.
+    resumed_from: int = 0
 
     @property
     def progress(self) -> float:
@@ -62,6 +64,9 @@ class Callback:
 
     def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
         """Validation metrics after an epoch."""
+
+    def on_checkpoint(self, state: LoopState, epoch: int) -> None:
+        """A checkpoint after ``epoch`` epochs was saved."""
 
     def on_train_end(self, state: LoopState) -> None:
         """Training finished (also after an error or cancellation)."""
@@ -92,6 +97,10 @@ class CallbackList(Callback):
     def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
         for cb in self.callbacks:
             cb.on_eval(state, metrics)
+
+    def on_checkpoint(self, state: LoopState, epoch: int) -> None:
+        for cb in self.callbacks:
+            cb.on_checkpoint(state, epoch)
 
     def on_train_end(self, state: LoopState) -> None:
         for cb in self.callbacks:

@@ -21,6 +21,7 @@ from torch import nn
 
 from aimass.errors import InvalidArgument
 from aimass.training.callbacks import CallbackList, LoopState
+from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig
 
 __all__ = ["FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything"]
@@ -105,6 +106,7 @@ def fit(
     callbacks: CallbackList,
     optimizer: torch.optim.Optimizer | None = None,
     batch_size_of: Callable[[Any], int] = len,
+    checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """Train ``module`` and leave the best validation weights in it.
 
@@ -120,6 +122,8 @@ def fit(
         callbacks: Progress, logging, cancellation.
         optimizer: Defaults to AdamW over ``param_groups(module)``.
         batch_size_of: Examples in a batch (for the throughput figure).
+        checkpoint: Save model, optimizer, loop and RNG state after every epoch,
+            and continue from the newest checkpoint there when one exists.
     """
     assert config.epochs is not None
     assert config.lr is not None
@@ -141,9 +145,24 @@ def fit(
     stopped_early = False
     train_seconds = 0.0
     samples = 0
+    start_epoch = 0
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is not None:
+        # 0. resume: weights, optimizer moments, counters and RNGs as they were saved
+        module.load_state_dict(resumed.model)
+        optimizer.load_state_dict(resumed.optimizer)
+        best_weights = resumed.best
+        loop = resumed.loop
+        state.step, state.history, state.best = loop["step"], loop["history"], loop["best"]
+        best_value, stale, stopped_early = loop["best_value"], loop["stale"], loop["stopped"]
+        train_seconds, samples = loop["train_seconds"], loop["samples"]
+        start_epoch = state.resumed_from = resumed.epoch
+        resumed.restore_rng()
     callbacks.on_train_start(state)
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(start_epoch, config.epochs):
+            if stopped_early:
+                break
             state.epoch = epoch
             module.train()
             epoch_batches: Sequence[Any] = batches(epoch)
@@ -185,9 +204,26 @@ def fit(
                 state.best = {"epoch": epoch + 1, **metrics}
             else:
                 stale += 1
-                if config.patience and stale >= config.patience:
-                    stopped_early = True
-                    break
+                stopped_early = bool(config.patience and stale >= config.patience)
+            # 8. checkpoint: a crash from here on resumes at the next epoch
+            if checkpoint is not None:
+                checkpoint.save(
+                    epoch=epoch + 1,
+                    model=module.state_dict(),
+                    best=best_weights,
+                    optimizer=optimizer,
+                    loop={
+                        "step": state.step,
+                        "history": state.history,
+                        "best": state.best,
+                        "best_value": best_value,
+                        "stale": stale,
+                        "stopped": stopped_early,
+                        "train_seconds": train_seconds,
+                        "samples": samples,
+                    },
+                )
+                callbacks.on_checkpoint(state, epoch + 1)
     finally:
         callbacks.on_train_end(state)
     module.load_state_dict(best_weights)

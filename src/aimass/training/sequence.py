@@ -9,6 +9,7 @@ Both go through the same :func:`aimass.training.loop.fit`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
+from aimass.training.checkpoint import Checkpointer
 from aimass.training.loop import FitResult, fit, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
 
@@ -45,6 +47,19 @@ INFERENCE_BATCH = 64
 def tokenizer_files(directory: Any) -> dict[str, Any]:
     """Tokenizer files present in a bundle directory (name → path)."""
     return {n: directory / n for n in _TOKENIZER_FILES if (directory / n).is_file()}
+
+
+def _checkpointer(inputs: TrainInputs) -> Checkpointer | None:
+    """Checkpoints for this run, fingerprinted by its configuration, base and data."""
+    if inputs.checkpoint_dir is None:
+        return None
+    identity = {
+        "config": inputs.config.to_dict(),
+        "base": inputs.base_manifest.digest,
+        "rows": [len(inputs.train), len(inputs.validation), len(inputs.test)],
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return Checkpointer(inputs.checkpoint_dir, fingerprint=digest)
 
 
 def _feature_layers(inputs: TrainInputs) -> int:
@@ -179,6 +194,7 @@ class _SequenceTask(Task):
             metric=self.metric,
             greater_is_better=self.greater_is_better,
             callbacks=inputs.callbacks,
+            checkpoint=_checkpointer(inputs),
         )
         with torch.inference_mode():
             return result, model.classifier(feats["test"]).float().cpu()
@@ -216,6 +232,7 @@ class _SequenceTask(Task):
             metric=self.metric,
             greater_is_better=self.greater_is_better,
             callbacks=inputs.callbacks,
+            checkpoint=_checkpointer(inputs),
         )
         return result, self._outputs(model, splits["test"], inputs.device)
 

@@ -42,6 +42,8 @@ class TrainInputs:
     device: torch.device
     callbacks: CallbackList
     workdir: Path
+    # Where fit saves epoch checkpoints and resumes from; None disables checkpoints.
+    checkpoint_dir: Path | None = None
 
 
 @dataclass

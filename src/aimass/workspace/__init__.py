@@ -1,34 +1,54 @@
-"""The local workspace: one object that does what a user asks, on the embedded default.
+"""The workspace: one object that does what a user asks, on one aimass home.
 
 ``Workspace(settings)`` opens the metadata store and artifact root named by the
-settings (lazily) and offers the platform's operations: import datasets and
-bases, train, resolve and alias model versions, render cards, export, predict.
-The CLI's local mode and ``aimass.load`` are thin layers over it.
+settings (lazily) and offers the platform's operations: projects and keys,
+import datasets and bases, train and batch-predict jobs, resolve and alias model
+versions, render cards, export, predict, and the audit trail. The CLI's local
+mode, ``aimass.load`` and the REST server are thin layers over it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass.artifacts.storage import ArtifactStore
-from aimass.data.importer import ImportOptions, PreparedDataset, prepare_dataset
+from aimass.data.importer import ImportOptions, prepare_dataset
 from aimass.data.readers import detect_format, read_records
 from aimass.data.samples import get_sample
-from aimass.entities import BaseModel, DatasetVersion, Job, ModelVersion
-from aimass.errors import InvalidArgument, ResourceExhausted, UnsupportedModel
+from aimass.data.tables import publish_dataset
+from aimass.entities import BaseModel, DatasetVersion, Job, JobLogLine, ModelVersion, Project
+from aimass.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    UnsupportedModel,
+)
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, Store
+from aimass.workspace.access import Principal, read_or_create_secret
+from aimass.workspace.audit import AuditTrail
+from aimass.workspace.batch import BatchPredictSpec
 from aimass.workspace.cards import render_card
+from aimass.workspace.keys import KeyRing
 
 if TYPE_CHECKING:
+    from aimass.jobs.pool import WorkerPool
     from aimass.jobs.train import TrainSpec
     from aimass.serving.predictor import Predictor
     from aimass.training.callbacks import Callback
 
-__all__ = ["Workspace"]
+__all__ = ["Principal", "Workspace"]
+
+SECRET_FILE = "server.secret"  # noqa: S105 (a file name, not a secret)
 
 
 class Workspace:
@@ -43,6 +63,10 @@ class Workspace:
         self._store: Store | None = None
         self._artifacts: ArtifactStore | None = None
         self._cache: Any = None
+        self._secret: bytes | None = None
+        self._keys: KeyRing | None = None
+        self._audit: AuditTrail | None = None
+        self._pool: WorkerPool | None = None
 
     @property
     def store(self) -> Store:
@@ -59,12 +83,67 @@ class Workspace:
             self._artifacts = ArtifactStore(self.settings.resolved_artifact_root)
         return self._artifacts
 
+    def _derived_key(self, purpose: str) -> bytes:
+        # One secret file, separate keys per use (API-key hashes, audit chain).
+        if self._secret is None:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._secret = read_or_create_secret(self.settings.home / SECRET_FILE)
+        return hmac.new(self._secret, purpose.encode(), hashlib.sha256).digest()
+
+    @property
+    def keys(self) -> KeyRing:
+        """API keys: create, authenticate, list, revoke, bootstrap."""
+        if self._keys is None:
+            self._keys = KeyRing(
+                self.store,
+                self._derived_key("api-keys"),
+                self.settings.home,
+                cache_seconds=self.settings.auth_cache_seconds,
+            )
+        return self._keys
+
+    @property
+    def audit(self) -> AuditTrail:
+        """The hash-chained audit log."""
+        if self._audit is None:
+            self._audit = AuditTrail(self.store, self._derived_key("audit"))
+        return self._audit
+
     def close(self) -> None:
-        """Release database connections and loaded models."""
+        """Stop workers, flush the audit writer, release connections and loaded models."""
+        self.stop_workers()
+        if self._audit is not None:
+            self._audit.close()
         if self._store is not None:
             self._store.close()
         if self._cache is not None:
             self._cache.clear()
+
+    # -- projects --------------------------------------------------------------------
+
+    def create_project(self, name: str, *, description: str = "") -> Project:
+        """Create a project (a tenant: its datasets, models, jobs and keys)."""
+        return self.store.projects.create(name, description=description)
+
+    def projects(self, principal: Principal | None = None) -> list[Project]:
+        """Projects ``principal`` may see (all of them for the local operator)."""
+        found = self.store.projects.list()
+        return [p for p in found if principal is None or principal.sees(p.name)]
+
+    # -- authorization rules that are about the domain, not HTTP --------------------
+
+    def check_alias_move(self, principal: Principal, project: str, model: str, alias: str) -> None:
+        """Protected aliases (``production``) need ``models:write`` on the model;
+        other aliases ``models:write`` or ``train``."""
+        if principal.can("models:write", project=project, model=model):
+            return
+        if alias not in self.settings.protected_aliases and principal.can("train", project=project):
+            return
+        raise PermissionDenied(
+            f"moving alias {alias!r} of model {model!r} needs the scope models:write on it"
+            + (" (a protected alias)" if alias in self.settings.protected_aliases else ""),
+            alias=alias,
+        )
 
     # -- datasets ---------------------------------------------------------------
 
@@ -76,6 +155,7 @@ class Workspace:
         project: str = DEFAULT_PROJECT,
         fmt: str | None = None,
         options: ImportOptions | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Validate and store a dataset file; returns ``(version, created)``.
 
@@ -99,10 +179,66 @@ class Workspace:
         )
         records = read_records(Path(path), fmt, max_row_bytes=self.settings.max_row_bytes)
         prepared = prepare_dataset(records, options)
-        provenance = {"source": "file", "path": str(Path(path).resolve()), "format": fmt}
+        provenance = provenance or {"source": "file", "path": str(Path(path).resolve())}
         return self._store_dataset(
-            prepared, name=name, project=project, fmt=fmt, provenance=provenance
+            prepared, name=name, project=project, fmt=fmt, provenance={**provenance, "format": fmt}
         )
+
+    def import_dataset_content(
+        self,
+        content: str | bytes,
+        *,
+        name: str,
+        fmt: str,
+        project: str = DEFAULT_PROJECT,
+        options: ImportOptions | None = None,
+        base64_encoded: bool = False,
+    ) -> tuple[DatasetVersion, bool]:
+        """Import a dataset sent in a request body (JSONL/CSV text, or base64 Parquet)."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        if base64_encoded:
+            try:
+                data = base64.b64decode(data, validate=True)
+            except binascii.Error as exc:
+                raise InvalidArgument(f"content_base64 is not valid base64: {exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        with self.artifacts.staging() as stage:
+            staged = stage / f"upload.{fmt}"
+            staged.write_bytes(data)
+            return self.import_dataset(
+                staged,
+                name=name,
+                project=project,
+                fmt=fmt,
+                options=options,
+                provenance={"source": "upload", "sha256": digest, "bytes": len(data)},
+            )
+
+    def allowed_path(self, text: str) -> Path:
+        """``text`` as a real path inside one of ``AIMASS_IMPORT_DIRS``, else an error.
+
+        Symlinks and ``..`` are resolved before the check, so neither can lead
+        outside; a path outside the directories is refused without saying whether
+        it exists.
+        """
+        roots = [Path(os.path.realpath(d)) for d in self.settings.import_dirs]
+        if not roots:
+            raise PermissionDenied(
+                "this server imports no files by path; upload the content instead, or have "
+                "the operator set AIMASS_IMPORT_DIRS"
+            )
+        if "\x00" in text:
+            raise InvalidArgument("the path contains a NUL byte")
+        candidate = Path(text) if Path(text).is_absolute() else roots[0] / text
+        real = Path(os.path.realpath(candidate))
+        if not any(os.path.commonpath([root, real]) == str(root) for root in roots):
+            raise PermissionDenied(
+                f"{text[:200]!r} is outside the directories this server may import from "
+                f"({', '.join(str(r) for r in roots)})",
+            )
+        if not real.exists():
+            raise NotFound(f"{text[:200]!r} does not exist", path=text[:200])
+        return real
 
     def import_sample(
         self, sample: str, *, name: str | None = None, project: str = DEFAULT_PROJECT, seed: int = 0
@@ -119,35 +255,8 @@ class Workspace:
             prepared, name=name, project=project, fmt="sample", provenance=spec.provenance()
         )
 
-    def _store_dataset(
-        self,
-        prepared: PreparedDataset,
-        *,
-        name: str,
-        project: str,
-        fmt: str,
-        provenance: dict[str, Any],
-    ) -> tuple[DatasetVersion, bool]:
-        from aimass.data.tables import write_parquet
-
-        key = f"datasets/{prepared.digest}.parquet"
-        if not self.artifacts.exists(key):
-            with self.artifacts.staging() as stage:
-                staged = stage / "data.parquet"
-                write_parquet(prepared, staged)
-                self.artifacts.publish(staged, key)
-        return self.store.datasets.create_version(
-            project,
-            name,
-            digest=prepared.digest,
-            uri=self.artifacts.uri(key),
-            format=fmt,
-            schema=dict(prepared.schema.__dict__, extra_fields=list(prepared.schema.extra_fields)),
-            num_rows=prepared.num_rows,
-            splits=prepared.split_counts(),
-            stats=prepared.stats,
-            provenance=provenance,
-        )
+    def _store_dataset(self, prepared: Any, **fields: Any) -> tuple[DatasetVersion, bool]:
+        return publish_dataset(prepared, store=self.store, artifacts=self.artifacts, **fields)
 
     def dataset(self, ref: str, *, project: str = DEFAULT_PROJECT) -> DatasetVersion:
         """Resolve ``NAME`` (latest) or ``NAME@VERSION``."""
@@ -265,12 +374,107 @@ class Workspace:
         digest = config_digest(dataset, base, config)
         return self.store.registry.find_by_config_digest(project, spec.model, digest)
 
-    def submit_training(self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT) -> Job:
-        """Validate the spec and queue a training job (run it with :meth:`run_job`)."""
+    def submit_training(
+        self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT, reuse: bool = False
+    ) -> Job:
+        """Validate the spec and queue a training job (run it with :meth:`run_job`).
+
+        With ``reuse``, when a version trained from identical inputs exists, the job
+        is recorded as succeeded at once with that version (and the alias moved).
+        """
+        from aimass.entities import JobStatus
         from aimass.jobs.train import resolve_inputs
 
         resolve_inputs(self.store, project, spec)
-        return self.store.jobs.create(project, "train", spec.to_dict())
+        existing = self.find_trained(spec, project=project) if reuse else None
+        job = self.store.jobs.create(project, "train", spec.to_dict())
+        if existing is not None:
+            claimed = self.store.jobs.claim(job.id)
+            if spec.alias:
+                existing = self.set_alias(spec.model, existing.version, spec.alias, project=project)
+            self.store.jobs.log(job.id, f"identical inputs: reusing {existing.ref}")
+            return self.store.jobs.finish(
+                job.id,
+                JobStatus.SUCCEEDED,
+                attempt=claimed.attempt,
+                result={
+                    "model": existing.name,
+                    "version": existing.version,
+                    "digest": existing.digest,
+                    "aliases": list(existing.aliases),
+                    "reused": True,
+                },
+            )
+        self._wake_workers()
+        return job
+
+    def submit_batch_predict(
+        self, spec: BatchPredictSpec, *, project: str = DEFAULT_PROJECT
+    ) -> Job:
+        """Check the model and dataset exist, pin the model version, queue the job."""
+        model = self.model_version(spec.model, project=project)
+        self.dataset(spec.dataset, project=project)
+        pinned = BatchPredictSpec(**{**spec.to_dict(), "model": model.ref})
+        job = self.store.jobs.create(project, "batch-predict", pinned.to_dict())
+        self._wake_workers()
+        return job
+
+    def jobs(
+        self,
+        *,
+        project: str = DEFAULT_PROJECT,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Newest jobs first."""
+        from aimass.entities import JobStatus
+
+        if status is not None and status not in set(JobStatus):
+            raise InvalidArgument(
+                f"job status {status!r}: use one of {', '.join(JobStatus)}", status=status
+            )
+        return self.store.jobs.list(
+            project, status=JobStatus(status) if status else None, kind=kind, limit=limit
+        )
+
+    def job(self, job_id: str, *, project: str = DEFAULT_PROJECT) -> Job:
+        """One job, with its live progress and metrics."""
+        return self.store.jobs.get(job_id, project=project)
+
+    def job_logs(
+        self, job_id: str, *, project: str = DEFAULT_PROJECT, after: int = 0, limit: int = 1000
+    ) -> list[JobLogLine]:
+        """A job's log lines after sequence number ``after``."""
+        return self.store.jobs.logs(job_id, project=project, after=after, limit=limit)
+
+    def cancel_job(self, job_id: str, *, project: str = DEFAULT_PROJECT) -> Job:
+        """Cancel a queued job now, or a running one within one step."""
+        return self.store.jobs.request_cancel(job_id, project=project)
+
+    def start_workers(self, workers: int, *, on_finished: Any = None) -> WorkerPool:
+        """Run queued jobs in ``workers`` background threads (recovering dead ones first)."""
+        from aimass.jobs.pool import WorkerPool
+
+        self._pool = WorkerPool(
+            store=self.store,
+            artifacts=self.artifacts,
+            settings=self.settings,
+            workers=workers,
+            on_finished=on_finished,
+        )
+        self._pool.start()
+        return self._pool
+
+    def stop_workers(self) -> None:
+        """Stop the worker threads (running jobs get a few seconds to finish)."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+
+    def _wake_workers(self) -> None:
+        if self._pool is not None:
+            self._pool.wake()
 
     def run_job(self, job_id: str, *, callbacks: Sequence[Callback] = ()) -> Job:
         """Run a queued job in this process (blocking) and return its final record."""
@@ -309,6 +513,16 @@ class Workspace:
         """Point ``alias`` of model ``name`` at ``version``."""
         return self.store.registry.set_alias(project, name, alias, version)
 
+    def delete_alias(self, name: str, alias: str, *, project: str = DEFAULT_PROJECT) -> None:
+        """Remove ``alias`` from model ``name``."""
+        self.store.registry.delete_alias(project, name, alias)
+
+    def delete_version(
+        self, name: str, version: int, *, project: str = DEFAULT_PROJECT
+    ) -> ModelVersion:
+        """Delete a version no alias points at (aliased versions are refused)."""
+        return self.store.registry.delete_version(project, name, version)
+
     def model_card(self, ref: str, *, project: str = DEFAULT_PROJECT) -> str:
         """The model card (Markdown) of a version."""
         version = self.model_version(ref, project=project)
@@ -330,10 +544,13 @@ class Workspace:
 
     def load(self, ref: str, *, project: str = DEFAULT_PROJECT) -> Predictor:
         """A predictor for a model version (cached by bundle digest)."""
+        return self.load_version(self.model_version(ref, project=project))
+
+    def load_version(self, version: ModelVersion) -> Predictor:
+        """The predictor of a resolved version, from the LRU cache (loaded when missing)."""
         from aimass.serving.cache import PredictorCache
         from aimass.serving.predictor import load_predictor
 
-        version = self.model_version(ref, project=project)
         if self._cache is None:
             self._cache = PredictorCache(self.settings.model_cache_size)
         directory = self.artifacts.resolve(version.uri)
@@ -341,10 +558,10 @@ class Workspace:
             version.digest, lambda: load_predictor(directory, device=self.settings.device)
         )
 
-    def predict(
-        self, ref: str, texts: Sequence[str], *, project: str = DEFAULT_PROJECT
-    ) -> list[dict[str, Any]]:
-        """Predict ``texts`` with a model version (limits from the settings)."""
+    def check_inputs(self, texts: Sequence[str]) -> list[str]:
+        """Predict inputs within the limits: count, non-empty strings, length."""
+        from aimass.serving.predictor import check_texts
+
         if len(texts) > self.settings.max_predict_batch:
             raise ResourceExhausted(
                 f"{len(texts)} inputs in one call; the limit is {self.settings.max_predict_batch} "
@@ -357,7 +574,13 @@ class Workspace:
                     f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)",
                     index=i,
                 )
-        return self.load(ref, project=project).predict(texts)
+        return check_texts(texts)
+
+    def predict(
+        self, ref: str, texts: Sequence[str], *, project: str = DEFAULT_PROJECT
+    ) -> list[dict[str, Any]]:
+        """Predict ``texts`` with a model version (limits from the settings)."""
+        return self.load(ref, project=project).predict(self.check_inputs(texts))
 
     def generate(
         self, ref: str, prompt: str, *, project: str = DEFAULT_PROJECT, **options: Any

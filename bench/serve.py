@@ -1,0 +1,270 @@
+"""Serving throughput and latency: aimass vs a naive FastAPI server vs the raw batched forward.
+
+All three serve the *same* model: a MiniLM (packaged all-MiniLM-L6-v2) features-mode
+sentiment classifier trained here on a Rotten Tomatoes subset. N concurrent
+clients (N = 1, 8, 32, 64) each send one-text predict requests back to back for a
+bounded time over loopback:
+
+* **aimass**: ``aimass serve`` (auth, audit, metrics, micro-batching) in its own process;
+* **naive**: a FastAPI app doing one forward pass per request (sync endpoint, so
+  requests run concurrently in its thread pool), in its own process;
+* **ceiling**: the raw batched forward pass (batch 32) in this process, no HTTP.
+
+Prints throughput, p50/p99 latency and the ratios, and writes
+``bench/results/serve.json``. The machine is shared and noisy; the load
+generator shares the CPU with the server under test, equally for both.
+
+    python bench/serve.py [--seconds 10] [--train-rows 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+RESULTS = Path(__file__).parent / "results"
+CLIENTS = (1, 8, 32, 64)
+
+
+def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
+    """Train the bench model; returns (texts to send, bundle dir, admin key)."""
+    from aimass.data.tables import read_split
+    from aimass.jobs.train import TrainSpec
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    ws = Workspace(Settings(home=home, device="cpu"))
+    dataset, _ = ws.import_sample("rotten-tomatoes")
+    rows = read_split(ws.artifacts.resolve(dataset.uri), None)
+    subset = home / "subset.jsonl"
+    with open(subset, "w") as handle:
+        for text, label in list(zip(rows.texts, rows.labels or [], strict=True))[:train_rows]:
+            handle.write(json.dumps({"text": text, "label": label}) + "\n")
+    ws.import_dataset(subset, name="rt-small")
+    ws.import_base("minilm")
+    spec = TrainSpec(
+        dataset="rt-small",
+        base="minilm",
+        model="bench",
+        config={"mode": "features", "epochs": 10},
+        alias="production",
+    )
+    version = ws.train(spec)
+    texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[:500]
+    bundle = str(ws.artifacts.resolve(version.uri))
+    path, _ = ws.keys.ensure_admin()
+    ws.close()
+    return texts, bundle, path.read_text().strip()
+
+
+def naive_app(bundle: str):  # pragma: no cover - runs in the baseline process
+    """One forward pass per request: what a hand-written FastAPI model server does."""
+    from fastapi import Body, FastAPI
+
+    from aimass.serving.predictor import load_predictor
+
+    predictor = load_predictor(Path(bundle), device="cpu")
+    app = FastAPI()
+
+    # The body is declared with Body(embed=True), not a local pydantic class: under
+    # postponed annotations FastAPI cannot see a class local to this function and
+    # would read `inputs` from the query string (every request a 422).
+    @app.post("/predict")
+    def predict(inputs: list[str] = Body(..., embed=True)) -> dict:  # noqa: B008
+        return {"predictions": predictor.predict(inputs)}
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], env: dict[str, str], ready: str) -> subprocess.Popen:
+    import httpx
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(ready, timeout=1).status_code in (200, 404, 405):
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{cmd} did not start")
+
+
+async def drive(url: str, headers: dict, texts: list[str], clients: int, seconds: float) -> dict:
+    """``clients`` loops sending one-text requests for ``seconds``; latency per request."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients + 4)
+
+    async def one(i: int, client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        n = i
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            r = await client.post(url, json={"inputs": [texts[n % len(texts)]]})
+            if r.status_code != 200:
+                errors += 1
+                continue  # an error is not a served request: count it, do not time it
+            latencies.append(time.perf_counter() - started)
+            n += clients
+
+    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client:
+        began = time.perf_counter()
+        await asyncio.gather(*(one(i, client) for i in range(clients)))
+        elapsed = time.perf_counter() - began
+    ordered = sorted(latencies) or [float("nan")]
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "throughput": len(latencies) / elapsed,
+        "p50_ms": 1000 * ordered[len(ordered) // 2],
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+    }
+
+
+def ceiling(bundle: str, texts: list[str], seconds: float) -> float:
+    """Sentences/s of the raw forward pass at batch 32 (no HTTP, no queue)."""
+    from aimass.serving.predictor import load_predictor
+
+    predictor = load_predictor(Path(bundle), device="cpu")
+    predictor.predict(texts[:32], batch_size=32)
+    done, began, i = 0, time.perf_counter(), 0
+    while time.perf_counter() - began < seconds:
+        batch = [texts[(i + k) % len(texts)] for k in range(32)]
+        predictor.predict(batch, batch_size=32)
+        done += 32
+        i += 32
+    return done / (time.perf_counter() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--train-rows", type=int, default=1500)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
+    print("training the bench model (features mode) ...", flush=True)
+    texts, bundle, key = prepare(home / "home", args.train_rows)
+    env = {
+        **os.environ,
+        "AIMASS_HOME": str(home / "home"),
+        "AIMASS_DEVICE": "cpu",
+        "AIMASS_JOB_WORKERS": "0",
+        "AIMASS_WARM_MODELS": '["bench@production"]',
+    }
+    aim_port, naive_port = free_port(), free_port()
+    aimass_proc = start(
+        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(aim_port)],
+        env,
+        f"http://127.0.0.1:{aim_port}/readyz",
+    )
+    naive_proc = start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "serve:factory",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--port",
+            str(naive_port),
+            "--log-level",
+            "warning",
+        ],
+        {**env, "AIMASS_BENCH_BUNDLE": bundle},
+        f"http://127.0.0.1:{naive_port}/predict",
+    )
+    rows = []
+    try:
+        aim_url = f"http://127.0.0.1:{aim_port}/v1/projects/default/models/bench@production:predict"
+        naive_url = f"http://127.0.0.1:{naive_port}/predict"
+        auth = {"Authorization": f"Bearer {key}"}
+        for clients in CLIENTS:
+            # Alternate which server goes first, so drift on a shared machine hits both.
+            order = [("aimass", aim_url, auth), ("naive", naive_url, {})]
+            if clients in (8, 64):
+                order.reverse()
+            row = {"clients": clients}
+            for name, url, headers in order:
+                asyncio.run(drive(url, headers, texts, clients, 1.0))  # warm connections
+                row[name] = asyncio.run(drive(url, headers, texts, clients, args.seconds))
+            rows.append(row)
+            a, n = row["aimass"], row["naive"]
+            print(
+                f"N={clients:3d}  aimass {a['throughput']:6.1f}/s p50 {a['p50_ms']:7.1f} ms "
+                f"p99 {a['p99_ms']:7.1f} ms | naive {n['throughput']:6.1f}/s p50 "
+                f"{n['p50_ms']:7.1f} ms p99 {n['p99_ms']:7.1f} ms | "
+                f"ratio {a['throughput'] / n['throughput']:.2f}x"
+                + (
+                    f"  ERRORS aimass {a['errors']} naive {n['errors']}"
+                    if a["errors"] or n["errors"]
+                    else ""
+                ),
+                flush=True,
+            )
+    finally:
+        aimass_proc.terminate()
+        naive_proc.terminate()
+        aimass_proc.wait(30)
+        naive_proc.wait(30)
+    raw = ceiling(bundle, texts, args.seconds)
+    single = rows[0]["aimass"]["p50_ms"]
+    at32 = next(r for r in rows if r["clients"] == 32)
+    summary = {
+        "ceiling_per_second": raw,
+        "at_32": {
+            "vs_naive": at32["aimass"]["throughput"] / at32["naive"]["throughput"],
+            "vs_ceiling": at32["aimass"]["throughput"] / raw,
+            "p99_over_single_p50": at32["aimass"]["p99_ms"] / single,
+        },
+        "goals": {"vs_naive": 2.5, "vs_ceiling": 0.8, "p99_over_single_p50": 4.0},
+    }
+    print(f"raw batched forward ceiling: {raw:.1f} sentences/s")
+    print(
+        f"at 32 clients: {summary['at_32']['vs_naive']:.2f}x naive (goal 2.5x), "
+        f"{summary['at_32']['vs_ceiling']:.0%} of ceiling (goal 80%), p99 "
+        f"{summary['at_32']['p99_over_single_p50']:.1f}x single-request p50 (goal < 4x)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "machine": f"{os.cpu_count()} CPUs",
+        "seconds": args.seconds,
+        "rows": rows,
+        "summary": summary,
+    }
+    (RESULTS / "serve.json").write_text(json.dumps(out, indent=2))
+    failed = sum(r[name]["errors"] for r in rows for name in ("aimass", "naive"))
+    if failed:
+        # Error responses are fast: a run with errors compares nothing.
+        raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
+
+
+def factory():  # pragma: no cover - the naive baseline's app factory (uvicorn --factory)
+    return naive_app(os.environ["AIMASS_BENCH_BUNDLE"])
+
+
+if __name__ == "__main__":
+    main()

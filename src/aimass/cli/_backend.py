@@ -1,0 +1,354 @@
+"""The one seam between the CLI's two modes.
+
+Every command calls ``backend()`` and gets an object with the same methods,
+returning the same wire schemas (:mod:`aimass.schemas`):
+
+* :class:`Local` works on the home directly through the workspace (no server);
+* :class:`Remote` talks to ``AIMASS_URL`` with ``AIMASS_API_KEY`` through the SDK.
+
+So each command is written once, and ``--json`` prints the same shape in both modes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aimass import schemas as s
+from aimass.errors import NotImplementedFeature
+
+if TYPE_CHECKING:
+    from aimass.client import Client
+    from aimass.workspace import Workspace
+
+__all__ = ["Local", "Remote"]
+
+Progress = Callable[[float, dict[str, Any]], None]
+
+
+class Local:
+    """The home on this machine, through the workspace."""
+
+    remote = False
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def datasets(self, project: str) -> list[s.DatasetVersionOut]:
+        return [s.DatasetVersionOut.from_entity(v) for v in self.ws.store.datasets.list(project)]
+
+    def dataset(self, ref: str, project: str) -> s.DatasetVersionOut:
+        return s.DatasetVersionOut.from_entity(self.ws.dataset(ref, project=project))
+
+    def import_dataset(
+        self, path: Path, *, name: str, fmt: str | None, options: dict[str, Any], project: str
+    ) -> tuple[s.DatasetVersionOut, bool | None]:
+        from aimass.data.importer import ImportOptions
+
+        opts = ImportOptions(
+            kind=options.get("kind", "text"),
+            text_field=options["text_field"],
+            label_field=options["label_field"],
+            label_required=options["label_field"] is not None,
+            label_type=options["label_type"],
+            split_field=options["split_field"],
+            seed=options["seed"],
+            fractions=options["splits"],
+        )
+        version, created = self.ws.import_dataset(
+            path, name=name, project=project, fmt=fmt, options=opts
+        )
+        return s.DatasetVersionOut.from_entity(version), created
+
+    def import_sample(
+        self, sample: str, *, name: str | None, seed: int, project: str
+    ) -> tuple[s.DatasetVersionOut, bool | None]:
+        version, created = self.ws.import_sample(sample, name=name, project=project, seed=seed)
+        return s.DatasetVersionOut.from_entity(version), created
+
+    def bases(self, project: str) -> list[s.BaseModelOut]:
+        return [s.BaseModelOut.from_entity(b) for b in self.ws.store.bases.list(project)]
+
+    def import_base(
+        self, source: str, *, name: str | None, project: str
+    ) -> tuple[s.BaseModelOut, bool | None]:
+        base, created = self.ws.import_base(source, name=name, project=project)
+        return s.BaseModelOut.from_entity(base), created
+
+    def models(self, project: str) -> list[s.RegisteredModelOut]:
+        found = self.ws.store.registry.list_models(project)
+        return [s.RegisteredModelOut.from_entity(m) for m in found]
+
+    def versions(self, name: str, project: str) -> list[s.ModelVersionOut]:
+        found = self.ws.store.registry.list_versions(project, name)
+        return [s.ModelVersionOut.from_entity(v) for v in found]
+
+    def model_version(self, ref: str, project: str) -> s.ModelVersionOut:
+        return s.ModelVersionOut.from_entity(self.ws.model_version(ref, project=project))
+
+    def set_alias(self, name: str, version: int, alias: str, project: str) -> s.ModelVersionOut:
+        return s.ModelVersionOut.from_entity(
+            self.ws.set_alias(name, version, alias, project=project)
+        )
+
+    def delete_alias(self, name: str, alias: str, project: str) -> None:
+        self.ws.delete_alias(name, alias, project=project)
+
+    def card(self, ref: str, project: str) -> str:
+        return self.ws.model_card(ref, project=project)
+
+    def export(self, ref: str, destination: Path, project: str) -> list[str]:
+        return self.ws.export_model(ref, destination, project=project)
+
+    def delete_version(self, name: str, version: int, project: str) -> s.ModelVersionOut:
+        return s.ModelVersionOut.from_entity(self.ws.delete_version(name, version, project=project))
+
+    def predict(self, ref: str, texts: Sequence[str], project: str) -> list[dict[str, Any]]:
+        return self.ws.predict(ref, texts, project=project)
+
+    def train(
+        self,
+        spec: dict[str, Any],
+        *,
+        project: str,
+        reuse: bool = False,
+        callbacks: Sequence[Any] = (),
+    ) -> tuple[s.ModelVersionOut, bool]:
+        """Train in this process (with the given progress callbacks)."""
+        from aimass.jobs.train import TrainSpec
+
+        train_spec = TrainSpec(**spec)
+        found = self.ws.find_trained(train_spec, project=project) if reuse else None
+        if found is not None:
+            if train_spec.alias:
+                found = self.ws.set_alias(
+                    found.name, found.version, train_spec.alias, project=project
+                )
+            return s.ModelVersionOut.from_entity(found), True
+        version = self.ws.train(train_spec, project=project, callbacks=callbacks)
+        return s.ModelVersionOut.from_entity(version), False
+
+    # -- jobs, keys, projects, audit -------------------------------------------------
+
+    def jobs(self, project: str, status: str | None, limit: int) -> list[s.JobOut]:
+        found = self.ws.jobs(project=project, status=status, limit=limit)
+        return [s.JobOut.from_entity(j) for j in found]
+
+    def job(self, job_id: str, project: str) -> s.JobOut:
+        return s.JobOut.from_entity(self.ws.job(job_id, project=project))
+
+    def job_logs(self, job_id: str, project: str, after: int) -> list[s.JobLogLineOut]:
+        lines = self.ws.job_logs(job_id, project=project, after=after)
+        return [s.JobLogLineOut.from_entity(line) for line in lines]
+
+    def cancel_job(self, job_id: str, project: str) -> s.JobOut:
+        return s.JobOut.from_entity(self.ws.cancel_job(job_id, project=project))
+
+    def submit_batch(self, spec: dict[str, Any], project: str) -> s.JobOut:
+        from aimass.workspace.batch import BatchPredictSpec
+
+        job = self.ws.submit_batch_predict(BatchPredictSpec(**spec), project=project)
+        return s.JobOut.from_entity(job)
+
+    def submit_training(self, spec: dict[str, Any], project: str, reuse: bool) -> s.JobOut:
+        from aimass.jobs.train import TrainSpec
+
+        job = self.ws.submit_training(TrainSpec(**spec), project=project, reuse=reuse)
+        return s.JobOut.from_entity(job)
+
+    def projects(self) -> list[s.ProjectOut]:
+        return [s.ProjectOut.from_entity(p) for p in self.ws.projects()]
+
+    def create_project(self, name: str, description: str) -> s.ProjectOut:
+        return s.ProjectOut.from_entity(self.ws.create_project(name, description=description))
+
+    def keys(self, project: str | None) -> list[s.ApiKeyOut]:
+        return [s.ApiKeyOut.from_entity(k) for k in self.ws.keys.list(project=project)]
+
+    def create_key(
+        self, name: str, *, project: str | None, scopes: list[str], expires_in_days: float | None
+    ) -> s.KeyCreated:
+        from aimass.workspace.access import local_principal
+
+        record, key = self.ws.keys.create(
+            name,
+            project=project,
+            scopes=scopes,
+            expires_in_days=expires_in_days,
+            created_by=local_principal().actor,
+        )
+        return s.KeyCreated(key=key, record=s.ApiKeyOut.from_entity(record))
+
+    def revoke_key(self, key_id: str, project: str | None) -> s.ApiKeyOut:
+        return s.ApiKeyOut.from_entity(self.ws.keys.revoke(key_id, project=project))
+
+    def audit(self, project: str | None, action: str | None, limit: int) -> list[s.AuditEventOut]:
+        found = self.ws.audit.list(project=project, action=action, limit=limit)
+        return [s.AuditEventOut.from_entity(e) for e in found]
+
+    def verify_audit(self) -> s.AuditVerifyOut:
+        r = self.ws.audit.verify()
+        return s.AuditVerifyOut(ok=r.ok, rows=r.rows, head_seq=r.head_seq, problems=r.problems)
+
+
+class Remote:
+    """A server at ``AIMASS_URL``, through the SDK."""
+
+    remote = True
+
+    def __init__(self, client: Client) -> None:
+        self.c = client
+
+    def datasets(self, project: str) -> list[s.DatasetVersionOut]:
+        return self.c.datasets.list(project=project)
+
+    def dataset(self, ref: str, project: str) -> s.DatasetVersionOut:
+        return self.c.datasets.get(ref, project=project)
+
+    def import_dataset(
+        self, path: Path, *, name: str, fmt: str | None, options: dict[str, Any], project: str
+    ) -> tuple[s.DatasetVersionOut, bool | None]:
+        kind = options.pop("kind", "text")
+        if kind != "text":
+            raise NotImplementedFeature(
+                f"importing a {kind!r} dataset through the server is not built yet (the upload "
+                "API takes text datasets); import it locally, without --url / AIMASS_URL"
+            )
+        return self.c.datasets.upload(path, name=name, fmt=fmt, project=project, **options), None
+
+    def import_sample(
+        self, sample: str, *, name: str | None, seed: int, project: str
+    ) -> tuple[s.DatasetVersionOut, bool | None]:
+        return self.c.datasets.import_sample(sample, name=name, seed=seed, project=project), None
+
+    def bases(self, project: str) -> list[s.BaseModelOut]:
+        return self.c.bases.list(project=project)
+
+    def import_base(
+        self, source: str, *, name: str | None, project: str
+    ) -> tuple[s.BaseModelOut, bool | None]:
+        # A source naming a directory means a path on the server (inside its import dirs).
+        packaged = "/" not in source and not source.startswith(".")
+        base = self.c.bases.import_(
+            source if packaged else None,
+            path=None if packaged else source,
+            name=name,
+            project=project,
+        )
+        return base, None
+
+    def models(self, project: str) -> list[s.RegisteredModelOut]:
+        return self.c.models.list(project=project)
+
+    def versions(self, name: str, project: str) -> list[s.ModelVersionOut]:
+        return self.c.models.versions(name, project=project)
+
+    def model_version(self, ref: str, project: str) -> s.ModelVersionOut:
+        return self.c.models.get(ref, project=project)
+
+    def set_alias(self, name: str, version: int, alias: str, project: str) -> s.ModelVersionOut:
+        return self.c.models.set_alias(name, alias, version, project=project)
+
+    def delete_alias(self, name: str, alias: str, project: str) -> None:
+        self.c.models.delete_alias(name, alias, project=project)
+
+    def card(self, ref: str, project: str) -> str:
+        return self.c.models.card(ref, project=project)
+
+    def export(self, ref: str, destination: Path, project: str) -> list[str]:
+        raise NotImplementedFeature(
+            "exporting a bundle over the API is not built yet; run 'aimass models export' on "
+            "the server's machine (without AIMASS_URL)"
+        )
+
+    def delete_version(self, name: str, version: int, project: str) -> s.ModelVersionOut:
+        return self.c.models.delete_version(name, version, project=project)
+
+    def predict(self, ref: str, texts: Sequence[str], project: str) -> list[dict[str, Any]]:
+        return self.c.predict(ref, texts, project=project)
+
+    def train(
+        self,
+        spec: dict[str, Any],
+        *,
+        project: str,
+        reuse: bool = False,
+        callbacks: Sequence[Any] = (),
+    ) -> tuple[s.ModelVersionOut, bool]:
+        """Submit a training job on the server and wait for it, showing its progress."""
+        job = self.c.jobs.submit_training(project=project, reuse=reuse, **spec)
+        progress = _JobProgress(callbacks)
+        done = self.c.jobs.wait(job.id, progress=progress, poll=0.5, project=project)
+        progress.close()
+        ref = f"{done.result['model']}@{done.result['version']}"
+        return self.c.models.get(ref, project=project), bool(done.result.get("reused"))
+
+    def jobs(self, project: str, status: str | None, limit: int) -> list[s.JobOut]:
+        return self.c.jobs.list(status=status, limit=limit, project=project)
+
+    def job(self, job_id: str, project: str) -> s.JobOut:
+        return self.c.jobs.get(job_id, project=project)
+
+    def job_logs(self, job_id: str, project: str, after: int) -> list[s.JobLogLineOut]:
+        return self.c.jobs.logs(job_id, after=after, project=project)
+
+    def cancel_job(self, job_id: str, project: str) -> s.JobOut:
+        return self.c.jobs.cancel(job_id, project=project)
+
+    def submit_batch(self, spec: dict[str, Any], project: str) -> s.JobOut:
+        return self.c.jobs.submit_batch_predict(project=project, **spec)
+
+    def submit_training(self, spec: dict[str, Any], project: str, reuse: bool) -> s.JobOut:
+        return self.c.jobs.submit_training(project=project, reuse=reuse, **spec)
+
+    def projects(self) -> list[s.ProjectOut]:
+        return self.c.projects.list()
+
+    def create_project(self, name: str, description: str) -> s.ProjectOut:
+        return self.c.projects.create(name, description=description)
+
+    def keys(self, project: str | None) -> list[s.ApiKeyOut]:
+        return self.c.keys.list(project=project)
+
+    def create_key(
+        self, name: str, *, project: str | None, scopes: list[str], expires_in_days: float | None
+    ) -> s.KeyCreated:
+        return self.c.keys.create(
+            name, scopes=scopes, expires_in_days=expires_in_days, project=project
+        )
+
+    def revoke_key(self, key_id: str, project: str | None) -> s.ApiKeyOut:
+        return self.c.keys.revoke(key_id, project=project)
+
+    def audit(self, project: str | None, action: str | None, limit: int) -> list[s.AuditEventOut]:
+        return self.c.audit.list(project=project, action=action, limit=limit)
+
+    def verify_audit(self) -> s.AuditVerifyOut:
+        return self.c.audit.verify()
+
+
+class _JobProgress:
+    """Feeds polled job progress to rich progress callbacks (``on_step_end``-style)."""
+
+    def __init__(self, callbacks: Sequence[Any]) -> None:
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=False) if callbacks else None
+        self._task: Any = None
+        self._started = time.monotonic()
+
+    def __call__(self, job: s.JobOut) -> None:
+        if self._bar is None:
+            return
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(f"job {job.id[:8]} ({job.kind})", total=1.0)
+        loss = job.metrics.get("loss")
+        info = f"{job.status}" + (f" loss {loss:.4f}" if isinstance(loss, float) else "")
+        self._bar.update(self._task, completed=job.progress, description=f"job {job.id[:8]} {info}")
+
+    def close(self) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.stop()

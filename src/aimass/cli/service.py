@@ -1,0 +1,383 @@
+"""``aimass serve``, ``keys``, ``projects``, ``audit`` and ``jobs``.
+
+Like every command, these work on the local home, or on a server with
+``--url``/``AIMASS_URL`` and ``AIMASS_API_KEY`` (through :func:`backend`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    backend,
+    command,
+    console,
+    emit_json,
+    err_console,
+    settings,
+    table,
+)
+from aimass.errors import InvalidArgument
+
+keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+projects = typer.Typer(help="Projects (tenants).", no_args_is_help=True)
+audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+jobs = typer.Typer(help="Training and batch-prediction jobs.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the ``aimass`` app."""
+    app.command("serve")(serve)
+    app.add_typer(keys, name="keys")
+    app.add_typer(projects, name="projects")
+    app.add_typer(audit, name="audit")
+    app.add_typer(jobs, name="jobs")
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@command
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; loopback unless you mean otherwise.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8600,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Jobs run at once by this server (default AIMASS_JOB_WORKERS, 1)."),
+    ] = None,
+) -> None:
+    """Run the REST API (uvicorn on create_app) with its job workers and micro-batchers."""
+    import uvicorn
+
+    from aimass.server import create_app
+    from aimass.workspace import Workspace
+
+    found = settings()
+    if found.url:
+        raise InvalidArgument("'aimass serve' runs a server; unset AIMASS_URL / --url")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[yellow]binding {host}: the API is reachable from the network. Requests must "
+            "name an allowed host (AIMASS_ALLOWED_HOSTS); keep keys secret and put TLS in front.[/]"
+        )
+        found = found.model_copy(update={"allowed_hosts": [*found.allowed_hosts, host]})
+    ws = Workspace(found)
+    path, created = ws.keys.ensure_admin()
+    if created:
+        err_console.print(
+            f"created the first admin API key; it is in {path} (mode 0600, shown nowhere else)"
+        )
+    app = create_app(found, workspace=ws, job_workers=workers)
+    err_console.print(f"aimass serving {found.home} on http://{host}:{port}  (docs: /v1/docs)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        ws.close()
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+ScopeOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--scope",
+        "-s",
+        help="admin, data:write, train, models:write, predict, read; "
+        "models:write:MODEL / predict:MODEL narrow to one model. Repeat for several.",
+    ),
+]
+
+
+@keys.command("create")
+@command
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A label for the key.")],
+    scope: ScopeOpt,
+    project: ProjectOpt = "default",
+    all_projects: Annotated[
+        bool, typer.Option("--all-projects", help="An admin key for every project.")
+    ] = False,
+    expires_in_days: Annotated[float | None, typer.Option(help="Expire after N days.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    created = backend().create_key(
+        name,
+        project=None if all_projects else project,
+        scopes=scope,
+        expires_in_days=expires_in_days,
+    )
+    if json_out:
+        emit_json(created)
+        return
+    record = created.record
+    err_console.print(
+        f"key {record.id} ({', '.join(record.scopes)}) for "
+        f"{record.project or 'all projects'}; store it now, it is not shown again:"
+    )
+    typer.echo(created.key)
+
+
+@keys.command("list")
+@command
+def keys_list(
+    project: ProjectOpt = "default",
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every key.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Keys (records only; secrets are never stored)."""
+    found = backend().keys(None if all_projects else project)
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        "API keys",
+        ["id", "name", "project", "scopes", "expires", "revoked", "last used"],
+        [
+            [
+                k.id,
+                k.name,
+                k.project or "*",
+                ", ".join(k.scopes),
+                _when(k.expires_at),
+                "yes" if k.revoked else "no",
+                _when(k.last_used_at),
+            ]
+            for k in found
+        ],
+    )
+
+
+@keys.command("revoke")
+@command
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (see 'aimass keys list').")],
+    project: ProjectOpt = "default",
+    all_projects: Annotated[
+        bool, typer.Option("--all-projects", help="The key may be of any project.")
+    ] = False,
+) -> None:
+    """Revoke a key; it is refused from the next request on."""
+    revoked = backend().revoke_key(key_id, None if all_projects else project)
+    console.print(f"revoked key {revoked.id} ({revoked.name})")
+
+
+# -- projects --------------------------------------------------------------------------------
+
+
+@projects.command("create")
+@command
+def projects_create(
+    name: Annotated[str, typer.Argument(help="Project name (a slug).")],
+    description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a project."""
+    created = backend().create_project(name, description)
+    if json_out:
+        emit_json(created)
+    else:
+        console.print(f"created project {created.name}")
+
+
+@projects.command("list")
+@command
+def projects_list(json_out: JsonOpt = False) -> None:
+    """Projects you may see."""
+    found = backend().projects()
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        "projects",
+        ["name", "description", "created"],
+        [[p.name, p.description or "-", _when(p.created_at)] for p in found],
+    )
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+@audit.command("list")
+@command
+def audit_list(
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Only this project.")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. models.predict.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Most events shown.")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """Newest audit events first."""
+    found = backend().audit(project, action, limit)
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        "audit log",
+        ["seq", "time", "actor", "project", "action", "resource", "outcome"],
+        [
+            [
+                e.seq,
+                e.time.strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor,
+                e.project or "-",
+                e.action,
+                e.resource[:60],
+                e.outcome,
+            ]
+            for e in found
+        ],
+    )
+
+
+@audit.command("verify")
+@command
+def audit_verify(json_out: JsonOpt = False) -> None:
+    """Recompute the hash chain; exit 1 if any row was edited or deleted."""
+    result = backend().verify_audit()
+    if json_out:
+        emit_json(result)
+    elif result.ok:
+        console.print(f"audit log intact: {result.rows:,} rows, head {result.head_seq}")
+    else:
+        err_console.print(f"[bold red]audit log broken[/] ({len(result.problems)} problems):")
+        for problem in result.problems:
+            err_console.print(f"  {problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+@jobs.command("list")
+@command
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    limit: Annotated[int, typer.Option(help="Most jobs shown.")] = 50,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Newest jobs first."""
+    found = backend().jobs(project, status, limit)
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        "jobs",
+        ["id", "kind", "status", "progress", "created", "error"],
+        [
+            [j.id, j.kind, j.status, f"{j.progress:.0%}", _when(j.created_at), (j.error or "")[:60]]
+            for j in found
+        ],
+    )
+
+
+@jobs.command("show")
+@command
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """A job with its live progress and metrics."""
+    job = backend().job(job_id, project)
+    if json_out:
+        emit_json(job)
+        return
+    console.print(
+        f"[bold]{job.id}[/] {job.kind} {job.status} {job.progress:.0%} (attempt {job.attempt})"
+    )
+    console.print(f"  spec: {json.dumps(job.spec)}")
+    if job.metrics:
+        console.print(f"  metrics: {json.dumps(job.metrics)[:500]}")
+    if job.result:
+        console.print(f"  result: {json.dumps(job.result)}")
+    if job.error:
+        console.print(f"  error: {job.error}")
+
+
+@jobs.command("logs")
+@command
+def jobs_logs(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")
+    ] = False,
+    project: ProjectOpt = "default",
+) -> None:
+    """A job's log lines."""
+    be = backend()
+    after = 0
+    while True:
+        for line in be.job_logs(job_id, project, after):
+            typer.echo(f"{line.time:%H:%M:%S} {line.level:5} {line.message}")
+            after = line.seq
+        if not follow or be.job(job_id, project).finished:
+            return
+        time.sleep(1.0)
+
+
+@jobs.command("cancel")
+@command
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    project: ProjectOpt = "default",
+) -> None:
+    """Cancel a queued job now, a running one within one step."""
+    job = backend().cancel_job(job_id, project)
+    state = "cancelled" if job.status == "cancelled" else "cancel requested"
+    console.print(f"job {job.id}: {state}")
+
+
+@jobs.command("submit")
+@command
+def jobs_submit(
+    kind: Annotated[str, typer.Argument(help="train or batch-predict.")],
+    spec: Annotated[
+        str,
+        typer.Option(
+            help='The job as JSON, e.g. \'{"dataset": "reviews", "base": "minilm", '
+            '"model": "churn"}\' or \'{"model": "churn@production", "dataset": "new", '
+            '"output": "scored"}\'.'
+        ),
+    ],
+    reuse: Annotated[bool, typer.Option(help="train: reuse an identical version.")] = False,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Queue a job for the server's workers (follow it with 'aimass jobs logs -f')."""
+    try:
+        body = json.loads(spec)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"--spec is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidArgument("--spec must be a JSON object")
+    be = backend()
+    if kind == "train":
+        job = be.submit_training(body, project, reuse)
+    elif kind == "batch-predict":
+        job = be.submit_batch(body, project)
+    else:
+        raise InvalidArgument(f"unknown job kind {kind!r}; use train or batch-predict")
+    if json_out:
+        emit_json(job)
+    else:
+        console.print(f"queued {job.kind} job {job.id} ({job.status})")
+        if not be.remote:
+            console.print("  no server runs it from here: start 'aimass serve' on this home")

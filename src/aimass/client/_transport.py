@@ -1,0 +1,55 @@
+"""HTTP plumbing shared by the sync and async clients: headers, paths, error translation."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from aimass._version import __version__
+from aimass.errors import AimassError, Unavailable, error_from_dict
+
+__all__ = ["headers", "path", "raise_for_error", "translate_transport_error"]
+
+
+def headers(api_key: str | None) -> dict[str, str]:
+    """Default headers: the key as a bearer token, JSON, the SDK version."""
+    found = {"accept": "application/json", "user-agent": f"aimass-sdk/{__version__}"}
+    if api_key:
+        found["authorization"] = f"Bearer {api_key}"
+    return found
+
+
+def path(template: str, **params: str | int) -> str:
+    """Fill ``{name}`` in ``template`` with URL-quoted values (no '/' survives)."""
+    return template.format(**{k: quote(str(v), safe="@") for k, v in params.items()})
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Raise the aimass error the server sent, as the same class."""
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        error = body["error"]
+    except (ValueError, KeyError, TypeError):
+        raise AimassError(
+            f"server answered {response.status_code} without an aimass error body: "
+            f"{response.text[:200]}"
+        ) from None
+    raise error_from_dict(error)
+
+
+def translate_transport_error(exc: httpx.TransportError, url: str) -> AimassError:
+    """A connection problem as :class:`Unavailable`, naming the server."""
+    return Unavailable(
+        f"cannot reach the aimass server at {url}: {exc}; is 'aimass serve' running?"
+    )
+
+
+def json_or_text(response: httpx.Response) -> Any:
+    """The body as JSON, or text for text responses (model cards)."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return response.json()
+    return response.text

@@ -1,0 +1,532 @@
+"""Wire schemas of the REST API: what the server accepts and returns, and what the SDK parses.
+
+Pydantic models, separate from the domain entities (which they convert from
+with explicit ``from_entity`` functions) so the public API can stay stable while
+the domain evolves. Request bodies forbid unknown fields and bound every size,
+so a typo or an oversized value is a 400 naming the field, never silently
+ignored. Output models keep the entities' field names, so code that prints an
+entity prints its wire form unchanged (the CLI relies on this in remote mode).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    # Types only: schemas and entities are sibling layers; converters read attributes.
+    from aimass import entities as e
+
+__all__ = [
+    "AliasSet",
+    "ApiKeyOut",
+    "AuditEventOut",
+    "AuditVerifyOut",
+    "BaseImport",
+    "BaseModelOut",
+    "BatchPredictJobCreate",
+    "DatasetImport",
+    "DatasetSchemaOut",
+    "DatasetUpload",
+    "DatasetVersionOut",
+    "ErrorBody",
+    "JobCreate",
+    "JobLogLineOut",
+    "JobOut",
+    "KeyCreate",
+    "KeyCreated",
+    "LineageOut",
+    "ModelVersionOut",
+    "PredictRequest",
+    "PredictResponse",
+    "ProjectCreate",
+    "ProjectOut",
+    "RegisteredModelOut",
+    "SampleImport",
+    "SampleOut",
+    "TrainJobCreate",
+    "WhoAmI",
+]
+
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+Ref = Annotated[str, Field(min_length=1, max_length=127)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+# -- errors ---------------------------------------------------------------------
+
+
+class ErrorDetail(_Out):
+    """``code`` is stable; ``type`` is the exception class the SDK raises again."""
+
+    code: str
+    type: str
+    message: str
+    details: dict[str, Any] = {}
+    request_id: str | None = None
+
+
+class ErrorBody(_Out):
+    """Every error response: ``{"error": {...}}``."""
+
+    error: ErrorDetail
+
+
+# -- projects and keys ------------------------------------------------------------
+
+
+class ProjectCreate(_In):
+    """Create a project (all-projects admin keys only)."""
+
+    name: Name
+    description: str = Field(default="", max_length=2000)
+
+
+class ProjectOut(_Out):
+    """A project."""
+
+    name: str
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def from_entity(cls, p: e.Project) -> ProjectOut:
+        """Convert a :class:`~aimass.entities.Project`."""
+        return cls(name=p.name, description=p.description, created_at=p.created_at)
+
+
+class KeyCreate(_In):
+    """Create an API key in the path's project."""
+
+    name: Name
+    scopes: list[Annotated[str, Field(max_length=127)]] = Field(min_length=1, max_length=32)
+    expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class ApiKeyOut(_Out):
+    """A key's record (never its secret)."""
+
+    id: str
+    name: str
+    project: str | None
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+    last_used_at: datetime | None
+    created_by: str | None
+
+    @classmethod
+    def from_entity(cls, k: e.ApiKey) -> ApiKeyOut:
+        """Convert an :class:`~aimass.entities.ApiKey`."""
+        return cls(
+            id=k.id,
+            name=k.name,
+            project=k.project,
+            scopes=list(k.scopes),
+            created_at=k.created_at,
+            expires_at=k.expires_at,
+            revoked=k.revoked,
+            last_used_at=k.last_used_at,
+            created_by=k.created_by,
+        )
+
+
+class KeyCreated(_Out):
+    """A new key: ``key`` is shown this once and cannot be recovered."""
+
+    key: str
+    record: ApiKeyOut
+
+
+class WhoAmI(_Out):
+    """The caller as the server sees it."""
+
+    actor: str
+    key_id: str | None
+    project: str | None
+    scopes: list[str]
+
+
+# -- datasets -----------------------------------------------------------------------
+
+
+class _ImportFields(_In):
+    text_field: str = Field(default="text", max_length=255)
+    label_field: str | None = Field(default=None, max_length=255)
+    split_field: str | None = Field(default=None, max_length=255)
+    label_type: Literal["auto", "string", "integer", "float"] = "auto"
+    seed: int = 0
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+
+class DatasetUpload(_ImportFields):
+    """Upload a dataset in the request: JSONL/CSV as text, Parquet as base64."""
+
+    name: Name
+    format: Literal["jsonl", "csv", "parquet"]
+    content: str | None = None
+    content_base64: str | None = None
+
+
+class DatasetImport(_ImportFields):
+    """Import a file the server may read (inside ``AIMASS_IMPORT_DIRS``)."""
+
+    name: Name
+    path: str = Field(min_length=1, max_length=4096)
+    format: Literal["jsonl", "csv", "parquet"] | None = None
+
+
+class SampleImport(_In):
+    """Import one of the packaged sample datasets."""
+
+    sample: Name
+    name: Name | None = None
+    seed: int = 0
+
+
+class SampleOut(_Out):
+    """A packaged sample dataset."""
+
+    name: str
+    package: str
+    task: str
+    description: str
+    source: str
+    license: str
+    installed: bool
+
+
+class DatasetSchemaOut(_Out):
+    """What a dataset's columns mean."""
+
+    text_field: str
+    label_field: str | None
+    label_type: str | None
+    extra_fields: list[str]
+    split_source: str
+    kind: str = "text"
+
+
+class DatasetVersionOut(_Out):
+    """One immutable dataset version."""
+
+    project: str
+    name: str
+    version: int
+    digest: str
+    format: str
+    data_schema: DatasetSchemaOut = Field(alias="schema")
+    num_rows: int
+    splits: dict[str, int]
+    stats: dict[str, Any]
+    provenance: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_entity(cls, d: e.DatasetVersion) -> DatasetVersionOut:
+        """Convert a :class:`~aimass.entities.DatasetVersion` (the storage URI stays inside)."""
+        s = d.schema
+        return cls(
+            project=d.project,
+            name=d.name,
+            version=d.version,
+            digest=d.digest,
+            format=d.format,
+            schema=DatasetSchemaOut(
+                text_field=s.text_field,
+                label_field=s.label_field,
+                label_type=s.label_type,
+                extra_fields=list(s.extra_fields),
+                split_source=s.split_source,
+                kind=s.kind,
+            ),
+            num_rows=d.num_rows,
+            splits=d.splits,
+            stats=d.stats,
+            provenance=d.provenance,
+            created_at=d.created_at,
+        )
+
+
+# -- base models ------------------------------------------------------------------------
+
+
+class BaseImport(_In):
+    """Import a packaged base by name, or a Hugging Face directory inside the import dirs."""
+
+    source: str | None = Field(default=None, max_length=63)
+    path: str | None = Field(default=None, max_length=4096)
+    name: Name | None = None
+
+
+class BaseModelOut(_Out):
+    """A registered base model version."""
+
+    project: str
+    name: str
+    version: int
+    digest: str
+    architecture: str
+    family: str
+    num_parameters: int
+    provenance: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_entity(cls, b: e.BaseModel) -> BaseModelOut:
+        """Convert a :class:`~aimass.entities.BaseModel`."""
+        return cls(
+            project=b.project,
+            name=b.name,
+            version=b.version,
+            digest=b.digest,
+            architecture=b.architecture,
+            family=b.family,
+            num_parameters=b.num_parameters,
+            provenance=b.provenance,
+            created_at=b.created_at,
+        )
+
+
+# -- registry -------------------------------------------------------------------------
+
+
+class LineageOut(_Out):
+    """Where a model version came from."""
+
+    dataset: str
+    dataset_digest: str
+    base: str
+    base_digest: str
+    job_id: str
+    task: str
+    config: dict[str, Any]
+    code_version: str
+
+
+class RegisteredModelOut(_Out):
+    """A named model with its aliases."""
+
+    project: str
+    name: str
+    description: str
+    created_at: datetime
+    latest_version: int
+    aliases: dict[str, int]
+
+    @classmethod
+    def from_entity(cls, m: e.RegisteredModel) -> RegisteredModelOut:
+        """Convert a :class:`~aimass.entities.RegisteredModel`."""
+        return cls(
+            project=m.project,
+            name=m.name,
+            description=m.description,
+            created_at=m.created_at,
+            latest_version=m.latest_version,
+            aliases=m.aliases,
+        )
+
+
+class ModelVersionOut(_Out):
+    """One model version with lineage and metrics."""
+
+    project: str
+    name: str
+    version: int
+    task: str
+    digest: str
+    metrics: dict[str, Any]
+    lineage: LineageOut
+    privacy: dict[str, Any] | None
+    aliases: list[str]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_entity(cls, v: e.ModelVersion) -> ModelVersionOut:
+        """Convert a :class:`~aimass.entities.ModelVersion`."""
+        lin = v.lineage
+        return cls(
+            project=v.project,
+            name=v.name,
+            version=v.version,
+            task=v.task,
+            digest=v.digest,
+            metrics=v.metrics,
+            lineage=LineageOut(**{f: getattr(lin, f) for f in LineageOut.model_fields}),
+            privacy=v.privacy,
+            aliases=list(v.aliases),
+            created_at=v.created_at,
+        )
+
+
+class AliasSet(_In):
+    """Point an alias at a version."""
+
+    version: int = Field(ge=1)
+
+
+# -- jobs -------------------------------------------------------------------------------
+
+
+class TrainJobCreate(_In):
+    """Queue a training job."""
+
+    kind: Literal["train"] = "train"
+    dataset: Ref
+    base: Ref
+    model: Name
+    config: dict[str, Any] = Field(default_factory=dict)
+    alias: Name | None = None
+    reuse: bool = Field(
+        default=False,
+        description="Finish at once with an existing version trained from identical inputs.",
+    )
+
+
+class BatchPredictJobCreate(_In):
+    """Queue a batch prediction over a dataset version, writing a result dataset."""
+
+    kind: Literal["batch-predict"] = "batch-predict"
+    model: Ref
+    dataset: Ref
+    output: Name
+    split: Literal["train", "validation", "test"] | None = None
+
+
+JobCreate = Annotated[TrainJobCreate | BatchPredictJobCreate, Field(discriminator="kind")]
+
+
+class JobOut(_Out):
+    """A job with its live progress and metrics."""
+
+    id: str
+    project: str
+    kind: str
+    status: str
+    spec: dict[str, Any]
+    progress: float
+    metrics: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempt: int
+    cancel_requested: bool
+
+    @property
+    def finished(self) -> bool:
+        """Succeeded, failed or cancelled."""
+        return self.status in ("succeeded", "failed", "cancelled")
+
+    @classmethod
+    def from_entity(cls, j: e.Job) -> JobOut:
+        """Convert a :class:`~aimass.entities.Job`."""
+        return cls(
+            id=j.id,
+            project=j.project,
+            kind=j.kind,
+            status=str(j.status),
+            spec=j.spec,
+            progress=j.progress,
+            metrics=j.metrics,
+            result=j.result,
+            error=j.error,
+            created_at=j.created_at,
+            started_at=j.started_at,
+            finished_at=j.finished_at,
+            attempt=j.attempt,
+            cancel_requested=j.cancel_requested,
+        )
+
+
+class JobLogLineOut(_Out):
+    """One job log line."""
+
+    seq: int
+    time: datetime
+    level: str
+    message: str
+
+    @classmethod
+    def from_entity(cls, line: e.JobLogLine) -> JobLogLineOut:
+        """Convert a :class:`~aimass.entities.JobLogLine`."""
+        return cls(seq=line.seq, time=line.time, level=line.level, message=line.message)
+
+
+# -- predict --------------------------------------------------------------------------
+
+
+class PredictRequest(_In):
+    """Inputs to predict (the server bounds how many: ``AIMASS_MAX_PREDICT_BATCH``)."""
+
+    inputs: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class PredictResponse(_Out):
+    """One prediction per input, in order, and the version that made them."""
+
+    model: str
+    version: int
+    predictions: list[dict[str, Any]]
+
+
+# -- audit ----------------------------------------------------------------------------
+
+
+class AuditEventOut(_Out):
+    """One audit log row."""
+
+    seq: int
+    time: datetime
+    actor: str
+    key_id: str | None
+    project: str | None
+    action: str
+    resource: str
+    outcome: str
+    status: int | None
+    request_id: str | None
+    input_hash: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_entity(cls, a: e.AuditEvent) -> AuditEventOut:
+        """Convert an :class:`~aimass.entities.AuditEvent`."""
+        return cls(**{f: getattr(a, f) for f in cls.model_fields})
+
+
+class AuditVerifyOut(_Out):
+    """The result of verifying the chain."""
+
+    ok: bool
+    rows: int
+    head_seq: int
+    problems: list[str]

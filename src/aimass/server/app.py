@@ -1,0 +1,87 @@
+"""``create_app(settings)``: the REST API, one app per call, no module-level state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from aimass._version import __version__
+from aimass.server.errors import install_error_handlers
+from aimass.server.middleware import RequestPipeline
+from aimass.server.routes import datasets, jobs, models, projects, system
+from aimass.server.state import ServerState
+from aimass.settings import Settings
+from aimass.workspace import Workspace
+
+__all__ = ["UNAUTHENTICATED_PATHS", "create_app", "iter_routes"]
+
+# The only paths that answer without an API key (a test proves every other route refuses).
+UNAUTHENTICATED_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"}
+)
+
+_DESCRIPTION = """\
+Self-hosted model-as-a-service for transformer models on sensitive data.
+
+Every endpoint except health, readiness, metrics and this document needs an API
+key (`Authorization: Bearer aimass_...`). Request bodies are JSON only. Errors
+are `{"error": {"code", "type", "message", "details", "request_id"}}` with a
+stable `code`.
+"""
+
+
+def create_app(
+    settings: Settings, *, workspace: Workspace | None = None, job_workers: int | None = None
+) -> FastAPI:
+    """Build the API for the aimass home in ``settings``.
+
+    Args:
+        settings: Where the store and artifacts live, limits, security knobs.
+        workspace: Serve this workspace instead of opening one (tests share it).
+        job_workers: Override ``settings.job_workers`` (0 runs no jobs in this process).
+
+    The admin key is created, workers started and models warmed when the app
+    starts (its lifespan), or by calling ``app.state.aimass.start()``.
+    """
+    state = ServerState(settings, workspace)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.start, workers=job_workers)
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="aimass",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/v1/docs/oauth2-redirect",
+        lifespan=lifespan,
+    )
+    app.state.aimass = state
+    install_error_handlers(app)
+    for module in (system, projects, datasets, jobs, models):
+        app.include_router(module.router)
+    app.include_router(system.api)
+    app.add_middleware(RequestPipeline, state=state)
+    return app
+
+
+def iter_routes(routes: Iterable[Any]) -> Iterator[tuple[str, str, str]]:
+    """Every ``(method, path, name)`` the app answers, included routers flattened."""
+    for route in routes:
+        nested = getattr(route, "effective_candidates", None)
+        if nested is not None:
+            yield from iter_routes(nested())
+            continue
+        for method in sorted(getattr(route, "methods", None) or ()):
+            yield method, route.path, str(route.name)

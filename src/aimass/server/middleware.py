@@ -1,0 +1,219 @@
+"""The request pipeline every call goes through, as one plain ASGI middleware.
+
+In order: a request id; the ``Host`` and ``Origin`` checks (DNS rebinding and
+cross-site requests from browsers); JSON-only bodies (any other content type,
+pickle included, is a 415 before anything parses it); the body-size limit; then
+the app, with unhandled exceptions turned into a 500 that names the request id;
+then, before the response leaves, the audit record (every state change and
+every predict call, plus refused requests) and the request metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aimass.errors import (
+    AimassError,
+    Internal,
+    PayloadTooLarge,
+    PermissionDenied,
+    UnsupportedMediaType,
+)
+from aimass.server.errors import error_response
+from aimass.server.state import ServerState
+from aimass.store import AuditRecord
+from aimass.workspace.audit import input_hash
+
+__all__ = ["RequestPipeline"]
+
+log = logging.getLogger("aimass.server")
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_SAFE = {"GET", "HEAD", "OPTIONS"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _hostname(host: str) -> str:
+    if host.startswith("["):  # [::1]:8600
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class RequestPipeline:
+    """Guards, body limit, error safety net, audit and metrics (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+        settings = state.settings
+        self.allowed_hosts = _LOOPBACK | {h.lower() for h in settings.allowed_hosts}
+        self.allowed_origins = set(settings.allowed_origins)
+        self.max_body = settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = _headers(scope)
+        given = headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        body = b""
+        try:
+            self._check_origin(headers)
+            self._check_content_type(scope["method"], headers)
+            body = await self._read_body(receive, headers)
+        except AimassError as exc:
+            state["error_code"] = str(exc.code)
+            await self._respond(scope, send, error_response(exc, request_id), body, started)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # the disconnect message
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        sent_start = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal sent_start
+            if message["type"] == "http.response.start":
+                sent_start = True
+                message.setdefault("headers", [])
+                message["headers"].append((b"x-request-id", request_id.encode()))
+                await self._after(scope, message["status"], body, started)
+            await send(message)
+
+        try:
+            await self.app(scope, replay, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if sent_start:
+                return
+            error = Internal(f"internal error; quote request id {request_id} to the operator")
+            state["error_code"] = str(error.code)
+            await self._respond(scope, send, error_response(error, request_id), body, started)
+
+    # -- guards ---------------------------------------------------------------------------
+
+    def _check_origin(self, headers: dict[str, str]) -> None:
+        host = headers.get("host", "")
+        if "*" not in self.allowed_hosts and _hostname(host).lower() not in self.allowed_hosts:
+            raise PermissionDenied(
+                f"this server does not answer for host {host[:100]!r}; the operator can add it "
+                "to AIMASS_ALLOWED_HOSTS",
+                host=host[:100],
+            )
+        origin = headers.get("origin")
+        if origin is None or origin in self.allowed_origins:
+            return
+        if origin in (f"http://{host}", f"https://{host}"):
+            return  # the server's own pages
+        raise PermissionDenied(
+            f"requests from the web origin {origin[:100]!r} are refused; the operator can allow "
+            "it in AIMASS_ALLOWED_ORIGINS",
+            origin=origin[:100],
+        )
+
+    @staticmethod
+    def _check_content_type(method: str, headers: dict[str, str]) -> None:
+        declared = headers.get("content-type")
+        has_body = headers.get("content-length", "0") not in ("", "0") or (
+            "transfer-encoding" in headers
+        )
+        if declared is None and not has_body:
+            return
+        kind = (declared or "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            raise UnsupportedMediaType(
+                f"request bodies must be JSON (Content-Type: application/json), got "
+                f"{(declared or 'none')[:100]!r}",
+                content_type=(declared or "")[:100],
+            )
+
+    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise self._too_large(int(declared))
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise self._too_large(size)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _too_large(self, size: int) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the request body is over the limit of {self.max_body:,} bytes "
+            f"(AIMASS_MAX_BODY_BYTES); got at least {size:,}",
+            limit=self.max_body,
+        )
+
+    # -- after the app -----------------------------------------------------------------------
+
+    async def _respond(
+        self, scope: Scope, send: Send, response: Any, body: bytes, started: float
+    ) -> None:
+        await self._after(scope, response.status_code, body, started)
+
+        async def no_body() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_body, send)
+
+    async def _after(self, scope: Scope, status: int, body: bytes, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        method = scope["method"]
+        self.state.metrics.requests.labels(method, template, str(status)).inc()
+        self.state.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+        if method in _SAFE and status not in (401, 403):
+            return
+        record = self._record(scope, status, body, route)
+        try:
+            future = self.state.workspace.audit.writer.submit(record)
+            await asyncio.wrap_future(future)
+        except Exception:
+            log.exception("audit write failed", extra={"request_id": record.request_id})
+
+    @staticmethod
+    def _record(scope: Scope, status: int, body: bytes, route: Any) -> AuditRecord:
+        state = scope.get("state", {})
+        principal = state.get("principal")
+        params = scope.get("path_params", {})
+        action = getattr(route, "name", None) or f"{scope['method']} (no route)"
+        return AuditRecord(
+            actor=principal.actor if principal else "anonymous",
+            key_id=principal.key_id if principal else state.get("key_id"),
+            project=params.get("project") if isinstance(params.get("project"), str) else None,
+            action=action,
+            resource=scope["path"][:2000],
+            outcome="ok" if status < 400 else str(state.get("error_code", status)),
+            status=status,
+            request_id=state.get("request_id"),
+            input_hash=input_hash(body),
+            details={"method": scope["method"]},
+        )

@@ -1,0 +1,142 @@
+"""Datasets (upload, import from an allowed path, samples) and base models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, status
+
+from aimass.data.importer import ImportOptions
+from aimass.errors import InvalidArgument
+from aimass.schemas import (
+    BaseImport,
+    BaseModelOut,
+    DatasetImport,
+    DatasetUpload,
+    DatasetVersionOut,
+    SampleImport,
+)
+from aimass.server.deps import DataWriteProject, ReadProject, WorkspaceDep, project_access
+
+router = APIRouter(prefix="/v1/projects/{project}", tags=["datasets"])
+CREATED = status.HTTP_201_CREATED
+BasesWriteProject = Annotated[str, Depends(project_access("models:write"))]
+
+
+def _options(body: DatasetUpload | DatasetImport) -> ImportOptions:
+    return ImportOptions(
+        text_field=body.text_field,
+        label_field=body.label_field or "label",
+        label_required=body.label_field is not None,
+        label_type=body.label_type,
+        split_field=body.split_field,
+        seed=body.seed,
+        fractions=body.splits,
+    )
+
+
+def _created(result: tuple[Any, bool]) -> DatasetVersionOut:
+    return DatasetVersionOut.from_entity(result[0])
+
+
+@router.get("/datasets", name="datasets.list")
+def list_datasets(project: ReadProject, ws: WorkspaceDep) -> list[DatasetVersionOut]:
+    """Latest version of every dataset."""
+    return [DatasetVersionOut.from_entity(v) for v in ws.store.datasets.list(project)]
+
+
+@router.post("/datasets", name="datasets.upload", status_code=CREATED)
+def upload_dataset(
+    body: DatasetUpload, project: DataWriteProject, ws: WorkspaceDep
+) -> DatasetVersionOut:
+    """Import a dataset sent in the body (every row validated; nothing stored on error)."""
+    if (body.content is None) == (body.content_base64 is None):
+        raise InvalidArgument("give exactly one of 'content' (JSONL/CSV text) or 'content_base64'")
+    if body.format == "parquet" and body.content_base64 is None:
+        raise InvalidArgument("Parquet is binary: send it as 'content_base64'")
+    return _created(
+        ws.import_dataset_content(
+            body.content if body.content is not None else str(body.content_base64),
+            name=body.name,
+            fmt=body.format,
+            project=project,
+            options=_options(body),
+            base64_encoded=body.content_base64 is not None,
+        )
+    )
+
+
+@router.post("/datasets:import", name="datasets.import_path", status_code=CREATED)
+def import_dataset(
+    body: DatasetImport, project: DataWriteProject, ws: WorkspaceDep
+) -> DatasetVersionOut:
+    """Import a file inside the server's AIMASS_IMPORT_DIRS (no other path is readable)."""
+    path = ws.allowed_path(body.path)
+    return _created(
+        ws.import_dataset(
+            path, name=body.name, project=project, fmt=body.format, options=_options(body)
+        )
+    )
+
+
+@router.post("/datasets:import-sample", name="datasets.import_sample", status_code=CREATED)
+def import_sample(
+    body: SampleImport, project: DataWriteProject, ws: WorkspaceDep
+) -> DatasetVersionOut:
+    """Import a packaged sample dataset."""
+    return _created(ws.import_sample(body.sample, name=body.name, project=project, seed=body.seed))
+
+
+@router.get("/datasets/{name}", name="datasets.get")
+def get_dataset(name: str, project: ReadProject, ws: WorkspaceDep) -> DatasetVersionOut:
+    """The latest version of a dataset."""
+    return DatasetVersionOut.from_entity(ws.dataset(name, project=project))
+
+
+@router.get("/datasets/{name}/versions", name="datasets.versions")
+def dataset_versions(name: str, project: ReadProject, ws: WorkspaceDep) -> list[DatasetVersionOut]:
+    """Every version, oldest first."""
+    return [DatasetVersionOut.from_entity(v) for v in ws.store.datasets.versions(project, name)]
+
+
+@router.get("/datasets/{name}/versions/{version}", name="datasets.version")
+def dataset_version(
+    name: str, version: int, project: ReadProject, ws: WorkspaceDep
+) -> DatasetVersionOut:
+    """One version."""
+    return DatasetVersionOut.from_entity(ws.dataset(f"{name}@{version}", project=project))
+
+
+@router.get("/bases", name="bases.list", tags=["bases"])
+def list_bases(project: ReadProject, ws: WorkspaceDep) -> list[BaseModelOut]:
+    """Latest version of every base model."""
+    return [BaseModelOut.from_entity(b) for b in ws.store.bases.list(project)]
+
+
+@router.post("/bases", name="bases.import", status_code=CREATED, tags=["bases"])
+def import_base(body: BaseImport, project: BasesWriteProject, ws: WorkspaceDep) -> BaseModelOut:
+    """Import a packaged base by name, or a local Hugging Face directory in AIMASS_IMPORT_DIRS.
+
+    Never a URL: nothing is downloaded, and only safetensors weights are read.
+    """
+    if (body.source is None) == (body.path is None):
+        raise InvalidArgument("give exactly one of 'source' (a packaged base) or 'path'")
+    if body.source is not None:
+        from aimass.jobs.bases import list_packaged_bases
+
+        known = [p.name for p in list_packaged_bases()]
+        if body.source not in known:
+            raise InvalidArgument(
+                f"unknown packaged base {body.source!r}; packaged: {', '.join(known)}"
+            )
+        source = body.source
+    else:
+        source = str(ws.allowed_path(str(body.path)))
+    base, _ = ws.import_base(source, name=body.name, project=project)
+    return BaseModelOut.from_entity(base)
+
+
+@router.get("/bases/{name}", name="bases.get", tags=["bases"])
+def get_base(name: str, project: ReadProject, ws: WorkspaceDep) -> BaseModelOut:
+    """The latest version of a base model."""
+    return BaseModelOut.from_entity(ws.base(name, project=project))

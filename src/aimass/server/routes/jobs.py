@@ -1,0 +1,95 @@
+"""Jobs: submit training or batch prediction, list, show (live metrics), logs, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, status
+
+from aimass.errors import PermissionDenied
+from aimass.schemas import BatchPredictJobCreate, JobCreate, JobLogLineOut, JobOut, TrainJobCreate
+from aimass.server.deps import PrincipalDep, ReadProject, TrainProject, WorkspaceDep
+from aimass.workspace import Principal, Workspace
+from aimass.workspace.batch import BatchPredictSpec
+
+router = APIRouter(prefix="/v1/projects/{project}/jobs", tags=["jobs"])
+
+
+def _submit_train(
+    ws: Workspace, principal: Principal, project: str, body: TrainJobCreate
+) -> JobOut:
+    from aimass.jobs.train import TrainSpec
+
+    principal.require("train", project=project, model=body.model)
+    if body.alias:
+        ws.check_alias_move(principal, project, body.model, body.alias)
+    spec = TrainSpec(
+        dataset=body.dataset, base=body.base, model=body.model, config=body.config, alias=body.alias
+    )
+    return JobOut.from_entity(ws.submit_training(spec, project=project, reuse=body.reuse))
+
+
+def _submit_batch(
+    ws: Workspace, principal: Principal, project: str, body: BatchPredictJobCreate
+) -> JobOut:
+    from aimass.refs import parse_ref
+
+    model = parse_ref(body.model, kind="model").name
+    for scope, name in (("predict", model), ("data:write", None)):
+        if not principal.can(scope, project=project, model=name):
+            raise PermissionDenied("batch prediction needs the scopes predict and data:write")
+    spec = BatchPredictSpec(
+        model=body.model, dataset=body.dataset, output=body.output, split=body.split
+    )
+    return JobOut.from_entity(ws.submit_batch_predict(spec, project=project))
+
+
+@router.post("", name="jobs.submit", status_code=status.HTTP_201_CREATED)
+def submit_job(
+    body: Annotated[JobCreate, Body()],
+    project: ReadProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+) -> JobOut:
+    """Queue a job: ``{"kind": "train", ...}`` or ``{"kind": "batch-predict", ...}``."""
+    if isinstance(body, TrainJobCreate):
+        return _submit_train(ws, principal, project, body)
+    return _submit_batch(ws, principal, project, body)
+
+
+@router.get("", name="jobs.list")
+def list_jobs(
+    project: ReadProject,
+    ws: WorkspaceDep,
+    status_: Annotated[str | None, Query(alias="status", max_length=15)] = None,
+    kind: Annotated[str | None, Query(max_length=31)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[JobOut]:
+    """Newest jobs first."""
+    found = ws.jobs(project=project, status=status_, kind=kind, limit=limit)
+    return [JobOut.from_entity(j) for j in found]
+
+
+@router.get("/{job_id}", name="jobs.get")
+def get_job(job_id: str, project: ReadProject, ws: WorkspaceDep) -> JobOut:
+    """A job with its live progress and metrics."""
+    return JobOut.from_entity(ws.job(job_id, project=project))
+
+
+@router.get("/{job_id}/logs", name="jobs.logs")
+def job_logs(
+    job_id: str,
+    project: ReadProject,
+    ws: WorkspaceDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[JobLogLineOut]:
+    """Log lines after sequence number ``after`` (poll with the last one seen)."""
+    lines = ws.job_logs(job_id, project=project, after=after, limit=limit)
+    return [JobLogLineOut.from_entity(line) for line in lines]
+
+
+@router.post("/{job_id}:cancel", name="jobs.cancel")
+def cancel_job(job_id: str, project: TrainProject, ws: WorkspaceDep) -> JobOut:
+    """Cancel a queued job now, a running one within one step."""
+    return JobOut.from_entity(ws.cancel_job(job_id, project=project))

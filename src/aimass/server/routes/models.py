@@ -1,0 +1,125 @@
+"""The registry (models, versions, aliases, cards, deletion) and predict."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from aimass.schemas import (
+    AliasSet,
+    ModelVersionOut,
+    PredictRequest,
+    PredictResponse,
+    RegisteredModelOut,
+)
+from aimass.server.deps import (
+    ModelsWriteProject,
+    PredictProject,
+    PrincipalDep,
+    ReadProject,
+    StateDep,
+    WorkspaceDep,
+)
+
+router = APIRouter(prefix="/v1/projects/{project}/models", tags=["models"])
+
+
+@router.get("", name="models.list")
+def list_models(project: ReadProject, ws: WorkspaceDep) -> list[RegisteredModelOut]:
+    """Registered models with their aliases."""
+    return [RegisteredModelOut.from_entity(m) for m in ws.store.registry.list_models(project)]
+
+
+@router.get("/{name}", name="models.get")
+def get_model(name: str, project: ReadProject, ws: WorkspaceDep) -> RegisteredModelOut:
+    """One registered model."""
+    return RegisteredModelOut.from_entity(ws.store.registry.get_model(project, name))
+
+
+@router.get("/{name}/versions", name="models.versions")
+def list_versions(name: str, project: ReadProject, ws: WorkspaceDep) -> list[ModelVersionOut]:
+    """Every version, oldest first."""
+    return [ModelVersionOut.from_entity(v) for v in ws.store.registry.list_versions(project, name)]
+
+
+@router.get("/{name}/versions/{selector}", name="models.version")
+def get_version(
+    name: str, selector: str, project: ReadProject, ws: WorkspaceDep
+) -> ModelVersionOut:
+    """A version by number or alias (``latest`` is the newest)."""
+    return ModelVersionOut.from_entity(ws.model_version(f"{name}@{selector}", project=project))
+
+
+@router.get(
+    "/{name}/versions/{selector}/card",
+    name="models.card",
+    response_class=PlainTextResponse,
+)
+def model_card(name: str, selector: str, project: ReadProject, ws: WorkspaceDep) -> str:
+    """The generated model card (Markdown)."""
+    return ws.model_card(f"{name}@{selector}", project=project)
+
+
+@router.delete("/{name}/versions/{version}", name="models.delete_version")
+def delete_version(
+    name: str, version: int, project: ModelsWriteProject, ws: WorkspaceDep, state: StateDep
+) -> ModelVersionOut:
+    """Delete a version that no alias points at (move or delete its aliases first)."""
+    deleted = ws.delete_version(name, version, project=project)
+    state.forget_versions(project, name)
+    return ModelVersionOut.from_entity(deleted)
+
+
+@router.put("/{name}/aliases/{alias}", name="models.set_alias")
+def set_alias(
+    name: str,
+    alias: str,
+    body: AliasSet,
+    project: ReadProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    state: StateDep,
+) -> ModelVersionOut:
+    """Point an alias at a version (protected aliases need models:write on the model)."""
+    ws.check_alias_move(principal, project, name, alias)
+    moved = ws.set_alias(name, body.version, alias, project=project)
+    state.forget_versions(project, name)
+    return ModelVersionOut.from_entity(moved)
+
+
+@router.delete("/{name}/aliases/{alias}", name="models.delete_alias")
+def delete_alias(
+    name: str,
+    alias: str,
+    project: ReadProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    state: StateDep,
+) -> dict[str, str]:
+    """Remove an alias (same rule as moving it)."""
+    ws.check_alias_move(principal, project, name, alias)
+    ws.delete_alias(name, alias, project=project)
+    state.forget_versions(project, name)
+    return {"deleted": alias}
+
+
+@router.post("/{ref}:predict", name="models.predict", tags=["predict"])
+async def predict(
+    ref: str, body: PredictRequest, project: PredictProject, state: StateDep
+) -> PredictResponse:
+    """Predict a list of inputs with ``NAME@VERSION`` or ``NAME@ALIAS``.
+
+    Concurrent calls for the same version are micro-batched (see the README).
+    """
+    started = time.perf_counter()
+    ws = state.workspace
+    texts = ws.check_inputs(body.inputs)
+    version = await state.resolve(ref, project)
+    results = await state.batcher(version).predict(texts)
+    state.metrics.predictions.labels(project, version.name).inc(len(texts))
+    state.metrics.predict_latency.labels(project, version.name).observe(
+        time.perf_counter() - started
+    )
+    return PredictResponse(model=version.name, version=version.version, predictions=results)

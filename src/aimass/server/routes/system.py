@@ -1,0 +1,66 @@
+"""Health, readiness, metrics (no key needed), and who-am-I / samples (any valid key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from aimass.schemas import SampleOut, WhoAmI
+from aimass.server.deps import PrincipalDep, StateDep
+
+router = APIRouter()
+api = APIRouter(prefix="/v1", tags=["system"])
+
+
+@router.get("/healthz", name="system.health", include_in_schema=False)
+def health() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", name="system.ready", include_in_schema=False)
+def ready(state: StateDep) -> Response:
+    """Started (admin key, workers, warm models) and the store answers."""
+    try:
+        state.workspace.store.jobs.counts()
+    except Exception:
+        return JSONResponse({"status": "store unavailable"}, status_code=503)
+    if not state.ready:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", name="system.metrics", include_in_schema=False)
+def metrics(state: StateDep) -> Response:
+    """Prometheus metrics."""
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@api.get("/whoami", name="auth.whoami")
+def whoami(principal: PrincipalDep) -> WhoAmI:
+    """The caller as the server sees it."""
+    return WhoAmI(
+        actor=principal.actor,
+        key_id=principal.key_id,
+        project=principal.project,
+        scopes=sorted(principal.scopes),
+    )
+
+
+@api.get("/samples", name="datasets.samples")
+def samples(principal: PrincipalDep) -> list[SampleOut]:
+    """Packaged sample datasets this server can import."""
+    from aimass.data.samples import list_samples
+
+    return [
+        SampleOut(
+            name=s.name,
+            package=s.package,
+            task=s.task,
+            description=s.description,
+            source=s.source,
+            license=s.license,
+            installed=s.available(),
+        )
+        for s in list_samples()
+    ]

@@ -1,0 +1,144 @@
+"""What one app holds: the workspace, the micro-batchers, metrics, the audit writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from aimass.entities import Job, ModelVersion
+from aimass.serving.batching import BatcherPool, BatchPolicy, MicroBatcher
+from aimass.settings import Settings
+from aimass.store import DEFAULT_PROJECT, AuditRecord
+from aimass.workspace import Workspace
+from aimass.workspace.ttl import TTLCache
+
+__all__ = ["ServerState"]
+
+log = logging.getLogger("aimass.server")
+
+
+class ServerState:
+    """Long-lived objects of one server, started and stopped with the app.
+
+    Args:
+        settings: The settings ``create_app`` was given.
+        workspace: The workspace to serve (created from the settings when None).
+    """
+
+    def __init__(self, settings: Settings, workspace: Workspace | None = None) -> None:
+        from aimass.server.metrics import Metrics
+
+        self.settings = settings
+        self.workspace = workspace or Workspace(settings)
+        self._owns_workspace = workspace is None
+        self.policy = BatchPolicy(
+            max_batch_size=settings.batch_max_size,
+            max_wait=settings.batch_max_wait_ms / 1000,
+            max_tokens=settings.batch_max_tokens,
+        )
+        self._batchers: BatcherPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.metrics = Metrics(
+            queue_depth=lambda: self._batchers.pending if self._batchers else 0,
+            job_counts=self.workspace.store.jobs.counts,
+        )
+        self.ready = False
+        self.admin_key_file: Any = None
+        # Hot-path lookups of predict: the version an alias names, and which projects
+        # exist (projects are never deleted). Writes through this server invalidate.
+        self.versions: TTLCache[tuple[str, str], ModelVersion] = TTLCache(
+            settings.resolve_cache_seconds
+        )
+        self.projects: TTLCache[str, bool] = TTLCache(settings.resolve_cache_seconds)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, *, workers: int | None = None) -> None:
+        """Bootstrap the admin key, start job workers, warm models (blocking)."""
+        path, created = self.workspace.keys.ensure_admin()
+        self.admin_key_file = path
+        if created:
+            log.warning("created the first admin API key", extra={"file": str(path)})
+        count = self.settings.job_workers if workers is None else workers
+        if count:
+            self.workspace.start_workers(count, on_finished=self._job_finished)
+        for spec in self.settings.warm_models:
+            self.warm(spec)
+        self.ready = True
+
+    def warm(self, spec: str) -> None:
+        """Load ``[PROJECT/]NAME@ALIAS`` and run one prediction, so the first request is fast."""
+        project, _, ref = spec.rpartition("/")
+        version = self.workspace.model_version(ref, project=project or DEFAULT_PROJECT)
+        predictor = self.workspace.load_version(version)
+        predictor.predict(["warm-up"])
+        log.info("warmed model", extra={"model": f"{version.project}/{version.ref}"})
+
+    async def stop(self) -> None:
+        """Close batchers, stop workers, flush the audit log."""
+        self.ready = False
+        if self._batchers is not None:
+            await self._batchers.close()
+            self._batchers = None
+        self.workspace.stop_workers()
+        if self._owns_workspace:
+            self.workspace.close()
+        else:
+            self.workspace.audit.close()
+
+    def forget_versions(self, project: str, name: str | None = None) -> None:
+        """Drop cached alias resolutions of ``project`` (of one model when ``name`` is given)."""
+        self.versions.invalidate(
+            lambda key, version: key[0] == project and name in (None, version.name)
+        )
+
+    async def resolve(self, ref: str, project: str) -> ModelVersion:
+        """The version ``ref`` names in ``project`` (cached for ``resolve_cache_seconds``)."""
+        version = self.versions.get((project, ref))
+        if version is None:
+            found = await run_in_threadpool(self.workspace.model_version, ref, project=project)
+            version = self.versions.put((project, ref), found)
+        return version
+
+    async def require_project(self, project: str) -> None:
+        """NotFound unless ``project`` exists (positive answers cached)."""
+        if self.projects.get(project) is None:
+            await run_in_threadpool(self.workspace.store.projects.get, project)
+            self.projects.put(project, True)
+
+    def _job_finished(self, job: Job) -> None:
+        # A finished training job may have registered a version and moved an alias.
+        self.forget_versions(job.project)
+        self.metrics.on_job_finished(job)
+        self.workspace.audit.writer.submit(
+            AuditRecord(
+                actor="system:jobs",
+                project=job.project,
+                action=f"job.{job.status}",
+                resource=f"/v1/projects/{job.project}/jobs/{job.id}",
+                outcome="ok" if str(job.status) == "succeeded" else str(job.status),
+                details={"kind": job.kind, "result": job.result, "error": job.error},
+            )
+        )
+
+    # -- serving -------------------------------------------------------------------------
+
+    def batcher(self, version: ModelVersion) -> MicroBatcher:
+        """The micro-batcher for a resolved model version (call in the event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._batchers is None or self._loop is not loop:
+            # Batchers belong to one event loop (tests may run several in turn).
+            self._batchers = BatcherPool(
+                self.policy,
+                capacity=self.settings.model_cache_size,
+                on_batch=self.metrics.on_batch,
+            )
+            self._loop = loop
+        return self._batchers.get(
+            version.digest,
+            name=f"{version.project}/{version.ref}",
+            load=lambda: self.workspace.load_version(version),
+        )

@@ -1,0 +1,295 @@
+"""Micro-batching of concurrent predict calls, with a rule users can reason about.
+
+Each input becomes an item in a *length bucket*: the smallest power of two (at
+least 8) that holds its token count. A bucket is released as one batch when
+
+1. it holds ``max_batch_size`` items (reason ``full``), or
+2. its padded size (items × bucket length) reaches ``max_tokens`` (reason ``tokens``), or
+3. its oldest item has waited ``max_wait`` seconds (reason ``wait``) — and the
+   model is free (one batch runs at a time per model).
+
+Among releasable buckets the one with the oldest item goes first (first come,
+first served across buckets, so no length starves). One batch runs at a time per
+model; items that arrive meanwhile queue up and form the next batch. With the
+default ``max_wait`` of 0 a free model takes whatever is queued at once, so a
+lone request is never held back, and under load batches grow by themselves to
+what arrived during the previous batch's compute; a positive ``max_wait`` holds
+a non-full batch back to gather more at moderate load, at that latency cost. Short
+inputs are therefore never padded to the longest one in flight, and the worst
+added latency is ``max_wait`` plus one batch's compute. Every batch is reported
+(:class:`BatchRecord`: size, padded tokens, wait, compute, reason) to a
+callback, which the server exports as Prometheus metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aimass.errors import InvalidArgument, Unavailable
+from aimass.serving.predictor import Predictor
+
+__all__ = ["BatchPolicy", "BatchRecord", "BatcherPool", "MicroBatcher", "bucket_of"]
+
+MIN_BUCKET = 8
+
+
+def bucket_of(length: int) -> int:
+    """The padded length an input of ``length`` tokens is batched at."""
+    bucket = MIN_BUCKET
+    while bucket < length:
+        bucket *= 2
+    return bucket
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """When a batch is released (see the module docstring).
+
+    Attributes:
+        max_batch_size: Most inputs in one forward pass.
+        max_wait: Seconds the oldest input may wait for companions.
+        max_tokens: Most padded tokens (inputs × bucket length) in one batch.
+    """
+
+    max_batch_size: int = 32
+    max_wait: float = 0.0
+    max_tokens: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1 or self.max_tokens < 1 or self.max_wait < 0:
+            raise InvalidArgument(
+                "batch policy needs max_batch_size >= 1, max_tokens >= 1 and max_wait >= 0"
+            )
+
+    def limit(self, bucket: int) -> int:
+        """Most items a batch of this bucket may hold."""
+        return max(1, min(self.max_batch_size, self.max_tokens // bucket))
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """What one batch was and why it ran."""
+
+    model: str
+    size: int
+    bucket: int
+    tokens: int
+    wait: float
+    compute: float
+    reason: str
+
+
+@dataclass
+class _Item:
+    text: str
+    bucket: int
+    enqueued: float
+    future: asyncio.Future[dict[str, Any]]
+
+
+class MicroBatcher:
+    """Batches the predict calls for one model version.
+
+    Args:
+        name: Label for records and metrics (``project/model@version``).
+        run: ``texts -> results`` for one batch (runs in a dedicated thread).
+        lengths: ``texts -> token counts`` (runs in a worker thread).
+        policy: The release rule.
+        on_batch: Called with every :class:`BatchRecord` (in the event loop).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[list[str]], list[dict[str, Any]]],
+        *,
+        lengths: Callable[[list[str]], list[int]],
+        policy: BatchPolicy,
+        on_batch: Callable[[BatchRecord], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self._run = run
+        self._lengths = lengths
+        self._on_batch = on_batch
+        self._buckets: dict[int, deque[_Item]] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aimass-batch")
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Inputs waiting for a batch."""
+        return sum(len(q) for q in self._buckets.values())
+
+    async def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Results for ``texts``, in order, computed in whatever batches the rule forms."""
+        if self._closed:
+            raise Unavailable(f"model {self.name} is being unloaded; retry")
+        loop = asyncio.get_running_loop()
+        # Inline, not in a worker thread: a thread hop per request costs more than
+        # counting the tokens of a few texts.
+        lengths = self._lengths(list(texts))
+        self._ensure_running()
+        now = loop.time()
+        items = [
+            _Item(text, bucket_of(n), now, loop.create_future())
+            for text, n in zip(texts, lengths, strict=True)
+        ]
+        for item in items:
+            self._buckets.setdefault(item.bucket, deque()).append(item)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return list(await asyncio.gather(*(item.future for item in items)))
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._schedule())
+
+    def _ripe(self, now: float) -> tuple[int, str] | None:
+        """The bucket to release now and why, or None (the rule in the module docstring)."""
+        best: tuple[float, int, str] | None = None
+        for bucket, queue in self._buckets.items():
+            if not queue:
+                continue
+            limit = self.policy.limit(bucket)
+            if len(queue) >= limit:
+                reason = "full" if limit == self.policy.max_batch_size else "tokens"
+            elif now - queue[0].enqueued >= self.policy.max_wait:
+                reason = "wait"
+            else:
+                continue
+            if best is None or queue[0].enqueued < best[0]:
+                best = (queue[0].enqueued, bucket, reason)
+        return None if best is None else (best[1], best[2])
+
+    def _next_deadline(self) -> float:
+        heads = [q[0].enqueued for q in self._buckets.values() if q]
+        return min(heads) + self.policy.max_wait
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wakeup is not None
+        while not self._closed:
+            if not self.pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            now = loop.time()
+            choice = self._ripe(now)
+            if choice is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._next_deadline() - now)
+                continue
+            await self._release(*choice, now)
+
+    async def _release(self, bucket: int, reason: str, now: float) -> None:
+        queue = self._buckets[bucket]
+        batch = [queue.popleft() for _ in range(min(len(queue), self.policy.limit(bucket)))]
+        batch = [item for item in batch if not item.future.done()]  # callers that gave up
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, [item.text for item in batch]
+            )
+        except Exception as exc:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        compute = time.perf_counter() - started
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+        if self._on_batch is not None:
+            self._on_batch(
+                BatchRecord(
+                    model=self.name,
+                    size=len(batch),
+                    bucket=bucket,
+                    tokens=len(batch) * bucket,
+                    wait=now - batch[0].enqueued,
+                    compute=compute,
+                    reason=reason,
+                )
+            )
+
+    async def close(self) -> None:
+        """Stop: queued inputs fail with Unavailable; the compute thread is released."""
+        self._closed = True
+        for queue in self._buckets.values():
+            while queue:
+                item = queue.popleft()
+                if not item.future.done():
+                    item.future.set_exception(Unavailable(f"model {self.name} was unloaded"))
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.shutdown(wait=False)
+
+
+class BatcherPool:
+    """One :class:`MicroBatcher` per loaded model version, at most ``capacity`` idle ones kept.
+
+    Args:
+        policy: The release rule for every model.
+        capacity: Batchers kept; beyond it the least recently used idle one is closed.
+        on_batch: Passed to every batcher.
+    """
+
+    def __init__(
+        self,
+        policy: BatchPolicy,
+        *,
+        capacity: int = 8,
+        on_batch: Callable[[BatchRecord], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.capacity = capacity
+        self.on_batch = on_batch
+        self._batchers: OrderedDict[str, MicroBatcher] = OrderedDict()
+
+    def get(self, key: str, *, name: str, load: Callable[[], Predictor]) -> MicroBatcher:
+        """The batcher for ``key`` (a bundle digest); ``load`` gives the predictor."""
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            batcher = MicroBatcher(
+                name,
+                lambda texts: load().predict(texts, batch_size=len(texts)),
+                lengths=lambda texts: load().token_lengths(texts),
+                policy=self.policy,
+                on_batch=self.on_batch,
+            )
+            self._batchers[key] = batcher
+            self._evict()
+        self._batchers.move_to_end(key)
+        return batcher
+
+    def _evict(self) -> None:
+        for key in list(self._batchers)[: max(0, len(self._batchers) - self.capacity)]:
+            batcher = self._batchers[key]
+            if not batcher.pending:
+                del self._batchers[key]
+                asyncio.get_running_loop().create_task(batcher.close())
+
+    @property
+    def pending(self) -> int:
+        """Inputs waiting across all models (the queue-depth gauge)."""
+        return sum(b.pending for b in self._batchers.values())
+
+    async def close(self) -> None:
+        """Close every batcher."""
+        for batcher in self._batchers.values():
+            await batcher.close()
+        self._batchers.clear()

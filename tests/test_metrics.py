@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn import metrics as sk
 from sklearn.calibration import calibration_curve
 
@@ -120,3 +122,73 @@ def test_residual_summary():
     got = residual_summary([1.0, 2.0, 3.0, 4.0], [1.5, 2.0, 2.0, 5.0])
     assert got["bias"] == pytest.approx(0.125)
     assert got["quantiles"]["p50"] == pytest.approx(np.median([0.5, 0.0, -1.0, 1.0]))
+
+
+# -- entity-level scores (NER) ----------------------------------------------------------
+
+
+def _oracle_spans(tags):
+    """Slow, obvious reading of conlleval chunking: walk each token, compare with its neighbour."""
+    spans = []
+    for i, tag in enumerate(tags):
+        if tag == "O" or "-" not in tag or tag.split("-", 1)[0] not in "BI" or not tag[2:]:
+            continue
+        kind = tag[2:]
+        prev = tags[i - 1] if i else "O"
+        continues = tag.startswith("I-") and prev[2:] == kind and prev[:2] in ("B-", "I-")
+        if continues:
+            continue
+        end = i + 1
+        while end < len(tags) and tags[end] == f"I-{kind}":
+            end += 1
+        spans.append((kind, i, end))
+    return spans
+
+
+TAG_ALPHABET = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]
+
+
+@given(st.lists(st.sampled_from(TAG_ALPHABET), max_size=12))
+def test_entity_spans_match_the_oracle(tags):
+    from aimass.metrics import entity_spans
+
+    assert entity_spans(tags) == _oracle_spans(tags)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(TAG_ALPHABET), min_size=1, max_size=8),
+            st.lists(st.sampled_from(TAG_ALPHABET), min_size=1, max_size=8),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_entity_metrics_match_seqeval(pairs):
+    seqeval = pytest.importorskip("seqeval.metrics")
+    from aimass.metrics import entity_metrics
+
+    true = [t for t, _ in pairs]
+    pred = [p[: len(t)] + ["O"] * (len(t) - len(p)) for t, p in pairs]
+    ours = entity_metrics(true, pred)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ours["precision"] == pytest.approx(seqeval.precision_score(true, pred))
+        assert ours["recall"] == pytest.approx(seqeval.recall_score(true, pred))
+        assert ours["f1"] == pytest.approx(seqeval.f1_score(true, pred))
+
+
+def test_entity_metrics_by_hand():
+    from aimass.metrics import entity_metrics
+
+    true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-PER"], ["B-ORG", "O"]]
+    result = entity_metrics(true, pred)
+    assert result["precision"] == pytest.approx(2 / 3)
+    assert result["recall"] == pytest.approx(2 / 3)
+    assert result["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert result["per_type"]["PER"]["precision"] == 0.5
+    assert result["entities"] == 3

@@ -35,12 +35,16 @@ def load(ref: str, *, project: str = "default") -> Predictor:
         project: The project the model lives in.
 
     Returns:
-        A :class:`~aimass.serving.predictor.Predictor` with ``predict(texts)``.
+        A :class:`~aimass.serving.predictor.Predictor` with ``predict(texts)``;
+        language models also have ``generate(prompt, ...)`` and
+        ``generate_stream(prompt, ...)``, NER models return entity spans.
 
     Example:
         >>> model = aimass.load("sentiment@production")  # doctest: +SKIP
         >>> model.predict(["a triumph of a film"])  # doctest: +SKIP
         [{'label': 'fresh', 'score': 0.93, 'probabilities': {...}}]
+        >>> aimass.load("assistant@production").generate("Hi!", max_new_tokens=16)  # doctest: +SKIP
+        {'text': 'Hello! How can I help you today?', 'finish_reason': 'stop', ...}
     """
     from aimass.settings import load_settings
     from aimass.workspace import Workspace

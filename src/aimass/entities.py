@@ -47,12 +47,24 @@ class Project:
 class DatasetSchema:
     """What the columns of a dataset version mean.
 
+    The *kind* says what a row is (see ``aimass.data.kinds``):
+
+    ============  ==========================  ===============================
+    kind          text_field → column         label_field → column
+    ============  ==========================  ===============================
+    ``text``      input text → ``text``       class or value → ``label``
+    ``tokens``    token list → ``tokens``     BIO tag list → ``tags``
+    ``pairs``     prompt/source → ``text``    response/target → ``target``
+    ============  ==========================  ===============================
+
     Attributes:
-        text_field: Source field that held the input text (stored as ``text``).
-        label_field: Source field that held the label (stored as ``label``), if any.
-        label_type: ``string``, ``integer`` or ``float``; ``None`` when unlabeled.
+        text_field: Source field that held the input (text, tokens or prompt).
+        label_field: Source field that held the supervision, if any.
+        label_type: ``string``, ``integer`` or ``float`` (text), ``tags``
+            (tokens), ``text`` (pairs); ``None`` when unlabelled.
         extra_fields: Other source fields, kept as nullable strings.
         split_source: ``field`` when splits came from the data, ``seeded`` when made.
+        kind: ``text``, ``tokens`` or ``pairs``.
     """
 
     text_field: str
@@ -60,6 +72,7 @@ class DatasetSchema:
     label_type: str | None
     extra_fields: tuple[str, ...] = ()
     split_source: str = "seeded"
+    kind: str = "text"
 
 
 @dataclass(frozen=True)

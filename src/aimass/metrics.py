@@ -16,6 +16,8 @@ __all__ = [
     "calibration_metrics",
     "classification_metrics",
     "confusion_matrix",
+    "entity_metrics",
+    "entity_spans",
     "log_loss",
     "regression_metrics",
     "reliability_bins",
@@ -199,3 +201,53 @@ def residual_summary(
             for q, v in zip(qs, np.quantile(error, qs), strict=True)
         },
     }
+
+
+def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entities in a BIO tag sequence as ``(type, start, end)`` token positions (end exclusive).
+
+    Chunking follows conlleval and seqeval's default (lenient) mode, so model
+    output that breaks BIO still scores the way the literature scores it: an
+    entity starts at ``B-X``, or at ``I-X`` after ``O`` or after another type, and
+    ends before any tag that is not ``I-`` of its own type.
+    """
+    spans: list[tuple[str, int, int]] = []
+    current: str | None = None
+    start = 0
+    for position, tag in enumerate([*tags, "O"]):
+        prefix, _, kind = tag.partition("-")
+        inside = prefix in ("B", "I") and bool(kind)
+        if current is not None and not (prefix == "I" and kind == current):
+            spans.append((current, start, position))
+            current = None
+        if inside and (prefix == "B" or current is None):
+            current, start = kind, position
+    return spans
+
+
+def entity_metrics(
+    y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]
+) -> dict[str, Any]:
+    """Entity-level precision, recall and F1 (micro-averaged, as seqeval), and per type.
+
+    An entity counts as found only when its type, start and end all match.
+    """
+    true = {(i, *span) for i, tags in enumerate(y_true) for span in entity_spans(tags)}
+    pred = {(i, *span) for i, tags in enumerate(y_pred) for span in entity_spans(tags)}
+    types = sorted({e[1] for e in true | pred})
+
+    def scores(t: set[Any], p: set[Any]) -> dict[str, float]:
+        hit = len(t & p)
+        precision = hit / len(p) if p else 0.0
+        recall = hit / len(t) if t else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": precision, "recall": recall, "f1": f1}
+
+    per_type = {
+        kind: {
+            **scores({e for e in true if e[1] == kind}, {e for e in pred if e[1] == kind}),
+            "support": sum(1 for e in true if e[1] == kind),
+        }
+        for kind in types
+    }
+    return {**scores(true, pred), "per_type": per_type, "entities": len(true), "count": len(y_true)}

@@ -225,6 +225,7 @@ class DatasetSchemaOut(_Out):
     label_type: str | None
     extra_fields: list[str]
     split_source: str
+    kind: str = "text"
 
 
 class DatasetVersionOut(_Out):
@@ -263,6 +264,7 @@ class DatasetVersionOut(_Out):
                 label_type=s.label_type,
                 extra_fields=list(s.extra_fields),
                 split_source=s.split_source,
+                kind=s.kind,
             ),
             num_rows=d.num_rows,
             splits=d.splits,

@@ -238,3 +238,160 @@ def test_reserved_column_names_clash(workspace, tmp_path):
     path = lines(tmp_path, '{"body": "a", "text": "b"}')
     with pytest.raises(InvalidArgument, match="clash"):
         workspace.import_dataset(path, name="d", options=ImportOptions(text_field="body"))
+
+
+# -- tokens (NER) datasets -----------------------------------------------------------
+
+
+def tokens_row(tokens, tags, **extra):
+    return json.dumps({"tokens": tokens, "tags": tags, **extra})
+
+
+TOKENS = ImportOptions(kind="tokens")
+
+
+def test_tokens_dataset_is_stored_with_lists_and_entity_counts(workspace, tmp_path):
+    rows = [
+        tokens_row(["Alice", "lives", "in", "New", "York"], ["B-PER", "O", "O", "B-LOC", "I-LOC"]),
+        tokens_row(["Bob", "Smith", "works"], ["B-PER", "I-PER", "O"]),
+    ] * 10
+    path = lines(tmp_path, *[r[:-1] + f', "n": {i}}}' for i, r in enumerate(rows)])
+    version, _ = workspace.import_dataset(path, name="d", options=TOKENS)
+    assert version.schema.kind == "tokens"
+    assert version.schema.label_type == "tags"
+    assert version.stats["entity_types"] == ["LOC", "PER"]
+    assert version.labels == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    counts = version.stats["entity_counts"]
+    assert sum(c["PER"] for c in counts.values()) == 20
+    table = pq.read_table(workspace.artifacts.resolve(version.uri))
+    assert table.column_names == ["text", "tokens", "tags", "split", "n"]
+    assert table["text"][0].as_py() == "Alice lives in New York"
+    assert table["tags"][0].as_py() == ["B-PER", "O", "O", "B-LOC", "I-LOC"]
+
+
+def test_tokens_and_tags_length_mismatch_names_the_line(workspace, tmp_path):
+    path = lines(
+        tmp_path,
+        tokens_row(["a", "b"], ["O", "O"]),
+        tokens_row(["a", "b"], ["O", "O"]),
+        tokens_row(["a", "b", "c"], ["O", "O"]),
+    )
+    rejected(
+        workspace,
+        path,
+        line=3,
+        field="tags",
+        match="line 3: field 'tags' has 2 tags for 3 tokens",
+        options=TOKENS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "match"),
+    [
+        (["O", "I-PER"], "tag 2 'I-PER' follows 'O'"),
+        (["I-PER", "O"], "tag 1 'I-PER' follows the start of the row"),
+        (["B-LOC", "I-PER"], "tag 2 'I-PER' follows 'B-LOC'"),
+        (["O", "PER"], "tag 2 'PER' is not O, B-TYPE or I-TYPE"),
+        (["O", "B-"], "tag 2 'B-' is not O, B-TYPE or I-TYPE"),
+        (["O", "E-PER"], "is not O, B-TYPE or I-TYPE"),
+    ],
+)
+def test_tags_not_in_bio_form_are_refused(workspace, tmp_path, tags, match):
+    path = lines(tmp_path, tokens_row(["x", "y"], ["O", "O"]), tokens_row(["a", "b"], tags))
+    rejected(workspace, path, line=2, field="tags", match=match, options=TOKENS)
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "match"),
+    [
+        ({"tokens": ["a"]}, "tags", "is missing"),
+        ({"tokens": [], "tags": []}, "tokens", "empty list"),
+        ({"tokens": ["a", ""], "tags": ["O", "O"]}, "tokens", "item 2"),
+        ({"tokens": ["a b"], "tags": ["O"]}, "tokens", "without whitespace"),
+        ({"tokens": 5, "tags": ["O"]}, "tokens", "list of strings"),
+    ],
+)
+def test_bad_token_rows(workspace, tmp_path, row, field, match):
+    rejected(
+        workspace,
+        lines(tmp_path, json.dumps(row)),
+        line=1,
+        field=field,
+        match=match,
+        options=TOKENS,
+    )
+
+
+def test_conll_file_imports_as_tokens(workspace, tmp_path):
+    path = lines(
+        tmp_path,
+        "-DOCSTART- O",
+        "",
+        "Paris\tB-LOC",
+        "is\tO",
+        "",
+        "John NNP B-PER",
+        "Smith NNP I-PER",
+        name="d.conll",
+    )
+    version, _ = workspace.import_dataset(path, name="d")
+    assert version.schema.kind == "tokens"
+    assert version.num_rows == 2
+
+
+def test_conll_errors_name_the_line(workspace, tmp_path):
+    path = lines(tmp_path, "Paris\tB-LOC", "", "is\tO", "oops", "x\tI-PER", name="d.conll")
+    rejected(workspace, path, line=4, match="token and its tag")
+    path = lines(tmp_path, "Paris\tB-LOC", "", "is\tO", "x\tI-PER", name="e.conll")
+    rejected(workspace, path, line=3, field="tags", match="follows 'O'")
+
+
+def test_csv_tokens_are_space_separated(workspace, tmp_path):
+    path = lines(tmp_path, "tokens,tags", "Alice runs,B-PER O", "Bob,B-PER", name="d.csv")
+    version, _ = workspace.import_dataset(path, name="d", options=TOKENS)
+    assert (
+        version.stats["entity_counts"]["train"]["PER"]
+        + sum(version.stats["entity_counts"][s]["PER"] for s in ("validation", "test"))
+        == 2
+    )
+
+
+# -- pairs (instruction / seq2seq) datasets -------------------------------------------
+
+PAIRS = ImportOptions(kind="pairs")
+
+
+def test_prompt_response_pairs(workspace, tmp_path):
+    rows = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(20)]
+    version, _ = workspace.import_dataset(
+        write_jsonl(tmp_path / "p.jsonl", rows), name="p", options=PAIRS
+    )
+    assert (version.schema.kind, version.schema.text_field, version.schema.label_field) == (
+        "pairs",
+        "prompt",
+        "response",
+    )
+    table = pq.read_table(workspace.artifacts.resolve(version.uri))
+    assert table.column_names == ["text", "target", "split"]
+
+
+def test_source_target_pairs_are_detected(workspace, tmp_path):
+    rows = [{"source": f"s{i}", "target": f"t{i}"} for i in range(10)]
+    version, _ = workspace.import_dataset(
+        write_jsonl(tmp_path / "p.jsonl", rows), name="p", options=PAIRS
+    )
+    assert (version.schema.text_field, version.schema.label_field) == ("source", "target")
+
+
+def test_pairs_with_a_missing_response_name_the_line(workspace, tmp_path):
+    path = lines(tmp_path, '{"prompt": "a", "response": "b"}', '{"prompt": "c", "response": ""}')
+    rejected(workspace, path, line=2, field="response", match="empty", options=PAIRS)
+    path = lines(tmp_path, '{"prompt": "a", "response": "b"}', '{"prompt": "c"}', name="e.jsonl")
+    err = rejected(workspace, path, line=2, field="response", match="is missing", options=PAIRS)
+    assert "--label-field" in err.message
+
+
+def test_unknown_kind():
+    with pytest.raises(InvalidArgument, match="tokens"):
+        ImportOptions(kind="images")

@@ -53,3 +53,35 @@ def test_drug_reviews_keep_the_package_test_split(workspace):
     assert version.splits["test"] == 379
     assert version.splits["train"] + version.splits["validation"] == 600
     assert "condition" in version.schema.extra_fields
+
+
+def test_wnut16_is_bio_tagged_tweets(workspace):
+    version, _ = workspace.import_sample("wnut16")
+    assert version.schema.kind == "tokens"
+    assert version.num_rows == 2394
+    assert "person" in version.stats["entity_types"]
+    assert len(version.stats["entity_types"]) == 10
+    assert version.provenance["transformation"]
+
+
+def test_peoples_daily_becomes_character_bio():
+    from aimass.data.importer import ImportOptions, prepare_dataset
+
+    sample = get_sample("peoples-daily-ner")
+    records = sample.records()
+    first = [next(records) for _ in range(2)][1]
+    # 中共中央/nt 总书记/n 、/w 国家/n 主席/n 江/nr 泽民/nr  →  ORG, then one person.
+    assert "".join(first.fields["tokens"]) == "中共中央总书记、国家主席江泽民"
+    assert first.fields["tags"][:4] == ["B-ORG", "I-ORG", "I-ORG", "I-ORG"]
+    assert first.fields["tags"][-3:] == ["B-PER", "I-PER", "I-PER"]
+    prepared = prepare_dataset((next(records) for _ in range(300)), ImportOptions(**sample.options))
+    assert prepared.stats["entity_types"] == ["LOC", "ORG", "PER"]
+
+
+def test_peoples_daily_person_runs_are_split_into_names():
+    from aimass.data.samples import _pd_entities
+
+    words = [("江", "nr"), ("泽民", "nr"), ("李", "nr"), ("鹏", "nr"), ("克林顿", "nr")]
+    assert _pd_entities(words) == [("江泽民", "PER"), ("李鹏", "PER"), ("克林顿", "PER")]
+    assert _pd_entities([("欧阳", "nr"), ("修", "nr")]) == [("欧阳修", "PER")]
+    assert _pd_entities([("北京", "ns"), ("上海", "ns")]) == [("北京", "LOC"), ("上海", "LOC")]

@@ -17,9 +17,9 @@ A bundle is a flat directory::
     {
       "format": "aimass.bundle",
       "format_version": 1,
-      "kind": "base" | "model",
-      "architecture": "bert",            # config.json model_type
-      "family": "encoder" | "decoder" | "encoder-decoder",
+      "kind": "base" | "model" | "tokenizer",
+      "architecture": "bert",            # config.json model_type (tokenizers: wordpiece/bpe)
+      "family": "encoder" | "decoder" | "encoder-decoder" | "tokenizer",
       "task": "classification" | ... | null,
       "task_config": {...},              # labels, pooling, target scaling ...
       "provenance": {...},               # where the weights and data came from
@@ -39,6 +39,9 @@ Rules (each one has a test in ``tests/artifacts/test_bundle.py``):
 4. A bundle is built in a staging directory and published by one rename, so a
    crash never leaves half a bundle.
 5. Exported (copied out), a bundle is a valid Hugging Face model directory.
+6. A *tokenizer bundle* (``kind`` and ``family`` ``tokenizer``) holds only
+   tokenizer files (``tokenizer.json`` is required; no config or weights); it is
+   what ``aimass tokenizers train`` stores and what from-scratch bases copy in.
 """
 
 from __future__ import annotations
@@ -92,8 +95,8 @@ ALLOWED_FILES = frozenset(
 )
 _SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".h5", ".msgpack")
-KINDS = ("base", "model")
-FAMILIES = ("encoder", "decoder", "encoder-decoder")
+KINDS = ("base", "model", "tokenizer")
+FAMILIES = ("encoder", "decoder", "encoder-decoder", "tokenizer")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -226,10 +229,15 @@ class BundleWriter:
             raise InvalidArgument(f"bundle kind {kind!r} is not one of {', '.join(KINDS)}")
         if family not in FAMILIES:
             raise InvalidArgument(f"model family {family!r} is not one of {', '.join(FAMILIES)}")
+        if (kind == "tokenizer") != (family == "tokenizer"):
+            raise InvalidArgument("a tokenizer bundle has kind and family 'tokenizer'")
         names = sorted(p.name for p in self.directory.iterdir())
-        if "config.json" not in names:
+        if kind == "tokenizer":
+            if "tokenizer.json" not in names:
+                raise BundleFormatError("a tokenizer bundle needs tokenizer.json")
+        elif "config.json" not in names:
             raise BundleFormatError("a bundle needs config.json")
-        if not any(n == "model.safetensors" or _SHARD.fullmatch(n) for n in names):
+        elif not any(n == "model.safetensors" or _SHARD.fullmatch(n) for n in names):
             raise BundleFormatError("a bundle needs model.safetensors")
         files = {
             n: {

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, evaluate, models, pii, service
+from aimass.cli import bases, datasets, db, evaluate, lm, models, pii, service
 from aimass.cli._common import configure, console, reset
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
@@ -37,6 +37,11 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
+app.command("generate")(lm.generate)
+app.add_typer(lm.tokenizers_app, name="tokenizers")
+app.add_typer(lm.recipes_app, name="recipes")
+bases.app.command("scratch")(lm.scratch)
+bases.app.command("from-model")(lm.from_model)
 
 
 @app.callback()

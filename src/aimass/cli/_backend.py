@@ -50,8 +50,9 @@ class Local:
 
         deid = options.get("deidentify")
         opts = ImportOptions(
+            kind=options.get("kind", "text"),
             text_field=options["text_field"],
-            label_field=options["label_field"] or "label",
+            label_field=options["label_field"],
             label_required=options["label_field"] is not None,
             label_type=options["label_type"],
             split_field=options["split_field"],
@@ -264,6 +265,12 @@ class Remote:
     def import_dataset(
         self, path: Path, *, name: str, fmt: str | None, options: dict[str, Any], project: str
     ) -> tuple[s.DatasetVersionOut, bool | None]:
+        kind = options.pop("kind", "text")
+        if kind != "text":
+            raise NotImplementedFeature(
+                f"importing a {kind!r} dataset through the server is not built yet (the upload "
+                "API takes text datasets); import it locally, without --url / AIMASS_URL"
+            )
         return self.c.datasets.upload(path, name=name, fmt=fmt, project=project, **options), None
 
     def import_sample(

@@ -43,7 +43,8 @@ def _show(version: DatasetVersionOut, *, created: bool | None = None) -> None:
     )
     schema = version.data_schema
     console.print(
-        f"  text field {schema.text_field!r}; label {schema.label_field!r} ({schema.label_type}); "
+        f"  kind {schema.kind}; input field {schema.text_field!r}; "
+        f"label {schema.label_field!r} ({schema.label_type}); "
         f"splits {schema.split_source}: "
         + ", ".join(f"{s} {n:,}" for s, n in version.splits.items())
     )
@@ -54,6 +55,14 @@ def _show(version: DatasetVersionOut, *, created: bool | None = None) -> None:
             "label distribution",
             ["class", *counts],
             [[c, *[counts[s].get(c, 0) for s in counts]] for c in classes],
+        )
+    entities = version.stats.get("entity_counts")
+    if entities:
+        types = version.stats.get("entity_types", [])
+        table(
+            "entities",
+            ["type", *entities],
+            [[t, *[entities[s].get(t, 0) for s in entities]] for t in types],
         )
     values = version.stats.get("label_values")
     if values and not counts:
@@ -77,15 +86,29 @@ def _show(version: DatasetVersionOut, *, created: bool | None = None) -> None:
 @app.command("import")
 @command
 def import_(
-    path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file.")],
+    path: Annotated[Path, typer.Argument(help="JSONL, CSV, Parquet or CoNLL file.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name (a slug).")],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="jsonl, csv or parquet (default: from the suffix)."),
+        typer.Option("--format", help="jsonl, csv, parquet or conll (default: from the suffix)."),
     ] = None,
-    text_field: Annotated[str, typer.Option(help="Field with the input text.")] = "text",
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="text (text + optional label), tokens (tokens + BIO tags) or pairs "
+            "(prompt/response or source/target)."
+        ),
+    ] = "text",
+    text_field: Annotated[
+        str | None,
+        typer.Option(help="Field with the input (default per kind: text, tokens, prompt/source)."),
+    ] = None,
     label_field: Annotated[
-        str | None, typer.Option(help="Field with the label (default: 'label' when present).")
+        str | None,
+        typer.Option(
+            help="Field with the label (default per kind: 'label' when present, tags, "
+            "response/target)."
+        ),
     ] = None,
     split_field: Annotated[
         str | None, typer.Option(help="Field with train/validation/test.")
@@ -125,6 +148,7 @@ def import_(
     elif deidentify_field or recognizers or ner_model:
         raise InvalidArgument("--deidentify-field, --recognizers and --ner-model need --deidentify")
     options = {
+        "kind": kind,
         "text_field": text_field,
         "label_field": label_field,
         "label_type": label_type,

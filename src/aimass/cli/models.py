@@ -26,8 +26,10 @@ RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")
 
 
 def _headline(version: ModelVersionOut) -> dict[str, object]:
+    from aimass.workspace.cards import METRIC_KEYS
+
     test = version.metrics.get("test") or {}
-    keys = ("accuracy", "f1_macro") if version.task == "classification" else ("rmse", "r2")
+    keys = METRIC_KEYS.get(version.task, ("loss",))[:2]
     return {k: test[k] for k in keys if k in test}
 
 

@@ -28,9 +28,13 @@ def _print_result(version: ModelVersionOut) -> None:
     console.print(
         f"[bold green]registered {version.ref}[/] aliases: {', '.join(version.aliases) or '-'}"
     )
+    from aimass.training.tasks import get_task
+
+    # The loss is noise next to accuracy, but it is the headline of language models.
+    hidden = "" if get_task(version.task).metric == "loss" else "loss"
     for split in ("validation", "test"):
         metrics = version.metrics.get(split) or {}
-        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "loss"}
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != hidden}
         console.print(f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in shown.items()))
     training = version.metrics.get("training") or {}
     console.print(
@@ -42,21 +46,54 @@ def _config(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → a dict; values are JSON when they parse (true, 0.2), else text."""
+    import json
+
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--option {pair!r}: use KEY=VALUE, e.g. whole_word_mask=true")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
 @command
 def train(
     dataset: Annotated[str, typer.Option(help="Dataset NAME or NAME@VERSION.")],
     base: Annotated[str, typer.Option(help="Base model NAME or NAME@VERSION.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name to register under.")],
-    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="classification, regression, token-classification, masked-lm, causal-lm or "
+            "seq2seq."
+        ),
+    ] = "classification",
     mode: Annotated[
-        str, typer.Option(help="features (frozen encoder + head) or finetune.")
-    ] = "features",
+        str | None,
+        typer.Option(help="features (frozen encoder + head) or finetune (default per task)."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default per mode).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default per mode).")] = None,
+    grad_accum: Annotated[
+        int | None, typer.Option(help="Batches whose gradients add up into one step.")
+    ] = None,
+    max_train_rows: Annotated[
+        int | None, typer.Option(help="Train on a seeded sample of at most N training rows.")
+    ] = None,
     max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
     pooling: Annotated[
         str | None, typer.Option(help="mean, cls or pooler (pooler = Hugging Face's head).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="Task option KEY=VALUE, repeatable (e.g. whole_word_mask=true)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
@@ -89,6 +126,7 @@ def train(
     the server and follows its progress.
     """
     from aimass.training.callbacks import RichProgress
+    from aimass.training.tasks import get_task
 
     config = _config(
         task=task,
@@ -96,9 +134,12 @@ def train(
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_train_rows=max_train_rows,
         max_length=max_length,
         pooling=pooling,
         seed=seed,
+        options=parse_options(option or []) or None,
     )
     dp_options = _config(
         target_epsilon=target_epsilon,
@@ -117,8 +158,7 @@ def train(
         "alias": alias,
         "privacy": dp_options if dp else None,
     }
-    metric = "accuracy" if task == "classification" else "rmse"
-    callbacks = [] if json_out else [RichProgress(metric=metric)]
+    callbacks = [] if json_out else [RichProgress(metric=get_task(task).metric)]
     version, _ = backend().train(spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:
         emit_json(version)
@@ -152,7 +192,16 @@ def predict(
     if explain:
         print_explanations(results)
         return
-    if "label" in results[0]:
+    if "entities" in results[0]:
+        table(
+            f"entities found by {ref}",
+            ["text", "entities"],
+            [
+                [t[:80], "  ".join(f"{e['label']}:{e['text']}" for e in r["entities"]) or "-"]
+                for t, r in zip(inputs, results, strict=True)
+            ],
+        )
+    elif "label" in results[0]:
         table(
             f"predictions of {ref}",
             ["text", "label", "score"],
@@ -161,12 +210,14 @@ def predict(
                 for t, r in zip(inputs, results, strict=True)
             ],
         )
-    else:
+    elif "value" in results[0]:
         table(
             f"predictions of {ref}",
             ["text", "value"],
             [[t[:80], f"{r['value']:.4f}"] for t, r in zip(inputs, results, strict=True)],
         )
+    else:
+        emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
 
 
 _QUICKSTART_TEXTS = [

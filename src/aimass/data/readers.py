@@ -1,8 +1,13 @@
-"""Stream records out of JSONL, CSV and Parquet files, each with its line number.
+"""Stream records out of JSONL, CSV, Parquet and CoNLL files, each with its line number.
 
 Readers validate encoding and framing only (UTF-8, JSON syntax, CSV field
 counts, row size); field-level checks happen in :mod:`aimass.data.importer`.
 Every error names the line (``row`` for Parquet, which has no lines).
+
+CoNLL files hold one token per line, its tag in the last column (tab- or
+space-separated, e.g. ``Paris<TAB>B-LOC``), and a blank line after each
+sentence; ``-DOCSTART-`` lines are skipped. Each sentence becomes one record
+``{"tokens": [...], "tags": [...]}`` numbered by its first line.
 """
 
 from __future__ import annotations
@@ -16,10 +21,18 @@ from typing import Any
 
 from aimass.errors import DatasetValidationError, InvalidArgument
 
-__all__ = ["FORMATS", "Record", "detect_format", "read_records"]
+__all__ = ["FORMATS", "Record", "conll_sentences", "detect_format", "read_records"]
 
-FORMATS = ("jsonl", "csv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+FORMATS = ("jsonl", "csv", "parquet", "conll")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".bio": "conll",
+    ".iob": "conll",
+}
 
 
 @dataclass(frozen=True)
@@ -133,9 +146,43 @@ def _read_parquet(path: Path, max_row_bytes: int) -> Iterator[Record]:
             yield Record(number, row)
 
 
+def conll_sentences(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
+    """Sentences of CoNLL ``(line number, text)`` lines as token/tag records."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    for number, text in lines:
+        columns = text.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            if tokens:
+                yield Record(start, {"tokens": tokens, "tags": tags})
+            tokens, tags = [], []
+            continue
+        if len(columns) < 2:
+            raise _bad(
+                number,
+                f"expected a token and its tag separated by a tab or spaces, found "
+                f"{text.strip()[:40]!r}",
+            )
+        start = start if tokens else number
+        tokens.append(columns[0])
+        tags.append(columns[-1])
+    if tokens:
+        yield Record(start, {"tokens": tokens, "tags": tags})
+
+
+def _read_conll(path: Path, max_row_bytes: int) -> Iterator[Record]:
+    return conll_sentences(_decoded_lines(path, max_row_bytes))
+
+
 def read_records(path: Path, fmt: str, *, max_row_bytes: int) -> Iterator[Record]:
     """Records of ``path`` read as ``fmt``, with line numbers (Parquet: row numbers)."""
     if not path.is_file():
         raise InvalidArgument(f"dataset file {path} does not exist", path=str(path))
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}
+    readers = {
+        "jsonl": _read_jsonl,
+        "csv": _read_csv,
+        "parquet": _read_parquet,
+        "conll": _read_conll,
+    }
     return readers[fmt](path, max_row_bytes)

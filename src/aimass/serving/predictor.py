@@ -142,17 +142,32 @@ def register_predictor(cls: type[Predictor]) -> type[Predictor]:
     return cls
 
 
-def load_predictor(directory: Path, *, device: str = "auto") -> Predictor:
-    """Verify the bundle at ``directory`` and load the predictor for its task."""
-    from aimass.serving import sequence  # noqa: F401  (registers built-in predictors)
+# Bases that serve as they are: a pretrained decoder generates text without training.
+_BASE_TASKS = {"decoder": "causal-lm"}
 
+
+def load_predictor(directory: Path, *, device: str = "auto") -> Predictor:
+    """Verify the bundle at ``directory`` and load the predictor for its task.
+
+    Model bundles are served by their task's predictor; a decoder *base*
+    bundle is served for generation as it is.
+    """
+    from aimass.serving import (  # noqa: F401  (register the built-in predictors)
+        fill_mask,
+        generation,
+        sequence,
+        tokens,
+    )
+
+    directory = Path(directory)
     manifest = verify_bundle(directory)
-    if manifest.kind != "model" or manifest.task is None:
+    task = manifest.task if manifest.kind == "model" else _BASE_TASKS.get(manifest.family)
+    if task is None:
         raise UnsupportedModel(
-            f"bundle {directory.name} is a {manifest.kind} model without a task; train a model "
-            "from it first ('aimass train')"
+            f"bundle {directory.name} is a {manifest.kind} ({manifest.family}) without a task; "
+            "train a model from it first ('aimass train')"
         )
-    cls = _PREDICTORS.get(manifest.task)
+    cls = _PREDICTORS.get(task)
     if cls is None:
         raise UnsupportedModel(
             f"no predictor for task {manifest.task!r}; known: {', '.join(sorted(_PREDICTORS))}"

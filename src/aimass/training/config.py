@@ -44,10 +44,17 @@ class TrainConfig:
 
     Attributes:
         task: Registered task name (``classification``, ``regression``, ...).
-        mode: ``features`` (frozen encoder + trained head) or ``finetune`` (all weights).
+        mode: ``features`` (frozen encoder + trained head) or ``finetune`` (all
+            weights); ``None`` takes the task's first mode (language-model and
+            token tasks train every weight, so they only have ``finetune``).
         epochs: Passes over the training split.
         lr: Peak learning rate (AdamW).
-        batch_size: Examples per optimizer step.
+        batch_size: Examples per forward pass (per optimizer step with
+            ``grad_accum`` 1).
+        grad_accum: Forward passes whose gradients add up before one optimizer
+            step: the effective batch is ``batch_size * grad_accum``.
+        max_train_rows: Train on only the first N training rows (a seeded
+            shuffle of the split); ``None`` uses them all.
         max_length: Longest tokenised input; longer inputs are truncated.
         weight_decay: AdamW weight decay (not applied to biases and norms).
         warmup_ratio: Fraction of steps with linear warm-up, then linear decay.
@@ -62,10 +69,12 @@ class TrainConfig:
     """
 
     task: str = "classification"
-    mode: str = "features"
+    mode: str | None = None
     epochs: int | None = None
     lr: float | None = None
     batch_size: int | None = None
+    grad_accum: int = 1
+    max_train_rows: int | None = None
     max_length: int = 128
     weight_decay: float | None = None
     warmup_ratio: float | None = None
@@ -77,14 +86,23 @@ class TrainConfig:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every ``None`` replaced by the mode's default, validated."""
-        if self.mode not in MODES:
+    def resolved(
+        self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
+    ) -> TrainConfig:
+        """A copy with every ``None`` filled in, validated.
+
+        Args:
+            modes: The modes the task supports; the first is the default.
+            defaults: The task's defaults, over the mode's defaults.
+        """
+        mode = self.mode or modes[0]
+        if mode not in modes:
             raise InvalidArgument(
-                f"training mode {self.mode!r} is not one of {', '.join(MODES)}", mode=self.mode
+                f"training mode {mode!r} is not one of {', '.join(modes)} for task {self.task!r}",
+                mode=mode,
             )
-        defaults = _MODE_DEFAULTS[self.mode]
-        filled = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        merged = {**_MODE_DEFAULTS[mode], **(defaults or {}), "mode": mode}
+        filled = replace(self, **{k: v for k, v in merged.items() if getattr(self, k) is None})
         filled._validate()
         return filled
 
@@ -99,6 +117,8 @@ class TrainConfig:
             ("grad_clip", self.grad_clip >= 0),
             ("dropout", 0 <= self.dropout < 1),
             ("patience", self.patience is not None and self.patience >= 0),
+            ("grad_accum", 1 <= self.grad_accum <= 4096),
+            ("max_train_rows", self.max_train_rows is None or self.max_train_rows >= 1),
         ]
         for name, ok in checks:
             if not ok:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,18 @@ class FitResult:
     train_seconds: float
     samples: int
 
+    def summary(self, *, seconds: float, train_rows: int) -> dict[str, Any]:
+        """The ``training`` block of a version's metrics (``seconds`` includes evaluation)."""
+        return {
+            "seconds": round(seconds, 3),
+            "steps": self.steps,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "train_rows": train_rows,
+            "train_seconds": round(self.train_seconds, 3),
+            "samples_per_second": round(self.samples / max(self.train_seconds, 1e-9), 2),
+        }
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""
@@ -70,6 +82,18 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def _grouped(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive groups of ``size`` batches (the last may be shorter); batches may be lazy."""
+    group: list[Any] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -100,7 +124,8 @@ def fit(
 
     Args:
         module: The parameters being trained (the head alone in features mode).
-        batches: ``epoch -> batches`` (re-shuffled per epoch by the caller).
+        batches: ``epoch -> batches`` (re-shuffled per epoch by the caller); with
+            ``config.grad_accum`` > 1, that many consecutive batches make one step.
         loss_fn: ``batch -> scalar loss``; the forward pass lives here.
         evaluate: Validation metrics of the current weights.
         config: A resolved :class:`TrainConfig`.
@@ -118,9 +143,11 @@ def fit(
         param_groups(module, config.weight_decay or 0.0), lr=config.lr
     )
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
-    steps_per_epoch = len(batches(0))
-    if steps_per_epoch == 0:
+    accum = config.grad_accum
+    micro_per_epoch = len(batches(0))
+    if micro_per_epoch == 0:
         raise InvalidArgument("the training split is empty; nothing to train on")
+    steps_per_epoch = math.ceil(micro_per_epoch / accum)
     total = steps_per_epoch * config.epochs
     warmup = int(total * (config.warmup_ratio or 0.0))
     state = LoopState(epochs=config.epochs, total_steps=total)
@@ -150,17 +177,20 @@ def fit(
                 break
             state.epoch = epoch
             module.train()
-            epoch_batches: Iterable[Any] = batches(epoch)
             started = time.perf_counter()
-            for batch in epoch_batches:
+            for group_batches in _grouped(batches(epoch), accum):
                 # 1. learning rate for this step (warm-up, then linear decay)
                 state.lr = config.lr * lr_multiplier(state.step, total, warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = state.lr
-                # 2. forward pass and loss
-                loss = loss_fn(batch)
-                # 3. backward pass; clip the global gradient norm
-                loss.backward()
+                # 2-3. forward pass, loss and backward pass per micro-batch; the
+                # gradients add up, so each loss is scaled by the group's size
+                step_loss = 0.0
+                for batch in group_batches:
+                    loss = loss_fn(batch) / len(group_batches)
+                    loss.backward()
+                    step_loss += float(loss.detach())
+                    samples += batch_size_of(batch)
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 # 4. optimizer step, then clear gradients (set_to_none frees memory)
@@ -168,8 +198,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 # 5. report: progress bar, TensorBoard, job heartbeat; may cancel
                 state.step += 1
-                state.loss = float(loss.detach())
-                samples += batch_size_of(batch)
+                state.loss = step_loss
                 callbacks.on_step_end(state)
             train_seconds += time.perf_counter() - started
             # 6. evaluate on the validation split

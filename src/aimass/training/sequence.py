@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,9 +76,6 @@ class _SequenceTask(Task):
 
     supports_privacy = True
 
-    metric: ClassVar[str]
-    greater_is_better: ClassVar[bool]
-
     # -- what subclasses define --------------------------------------------------
 
     def head_config(self, inputs: TrainInputs) -> SequenceHeadConfig:
@@ -139,17 +136,7 @@ class _SequenceTask(Task):
             metrics={
                 "validation": result.best_metrics,
                 "test": test,
-                "training": {
-                    "seconds": round(seconds, 3),
-                    "steps": result.steps,
-                    "best_epoch": result.best_epoch,
-                    "stopped_early": result.stopped_early,
-                    "train_rows": len(inputs.train),
-                    "train_seconds": round(result.train_seconds, 3),
-                    "samples_per_second": round(
-                        result.samples / max(result.train_seconds, 1e-9), 2
-                    ),
-                },
+                "training": result.summary(seconds=seconds, train_rows=len(inputs.train)),
             },
             history=result.history,
             privacy=inputs.privacy.summary() if inputs.privacy is not None else None,

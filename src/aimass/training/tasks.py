@@ -62,6 +62,7 @@ class TrainOutcome:
         metrics: ``{"validation": {...}, "test": {...}, "training": {...}}``.
         history: Per-epoch validation metrics.
         privacy: The privacy record of a differentially private run, else ``None``.
+        generation_config: ``generation_config.json`` content (models that generate).
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -73,15 +74,44 @@ class TrainOutcome:
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     privacy: dict[str, Any] | None = None
+    generation_config: dict[str, Any] | None = None
 
 
 class Task(ABC):
-    """A trainable task. Subclasses set ``name`` and implement the two methods."""
+    """A trainable task. Subclasses set ``name`` and implement the two methods.
+
+    Attributes:
+        name: Registered name (``--task``).
+        description: One line for listings.
+        families: Base-model families the task trains on.
+        kinds: Dataset kinds it accepts (``text``, ``tokens``, ``pairs``).
+        modes: Training modes it supports; the first is the default.
+        metric: Validation metric that selects the best epoch.
+        greater_is_better: Direction of ``metric``.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     supports_privacy: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("encoder",)
+    kinds: ClassVar[tuple[str, ...]] = ("text",)
+    modes: ClassVar[tuple[str, ...]] = ("features", "finetune")
+    metric: ClassVar[str] = "loss"
+    greater_is_better: ClassVar[bool] = False
+
+    def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
+        """Hyperparameter defaults over the mode's, given the base (e.g. from scratch)."""
+        return {}
+
+    def check_kind(self, schema: DatasetSchema) -> None:
+        """Refuse a dataset of the wrong kind, naming the kinds that fit."""
+        kind = getattr(schema, "kind", "text")
+        if kind not in self.kinds:
+            raise InvalidArgument(
+                f"task {self.name!r} needs a dataset of kind {'/'.join(self.kinds)}, but this "
+                f"dataset is of kind {kind!r}; import one with 'aimass datasets import FILE "
+                f"--kind {self.kinds[0]}'"
+            )
 
     @abstractmethod
     def check_dataset(self, schema: DatasetSchema, stats: dict[str, Any]) -> None:
@@ -130,4 +160,10 @@ def list_tasks() -> list[Task]:
 
 def _load_builtin_tasks() -> None:
     # Built-in tasks import torch; they register on first use, not at import time.
-    from aimass.training import sequence  # noqa: F401
+    from aimass.training import (  # noqa: F401
+        causal_lm,
+        masked_lm,
+        seq2seq,
+        sequence,
+        token_classification,
+    )

@@ -14,7 +14,8 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,14 @@ from aimass.entities import (
     ModelVersion,
     Project,
 )
-from aimass.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from aimass.errors import (
+    InvalidArgument,
+    NotFound,
+    NotImplementedFeature,
+    PermissionDenied,
+    ResourceExhausted,
+    UnsupportedModel,
+)
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, Store
@@ -53,6 +61,25 @@ if TYPE_CHECKING:
 __all__ = ["Principal", "Workspace"]
 
 SECRET_FILE = "server.secret"  # noqa: S105 (a file name, not a secret)
+
+
+def _text_fields(options: ImportOptions) -> tuple[str, ...]:
+    """The source fields holding free text that de-identification must clean."""
+    from aimass.data.kinds import get_kind
+
+    if options.kind == "tokens":
+        # Masking inside a token list would change its length and break the tag alignment.
+        raise NotImplementedFeature(
+            "de-identifying a tokens/tags dataset is not built: masking tokens would break "
+            "the alignment with their tags; de-identify the text before tokenising it"
+        )
+    kind = get_kind(options.kind)
+    inputs = (options.text_field,) if options.text_field else kind.input_fields
+    if options.kind != "pairs":
+        return tuple(inputs)
+    # Both sides of a pair are free text (a response can repeat the prompt's names).
+    outputs = (options.label_field,) if options.label_field else kind.label_fields
+    return (*inputs, *outputs)
 
 
 class Workspace:
@@ -174,18 +201,22 @@ class Workspace:
         fmt = detect_format(Path(path), fmt)
         options = options or ImportOptions()
         if fmt == "parquet":
-            options = ImportOptions(**{**options.__dict__, "unit": "row"})
-        options = ImportOptions(
-            **{**options.__dict__, "max_text_chars": self.settings.max_text_chars}
-        )
+            options = replace(options, unit="row")
+        if fmt == "conll" and options.kind != "tokens":
+            if options.kind != "text":
+                raise InvalidArgument(
+                    f"a CoNLL file holds tokens and tags; it cannot be a {options.kind!r} dataset"
+                )
+            options = replace(options, kind="tokens")
+        options = replace(options, max_text_chars=self.settings.max_text_chars)
         records = read_records(Path(path), fmt, max_row_bytes=self.settings.max_row_bytes)
         provenance = dict(provenance or {"source": "file", "path": str(Path(path).resolve())})
         if deidentify is not None:
             from aimass.data.deidentify import deidentify_records
             from aimass.workspace.privacy import build_deidentifier
 
+            fields = (*_text_fields(options), *deidentify.fields)
             engine = build_deidentifier(self, deidentify, project=project)
-            fields = (options.text_field, *deidentify.fields)
             records = deidentify_records(records, engine, fields=fields)
             prepared = prepare_dataset(records, options)
             provenance["deidentification"] = {"fields": list(fields), **engine.report.to_dict()}
@@ -291,12 +322,89 @@ class Workspace:
             source, store=self.store, artifacts=self.artifacts, project=project, name=name
         )
 
+    def base_from_model(
+        self, ref: str, *, name: str, project: str = DEFAULT_PROJECT
+    ) -> tuple[BaseModel, bool]:
+        """Register a trained version as a base (e.g. a masked-LM pre-trained encoder).
+
+        The task head is dropped: the base holds the family's bare model (an
+        encoder's ``AutoModel``), ready for fine-tuning on another task.
+        """
+        from aimass.jobs.bases import import_base
+
+        version = self.model_version(ref, project=project)
+        return import_base(
+            str(self.artifacts.resolve(version.uri)),
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+            name=name,
+            provenance_override={
+                "source": "model",
+                "model": version.ref,
+                "model_digest": version.digest,
+                "task": version.task,
+                "description": f"{version.task} model {version.ref} (task head dropped)",
+            },
+        )
+
     def base(self, ref: str, *, project: str = DEFAULT_PROJECT) -> BaseModel:
         """Resolve ``NAME`` (latest) or ``NAME@VERSION`` of a base model."""
         parsed = parse_ref(ref, kind="base model")
         if parsed.alias not in (None, "latest"):
             raise InvalidArgument(f"base reference {ref!r}: use NAME or NAME@VERSION")
         return self.store.bases.get(project, parsed.name, parsed.version)
+
+    def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """Train a tokenizer on a dataset's training split; register it (family ``tokenizer``)."""
+        from aimass.jobs.pretrain import train_tokenizer_base
+
+        return train_tokenizer_base(
+            self.dataset(dataset, project=project),
+            name=name,
+            kind=kind,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
+
+    def create_scratch_base(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """A randomly initialised base of a preset size (``tiny``/``mini``/``small``)."""
+        from aimass.jobs.pretrain import create_scratch_base
+
+        self.store.projects.get(project)
+        return create_scratch_base(
+            name=name,
+            architecture=architecture,
+            preset=preset,
+            tokenizer=tokenizer,
+            seed=seed,
+            overrides=overrides or {},
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
 
     # -- training ----------------------------------------------------------------
 
@@ -611,3 +719,33 @@ class Workspace:
         if fmt not in ("html", "json"):
             raise InvalidArgument(f"report format {fmt!r} is not 'html' or 'json'")
         return self.artifacts.resolve(attachment.uri) / f"report.{fmt}"
+
+    def generate(
+        self, ref: str, prompt: str, *, project: str = DEFAULT_PROJECT, **options: Any
+    ) -> dict[str, Any]:
+        """Generate text from ``prompt`` with a causal-LM or seq2seq model version.
+
+        Options: ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``,
+        ``seed`` (see :meth:`~aimass.serving.generation.GenerationPredictor.generate_stream`).
+        """
+        return self._generator(ref, prompt, project=project).generate(prompt, **options)
+
+    def generate_stream(
+        self, ref: str, prompt: str, *, project: str = DEFAULT_PROJECT, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Like :meth:`generate`, yielding text pieces as they are decoded, then a final event."""
+        return self._generator(ref, prompt, project=project).generate_stream(prompt, **options)
+
+    def _generator(self, ref: str, prompt: str, *, project: str) -> Any:
+        if isinstance(prompt, str) and len(prompt) > self.settings.max_text_chars:
+            raise InvalidArgument(
+                f"the prompt has {len(prompt):,} characters; the limit is "
+                f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)"
+            )
+        predictor = self.load(ref, project=project)
+        if not hasattr(predictor, "generate_stream"):
+            raise UnsupportedModel(
+                f"model {ref!r} is a {predictor.task} model and does not generate text; use a "
+                "causal-lm or seq2seq model (or 'aimass predict')"
+            )
+        return predictor

@@ -11,10 +11,33 @@ from typing import Any
 
 from aimass.entities import Attachment, BaseModel, DatasetVersion, ModelVersion
 
-__all__ = ["render_card"]
+__all__ = ["METRIC_KEYS", "render_card"]
 
-_CLASSIFICATION_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss")
-_REGRESSION_KEYS = ("mae", "rmse", "r2", "loss")
+# The metrics a card (and 'aimass models versions') shows for each task, headline first.
+METRIC_KEYS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "loss"),
+    "regression": ("rmse", "r2", "mae", "loss"),
+    "token-classification": ("f1", "precision", "recall", "loss"),
+    "masked-lm": ("loss", "perplexity", "masked_accuracy"),
+    "causal-lm": ("loss", "perplexity"),
+    "seq2seq": ("loss", "perplexity", "token_accuracy"),
+}
+_USAGE: dict[str, tuple[str, str]] = {
+    # task → (CLI line, Python line); NAME is replaced by the version reference
+    "causal-lm": (
+        'aimass generate NAME "your prompt" --max-new-tokens 64',
+        'model.generate("your prompt", max_new_tokens=64)',
+    ),
+    "seq2seq": (
+        'aimass generate NAME "your source text"',
+        'model.generate("your source text")',
+    ),
+    "masked-lm": (
+        'aimass predict NAME "a sentence with a [MASK] token"',
+        'model.predict(["a sentence with a [MASK] token"])',
+    ),
+}
+_DEFAULT_USAGE = ('aimass predict NAME "your text here"', 'model.predict(["your text here"])')
 
 
 def _fmt(value: Any) -> str:
@@ -30,11 +53,26 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _metrics_section(version: ModelVersion) -> str:
-    keys = _CLASSIFICATION_KEYS if version.task == "classification" else _REGRESSION_KEYS
-    splits = [(s, version.metrics.get(s) or {}) for s in ("validation", "test")]
+    keys = METRIC_KEYS.get(version.task, ("loss",))
+    names = [("initial_validation", "validation before training")] * (
+        "initial_validation" in version.metrics
+    ) + [("validation", "validation (best epoch)"), ("test", "test")]
+    splits = [(title, version.metrics.get(s) or {}) for s, title in names]
     rows = [(k, *[m.get(k, "—") for _s, m in splits]) for k in keys]
-    parts = [_table(("metric", "validation (best epoch)", "test"), rows)]
+    parts = [_table(("metric", *[title for title, _m in splits]), rows)]
     test = version.metrics.get("test") or {}
+    per_type = test.get("per_type")
+    if per_type:
+        parts.append("\nPer entity type (test split):\n")
+        parts.append(
+            _table(
+                ("type", "precision", "recall", "f1", "support"),
+                [
+                    (t, v["precision"], v["recall"], v["f1"], v["support"])
+                    for t, v in per_type.items()
+                ],
+            )
+        )
     per_class = test.get("per_class")
     if per_class:
         parts.append("\nPer class (test split):\n")
@@ -54,6 +92,22 @@ def _metrics_section(version: ModelVersion) -> str:
             f"optimizer steps (best epoch {training.get('best_epoch', '?')})."
         )
     return "\n".join(parts)
+
+
+def _samples_section(version: ModelVersion) -> str:
+    samples = version.metrics.get("samples") or []
+    if not samples:
+        return ""
+
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")[:160] or "(empty)"
+
+    rows = [
+        (cell(s["prompt"]), cell(s.get("reference", "")), cell(s["generated"])) for s in samples
+    ]
+    return "Greedy generations for the first held-out prompts, after training:\n\n" + _table(
+        ("prompt", "reference", "generated"), rows
+    )
 
 
 def _privacy_section(version: ModelVersion) -> str:
@@ -157,6 +211,7 @@ def render_card(
     config = lineage.config
     aliases = ", ".join(version.aliases) or "none"
     base_license = base.provenance.get("license", "see the base model's source")
+    cli, python = _USAGE.get(version.task, _DEFAULT_USAGE)
     sections = [
         f"# Model card: {version.name} v{version.version}",
         _table(
@@ -173,7 +228,7 @@ def render_card(
             ],
         ),
         "## Intended use",
-        f"{version.task.capitalize()} of short texts similar to `{dataset.name}`. The model "
+        f"{version.task.capitalize()} on texts similar to `{dataset.name}`. The model "
         f"inherits the language coverage and biases of its base model ({base.name}) and of its "
         "training data; check the evaluation reports before using it on other populations.",
         "## Training data",
@@ -185,6 +240,7 @@ def render_card(
         _table(("option", "value"), [(k, v) for k, v in sorted(config.items()) if k != "options"]),
         "## Metrics",
         _metrics_section(version),
+        *(["## Generation samples", samples] if (samples := _samples_section(version)) else []),
         "## Privacy",
         _privacy_section(version),
         "## Evaluation",
@@ -193,12 +249,12 @@ def render_card(
         _attachments_section(attachments),
         "## How to use",
         "```bash\n"
-        f'aimass predict {version.name}@{version.version} "your text here"\n'
+        f"{cli.replace('NAME', version.ref)}\n"
         "```\n\n"
         "```python\n"
         "import aimass\n"
         f'model = aimass.load("{version.name}@{version.version}")\n'
-        'model.predict(["your text here"])\n'
+        f"{python}\n"
         "```",
         "## Lineage",
         f"- Job: `{lineage.job_id}`\n- Code: {lineage.code_version}\n"

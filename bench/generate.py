@@ -1,0 +1,168 @@
+"""Generation speed: aimass's streaming generator vs a plain ``model.generate`` loop.
+
+Both run the *same* model object (SmolLM2-135M-Instruct converted from the
+packaged GGUF, or ``--model DIR`` for any decoder directory) on the same
+prompts with the same settings: greedy decoding, ``--max-new-tokens`` new
+tokens, the key/value cache on, end-of-sequence ignored (``min_new_tokens`` for
+the baseline, a stop-free run for aimass), so both produce exactly the same
+number of tokens. aimass goes through ``GenerationPredictor.generate_stream``
+(chat template, context checks, incremental decoding with stop-string
+handling: everything a caller pays for); the baseline calls
+``model.generate(input_ids, ...)`` and decodes once.
+
+Tokens per second count generated tokens over wall time. Time to first token
+is the time until the first text event for aimass and the time of a
+``max_new_tokens=1`` generate call for the baseline. Runs alternate and medians
+are reported, because this machine is shared and noisy.
+
+    python bench/generate.py [--max-new-tokens 64] [--repeats 5] [--threads 2]
+
+Writes ``bench/results/generate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+PROMPTS = [
+    "Write a short note to a colleague about tomorrow's meeting.",
+    "Explain what a hospital discharge summary contains.",
+    "List three ways to keep customer data private.",
+]
+
+
+def smollm2_bundle(tmp: Path) -> Path:
+    """The packaged SmolLM2 imported as a base bundle (what 'aimass bases import smollm2' makes)."""
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    ws = Workspace(Settings(home=tmp / "home", device="cpu"))
+    base, _ = ws.import_base("smollm2")
+    path = ws.artifacts.resolve(base.uri)
+    ws.close()
+    return path
+
+
+def run_aimass(predictor, prompt: str, args: argparse.Namespace) -> dict:
+    """One streamed generation through the predictor; EOS ignored so lengths match."""
+    eos = predictor.eos
+    predictor.eos = []  # generate exactly max_new_tokens, like min_new_tokens below
+    try:
+        started = time.perf_counter()
+        first = None
+        final: dict = {}
+        for event in predictor.generate_stream(prompt, max_new_tokens=args.max_new_tokens):
+            if first is None:
+                first = time.perf_counter() - started
+            final = event
+        seconds = time.perf_counter() - started
+    finally:
+        predictor.eos = eos
+    tokens = final["usage"]["completion_tokens"]
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_second": tokens / seconds,
+        "ttft": first,
+    }
+
+
+def run_baseline(predictor, prompt: str, args: argparse.Namespace) -> dict:
+    """The same model and prompt ids through ``model.generate`` (greedy, cache on)."""
+    from aimass.models.generation import SamplingParams
+
+    ids = torch.tensor([predictor.encode(prompt, SamplingParams(max_new_tokens=1))])
+    common = {"do_sample": False, "use_cache": True, "pad_token_id": predictor.eos[0]}
+    with torch.inference_mode():
+        started = time.perf_counter()
+        predictor.model.generate(ids, max_new_tokens=1, **common)
+        ttft = time.perf_counter() - started
+        started = time.perf_counter()
+        out = predictor.model.generate(
+            ids,
+            max_new_tokens=args.max_new_tokens,
+            min_new_tokens=args.max_new_tokens,
+            **common,
+        )
+        predictor.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        seconds = time.perf_counter() - started
+    tokens = int(out.shape[1] - ids.shape[1])
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_second": tokens / seconds,
+        "ttft": ttft,
+    }
+
+
+def main() -> None:
+    """Alternate aimass and the baseline over the prompts; print medians and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="a decoder bundle directory (default SmolLM2)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from aimass.serving.predictor import load_predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = args.model or smollm2_bundle(Path(tmp))
+        predictor = load_predictor(bundle, device="cpu")
+        # Untimed warm-up of both paths (first calls pay one-off allocation costs).
+        warm = argparse.Namespace(max_new_tokens=4)
+        run_aimass(predictor, PROMPTS[0], warm)
+        run_baseline(predictor, PROMPTS[0], warm)
+        runs: dict[str, list[dict]] = {"aimass": [], "model_generate": []}
+        for repeat in range(args.repeats):
+            for prompt in PROMPTS:
+                for name, fn in (("aimass", run_aimass), ("model_generate", run_baseline)):
+                    result = fn(predictor, prompt, args)
+                    runs[name].append(result)
+                    print(
+                        f"[{repeat + 1}/{args.repeats}] {name:14s} "
+                        f"{result['tokens_per_second']:7.2f} tokens/s  ttft "
+                        f"{result['ttft'] * 1000:7.1f} ms  ({result['tokens']} tokens)",
+                        flush=True,
+                    )
+        model_name = str(predictor.model.config.model_type)
+        params = sum(p.numel() for p in predictor.model.parameters())
+
+    summary = {
+        name: {k: statistics.median(r[k] for r in results) for k in ("tokens_per_second", "ttft")}
+        for name, results in runs.items()
+    }
+    ratio = summary["aimass"]["tokens_per_second"] / summary["model_generate"]["tokens_per_second"]
+    print(f"\n{'':16s} {'tokens/s':>9s} {'TTFT ms':>9s}   (medians of {len(runs['aimass'])})")
+    for name, row in summary.items():
+        print(f"{name:16s} {row['tokens_per_second']:9.2f} {row['ttft'] * 1000:9.1f}")
+    print(f"\ntokens/s ratio aimass / model.generate: {ratio:.2f}x (goal >= 1.0)")
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "benchmark": "generate",
+        "model": {"type": model_name, "parameters": params},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "runs": runs,
+        "median": summary,
+        "ratio": ratio,
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+    }
+    (RESULTS / "generate.json").write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Token-by-token generation with a key/value cache, for decoders and encoder-decoders.
+
+One loop (:func:`generate_ids`) yields each new token id as soon as it is
+chosen, so callers can stream. Each step runs the model on the single newest
+token against the cache of everything before it::
+
+    prompt (1, P) ──forward──▶ logits (1, V), cache
+    repeat: pick a token from the logits (greedy, or temperature / top-k / top-p
+            sampling from a seeded generator) ──forward that token──▶ logits, cache
+
+Encoder-decoders encode the source once and decode from their start token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from aimass.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "PROMPT_FORMATS",
+    "SamplingParams",
+    "complete",
+    "encode_prompt",
+    "eos_ids",
+    "generate_ids",
+    "pick_token",
+    "prompt_ids",
+    "response_ids",
+]
+
+MAX_NEW_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to choose tokens.
+
+    Attributes:
+        max_new_tokens: Most tokens to generate.
+        temperature: 0 picks the most likely token (greedy); above 0 samples from
+            the softmax of ``logits / temperature``.
+        top_p: Nucleus sampling: sample among the most likely tokens whose
+            probabilities add up to ``top_p`` (1 = all).
+        top_k: Sample among the ``top_k`` most likely tokens (0 = all).
+        stop: Strings that end generation; the text stops before the first one.
+        seed: Seed of the sampling generator (same seed, same text); ``None`` draws one.
+    """
+
+    max_new_tokens: int = 128
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("max_new_tokens", 1 <= self.max_new_tokens <= MAX_NEW_TOKENS),
+            ("temperature", 0 <= self.temperature <= 100 and math.isfinite(self.temperature)),
+            ("top_p", 0 < self.top_p <= 1),
+            ("top_k", self.top_k >= 0),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise InvalidArgument(
+                    f"generation option {name}={getattr(self, name)!r} is out of range "
+                    f"(max_new_tokens 1..{MAX_NEW_TOKENS}, temperature 0..100, top_p in (0, 1], "
+                    "top_k >= 0)",
+                    field=name,
+                )
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise InvalidArgument("stop strings must be non-empty strings", field="stop")
+
+
+def pick_token(
+    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None
+) -> int:
+    """The next token id from (V,) logits."""
+    if params.temperature == 0:
+        return int(logits.argmax())
+    scores = logits.float() / params.temperature
+    if params.top_k and params.top_k < scores.shape[-1]:
+        kth = torch.topk(scores, params.top_k).values[-1]
+        scores = scores.masked_fill(scores < kth, -math.inf)
+    if params.top_p < 1:
+        ordered, order = torch.sort(scores, descending=True)
+        cumulative = ordered.softmax(-1).cumsum(-1)
+        # Drop a token when the tokens before it already reach top_p (keeps at least one).
+        drop = cumulative - ordered.softmax(-1) >= params.top_p
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), -math.inf)
+    probs = scores.softmax(-1).cpu()
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def _keeps_logits(model: nn.Module) -> bool:
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+@torch.inference_mode()
+def generate_ids(
+    model: nn.Module,
+    prompt_ids: Sequence[int],
+    params: SamplingParams,
+    *,
+    eos_ids: Sequence[int],
+    device: Any,
+) -> Iterator[int]:
+    """Yield new token ids one by one; stops after an end-of-sequence id or the limit."""
+    generator = _generator(params.seed) if params.temperature > 0 else None
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
+    stop_ids = set(eos_ids)
+    if model.config.is_encoder_decoder:
+        encoder = model.get_encoder()(input_ids=ids, attention_mask=torch.ones_like(ids))
+        start = model.config.decoder_start_token_id
+        fixed: dict[str, Any] = {"encoder_outputs": encoder, "attention_mask": torch.ones_like(ids)}
+        out = model(
+            decoder_input_ids=torch.tensor([[start]], device=device), use_cache=True, **fixed
+        )
+        key = "decoder_input_ids"
+    else:
+        # Only the last position's logits are needed: skip the vocabulary projection of
+        # every prompt token (most of the prefill's cost for large vocabularies).
+        fixed = {"logits_to_keep": 1} if _keeps_logits(model) else {}
+        out = model(input_ids=ids, use_cache=True, **fixed)
+        key = "input_ids"
+    for produced in range(1, params.max_new_tokens + 1):
+        token = pick_token(out.logits[0, -1], params, generator)
+        yield token
+        if token in stop_ids or produced == params.max_new_tokens:
+            return
+        step = torch.tensor([[token]], dtype=torch.long, device=device)
+        out = model(**{key: step}, past_key_values=out.past_key_values, use_cache=True, **fixed)
+
+
+# -- prompts -----------------------------------------------------------------------------
+
+PROMPT_FORMATS = ("chat", "plain", "none")
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Ids of ``text`` with the tokenizer's leading specials (BOS/CLS), without a closing EOS."""
+    ids = list(tokenizer(text)["input_ids"])
+    closing = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
+    return ids[:-1] if ids and ids[-1] in closing else ids
+
+
+def prompt_ids(tokenizer: Any, prompt: str, prompt_format: str) -> list[int]:
+    """The ids a model sees for ``prompt`` under ``prompt_format``.
+
+    ``chat``: the tokenizer's chat template with one user turn and the assistant
+    prompt; ``plain``: the prompt and a newline (instruction-tuned without a
+    template); ``none``: the text as it is (continuation).
+    """
+    if prompt_format == "chat":
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if prompt_format == "plain":
+        return encode_prompt(tokenizer, prompt + "\n")
+    return encode_prompt(tokenizer, prompt)
+
+
+def response_ids(tokenizer: Any, prompt: str, response: str, prompt_format: str) -> list[int]:
+    """The ids that follow :func:`prompt_ids` for ``response``, closed by end-of-turn/EOS."""
+    if prompt_format == "chat":
+        turn = [{"role": "user", "content": prompt}]
+        head = tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(
+            [*turn, {"role": "assistant", "content": response}], tokenize=False
+        )
+        if full.startswith(head):
+            return list(tokenizer(full[len(head) :], add_special_tokens=False)["input_ids"])
+    ids = list(tokenizer(response, add_special_tokens=False)["input_ids"])
+    return [*ids, tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else ids
+
+
+def eos_ids(model: nn.Module, tokenizer: Any) -> list[int]:
+    """Every id that ends generation (the generation config may list several)."""
+    found = {tokenizer.eos_token_id}
+    config = getattr(model, "generation_config", None)
+    value = getattr(config, "eos_token_id", None) if config is not None else None
+    found |= set(value) if isinstance(value, list) else {value}
+    return sorted(i for i in found if i is not None)
+
+
+def complete(
+    model: nn.Module, tokenizer: Any, ids: Sequence[int], params: SamplingParams, device: Any
+) -> str:
+    """The generated text for prompt ``ids`` (no streaming, no stop strings)."""
+    new = list(generate_ids(model, ids, params, eos_ids=eos_ids(model, tokenizer), device=device))
+    return str(tokenizer.decode(new, skip_special_tokens=True)).strip()

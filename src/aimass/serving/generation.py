@@ -1,0 +1,180 @@
+"""Text generation: causal-LM and seq2seq bundles (and decoder bases), streamed or whole.
+
+``generate(prompt, ...)`` returns the text with its finish reason and token
+counts; ``generate_stream(prompt, ...)`` yields the text as it grows, one event
+per decoded piece, then a final event — what the HTTP layer sends as
+server-sent events. Both share one loop (:func:`aimass.models.generation.generate_ids`).
+
+Prompts are formatted as the model was trained (``task_config.prompt_format``):
+through the tokenizer's chat template (``chat``), as ``prompt + "\\n"``
+(``plain``), or as they are (``none``). A prompt that does not fit the model's
+context together with ``max_new_tokens`` is refused before any work is done.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aimass.artifacts.bundle import Manifest
+from aimass.errors import InvalidArgument
+from aimass.models.generation import SamplingParams, eos_ids, generate_ids, prompt_ids
+from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.serving.predictor import Predictor, check_texts, register_predictor
+
+__all__ = ["GenerationPredictor"]
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters could still grow into a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                longest = max(longest, size)
+                break
+    return longest
+
+
+@register_predictor
+class GenerationPredictor(Predictor):
+    """Generates text from prompts; thread-safe (each call has its own cache and generator)."""
+
+    tasks = ("causal-lm", "seq2seq")
+
+    def __init__(self, directory: Path, manifest: Manifest, device: Any) -> None:
+        super().__init__(directory, manifest, device)
+        self.tokenizer = load_tokenizer(directory)
+        self.model = load_pretrained(directory, family=manifest.family).to(device).eval()
+        self.encoder_decoder = bool(self.model.config.is_encoder_decoder)
+        self.prompt_format = str(
+            manifest.task_config.get("prompt_format") or self._default_format()
+        )
+        self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.eos = eos_ids(self.model, self.tokenizer)
+        self._lock = threading.Lock()
+
+    def _default_format(self) -> str:
+        # A decoder base with a chat template is an instruct model: talk to it in turns.
+        if self.encoder_decoder or not self.tokenizer.chat_template:
+            return "none"
+        return "chat"
+
+    @property
+    def task(self) -> str:
+        return str(self.manifest.task or "causal-lm")
+
+    def encode(self, prompt: str, params: SamplingParams) -> list[int]:
+        """Prompt ids, checked against the context (the error says by how much it is over)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidArgument("the prompt must be a non-empty string")
+        with self._lock:
+            if self.encoder_decoder:
+                ids = list(self.tokenizer(prompt)["input_ids"])
+            else:
+                ids = prompt_ids(self.tokenizer, prompt, self.prompt_format)
+        if len(ids) > self.context:
+            raise InvalidArgument(
+                f"the prompt has {len(ids):,} tokens, longer than the model's context of "
+                f"{self.context:,} tokens; shorten the prompt",
+                prompt_tokens=len(ids),
+                context=self.context,
+            )
+        needed = params.max_new_tokens + (0 if self.encoder_decoder else len(ids))
+        if needed > self.context:
+            raise InvalidArgument(
+                f"the prompt has {len(ids):,} tokens and max_new_tokens is "
+                f"{params.max_new_tokens:,}: together over the model's context of "
+                f"{self.context:,} tokens; shorten the prompt or lower max_new_tokens",
+                prompt_tokens=len(ids),
+                context=self.context,
+            )
+        return ids
+
+    def generate_stream(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield ``{"text": piece}`` events as text is decoded, then a final event.
+
+        The final event is ``{"done": True, "text", "finish_reason", "usage", "timing"}``
+        with ``finish_reason`` ``stop`` (end of sequence or a stop string) or
+        ``length`` (``max_new_tokens`` reached). Stop strings never reach the text.
+        """
+        params = SamplingParams(
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            stop=tuple(stop),
+            seed=seed,
+        )
+        ids = self.encode(prompt, params)
+        started = time.perf_counter()
+        first_at: float | None = None
+        tokens: list[int] = []
+        text, emitted, finish = "", 0, "length"
+        for token in generate_ids(self.model, ids, params, eos_ids=self.eos, device=self.device):
+            first_at = first_at or time.perf_counter()
+            if token in self.eos:
+                finish = "stop"
+                break
+            tokens.append(token)
+            with self._lock:
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                continue
+            cut = min((i for i in (text.find(s) for s in params.stop) if i >= 0), default=-1)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+                break
+            safe = len(text) - _held_back(text, params.stop)
+            if safe > emitted:
+                yield {"text": text[emitted:safe]}
+                emitted = safe
+        if len(text) > emitted:
+            yield {"text": text[emitted:]}
+        seconds = time.perf_counter() - started
+        yield {
+            "done": True,
+            "text": text,
+            "finish_reason": finish,
+            "usage": {"prompt_tokens": len(ids), "completion_tokens": len(tokens)},
+            "timing": {
+                "seconds": round(seconds, 4),
+                "time_to_first_token": round((first_at or time.perf_counter()) - started, 4),
+                "tokens_per_second": round(len(tokens) / seconds, 2) if seconds > 0 else 0.0,
+            },
+        }
+
+    def generate(self, prompt: str, **options: Any) -> dict[str, Any]:
+        """The whole generation as one result: ``text``, ``finish_reason``, ``usage``, ``timing``.
+
+        Options are those of :meth:`generate_stream`: ``max_new_tokens``,
+        ``temperature`` (0 = greedy, the default), ``top_p``, ``top_k``, ``stop``, ``seed``.
+        """
+        final: dict[str, Any] = {}
+        for event in self.generate_stream(prompt, **options):
+            final = event
+        return {k: v for k, v in final.items() if k != "done"}
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Greedy generation for each text (``{"generated_text", "finish_reason"}``)."""
+        results = []
+        for text in check_texts(texts):
+            out = self.generate(text)
+            results.append({"generated_text": out["text"], "finish_reason": out["finish_reason"]})
+        return results
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "context": self.context, "prompt_format": self.prompt_format}

@@ -1,0 +1,126 @@
+"""Causal-LM training: continued pre-training on text, or instruction tuning on pairs.
+
+* A ``text`` dataset trains on every token of every row (BOS, text, EOS),
+  from scratch or continuing a decoder base.
+* A ``pairs`` dataset (``prompt``/``response``) is instruction tuning: the
+  prompt is formatted with the tokenizer's chat template when it has one
+  (``prompt_format`` ``chat``), else as ``prompt + "\\n"`` (``plain``); the
+  loss is taken on the response tokens only (prompt positions are labelled
+  -100), so the model learns to answer, not to echo questions.
+
+The prompt format is saved in ``task_config`` and serving applies the same
+one. Validation reports loss and perplexity; after training a few held-out
+prompts are answered (greedy) for the model card's sample table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aimass.data.tables import SplitData
+from aimass.models.generation import (
+    SamplingParams,
+    complete,
+    encode_prompt,
+    prompt_ids,
+    response_ids,
+)
+from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
+from aimass.training.tasks import TrainInputs, register_task
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["CausalLMTask", "generation_samples"]
+
+SAMPLES = 3
+SAMPLE_TOKENS = 48
+
+
+def generation_samples(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    inputs: TrainInputs,
+    prompts: list[list[int]],
+) -> list[dict[str, str]]:
+    """Greedy completions of the first held-out prompts, beside their references."""
+    split = inputs.test if len(inputs.test) else inputs.validation
+    params = SamplingParams(max_new_tokens=SAMPLE_TOKENS, temperature=0)
+    model.eval()
+    rows = []
+    for i, ids in enumerate(prompts[:SAMPLES]):
+        rows.append(
+            {
+                "prompt": split.texts[i],
+                "reference": (split.targets or [""] * len(split))[i],
+                "generated": complete(model, tokenizer, ids, params, inputs.device),
+            }
+        )
+    return rows
+
+
+class CausalLMTask(ExampleTask):
+    """Next-token prediction on a decoder (pre-training or instruction tuning)."""
+
+    name = "causal-lm"
+    description = "causal LM: continued pre-training on text, instruction tuning on pairs"
+    families = ("decoder",)
+    kinds = ("text", "pairs")
+    shift_labels = True
+
+    def __init__(self) -> None:
+        self.prompt_format = "none"
+
+    def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
+        lr = 1e-3 if scratch_base(base_provenance) else 3e-5
+        return {"lr": lr, "batch_size": 8, "epochs": 2, "warmup_ratio": 0.05}
+
+    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+        tokenizer = load_tokenizer(inputs.base_dir)
+        model = load_pretrained(inputs.base_dir, family="decoder")
+        if inputs.schema.kind == "pairs":
+            self.prompt_format = "chat" if tokenizer.chat_template else "plain"
+        return model, tokenizer
+
+    def encode(
+        self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> list[Example]:
+        if split.targets is None:
+            eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+            rows = [(encode_prompt(tokenizer, t), eos) for t in split.texts]
+            return [_example(p + r, 0, max_length) for p, r in rows if p]
+        examples = []
+        for prompt, response in zip(split.texts, split.targets, strict=True):
+            head = prompt_ids(tokenizer, prompt, self.prompt_format)
+            tail = response_ids(tokenizer, prompt, response, self.prompt_format)
+            if len(head) < max_length:  # otherwise no response token would be learned
+                examples.append(_example(head + tail, len(head), max_length))
+        return examples
+
+    def finish(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
+    ) -> dict[str, Any]:
+        split = inputs.test if len(inputs.test) else inputs.validation
+        fmt = self.prompt_format
+        if split.targets is None:
+            # Continuation: the first half of a held-out text, completed by the model.
+            texts = [t[: max(1, len(t) // 2)] for t in split.texts[:SAMPLES]]
+            prompts = [encode_prompt(tokenizer, t) for t in texts]
+            rows = generation_samples(model, tokenizer, inputs, prompts)
+            return {"samples": [{**r, "prompt": t} for r, t in zip(rows, texts, strict=True)]}
+        prompts = [prompt_ids(tokenizer, p, fmt) for p in split.texts[:SAMPLES]]
+        return {"samples": generation_samples(model, tokenizer, inputs, prompts)}
+
+    def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
+        return {**super().task_config(tokenizer, max_length), "prompt_format": self.prompt_format}
+
+
+def _example(ids: list[int], prompt_length: int, max_length: int) -> Example:
+    ids = ids[:max_length]
+    labels = [IGNORE] * min(prompt_length, len(ids)) + ids[prompt_length:]
+    return {"input_ids": ids, "labels": labels}
+
+
+register_task(CausalLMTask())

@@ -1,0 +1,311 @@
+"""Token-level tasks (masked LM, causal LM, token classification, seq2seq) share one recipe.
+
+Every dataset row becomes an *example*: a dict of integer lists (``input_ids``,
+``labels``, and what the task needs besides). The recipe loads the model,
+encodes every split once, and drives :func:`aimass.training.loop.fit` with
+length-bucketed, dynamically padded batches and a per-token cross-entropy.
+Validation reports the held-out loss and its perplexity (``exp(loss)``) plus
+what the task's tracker adds (masked-token accuracy, entity F1, ...); the same
+numbers are taken once *before* training (``initial``), so a report shows how
+far training moved them.
+
+A subclass says how to load the model, how to encode a split, which keys its
+batches carry and what it tracks; it never touches the loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from aimass.errors import InvalidArgument
+from aimass.models.text import bucketed_batches
+from aimass.training.loop import fit, seed_everything
+from aimass.training.sequence import tokenizer_files
+from aimass.training.tasks import Task, TrainInputs, TrainOutcome
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from aimass.data.tables import SplitData
+
+__all__ = [
+    "IGNORE",
+    "Example",
+    "ExampleTask",
+    "LabelAccuracy",
+    "Tracker",
+    "dedupe_tied",
+    "scratch_base",
+]
+
+Example = dict[str, list[int]]
+IGNORE = -100  # label of positions that carry no loss (padding, prompts, specials)
+EVAL_BATCH = 32
+_PADDED_WITH_IGNORE = ("labels",)
+_MASKED = {"input_ids": "attention_mask", "decoder_input_ids": "decoder_attention_mask"}
+
+
+def scratch_base(provenance: dict[str, Any]) -> bool:
+    """Whether a base was randomly initialised (``aimass bases scratch``)."""
+    return provenance.get("source") == "scratch"
+
+
+def dedupe_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop later keys that share storage with an earlier one (tied embeddings), as HF saves."""
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    kept = {}
+    for name, tensor in state.items():
+        key = (tensor.untyped_storage().data_ptr(), tuple(tensor.shape))
+        if key in seen:
+            continue
+        seen.add(key)
+        kept[name] = tensor
+    return kept
+
+
+class Tracker:
+    """Accumulates a task's own validation numbers over batches (default: nothing)."""
+
+    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
+        """See one evaluated batch: its examples, tensors and logits (B, T, V)."""
+
+    def result(self) -> dict[str, Any]:
+        """The numbers, once every batch is seen."""
+        return {}
+
+
+class LabelAccuracy(Tracker):
+    """Share of labelled positions whose most likely token is the label (reported as ``name``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.correct = 0
+        self.total = 0
+
+    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
+        labelled = batch["labels"] != IGNORE
+        self.correct += int((logits.argmax(-1)[labelled] == batch["labels"][labelled]).sum())
+        self.total += int(labelled.sum())
+
+    def result(self) -> dict[str, Any]:
+        return {self.name: self.correct / max(self.total, 1)}
+
+
+class ExampleTask(Task):
+    """The shared recipe; subclasses implement ``load`` and ``encode``."""
+
+    modes: ClassVar[tuple[str, ...]] = ("finetune",)
+    keys: ClassVar[tuple[str, ...]] = ("input_ids", "labels")
+    shift_labels: ClassVar[bool] = False  # causal LMs predict the *next* token
+
+    # -- what subclasses define -------------------------------------------------------
+
+    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+        """The model to train (from ``inputs.base_dir``) and its tokenizer."""
+        raise NotImplementedError
+
+    def encode(
+        self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> list[Example]:
+        """One example per row (rows that leave nothing to learn may be skipped)."""
+        raise NotImplementedError
+
+    def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
+        """What serving needs besides ``config.json`` (``aimass.json`` task_config)."""
+        return {"task": self.name, "max_length": max_length}
+
+    def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
+        """A fresh tracker for one evaluation."""
+        return Tracker()
+
+    def finish(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
+    ) -> dict[str, Any]:
+        """Extra results after training (e.g. generation samples), merged into metrics."""
+        return {}
+
+    def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
+        # Random weights learn with a far larger step than pretrained ones tolerate.
+        lr = 5e-4 if scratch_base(base_provenance) else 5e-5
+        return {"lr": lr, "batch_size": 16, "epochs": 3, "warmup_ratio": 0.06}
+
+    def check_dataset(self, schema: Any, stats: dict[str, Any]) -> None:
+        """The kind check (``check_kind``) is all most token tasks need."""
+
+    # -- batches and losses --------------------------------------------------------
+
+    def collate(
+        self, examples: Sequence[Example], pad_id: int, device: Any, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Pad every key to the batch's longest; attention masks for the id keys."""
+        batch: dict[str, torch.Tensor] = {}
+        for key in self.keys:
+            rows = [e[key] for e in examples]
+            width = max(len(r) for r in rows)
+            fill = IGNORE if key in _PADDED_WITH_IGNORE else pad_id
+            tensor = torch.full((len(rows), width), fill, dtype=torch.long)
+            for i, row in enumerate(rows):
+                tensor[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            batch[key] = tensor
+            if key in _MASKED:
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for i, row in enumerate(rows):
+                    mask[i, : len(row)] = 1
+                batch[_MASKED[key]] = mask
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Forward pass: (B, T, V) logits."""
+        return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+    def loss_sum(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Summed cross-entropy over labelled positions, and how many there are."""
+        if self.shift_labels:
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        count = int((labels != IGNORE).sum())
+        total = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            labels.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+        return total, count
+
+    @torch.inference_mode()
+    def evaluate(
+        self,
+        model: nn.Module,
+        examples: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        """Held-out loss, perplexity and the tracker's numbers (deterministic)."""
+        if not examples:
+            return {}
+        was_training = model.training
+        model.eval()
+        generator = torch.Generator().manual_seed(inputs.config.seed + 1)
+        pad_id = _pad_id(tokenizer)
+        tracker = self.tracker(tokenizer)
+        total, count = 0.0, 0
+        lengths = [len(e["input_ids"]) for e in examples]
+        for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
+            chosen = [examples[i] for i in idx]
+            batch = self.collate(chosen, pad_id, inputs.device, generator)
+            logits = self.logits(model, batch)
+            loss, n = self.loss_sum(logits, batch["labels"])
+            total, count = total + float(loss), count + n
+            tracker.update(chosen, batch, logits)
+        model.train(was_training)
+        loss = total / max(count, 1)
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "tokens": count,
+            **tracker.result(),
+        }
+
+    # -- the recipe ------------------------------------------------------------------
+
+    def train(self, inputs: TrainInputs) -> TrainOutcome:
+        # Tasks are registered singletons; a run keeps its own state on a copy.
+        return copy.copy(self).run(inputs)
+
+    def run(self, inputs: TrainInputs) -> TrainOutcome:
+        """Train once (on a private copy of the task, see :meth:`train`)."""
+        cfg = inputs.config
+        assert cfg.batch_size is not None
+        seed_everything(cfg.seed)
+        model, tokenizer = self.load(inputs)
+        model.to(inputs.device)
+        context = int(getattr(model.config, "max_position_embeddings", cfg.max_length))
+        max_length = min(cfg.max_length, context)
+        splits = {
+            name: self.encode(getattr(inputs, name), tokenizer, max_length)
+            for name in ("train", "validation", "test")
+        }
+        train = splits["train"]
+        if not train:
+            raise InvalidArgument(f"no training row is usable for task {self.name!r}")
+        pad_id = _pad_id(tokenizer)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        lengths = [len(e["input_ids"]) for e in train]
+
+        def batches(epoch: int) -> list[list[int]]:
+            return bucketed_batches(
+                lengths, cfg.batch_size or 1, shuffle=True, seed=cfg.seed + epoch
+            )
+
+        def loss_fn(idx: list[int]) -> torch.Tensor:
+            batch = self.collate([train[i] for i in idx], pad_id, inputs.device, generator)
+            total, count = self.loss_sum(self.logits(model, batch), batch["labels"])
+            return total / max(count, 1)
+
+        def evaluate() -> dict[str, Any]:
+            return self.evaluate(model, splits["validation"], tokenizer, inputs)
+
+        if not splits["validation"]:
+            raise InvalidArgument(
+                "the dataset has no usable validation rows; re-import it with a validation "
+                "split fraction above 0"
+            )
+        initial = evaluate()
+        started = time.perf_counter()
+        result = fit(
+            model,
+            batches=batches,
+            loss_fn=loss_fn,
+            evaluate=evaluate,
+            config=cfg,
+            metric=self.metric,
+            greater_is_better=self.greater_is_better,
+            callbacks=inputs.callbacks,
+        )
+        seconds = time.perf_counter() - started
+        test = self.evaluate(model, splits["test"], tokenizer, inputs)
+        extra = self.finish(model, tokenizer, inputs)
+        model.to("cpu").eval()
+        return TrainOutcome(
+            state_dict=dedupe_tied(model.state_dict()),
+            hf_config=json.loads(model.config.to_json_string(use_diff=False)),
+            tokenizer_files=tokenizer_files(inputs.base_dir),
+            task_config=self.task_config(tokenizer, max_length),
+            architecture=str(model.config.model_type),
+            family=self.families[0],
+            metrics={
+                "initial_validation": initial,
+                "validation": result.best_metrics,
+                "test": test,
+                **extra,
+                "training": {
+                    **result.summary(seconds=seconds, train_rows=len(inputs.train)),
+                    "train_examples": len(train),
+                    "train_tokens": sum(lengths),
+                },
+            },
+            history=result.history,
+            generation_config=_generation_config(model),
+        )
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def _generation_config(model: nn.Module) -> dict[str, Any] | None:
+    config = getattr(model, "generation_config", None)
+    if config is None or not getattr(model, "can_generate", lambda: False)():
+        return None
+    return json.loads(config.to_json_string(use_diff=True))

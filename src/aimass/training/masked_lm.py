@@ -1,0 +1,166 @@
+"""Masked-LM pre-training (BERT), from scratch or continued from an encoder base.
+
+Masking is BERT's (Devlin et al. 2019, §3.1): each non-special, non-padding
+token is *selected* with probability 15 %; a selected token is replaced by
+``[MASK]`` with probability 80 %, by a random ordinary token with 10 %, and kept
+with 10 %; the loss is taken on selected positions only. With whole-word
+masking (option ``whole_word_mask``) the draw is per *word* — every sub-token
+of a selected word is selected — where words are what the tokenizer's
+pre-tokenizer splits (whitespace and punctuation; each CJK character is a word).
+
+Masks are drawn afresh for every training batch from a seeded generator, and
+from a fixed seed for evaluation, so every evaluation scores the same masks.
+A base without an MLM head (e.g. a sentence encoder) gets a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from aimass.data.tables import SplitData
+from aimass.errors import InvalidArgument
+from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy, Tracker
+from aimass.training.tasks import TrainInputs, register_task
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["MaskedLMTask", "mask_tokens"]
+
+OPTIONS = ("mask_probability", "whole_word_mask")
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    special: torch.Tensor,
+    *,
+    mask_id: int,
+    random_ids: torch.Tensor,
+    generator: torch.Generator,
+    probability: float = 0.15,
+    word_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking of a padded batch.
+
+    Args:
+        input_ids: (B, T) token ids.
+        special: (B, T) bool, True at special and padding positions (never selected).
+        mask_id: Id of the mask token.
+        random_ids: Ids a "random token" replacement draws from (ordinary tokens).
+        generator: Source of randomness (seeded by the caller).
+        probability: Selection probability per token (or per word).
+        word_ids: (B, T) word index per token, -1 at special positions; when
+            given, selection is per word (whole-word masking).
+
+    Returns:
+        ``(inputs, labels)``: the corrupted ids, and the original ids at selected
+        positions with ``-100`` everywhere else.
+    """
+    shape = input_ids.shape
+    if word_ids is None:
+        draw = torch.rand(shape, generator=generator) < probability
+    else:
+        words = int(word_ids.max()) + 1 if word_ids.numel() else 0
+        per_word = torch.rand((shape[0], max(words, 1)), generator=generator) < probability
+        draw = per_word.gather(1, word_ids.clamp(min=0)) & (word_ids >= 0)
+    selected = draw & ~special
+    labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE))
+    action = torch.rand(shape, generator=generator)  # < .8 mask, < .9 random, else keep
+    inputs = input_ids.clone()
+    inputs[selected & (action < 0.8)] = mask_id
+    randomise = selected & (action >= 0.8) & (action < 0.9)
+    picks = torch.randint(len(random_ids), shape, generator=generator)
+    inputs[randomise] = random_ids[picks[randomise]]
+    return inputs, labels
+
+
+class MaskedLMTask(ExampleTask):
+    """Masked-language-model pre-training of an encoder."""
+
+    name = "masked-lm"
+    description = "masked-LM pre-training of an encoder (BERT masking, 15 % / 80-10-10)"
+    families = ("encoder",)
+    kinds = ("text", "tokens", "pairs")
+    keys: ClassVar[tuple[str, ...]] = ("input_ids", "special", "word_ids")
+
+    def __init__(self) -> None:
+        self._mask: dict[str, Any] = {}
+
+    def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
+        return {**super().defaults(base_provenance), "batch_size": 32}
+
+    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+        options = dict(inputs.config.options)
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise InvalidArgument(f"unknown masked-lm options {unknown}; valid: {list(OPTIONS)}")
+        probability = float(options.get("mask_probability", 0.15))
+        if not 0 < probability < 1:
+            raise InvalidArgument(f"mask_probability={probability} must be between 0 and 1")
+        tokenizer = load_tokenizer(inputs.base_dir)
+        if tokenizer.mask_token_id is None:
+            raise InvalidArgument(
+                f"the tokenizer of {inputs.base_dir.name} has no mask token; masked-LM needs one"
+            )
+        model = load_pretrained(inputs.base_dir, family="encoder-mlm")
+        special = set(tokenizer.all_special_ids)
+        self._mask = {
+            "mask_id": tokenizer.mask_token_id,
+            "random_ids": torch.tensor([i for i in range(len(tokenizer)) if i not in special]),
+            "probability": probability,
+            "whole_word": bool(options.get("whole_word_mask", False)),
+        }
+        return model, tokenizer
+
+    def encode(
+        self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> list[Example]:
+        texts = [" ".join(t) for t in split.tokens] if split.tokens is not None else split.texts
+        texts = list(texts) + list(split.targets or [])
+        out = tokenizer(
+            texts, truncation=True, max_length=max_length, return_special_tokens_mask=True
+        )
+        examples = []
+        for i, ids in enumerate(out["input_ids"]):
+            words = [-1 if w is None else w for w in out.word_ids(i)]
+            examples.append(
+                {"input_ids": ids, "special": out["special_tokens_mask"][i], "word_ids": words}
+            )
+        return examples
+
+    def collate(
+        self, examples: Sequence[Example], pad_id: int, device: Any, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        batch = super().collate(examples, pad_id, "cpu", generator)
+        special = (batch.pop("special") == 1) | (batch["attention_mask"] == 0)
+        word_ids = batch.pop("word_ids")
+        word_ids[batch["attention_mask"] == 0] = -1
+        inputs, labels = mask_tokens(
+            batch["input_ids"],
+            special,
+            mask_id=self._mask["mask_id"],
+            random_ids=self._mask["random_ids"],
+            generator=generator,
+            probability=self._mask["probability"],
+            word_ids=word_ids if self._mask["whole_word"] else None,
+        )
+        batch.update(input_ids=inputs, labels=labels)
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
+        return LabelAccuracy("masked_accuracy")
+
+    def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
+        return {
+            **super().task_config(tokenizer, max_length),
+            "mask_probability": self._mask["probability"],
+            "whole_word_mask": self._mask["whole_word"],
+        }
+
+
+register_task(MaskedLMTask())

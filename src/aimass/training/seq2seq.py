@@ -1,0 +1,76 @@
+"""Sequence-to-sequence training of an encoder-decoder on ``source``/``target`` pairs.
+
+The encoder reads the source (with the tokenizer's specials); the decoder
+learns the target with teacher forcing: its input is the start token followed
+by the target, its labels the target followed by EOS. Validation reports loss,
+perplexity and teacher-forced token accuracy; after training a few held-out
+sources are decoded (greedy) for the model card's sample table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aimass.data.tables import SplitData
+from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.training.causal_lm import generation_samples
+from aimass.training.examples import Example, ExampleTask, LabelAccuracy, Tracker
+from aimass.training.tasks import TrainInputs, register_task
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["Seq2SeqTask"]
+
+
+class Seq2SeqTask(ExampleTask):
+    """Encoder-decoder training (summarisation, translation, rewriting)."""
+
+    name = "seq2seq"
+    description = "sequence to sequence on source/target pairs (encoder-decoder)"
+    families = ("encoder-decoder",)
+    kinds = ("pairs",)
+    keys: ClassVar[tuple[str, ...]] = ("input_ids", "decoder_input_ids", "labels")
+
+    def __init__(self) -> None:
+        self._start = 0  # the decoder's start token id, read from the base's config per run
+
+    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+        return load_pretrained(inputs.base_dir, family="encoder-decoder"), load_tokenizer(
+            inputs.base_dir
+        )
+
+    def encode(
+        self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> list[Example]:
+        sources = tokenizer(list(split.texts), truncation=True, max_length=max_length)
+        targets = tokenizer(list(split.targets or []), add_special_tokens=False)
+        start, eos = self._start, tokenizer.eos_token_id
+        examples = []
+        for source, target in zip(sources["input_ids"], targets["input_ids"], strict=True):
+            labels = [*target[: max_length - 1], eos]
+            examples.append(
+                {"input_ids": source, "decoder_input_ids": [start, *labels[:-1]], "labels": labels}
+            )
+        return examples
+
+    def run(self, inputs: TrainInputs) -> Any:
+        from aimass.models.hf import read_config
+
+        self._start = int(read_config(inputs.base_dir).decoder_start_token_id)
+        return super().run(inputs)
+
+    def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
+        return LabelAccuracy("token_accuracy")
+
+    def finish(
+        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
+    ) -> dict[str, Any]:
+        split = inputs.test if len(inputs.test) else inputs.validation
+        max_length = int(model.config.max_position_embeddings)
+        prompts = tokenizer(list(split.texts[:3]), truncation=True, max_length=max_length)
+        return {"samples": generation_samples(model, tokenizer, inputs, prompts["input_ids"])}
+
+
+register_task(Seq2SeqTask())

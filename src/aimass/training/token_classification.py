@@ -1,0 +1,129 @@
+"""Token classification (named-entity recognition) on an encoder, from BIO-tagged tokens.
+
+Label alignment to sub-words: a dataset token split into several sub-words
+labels every one of them — the first with the token's tag, the rest with the
+``I-`` form of it (``B-PER`` → ``I-PER``; ``O`` stays ``O``) — so the model
+learns a tag for any sub-word and serving can read entities off whatever words
+the tokenizer finds in raw text. Evaluation reads the prediction of each
+dataset token's *first* sub-word and scores entities (type, start and end must
+all match) with precision, recall and F1, micro-averaged as seqeval does.
+Tokens cut off by ``max_length`` count as predicted ``O``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from aimass.data.tables import SplitData
+from aimass.errors import InvalidArgument
+from aimass.metrics import entity_metrics
+from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker, scratch_base
+from aimass.training.tasks import TrainInputs, register_task
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["TokenClassificationTask", "continuation_tag"]
+
+
+def continuation_tag(tag: str) -> str:
+    """The tag of a word's later sub-words: ``B-X`` → ``I-X``, others unchanged."""
+    return "I-" + tag[2:] if tag.startswith("B-") else tag
+
+
+class _EntityScores(Tracker):
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.true: list[list[str]] = []
+        self.pred: list[list[str]] = []
+
+    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
+        predicted = logits.argmax(-1).cpu()
+        for row, example in enumerate(examples):
+            gold = [self.labels[i] for i in example["gold"]]
+            found = [self.labels[int(predicted[row, p])] for p in example["firsts"]]
+            self.true.append(gold)
+            self.pred.append(found + ["O"] * (len(gold) - len(found)))
+
+    def result(self) -> dict[str, Any]:
+        return entity_metrics(self.true, self.pred)
+
+
+class TokenClassificationTask(ExampleTask):
+    """BIO tagging of tokens (NER) with a linear head over an encoder."""
+
+    name = "token-classification"
+    description = "named-entity recognition: one BIO tag per token, entity-level F1"
+    families = ("encoder",)
+    kinds = ("tokens",)
+    metric = "f1"
+    greater_is_better = True
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+
+    def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
+        lr = 1e-3 if scratch_base(base_provenance) else 5e-5
+        return {"lr": lr, "batch_size": 16, "epochs": 3, "warmup_ratio": 0.1}
+
+    def check_dataset(self, schema: Any, stats: dict[str, Any]) -> None:
+        if not stats.get("entity_types"):
+            raise InvalidArgument("the dataset has no entities (every tag is O); nothing to learn")
+
+    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+        self.labels = list(inputs.stats["classes"])
+        tokenizer = load_tokenizer(inputs.base_dir)
+        if not tokenizer.is_fast:
+            raise InvalidArgument("token classification needs a fast tokenizer (tokenizer.json)")
+        model = load_pretrained(
+            inputs.base_dir,
+            family="encoder-tokens",
+            num_labels=len(self.labels),
+            id2label=dict(enumerate(self.labels)),
+            label2id={label: i for i, label in enumerate(self.labels)},
+        )
+        return model, tokenizer
+
+    def encode(
+        self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> list[Example]:
+        if split.tokens is None or split.tags is None:
+            return []
+        index = {label: i for i, label in enumerate(self.labels)}
+        out = tokenizer(
+            split.tokens, is_split_into_words=True, truncation=True, max_length=max_length
+        )
+        examples = []
+        for row, tags in enumerate(split.tags):
+            labels, firsts, previous = [], [], None
+            for position, word in enumerate(out.word_ids(row)):
+                if word is None:
+                    labels.append(IGNORE)
+                elif word != previous:
+                    labels.append(index[tags[word]])
+                    firsts.append(position)
+                else:
+                    labels.append(index[continuation_tag(tags[word])])
+                previous = word
+            examples.append(
+                {
+                    "input_ids": out["input_ids"][row],
+                    "labels": labels,
+                    "firsts": firsts,
+                    "gold": [index[t] for t in tags],
+                }
+            )
+        return examples
+
+    def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
+        return _EntityScores(self.labels)
+
+    def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
+        return {**super().task_config(tokenizer, max_length), "labels": self.labels}
+
+
+register_task(TokenClassificationTask())

@@ -16,7 +16,8 @@ same for both and excluded), DP over non-DP.
 ``--finetune-rows N`` (default 320) also times one fine-tuning epoch of every
 MiniLM weight on N rows: plain, DP with ghost clipping, and DP with per-example
 gradient hooks (loop time per example; DP batches are Poisson samples, so they
-also lose the length bucketing of plain batches). ``--no-features`` skips the
+also lose the length bucketing of plain batches). ``--finetune-repeats`` (default 3) alternates
+the three settings that many rounds and reports medians. ``--no-features`` skips the
 features table. Fine-tuning numbers go to ``bench/results/privacy-finetune.json``.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--audit-examples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune-rows", type=int, default=320)
+    parser.add_argument("--finetune-repeats", type=int, default=3)
     parser.add_argument("--features", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     if args.features:
@@ -91,25 +94,39 @@ def finetune_overhead(args: argparse.Namespace) -> None:
         write_subset(data, args.finetune_rows, 64, 64)
         ws.import_dataset(data, name="rt", options=ImportOptions(split_field="split"))
         ws.import_base("minilm")
-        for name, privacy in (
+        settings = (
             ("plain", None),
             ("dp-ghost", {"target_epsilon": 8.0, "grad_sample_mode": "ghost"}),
             ("dp-hooks", {"target_epsilon": 8.0, "grad_sample_mode": "hooks"}),
-        ):
-            version = ws.train(
-                TrainSpec(dataset="rt@1", base="minilm", model=name, config=config, privacy=privacy)
-            )
-            training = version.metrics["training"]
-            runs[name] = {
-                "samples_per_second": training["samples_per_second"],
-                "train_seconds": training["train_seconds"],
-                "steps": training["steps"],
-                "epsilon": (version.privacy or {}).get("epsilon"),
-            }
-            print(json.dumps({name: runs[name]}), flush=True)
+        )
+        samples: dict[str, list[float]] = {name: [] for name, _ in settings}
+        # Alternate the settings round by round so machine load hits them alike.
+        for round_ in range(args.finetune_repeats):
+            for name, privacy in settings:
+                version = ws.train(
+                    TrainSpec(
+                        dataset="rt@1",
+                        base="minilm",
+                        model=f"{name}-{round_}",
+                        config=config,
+                        privacy=privacy,
+                    )
+                )
+                training = version.metrics["training"]
+                samples[name].append(training["samples_per_second"])
+                runs[name] = {
+                    "samples_per_second": statistics.median(samples[name]),
+                    "samples_per_second_runs": samples[name],
+                    "steps": training["steps"],
+                    "epsilon": (version.privacy or {}).get("epsilon"),
+                }
+                print(json.dumps({name: training}), flush=True)
         ws.close()
     plain = runs["plain"]["samples_per_second"]
-    print(f"\nfine-tuning MiniLM (all weights), {args.finetune_rows} rows, batch 16, seq <= 64")
+    print(
+        f"\nfine-tuning MiniLM (all weights), {args.finetune_rows} rows, batch 16, seq <= 64, "
+        f"median of {args.finetune_repeats} alternating runs"
+    )
     for name, row in runs.items():
         ratio = plain / row["samples_per_second"]
         row["time_overhead"] = ratio

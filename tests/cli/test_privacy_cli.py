@@ -61,6 +61,7 @@ def test_train_dp_show_and_audit(home):
         (["--dp", "--target-epsilon", "8", "--delta", "0.5"], "not below 1/N"),
         (["--target-epsilon", "8"], "add --dp"),
         (["--dp"], "needs a target epsilon"),
+        (["--dp", "--target-epsilon", "8", "--grad-accum", "2"], "cannot be combined"),
     ],
 )
 def test_bad_dp_options(home, extra, text):

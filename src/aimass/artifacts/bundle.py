@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
+    "TOKENIZER_FILES",
     "BundleWriter",
     "Manifest",
     "canonical_json",
@@ -76,21 +77,25 @@ FORMAT_VERSION = 1
 MANIFEST = "aimass.json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
+# The files a Hugging Face tokenizer can be saved as (a bundle keeps those present).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "tokenizer.model",
+    "chat_template.jinja",
+)
 ALLOWED_FILES = frozenset(
     {
         "config.json",
         "model.safetensors",
         "model.safetensors.index.json",
         "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "vocab.txt",
-        "vocab.json",
-        "merges.txt",
-        "added_tokens.json",
-        "tokenizer.model",
-        "chat_template.jinja",
+        *TOKENIZER_FILES,
     }
 )
 _SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")

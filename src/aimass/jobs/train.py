@@ -105,6 +105,15 @@ def resolve_inputs(
     if spec.privacy is not None:
         if not task.supports_privacy:
             raise InvalidArgument(f"task {task.name!r} does not support differential privacy yet")
+        if config.grad_accum > 1:
+            # Each Poisson batch is one noisy private step; summing several before the
+            # step would change the sampling rate the accountant assumes.
+            raise InvalidArgument(
+                f"gradient accumulation (grad_accum={config.grad_accum}) cannot be combined "
+                "with differential privacy: under DP-SGD the Poisson-sampled batch is the "
+                "privacy step; drop --grad-accum and set --batch-size to the batch you want",
+                field="grad_accum",
+            )
         dp = spec.dp_config(dataset)
         assert dp is not None
         assert config.batch_size is not None

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aimass.artifacts.bundle import TOKENIZER_FILES
 from aimass.errors import InvalidArgument
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
@@ -31,23 +32,12 @@ from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
 
 __all__ = ["ClassificationTask", "RegressionTask", "tokenizer_files"]
 
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "added_tokens.json",
-    "tokenizer.model",
-    "chat_template.jinja",
-)
 INFERENCE_BATCH = 64
 
 
 def tokenizer_files(directory: Any) -> dict[str, Any]:
     """Tokenizer files present in a bundle directory (name → path)."""
-    return {n: directory / n for n in _TOKENIZER_FILES if (directory / n).is_file()}
+    return {n: directory / n for n in TOKENIZER_FILES if (directory / n).is_file()}
 
 
 def _checkpointer(inputs: TrainInputs) -> Checkpointer | None:

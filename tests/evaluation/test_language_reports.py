@@ -129,3 +129,25 @@ def test_language_model_on_a_tokens_dataset_is_refused(lm_ready):
         lm_ready.evaluate(EvaluateSpec(model=version.ref, dataset="pairs", options=QUICK))
     with pytest.raises(UnsupportedModel, match="Explainers for 'causal-lm' models: none"):
         lm_ready.predict(version.ref, ["the cat"], explain="occlusion")
+
+
+def test_evaluate_job_over_the_api_for_a_causal_lm(lm_ready):
+    from fastapi.testclient import TestClient
+
+    from aimass.server import create_app
+    from tests.server.test_api import P, wait_for
+
+    version = train(lm_ready, "pairs", "llama", "causal-lm", lr=1e-3)
+    settings = lm_ready.settings.model_copy(update={"job_heartbeat_seconds": 0.2})
+    with TestClient(create_app(settings, job_workers=1), base_url="http://localhost") as c:
+        admin = {"Authorization": f"Bearer {(settings.home / 'admin.key').read_text().strip()}"}
+        body = {"kind": "evaluate", "model": version.ref, "dataset": "pairs", "options": QUICK}
+        job = c.post(f"{P}/jobs", headers=admin, json=body)
+        assert job.status_code in (200, 201, 202), job.text
+        done = wait_for(c, admin, job.json()["id"])
+        assert done["status"] == "succeeded", done
+        name = done["result"]["attachment"]
+        url = f"{P}/models/{version.name}/versions/{version.version}/reports/{name}/report.json"
+        numbers = c.get(url, headers=admin).json()
+    assert numbers["model"]["task"] == "causal-lm"
+    assert numbers["sections"]["quality"]["data"]["perplexity"] > 1

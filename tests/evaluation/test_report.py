@@ -17,7 +17,6 @@ from aimass.errors import (
     Internal,
     InvalidArgument,
     JobFailed,
-    NotImplementedFeature,
     UnsupportedModel,
 )
 from aimass.evaluation import REPORT_SCHEMA, get_report_sections, validate_report
@@ -268,12 +267,14 @@ def test_pii_masking_robustness_runs_on_request(ws):
     assert robustness["unavailable"] == []
 
 
-def test_tasks_without_a_report_are_named():
-    with pytest.raises(NotImplementedFeature, match="entity-level precision/recall/F1"):
-        get_report_sections("token-classification")
-    with pytest.raises(NotImplementedFeature, match="perplexity"):
-        get_report_sections("causal-lm")
-    with pytest.raises(UnsupportedModel, match="reports exist for classification, regression"):
+def test_every_trainable_task_has_a_report_and_unknown_tasks_are_named():
+    names = [s.key for s in get_report_sections("token-classification")]
+    assert names[0] == "quality.token-classification"
+    assert [s.key for s in get_report_sections("causal-lm")][:2] == [
+        "quality.language-model",
+        "samples",
+    ]
+    with pytest.raises(UnsupportedModel, match="reports exist for causal-lm, classification"):
         get_report_sections("translation")
 
 

@@ -102,10 +102,10 @@ def test_gradient_methods_refuse_a_black_box_but_occlusion_explains_it():
 
 
 def test_a_task_without_explanations_is_refused_clearly():
-    with pytest.raises(UnsupportedModel, match="'ner' models cannot be explained"):
+    with pytest.raises(UnsupportedModel, match="Explainers for 'ner' models: none"):
         _Unexplainable().explain(["x"], method="occlusion")
     target = ExplainTarget(task="ner", labels=(), score=lambda t: np.zeros((len(t), 1)))
-    with pytest.raises(UnsupportedModel, match="does not apply to model"):
+    with pytest.raises(UnsupportedModel, match="does not apply to 'ner' models"):
         get_explainer("occlusion").check(target)
 
 

@@ -3,9 +3,12 @@
 A report is a list of *sections* chosen per task through a registry
 (:func:`register_report_task`): classification gets quality, calibration,
 fairness, robustness, explanations, resources and privacy; regression the same
-without calibration. Each section computes plain JSON data (and optional
-figures) from a :class:`ReportContext`, and renders its own HTML fragment.
-Tasks without a plan yet raise :class:`~aimass.errors.NotImplementedFeature`.
+without calibration; language models (``masked-lm``, ``causal-lm``,
+``seq2seq``) get held-out perplexity, generation samples (generative ones),
+perplexity by group and under perturbation; token classification gets entity
+F1 overall, by group and under perturbation. Each section computes plain JSON
+data (and optional figures) from a :class:`ReportContext`, and renders its own
+HTML fragment.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aimass.errors import InvalidArgument, NotImplementedFeature, UnsupportedModel
+from aimass.errors import InvalidArgument, UnsupportedModel
 
 __all__ = [
     "EvaluationData",
@@ -59,6 +62,12 @@ class ModelUnderTest:
         device: Where predictions run (``cpu``, ``cuda:0``).
         threads: Torch intra-op threads used.
         memory: Measures serving memory in a fresh process; ``None`` to skip.
+        explain_unsupported: Why ``explain`` is ``None`` (shown in the report).
+        nll: Language models: (inputs, targets or ``None``) → per-row summed token NLL in
+            nats and scored-token counts, computed as the training task computes its loss.
+        tag: Token classification: rows of words → predicted BIO tag per word.
+        generate: Generative models: (prompt, max_new_tokens) → greedy output text.
+        predict_unit: What one ``predict`` call handles per input, for the resources section.
     """
 
     name: str
@@ -77,6 +86,13 @@ class ModelUnderTest:
     device: str = "cpu"
     threads: int = 1
     memory: Callable[[Sequence[str]], dict[str, Any]] | None = None
+    explain_unsupported: str | None = None
+    nll: Callable[[Sequence[str], Sequence[str] | None], tuple[np.ndarray, np.ndarray]] | None = (
+        None
+    )
+    tag: Callable[[Sequence[Sequence[str]]], list[list[str]]] | None = None
+    generate: Callable[[str, int], str] | None = None
+    predict_unit: str = "predictions"
 
     @property
     def ref(self) -> str:
@@ -98,6 +114,9 @@ class EvaluationData:
         group_field: The field fairness groups come from, if any.
         groups: That field's value per row (``None`` = missing).
         fields: Every extra field the dataset has (for messages).
+        kind: Dataset kind: ``text``, ``tokens`` (``labels`` hold BIO tags) or ``pairs``.
+        tokens: The words of each row (``tokens`` datasets).
+        targets: Responses or targets (``pairs`` datasets).
     """
 
     name: str
@@ -109,6 +128,9 @@ class EvaluationData:
     group_field: str | None = None
     groups: list[str | None] | None = None
     fields: tuple[str, ...] = ()
+    kind: str = "text"
+    tokens: list[list[str]] | None = None
+    targets: list[str] | None = None
 
     @property
     def ref(self) -> str:
@@ -142,6 +164,9 @@ class ReportOptions:
         batch_runs: Batched predictions timed.
         measure_memory: Measure serving memory in a fresh process.
         watts_per_core: Assumed CPU power per busy core for the energy estimate.
+        generation_samples: Held-out prompts a generative model answers in the report.
+        sample_tokens: Most new tokens per generation sample (greedy); also bounds the
+            generations the resources section times.
     """
 
     seed: int = 0
@@ -158,6 +183,8 @@ class ReportOptions:
     batch_runs: int = 5
     measure_memory: bool = True
     watts_per_core: float = 10.0
+    generation_samples: int = 4
+    sample_tokens: int = 32
 
     def __post_init__(self) -> None:
         checks = {
@@ -170,6 +197,8 @@ class ReportOptions:
             "batch_size": self.batch_size >= 1,
             "batch_runs": self.batch_runs >= 1,
             "watts_per_core": self.watts_per_core > 0,
+            "generation_samples": 0 <= self.generation_samples <= 50,
+            "sample_tokens": 1 <= self.sample_tokens <= 512,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -246,6 +275,46 @@ class ReportContext:
             return self.scores.argmax(axis=1)
         return self.scores[:, 0]
 
+    def nll(
+        self, texts: Sequence[str], targets: Sequence[str] | None, *, chunk: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row summed NLL and token counts of ``texts`` (with their ``targets``), chunked."""
+        assert self.model.nll is not None
+        sums, counts = [], []
+        for start in range(0, len(texts), chunk):
+            part = list(texts[start : start + chunk])
+            part_targets = None if targets is None else list(targets[start : start + chunk])
+            s, c = self.model.nll(part, part_targets)
+            sums.append(np.asarray(s, dtype=np.float64))
+            counts.append(np.asarray(c, dtype=np.int64))
+            self.advance(len(part))
+        if not sums:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(sums), np.concatenate(counts)
+
+    @cached_property
+    def row_nll(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) summed NLL and (N,) token counts on the clean rows (language models)."""
+        self.phase("scoring the held-out tokens", len(self.data))
+        return self.nll(self.data.texts, self.data.targets)
+
+    def tags(self, tokens: Sequence[Sequence[str]], *, chunk: int = 256) -> list[list[str]]:
+        """Predicted tags of ``tokens`` rows, chunked for progress (token classification)."""
+        assert self.model.tag is not None
+        out: list[list[str]] = []
+        for start in range(0, len(tokens), chunk):
+            part = list(tokens[start : start + chunk])
+            out.extend(self.model.tag(part))
+            self.advance(len(part))
+        return out
+
+    @cached_property
+    def predicted_tags(self) -> list[list[str]]:
+        """Predicted tags of every clean row (token classification)."""
+        assert self.data.tokens is not None
+        self.phase("tagging the evaluation rows", len(self.data))
+        return self.tags(self.data.tokens)
+
     def rng(self, purpose: str) -> np.random.Generator:
         """A generator seeded by the report seed and ``purpose`` (independent streams)."""
         import zlib
@@ -303,14 +372,6 @@ class Section(ABC):
 
 _SECTIONS: dict[str, Section] = {}
 _PLANS: dict[str, tuple[str, ...]] = {}
-# Tasks the product has, with the section a report for them still lacks.
-_PLANNED: dict[str, str] = {
-    "token-classification": "entity-level precision/recall/F1 (issue 4: NER)",
-    "ner": "entity-level precision/recall/F1 (issue 4: NER)",
-    "masked-lm": "perplexity (issue 4: language-model pre-training)",
-    "causal-lm": "perplexity (issue 4: language-model pre-training)",
-    "generation": "perplexity and generation quality (issue 4)",
-}
 
 
 def register_section(section: Section, *, force: bool = False) -> Section:
@@ -343,17 +404,10 @@ def get_report_sections(task: str) -> list[Section]:
     """The sections of a report for ``task``.
 
     Raises:
-        NotImplementedFeature: the task exists in aimass but its report is not built.
-        UnsupportedModel: the task is unknown.
+        UnsupportedModel: no report plan is registered for the task.
     """
     _load_builtin()
     if task not in _PLANS:
-        if task in _PLANNED:
-            raise NotImplementedFeature(
-                f"evaluation reports for {task!r} models are not built yet: they need "
-                f"{_PLANNED[task]}; reports exist for {', '.join(sorted(_PLANS))}",
-                task=task,
-            )
         raise UnsupportedModel(
             f"no evaluation report for task {task!r}; reports exist for "
             f"{', '.join(sorted(_PLANS))}",

@@ -74,6 +74,9 @@ class Perturbation(ABC):
     strengths: ClassVar[tuple[float, ...]]
     #: What a strength means, for the report.
     strength_meaning: ClassVar[str]
+    #: Whether the whitespace-separated words stay the same in number and order (only
+    #: their characters may change), so word-level gold labels still line up.
+    keeps_words: ClassVar[bool] = False
 
     def perturb(self, texts: Sequence[str], *, strength: float, seed: int) -> list[str]:
         """Perturb every text; text ``i``'s randomness depends only on (seed, name, strength, i)."""
@@ -126,6 +129,7 @@ class Typos(Perturbation):
     description = "one character edit (swap, delete, insert, keyboard substitution) per chosen word"
     strengths = (0.1, 0.3)
     strength_meaning = "fraction of Latin-script words (2+ letters) with one typo"
+    keeps_words = True
 
     def perturb_one(self, text: str, strength: float, rng: np.random.Generator) -> str:
         return self._rewrite(text, _LATIN_WORD, strength, rng, lambda word: self._edit(word, rng))
@@ -168,6 +172,7 @@ class Casing(Perturbation):
     description = "upper-case whole words"
     strengths = (0.5, 1.0)
     strength_meaning = "fraction of words upper-cased (1.0 = the whole text)"
+    keeps_words = True
 
     def perturb_one(self, text: str, strength: float, rng: np.random.Generator) -> str:
         if strength >= 1.0:
@@ -181,6 +186,7 @@ class Whitespace(Perturbation):
     strengths = (0.5, 1.0)
     strength_meaning = "fraction of word gaps (and the two ends) that get extra whitespace"
     _RUNS = (" ", "  ", "\t", "\n", " \t", "\n\n", "   ")
+    keeps_words = True
 
     def perturb_one(self, text: str, strength: float, rng: np.random.Generator) -> str:
         words = _WORD.findall(text)

@@ -38,6 +38,14 @@ _CARDS = (
     ("mae_difference", "MAE gap between groups", "{:.4g}"),
     ("worst_flip_rate", "worst flip rate", "{:.4f}"),
     ("worst_mae_increase", "worst MAE increase", "{:.4g}"),
+    ("perplexity", "perplexity", "{:.4g}"),
+    ("tokens", "tokens scored", "{:,}"),
+    ("entity_f1", "entity F1", "{:.4f}"),
+    ("token_accuracy", "tag accuracy", "{:.4f}"),
+    ("perplexity_ratio", "perplexity ratio between groups", "{:.4g}"),
+    ("entity_f1_difference", "entity F1 gap between groups", "{:.4f}"),
+    ("worst_perplexity_ratio", "worst perplexity × under perturbation", "{:.4g}"),
+    ("worst_f1_drop", "worst entity-F1 drop", "{:.4f}"),
     ("latency_ms", "latency, 1 item (ms)", "{:.1f}"),
     ("throughput_per_s", "throughput, batched (/s)", "{:.1f}"),
 )
@@ -64,31 +72,70 @@ class Report:
         return render_html(self.document, self.figures)
 
 
+def _check_classes(model_labels: tuple[str, ...], labels: list[Any]) -> None:
+    unknown = sorted({str(v) for v in labels} - set(model_labels))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        raise InvalidArgument(
+            f"the dataset's labels do not match the model's: {shown} "
+            f"{'is' if len(unknown) == 1 else 'are'} not among the model's classes "
+            f"({', '.join(model_labels)}); evaluate on data labelled with the same classes",
+            unknown_labels=unknown[:10],
+        )
+
+
+def _check_numbers(model_labels: tuple[str, ...], labels: list[Any]) -> None:
+    bad = next((v for v in labels if isinstance(v, bool) or not isinstance(v, int | float)), None)
+    if bad is not None:
+        raise InvalidArgument(
+            f"the dataset's labels do not match the model's: a regression model needs numeric "
+            f"labels, the dataset has {bad!r}"
+        )
+
+
+def _check_tags(model_labels: tuple[str, ...], labels: list[Any]) -> None:
+    if any(not isinstance(row, list | tuple) for row in labels):
+        raise InvalidArgument(
+            "the dataset's labels do not match the model's: a token-classification model needs "
+            "a tokens dataset (a BIO tag per token); import one with --kind tokens"
+        )
+    unknown = sorted({str(t) for row in labels for t in row} - set(model_labels))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        raise InvalidArgument(
+            f"the dataset's tags do not match the model's: {shown} "
+            f"{'is' if len(unknown) == 1 else 'are'} not among the tags the model predicts "
+            f"({', '.join(model_labels)}); evaluate on data tagged with the same entity types",
+            unknown_labels=unknown[:10],
+        )
+
+
+# How the labels of each labelled task are checked. Language-model tasks are absent:
+# their rows are their own supervision, so they need no labels.
+_LABEL_CHECKS: dict[str, Callable[[tuple[str, ...], list[Any]], None]] = {
+    "classification": _check_classes,
+    "regression": _check_numbers,
+    "token-classification": _check_tags,
+}
+
+
 def check_labels(task: str, model_labels: tuple[str, ...], labels: list[Any]) -> None:
-    """Refuse evaluation data whose labels the model cannot predict (or of the wrong type)."""
+    """Refuse evaluation data whose labels the model cannot predict (or of the wrong type).
+
+    Args:
+        task: The model's task.
+        model_labels: Classes (classification) or tags (token classification) it predicts.
+        labels: The labels of the evaluation rows (one per row; a tag list for NER; ``None``
+            for unlabelled rows, which only language models accept).
+    """
     if not labels:
         raise InvalidArgument("the evaluation split has no rows; choose another split with --split")
+    check = _LABEL_CHECKS.get(task)
+    if check is None:
+        return
     if any(v is None for v in labels):
         raise InvalidArgument("the evaluation dataset is unlabelled; evaluation needs true labels")
-    if task == "classification":
-        unknown = sorted({str(v) for v in labels} - set(model_labels))
-        if unknown:
-            shown = ", ".join(repr(u) for u in unknown[:10])
-            raise InvalidArgument(
-                f"the dataset's labels do not match the model's: {shown} "
-                f"{'is' if len(unknown) == 1 else 'are'} not among the model's classes "
-                f"({', '.join(model_labels)}); evaluate on data labelled with the same classes",
-                unknown_labels=unknown[:10],
-            )
-    elif task == "regression":
-        bad = next(
-            (v for v in labels if isinstance(v, bool) or not isinstance(v, int | float)), None
-        )
-        if bad is not None:
-            raise InvalidArgument(
-                f"the dataset's labels do not match the model's: a regression model needs numeric "
-                f"labels, the dataset has {bad!r}"
-            )
+    check(model_labels, labels)
 
 
 def _check_groups(data: EvaluationData) -> None:
@@ -124,7 +171,7 @@ def build_report(
 
     Raises:
         InvalidArgument: labels that do not match the model's, an unknown group field.
-        NotImplementedFeature: a task whose report is not built yet.
+        UnsupportedModel: a task without a report plan.
     """
     options = options or ReportOptions()
     sections = get_report_sections(model.task)
@@ -170,6 +217,7 @@ def build_report(
             "split": data.split,
             "rows": len(data),
             "group_field": data.group_field,
+            "kind": data.kind,
         },
         "options": options.to_dict(),
         "summary": summary,

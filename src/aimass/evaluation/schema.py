@@ -153,6 +153,92 @@ _REGRESSION_FAIRNESS = _obj(
         "mean_target_difference": _NUM,
     }
 )
+_LM_QUALITY = _obj(
+    {
+        "loss": {"type": "number", "minimum": 0},
+        "perplexity": {"type": "number", "minimum": 1},
+        "tokens": _COUNT,
+        "rows": _COUNT,
+        "rows_scored": _COUNT,
+        "loss_definition": _STR,
+        "seed": {"type": "integer"},
+        "row_perplexity_quantiles": {"type": "object", "additionalProperties": _NUM},
+    }
+)
+_ENTITY_QUALITY = _obj(
+    {
+        "precision": _RATE,
+        "recall": _RATE,
+        "f1": _RATE,
+        "per_type": _PER_CLASS,
+        "entities": _COUNT,
+        "predicted_entities": _COUNT,
+        "count": _COUNT,
+        "sentence_accuracy": _RATE,
+        "token_accuracy": _RATE,
+        "tokens": _COUNT,
+        "labels": {"type": "array", "items": _STR, "minItems": 1},
+        "confusion_matrix": {"type": "array", "items": {"type": "array", "items": _COUNT}},
+        "scoring": _STR,
+    }
+)
+_SAMPLES = _obj(
+    {
+        "decoding": _STR,
+        "max_new_tokens": {"type": "integer", "minimum": 1},
+        "prompt_source": _STR,
+        "samples": {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj(
+                {
+                    "row": _COUNT,
+                    "prompt": _STR,
+                    "reference": _STR,
+                    "generated": _STR,
+                    "seconds": {"type": "number", "minimum": 0},
+                }
+            ),
+        },
+    }
+)
+_LM_FAIRNESS = _obj(
+    {
+        **_FAIRNESS_COMMON,
+        "groups": {
+            "type": "array",
+            "minItems": 2,
+            "items": _obj(
+                {"group": _STR, "count": _COUNT, "tokens": _COUNT, "loss": _NUM, "perplexity": _NUM}
+            ),
+        },
+        "overall": _obj({"loss": _NUM, "perplexity": _NUM}),
+        "loss_difference": {"type": "number", "minimum": 0},
+        "perplexity_ratio": _NUM_OR_NULL,
+    }
+)
+_ENTITY_FAIRNESS = _obj(
+    {
+        **_FAIRNESS_COMMON,
+        "groups": {
+            "type": "array",
+            "minItems": 2,
+            "items": _obj(
+                {
+                    "group": _STR,
+                    "count": _COUNT,
+                    "entities": _COUNT,
+                    "precision": _RATE,
+                    "recall": _RATE,
+                    "f1": _RATE,
+                }
+            ),
+        },
+        "overall": _obj({"f1": _RATE, "precision": _RATE, "recall": _RATE}),
+        "f1_difference": _RATE,
+        "recall_difference": _RATE,
+    }
+)
 _ROBUSTNESS_ROW = _obj(
     {
         "perturbation": _STR,
@@ -170,6 +256,15 @@ _ROBUSTNESS_ROW = _obj(
         "r2": _NUM,
         "mae_increase": _NUM,
         "mean_abs_change": _NUM,
+        "loss": _NUM,
+        "loss_increase": _NUM,
+        "perplexity": _NUM,
+        "perplexity_ratio": _NUM,
+        "tokens": _COUNT,
+        "f1": _RATE,
+        "precision": _RATE,
+        "recall": _RATE,
+        "f1_drop": _NUM,
         "example": _obj({"original": _STR, "perturbed": _STR}),
     },
 )
@@ -179,6 +274,7 @@ _ROBUSTNESS = _obj(
         "rows_available": _COUNT,
         "seed": {"type": "integer"},
         "clean": {"type": "object"},
+        "perturbed_input": _STR,
         "results": {"type": "array", "items": _ROBUSTNESS_ROW},
         "unavailable": {"type": "array", "items": _obj({"perturbation": _STR, "reason": _STR})},
         "perturbations": {
@@ -225,6 +321,7 @@ _EXPLANATIONS = _obj(
 _ENERGY_AMOUNT = _obj({"joules": _NUM, "wh": _NUM, "low_wh": _NUM, "high_wh": _NUM})
 _RESOURCES = _obj(
     {
+        "unit": _STR,
         "parameters": _COUNT,
         "bundle_bytes": _COUNT,
         "bundle_mib": _NUM,
@@ -332,7 +429,16 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "name": _STR,
                 "version": {"type": "integer", "minimum": 1},
                 "digest": _STR,
-                "task": {"enum": ["classification", "regression"]},
+                "task": {
+                    "enum": [
+                        "classification",
+                        "regression",
+                        "token-classification",
+                        "masked-lm",
+                        "causal-lm",
+                        "seq2seq",
+                    ]
+                },
                 "architecture": _STR,
                 "labels": {"type": "array", "items": _STR},
             }
@@ -345,7 +451,8 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "split": {"enum": ["train", "validation", "test"]},
                 "rows": {"type": "integer", "minimum": 1},
                 "group_field": {"type": ["string", "null"]},
-            }
+            },
+            {"kind": {"enum": ["text", "tokens", "pairs"]}},
         ),
         "options": {"type": "object"},
         "summary": {
@@ -364,9 +471,28 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "privacy",
             ],
             "properties": {
-                "quality": _section({"oneOf": [_CLASSIFICATION_QUALITY, _REGRESSION_QUALITY]}),
+                "quality": _section(
+                    {
+                        "oneOf": [
+                            _CLASSIFICATION_QUALITY,
+                            _REGRESSION_QUALITY,
+                            _LM_QUALITY,
+                            _ENTITY_QUALITY,
+                        ]
+                    }
+                ),
+                "samples": _section(_SAMPLES),
                 "calibration": _section(_CALIBRATION),
-                "fairness": _section({"oneOf": [_CLASSIFICATION_FAIRNESS, _REGRESSION_FAIRNESS]}),
+                "fairness": _section(
+                    {
+                        "oneOf": [
+                            _CLASSIFICATION_FAIRNESS,
+                            _REGRESSION_FAIRNESS,
+                            _LM_FAIRNESS,
+                            _ENTITY_FAIRNESS,
+                        ]
+                    }
+                ),
                 "robustness": _section(_ROBUSTNESS),
                 "explanations": _section(_EXPLANATIONS),
                 "resources": _section(_RESOURCES),

@@ -149,15 +149,23 @@ class Explainer(ABC):
     #: Tasks whose outputs the method knows how to explain.
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
 
+    def check_task(self, task: str) -> None:
+        """Raise :class:`UnsupportedModel` naming the explainers that do apply to ``task``."""
+        if task in self.tasks:
+            return
+        others = [e.name for e in explainers_for(task)]
+        raise UnsupportedModel(
+            f"explainer {self.name!r} does not apply to {task!r} models; it explains "
+            f"{', '.join(self.tasks)} models. Explainers for {task!r} models: "
+            + (", ".join(others) if others else "none (they attribute a class score or a value)"),
+            explainer=self.name,
+            task=task,
+            applicable=others,
+        )
+
     def check(self, target: ExplainTarget) -> None:
         """Raise :class:`UnsupportedModel` when this method cannot explain ``target``."""
-        if target.task not in self.tasks:
-            raise UnsupportedModel(
-                f"explainer {self.name!r} does not apply to {target.name} (task "
-                f"{target.task!r}); it explains {', '.join(self.tasks)} models",
-                explainer=self.name,
-                task=target.task,
-            )
+        self.check_task(target.task)
         if self.needs_network and target.network is None:
             raise UnsupportedModel(
                 f"explainer {self.name!r} needs gradient and attention access to the network, "
@@ -255,3 +263,8 @@ def list_explainers() -> list[Explainer]:
     """Every registered explainer, by name."""
     _load_builtin()
     return [_EXPLAINERS[n] for n in sorted(_EXPLAINERS)]
+
+
+def explainers_for(task: str) -> list[Explainer]:
+    """The registered explainers that explain ``task`` models, by name."""
+    return [e for e in list_explainers() if task in e.tasks]

@@ -35,6 +35,7 @@ __all__ = [
     "pick_token",
     "prompt_ids",
     "response_ids",
+    "sample_pairs",
 ]
 
 MAX_NEW_TOKENS = 4096
@@ -210,3 +211,16 @@ def complete(
     """The generated text for prompt ``ids`` (no streaming, no stop strings)."""
     new = list(generate_ids(model, ids, params, eos_ids=eos_ids(model, tokenizer), device=device))
     return str(tokenizer.decode(new, skip_special_tokens=True)).strip()
+
+
+def sample_pairs(
+    texts: Sequence[str], targets: Sequence[str] | None, n: int
+) -> list[tuple[str, str]]:
+    """``(prompt, reference)`` of the first ``n`` rows, for a generation sample table.
+
+    Pairs give their prompt (or source) and response (or target); a plain text
+    is cut in half: the model continues the first half, the second is the reference.
+    """
+    if targets is not None:
+        return list(zip(texts[:n], targets[:n], strict=True))
+    return [(t[: max(1, len(t) // 2)], t[max(1, len(t) // 2) :]) for t in texts[:n]]

@@ -106,6 +106,7 @@ class Predictor(ABC):
 
         texts = check_texts(texts)
         explainer = get_explainer(method)
+        explainer.check_task(self.task)
         target = self.explain_target()
         explainer.check(target)
         return [e.to_dict() for e in explainer.explain(target, texts, label=label, **options)]

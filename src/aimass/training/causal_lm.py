@@ -24,6 +24,7 @@ from aimass.models.generation import (
     encode_prompt,
     prompt_ids,
     response_ids,
+    sample_pairs,
 )
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
@@ -84,6 +85,11 @@ class CausalLMTask(ExampleTask):
             self.prompt_format = "chat" if tokenizer.chat_template else "plain"
         return model, tokenizer
 
+    def restore(
+        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+    ) -> None:
+        self.prompt_format = str(task_config.get("prompt_format") or "none")
+
     def encode(
         self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
     ) -> list[Example]:
@@ -103,15 +109,18 @@ class CausalLMTask(ExampleTask):
         self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
     ) -> dict[str, Any]:
         split = inputs.test if len(inputs.test) else inputs.validation
-        fmt = self.prompt_format
-        if split.targets is None:
-            # Continuation: the first half of a held-out text, completed by the model.
-            texts = [t[: max(1, len(t) // 2)] for t in split.texts[:SAMPLES]]
-            prompts = [encode_prompt(tokenizer, t) for t in texts]
-            rows = generation_samples(model, tokenizer, inputs, prompts)
-            return {"samples": [{**r, "prompt": t} for r, t in zip(rows, texts, strict=True)]}
-        prompts = [prompt_ids(tokenizer, p, fmt) for p in split.texts[:SAMPLES]]
-        return {"samples": generation_samples(model, tokenizer, inputs, prompts)}
+        pairs = sample_pairs(split.texts, split.targets, SAMPLES)
+        if split.targets is None:  # continuation of the first half of a held-out text
+            prompts = [encode_prompt(tokenizer, p) for p, _ in pairs]
+        else:
+            prompts = [prompt_ids(tokenizer, p, self.prompt_format) for p, _ in pairs]
+        rows = generation_samples(model, tokenizer, inputs, prompts)
+        return {
+            "samples": [
+                {**r, "prompt": p, "reference": ref}
+                for r, (p, ref) in zip(rows, pairs, strict=True)
+            ]
+        }
 
     def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         return {**super().task_config(tokenizer, max_length), "prompt_format": self.prompt_format}

@@ -44,6 +44,7 @@ __all__ = [
     "LabelAccuracy",
     "Tracker",
     "dedupe_tied",
+    "perplexity",
     "scratch_base",
 ]
 
@@ -167,20 +168,65 @@ class ExampleTask(Task):
         """Forward pass: (B, T, V) logits."""
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
 
-    def loss_sum(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Summed cross-entropy over labelled positions, and how many there are."""
+    def loss_rows(
+        self, logits: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row summed cross-entropy over labelled positions (B,), and their counts (B,)."""
         if self.shift_labels:
             logits, labels = logits[:, :-1], labels[:, 1:]
-        count = int((labels != IGNORE).sum())
-        total = F.cross_entropy(
+        per_token = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             labels.reshape(-1),
             ignore_index=IGNORE,
-            reduction="sum",
-        )
-        return total, count
+            reduction="none",
+        ).reshape(labels.shape)
+        return per_token.sum(dim=1), (labels != IGNORE).sum(dim=1)
+
+    def loss_sum(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Summed cross-entropy over labelled positions, and how many there are."""
+        sums, counts = self.loss_rows(logits, labels)
+        return sums.sum(), int(counts.sum())
 
     @torch.inference_mode()
+    def score(
+        self,
+        model: nn.Module,
+        examples: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        seed: int,
+        device: Any,
+        tracker: Tracker | None = None,
+    ) -> tuple[list[float], list[int], list[int]]:
+        """Summed loss and labelled-token count of every example, in length-bucketed batches.
+
+        Deterministic: the batches are fixed and ``seed`` seeds what ``collate``
+        draws (masked-LM masks). ``tracker`` sees every batch.
+
+        Returns:
+            ``(loss_sums, token_counts, order)``, the first two indexed like
+            ``examples``; ``order`` lists the examples in the order the tracker saw them.
+        """
+        was_training = model.training
+        model.eval()
+        generator = torch.Generator().manual_seed(seed)
+        pad_id = _pad_id(tokenizer)
+        sums, counts = [0.0] * len(examples), [0] * len(examples)
+        order: list[int] = []
+        lengths = [len(e["input_ids"]) for e in examples]
+        for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
+            chosen = [examples[i] for i in idx]
+            batch = self.collate(chosen, pad_id, device, generator)
+            logits = self.logits(model, batch)
+            row_sums, row_counts = self.loss_rows(logits, batch["labels"])
+            for i, total, n in zip(idx, row_sums.tolist(), row_counts.tolist(), strict=True):
+                sums[i], counts[i] = total, n
+            order.extend(idx)
+            if tracker is not None:
+                tracker.update(chosen, batch, logits)
+        model.train(was_training)
+        return sums, counts, order
+
     def evaluate(
         self,
         model: nn.Module,
@@ -191,28 +237,32 @@ class ExampleTask(Task):
         """Held-out loss, perplexity and the tracker's numbers (deterministic)."""
         if not examples:
             return {}
-        was_training = model.training
-        model.eval()
-        generator = torch.Generator().manual_seed(inputs.config.seed + 1)
-        pad_id = _pad_id(tokenizer)
         tracker = self.tracker(tokenizer)
-        total, count = 0.0, 0
-        lengths = [len(e["input_ids"]) for e in examples]
-        for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
-            chosen = [examples[i] for i in idx]
-            batch = self.collate(chosen, pad_id, inputs.device, generator)
-            logits = self.logits(model, batch)
-            loss, n = self.loss_sum(logits, batch["labels"])
-            total, count = total + float(loss), count + n
-            tracker.update(chosen, batch, logits)
-        model.train(was_training)
-        loss = total / max(count, 1)
-        return {
-            "loss": loss,
-            "perplexity": math.exp(min(loss, 50.0)),
-            "tokens": count,
-            **tracker.result(),
-        }
+        sums, counts, _ = self.score(
+            model,
+            examples,
+            tokenizer,
+            seed=inputs.config.seed + 1,
+            device=inputs.device,
+            tracker=tracker,
+        )
+        count = sum(counts)
+        loss = sum(sums) / max(count, 1)
+        return {"loss": loss, "perplexity": perplexity(loss), "tokens": count, **tracker.result()}
+
+    def restore(
+        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+    ) -> None:
+        """Set what :meth:`load` sets during training from a trained bundle's ``task_config``."""
+
+    def for_bundle(
+        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+    ) -> ExampleTask:
+        """A private copy of the task set up as it was when ``model`` was trained, so that
+        evaluation encodes, collates and scores exactly as training did."""
+        task = copy.copy(self)
+        task.restore(task_config, tokenizer, model)
+        return task
 
     # -- the recipe ------------------------------------------------------------------
 
@@ -295,6 +345,11 @@ class ExampleTask(Task):
             history=result.history,
             generation_config=_generation_config(model),
         )
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)`` of a mean per-token loss (capped so a diverged model gives a finite number)."""
+    return math.exp(min(loss, 50.0))
 
 
 def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -108,14 +108,28 @@ class MaskedLMTask(ExampleTask):
                 f"the tokenizer of {inputs.base_dir.name} has no mask token; masked-LM needs one"
             )
         model = load_pretrained(inputs.base_dir, family="encoder-mlm")
+        self._set_masking(tokenizer, probability, bool(options.get("whole_word_mask", False)))
+        return model, tokenizer
+
+    def _set_masking(
+        self, tokenizer: PreTrainedTokenizerBase, probability: float, whole_word: bool
+    ) -> None:
         special = set(tokenizer.all_special_ids)
         self._mask = {
             "mask_id": tokenizer.mask_token_id,
             "random_ids": torch.tensor([i for i in range(len(tokenizer)) if i not in special]),
             "probability": probability,
-            "whole_word": bool(options.get("whole_word_mask", False)),
+            "whole_word": whole_word,
         }
-        return model, tokenizer
+
+    def restore(
+        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+    ) -> None:
+        self._set_masking(
+            tokenizer,
+            float(task_config.get("mask_probability", 0.15)),
+            bool(task_config.get("whole_word_mask", False)),
+        )
 
     def encode(
         self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int

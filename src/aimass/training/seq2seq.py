@@ -55,6 +55,11 @@ class Seq2SeqTask(ExampleTask):
             )
         return examples
 
+    def restore(
+        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+    ) -> None:
+        self._start = int(model.config.decoder_start_token_id)
+
     def run(self, inputs: TrainInputs) -> Any:
         from aimass.models.hf import read_config
 

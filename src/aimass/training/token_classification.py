@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["TokenClassificationTask", "continuation_tag"]
+__all__ = ["EntityScores", "TokenClassificationTask", "continuation_tag"]
 
 
 def continuation_tag(tag: str) -> str:
@@ -35,7 +35,10 @@ def continuation_tag(tag: str) -> str:
     return "I-" + tag[2:] if tag.startswith("B-") else tag
 
 
-class _EntityScores(Tracker):
+class EntityScores(Tracker):
+    """Entity-level F1 of the first sub-word tags; ``true``/``pred`` hold each example's
+    word tags in the order the batches were seen."""
+
     def __init__(self, labels: list[str]) -> None:
         self.labels = labels
         self.true: list[list[str]] = []
@@ -88,6 +91,11 @@ class TokenClassificationTask(ExampleTask):
         )
         return model, tokenizer
 
+    def restore(
+        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+    ) -> None:
+        self.labels = list(task_config["labels"])
+
     def encode(
         self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
     ) -> list[Example]:
@@ -120,7 +128,7 @@ class TokenClassificationTask(ExampleTask):
         return examples
 
     def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
-        return _EntityScores(self.labels)
+        return EntityScores(self.labels)
 
     def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         return {**super().task_config(tokenizer, max_length), "labels": self.labels}

@@ -104,7 +104,7 @@ def resolve_evaluation(
     store: Store, artifacts: ArtifactStore, project: str, spec: EvaluateSpec
 ) -> tuple[ModelVersion, DatasetVersion]:
     """Look up the version and dataset and check that they fit together (before any model loads)."""
-    from aimass.evaluation import check_labels, get_report_sections
+    from aimass.evaluation import get_report_sections
     from aimass.explain import get_explainer
 
     version = store.registry.get_version(project, parse_ref(spec.model, kind="model"))
@@ -119,14 +119,11 @@ def resolve_evaluation(
         for name in options.perturbations:
             get_perturbation(name)
     schema = dataset.schema
-    if schema.label_field is None or schema.label_type is None:
-        raise InvalidArgument(f"dataset {dataset.ref} is unlabelled; evaluation needs true labels")
-    wanted = ("string", "integer") if version.task == "classification" else ("integer", "float")
-    if schema.label_type not in wanted:
-        raise InvalidArgument(
-            f"the dataset's labels do not match the model's: {version.ref} is a {version.task} "
-            f"model and {dataset.ref} has {schema.label_type} labels"
-        )
+    task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
+    if version.task in _LABELLED:
+        _check_labelled(version, dataset, task_config)
+    else:
+        _check_language_model(version, dataset, task_config)
     if spec.group_field is not None and spec.group_field not in schema.extra_fields:
         fields = ", ".join(schema.extra_fields) or "none"
         raise InvalidArgument(
@@ -134,15 +131,77 @@ def resolve_evaluation(
             f"(its fields: {fields}); import the data with that column to group by it",
             field=spec.group_field,
         )
-    if version.task == "classification":
-        task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
-        check_labels(version.task, tuple(task_config.get("labels", ())), list(dataset.labels))
     if not dataset.splits.get(spec.split):
         raise InvalidArgument(
             f"dataset {dataset.ref} has no {spec.split!r} rows "
             f"(splits: {', '.join(f'{k} {v}' for k, v in dataset.splits.items())}); use --split"
         )
     return version, dataset
+
+
+# Dataset label types each labelled task accepts; the other tasks are language models.
+_LABELLED = {
+    "classification": ("string", "integer"),
+    "regression": ("integer", "float"),
+    "token-classification": ("tags",),
+}
+_PROMPT_KINDS = {"chat": "pairs", "plain": "pairs", "none": "text"}
+
+
+def _check_labelled(
+    version: ModelVersion, dataset: DatasetVersion, task_config: dict[str, Any]
+) -> None:
+    from aimass.evaluation import check_labels
+
+    schema = dataset.schema
+    if schema.label_field is None or schema.label_type is None:
+        raise InvalidArgument(f"dataset {dataset.ref} is unlabelled; evaluation needs true labels")
+    if schema.label_type not in _LABELLED[version.task]:
+        raise InvalidArgument(
+            f"the dataset's labels do not match the model's: {version.ref} is a {version.task} "
+            f"model and {dataset.ref} has {schema.label_type} labels"
+            + (
+                "; import BIO-tagged data with --kind tokens"
+                if version.task == "token-classification"
+                else ""
+            )
+        )
+    if version.task == "classification":
+        check_labels(version.task, tuple(task_config.get("labels", ())), list(dataset.labels))
+    elif version.task == "token-classification":
+        known = set(task_config.get("labels", ()))
+        unknown = sorted(set(dataset.labels) - known)
+        if unknown:
+            # Same message as the per-row check, from the dataset's recorded tag set.
+            check_labels(version.task, tuple(task_config["labels"]), [unknown])
+
+
+def _check_language_model(
+    version: ModelVersion, dataset: DatasetVersion, task_config: dict[str, Any]
+) -> None:
+    """The dataset kind must be one the model's task trains on (and, for a causal LM, the one
+    it was trained on: pairs for an instruction-tuned model, text for a plain one)."""
+    from aimass.training.tasks import get_task
+
+    kind = dataset.schema.kind
+    try:
+        get_task(version.task).check_kind(dataset.schema)
+    except InvalidArgument as exc:
+        raise InvalidArgument(
+            f"dataset {dataset.ref} cannot evaluate {version.ref}: {exc.message}", kind=kind
+        ) from None
+    expected = _PROMPT_KINDS.get(str(task_config.get("prompt_format")))
+    if version.task == "causal-lm" and expected is not None and kind != expected:
+        trained = (
+            "instruction-tuned on prompt/response pairs"
+            if expected == "pairs"
+            else ("trained on plain text")
+        )
+        raise InvalidArgument(
+            f"dataset {dataset.ref} is of kind {kind!r} but {version.ref} was {trained}; "
+            f"evaluate it on a {expected!r} dataset (import one with --kind {expected})",
+            kind=kind,
+        )
 
 
 def submit_evaluation(
@@ -177,25 +236,23 @@ def _model_under_test(ctx: JobContext, version: ModelVersion, options: Any) -> A
         torch.set_num_threads(ctx.settings.num_threads)
     directory = ctx.artifacts.resolve(version.uri)
     predictor = load_predictor(directory, device=ctx.settings.device)
-    target = predictor.explain_target()
     network = getattr(predictor, "model", None)
-    method = options.explain_method
 
     def memory(texts: Any) -> dict[str, Any]:
         return measure_serving_memory(
             directory, list(texts), device=ctx.settings.device, threads=ctx.settings.num_threads
         )
 
+    if version.task in ("classification", "regression"):
+        task_parts = _scored_parts(predictor, options)
+    else:
+        task_parts = _token_parts(predictor, options)
     return ModelUnderTest(
         name=version.name,
         version=version.version,
         digest=version.digest,
         task=version.task,
         architecture=predictor.manifest.architecture,
-        labels=target.labels,
-        score=target.score,
-        predict=lambda texts: predictor.predict(list(texts), batch_size=options.batch_size),
-        explain=lambda texts: predictor.explain(list(texts), method=method),
         parameters=num_parameters(network) if isinstance(network, torch.nn.Module) else 0,
         bundle_bytes=sum(int(f["size"]) for f in predictor.manifest.files.values()),
         metrics=version.metrics,
@@ -203,7 +260,72 @@ def _model_under_test(ctx: JobContext, version: ModelVersion, options: Any) -> A
         device=str(predictor.device),
         threads=torch.get_num_threads(),
         memory=memory,
+        **task_parts,
     )
+
+
+def _scored_parts(predictor: Any, options: Any) -> dict[str, Any]:
+    """Classification/regression: class scores, the public predict path, explanations."""
+    target = predictor.explain_target()
+    method = options.explain_method
+    return {
+        "labels": target.labels,
+        "score": target.score,
+        "predict": lambda texts: predictor.predict(list(texts), batch_size=options.batch_size),
+        "explain": lambda texts: predictor.explain(list(texts), method=method),
+    }
+
+
+def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
+    """Language models and NER: the training task's own loss / tag reading, generation, and
+    the explainer registry's reason why no explainer applies."""
+    from aimass.explain import explainers_for, list_explainers
+    from aimass.workspace.scoring import TaskScorer
+
+    scorer = TaskScorer(predictor, seed=options.seed)
+    applicable = explainers_for(predictor.task)
+    parts: dict[str, Any] = {
+        "labels": tuple(predictor.manifest.task_config.get("labels", ())),
+        "score": _no_scores,
+        "explain": None,
+        "explain_unsupported": (
+            f"no explainer applies to {predictor.task!r} models: the explainers "
+            f"({', '.join(e.name for e in list_explainers())}) attribute a class "
+            "score or a predicted value, and these models predict tokens"
+            if not applicable
+            else None
+        ),
+    }
+    if predictor.task == "token-classification":
+        parts.update(
+            tag=scorer.tags,
+            predict=lambda texts: predictor.predict(list(texts), batch_size=options.batch_size),
+        )
+        return parts
+    parts["nll"] = scorer.nll
+    if hasattr(predictor, "generate"):
+        tokens = options.sample_tokens
+
+        def generate(prompt: str, max_new_tokens: int) -> str:
+            return str(
+                predictor.generate(prompt, max_new_tokens=max_new_tokens, temperature=0)["text"]
+            )
+
+        parts.update(
+            generate=generate,
+            predict=lambda texts: [generate(t, tokens) for t in texts],
+            predict_unit="generations",
+        )
+    else:
+        parts.update(
+            predict=lambda texts: scorer.nll(list(texts), None),
+            predict_unit="texts scored",
+        )
+    return parts
+
+
+def _no_scores(texts: Any) -> Any:
+    raise AssertionError("token-level reports never ask for class scores")
 
 
 def _publish(ctx: JobContext, report: Any) -> str:
@@ -229,7 +351,8 @@ def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     options = spec.report_options()
     version, dataset = resolve_evaluation(ctx.store, ctx.artifacts, project, spec)
     rows = read_split(ctx.artifacts.resolve(dataset.uri), spec.split)
-    labels = list(rows.labels or [])
+    truth = rows.tags if dataset.schema.kind == "tokens" else rows.labels
+    labels = list(truth) if truth is not None else [None] * len(rows)
     model = _model_under_test(ctx, version, options)
     check_labels(model.task, model.labels, labels)
     data = EvaluationData(
@@ -242,6 +365,9 @@ def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
         group_field=spec.group_field,
         groups=rows.extras.get(spec.group_field) if spec.group_field else None,
         fields=tuple(dataset.schema.extra_fields),
+        kind=dataset.schema.kind,
+        tokens=rows.tokens,
+        targets=rows.targets,
     )
     progress = CallbackList(ctx.callbacks)
     report = build_report(

@@ -56,7 +56,10 @@ class Explanations(Section):
     def compute(self, ctx: ReportContext) -> SectionResult:
         options = ctx.options
         if ctx.model.explain is None:
-            return SectionResult.skipped("this model cannot be explained", status=NOT_APPLICABLE)
+            return SectionResult.skipped(
+                ctx.model.explain_unsupported or "this model cannot be explained",
+                status=NOT_APPLICABLE,
+            )
         if not options.include_examples:
             return SectionResult.skipped(
                 "dataset texts are kept out of this report (--no-examples)"

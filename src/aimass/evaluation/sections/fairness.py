@@ -33,8 +33,12 @@ from aimass.evaluation.html import esc, img, kv_table, table
 
 __all__ = [
     "ClassificationFairness",
+    "GroupFairness",
     "RegressionFairness",
+    "definitions",
     "equalized_odds_by_class",
+    "excluded_note",
+    "intro",
     "parity_by_class",
 ]
 
@@ -183,8 +187,8 @@ def _skip(ctx: ReportContext) -> SectionResult | None:
     return None
 
 
-class _Fairness(Section):
-    """What both fairness sections share: choosing the groups, the common fields, the notes."""
+class GroupFairness(Section):
+    """What every fairness section shares: choosing the groups, the common fields, the notes."""
 
     name = "fairness"
     title = "Fairness"
@@ -197,8 +201,7 @@ class _Fairness(Section):
         if isinstance(split, str):
             return SectionResult.skipped(split)
         mask, eligible, excluded = split
-        groups = group_values(ctx)[mask]
-        result = self.compare(ctx, ctx.y_true[mask], ctx.y_pred[mask], groups, eligible)
+        result = self.compare_groups(ctx, mask, group_values(ctx)[mask], eligible)
         result.data = {
             "group_field": ctx.data.group_field,
             "min_group_size": ctx.options.min_group_size,
@@ -213,6 +216,22 @@ class _Fairness(Section):
                 "the tables show all.",
             )
         return result
+
+    @abstractmethod
+    def compare_groups(
+        self, ctx: ReportContext, mask: np.ndarray, groups: np.ndarray, eligible: list[str]
+    ) -> SectionResult:
+        """Per-group metrics and disparities over the rows in ``mask`` (``groups`` their
+        group names), which belong to the ``eligible`` groups."""
+
+
+class _Fairness(GroupFairness):
+    """Fairness of one label per row (classification, regression)."""
+
+    def compare_groups(
+        self, ctx: ReportContext, mask: np.ndarray, groups: np.ndarray, eligible: list[str]
+    ) -> SectionResult:
+        return self.compare(ctx, ctx.y_true[mask], ctx.y_pred[mask], groups, eligible)
 
     @abstractmethod
     def compare(
@@ -349,7 +368,7 @@ class ClassificationFairness(_Fairness):
             for label in labels
         ]
         return (
-            _intro(data)
+            intro(data)
             + kv_table(
                 [
                     (
@@ -379,8 +398,8 @@ class ClassificationFairness(_Fairness):
             )
             + "<h3>Per class (one-vs-rest)</h3>"
             + table(("class", "demographic-parity diff.", "equalized-odds diff."), per_class)
-            + _excluded(data)
-            + _definitions(data)
+            + excluded_note(data)
+            + definitions(data)
         )
 
 
@@ -464,7 +483,7 @@ class RegressionFairness(_Fairness):
 
     def render(self, data: dict[str, Any], figures: dict[str, str]) -> str:
         return (
-            _intro(data)
+            intro(data)
             + kv_table(
                 [
                     (
@@ -493,8 +512,8 @@ class RegressionFairness(_Fairness):
                     for g in data["groups"]
                 ],
             )
-            + _excluded(data)
-            + _definitions(data)
+            + excluded_note(data)
+            + definitions(data)
         )
 
 
@@ -514,7 +533,7 @@ def _ci(interval: list[float] | None) -> str:
     return "—" if not interval else f"{interval[0]:.3f}–{interval[1]:.3f}"
 
 
-def _intro(data: dict[str, Any]) -> str:
+def intro(data: dict[str, Any]) -> str:
     return (
         f'<p class="note">Groups from field <code>{esc(data["group_field"])}</code>; '
         f"{esc(len(data['groups']))} groups with at least {esc(data['min_group_size'])} rows "
@@ -522,7 +541,7 @@ def _intro(data: dict[str, Any]) -> str:
     )
 
 
-def _excluded(data: dict[str, Any]) -> str:
+def excluded_note(data: dict[str, Any]) -> str:
     excluded = data["excluded_groups"]
     if not excluded:
         return ""
@@ -532,7 +551,7 @@ def _excluded(data: dict[str, Any]) -> str:
     return f'<p class="note">Too small to compare (rows): {esc(listing)}{esc(more)}.</p>'
 
 
-def _definitions(data: dict[str, Any]) -> str:
+def definitions(data: dict[str, Any]) -> str:
     items = "".join(
         f"<li><b>{esc(k.replace('_', ' '))}</b>: {esc(v)}</li>"
         for k, v in data["definitions"].items()

@@ -181,6 +181,7 @@ class Resources(Section):
             training_s=float(seconds) if seconds is not None else None,
         )
         data = {
+            "unit": ctx.model.predict_unit,
             "parameters": ctx.model.parameters,
             "bundle_bytes": ctx.model.bundle_bytes,
             "bundle_mib": ctx.model.bundle_bytes / 2**20,
@@ -211,6 +212,7 @@ class Resources(Section):
 
     def render(self, data: dict[str, Any], figures: dict[str, str]) -> str:
         lat, mem, energy, machine = data["latency"], data["memory"], data["energy"], data["machine"]
+        unit = data.get("unit", "predictions")
         memory_rows: list[tuple[str, Any]]
         if mem["status"] == "ok":
             memory_rows = [
@@ -244,14 +246,14 @@ class Resources(Section):
                 f"{lat['single']['median_ms']:.1f} / {lat['single']['p90_ms']:.1f} ms "
                 f"over {lat['single']['runs']} calls",
             ),
-            ("single-item throughput", f"{lat['single']['throughput_per_s']:.1f} predictions/s"),
+            ("single-item throughput", f"{lat['single']['throughput_per_s']:.1f} {unit}/s"),
             (
                 f"batched latency (batch {lat['batched']['batch_size']}, median)",
                 f"{lat['batched']['median_ms']:.1f} ms "
                 f"({lat['batched']['per_item_ms']:.2f} ms per item) "
                 f"over {lat['batched']['runs']} calls",
             ),
-            ("batched throughput", f"{lat['batched']['throughput_per_s']:.1f} predictions/s"),
+            ("batched throughput", f"{lat['batched']['throughput_per_s']:.1f} {unit}/s"),
             (
                 "training time",
                 f"{fmt(training.get('seconds'))} s, {fmt(training.get('steps'))} steps"
@@ -259,7 +261,7 @@ class Resources(Section):
                 else "not recorded",
             ),
             (
-                "energy per 1,000 predictions (batched)",
+                f"energy per 1,000 {unit} (batched)",
                 f"{inference['wh']:.4f} Wh "
                 f"(range {inference['low_wh']:.4f}–{inference['high_wh']:.4f})",
             ),
@@ -276,7 +278,11 @@ class Resources(Section):
                 f"{machine['threads']} torch threads; device {machine['device']}",
             ),
         ]
-        return kv_table(rows) + f'<p class="note">Energy method: {esc(energy["method"])}</p>'
+        return (
+            f'<p class="note">Timed: {esc(unit)}.</p>'
+            + kv_table(rows)
+            + f'<p class="note">Energy method: {esc(energy["method"])}</p>'
+        )
 
 
 class PrivacySection(Section):

@@ -11,18 +11,19 @@ altered (a perturbation that cannot apply to a text leaves it as it was).
 
 from __future__ import annotations
 
-from typing import Any
+from abc import abstractmethod
+from typing import Any, ClassVar
 
 import numpy as np
 
-from aimass.errors import NotImplementedFeature
+from aimass.errors import InvalidArgument, NotImplementedFeature
 from aimass.evaluation import plots
 from aimass.evaluation.base import ReportContext, Section, SectionResult, register_section
 from aimass.evaluation.html import esc, img, table, visible_whitespace
-from aimass.evaluation.perturbations import get_perturbation, list_perturbations
+from aimass.evaluation.perturbations import Perturbation, get_perturbation, list_perturbations
 from aimass.metrics import classification_metrics, regression_metrics
 
-__all__ = ["Robustness"]
+__all__ = ["PerturbationRobustness", "RegressionRobustness", "Robustness"]
 
 EXAMPLE_CHARS = 240
 
@@ -37,12 +38,15 @@ def _clip(text: str) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
 
 
-class Robustness(Section):
-    """Metrics and flip rates under each perturbation and strength."""
+class PerturbationRobustness(Section):
+    """What every robustness section shares: the seeded sample, the perturbation runs,
+    the examples, the table. Subclasses say what is measured on clean and perturbed rows."""
 
-    key = "robustness"
     name = "robustness"
     title = "Robustness"
+    #: Metric the plot shows, and (summary key, row key) of the headline "worst" number.
+    metric: ClassVar[str]
+    worst: ClassVar[tuple[str, str]]
 
     def compute(self, ctx: ReportContext) -> SectionResult:
         explicit = ctx.options.perturbations is not None
@@ -52,13 +56,23 @@ class Robustness(Section):
             else list_perturbations()
         )
         idx = _sample(ctx)
-        texts = [ctx.data.texts[i] for i in idx]
-        classification = ctx.model.task == "classification"
-        clean = self._metrics(ctx, idx, ctx.scores[idx])
+        texts = self.inputs(ctx, idx)
+        clean = self.measure(ctx, idx, None, None)
         runs = [(p, s) for p in chosen for s in p.strengths]
         ctx.phase("perturbing and scoring", len(runs) * len(texts))
         rows, unavailable = [], []
         for perturbation, strength in runs:
+            reason = self.not_applicable(perturbation)
+            if reason is not None:
+                if explicit:
+                    raise InvalidArgument(
+                        f"perturbation {perturbation.name!r} does not apply to "
+                        f"{ctx.model.task!r} models: {reason}"
+                    )
+                if strength == perturbation.strengths[0]:
+                    unavailable.append({"perturbation": perturbation.name, "reason": reason})
+                ctx.advance(len(texts))
+                continue
             try:
                 perturbed = perturbation.perturb(texts, strength=strength, seed=ctx.options.seed)
             except NotImplementedFeature as exc:
@@ -67,7 +81,6 @@ class Robustness(Section):
                 unavailable.append({"perturbation": perturbation.name, "reason": exc.message})
                 ctx.advance(len(texts))
                 continue
-            scores = ctx.score(perturbed)
             row = {
                 "perturbation": perturbation.name,
                 "strength": strength,
@@ -75,7 +88,7 @@ class Robustness(Section):
                 "changed_rate": float(
                     np.mean([a != b for a, b in zip(texts, perturbed, strict=True)])
                 ),
-                **self._metrics(ctx, idx, scores, clean=clean),
+                **self.measure(ctx, idx, perturbed, clean),
             }
             if ctx.options.include_examples and texts:
                 changed = [
@@ -87,11 +100,11 @@ class Robustness(Section):
                     "perturbed": _clip(perturbed[pick]),
                 }
             rows.append(row)
-        metric = "accuracy" if classification else "mae"
         data: dict[str, Any] = {
             "sample_size": len(texts),
             "rows_available": len(ctx.data),
             "seed": ctx.options.seed,
+            "perturbed_input": self.perturbed_input(ctx),
             "clean": clean,
             "results": rows,
             "unavailable": unavailable,
@@ -107,97 +120,55 @@ class Robustness(Section):
         summary: dict[str, Any] = {}
         figures = {}
         if rows:
-            figures["robustness"] = plots.robustness_plot(rows, metric=metric, clean=clean[metric])
-            if classification:
-                worst = max(rows, key=lambda r: r["flip_rate"])
-                summary = {
-                    "worst_flip_rate": worst["flip_rate"],
-                    "worst_perturbation": f"{worst['perturbation']}@{worst['strength']:g}",
-                }
-            else:
-                worst = max(rows, key=lambda r: r["mae_increase"])
-                summary = {
-                    "worst_mae_increase": worst["mae_increase"],
-                    "worst_perturbation": f"{worst['perturbation']}@{worst['strength']:g}",
-                }
+            figures["robustness"] = plots.robustness_plot(
+                rows, metric=self.metric, clean=clean[self.metric]
+            )
+            key, field = self.worst
+            worst = max(rows, key=lambda r: r[field])
+            summary = {
+                key: worst[field],
+                "worst_perturbation": f"{worst['perturbation']}@{worst['strength']:g}",
+            }
         return SectionResult(data=data, figures=figures, summary=summary)
 
-    @staticmethod
-    def _metrics(
+    def inputs(self, ctx: ReportContext, idx: np.ndarray) -> list[str]:
+        """The texts that are perturbed, for the sampled rows."""
+        return [ctx.data.texts[i] for i in idx]
+
+    def perturbed_input(self, ctx: ReportContext) -> str:
+        """What the perturbations change, in words."""
+        return "the input text"
+
+    def not_applicable(self, perturbation: Perturbation) -> str | None:
+        """Why ``perturbation`` does not apply to this task (``None``: it applies)."""
+        return None
+
+    @abstractmethod
+    def measure(
+        self,
         ctx: ReportContext,
         idx: np.ndarray,
-        scores: np.ndarray,
-        *,
-        clean: dict[str, Any] | None = None,
+        perturbed: list[str] | None,
+        clean: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        """Metrics of ``scores`` on the sampled rows (with changes against ``clean``)."""
-        y_true = ctx.y_true[idx]
-        if ctx.model.task == "classification":
-            pred = scores.argmax(axis=1)
-            m = classification_metrics(y_true, pred, list(ctx.model.labels))
-            out: dict[str, Any] = {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"]}
-            if clean is not None:
-                out["accuracy_drop"] = clean["accuracy"] - m["accuracy"]
-                out["flip_rate"] = float(np.mean(pred != ctx.y_pred[idx])) if len(idx) else 0.0
-            return out
-        values = scores[:, 0]
-        m = regression_metrics(y_true, values)
-        out = {"mae": m["mae"], "rmse": m["rmse"], "r2": m["r2"]}
-        if clean is not None:
-            out["mae_increase"] = m["mae"] - clean["mae"]
-            out["mean_abs_change"] = (
-                float(np.abs(values - ctx.y_pred[idx]).mean()) if len(idx) else 0.0
-            )
-        return out
+        """Metrics on the sampled rows, clean (``perturbed`` None) or perturbed (with
+        changes against ``clean``)."""
+
+    @abstractmethod
+    def columns(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """(header, result key) of the table columns after perturbation/strength/changed."""
+
+    @abstractmethod
+    def clean_note(self, data: dict[str, Any]) -> str:
+        """One phrase on the clean metric of the same rows."""
 
     def render(self, data: dict[str, Any], figures: dict[str, str]) -> str:
-        classification = "accuracy" in data["clean"]
-        if classification:
-            headers = (
-                "perturbation",
-                "strength",
-                "changed",
-                "accuracy",
-                "drop",
-                "flip rate",
-                "macro F1",
-            )
-            rows = [
-                (
-                    r["perturbation"],
-                    r["strength"],
-                    r["changed_rate"],
-                    r["accuracy"],
-                    r["accuracy_drop"],
-                    r["flip_rate"],
-                    r["f1_macro"],
-                )
-                for r in data["results"]
-            ]
-            clean = f"clean accuracy {data['clean']['accuracy']:.4f} on the same rows"
-        else:
-            headers = (
-                "perturbation",
-                "strength",
-                "changed",
-                "MAE",
-                "MAE increase",
-                "mean |Δ prediction|",
-                "R²",
-            )
-            rows = [
-                (
-                    r["perturbation"],
-                    r["strength"],
-                    r["changed_rate"],
-                    r["mae"],
-                    r["mae_increase"],
-                    r["mean_abs_change"],
-                    r["r2"],
-                )
-                for r in data["results"]
-            ]
-            clean = f"clean MAE {data['clean']['mae']:.4f} on the same rows"
+        columns = self.columns(data)
+        headers = ("perturbation", "strength", "changed", *[h for h, _ in columns])
+        rows = [
+            (r["perturbation"], r["strength"], r["changed_rate"], *[r.get(k) for _, k in columns])
+            for r in data["results"]
+        ]
         meanings = "".join(
             f"<li><b>{esc(name)}</b>: {esc(p['description'])}; "
             f"strength = {esc(p['strength_meaning'])}</li>"
@@ -216,12 +187,13 @@ class Robustness(Section):
         )
         return (
             f'<p class="note">{esc(data["sample_size"])} of {esc(data["rows_available"])} rows '
-            f"(seeded sample, seed {esc(data['seed'])}); {esc(clean)}. "
-            "Flip rate: share of rows whose prediction changed.</p>"
+            f"(seeded sample, seed {esc(data['seed'])}); perturbed: "
+            f"{esc(data.get('perturbed_input', 'the input text'))}; "
+            f"{esc(self.clean_note(data))}.</p>"
             + table(headers, rows)
             + img(figures.get("robustness"), "metric under each perturbation")
             + f'<h3>Perturbations</h3><ul class="note">{meanings}</ul>'
-            + (f'<h3>Unavailable</h3><ul class="note">{unavailable}</ul>' if unavailable else "")
+            + (f'<h3>Not applied</h3><ul class="note">{unavailable}</ul>' if unavailable else "")
             + (
                 '<h3>Examples</h3><p class="note">Whitespace shown as ⇥ (tab), ↵ (newline), '
                 "· (extra space).</p>"
@@ -233,4 +205,79 @@ class Robustness(Section):
         )
 
 
+class Robustness(PerturbationRobustness):
+    """Classification: accuracy and the prediction-flip rate under each perturbation."""
+
+    key = "robustness"
+    metric = "accuracy"
+    worst = ("worst_flip_rate", "flip_rate")
+
+    def measure(
+        self,
+        ctx: ReportContext,
+        idx: np.ndarray,
+        perturbed: list[str] | None,
+        clean: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        scores = ctx.scores[idx] if perturbed is None else ctx.score(perturbed)
+        pred = scores.argmax(axis=1)
+        m = classification_metrics(ctx.y_true[idx], pred, list(ctx.model.labels))
+        out: dict[str, Any] = {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"]}
+        if clean is not None:
+            out["accuracy_drop"] = clean["accuracy"] - m["accuracy"]
+            out["flip_rate"] = float(np.mean(pred != ctx.y_pred[idx])) if len(idx) else 0.0
+        return out
+
+    def columns(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return [
+            ("accuracy", "accuracy"),
+            ("drop", "accuracy_drop"),
+            ("flip rate", "flip_rate"),
+            ("macro F1", "f1_macro"),
+        ]
+
+    def clean_note(self, data: dict[str, Any]) -> str:
+        return (
+            f"clean accuracy {data['clean']['accuracy']:.4f} on the same rows; flip rate: share "
+            "of rows whose prediction changed"
+        )
+
+
+class RegressionRobustness(PerturbationRobustness):
+    """Regression: MAE, its increase and the mean change of the prediction."""
+
+    key = "robustness.regression"
+    metric = "mae"
+    worst = ("worst_mae_increase", "mae_increase")
+
+    def measure(
+        self,
+        ctx: ReportContext,
+        idx: np.ndarray,
+        perturbed: list[str] | None,
+        clean: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        values = (ctx.scores[idx] if perturbed is None else ctx.score(perturbed))[:, 0]
+        m = regression_metrics(ctx.y_true[idx], values)
+        out: dict[str, Any] = {"mae": m["mae"], "rmse": m["rmse"], "r2": m["r2"]}
+        if clean is not None:
+            out["mae_increase"] = m["mae"] - clean["mae"]
+            out["mean_abs_change"] = (
+                float(np.abs(values - ctx.y_pred[idx]).mean()) if len(idx) else 0.0
+            )
+        return out
+
+    def columns(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return [
+            ("MAE", "mae"),
+            ("MAE increase", "mae_increase"),
+            ("mean |Δ prediction|", "mean_abs_change"),
+            ("R²", "r2"),
+        ]
+
+    def clean_note(self, data: dict[str, Any]) -> str:
+        return f"clean MAE {data['clean']['mae']:.4f} on the same rows"
+
+
 register_section(Robustness())
+register_section(RegressionRobustness())

@@ -34,12 +34,23 @@ _HEADLINES = (
     "mae",
     "rmse",
     "r2",
+    "perplexity",
+    "loss",
+    "tokens",
+    "entity_f1",
+    "entity_precision",
+    "entity_recall",
+    "token_accuracy",
     "ece",
     "demographic_parity_difference",
     "equalized_odds_difference",
     "mae_difference",
     "worst_flip_rate",
     "worst_mae_increase",
+    "worst_perplexity_ratio",
+    "worst_f1_drop",
+    "perplexity_ratio",
+    "entity_f1_difference",
     "worst_perturbation",
     "latency_ms",
     "throughput_per_s",
@@ -160,6 +171,12 @@ def evaluate(
         bool, typer.Option(help="Include dataset texts (explanations, perturbation examples).")
     ] = True,
     memory: Annotated[bool, typer.Option(help="Measure serving memory in a fresh process.")] = True,
+    generation_samples: Annotated[
+        int, typer.Option(help="Generative models: held-out prompts answered in the report.")
+    ] = 4,
+    sample_tokens: Annotated[
+        int, typer.Option(help="Generative models: most new tokens per sample (greedy).")
+    ] = 32,
     seed: Annotated[int, typer.Option(help="Seed for samples and perturbations.")] = 0,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
@@ -175,6 +192,8 @@ def evaluate(
         "explain_examples": explain_examples,
         "include_examples": examples,
         "measure_memory": memory,
+        "generation_samples": generation_samples,
+        "sample_tokens": sample_tokens,
     }
     if perturbation:
         options["perturbations"] = list(perturbation)

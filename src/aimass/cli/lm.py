@@ -10,6 +10,7 @@ import typer
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
@@ -38,7 +39,7 @@ def generate(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate text with a causal-LM or seq2seq model."""
+    """Generate text with a causal-LM or seq2seq model (on the server with --url / AIMASS_URL)."""
     options = {
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
@@ -47,16 +48,16 @@ def generate(
         "stop": stop or [],
         "seed": seed,
     }
-    ws = workspace()
+    source = backend()
     if json_out or not stream:
-        result = ws.generate(ref, prompt, project=project, **options)
+        result = source.generate(ref, prompt, project, **options)
         if json_out:
             emit_json(result)
         else:
             typer.echo(result["text"])
         return
     final: dict[str, object] = {}
-    for event in ws.generate_stream(ref, prompt, project=project, **options):
+    for event in source.generate_stream(ref, prompt, project, **options):
         if event.get("done"):
             final = event
         else:

@@ -240,7 +240,7 @@ def test_a_client_that_goes_away_stops_the_generation(gen_app, gen_home, monkeyp
         await asyncio.wait_for(gen_app(scope, receive, send), timeout=30)
         # Closed by the time the request is over (not later, by garbage collection).
         assert closed == [True]
-        assert len(produced) < 50
+        assert len(produced) < 100  # a bounded buffer ahead of the reader, then nothing
         await gen_app.state.aimass.stop()
 
     asyncio.run(main())

@@ -264,3 +264,72 @@ def _build_lm_home(workspace, tmp_path: Path) -> None:
     workspace.train_tokenizer("corpus", name="tok", vocab_size=300, min_frequency=1)
     for arch in ("bert", "llama", "bart"):
         workspace.create_scratch_base(arch, architecture=arch, tokenizer="tok", preset="tiny")
+
+
+@pytest.fixture(scope="session")
+def gen_home_template(lm_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The LM home plus 'echo@production' (a tiny causal LM) and 'mlm' (a masked LM, which
+    cannot generate), trained once per session."""
+    import shutil
+
+    from aimass.jobs.train import TrainSpec
+    from aimass.workspace import Workspace
+
+    home = tmp_path_factory.mktemp("gen") / "home"
+    shutil.copytree(lm_home, home)
+    workspace = Workspace(Settings(home=home, device="cpu"))
+    small = {"epochs": 1, "max_train_rows": 24}
+    workspace.train(
+        TrainSpec(
+            dataset="pairs",
+            base="llama",
+            model="echo",
+            config={"task": "causal-lm", **small},
+            alias="production",
+        )
+    )
+    workspace.train(
+        TrainSpec(dataset="text", base="bert", model="mlm", config={"task": "masked-lm", **small})
+    )
+    workspace.close()
+    return home
+
+
+@pytest.fixture(scope="module")
+def gen_home(gen_home_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test module's own copy of ``gen_home_template`` (its keys and audit log are its own)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("gen-copy") / "home"
+    shutil.copytree(gen_home_template, home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def live_gen(gen_home: Path) -> Iterator[tuple[str, str, object]]:
+    """``(url, admin key, app)`` of a real uvicorn server on ``gen_home``, in a thread
+    (real sockets: streaming and disconnects behave as in production)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from aimass.server import create_app
+
+    app = create_app(Settings(home=gen_home, device="cpu"), job_workers=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", (gen_home / "admin.key").read_text().strip(), app
+    server.should_exit = True
+    thread.join(timeout=30)

@@ -33,6 +33,8 @@ __all__ = [
     "DatasetUpload",
     "DatasetVersionOut",
     "ErrorBody",
+    "GenerateRequest",
+    "GenerateResponse",
     "JobCreate",
     "JobLogLineOut",
     "JobOut",
@@ -171,8 +173,22 @@ class DeidentifyIn(_In):
 
 
 class _ImportFields(_In):
-    text_field: str = Field(default="text", max_length=255)
-    label_field: str | None = Field(default=None, max_length=255)
+    kind: Literal["text", "tokens", "pairs"] = Field(
+        default="text",
+        description="text (text + optional label), tokens (tokens + BIO tags) or pairs "
+        "(prompt/response or source/target).",
+    )
+    text_field: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Field with the input (default per kind: text, tokens, prompt or source).",
+    )
+    label_field: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Field with the label (default per kind: label when present, tags, "
+        "response or target).",
+    )
     split_field: str | None = Field(default=None, max_length=255)
     label_type: Literal["auto", "string", "integer", "float"] = "auto"
     seed: int = 0
@@ -184,7 +200,7 @@ class DatasetUpload(_ImportFields):
     """Upload a dataset in the request: JSONL/CSV as text, Parquet as base64."""
 
     name: Name
-    format: Literal["jsonl", "csv", "parquet"]
+    format: Literal["jsonl", "csv", "parquet", "conll"]
     content: str | None = None
     content_base64: str | None = None
 
@@ -194,7 +210,7 @@ class DatasetImport(_ImportFields):
 
     name: Name
     path: str = Field(min_length=1, max_length=4096)
-    format: Literal["jsonl", "csv", "parquet"] | None = None
+    format: Literal["jsonl", "csv", "parquet", "conll"] | None = None
 
 
 class SampleImport(_In):
@@ -540,6 +556,40 @@ class PredictRequest(_In):
         description="Add a per-word explanation to each prediction: true (integrated "
         "gradients) or a method name; at most AIMASS_MAX_EXPLAIN_BATCH inputs.",
     )
+
+
+class GenerateRequest(_In):
+    """A prompt and how to sample; the server bounds ``max_new_tokens`` (AIMASS_MAX_NEW_TOKENS)
+    and the prompt's length (AIMASS_MAX_TEXT_CHARS and the model's context)."""
+
+    prompt: str = Field(min_length=1)
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="Default: 128, or AIMASS_MAX_NEW_TOKENS when lower."
+    )
+    temperature: float = Field(default=0.0, ge=0, le=100, description="0 = greedy.")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0, le=1_000_000, description="0 = off.")
+    stop: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=16, description="Strings that end the text (excluded)."
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    stream: bool = Field(
+        default=False,
+        description="Answer with server-sent events (also when Accept: text/event-stream).",
+    )
+
+    def options(self) -> dict[str, Any]:
+        """The sampling options given, as ``Workspace.generate`` takes them."""
+        return self.model_dump(exclude={"prompt", "stream"}, exclude_none=True)
+
+
+class GenerateResponse(_Out):
+    """The generated text, why it ended (``stop`` or ``length``), token counts and timing."""
+
+    text: str
+    finish_reason: Literal["stop", "length"]
+    usage: dict[str, int]
+    timing: dict[str, float]
 
 
 class PredictResponse(_Out):

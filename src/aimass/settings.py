@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         max_predict_batch: Most inputs accepted by one predict call.
         max_explain_batch: Most inputs one call may ask explanations for (an
             explanation costs up to ~50 forward and backward passes).
+        max_new_tokens: Most tokens one generate call may ask for (``max_new_tokens``
+            above it is refused; the model's context may allow fewer).
         log_format: ``text`` for people, ``json`` for log shippers.
         url: A remote aimass server (``AIMASS_URL``); when set, the CLI talks to it
             through the SDK instead of working on the local home.
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=4, gt=0)
     max_predict_batch: int = Field(default=256, gt=0)
     max_explain_batch: int = Field(default=16, gt=0)
+    max_new_tokens: int = Field(default=1024, gt=0, le=4096)
     log_format: Literal["text", "json"] = "text"
     url: str | None = None
     api_key: SecretStr | None = None

@@ -165,3 +165,68 @@ def test_generate_refuses_a_classifier(home, tmp_path):
     run("train", "--dataset", "s", "--base", "bert", "--name", "clf", "--epochs", "1")
     result = run("generate", "clf", "hello", ok=False)
     assert "Error [UNSUPPORTED_MODEL]" in result.output
+
+
+def test_generate_and_kind_imports_against_a_server(live_gen, tmp_path, monkeypatch):
+    """``aimass --url ... generate`` streams from the server; tokens/pairs imports upload."""
+    from tests.conftest import pair_rows
+
+    url, key, app = live_gen
+    monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "nothing-local"))
+    monkeypatch.setenv("AIMASS_API_KEY", key)
+    local = app.state.aimass.workspace.generate("echo@1", "repeat cat", max_new_tokens=5)
+    streamed = run("--url", url, "generate", "echo", "repeat cat", "--max-new-tokens", "5")
+    assert streamed.stdout.strip() == local["text"].strip()
+    assert "tokens/s" in streamed.output and "first token after" in streamed.output
+    out = json.loads(
+        run(
+            "--url",
+            url,
+            "generate",
+            "echo@production",
+            "repeat cat",
+            "--max-new-tokens",
+            "5",
+            "--json",
+        ).stdout
+    )
+    assert out["text"] == local["text"] and set(out) == {"text", "finish_reason", "usage", "timing"}
+    refused = run("--url", url, "generate", "mlm", "hi", ok=False)
+    assert refused.exit_code == 1 and "Error [UNSUPPORTED_MODEL]" in refused.output
+    pairs = write_jsonl(tmp_path / "p.jsonl", pair_rows(24))
+    shown = json.loads(
+        run(
+            "--url",
+            url,
+            "datasets",
+            "import",
+            pairs,
+            "--name",
+            "cli-pairs",
+            "--kind",
+            "pairs",
+            "--json",
+        ).stdout
+    )
+    assert shown["dataset"]["schema"]["kind"] == "pairs"
+    tokens = write_jsonl(tmp_path / "t.jsonl", ner_rows(20))
+    run("--url", url, "datasets", "import", tokens, "--name", "cli-tokens", "--kind", "tokens")
+    assert not (tmp_path / "nothing-local").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tokenizers", "train", "--dataset", "corpus", "--name", "t2"],
+        ["bases", "scratch", "b2", "--architecture", "bert", "--tokenizer", "tok"],
+        ["bases", "from-model", "m@1", "--name", "b3"],
+        ["recipes", "chinese-ner"],
+        ["audit-privacy", "m@1", "--dataset", "reviews"],
+    ],
+)
+def test_local_only_commands_refuse_a_server_url(home, args):
+    """They would otherwise act on this machine's home while the user means the server's."""
+    before = sorted(p.name for p in (home / "home").rglob("*"))
+    result = run("--url", "http://127.0.0.1:9", *args, ok=False)
+    assert result.exit_code == 1 and "runs on a local home only" in result.output
+    assert sorted(p.name for p in (home / "home").rglob("*")) == before

@@ -12,7 +12,7 @@ So each command is written once, and ``--json`` prints the same shape in both mo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,31 +48,13 @@ class Local:
         from aimass.data.importer import ImportOptions
         from aimass.workspace.privacy import DeidentifyOptions
 
-        deid = options.get("deidentify")
-        opts = ImportOptions(
-            kind=options.get("kind", "text"),
-            text_field=options["text_field"],
-            label_field=options["label_field"],
-            label_required=options["label_field"] is not None,
-            label_type=options["label_type"],
-            split_field=options["split_field"],
-            seed=options["seed"],
-            fractions=options["splits"],
-        )
         version, created = self.ws.import_dataset(
             path,
             name=name,
             project=project,
             fmt=fmt,
-            options=opts,
-            deidentify=DeidentifyOptions(
-                mode=deid["mode"],
-                fields=tuple(deid["fields"]),
-                recognizers=tuple(deid["recognizers"]) if deid["recognizers"] else None,
-                ner_model=deid["ner_model"],
-            )
-            if deid
-            else None,
+            options=ImportOptions.from_fields(options),
+            deidentify=DeidentifyOptions.from_fields(options.get("deidentify")),
         )
         return s.DatasetVersionOut.from_entity(version), created
 
@@ -132,6 +114,14 @@ class Local:
         self, ref: str, texts: Sequence[str], project: str, *, explain: str | None = None
     ) -> list[dict[str, Any]]:
         return self.ws.predict(ref, texts, project=project, explain=explain)
+
+    def generate(self, ref: str, prompt: str, project: str, **options: Any) -> dict[str, Any]:
+        return self.ws.generate(ref, prompt, project=project, **options)
+
+    def generate_stream(
+        self, ref: str, prompt: str, project: str, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        return self.ws.generate_stream(ref, prompt, project=project, **options)
 
     def evaluate(
         self, spec: dict[str, Any], project: str, callbacks: Sequence[Any] = ()
@@ -265,12 +255,6 @@ class Remote:
     def import_dataset(
         self, path: Path, *, name: str, fmt: str | None, options: dict[str, Any], project: str
     ) -> tuple[s.DatasetVersionOut, bool | None]:
-        kind = options.pop("kind", "text")
-        if kind != "text":
-            raise NotImplementedFeature(
-                f"importing a {kind!r} dataset through the server is not built yet (the upload "
-                "API takes text datasets); import it locally, without --url / AIMASS_URL"
-            )
         return self.c.datasets.upload(path, name=name, fmt=fmt, project=project, **options), None
 
     def import_sample(
@@ -331,6 +315,14 @@ class Remote:
         self, ref: str, texts: Sequence[str], project: str, *, explain: str | None = None
     ) -> list[dict[str, Any]]:
         return self.c.predict(ref, texts, explain=explain, project=project)
+
+    def generate(self, ref: str, prompt: str, project: str, **options: Any) -> dict[str, Any]:
+        return self.c.generate(ref, prompt, project=project, **options)
+
+    def generate_stream(
+        self, ref: str, prompt: str, project: str, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        return self.c.generate_stream(ref, prompt, project=project, **options)
 
     def evaluate(
         self, spec: dict[str, Any], project: str, callbacks: Sequence[Any] = ()

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aimass.entities import to_jsonable
-from aimass.errors import AimassError
+from aimass.errors import AimassError, NotImplementedFeature
 from aimass.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -87,6 +87,21 @@ def workspace() -> Workspace:
     if "workspace" not in _state:
         _state["workspace"] = Workspace(settings())
     return _state["workspace"]
+
+
+def local_workspace(command: str) -> Workspace:
+    """The local workspace for a command the server does not offer; refuses under ``--url``.
+
+    Without this, such a command would quietly act on this machine's home while
+    the user believes it ran on the server.
+    """
+    if settings().url:
+        raise NotImplementedFeature(
+            f"'aimass {command}' runs on a local home only; the server at {settings().url} does "
+            "not offer it yet. Run it without --url/AIMASS_URL where the home lives",
+            command=command,
+        )
+    return workspace()
 
 
 def backend() -> Local | Remote:

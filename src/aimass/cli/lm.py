@@ -10,12 +10,13 @@ import typer
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
     err_console,
+    local_workspace,
     table,
-    workspace,
 )
 
 tokenizers_app = typer.Typer(help="Train and list tokenizers.", no_args_is_help=True)
@@ -38,7 +39,7 @@ def generate(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate text with a causal-LM or seq2seq model."""
+    """Generate text with a causal-LM or seq2seq model (on the server with --url / AIMASS_URL)."""
     options = {
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
@@ -47,16 +48,16 @@ def generate(
         "stop": stop or [],
         "seed": seed,
     }
-    ws = workspace()
+    source = backend()
     if json_out or not stream:
-        result = ws.generate(ref, prompt, project=project, **options)
+        result = source.generate(ref, prompt, project, **options)
         if json_out:
             emit_json(result)
         else:
             typer.echo(result["text"])
         return
     final: dict[str, object] = {}
-    for event in ws.generate_stream(ref, prompt, project=project, **options):
+    for event in source.generate_stream(ref, prompt, project, **options):
         if event.get("done"):
             final = event
         else:
@@ -84,7 +85,7 @@ def train_tokenizer(
 ) -> None:
     """Train a tokenizer on a dataset's training split and register it."""
     with console.status(f"training a {kind} tokenizer on {dataset} ..."):
-        tokenizer, created = workspace().train_tokenizer(
+        tokenizer, created = local_workspace("tokenizers train").train_tokenizer(
             dataset,
             name=name,
             kind=kind,
@@ -107,7 +108,7 @@ def train_tokenizer(
 @command
 def list_tokenizers(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Registered tokenizers."""
-    found = [b for b in workspace().store.bases.list(project) if b.family == "tokenizer"]
+    found = [b for b in backend().bases(project) if b.family == "tokenizer"]
     if json_out:
         emit_json(found)
         return
@@ -145,7 +146,7 @@ def scratch(
     """Create a randomly initialised base of a preset size around a trained tokenizer."""
     from aimass.cli.train import parse_options
 
-    base, created = workspace().create_scratch_base(
+    base, created = local_workspace("bases scratch").create_scratch_base(
         name,
         architecture=architecture,
         tokenizer=tokenizer,
@@ -171,7 +172,8 @@ def from_model(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a trained version as a base (e.g. a pre-trained encoder), its head dropped."""
-    base, created = workspace().base_from_model(ref, name=name, project=project)
+    ws = local_workspace("bases from-model")
+    base, created = ws.base_from_model(ref, name=name, project=project)
     if json_out:
         emit_json({"base": base, "created": created})
         return
@@ -205,7 +207,7 @@ def chinese_ner(
     from aimass.training.callbacks import RichProgress
     from aimass.workspace.recipes import train_chinese_ner
 
-    ws = workspace()
+    ws = local_workspace("recipes chinese-ner")
     version = train_chinese_ner(
         ws,
         name=name,

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from aimass.cli._common import JsonOpt, ProjectOpt, command, console, emit_json, table, workspace
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    command,
+    console,
+    emit_json,
+    local_workspace,
+    table,
+)
 
 
 def privacy_line(privacy: dict[str, Any] | None) -> str:
@@ -46,7 +54,7 @@ def audit_privacy(
     json_out: JsonOpt = False,
 ) -> None:
     """Membership-inference audit: can an attacker tell training rows from held-out rows?"""
-    report = workspace().audit_privacy(
+    report = local_workspace("audit-privacy").audit_privacy(
         ref, dataset=dataset, project=project, max_examples=max_examples, calibrated=calibrated
     )
     if json_out:

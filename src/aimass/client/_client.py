@@ -4,6 +4,8 @@
 
     client = aimass.Client("http://127.0.0.1:8600", api_key="aimass_...")
     client.predict("sentiment@production", ["a moving film"])
+    for event in client.generate_stream("assistant@production", "Hello!"):
+        print(event.get("text", ""), end="")
     job = client.jobs.submit_training(dataset="reviews", base="minilm", model="churn")
     client.jobs.wait(job.id, progress=print)
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from aimass.client._transport import (
+    SSE_HEADERS,
+    ServerSentEvents,
     headers,
     json_or_text,
     path,
@@ -40,6 +44,7 @@ from aimass.schemas import (
     AuditVerifyOut,
     BaseModelOut,
     DatasetVersionOut,
+    GenerateResponse,
     JobLogLineOut,
     JobOut,
     KeyCreated,
@@ -54,7 +59,15 @@ from aimass.schemas import (
 __all__ = ["AsyncClient", "Client"]
 
 DEFAULT_TIMEOUT = 60.0
-_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".bio": "conll",
+    ".iob": "conll",
+}
 
 
 def _parse(kind: Any, data: Any) -> Any:
@@ -65,7 +78,7 @@ def _upload_body(file: Path, name: str, fmt: str | None, options: dict[str, Any]
     fmt = fmt or _FORMATS.get(file.suffix.lower())
     if fmt is None:
         raise InvalidArgument(
-            f"cannot tell the format of {file.name!r}; pass fmt=jsonl|csv|parquet"
+            f"cannot tell the format of {file.name!r}; pass fmt=jsonl|csv|parquet|conll"
         )
     data = file.read_bytes()
     body: dict[str, Any] = {"name": name, "format": fmt, **options}
@@ -182,6 +195,51 @@ class Client:
             body["explain"] = explain
         return PredictResponse.model_validate(self.request("POST", url, json=body))
 
+    def generate(
+        self, ref: str, prompt: str, *, project: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Generate text with a causal-LM or seq2seq model: ``text``, ``finish_reason``,
+        ``usage``, ``timing``.
+
+        Options as :meth:`aimass.workspace.Workspace.generate`: ``max_new_tokens``,
+        ``temperature`` (0 = greedy), ``top_p``, ``top_k``, ``stop``, ``seed``.
+        """
+        url = self._p("/models/{ref}:generate", project, ref=ref)
+        body = self.request("POST", url, json=_generate_body(prompt, options, stream=False))
+        return GenerateResponse.model_validate(body).model_dump()
+
+    def generate_stream(
+        self, ref: str, prompt: str, *, project: str | None = None, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield ``{"text": piece}`` as the server decodes it, then the final
+        ``{"done": True, "text", "finish_reason", "usage", "timing"}`` (server-sent events).
+
+        Closing the iterator early closes the connection, which stops the generation.
+        """
+        url = self._p("/models/{ref}:generate", project, ref=ref)
+        body = _generate_body(prompt, options, stream=True)
+        try:
+            with self._http.stream("POST", url, json=body, headers=SSE_HEADERS) as response:
+                if not response.is_success:
+                    response.read()
+                    raise_for_error(response)
+                events = ServerSentEvents(self.url)
+                for line in response.iter_lines():
+                    event = events.feed(line)
+                    if event is not None:
+                        yield event
+                    if events.done:
+                        return
+                events.end()
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc, self.url) from exc
+
+
+def _generate_body(prompt: str, options: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    if "stop" in options and options["stop"] is not None:
+        options = {**options, "stop": list(options["stop"])}
+    return {"prompt": prompt, **options, "stream": stream}
+
 
 class _Resource:
     def __init__(self, client: Client) -> None:
@@ -234,8 +292,12 @@ class _Datasets(_Resource):
         project: str | None = None,
         **options: Any,
     ) -> DatasetVersionOut:
-        """Send a local JSONL/CSV/Parquet file; options: text_field, label_field, split_field,
-        label_type, seed, splits."""
+        """Send a local JSONL/CSV/Parquet/CoNLL file.
+
+        Options: ``kind`` (``text``, ``tokens`` for tokens + BIO tags, ``pairs`` for
+        prompt/response or source/target), ``text_field``, ``label_field``,
+        ``split_field``, ``label_type``, ``seed``, ``splits``, ``deidentify``.
+        """
         body = _upload_body(Path(file), name, fmt, options)
         return self._send("POST", DatasetVersionOut, "/datasets", project, body)
 
@@ -558,7 +620,8 @@ class _Audit(_Resource):
 class AsyncClient:
     """The asynchronous client: the same calls, awaited.
 
-    Covers what applications call at high concurrency: ``predict``, jobs
+    Covers what applications call at high concurrency: ``predict``, ``generate``
+    and ``generate_stream`` (an async iterator), jobs
     (submit, get, wait, cancel) and ``whoami``. Args as :class:`Client`.
     """
 
@@ -621,6 +684,36 @@ class AsyncClient:
             payload["explain"] = explain
         body = await self.request("POST", url, json=payload)
         return PredictResponse.model_validate(body).predictions
+
+    async def generate(
+        self, ref: str, prompt: str, *, project: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Generated text, as :meth:`Client.generate`."""
+        url = self._p("/models/{ref}:generate", project, ref=ref)
+        body = await self.request("POST", url, json=_generate_body(prompt, options, stream=False))
+        return GenerateResponse.model_validate(body).model_dump()
+
+    async def generate_stream(
+        self, ref: str, prompt: str, *, project: str | None = None, **options: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Text pieces as they are decoded, then the final event (as ``Client.generate_stream``)."""
+        url = self._p("/models/{ref}:generate", project, ref=ref)
+        body = _generate_body(prompt, options, stream=True)
+        try:
+            async with self._http.stream("POST", url, json=body, headers=SSE_HEADERS) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise_for_error(response)
+                events = ServerSentEvents(self.url)
+                async for line in response.aiter_lines():
+                    event = events.feed(line)
+                    if event is not None:
+                        yield event
+                    if events.done:
+                        return
+                events.end()
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc, self.url) from exc
 
     async def submit_training(self, *, project: str | None = None, **spec: Any) -> JobOut:
         """Queue a training job (same fields as ``Client.jobs.submit_training``)."""

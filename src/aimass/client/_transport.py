@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +11,16 @@ import httpx
 from aimass._version import __version__
 from aimass.errors import AimassError, Unavailable, error_from_dict
 
-__all__ = ["headers", "path", "raise_for_error", "translate_transport_error"]
+__all__ = [
+    "SSE_HEADERS",
+    "ServerSentEvents",
+    "headers",
+    "path",
+    "raise_for_error",
+    "translate_transport_error",
+]
+
+SSE_HEADERS = {"accept": "text/event-stream"}
 
 
 def headers(api_key: str | None) -> dict[str, str]:
@@ -53,3 +63,45 @@ def json_or_text(response: httpx.Response) -> Any:
     if response.headers.get("content-type", "").startswith("application/json"):
         return response.json()
     return response.text
+
+
+class ServerSentEvents:
+    """Turns the lines of a ``text/event-stream`` body into generation events.
+
+    Feed each line to :meth:`feed`; a blank line completes an event, and
+    ``token`` / ``done`` events come back as their decoded data dicts. An
+    ``error`` event raises the server's error as its class; a body that ends
+    before ``done`` (see :meth:`end`) is :class:`Unavailable`.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.done = False
+        self._name = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        """The event ``line`` completes, if any (comments and unknown fields are skipped)."""
+        if line:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                self._name = value
+            elif field == "data":
+                self._data.append(value)
+            return None
+        if not self._data:
+            return None
+        name, data = self._name, json.loads("\n".join(self._data))
+        self._name, self._data = "message", []
+        if name == "error":
+            raise error_from_dict(data)
+        self.done = name == "done"
+        return data if name in ("token", "done") else None
+
+    def end(self) -> None:
+        """Raise unless the stream ended with its ``done`` event."""
+        if not self.done:
+            raise Unavailable(
+                f"the generation stream from {self.url} ended before its final event; retry"
+            )

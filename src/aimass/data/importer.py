@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,22 @@ class ImportOptions:
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     max_text_chars: int = 100_000
     unit: str = "line"
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> ImportOptions:
+        """Options from the wire/CLI field names (``kind``, ``text_field``, ``label_field``,
+        ``label_type``, ``split_field``, ``seed``, ``splits``); an explicit label field
+        must be present in the data."""
+        return cls(
+            kind=fields.get("kind") or "text",
+            text_field=fields.get("text_field"),
+            label_field=fields.get("label_field"),
+            label_required=fields.get("label_field") is not None,
+            label_type=fields.get("label_type") or "auto",
+            split_field=fields.get("split_field"),
+            seed=fields.get("seed") or 0,
+            fractions=tuple(fields.get("splits") or (0.8, 0.1, 0.1)),  # type: ignore[arg-type]
+        )
 
     def __post_init__(self) -> None:
         if self.label_type not in LABEL_TYPES:

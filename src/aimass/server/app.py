@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from aimass._version import __version__
 from aimass.server.errors import install_error_handlers
 from aimass.server.middleware import RequestPipeline
-from aimass.server.routes import datasets, jobs, models, projects, system
+from aimass.server.routes import datasets, generate, jobs, models, projects, system
 from aimass.server.state import ServerState
 from aimass.settings import Settings
 from aimass.workspace import Workspace
@@ -69,7 +69,7 @@ def create_app(
     )
     app.state.aimass = state
     install_error_handlers(app)
-    for module in (system, projects, datasets, jobs, models):
+    for module in (system, projects, datasets, jobs, models, generate):
         app.include_router(module.router)
     app.include_router(system.api)
     app.add_middleware(RequestPipeline, state=state)

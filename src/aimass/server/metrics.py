@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -44,6 +45,23 @@ class Metrics:
         self.predict_latency = Histogram(
             "aimass_predict_seconds",
             "Predict request latency per model",
+            ["project", "model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.generated_tokens = Counter(
+            "aimass_generated_tokens", "Tokens generated", ["project", "model"], registry=r
+        )
+        self.generate_latency = Histogram(
+            "aimass_generate_seconds",
+            "Generate request duration per model (to the last token)",
+            ["project", "model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "aimass_generate_first_token_seconds",
+            "Time to the first generated token per model",
             ["project", "model"],
             buckets=_LATENCY,
             registry=r,
@@ -90,6 +108,14 @@ class Metrics:
         self.batch_compute.labels(record.model).observe(record.compute)
         self.batch_tokens.labels(record.model).observe(record.tokens)
         self.batches.labels(record.model, record.reason).inc()
+
+    def on_generated(self, project: str, model: str, final: dict[str, Any]) -> None:
+        """Record one finished generation from its final event (usage and timing)."""
+        self.generated_tokens.labels(project, model).inc(final["usage"]["completion_tokens"])
+        self.generate_latency.labels(project, model).observe(final["timing"]["seconds"])
+        self.time_to_first_token.labels(project, model).observe(
+            final["timing"]["time_to_first_token"]
+        )
 
     def on_job_finished(self, job: Job) -> None:
         """Count a finished job."""

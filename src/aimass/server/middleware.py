@@ -31,7 +31,7 @@ from aimass.server.state import ServerState
 from aimass.store import AuditRecord
 from aimass.workspace.audit import input_hash
 
-__all__ = ["RequestPipeline"]
+__all__ = ["RequestPipeline", "request_record"]
 
 log = logging.getLogger("aimass.server")
 
@@ -185,35 +185,47 @@ class RequestPipeline:
         await response(scope, no_body, send)
 
     async def _after(self, scope: Scope, status: int, body: bytes, started: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        template = getattr(scope.get("route"), "path", "unmatched")
         method = scope["method"]
         self.state.metrics.requests.labels(method, template, str(status)).inc()
         self.state.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
         if method in _SAFE and status not in (401, 403):
             return
-        record = self._record(scope, status, body, route)
+        record = request_record(scope, status, body)
         try:
             future = self.state.workspace.audit.writer.submit(record)
             await asyncio.wrap_future(future)
         except Exception:
             log.exception("audit write failed", extra={"request_id": record.request_id})
 
-    @staticmethod
-    def _record(scope: Scope, status: int, body: bytes, route: Any) -> AuditRecord:
-        state = scope.get("state", {})
-        principal = state.get("principal")
-        params = scope.get("path_params", {})
-        action = getattr(route, "name", None) or f"{scope['method']} (no route)"
-        return AuditRecord(
-            actor=principal.actor if principal else "anonymous",
-            key_id=principal.key_id if principal else state.get("key_id"),
-            project=params.get("project") if isinstance(params.get("project"), str) else None,
-            action=action,
-            resource=scope["path"][:2000],
-            outcome="ok" if status < 400 else str(state.get("error_code", status)),
-            status=status,
-            request_id=state.get("request_id"),
-            input_hash=input_hash(body),
-            details={"method": scope["method"]},
-        )
+
+def request_record(
+    scope: Scope,
+    status: int,
+    body: bytes,
+    *,
+    outcome: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """The audit record of a request: who, what, the outcome and a hash of the body.
+
+    The outcome is ``ok`` below status 400, else the error code the handlers left in
+    the request state; ``outcome`` overrides it (a stream that fails after its 200).
+    """
+    state = scope.get("state", {})
+    principal = state.get("principal")
+    params = scope.get("path_params", {})
+    if outcome is None:
+        outcome = "ok" if status < 400 else str(state.get("error_code", status))
+    return AuditRecord(
+        actor=principal.actor if principal else "anonymous",
+        key_id=principal.key_id if principal else state.get("key_id"),
+        project=params.get("project") if isinstance(params.get("project"), str) else None,
+        action=getattr(scope.get("route"), "name", None) or f"{scope['method']} (no route)",
+        resource=scope["path"][:2000],
+        outcome=outcome,
+        status=status,
+        request_id=state.get("request_id"),
+        input_hash=input_hash(body),
+        details={"method": scope["method"], **(details or {})},
+    )

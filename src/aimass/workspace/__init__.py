@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -728,24 +728,40 @@ class Workspace:
         Options: ``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``,
         ``seed`` (see :meth:`~aimass.serving.generation.GenerationPredictor.generate_stream`).
         """
-        return self._generator(ref, prompt, project=project).generate(prompt, **options)
+        self.check_generation(prompt, options)
+        return self.generator(self.model_version(ref, project=project)).generate(prompt, **options)
 
     def generate_stream(
         self, ref: str, prompt: str, *, project: str = DEFAULT_PROJECT, **options: Any
     ) -> Iterator[dict[str, Any]]:
         """Like :meth:`generate`, yielding text pieces as they are decoded, then a final event."""
-        return self._generator(ref, prompt, project=project).generate_stream(prompt, **options)
+        self.check_generation(prompt, options)
+        predictor = self.generator(self.model_version(ref, project=project))
+        return predictor.generate_stream(prompt, **options)
 
-    def _generator(self, ref: str, prompt: str, *, project: str) -> Any:
+    def check_generation(self, prompt: str, options: Mapping[str, Any]) -> None:
+        """The limits of one generate call: prompt length and ``max_new_tokens``."""
         if isinstance(prompt, str) and len(prompt) > self.settings.max_text_chars:
             raise InvalidArgument(
                 f"the prompt has {len(prompt):,} characters; the limit is "
-                f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)"
+                f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)",
+                field="prompt",
             )
-        predictor = self.load(ref, project=project)
+        wanted = options.get("max_new_tokens")
+        if isinstance(wanted, int) and wanted > self.settings.max_new_tokens:
+            raise InvalidArgument(
+                f"max_new_tokens={wanted:,} is over this deployment's limit of "
+                f"{self.settings.max_new_tokens:,} (AIMASS_MAX_NEW_TOKENS); ask for fewer",
+                field="max_new_tokens",
+                limit=self.settings.max_new_tokens,
+            )
+
+    def generator(self, version: ModelVersion) -> Any:
+        """The loaded predictor of a generative version (UnsupportedModel for any other)."""
+        predictor = self.load_version(version)
         if not hasattr(predictor, "generate_stream"):
             raise UnsupportedModel(
-                f"model {ref!r} is a {predictor.task} model and does not generate text; use a "
-                "causal-lm or seq2seq model (or 'aimass predict')"
+                f"model {version.ref!r} is a {predictor.task} model and does not generate text; "
+                "use a causal-lm or seq2seq model (or 'aimass predict')"
             )
         return predictor

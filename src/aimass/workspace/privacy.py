@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,20 @@ class DeidentifyOptions:
     fields: tuple[str, ...] = ()
     recognizers: tuple[str, ...] | None = None
     ner_model: str | None = None
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any] | None) -> DeidentifyOptions | None:
+        """Options from the wire/CLI fields (``mode``, ``fields``, ``recognizers``,
+        ``ner_model``); ``None`` when not asked for."""
+        if not fields:
+            return None
+        recognizers = fields.get("recognizers")
+        return cls(
+            mode=fields["mode"],
+            fields=tuple(fields.get("fields") or ()),
+            recognizers=tuple(recognizers) if recognizers else None,
+            ner_model=fields.get("ner_model"),
+        )
 
 
 def build_deidentifier(ws: Workspace, options: DeidentifyOptions, *, project: str) -> Deidentifier:

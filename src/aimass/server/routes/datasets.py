@@ -25,27 +25,11 @@ BasesWriteProject = Annotated[str, Depends(project_access("models:write"))]
 
 
 def _options(body: DatasetUpload | DatasetImport) -> ImportOptions:
-    return ImportOptions(
-        text_field=body.text_field,
-        label_field=body.label_field or "label",
-        label_required=body.label_field is not None,
-        label_type=body.label_type,
-        split_field=body.split_field,
-        seed=body.seed,
-        fractions=body.splits,
-    )
+    return ImportOptions.from_fields(body.model_dump())
 
 
 def _deidentify(body: DatasetUpload | DatasetImport) -> DeidentifyOptions | None:
-    found = body.deidentify
-    if found is None:
-        return None
-    return DeidentifyOptions(
-        mode=found.mode,
-        fields=tuple(found.fields),
-        recognizers=tuple(found.recognizers) if found.recognizers is not None else None,
-        ner_model=found.ner_model,
-    )
+    return DeidentifyOptions.from_fields(body.deidentify.model_dump() if body.deidentify else None)
 
 
 def _created(result: tuple[Any, bool]) -> DatasetVersionOut:

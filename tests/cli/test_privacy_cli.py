@@ -154,3 +154,14 @@ def test_pii_scan_and_apply(home, tmp_path):
     assert first["text"] == "good great film, mail " and first["label"] == "pos"
     names = [r["name"] for r in run_json("pii", "recognizers")]
     assert {"email", "cn-resident-id", "presidio-en"} <= set(names)
+
+
+def test_pii_with_a_ner_model_goes_through_the_registry(home, tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_text("张伟在北京\n", encoding="utf-8")
+    missing = run("pii", "scan", source, "--ner-model", "zh-ner@1", ok=False)
+    assert missing.exit_code == 1 and "zh-ner" in missing.stderr and "NOT_FOUND" in missing.stderr
+    remote = run(
+        "--url", "http://127.0.0.1:9", "pii", "apply", source, "--ner-model", "x@1", ok=False
+    )
+    assert "runs on a local home only" in remote.stderr

@@ -16,6 +16,7 @@ from aimass.cli._common import (
     console,
     emit_json,
     err_console,
+    local_workspace,
     settings,
     table,
 )
@@ -30,6 +31,14 @@ FieldOpt = Annotated[
 ]
 RecognizersOpt = Annotated[
     str | None, typer.Option(help="Comma-separated recognizers (see 'aimass pii recognizers').")
+]
+NerModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ner-model",
+        help="A registered NER model (e.g. zh-ner@production from 'aimass recipes "
+        "chinese-ner') that finds persons, places and organisations too.",
+    ),
 ]
 
 
@@ -60,6 +69,23 @@ def _names(recognizers: str | None) -> list[str] | None:
     return [n.strip() for n in recognizers.split(",") if n.strip()] if recognizers else None
 
 
+def _engine(mode: str, recognizers: str | None, ner_model: str | None, project: str) -> Any:
+    """The de-identifier for these options: the same one dataset imports build."""
+    from aimass.workspace.privacy import DeidentifyOptions, build_deidentifier
+
+    names = _names(recognizers)
+    options = DeidentifyOptions(
+        mode=mode, recognizers=tuple(names) if names else None, ner_model=ner_model
+    )
+    if ner_model is None:
+        from aimass.data.deidentify import Deidentifier, load_project_key
+
+        # No registry needed: de-identifying a file must not create or open a store.
+        key = load_project_key(settings().home, project) if mode == "pseudonymize" else None
+        return Deidentifier(names, mode=mode, key=key)
+    return build_deidentifier(local_workspace("pii --ner-model"), options, project=project)
+
+
 @app.command("recognizers")
 @command
 def recognizers(json_out: JsonOpt = False) -> None:
@@ -85,16 +111,16 @@ def scan(
     ],
     field: FieldOpt = "text",
     recognizers: RecognizersOpt = None,
+    ner_model: NerModelOpt = None,
+    project: ProjectOpt = "default",
     show_values: Annotated[
         bool, typer.Option("--show-values", help="Print the found values (off: they are PII).")
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List the PII found in a file: line, entity type, position, recognizer, score."""
-    from aimass.data.deidentify import Deidentifier
-
     lines, texts, _rows = _read(path, field)
-    engine = Deidentifier(_names(recognizers))
+    engine = _engine("mask", recognizers, ner_model, project)
     findings = []
     for line, text, spans in zip(lines, texts, engine.scan(texts), strict=True):
         for s in spans:
@@ -143,15 +169,13 @@ def apply(
     ] = None,
     field: FieldOpt = "text",
     recognizers: RecognizersOpt = None,
+    ner_model: NerModelOpt = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
     """Write a de-identified copy (.txt lines, or JSONL rows with the field replaced)."""
-    from aimass.data.deidentify import Deidentifier, load_project_key
-
-    key = load_project_key(settings().home, project) if mode == "pseudonymize" else None
-    engine = Deidentifier(_names(recognizers), mode=mode, key=key)
     _lines, texts, rows = _read(path, field)
+    engine = _engine(mode, recognizers, ner_model, project)
     cleaned = engine.apply(texts)
     if rows is None:
         body = "".join(t + "\n" for t in cleaned)

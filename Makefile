@@ -24,7 +24,7 @@ quickstart: $(STAMP)
 	$(BIN)/aimass quickstart
 
 test: $(STAMP) check browser
-	$(BIN)/python -m pytest --run-slow
+	$(BIN)/python -m pytest --run-slow --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest

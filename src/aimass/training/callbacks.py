@@ -169,12 +169,18 @@ class RichProgress(Callback):
             self._smoothed = (
                 state.loss if math.isnan(prev) else beta * prev + (1 - beta) * state.loss
             )
-        info = f"epoch {state.epoch + 1}/{state.epochs} loss {self._smoothed:.4f}{self._last_eval}"
-        self.progress.update(self._task, completed=state.step, info=info)
+        self._show(state)
 
     def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
         if self.metric in metrics:
             self._last_eval = f" val {self.metric} {metrics[self.metric]:.4f}"
+            # Redraw now: after the last epoch no further step would show the final score.
+            if self._task is not None:
+                self._show(state)
+
+    def _show(self, state: LoopState) -> None:
+        info = f"epoch {state.epoch + 1}/{state.epochs} loss {self._smoothed:.4f}{self._last_eval}"
+        self.progress.update(self._task, completed=state.step, info=info)
 
     def on_train_end(self, state: LoopState) -> None:
         self.progress.stop()

@@ -165,3 +165,24 @@ def test_pii_with_a_ner_model_goes_through_the_registry(home, tmp_path):
         "--url", "http://127.0.0.1:9", "pii", "apply", source, "--ner-model", "x@1", ok=False
     )
     assert "runs on a local home only" in remote.stderr
+
+
+def test_dp_finetune_can_train_the_embeddings_too(home):
+    args = [
+        "train",
+        "--dataset",
+        "reviews",
+        "--base",
+        "tiny",
+        "--mode",
+        "finetune",
+        "--epochs",
+        "1",
+    ]
+    dp = ["--dp", "--target-epsilon", "8", "--accountant", "rdp"]
+    frozen = run_json(*args, "--name", "f", *dp)
+    trained = run_json(*args, "--name", "t", *dp, "--dp-train-embeddings")
+    assert frozen["privacy"]["trained_embeddings"] is False
+    assert trained["privacy"]["trained_embeddings"] is True
+    refused = run(*args, "--name", "x", "--dp-train-embeddings", ok=False)
+    assert "add --dp" in refused.stderr

@@ -198,3 +198,21 @@ def test_an_unsupported_model_trains_nothing():
         engine.check_module(model)
     assert engine.steps_taken() == 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _word_embeddings(ws, uri):
+    from safetensors.torch import load_file
+
+    weights = load_file(ws.artifacts.resolve(uri) / "model.safetensors")
+    return next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+
+
+@pytest.mark.parametrize("train_embeddings", [False, True], ids=["frozen", "trained"])
+def test_dp_finetune_freezes_token_embeddings_unless_asked(ready, train_embeddings):
+    privacy = {**RDP8, "train_embeddings": True} if train_embeddings else RDP8
+    version = ready.train(spec({**FINETUNE, "epochs": 1}, privacy))
+    assert version.privacy["trained_embeddings"] is train_embeddings
+    same = torch.equal(
+        _word_embeddings(ready, version.uri), _word_embeddings(ready, ready.base("tiny").uri)
+    )
+    assert same is not train_embeddings

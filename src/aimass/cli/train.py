@@ -117,6 +117,13 @@ def train(
         str | None,
         typer.Option(help="DP: hooks or ghost (default: hooks for features, ghost for finetune)."),
     ] = None,
+    dp_train_embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--dp-train-embeddings",
+            help="DP fine-tuning: train the token embeddings too (frozen by default).",
+        ),
+    ] = False,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
@@ -147,6 +154,7 @@ def train(
         max_grad_norm=max_grad_norm,
         accountant=accountant,
         grad_sample_mode=grad_sample_mode,
+        train_embeddings=dp_train_embeddings or None,
     )
     if dp_options and not dp:
         raise InvalidArgument("--target-epsilon, --delta, ... are options of --dp; add --dp")

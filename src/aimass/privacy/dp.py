@@ -150,6 +150,10 @@ class DPConfig:
             Default: ``hooks`` for a head on features, ``ghost`` for fine-tuning.
         noise_multiplier: A fixed noise multiplier instead of calibrating it to
             ``target_epsilon``; refused when the planned steps would overspend.
+        train_embeddings: Fine-tuning only: also train the token-embedding matrix.
+            Off by default: it is the largest weight (vocabulary x hidden), the
+            costliest per-example norm and the most noised coordinates, and private
+            fine-tuning does about as well without it.
     """
 
     target_epsilon: float
@@ -158,6 +162,7 @@ class DPConfig:
     accountant: str = "prv"
     grad_sample_mode: str | None = None
     noise_multiplier: float | None = None
+    train_embeddings: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -227,6 +232,16 @@ class DPConfig:
         return cls(**data)
 
 
+def _trains_embeddings(module: nn.Module) -> bool:
+    """Whether the token-embedding table of ``module`` (its largest ``nn.Embedding``) is trained."""
+    from torch import nn
+
+    tables = [m for m in module.modules() if isinstance(m, nn.Embedding)]
+    if not tables:
+        return False
+    return max(tables, key=lambda m: m.num_embeddings).weight.requires_grad
+
+
 class _Criterion:
     """An ``nn.Module``-like loss with a ``reduction`` attribute, as ghost clipping wants."""
 
@@ -293,6 +308,7 @@ class _Record:
     grad_sample_mode: str = ""
     num_examples: int = 0
     expected_batch_size: int = 0
+    trained_embeddings: bool = False
 
 
 class DPEngine:
@@ -308,6 +324,11 @@ class DPEngine:
         self._engine: Any = None
         self._guard: _BudgetGuard | None = None
         self._record = _Record()
+
+    @property
+    def train_embeddings(self) -> bool:
+        """Whether fine-tuning trains the token embeddings too (``DPConfig.train_embeddings``)."""
+        return self.config.train_embeddings
 
     def check_module(self, module: nn.Module) -> None:
         """Raise ``UnsupportedModel`` listing every layer DP-SGD cannot train, with alternatives."""
@@ -397,6 +418,7 @@ class DPEngine:
             grad_sample_mode=mode,
             num_examples=num_examples,
             expected_batch_size=dp_optimizer.expected_batch_size,
+            trained_embeddings=_trains_embeddings(module),
         )
         guard = self._guard
         batches = _PoissonBatches(dp_loader)
@@ -452,6 +474,7 @@ class DPEngine:
             "planned_steps": self._record.planned_steps,
             "accountant": config.accountant,
             "grad_sample_mode": self._record.grad_sample_mode,
+            "trained_embeddings": self._record.trained_embeddings,
             "privacy_unit": "training example",
             "training_examples": self._record.num_examples,
             "secure_rng": False,

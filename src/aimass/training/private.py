@@ -42,7 +42,14 @@ class PrivateRun(Protocol):
 
 
 class PrivateTraining(Protocol):
-    """A differential-privacy engine (implemented by ``aimass.privacy.DPEngine``)."""
+    """A differential-privacy engine (implemented by ``aimass.privacy.DPEngine``).
+
+    Attributes:
+        train_embeddings: Whether fine-tuning trains the token embeddings too
+            (otherwise the recipe freezes them before ``make_private``).
+    """
+
+    train_embeddings: bool
 
     def check_module(self, module: nn.Module) -> None:
         """Raise ``UnsupportedModel`` (with reasons and alternatives) before any training."""

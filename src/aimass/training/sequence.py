@@ -262,6 +262,10 @@ class _SequenceTask(Task):
             # trainable weight, and AdamW skips them anyway.
             model.encoder.pooler.requires_grad_(False)
         model.explicit_ids = inputs.privacy is not None
+        if inputs.privacy is not None and not inputs.privacy.train_embeddings:
+            # The vocabulary x hidden table: the costliest per-example norm under DP
+            # and the most noised coordinates, for little gain in accuracy.
+            model.encoder.get_input_embeddings().requires_grad_(False)
 
         def batches(epoch: int) -> list[list[int]]:
             return bucketed_batches(

@@ -13,10 +13,11 @@ Writes ``bench/results/privacy.json``. The DP overhead is the ratio of
 optimisation time per training example (loop only; feature encoding is the
 same for both and excluded), DP over non-DP.
 
-``--finetune-rows N`` (default 320) also times one fine-tuning epoch of every
-MiniLM weight on N rows: plain, DP with ghost clipping, and DP with per-example
-gradient hooks (loop time per example; DP batches are Poisson samples, so they
-also lose the length bucketing of plain batches). ``--finetune-repeats`` (default 3) alternates
+``--finetune-rows N`` (default 320) also times one fine-tuning epoch of MiniLM on
+N rows, each setting as a user gets it by default: plain (every weight), DP with
+ghost clipping and DP with per-example gradient hooks (both with the token
+embeddings frozen, the DP default). Loop time per example; DP batches are
+Poisson samples, so they also lose the length bucketing of plain batches. ``--finetune-repeats`` (default 3) alternates
 the three settings that many rounds and reports medians. ``--no-features`` skips the
 features table. Fine-tuning numbers go to ``bench/results/privacy-finetune.json``.
 """

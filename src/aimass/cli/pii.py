@@ -70,19 +70,19 @@ def _names(recognizers: str | None) -> list[str] | None:
 
 
 def _engine(mode: str, recognizers: str | None, ner_model: str | None, project: str) -> Any:
-    """The de-identifier for these options: the same one dataset imports build."""
-    from aimass.workspace.privacy import DeidentifyOptions, build_deidentifier
-
+    """The de-identifier for these options: with a NER model, the one dataset imports build."""
     names = _names(recognizers)
-    options = DeidentifyOptions(
-        mode=mode, recognizers=tuple(names) if names else None, ner_model=ner_model
-    )
     if ner_model is None:
         from aimass.data.deidentify import Deidentifier, load_project_key
 
         # No registry needed: de-identifying a file must not create or open a store.
         key = load_project_key(settings().home, project) if mode == "pseudonymize" else None
         return Deidentifier(names, mode=mode, key=key)
+    from aimass.workspace.privacy import DeidentifyOptions, build_deidentifier
+
+    options = DeidentifyOptions(
+        mode=mode, recognizers=tuple(names) if names else None, ner_model=ner_model
+    )
     return build_deidentifier(local_workspace("pii --ner-model"), options, project=project)
 
 

@@ -17,9 +17,9 @@ same for both and excluded), DP over non-DP.
 N rows, each setting as a user gets it by default: plain (every weight), DP with
 ghost clipping and DP with per-example gradient hooks (both with the token
 embeddings frozen, the DP default). Loop time per example; DP batches are
-Poisson samples, so they also lose the length bucketing of plain batches. ``--finetune-repeats`` (default 3) alternates
-the three settings that many rounds and reports medians. ``--no-features`` skips the
-features table. Fine-tuning numbers go to ``bench/results/privacy-finetune.json``.
+Poisson samples, so they also lose the length bucketing of plain batches.
+``--finetune-repeats`` (default 3) alternates the three settings that many rounds
+and reports medians. ``--no-features`` skips the features table. Fine-tuning numbers go to ``bench/results/privacy-finetune.json``.
 """
 
 from __future__ import annotations

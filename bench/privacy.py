@@ -19,7 +19,8 @@ ghost clipping and DP with per-example gradient hooks (both with the token
 embeddings frozen, the DP default). Loop time per example; DP batches are
 Poisson samples, so they also lose the length bucketing of plain batches.
 ``--finetune-repeats`` (default 3) alternates the three settings that many rounds
-and reports medians. ``--no-features`` skips the features table. Fine-tuning numbers go to ``bench/results/privacy-finetune.json``.
+and reports medians. ``--no-features`` skips the features table. Fine-tuning
+numbers go to ``bench/results/privacy-finetune.json``.
 """
 
 from __future__ import annotations

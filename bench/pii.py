@@ -159,22 +159,22 @@ def held_out_daily(ws, model: str, limit: int) -> list[tuple[str, list[tuple[int
     (PER -> PERSON, LOC -> LOCATION; ORG is not scored, as in the file reader).
     """
     from aimass.data.tables import read_split
+    from aimass.metrics import entity_spans
 
     dataset = ws.dataset(ws.model_version(model).lineage.dataset)
     split = read_split(ws.artifacts.resolve(dataset.uri), "test")
     entity = {"PER": "PERSON", "LOC": "LOCATION"}
     out = []
     for tokens, tags in zip(split.tokens or [], split.tags or [], strict=True):
-        text, spans, offset = "", [], 0
-        for token, tag in zip(tokens, tags, strict=True):
-            prefix, _, kind = tag.partition("-")
-            if prefix == "I" and spans and spans[-1][1] == offset and spans[-1][3] == kind:
-                spans[-1][1] = offset + len(token)
-            elif prefix in ("B", "I") and kind in entity:
-                spans.append([offset, offset + len(token), entity[kind], kind])
-            text += token
-            offset += len(token)
-        out.append((text, [(s, e, label) for s, e, label, _ in spans]))
+        starts = [0]
+        for token in tokens:
+            starts.append(starts[-1] + len(token))
+        spans = [
+            (starts[s], starts[e], entity[kind])
+            for kind, s, e in entity_spans(tags)
+            if kind in entity
+        ]
+        out.append(("".join(tokens), spans))
         if len(out) >= limit:
             break
     return out

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aimass.artifacts.storage import ArtifactStore
 from aimass.data.importer import ImportOptions, prepare_dataset
+from aimass.data.kinds import get_kind
 from aimass.data.readers import detect_format, read_records
 from aimass.data.samples import get_sample
 from aimass.data.tables import publish_dataset
@@ -65,8 +66,6 @@ SECRET_FILE = "server.secret"  # noqa: S105 (a file name, not a secret)
 
 def _text_fields(options: ImportOptions) -> tuple[str, ...]:
     """The source fields holding free text that de-identification must clean."""
-    from aimass.data.kinds import get_kind
-
     if options.kind == "tokens":
         # Masking inside a token list would change its length and break the tag alignment.
         raise NotImplementedFeature(

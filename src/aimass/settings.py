@@ -57,6 +57,12 @@ class Settings(BaseSettings):
             (0: a free model takes whatever is queued at once).
         batch_max_tokens: Token budget of one batch (padded length × inputs), which
             buckets batches by sequence length.
+        serve_runners: Runner processes per served model version: each holds a copy
+            of the weights and runs one batch at a time, apart from the server's
+            event loop. 0 runs batches in a thread of the server process. Default
+            (unset): 2 on CPU, 1 on CUDA.
+        serve_runner_threads: Torch threads in each runner; 0 shares the cores out
+            (cores ÷ runners, at least 1).
         warm_models: Model versions loaded at server start (``NAME@ALIAS`` in the
             default project, or ``PROJECT/NAME@ALIAS``).
         auth_cache_seconds: How long a verified API key is trusted without a database
@@ -94,6 +100,8 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(default=32, gt=0)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
     batch_max_tokens: int = Field(default=8192, gt=0)
+    serve_runners: int | None = Field(default=None, ge=0, le=64)
+    serve_runner_threads: int = Field(default=0, ge=0)
     warm_models: list[str] = Field(default_factory=list)
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     resolve_cache_seconds: float = Field(default=2.0, ge=0)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -58,6 +59,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def runner_children(parent: int) -> list[int]:
+    """Process ids of the model runners that ``parent`` started (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"aimass.serving.runner" in command:
+            found.append(int(entry.name))
+    return found
+
+
 def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_path):  # noqa: F811
     port = free_port()
     env = {**os.environ, "AIMASS_HOME": str(trained_home), "AIMASS_DEVICE": "cpu"}
@@ -102,10 +119,18 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
             assert done.result["rows"] == 20
             assert client.audit.verify().ok
         cli_against_the_server(url, key)
+        # The default serving path: predict ran in runner processes, children of the server.
+        runners = runner_children(proc.pid)
+        assert len(runners) == 2, log.read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         handle.close()
+    for pid in runners:
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), "a runner outlived the server"
     assert f"http://127.0.0.1:{port}" in log.read_text()
     with pytest.raises(Unavailable):
         Client(f"http://127.0.0.1:{port}", "k").whoami()

@@ -34,6 +34,10 @@ def trained_home(tmp_path_factory, tiny_bert_dir):
 
 
 def serve_settings(home, **overrides) -> Settings:
+    """Server settings for tests: batches run in process unless a test asks for runners
+    (starting runner processes per app would cost seconds each; tests/serving/test_runner.py,
+    the load test and the real-process test in tests/client cover them)."""
+    overrides.setdefault("serve_runners", 0)
     return Settings(home=home, device="cpu", job_heartbeat_seconds=0.2, **overrides)
 
 

@@ -16,7 +16,8 @@ CLIENTS = 64
 
 
 def test_ten_thousand_predicts_at_64_clients(trained_home):  # noqa: F811
-    app = create_app(serve_settings(trained_home), job_workers=0)
+    # Served as `aimass serve` serves by default: batches run in two runner processes.
+    app = create_app(serve_settings(trained_home, serve_runners=2), job_workers=0)
     app.state.aimass.start(workers=0)
     key = (trained_home / "admin.key").read_text().strip()
     texts = ["good great film", "bad awful movie and a very boring plot", "it was fine"]
@@ -38,6 +39,8 @@ def test_ten_thousand_predicts_at_64_clients(trained_home):  # noqa: F811
                     statuses.append(r.status_code)
 
         await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+        (pids,) = state.runner_pids().values()
+        assert len(pids) == 2
         await state.stop()
         return statuses
 

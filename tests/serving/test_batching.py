@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aimass.errors import InvalidArgument
+from aimass.errors import InvalidArgument, Unavailable
 from aimass.serving.batching import BatchPolicy, MicroBatcher, bucket_of
 
 
@@ -156,3 +156,48 @@ def test_a_failing_batch_fails_only_its_callers():
 
     bad, good = asyncio.run(main())
     assert isinstance(bad, RuntimeError) and good == [{"ok": "fine"}]
+
+
+def test_with_two_runners_two_batches_run_at_once_never_three():
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def run(texts):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return [{"echo": t} for t in texts]
+
+    async def main():
+        b = MicroBatcher(
+            "m",
+            run,
+            lengths=lambda ts: [len(t) for t in ts],
+            policy=BatchPolicy(max_batch_size=2),
+            concurrency=2,
+        )
+        outs = await asyncio.gather(*(b.predict([f"t{i}"]) for i in range(12)))
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    assert outs == [[{"echo": f"t{i}"}] for i in range(12)]
+    assert peak[0] == 2
+
+
+def test_closing_lets_batches_in_flight_finish_and_fails_the_queued():
+    fake = Fake(cost=0.2)
+
+    async def main():
+        b = batcher(fake, max_batch_size=1)
+        first = asyncio.ensure_future(b.predict(["a"]))
+        queued = asyncio.ensure_future(b.predict(["b"]))
+        await asyncio.sleep(0.05)  # "a" is running, "b" waits for the one runner
+        await b.close()
+        return await asyncio.gather(first, queued, return_exceptions=True)
+
+    first, queued = asyncio.run(main())
+    assert first == [{"echo": "a"}]
+    assert isinstance(queued, Unavailable)

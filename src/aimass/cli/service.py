@@ -57,8 +57,17 @@ def serve(
         int | None,
         typer.Option(help="Jobs run at once by this server (default AIMASS_JOB_WORKERS, 1)."),
     ] = None,
+    runners: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Runner processes per served model; 0 runs batches in the server process "
+            "(default AIMASS_SERVE_RUNNERS, else 2 on CPU, 1 on CUDA).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the REST API (uvicorn on create_app) with its job workers and micro-batchers."""
+    """Run the REST API (uvicorn on create_app) with its job workers, micro-batchers and
+    model runner processes."""
     import uvicorn
 
     from aimass.server import create_app
@@ -67,6 +76,8 @@ def serve(
     found = settings()
     if found.url:
         raise InvalidArgument("'aimass serve' runs a server; unset AIMASS_URL / --url")
+    if runners is not None:
+        found = found.model_copy(update={"serve_runners": runners})
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
             f"[yellow]binding {host}: the API is reachable from the network. Requests must "

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from aimass._version import __version__
 from aimass.server.errors import install_error_handlers
@@ -45,13 +44,14 @@ def create_app(
         job_workers: Override ``settings.job_workers`` (0 runs no jobs in this process).
 
     The admin key is created, workers started and models warmed when the app
-    starts (its lifespan), or by calling ``app.state.aimass.start()``.
+    starts (its lifespan, ``await app.state.aimass.open()``); outside a lifespan,
+    ``app.state.aimass.start()`` does all but the warm-up.
     """
     state = ServerState(settings, workspace)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(state.start, workers=job_workers)
+        await state.open(workers=job_workers)
         try:
             yield
         finally:

@@ -22,10 +22,16 @@ class Metrics:
     Args:
         queue_depth: Inputs waiting in the micro-batchers (read at scrape time).
         job_counts: Jobs per status (read at scrape time).
+        runners: Per loaded model, its live runner processes and restarts (read at
+            scrape time).
     """
 
     def __init__(
-        self, *, queue_depth: Callable[[], int], job_counts: Callable[[], dict[str, int]]
+        self,
+        *,
+        queue_depth: Callable[[], int],
+        job_counts: Callable[[], dict[str, int]],
+        runners: Callable[[], dict[str, tuple[int, int]]] = dict,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -95,6 +101,16 @@ class Metrics:
         )
         queue = Gauge("aimass_batch_queue_depth", "Inputs waiting for a batch", registry=r)
         queue.set_function(queue_depth)
+        self._runners = runners
+        self._runner_count = Gauge(
+            "aimass_model_runners", "Live runner processes per loaded model", ["model"], registry=r
+        )
+        self._runner_restarts = Gauge(
+            "aimass_model_runner_restarts",
+            "Runner processes restarted after dying, per loaded model",
+            ["model"],
+            registry=r,
+        )
         self._jobs = Gauge("aimass_jobs", "Jobs by status", ["status"], registry=r)
         self._job_counts = job_counts
         self.jobs_finished = Counter(
@@ -122,7 +138,12 @@ class Metrics:
         self.jobs_finished.labels(job.kind, str(job.status)).inc()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition (job gauges refreshed now)."""
+        """The Prometheus text exposition (job and runner gauges refreshed now)."""
         for status, count in self._job_counts().items():
             self._jobs.labels(status).set(count)
+        self._runner_count.clear()
+        self._runner_restarts.clear()
+        for model, (alive, restarts) in self._runners().items():
+            self._runner_count.labels(model).set(alive)
+            self._runner_restarts.labels(model).set(restarts)
         return generate_latest(self.registry)

@@ -9,7 +9,13 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from aimass.entities import Job, ModelVersion
-from aimass.serving.batching import BatcherPool, BatchPolicy, MicroBatcher
+from aimass.serving.batching import (
+    Backend,
+    BatcherPool,
+    BatchPolicy,
+    InProcessBackend,
+    MicroBatcher,
+)
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, AuditRecord
 from aimass.workspace import Workspace
@@ -44,6 +50,7 @@ class ServerState:
         self.metrics = Metrics(
             queue_depth=lambda: self._batchers.pending if self._batchers else 0,
             job_counts=self.workspace.store.jobs.counts,
+            runners=self.runner_stats,
         )
         self.ready = False
         self.admin_key_file: Any = None
@@ -57,7 +64,10 @@ class ServerState:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self, *, workers: int | None = None) -> None:
-        """Bootstrap the admin key, start job workers, warm models (blocking)."""
+        """Bootstrap the admin key and start job workers (blocking).
+
+        Ready at once unless models are to be warmed: :meth:`open` warms them.
+        """
         path, created = self.workspace.keys.ensure_admin()
         self.admin_key_file = path
         if created:
@@ -65,16 +75,22 @@ class ServerState:
         count = self.settings.job_workers if workers is None else workers
         if count:
             self.workspace.start_workers(count, on_finished=self._job_finished)
+        self.ready = not self.settings.warm_models
+
+    async def open(self, *, workers: int | None = None) -> None:
+        """:meth:`start`, then warm ``warm_models``; ready once both are done."""
+        await run_in_threadpool(self.start, workers=workers)
         for spec in self.settings.warm_models:
-            self.warm(spec)
+            await self.warm(spec)
         self.ready = True
 
-    def warm(self, spec: str) -> None:
-        """Load ``[PROJECT/]NAME@ALIAS`` and run one prediction, so the first request is fast."""
+    async def warm(self, spec: str) -> None:
+        """Load ``[PROJECT/]NAME@ALIAS`` as predict serves it (runners started) and run one
+        prediction, so the first request is fast."""
         project, _, ref = spec.rpartition("/")
-        version = self.workspace.model_version(ref, project=project or DEFAULT_PROJECT)
-        predictor = self.workspace.load_version(version)
-        predictor.predict(["warm-up"])
+        version = await self.resolve(ref, project or DEFAULT_PROJECT)
+        batcher = await self.batcher(version)
+        await batcher.predict(["warm-up"])
         log.info("warmed model", extra={"model": f"{version.project}/{version.ref}"})
 
     async def stop(self) -> None:
@@ -126,8 +142,46 @@ class ServerState:
 
     # -- serving -------------------------------------------------------------------------
 
-    def batcher(self, version: ModelVersion) -> MicroBatcher:
-        """The micro-batcher for a resolved model version (call in the event loop)."""
+    @property
+    def runners(self) -> int:
+        """Runner processes per served model version (0: batches run in this process)."""
+        if self.settings.serve_runners is not None:
+            return self.settings.serve_runners
+        from aimass.models.device import resolve_device
+
+        return 1 if resolve_device(self.settings.device).type == "cuda" else 2
+
+    def runner_stats(self) -> dict[str, tuple[int, int]]:
+        """Per loaded model (``project/model@version``): live runner processes, restarts."""
+        if self._batchers is None:
+            return {}
+        return {
+            name: (len(backend.pids()), backend.restarts)
+            for name, backend in self._batchers.backends().items()
+        }
+
+    def runner_pids(self) -> dict[str, list[int]]:
+        """Per loaded model: the process ids of its runners (empty when it runs in process)."""
+        if self._batchers is None:
+            return {}
+        return {name: backend.pids() for name, backend in self._batchers.backends().items()}
+
+    def _backend(self, version: ModelVersion) -> Backend:
+        runners = self.runners
+        if runners == 0:
+            return InProcessBackend(lambda: self.workspace.load_version(version))
+        from aimass.serving.runner import RunnerPool, default_runner_threads
+
+        return RunnerPool(
+            self.workspace.artifacts.resolve(version.uri),
+            count=runners,
+            threads=self.settings.serve_runner_threads or default_runner_threads(runners),
+            device=self.settings.device,
+            name=f"{version.project}/{version.ref}",
+        )
+
+    async def batcher(self, version: ModelVersion) -> MicroBatcher:
+        """The micro-batcher for a resolved model version, its model loaded."""
         loop = asyncio.get_running_loop()
         if self._batchers is None or self._loop is not loop:
             # Batchers belong to one event loop (tests may run several in turn).
@@ -137,8 +191,8 @@ class ServerState:
                 on_batch=self.metrics.on_batch,
             )
             self._loop = loop
-        return self._batchers.get(
+        return await self._batchers.get(
             version.digest,
             name=f"{version.project}/{version.ref}",
-            load=lambda: self.workspace.load_version(version),
+            backend=lambda: self._backend(version),
         )

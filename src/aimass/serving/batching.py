@@ -5,20 +5,25 @@ least 8) that holds its token count. A bucket is released as one batch when
 
 1. it holds ``max_batch_size`` items (reason ``full``), or
 2. its padded size (items × bucket length) reaches ``max_tokens`` (reason ``tokens``), or
-3. its oldest item has waited ``max_wait`` seconds (reason ``wait``) — and the
-   model is free (one batch runs at a time per model).
+3. its oldest item has waited ``max_wait`` seconds (reason ``wait``) — and a
+   runner of the model is free.
 
 Among releasable buckets the one with the oldest item goes first (first come,
-first served across buckets, so no length starves). One batch runs at a time per
-model; items that arrive meanwhile queue up and form the next batch. With the
-default ``max_wait`` of 0 a free model takes whatever is queued at once, so a
-lone request is never held back, and under load batches grow by themselves to
-what arrived during the previous batch's compute; a positive ``max_wait`` holds
-a non-full batch back to gather more at moderate load, at that latency cost. Short
-inputs are therefore never padded to the longest one in flight, and the worst
-added latency is ``max_wait`` plus one batch's compute. Every batch is reported
-(:class:`BatchRecord`: size, padded tokens, wait, compute, reason) to a
-callback, which the server exports as Prometheus metrics.
+first served across buckets, so no length starves). A model has ``concurrency``
+runners (runner processes, or one in-process thread) and each runs one batch at
+a time; items that arrive while all are busy queue up and form the next batch.
+With the default ``max_wait`` of 0 a free runner takes whatever is queued at
+once, so a lone request is never held back, and under load batches grow by
+themselves to what arrived during the previous batch's compute; a positive
+``max_wait`` holds a non-full batch back to gather more at moderate load, at
+that latency cost. Short inputs are therefore never padded to the longest one in
+flight, and the worst added latency is ``max_wait`` plus one batch's compute.
+Every batch is reported (:class:`BatchRecord`: size, padded tokens, wait,
+compute, reason) to a callback, which the server exports as Prometheus metrics.
+
+Where the forward pass runs is the :class:`Backend`'s business:
+:class:`InProcessBackend` runs it in a thread of this process,
+:class:`~aimass.serving.runner.RunnerPool` in runner processes.
 """
 
 from __future__ import annotations
@@ -30,12 +35,20 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aimass.errors import InvalidArgument, Unavailable
 from aimass.serving.predictor import Predictor
 
-__all__ = ["BatchPolicy", "BatchRecord", "BatcherPool", "MicroBatcher", "bucket_of"]
+__all__ = [
+    "Backend",
+    "BatchPolicy",
+    "BatchRecord",
+    "BatcherPool",
+    "InProcessBackend",
+    "MicroBatcher",
+    "bucket_of",
+]
 
 MIN_BUCKET = 8
 
@@ -94,15 +107,69 @@ class _Item:
     future: asyncio.Future[dict[str, Any]]
 
 
+class Backend(Protocol):
+    """Where one model version's batches run."""
+
+    concurrency: int
+    """Batches it runs at once (each in its own thread of the batcher)."""
+    restarts: int
+    """Runner processes restarted after dying."""
+
+    def open(self) -> None:
+        """Load what :meth:`lengths` and :meth:`run` need (blocking; called once, off the loop)."""
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        """Token counts, cheap enough to call on the event loop."""
+
+    def run(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Results for one batch (blocking)."""
+
+    def close(self) -> None:
+        """Release processes and memory (blocking)."""
+
+    def pids(self) -> list[int]:
+        """Process ids of its live runner processes (none when it runs in process)."""
+
+
+class InProcessBackend:
+    """Batches run in a thread of this process, on a predictor from ``load``."""
+
+    concurrency = 1
+    restarts = 0
+
+    def __init__(self, load: Callable[[], Predictor]) -> None:
+        self._load = load
+
+    def open(self) -> None:
+        """Load the predictor (and its token counter)."""
+        self._load().token_lengths(["warm-up"])
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        """The predictor's token counts."""
+        return self._load().token_lengths(texts)
+
+    def run(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One forward pass over ``texts``."""
+        return self._load().predict(texts, batch_size=len(texts))
+
+    def close(self) -> None:
+        """Nothing: the predictor cache owns the predictor."""
+
+    def pids(self) -> list[int]:
+        """None: batches run in this process."""
+        return []
+
+
 class MicroBatcher:
     """Batches the predict calls for one model version.
 
     Args:
         name: Label for records and metrics (``project/model@version``).
-        run: ``texts -> results`` for one batch (runs in a dedicated thread).
-        lengths: ``texts -> token counts`` (runs in a worker thread).
+        run: ``texts -> results`` for one batch (runs in a batcher thread).
+        lengths: ``texts -> token counts`` (runs on the event loop).
         policy: The release rule.
         on_batch: Called with every :class:`BatchRecord` (in the event loop).
+        concurrency: Batches run at once (one per runner).
     """
 
     def __init__(
@@ -113,16 +180,23 @@ class MicroBatcher:
         lengths: Callable[[list[str]], list[int]],
         policy: BatchPolicy,
         on_batch: Callable[[BatchRecord], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise InvalidArgument(f"a batcher needs concurrency >= 1, got {concurrency}")
         self.name = name
         self.policy = policy
+        self.concurrency = concurrency
         self._run = run
         self._lengths = lengths
         self._on_batch = on_batch
         self._buckets: dict[int, deque[_Item]] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aimass-batch")
+        self._executor = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="aimass-batch"
+        )
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @property
@@ -180,7 +254,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         assert self._wakeup is not None
         while not self._closed:
-            if not self.pending:
+            if not self.pending or len(self._running) >= self.concurrency:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -191,14 +265,21 @@ class MicroBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._next_deadline() - now)
                 continue
-            await self._release(*choice, now)
+            bucket, reason = choice
+            queue = self._buckets[bucket]
+            batch = [queue.popleft() for _ in range(min(len(queue), self.policy.limit(bucket)))]
+            batch = [item for item in batch if not item.future.done()]  # callers that gave up
+            if batch:
+                task = loop.create_task(self._release(batch, bucket, reason, now))
+                self._running.add(task)
+                task.add_done_callback(self._finished)
 
-    async def _release(self, bucket: int, reason: str, now: float) -> None:
-        queue = self._buckets[bucket]
-        batch = [queue.popleft() for _ in range(min(len(queue), self.policy.limit(bucket)))]
-        batch = [item for item in batch if not item.future.done()]  # callers that gave up
-        if not batch:
-            return
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._wakeup is not None:
+            self._wakeup.set()  # a runner is free
+
+    async def _release(self, batch: list[_Item], bucket: int, reason: str, now: float) -> None:
         started = time.perf_counter()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
@@ -227,7 +308,7 @@ class MicroBatcher:
             )
 
     async def close(self) -> None:
-        """Stop: queued inputs fail with Unavailable; the compute thread is released."""
+        """Stop: queued inputs fail with Unavailable; batches in flight finish first."""
         self._closed = True
         for queue in self._buckets.values():
             while queue:
@@ -236,6 +317,8 @@ class MicroBatcher:
                     item.future.set_exception(Unavailable(f"model {self.name} was unloaded"))
         if self._task is not None:
             self._task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         self._executor.shutdown(wait=False)
 
 
@@ -244,7 +327,8 @@ class BatcherPool:
 
     Args:
         policy: The release rule for every model.
-        capacity: Batchers kept; beyond it the least recently used idle one is closed.
+        capacity: Batchers kept; beyond it the least recently used idle one is
+            closed, with its back end.
         on_batch: Passed to every batcher.
     """
 
@@ -258,38 +342,74 @@ class BatcherPool:
         self.policy = policy
         self.capacity = capacity
         self.on_batch = on_batch
-        self._batchers: OrderedDict[str, MicroBatcher] = OrderedDict()
+        self._batchers: OrderedDict[str, tuple[MicroBatcher, Backend]] = OrderedDict()
+        self._opening: dict[str, asyncio.Task[MicroBatcher]] = {}
 
-    def get(self, key: str, *, name: str, load: Callable[[], Predictor]) -> MicroBatcher:
-        """The batcher for ``key`` (a bundle digest); ``load`` gives the predictor."""
-        batcher = self._batchers.get(key)
-        if batcher is None:
+    async def get(self, key: str, *, name: str, backend: Callable[[], Backend]) -> MicroBatcher:
+        """The batcher for ``key`` (a bundle digest).
+
+        The first call makes the back end with ``backend()`` and opens it in a
+        worker thread, so loading a model never blocks the event loop; callers
+        that arrive meanwhile wait for the same opening, and a caller that gives
+        up does not stop it.
+        """
+        entry = self._batchers.get(key)
+        if entry is not None:
+            self._batchers.move_to_end(key)
+            return entry[0]
+        task = self._opening.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._open(key, name, backend))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # mark retrieved
+            self._opening[key] = task
+        return await asyncio.shield(task)
+
+    async def _open(self, key: str, name: str, backend: Callable[[], Backend]) -> MicroBatcher:
+        try:
+            made = backend()
+            try:
+                await asyncio.to_thread(made.open)
+            except BaseException:
+                await asyncio.to_thread(made.close)
+                raise
             batcher = MicroBatcher(
                 name,
-                lambda texts: load().predict(texts, batch_size=len(texts)),
-                lengths=lambda texts: load().token_lengths(texts),
+                made.run,
+                lengths=made.lengths,
                 policy=self.policy,
                 on_batch=self.on_batch,
+                concurrency=made.concurrency,
             )
-            self._batchers[key] = batcher
-            self._evict()
-        self._batchers.move_to_end(key)
+            self._batchers[key] = (batcher, made)
+        finally:
+            del self._opening[key]
+        self._evict()
         return batcher
 
     def _evict(self) -> None:
         for key in list(self._batchers)[: max(0, len(self._batchers) - self.capacity)]:
-            batcher = self._batchers[key]
+            batcher, backend = self._batchers[key]
             if not batcher.pending:
                 del self._batchers[key]
-                asyncio.get_running_loop().create_task(batcher.close())
+                asyncio.get_running_loop().create_task(self._shut(batcher, backend))
+
+    @staticmethod
+    async def _shut(batcher: MicroBatcher, backend: Backend) -> None:
+        await batcher.close()
+        await asyncio.to_thread(backend.close)
 
     @property
     def pending(self) -> int:
         """Inputs waiting across all models (the queue-depth gauge)."""
-        return sum(b.pending for b in self._batchers.values())
+        return sum(b.pending for b, _ in self._batchers.values())
+
+    def backends(self) -> dict[str, Backend]:
+        """The back end of each loaded model, by batcher name (``project/model@version``)."""
+        return {batcher.name: backend for batcher, backend in self._batchers.values()}
 
     async def close(self) -> None:
-        """Close every batcher."""
-        for batcher in self._batchers.values():
-            await batcher.close()
+        """Close every batcher and its back end."""
+        entries = list(self._batchers.values())
         self._batchers.clear()
+        for batcher, backend in entries:
+            await self._shut(batcher, backend)

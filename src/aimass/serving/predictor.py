@@ -7,7 +7,7 @@ registered for its task and returns an object with ``predict(texts)``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,14 +20,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXPLAINER",
+    "LengthCounter",
     "Predictor",
     "check_texts",
     "explainer_name",
     "load_predictor",
+    "predictor_class",
     "register_predictor",
 ]
 
 DEFAULT_EXPLAINER = "integrated-gradients"
+
+LengthCounter = Callable[[Sequence[str]], list[int]]
+
+
+def _word_counts(texts: Sequence[str]) -> list[int]:
+    return [len(text.split()) + 2 for text in texts]
 
 
 def explainer_name(explain: str | bool | None) -> str | None:
@@ -52,6 +60,7 @@ class Predictor(ABC):
         self.directory = directory
         self.manifest = manifest
         self.device = device
+        self._lengths: LengthCounter | None = None
 
     @property
     def task(self) -> str:
@@ -67,13 +76,22 @@ class Predictor(ABC):
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """One result per input text, in input order."""
 
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Tokens each input becomes (the micro-batcher buckets by it).
+    @classmethod
+    def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:
+        """``texts -> token counts`` for this bundle, without loading its weights.
 
-        The default counts whitespace-separated words plus two special tokens;
-        predictors with a tokenizer override it with the exact count.
+        The micro-batcher buckets inputs by it, in the server process, while the
+        model itself may run in a runner process. The default counts
+        whitespace-separated words plus two special tokens; predictors with a
+        tokenizer override it with the exact count.
         """
-        return [len(text.split()) + 2 for text in texts]
+        return _word_counts
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each input becomes (see :meth:`length_counter`)."""
+        if self._lengths is None:
+            self._lengths = self.length_counter(self.directory, self.manifest)
+        return self._lengths(texts)
 
     def explain_target(self) -> ExplainTarget:
         """The model as explainers see it; predictors that can be explained override this."""
@@ -153,6 +171,13 @@ def load_predictor(directory: Path, *, device: str = "auto") -> Predictor:
     Model bundles are served by their task's predictor; a decoder *base*
     bundle is served for generation as it is.
     """
+    directory = Path(directory)
+    manifest = verify_bundle(directory)
+    return predictor_class(manifest)(directory, manifest, resolve_device(device))
+
+
+def predictor_class(manifest: Manifest) -> type[Predictor]:
+    """The predictor class that serves a (verified) bundle's manifest."""
     from aimass.serving import (  # noqa: F401  (register the built-in predictors)
         fill_mask,
         generation,
@@ -160,20 +185,18 @@ def load_predictor(directory: Path, *, device: str = "auto") -> Predictor:
         tokens,
     )
 
-    directory = Path(directory)
-    manifest = verify_bundle(directory)
     task = manifest.task if manifest.kind == "model" else _BASE_TASKS.get(manifest.family)
     if task is None:
         raise UnsupportedModel(
-            f"bundle {directory.name} is a {manifest.kind} ({manifest.family}) without a task; "
-            "train a model from it first ('aimass train')"
+            f"bundle {manifest.digest[:12]} is a {manifest.kind} ({manifest.family}) without a "
+            "task; train a model from it first ('aimass train')"
         )
     cls = _PREDICTORS.get(task)
     if cls is None:
         raise UnsupportedModel(
             f"no predictor for task {manifest.task!r}; known: {', '.join(sorted(_PREDICTORS))}"
         )
-    return cls(directory, manifest, resolve_device(device))
+    return cls
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:

@@ -15,7 +15,12 @@ from aimass.artifacts.bundle import Manifest
 from aimass.models.hf import load_tokenizer, quiet_transformers, read_config
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel
 from aimass.models.text import bucketed_batches, collate, encode_texts
-from aimass.serving.predictor import Predictor, check_texts, register_predictor
+from aimass.serving.predictor import (
+    LengthCounter,
+    Predictor,
+    check_texts,
+    register_predictor,
+)
 
 if TYPE_CHECKING:
     from aimass.explain.base import ExplainTarget
@@ -50,22 +55,24 @@ class SequencePredictor(Predictor):
         self.model = build_sequence_model(directory, self.head).to(device)
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenize_lock = threading.Lock()
-        self._length_tokenizer: Any = None
         self._eager_lock = threading.Lock()
         self._eager_encoder: Any = None
 
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        # The micro-batcher calls this on its event loop for every request. A private
-        # copy of the Rust tokenizer (fixed truncation, never reconfigured) needs no
-        # lock, so measuring lengths never waits for a batch being tokenised.
-        if self._length_tokenizer is None:
-            from tokenizers import Tokenizer
+    @classmethod
+    def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:
+        """Exact token counts (with special tokens, truncated at ``max_length``).
 
-            copy = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
-            copy.enable_truncation(self.max_length)
-            copy.no_padding()
-            self._length_tokenizer = copy
-        return [len(e.ids) for e in self._length_tokenizer.encode_batch(list(texts))]
+        The micro-batcher calls it on its event loop for every request. A private
+        copy of the Rust tokenizer (fixed truncation, never reconfigured) needs no
+        lock, so measuring lengths never waits for a batch being tokenised.
+        """
+        from tokenizers import Tokenizer
+
+        backend = load_tokenizer(directory).backend_tokenizer
+        counter = Tokenizer.from_str(backend.to_str())
+        counter.enable_truncation(int(manifest.task_config.get("max_length", 128)))
+        counter.no_padding()
+        return lambda texts: [len(e.ids) for e in counter.encode_batch(list(texts))]
 
     @torch.inference_mode()
     def outputs(self, texts: Sequence[str], *, batch_size: int = 32) -> torch.Tensor:

@@ -160,7 +160,7 @@ async def predict(
     ws = state.workspace
     texts = ws.check_inputs(body.inputs)
     version = await state.resolve(ref, project)
-    results = await state.batcher(version).predict(texts)
+    results = await (await state.batcher(version)).predict(texts)
     if body.explain:
         # Explanations cost tens of forward passes each: bounded per call, computed beside
         # (not inside) the micro-batcher so they never delay other callers' batches.

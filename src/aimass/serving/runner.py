@@ -1,0 +1,357 @@
+"""Model runners: a model version served from its own worker processes.
+
+Why processes: in the server process the forward pass shares one interpreter
+with the event loop (HTTP parsing, auth, audit). Under load the two fight over
+the GIL and the cores, and a batch ran up to twice as slowly as alone
+(``bench/serve.py``). A runner is a child process
+(``python -m aimass.serving.runner BUNDLE_DIR``) that verifies and loads the
+bundle itself, sets its torch thread count, warms up, and then answers one
+batch at a time. The server keeps only the tokenizer (to bucket inputs by
+length) and the micro-batcher, which hands each runner one batch at a time.
+
+The wire is the runner's stdin and stdout: every message is a 4-byte
+big-endian length followed by that many bytes of UTF-8 JSON. No pickle crosses
+it, and nothing else is written to it: the runner moves its own ``sys.stdout``
+to stderr before importing anything, so a library that prints cannot corrupt
+a frame. Messages::
+
+    runner → server   {"ready": true, "pid": 123}          once, after loading
+    server → runner   {"texts": ["...", ...]}
+    runner → server   {"results": [{...}, ...]}  or  {"error": {"code": ..., "message": ...}}
+
+An error while loading is sent as ``{"error": ...}`` in place of ``ready``. A
+runner exits when its stdin closes, so a server that dies, even by SIGKILL,
+leaves no runner behind. A runner that dies fails only the batch it was running
+(503, ``UNAVAILABLE``); the next batch starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from aimass.artifacts.bundle import verify_bundle
+from aimass.errors import AimassError, Internal, InvalidArgument, Unavailable, error_from_dict
+from aimass.serving.predictor import LengthCounter, predictor_class
+
+__all__ = ["RunnerPool", "RunnerProcess", "default_runner_threads"]
+
+log = logging.getLogger("aimass.serving")
+
+_HEADER = struct.Struct(">I")
+# A frame larger than this is a protocol error, not a batch (256 inputs of the
+# largest accepted text, with their results, stay far below it).
+_MAX_FRAME = 1 << 30
+
+
+def write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
+    """Send one message (length-prefixed UTF-8 JSON) and flush."""
+    data = json.dumps(message, ensure_ascii=False).encode("utf-8")
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> dict[str, Any] | None:
+    """The next message, or None when the other side closed the stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > _MAX_FRAME:
+        raise Internal(f"runner protocol: a frame of {size:,} bytes is over the limit")
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    message = json.loads(data)
+    if not isinstance(message, dict):
+        raise Internal("runner protocol: a frame is not a JSON object")
+    return message
+
+
+def default_runner_threads(runners: int) -> int:
+    """Torch threads per runner when not configured: the cores shared out, at least one."""
+    return max(1, (os.cpu_count() or 1) // max(1, runners))
+
+
+class RunnerProcess:
+    """One runner child process and the pipe to it (used by one thread at a time).
+
+    Args:
+        directory: The verified bundle to serve.
+        device: ``auto``, ``cpu`` or ``cuda``, as in the settings.
+        threads: Torch intra-op threads in the runner.
+        name: Label for logs and errors (``project/model@version``).
+    """
+
+    def __init__(self, directory: Path, *, device: str, threads: int, name: str) -> None:
+        self.directory = Path(directory)
+        self.device = device
+        self.threads = threads
+        self.name = name
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def alive(self) -> bool:
+        """Started and not exited."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The runner's process id, once started."""
+        return None if self._proc is None else self._proc.pid
+
+    def spawn(self) -> None:
+        """Start the child process (returns at once; :meth:`wait_ready` waits for the load)."""
+        self.close()  # a dead predecessor's pipes
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
+        command = [
+            sys.executable,
+            "-m",
+            "aimass.serving.runner",
+            str(self.directory),
+            "--device",
+            self.device,
+            "--threads",
+            str(self.threads),
+        ]
+        # The command is this interpreter and a bundle path from the registry, never user text.
+        self._proc = subprocess.Popen(  # noqa: S603
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+
+    def wait_ready(self) -> None:
+        """Block until the runner has loaded the model; raise what went wrong if it could not."""
+        message = self._receive()
+        if message.get("ready") is not True:
+            raise self._error(message)
+        log.info("model runner ready", extra={"model": self.name, "pid": self.pid})
+
+    def start(self) -> None:
+        """Spawn and wait until ready."""
+        self.spawn()
+        self.wait_ready()
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Results for one batch, computed in the runner."""
+        proc = self._require()
+        assert proc.stdin is not None
+        try:
+            write_frame(proc.stdin, {"texts": list(texts)})
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._gone() from None
+        message = self._receive()
+        if "results" not in message:
+            raise self._error(message)
+        results = message["results"]
+        if not isinstance(results, list) or len(results) != len(texts):
+            raise Internal(f"model runner for {self.name} answered a malformed batch")
+        return results
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the pipe (the runner exits on it); kill the runner if it does not."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _require(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise Unavailable(f"model runner for {self.name} is not running; retry")
+        return self._proc
+
+    def _receive(self) -> dict[str, Any]:
+        proc = self._require()
+        assert proc.stdout is not None
+        try:
+            message = read_frame(proc.stdout)
+        except (OSError, ValueError):
+            message = None
+        if message is None:
+            raise self._gone()
+        return message
+
+    def _gone(self) -> Unavailable:
+        proc = self._proc
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        self.close()
+        return Unavailable(
+            f"the model runner for {self.name} exited (code {code}) while serving; retry "
+            "(a new runner starts) and see the server log for why",
+            model=self.name,
+        )
+
+    def _error(self, message: dict[str, Any]) -> AimassError:
+        error = message.get("error")
+        if isinstance(error, dict):
+            return error_from_dict(error)
+        return Internal(f"model runner for {self.name} sent an unexpected message")
+
+
+class RunnerPool:
+    """``count`` runner processes for one model version, each running one batch at a time.
+
+    It is the micro-batcher's back end: :meth:`run` takes a free runner (the
+    batcher never has more batches in flight than :attr:`concurrency`),
+    :meth:`lengths` counts tokens with the bundle's tokenizer in this process.
+
+    Args:
+        directory: The bundle to serve.
+        count: Runner processes (batches in flight).
+        threads: Torch threads per runner.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        name: Label for logs and errors.
+    """
+
+    def __init__(
+        self, directory: Path, *, count: int, threads: int, device: str, name: str
+    ) -> None:
+        if count < 1 or threads < 1:
+            raise InvalidArgument(
+                f"a runner pool needs count >= 1 and threads >= 1, got {count}, {threads}"
+            )
+        self.directory = Path(directory)
+        self.concurrency = count
+        self.name = name
+        self._runners = [
+            RunnerProcess(directory, device=device, threads=threads, name=name)
+            for _ in range(count)
+        ]
+        self._free: queue.SimpleQueue[RunnerProcess] = queue.SimpleQueue()
+        self._counter: LengthCounter | None = None
+        self._lock = threading.Lock()
+        self.restarts = 0
+
+    def open(self) -> None:
+        """Load the tokenizer here and start every runner (in parallel); blocks until ready."""
+        with self._lock:
+            if self._counter is not None:
+                return
+            manifest = verify_bundle(self.directory)
+            counter = predictor_class(manifest).length_counter(self.directory, manifest)
+            for runner in self._runners:
+                runner.spawn()
+            try:
+                for runner in self._runners:
+                    runner.wait_ready()
+            except BaseException:
+                for runner in self._runners:
+                    runner.close()
+                raise
+            for runner in self._runners:
+                self._free.put(runner)
+            self._counter = counter
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts (the batcher's buckets); :meth:`open` first."""
+        if self._counter is None:
+            raise Unavailable(f"model {self.name} is not loaded yet; retry")
+        return self._counter(texts)
+
+    def run(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One batch on a free runner; a runner that died is replaced first."""
+        runner = self._free.get()
+        try:
+            if not runner.alive:
+                self.restarts += 1
+                log.warning("restarting model runner", extra={"model": self.name})
+                runner.start()
+            return runner.predict(texts)
+        finally:
+            self._free.put(runner)
+
+    def pids(self) -> list[int]:
+        """Process ids of the running runners."""
+        return [r.pid for r in self._runners if r.alive and r.pid is not None]
+
+    def close(self) -> None:
+        """Stop every runner."""
+        for runner in self._runners:
+            runner.close()
+
+
+def _serve(directory: Path, device: str, threads: int) -> int:
+    """The runner's side (see the module docstring); returns the exit status."""
+    import signal
+
+    # Frames go to a private copy of the original stdout; fd 1 becomes stderr, so
+    # prints from any library land in the log, never inside a frame.
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    inbox = os.fdopen(os.dup(0), "rb")
+    # Ctrl-C reaches the whole process group; the server decides when runners stop
+    # (it closes their stdin), so a runner finishes its batch instead of a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        from aimass.serving.predictor import load_predictor
+
+        predictor = load_predictor(directory, device=device)
+        predictor.predict(["warm-up"])
+    except AimassError as exc:
+        write_frame(channel, {"error": exc.to_dict()})
+        return 1
+    except Exception as exc:
+        log.exception("model runner could not load %s", directory)
+        error = Internal(f"the model runner could not load the model: {type(exc).__name__}")
+        write_frame(channel, {"error": error.to_dict()})
+        return 1
+    write_frame(channel, {"ready": True, "pid": os.getpid()})
+    while True:
+        message = read_frame(inbox)
+        if message is None:
+            return 0
+        try:
+            texts = message.get("texts")
+            if not isinstance(texts, list):
+                raise InvalidArgument("runner protocol: a request needs 'texts'")
+            reply: dict[str, Any] = {"results": predictor.predict(texts, batch_size=len(texts))}
+        except AimassError as exc:
+            reply = {"error": exc.to_dict()}
+        except Exception as exc:
+            log.exception("model runner failed a batch")
+            reply = {"error": Internal(f"prediction failed: {type(exc).__name__}").to_dict()}
+        write_frame(channel, reply)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m aimass.serving.runner BUNDLE_DIR [--device D] [--threads N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="aimass-runner", description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    return _serve(args.directory, args.device, max(1, args.threads))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

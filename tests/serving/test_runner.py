@@ -1,0 +1,187 @@
+"""Runner processes: same answers as in process, errors cross intact, crashes stay contained."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aimass.errors import BundleFormatError, Unavailable
+from aimass.jobs.train import TrainSpec
+from aimass.serving.predictor import load_predictor
+from aimass.serving.runner import RunnerPool, read_frame, write_frame
+
+CONFIG = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 16}
+TEXTS = ["good great film", "bad awful movie", "it was a very good and happy film", "meh"]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, tiny_bert_dir):
+    """A trained tiny classifier's bundle directory (shared by this module)."""
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+    from tests.conftest import sentiment_rows, write_jsonl
+
+    root = tmp_path_factory.mktemp("runner")
+    ws = Workspace(Settings(home=root / "home", device="cpu"))
+    ws.import_dataset(write_jsonl(root / "s.jsonl", sentiment_rows(120)), name="s")
+    ws.import_base(str(tiny_bert_dir), name="tiny")
+    version = ws.train(TrainSpec(dataset="s", base="tiny", model="m", config=CONFIG))
+    directory = ws.artifacts.resolve(version.uri)
+    ws.close()
+    return directory
+
+
+def pool_for(directory, count=1):
+    return RunnerPool(directory, count=count, threads=1, device="cpu", name="default/m@1")
+
+
+def gone(pid, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie child of this process still answers kill(0); reap it if it is ours.
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def test_a_runner_answers_as_the_in_process_predictor_does(bundle):
+    local = load_predictor(bundle, device="cpu")
+    pool = pool_for(bundle, count=2)
+    try:
+        pool.open()
+        assert len(pool.pids()) == 2 and os.getpid() not in pool.pids()
+        assert pool.lengths(TEXTS) == local.token_lengths(TEXTS)
+        remote, expected = pool.run(list(TEXTS)), local.predict(TEXTS, batch_size=len(TEXTS))
+        assert [r["label"] for r in remote] == [r["label"] for r in expected]
+        for r, e in zip(remote, expected, strict=True):
+            assert r["probabilities"] == pytest.approx(e["probabilities"], abs=1e-5)
+    finally:
+        pool.close()
+    assert all(gone(pid) for pid in pool.pids()) and pool.pids() == []
+
+
+def test_a_runner_that_dies_mid_batch_fails_only_that_batch_and_is_replaced(bundle):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = pool_for(bundle)
+    try:
+        pool.open()
+        (pid,) = pool.pids()
+        # Stopped, the runner cannot answer: the batch is surely in flight when it dies.
+        os.kill(pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(1) as executor:
+            batch = executor.submit(pool.run, ["good great film"])
+            time.sleep(0.5)
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(Unavailable, match="exited"):
+                batch.result(timeout=30)
+        assert pool.run(["good great film"])[0]["label"] in ("pos", "neg")
+        assert pool.restarts == 1 and pool.pids() != [pid]
+    finally:
+        pool.close()
+
+
+def test_a_runner_found_dead_between_batches_is_replaced_before_the_next(bundle):
+    pool = pool_for(bundle)
+    try:
+        pool.open()
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        assert gone(pid)
+        assert pool.run(["bad awful movie"])[0]["label"] in ("pos", "neg")
+        assert pool.restarts == 1
+    finally:
+        pool.close()
+
+
+def test_a_tampered_bundle_is_refused_in_the_runner_with_the_same_error(bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["hidden_dropout_prob"] = 0.5
+    (copy / "config.json").write_text(json.dumps(config))
+    pool = pool_for(copy)
+    with pytest.raises(BundleFormatError):
+        # Checked here first (the tokenizer), and again by the runner itself.
+        pool.open()
+    assert pool.pids() == []
+
+
+def test_the_runner_refuses_a_bundle_it_cannot_verify_over_the_wire(bundle, tmp_path):
+    """The runner's own check: the error arrives as a frame, not as a crash."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    (copy / "config.json").write_text("{}")
+    with subprocess.Popen(
+        [sys.executable, "-m", "aimass.serving.runner", str(copy), "--device", "cpu"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as proc:
+        message = read_frame(proc.stdout)
+        assert proc.wait(60) == 1
+    assert message is not None and message["error"]["code"] == "BUNDLE_INVALID"
+
+
+def test_the_wire_carries_only_frames_even_when_a_library_prints(bundle, tmp_path):
+    """Protocol level: ready, a batch, errors for malformed requests, exit on EOF; a
+    print (here at exit, from a sitecustomize) lands on stderr, not in the pipe."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import atexit\natexit.register(lambda: print('noise from a library'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    with subprocess.Popen(
+        [sys.executable, "-m", "aimass.serving.runner", str(bundle), "--device", "cpu"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert read_frame(proc.stdout)["ready"] is True
+        write_frame(proc.stdin, {"texts": ["good great film"]})
+        assert len(read_frame(proc.stdout)["results"]) == 1
+        write_frame(proc.stdin, {"text": "no list"})
+        assert read_frame(proc.stdout)["error"]["code"] == "INVALID_ARGUMENT"
+        write_frame(proc.stdin, {"texts": [""]})
+        assert read_frame(proc.stdout)["error"]["code"] == "INVALID_ARGUMENT"
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+        assert proc.stdout.read() == b""  # nothing but frames on the wire
+        assert b"noise from a library" in proc.stderr.read()
+
+
+def test_runners_exit_when_their_server_is_killed(bundle, tmp_path):
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import sys, time\n"
+        "from aimass.serving.runner import RunnerPool\n"
+        f"pool = RunnerPool({str(bundle)!r}, count=1, threads=1, device='cpu', name='m')\n"
+        "pool.open()\n"
+        "print(pool.pids()[0], flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+    ) as server:
+        runner = int(server.stdout.readline())
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+    # The runner is the dead server's child, so not ours to reap: it must exit by itself.
+    assert gone(runner, timeout=30)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
             (unset): 2 on CPU, 1 on CUDA.
         serve_runner_threads: Torch threads in each runner; 0 shares the cores out
             (cores ÷ runners, at least 1).
+        serve_runner_timeout_seconds: Longest a runner may take to load its model or
+            to answer one batch; past it the runner is killed (its callers get 503)
+            and the next batch starts a new one.
         warm_models: Model versions loaded at server start (``NAME@ALIAS`` in the
             default project, or ``PROJECT/NAME@ALIAS``).
         auth_cache_seconds: How long a verified API key is trusted without a database
@@ -102,6 +105,7 @@ class Settings(BaseSettings):
     batch_max_tokens: int = Field(default=8192, gt=0)
     serve_runners: int | None = Field(default=None, ge=0, le=64)
     serve_runner_threads: int = Field(default=0, ge=0)
+    serve_runner_timeout_seconds: float = Field(default=600.0, gt=0)
     warm_models: list[str] = Field(default_factory=list)
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     resolve_cache_seconds: float = Field(default=2.0, ge=0)

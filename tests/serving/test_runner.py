@@ -95,6 +95,25 @@ def test_a_runner_that_dies_mid_batch_fails_only_that_batch_and_is_replaced(bund
         pool.close()
 
 
+def test_a_runner_that_hangs_is_stopped_after_the_timeout_and_replaced(bundle):
+    pool = RunnerPool(bundle, count=1, threads=1, device="cpu", name="default/m@1", timeout=120)
+    try:
+        pool.open()
+        pool._runners[0].timeout = 1.0  # loading takes seconds; the batch gets 1 s
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGSTOP)  # hung: alive, never answers
+        began = time.monotonic()
+        with pytest.raises(Unavailable, match="longer than 1 s"):
+            pool.run(["good great film"])
+        assert time.monotonic() - began < 15
+        assert gone(pid)
+        pool._runners[0].timeout = 120.0
+        assert pool.run(["good great film"])[0]["label"] in ("pos", "neg")
+        assert pool.restarts == 1
+    finally:
+        pool.close()
+
+
 def test_a_runner_found_dead_between_batches_is_replaced_before_the_next(bundle):
     pool = pool_for(bundle)
     try:

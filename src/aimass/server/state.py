@@ -178,6 +178,7 @@ class ServerState:
             threads=self.settings.serve_runner_threads or default_runner_threads(runners),
             device=self.settings.device,
             name=f"{version.project}/{version.ref}",
+            timeout=self.settings.serve_runner_timeout_seconds,
         )
 
     async def batcher(self, version: ModelVersion) -> MicroBatcher:

@@ -36,7 +36,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -91,14 +91,20 @@ class RunnerProcess:
         device: ``auto``, ``cpu`` or ``cuda``, as in the settings.
         threads: Torch intra-op threads in the runner.
         name: Label for logs and errors (``project/model@version``).
+        timeout: Seconds the runner may take to load, or to answer one batch;
+            past them it is killed (a hung runner must not hold its callers forever).
     """
 
-    def __init__(self, directory: Path, *, device: str, threads: int, name: str) -> None:
+    def __init__(
+        self, directory: Path, *, device: str, threads: int, name: str, timeout: float = 600.0
+    ) -> None:
         self.directory = Path(directory)
         self.device = device
         self.threads = threads
         self.name = name
+        self.timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._timed_out = False
 
     @property
     def alive(self) -> bool:
@@ -113,6 +119,7 @@ class RunnerProcess:
     def spawn(self) -> None:
         """Start the child process (returns at once; :meth:`wait_ready` waits for the load)."""
         self.close()  # a dead predecessor's pipes
+        self._timed_out = False
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
         command = [
             sys.executable,
@@ -131,7 +138,8 @@ class RunnerProcess:
 
     def wait_ready(self) -> None:
         """Block until the runner has loaded the model; raise what went wrong if it could not."""
-        message = self._receive()
+        with self._watchdog():
+            message = self._receive()
         if message.get("ready") is not True:
             raise self._error(message)
         log.info("model runner ready", extra={"model": self.name, "pid": self.pid})
@@ -145,11 +153,12 @@ class RunnerProcess:
         """Results for one batch, computed in the runner."""
         proc = self._require()
         assert proc.stdin is not None
-        try:
-            write_frame(proc.stdin, {"texts": list(texts)})
-        except (BrokenPipeError, OSError, ValueError):
-            raise self._gone() from None
-        message = self._receive()
+        with self._watchdog():
+            try:
+                write_frame(proc.stdin, {"texts": list(texts)})
+            except (BrokenPipeError, OSError, ValueError):
+                raise self._gone() from None
+            message = self._receive()
         if "results" not in message:
             raise self._error(message)
         results = message["results"]
@@ -171,6 +180,23 @@ class RunnerProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    @contextlib.contextmanager
+    def _watchdog(self) -> Iterator[None]:
+        """Kill the runner if the block takes longer than ``timeout`` (the read then ends)."""
+        proc = self._require()
+
+        def expire() -> None:
+            self._timed_out = True
+            proc.kill()
+
+        timer = threading.Timer(self.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def _require(self) -> subprocess.Popen[bytes]:
         if self._proc is None:
@@ -198,6 +224,14 @@ class RunnerProcess:
                 proc.kill()
                 code = proc.wait()
         self.close()
+        if self._timed_out:
+            self._timed_out = False
+            return Unavailable(
+                f"the model runner for {self.name} took longer than {self.timeout:g} s "
+                "(AIMASS_SERVE_RUNNER_TIMEOUT_SECONDS) and was stopped; retry (a new runner "
+                "starts), or raise the limit for a slow model",
+                model=self.name,
+            )
         return Unavailable(
             f"the model runner for {self.name} exited (code {code}) while serving; retry "
             "(a new runner starts) and see the server log for why",
@@ -224,10 +258,19 @@ class RunnerPool:
         threads: Torch threads per runner.
         device: ``auto``, ``cpu`` or ``cuda``.
         name: Label for logs and errors.
+        timeout: Per runner, seconds to load or to answer one batch (see
+            :class:`RunnerProcess`).
     """
 
     def __init__(
-        self, directory: Path, *, count: int, threads: int, device: str, name: str
+        self,
+        directory: Path,
+        *,
+        count: int,
+        threads: int,
+        device: str,
+        name: str,
+        timeout: float = 600.0,
     ) -> None:
         if count < 1 or threads < 1:
             raise InvalidArgument(
@@ -237,10 +280,11 @@ class RunnerPool:
         self.concurrency = count
         self.name = name
         self._runners = [
-            RunnerProcess(directory, device=device, threads=threads, name=name)
+            RunnerProcess(directory, device=device, threads=threads, name=name, timeout=timeout)
             for _ in range(count)
         ]
-        self._free: queue.SimpleQueue[RunnerProcess] = queue.SimpleQueue()
+        # Last in, first out: at low load the runner that just ran (warm caches) runs again.
+        self._free: queue.LifoQueue[RunnerProcess] = queue.LifoQueue()
         self._counter: LengthCounter | None = None
         self._lock = threading.Lock()
         self.restarts = 0

@@ -141,6 +141,7 @@ class RunnerProcess:
         with self._watchdog():
             message = self._receive()
         if message.get("ready") is not True:
+            self.close()  # it exits after reporting why
             raise self._error(message)
         log.info("model runner ready", extra={"model": self.name, "pid": self.pid})
 

@@ -41,6 +41,12 @@ def pool_for(directory, count=1):
     return RunnerPool(directory, count=count, threads=1, device="cpu", name="default/m@1")
 
 
+def watchdogs():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("aimass-watchdog-")]
+
+
 def gone(pid, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,6 +78,10 @@ def test_a_runner_answers_as_the_in_process_predictor_does(bundle):
     finally:
         pool.close()
     assert all(gone(pid) for pid in pool.pids()) and pool.pids() == []
+    deadline = time.monotonic() + 10
+    while watchdogs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not watchdogs(), "a closed pool left its watchdog threads running"
 
 
 def test_a_runner_that_dies_mid_batch_fails_only_that_batch_and_is_replaced(bundle):

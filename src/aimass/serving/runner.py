@@ -36,7 +36,8 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -83,6 +84,73 @@ def default_runner_threads(runners: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, runners))
 
 
+class _Watchdog:
+    """One thread that kills a runner process whose current call is past its deadline.
+
+    Arming and disarming only set fields under a lock (a thread per call cost
+    ~1 ms per batch here). Deadlines only move later, so the thread, asleep until
+    the deadline it last saw, needs waking only when it had none.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._on_expire: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+        self._generation = 0  # a thread runs while the generation it started in lasts
+
+    def arm(
+        self, proc: subprocess.Popen[bytes], seconds: float, on_expire: Callable[[], None]
+    ) -> None:
+        """Kill ``proc`` (after calling ``on_expire``) unless disarmed within ``seconds``."""
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run,
+                    args=(self._generation,),
+                    name=f"aimass-watchdog-{self._name}",
+                    daemon=True,
+                )
+                self._thread.start()
+            idle = self._deadline is None
+            self._deadline = time.monotonic() + seconds
+            self._proc, self._on_expire = proc, on_expire
+            if idle:
+                self._cond.notify()
+
+    def disarm(self) -> None:
+        """The call finished in time."""
+        with self._cond:
+            self._deadline = None
+            self._proc = self._on_expire = None
+
+    def stop(self) -> None:
+        """End the thread (a later :meth:`arm` starts a new one)."""
+        with self._cond:
+            self._generation += 1
+            self._thread = None
+            self._cond.notify_all()
+
+    def _run(self, generation: int) -> None:
+        with self._cond:
+            while generation == self._generation:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                if self._on_expire is not None:
+                    self._on_expire()
+                if self._proc is not None:
+                    self._proc.kill()
+                self._deadline = None
+                self._proc = self._on_expire = None
+
+
 class RunnerProcess:
     """One runner child process and the pipe to it (used by one thread at a time).
 
@@ -105,6 +173,7 @@ class RunnerProcess:
         self.timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._timed_out = False
+        self._watch = _Watchdog(name)
 
     @property
     def alive(self) -> bool:
@@ -186,18 +255,18 @@ class RunnerProcess:
     def _watchdog(self) -> Iterator[None]:
         """Kill the runner if the block takes longer than ``timeout`` (the read then ends)."""
         proc = self._require()
-
-        def expire() -> None:
-            self._timed_out = True
-            proc.kill()
-
-        timer = threading.Timer(self.timeout, expire)
-        timer.daemon = True
-        timer.start()
+        self._watch.arm(proc, self.timeout, self._expired)
         try:
             yield
         finally:
-            timer.cancel()
+            self._watch.disarm()
+
+    def _expired(self) -> None:
+        self._timed_out = True
+
+    def stop_watchdog(self) -> None:
+        """End the watchdog thread (when this runner is retired for good)."""
+        self._watch.stop()
 
     def _require(self) -> subprocess.Popen[bytes]:
         if self._proc is None:
@@ -336,6 +405,7 @@ class RunnerPool:
         """Stop every runner."""
         for runner in self._runners:
             runner.close()
+            runner.stop_watchdog()
 
 
 def _serve(directory: Path, device: str, threads: int) -> int:

@@ -194,7 +194,8 @@ def test_closing_lets_batches_in_flight_finish_and_fails_the_queued():
         b = batcher(fake, max_batch_size=1)
         first = asyncio.ensure_future(b.predict(["a"]))
         queued = asyncio.ensure_future(b.predict(["b"]))
-        await asyncio.sleep(0.05)  # "a" is running, "b" waits for the one runner
+        while not fake.batches:  # until "a" is running; "b" waits for the one runner
+            await asyncio.sleep(0.01)
         await b.close()
         return await asyncio.gather(first, queued, return_exceptions=True)
 

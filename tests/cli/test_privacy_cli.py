@@ -28,20 +28,12 @@ def home(tmp_path, monkeypatch, tiny_bert_dir):
     return tmp_path
 
 
+# Training on the fixture's dataset and base; each test adds its own options.
+TRAIN = ("train", "--dataset", "reviews", "--base", "tiny")
+
+
 def test_train_dp_show_and_audit(home):
-    args = [
-        "train",
-        "--dataset",
-        "reviews",
-        "--base",
-        "tiny",
-        "--name",
-        "dp",
-        "--epochs",
-        "5",
-        "--lr",
-        "0.01",
-    ]
+    args = [*TRAIN, "--name", "dp", "--epochs", "5", "--lr", "0.01"]
     version = run_json(*args, "--dp", "--target-epsilon", "3", "--accountant", "rdp")
     assert version["privacy"]["target_epsilon"] == 3 and version["privacy"]["epsilon"] <= 3
     shown = run("models", "show", "dp@1").stdout
@@ -65,7 +57,7 @@ def test_train_dp_show_and_audit(home):
     ],
 )
 def test_bad_dp_options(home, extra, text):
-    result = run("train", "--dataset", "reviews", "--base", "tiny", "--name", "x", *extra, ok=False)
+    result = run(*TRAIN, "--name", "x", *extra, ok=False)
     assert result.exit_code == 1 and text in result.stderr and "Traceback" not in result.output
     assert run_json("models", "list") == []
 
@@ -168,17 +160,7 @@ def test_pii_with_a_ner_model_goes_through_the_registry(home, tmp_path):
 
 
 def test_dp_finetune_can_train_the_embeddings_too(home):
-    args = [
-        "train",
-        "--dataset",
-        "reviews",
-        "--base",
-        "tiny",
-        "--mode",
-        "finetune",
-        "--epochs",
-        "1",
-    ]
+    args = [*TRAIN, "--mode", "finetune", "--epochs", "1"]
     dp = ["--dp", "--target-epsilon", "8", "--accountant", "rdp"]
     frozen = run_json(*args, "--name", "f", *dp)
     trained = run_json(*args, "--name", "t", *dp, "--dp-train-embeddings")

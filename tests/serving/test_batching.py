@@ -19,11 +19,16 @@ class Fake:
         self.cost = cost
         self.batches: list[list[str]] = []
         self.lock = threading.Lock()
+        self.running = self.peak = 0  # batches at once, now and at most
 
     def run(self, texts):
         with self.lock:
             self.batches.append(list(texts))
+            self.running += 1
+            self.peak = max(self.peak, self.running)
         time.sleep(self.cost)
+        with self.lock:
+            self.running -= 1
         return [{"echo": t} for t in texts]
 
     @staticmethod
@@ -31,13 +36,14 @@ class Fake:
         return [len(t) for t in texts]  # one "token" per character
 
 
-def batcher(fake, records=None, **policy):
+def batcher(fake, records=None, concurrency=1, **policy):
     return MicroBatcher(
         "m",
         fake.run,
         lengths=fake.lengths,
         policy=BatchPolicy(**policy),
         on_batch=(records.append if records is not None else None),
+        concurrency=concurrency,
     )
 
 
@@ -159,32 +165,17 @@ def test_a_failing_batch_fails_only_its_callers():
 
 
 def test_with_two_runners_two_batches_run_at_once_never_three():
-    running, peak, lock = [0], [0], threading.Lock()
-
-    def run(texts):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
-        with lock:
-            running[0] -= 1
-        return [{"echo": t} for t in texts]
+    fake = Fake(cost=0.05)
 
     async def main():
-        b = MicroBatcher(
-            "m",
-            run,
-            lengths=lambda ts: [len(t) for t in ts],
-            policy=BatchPolicy(max_batch_size=2),
-            concurrency=2,
-        )
+        b = batcher(fake, concurrency=2, max_batch_size=2)
         outs = await asyncio.gather(*(b.predict([f"t{i}"]) for i in range(12)))
         await b.close()
         return outs
 
     outs = asyncio.run(main())
     assert outs == [[{"echo": f"t{i}"}] for i in range(12)]
-    assert peak[0] == 2
+    assert fake.peak == 2
 
 
 def test_closing_lets_batches_in_flight_finish_and_fails_the_queued():

@@ -41,6 +41,11 @@ def pool_for(directory, count=1):
     return RunnerPool(directory, count=count, threads=1, device="cpu", name="default/m@1")
 
 
+def runner_command(directory):
+    """The command a RunnerPool starts, for talking to a runner at the protocol level."""
+    return [sys.executable, "-m", "aimass.serving.runner", str(directory), "--device", "cpu"]
+
+
 def watchdogs():
     import threading
 
@@ -160,9 +165,7 @@ def test_the_runner_refuses_a_bundle_it_cannot_verify_over_the_wire(bundle, tmp_
     shutil.copytree(bundle, copy)
     (copy / "config.json").write_text("{}")
     with subprocess.Popen(
-        [sys.executable, "-m", "aimass.serving.runner", str(copy), "--device", "cpu"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        runner_command(copy), stdin=subprocess.PIPE, stdout=subprocess.PIPE
     ) as proc:
         message = read_frame(proc.stdout)
         assert proc.wait(60) == 1
@@ -177,7 +180,7 @@ def test_the_wire_carries_only_frames_even_when_a_library_prints(bundle, tmp_pat
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     with subprocess.Popen(
-        [sys.executable, "-m", "aimass.serving.runner", str(bundle), "--device", "cpu"],
+        runner_command(bundle),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

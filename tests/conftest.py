@@ -1,9 +1,17 @@
 """Shared fixtures: a clean environment, a tmp aimass home, tiny models and datasets.
 
 Default tests are fast, offline and CPU-only: models come from tiny random
-configs (hidden size 32, two layers), stores live in ``tmp_path``. Tests that
-need real pretrained weights or minutes of CPU are marked ``slow`` and run
-with ``--run-slow`` (``make test`` passes it) or ``AIMASS_RUN_SLOW=1``.
+configs (hidden size 32, two layers), stores live in ``tmp_path``. Three suites
+(``--suite`` or ``AIMASS_TEST_SUITE``):
+
+* ``fast`` (the default; ``make test-fast``): no test marked ``slow``,
+  ``subprocess`` or ``long``;
+* ``test`` (``make test``, and so CI): adds ``subprocess`` tests (real runner
+  processes, a real ``aimass serve``) and ``slow`` tests (real pretrained
+  weights, a minute or two of CPU), so every layer and every real-weights path
+  is exercised;
+* ``all`` (``make test-all``): adds ``long`` tests (long trainings, the
+  10,000-request load test, the GGUF conversions).
 """
 
 from __future__ import annotations
@@ -24,24 +32,39 @@ FILLER = ["the", "a", "film", "was", "is", "and", "very", "not", "movie", "plot"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+SUITES = {
+    # suite → the markers whose tests it skips
+    "fast": ("slow", "subprocess", "long"),
+    "test": ("long",),
+    "all": (),
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+    parser.addoption(
+        "--suite",
+        choices=sorted(SUITES),
+        default=None,
+        help="fast (default), test (make test: adds slow and subprocess) or all (adds long)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow") or os.environ.get("AIMASS_RUN_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow or AIMASS_RUN_SLOW=1")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    suite = config.getoption("--suite") or os.environ.get("AIMASS_TEST_SUITE") or "fast"
+    if suite not in SUITES:
+        raise pytest.UsageError(f"AIMASS_TEST_SUITE={suite!r}: use one of {sorted(SUITES)}")
+    for marker in SUITES[suite]:
+        skip = pytest.mark.skip(reason=f"{marker}: not in the {suite!r} suite (see tests/conftest.py)")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No AIMASS_* variable leaks into a test; HOME points at tmp; hubs are off."""
     for key in list(os.environ):
-        if key.startswith("AIMASS_") and key != "AIMASS_RUN_SLOW":
+        if key.startswith("AIMASS_") and key != "AIMASS_TEST_SUITE":
             monkeypatch.delenv(key)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

@@ -10,6 +10,7 @@ from aimass.artifacts.bundle import (
     file_sha256,
     verify_bundle,
 )
+from aimass.artifacts.pinned import PinnedFiles, sha256sums, verify_file
 from aimass.artifacts.storage import ArtifactStore
 
 __all__ = [
@@ -18,8 +19,11 @@ __all__ = [
     "ArtifactStore",
     "BundleWriter",
     "Manifest",
+    "PinnedFiles",
     "canonical_json",
     "copy_bundle_files",
     "file_sha256",
+    "sha256sums",
     "verify_bundle",
+    "verify_file",
 ]

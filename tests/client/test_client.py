@@ -75,6 +75,7 @@ def runner_children(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.subprocess
 def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_path):  # noqa: F811
     port = free_port()
     env = {**os.environ, "AIMASS_HOME": str(trained_home), "AIMASS_DEVICE": "cpu"}

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+# A real Chromium: the make test suite, not the fast one.
+pytestmark = pytest.mark.subprocess
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = [
     "--headless",

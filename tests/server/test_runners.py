@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from aimass.server import create_app
+
+# Real runner processes: the make test suite, not the fast one.
+pytestmark = pytest.mark.subprocess
 
 URL = "/v1/projects/default/models/sentiment@production:predict"
 

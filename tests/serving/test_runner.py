@@ -1,4 +1,9 @@
-"""Runner processes: same answers as in process, errors cross intact, crashes stay contained."""
+"""Runner processes: same answers as in process, errors cross intact, crashes stay contained.
+
+The crash, hang and wire tests run the real pool and the real wire code against
+``fake_runner.py``, a child without torch; the tests marked ``subprocess`` start
+real runners that load a model.
+"""
 
 from __future__ import annotations
 
@@ -8,42 +13,42 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from aimass.errors import BundleFormatError, Unavailable
-from aimass.jobs.train import TrainSpec
 from aimass.serving.predictor import load_predictor
-from aimass.serving.runner import RunnerPool, read_frame, write_frame
+from aimass.serving.runner import RUNNER_PROGRAM, RunnerPool, read_frame, write_frame
 
-CONFIG = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 16}
 TEXTS = ["good great film", "bad awful movie", "it was a very good and happy film", "meh"]
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, tiny_bert_dir):
-    """A trained tiny classifier's bundle directory (shared by this module)."""
-    from aimass.settings import Settings
-    from aimass.workspace import Workspace
-    from tests.conftest import sentiment_rows, write_jsonl
-
-    root = tmp_path_factory.mktemp("runner")
-    ws = Workspace(Settings(home=root / "home", device="cpu"))
-    ws.import_dataset(write_jsonl(root / "s.jsonl", sentiment_rows(120)), name="s")
-    ws.import_base(str(tiny_bert_dir), name="tiny")
-    version = ws.train(TrainSpec(dataset="s", base="tiny", model="m", config=CONFIG))
-    directory = ws.artifacts.resolve(version.uri)
-    ws.close()
-    return directory
+def bundle(trust_workspace):
+    """The session's tiny trained classifier 'm' (see tests/conftest.py): its bundle directory."""
+    version = trust_workspace.model_version("m@1")
+    return trust_workspace.artifacts.resolve(version.uri)
 
 
-def pool_for(directory, count=1):
-    return RunnerPool(directory, count=count, threads=1, device="cpu", name="default/m@1")
+FAKE = (sys.executable, str(Path(__file__).with_name("fake_runner.py")))
 
 
-def runner_command(directory):
+def pool_for(directory, count=1, *, program=FAKE, timeout=600.0):
+    return RunnerPool(
+        directory,
+        count=count,
+        threads=1,
+        device="cpu",
+        name="default/m@1",
+        program=program,
+        timeout=timeout,
+    )
+
+
+def runner_command(directory, program=FAKE):
     """The command a RunnerPool starts, for talking to a runner at the protocol level."""
-    return [sys.executable, "-m", "aimass.serving.runner", str(directory), "--device", "cpu"]
+    return [*program, str(directory), "--device", "cpu"]
 
 
 def watchdogs():
@@ -69,9 +74,10 @@ def gone(pid, timeout=20.0):
     return False
 
 
+@pytest.mark.subprocess
 def test_a_runner_answers_as_the_in_process_predictor_does(bundle):
     local = load_predictor(bundle, device="cpu")
-    pool = pool_for(bundle, count=2)
+    pool = pool_for(bundle, count=2, program=RUNNER_PROGRAM)
     try:
         pool.open()
         assert len(pool.pids()) == 2 and os.getpid() not in pool.pids()
@@ -111,10 +117,10 @@ def test_a_runner_that_dies_mid_batch_fails_only_that_batch_and_is_replaced(bund
 
 
 def test_a_runner_that_hangs_is_stopped_after_the_timeout_and_replaced(bundle):
-    pool = RunnerPool(bundle, count=1, threads=1, device="cpu", name="default/m@1", timeout=120)
+    pool = pool_for(bundle, timeout=120)
     try:
         pool.open()
-        pool._runners[0].timeout = 1.0  # loading takes seconds; the batch gets 1 s
+        pool._runners[0].timeout = 1.0  # loading may take seconds; the batch gets 1 s
         (pid,) = pool.pids()
         os.kill(pid, signal.SIGSTOP)  # hung: alive, never answers
         began = time.monotonic()
@@ -157,19 +163,28 @@ def test_a_tampered_bundle_is_refused_in_the_runner_with_the_same_error(bundle, 
     assert pool.pids() == []
 
 
+@pytest.mark.subprocess
 def test_the_runner_refuses_a_bundle_it_cannot_verify_over_the_wire(bundle, tmp_path):
-    """The runner's own check: the error arrives as a frame, not as a crash."""
+    """The real runner's own check: the error arrives as a frame, not as a crash."""
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
     (copy / "config.json").write_text("{}")
     with subprocess.Popen(
-        runner_command(copy), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        runner_command(copy, RUNNER_PROGRAM), stdin=subprocess.PIPE, stdout=subprocess.PIPE
     ) as proc:
         message = read_frame(proc.stdout)
         assert proc.wait(60) == 1
     assert message is not None and message["error"]["code"] == "BUNDLE_INVALID"
+
+
+def test_a_load_failure_arrives_as_a_frame_and_the_pool_starts_nothing(bundle, monkeypatch):
+    monkeypatch.setenv("AIMASS_FAKE_RUNNER", "fail-load")
+    pool = pool_for(bundle, count=2)
+    with pytest.raises(BundleFormatError, match="fake runner refuses"):
+        pool.open()
+    assert pool.pids() == []
 
 
 def test_the_wire_carries_only_frames_even_when_a_library_prints(bundle, tmp_path):
@@ -204,7 +219,8 @@ def test_runners_exit_when_their_server_is_killed(bundle, tmp_path):
     script.write_text(
         "import sys, time\n"
         "from aimass.serving.runner import RunnerPool\n"
-        f"pool = RunnerPool({str(bundle)!r}, count=1, threads=1, device='cpu', name='m')\n"
+        f"pool = RunnerPool({str(bundle)!r}, count=1, threads=1, device='cpu', name='m',\n"
+        f"                  program={FAKE!r})\n"
         "pool.open()\n"
         "print(pool.pids()[0], flush=True)\n"
         "time.sleep(600)\n"

@@ -23,7 +23,7 @@ import torch
 from aimass.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from torch import nn
+    from transformers import PreTrainedModel
 
 __all__ = [
     "PROMPT_FORMATS",
@@ -111,15 +111,31 @@ def _generator(seed: int | None) -> torch.Generator:
     return generator
 
 
-def _keeps_logits(model: nn.Module) -> bool:
+def _keeps_logits(model: PreTrainedModel) -> bool:
     import inspect
 
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
+def _cache_kwarg(model: PreTrainedModel) -> str:
+    """The name ``forward`` takes the key/value cache under.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns
+    and goes away in 5.40); asking the signature works on either side of it.
+    """
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    """The key/value cache a forward pass returned, under either name."""
+    return out.cache if "cache" in out else out.past_key_values
+
+
 @torch.inference_mode()
 def generate_ids(
-    model: nn.Module,
+    model: PreTrainedModel,
     prompt_ids: Sequence[int],
     params: SamplingParams,
     *,
@@ -144,13 +160,14 @@ def generate_ids(
         fixed = {"logits_to_keep": 1} if _keeps_logits(model) else {}
         out = model(input_ids=ids, use_cache=True, **fixed)
         key = "input_ids"
+    cache_name = _cache_kwarg(model)
     for produced in range(1, params.max_new_tokens + 1):
         token = pick_token(out.logits[0, -1], params, generator)
         yield token
         if token in stop_ids or produced == params.max_new_tokens:
             return
         step = torch.tensor([[token]], dtype=torch.long, device=device)
-        out = model(**{key: step}, past_key_values=out.past_key_values, use_cache=True, **fixed)
+        out = model(**{key: step, cache_name: _cache_of(out)}, use_cache=True, **fixed)
 
 
 # -- prompts -----------------------------------------------------------------------------
@@ -196,7 +213,7 @@ def response_ids(tokenizer: Any, prompt: str, response: str, prompt_format: str)
     return [*ids, tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else ids
 
 
-def eos_ids(model: nn.Module, tokenizer: Any) -> list[int]:
+def eos_ids(model: PreTrainedModel, tokenizer: Any) -> list[int]:
     """Every id that ends generation (the generation config may list several)."""
     found = {tokenizer.eos_token_id}
     config = getattr(model, "generation_config", None)
@@ -206,7 +223,7 @@ def eos_ids(model: nn.Module, tokenizer: Any) -> list[int]:
 
 
 def complete(
-    model: nn.Module, tokenizer: Any, ids: Sequence[int], params: SamplingParams, device: Any
+    model: PreTrainedModel, tokenizer: Any, ids: Sequence[int], params: SamplingParams, device: Any
 ) -> str:
     """The generated text for prompt ``ids`` (no streaming, no stop strings)."""
     new = list(generate_ids(model, ids, params, eos_ids=eos_ids(model, tokenizer), device=device))

@@ -28,6 +28,7 @@ leaves no runner behind. A runner that dies fails only the batch it was running
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -39,13 +40,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.errors import AimassError, Internal, InvalidArgument, Unavailable, error_from_dict
 from aimass.serving.predictor import LengthCounter, predictor_class
 
-__all__ = ["RunnerPool", "RunnerProcess", "default_runner_threads"]
+__all__ = [
+    "RUNNER_PROGRAM",
+    "Predicts",
+    "RunnerPool",
+    "RunnerProcess",
+    "default_runner_threads",
+    "serve",
+]
 
 log = logging.getLogger("aimass.serving")
 
@@ -53,6 +61,10 @@ _HEADER = struct.Struct(">I")
 # A frame larger than this is a protocol error, not a batch (256 inputs of the
 # largest accepted text, with their results, stay far below it).
 _MAX_FRAME = 1 << 30
+
+# The runner a RunnerProcess starts, before its arguments (BUNDLE_DIR --device D
+# --threads N). Tests substitute a child without torch that speaks the same wire.
+RUNNER_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "aimass.serving.runner")
 
 
 def write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
@@ -164,9 +176,17 @@ class RunnerProcess:
     """
 
     def __init__(
-        self, directory: Path, *, device: str, threads: int, name: str, timeout: float = 600.0
+        self,
+        directory: Path,
+        *,
+        device: str,
+        threads: int,
+        name: str,
+        timeout: float = 600.0,
+        program: Sequence[str] = RUNNER_PROGRAM,
     ) -> None:
         self.directory = Path(directory)
+        self.program = tuple(program)
         self.device = device
         self.threads = threads
         self.name = name
@@ -191,16 +211,14 @@ class RunnerProcess:
         self._timed_out = False
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
         command = [
-            sys.executable,
-            "-m",
-            "aimass.serving.runner",
+            *self.program,
             str(self.directory),
             "--device",
             self.device,
             "--threads",
             str(self.threads),
         ]
-        # The command is this interpreter and a bundle path from the registry, never user text.
+        # The command is the runner program and a bundle path from the registry, never user text.
         self._proc = subprocess.Popen(  # noqa: S603
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
@@ -330,6 +348,7 @@ class RunnerPool:
         name: Label for logs and errors.
         timeout: Per runner, seconds to load or to answer one batch (see
             :class:`RunnerProcess`).
+        program: The runner command before its arguments (see :data:`RUNNER_PROGRAM`).
     """
 
     def __init__(
@@ -341,6 +360,7 @@ class RunnerPool:
         device: str,
         name: str,
         timeout: float = 600.0,
+        program: Sequence[str] = RUNNER_PROGRAM,
     ) -> None:
         if count < 1 or threads < 1:
             raise InvalidArgument(
@@ -350,7 +370,14 @@ class RunnerPool:
         self.concurrency = count
         self.name = name
         self._runners = [
-            RunnerProcess(directory, device=device, threads=threads, name=name, timeout=timeout)
+            RunnerProcess(
+                directory,
+                device=device,
+                threads=threads,
+                name=name,
+                timeout=timeout,
+                program=program,
+            )
             for _ in range(count)
         ]
         # Last in, first out: at low load the runner that just ran (warm caches) runs again.
@@ -408,8 +435,20 @@ class RunnerPool:
             runner.stop_watchdog()
 
 
-def _serve(directory: Path, device: str, threads: int) -> int:
-    """The runner's side (see the module docstring); returns the exit status."""
+class Predicts(Protocol):
+    """What a runner serves: the predictor's batch call."""
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = ...) -> list[dict[str, Any]]:
+        """Results for ``texts``, in order."""
+        ...
+
+
+def serve(load: Callable[[], Predicts]) -> int:
+    """The runner's side of the wire (see the module docstring); returns the exit status.
+
+    ``load`` builds the predictor once the wire is set up, so that anything it
+    prints while importing lands on stderr. ``main`` passes the torch loader.
+    """
     import signal
 
     # Frames go to a private copy of the original stdout; fd 1 becomes stderr, so
@@ -423,18 +462,13 @@ def _serve(directory: Path, device: str, threads: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
-        import torch
-
-        torch.set_num_threads(threads)
-        from aimass.serving.predictor import load_predictor
-
-        predictor = load_predictor(directory, device=device)
+        predictor = load()
         predictor.predict(["warm-up"])
     except AimassError as exc:
         write_frame(channel, {"error": exc.to_dict()})
         return 1
     except Exception as exc:
-        log.exception("model runner could not load %s", directory)
+        log.exception("model runner could not load its model")
         error = Internal(f"the model runner could not load the model: {type(exc).__name__}")
         write_frame(channel, {"error": error.to_dict()})
         return 1
@@ -456,6 +490,16 @@ def _serve(directory: Path, device: str, threads: int) -> int:
         write_frame(channel, reply)
 
 
+def _load_torch_predictor(directory: Path, device: str, threads: int) -> Predicts:
+    """Verify and load the bundle with ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from aimass.serving.predictor import load_predictor
+
+    return load_predictor(directory, device=device)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m aimass.serving.runner BUNDLE_DIR [--device D] [--threads N]``."""
     import argparse
@@ -465,7 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    return _serve(args.directory, args.device, max(1, args.threads))
+    return serve(
+        functools.partial(_load_torch_predictor, args.directory, args.device, max(1, args.threads))
+    )
 
 
 if __name__ == "__main__":

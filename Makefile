@@ -22,14 +22,17 @@ quickstart: $(STAMP)
 
 # The suites are defined in tests/conftest.py: fast < test (adds slow and
 # subprocess tests) < all (adds long ones).
+# Two workers (pytest-xdist), a test module per worker at a time.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
+
 test: $(STAMP) check docs browser
-	$(BIN)/python -m pytest --suite=test --durations=15
+	$(PYTEST) --suite=test --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest --suite=fast
+	$(PYTEST) --suite=fast --durations=10
 
 test-all: $(STAMP) check docs browser
-	$(BIN)/python -m pytest --suite=all --durations=25
+	$(PYTEST) --suite=all --durations=25
 
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

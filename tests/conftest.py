@@ -32,6 +32,11 @@ FILLER = ["the", "a", "film", "was", "is", "and", "very", "not", "movie", "plot"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two pytest workers share the two cores: one torch thread each, or their OpenMP
+    # threads spin against each other. Set before any test imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 SUITES = {
     # suite → the markers whose tests it skips
     "fast": ("slow", "subprocess", "long"),
@@ -54,7 +59,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if suite not in SUITES:
         raise pytest.UsageError(f"AIMASS_TEST_SUITE={suite!r}: use one of {sorted(SUITES)}")
     for marker in SUITES[suite]:
-        skip = pytest.mark.skip(reason=f"{marker}: not in the {suite!r} suite (see tests/conftest.py)")
+        skip = pytest.mark.skip(
+            reason=f"{marker}: not in the {suite!r} suite (see tests/conftest.py)"
+        )
         for item in items:
             if marker in item.keywords:
                 item.add_marker(skip)

@@ -213,7 +213,7 @@ class SchemaOutOfDate(FailedPrecondition):
 
 
 class BundleFormatError(AimassError):
-    """A model bundle is malformed, tampered with, or not in the bundle format."""
+    """A model bundle or a pinned weight file is malformed, tampered with, or not in the format."""
 
     code = ErrorCode.BUNDLE_INVALID
 
@@ -265,7 +265,7 @@ class JobFailed(Internal):
 
 
 class NotImplementedFeature(AimassError, NotImplementedError):
-    """A documented feature that is not built yet (listed in the README)."""
+    """A documented feature that is not built yet (listed in docs/not-built-yet.md)."""
 
     code = ErrorCode.UNIMPLEMENTED
 

@@ -274,7 +274,7 @@ class DatasetVersionOut(_Out):
             version=d.version,
             digest=d.digest,
             format=d.format,
-            schema=DatasetSchemaOut(
+            data_schema=DatasetSchemaOut(
                 text_field=s.text_field,
                 label_field=s.label_field,
                 label_type=s.label_type,

@@ -29,7 +29,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
         parts = ()
     if len(parts) != 3:
         raise InvalidArgument(f"--splits {text!r}: give three fractions, e.g. 0.8,0.1,0.1")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 def _show(version: DatasetVersionOut, *, created: bool | None = None) -> None:

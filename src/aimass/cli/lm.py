@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,7 +56,7 @@ def generate(
         else:
             typer.echo(result["text"])
         return
-    final: dict[str, object] = {}
+    final: dict[str, Any] = {}
     for event in source.generate_stream(ref, prompt, project, **options):
         if event.get("done"):
             final = event

@@ -92,15 +92,11 @@ def recognizers(json_out: JsonOpt = False) -> None:
     """The registered recognizers and the entity types they find."""
     from aimass.data.deidentify import create_recognizer, list_recognizers
 
-    found = [create_recognizer(n).describe() for n in list_recognizers()]
+    found = [create_recognizer(n) for n in list_recognizers()]
     if json_out:
-        emit_json(found)
+        emit_json([r.describe() for r in found])
         return
-    table(
-        "PII recognizers",
-        ["name", "entities"],
-        [[r["name"], ", ".join(r["entities"])] for r in found],
-    )  # type: ignore[arg-type]
+    table("PII recognizers", ["name", "entities"], [[r.name, ", ".join(r.entities)] for r in found])
 
 
 @app.command("scan")

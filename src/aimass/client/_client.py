@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
@@ -58,6 +59,8 @@ from aimass.schemas import (
 
 __all__ = ["AsyncClient", "Client"]
 
+_T = TypeVar("_T")
+
 DEFAULT_TIMEOUT = 60.0
 _FORMATS = {
     ".jsonl": "jsonl",
@@ -70,7 +73,7 @@ _FORMATS = {
 }
 
 
-def _parse(kind: Any, data: Any) -> Any:
+def _parse(kind: type[_T], data: Any) -> _T:
     return TypeAdapter(kind).validate_python(data)
 
 
@@ -242,10 +245,13 @@ def _generate_body(prompt: str, options: dict[str, Any], *, stream: bool) -> dic
 
 
 class _Resource:
+    # Subclasses define a ``list`` method; annotations after it in the class body
+    # would name that method, so they spell the type ``builtins.list``.
+
     def __init__(self, client: Client) -> None:
         self._c = client
 
-    def _get(self, kind: Any, template: str, project: str | None, **kw: Any) -> Any:
+    def _get(self, kind: type[_T], template: str, project: str | None, **kw: Any) -> _T:
         params = kw.pop("params", None)
         return _parse(
             kind, self._c.request("GET", self._c._p(template, project, **kw), params=params)
@@ -254,12 +260,12 @@ class _Resource:
     def _send(
         self,
         method: str,
-        kind: Any,
+        kind: type[_T],
         template: str,
         project: str | None,
         body: Any = None,
         **kw: Any,
-    ) -> Any:
+    ) -> _T:
         return _parse(kind, self._c.request(method, self._c._p(template, project, **kw), json=body))
 
 
@@ -279,7 +285,9 @@ class _Datasets(_Resource):
             )
         return self._get(DatasetVersionOut, "/datasets/{n}", project, n=name)
 
-    def versions(self, name: str, *, project: str | None = None) -> list[DatasetVersionOut]:
+    def versions(
+        self, name: str, *, project: str | None = None
+    ) -> builtins.list[DatasetVersionOut]:
         """Every version, oldest first."""
         return self._get(list[DatasetVersionOut], "/datasets/{n}/versions", project, n=name)
 
@@ -321,7 +329,7 @@ class _Datasets(_Resource):
         body = {"sample": sample, "name": name, "seed": seed}
         return self._send("POST", DatasetVersionOut, "/datasets:import-sample", project, body)
 
-    def samples(self) -> list[SampleOut]:
+    def samples(self) -> builtins.list[SampleOut]:
         """Packaged samples the server has."""
         return _parse(list[SampleOut], self._c.request("GET", "/v1/samples"))
 
@@ -436,7 +444,7 @@ class _Jobs(_Resource):
 
     def logs(
         self, job_id: str, *, after: int = 0, project: str | None = None
-    ) -> list[JobLogLineOut]:
+    ) -> builtins.list[JobLogLineOut]:
         """Log lines after sequence number ``after``."""
         return self._get(
             list[JobLogLineOut], "/jobs/{j}/logs", project, j=job_id, params={"after": after}
@@ -487,7 +495,7 @@ class _Models(_Resource):
         """Registered models."""
         return self._get(list[RegisteredModelOut], "/models", project)
 
-    def versions(self, name: str, *, project: str | None = None) -> list[ModelVersionOut]:
+    def versions(self, name: str, *, project: str | None = None) -> builtins.list[ModelVersionOut]:
         """Every version of ``name``."""
         return self._get(list[ModelVersionOut], "/models/{n}/versions", project, n=name)
 
@@ -524,7 +532,7 @@ class _Models(_Resource):
 
     def attachments(
         self, ref: str, *, kind: str | None = None, project: str | None = None
-    ) -> list[AttachmentOut]:
+    ) -> builtins.list[AttachmentOut]:
         """Reports attached to a version (``kind``: ``evaluation``, ``privacy-audit``)."""
         name, _, selector = ref.partition("@")
         return self._get(

@@ -89,7 +89,7 @@ class ImportOptions:
             label_type=fields.get("label_type") or "auto",
             split_field=fields.get("split_field"),
             seed=fields.get("seed") or 0,
-            fractions=tuple(fields.get("splits") or (0.8, 0.1, 0.1)),  # type: ignore[arg-type]
+            fractions=tuple(fields.get("splits") or (0.8, 0.1, 0.1)),
         )
 
     def __post_init__(self) -> None:

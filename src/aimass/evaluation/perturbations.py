@@ -237,7 +237,7 @@ def platform_masker() -> MaskFunction:
     """The de-identification engine's masking function (every built-in recognizer)."""
     from aimass.data.deidentify import deidentify_texts
 
-    def mask(texts: list[str]) -> list[str]:
+    def mask(texts: Sequence[str]) -> list[str]:
         return deidentify_texts(texts, mode="mask")[0]
 
     return mask

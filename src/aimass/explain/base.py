@@ -199,9 +199,13 @@ class Explainer(ABC):
 
     @abstractmethod
     def explain_one(
-        self, target: ExplainTarget, text: str, label: str | None, **settings: Any
+        self, target: ExplainTarget, text: str, label: str | None, *args: Any, **settings: Any
     ) -> Explanation:
-        """The explanation of one text (``target`` has passed :meth:`check`)."""
+        """The explanation of one text (``target`` has passed :meth:`check`).
+
+        Each method takes its own keyword settings (what :meth:`settings` returned);
+        ``*args: Any, **settings: Any`` lets an override name them.
+        """
 
 
 def resolve_target(target: ExplainTarget, label: str | None, scores: np.ndarray) -> tuple[int, str]:

@@ -129,6 +129,7 @@ def resolve_inputs(
             f"task {task.name!r} needs a base of family {'/'.join(task.families)}; "
             f"{base.ref} is a {base.family} ({base.architecture})"
         )
+    task.check_config(config, family=base.family)
     return dataset, base, config
 
 

@@ -15,7 +15,7 @@ from aimass.errors import MissingExtra, UnsupportedModel
 
 if TYPE_CHECKING:
     from torch import nn
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
     "family_of",
@@ -96,13 +96,14 @@ def family_of(config: PretrainedConfig) -> str:
     return "encoder"
 
 
-def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> nn.Module:
+def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> PreTrainedModel:
     """Load weights from a local directory as the family's model class.
 
     ``family`` is ``encoder``, ``decoder`` or ``encoder-decoder``, or an encoder
     with a head: ``encoder-mlm`` (masked LM) or ``encoder-tokens`` (token
-    classification; pass ``num_labels``/``id2label``). A head the directory lacks
-    is initialised fresh.
+    classification; pass ``num_labels``/``id2label``), or ``backbone``: the bare
+    model of any family without its head (``LlamaModel`` from a causal-LM
+    directory). A head the directory lacks is initialised fresh.
     """
     quiet_transformers()
     require_safetensors(directory)
@@ -116,6 +117,7 @@ def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> nn.Module
 
     loader = {
         "encoder": AutoModel,
+        "backbone": AutoModel,
         "decoder": AutoModelForCausalLM,
         "encoder-decoder": AutoModelForSeq2SeqLM,
         "encoder-mlm": AutoModelForMaskedLM,

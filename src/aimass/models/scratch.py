@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aimass.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
     "PRESET_NAMES",
@@ -115,7 +114,7 @@ def get_architecture(name: str) -> type[ScratchConfig]:
 
 def build_scratch(
     config: ScratchConfig, tokenizer: PreTrainedTokenizerBase, *, seed: int
-) -> nn.Module:
+) -> PreTrainedModel:
     """Randomly initialised weights (seeded) for ``config`` and ``tokenizer``."""
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM

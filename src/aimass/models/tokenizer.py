@@ -65,13 +65,13 @@ def _backend(kind: str, vocab_size: int, min_frequency: int) -> tuple[Any, Any]:
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
+        wordpiece = trainers.WordPieceTrainer(
             vocab_size=vocab_size,
             min_frequency=min_frequency,
             special_tokens=specials,
             limit_alphabet=MAX_VOCAB,
         )
-        return tok, trainer
+        return tok, wordpiece
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -296,7 +296,7 @@ class _Run:
     """What ``make_private`` hands back (the training package's ``PrivateRun``)."""
 
     optimizer: Any
-    batches: Callable[[int], Sequence[torch.Tensor]]
+    batches: Callable[[int], _PoissonBatches]
     loss: Callable[[torch.Tensor, torch.Tensor], Any]
 
 

@@ -53,7 +53,7 @@ class FillMaskPredictor(Predictor):
                     continue
                 top = probs[position].topk(TOP)
                 candidates = [
-                    {"token": self.tokenizer.decode([int(t)]).strip(), "score": float(s)}
+                    {"token": str(self.tokenizer.decode([int(t)])).strip(), "score": float(s)}
                     for s, t in zip(top.values, top.indices, strict=True)
                 ]
                 masks.append(

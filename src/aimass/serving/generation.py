@@ -131,7 +131,7 @@ class GenerationPredictor(Predictor):
                 break
             tokens.append(token)
             with self._lock:
-                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
             if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                 continue
             cut = min((i for i in (text.find(s) for s in params.stop) if i >= 0), default=-1)

@@ -106,6 +106,7 @@ class SequencePredictor(Predictor):
         if not texts:
             return []
         scores = self.scores(texts, batch_size=batch_size)
+        results: list[dict[str, Any]]
         if self.head.task == "regression":
             results = [{"value": float(v)} for v in scores[:, 0]]
         else:

@@ -11,7 +11,9 @@ Example:
 
 from __future__ import annotations
 
-from sqlalchemy.orm import sessionmaker
+from contextlib import AbstractContextManager
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from aimass.store.audit import AuditRecord, AuditRepository, AuditVerification
 from aimass.store.jobs import JobRepository
@@ -40,7 +42,7 @@ class Store:
             ensure_schema(self.engine)
         maker = sessionmaker(self.engine, expire_on_commit=False)
 
-        def session():  # type: ignore[no-untyped-def]
+        def session() -> AbstractContextManager[Session]:
             return managed_session(maker)
 
         self.projects = ProjectRepository(session)

@@ -120,7 +120,7 @@ class AuditRepository:
             locked = session.execute(
                 update(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID).values(seq=AuditHeadRow.seq)
             )
-            if locked.rowcount == 0:  # type: ignore[attr-defined]
+            if locked.rowcount == 0:  # type: ignore[attr-defined]  # UPDATE gives a CursorResult
                 session.add(AuditHeadRow(id=_HEAD_ID, seq=0, hash=head_hash(key, 0, GENESIS)))
                 session.flush()
             head = session.get(AuditHeadRow, _HEAD_ID)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import datetime
 from typing import Any
@@ -87,7 +88,7 @@ class JobRepository:
                     attempt=JobRow.attempt + 1,
                 )
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]  # UPDATE gives a CursorResult
                 raise FailedPrecondition(f"job {job_id!r} is not queued", id=job_id)
             row = session.get(JobRow, job_id)
             assert row is not None
@@ -189,9 +190,9 @@ class JobRepository:
                 )
                 .values(heartbeat_at=utcnow())
             )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+            return bool(done.rowcount)  # type: ignore[attr-defined]  # UPDATE gives a CursorResult
 
-    def stale(self, before: datetime) -> list[Job]:
+    def stale(self, before: datetime) -> builtins.list[Job]:
         """Running jobs whose last heartbeat is older than ``before`` (their worker died)."""
         with self._session() as session:
             rows = session.scalars(
@@ -213,7 +214,7 @@ class JobRepository:
                 )
                 .values(status=JobStatus.QUEUED, cancel_requested=False)
             )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+            return bool(done.rowcount)  # type: ignore[attr-defined]  # UPDATE gives a CursorResult
 
     def log(self, job_id: str, message: str, *, level: str = "info") -> None:
         """Append a line to the job's log."""
@@ -222,7 +223,7 @@ class JobRepository:
 
     def logs(
         self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
-    ) -> list[JobLogLine]:
+    ) -> builtins.list[JobLogLine]:
         """Log lines of a job, oldest first, after sequence number ``after``."""
         with self._session() as session:
             self._row(session, job_id, project)

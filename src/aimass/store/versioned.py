@@ -31,6 +31,11 @@ class _VersionedRepository(Generic[RowT, EntityT]):
     def __init__(self, session: SessionFactory) -> None:
         self._session = session
 
+    def _entity(self, row: RowT) -> EntityT:
+        # Each subclass pairs its row type with its entity type; mypy cannot see
+        # that pairing through two constrained type variables.
+        raise NotImplementedError
+
     def create_version(self, project: str, name: str, **fields: Any) -> tuple[EntityT, bool]:
         """Register content under ``name``; return ``(version, created)``.
 
@@ -49,14 +54,14 @@ class _VersionedRepository(Generic[RowT, EntityT]):
                 )
             )
             if existing is not None:
-                return existing.to_entity(), False  # type: ignore[return-value]
+                return self._entity(existing), False
             version = next_version(
                 session, row_type.version, row_type.project_id == proj.id, row_type.name == name
             )
             row = row_type(project=proj, name=name, version=version, **fields)
             session.add(row)
             session.flush()
-            return row.to_entity(), True  # type: ignore[return-value]
+            return self._entity(row), True
 
     def _rows(self, project: str, name: str) -> list[EntityT]:
         validate_name(name, kind=self.kind)
@@ -68,7 +73,7 @@ class _VersionedRepository(Generic[RowT, EntityT]):
                 .where(row_type.project_id == proj.id, row_type.name == name)
                 .order_by(row_type.version)
             ).all()
-            return [r.to_entity() for r in rows]  # type: ignore[misc]
+            return [self._entity(r) for r in rows]
 
     def get(self, project: str, name: str, version: int | None = None) -> EntityT:
         """Version ``version`` of ``name`` (the latest when ``None``)."""
@@ -111,7 +116,7 @@ class _VersionedRepository(Generic[RowT, EntityT]):
             latest: dict[str, RowT] = {}
             for row in rows:
                 latest[row.name] = row
-            return [row.to_entity() for row in latest.values()]  # type: ignore[misc]
+            return [self._entity(row) for row in latest.values()]
 
     @property
     def kind_plural(self) -> str:
@@ -124,9 +129,15 @@ class DatasetRepository(_VersionedRepository[DatasetVersionRow, DatasetVersion])
     row_type = DatasetVersionRow
     kind = "dataset"
 
+    def _entity(self, row: DatasetVersionRow) -> DatasetVersion:
+        return row.to_entity()
+
 
 class BaseModelRepository(_VersionedRepository[BaseModelRow, BaseModel]):
     """Base model versions (the bundles live in the artifact store)."""
 
     row_type = BaseModelRow
     kind = "base model"
+
+    def _entity(self, row: BaseModelRow) -> BaseModel:
+        return row.to_entity()

@@ -31,8 +31,7 @@ from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["CausalLMTask", "generation_samples"]
 
@@ -41,7 +40,7 @@ SAMPLE_TOKENS = 48
 
 
 def generation_samples(
-    model: nn.Module,
+    model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     inputs: TrainInputs,
     prompts: list[list[int]],
@@ -78,7 +77,7 @@ class CausalLMTask(ExampleTask):
         lr = 1e-3 if scratch_base(base_provenance) else 3e-5
         return {"lr": lr, "batch_size": 8, "epochs": 2, "warmup_ratio": 0.05}
 
-    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         tokenizer = load_tokenizer(inputs.base_dir)
         model = load_pretrained(inputs.base_dir, family="decoder")
         if inputs.schema.kind == "pairs":
@@ -86,7 +85,10 @@ class CausalLMTask(ExampleTask):
         return model, tokenizer
 
     def restore(
-        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+        self,
+        task_config: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        model: PreTrainedModel,
     ) -> None:
         self.prompt_format = str(task_config.get("prompt_format") or "none")
 
@@ -106,7 +108,7 @@ class CausalLMTask(ExampleTask):
         return examples
 
     def finish(
-        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
     ) -> dict[str, Any]:
         split = inputs.test if len(inputs.test) else inputs.validation
         pairs = sample_pairs(split.texts, split.targets, SAMPLES)

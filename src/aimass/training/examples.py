@@ -32,8 +32,7 @@ from aimass.training.sequence import tokenizer_files
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from aimass.data.tables import SplitData
 
@@ -110,7 +109,7 @@ class ExampleTask(Task):
 
     # -- what subclasses define -------------------------------------------------------
 
-    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         """The model to train (from ``inputs.base_dir``) and its tokenizer."""
         raise NotImplementedError
 
@@ -129,7 +128,7 @@ class ExampleTask(Task):
         return Tracker()
 
     def finish(
-        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
     ) -> dict[str, Any]:
         """Extra results after training (e.g. generation samples), merged into metrics."""
         return {}
@@ -164,7 +163,7 @@ class ExampleTask(Task):
                 batch[_MASKED[key]] = mask
         return {k: v.to(device) for k, v in batch.items()}
 
-    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def logits(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forward pass: (B, T, V) logits."""
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
 
@@ -190,7 +189,7 @@ class ExampleTask(Task):
     @torch.inference_mode()
     def score(
         self,
-        model: nn.Module,
+        model: PreTrainedModel,
         examples: list[Example],
         tokenizer: PreTrainedTokenizerBase,
         *,
@@ -229,7 +228,7 @@ class ExampleTask(Task):
 
     def evaluate(
         self,
-        model: nn.Module,
+        model: PreTrainedModel,
         examples: list[Example],
         tokenizer: PreTrainedTokenizerBase,
         inputs: TrainInputs,
@@ -251,12 +250,18 @@ class ExampleTask(Task):
         return {"loss": loss, "perplexity": perplexity(loss), "tokens": count, **tracker.result()}
 
     def restore(
-        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+        self,
+        task_config: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        model: PreTrainedModel,
     ) -> None:
         """Set what :meth:`load` sets during training from a trained bundle's ``task_config``."""
 
     def for_bundle(
-        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+        self,
+        task_config: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        model: PreTrainedModel,
     ) -> ExampleTask:
         """A private copy of the task set up as it was when ``model`` was trained, so that
         evaluation encodes, collates and scores exactly as training did."""
@@ -276,7 +281,9 @@ class ExampleTask(Task):
         assert cfg.batch_size is not None
         seed_everything(cfg.seed)
         model, tokenizer = self.load(inputs)
-        model.to(inputs.device)
+        # transformers declares PreTrainedModel.to through functools.wraps, which
+        # typeshed types as an unbound function (it asks for ``self`` again).
+        model.to(inputs.device)  # type: ignore[arg-type]
         context = int(getattr(model.config, "max_position_embeddings", cfg.max_length))
         max_length = min(cfg.max_length, context)
         splits = {
@@ -323,7 +330,7 @@ class ExampleTask(Task):
         seconds = time.perf_counter() - started
         test = self.evaluate(model, splits["test"], tokenizer, inputs)
         extra = self.finish(model, tokenizer, inputs)
-        model.to("cpu").eval()
+        model.to("cpu").eval()  # type: ignore[arg-type]  # functools.wraps, as above
         return TrainOutcome(
             state_dict=dedupe_tied(model.state_dict()),
             hf_config=json.loads(model.config.to_json_string(use_diff=False)),
@@ -359,7 +366,7 @@ def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return 0
 
 
-def _generation_config(model: nn.Module) -> dict[str, Any] | None:
+def _generation_config(model: PreTrainedModel) -> dict[str, Any] | None:
     config = getattr(model, "generation_config", None)
     if config is None or not getattr(model, "can_generate", lambda: False)():
         return None

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,7 +24,15 @@ from aimass.training.callbacks import CallbackList, LoopState
 from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig
 
-__all__ = ["FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything"]
+__all__ = ["Batches", "FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything"]
+
+
+class Batches(Protocol):
+    """One epoch's batches: sized and iterable (a list, or a lazy Poisson sampler)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ def lr_multiplier(step: int, total: int, warmup: int) -> float:
 
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: decay weights, not biases or normalisation parameters."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
@@ -109,7 +118,7 @@ def _improved(value: float, best: float | None, greater_is_better: bool) -> bool
 def fit(
     module: nn.Module,
     *,
-    batches: Callable[[int], Sequence[Any]],
+    batches: Callable[[int], Batches],
     loss_fn: Callable[[Any], torch.Tensor],
     evaluate: Callable[[], dict[str, Any]],
     config: TrainConfig,

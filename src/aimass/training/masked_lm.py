@@ -27,8 +27,7 @@ from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["MaskedLMTask", "mask_tokens"]
 
@@ -94,7 +93,7 @@ class MaskedLMTask(ExampleTask):
     def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
         return {**super().defaults(base_provenance), "batch_size": 32}
 
-    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         options = dict(inputs.config.options)
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
@@ -123,7 +122,10 @@ class MaskedLMTask(ExampleTask):
         }
 
     def restore(
-        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+        self,
+        task_config: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        model: PreTrainedModel,
     ) -> None:
         self._set_masking(
             tokenizer,

@@ -11,13 +11,15 @@ slot; the loop itself never changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+    from aimass.training.loop import Batches
 
 __all__ = ["LossFunction", "PrivateRun", "PrivateTraining"]
 
@@ -36,9 +38,14 @@ class PrivateRun(Protocol):
             (``PrivacyBudgetExceeded``) the step that would overspend the budget.
     """
 
-    optimizer: torch.optim.Optimizer
-    batches: Callable[[int], Sequence[torch.Tensor]]
-    loss: Callable[[torch.Tensor, torch.Tensor], Any]
+    @property
+    def optimizer(self) -> torch.optim.Optimizer: ...
+
+    @property
+    def batches(self) -> Callable[[int], Batches]: ...
+
+    @property
+    def loss(self) -> Callable[[torch.Tensor, torch.Tensor], Any]: ...
 
 
 class PrivateTraining(Protocol):
@@ -49,7 +56,8 @@ class PrivateTraining(Protocol):
             (otherwise the recipe freezes them before ``make_private``).
     """
 
-    train_embeddings: bool
+    @property
+    def train_embeddings(self) -> bool: ...
 
     def check_module(self, module: nn.Module) -> None:
         """Raise ``UnsupportedModel`` (with reasons and alternatives) before any training."""

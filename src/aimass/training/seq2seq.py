@@ -18,8 +18,7 @@ from aimass.training.examples import Example, ExampleTask, LabelAccuracy, Tracke
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["Seq2SeqTask"]
 
@@ -36,7 +35,7 @@ class Seq2SeqTask(ExampleTask):
     def __init__(self) -> None:
         self._start = 0  # the decoder's start token id, read from the base's config per run
 
-    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_pretrained(inputs.base_dir, family="encoder-decoder"), load_tokenizer(
             inputs.base_dir
         )
@@ -56,7 +55,10 @@ class Seq2SeqTask(ExampleTask):
         return examples
 
     def restore(
-        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+        self,
+        task_config: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        model: PreTrainedModel,
     ) -> None:
         self._start = int(model.config.decoder_start_token_id)
 
@@ -70,7 +72,7 @@ class Seq2SeqTask(ExampleTask):
         return LabelAccuracy("token_accuracy")
 
     def finish(
-        self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs
     ) -> dict[str, Any]:
         split = inputs.test if len(inputs.test) else inputs.validation
         max_length = int(model.config.max_position_embeddings)

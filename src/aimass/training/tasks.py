@@ -121,6 +121,10 @@ class Task(ABC):
     def train(self, inputs: TrainInputs) -> TrainOutcome:
         """Train from ``inputs`` and return the outcome (weights left on CPU)."""
 
+    def check_config(self, config: TrainConfig, *, family: str) -> None:
+        """Refuse options that do not suit a base of ``family`` (this default accepts all)."""
+        del config, family
+
     def check_base(self, manifest: Manifest) -> None:
         """Refuse a base model of the wrong family."""
         if manifest.family not in self.families:

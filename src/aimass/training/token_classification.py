@@ -24,8 +24,7 @@ from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker, scra
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["EntityScores", "TokenClassificationTask", "continuation_tag"]
 
@@ -77,7 +76,7 @@ class TokenClassificationTask(ExampleTask):
         if not stats.get("entity_types"):
             raise InvalidArgument("the dataset has no entities (every tag is O); nothing to learn")
 
-    def load(self, inputs: TrainInputs) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         self.labels = list(inputs.stats["classes"])
         tokenizer = load_tokenizer(inputs.base_dir)
         if not tokenizer.is_fast:
@@ -92,7 +91,10 @@ class TokenClassificationTask(ExampleTask):
         return model, tokenizer
 
     def restore(
-        self, task_config: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model: nn.Module
+        self,
+        task_config: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        model: PreTrainedModel,
     ) -> None:
         self.labels = list(task_config["labels"])
 

@@ -90,7 +90,8 @@ def run_batch_predict(ctx: JobContext) -> dict[str, Any]:
     path = ctx.artifacts.resolve(dataset.uri)
     predictor = load_predictor(ctx.artifacts.resolve(model.uri), device=ctx.settings.device)
     splits = [s for s in ("train", "validation", "test") if spec.split in (None, s)]
-    texts, labels, extras, split_of = [], [], {}, []
+    texts, labels, split_of = [], [], []
+    extras: dict[str, list[Any]] = {}
     for split in splits:
         data = read_split(path, split)
         texts += data.texts

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from aimass.data.tables import SplitData
-from aimass.errors import InvalidArgument
+from aimass.errors import InvalidArgument, UnsupportedModel
 
 __all__ = ["TaskScorer"]
 
@@ -32,6 +32,7 @@ class TaskScorer:
     """
 
     def __init__(self, predictor: Any, *, seed: int) -> None:
+        from aimass.training.examples import ExampleTask
         from aimass.training.tasks import get_task
 
         config = predictor.manifest.task_config
@@ -40,7 +41,13 @@ class TaskScorer:
         self.device = predictor.device
         self.seed = seed
         self.max_length = int(config.get("max_length", 128))
-        self.task = get_task(predictor.task).for_bundle(config, self.tokenizer, self.model)
+        task = get_task(predictor.task)
+        if not isinstance(task, ExampleTask):
+            raise UnsupportedModel(
+                f"{predictor.task!r} models have no token-level score; "
+                "language-model and NER models do"
+            )
+        self.task = task.for_bundle(config, self.tokenizer, self.model)
 
     def nll(
         self, texts: Sequence[str], targets: Sequence[str] | None
@@ -86,8 +93,12 @@ class TaskScorer:
             tokens=rows,
             tags=[["O"] * len(row) for row in rows],  # placeholders: only predictions are read
         )
-        examples = self.task.encode(split, self.tokenizer, self.max_length)
+        from aimass.training.token_classification import EntityScores
+
         tracker = self.task.tracker(self.tokenizer)
+        if not isinstance(tracker, EntityScores):
+            raise UnsupportedModel(f"{self.task.name!r} models do not tag words; NER models do")
+        examples = self.task.encode(split, self.tokenizer, self.max_length)
         _, _, order = self.task.score(
             self.model,
             examples,

@@ -276,7 +276,7 @@ class ClassificationFairness(_Fairness):
         ci = _intervals(y_true == y_pred, groups, ctx)
         parity = parity_by_class(y_true, y_pred, groups, classes)
         odds = equalized_odds_by_class(y_true, y_pred, groups, classes)
-        by_group = [
+        by_group: list[dict[str, Any]] = [
             {
                 "group": g,
                 "count": int(frame.by_group.loc[g, "count"]),
@@ -291,7 +291,7 @@ class ClassificationFairness(_Fairness):
             for g in eligible
         ]
         defined = [v for v in odds if v is not None]
-        data = {
+        data: dict[str, Any] = {
             "groups": by_group,
             "overall": {
                 "accuracy": float(frame.overall["accuracy"]),
@@ -433,7 +433,7 @@ class RegressionFairness(_Fairness):
         )
         ci = _intervals(np.abs(y_pred - y_true), groups, ctx)
         diff = frame.difference()
-        by_group = [
+        by_group: list[dict[str, Any]] = [
             {
                 "group": g,
                 "count": int(frame.by_group.loc[g, "count"]),

@@ -98,7 +98,7 @@ class LanguageModelQuality(Section):
         loss, perplexity, count = perplexity_of(nll, tokens)
         scored = tokens > 0
         per_row = np.exp(np.minimum(nll[scored] / tokens[scored], MAX_LOSS))
-        data = {
+        data: dict[str, Any] = {
             "loss": loss,
             "perplexity": perplexity,
             "tokens": count,
@@ -246,7 +246,7 @@ class LanguageModelFairness(GroupFairness):
     ) -> SectionResult:
         nll, tokens = ctx.row_nll
         nll, tokens = nll[mask], tokens[mask]
-        by_group = []
+        by_group: list[dict[str, Any]] = []
         for g in eligible:
             rows = groups == g
             loss, perplexity, count = perplexity_of(nll[rows], tokens[rows])

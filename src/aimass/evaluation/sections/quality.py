@@ -23,7 +23,7 @@ TOP_CONFUSIONS = 5
 
 
 def _top_confusions(matrix: list[list[int]], labels: list[str]) -> list[dict[str, Any]]:
-    pairs = [
+    pairs: list[dict[str, Any]] = [
         {"true": labels[i], "predicted": labels[j], "count": int(matrix[i][j])}
         for i in range(len(labels))
         for j in range(len(labels))

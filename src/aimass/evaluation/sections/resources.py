@@ -11,6 +11,7 @@ power per core). The assumption and its range are stated in the report.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -66,7 +67,7 @@ def measure_latency(
     predict(list(batch))
     single = []
     for i in range(runs):
-        single.append(_timed(lambda i=i: predict([singles[i % len(singles)]])))
+        single.append(_timed(functools.partial(predict, [singles[i % len(singles)]])))
         tick()
     batched = []
     for _ in range(batch_runs):

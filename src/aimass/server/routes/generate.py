@@ -85,6 +85,7 @@ class _EventStream(StreamingResponse):
             pass  # nobody is left to answer; the generator is closed below
         finally:
             with anyio.CancelScope(shield=True):
+                # The body is the async generator ``_events``; starlette types it AsyncIterable.
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 

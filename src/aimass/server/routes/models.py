@@ -154,7 +154,7 @@ async def predict(
 ) -> PredictResponse:
     """Predict a list of inputs with ``NAME@VERSION`` or ``NAME@ALIAS``.
 
-    Concurrent calls for the same version are micro-batched (see the README).
+    Concurrent calls for the same version are micro-batched (docs/serving.md#batched-serving).
     """
     started = time.perf_counter()
     ws = state.workspace

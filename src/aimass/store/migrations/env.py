@@ -13,9 +13,12 @@ target_metadata = Base.metadata
 
 def run_migrations() -> None:
     """Run migrations online, on the engine in ``config.attributes`` when given."""
-    engine = config.attributes.get("engine") or create_engine(
-        config.get_main_option("sqlalchemy.url")
-    )
+    engine = config.attributes.get("engine")
+    if engine is None:
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise SystemExit("no database to migrate: run 'aimass db upgrade'")
+        engine = create_engine(url)
     with engine.begin() as connection:
         context.configure(
             connection=connection,

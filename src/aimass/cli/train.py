@@ -46,6 +46,18 @@ def _config(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def parse_layers(text: str | None) -> list[int] | None:
+    """``'-1,-4'`` → ``[-1, -4]`` (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise InvalidArgument(
+            f"--layers {text!r}: use comma-separated layer indices, e.g. '6' or '-1,-4'"
+        ) from None
+
+
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings → a dict; values are JSON when they parse (true, 0.2), else text."""
     import json
@@ -89,7 +101,22 @@ def train(
     ] = None,
     max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
     pooling: Annotated[
-        str | None, typer.Option(help="mean, cls or pooler (pooler = Hugging Face's head).")
+        str | None,
+        typer.Option(
+            help="Encoders: mean, cls or pooler (pooler = Hugging Face's head); "
+            "decoders: mean or last (the last real token)."
+        ),
+    ] = None,
+    feature_layers: Annotated[
+        int | None,
+        typer.Option(help="Pool and concatenate the last N hidden layers (default per mode)."),
+    ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            help="Pool these hidden-state indices instead, comma-separated "
+            "(0 = embeddings, -1 = output; e.g. '6' or '-1,-4')."
+        ),
     ] = None,
     option: Annotated[
         list[str] | None,
@@ -145,6 +172,8 @@ def train(
         max_train_rows=max_train_rows,
         max_length=max_length,
         pooling=pooling,
+        feature_layers=feature_layers,
+        layers=parse_layers(layers),
         seed=seed,
         options=parse_options(option or []) or None,
     )

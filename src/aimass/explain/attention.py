@@ -9,9 +9,10 @@ renormalised::
 
 Row ``i`` of ``R`` says how much of position ``i``'s final representation
 comes from each input token. The model's pooled feature decides which rows
-matter: the [CLS] row for ``cls``/``pooler`` pooling, the mean of all rows for
-``mean`` pooling. Scores are non-negative, sum to 1 over the tokens and are
-the same for every class (attention does not know the target).
+matter: the [CLS] row for ``cls``/``pooler`` pooling, the last token's row for
+``last`` pooling (decoders), the mean of all rows for ``mean`` pooling.
+Scores are non-negative, sum to 1 over the tokens and are the same for every
+class (attention does not know the target).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class AttentionRollout(Explainer):
         stacked = torch.stack([a[0].float() for a in layers])  # (L, heads, T, T)
         rollout = attention_rollout(stacked, residual=residual)
         pooling = network.model.head_config.pooling
-        per_token = rollout[0] if pooling in ("cls", "pooler") else rollout.mean(dim=0)  # (T,)
+        per_token = _pooled_row(rollout, pooling)  # (T,)
         tokens = token_scores(encoded, per_token.cpu().tolist())
         return Explanation(
             method=self.name,
@@ -115,11 +116,24 @@ class AttentionRollout(Explainer):
                 "layers": len(layers),
                 "residual": residual,
                 "pooling": pooling,
-                "rows": "[CLS] row" if pooling in ("cls", "pooler") else "mean of all rows",
+                "rows": _ROWS.get(pooling, "mean of all rows"),
                 "special_tokens_share": float(sum(t.score for t in tokens if t.special)),
                 "class_agnostic": True,
             },
         )
+
+
+# The rollout row of the token a pooling reads (one unpadded text: the last row is its last).
+_ROWS = {"cls": "[CLS] row", "pooler": "[CLS] row", "last": "last token's row"}
+
+
+def _pooled_row(rollout: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(T,) input-token mix of the pooled feature, from the (T, T) rollout."""
+    if pooling in ("cls", "pooler"):
+        return rollout[0]
+    if pooling == "last":
+        return rollout[-1]
+    return rollout.mean(dim=0)
 
 
 register_explainer(AttentionRollout())

@@ -1,37 +1,114 @@
-"""Sequence-level tasks on an encoder: classification and regression.
+"""Sequence-level tasks on a pretrained backbone: classification and regression.
 
-``SequenceModel`` = a Hugging Face encoder + pooling + a linear head::
+``SequenceModel`` = a Hugging Face backbone (an encoder, or a decoder used as a
+feature extractor) + pooling + a linear head::
 
-    input_ids (B, T) ──encoder──▶ hidden states L × (B, T, H)
-        ──pool──▶ features (B, K·H) ──dropout, linear──▶ outputs (B, C)
+    input_ids (B, T) ──backbone──▶ hidden states (L+1) × (B, T, H)
+        ──pool the chosen layers──▶ features (B, K·H) ──dropout, linear──▶ outputs (B, C)
 
-Pooling is ``mean`` (masked mean of the last ``feature_layers`` layers,
-concatenated: the BERT paper's feature-based recipe, strongest for frozen
-sentence encoders), ``cls`` (the first token) or ``pooler`` (the encoder's
-pooler output, which makes the model identical to Hugging Face's
-``*ForSequenceClassification``).
+Pooling is ``mean`` (masked mean of the chosen layers, concatenated: the BERT
+paper's feature-based recipe, strongest for frozen sentence encoders), ``cls``
+(the first token), ``pooler`` (the encoder's pooler output, which makes the
+model identical to Hugging Face's ``*ForSequenceClassification``) or ``last``
+(the last non-padding token: in a causal decoder the only position that has
+seen the whole input). Which poolings a family allows, and how its weights are
+named, is its :class:`Backbone` (a registry keyed by family).
 
-Weights are saved under the encoder's own prefix (``bert.``) plus
-``classifier.``, so the exported bundle loads with ``AutoModel.from_pretrained``
-(the encoder) and, with ``pooling="pooler"``, with
-``AutoModelForSequenceClassification`` too.
+Weights are saved under the backbone's own prefix (``bert.``, ``model.``) plus
+the family's head prefix (``classifier.`` for encoders, ``score.`` for
+decoders), so the exported bundle loads with ``AutoModel.from_pretrained`` (the
+backbone) and, with ``pooling="pooler"`` (encoders) or ``pooling="last"`` on the
+last layer (decoders), with ``AutoModelForSequenceClassification`` too.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from aimass.errors import InvalidArgument, UnsupportedModel
 
-__all__ = ["POOLINGS", "SequenceHeadConfig", "SequenceModel"]
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-POOLINGS = ("mean", "cls", "pooler")
-HEAD_PREFIX = "classifier."
+__all__ = [
+    "POOLINGS",
+    "Backbone",
+    "SequenceHeadConfig",
+    "SequenceModel",
+    "get_backbone",
+    "pool",
+    "register_backbone",
+]
+
+POOLINGS = ("mean", "cls", "pooler", "last")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """How one model family carries a sequence head.
+
+    Attributes:
+        family: ``encoder`` or ``decoder`` (the base bundle's family).
+        poolings: Poolings that make sense for it; the first is the default.
+        head_prefix: Key prefix of the head weights in the export (Hugging Face's).
+        head_bias: Whether the linear head has a bias (Hugging Face decoders' has not).
+        token_types: Whether the backbone takes ``token_type_ids``.
+        causal: Position ids follow the attention mask (any padding side works).
+        scale_features: A frozen backbone's features are scaled to unit RMS per
+            dimension while the head trains (then folded into its weights): a
+            decoder's residual stream has no final LayerNorm per layer, and its
+            dimensions differ in scale by orders of magnitude.
+    """
+
+    family: str
+    poolings: tuple[str, ...]
+    head_prefix: str
+    head_bias: bool = True
+    token_types: bool = True
+    causal: bool = False
+    scale_features: bool = False
+
+
+_BACKBONES: dict[str, Backbone] = {}
+
+
+def register_backbone(backbone: Backbone) -> Backbone:
+    """Let sequence heads sit on models of ``backbone.family``."""
+    _BACKBONES[backbone.family] = backbone
+    return backbone
+
+
+def get_backbone(family: str) -> Backbone:
+    """The :class:`Backbone` of ``family``; the error lists the families that have one."""
+    try:
+        return _BACKBONES[family]
+    except KeyError:
+        raise UnsupportedModel(
+            f"sequence classification/regression has no backbone for family {family!r}; "
+            f"families: {', '.join(sorted(_BACKBONES))}",
+            family=family,
+        ) from None
+
+
+register_backbone(
+    Backbone("encoder", poolings=("mean", "cls", "pooler"), head_prefix="classifier.")
+)
+register_backbone(
+    Backbone(
+        "decoder",
+        poolings=("mean", "last"),
+        head_prefix="score.",
+        head_bias=False,
+        token_types=False,
+        causal=True,
+        scale_features=True,
+    )
+)
 
 
 @dataclass
@@ -42,9 +119,14 @@ class SequenceHeadConfig:
         task: ``classification`` or ``regression``.
         num_outputs: Number of classes (classification) or 1 (regression).
         labels: Class names in output order (classification).
-        pooling: ``mean``, ``cls`` or ``pooler`` (see the module docstring).
+        pooling: ``mean``, ``cls``, ``pooler`` or ``last`` (see the module
+            docstring; the family's :class:`Backbone` says which apply).
         feature_layers: How many of the last hidden layers are pooled and
-            concatenated (``mean``/``cls`` only). 1 = the last layer.
+            concatenated (``mean``/``cls``/``last``). 1 = the last layer.
+        layers: Hidden-state indices pooled and concatenated instead, in order
+            (0 = the embeddings, i = block i, negative from the end: -1 = the
+            final output); empty = the last ``feature_layers``.
+        family: Backbone family (``encoder`` or ``decoder``).
         dropout: Dropout before the linear head, during training.
         target_mean: Regression targets are standardised with this mean ...
         target_std: ... and this standard deviation; predictions are mapped back.
@@ -55,6 +137,8 @@ class SequenceHeadConfig:
     labels: list[str] = field(default_factory=list)
     pooling: str = "mean"
     feature_layers: int = 1
+    layers: list[int] = field(default_factory=list)
+    family: str = "encoder"
     dropout: float = 0.1
     target_mean: float = 0.0
     target_std: float = 1.0
@@ -69,6 +153,28 @@ class SequenceHeadConfig:
             raise InvalidArgument("pooling 'pooler' uses one layer: set feature_layers=1")
         if self.feature_layers < 1:
             raise InvalidArgument(f"feature_layers must be >= 1, got {self.feature_layers}")
+        backbone = get_backbone(self.family)
+        if self.pooling not in backbone.poolings:
+            raise InvalidArgument(
+                f"pooling {self.pooling!r} does not suit a {self.family} base; use "
+                f"{' or '.join(backbone.poolings)}"
+                + ("" if backbone.family == "encoder" else " (no [CLS] token or pooler here)"),
+                pooling=self.pooling,
+            )
+        if self.layers and self.pooling == "pooler":
+            raise InvalidArgument("pooling 'pooler' uses the pooler output: drop layers")
+
+    def layer_indices(self, depth: int) -> list[int]:
+        """Hidden-state indices (0..depth) pooled, for a backbone of ``depth`` blocks."""
+        chosen = self.layers or list(range(-self.feature_layers, 0))
+        for index in chosen:
+            if not -(depth + 1) <= index <= depth:
+                raise InvalidArgument(
+                    f"layer {index} is out of range: the base has hidden states 0..{depth} "
+                    f"(or -{depth + 1}..-1 from the end)",
+                    layer=index,
+                )
+        return [i % (depth + 1) for i in chosen]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for ``aimass.json``."""
@@ -82,24 +188,26 @@ class SequenceHeadConfig:
 
 
 class SequenceModel(nn.Module):
-    """An encoder with a pooled linear head for sequence classification/regression."""
+    """A backbone (encoder or decoder) with a pooled linear head, for classification/regression.
 
-    def __init__(self, encoder: nn.Module, head: SequenceHeadConfig) -> None:
+    The backbone is the bare Hugging Face model (``BertModel``, ``LlamaModel``, ...)
+    and stays in ``self.encoder`` whatever its family: explainers and DP reach it there.
+    """
+
+    def __init__(self, encoder: PreTrainedModel, head: SequenceHeadConfig) -> None:
         super().__init__()
         self.encoder = encoder
         self.head_config = head
+        self.backbone = get_backbone(head.family)
         hidden = int(encoder.config.hidden_size)
-        layers = encoder.config.num_hidden_layers
-        if head.feature_layers > layers + 1:
-            raise InvalidArgument(
-                f"feature_layers={head.feature_layers} but the encoder has {layers} layers"
-            )
+        self.layer_indices = head.layer_indices(int(encoder.config.num_hidden_layers))
         if head.pooling == "pooler" and getattr(encoder, "pooler", None) is None:
             raise UnsupportedModel(
                 f"encoder {encoder.config.model_type!r} has no pooler; use pooling 'mean' or 'cls'"
             )
+        width = 1 if head.pooling == "pooler" else len(self.layer_indices)
         self.dropout = nn.Dropout(head.dropout)
-        self.classifier = nn.Linear(hidden * head.feature_layers, head.num_outputs)
+        self.classifier = nn.Linear(hidden * width, head.num_outputs, bias=self.backbone.head_bias)
         # Set for per-example gradients (DP-SGD): see ``explicit_ids``.
         self.explicit_ids = False
 
@@ -126,6 +234,12 @@ class SequenceModel(nn.Module):
         token-type embeddings are still added): integrated gradients interpolate there.
         """
         cfg = self.head_config
+        if not self.backbone.token_types:
+            token_type_ids = None
+        if self.backbone.causal and position_ids is None:
+            # Count positions over real tokens only, so left- and right-padded rows
+            # see the same positions (pads take a harmless clamped one).
+            position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
         extra = {
             name: value
             for name, value in (("token_type_ids", token_type_ids), ("position_ids", position_ids))
@@ -133,25 +247,22 @@ class SequenceModel(nn.Module):
         }
         if self.explicit_ids and input_ids is not None:
             extra = self._explicit_ids(input_ids, attention_mask, extra)
+        final_only = self.layer_indices == [int(self.encoder.config.num_hidden_layers)]
         out = self.encoder(
             input_ids=input_ids,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            output_hidden_states=cfg.feature_layers > 1,
+            output_hidden_states=not final_only,
             **extra,
         )
         if cfg.pooling == "pooler":
             return out.pooler_output  # (B, H)
         layers = (
-            out.hidden_states[-cfg.feature_layers :]
-            if cfg.feature_layers > 1
-            else (out.last_hidden_state,)
+            (out.last_hidden_state,)
+            if final_only
+            else tuple(out.hidden_states[i] for i in self.layer_indices)
         )
-        if cfg.pooling == "cls":
-            return torch.cat([h[:, 0] for h in layers], dim=-1)
-        mask = attention_mask.unsqueeze(-1).to(layers[0].dtype)  # (B, T, 1)
-        count = mask.sum(dim=1).clamp(min=1.0)  # (B, 1)
-        return torch.cat([(h * mask).sum(dim=1) / count for h in layers], dim=-1)  # (B, K·H)
+        return torch.cat([pool(cfg.pooling, h, attention_mask) for h in layers], dim=-1)  # (B, K·H)
 
     def _explicit_ids(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, given: dict[str, torch.Tensor]
@@ -209,15 +320,16 @@ class SequenceModel(nn.Module):
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights keyed as Hugging Face's ``*ForSequenceClassification`` keys them."""
+        head_prefix = self.backbone.head_prefix
         state = {self._prefix + k: v for k, v in self.encoder.state_dict().items()}
-        state.update({HEAD_PREFIX + k: v for k, v in self.classifier.state_dict().items()})
+        state.update({head_prefix + k: v for k, v in self.classifier.state_dict().items()})
         return state
 
     def load_export_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Inverse of :meth:`export_state_dict` (strict: every weight must be there)."""
-        prefix = self._prefix
+        prefix, head_prefix = self._prefix, self.backbone.head_prefix
         encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        head = {k[len(HEAD_PREFIX) :]: v for k, v in state.items() if k.startswith(HEAD_PREFIX)}
+        head = {k[len(head_prefix) :]: v for k, v in state.items() if k.startswith(head_prefix)}
         missing, unexpected = self.encoder.load_state_dict(encoder, strict=False)
         # Buffers such as position_ids are rebuilt by the config; real weights are not.
         missing = [k for k in missing if not k.endswith("position_ids")]
@@ -228,11 +340,18 @@ class SequenceModel(nn.Module):
             )
         self.classifier.load_state_dict(head)
 
-    def hf_config_updates(self) -> dict[str, Any]:
-        """``config.json`` fields that make the export a Hugging Face classifier config."""
+    def hf_config_updates(self, *, pad_token_id: int = 0) -> dict[str, Any]:
+        """``config.json`` fields that make the export a Hugging Face classifier config.
+
+        ``pad_token_id`` is the id inputs are padded with, recorded for decoders whose
+        config has none.
+        """
         cfg = self.head_config
         arch = type(self.encoder).__name__.removesuffix("Model") + "ForSequenceClassification"
         updates: dict[str, Any] = {"architectures": [arch], "num_labels": cfg.num_outputs}
+        if self.backbone.causal and self.encoder.config.pad_token_id is None:
+            # Hugging Face's decoder classifiers find the last real token by pad_token_id.
+            updates["pad_token_id"] = pad_token_id
         if cfg.task == "classification":
             updates["id2label"] = dict(enumerate(cfg.labels))
             updates["label2id"] = {label: i for i, label in enumerate(cfg.labels)}
@@ -240,3 +359,19 @@ class SequenceModel(nn.Module):
         else:
             updates["problem_type"] = "regression"
         return updates
+
+
+def pool(pooling: str, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One layer's (B, T, H) hidden states → (B, H) by ``mean``, ``cls`` or ``last``.
+
+    ``last`` takes each row's last real token wherever the padding is (left or right).
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        positions = torch.arange(hidden.shape[1], device=hidden.device)  # (T,)
+        last = (attention_mask.long() * positions).argmax(dim=1)  # (B,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    count = mask.sum(dim=1).clamp(min=1.0)  # (B, 1)
+    return (hidden * mask).sum(dim=1) / count

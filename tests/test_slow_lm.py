@@ -1,9 +1,10 @@
 """Slow end-to-end tests of pre-training, generation and NER on real data and weights.
 
-CI runs them (``make test``). Together they take a few minutes on two cores:
-a tiny BERT pre-trained from scratch on the Chinese reviews, SmolLM2 tuned on
-instruction pairs and generating, MiniLM fine-tuned for NER on WNUT-16, and
-the Gemma-3 base converted from its GGUF and generating Chinese.
+All of them take minutes, so ``make test-all`` runs them (``make test`` keeps
+the packaged weights' digest checks and the MiniLM paths): SmolLM2 converted
+from its GGUF, tuned on instruction pairs and generating; a tiny BERT
+pre-trained from scratch on the Chinese reviews; MiniLM fine-tuned for NER on
+WNUT-16; and the Gemma-3 base converted from its GGUF and generating Chinese.
 """
 
 import json
@@ -14,7 +15,6 @@ from aimass.jobs.train import TrainSpec
 from aimass.serving.predictor import load_predictor
 from tests.conftest import write_jsonl
 
-pytestmark = pytest.mark.slow
 
 CAPITALS = {
     "France": "Paris",
@@ -44,6 +44,7 @@ CAPITALS = {
 }
 
 
+@pytest.mark.long
 def test_pretrain_tiny_bert_from_scratch_on_chinese_reviews(workspace):
     workspace.import_sample("chinese-reviews")
     tokenizer, _ = workspace.train_tokenizer("chinese-reviews", name="zh", vocab_size=8000)
@@ -71,6 +72,7 @@ def test_pretrain_tiny_bert_from_scratch_on_chinese_reviews(workspace):
     assert version.metrics["validation"]["masked_accuracy"] > 0.02  # chance is 1/8000
 
 
+@pytest.mark.long
 def test_smollm2_instruction_tuning_then_generation(workspace, tmp_path):
     from aimass.data.importer import ImportOptions
 
@@ -102,6 +104,7 @@ def test_smollm2_instruction_tuning_then_generation(workspace, tmp_path):
     assert bundle.prompt_format == "chat"  # SmolLM2's tokenizer carries a chat template
 
 
+@pytest.mark.long
 def test_ner_on_wnut16_reports_entity_f1(workspace):
     workspace.import_sample("wnut16")
     workspace.import_base("minilm")
@@ -121,6 +124,7 @@ def test_ner_on_wnut16_reports_entity_f1(workspace):
     assert all({"label", "start", "end", "text", "score"} == set(e) for e in result["entities"])
 
 
+@pytest.mark.long
 def test_gemma3_base_converts_and_generates_chinese(workspace):
     base, _ = workspace.import_base("gemma3")
     assert base.architecture.startswith("gemma3") and base.family == "decoder"

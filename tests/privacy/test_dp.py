@@ -49,6 +49,7 @@ def test_private_training_records_its_budget(ready, config, mode):
     assert ready.predict(version.ref, ["good great film"])[0]["label"] in ("pos", "neg")
 
 
+@pytest.mark.slow  # trains to convergence under DP (~15 s)
 def test_features_mode_learns_under_dp(ready):
     version = ready.train(spec({**FEATURES, "epochs": 30}, {"target_epsilon": 8}))
     assert version.privacy["accountant"] == "prv"

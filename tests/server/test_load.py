@@ -10,7 +10,7 @@ import pytest
 from aimass.server import create_app
 from tests.server.conftest import serve_settings, trained_home  # noqa: F401
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long
 REQUESTS = 10_000
 CLIENTS = 64
 

@@ -7,6 +7,7 @@ Every generated request carries the admin key, so the handlers (not only the
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -15,6 +16,7 @@ from aimass.server import create_app
 from tests.server.conftest import serve_settings, trained_home  # noqa: F401
 
 
+@pytest.mark.slow  # hundreds of generated requests
 def test_no_generated_request_gets_a_server_error(trained_home):  # noqa: F811
     app = create_app(serve_settings(trained_home, allowed_hosts=["testserver"]), job_workers=0)
     app.state.aimass.start(workers=0)

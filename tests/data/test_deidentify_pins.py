@@ -6,8 +6,9 @@ import importlib.util
 import pytest
 
 from aimass.artifacts import PinnedFiles
+from aimass.artifacts.pinned import installed_package_dir
 from aimass.data.deidentify import PresidioNerRecognizer
-from aimass.data.deidentify.nlp import SPACY_MODEL, SPACY_PINS, _pipeline_dir
+from aimass.data.deidentify.nlp import SPACY_MODEL, SPACY_PINS
 from aimass.errors import BundleFormatError, ErrorCode, InvalidArgument, MissingExtra
 
 pytest.importorskip("presidio_analyzer")
@@ -54,4 +55,4 @@ def test_an_unpinned_pipeline_is_refused():
 def test_the_installed_pipeline_matches_its_pins():
     if importlib.util.find_spec(SPACY_MODEL) is None:
         pytest.skip(f"{SPACY_PINS.package} is not installed ('make' installs it)")
-    SPACY_PINS.verify(_pipeline_dir(SPACY_MODEL, SPACY_PINS))
+    SPACY_PINS.verify(installed_package_dir(SPACY_MODEL, missing=SPACY_MODEL))

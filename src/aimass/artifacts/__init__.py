@@ -10,7 +10,7 @@ from aimass.artifacts.bundle import (
     file_sha256,
     verify_bundle,
 )
-from aimass.artifacts.pinned import PinnedFiles, sha256sums, verify_file
+from aimass.artifacts.pinned import PinnedFiles, installed_package_dir, sha256sums, verify_file
 from aimass.artifacts.storage import ArtifactStore
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "canonical_json",
     "copy_bundle_files",
     "file_sha256",
+    "installed_package_dir",
     "sha256sums",
     "verify_bundle",
     "verify_file",

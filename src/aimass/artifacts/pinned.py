@@ -9,15 +9,16 @@ digests and the command that reinstalls the locked version.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from aimass.artifacts.bundle import file_sha256
-from aimass.errors import BundleFormatError, FailedPrecondition, InvalidArgument
+from aimass.errors import BundleFormatError, FailedPrecondition, InvalidArgument, MissingExtra
 
-__all__ = ["PinnedFiles", "sha256sums", "verify_file"]
+__all__ = ["PinnedFiles", "installed_package_dir", "sha256sums", "verify_file"]
 
 _SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](\S.*)")
 
@@ -35,6 +36,18 @@ def sha256sums(text: str, *, prefix: str = "") -> dict[str, str]:
             raise InvalidArgument(f"not a sha256sum line: {line!r} (expected '<64 hex>  <path>')")
         pins[prefix + match[2]] = match[1]
     return pins
+
+
+def installed_package_dir(module: str, *, missing: str) -> Path:
+    """The directory of the installed package ``module``, found without importing it.
+
+    Raises:
+        MissingExtra: with the message ``missing`` when it is not installed.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtra(missing)
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _reinstall(package: str, version: str) -> str:

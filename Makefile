@@ -54,12 +54,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/generate.py
 
-# torch==2.13.0 goes in first (the CPU build that lies on disk): an unpinned
-# torch requirement would otherwise pull several GB of CUDA packages. Then the
-# lock, then aimass itself (editable, built with the locked setuptools).
+# torch==2.13.0 goes in first, alone (the CPU build that lies on disk): an
+# unpinned torch requirement would otherwise pull several GB of CUDA packages.
+# Then the lock (torch's own dependencies included), then aimass itself
+# (editable, built with the locked setuptools, no build isolation).
 $(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-deps torch==2.13.0
 	$(PIP_LOCKED) -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"

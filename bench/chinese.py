@@ -142,22 +142,26 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown recipes {unknown}; use some of {list(RUNNERS)}")
     data = load_rows(args)
-    results = {}
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in recipes:
             home = Path(tmp) / recipe / "home"
             home.parent.mkdir(parents=True)
-            results[recipe] = RUNNERS[recipe](data, home)
-            r = results[recipe]
+            results[recipe] = r = RUNNERS[recipe](data, home)
             print(
                 f"{recipe:18s} accuracy {r['accuracy']:.3f}  train {r['train_s']:7.1f} s  "
                 f"{r['predictions_per_s']:8.1f} predictions/s",
                 flush=True,
             )
+            write_results(args, data, results)  # a long run that is stopped keeps what it has
     baseline = results.get("tfidf", {}).get("accuracy")
     if baseline:
         for recipe, r in results.items():
             print(f"{recipe:18s} accuracy minus TF-IDF: {r['accuracy'] - baseline:+.3f}")
+
+
+def write_results(args: argparse.Namespace, data: dict, results: dict) -> None:
+    """Write ``bench/results/chinese.json`` with the recipes run so far."""
     RESULTS.mkdir(exist_ok=True)
     out = {
         "benchmark": "chinese",

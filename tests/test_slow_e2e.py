@@ -1,10 +1,10 @@
 """End-to-end tests with the real MiniLM weights and real data.
 
 They are the proof that the product works, not only its parts. ``make test``
-(CI) runs the quick one: the packaged MiniLM, verified and imported, trained in
-features mode on 600 Rotten Tomatoes rows through the CLI, then predicting.
-``make test-all`` adds the whole quickstart, a short full fine-tune, and the
-Chinese review sample on the same path (minutes each).
+(CI) runs the main job, ``aimass quickstart`` (features mode on the whole of
+Rotten Tomatoes), and the packaged MiniLM trained through the CLI on 600 rows,
+then predicting and explaining. ``make test-all`` adds a short full fine-tune
+and the Chinese review sample on the same path (minutes each).
 """
 
 import json
@@ -67,7 +67,7 @@ def test_minilm_features_on_600_rotten_tomatoes_rows_through_the_cli(tmp_path, m
     assert [w["word"] for w in explanation["words"]][:3] == ["A", "moving", ","]
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_quickstart_features_mode_reaches_75_percent(tmp_path, monkeypatch):
     monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "home"))
     result = runner.invoke(app, ["quickstart", "--json"])

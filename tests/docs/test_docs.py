@@ -2,7 +2,9 @@
 
 See ``runner.py`` for how blocks are found and run and for the marker syntax.
 Each page gives one test per tier its blocks need (``fast``, ``slow``, ``long``);
-a suite runs each page once, at the heaviest tier it allows.
+a suite runs each page once, at the heaviest tier it allows. Running a page
+starts real ``aimass`` processes, so every page test is also marked
+``subprocess``: ``make test`` runs them, ``make test-fast`` only the static checks.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ def _cases() -> list[object]:
     for path in PAGES:
         page = parse(path)
         for tier in page.tiers:
-            marks = [getattr(pytest.mark, tier)] if tier != "fast" else []
+            # A page runs real `aimass` processes: make test runs it, make test-fast does not.
+            marks = [pytest.mark.subprocess]
+            if tier != "fast":
+                marks.append(getattr(pytest.mark, tier))
             name = f"{path.relative_to(REPO)}[{tier}]"
             cases.append(pytest.param(path, tier, id=name, marks=marks))
     return cases

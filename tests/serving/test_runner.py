@@ -214,6 +214,7 @@ def test_the_wire_carries_only_frames_even_when_a_library_prints(bundle, tmp_pat
         assert b"noise from a library" in proc.stderr.read()
 
 
+@pytest.mark.subprocess  # a real server process to kill, with its (fake) runner
 def test_runners_exit_when_their_server_is_killed(bundle, tmp_path):
     script = tmp_path / "server.py"
     script.write_text(

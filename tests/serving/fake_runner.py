@@ -1,4 +1,4 @@
-"""A runner child without torch: the real wire (``aimass.serving.runner.serve``) around a
+"""A runner child without torch: the real wire (``aimass.serving.wire.serve``) around a
 fake predictor, so protocol and watchdog tests start in a fraction of a second.
 
 Usage (as a ``RunnerPool(program=...)``): ``python fake_runner.py BUNDLE --device D --threads N``.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aimass.errors import BundleFormatError, InvalidArgument
-from aimass.serving.runner import serve
+from aimass.serving.wire import serve
 
 
 class KeywordPredictor:

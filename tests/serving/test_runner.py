@@ -19,7 +19,8 @@ import pytest
 
 from aimass.errors import BundleFormatError, Unavailable
 from aimass.serving.predictor import load_predictor
-from aimass.serving.runner import RUNNER_PROGRAM, RunnerPool, read_frame, write_frame
+from aimass.serving.runner import RUNNER_PROGRAM, RunnerPool
+from aimass.serving.wire import read_frame, write_frame
 
 TEXTS = ["good great film", "bad awful movie", "it was a very good and happy film", "meh"]
 

@@ -9,7 +9,7 @@ bundle itself, sets its torch thread count, warms up, and then answers one
 batch at a time. The server keeps only the tokenizer (to bucket inputs by
 length) and the micro-batcher, which hands each runner one batch at a time.
 
-The wire is the runner's stdin and stdout: every message is a 4-byte
+The wire (:mod:`aimass.serving.wire`) is the runner's stdin and stdout: every message is a 4-byte
 big-endian length followed by that many bytes of UTF-8 JSON. No pickle crosses
 it, and nothing else is written to it: the runner moves its own ``sys.stdout``
 to stderr before importing anything, so a library that prints cannot corrupt
@@ -29,66 +29,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import queue
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.errors import AimassError, Internal, InvalidArgument, Unavailable, error_from_dict
 from aimass.serving.predictor import LengthCounter, predictor_class
+from aimass.serving.wire import Predicts, read_frame, serve, write_frame
 
-__all__ = [
-    "RUNNER_PROGRAM",
-    "Predicts",
-    "RunnerPool",
-    "RunnerProcess",
-    "default_runner_threads",
-    "serve",
-]
+__all__ = ["RUNNER_PROGRAM", "RunnerPool", "RunnerProcess", "default_runner_threads"]
 
 log = logging.getLogger("aimass.serving")
-
-_HEADER = struct.Struct(">I")
-# A frame larger than this is a protocol error, not a batch (256 inputs of the
-# largest accepted text, with their results, stay far below it).
-_MAX_FRAME = 1 << 30
 
 # The runner a RunnerProcess starts, before its arguments (BUNDLE_DIR --device D
 # --threads N). Tests substitute a child without torch that speaks the same wire.
 RUNNER_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "aimass.serving.runner")
-
-
-def write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
-    """Send one message (length-prefixed UTF-8 JSON) and flush."""
-    data = json.dumps(message, ensure_ascii=False).encode("utf-8")
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_frame(stream: IO[bytes]) -> dict[str, Any] | None:
-    """The next message, or None when the other side closed the stream."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    if size > _MAX_FRAME:
-        raise Internal(f"runner protocol: a frame of {size:,} bytes is over the limit")
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    message = json.loads(data)
-    if not isinstance(message, dict):
-        raise Internal("runner protocol: a frame is not a JSON object")
-    return message
 
 
 def default_runner_threads(runners: int) -> int:
@@ -433,61 +396,6 @@ class RunnerPool:
         for runner in self._runners:
             runner.close()
             runner.stop_watchdog()
-
-
-class Predicts(Protocol):
-    """What a runner serves: the predictor's batch call."""
-
-    def predict(self, texts: Sequence[str], *, batch_size: int = ...) -> list[dict[str, Any]]:
-        """Results for ``texts``, in order."""
-        ...
-
-
-def serve(load: Callable[[], Predicts]) -> int:
-    """The runner's side of the wire (see the module docstring); returns the exit status.
-
-    ``load`` builds the predictor once the wire is set up, so that anything it
-    prints while importing lands on stderr. ``main`` passes the torch loader.
-    """
-    import signal
-
-    # Frames go to a private copy of the original stdout; fd 1 becomes stderr, so
-    # prints from any library land in the log, never inside a frame.
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    inbox = os.fdopen(os.dup(0), "rb")
-    # Ctrl-C reaches the whole process group; the server decides when runners stop
-    # (it closes their stdin), so a runner finishes its batch instead of a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    try:
-        predictor = load()
-        predictor.predict(["warm-up"])
-    except AimassError as exc:
-        write_frame(channel, {"error": exc.to_dict()})
-        return 1
-    except Exception as exc:
-        log.exception("model runner could not load its model")
-        error = Internal(f"the model runner could not load the model: {type(exc).__name__}")
-        write_frame(channel, {"error": error.to_dict()})
-        return 1
-    write_frame(channel, {"ready": True, "pid": os.getpid()})
-    while True:
-        message = read_frame(inbox)
-        if message is None:
-            return 0
-        try:
-            texts = message.get("texts")
-            if not isinstance(texts, list):
-                raise InvalidArgument("runner protocol: a request needs 'texts'")
-            reply: dict[str, Any] = {"results": predictor.predict(texts, batch_size=len(texts))}
-        except AimassError as exc:
-            reply = {"error": exc.to_dict()}
-        except Exception as exc:
-            log.exception("model runner failed a batch")
-            reply = {"error": Internal(f"prediction failed: {type(exc).__name__}").to_dict()}
-        write_frame(channel, reply)
 
 
 def _load_torch_predictor(directory: Path, device: str, threads: int) -> Predicts:

@@ -87,7 +87,7 @@ def run_aimass(base: str, config: dict) -> Callable[[dict, Path], dict]:
 
         workspace = Workspace(Settings(home=home, device="cpu"))
         try:
-            path = home.parent / "rows.jsonl"
+            path = home.parent.parent / "rows.jsonl"  # written once, shared by the recipes
             if not path.exists():
                 with open(path, "w", encoding="utf-8") as handle:
                     for split, rows in data.items():

@@ -43,7 +43,6 @@ __all__ = [
     "DeidReport",
     "Deidentifier",
     "deidentify_records",
-    "detect_language",
     "key_fingerprint",
     "script_runs",
 ]
@@ -83,12 +82,6 @@ _DIGIT_ENTITIES = frozenset(
         "VEHICLE_PLATE",
     ]
 )
-
-
-def detect_language(text: str) -> str:
-    """``zh`` when at least 30 % of the letters are CJK ideographs, else ``en``."""
-    letters = len(_LETTER.findall(text))
-    return "zh" if letters and len(_CJK.findall(text)) / letters >= 0.3 else "en"
 
 
 def script_runs(text: str) -> dict[str, list[tuple[int, int]]]:

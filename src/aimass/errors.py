@@ -25,6 +25,7 @@ over the wire so the SDK raises the same class the server raised.
     ├── UnsupportedModel         UNSUPPORTED_MODEL    422
     ├── PrivacyBudgetExceeded    PRIVACY_BUDGET       422
     ├── ResourceExhausted        RESOURCE_EXHAUSTED   429
+    │   ├── RateLimited          (Retry-After header)
     │   └── PayloadTooLarge      PAYLOAD_TOO_LARGE    413
     ├── UnsupportedMediaType     UNSUPPORTED_MEDIA_TYPE 415
     ├── Cancelled                CANCELLED            499
@@ -60,6 +61,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "PrivacyBudgetExceeded",
+    "RateLimited",
     "ResourceExhausted",
     "SchemaOutOfDate",
     "Unauthenticated",
@@ -234,6 +236,27 @@ class ResourceExhausted(AimassError):
     """A limit was hit: rate, quota, batch size, body size."""
 
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class RateLimited(ResourceExhausted):
+    """A rate, concurrency or quota limit refused the call; retry after ``retry_after`` seconds.
+
+    Args:
+        message: Which limit, its value, and the setting that raises it.
+        retry_after: Whole seconds until a retry can succeed (the ``Retry-After`` header,
+            kept in ``details``); 1 when not given.
+        **details: Facts a program may use (``limit``, ...).
+    """
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **details: Any) -> None:
+        if retry_after is not None:
+            details["retry_after"] = max(1, int(retry_after))
+        super().__init__(message, **details)
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds to wait before retrying."""
+        return int(self.details.get("retry_after", 1))
 
 
 class PayloadTooLarge(ResourceExhausted):

@@ -10,10 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "load_settings"]
+
+# The limits ``limit_overrides`` may set, per kind of subject, with their value types.
+_OVERRIDABLE: dict[str, dict[str, type]] = {
+    "key": {"requests_per_key": str, "max_predicts_per_key": int, "max_streams_per_key": int},
+    "project": {"max_active_jobs_per_project": int, "max_epochs": int, "max_job_seconds": int},
+}
 
 
 class Settings(BaseSettings):
@@ -74,6 +80,37 @@ class Settings(BaseSettings):
         resolve_cache_seconds: How long the server reuses the version an alias pointed
             to. Alias moves through the server take effect at once; moves from another
             process within this time.
+        max_anonymous_body_bytes: Largest body read from a request that is not (yet)
+            authenticated: the public paths, and anything whose key is missing or wrong.
+            Bodies sent to authenticated routes are read only after the key checks out.
+        auth_failures_per_address: Failed authentications one client address may make
+            (``COUNT/PERIOD`` in the ``limits`` notation, e.g. ``20/minute``); past it the
+            address gets 429 until the window frees up.
+        auth_failures_per_key: Failed authentications naming one key id (a guessed
+            secret for a known id), counted across all addresses.
+        requests_per_key: Requests one API key may make (``COUNT/PERIOD``), 429 past it.
+        max_predicts_per_key: Predict calls one key may have in flight at once (they are
+            short, and concurrent calls are what the micro-batcher batches).
+        max_predicts: Predict calls in flight at once, all keys together.
+        max_streams_per_key: Generate calls (streamed or not) one key may have running
+            at once; each holds a decoding thread until its last token.
+        max_streams: Generate calls running at once, all keys together.
+        max_active_jobs_per_project: Queued plus running jobs one project may hold; a
+            submission past it is 429 until one finishes.
+        max_epochs: Most epochs one training job may ask for.
+        max_job_seconds: Longest a job may run; past it the server stops it as a cancel
+            request would (checked every 10 % of the limit, at most every 30 s).
+        max_request_chars: Most characters of input text one predict or generate call may
+            carry (all inputs together), checked before anything is tokenized.
+        max_dataset_bytes: Largest dataset, counted as decoded text (for Parquet, the
+            uncompressed size from its metadata and then from each decoded batch).
+        max_decompression_ratio: Most a Parquet file may expand when decoded (decoded
+            bytes ÷ file bytes, allowed at least 1 MiB); a file past it is refused as a
+            decompression bomb before it is decoded in full.
+        limit_overrides: Other values of the per-key and per-project limits for named
+            keys and projects (JSON): ``{"key:KEYID": {"requests_per_key": "6000/minute",
+            "max_predicts_per_key": 256, "max_streams_per_key": 16}, "project:NAME":
+            {"max_active_jobs_per_project": 32, "max_epochs": 500, "max_job_seconds": 7200}}``.
     """
 
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
@@ -109,6 +146,61 @@ class Settings(BaseSettings):
     warm_models: list[str] = Field(default_factory=list)
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     resolve_cache_seconds: float = Field(default=2.0, ge=0)
+    max_anonymous_body_bytes: int = Field(default=64 * 1024, gt=0)
+    auth_failures_per_address: str = "20/minute"
+    auth_failures_per_key: str = "10/minute"
+    requests_per_key: str = "1200/minute"
+    max_predicts_per_key: int = Field(default=64, gt=0)
+    max_predicts: int = Field(default=256, gt=0)
+    max_streams_per_key: int = Field(default=4, gt=0)
+    max_streams: int = Field(default=16, gt=0)
+    max_active_jobs_per_project: int = Field(default=8, gt=0)
+    max_epochs: int = Field(default=100, gt=0)
+    max_job_seconds: int = Field(default=24 * 3600, gt=0)
+    max_request_chars: int = Field(default=2_000_000, gt=0)
+    max_dataset_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    max_decompression_ratio: float = Field(default=100.0, gt=1)
+    limit_overrides: dict[str, dict[str, int | str]] = Field(default_factory=dict)
+
+    @field_validator("auth_failures_per_address", "auth_failures_per_key", "requests_per_key")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a rate; write COUNT/PERIOD, e.g. '20/minute' or '5/second'"
+            ) from exc
+        return value
+
+    @field_validator("limit_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, dict[str, int | str]]) -> dict[str, dict[str, int | str]]:
+        for subject, limits in value.items():
+            kind = subject.split(":", 1)[0]
+            allowed = _OVERRIDABLE.get(kind)
+            if allowed is None or ":" not in subject:
+                raise ValueError(
+                    f"limit_overrides key {subject!r} must be 'key:KEYID' or 'project:NAME'"
+                )
+            for name, limit in limits.items():
+                if name not in allowed:
+                    raise ValueError(
+                        f"{name!r} cannot be set for {subject!r}; for a {kind}: "
+                        f"{', '.join(sorted(allowed))}"
+                    )
+                if allowed[name] is str:
+                    cls._rate(str(limit))
+                elif not isinstance(limit, int) or limit < 1:
+                    raise ValueError(f"{subject} {name} must be a whole number >= 1, got {limit!r}")
+        return value
+
+    def limit(self, name: str, subject: str) -> Any:
+        """The value of limit ``name`` for ``subject`` (``key:ID``, ``project:NAME``):
+        its entry in ``limit_overrides``, else the setting."""
+        return self.limit_overrides.get(subject, {}).get(name, getattr(self, name))
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -39,9 +39,13 @@ def test_predict_batches_and_audits_a_hash_never_the_text(client, admin):
     assert event["outcome"] == "ok" and event["request_id"] == r.headers["x-request-id"]
     assert event["input_hash"] == hashlib.sha256(raw).hexdigest()
     assert "good great film" not in json.dumps(event)
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=admin).text
     assert 'aimass_predictions_total{model="sentiment",project="default"} 2.0' in metrics
     assert "aimass_batch_size_bucket" in metrics and 'reason="' in metrics
+    # Anonymous scrapes see the same totals without any tenant's names.
+    anonymous = client.get("/metrics").text
+    assert "aimass_predictions_total 2.0" in anonymous
+    assert "sentiment" not in anonymous and 'project="' not in anonymous
 
 
 def test_upload_list_show_versions(client, admin):

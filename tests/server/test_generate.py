@@ -55,7 +55,7 @@ def test_generate_returns_the_same_as_the_workspace(gen_client, gen_admin, gen_a
     local = gen_app.state.aimass.workspace.generate("echo@1", "repeat cat", max_new_tokens=6)
     assert got["text"] == local["text"] and got["usage"] == local["usage"]
     assert got["usage"]["completion_tokens"] <= 6
-    metrics = gen_client.get("/metrics").text
+    metrics = gen_client.get("/metrics", headers=gen_admin).text
     assert 'aimass_generated_tokens_total{model="echo",project="default"}' in metrics
     assert "aimass_generate_first_token_seconds_bucket" in metrics
 

@@ -16,8 +16,15 @@ CLIENTS = 64
 
 
 def test_ten_thousand_predicts_at_64_clients(trained_home):  # noqa: F811
-    # Served as `aimass serve` serves by default: batches run in two runner processes.
-    app = create_app(serve_settings(trained_home, serve_runners=2), job_workers=0)
+    # Served as `aimass serve` serves by default: batches run in two runner processes. One
+    # key drives all 64 clients, so its rate and concurrency limits are raised to match.
+    settings = serve_settings(
+        trained_home,
+        serve_runners=2,
+        requests_per_key=f"{REQUESTS * 2}/minute",
+        max_predicts_per_key=CLIENTS,
+    )
+    app = create_app(settings, job_workers=0)
     app.state.aimass.start(workers=0)
     key = (trained_home / "admin.key").read_text().strip()
     texts = ["good great film", "bad awful movie and a very boring plot", "it was fine"]

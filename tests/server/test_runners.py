@@ -45,7 +45,7 @@ def test_predict_is_served_by_warm_runner_processes(settings_for, admin, trained
         for got, want in zip(r.json()["predictions"], expected, strict=True):
             assert got["label"] == want["label"]
             assert abs(got["score"] - want["score"]) < 1e-5
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=headers).text
         assert 'aimass_model_runners{model="default/sentiment@1"} 2.0' in metrics
         assert 'aimass_model_runner_restarts{model="default/sentiment@1"} 0.0' in metrics
     deadline = time.monotonic() + 20

@@ -7,8 +7,9 @@ import pickle
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 
-from aimass.server import UNAUTHENTICATED_PATHS, iter_routes
+from aimass.server import UNAUTHENTICATED_PATHS, create_app, iter_routes
 from tests.server.conftest import make_key
 
 PICKLE_TYPES = [
@@ -32,7 +33,19 @@ def api_routes(app):
             yield method, path
 
 
-def test_every_route_but_health_metrics_and_openapi_answers_401_without_a_key(app, client):
+@pytest.fixture
+def unthrottled(settings_for):
+    """An app whose failed-authentication throttle lets one wrong key try every route."""
+    app = create_app(
+        settings_for(auth_failures_per_key="1000/minute", auth_failures_per_address="1000/minute"),
+        job_workers=0,
+    )
+    with TestClient(app, base_url="http://localhost") as client:
+        yield app, client
+
+
+def test_every_route_but_health_metrics_and_openapi_answers_401_without_a_key(unthrottled):
+    app, client = unthrottled
     routes = list(api_routes(app))
     assert len(routes) > 25, "the route table is enumerated, not hand-listed"
     for method, path in routes:

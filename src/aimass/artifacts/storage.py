@@ -2,7 +2,9 @@
 
 Every write is atomic (temp name, fsync, rename), so a crash never leaves a half
 artifact behind, and every key is checked to resolve inside the root before it
-touches the filesystem (no traversal, no absolute paths, no symlinks).
+touches the filesystem (no traversal, no absolute paths, no symlinks). Artifacts
+are private to the server's user: directories 0700, files 0600 (set on publish,
+whatever umask the writer ran under).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from aimass.errors import InvalidArgument, NotFound
 
-__all__ = ["ArtifactStore", "fsync_dir", "fsync_tree"]
+__all__ = ["ArtifactStore", "fsync_dir", "fsync_tree", "make_private", "private_dir"]
 
 # Keys are '/'-joined segments of safe characters; nothing else ever reaches a path.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -42,6 +44,40 @@ def fsync_tree(path: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
+def private_dir(path: Path) -> None:
+    """``mkdir -p path`` with every directory it creates 0700, and ``path`` itself 0700.
+
+    An existing ``path`` owned by another user is left as it is (its owner decides).
+    """
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    found = path.stat()
+    if found.st_mode & 0o077 and found.st_uid == os.getuid():
+        os.chmod(path, 0o700)
+
+
+def make_private(path: Path) -> None:
+    """Directories under ``path`` 0700, files 0600; symlinks are neither followed nor changed."""
+    if path.is_symlink():
+        return
+    if not path.is_dir():
+        os.chmod(path, 0o600)
+        return
+    os.chmod(path, 0o700)
+    for dirpath, dirs, files in os.walk(path):
+        for name in dirs:
+            if not os.path.islink(os.path.join(dirpath, name)):
+                os.chmod(os.path.join(dirpath, name), 0o700)
+        for name in files:
+            if not os.path.islink(os.path.join(dirpath, name)):
+                os.chmod(os.path.join(dirpath, name), 0o600)
+
+
 class ArtifactStore:
     """A directory of immutable artifacts addressed by validated keys.
 
@@ -51,7 +87,7 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def path(self, key: str) -> Path:
         """The absolute path of ``key``, guaranteed to be inside the root."""
@@ -98,7 +134,7 @@ class ArtifactStore:
     def staging(self) -> Iterator[Path]:
         """A fresh private directory on the same filesystem; removed afterwards."""
         stage = self.root / STAGING / uuid.uuid4().hex
-        stage.mkdir(parents=True)
+        private_dir(stage)
         try:
             yield stage
         finally:
@@ -113,7 +149,8 @@ class ArtifactStore:
         target = self.path(key)
         if target.exists():
             return self.uri(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
+        make_private(source)
         if source.is_dir():
             fsync_tree(source)
         else:

@@ -49,6 +49,9 @@ class _JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         payload.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        if record.exc_info:
+            # A 500's traceback is the one thing the operator needs to fix it.
+            payload["traceback"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
@@ -59,7 +62,10 @@ class _TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in self._skip)
-        return f"{record.levelname.lower()} {record.name}: {record.getMessage()} {extras}".rstrip()
+        line = f"{record.levelname.lower()} {record.name}: {record.getMessage()} {extras}".rstrip()
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def configure(settings: Settings, *, verbose: bool) -> None:

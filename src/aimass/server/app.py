@@ -72,7 +72,7 @@ def create_app(
     for module in (system, projects, datasets, jobs, models, generate):
         app.include_router(module.router)
     app.include_router(system.api)
-    app.add_middleware(RequestPipeline, state=state)
+    app.add_middleware(RequestPipeline, state=state, public_paths=UNAUTHENTICATED_PATHS)
     return app
 
 

@@ -55,6 +55,9 @@ async def _principal(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    found = request.scope["state"].get("principal")
+    if found is not None:
+        return found  # the request pipeline authenticated the key from the headers
     key = credentials.credentials if credentials is not None else None
     request.scope["state"]["key_id"] = parse_key(key) if key else None
     principal = await run_in_threadpool(state.workspace.keys.authenticate, key)

@@ -14,7 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from aimass.errors import AimassError, Internal, InvalidArgument, MethodNotAllowed, NotFound
+from aimass.errors import (
+    AimassError,
+    Internal,
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+)
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -27,6 +34,8 @@ def error_response(exc: AimassError, request_id: str | None = None) -> JSONRespo
     headers = {"x-request-id": request_id} if request_id else None
     if exc.http_status == 401:
         headers = {**(headers or {}), "www-authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        headers = {**(headers or {}), "retry-after": str(exc.retry_after)}
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
@@ -35,13 +44,23 @@ def _request_id(request: Request) -> str | None:
 
 
 def _remember(request: Request, exc: AimassError) -> None:
-    # The audit middleware records the code as the outcome.
-    request.scope.setdefault("state", {})["error_code"] = str(exc.code)
+    # The audit middleware records the code as the outcome (and skips the refusals of a
+    # rate limit: their decision is audited once, server/throttle.py).
+    state = request.scope.setdefault("state", {})
+    state["error_code"] = str(exc.code)
+    state["throttled"] = isinstance(exc, RateLimited)
 
 
 async def _aimass(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AimassError)
     _remember(request, exc)
+    if exc.http_status == 500:
+        # An Internal raised on purpose is still a bug to find: log where it came from.
+        log.error(
+            "internal error",
+            exc_info=exc,
+            extra={"request_id": _request_id(request), "path": request.url.path[:200]},
+        )
     return error_response(exc, _request_id(request))
 
 

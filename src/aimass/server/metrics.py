@@ -1,4 +1,11 @@
-"""Prometheus metrics of one app (its own registry, so apps in one process never clash)."""
+"""Prometheus metrics of one app (its own registry, so apps in one process never clash).
+
+Per-model series carry the tenant's names (``project``, ``model``). Anyone may
+scrape ``/metrics``, so that view sums those series over tenants and drops the
+labels (:meth:`Metrics.render` with ``tenants=False``); the per-model series are
+rendered only for a scrape with an all-projects admin key, which Prometheus
+sends with ``authorization: {credentials_file: ...}`` in its scrape config.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from aimass.entities import Job
 from aimass.serving.batching import BatchRecord
 
-__all__ = ["Metrics"]
+__all__ = ["TENANT_LABELS", "Metrics"]
+
+# Labels whose values name a tenant's project or model.
+TENANT_LABELS = frozenset({"project", "model"})
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -137,8 +148,13 @@ class Metrics:
         """Count a finished job."""
         self.jobs_finished.labels(job.kind, str(job.status)).inc()
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition (job and runner gauges refreshed now)."""
+    def render(self, *, tenants: bool = True) -> bytes:
+        """The Prometheus text exposition (job and runner gauges refreshed now).
+
+        Args:
+            tenants: Keep the ``project`` and ``model`` labels; ``False`` sums every
+                series over them (counts, histogram buckets and sums add up exactly).
+        """
         for status, count in self._job_counts().items():
             self._jobs.labels(status).set(count)
         self._runner_count.clear()
@@ -146,4 +162,32 @@ class Metrics:
         for model, (alive, restarts) in self._runners().items():
             self._runner_count.labels(model).set(alive)
             self._runner_restarts.labels(model).set(restarts)
-        return generate_latest(self.registry)
+        if tenants:
+            return generate_latest(self.registry)
+        return generate_latest(_WithoutTenants(self.registry))
+
+
+class _WithoutTenants:
+    """A collector view of a registry with the tenant labels summed away."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> list[Metric]:
+        """Every family of the registry, its series merged over the tenant labels."""
+        return [_merge(family) for family in self._registry.collect()]
+
+
+def _merge(family: Metric) -> Metric:
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for sample in family.samples:
+        labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in TENANT_LABELS))
+        key = (sample.name, labels)
+        if sample.name.endswith("_created"):  # a timestamp: the earliest, not a sum
+            merged[key] = min(merged.get(key, sample.value), sample.value)
+        else:
+            merged[key] = merged.get(key, 0.0) + sample.value
+    out = Metric(family.name, family.documentation, family.type, family.unit)
+    for (name, labels), value in merged.items():
+        out.add_sample(name, dict(labels), value)
+    return out

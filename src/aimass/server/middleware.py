@@ -2,8 +2,13 @@
 
 In order: a request id; the ``Host`` and ``Origin`` checks (DNS rebinding and
 cross-site requests from browsers); JSON-only bodies (any other content type,
-pickle included, is a 415 before anything parses it); the body-size limit; then
-the app, with unhandled exceptions turned into a 500 that names the request id;
+pickle included, is a 415 before anything parses it); authentication from the
+headers alone (a body sent to an authenticated route without a valid key is
+never read, a client that keeps failing is throttled, and each key's request
+rate is counted); the body-size limit, applied while the body streams in
+(small until the key checks out); a JSON body whose text holds a lone UTF-16
+surrogate is a 400 naming the field; then the app, with unhandled exceptions
+turned into a 500 that names the request id (and logged with its traceback);
 then, before the response leaves, the audit record (every state change and
 every predict call, plus refused requests) and the request metrics.
 """
@@ -17,6 +22,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aimass.errors import (
@@ -24,11 +30,15 @@ from aimass.errors import (
     Internal,
     PayloadTooLarge,
     PermissionDenied,
+    RateLimited,
+    Unauthenticated,
     UnsupportedMediaType,
 )
 from aimass.server.errors import error_response
 from aimass.server.state import ServerState
 from aimass.store import AuditRecord
+from aimass.texts import check_json_unicode
+from aimass.workspace.access import parse_key
 from aimass.workspace.audit import input_hash
 
 __all__ = ["RequestPipeline", "request_record"]
@@ -44,6 +54,10 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+def _has_body(headers: dict[str, str]) -> bool:
+    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+
+
 def _hostname(host: str) -> str:
     if host.startswith("["):  # [::1]:8600
         return host[1 : host.find("]")] if "]" in host else host
@@ -53,13 +67,17 @@ def _hostname(host: str) -> str:
 class RequestPipeline:
     """Guards, body limit, error safety net, audit and metrics (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, state: ServerState) -> None:
+    def __init__(
+        self, app: ASGIApp, *, state: ServerState, public_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.state = state
         settings = state.settings
         self.allowed_hosts = _LOOPBACK | {h.lower() for h in settings.allowed_hosts}
         self.allowed_origins = set(settings.allowed_origins)
         self.max_body = settings.max_body_bytes
+        self.max_anonymous_body = min(settings.max_anonymous_body_bytes, self.max_body)
+        self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,9 +93,12 @@ class RequestPipeline:
         try:
             self._check_origin(headers)
             self._check_content_type(scope["method"], headers)
-            body = await self._read_body(receive, headers)
+            limit = await self._authenticate(scope, headers)
+            body = await self._read_body(receive, headers, limit)
+            check_json_unicode(body)
         except AimassError as exc:
             state["error_code"] = str(exc.code)
+            state["throttled"] = isinstance(exc, RateLimited)
             await self._respond(scope, send, error_response(exc, request_id), body, started)
             return
         replayed = False
@@ -103,7 +124,10 @@ class RequestPipeline:
         try:
             await self.app(scope, replay, send_wrapper)
         except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id})
+            log.exception(
+                "unhandled error",
+                extra={"request_id": request_id, "path": scope["path"][:200]},
+            )
             if sent_start:
                 return
             error = Internal(f"internal error; quote request id {request_id} to the operator")
@@ -134,9 +158,7 @@ class RequestPipeline:
     @staticmethod
     def _check_content_type(method: str, headers: dict[str, str]) -> None:
         declared = headers.get("content-type")
-        has_body = headers.get("content-length", "0") not in ("", "0") or (
-            "transfer-encoding" in headers
-        )
+        has_body = _has_body(headers)
         if declared is None and not has_body:
             return
         kind = (declared or "").split(";", 1)[0].strip().lower()
@@ -147,10 +169,73 @@ class RequestPipeline:
                 content_type=(declared or "")[:100],
             )
 
-    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+    async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> int:
+        """Check the key from the headers alone; the body limit that applies after.
+
+        No ``Authorization`` header: a public path reads a small body; any other
+        path is refused at once when a body is coming (else the route answers 401
+        or 404 itself). A malformed or wrong key is 401 and counted against the
+        client address and the key id; a client past those counts is 429 before its
+        key is even looked at. A valid key leaves its principal in the request state
+        (the route dependencies use it) and raises the limit to ``max_body_bytes``.
+
+        On a public path a key is optional: one that fails (counted all the same, so
+        ``/metrics`` is no oracle for guessing keys) leaves the request anonymous.
+        """
+        authorization = headers.get("authorization")
+        public = scope["path"] in self.public_paths
+        if authorization is None:
+            if not public and _has_body(headers):
+                raise Unauthenticated(
+                    "this endpoint needs an API key: send 'Authorization: Bearer aimass_...' "
+                    "(the request body is not read without one)"
+                )
+            return self.max_anonymous_body
+        if not public:
+            await self._check_key(scope, authorization)
+            return self.max_body
+        try:
+            await self._check_key(scope, authorization)
+        except (Unauthenticated, RateLimited):
+            scope["state"].pop("principal", None)
+        return self.max_anonymous_body
+
+    async def _check_key(self, scope: Scope, authorization: str) -> None:
+        """Authenticate ``authorization`` (throttled, counted); the principal into the state."""
+        state = scope["state"]
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        scheme, _, key = authorization.strip().partition(" ")
+        key = key.strip()
+        key_id = parse_key(key) if scheme.lower() == "bearer" else None
+        state["key_id"] = key_id
+        throttle = self.state.throttle
+        throttle.check_auth(address, key_id)
+        if key_id is None:
+            throttle.auth_failed(address, None)
+            raise Unauthenticated(
+                "the Authorization header is not 'Bearer aimass_<id>_<secret>'; send the API "
+                "key exactly as 'aimass keys create' printed it"
+            )
+        try:
+            principal = await run_in_threadpool(self.state.workspace.keys.authenticate, key)
+        except Unauthenticated:
+            throttle.auth_failed(address, key_id)
+            raise
+        state["principal"] = principal
+        if principal.key_id is not None:
+            throttle.request(principal.key_id)
+
+    async def _read_body(self, receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+        """The body, read as it streams in and refused once it passes ``limit`` (413).
+
+        A declared ``Content-Length`` over the limit is refused before a byte is read;
+        a chunked body (or one that lies about its length) is refused as soon as the
+        bytes received cross the limit, so at most ``limit`` bytes are ever held.
+        """
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            raise self._too_large(int(declared))
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(int(declared), limit)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -158,18 +243,22 @@ class RequestPipeline:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                raise self._too_large(size)
+            if size > limit:
+                raise self._too_large(size, limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
 
-    def _too_large(self, size: int) -> PayloadTooLarge:
+    def _too_large(self, size: int, limit: int) -> PayloadTooLarge:
+        if limit == self.max_body:
+            setting = "AIMASS_MAX_BODY_BYTES"
+        else:
+            setting = "AIMASS_MAX_ANONYMOUS_BODY_BYTES, before authentication"
         return PayloadTooLarge(
-            f"the request body is over the limit of {self.max_body:,} bytes "
-            f"(AIMASS_MAX_BODY_BYTES); got at least {size:,}",
-            limit=self.max_body,
+            f"the request body is over the limit of {limit:,} bytes ({setting}); got at "
+            f"least {size:,}",
+            limit=limit,
         )
 
     # -- after the app -----------------------------------------------------------------------
@@ -191,6 +280,8 @@ class RequestPipeline:
         self.state.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
         if method in _SAFE and status not in (401, 403):
             return
+        if scope["state"].get("throttled"):
+            return  # the limit's decision was audited once (server/throttle.py), not each refusal
         record = request_record(scope, status, body)
         try:
             future = self.state.workspace.audit.writer.submit(record)

@@ -9,6 +9,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from aimass.entities import Job, ModelVersion
+from aimass.server.deadlines import JobDeadlines
+from aimass.server.throttle import Decision, Throttle
 from aimass.serving.batching import (
     Backend,
     BatcherPool,
@@ -60,6 +62,10 @@ class ServerState:
             settings.resolve_cache_seconds
         )
         self.projects: TTLCache[str, bool] = TTLCache(settings.resolve_cache_seconds)
+        self.throttle = Throttle(settings, on_decision=self._limit_decision)
+        self.deadlines = JobDeadlines(
+            self.workspace.store, settings, on_stop=self._job_past_deadline
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -75,6 +81,7 @@ class ServerState:
         count = self.settings.job_workers if workers is None else workers
         if count:
             self.workspace.start_workers(count, on_finished=self._job_finished)
+            self.deadlines.start()
         self.ready = not self.settings.warm_models
 
     async def open(self, *, workers: int | None = None) -> None:
@@ -99,6 +106,7 @@ class ServerState:
         if self._batchers is not None:
             await self._batchers.close()
             self._batchers = None
+        self.deadlines.stop()
         self.workspace.stop_workers()
         if self._owns_workspace:
             self.workspace.close()
@@ -124,6 +132,41 @@ class ServerState:
         if self.projects.get(project) is None:
             await run_in_threadpool(self.workspace.store.projects.get, project)
             self.projects.put(project, True)
+
+    def _limit_decision(self, decision: Decision) -> None:
+        # One audit row when a subject starts being refused, not one per refused request.
+        log.warning(
+            "limit started refusing",
+            extra={"limit": decision.limit, "subject": decision.subject},
+        )
+        project = decision.subject.removeprefix("project:")
+        self.workspace.audit.writer.submit(
+            AuditRecord(
+                actor="system:limits",
+                project=project if decision.subject.startswith("project:") else None,
+                action="limit.throttled",
+                resource=decision.subject,
+                outcome="RESOURCE_EXHAUSTED",
+                status=429,
+                details={
+                    "limit": decision.limit,
+                    "value": decision.value,
+                    "retry_after": decision.retry_after,
+                },
+            )
+        )
+
+    def _job_past_deadline(self, job: Job, limit: float) -> None:
+        self.workspace.audit.writer.submit(
+            AuditRecord(
+                actor="system:limits",
+                project=job.project,
+                action="limit.job_stopped",
+                resource=f"/v1/projects/{job.project}/jobs/{job.id}",
+                outcome="RESOURCE_EXHAUSTED",
+                details={"limit": "max_job_seconds", "value": limit, "kind": job.kind},
+            )
+        )
 
     def _job_finished(self, job: Job) -> None:
         # A finished training job may have registered a version and moved an alias.

@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 MIN_BUCKET = 8
+# Up to this many characters a request's tokens are counted on the event loop (a
+# thread hop costs more than that); above it, in the batcher's counting thread, so
+# a long request never stalls other requests or /healthz.
+INLINE_COUNT_CHARS = 16_384
 
 
 def bucket_of(length: int) -> int:
@@ -166,7 +170,9 @@ class MicroBatcher:
     Args:
         name: Label for records and metrics (``project/model@version``).
         run: ``texts -> results`` for one batch (runs in a batcher thread).
-        lengths: ``texts -> token counts`` (runs on the event loop).
+        lengths: ``texts -> token counts``: on the event loop for short requests, in a
+            counting thread (one per batcher, so the counter is never used by two
+            threads at once) above ``INLINE_COUNT_CHARS`` characters.
         policy: The release rule.
         on_batch: Called with every :class:`BatchRecord` (in the event loop).
         concurrency: Batches run at once (one per runner).
@@ -194,6 +200,7 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(
             max_workers=concurrency, thread_name_prefix="aimass-batch"
         )
+        self._counting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aimass-count")
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -209,9 +216,12 @@ class MicroBatcher:
         if self._closed:
             raise Unavailable(f"model {self.name} is being unloaded; retry")
         loop = asyncio.get_running_loop()
-        # Inline, not in a worker thread: a thread hop per request costs more than
-        # counting the tokens of a few texts.
-        lengths = self._lengths(list(texts))
+        if sum(len(text) for text in texts) <= INLINE_COUNT_CHARS:
+            lengths = self._lengths(list(texts))
+        else:
+            lengths = await loop.run_in_executor(self._counting, self._lengths, list(texts))
+            if self._closed:  # unloaded while counting: nothing would run the items
+                raise Unavailable(f"model {self.name} is being unloaded; retry")
         self._ensure_running()
         now = loop.time()
         items = [
@@ -320,6 +330,7 @@ class MicroBatcher:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         self._executor.shutdown(wait=False)
+        self._counting.shutdown(wait=False)
 
 
 class BatcherPool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aimass.artifacts.bundle import Manifest, verify_bundle
 from aimass.errors import InvalidArgument, UnsupportedModel
 from aimass.models.device import resolve_device
+from aimass.texts import check_unicode
 
 if TYPE_CHECKING:
     from aimass.explain.base import ExplainTarget
@@ -200,10 +201,11 @@ def predictor_class(manifest: Manifest) -> type[Predictor]:
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
-    """Inputs must be a list of non-empty strings."""
+    """Inputs must be a list of non-empty strings of valid Unicode (no lone surrogates)."""
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise InvalidArgument("predict takes a list of texts, e.g. ['first text', 'second']")
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgument(f"input {i} must be a non-empty string", index=i)
+        check_unicode(text, what=f"input {i}", index=i)
     return list(texts)

@@ -7,17 +7,19 @@ aimass error tree at this boundary.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aimass.errors import AimassError, AlreadyExists, Internal, Unavailable
 
-__all__ = ["make_engine", "managed_session"]
+__all__ = ["make_engine", "managed_session", "private_sqlite_file"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -30,9 +32,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_sqlite_file(uri: str) -> None:
+    """Create the SQLite file of ``uri`` as 0600 (or tighten an existing one to it).
+
+    SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file, so
+    they stay private too. In-memory and non-file URIs are left alone.
+    """
+    database = make_url(uri).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 def make_engine(uri: str) -> Engine:
-    """Create an engine for ``uri`` with the settings aimass relies on."""
+    """Create an engine for ``uri`` with the settings aimass relies on.
+
+    A SQLite database file is created readable by its owner only (0600).
+    """
     if uri.startswith("sqlite"):
+        private_sqlite_file(uri)
         engine = create_engine(uri, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 from aimass.entities import ModelVersion
 from aimass.errors import AimassError, Internal
 from aimass.schemas import ErrorBody, GenerateRequest, GenerateResponse
-from aimass.server.deps import PredictProject, StateDep
+from aimass.server.deps import PredictProject, PrincipalDep, StateDep
 from aimass.server.middleware import request_record
 from aimass.server.state import ServerState
 
@@ -78,6 +78,9 @@ class _EventStream(StreamingResponse):
     which closes the generator in its ``finally``.
     """
 
+    #: Called once the stream has ended (gives back the caller's generate slot).
+    on_close: Callable[[], None] | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
@@ -87,6 +90,8 @@ class _EventStream(StreamingResponse):
             with anyio.CancelScope(shield=True):
                 # The body is the async generator ``_events``; starlette types it AsyncIterable.
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            if self.on_close is not None:
+                self.on_close()
 
 
 class _Decoding:
@@ -208,17 +213,53 @@ async def _audit_failure(request: Request, state: ServerState, code: str) -> Non
     responses=_STREAM_DOC,
 )
 async def generate(
-    ref: str, body: GenerateRequest, request: Request, project: PredictProject, state: StateDep
+    ref: str,
+    body: GenerateRequest,
+    request: Request,
+    project: PredictProject,
+    principal: PrincipalDep,
+    state: StateDep,
 ) -> Any:
     """Generate text from a prompt with a causal-LM or seq2seq ``NAME@VERSION``/``NAME@ALIAS``.
 
     Same keys, scopes (``predict``), limits and audit as predict; the prompt itself is
-    never logged, only the SHA-256 of the request body.
+    never logged, only the SHA-256 of the request body. A stream holds one of the key's
+    ``AIMASS_MAX_STREAMS_PER_KEY`` slots until it ends.
     """
-    ws = state.workspace
     options = body.options()
     options.setdefault("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, state.settings.max_new_tokens))
-    ws.check_generation(body.prompt, options)
+    state.workspace.check_generation(body.prompt, options)
+    slot = principal.key_id or principal.actor
+    state.throttle.acquire_stream(slot, "generate")
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            state.throttle.release_stream(slot, "generate")
+
+    try:
+        response = await _generate(ref, body, request, project, state, options)
+    except BaseException:
+        release()
+        raise
+    if isinstance(response, _EventStream):
+        response.on_close = release  # the slot is held until the stream ends
+    else:
+        release()
+    return response
+
+
+async def _generate(
+    ref: str,
+    body: GenerateRequest,
+    request: Request,
+    project: str,
+    state: ServerState,
+    options: dict[str, Any],
+) -> Any:
+    ws = state.workspace
     version = await state.resolve(ref, project)
     predictor = await run_in_threadpool(ws.generator, version)
     headers = {"x-aimass-model": version.name, "x-aimass-version": str(version.version)}

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
 
-from aimass.errors import PermissionDenied
+from aimass.entities import JobStatus
+from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.schemas import (
     BatchPredictJobCreate,
     EvaluateJobCreate,
@@ -15,7 +16,8 @@ from aimass.schemas import (
     JobOut,
     TrainJobCreate,
 )
-from aimass.server.deps import PrincipalDep, ReadProject, TrainProject, WorkspaceDep
+from aimass.server.deps import PrincipalDep, ReadProject, StateDep, TrainProject, WorkspaceDep
+from aimass.server.state import ServerState
 from aimass.workspace import Principal, Workspace
 from aimass.workspace.batch import BatchPredictSpec
 
@@ -75,14 +77,50 @@ def _submit_evaluate(
     return JobOut.from_entity(ws.submit_evaluation(spec, project=project))
 
 
+def _check_quota(state: ServerState, project: str, body: JobCreate) -> None:
+    """At most ``max_active_jobs_per_project`` queued + running jobs; ``max_epochs`` per job."""
+    settings, subject = state.settings, f"project:{project}"
+    if isinstance(body, TrainJobCreate):
+        epochs = body.config.get("epochs") if isinstance(body.config, dict) else None
+        most = int(settings.limit("max_epochs", subject))
+        if isinstance(epochs, int | float) and epochs > most:
+            raise InvalidArgument(
+                f"config.epochs={epochs:,} is over this deployment's limit of {most:,} epochs "
+                "per job (AIMASS_MAX_EPOCHS, or the project's AIMASS_LIMIT_OVERRIDES); ask "
+                "for fewer",
+                field="config.epochs",
+                limit=most,
+            )
+    limit = int(settings.limit("max_active_jobs_per_project", subject))
+    jobs = state.workspace.store.jobs
+    active = sum(
+        len(jobs.list(project, status=s, limit=limit + 1))
+        for s in (JobStatus.QUEUED, JobStatus.RUNNING)
+    )
+    if active >= limit:
+        raise state.throttle.refuse_quota(
+            "max_active_jobs_per_project",
+            subject,
+            value=limit,
+            message=f"project {project!r} already has {active} queued or running jobs, the "
+            f"limit (AIMASS_MAX_ACTIVE_JOBS_PER_PROJECT); wait for one to finish or cancel one",
+        )
+
+
 @router.post("", name="jobs.submit", status_code=status.HTTP_201_CREATED)
 def submit_job(
     body: Annotated[JobCreate, Body()],
     project: ReadProject,
     principal: PrincipalDep,
     ws: WorkspaceDep,
+    state: StateDep,
 ) -> JobOut:
-    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate", ...}``."""
+    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate", ...}``.
+
+    429 (with ``Retry-After``) while the project holds ``AIMASS_MAX_ACTIVE_JOBS_PER_PROJECT``
+    queued or running jobs; a training job asks for at most ``AIMASS_MAX_EPOCHS`` epochs.
+    """
+    _check_quota(state, project, body)
     if isinstance(body, TrainJobCreate):
         return _submit_train(ws, principal, project, body)
     if isinstance(body, EvaluateJobCreate):

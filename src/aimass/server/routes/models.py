@@ -28,6 +28,7 @@ from aimass.server.deps import (
     StateDep,
     WorkspaceDep,
 )
+from aimass.server.state import ServerState
 
 router = APIRouter(prefix="/v1/projects/{project}/models", tags=["models"])
 
@@ -150,15 +151,27 @@ def delete_alias(
 
 @router.post("/{ref}:predict", name="models.predict", tags=["predict"])
 async def predict(
-    ref: str, body: PredictRequest, project: PredictProject, state: StateDep
+    ref: str,
+    body: PredictRequest,
+    project: PredictProject,
+    principal: PrincipalDep,
+    state: StateDep,
 ) -> PredictResponse:
     """Predict a list of inputs with ``NAME@VERSION`` or ``NAME@ALIAS``.
 
     Concurrent calls for the same version are micro-batched (docs/serving.md#batched-serving).
+    A key has at most ``AIMASS_MAX_PREDICTS_PER_KEY`` predict calls in flight at once.
     """
+    texts = state.workspace.check_inputs(body.inputs)
+    with state.throttle.stream(principal.key_id or principal.actor, "predict"):
+        return await _predict(ref, body, texts, project, state)
+
+
+async def _predict(
+    ref: str, body: PredictRequest, texts: list[str], project: str, state: ServerState
+) -> PredictResponse:
     started = time.perf_counter()
     ws = state.workspace
-    texts = ws.check_inputs(body.inputs)
     version = await state.resolve(ref, project)
     results = await (await state.batcher(version)).predict(texts)
     if body.explain:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from aimass.schemas import SampleOut, WhoAmI
@@ -31,9 +31,16 @@ def ready(state: StateDep) -> Response:
 
 
 @router.get("/metrics", name="system.metrics", include_in_schema=False)
-def metrics(state: StateDep) -> Response:
-    """Prometheus metrics."""
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+def metrics(request: Request, state: StateDep) -> Response:
+    """Prometheus metrics; per project and model only for an all-projects admin key.
+
+    Without one, series are summed over the ``project`` and ``model`` labels, so an
+    anonymous scrape learns no tenant's names (the 404-not-403 hiding would be moot).
+    """
+    principal = request.scope.get("state", {}).get("principal")
+    tenants = principal is not None and principal.is_global_admin
+    body = state.metrics.render(tenants=tenants)
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 @api.get("/whoami", name="auth.whoami")

@@ -1,0 +1,209 @@
+"""Rate, concurrency and quota limits of one server, and the audit of their decisions.
+
+Rates (failed authentications per client address and per key id, requests per
+key) are moving windows of the ``limits`` library, kept in this process's
+memory: a restart forgets them, and several server processes each count their
+own. Concurrency (predict calls and generate streams in flight, per key and in
+total, each kind with its own limits) is a counter held for the length of a call.
+
+A refusal is a :class:`~aimass.errors.RateLimited` (429 with ``Retry-After``).
+The audit log gets one ``limit.throttled`` entry when a subject (an address,
+a key) *starts* being refused, not one per refused request, so a flood of
+refused requests cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from aimass.errors import RateLimited
+from aimass.settings import Settings
+
+__all__ = ["Decision", "Throttle"]
+
+# Subjects remembered as "being refused" at most; past it the oldest are forgotten
+# (a forgotten subject refused again is audited again, which is harmless).
+_MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A limit started refusing a subject (what the audit log records).
+
+    Attributes:
+        limit: The limit's name (``auth_failures_per_address``, ``requests_per_key``, ...).
+        subject: Who is refused: ``address:IP``, ``key:ID`` or ``project:NAME``.
+        retry_after: Seconds until the first retry can succeed.
+        value: The limit as configured (``20/minute``, ``8``).
+    """
+
+    limit: str
+    subject: str
+    retry_after: int
+    value: str
+
+
+class Throttle:
+    """The limits of one server (see the module docstring).
+
+    Args:
+        settings: The limits (``auth_failures_per_*``, ``requests_per_key``,
+            ``max_predicts*``, ``max_streams*``).
+        on_decision: Called once each time a subject starts being refused.
+        clock: Seconds, for the "already refused" memory (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_decision: Callable[[Decision], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._settings = settings
+        self._parsed: dict[str, RateLimitItem] = {}
+        # kind -> (setting per key, setting in total)
+        self._slots = {
+            "predict": ("max_predicts_per_key", "max_predicts"),
+            "generate": ("max_streams_per_key", "max_streams"),
+        }
+        self._streams: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._refusing: dict[tuple[str, str], float] = {}
+        self._on_decision = on_decision
+        self._clock = clock
+
+    # -- authentication ------------------------------------------------------------------
+
+    def check_auth(self, address: str, key_id: str | None) -> None:
+        """Refuse a client address or key id that failed to authenticate too often."""
+        self._check_rate("auth_failures_per_address", f"address:{address}", hit=False)
+        if key_id is not None:
+            self._check_rate("auth_failures_per_key", f"key:{key_id}", hit=False)
+
+    def auth_failed(self, address: str, key_id: str | None) -> None:
+        """Count one failed authentication against the address and the key id."""
+        subject = f"address:{address}"
+        self._limiter.hit(self._rate("auth_failures_per_address", subject), subject)
+        if key_id is not None:
+            subject = f"key:{key_id}"
+            self._limiter.hit(self._rate("auth_failures_per_key", subject), subject)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def request(self, key_id: str) -> None:
+        """Count one request of ``key_id``; RateLimited past ``requests_per_key``."""
+        self._check_rate("requests_per_key", f"key:{key_id}", hit=True)
+
+    @contextmanager
+    def stream(self, key_id: str, kind: str = "predict") -> Iterator[None]:
+        """Hold one of the key's (and the server's) ``kind`` slots for the block."""
+        self.acquire_stream(key_id, kind)
+        try:
+            yield
+        finally:
+            self.release_stream(key_id, kind)
+
+    def acquire_stream(self, key_id: str, kind: str = "predict") -> None:
+        """Take a ``predict`` or ``generate`` slot; RateLimited when the key or server is full.
+
+        Every successful call must be paired with :meth:`release_stream`.
+        """
+        per_key_name, total_name = self._slots[kind]
+        per_key = int(self._settings.limit(per_key_name, f"key:{key_id}"))
+        total_limit = int(getattr(self._settings, total_name))
+        with self._lock:
+            total = sum(n for (k, _), n in self._streams.items() if k == kind)
+            mine = self._streams.get((kind, key_id), 0)
+            if total >= total_limit:
+                refused = (total_name, "server", total_limit, "this server")
+            elif mine >= per_key:
+                refused = (per_key_name, f"key:{key_id}", per_key, "this key")
+            else:
+                self._streams[(kind, key_id)] = mine + 1
+                return
+        limit, subject, value, whose = refused
+        raise self._refuse(
+            limit,
+            subject,
+            retry_after=1,
+            value=str(value),
+            message=f"{value} {kind} calls are already in flight for {whose} (the limit, "
+            f"AIMASS_{limit.upper()}); retry when one finishes",
+        )
+
+    def release_stream(self, key_id: str, kind: str = "predict") -> None:
+        """Give back a slot taken by :meth:`acquire_stream`."""
+        with self._lock:
+            left = self._streams.get((kind, key_id), 0) - 1
+            if left > 0:
+                self._streams[(kind, key_id)] = left
+            else:
+                self._streams.pop((kind, key_id), None)
+
+    def in_flight(self, kind: str = "predict", key_id: str | None = None) -> int:
+        """``kind`` calls in flight (of one key, or all)."""
+        with self._lock:
+            if key_id is None:
+                return sum(n for (k, _), n in self._streams.items() if k == kind)
+            return self._streams.get((kind, key_id), 0)
+
+    # -- quotas --------------------------------------------------------------------------
+
+    def refuse_quota(self, limit: str, subject: str, *, value: int, message: str) -> RateLimited:
+        """The error for a quota checked elsewhere (jobs per project), its decision audited."""
+        return self._refuse(limit, subject, retry_after=30, value=str(value), message=message)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _rate(self, limit: str, subject: str) -> RateLimitItem:
+        """The rate ``limit`` for ``subject`` (its override, else the setting), parsed once."""
+        value = str(self._settings.limit(limit, subject))
+        item = self._parsed.get(value)
+        if item is None:
+            item = self._parsed[value] = parse(value)
+        return item
+
+    def _check_rate(self, limit: str, subject: str, *, hit: bool) -> None:
+        item = self._rate(limit, subject)
+        allowed = self._limiter.hit(item, subject) if hit else self._limiter.test(item, subject)
+        if allowed:
+            return
+        reset = self._limiter.get_window_stats(item, subject).reset_time
+        retry_after = max(1, math.ceil(reset - time.time()))
+        value = str(self._settings.limit(limit, subject))
+        setting = f"AIMASS_{limit.upper()}"
+        what = "failed authentications" if limit.startswith("auth") else "requests"
+        raise self._refuse(
+            limit,
+            subject,
+            retry_after=retry_after,
+            value=value,
+            message=f"too many {what} from {subject} (the limit is {value}, {setting}); "
+            f"retry in {retry_after} s",
+        )
+
+    def _refuse(
+        self, limit: str, subject: str, *, retry_after: int, value: str, message: str
+    ) -> RateLimited:
+        now = self._clock()
+        with self._lock:
+            until = self._refusing.get((limit, subject))
+            new = until is None or until <= now
+            self._refusing[(limit, subject)] = now + retry_after
+            if new and len(self._refusing) > _MAX_REMEMBERED:
+                for key in list(self._refusing)[: len(self._refusing) - _MAX_REMEMBERED]:
+                    del self._refusing[key]
+        if new:
+            self._on_decision(Decision(limit, subject, retry_after, value))
+        return RateLimited(message, retry_after=retry_after, limit=limit)

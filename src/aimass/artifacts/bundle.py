@@ -7,6 +7,8 @@ A bundle is a flat directory::
     model.safetensors        weights (or model-0000i-of-0000n.safetensors
                              + model.safetensors.index.json when sharded)
     generation_config.json   decoders only
+    lora_adapters.safetensors  LoRA adapters (and head) of a LoRA fine-tune, beside
+                             the merged weights in model.safetensors
     tokenizer files          tokenizer.json, tokenizer_config.json,
                              special_tokens_map.json, vocab.txt, vocab.json,
                              merges.txt, added_tokens.json, tokenizer.model,
@@ -95,6 +97,7 @@ ALLOWED_FILES = frozenset(
         "model.safetensors",
         "model.safetensors.index.json",
         "generation_config.json",
+        "lora_adapters.safetensors",
         *TOKENIZER_FILES,
     }
 )

@@ -309,6 +309,7 @@ class _Record:
     num_examples: int = 0
     expected_batch_size: int = 0
     trained_embeddings: bool = False
+    trained_parameters: int = 0
 
 
 class DPEngine:
@@ -419,6 +420,8 @@ class DPEngine:
             num_examples=num_examples,
             expected_batch_size=dp_optimizer.expected_batch_size,
             trained_embeddings=_trains_embeddings(module),
+            # What gets clipped and noised: with LoRA, the adapters and the head only.
+            trained_parameters=sum(p.numel() for p in module.parameters() if p.requires_grad),
         )
         guard = self._guard
         batches = _PoissonBatches(dp_loader)
@@ -475,6 +478,7 @@ class DPEngine:
             "accountant": config.accountant,
             "grad_sample_mode": self._record.grad_sample_mode,
             "trained_embeddings": self._record.trained_embeddings,
+            "trained_parameters": self._record.trained_parameters,
             "privacy_unit": "training example",
             "training_examples": self._record.num_examples,
             "secure_rng": False,

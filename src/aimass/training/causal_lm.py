@@ -69,6 +69,7 @@ class CausalLMTask(ExampleTask):
     families = ("decoder",)
     kinds = ("text", "pairs")
     shift_labels = True
+    supports_lora = True
 
     def __init__(self) -> None:
         self.prompt_format = "none"

@@ -10,7 +10,9 @@ numbers are taken once *before* training (``initial``), so a report shows how
 far training moved them.
 
 A subclass says how to load the model, how to encode a split, which keys its
-batches carry and what it tracks; it never touches the loop.
+batches carry and what it tracks; it never touches the loop. With ``lora_rank``
+(tasks that set ``supports_lora``: the causal LM) the model stays frozen and
+only LoRA adapters train; they are merged into its weights when training ends.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from aimass.errors import InvalidArgument
+from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
 from aimass.training.loop import fit, seed_everything
-from aimass.training.sequence import tokenizer_files
+from aimass.training.sequence import lora_settings, tokenizer_files
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome
 
 if TYPE_CHECKING:
@@ -281,6 +284,13 @@ class ExampleTask(Task):
         assert cfg.batch_size is not None
         seed_everything(cfg.seed)
         model, tokenizer = self.load(inputs)
+        lora = (
+            lora_settings(cfg, model_type=str(model.config.model_type), family=self.families[0])
+            if cfg.lora_rank
+            else None
+        )
+        # Injected in place: the model keeps its class; only the adapters require grad.
+        tuner = add_adapters(model, lora) if lora is not None else None
         # transformers declares PreTrainedModel.to through functools.wraps, which
         # typeshed types as an unbound function (it asks for ``self`` again).
         model.to(inputs.device)  # type: ignore[arg-type]
@@ -331,11 +341,19 @@ class ExampleTask(Task):
         test = self.evaluate(model, splits["test"], tokenizer, inputs)
         extra = self.finish(model, tokenizer, inputs)
         model.to("cpu").eval()  # type: ignore[arg-type]  # functools.wraps, as above
+        task_config = self.task_config(tokenizer, max_length)
+        adapters = adapter_state_dict(model) if tuner is not None else None
+        if lora is not None and adapters is not None:
+            merge_adapters(tuner)  # served and exported like any other model
+            task_config["lora"] = {
+                **lora.to_dict(),
+                "trained_parameters": sum(v.numel() for v in adapters.values()),
+            }
         return TrainOutcome(
             state_dict=dedupe_tied(model.state_dict()),
             hf_config=json.loads(model.config.to_json_string(use_diff=False)),
             tokenizer_files=tokenizer_files(inputs.base_dir),
-            task_config=self.task_config(tokenizer, max_length),
+            task_config=task_config,
             architecture=str(model.config.model_type),
             family=self.families[0],
             metrics={
@@ -351,6 +369,7 @@ class ExampleTask(Task):
             },
             history=result.history,
             generation_config=_generation_config(model),
+            adapters=adapters,
         )
 
 

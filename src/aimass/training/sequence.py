@@ -4,7 +4,9 @@
 (features cached in memory), and only the head trains, for many cheap epochs.
 A decoder (a GPT) serves as the feature extractor just as an encoder does; its
 pooling is ``mean`` or ``last`` (see :mod:`aimass.models.sequence`).
-``finetune``: every weight trains on length-bucketed, dynamically padded batches.
+``finetune``: every weight trains on length-bucketed, dynamically padded batches;
+with ``lora_rank`` the backbone stays frozen and only LoRA adapters (merged into
+the weights when training ends, kept as a file beside them) and the head train.
 Both go through the same :func:`aimass.training.loop.fit`.
 """
 
@@ -26,6 +28,13 @@ from aimass.artifacts.bundle import TOKENIZER_FILES
 from aimass.errors import InvalidArgument
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.models.lora import (
+    LoraSettings,
+    adapter_state_dict,
+    add_adapters,
+    default_targets,
+    merge_adapters,
+)
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
 from aimass.training.checkpoint import Checkpointer
@@ -33,7 +42,7 @@ from aimass.training.config import TrainConfig
 from aimass.training.loop import Batches, FitResult, fit, param_groups, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
 
-__all__ = ["ClassificationTask", "RegressionTask", "tokenizer_files"]
+__all__ = ["ClassificationTask", "RegressionTask", "lora_settings", "tokenizer_files"]
 
 INFERENCE_BATCH = 64
 
@@ -64,6 +73,28 @@ def _feature_layers(inputs: TrainInputs) -> int:
     return max(1, min(int(inputs.config.feature_layers or 1), depth))
 
 
+def lora_settings(config: TrainConfig, *, model_type: str, family: str) -> LoraSettings:
+    """The adapters a resolved config asks for, with the base's default targets."""
+    assert config.lora_alpha is not None  # a resolved config
+    targets = config.lora_targets or default_targets(model_type=model_type, family=family)
+    return LoraSettings(
+        rank=config.lora_rank,
+        alpha=config.lora_alpha,
+        dropout=config.lora_dropout,
+        targets=tuple(targets),
+    )
+
+
+def _adapter_weights(model: SequenceModel) -> dict[str, torch.Tensor]:
+    """Adapters and head, keyed as ``model.safetensors`` keys weights (``model.…lora_A.weight``)."""
+    prefix = f"{model.encoder.base_model_prefix}."
+    state = {prefix + k: v for k, v in adapter_state_dict(model.encoder).items()}
+    head = model.backbone.head_prefix
+    for name, value in model.classifier.state_dict().items():
+        state[head + name] = value.detach().cpu().clone()
+    return state
+
+
 def _feature_scale(model: SequenceModel, train: torch.Tensor, *, private: bool) -> torch.Tensor:
     """Per-dimension divisor (K·H,) of frozen features: their RMS, or ones.
 
@@ -80,6 +111,7 @@ class _SequenceTask(Task):
     """Shared recipe; subclasses define targets, loss and metrics."""
 
     supports_privacy = True
+    supports_lora = True
     families = ("encoder", "decoder")
 
     # -- what subclasses define --------------------------------------------------
@@ -134,10 +166,26 @@ class _SequenceTask(Task):
             name: self.targets(getattr(inputs, name).labels or [], head).to(inputs.device)
             for name in ("train", "validation", "test")
         }
+        lora = (
+            lora_settings(cfg, model_type=str(encoder.config.model_type), family=head.family)
+            if cfg.lora_rank
+            else None
+        )
+        # Injected in place: model.encoder keeps its class; only the adapters require grad.
+        tuner = add_adapters(model.encoder, lora) if lora is not None else None
         started = time.perf_counter()
         train_mode = self._train_features if cfg.mode == "features" else self._train_finetune
         result, test_outputs = train_mode(model, splits, targets, inputs)
         seconds = time.perf_counter() - started
+        adapters = _adapter_weights(model.to("cpu")) if tuner is not None else None
+        if tuner is not None:
+            merge_adapters(tuner)  # served, explained and exported like any other model
+        task_config = {**head.to_dict(), "max_length": max_length}
+        if lora is not None and adapters is not None:
+            task_config["lora"] = {
+                **lora.to_dict(),
+                "trained_parameters": sum(v.numel() for v in adapters.values()),
+            }
         model.to("cpu").eval()
         test = self.metrics(test_outputs, targets["test"].cpu(), head) if len(inputs.test) else {}
         hf_config = copy.deepcopy(encoder.config)
@@ -146,7 +194,7 @@ class _SequenceTask(Task):
             state_dict=model.export_state_dict(),
             hf_config=json.loads(hf_config.to_json_string(use_diff=False)),
             tokenizer_files=tokenizer_files(inputs.base_dir),
-            task_config={**head.to_dict(), "max_length": max_length},
+            task_config=task_config,
             architecture=str(encoder.config.model_type),
             family=head.family,
             metrics={
@@ -156,6 +204,7 @@ class _SequenceTask(Task):
             },
             history=result.history,
             privacy=inputs.privacy.summary() if inputs.privacy is not None else None,
+            adapters=adapters,
         )
 
     @torch.inference_mode()

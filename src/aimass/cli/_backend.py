@@ -59,9 +59,23 @@ class Local:
         return s.DatasetVersionOut.from_entity(version), created
 
     def import_sample(
-        self, sample: str, *, name: str | None, seed: int, project: str
+        self,
+        sample: str,
+        *,
+        name: str | None,
+        seed: int,
+        project: str,
+        deidentify: dict[str, Any] | None = None,
     ) -> tuple[s.DatasetVersionOut, bool | None]:
-        version, created = self.ws.import_sample(sample, name=name, project=project, seed=seed)
+        from aimass.workspace.privacy import DeidentifyOptions
+
+        version, created = self.ws.import_sample(
+            sample,
+            name=name,
+            project=project,
+            seed=seed,
+            deidentify=DeidentifyOptions.from_fields(deidentify),
+        )
         return s.DatasetVersionOut.from_entity(version), created
 
     def bases(self, project: str) -> list[s.BaseModelOut]:
@@ -258,9 +272,18 @@ class Remote:
         return self.c.datasets.upload(path, name=name, fmt=fmt, project=project, **options), None
 
     def import_sample(
-        self, sample: str, *, name: str | None, seed: int, project: str
+        self,
+        sample: str,
+        *,
+        name: str | None,
+        seed: int,
+        project: str,
+        deidentify: dict[str, Any] | None = None,
     ) -> tuple[s.DatasetVersionOut, bool | None]:
-        return self.c.datasets.import_sample(sample, name=name, seed=seed, project=project), None
+        found = self.c.datasets.import_sample(
+            sample, name=name, seed=seed, deidentify=deidentify, project=project
+        )
+        return found, None
 
     def bases(self, project: str) -> list[s.BaseModelOut]:
         return self.c.bases.list(project=project)

@@ -249,11 +249,26 @@ def import_sample(
         str | None, typer.Option("--name", "-n", help="Dataset name (default: the sample name).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for made splits.")] = 0,
+    deidentify: Annotated[
+        str | None,
+        typer.Option(help="Remove PII before storing: mask, redact or pseudonymize."),
+    ] = None,
+    recognizers: Annotated[
+        str | None, typer.Option(help="Comma-separated PII recognizers (default: all).")
+    ] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Import a packaged sample with its provenance."""
-    version, created = backend().import_sample(sample, name=name, seed=seed, project=project)
+    """Import a packaged sample with its provenance (optionally de-identified first)."""
+    deid = None
+    if deidentify is not None:
+        names = [n.strip() for n in recognizers.split(",")] if recognizers else None
+        deid = {"mode": deidentify, "recognizers": names}
+    elif recognizers:
+        raise InvalidArgument("--recognizers needs --deidentify")
+    version, created = backend().import_sample(
+        sample, name=name, seed=seed, project=project, deidentify=deid
+    )
     if json_out:
         emit_json({"dataset": version, "created": created})
     else:

@@ -323,10 +323,16 @@ class _Datasets(_Resource):
         return self._send("POST", DatasetVersionOut, "/datasets:import", project, body)
 
     def import_sample(
-        self, sample: str, *, name: str | None = None, seed: int = 0, project: str | None = None
+        self,
+        sample: str,
+        *,
+        name: str | None = None,
+        seed: int = 0,
+        deidentify: dict[str, Any] | None = None,
+        project: str | None = None,
     ) -> DatasetVersionOut:
-        """Import a packaged sample dataset on the server."""
-        body = {"sample": sample, "name": name, "seed": seed}
+        """Import a packaged sample dataset on the server (``deidentify`` as for ``upload``)."""
+        body = {"sample": sample, "name": name, "seed": seed, "deidentify": deidentify}
         return self._send("POST", DatasetVersionOut, "/datasets:import-sample", project, body)
 
     def samples(self) -> builtins.list[SampleOut]:
@@ -365,15 +371,18 @@ class _Jobs(_Resource):
         self,
         *,
         dataset: str,
-        base: str,
         model: str,
+        base: str | None = None,
         config: dict[str, Any] | None = None,
         alias: str | None = None,
         reuse: bool = False,
         privacy: dict[str, Any] | None = None,
         project: str | None = None,
     ) -> JobOut:
-        """Queue a training job (``privacy``: DP-SGD options, e.g. ``{"target_epsilon": 8}``)."""
+        """Queue a training job (``privacy``: DP-SGD options, e.g. ``{"target_epsilon": 8}``).
+
+        Without ``base`` the server picks the dataset's recommended recipe.
+        """
         body = {
             "kind": "train",
             "dataset": dataset,

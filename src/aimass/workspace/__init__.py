@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aimass.artifacts.storage import ArtifactStore
+from aimass.artifacts.storage import ArtifactStore, private_dir
 from aimass.data.importer import ImportOptions, prepare_dataset
 from aimass.data.kinds import get_kind
 from aimass.data.readers import detect_format, read_records
@@ -38,6 +38,7 @@ from aimass.errors import (
     InvalidArgument,
     NotFound,
     NotImplementedFeature,
+    PayloadTooLarge,
     PermissionDenied,
     ResourceExhausted,
     UnsupportedModel,
@@ -45,6 +46,7 @@ from aimass.errors import (
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, Store
+from aimass.texts import check_unicode
 from aimass.workspace.access import Principal, read_or_create_secret
 from aimass.workspace.audit import AuditTrail
 from aimass.workspace.batch import BatchPredictSpec
@@ -102,7 +104,7 @@ class Workspace:
     def store(self) -> Store:
         """The metadata store (opened, and on first use created, when first needed)."""
         if self._store is None:
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.settings.home)
             self._store = Store.open(self.settings.resolved_store_uri)
         return self._store
 
@@ -116,7 +118,7 @@ class Workspace:
     def _derived_key(self, purpose: str) -> bytes:
         # One secret file, separate keys per use (API-key hashes, audit chain).
         if self._secret is None:
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.settings.home)
             self._secret = read_or_create_secret(self.settings.home / SECRET_FILE)
         return hmac.new(self._secret, purpose.encode(), hashlib.sha256).digest()
 
@@ -208,19 +210,15 @@ class Workspace:
                 )
             options = replace(options, kind="tokens")
         options = replace(options, max_text_chars=self.settings.max_text_chars)
-        records = read_records(Path(path), fmt, max_row_bytes=self.settings.max_row_bytes)
+        records = read_records(
+            Path(path),
+            fmt,
+            max_row_bytes=self.settings.max_row_bytes,
+            max_total_bytes=self.settings.max_dataset_bytes,
+            max_ratio=self.settings.max_decompression_ratio,
+        )
         provenance = dict(provenance or {"source": "file", "path": str(Path(path).resolve())})
-        if deidentify is not None:
-            from aimass.data.deidentify import deidentify_records
-            from aimass.workspace.privacy import build_deidentifier
-
-            fields = (*_text_fields(options), *deidentify.fields)
-            engine = build_deidentifier(self, deidentify, project=project)
-            records = deidentify_records(records, engine, fields=fields)
-            prepared = prepare_dataset(records, options)
-            provenance["deidentification"] = {"fields": list(fields), **engine.report.to_dict()}
-        else:
-            prepared = prepare_dataset(records, options)
+        prepared = self._prepare(records, options, deidentify, provenance, project)
         return self._store_dataset(
             prepared, name=name, project=project, fmt=fmt, provenance={**provenance, "format": fmt}
         )
@@ -237,6 +235,8 @@ class Workspace:
         deidentify: DeidentifyOptions | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Import a dataset sent in a request body (JSONL/CSV text, or base64 Parquet)."""
+        if isinstance(content, str):
+            check_unicode(content, what="the dataset content", field="content")
         data = content.encode("utf-8") if isinstance(content, str) else content
         if base64_encoded:
             try:
@@ -284,19 +284,50 @@ class Workspace:
         return real
 
     def import_sample(
-        self, sample: str, *, name: str | None = None, project: str = DEFAULT_PROJECT, seed: int = 0
+        self,
+        sample: str,
+        *,
+        name: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        seed: int = 0,
+        deidentify: DeidentifyOptions | None = None,
     ) -> tuple[DatasetVersion, bool]:
-        """Import a packaged sample dataset (see ``aimass datasets samples``)."""
+        """Import a packaged sample dataset (see ``aimass datasets samples``).
+
+        With ``deidentify``, PII is removed before the rows are validated and stored,
+        as for :meth:`import_dataset`.
+        """
         spec = get_sample(sample)
         name = validate_name(name or spec.name, kind="dataset")
         self.store.projects.get(project)
         options = ImportOptions(
             **{**spec.options, "seed": seed, "max_text_chars": self.settings.max_text_chars}
         )
-        prepared = prepare_dataset(spec.records(), options)
+        provenance = spec.provenance()
+        prepared = self._prepare(spec.records(), options, deidentify, provenance, project)
         return self._store_dataset(
-            prepared, name=name, project=project, fmt="sample", provenance=spec.provenance()
+            prepared, name=name, project=project, fmt="sample", provenance=provenance
         )
+
+    def _prepare(
+        self,
+        records: Any,
+        options: ImportOptions,
+        deidentify: DeidentifyOptions | None,
+        provenance: dict[str, Any],
+        project: str,
+    ) -> Any:
+        """Validate ``records`` (de-identified first, when asked; recorded in ``provenance``)."""
+        if deidentify is None:
+            return prepare_dataset(records, options)
+        from aimass.data.deidentify import deidentify_records
+        from aimass.workspace.privacy import build_deidentifier
+
+        fields = (*_text_fields(options), *deidentify.fields)
+        engine = build_deidentifier(self, deidentify, project=project)
+        prepared = prepare_dataset(deidentify_records(records, engine, fields=fields), options)
+        provenance["deidentification"] = {"fields": list(fields), **engine.report.to_dict()}
+        return prepared
 
     def _store_dataset(self, prepared: Any, **fields: Any) -> tuple[DatasetVersion, bool]:
         return publish_dataset(prepared, store=self.store, artifacts=self.artifacts, **fields)
@@ -407,12 +438,37 @@ class Workspace:
 
     # -- training ----------------------------------------------------------------
 
+    def with_recipe(self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT) -> TrainSpec:
+        """``spec`` itself when it names a base; else with the dataset's recommended recipe.
+
+        The recipe (``aimass.training.config.recommended_recipe``: m3e-small fine-tuned
+        for Chinese text, MiniLM features otherwise) gives the base, imported here if the
+        project lacks it, and the settings the caller did not set; a caller who asks
+        for another mode keeps only the base.
+        """
+        if spec.base is not None:
+            return spec
+        from aimass.training.config import recommended_recipe
+
+        recipe = recommended_recipe(self.dataset(spec.dataset, project=project).stats)
+        try:
+            base = self.store.bases.get(project, recipe.base)
+        except NotFound:
+            base = None
+        if base is None or base.provenance.get("source") != "package":
+            base, _created = self.import_base(recipe.base, project=project)
+        config = spec.config
+        if config.get("mode") in (None, recipe.config.get("mode")):
+            config = {**recipe.config, **config}
+        return replace(spec, base=base.ref, config=config)
+
     def find_trained(
         self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT
     ) -> ModelVersion | None:
         """A registered version trained from exactly these inputs, if one exists."""
         from aimass.jobs.train import config_digest, resolve_inputs
 
+        spec = self.with_recipe(spec, project=project)
         dataset, base, config = resolve_inputs(self.store, project, spec)
         digest = config_digest(dataset, base, config, spec.dp_config(dataset))
         return self.store.registry.find_by_config_digest(project, spec.model, digest)
@@ -428,6 +484,7 @@ class Workspace:
         from aimass.entities import JobStatus
         from aimass.jobs.train import resolve_inputs
 
+        spec = self.with_recipe(spec, project=project)
         resolve_inputs(self.store, project, spec)
         existing = self.find_trained(spec, project=project) if reuse else None
         job = self.store.jobs.create(project, "train", spec.to_dict())
@@ -624,7 +681,7 @@ class Workspace:
         )
 
     def check_inputs(self, texts: Sequence[str]) -> list[str]:
-        """Predict inputs within the limits: count, non-empty strings, length."""
+        """Predict inputs within the limits: count, non-empty valid strings, length, total."""
         from aimass.serving.predictor import check_texts
 
         if len(texts) > self.settings.max_predict_batch:
@@ -639,6 +696,15 @@ class Workspace:
                     f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)",
                     index=i,
                 )
+        total = sum(len(t) for t in texts if isinstance(t, str))
+        if total > self.settings.max_request_chars:
+            # Checked before anything is tokenized: tokenizing is the expensive part.
+            raise PayloadTooLarge(
+                f"the {len(texts)} inputs hold {total:,} characters together; the limit per "
+                f"call is {self.settings.max_request_chars:,} (AIMASS_MAX_REQUEST_CHARS): "
+                "split them over several calls",
+                limit=self.settings.max_request_chars,
+            )
         return check_texts(texts)
 
     def check_explain_batch(self, texts: Sequence[str]) -> None:
@@ -746,6 +812,8 @@ class Workspace:
                 f"{self.settings.max_text_chars:,} (AIMASS_MAX_TEXT_CHARS)",
                 field="prompt",
             )
+        if isinstance(prompt, str):
+            check_unicode(prompt, what="the prompt", field="prompt")
         wanted = options.get("max_new_tokens")
         if isinstance(wanted, int) and wanted > self.settings.max_new_tokens:
             raise InvalidArgument(

@@ -28,7 +28,7 @@ def _options(body: DatasetUpload | DatasetImport) -> ImportOptions:
     return ImportOptions.from_fields(body.model_dump())
 
 
-def _deidentify(body: DatasetUpload | DatasetImport) -> DeidentifyOptions | None:
+def _deidentify(body: DatasetUpload | DatasetImport | SampleImport) -> DeidentifyOptions | None:
     return DeidentifyOptions.from_fields(body.deidentify.model_dump() if body.deidentify else None)
 
 
@@ -87,7 +87,15 @@ def import_sample(
     body: SampleImport, project: DataWriteProject, ws: WorkspaceDep
 ) -> DatasetVersionOut:
     """Import a packaged sample dataset."""
-    return _created(ws.import_sample(body.sample, name=body.name, project=project, seed=body.seed))
+    return _created(
+        ws.import_sample(
+            body.sample,
+            name=body.name,
+            project=project,
+            seed=body.seed,
+            deidentify=_deidentify(body),
+        )
+    )
 
 
 @router.get("/datasets/{name}", name="datasets.get")

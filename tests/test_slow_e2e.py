@@ -127,3 +127,16 @@ def test_chinese_reviews_features_mode(workspace):
     )
     # MiniLM's vocabulary is English-first; the number documents what it gets on Chinese.
     assert version.metrics["test"]["accuracy"] >= 0.6
+
+
+@pytest.mark.long
+def test_the_chinese_quickstart_beats_the_tfidf_baseline(tmp_path, monkeypatch):
+    """``aimass quickstart --lang zh`` for real: masked reviews, m3e-small fine-tuned."""
+    monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["quickstart", "--lang", "zh", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    # TF-IDF + logistic regression on the whole training split: 0.859 (bench/chinese.py).
+    assert out["model"]["metrics"]["test"]["accuracy"] >= 0.86
+    assert [p["label"] for p in out["predictions"]] == ["pos", "neg", "pos"]
+    assert out["explanation"]["explanation"]["words"]

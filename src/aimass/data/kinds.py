@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "RowKind", "bio_problem", "get_kind", "register_kind"]
 
 _TAG = re.compile(r"^(?:O|([BI])-(\S+))$")
+# Han ideographs (CJK Unified Ideographs, Extension A, Compatibility) and letters of
+# any script: their ratio tells Chinese text from text in other languages.
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def bio_problem(tags: list[str]) -> str | None:
@@ -161,7 +165,23 @@ class RowKind:
     def stats(self, prepared: PreparedDataset) -> dict[str, Any]:
         """Summary statistics recorded with the version."""
         lengths = [len(t) for t in prepared.texts]
-        return {"text_chars": {"mean": sum(lengths) / len(lengths), "max": max(lengths)}}
+        return {
+            "text_chars": {"mean": sum(lengths) / len(lengths), "max": max(lengths)},
+            "han_share": han_share(prepared.texts),
+        }
+
+
+def han_share(texts: Any) -> float:
+    """Han ideographs among all letters of ``texts`` (0.0 with no letters), 4 decimals.
+
+    Recorded with each text dataset: ``aimass train`` without ``--base`` picks the
+    Chinese recipe when most letters are Han.
+    """
+    han = letters = 0
+    for text in texts:
+        han += len(_HAN.findall(text))
+        letters += len(_LETTER.findall(text))
+    return round(han / letters, 4) if letters else 0.0
 
 
 def _type_name(value: Any) -> str:

@@ -19,12 +19,13 @@ from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.jobs.runner import JobContext, checkpoint_dir, register_job_kind
 from aimass.models.device import resolve_device
+from aimass.models.lora import ADAPTER_FILE
 from aimass.privacy.dp import DPConfig, DPEngine
 from aimass.refs import parse_ref, validate_name
 from aimass.store import Store
 from aimass.training.callbacks import CallbackList, TensorBoardLogger
 from aimass.training.config import TrainConfig
-from aimass.training.tasks import TrainInputs, TrainOutcome, get_task
+from aimass.training.tasks import TrainInputs, TrainOutcome, get_task, list_tasks
 
 __all__ = ["TrainSpec", "config_digest", "resolve_inputs"]
 
@@ -37,7 +38,8 @@ class TrainSpec:
 
     Attributes:
         dataset: ``NAME`` or ``NAME@VERSION`` of a dataset.
-        base: ``NAME`` or ``NAME@VERSION`` of a base model.
+        base: ``NAME`` or ``NAME@VERSION`` of a base model; ``None`` takes the
+            dataset's recommended recipe (``Workspace.with_recipe`` fills it in).
         model: Name to register the trained version under.
         config: Hyperparameters (``TrainConfig.to_dict()`` form).
         alias: Alias to point at the new version, if any.
@@ -46,7 +48,7 @@ class TrainSpec:
     """
 
     dataset: str
-    base: str
+    base: str | None
     model: str
     config: dict[str, Any] = field(default_factory=dict)
     alias: str | None = None
@@ -55,7 +57,8 @@ class TrainSpec:
     def __post_init__(self) -> None:
         validate_name(self.model, kind="model")
         parse_ref(self.dataset, kind="dataset")
-        parse_ref(self.base, kind="base model")
+        if self.base is not None:
+            parse_ref(self.base, kind="base model")
         if self.alias is not None:
             validate_name(self.alias, kind="alias")
         if self.privacy is not None:
@@ -95,6 +98,8 @@ def resolve_inputs(
     store: Store, project: str, spec: TrainSpec
 ) -> tuple[DatasetVersion, BaseModel, TrainConfig]:
     """Look up the dataset and base versions and check that the task suits them."""
+    if spec.base is None:
+        raise InvalidArgument("the training spec names no base (Workspace.with_recipe picks one)")
     raw = TrainConfig.from_dict(spec.config)
     dataset = store.datasets.get(project, *_version_of(spec.dataset, "dataset"))
     base = store.bases.get(project, *_version_of(spec.base, "base model"))
@@ -102,6 +107,7 @@ def resolve_inputs(
     config = raw.resolved(modes=task.modes, defaults=task.defaults(base.provenance))
     task.check_kind(dataset.schema)
     task.check_dataset(dataset.schema, dataset.stats)
+    _check_lora(task, config, spec)
     if spec.privacy is not None:
         if not task.supports_privacy:
             raise InvalidArgument(f"task {task.name!r} does not support differential privacy yet")
@@ -131,6 +137,25 @@ def resolve_inputs(
         )
     task.check_config(config, family=base.family)
     return dataset, base, config
+
+
+def _check_lora(task: Any, config: TrainConfig, spec: TrainSpec) -> None:
+    """Refuse LoRA where it does not apply, naming the flag, its value and the fix."""
+    if not config.lora_rank:
+        return
+    if not task.supports_lora:
+        tasks = ", ".join(t.name for t in list_tasks() if t.supports_lora)
+        raise InvalidArgument(
+            f"--lora-rank {config.lora_rank}: task {task.name!r} does not train LoRA adapters "
+            f"(tasks that do: {tasks}); drop --lora-rank to fine-tune every weight",
+            field="lora_rank",
+        )
+    if spec.privacy is not None and spec.privacy.get("train_embeddings"):
+        raise InvalidArgument(
+            f"--dp-train-embeddings with --lora-rank {config.lora_rank}: LoRA keeps the "
+            "embeddings frozen and trains only the adapters; drop one of the two",
+            field="train_embeddings",
+        )
 
 
 def config_digest(
@@ -171,6 +196,8 @@ def _write_bundle(
             writer.add_json("generation_config.json", outcome.generation_config)
         for name, path in outcome.tokenizer_files.items():
             writer.add_file(name, path)
+        if outcome.adapters is not None:
+            writer.add_tensors(ADAPTER_FILE, outcome.adapters)
         manifest = writer.finish(
             kind="model",
             architecture=outcome.architecture,

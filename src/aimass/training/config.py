@@ -7,7 +7,7 @@ from typing import Any
 
 from aimass.errors import InvalidArgument
 
-__all__ = ["MODES", "TrainConfig"]
+__all__ = ["MODES", "RECIPES", "Recipe", "TrainConfig", "recommended_recipe"]
 
 MODES = ("features", "finetune")
 
@@ -36,6 +36,11 @@ _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "patience": 0,
     },
 }
+
+
+# LoRA trains a few low-rank matrices that start at zero: it needs a step size
+# about ten times a full fine-tune's (the LoRA paper uses 2e-4 to 5e-4).
+_LORA_DEFAULTS: dict[str, Any] = {"lr": 5e-4}
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,15 @@ class TrainConfig:
         patience: Stop after this many evaluations without improvement (0 = never).
         seed: Seeds weights init, shuffling and dropout: same seed, same model.
         options: Task-specific options (validated by the task).
+        lora_rank: Rank of LoRA adapters (``finetune`` mode only; 0 = off): the
+            backbone stays frozen and only the adapters and the head train (see
+            ``aimass.models.lora``).
+        lora_alpha: LoRA scale numerator (the update is scaled by alpha / rank);
+            ``None`` = twice the rank.
+        lora_dropout: Dropout on the adapters' input.
+        lora_targets: Names of the adapted linear layers; ``None`` = the base's
+            defaults (``query``/``value`` for BERT-like encoders, ``q_proj``/``v_proj``
+            for decoders).
     """
 
     task: str = "classification"
@@ -90,6 +104,10 @@ class TrainConfig:
     patience: int | None = None
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    lora_rank: int = 0
+    lora_alpha: float | None = None
+    lora_dropout: float = 0.05
+    lora_targets: list[str] | None = None
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -100,15 +118,22 @@ class TrainConfig:
             modes: The modes the task supports; the first is the default.
             defaults: The task's defaults, over the mode's defaults.
         """
-        mode = self.mode or modes[0]
+        # Adapters only make sense when the backbone trains: LoRA implies finetune.
+        implied = "finetune" if self.lora_rank and "finetune" in modes else modes[0]
+        mode = self.mode or implied
         if mode not in modes:
             raise InvalidArgument(
                 f"training mode {mode!r} is not one of {', '.join(modes)} for task {self.task!r}",
                 mode=mode,
             )
-        merged = {**_MODE_DEFAULTS[mode], **(defaults or {}), "mode": mode}
+        lora = _LORA_DEFAULTS if self.lora_rank else {}
+        # LoRA's step size wins over a task's full-fine-tune one (e.g. causal-LM's 3e-5).
+        merged = {**_MODE_DEFAULTS[mode], **(defaults or {}), **lora, "mode": mode}
         filled = replace(self, **{k: v for k, v in merged.items() if getattr(self, k) is None})
         filled._validate()
+        filled._validate_lora()
+        if filled.lora_rank and filled.lora_alpha is None:
+            filled = replace(filled, lora_alpha=float(2 * filled.lora_rank))
         return filled
 
     def _validate(self) -> None:
@@ -132,9 +157,51 @@ class TrainConfig:
                     f"training option {name}={getattr(self, name)!r} is out of range", field=name
                 )
 
+    def _validate_lora(self) -> None:
+        checks = [
+            ("lora_rank", 0 <= self.lora_rank <= 4096, "--lora-rank must be in 0..4096"),
+            (
+                "lora_alpha",
+                self.lora_alpha is None or self.lora_alpha > 0,
+                "--lora-alpha must be positive (e.g. twice the rank)",
+            ),
+            ("lora_dropout", 0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
+            (
+                "lora_targets",
+                self.lora_targets is None or _name_list(self.lora_targets),
+                "--lora-targets must be comma-separated layer names, e.g. q_proj,v_proj",
+            ),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise InvalidArgument(f"{rule}, got {getattr(self, name)!r}", field=name)
+        if self.lora_rank and self.mode != "finetune":
+            # A frozen backbone in features mode has nothing for adapters to adapt.
+            raise InvalidArgument(
+                f"--lora-rank {self.lora_rank} needs --mode finetune (the mode is "
+                f"{self.mode!r}, which freezes the whole backbone); add --mode finetune or "
+                "drop --lora-rank",
+                field="lora_rank",
+            )
+        unused = [n for n in ("lora_alpha", "lora_targets") if getattr(self, n) is not None]
+        if unused and not self.lora_rank:
+            flags = ", ".join("--" + n.replace("_", "-") for n in unused)
+            raise InvalidArgument(
+                f"{flags} set without --lora-rank: LoRA is off; add --lora-rank (e.g. 8)",
+                field=unused[0],
+            )
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (for lineage and job specs)."""
-        return asdict(self)
+        """Plain data (for lineage and job specs).
+
+        Without LoRA the ``lora_*`` fields are left out, so a run's config digest
+        stays what it was before they existed (``--reuse`` still finds it).
+        """
+        data = asdict(self)
+        if not self.lora_rank:
+            for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"):
+                data.pop(name)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -148,8 +215,66 @@ class TrainConfig:
         return cls(**data)
 
 
+def _name_list(value: Any) -> bool:
+    """A non-empty list of distinct non-empty strings (layer names)."""
+    items = list(value) if isinstance(value, (list, tuple)) else []
+    names = all(isinstance(i, str) and i.strip() for i in items)
+    return bool(items) and names and len(set(items)) == len(items)
+
+
 def _int_list(value: Any) -> bool:
     """A non-empty list of distinct integers (layer indices)."""
     items = list(value) if isinstance(value, (list, tuple)) else []
     ints = all(isinstance(i, int) and not isinstance(i, bool) for i in items)
     return bool(items) and ints and len(set(items)) == len(items)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A packaged base and the settings that train it best for one kind of text.
+
+    ``aimass train`` without ``--base`` (and ``aimass quickstart --lang``) take the
+    recipe :func:`recommended_recipe` picks; the numbers behind each choice come
+    from ``bench/chinese.py`` and ``bench/train.py`` (docs/measured.md).
+    """
+
+    name: str
+    base: str
+    config: dict[str, Any]
+    why: str
+
+
+RECIPES = {
+    "zh": Recipe(
+        name="zh",
+        base="m3e-small",
+        config={"mode": "finetune", "epochs": 2, "lr": 1e-4, "max_length": 128},
+        why="Chinese text: the Chinese-pretrained m3e-small, fine-tuned, beats character "
+        "TF-IDF and every multilingual base aimass ships (bench/chinese.py)",
+    ),
+    "en": Recipe(
+        name="en",
+        base="minilm",
+        config={"mode": "features"},
+        why="English (or other Latin-script) text: MiniLM features, minutes on a CPU",
+    ),
+}
+
+# Datasets whose letters are at least this share Han ideographs count as Chinese.
+CHINESE_HAN_SHARE = 0.3
+
+
+def recommended_recipe(stats: dict[str, Any]) -> Recipe:
+    """The recipe for a dataset, from its recorded statistics (``han_share``).
+
+    Raises:
+        InvalidArgument: The dataset was imported before aimass recorded its script.
+    """
+    if "han_share" not in stats:
+        raise InvalidArgument(
+            "the dataset has no recorded script share (imported by an older aimass), so no "
+            "base can be recommended: give a base (--base minilm, or --base m3e-small for "
+            "Chinese), or import the dataset again",
+            field="base",
+        )
+    return RECIPES["zh" if stats["han_share"] >= CHINESE_HAN_SHARE else "en"]

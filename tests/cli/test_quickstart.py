@@ -1,0 +1,89 @@
+"""``aimass quickstart --lang zh`` on stand-ins: a small sample and a packaged tiny BERT.
+
+The real run (the Chinese reviews, m3e-small) is ``tests/test_slow_e2e.py``.
+"""
+
+import hashlib
+import importlib
+import itertools
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from aimass.cli import app
+from aimass.data.samples import SampleDataset, get_sample, register_sample
+from aimass.jobs import bases
+from aimass.jobs.bases import PackagedBase
+
+runner = CliRunner()
+# ``aimass.cli.train`` the attribute is the command function; the module holds the recipes.
+cli_train = importlib.import_module("aimass.cli.train")
+
+
+@pytest.fixture
+def zh_stand_ins(tmp_path, monkeypatch, tiny_bert_dir):
+    monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AIMASS_DEVICE", "cpu")
+    real = get_sample("chinese-reviews")
+
+    def first_rows(root):
+        rows = list(real.read(root))
+        return itertools.chain(rows[:60], rows[-60:])  # both labels: the file is grouped
+
+    register_sample(
+        SampleDataset(**{**real.__dict__, "name": "zh-small", "read": first_rows}), force=True
+    )
+    model = tmp_path / "site" / "fake_zh" / "model"
+    shutil.copytree(tiny_bert_dir, model)
+    pins = {f"model/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in model.iterdir()}
+    base = PackagedBase(
+        name="fake-zh",
+        package="fake-zh",
+        module="fake_zh",
+        description="a tiny BERT",
+        license="research only",
+        locate=lambda package_dir, _scratch: package_dir / "model",
+        version="0.0.1",
+        sha256=pins,
+        commercial_use=False,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(bases._PACKAGED, base.name, base)
+    zh = cli_train._QUICKSTARTS["zh"]
+    small = cli_train._Quickstart(
+        **{
+            **zh.__dict__,
+            "sample": "zh-small",
+            "base": "fake-zh",
+            "config": {"mode": "finetune", "epochs": 1, "lr": 1e-3},
+            "deidentify": {"mode": "mask", "recognizers": ["cn-mobile", "email"]},
+        }
+    )
+    monkeypatch.setitem(cli_train._QUICKSTARTS, "zh", small)
+
+
+def test_the_chinese_quickstart_masks_trains_predicts_and_explains(zh_stand_ins):
+    result = runner.invoke(app, ["quickstart", "--lang", "zh", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["model"]["name"] == "zh-sentiment"
+    assert out["model"]["aliases"] == ["production"]
+    assert [p["text"] for p in out["predictions"]] == list(cli_train._QUICKSTARTS["zh"].texts)
+    assert {p["label"] for p in out["predictions"]} <= {"pos", "neg"}
+    words = out["explanation"]["explanation"]["words"]
+    assert "".join(w["word"] for w in words) == out["predictions"][0]["text"]
+    shown = json.loads(runner.invoke(app, ["datasets", "show", "zh-small", "--json"]).stdout)
+    assert shown["provenance"]["deidentification"]["fields"] == ["text"]
+    # Without --json the base's license restriction is printed.
+    again = runner.invoke(app, ["quickstart", "--lang", "zh"])
+    assert again.exit_code == 0, again.output
+    assert "research only" in again.output
+
+
+def test_an_unknown_language_names_the_known_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["quickstart", "--lang", "fr"])
+    assert result.exit_code != 0
+    assert "en, zh" in result.output

@@ -1,0 +1,91 @@
+"""Training without a base takes the dataset's recommended recipe (Chinese or not)."""
+
+import hashlib
+import shutil
+
+import pytest
+
+from aimass.errors import InvalidArgument
+from aimass.jobs import bases
+from aimass.jobs.bases import PackagedBase
+from aimass.jobs.train import TrainSpec
+from aimass.training import config as training_config
+from aimass.training.config import Recipe, recommended_recipe
+from tests.conftest import sentiment_rows, write_jsonl
+
+ZH = ["质量很好物流很快", "非常满意下次再来", "太差了再也不买", "客服态度恶劣退货"]
+
+
+@pytest.fixture
+def fake_recipes(monkeypatch, tmp_path, tiny_bert_dir):
+    """Both recipes on a packaged tiny BERT (the real bases are too big for a fast test)."""
+    model = tmp_path / "site" / "fake_zh" / "model"
+    shutil.copytree(tiny_bert_dir, model)
+    pins = {f"model/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in model.iterdir()}
+    base = PackagedBase(
+        name="fake-zh",
+        package="fake-zh",
+        module="fake_zh",
+        description="a tiny BERT",
+        license="none",
+        locate=lambda package_dir, _scratch: package_dir / "model",
+        version="0.0.1",
+        sha256=pins,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(bases._PACKAGED, base.name, base)
+    recipes = {
+        "zh": Recipe("zh", "fake-zh", {"mode": "finetune", "epochs": 1, "lr": 1e-3}, "zh"),
+        "en": Recipe("en", "fake-zh", {"mode": "features", "epochs": 2}, "en"),
+    }
+    monkeypatch.setattr(training_config, "RECIPES", recipes)
+
+
+def _chinese_rows(n):
+    return [
+        {"text": ZH[i % 4] + "。" * (i % 3), "label": "pos" if i % 4 < 2 else "neg"}
+        for i in range(n)
+    ]
+
+
+def test_the_script_share_is_recorded_on_import(workspace, tmp_path):
+    zh, _ = workspace.import_dataset(
+        write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh"
+    )
+    en, _ = workspace.import_dataset(
+        write_jsonl(tmp_path / "en.jsonl", sentiment_rows(40)), name="en"
+    )
+    assert zh.stats["han_share"] == 1.0
+    assert en.stats["han_share"] == 0.0
+
+
+def test_chinese_data_without_a_base_trains_the_chinese_recipe(workspace, tmp_path, fake_recipes):
+    workspace.import_dataset(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
+    spec = workspace.with_recipe(TrainSpec(dataset="zh", base=None, model="m"))
+    assert spec.base == "fake-zh@1"
+    assert spec.config == {"mode": "finetune", "epochs": 1, "lr": 1e-3}
+    version = workspace.train(TrainSpec(dataset="zh", base=None, model="m", config={"epochs": 2}))
+    assert version.lineage.base == "fake-zh@1"
+    assert version.lineage.config["mode"] == "finetune"
+    assert version.lineage.config["epochs"] == 2  # the caller's settings win over the recipe's
+
+
+def test_english_data_takes_the_other_recipe_and_an_asked_mode_keeps_only_the_base(
+    workspace, tmp_path, fake_recipes
+):
+    workspace.import_dataset(write_jsonl(tmp_path / "en.jsonl", sentiment_rows(40)), name="en")
+    spec = workspace.with_recipe(TrainSpec(dataset="en", base=None, model="m"))
+    assert spec.config == {"mode": "features", "epochs": 2}
+    asked = workspace.with_recipe(
+        TrainSpec(dataset="en", base=None, model="m", config={"mode": "finetune"})
+    )
+    assert asked.base == "fake-zh@1" and asked.config == {"mode": "finetune"}
+    given = TrainSpec(dataset="en", base="other", model="m")
+    assert workspace.with_recipe(given) is given
+
+
+def test_a_dataset_without_a_recorded_script_asks_for_a_base():
+    with pytest.raises(InvalidArgument, match="--base m3e-small"):
+        recommended_recipe({"text_chars": {"mean": 3, "max": 4}})
+    assert recommended_recipe({"han_share": 0.31}).base == "m3e-small"
+    assert recommended_recipe({"han_share": 0.05}).base == "minilm"

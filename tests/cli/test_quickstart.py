@@ -3,19 +3,16 @@
 The real run (the Chinese reviews, m3e-small) is ``tests/test_slow_e2e.py``.
 """
 
-import hashlib
 import importlib
 import itertools
 import json
-import shutil
 
 import pytest
 from typer.testing import CliRunner
 
 from aimass.cli import app
 from aimass.data.samples import SampleDataset, get_sample, register_sample
-from aimass.jobs import bases
-from aimass.jobs.bases import PackagedBase
+from tests.packaged import fake_packaged_base
 
 runner = CliRunner()
 # ``aimass.cli.train`` the attribute is the command function; the module holds the recipes.
@@ -35,22 +32,14 @@ def zh_stand_ins(tmp_path, monkeypatch, tiny_bert_dir):
     register_sample(
         SampleDataset(**{**real.__dict__, "name": "zh-small", "read": first_rows}), force=True
     )
-    model = tmp_path / "site" / "fake_zh" / "model"
-    shutil.copytree(tiny_bert_dir, model)
-    pins = {f"model/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in model.iterdir()}
-    base = PackagedBase(
+    fake_packaged_base(
+        tmp_path / "site",
+        tiny_bert_dir,
+        monkeypatch,
         name="fake-zh",
-        package="fake-zh",
-        module="fake_zh",
-        description="a tiny BERT",
         license="research only",
-        locate=lambda package_dir, _scratch: package_dir / "model",
-        version="0.0.1",
-        sha256=pins,
         commercial_use=False,
     )
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setitem(bases._PACKAGED, base.name, base)
     zh = cli_train._QUICKSTARTS["zh"]
     small = cli_train._Quickstart(
         **{

@@ -1,45 +1,23 @@
 """Packaged bases: every file a base is read from is checked against its pinned SHA-256."""
 
 import hashlib
-import shutil
 
 import pytest
 
 from aimass.errors import BundleFormatError, ErrorCode
 from aimass.jobs import bases
-from aimass.jobs.bases import PackagedBase, list_packaged_bases
-
-
-def _fake_base(site, tiny_bert_dir) -> PackagedBase:
-    """A package 'fake_base' on sys.path holding a tiny BERT in model/, every file pinned."""
-    model = site / "fake_base" / "model"
-    shutil.copytree(tiny_bert_dir, model)
-    pins = {
-        f"model/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in model.iterdir()
-    }
-    return PackagedBase(
-        name="fake",
-        package="fake-base",
-        module="fake_base",
-        description="a tiny BERT",
-        license="none",
-        locate=lambda package_dir, _scratch: package_dir / "model",
-        version="0.0.1",
-        sha256=pins,
-    )
+from aimass.jobs.bases import list_packaged_bases
+from tests.packaged import fake_packaged_base
 
 
 def test_a_tampered_packaged_weight_file_is_refused_on_import(
     workspace, tiny_bert_dir, tmp_path, monkeypatch
 ):
     site = tmp_path / "site"
-    base = _fake_base(site, tiny_bert_dir)
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setitem(bases._PACKAGED, base.name, base)
+    base = fake_packaged_base(site, tiny_bert_dir, monkeypatch, package="fake-base")
     imported, created = workspace.import_base("fake")
     assert created and imported.name == "fake"
-    weights = site / "fake_base" / "model" / "model.safetensors"
+    weights = site / base.module / "model" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))

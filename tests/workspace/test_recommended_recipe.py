@@ -1,17 +1,13 @@
 """Training without a base takes the dataset's recommended recipe (Chinese or not)."""
 
-import hashlib
-import shutil
-
 import pytest
 
 from aimass.errors import InvalidArgument
-from aimass.jobs import bases
-from aimass.jobs.bases import PackagedBase
 from aimass.jobs.train import TrainSpec
 from aimass.training import config as training_config
 from aimass.training.config import Recipe, recommended_recipe
 from tests.conftest import sentiment_rows, write_jsonl
+from tests.packaged import fake_packaged_base
 
 ZH = ["质量很好物流很快", "非常满意下次再来", "太差了再也不买", "客服态度恶劣退货"]
 
@@ -19,21 +15,7 @@ ZH = ["质量很好物流很快", "非常满意下次再来", "太差了再也�
 @pytest.fixture
 def fake_recipes(monkeypatch, tmp_path, tiny_bert_dir):
     """Both recipes on a packaged tiny BERT (the real bases are too big for a fast test)."""
-    model = tmp_path / "site" / "fake_zh" / "model"
-    shutil.copytree(tiny_bert_dir, model)
-    pins = {f"model/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in model.iterdir()}
-    base = PackagedBase(
-        name="fake-zh",
-        package="fake-zh",
-        module="fake_zh",
-        description="a tiny BERT",
-        license="none",
-        locate=lambda package_dir, _scratch: package_dir / "model",
-        version="0.0.1",
-        sha256=pins,
-    )
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setitem(bases._PACKAGED, base.name, base)
+    fake_packaged_base(tmp_path / "site", tiny_bert_dir, monkeypatch, name="fake-zh")
     recipes = {
         "zh": Recipe("zh", "fake-zh", {"mode": "finetune", "epochs": 1, "lr": 1e-3}, "zh"),
         "en": Recipe("en", "fake-zh", {"mode": "features", "epochs": 2}, "en"),

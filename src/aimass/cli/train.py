@@ -298,6 +298,7 @@ class _Quickstart:
     model: str
     mode: str
     texts: tuple[str, ...]
+    hint: str
     config: dict[str, Any] = field(default_factory=dict)
     deidentify: dict[str, Any] | None = None
 
@@ -314,6 +315,7 @@ _QUICKSTARTS = {
             "Sharp, funny and full of heart: the best comedy of the year.",
             "A lifeless sequel that forgets everything that made the original work.",
         ),
+        hint="great film",
     ),
     # The recommended Chinese recipe (docs/training.md, bench/chinese.py): the
     # Chinese-pretrained m3e-small, fine-tuned, on reviews masked of PII first.
@@ -327,6 +329,7 @@ _QUICKSTARTS = {
             "客服态度太差了，等了一个星期才发货，再也不买了。",
             "这本书写得深入浅出，孩子很喜欢。",
         ),
+        hint="物流很快",
         # One epoch on 6,000 of the 13,928 training reviews keeps it to minutes on a
         # laptop CPU (bench/chinese.py --recipes quickstart-zh measures it).
         config={**RECIPES["zh"].config, "epochs": 1, "max_train_rows": 6000},
@@ -375,7 +378,8 @@ def quickstart(
     say(f"base {base.ref}: {base.num_parameters:,} parameters ({state})")
     if base.provenance.get("commercial_use") is False:
         say(f"[yellow]note[/yellow]: {base.ref}'s license: {base.provenance.get('license')}")
-    model = recipe.model if mode == recipe.mode else f"{recipe.model}-{mode}"
+    suffix = {"finetune": "-finetuned"}.get(mode, f"-{mode}")
+    model = recipe.model if mode == recipe.mode else recipe.model + suffix
     config = recipe.config if mode == recipe.mode else {}
     spec = {
         "dataset": dataset.ref,
@@ -411,9 +415,8 @@ def quickstart(
     )
     if explained:
         print_explanations(explained)
-    example = texts[0].split(",")[0] if lang == "en" else texts[0]
     console.print(
         f"\nNext: aimass models card {version.ref}  |  aimass predict {model}@production "
-        f'"{example}" --explain occlusion  |  python -c "import aimass; '
-        f"print(aimass.load('{model}@production').predict(['{example}']))\""
+        f'"{recipe.hint}" --explain occlusion  |  python -c "import aimass; '
+        f"print(aimass.load('{model}@production').predict(['{recipe.hint}']))\""
     )

@@ -330,8 +330,8 @@ _QUICKSTARTS = {
             "这本书写得深入浅出，孩子很喜欢。",
         ),
         hint="物流很快",
-        # One epoch on 6,000 of the 13,928 training reviews keeps it to minutes on a
-        # laptop CPU (bench/chinese.py --recipes quickstart-zh measures it).
+        # One epoch on 6,000 of the 13,928 training reviews: about 15 minutes of
+        # training on two cores (bench/chinese.py --recipes quickstart-zh measures it).
         config={**RECIPES["zh"].config, "epochs": 1, "max_train_rows": 6000},
         deidentify={"mode": "mask"},
     ),

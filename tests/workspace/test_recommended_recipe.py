@@ -64,6 +64,10 @@ def test_english_data_takes_the_other_recipe_and_an_asked_mode_keeps_only_the_ba
     assert asked.base == "fake-zh@1" and asked.config == {"mode": "finetune"}
     given = TrainSpec(dataset="en", base="other", model="m")
     assert workspace.with_recipe(given) is given
+    with pytest.raises(InvalidArgument, match="no recommended base"):
+        workspace.with_recipe(
+            TrainSpec(dataset="en", base=None, model="m", config={"task": "causal-lm"})
+        )
 
 
 def test_a_dataset_without_a_recorded_script_asks_for_a_base():

@@ -450,6 +450,14 @@ class Workspace:
             return spec
         from aimass.training.config import recommended_recipe
 
+        task = spec.config.get("task", "classification")
+        if task not in ("classification", "regression"):
+            raise InvalidArgument(
+                f"task {task!r} has no recommended base: give one with --base (the recipes "
+                "cover classification and regression)",
+                field="base",
+            )
+
         recipe = recommended_recipe(self.dataset(spec.dataset, project=project).stats)
         try:
             base = self.store.bases.get(project, recipe.base)

@@ -178,7 +178,8 @@ class Local:
         """Train in this process (with the given progress callbacks)."""
         from aimass.jobs.train import TrainSpec
 
-        train_spec = TrainSpec(**spec)
+        # The recipe is chosen (and its base imported) once, not by each step below.
+        train_spec = self.ws.with_recipe(TrainSpec(**spec), project=project)
         found = self.ws.find_trained(train_spec, project=project) if reuse else None
         if found is not None:
             if train_spec.alias:

@@ -69,8 +69,16 @@ class _Mark:
 _ORDERED_DICT = _Global("collections", "OrderedDict")
 # Opcodes whose argument is the value they push.
 _LITERALS = frozenset(
-    {"BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "BININT", "BININT1", "BININT2", "LONG1"}
-    | {"BINFLOAT"}
+    {
+        "BINUNICODE",
+        "SHORT_BINUNICODE",
+        "BINUNICODE8",
+        "BININT",
+        "BININT1",
+        "BININT2",
+        "LONG1",
+        "BINFLOAT",
+    }
 )
 _REBUILD = _Global("torch._utils", "_rebuild_tensor_v2")
 

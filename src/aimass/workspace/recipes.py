@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aimass.entities import BaseModel, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.store import DEFAULT_PROJECT
+from aimass.training.config import RECIPES
 
 if TYPE_CHECKING:
     from aimass.training.callbacks import Callback
@@ -31,8 +32,9 @@ __all__ = [
 ]
 
 SAMPLE = "peoples-daily-ner"
-# The packaged Chinese-pretrained encoder the recipe fine-tunes when installed.
-RECOMMENDED_BASE = "m3e-small"
+# The packaged Chinese-pretrained encoder the recipe fine-tunes when installed: the
+# same base as the Chinese classification recipe.
+RECOMMENDED_BASE = RECIPES["zh"].base
 
 
 @dataclass(frozen=True)

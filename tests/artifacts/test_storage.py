@@ -1,46 +1,9 @@
-"""The artifact store confines every key to its root and publishes atomically."""
+"""The artifact store publishes atomically (its confinement of keys to the root is proved in
+tests/security/test_path_traversal.py)."""
 
 import pytest
 
 from aimass.artifacts.storage import ArtifactStore
-from aimass.errors import InvalidArgument
-
-TRAVERSALS = [
-    "../x",
-    "a/../../x",
-    "/etc/passwd",
-    "a//b",
-    "",
-    ".",
-    "..",
-    "a/..",
-    "%2e%2e/x",
-    "a\\..\\b",
-    "a/\x00",
-    "C:/x",
-    "a/.hidden",
-    "a/b/",
-    "\u2024\u2024/x",
-]
-
-
-@pytest.mark.parametrize("key", TRAVERSALS)
-def test_keys_that_could_escape_the_root_are_refused(tmp_path, key):
-    store = ArtifactStore(tmp_path / "root")
-    canary = tmp_path / "canary"
-    canary.write_text("untouched")
-    with pytest.raises(InvalidArgument):
-        store.path(key)
-    with pytest.raises(InvalidArgument):
-        store.resolve(f"artifacts:{key}")
-    assert canary.read_text() == "untouched"
-
-
-def test_uris_must_be_artifact_uris(tmp_path):
-    store = ArtifactStore(tmp_path)
-    for uri in ("file:///etc/passwd", "/etc/passwd", "s3://x/../../y", "http://127.0.0.1/x"):
-        with pytest.raises(InvalidArgument):
-            store.resolve(uri)
 
 
 def test_publish_is_atomic_and_idempotent(tmp_path):
@@ -68,12 +31,3 @@ def test_staging_is_removed_after_a_failure(tmp_path):
         _crash_while_staging(store)
     assert not any((tmp_path / ".staging").iterdir())
     assert not (tmp_path / "datasets").exists()
-
-
-def test_symlinked_artifacts_are_not_followed(tmp_path):
-    store = ArtifactStore(tmp_path / "root")
-    (tmp_path / "secret").write_text("s")
-    (tmp_path / "root" / "datasets").mkdir()
-    (tmp_path / "root" / "datasets" / "link").symlink_to(tmp_path / "secret")
-    with pytest.raises(InvalidArgument):
-        store.resolve("artifacts:datasets/link")

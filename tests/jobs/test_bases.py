@@ -1,20 +1,10 @@
-"""Base import: offline, safetensors only, idempotent, never unpickling."""
-
-import pickle
-import shutil
+"""Base import: offline, safetensors only, idempotent (never unpickling and never trusting
+remote code: tests/security/test_deserialization.py)."""
 
 import pytest
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.errors import InvalidArgument, InvalidName, UnsupportedModel
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def test_import_is_idempotent_and_verified(workspace, tiny_bert_dir):
@@ -25,32 +15,6 @@ def test_import_is_idempotent_and_verified(workspace, tiny_bert_dir):
     manifest = verify_bundle(workspace.artifacts.resolve(base.uri))
     assert manifest.kind == "base"
     assert base.num_parameters > 0
-
-
-def test_pickle_only_directories_are_refused_without_unpickling(workspace, tiny_bert_dir, tmp_path):
-    evil = tmp_path / "evil"
-    shutil.copytree(tiny_bert_dir, evil)
-    (evil / "model.safetensors").unlink()
-    marker = tmp_path / "PWNED"
-    (evil / "pytorch_model.bin").write_bytes(pickle.dumps(_Payload(marker)))
-    with pytest.raises(UnsupportedModel, match="never unpickles"):
-        workspace.import_base(str(evil), name="evil")
-    assert not marker.exists()
-    assert workspace.store.bases.list("default") == []
-
-
-def test_remote_code_is_never_trusted(workspace, tiny_bert_dir, tmp_path):
-    custom = tmp_path / "custom"
-    shutil.copytree(tiny_bert_dir, custom)
-    config = (custom / "config.json").read_text()
-    (custom / "config.json").write_text(
-        config.replace(
-            '"model_type": "bert"', '"model_type": "evil", "auto_map": {"AutoModel": "m.M"}'
-        )
-    )
-    (custom / "m.py").write_text("open('PWNED', 'w')\n")
-    with pytest.raises(UnsupportedModel):
-        workspace.import_base(str(custom), name="custom")
 
 
 def test_bad_sources_and_names(workspace, tiny_bert_dir, tmp_path):

@@ -109,6 +109,8 @@ def _read_jsonl(path: Path, max_row_bytes: int) -> Iterator[Record]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise _bad(number, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        except RecursionError:
+            raise _bad(number, "JSON nested too deeply to be a table row") from None
         if not isinstance(value, dict):
             raise _bad(number, f"expected a JSON object, found {type(value).__name__}")
         _check_strings(value, number)

@@ -1,4 +1,6 @@
-"""Decompression bombs: a small Parquet file that decodes to hundreds of MB is refused early."""
+"""Decompression bombs (issue 13, finding 4): a small Parquet file that decodes to hundreds
+of MB is refused from its footer or after one bounded batch, text formats are capped by
+their size, and an upload of either over the API stores nothing."""
 
 from __future__ import annotations
 
@@ -82,3 +84,60 @@ def test_a_bomb_uploaded_as_content_is_refused_and_stores_nothing(workspace, tmp
     with pytest.raises(PayloadTooLarge):
         workspace.import_dataset_content(content, name="bomb", fmt="parquet", base64_encoded=True)
     assert workspace.store.datasets.list("default") == []
+
+
+def test_a_bomb_uploaded_over_the_api_is_413_and_stores_nothing(client, admin, tmp_path):
+    bomb = write_bomb(tmp_path / "bomb.parquet")
+    body = {
+        "name": "bomb",
+        "format": "parquet",
+        "content_base64": base64.b64encode(bomb.read_bytes()).decode(),
+    }
+    r = client.post("/v1/projects/default/datasets", headers=admin, json=body)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert "AIMASS_MAX_DECOMPRESSION_RATIO" in r.json()["error"]["message"]
+    assert client.get("/v1/projects/default/datasets/bomb", headers=admin).status_code == 404
+
+
+def test_millions_of_tiny_rows_are_refused_after_a_bounded_number(tmp_path):
+    """A row-count bomb: 4 million one-character rows compress to a few kB."""
+    rows = 4_000_000
+    indices = pa.array([0] * rows, pa.int32())
+    text = pa.DictionaryArray.from_arrays(indices, pa.array(["a"]))
+    label = pa.DictionaryArray.from_arrays(indices, pa.array(["p"]))
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"text": text, "label": label}), path, compression="zstd")
+    assert path.stat().st_size < 100_000
+    records = read_records(
+        path, "parquet", max_row_bytes=1_000_000, max_total_bytes=2**40, max_ratio=100
+    )
+    seen: list[object] = []
+    with pytest.raises(PayloadTooLarge):
+        seen.extend(records)
+    assert len(seen) < rows // 10, f"{len(seen):,} rows decoded before the refusal"
+
+
+def test_a_deeply_nested_json_body_is_a_400(client, admin):
+    """A JSON nesting bomb in a predict body is a clean 400."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = client.post(
+        "/v1/projects/default/models/sentiment:predict",
+        headers={**admin, "Content-Type": "application/json"},
+        content=b'{"inputs": ' + deep + b"}",
+    )
+    assert r.status_code == 400, r.text
+
+
+def test_a_deeply_nested_jsonl_row_is_a_400_naming_the_line(client, admin):
+    import json
+
+    row = '{"text": ' + "[" * 100_000 + "]" * 100_000 + ', "label": "a"}\n'
+    body = {"name": "nested", "format": "jsonl", "content": '{"text": "ok", "label": "a"}\n' + row}
+    r = client.post(
+        "/v1/projects/default/datasets",
+        headers={**admin, "Content-Type": "application/json"},
+        content=json.dumps(body).encode(),
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"]["line"] == 2

@@ -36,11 +36,17 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Project:
-    """A tenant: every dataset, model and job belongs to exactly one project."""
+    """A tenant: every dataset, model and job belongs to exactly one project.
+
+    Attributes:
+        limits: Per-project limits kept in the store (``max_epochs``, ...), over the
+            settings' values; empty when none are set.
+    """
 
     name: str
     description: str
     created_at: datetime
+    limits: dict[str, int | str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -246,8 +252,9 @@ class JobLogLine:
 
 # What an API key may do. ``admin`` implies every other scope in the key's project
 # (and, for a key of no project, in every project). ``models:write`` and
-# ``predict`` may be narrowed to one model as ``models:write:NAME``.
-SCOPES = ("admin", "data:write", "train", "models:write", "predict", "read")
+# ``predict`` may be narrowed to one model as ``models:write:NAME``. ``metrics`` lets
+# a scraper read ``/metrics`` on a server that listens beyond loopback.
+SCOPES = ("admin", "data:write", "train", "models:write", "predict", "read", "metrics")
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,12 @@ class ApiKey:
         revoked: Revoked keys are refused.
         last_used_at: Last successful use (updated at most once a minute).
         created_by: Who created it (a key id or ``local:USER``).
+        predict_budget: Inputs it may send to predict/explain/batch/generate per UTC
+            day; ``None`` is unlimited.
+        output_policy: What its predictions show (``labels``, ``top_k=N``,
+            ``round=D``, comma-combined); ``None`` shows everything.
+        limits: Per-key limits kept in the store (``requests_per_key``, ...), over
+            the settings' values; empty when none are set.
     """
 
     id: str
@@ -274,6 +287,9 @@ class ApiKey:
     revoked: bool
     last_used_at: datetime | None
     created_by: str | None
+    predict_budget: int | None = None
+    output_policy: str | None = None
+    limits: dict[str, int | str] = field(default_factory=dict, compare=False)
 
     def usable(self, now: datetime) -> bool:
         """Not revoked and not expired at ``now``."""

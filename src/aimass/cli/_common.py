@@ -120,7 +120,7 @@ def backend() -> Local | Remote:
             from aimass.client import Client
 
             key = found.api_key.get_secret_value() if found.api_key else None
-            _state["backend"] = Remote(Client(found.url, key))
+            _state["backend"] = Remote(Client(found.url, key, verify=found.ca_bundle))
         else:
             _state["backend"] = Local(workspace())
     return _state["backend"]

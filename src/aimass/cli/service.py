@@ -7,7 +7,9 @@ Like every command, these work on the local home, or on a server with
 from __future__ import annotations
 
 import json
+import logging
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -30,9 +32,13 @@ projects = typer.Typer(help="Projects (tenants).", no_args_is_help=True)
 audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 jobs = typer.Typer(help="Training and batch-prediction jobs.", no_args_is_help=True)
 
+log = logging.getLogger("aimass.server")
+
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the ``aimass`` app."""
+    from aimass.cli import quotas  # noqa: F401 (adds keys update/show, projects set-limits/show)
+
     app.command("serve")(serve)
     app.add_typer(keys, name="keys")
     app.add_typer(projects, name="projects")
@@ -50,7 +56,11 @@ def _when(value: Any) -> str:
 @command
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to bind; loopback unless you mean otherwise.")
+        str,
+        typer.Option(
+            help="Address to bind; loopback unless you mean otherwise (beyond it: "
+            "--tls-cert/--tls-key, or --insecure behind a TLS proxy)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8600,
     workers: Annotated[
@@ -65,25 +75,61 @@ def serve(
             "(default AIMASS_SERVE_RUNNERS, else 2 on CPU, 1 on CUDA).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain): serve HTTPS (default AIMASS_TLS_CERT)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="Its private key, a PEM file of mode 0600 (default AIMASS_TLS_KEY)."),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve plain HTTP beyond loopback: only when a reverse proxy in front "
+            "terminates TLS.",
+        ),
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxy addresses (comma-separated) whose X-Forwarded-For/-Proto headers are "
+            "trusted for the client address and scheme; default: no one.",
+        ),
+    ] = None,
 ) -> None:
     """Run the REST API (uvicorn on create_app) with its job workers, micro-batchers and
     model runner processes."""
     import uvicorn
 
     from aimass.server import create_app
+    from aimass.server.listen import check_listen, check_tls_files, is_loopback, uvicorn_options
     from aimass.workspace import Workspace
 
     found = settings()
     if found.url:
         raise InvalidArgument("'aimass serve' runs a server; unset AIMASS_URL / --url")
+    cert, key = tls_cert or found.tls_cert, tls_key or found.tls_key
+    check_tls_files(cert, key)
+    check_listen(host, tls=cert is not None, insecure=insecure)
+    update: dict[str, Any] = {"bind_host": host}
     if runners is not None:
-        found = found.model_copy(update={"serve_runners": runners})
-    if host not in ("127.0.0.1", "localhost", "::1"):
+        update["serve_runners"] = runners
+    if not is_loopback(host):
+        if cert is None:
+            log.warning(
+                "serving plain HTTP on %s (--insecure): keys and data cross the network in "
+                "clear text unless a proxy in front terminates TLS",
+                host,
+            )
         err_console.print(
             f"[yellow]binding {host}: the API is reachable from the network. Requests must "
-            "name an allowed host (AIMASS_ALLOWED_HOSTS); keep keys secret and put TLS in front.[/]"
+            "name an allowed host (AIMASS_ALLOWED_HOSTS), and /metrics needs the metrics "
+            "token (AIMASS_METRICS_TOKEN) or a key with the metrics scope.[/]"
         )
-        found = found.model_copy(update={"allowed_hosts": [*found.allowed_hosts, host]})
+        update["allowed_hosts"] = [*found.allowed_hosts, host]
+    found = found.model_copy(update=update)
     ws = Workspace(found)
     path, created = ws.keys.ensure_admin()
     if created:
@@ -91,9 +137,13 @@ def serve(
             f"created the first admin API key; it is in {path} (mode 0600, shown nowhere else)"
         )
     app = create_app(found, workspace=ws, job_workers=workers)
-    err_console.print(f"aimass serving {found.home} on http://{host}:{port}  (docs: /v1/docs)")
+    scheme = "https" if cert is not None else "http"
+    err_console.print(f"aimass serving {found.home} on {scheme}://{host}:{port}  (docs: /v1/docs)")
+    options = uvicorn_options(
+        host, port, tls_cert=cert, tls_key=key, forwarded_allow_ips=forwarded_allow_ips
+    )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, **options)
     finally:
         ws.close()
 
@@ -105,7 +155,7 @@ ScopeOpt = Annotated[
     typer.Option(
         "--scope",
         "-s",
-        help="admin, data:write, train, models:write, predict, read; "
+        help="admin, data:write, train, models:write, predict, read, metrics; "
         "models:write:MODEL / predict:MODEL narrow to one model. Repeat for several.",
     ),
 ]
@@ -121,14 +171,36 @@ def keys_create(
         bool, typer.Option("--all-projects", help="An admin key for every project.")
     ] = False,
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after N days.")] = None,
+    predict_budget: Annotated[
+        int | None, typer.Option(help="Inputs it may predict per UTC day (query budget).")
+    ] = None,
+    output_policy: Annotated[
+        str | None,
+        typer.Option(help="What its predictions show: labels, top_k=N, round=D (comma-combined)."),
+    ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            "-l",
+            help="A per-key limit NAME=VALUE (requests_per_key, max_predicts_per_key, "
+            "max_streams_per_key). Repeat for several.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
+    from aimass.cli.quotas import parse_limits
+
+    limits = {k: v for k, v in parse_limits(limit).items() if v is not None}
     created = backend().create_key(
         name,
         project=None if all_projects else project,
         scopes=scope,
         expires_in_days=expires_in_days,
+        predict_budget=predict_budget,
+        output_policy=output_policy,
+        limits=limits,
     )
     if json_out:
         emit_json(created)
@@ -155,7 +227,7 @@ def keys_list(
         return
     table(
         "API keys",
-        ["id", "name", "project", "scopes", "expires", "revoked", "last used"],
+        ["id", "name", "project", "scopes", "expires", "revoked", "last used", "budget/policy"],
         [
             [
                 k.id,
@@ -165,6 +237,7 @@ def keys_list(
                 _when(k.expires_at),
                 "yes" if k.revoked else "no",
                 _when(k.last_used_at),
+                f"{k.predict_budget or '-'} / {k.output_policy or 'full'}",
             ]
             for k in found
         ],

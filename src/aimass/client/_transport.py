@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import ssl
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from aimass._version import __version__
-from aimass.errors import AimassError, Unavailable, error_from_dict
+from aimass.errors import AimassError, InvalidArgument, Unavailable, error_from_dict
 
 __all__ = [
     "SSE_HEADERS",
@@ -17,6 +20,7 @@ __all__ = [
     "headers",
     "path",
     "raise_for_error",
+    "tls_verify",
     "translate_transport_error",
 ]
 
@@ -29,6 +33,27 @@ def headers(api_key: str | None) -> dict[str, str]:
     if api_key:
         found["authorization"] = f"Bearer {api_key}"
     return found
+
+
+def tls_verify(verify: bool | str | Path | ssl.SSLContext | None) -> bool | ssl.SSLContext:
+    """How the client checks an ``https://`` server's certificate (httpx's ``verify``).
+
+    ``None``: against the PEM bundle in ``AIMASS_CA_BUNDLE`` when set, else the
+    system's trust store. A path: against that PEM bundle (a self-signed server
+    certificate, a private CA). ``False`` turns the check off; never the default.
+    """
+    if verify is None:
+        verify = os.environ.get("AIMASS_CA_BUNDLE") or True
+    if not isinstance(verify, str | Path):
+        return verify
+    try:
+        return ssl.create_default_context(cafile=str(verify))
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgument(
+            f"cannot read the CA bundle {verify}: {exc}; give a PEM file of the certificates "
+            "to trust (verify= or AIMASS_CA_BUNDLE)",
+            path=str(verify),
+        ) from exc
 
 
 def path(template: str, **params: str | int) -> str:
@@ -53,6 +78,12 @@ def raise_for_error(response: httpx.Response) -> None:
 
 def translate_transport_error(exc: httpx.TransportError, url: str) -> AimassError:
     """A connection problem as :class:`Unavailable`, naming the server."""
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return Unavailable(
+            f"the TLS certificate of the aimass server at {url} is not trusted: {exc}; if it "
+            "is self-signed or from a private CA, point AIMASS_CA_BUNDLE (or the client's "
+            "verify=) at its PEM certificate"
+        )
     return Unavailable(
         f"cannot reach the aimass server at {url}: {exc}; is 'aimass serve' running?"
     )

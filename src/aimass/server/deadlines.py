@@ -46,7 +46,10 @@ class JobDeadlines:
         now = now or datetime.now(UTC)
         stopped = []
         for project in self._store.projects.list():
-            limit = float(self._settings.limit("max_job_seconds", f"project:{project.name}"))
+            # Stored with the project, else AIMASS_LIMIT_OVERRIDES, else the setting.
+            stored = project.limits.get("max_job_seconds")
+            subject = f"project:{project.name}"
+            limit = float(stored or self._settings.limit("max_job_seconds", subject))
             for job in self._store.jobs.list(project.name, status=JobStatus.RUNNING, limit=1000):
                 if job.cancel_requested or job.started_at is None:
                     continue

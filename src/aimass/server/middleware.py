@@ -35,6 +35,7 @@ from aimass.errors import (
     UnsupportedMediaType,
 )
 from aimass.server.errors import error_response
+from aimass.server.metrics_access import METRICS_PATH, MetricsGuard
 from aimass.server.state import ServerState
 from aimass.store import AuditRecord
 from aimass.texts import check_json_unicode
@@ -78,6 +79,7 @@ class RequestPipeline:
         self.max_body = settings.max_body_bytes
         self.max_anonymous_body = min(settings.max_anonymous_body_bytes, self.max_body)
         self.public_paths = public_paths
+        self.metrics_guard = MetricsGuard(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -181,8 +183,14 @@ class RequestPipeline:
 
         On a public path a key is optional: one that fails (counted all the same, so
         ``/metrics`` is no oracle for guessing keys) leaves the request anonymous.
+        ``/metrics`` beyond loopback needs its token or a key (:class:`MetricsGuard`).
         """
         authorization = headers.get("authorization")
+        if scope["path"] == METRICS_PATH:  # its own rule: server/metrics_access.py
+            await self.metrics_guard.authenticate(
+                scope, authorization, throttle=self.state.throttle, check_key=self._check_key
+            )
+            return self.max_anonymous_body
         public = scope["path"] in self.public_paths
         if authorization is None:
             if not public and _has_body(headers):
@@ -318,5 +326,6 @@ def request_record(
         status=status,
         request_id=state.get("request_id"),
         input_hash=input_hash(body),
-        details={"method": scope["method"], **(details or {})},
+        # A route may add what its action changed (a key's budget, policy and limits).
+        details={"method": scope["method"], **state.get("audit_details", {}), **(details or {})},
     )

@@ -62,7 +62,9 @@ class ServerState:
             settings.resolve_cache_seconds
         )
         self.projects: TTLCache[str, bool] = TTLCache(settings.resolve_cache_seconds)
-        self.throttle = Throttle(settings, on_decision=self._limit_decision)
+        self.throttle = Throttle(
+            settings, on_decision=self._limit_decision, limit=self.workspace.limits.value
+        )
         self.deadlines = JobDeadlines(
             self.workspace.store, settings, on_stop=self._job_past_deadline
         )

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
@@ -60,6 +61,9 @@ class Throttle:
             ``max_predicts*``, ``max_streams*``).
         on_decision: Called once each time a subject starts being refused.
         clock: Seconds, for the "already refused" memory (tests pass a fake).
+        limit: ``limit(name, subject)``, the value of a per-key or per-project limit
+            (default ``settings.limit``; the server passes the store-backed
+            :meth:`aimass.workspace.limits.Limits.value`).
     """
 
     def __init__(
@@ -68,9 +72,11 @@ class Throttle:
         *,
         on_decision: Callable[[Decision], None],
         clock: Callable[[], float] = time.monotonic,
+        limit: Callable[[str, str], Any] | None = None,
     ) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._settings = settings
+        self._limit = limit or settings.limit
         self._parsed: dict[str, RateLimitItem] = {}
         # kind -> (setting per key, setting in total)
         self._slots = {
@@ -120,7 +126,7 @@ class Throttle:
         Every successful call must be paired with :meth:`release_stream`.
         """
         per_key_name, total_name = self._slots[kind]
-        per_key = int(self._settings.limit(per_key_name, f"key:{key_id}"))
+        per_key = int(self._limit(per_key_name, f"key:{key_id}"))
         total_limit = int(getattr(self._settings, total_name))
         with self._lock:
             total = sum(n for (k, _), n in self._streams.items() if k == kind)
@@ -160,15 +166,20 @@ class Throttle:
 
     # -- quotas --------------------------------------------------------------------------
 
-    def refuse_quota(self, limit: str, subject: str, *, value: int, message: str) -> RateLimited:
-        """The error for a quota checked elsewhere (jobs per project), its decision audited."""
-        return self._refuse(limit, subject, retry_after=30, value=str(value), message=message)
+    def refuse_quota(
+        self, limit: str, subject: str, *, value: int, message: str, retry_after: int = 30
+    ) -> RateLimited:
+        """The error for a quota checked elsewhere (jobs per project, a key's daily query
+        budget), its decision audited once per ``retry_after`` window."""
+        return self._refuse(
+            limit, subject, retry_after=retry_after, value=str(value), message=message
+        )
 
     # -- internals -----------------------------------------------------------------------
 
     def _rate(self, limit: str, subject: str) -> RateLimitItem:
         """The rate ``limit`` for ``subject`` (its override, else the setting), parsed once."""
-        value = str(self._settings.limit(limit, subject))
+        value = str(self._limit(limit, subject))
         item = self._parsed.get(value)
         if item is None:
             item = self._parsed[value] = parse(value)
@@ -181,7 +192,7 @@ class Throttle:
             return
         reset = self._limiter.get_window_stats(item, subject).reset_time
         retry_after = max(1, math.ceil(reset - time.time()))
-        value = str(self._settings.limit(limit, subject))
+        value = str(self._limit(limit, subject))
         setting = f"AIMASS_{limit.upper()}"
         what = "failed authentications" if limit.startswith("auth") else "requests"
         raise self._refuse(

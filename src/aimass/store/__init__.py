@@ -22,6 +22,7 @@ from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
 from aimass.store.session import make_engine, managed_session
+from aimass.store.usage import UsageRepository
 from aimass.store.versioned import BaseModelRepository, DatasetRepository
 
 __all__ = ["DEFAULT_PROJECT", "AuditRecord", "AuditVerification", "Store"]
@@ -52,6 +53,7 @@ class Store:
         self.jobs = JobRepository(session)
         self.keys = ApiKeyRepository(session)
         self.audit = AuditRepository(session)
+        self.usage = UsageRepository(session)
         self.projects.ensure(DEFAULT_PROJECT)
 
     @classmethod

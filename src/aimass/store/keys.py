@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -33,8 +34,15 @@ class ApiKeyRepository:
         secret_hash: str,
         expires_at: datetime | None = None,
         created_by: str | None = None,
+        predict_budget: int | None = None,
+        output_policy: str | None = None,
+        limits: Mapping[str, int | str] | None = None,
     ) -> ApiKey:
-        """Store a new key record (``project=None``: an all-projects admin key)."""
+        """Store a new key record (``project=None``: an all-projects admin key).
+
+        ``predict_budget``, ``output_policy`` and ``limits`` are stored as given: the
+        caller (:class:`~aimass.workspace.keys.KeyRing`) validates them.
+        """
         validate_name(name, kind="key")
         with self._session() as session:
             proj = project_row(session, project) if project is not None else None
@@ -47,6 +55,9 @@ class ApiKeyRepository:
                 expires_at=expires_at,
                 revoked=False,
                 created_by=created_by,
+                predict_budget=predict_budget,
+                output_policy=output_policy,
+                limits=dict(limits) if limits else None,
             )
             session.add(row)
             session.flush()
@@ -88,6 +99,28 @@ class ApiKeyRepository:
             row.revoked = True
             session.flush()
             return row.to_entity()
+
+    def update(
+        self, key_id: str, changes: Mapping[str, Any], *, project: str | None = None
+    ) -> ApiKey:
+        """Change ``predict_budget``, ``output_policy`` and/or ``limits`` (the whole
+        mapping; an empty one clears them) of a key; other fields never change."""
+        unknown = set(changes) - {"predict_budget", "output_policy", "limits"}
+        assert not unknown, f"not updatable: {unknown}"
+        with self._session() as session:
+            row = self._row(session, key_id, project)
+            for name, value in changes.items():
+                if name == "limits":
+                    value = dict(value) if value else None
+                setattr(row, name, value)
+            session.flush()
+            return row.to_entity()
+
+    def limits(self, key_id: str) -> dict[str, int | str]:
+        """The limits stored with a key (empty for none, or for an unknown key)."""
+        with self._session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            return dict(row.limits or {}) if row is not None else {}
 
     def touch(self, key_id: str, when: datetime) -> None:
         """Record a successful use."""

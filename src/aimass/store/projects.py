@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
 
 from aimass.entities import Project
@@ -48,6 +50,21 @@ class ProjectRepository:
         validate_name(name, kind="project")
         with self._session() as session:
             return project_row(session, name).to_entity()
+
+    def set_limits(self, name: str, limits: Mapping[str, int | str]) -> Project:
+        """Replace the limits stored with project ``name`` (an empty mapping clears them)."""
+        validate_name(name, kind="project")
+        with self._session() as session:
+            row = project_row(session, name)
+            row.limits = dict(limits) or None
+            session.flush()
+            return row.to_entity()
+
+    def limits(self, name: str) -> dict[str, int | str]:
+        """The limits stored with project ``name`` (empty for none, or an unknown project)."""
+        with self._session() as session:
+            row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
+            return dict(row.limits or {}) if row is not None else {}
 
     def list(self) -> list[Project]:
         """All projects by name."""

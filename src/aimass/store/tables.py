@@ -81,10 +81,15 @@ class ProjectRow(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Per-project limits over the settings' values (NULL: none set).
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     def to_entity(self) -> Project:
         return Project(
-            name=self.name, description=self.description, created_at=aware(self.created_at)
+            name=self.name,
+            description=self.description,
+            created_at=aware(self.created_at),
+            limits=dict(self.limits or {}),
         )
 
 
@@ -340,6 +345,11 @@ class ApiKeyRow(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(127), nullable=True)
+    # Query budget (inputs per UTC day; NULL: unlimited), output policy (NULL: full
+    # output) and per-key limits over the settings' values (NULL: none set).
+    predict_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_policy: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     project: Mapped[ProjectRow | None] = relationship()
 
@@ -354,7 +364,22 @@ class ApiKeyRow(Base):
             revoked=self.revoked,
             last_used_at=_aware(self.last_used_at),
             created_by=self.created_by,
+            predict_budget=self.predict_budget,
+            output_policy=self.output_policy,
+            limits=dict(self.limits or {}),
         )
+
+
+class KeyUsageRow(Base):
+    """Inputs one budgeted key sent on one UTC day (only keys with a budget get rows)."""
+
+    __tablename__ = "key_usage"
+
+    key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    inputs: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditRow(Base):

@@ -118,12 +118,16 @@ class Principal:
         key_id: The API key's id; ``None`` for the local operator.
         project: The one project it may see; ``None`` for all projects.
         scopes: What it may do there.
+        predict_budget: The key's inputs per UTC day (``None``: unlimited).
+        output_policy: The key's output policy (``None``: full output).
     """
 
     actor: str
     key_id: str | None
     project: str | None
     scopes: frozenset[str]
+    predict_budget: int | None = None
+    output_policy: str | None = None
 
     @property
     def is_global_admin(self) -> bool:

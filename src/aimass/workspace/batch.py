@@ -18,6 +18,7 @@ from aimass.data.tables import publish_dataset, read_split
 from aimass.errors import Cancelled, InvalidArgument
 from aimass.jobs.runner import JobContext, register_job_kind
 from aimass.refs import parse_ref, validate_name
+from aimass.serving.policy import parse_policy
 
 __all__ = ["BATCH_PREDICT", "BatchPredictSpec"]
 
@@ -35,12 +36,15 @@ class BatchPredictSpec:
         dataset: ``NAME`` or ``NAME@VERSION``.
         output: Dataset name for the results.
         split: Only this split (all rows when ``None``).
+        output_policy: The submitting key's output policy (``labels``, ``top_k=N``,
+            ``round=D``), applied to every stored prediction; ``None``: full output.
     """
 
     model: str
     dataset: str
     output: str
     split: str | None = None
+    output_policy: str | None = None
 
     def __post_init__(self) -> None:
         parse_ref(self.model, kind="model")
@@ -48,6 +52,7 @@ class BatchPredictSpec:
         validate_name(self.output, kind="dataset")
         if self.split not in (None, "train", "validation", "test"):
             raise InvalidArgument(f"split {self.split!r}: use train, validation or test")
+        parse_policy(self.output_policy)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the job record."""
@@ -112,6 +117,9 @@ def run_batch_predict(ctx: JobContext) -> dict[str, Any]:
         )
         if stop:
             raise Cancelled(f"job {ctx.job.id} was cancelled after {len(results):,} rows")
+    policy = parse_policy(spec.output_policy)
+    if not policy.is_full:
+        results = policy.apply(results)
     has_labels = dataset.schema.label_type is not None
     records = _rows(texts, labels if has_labels else None, extras, results, split_of)
     label_type = "float" if model.task == "regression" else "string"

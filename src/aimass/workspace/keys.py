@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aimass.entities import ApiKey
 from aimass.errors import InvalidArgument, Unauthenticated
@@ -19,6 +20,13 @@ from aimass.workspace.access import (
     parse_key,
     validate_scopes,
     write_private,
+)
+from aimass.workspace.limits import (
+    Limits,
+    check_budget,
+    check_limits,
+    check_policy,
+    merge_limits,
 )
 from aimass.workspace.ttl import TTLCache
 
@@ -34,9 +42,16 @@ class KeyRing:
     """API keys stored as ``HMAC-SHA256(secret, key)``; the key itself is never kept."""
 
     def __init__(
-        self, store: Store, secret: bytes, home: Path, *, cache_seconds: float = 0.0
+        self,
+        store: Store,
+        secret: bytes,
+        home: Path,
+        *,
+        cache_seconds: float = 0.0,
+        limits: Limits | None = None,
     ) -> None:
         self._store = store
+        self._limits = limits
         self._secret = secret
         self._home = home
         self._touched: dict[str, float] = {}
@@ -53,9 +68,24 @@ class KeyRing:
         scopes: Sequence[str],
         expires_in_days: float | None = None,
         created_by: str | None = None,
+        predict_budget: int | str | None = None,
+        output_policy: str | None = None,
+        limits: Mapping[str, object] | None = None,
+        by_global_admin: bool = True,
     ) -> tuple[ApiKey, str]:
-        """A new key; returns ``(record, key)``. The key is shown once, never stored."""
+        """A new key; returns ``(record, key)``. The key is shown once, never stored.
+
+        ``predict_budget`` (inputs per UTC day), ``output_policy`` (``labels``,
+        ``top_k=N``, ``round=D``) and ``limits`` (per-key limits) are checked and
+        stored with it; only an all-projects admin (``by_global_admin``) may give a
+        key limits above the deployment's values.
+        """
         checked = validate_scopes(scopes)
+        quota = self._quota(
+            {"predict_budget": predict_budget, "output_policy": output_policy, "limits": limits},
+            key_id=None,
+            by_global_admin=by_global_admin,
+        )
         if project is None and checked != ("admin",):
             raise InvalidArgument(
                 "a key for all projects can only have the admin scope; name a project "
@@ -64,6 +94,7 @@ class KeyRing:
         if expires_in_days is not None and expires_in_days <= 0:
             raise InvalidArgument(f"expiry must be in the future, got {expires_in_days} days")
         expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+        quota["limits"] = {k: v for k, v in quota["limits"].items() if v is not None}
         key_id, key = new_key()
         record = self._store.keys.create(
             key_id,
@@ -73,8 +104,56 @@ class KeyRing:
             secret_hash=hash_key(self._secret, key),
             expires_at=expires,
             created_by=created_by,
+            **quota,
         )
         return record, key
+
+    def update(
+        self,
+        key_id: str,
+        changes: Mapping[str, Any],
+        *,
+        project: str | None = None,
+        by_global_admin: bool = True,
+    ) -> ApiKey:
+        """Change a key's ``predict_budget``, ``output_policy`` and/or ``limits``.
+
+        Only the fields in ``changes`` change: a ``None`` budget or policy removes it
+        (unlimited, full output); ``limits`` maps names to new values, ``None``
+        removing that one. Seen by this process's next request at once.
+        """
+        unknown = sorted(set(changes) - {"predict_budget", "output_policy", "limits"})
+        if unknown:
+            raise InvalidArgument(
+                f"cannot change {', '.join(unknown)} of a key; only predict_budget, "
+                "output_policy and limits (create a new key for other changes)"
+            )
+        current = self._store.keys.get(key_id, project=project)
+        quota = self._quota(changes, key_id=key_id, by_global_admin=by_global_admin)
+        if "limits" in quota:
+            quota["limits"] = merge_limits(current.limits, quota["limits"])
+        updated = self._store.keys.update(key_id, quota, project=project)
+        self._verified.invalidate(lambda _digest, record: record.id == key_id)
+        if self._limits is not None:
+            self._limits.forget(f"key:{key_id}")
+        return updated
+
+    def _quota(
+        self, fields: Mapping[str, Any], *, key_id: str | None, by_global_admin: bool
+    ) -> dict[str, Any]:
+        """Checked ``predict_budget`` / ``output_policy`` / ``limits`` among ``fields``
+        (a limit's ``None`` value, meaning "remove it", is kept)."""
+        checked: dict[str, Any] = {}
+        if "predict_budget" in fields:
+            checked["predict_budget"] = check_budget(fields["predict_budget"])
+        if "output_policy" in fields:
+            checked["output_policy"] = check_policy(fields["output_policy"])
+        if "limits" in fields:
+            limits = check_limits("key", fields["limits"] or {})
+            if self._limits is not None:
+                self._limits.check_raise("key", key_id or "new", limits, admin=by_global_admin)
+            checked["limits"] = limits
+        return checked
 
     def authenticate(self, key: str | None) -> Principal:
         """The principal for ``key``; Unauthenticated when missing, wrong, expired or revoked."""
@@ -104,6 +183,8 @@ class KeyRing:
             key_id=record.id,
             project=record.project,
             scopes=frozenset(record.scopes),
+            predict_budget=record.predict_budget,
+            output_policy=record.output_policy,
         )
 
     def _touch(self, key_id: str, now: datetime) -> None:

@@ -39,6 +39,7 @@ from aimass.errors import AimassError, Internal
 from aimass.schemas import ErrorBody, GenerateRequest, GenerateResponse
 from aimass.server.deps import PredictProject, PrincipalDep, StateDep
 from aimass.server.middleware import request_record
+from aimass.server.quotas import charge
 from aimass.server.state import ServerState
 
 __all__ = ["router"]
@@ -224,7 +225,8 @@ async def generate(
 
     Same keys, scopes (``predict``), limits and audit as predict; the prompt itself is
     never logged, only the SHA-256 of the request body. A stream holds one of the key's
-    ``AIMASS_MAX_STREAMS_PER_KEY`` slots until it ends.
+    ``AIMASS_MAX_STREAMS_PER_KEY`` slots until it ends; a call spends one input of the
+    key's query budget (generated text has no scores: output policies leave it alone).
     """
     options = body.options()
     options.setdefault("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, state.settings.max_new_tokens))
@@ -240,6 +242,7 @@ async def generate(
             state.throttle.release_stream(slot, "generate")
 
     try:
+        await charge(state, principal, 1)  # a prompt is one input of the key's query budget
         response = await _generate(ref, body, request, project, state, options)
     except BaseException:
         release()

@@ -17,6 +17,7 @@ from aimass.schemas import (
     TrainJobCreate,
 )
 from aimass.server.deps import PrincipalDep, ReadProject, StateDep, TrainProject, WorkspaceDep
+from aimass.server.quotas import charge_sync, output_policy
 from aimass.server.state import ServerState
 from aimass.workspace import Principal, Workspace
 from aimass.workspace.batch import BatchPredictSpec
@@ -44,17 +45,28 @@ def _submit_train(
 
 
 def _submit_batch(
-    ws: Workspace, principal: Principal, project: str, body: BatchPredictJobCreate
+    state: ServerState, principal: Principal, project: str, body: BatchPredictJobCreate
 ) -> JobOut:
     from aimass.refs import parse_ref
 
+    ws = state.workspace
     model = parse_ref(body.model, kind="model").name
     for scope, name in (("predict", model), ("data:write", None)):
         if not principal.can(scope, project=project, model=name):
             raise PermissionDenied("batch prediction needs the scopes predict and data:write")
     spec = BatchPredictSpec(
-        model=body.model, dataset=body.dataset, output=body.output, split=body.split
+        model=body.model,
+        dataset=body.dataset,
+        output=body.output,
+        split=body.split,
+        output_policy=principal.output_policy,  # the results are cut as predict would
     )
+    output_policy(principal).check_task(
+        ws.model_version(spec.model, project=project).task, principal.key_id
+    )
+    dataset = ws.dataset(spec.dataset, project=project)
+    rows = dataset.num_rows if spec.split is None else dataset.splits.get(spec.split, 0)
+    charge_sync(state, principal, rows)  # every row is one input of the key's budget
     return JobOut.from_entity(ws.submit_batch_predict(spec, project=project))
 
 
@@ -79,19 +91,19 @@ def _submit_evaluate(
 
 def _check_quota(state: ServerState, project: str, body: JobCreate) -> None:
     """At most ``max_active_jobs_per_project`` queued + running jobs; ``max_epochs`` per job."""
-    settings, subject = state.settings, f"project:{project}"
+    subject = f"project:{project}"
     if isinstance(body, TrainJobCreate):
         epochs = body.config.get("epochs") if isinstance(body.config, dict) else None
-        most = int(settings.limit("max_epochs", subject))
+        most = int(state.workspace.limits.value("max_epochs", subject))
         if isinstance(epochs, int | float) and epochs > most:
             raise InvalidArgument(
                 f"config.epochs={epochs:,} is over this deployment's limit of {most:,} epochs "
-                "per job (AIMASS_MAX_EPOCHS, or the project's AIMASS_LIMIT_OVERRIDES); ask "
-                "for fewer",
+                "per job (the project's stored limit, AIMASS_LIMIT_OVERRIDES or "
+                "AIMASS_MAX_EPOCHS); ask for fewer",
                 field="config.epochs",
                 limit=most,
             )
-    limit = int(settings.limit("max_active_jobs_per_project", subject))
+    limit = int(state.workspace.limits.value("max_active_jobs_per_project", subject))
     jobs = state.workspace.store.jobs
     active = sum(
         len(jobs.list(project, status=s, limit=limit + 1))
@@ -125,7 +137,7 @@ def submit_job(
         return _submit_train(ws, principal, project, body)
     if isinstance(body, EvaluateJobCreate):
         return _submit_evaluate(ws, principal, project, body)
-    return _submit_batch(ws, principal, project, body)
+    return _submit_batch(state, principal, project, body)
 
 
 @router.get("", name="jobs.list")

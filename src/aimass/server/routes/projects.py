@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
+from aimass.entities import ApiKey
 from aimass.schemas import (
     ApiKeyOut,
     AuditEventOut,
     AuditVerifyOut,
     KeyCreate,
     KeyCreated,
+    KeyUpdate,
     ProjectCreate,
+    ProjectLimits,
     ProjectOut,
 )
 from aimass.server.deps import AdminProject, PrincipalDep, ReadProject, WorkspaceDep
@@ -40,6 +43,29 @@ def get_project(project: ReadProject, ws: WorkspaceDep) -> ProjectOut:
     return ProjectOut.from_entity(ws.store.projects.get(project))
 
 
+def _audit_details(request: Request, **details: Any) -> None:
+    """Add ``details`` to this request's audit record (the request pipeline writes it)."""
+    request.scope["state"]["audit_details"] = details
+
+
+@router.patch(P, name="projects.update")
+def update_project(
+    body: ProjectLimits,
+    project: ReadProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    request: Request,
+) -> ProjectOut:
+    """Set (a value) or remove (``null``) limits stored with the project.
+
+    All-projects admin keys only: the limits are the operator's quotas on a tenant.
+    """
+    principal.require_global_admin()
+    updated = ws.limits.set_project_limits(project, body.limits)
+    _audit_details(request, limits=updated.limits, changed=sorted(body.limits))
+    return ProjectOut.from_entity(updated)
+
+
 @router.get(P + "/keys", name="keys.list")
 def list_keys(project: AdminProject, ws: WorkspaceDep) -> list[ApiKeyOut]:
     """The project's keys (records only, never secrets)."""
@@ -48,17 +74,67 @@ def list_keys(project: AdminProject, ws: WorkspaceDep) -> list[ApiKeyOut]:
 
 @router.post(P + "/keys", name="keys.create", status_code=status.HTTP_201_CREATED)
 def create_key(
-    body: KeyCreate, project: AdminProject, principal: PrincipalDep, ws: WorkspaceDep
+    body: KeyCreate,
+    project: AdminProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    request: Request,
 ) -> KeyCreated:
-    """Create a key in the project; the key is in this response only."""
+    """Create a key in the project; the key is in this response only.
+
+    Only an all-projects admin may give it ``limits`` above the deployment's values.
+    """
     record, key = ws.keys.create(
         body.name,
         project=project,
         scopes=body.scopes,
         expires_in_days=body.expires_in_days,
         created_by=principal.actor,
+        predict_budget=body.predict_budget,
+        output_policy=body.output_policy,
+        limits=body.limits,
+        by_global_admin=principal.is_global_admin,
     )
+    _audit_details(request, **_key_details(record))
     return KeyCreated(key=key, record=ApiKeyOut.from_entity(record))
+
+
+def _key_details(record: ApiKey) -> dict[str, Any]:
+    """What the audit record of a key's creation or update shows of the key."""
+    return {
+        "key_id": record.id,
+        "scopes": list(record.scopes),
+        "predict_budget": record.predict_budget,
+        "output_policy": record.output_policy,
+        "limits": dict(record.limits),
+    }
+
+
+@router.get(P + "/keys/{key_id}", name="keys.get")
+def get_key(key_id: str, project: AdminProject, ws: WorkspaceDep) -> ApiKeyOut:
+    """One key of the project (its record, budget, output policy and limits)."""
+    return ApiKeyOut.from_entity(ws.store.keys.get(key_id, project=project))
+
+
+@router.patch(P + "/keys/{key_id}", name="keys.update")
+def update_key(
+    key_id: str,
+    body: KeyUpdate,
+    project: AdminProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    request: Request,
+) -> ApiKeyOut:
+    """Change a key's query budget, output policy or limits (only the fields sent).
+
+    Seen by the key's next request. Only an all-projects admin may raise a limit above
+    the deployment's value.
+    """
+    updated = ws.keys.update(
+        key_id, body.changes(), project=project, by_global_admin=principal.is_global_admin
+    )
+    _audit_details(request, **_key_details(updated), changed=sorted(body.changes()))
+    return ApiKeyOut.from_entity(updated)
 
 
 @router.delete(P + "/keys/{key_id}", name="keys.revoke")

@@ -1,4 +1,4 @@
-"""Health, readiness, metrics (no key needed), and who-am-I / samples (any valid key)."""
+"""Health, readiness, metrics (keyless on loopback), who-am-I and samples (any valid key)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from aimass.schemas import SampleOut, WhoAmI
 from aimass.server.deps import PrincipalDep, StateDep
+from aimass.server.metrics_access import scrape_tenants
 
 router = APIRouter()
 api = APIRouter(prefix="/v1", tags=["system"])
@@ -32,13 +33,14 @@ def ready(state: StateDep) -> Response:
 
 @router.get("/metrics", name="system.metrics", include_in_schema=False)
 def metrics(request: Request, state: StateDep) -> Response:
-    """Prometheus metrics; per project and model only for an all-projects admin key.
+    """Prometheus metrics; per project and model only for the metrics token or an
+    all-projects admin key (beyond loopback, the request pipeline has already refused
+    a scrape without the token or a ``metrics`` key: server/metrics_access.py).
 
-    Without one, series are summed over the ``project`` and ``model`` labels, so an
-    anonymous scrape learns no tenant's names (the 404-not-403 hiding would be moot).
+    Otherwise series are summed over the ``project`` and ``model`` labels, so a scrape
+    learns no tenant's names (the 404-not-403 hiding would be moot).
     """
-    principal = request.scope.get("state", {}).get("principal")
-    tenants = principal is not None and principal.is_global_admin
+    tenants = scrape_tenants(request.scope, state.settings)
     body = state.metrics.render(tenants=tenants)
     return Response(body, media_type="text/plain; version=0.0.4")
 

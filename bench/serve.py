@@ -20,6 +20,14 @@ several ms of CPU per request and at 64 connections measures itself more than
 the servers).
 
     python bench/serve.py [--seconds 10] [--train-rows 1500] [--client raw|httpx]
+
+With ``--at-rest`` it compares instead what encryption and signatures at rest cost:
+the same model served by two ``aimass serve`` processes, one on the home as
+aimass writes it (AES-256-GCM artifacts, signed bundles) and one on a copy with
+every artifact decrypted and signatures off; N = 1 and 32 clients, alternating
+which server goes first, plus the time to resolve (check the signature, decrypt)
+and load the model in-process, median of 5. Writes
+``bench/results/serve-at-rest.json``.
 """
 
 from __future__ import annotations
@@ -247,10 +255,18 @@ def main() -> None:
         default="raw",
         help="load generator: a minimal asyncio HTTP/1.1 client (default) or httpx",
     )
+    parser.add_argument(
+        "--at-rest",
+        action="store_true",
+        help="compare encrypted and signed artifacts against plaintext ones instead",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
     print("training the bench model (features mode) ...", flush=True)
     texts, bundle, key = prepare(home / "home", args.train_rows)
+    if args.at_rest:
+        at_rest(home, texts, key, args)
+        return
     env = {
         **os.environ,
         "AIMASS_HOME": str(home / "home"),
@@ -358,6 +374,132 @@ def main() -> None:
     failed = sum(r[name]["errors"] for r in rows for name in ("aimass", "naive"))
     if failed:
         # Error responses are fast: a run with errors compares nothing.
+        raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
+
+
+def _serve_env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AIMASS_HOME": str(home),
+        "AIMASS_DEVICE": "cpu",
+        "AIMASS_JOB_WORKERS": "0",
+        "AIMASS_WARM_MODELS": '["bench@production"]',
+        "AIMASS_REQUESTS_PER_KEY": "1000000/minute",
+        "AIMASS_MAX_PREDICTS_PER_KEY": "1024",
+        "AIMASS_MAX_PREDICTS": "1024",
+    }
+
+
+def plaintext_copy(home: Path, target: Path) -> None:
+    """A copy of ``home`` with every artifact decrypted (as aimass wrote them before)."""
+    import shutil
+
+    from aimass.artifacts.envelope import decrypt_file, is_encrypted
+    from aimass.settings import Settings
+    from aimass.workspace.secrets import load_master_keys
+
+    shutil.copytree(home, target)
+    keys = load_master_keys(Settings(home=target))
+    for path in (target / "artifacts").rglob("*"):
+        if path.is_file() and is_encrypted(path):
+            plain = path.with_name(path.name + ".plain")
+            decrypt_file(path, plain, keys)
+            os.replace(plain, path)
+
+
+def load_seconds(home: Path, *, encrypted: bool, repeats: int = 5) -> float:
+    """Median seconds to resolve (signature check, decryption) and load the model."""
+    import statistics
+
+    from aimass.artifacts.plaintext import PlaintextCache
+    from aimass.serving.predictor import load_predictor
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    flags = {} if encrypted else {"encrypt_at_rest": False, "require_signatures": False}
+    times = []
+    for _ in range(repeats):
+        ws = Workspace(Settings(home=home, device="cpu", **flags))
+        cache = PlaintextCache(home.parent / "plain-bench")
+        ws.artifacts._plaintext = cache  # a cold cache each time: decrypt again
+        began = time.perf_counter()
+        version = ws.model_version("bench@production")
+        load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
+        times.append(time.perf_counter() - began)
+        cache.clear()
+        ws.close()
+    return statistics.median(times)
+
+
+def at_rest(home: Path, texts: list[str], key: str, args: argparse.Namespace) -> None:
+    """Encrypted and signed vs plaintext artifacts, same model, same clients."""
+    plaintext_copy(home / "home", home / "plain")
+    enc_env = _serve_env(home / "home")
+    plain_env = {
+        **_serve_env(home / "plain"),
+        "AIMASS_ENCRYPT_AT_REST": "false",
+        "AIMASS_REQUIRE_SIGNATURES": "false",
+    }
+    loads = {
+        "encrypted": load_seconds(home / "home", encrypted=True),
+        "plaintext": load_seconds(home / "plain", encrypted=False),
+    }
+    print(
+        f"resolve + load, median of 5: encrypted {loads['encrypted']:.2f} s, plaintext "
+        f"{loads['plaintext']:.2f} s ({loads['encrypted'] / loads['plaintext']:.2f}x)",
+        flush=True,
+    )
+    ports = {"encrypted": free_port(), "plaintext": free_port()}
+    procs = {
+        name: start(
+            [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port)],
+            enc_env if name == "encrypted" else plain_env,
+            f"http://127.0.0.1:{port}/readyz",
+        )
+        for name, port in ports.items()
+    }
+    rows = []
+    try:
+        auth = {"Authorization": f"Bearer {key}"}
+        for clients in (1, 32, 1, 32):
+            order = ["encrypted", "plaintext"]
+            if len(rows) % 2:
+                order.reverse()
+            row: dict = {"clients": clients}
+            for name in order:
+                url = (
+                    f"http://127.0.0.1:{ports[name]}/v1/projects/default/models/"
+                    "bench@production:predict"
+                )
+                asyncio.run(drive(url, auth, texts, clients, 1.0, args.client))
+                row[name] = asyncio.run(drive(url, auth, texts, clients, args.seconds, args.client))
+            row["ratio"] = row["encrypted"]["throughput"] / row["plaintext"]["throughput"]
+            rows.append(row)
+            print(
+                f"N={clients:3d}  encrypted {row['encrypted']['throughput']:6.1f}/s | "
+                f"plaintext {row['plaintext']['throughput']:6.1f}/s | ratio {row['ratio']:.3f}",
+                flush=True,
+            )
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(30)
+    ratios = sorted(r["ratio"] for r in rows)
+    median = (ratios[1] + ratios[2]) / 2
+    print(f"throughput, encrypted ÷ plaintext: median {median:.3f} (goal: cost < 5 %, > 0.95)")
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "machine": f"{os.cpu_count()} CPUs",
+        "seconds": args.seconds,
+        "client": args.client,
+        "load_seconds": loads,
+        "rows": rows,
+        "median_throughput_ratio": median,
+        "goal": "> 0.95",
+    }
+    (RESULTS / "serve-at-rest.json").write_text(json.dumps(out, indent=2))
+    failed = sum(r[name]["errors"] for r in rows for name in ("encrypted", "plaintext"))
+    if failed:
         raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
 
 

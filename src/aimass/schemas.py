@@ -28,6 +28,7 @@ __all__ = [
     "BaseImport",
     "BaseModelOut",
     "BatchPredictJobCreate",
+    "BundleVerifyOut",
     "DatasetImport",
     "DatasetSchemaOut",
     "DatasetUpload",
@@ -40,11 +41,13 @@ __all__ = [
     "JobOut",
     "KeyCreate",
     "KeyCreated",
+    "KeyUpdate",
     "LineageOut",
     "ModelVersionOut",
     "PredictRequest",
     "PredictResponse",
     "ProjectCreate",
+    "ProjectLimits",
     "ProjectOut",
     "RegisteredModelOut",
     "SampleImport",
@@ -95,24 +98,56 @@ class ProjectCreate(_In):
 
 
 class ProjectOut(_Out):
-    """A project."""
+    """A project; ``limits`` are the per-project limits stored with it."""
 
     name: str
     description: str
     created_at: datetime
+    limits: dict[str, int | str] = {}
 
     @classmethod
     def from_entity(cls, p: e.Project) -> ProjectOut:
         """Convert a :class:`~aimass.entities.Project`."""
-        return cls(name=p.name, description=p.description, created_at=p.created_at)
+        return cls(name=p.name, description=p.description, created_at=p.created_at, limits=p.limits)
+
+
+LimitName = Annotated[str, Field(max_length=63)]
+LimitValue = int | Annotated[str, Field(max_length=63)]
+
+
+class ProjectLimits(_In):
+    """Change the limits stored with a project: a value sets it, ``null`` removes it."""
+
+    limits: dict[LimitName, LimitValue | None] = Field(max_length=32)
 
 
 class KeyCreate(_In):
-    """Create an API key in the path's project."""
+    """Create an API key in the path's project.
+
+    ``predict_budget``: inputs per UTC day (unlimited when absent); ``output_policy``:
+    ``labels``, ``top_k=N``, ``round=D`` or a comma-joined mix; ``limits``: per-key
+    limits (``requests_per_key``, ``max_predicts_per_key``, ``max_streams_per_key``).
+    """
 
     name: Name
     scopes: list[Annotated[str, Field(max_length=127)]] = Field(min_length=1, max_length=32)
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+    predict_budget: int | None = Field(default=None, ge=1, le=10**12)
+    output_policy: str | None = Field(default=None, max_length=63)
+    limits: dict[LimitName, LimitValue] = Field(default_factory=dict, max_length=32)
+
+
+class KeyUpdate(_In):
+    """Change a key: only the fields sent change. ``predict_budget: null`` removes the
+    budget, ``output_policy: null`` (or ``"full"``) the policy, a limit's ``null`` that limit."""
+
+    predict_budget: int | None = Field(default=None, ge=1, le=10**12)
+    output_policy: str | None = Field(default=None, max_length=63)
+    limits: dict[LimitName, LimitValue | None] = Field(default_factory=dict, max_length=32)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were sent, by name."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
 class ApiKeyOut(_Out):
@@ -127,6 +162,9 @@ class ApiKeyOut(_Out):
     revoked: bool
     last_used_at: datetime | None
     created_by: str | None
+    predict_budget: int | None = None
+    output_policy: str | None = None
+    limits: dict[str, int | str] = {}
 
     @classmethod
     def from_entity(cls, k: e.ApiKey) -> ApiKeyOut:
@@ -141,6 +179,9 @@ class ApiKeyOut(_Out):
             revoked=k.revoked,
             last_used_at=k.last_used_at,
             created_by=k.created_by,
+            predict_budget=k.predict_budget,
+            output_policy=k.output_policy,
+            limits=dict(k.limits),
         )
 
 
@@ -630,6 +671,17 @@ class AuditEventOut(_Out):
     def from_entity(cls, a: e.AuditEvent) -> AuditEventOut:
         """Convert an :class:`~aimass.entities.AuditEvent`."""
         return cls(**{f: getattr(a, f) for f in cls.model_fields})
+
+
+class BundleVerifyOut(_Out):
+    """A registered version whose signature and files checked out."""
+
+    ref: str
+    digest: str
+    files: int
+    signed_by: str
+    trusted: bool
+    encrypted: bool
 
 
 class AuditVerifyOut(_Out):

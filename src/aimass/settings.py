@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["LIMIT_NAMES", "Settings", "check_limit", "load_settings"]
 
 # The limits ``limit_overrides`` may set, per kind of subject, with their value types.
 _OVERRIDABLE: dict[str, dict[str, type]] = {
@@ -58,6 +58,27 @@ class Settings(BaseSettings):
         allowed_origins: Browser ``Origin`` values allowed to call the API; a request
             with any other ``Origin`` is refused.
         protected_aliases: Aliases only a key with ``models:write`` on the model may move.
+        encrypt_at_rest: Encrypt dataset versions, bundles and training checkpoints
+            with AES-256-GCM (a data key per file, wrapped by the master key). Files
+            written before, or with this off, stay readable.
+        master_key: The master key itself (base64 of 32 bytes, or a keyring JSON
+            ``{"active": ID, "keys": {ID: BASE64}}``), e.g. from a secret manager.
+        master_key_command: A command that prints the master key (or keyring) on
+            stdout: an external KMS or secret-manager client. Run without a shell.
+        master_key_file: The master keyring file (0600), used when neither of the
+            above is set; created on first use. Default ``{home}/keys/master.json``:
+            keep it on another volume (or use the two above) for the encryption to
+            protect against a copy of the data directory.
+        signing_key_file: The Ed25519 key that signs every registered bundle (0600,
+            PEM; created on first use). Default ``{home}/keys/signing.pem``.
+        trusted_signing_keys: Public keys (PEM files) whose bundle signatures are
+            accepted besides this home's own signing key.
+        require_signatures: Refuse to load a registered bundle whose signature is
+            missing, invalid or from an untrusted key.
+        plaintext_dir: Where decrypted copies of artifacts live while the process uses
+            them (removed at exit, and by the next start after a crash). Default: a
+            private directory in memory-backed ``/dev/shm`` when it exists, else the
+            system temporary directory.
         batch_max_size: Most inputs the micro-batcher runs in one forward pass.
         batch_max_wait_ms: Longest a request waits for companions before its batch runs
             (0: a free model takes whatever is queued at once).
@@ -111,6 +132,23 @@ class Settings(BaseSettings):
             keys and projects (JSON): ``{"key:KEYID": {"requests_per_key": "6000/minute",
             "max_predicts_per_key": 256, "max_streams_per_key": 16}, "project:NAME":
             {"max_active_jobs_per_project": 32, "max_epochs": 500, "max_job_seconds": 7200}}``.
+            A value stored with the key or project (``aimass keys update --limit``,
+            ``aimass projects set-limits``) takes precedence over its override.
+        bind_host: The address the server listens on; ``aimass serve --host`` sets it.
+            Beyond loopback (anything but ``127.0.0.1``, ``::1``, ``localhost``),
+            ``/metrics`` needs the metrics token or a key with the ``metrics`` scope.
+            An app served some other way should set it to its server's address.
+        metrics_token: The bearer token Prometheus sends to ``/metrics``
+            (``AIMASS_METRICS_TOKEN``); compared in constant time.
+        metrics_token_file: A file holding the metrics token, so it need not sit in the
+            environment (``AIMASS_METRICS_TOKEN_FILE``); read once, when settings are read.
+        metrics_tenant_labels: Serve per-project and per-model series (the ``project``
+            and ``model`` labels) to the metrics token and all-projects admin keys;
+            ``False`` sums them away for every scrape.
+        tls_cert: PEM certificate (chain) ``aimass serve`` serves HTTPS with.
+        tls_key: Its private key (a file readable by its owner only).
+        ca_bundle: PEM certificates the CLI trusts for an ``https://`` server URL (a
+            self-signed server certificate, a private CA); default: the system's.
     """
 
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
@@ -137,6 +175,14 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
     protected_aliases: list[str] = Field(default_factory=lambda: ["production"])
+    encrypt_at_rest: bool = True
+    master_key: SecretStr | None = None
+    master_key_command: str | None = None
+    master_key_file: Path | None = None
+    signing_key_file: Path | None = None
+    trusted_signing_keys: list[Path] = Field(default_factory=list)
+    require_signatures: bool = True
+    plaintext_dir: Path | None = None
     batch_max_size: int = Field(default=32, gt=0)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
     batch_max_tokens: int = Field(default=8192, gt=0)
@@ -161,6 +207,13 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     max_decompression_ratio: float = Field(default=100.0, gt=1)
     limit_overrides: dict[str, dict[str, int | str]] = Field(default_factory=dict)
+    bind_host: str = "127.0.0.1"
+    metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
+    metrics_tenant_labels: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_bundle: Path | None = None
 
     @field_validator("auth_failures_per_address", "auth_failures_per_key", "requests_per_key")
     @classmethod
@@ -203,12 +256,32 @@ class Settings(BaseSettings):
         return self.limit_overrides.get(subject, {}).get(name, getattr(self, name))
 
     @model_validator(mode="after")
+    def _read_metrics_token(self) -> Settings:
+        if self.metrics_token_file is None:
+            return self
+        if self.metrics_token is not None:
+            raise ValueError("set AIMASS_METRICS_TOKEN or AIMASS_METRICS_TOKEN_FILE, not both")
+        path = self.metrics_token_file.expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read the metrics token file {path}: {exc}") from exc
+        if not token:
+            raise ValueError(f"the metrics token file {path} is empty")
+        self.metrics_token = SecretStr(token)
+        return self
+
+    @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
         self.home = self.home.expanduser()
         if self.artifact_root is None:
             self.artifact_root = self.home / "artifacts"
         if self.store_uri is None:
             self.store_uri = f"sqlite:///{self.home / 'aimass.db'}"
+        if self.master_key_file is None:
+            self.master_key_file = self.home / "keys" / "master.json"
+        if self.signing_key_file is None:
+            self.signing_key_file = self.home / "keys" / "signing.pem"
         return self
 
     @property
@@ -222,6 +295,31 @@ class Settings(BaseSettings):
         """The artifact root, never ``None`` after validation."""
         assert self.artifact_root is not None
         return self.artifact_root
+
+
+LIMIT_NAMES: dict[str, tuple[str, ...]] = {k: tuple(sorted(v)) for k, v in _OVERRIDABLE.items()}
+"""The limits a key (``key``) or a project (``project``) may carry, by kind."""
+
+
+def check_limit(kind: str, name: str, value: object) -> int | str:
+    """``value`` as limit ``name`` of a ``kind`` (``key`` or ``project``), normalised.
+
+    Rates (``requests_per_key``) are ``COUNT/PERIOD`` strings; the others whole
+    numbers >= 1 (a string of digits is taken as one). Raises ValueError naming
+    the limit, the value and the fix.
+    """
+    allowed = _OVERRIDABLE.get(kind, {})
+    if name not in allowed:
+        raise ValueError(
+            f"{name!r} is not a limit a {kind} can carry; use one of {', '.join(sorted(allowed))}"
+        )
+    if allowed[name] is str:
+        return Settings._rate(str(value))
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{kind} limit {name} must be a whole number >= 1, got {value!r}")
+    return value
 
 
 def load_settings(**overrides: Any) -> Settings:

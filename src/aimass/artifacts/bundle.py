@@ -41,7 +41,10 @@ Rules (each one has a test in ``tests/artifacts/test_bundle.py``):
 4. A bundle is built in a staging directory and published by one rename, so a
    crash never leaves half a bundle.
 5. Exported (copied out), a bundle is a valid Hugging Face model directory.
-6. A *tokenizer bundle* (``kind`` and ``family`` ``tokenizer``) holds only
+6. A bundle registered by a server carries ``aimass.sig``, an Ed25519 signature
+   of its digest (see :mod:`aimass.artifacts.signing`); like ``aimass.json`` it is
+   not listed in ``files``, and it is copied out with an exported bundle.
+7. A *tokenizer bundle* (``kind`` and ``family`` ``tokenizer``) holds only
    tokenizer files (``tokenizer.json`` is required; no config or weights); it is
    what ``aimass tokenizers train`` stores and what from-scratch bases copy in.
 """
@@ -57,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass._version import __version__
+from aimass.artifacts.signing import SIGNATURE, Signature, verify_digest
 from aimass.errors import BundleFormatError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -68,10 +72,13 @@ __all__ = [
     "TOKENIZER_FILES",
     "BundleWriter",
     "Manifest",
+    "bundle_digest",
     "canonical_json",
     "copy_bundle_files",
     "file_sha256",
     "verify_bundle",
+    "verify_bundle_signature",
+    "verify_manifest_signature",
 ]
 
 FORMAT = "aimass.bundle"
@@ -280,8 +287,14 @@ def _read_manifest_json(directory: Path) -> dict[str, Any]:
         )
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleFormatError(f"{MANIFEST} in {directory} is implausibly large")
+    return _parse_manifest(path.read_bytes(), directory)
+
+
+def _parse_manifest(raw: bytes, directory: Path | str) -> dict[str, Any]:
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleFormatError(f"{MANIFEST} in {directory} is implausibly large")
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleFormatError(f"{MANIFEST} in {directory} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -300,7 +313,7 @@ def _read_manifest_json(directory: Path) -> dict[str, Any]:
 
 def _check_entries(directory: Path, files: dict[str, Any]) -> None:
     for entry in directory.iterdir():
-        if entry.name == MANIFEST:
+        if entry.name in (MANIFEST, SIGNATURE):
             continue
         if entry.is_symlink() or not entry.is_file():
             raise BundleFormatError(
@@ -357,6 +370,40 @@ def verify_bundle(directory: Path) -> Manifest:
     except KeyError as exc:
         raise BundleFormatError(f"{MANIFEST} in {directory} lacks field {exc}") from exc
     return Manifest(**{**manifest.__dict__, "digest": _digest(data)})
+
+
+def bundle_digest(directory: Path) -> str:
+    """A bundle's digest from its manifest alone (no file is hashed)."""
+    return _digest(_read_manifest_json(Path(directory)))
+
+
+def verify_bundle_signature(
+    directory: Path, *, trusted: dict[str, bytes] | None = None
+) -> Signature:
+    """Check a bundle's signature against its manifest; no weight is read.
+
+    Args:
+        directory: The bundle.
+        trusted: Accepted public keys by key id; ``None`` checks the signature with
+            the public key it carries (``Signature.trusted`` is then ``False``).
+
+    Raises:
+        BundleFormatError: not a bundle, unsigned, or a signature that does not hold.
+    """
+    directory = Path(directory)
+    digest = _digest(_read_manifest_json(directory))
+    path = directory / SIGNATURE
+    content = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    return verify_digest(content, digest, str(directory), trusted=trusted)
+
+
+def verify_manifest_signature(
+    manifest: bytes, signature: bytes | None, where: str, *, trusted: dict[str, bytes] | None
+) -> Signature:
+    """:func:`verify_bundle_signature` on the bytes of ``aimass.json`` and ``aimass.sig``."""
+    return verify_digest(
+        signature, _digest(_parse_manifest(manifest, where)), where, trusted=trusted
+    )
 
 
 def copy_bundle_files(directory: Path, destination: Path) -> list[str]:

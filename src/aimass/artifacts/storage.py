@@ -5,25 +5,48 @@ artifact behind, and every key is checked to resolve inside the root before it
 touches the filesystem (no traversal, no absolute paths, no symlinks). Artifacts
 are private to the server's user: directories 0700, files 0600 (set on publish,
 whatever umask the writer ran under).
+
+With master keys, every file is encrypted as it is published (see
+:mod:`aimass.artifacts.envelope`) and :meth:`ArtifactStore.resolve` hands readers
+a decrypted copy (see :mod:`aimass.artifacts.plaintext`); keys stay the plaintext
+content digests. With a signing key, every bundle published under ``bundles/`` is
+signed first, and resolving one checks its signature before any weight is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from aimass.errors import InvalidArgument, NotFound
+from aimass.artifacts.bundle import (
+    MANIFEST,
+    bundle_digest,
+    verify_bundle_signature,
+    verify_manifest_signature,
+)
+from aimass.artifacts.envelope import (
+    MasterKeys,
+    decrypt_file,
+    encrypt_file,
+    is_encrypted,
+    read_plaintext,
+)
+from aimass.artifacts.plaintext import PlaintextCache, shared_cache
+from aimass.artifacts.signing import SIGNATURE, Signature, SigningKey, sign_digest
+from aimass.errors import BundleFormatError, InvalidArgument, NotFound
 
 __all__ = ["ArtifactStore", "fsync_dir", "fsync_tree", "make_private", "private_dir"]
 
 # Keys are '/'-joined segments of safe characters; nothing else ever reaches a path.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STAGING = ".staging"
+BUNDLES = "bundles/"
 
 
 def fsync_dir(path: Path) -> None:
@@ -78,16 +101,94 @@ def make_private(path: Path) -> None:
                 os.chmod(os.path.join(dirpath, name), 0o600)
 
 
+def _files(path: Path) -> Iterator[Path]:
+    if path.is_file():
+        yield path
+        return
+    for dirpath, _dirs, names in os.walk(path):
+        for name in sorted(names):
+            yield Path(dirpath) / name
+
+
+def encrypt_tree(source: Path, keys: MasterKeys) -> None:
+    """Encrypt every file under ``source`` in place (each replaced atomically)."""
+    for path in list(_files(source)):
+        if is_encrypted(path):
+            continue
+        sealed = path.with_name(f".{path.name}.sealed")
+        encrypt_file(path, sealed, keys)
+        os.replace(sealed, path)
+
+
+def decrypt_tree(source: Path, target: Path, keys: MasterKeys | None) -> None:
+    """Copy ``source`` to ``target``, decrypting the files that are encrypted."""
+    if keys is None:
+        raise _no_keys(source)
+    if source.is_file():
+        decrypt_file(source, target, keys)
+        return
+    target.mkdir(mode=0o700)
+    for path in _files(source):
+        out = target / path.relative_to(source)
+        out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if is_encrypted(path):
+            decrypt_file(path, out, keys)
+        else:
+            shutil.copyfile(path, out)
+
+
+def _no_keys(path: Path) -> InvalidArgument:
+    return InvalidArgument(
+        f"{path} is encrypted and this process has no master key; set AIMASS_MASTER_KEY, "
+        "AIMASS_MASTER_KEY_COMMAND or AIMASS_MASTER_KEY_FILE to the keys it was written with",
+        path=str(path),
+    )
+
+
+def _encrypted(path: Path) -> bool:
+    # Any file: a migration interrupted half-way leaves an artifact partly encrypted.
+    return any(is_encrypted(p) for p in _files(path))
+
+
 class ArtifactStore:
     """A directory of immutable artifacts addressed by validated keys.
 
     Args:
         root: The artifact root (``AIMASS_ARTIFACT_ROOT``); created when missing.
+        keys: Master keys: encrypted artifacts are decrypted for readers with them,
+            and (with ``encrypt``) artifacts are encrypted as they are published.
+            ``None`` writes plaintext and cannot read encrypted artifacts.
+        encrypt: Encrypt what is published (when there are keys).
+        signer: Signs every bundle published under ``bundles/``.
+        trusted: Public keys (by key id) whose bundle signatures are accepted.
+        require_signatures: Refuse to resolve a bundle without a trusted signature.
+        plaintext: Where decrypted copies go (default: the process's shared cache).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        keys: MasterKeys | None = None,
+        encrypt: bool = True,
+        signer: SigningKey | None = None,
+        trusted: dict[str, bytes] | None = None,
+        require_signatures: bool = False,
+        plaintext: PlaintextCache | None = None,
+    ) -> None:
         self.root = Path(root).expanduser().resolve()
         private_dir(self.root)
+        self.keys = keys
+        self.encrypt = encrypt
+        self.signer = signer
+        self.trusted = dict(trusted or {})
+        if signer is not None:
+            self.trusted[signer.key_id] = signer.public_raw
+        self.require_signatures = require_signatures
+        self._plaintext = plaintext
+        self._namespace = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        # Holds this store's decrypted copies in the shared cache (see release_plaintext).
+        self._owner = ("store", uuid.uuid4().hex)
 
     def path(self, key: str) -> Path:
         """The absolute path of ``key``, guaranteed to be inside the root."""
@@ -117,14 +218,74 @@ class ArtifactStore:
         self.path(key)
         return key
 
-    def resolve(self, uri: str) -> Path:
-        """The local path of an existing artifact URI."""
+    @property
+    def write_keys(self) -> MasterKeys | None:
+        """The keys new files are encrypted with (``None``: they are written in plaintext)."""
+        return self.keys if self.encrypt else None
+
+    def stored(self, uri: str) -> Path:
+        """Where an existing artifact lies on disk (encrypted or not)."""
         path = self.path(self.key_of(uri))
         if not path.exists():
             raise NotFound(f"artifact {uri!r} is missing from {self.root}", uri=uri)
         if path.is_symlink():
             raise InvalidArgument(f"artifact {uri!r} is a symlink; refusing to follow it", uri=uri)
         return path
+
+    def resolve(self, uri: str) -> Path:
+        """A readable path of an existing artifact: itself, or its decrypted copy.
+
+        A bundle's signature is checked first when signatures are required.
+        """
+        key = self.key_of(uri)
+        path = self.stored(uri)
+        encrypted = _encrypted(path)
+        if key.startswith(BUNDLES) and self.require_signatures:
+            self.check_signature(key, path, encrypted)
+        if not encrypted:
+            return path
+        cache = self._plaintext or shared_cache()
+        size = sum(p.stat().st_size for p in _files(path))
+        return cache.get(
+            f"{self._namespace}/{key}",
+            size,
+            lambda target: decrypt_tree(path, target, self.keys),
+            owner=self._owner,
+        )
+
+    def release_plaintext(self) -> None:
+        """Let go of this store's decrypted copies; removed unless a job or store holds them."""
+        (self._plaintext or shared_cache()).drop(self._owner)
+
+    def is_encrypted(self, uri: str) -> bool:
+        """Whether an existing artifact is stored encrypted."""
+        return _encrypted(self.stored(uri))
+
+    def plaintext_scope(self) -> AbstractContextManager[None]:
+        """A context in which decrypted copies are removed once it ends (a job)."""
+        return (self._plaintext or shared_cache()).scope()
+
+    def check_signature(self, key: str, path: Path, encrypted: bool | None = None) -> Signature:
+        """Verify a stored bundle's signature against this store's trusted keys.
+
+        Only the manifest and the signature are read (decrypted in memory when
+        encrypted), never the weights.
+        """
+        if encrypted is None:
+            encrypted = _encrypted(path)
+        if not encrypted:
+            return verify_bundle_signature(path, trusted=self.trusted)
+        if self.keys is None:
+            raise _no_keys(path)
+        if not (path / MANIFEST).is_file():
+            raise BundleFormatError(f"bundle {key} has no {MANIFEST}", bundle=key)
+        signature = path / SIGNATURE
+        return verify_manifest_signature(
+            read_plaintext(path / MANIFEST, self.keys),
+            read_plaintext(signature, self.keys) if signature.is_file() else None,
+            key,
+            trusted=self.trusted,
+        )
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is present."""
@@ -150,6 +311,10 @@ class ArtifactStore:
         if target.exists():
             return self.uri(key)
         private_dir(target.parent)
+        if key.startswith(BUNDLES) and self.signer is not None:
+            self.sign_in_place(source)
+        if self.write_keys is not None:
+            encrypt_tree(source, self.write_keys)
         make_private(source)
         if source.is_dir():
             fsync_tree(source)
@@ -164,6 +329,13 @@ class ArtifactStore:
             # A concurrent writer published the same content first: keep theirs.
         fsync_dir(target.parent)
         return self.uri(key)
+
+    def sign_in_place(self, bundle: Path) -> None:
+        """Write ``aimass.sig`` into a plaintext bundle directory with this store's key."""
+        if not (bundle / MANIFEST).is_file():
+            raise BundleFormatError(f"{bundle} is published as a bundle but has no {MANIFEST}")
+        assert self.signer is not None
+        (bundle / SIGNATURE).write_bytes(sign_digest(self.signer, bundle_digest(bundle)))
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (file or directory) if present."""

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, evaluate, lm, models, pii, service
+from aimass.cli import bases, datasets, db, evaluate, lm, models, pii, secrets, service
 from aimass.cli._common import configure, console, reset
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
@@ -29,6 +29,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(bases.app, name="bases")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(secrets.app, name="secrets")
 service.register(app)
 app.add_typer(pii.app, name="pii")
 app.command("audit-privacy")(audit_privacy)

@@ -109,6 +109,9 @@ class Local:
     def card(self, ref: str, project: str) -> str:
         return self.ws.model_card(ref, project=project)
 
+    def verify_model(self, ref: str, project: str) -> s.BundleVerifyOut:
+        return s.BundleVerifyOut(**self.ws.verify_model(ref, project=project))
+
     def export(self, ref: str, destination: Path, project: str) -> list[str]:
         return self.ws.export_model(ref, destination, project=project)
 
@@ -228,7 +231,15 @@ class Local:
         return [s.ApiKeyOut.from_entity(k) for k in self.ws.keys.list(project=project)]
 
     def create_key(
-        self, name: str, *, project: str | None, scopes: list[str], expires_in_days: float | None
+        self,
+        name: str,
+        *,
+        project: str | None,
+        scopes: list[str],
+        expires_in_days: float | None,
+        predict_budget: int | None = None,
+        output_policy: str | None = None,
+        limits: dict[str, int | str] | None = None,
     ) -> s.KeyCreated:
         from aimass.workspace.access import local_principal
 
@@ -238,8 +249,47 @@ class Local:
             scopes=scopes,
             expires_in_days=expires_in_days,
             created_by=local_principal().actor,
+            predict_budget=predict_budget,
+            output_policy=output_policy,
+            limits=limits,
         )
-        return s.KeyCreated(key=key, record=s.ApiKeyOut.from_entity(record))
+        out = s.ApiKeyOut.from_entity(record)
+        self._audit("keys.create", out.project, f"keys/{out.id}", _key_details(out))
+        return s.KeyCreated(key=key, record=out)
+
+    def key(self, key_id: str, project: str | None) -> s.ApiKeyOut:
+        return s.ApiKeyOut.from_entity(self.ws.store.keys.get(key_id, project=project))
+
+    def update_key(self, key_id: str, project: str | None, changes: dict[str, Any]) -> s.ApiKeyOut:
+        out = s.ApiKeyOut.from_entity(self.ws.keys.update(key_id, changes, project=project))
+        details = {**_key_details(out), "changed": sorted(changes)}
+        self._audit("keys.update", out.project, f"keys/{out.id}", details)
+        return out
+
+    def project(self, name: str) -> s.ProjectOut:
+        return s.ProjectOut.from_entity(self.ws.store.projects.get(name))
+
+    def set_project_limits(self, name: str, limits: dict[str, int | str | None]) -> s.ProjectOut:
+        out = s.ProjectOut.from_entity(self.ws.limits.set_project_limits(name, limits))
+        details = {"limits": out.limits, "changed": sorted(limits)}
+        self._audit("projects.update", name, f"projects/{name}", details)
+        return out
+
+    def _audit(self, action: str, project: str | None, resource: str, details: Any) -> None:
+        """The audit entry the server's request pipeline would write for this change."""
+        from aimass.store import AuditRecord
+        from aimass.workspace.access import local_principal
+
+        self.ws.audit.record(
+            AuditRecord(
+                actor=local_principal().actor,
+                action=action,
+                resource=resource,
+                outcome="ok",
+                project=project,
+                details=details,
+            )
+        )
 
     def revoke_key(self, key_id: str, project: str | None) -> s.ApiKeyOut:
         return s.ApiKeyOut.from_entity(self.ws.keys.revoke(key_id, project=project))
@@ -319,6 +369,9 @@ class Remote:
 
     def card(self, ref: str, project: str) -> str:
         return self.c.models.card(ref, project=project)
+
+    def verify_model(self, ref: str, project: str) -> s.BundleVerifyOut:
+        return self.c.models.verify(ref, project=project)
 
     def export(self, ref: str, destination: Path, project: str) -> list[str]:
         raise NotImplementedFeature(
@@ -433,11 +486,45 @@ class Remote:
         return self.c.keys.list(project=project)
 
     def create_key(
-        self, name: str, *, project: str | None, scopes: list[str], expires_in_days: float | None
+        self,
+        name: str,
+        *,
+        project: str | None,
+        scopes: list[str],
+        expires_in_days: float | None,
+        predict_budget: int | None = None,
+        output_policy: str | None = None,
+        limits: dict[str, int | str] | None = None,
     ) -> s.KeyCreated:
         return self.c.keys.create(
-            name, scopes=scopes, expires_in_days=expires_in_days, project=project
+            name,
+            scopes=scopes,
+            expires_in_days=expires_in_days,
+            predict_budget=predict_budget,
+            output_policy=output_policy,
+            limits=limits,
+            project=project,
         )
+
+    def key(self, key_id: str, project: str | None) -> s.ApiKeyOut:
+        return self.c.keys.get(key_id, project=project)
+
+    def update_key(self, key_id: str, project: str | None, changes: dict[str, Any]) -> s.ApiKeyOut:
+        # A None change removes: the SDK spells that "unlimited" / "full".
+        options: dict[str, Any] = {}
+        if "predict_budget" in changes:
+            options["predict_budget"] = changes["predict_budget"] or "unlimited"
+        if "output_policy" in changes:
+            options["output_policy"] = changes["output_policy"] or "full"
+        if "limits" in changes:
+            options["limits"] = changes["limits"]
+        return self.c.keys.update(key_id, project=project, **options)
+
+    def project(self, name: str) -> s.ProjectOut:
+        return self.c.projects.get(name)
+
+    def set_project_limits(self, name: str, limits: dict[str, int | str | None]) -> s.ProjectOut:
+        return self.c.projects.set_limits(name, limits)
 
     def revoke_key(self, key_id: str, project: str | None) -> s.ApiKeyOut:
         return self.c.keys.revoke(key_id, project=project)
@@ -447,6 +534,16 @@ class Remote:
 
     def verify_audit(self) -> s.AuditVerifyOut:
         return self.c.audit.verify()
+
+
+def _key_details(key: s.ApiKeyOut) -> dict[str, Any]:
+    return {
+        "key_id": key.id,
+        "scopes": key.scopes,
+        "predict_budget": key.predict_budget,
+        "output_policy": key.output_policy,
+        "limits": key.limits,
+    }
 
 
 class _JobProgress:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -153,6 +153,60 @@ def export(
     """Copy a verified bundle out as a Hugging Face model directory."""
     names = backend().export(ref, destination, project)
     console.print(f"exported {len(names)} files to {destination}")
+
+
+@app.command("verify")
+@command
+def verify(
+    ref: Annotated[
+        str | None, typer.Argument(help="NAME@VERSION (or alias) in the registry.")
+    ] = None,
+    path: Annotated[
+        Path | None, typer.Option("--path", help="An exported bundle directory instead.")
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="PEM public key the exported bundle must be signed by."),
+    ] = None,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a bundle's signature, then every file against its manifest.
+
+    A registered version is checked against the server's trusted signing keys; an
+    exported directory (--path) against --public-key, or else against the key its
+    signature carries (which proves integrity, not who signed it).
+    """
+    if (ref is None) == (path is None):
+        raise typer.BadParameter("give either NAME@VERSION or --path DIRECTORY")
+    if path is not None:
+        from aimass.artifacts.bundle import verify_bundle, verify_bundle_signature
+        from aimass.artifacts.signing import load_public_key, public_key_id
+
+        trusted = None
+        if public_key is not None:
+            raw = load_public_key(public_key)
+            trusted = {public_key_id(raw): raw}
+        signature = verify_bundle_signature(path, trusted=trusted)
+        manifest = verify_bundle(path)
+        result: dict[str, Any] = {
+            "ref": str(path),
+            "digest": manifest.digest,
+            "files": len(manifest.files),
+            "signed_by": signature.key_id,
+            "trusted": signature.trusted,
+            "encrypted": False,
+        }
+    else:
+        result = backend().verify_model(ref or "", project).model_dump()
+    if json_out:
+        emit_json(result)
+        return
+    who = "a trusted key" if result["trusted"] else "the key it carries (not checked against yours)"
+    console.print(
+        f"[green]verified[/] {result['ref']}: bundle {result['digest'][:16]}…, "
+        f"{result['files']} files match, signed by {result['signed_by']} ({who})"
+    )
 
 
 @app.command("delete-version")

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
+import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ from aimass.client._transport import (
     json_or_text,
     path,
     raise_for_error,
+    tls_verify,
     translate_transport_error,
 )
 from aimass.errors import InvalidArgument, JobFailed
@@ -44,6 +46,7 @@ from aimass.schemas import (
     AuditEventOut,
     AuditVerifyOut,
     BaseModelOut,
+    BundleVerifyOut,
     DatasetVersionOut,
     GenerateResponse,
     JobLogLineOut,
@@ -101,6 +104,9 @@ class Client:
         project: Default project for every call (override per call).
         timeout: Seconds per request.
         transport: An httpx transport (tests pass an in-process one).
+        verify: How an ``https://`` server's certificate is checked: a PEM CA bundle
+            (path) or an ``ssl.SSLContext``; default the bundle in ``AIMASS_CA_BUNDLE``,
+            else the system's trust store. ``False`` turns the check off.
     """
 
     def __init__(
@@ -111,11 +117,16 @@ class Client:
         project: str = "default",
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        verify: bool | str | Path | ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.project = project
         self._http = httpx.Client(
-            base_url=self.url, headers=headers(api_key), timeout=timeout, transport=transport
+            base_url=self.url,
+            headers=headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            verify=tls_verify(verify),
         )
         self.datasets = _Datasets(self)
         self.bases = _Bases(self)
@@ -539,6 +550,17 @@ class _Models(_Resource):
         url = self._c._p("/models/{n}/versions/{s}/card", project, n=name, s=selector or "latest")
         return str(self._c.request("GET", url))
 
+    def verify(self, ref: str, *, project: str | None = None) -> BundleVerifyOut:
+        """Check a version's signature and files on the server (the bundle is not sent)."""
+        name, _, selector = ref.partition("@")
+        return self._get(
+            BundleVerifyOut,
+            "/models/{n}/versions/{s}/verify",
+            project,
+            n=name,
+            s=selector or "latest",
+        )
+
     def attachments(
         self, ref: str, *, kind: str | None = None, project: str | None = None
     ) -> builtins.list[AttachmentOut]:
@@ -578,7 +600,7 @@ class _Models(_Resource):
 
 
 class _Keys(_Resource):
-    """``client.keys``: create (the key is returned once), list, revoke."""
+    """``client.keys``: create (the key is returned once), list, get, update, revoke."""
 
     def create(
         self,
@@ -586,15 +608,56 @@ class _Keys(_Resource):
         *,
         scopes: Sequence[str],
         expires_in_days: float | None = None,
+        predict_budget: int | None = None,
+        output_policy: str | None = None,
+        limits: Mapping[str, int | str] | None = None,
         project: str | None = None,
     ) -> KeyCreated:
-        """A new key in the project."""
-        body = {"name": name, "scopes": list(scopes), "expires_in_days": expires_in_days}
+        """A new key in the project.
+
+        ``predict_budget``: inputs per UTC day (``None``: unlimited); ``output_policy``:
+        ``labels``, ``top_k=N``, ``round=D`` or a comma-joined mix (``None``: full
+        output); ``limits``: per-key limits such as ``{"max_streams_per_key": 2}``.
+        """
+        body = {
+            "name": name,
+            "scopes": list(scopes),
+            "expires_in_days": expires_in_days,
+            "predict_budget": predict_budget,
+            "output_policy": output_policy,
+            "limits": dict(limits or {}),
+        }
         return self._send("POST", KeyCreated, "/keys", project, body)
 
     def list(self, *, project: str | None = None) -> list[ApiKeyOut]:
         """The project's keys."""
         return self._get(list[ApiKeyOut], "/keys", project)
+
+    def get(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:
+        """One key's record: scopes, expiry, budget, output policy, limits."""
+        return self._get(ApiKeyOut, "/keys/{k}", project, k=key_id)
+
+    def update(
+        self,
+        key_id: str,
+        *,
+        predict_budget: int | str | None = None,
+        output_policy: str | None = None,
+        limits: Mapping[str, int | str | None] | None = None,
+        project: str | None = None,
+    ) -> ApiKeyOut:
+        """Change what is given, leave the rest: ``predict_budget="unlimited"`` removes
+        the budget, ``output_policy="full"`` the policy, a limit set to ``None`` that limit."""
+        body: dict[str, Any] = {}
+        if predict_budget is not None:
+            unlimited = str(predict_budget).strip().lower() in ("unlimited", "none")
+            body["predict_budget"] = None if unlimited else predict_budget
+        if output_policy is not None:
+            full = output_policy.strip().lower() in ("full", "none", "")
+            body["output_policy"] = None if full else output_policy
+        if limits:
+            body["limits"] = dict(limits)
+        return self._send("PATCH", ApiKeyOut, "/keys/{k}", project, body, k=key_id)
 
     def revoke(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:
         """Revoke a key."""
@@ -612,6 +675,15 @@ class _Projects(_Resource):
         """Create a project (all-projects admin key)."""
         body = {"name": name, "description": description}
         return _parse(ProjectOut, self._c.request("POST", "/v1/projects", json=body))
+
+    def get(self, name: str) -> ProjectOut:
+        """One project, with the limits stored with it."""
+        return _parse(ProjectOut, self._c.request("GET", path("/v1/projects/{p}", p=name)))
+
+    def set_limits(self, name: str, limits: Mapping[str, int | str | None]) -> ProjectOut:
+        """Set limits stored with a project (``None`` removes one; all-projects admin key)."""
+        url = path("/v1/projects/{p}", p=name)
+        return _parse(ProjectOut, self._c.request("PATCH", url, json={"limits": dict(limits)}))
 
 
 class _Audit(_Resource):
@@ -650,11 +722,16 @@ class AsyncClient:
         project: str = "default",
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: bool | str | Path | ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.project = project
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=headers(api_key), timeout=timeout, transport=transport
+            base_url=self.url,
+            headers=headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            verify=tls_verify(verify),
         )
 
     async def __aenter__(self) -> AsyncClient:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aimass.artifacts.storage import ArtifactStore
+from aimass.artifacts.storage import ArtifactStore, make_private
 from aimass.entities import Job, JobStatus
 from aimass.errors import AimassError, Cancelled, Conflict, InvalidArgument, JobFailed
 from aimass.settings import Settings
@@ -202,8 +202,14 @@ def run_job(
         callbacks=[*callbacks, JobReporter(store, job.id, attempt=job.attempt)],
     )
     try:
-        with _heartbeat(store, job, settings.job_heartbeat_seconds):
-            result = get_job_kind(job.kind)(ctx)
+        # Decrypted copies the job reads (its dataset, its base) go when it ends.
+        with _heartbeat(store, job, settings.job_heartbeat_seconds), artifacts.plaintext_scope():
+            try:
+                result = get_job_kind(job.kind)(ctx)
+            finally:
+                # TensorBoard writes its event files with the process umask.
+                if artifacts.exists(f"runs/{job.id}"):
+                    make_private(artifacts.path(f"runs/{job.id}"))
     except Cancelled as exc:
         _finish(store, job, JobStatus.CANCELLED, error=str(exc))
         log.info("job cancelled", extra={"job_id": job.id})

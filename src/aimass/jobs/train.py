@@ -14,6 +14,7 @@ from typing import Any
 
 from aimass._version import __version__
 from aimass.artifacts.bundle import BundleWriter, canonical_json, verify_bundle
+from aimass.artifacts.storage import private_dir
 from aimass.data.tables import SplitData, read_split
 from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
@@ -225,7 +226,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
     data_path = ctx.artifacts.resolve(dataset.uri)
     base_dir = ctx.artifacts.resolve(base.uri)
     run_dir = ctx.artifacts.path(f"runs/{ctx.job.id}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir / "tensorboard")
     callbacks = CallbackList([*ctx.callbacks, TensorBoardLogger(run_dir / "tensorboard")])
     if ctx.settings.num_threads:
         import torch
@@ -244,6 +245,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         callbacks=callbacks,
         workdir=run_dir,
         checkpoint_dir=checkpoint_dir(ctx.artifacts, ctx.job.id),
+        checkpoint_keys=ctx.artifacts.write_keys,
         privacy=DPEngine(dp) if (dp := spec.dp_config(dataset)) is not None else None,
     )
     outcome = get_task(config.task).train(inputs)

@@ -13,7 +13,9 @@ needs to continue as if it had never stopped::
         state.json             loop counters, history, optimizer groups, Python RNG state
 
 An epoch directory is written completely before the pointer moves to it, so a
-crash mid-save leaves the previous checkpoint in force.
+crash mid-save leaves the previous checkpoint in force. With master keys, every
+file of an epoch directory is encrypted before the directory takes its name (the
+pointer holds only the epoch, the directory name and the run's fingerprint).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aimass.artifacts.envelope import MasterKeys, read_plaintext
+from aimass.artifacts.storage import encrypt_tree, make_private, private_dir
 from aimass.errors import FailedPrecondition
 
 __all__ = ["Checkpoint", "Checkpointer", "flatten_optimizer", "unflatten_optimizer"]
@@ -114,11 +118,15 @@ class Checkpointer:
         directory: Where checkpoints live (one per job: ``runs/<job-id>/checkpoint``).
         fingerprint: Identity of the run's inputs and configuration; a checkpoint
             with another fingerprint is refused instead of silently mixed in.
+        keys: Master keys to encrypt checkpoints with (``None``: plaintext).
     """
 
-    def __init__(self, directory: Path, *, fingerprint: str) -> None:
+    def __init__(
+        self, directory: Path, *, fingerprint: str, keys: MasterKeys | None = None
+    ) -> None:
         self.directory = Path(directory)
         self.fingerprint = fingerprint
+        self.keys = keys
 
     def exists(self) -> bool:
         """Whether a complete checkpoint is there."""
@@ -140,7 +148,7 @@ class Checkpointer:
         target = self.directory / name
         staging = self.directory / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        private_dir(staging)
         opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
         rng_tensors, rng_meta = _rng_state()
         save_file(_tensors(model), str(staging / "model.safetensors"))
@@ -149,11 +157,17 @@ class Checkpointer:
         save_file(_tensors(rng_tensors), str(staging / "rng.safetensors"))
         state = {"epoch": epoch, "loop": loop, "optimizer": opt_meta, "rng": rng_meta}
         (staging / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        if self.keys is not None:
+            encrypt_tree(staging, self.keys)
+        make_private(staging)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
         pointer = {"epoch": epoch, "directory": name, "fingerprint": self.fingerprint}
         tmp = self.directory / f".{POINTER}.tmp"
-        tmp.write_text(json.dumps(pointer), encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(pointer))
         os.replace(tmp, self.directory / POINTER)
         for old in self.directory.glob("epoch-*"):
             if old.name != name:
@@ -162,7 +176,7 @@ class Checkpointer:
 
     def load(self) -> Checkpoint | None:
         """The newest complete checkpoint, or ``None`` when there is none."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         if not self.exists():
             return None
@@ -174,15 +188,17 @@ class Checkpointer:
                 directory=str(self.directory),
             )
         source = self.directory / str(pointer["directory"])
-        state = json.loads((source / "state.json").read_text(encoding="utf-8"))
-        optimizer = unflatten_optimizer(
-            load_file(str(source / "optimizer.safetensors")), state["optimizer"]
-        )
+
+        def read(name: str) -> bytes:
+            return read_plaintext(source / name, self.keys)
+
+        state = json.loads(read("state.json").decode("utf-8"))
+        optimizer = unflatten_optimizer(load(read("optimizer.safetensors")), state["optimizer"])
         return Checkpoint(
             epoch=int(state["epoch"]),
-            model=load_file(str(source / "model.safetensors")),
-            best=load_file(str(source / "best.safetensors")),
+            model=load(read("model.safetensors")),
+            best=load(read("best.safetensors")),
             optimizer=optimizer,
             loop=state["loop"],
-            rng=(load_file(str(source / "rng.safetensors")), state["rng"]),
+            rng=(load(read("rng.safetensors")), state["rng"]),
         )

@@ -62,7 +62,7 @@ def _checkpointer(inputs: TrainInputs) -> Checkpointer | None:
         "rows": [len(inputs.train), len(inputs.validation), len(inputs.test)],
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return Checkpointer(inputs.checkpoint_dir, fingerprint=digest)
+    return Checkpointer(inputs.checkpoint_dir, fingerprint=digest, keys=inputs.checkpoint_keys)
 
 
 def _feature_layers(inputs: TrainInputs) -> int:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from aimass.artifacts.bundle import Manifest
+    from aimass.artifacts.envelope import MasterKeys
     from aimass.data.tables import SplitData
     from aimass.entities import DatasetSchema
     from aimass.training.callbacks import CallbackList
@@ -45,6 +46,8 @@ class TrainInputs:
     workdir: Path
     # Where fit saves epoch checkpoints and resumes from; None disables checkpoints.
     checkpoint_dir: Path | None = None
+    # Master keys that encrypt those checkpoints; None writes them in plaintext.
+    checkpoint_keys: MasterKeys | None = None
     privacy: PrivateTraining | None = None
 
 

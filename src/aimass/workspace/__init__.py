@@ -53,7 +53,9 @@ from aimass.workspace.batch import BatchPredictSpec
 from aimass.workspace.cards import render_card
 from aimass.workspace.evaluate import EvaluateSpec
 from aimass.workspace.keys import KeyRing
+from aimass.workspace.limits import Limits
 from aimass.workspace.privacy import DeidentifyOptions
+from aimass.workspace.secrets import open_artifact_store
 
 if TYPE_CHECKING:
     from aimass.jobs.pool import WorkerPool
@@ -97,6 +99,7 @@ class Workspace:
         self._cache: Any = None
         self._secret: bytes | None = None
         self._keys: KeyRing | None = None
+        self._limits: Limits | None = None
         self._audit: AuditTrail | None = None
         self._pool: WorkerPool | None = None
 
@@ -112,7 +115,7 @@ class Workspace:
     def artifacts(self) -> ArtifactStore:
         """The artifact store."""
         if self._artifacts is None:
-            self._artifacts = ArtifactStore(self.settings.resolved_artifact_root)
+            self._artifacts = open_artifact_store(self.settings)
         return self._artifacts
 
     def _derived_key(self, purpose: str) -> bytes:
@@ -131,8 +134,18 @@ class Workspace:
                 self._derived_key("api-keys"),
                 self.settings.home,
                 cache_seconds=self.settings.auth_cache_seconds,
+                limits=self.limits,
             )
         return self._keys
+
+    @property
+    def limits(self) -> Limits:
+        """Effective per-key and per-project limits (stored, overrides, settings), budgets."""
+        if self._limits is None:
+            self._limits = Limits(
+                self.store, self.settings, cache_seconds=self.settings.auth_cache_seconds
+            )
+        return self._limits
 
     @property
     def audit(self) -> AuditTrail:
@@ -150,6 +163,8 @@ class Workspace:
             self._store.close()
         if self._cache is not None:
             self._cache.clear()
+        if self._artifacts is not None:
+            self._artifacts.release_plaintext()
 
     # -- projects --------------------------------------------------------------------
 
@@ -647,6 +662,28 @@ class Workspace:
 
         version = self.model_version(ref, project=project)
         return copy_bundle_files(self.artifacts.resolve(version.uri), Path(destination))
+
+    def verify_model(self, ref: str, *, project: str = DEFAULT_PROJECT) -> dict[str, Any]:
+        """Check a version's signature, then every file against its manifest.
+
+        Raises:
+            BundleFormatError: unsigned, untrusted or bad signature, or a file that
+                does not match the manifest.
+        """
+        from aimass.artifacts.bundle import verify_bundle
+
+        version = self.model_version(ref, project=project)
+        key = self.artifacts.key_of(version.uri)
+        signature = self.artifacts.check_signature(key, self.artifacts.stored(version.uri))
+        manifest = verify_bundle(self.artifacts.resolve(version.uri))
+        return {
+            "ref": version.ref,
+            "digest": manifest.digest,
+            "files": len(manifest.files),
+            "signed_by": signature.key_id,
+            "trusted": signature.trusted,
+            "encrypted": self.artifacts.is_encrypted(version.uri),
+        }
 
     def audit_privacy(
         self,

@@ -15,6 +15,7 @@ from aimass.refs import parse_ref
 from aimass.schemas import (
     AliasSet,
     AttachmentOut,
+    BundleVerifyOut,
     ModelVersionOut,
     PredictRequest,
     PredictResponse,
@@ -28,7 +29,9 @@ from aimass.server.deps import (
     StateDep,
     WorkspaceDep,
 )
+from aimass.server.quotas import charge, output_policy
 from aimass.server.state import ServerState
+from aimass.workspace import Principal
 
 router = APIRouter(prefix="/v1/projects/{project}/models", tags=["models"])
 
@@ -67,6 +70,14 @@ def get_version(
 def model_card(name: str, selector: str, project: ReadProject, ws: WorkspaceDep) -> str:
     """The generated model card (Markdown)."""
     return ws.model_card(f"{name}@{selector}", project=project)
+
+
+@router.get("/{name}/versions/{selector}/verify", name="models.verify")
+def verify_version(
+    name: str, selector: str, project: ReadProject, ws: WorkspaceDep
+) -> BundleVerifyOut:
+    """Check the version's bundle signature, then every file against its manifest."""
+    return BundleVerifyOut(**ws.verify_model(f"{name}@{selector}", project=project))
 
 
 @router.get("/{name}/versions/{selector}/attachments", name="models.attachments")
@@ -160,26 +171,41 @@ async def predict(
     """Predict a list of inputs with ``NAME@VERSION`` or ``NAME@ALIAS``.
 
     Concurrent calls for the same version are micro-batched (docs/serving.md#batched-serving).
-    A key has at most ``AIMASS_MAX_PREDICTS_PER_KEY`` predict calls in flight at once.
+    A key has at most ``AIMASS_MAX_PREDICTS_PER_KEY`` predict calls in flight at once; a
+    key with a query budget spends one input of it per input, and a key with an output
+    policy sees its predictions cut down (docs/operations.md#query-budgets-and-output-policy).
     """
     texts = state.workspace.check_inputs(body.inputs)
+    if body.explain:
+        output_policy(principal).check_explain(principal.key_id)
     with state.throttle.stream(principal.key_id or principal.actor, "predict"):
-        return await _predict(ref, body, texts, project, state)
+        return await _predict(ref, body, texts, project, state, principal)
 
 
 async def _predict(
-    ref: str, body: PredictRequest, texts: list[str], project: str, state: ServerState
+    ref: str,
+    body: PredictRequest,
+    texts: list[str],
+    project: str,
+    state: ServerState,
+    principal: Principal,
 ) -> PredictResponse:
     started = time.perf_counter()
     ws = state.workspace
     version = await state.resolve(ref, project)
+    policy = output_policy(principal)
+    policy.check_task(version.task, principal.key_id)
+    if body.explain:
+        ws.check_explain_batch(texts)
+    await charge(state, principal, len(texts))
     results = await (await state.batcher(version)).predict(texts)
     if body.explain:
         # Explanations cost tens of forward passes each: bounded per call, computed beside
         # (not inside) the micro-batcher so they never delay other callers' batches.
-        ws.check_explain_batch(texts)
         predictor = await run_in_threadpool(ws.load_version, version)
         results = await run_in_threadpool(predictor.with_explanations, texts, results, body.explain)
+    if not policy.is_full:
+        results = policy.apply(results)
     state.metrics.predictions.labels(project, version.name).inc(len(texts))
     state.metrics.predict_latency.labels(project, version.name).observe(
         time.perf_counter() - started

@@ -20,7 +20,13 @@ from aimass.data.deidentify import (
     deidentify_texts,
     script_runs,
 )
-from aimass.data.deidentify.lac import LAC_MODULE, LAC_PINS, lac_words
+from aimass.data.deidentify.lac import (
+    LAC_MODULE,
+    LAC_PINS,
+    _LacModel,
+    _whole_word_person,
+    lac_words,
+)
 from aimass.errors import BundleFormatError, ErrorCode, InvalidArgument, MissingExtra
 
 needs_lac = pytest.mark.skipif(
@@ -60,6 +66,22 @@ def test_script_runs_split_han_from_latin_and_keep_digits_inside_han():
     assert script_runs("张伟 13812345678。") == {"zh": [(0, 2)], "en": []}
 
 
+def test_a_han_run_keeps_the_chinese_punctuation_that_ends_it():
+    text = "代码91440300971978597U，联系人孙为刚，mobile 138。刘华。」Then (李四)."
+    runs = script_runs(text)
+    # Only punctuation right after the last Han character: not digits, not ASCII ")".
+    assert [text[s:e] for s, e in runs["zh"]] == ["代码", "联系人孙为刚，", "刘华。」", "李四"]
+    assert [text[s:e] for s, e in runs["en"]] == ["91440300971978597U，", "mobile 138。", "Then ("]
+
+
+@needs_lac
+def test_a_name_that_ends_a_han_run_is_found_whole():
+    # Without the comma LAC reads 孙为|刚 (a shorter name and an adverb).
+    engine = Deidentifier([WordList("Smith"), "lac-zh"])
+    [out] = engine.apply(["信用代码91440300971978597U，联系人孙为刚，mobile 13812345678."])
+    assert out == "信用代码91440300971978597U，联系人<PERSON>，mobile 13812345678."
+
+
 @needs_lac
 def test_each_analyser_reads_its_own_script_and_offsets_map_back():
     english = WordList("Smith")
@@ -84,6 +106,51 @@ def test_lac_finds_chinese_persons_places_and_organisations():
     found = {(s.entity, text[s.start : s.end]) for s in LacRecognizer().find(text)}
     assert {("PERSON", "王小明"), ("PERSON", "李华"), ("LOCATION", "北京市")} <= found
     assert ("ORGANIZATION", "协和医院") in found
+
+
+def _toy_model(tags: dict[int, str]) -> _LacModel:
+    """A LAC model with only the decoder (no files): zero transitions over ``tags``."""
+    model = _LacModel.__new__(_LacModel)
+    model._np, model.tags = np, tags
+    model.transitions, model.first = model._constrain(np.zeros((len(tags), len(tags)), "f4"))
+    return model
+
+
+def test_decoding_never_continues_a_word_of_another_label():
+    model = _toy_model({0: "d-B", 1: "d-I", 2: "PER-B", 3: "PER-I"})
+    # Emissions alone prefer d-B PER-I PER-I (曾|洋生 read as an adverb plus half a word).
+    emissions = np.array([[5.0, 0, 4.9, 0], [0, 0, 0, 5.0], [0, 0, 0, 5.0]], dtype="f4")
+    assert [model._tag(i) for i in model._viterbi(emissions)] == ["PER-B", "PER-I", "PER-I"]
+    # Nor may a text start inside a word.
+    assert model._viterbi(np.array([[0, 0, 0, 9.0], [0, 0, 0, 9.0]], dtype="f4"))[0] != 3
+
+
+def test_a_person_inside_one_short_han_word_is_the_whole_word():
+    def person(start, end, entity="PERSON"):
+        return Span(entity, start, end, 0.85, "lac-zh")
+
+    assert _whole_word_person("舒德干", [person(0, 2)]) == [person(0, 3)]
+    assert _whole_word_person("由晓萍", [person(1, 3)]) == [person(0, 3)]
+    assert _whole_word_person("欧阳娜娜", [person(0, 4)]) == [person(0, 4)]
+    # Not one short Han word: a sentence, a word with Latin or digits, a 5-character run.
+    for text in ["舒德干说过话", "舒德干 and", "舒德干2", "会议记录舒德干"]:
+        found = [person(0, 2)]
+        assert _whole_word_person(text, found) == found, text
+    # Only a person is stretched; places and organisations stay as found.
+    assert _whole_word_person("北京市", [person(0, 2, "LOCATION")]) == [person(0, 2, "LOCATION")]
+    assert _whole_word_person("血压", []) == []
+
+
+@needs_lac
+def test_a_lone_chinese_name_in_english_text_is_removed_whole():
+    english = WordList("David Taylor")
+    engine = Deidentifier([english, "lac-zh"])
+    # LAC alone on 舒德干 returns 舒德 (and 干 as a verb): the name must go as a whole.
+    texts = ["Meeting notes: 舒德干 and David Taylor reviewed the budget.", "杨虎城"]
+    out = engine.apply(texts)
+    assert out == ["Meeting notes: <PERSON> and <PERSON> reviewed the budget.", "<PERSON>"]
+    assert engine.apply(["患者曾洋生今天复诊，血压正常。"]) == ["患者<PERSON>今天复诊，血压正常。"]
+    assert engine.apply(["Blood pressure 血压 normal."]) == ["Blood pressure 血压 normal."]
 
 
 @needs_lac

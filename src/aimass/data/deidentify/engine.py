@@ -68,6 +68,10 @@ DEFAULT_RECOGNIZERS = (
 )
 MAX_EXAMPLES = 5
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Chinese punctuation (，。、；：！？）」》…): CJK symbols, full-width and vertical forms.
+_CJK_PUNCT = re.compile(
+    r"[\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe4f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]*"
+)
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT_ENTITIES = frozenset(
     [
@@ -88,9 +92,11 @@ def script_runs(text: str) -> dict[str, list[tuple[int, int]]]:
     """``(start, end)`` of the Han runs (``zh``) and of the stretches between them that
     hold a letter (``en``).
 
-    A Han run starts and ends on a Han character and holds no other letter: digits,
-    spaces and punctuation between Han characters stay in it, a Latin (or any
-    non-Han) letter ends it.
+    A Han run starts on a Han character and holds no other letter: digits, spaces
+    and punctuation between Han characters stay in it, a Latin (or any non-Han)
+    letter ends it. It ends on its last Han character and the Chinese punctuation
+    right after it (``联系人孙为刚，``): without the comma LAC takes a name that
+    ends the run for a shorter name and a verb (孙为|刚).
     """
     han: list[tuple[int, int]] = []
     start = last = -1
@@ -99,16 +105,22 @@ def script_runs(text: str) -> dict[str, list[tuple[int, int]]]:
             start = i if start < 0 else start
             last = i
         elif start >= 0 and ch.isalpha():
-            han.append((start, last + 1))
+            han.append((start, _punctuation_end(text, last + 1)))
             start = -1
     if start >= 0:
-        han.append((start, last + 1))
+        han.append((start, _punctuation_end(text, last + 1)))
     other, pos = [], 0
     for begin, end in [*han, (len(text), len(text))]:
         if _LETTER.search(text, pos, begin):
             other.append((pos, begin))
         pos = end
     return {"zh": han, "en": other}
+
+
+def _punctuation_end(text: str, pos: int) -> int:
+    """Where the Chinese punctuation starting at ``pos`` ends (``pos`` if there is none)."""
+    match = _CJK_PUNCT.match(text, pos)
+    return match.end() if match else pos
 
 
 def _pieces(

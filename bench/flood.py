@@ -241,7 +241,7 @@ def main() -> None:
     env = {**os.environ, "AIMASS_HOME": str(home), "AIMASS_DEVICE": "cpu"}
     port = free_port()
     server = start(
-        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--workers", "0"],
+        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--job-threads", "0"],
         env,
         f"http://127.0.0.1:{port}/readyz",
     )

@@ -43,6 +43,7 @@ __all__ = [
     "KeyCreated",
     "KeyUpdate",
     "LineageOut",
+    "ModelImport",
     "ModelVersionOut",
     "PredictRequest",
     "PredictResponse",
@@ -341,6 +342,14 @@ class BaseImport(_In):
     source: str | None = Field(default=None, max_length=63)
     path: str | None = Field(default=None, max_length=4096)
     name: Name | None = None
+
+
+class ModelImport(_In):
+    """Register a Hugging Face classifier directory (inside the import dirs) as a model."""
+
+    path: str = Field(max_length=4096)
+    name: Name
+    alias: Name | None = None
 
 
 class BaseModelOut(_Out):

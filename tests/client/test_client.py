@@ -82,7 +82,7 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
     log = tmp_path / "serve.log"
     handle = open(log, "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--job-threads", "1"],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
@@ -119,7 +119,7 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
             done = client.jobs.wait(job.id, poll=0.2, timeout=120)
             assert done.result["rows"] == 20
             assert client.audit.verify().ok
-        cli_against_the_server(url, key)
+        cli_against_the_server(url, key, tmp_path)
         # The default serving path: predict ran in runner processes, children of the server.
         runners = runner_children(proc.pid)
         assert len(runners) == 2, log.read_text()
@@ -137,7 +137,7 @@ def test_aimass_serve_as_a_real_process_with_the_sync_client(trained_home, tmp_p
         Client(f"http://127.0.0.1:{port}", "k").whoami()
 
 
-def cli_against_the_server(url, key):
+def cli_against_the_server(url, key, tmp_path):
     """The existing CLI commands, remote: the same commands with --url and AIMASS_API_KEY."""
     import json
 
@@ -158,5 +158,7 @@ def cli_against_the_server(url, key):
     assert preds[0]["label"] == "pos"
     assert "audit log intact" in run("audit", "verify")
     assert "served-scores" in run("datasets", "list")
-    refused = runner.invoke(app, ["--url", url, "models", "export", "sentiment", "/tmp/x"])
-    assert refused.exit_code == 1 and "UNIMPLEMENTED" in refused.stderr
+    run("models", "export", "sentiment", str(tmp_path / "exported"))
+    assert {"aimass.json", "aimass.sig", "model.safetensors"} <= {
+        p.name for p in (tmp_path / "exported").iterdir()
+    }

@@ -239,22 +239,6 @@ def test_plaintext_copies_of_a_job_go_when_it_ends(tmp_path):
     assert not served.exists()
 
 
-def test_copies_outside_jobs_are_held_by_each_store_until_it_closes(tmp_path):
-    cache = PlaintextCache(tmp_path / "plain")
-    keys = MasterKeys.generate()
-    first = _store(tmp_path, keys=keys, plaintext=cache)
-    second = _store(tmp_path, keys=keys, plaintext=cache)  # the same home, twice
-    source = tmp_path / "d.bin"
-    source.write_bytes(b"rows")
-    uri = first.publish(source, "datasets/d.bin")
-    copy = first.resolve(uri)
-    assert second.resolve(uri) == copy
-    first.release_plaintext()
-    assert copy.exists()  # the second store still holds it
-    second.release_plaintext()
-    assert not copy.exists()
-
-
 def test_orphaned_copies_of_dead_processes_are_removed(tmp_path):
     parent = tmp_path / "plain"
     parent.mkdir()

@@ -80,7 +80,16 @@ def test_a_real_server_listens_on_loopback_only(tmp_path):
     log = tmp_path / "serve.log"
     with open(log, "w") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--workers", "0"],
+            [
+                sys.executable,
+                "-m",
+                "aimass.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--job-threads",
+                "0",
+            ],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -276,7 +276,16 @@ def test_aimass_serve_with_tls_as_a_real_process(tmp_path, tls_files):
         port = s.getsockname()[1]
     home = tmp_path / "home"
     env = {**os.environ, "AIMASS_HOME": str(home), "AIMASS_DEVICE": "cpu"}
-    command = [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--workers", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "aimass.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--job-threads",
+        "0",
+    ]
     log = tmp_path / "serve.log"
     with open(log, "w") as handle:
         proc = subprocess.Popen(

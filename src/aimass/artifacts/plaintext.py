@@ -7,10 +7,10 @@ this process and read from there. The directory lives in memory-backed
 is removed when the process exits; copies left behind by a process that crashed
 are removed by the next process that starts one.
 
-A copy is reference-counted: one used inside :meth:`PlaintextCache.scope` (a
-job) is held by the scope, one used outside any scope (a model the server loads)
-by the artifact store that asked for it, until :meth:`PlaintextCache.drop` (the
-store closing). It is removed when its last holder lets go.
+A copy used inside :meth:`PlaintextCache.scope` (a job) is removed when the last
+scope holding it ends; one used outside any scope (a model the server loads, a
+path a caller keeps) stays until the process exits, because whoever asked for it
+may read it at any time.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ _PREFIX = "aimass-plain-"
 # Memory-backed, so decrypted copies never reach a disk; the directory made in it
 # is 0700 and named per process (S108's shared-/tmp race does not apply).
 _SHM = Path("/dev/shm")  # noqa: S108
+# Holds the copies used outside any scope, for the life of the process.
+_PROCESS = "process"
 # The scopes the current job (thread or task) is inside of.
 _SCOPES: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
     "aimass_plaintext_scopes", default=()
@@ -117,14 +119,13 @@ class PlaintextCache:
             self._roots[parent] = root
         return root
 
-    def get(self, key: str, size: int, decrypt: Callable[[Path], None], *, owner: object) -> Path:
+    def get(self, key: str, size: int, decrypt: Callable[[Path], None]) -> Path:
         """The decrypted copy of artifact ``key``, made by ``decrypt(target)`` if missing.
 
         ``decrypt`` writes the plaintext file or directory at the path it is given;
-        the copy appears under its final name only once complete. Outside a scope
-        the copy is held for ``owner`` until :meth:`drop` (``owner``).
+        the copy appears under its final name only once complete.
         """
-        scopes: tuple[object, ...] = _SCOPES.get() or (owner,)
+        scopes: tuple[object, ...] = _SCOPES.get() or (_PROCESS,)
         with self._lock:
             self._forked()
             path = self._entries.get(key)
@@ -178,10 +179,6 @@ class PlaintextCache:
                 path = self._entries.pop(key, None)
                 if path is not None:
                     _remove(path)
-
-    def drop(self, owner: object) -> None:
-        """``owner`` (an artifact store closing) lets go of the copies it holds."""
-        self._release(owner)
 
     def held(self) -> list[str]:
         """Keys with a decrypted copy now (for tests and ``aimass secrets status``)."""

@@ -187,8 +187,6 @@ class ArtifactStore:
         self.require_signatures = require_signatures
         self._plaintext = plaintext
         self._namespace = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
-        # Holds this store's decrypted copies in the shared cache (see release_plaintext).
-        self._owner = ("store", uuid.uuid4().hex)
 
     def path(self, key: str) -> Path:
         """The absolute path of ``key``, guaranteed to be inside the root."""
@@ -250,12 +248,7 @@ class ArtifactStore:
             f"{self._namespace}/{key}",
             size,
             lambda target: decrypt_tree(path, target, self.keys),
-            owner=self._owner,
         )
-
-    def release_plaintext(self) -> None:
-        """Let go of this store's decrypted copies; removed unless a job or store holds them."""
-        (self._plaintext or shared_cache()).drop(self._owner)
 
     def is_encrypted(self, uri: str) -> bool:
         """Whether an existing artifact is stored encrypted."""

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, evaluate, lm, models, pii, secrets, service
+from aimass.cli import bases, datasets, db, evaluate, lm, models, pii, results, secrets, service
 from aimass.cli._common import configure, console, reset
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
@@ -43,6 +43,13 @@ app.add_typer(lm.tokenizers_app, name="tokenizers")
 app.add_typer(lm.recipes_app, name="recipes")
 bases.app.command("scratch")(lm.scratch)
 bases.app.command("from-model")(lm.from_model)
+service.jobs.command("results")(results.jobs_results)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"aimass {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -56,10 +63,28 @@ def _entry(
             "--url", help="Talk to this aimass server (else AIMASS_URL; else the local home)."
         ),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="The API key sent to the server (else AIMASS_API_KEY, which is safer: a "
+            "command line is visible to other users of this machine).",
+            show_default=False,
+        ),
+    ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Read settings once, at the edge, and set up logging."""
     reset()
-    configure(load_settings(**({"url": url} if url else {})), verbose=verbose)
+    overrides = {"url": url, "api_key": api_key}
+    configure(
+        load_settings(**{k: v for k, v in overrides.items() if v is not None}), verbose=verbose
+    )
 
 
 @app.command("version")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass import schemas as s
-from aimass.errors import NotImplementedFeature
 
 if TYPE_CHECKING:
     from aimass.client import Client
@@ -115,6 +114,14 @@ class Local:
     def export(self, ref: str, destination: Path, project: str) -> list[str]:
         return self.ws.export_model(ref, destination, project=project)
 
+    def import_model(
+        self, source: Path, *, name: str, alias: str | None, project: str
+    ) -> tuple[s.ModelVersionOut, bool | None]:
+        version, created = self.ws.import_model(
+            str(source), name=name, alias=alias, project=project
+        )
+        return s.ModelVersionOut.from_entity(version), created
+
     def attachments(
         self, ref: str, project: str, *, kind: str | None = None
     ) -> list[dict[str, Any]]:
@@ -208,6 +215,11 @@ class Local:
 
     def cancel_job(self, job_id: str, project: str) -> s.JobOut:
         return s.JobOut.from_entity(self.ws.cancel_job(job_id, project=project))
+
+    def job_results(self, job_id: str, destination: Path, fmt: str, project: str) -> Path:
+        from aimass.workspace.results import write_job_results
+
+        return write_job_results(self.ws, job_id, destination, project=project, fmt=fmt)
 
     def submit_batch(self, spec: dict[str, Any], project: str) -> s.JobOut:
         from aimass.workspace.batch import BatchPredictSpec
@@ -374,10 +386,13 @@ class Remote:
         return self.c.models.verify(ref, project=project)
 
     def export(self, ref: str, destination: Path, project: str) -> list[str]:
-        raise NotImplementedFeature(
-            "exporting a bundle over the API is not built yet; run 'aimass models export' on "
-            "the server's machine (without AIMASS_URL)"
-        )
+        return self.c.models.export(ref, destination, project=project)
+
+    def import_model(
+        self, source: Path, *, name: str, alias: str | None, project: str
+    ) -> tuple[s.ModelVersionOut, bool | None]:
+        # A path on the server, inside its import dirs.
+        return self.c.models.import_(str(source), name=name, alias=alias, project=project), None
 
     def attachments(
         self, ref: str, project: str, *, kind: str | None = None
@@ -469,6 +484,9 @@ class Remote:
 
     def cancel_job(self, job_id: str, project: str) -> s.JobOut:
         return self.c.jobs.cancel(job_id, project=project)
+
+    def job_results(self, job_id: str, destination: Path, fmt: str, project: str) -> Path:
+        return self.c.jobs.results(job_id, destination, fmt=fmt, project=project)
 
     def submit_batch(self, spec: dict[str, Any], project: str) -> s.JobOut:
         return self.c.jobs.submit_batch_predict(project=project, **spec)

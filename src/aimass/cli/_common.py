@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aimass.entities import to_jsonable
-from aimass.errors import AimassError, NotImplementedFeature
+from aimass.errors import AimassError, NotImplementedFeature, Unauthenticated
 from aimass.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -170,6 +170,21 @@ def fmt_metric(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+# How to pass a key, in place of the SDK's hint on a 401 from the server (never the key).
+AUTH_HINT = (
+    "pass a valid API key: set AIMASS_API_KEY=aimass_... or run "
+    "'aimass --api-key aimass_... COMMAND' (an admin creates one with 'aimass keys create')"
+)
+
+
+def _message(exc: AimassError) -> str:
+    """The error's message; a 401 names the CLI's ways to pass a key."""
+    hint = exc.details.get("hint")
+    if isinstance(exc, Unauthenticated) and isinstance(hint, str):
+        return exc.message.removesuffix(hint) + AUTH_HINT
+    return exc.message
+
+
 @contextmanager
 def errors_reported() -> Iterator[None]:
     """Turn aimass errors into ``Error [CODE]: message`` on stderr and exit status 1."""
@@ -177,7 +192,7 @@ def errors_reported() -> Iterator[None]:
         yield
     except AimassError as exc:
         err_console.print(
-            f"[bold red]Error [{exc.code}][/]: {escape(exc.message)}",
+            f"[bold red]Error [{exc.code}][/]: {escape(_message(exc))}",
             highlight=False,
             soft_wrap=True,
         )

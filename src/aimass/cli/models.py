@@ -17,6 +17,7 @@ from aimass.cli._common import (
     fmt_metric,
     table,
 )
+from aimass.cli.export import export_note
 from aimass.cli.privacy import audit_line, privacy_line
 from aimass.schemas import ModelVersionOut
 
@@ -70,8 +71,8 @@ def versions(
             [
                 v.version,
                 v.task,
-                v.lineage.dataset,
-                v.lineage.base,
+                v.lineage.dataset or "(imported)",
+                v.lineage.base or "-",
                 " ".join(f"{k} {fmt_metric(m)}" for k, m in _headline(v).items()),
                 ", ".join(v.aliases) or "-",
                 v.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -93,7 +94,11 @@ def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False
     console.print(
         f"[bold]{version.ref}[/]  task {version.task}  aliases {', '.join(version.aliases) or '-'}"
     )
-    console.print(f"  dataset {lineage.dataset}  base {lineage.base}  job {lineage.job_id}")
+    if lineage.dataset:
+        console.print(f"  dataset {lineage.dataset}  base {lineage.base}  job {lineage.job_id}")
+    else:
+        origin = lineage.config.get("hf_architecture", "a Hugging Face model")
+        console.print(f"  imported from {origin} at {lineage.config.get('path', '?')}")
     console.print(f"  bundle {version.digest[:16]}…  {lineage.code_version}")
     for split in ("validation", "test"):
         metrics = version.metrics.get(split) or {}
@@ -150,9 +155,53 @@ def export(
     destination: Annotated[Path, typer.Argument(help="Empty or new directory.")],
     project: ProjectOpt = "default",
 ) -> None:
-    """Copy a verified bundle out as a Hugging Face model directory."""
+    """Copy a verified bundle out as a Hugging Face model directory.
+
+    With AIMASS_URL set, the server streams it (this needs models:write on the
+    model) and every file is checked against the bundle's manifest on arrival.
+    """
     names = backend().export(ref, destination, project)
     console.print(f"exported {len(names)} files to {destination}")
+    note = export_note(destination)
+    if note:
+        console.print(note)
+
+
+@app.command("import")
+@command
+def import_(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A Hugging Face *ForSequenceClassification directory (with AIMASS_URL: a "
+            "path on the server, inside its AIMASS_IMPORT_DIRS)."
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
+    alias_name: Annotated[
+        str | None, typer.Option("--alias", help="Point this alias at the version.")
+    ] = None,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a Hugging Face classifier directory as a model version, no training.
+
+    Labels come from config.json's id2label; safetensors weights only. Served,
+    explained, evaluated and exported like a model trained here.
+    """
+    with console.status(f"importing {source} ..."):
+        version, created = backend().import_model(
+            source, name=name, alias=alias_name, project=project
+        )
+    if json_out:
+        emit_json({"version": version, "created": created})
+        return
+    state = {True: "new version", False: "identical weights: existing version", None: "imported"}
+    aliases = f", aliases {', '.join(version.aliases)}" if version.aliases else ""
+    console.print(
+        f"[bold]{version.ref}[/] ({state[created]}): {version.task}, "
+        f"digest {version.digest[:12]}{aliases}"
+    )
 
 
 @app.command("verify")

@@ -63,9 +63,18 @@ def serve(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8600,
-    workers: Annotated[
+    job_threads: Annotated[
         int | None,
-        typer.Option(help="Jobs run at once by this server (default AIMASS_JOB_WORKERS, 1)."),
+        typer.Option(
+            "--job-threads",
+            min=0,
+            max=64,
+            help="Threads running queued jobs (training, evaluation, batch prediction) in this "
+            "server, so the jobs run at once; 0 runs none here (default AIMASS_JOB_WORKERS, 1).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=0, max=64, hidden=True, help="Deprecated.")
     ] = None,
     runners: Annotated[
         int | None,
@@ -99,7 +108,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the REST API (uvicorn on create_app) with its job workers, micro-batchers and
+    """Run the REST API (uvicorn on create_app) with its job threads, micro-batchers and
     model runner processes."""
     import uvicorn
 
@@ -110,6 +119,7 @@ def serve(
     found = settings()
     if found.url:
         raise InvalidArgument("'aimass serve' runs a server; unset AIMASS_URL / --url")
+    job_threads = _job_threads(job_threads, workers)
     cert, key = tls_cert or found.tls_cert, tls_key or found.tls_key
     check_tls_files(cert, key)
     check_listen(host, tls=cert is not None, insecure=insecure)
@@ -136,7 +146,7 @@ def serve(
         err_console.print(
             f"created the first admin API key; it is in {path} (mode 0600, shown nowhere else)"
         )
-    app = create_app(found, workspace=ws, job_workers=workers)
+    app = create_app(found, workspace=ws, job_workers=job_threads)
     scheme = "https" if cert is not None else "http"
     err_console.print(f"aimass serving {found.home} on {scheme}://{host}:{port}  (docs: /v1/docs)")
     options = uvicorn_options(
@@ -146,6 +156,19 @@ def serve(
         uvicorn.run(app, **options)
     finally:
         ws.close()
+
+
+def _job_threads(job_threads: int | None, workers: int | None) -> int | None:
+    """``--job-threads``, or the deprecated ``--workers`` it replaced (with a warning)."""
+    if workers is None:
+        return job_threads
+    if job_threads is not None:
+        raise InvalidArgument("--workers is the old name of --job-threads: give only --job-threads")
+    err_console.print(
+        "[yellow]--workers is deprecated and will be removed: it sets the threads that run "
+        "jobs; use --job-threads.[/]"
+    )
+    return workers
 
 
 # -- keys ------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import TypeAdapter
 
+from aimass.client._download import download, download_async
+from aimass.client._export import download_bundle
 from aimass.client._transport import (
     SSE_HEADERS,
     ServerSentEvents,
@@ -376,7 +378,8 @@ class _Bases(_Resource):
 
 
 class _Jobs(_Resource):
-    """``client.jobs``: submit training or batch prediction, list, get, logs, cancel, wait."""
+    """``client.jobs``: submit training or batch prediction, list, get, logs, cancel, wait,
+    results."""
 
     def submit_training(
         self,
@@ -474,6 +477,23 @@ class _Jobs(_Resource):
         """Cancel (queued: at once; running: within one step)."""
         return self._send("POST", JobOut, "/jobs/{j}:cancel", project, None, j=job_id)
 
+    def results(
+        self,
+        job_id: str,
+        destination: str | Path = ".",
+        *,
+        fmt: str = "parquet",
+        project: str | None = None,
+    ) -> Path:
+        """Download a finished batch prediction's result dataset; returns the file written.
+
+        ``fmt``: ``parquet``, ``csv`` or ``jsonl``. ``destination``: the file, or a
+        folder to write ``NAME-vVERSION.FMT`` in. Streamed to disk, never held whole.
+        """
+        url = self._c._p("/jobs/{j}/results", project, j=job_id)
+        params = {"format": fmt}
+        return download(self._c._http, url, Path(destination), params=params, server=self._c.url)
+
     def wait(
         self,
         job_id: str,
@@ -560,6 +580,34 @@ class _Models(_Resource):
             n=name,
             s=selector or "latest",
         )
+
+    def import_(
+        self,
+        path: str,
+        *,
+        name: str,
+        alias: str | None = None,
+        project: str | None = None,
+    ) -> ModelVersionOut:
+        """Register a Hugging Face classifier directory, a path in the server's import
+        dirs (``AIMASS_IMPORT_DIRS``), as a version of model ``name``."""
+        body = {"path": path, "name": name, "alias": alias}
+        return self._send("POST", ModelVersionOut, "/models", project, body)
+
+    def export(
+        self, ref: str, destination: str | Path, *, project: str | None = None
+    ) -> builtins.list[str]:
+        """Download a version's bundle into ``destination`` (new or empty); the file names.
+
+        The server streams the decrypted bundle as a tar archive (it needs
+        ``models:write`` on the model); it is unpacked safely (plain top-level files
+        only) and every file is checked against the SHA-256 in ``aimass.json``
+        before it lands in ``destination``. The result is a Hugging Face model
+        directory, as ``aimass models export`` writes locally.
+        """
+        name, _, selector = ref.partition("@")
+        url = self._c._p("/models/{n}/versions/{s}/export", project, n=name, s=selector or "latest")
+        return download_bundle(self._c._http, url, Path(destination), server=self._c.url)
 
     def attachments(
         self, ref: str, *, kind: str | None = None, project: str | None = None
@@ -711,7 +759,7 @@ class AsyncClient:
 
     Covers what applications call at high concurrency: ``predict``, ``generate``
     and ``generate_stream`` (an async iterator), jobs
-    (submit, get, wait, cancel) and ``whoami``. Args as :class:`Client`.
+    (submit, get, wait, cancel, job_results) and ``whoami``. Args as :class:`Client`.
     """
 
     def __init__(
@@ -833,6 +881,20 @@ class AsyncClient:
         """Cancel a job."""
         return JobOut.model_validate(
             await self.request("POST", self._p("/jobs/{j}:cancel", project, j=job_id))
+        )
+
+    async def job_results(
+        self,
+        job_id: str,
+        destination: str | Path = ".",
+        *,
+        fmt: str = "parquet",
+        project: str | None = None,
+    ) -> Path:
+        """Download a batch prediction's results (as ``Client.jobs.results``)."""
+        url = self._p("/jobs/{j}/results", project, j=job_id)
+        return await download_async(
+            self._http, url, Path(destination), params={"format": fmt}, server=self.url
         )
 
     async def wait(

@@ -12,9 +12,16 @@ from urllib.parse import quote
 import httpx
 
 from aimass._version import __version__
-from aimass.errors import AimassError, InvalidArgument, Unavailable, error_from_dict
+from aimass.errors import (
+    AimassError,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+    error_from_dict,
+)
 
 __all__ = [
+    "AUTH_HINT",
     "SSE_HEADERS",
     "ServerSentEvents",
     "headers",
@@ -22,6 +29,7 @@ __all__ = [
     "raise_for_error",
     "tls_verify",
     "translate_transport_error",
+    "with_auth_hint",
 ]
 
 SSE_HEADERS = {"accept": "text/event-stream"}
@@ -69,11 +77,28 @@ def raise_for_error(response: httpx.Response) -> None:
         body = response.json()
         error = body["error"]
     except (ValueError, KeyError, TypeError):
+        if response.status_code == 401:  # a proxy in front, say: still a missing key
+            message = f"server answered 401 (unauthenticated): {response.text[:200]}"
+            raise with_auth_hint(Unauthenticated(message)) from None
         raise AimassError(
             f"server answered {response.status_code} without an aimass error body: "
             f"{response.text[:200]}"
         ) from None
-    raise error_from_dict(error)
+    raise with_auth_hint(error_from_dict(error))
+
+
+# How to pass a key, added to every 401 the SDK raises (the CLI puts its own ways instead).
+AUTH_HINT = (
+    "pass an API key: aimass.Client(url, api_key='aimass_...') "
+    "(an admin creates one with 'aimass keys create')"
+)
+
+
+def with_auth_hint(error: AimassError) -> AimassError:
+    """A 401 with :data:`AUTH_HINT` after the server's message (``details['hint']``)."""
+    if not isinstance(error, Unauthenticated) or "hint" in error.details:
+        return error
+    return type(error)(f"{error.message}; {AUTH_HINT}", **error.details, hint=AUTH_HINT)
 
 
 def translate_transport_error(exc: httpx.TransportError, url: str) -> AimassError:

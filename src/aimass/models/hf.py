@@ -101,7 +101,8 @@ def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> PreTraine
 
     ``family`` is ``encoder``, ``decoder`` or ``encoder-decoder``, or an encoder
     with a head: ``encoder-mlm`` (masked LM) or ``encoder-tokens`` (token
-    classification; pass ``num_labels``/``id2label``), or ``backbone``: the bare
+    classification; pass ``num_labels``/``id2label``), ``sequence``: a Hugging
+    Face ``*ForSequenceClassification`` with its head, or ``backbone``: the bare
     model of any family without its head (``LlamaModel`` from a causal-LM
     directory). A head the directory lacks is initialised fresh.
     """
@@ -112,6 +113,7 @@ def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> PreTraine
         AutoModelForCausalLM,
         AutoModelForMaskedLM,
         AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
         AutoModelForTokenClassification,
     )
 
@@ -122,6 +124,7 @@ def load_pretrained(directory: Path, *, family: str, **kwargs: Any) -> PreTraine
         "encoder-decoder": AutoModelForSeq2SeqLM,
         "encoder-mlm": AutoModelForMaskedLM,
         "encoder-tokens": AutoModelForTokenClassification,
+        "sequence": AutoModelForSequenceClassification,
     }[family]
     try:
         return loader.from_pretrained(

@@ -18,7 +18,10 @@ Weights are saved under the backbone's own prefix (``bert.``, ``model.``) plus
 the family's head prefix (``classifier.`` for encoders, ``score.`` for
 decoders), so the exported bundle loads with ``AutoModel.from_pretrained`` (the
 backbone) and, with ``pooling="pooler"`` (encoders) or ``pooling="last"`` on the
-last layer (decoders), with ``AutoModelForSequenceClassification`` too.
+last layer (decoders), with ``AutoModelForSequenceClassification`` too. Only
+then does ``config.json`` name that class in ``architectures``; otherwise it
+names the bare backbone, and its ``aimass_head`` field records the pooling and
+the hidden states the head reads.
 """
 
 from __future__ import annotations
@@ -340,6 +343,34 @@ class SequenceModel(nn.Module):
             )
         self.classifier.load_state_dict(head)
 
+    @property
+    def matches_hf_head(self) -> bool:
+        """Whether Hugging Face's ``*ForSequenceClassification`` computes these outputs.
+
+        True for an encoder pooled through its pooler, and for a decoder that pools the
+        last real token of the final layer alone; any other pooling has no such class.
+        """
+        cfg = self.head_config
+        if self.backbone.family == "encoder":
+            return cfg.pooling == "pooler"
+        final = [int(self.encoder.config.num_hidden_layers)]
+        return cfg.pooling == "last" and self.layer_indices == final
+
+    def head_description(self) -> dict[str, Any]:
+        """How the head reads the backbone, as ``config.json`` records it (``aimass_head``)."""
+        cfg = self.head_config
+        described: dict[str, Any] = {
+            "pooling": cfg.pooling,
+            "hidden_states": [] if cfg.pooling == "pooler" else self.layer_indices,
+            "weights": f"{self.backbone.head_prefix}weight"
+            + (f", {self.backbone.head_prefix}bias" if self.backbone.head_bias else ""),
+            "hf_class_matches": self.matches_hf_head,
+        }
+        if cfg.task == "regression":
+            described["target_mean"] = cfg.target_mean
+            described["target_std"] = cfg.target_std
+        return described
+
     def hf_config_updates(self, *, pad_token_id: int = 0) -> dict[str, Any]:
         """``config.json`` fields that make the export a Hugging Face classifier config.
 
@@ -347,8 +378,17 @@ class SequenceModel(nn.Module):
         config has none.
         """
         cfg = self.head_config
-        arch = type(self.encoder).__name__.removesuffix("Model") + "ForSequenceClassification"
-        updates: dict[str, Any] = {"architectures": [arch], "num_labels": cfg.num_outputs}
+        bare = type(self.encoder).__name__
+        # Claim the Hugging Face classifier class only when its head is this one: else
+        # AutoModelForSequenceClassification loads every weight and silently scores
+        # differently (BERT's pools through the pooler, not a mean). ``aimass_head``
+        # says how to reproduce the scores with the bare model (docs/registry.md).
+        arch = bare.removesuffix("Model") + "ForSequenceClassification"
+        updates: dict[str, Any] = {
+            "architectures": [arch if self.matches_hf_head else bare],
+            "num_labels": cfg.num_outputs,
+            "aimass_head": self.head_description(),
+        }
         if self.backbone.causal and self.encoder.config.pad_token_id is None:
             # Hugging Face's decoder classifiers find the last real token by pad_token_id.
             updates["pad_token_id"] = pad_token_id

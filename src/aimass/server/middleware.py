@@ -10,7 +10,8 @@ rate is counted); the body-size limit, applied while the body streams in
 surrogate is a 400 naming the field; then the app, with unhandled exceptions
 turned into a 500 that names the request id (and logged with its traceback);
 then, before the response leaves, the audit record (every state change and
-every predict call, plus refused requests) and the request metrics.
+every predict call, plus refused requests and the reads a route marks, such as
+an export) and the request metrics.
 """
 
 from __future__ import annotations
@@ -286,7 +287,8 @@ class RequestPipeline:
         method = scope["method"]
         self.state.metrics.requests.labels(method, template, str(status)).inc()
         self.state.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
-        if method in _SAFE and status not in (401, 403):
+        # A safe method is audited when refused, or when its route asks (an export).
+        if method in _SAFE and status not in (401, 403) and not scope["state"].get("audit"):
             return
         if scope["state"].get("throttled"):
             return  # the limit's decision was audited once (server/throttle.py), not each refusal

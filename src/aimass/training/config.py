@@ -129,6 +129,8 @@ class TrainConfig:
         lora = _LORA_DEFAULTS if self.lora_rank else {}
         # LoRA's step size wins over a task's full-fine-tune one (e.g. causal-LM's 3e-5).
         merged = {**_MODE_DEFAULTS[mode], **(defaults or {}), **lora, "mode": mode}
+        if self.pooling == "pooler":  # the pooler output is one vector, not a layer each
+            merged["feature_layers"] = 1
         filled = replace(self, **{k: v for k, v in merged.items() if getattr(self, k) is None})
         filled._validate()
         filled._validate_lora()

@@ -58,6 +58,7 @@ from aimass.workspace.privacy import DeidentifyOptions
 from aimass.workspace.secrets import open_artifact_store
 
 if TYPE_CHECKING:
+    from aimass.artifacts.archive import BundleArchive
     from aimass.jobs.pool import WorkerPool
     from aimass.jobs.train import TrainSpec
     from aimass.serving.predictor import Predictor
@@ -163,8 +164,6 @@ class Workspace:
             self._store.close()
         if self._cache is not None:
             self._cache.clear()
-        if self._artifacts is not None:
-            self._artifacts.release_plaintext()
 
     # -- projects --------------------------------------------------------------------
 
@@ -649,8 +648,9 @@ class Workspace:
     def model_card(self, ref: str, *, project: str = DEFAULT_PROJECT) -> str:
         """The model card (Markdown) of a version."""
         version = self.model_version(ref, project=project)
-        dataset = self.dataset(version.lineage.dataset, project=project)
-        base = self.base(version.lineage.base, project=project)
+        lineage = version.lineage  # an imported version has neither dataset nor base
+        dataset = self.dataset(lineage.dataset, project=project) if lineage.dataset else None
+        base = self.base(lineage.base, project=project) if lineage.base else None
         attachments = self.store.registry.attachments(project, parse_ref(version.ref))
         return render_card(version, dataset=dataset, base=base, attachments=attachments)
 
@@ -662,6 +662,36 @@ class Workspace:
 
         version = self.model_version(ref, project=project)
         return copy_bundle_files(self.artifacts.resolve(version.uri), Path(destination))
+
+    def export_archive(
+        self, ref: str, *, project: str = DEFAULT_PROJECT
+    ) -> tuple[ModelVersion, BundleArchive]:
+        """A version's verified, decrypted bundle as a tar stream (the export endpoint)."""
+        from aimass.artifacts.archive import open_bundle_archive
+
+        version = self.model_version(ref, project=project)
+        return version, open_bundle_archive(self.artifacts.resolve(version.uri))
+
+    def import_model(
+        self,
+        source: str,
+        *,
+        name: str | None = None,
+        alias: str | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[ModelVersion, bool]:
+        """Register a Hugging Face ``*ForSequenceClassification`` directory as a version."""
+        from aimass.jobs.imported import import_classifier
+
+        self.store.projects.get(project)
+        return import_classifier(
+            Path(source),
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+            name=name,
+            alias=alias,
+        )
 
     def verify_model(self, ref: str, *, project: str = DEFAULT_PROJECT) -> dict[str, Any]:
         """Check a version's signature, then every file against its manifest.

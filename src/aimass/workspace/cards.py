@@ -210,34 +210,27 @@ def _data_section(dataset: DatasetVersion) -> str:
     return "\n".join(lines)
 
 
-def render_card(
-    version: ModelVersion,
-    *,
-    dataset: DatasetVersion,
-    base: BaseModel,
-    attachments: list[Attachment],
-) -> str:
-    """The Markdown model card of ``version``."""
-    lineage = version.lineage
-    config = lineage.config
-    aliases = ", ".join(version.aliases) or "none"
+def _imported_sections(version: ModelVersion) -> list[str]:
+    """Origin sections of a version imported from a Hugging Face directory."""
+    config = version.lineage.config
+    return [
+        "## Intended use",
+        f"{version.task.capitalize()} as the imported model was trained for: aimass did not "
+        "train it and knows neither its training data nor its base; check the evaluation "
+        "reports before relying on it.",
+        "## Origin",
+        f"- Imported from a Hugging Face `{config.get('hf_architecture', '?')}` directory: "
+        f"`{config.get('path', '?')}`\n"
+        f"- Weights SHA-256 at import: `{config.get('source_sha256', 'unknown')}`\n"
+        "- Training data, base model and license: unknown to aimass (see the source's own card)",
+    ]
+
+
+def _trained_sections(version: ModelVersion, dataset: DatasetVersion, base: BaseModel) -> list[str]:
+    """Data, base and configuration sections of a version trained here."""
+    config = version.lineage.config
     base_license = base.provenance.get("license", "see the base model's source")
-    cli, python = _USAGE.get(version.task, _DEFAULT_USAGE)
-    sections = [
-        f"# Model card: {version.name} v{version.version}",
-        _table(
-            ("field", "value"),
-            [
-                ("task", version.task),
-                ("mode", config.get("mode", "—")),
-                ("base model", f"{base.ref} ({base.architecture}, {base.num_parameters:,} params)"),
-                ("dataset", dataset.ref),
-                ("aliases", aliases),
-                ("created", version.created_at.isoformat(timespec="seconds")),
-                ("bundle digest", f"{version.digest[:16]}…"),
-                ("project", version.project),
-            ],
-        ),
+    return [
         "## Intended use",
         f"{version.task.capitalize()} on texts similar to `{dataset.name}`. The model "
         f"inherits the language coverage and biases of its base model ({base.name}) and of its "
@@ -249,6 +242,43 @@ def render_card(
         f"- License: {base_license}",
         "## Training configuration",
         _table(("option", "value"), [(k, v) for k, v in sorted(config.items()) if k != "options"]),
+    ]
+
+
+def render_card(
+    version: ModelVersion,
+    *,
+    dataset: DatasetVersion | None,
+    base: BaseModel | None,
+    attachments: list[Attachment],
+) -> str:
+    """The Markdown model card of ``version`` (``dataset``/``base`` ``None``: imported)."""
+    lineage = version.lineage
+    config = lineage.config
+    aliases = ", ".join(version.aliases) or "none"
+    cli, python = _USAGE.get(version.task, _DEFAULT_USAGE)
+    origin = (
+        _trained_sections(version, dataset, base)
+        if dataset is not None and base is not None
+        else _imported_sections(version)
+    )
+    base_cell = f"{base.ref} ({base.architecture}, {base.num_parameters:,} params)" if base else "—"
+    sections = [
+        f"# Model card: {version.name} v{version.version}",
+        _table(
+            ("field", "value"),
+            [
+                ("task", version.task),
+                ("mode", config.get("mode", "imported" if dataset is None else "—")),
+                ("base model", base_cell),
+                ("dataset", dataset.ref if dataset else "— (imported)"),
+                ("aliases", aliases),
+                ("created", version.created_at.isoformat(timespec="seconds")),
+                ("bundle digest", f"{version.digest[:16]}…"),
+                ("project", version.project),
+            ],
+        ),
+        *origin,
         "## Metrics",
         _metrics_section(version),
         *(["## Generation samples", samples] if (samples := _samples_section(version)) else []),

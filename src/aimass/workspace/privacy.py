@@ -191,6 +191,11 @@ def audit_privacy(
     if max_examples < 10:
         raise InvalidArgument(f"--max-examples must be at least 10, got {max_examples}")
     version = ws.model_version(ref, project=project)
+    if not version.lineage.dataset:
+        raise InvalidArgument(
+            f"{version.ref} was imported, not trained here: its training data is unknown, and "
+            "the membership-inference audit needs it to know the members"
+        )
     data = ws.dataset(dataset, project=project)
     if data.digest != version.lineage.dataset_digest:
         raise InvalidArgument(

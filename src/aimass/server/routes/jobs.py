@@ -1,10 +1,12 @@
-"""Jobs: submit training or batch prediction, list, show (live metrics), logs, cancel."""
+"""Jobs: submit training or batch prediction, list, show (live metrics), logs, cancel,
+download a batch prediction's results."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Request, status
+from fastapi.responses import StreamingResponse
 
 from aimass.entities import JobStatus
 from aimass.errors import InvalidArgument, PermissionDenied
@@ -17,6 +19,7 @@ from aimass.schemas import (
     TrainJobCreate,
 )
 from aimass.server.deps import PrincipalDep, ReadProject, StateDep, TrainProject, WorkspaceDep
+from aimass.server.middleware import request_record
 from aimass.server.quotas import charge_sync, output_policy
 from aimass.server.state import ServerState
 from aimass.workspace import Principal, Workspace
@@ -170,6 +173,42 @@ def job_logs(
     """Log lines after sequence number ``after`` (poll with the last one seen)."""
     lines = ws.job_logs(job_id, project=project, after=after, limit=limit)
     return [JobLogLineOut.from_entity(line) for line in lines]
+
+
+_RESULT_MEDIA = ("application/vnd.apache.parquet", "text/csv", "application/x-ndjson")
+
+
+@router.get(
+    "/{job_id}/results",
+    name="jobs.results",
+    response_class=StreamingResponse,
+    responses={200: {"content": {media: {} for media in _RESULT_MEDIA}}},
+)
+def job_results(
+    job_id: str,
+    project: ReadProject,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    request: Request,
+    fmt: Annotated[Literal["parquet", "csv", "jsonl"], Query(alias="format")] = "parquet",
+) -> StreamingResponse:
+    """A finished batch prediction's result dataset, streamed as Parquet, CSV or JSONL.
+
+    Cut by the caller's output policy (as predict would show it); each download is
+    written to the audit log.
+    """
+    from aimass.workspace.results import open_job_results
+
+    policy = output_policy(principal)
+    found = open_job_results(
+        ws, job_id, project=project, fmt=fmt, policy=policy, key_id=principal.key_id
+    )
+    # Reads are not audited by the request pipeline; a download of predictions is.
+    shown = str(policy) or "full"
+    details = {"format": fmt, "dataset": found.dataset, "rows": found.rows, "policy": shown}
+    ws.audit.writer.submit(request_record(request.scope, 200, b"", details=details))
+    headers = {"content-disposition": f'attachment; filename="{found.filename}"'}
+    return StreamingResponse(found.chunks, media_type=found.media_type, headers=headers)
 
 
 @router.post("/{job_id}:cancel", name="jobs.cancel")

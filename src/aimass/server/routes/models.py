@@ -1,21 +1,23 @@
-"""The registry (models, versions, aliases, cards, deletion) and predict."""
+"""The registry (models, versions, aliases, cards, export, deletion) and predict."""
 
 from __future__ import annotations
 
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import NotFound
 from aimass.evaluation.html import REPORT_CSP
-from aimass.refs import parse_ref
+from aimass.refs import parse_ref, validate_name
 from aimass.schemas import (
     AliasSet,
     AttachmentOut,
     BundleVerifyOut,
+    ModelImport,
     ModelVersionOut,
     PredictRequest,
     PredictResponse,
@@ -40,6 +42,26 @@ router = APIRouter(prefix="/v1/projects/{project}/models", tags=["models"])
 def list_models(project: ReadProject, ws: WorkspaceDep) -> list[RegisteredModelOut]:
     """Registered models with their aliases."""
     return [RegisteredModelOut.from_entity(m) for m in ws.store.registry.list_models(project)]
+
+
+@router.post("", name="models.import", status_code=201)
+def import_model(
+    body: ModelImport, project: str, principal: PrincipalDep, ws: WorkspaceDep, state: StateDep
+) -> ModelVersionOut:
+    """Register a Hugging Face classifier directory in AIMASS_IMPORT_DIRS as a model version.
+
+    Needs ``models:write`` on the model named (a key narrowed to it will do). The
+    directory is read offline, safetensors only; importing the same weights again
+    returns the version that holds them.
+    """
+    validate_name(project, kind="project")
+    principal.require("models:write", project=project, model=body.name)
+    source = ws.allowed_path(body.path)
+    version, _created = ws.import_model(
+        str(source), name=body.name, alias=body.alias, project=project
+    )
+    state.forget_versions(project, body.name)
+    return ModelVersionOut.from_entity(version)
 
 
 @router.get("/{name}", name="models.get")
@@ -78,6 +100,43 @@ def verify_version(
 ) -> BundleVerifyOut:
     """Check the version's bundle signature, then every file against its manifest."""
     return BundleVerifyOut(**ws.verify_model(f"{name}@{selector}", project=project))
+
+
+@router.get(
+    "/{name}/versions/{selector}/export",
+    name="models.export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-tar": {}}}},
+)
+def export_version(
+    name: str, selector: str, request: Request, project: ModelsWriteProject, ws: WorkspaceDep
+) -> StreamingResponse:
+    """The version's bundle, decrypted, as an uncompressed tar stream of its files.
+
+    Unpacked it is what ``aimass models export`` writes (``aimass.json`` and
+    ``aimass.sig`` included). It hands out the weights, so it needs ``models:write``
+    on the model (not ``read``), and every export is audited.
+    """
+    request.scope["state"]["audit"] = True  # a read, recorded like a change
+    version, archive = ws.export_archive(f"{name}@{selector}", project=project)
+    request.scope["state"]["audit_details"] = {
+        "ref": version.ref,
+        "digest": version.digest,
+        "files": len(archive.names),
+        "bytes": archive.size,
+    }
+    headers = {
+        "content-length": str(archive.size),
+        "content-disposition": f'attachment; filename="{version.name}-{version.version}.tar"',
+        "x-aimass-ref": version.ref,
+        "x-aimass-bundle-digest": version.digest,
+    }
+    return StreamingResponse(
+        archive,
+        media_type="application/x-tar",
+        headers=headers,
+        background=BackgroundTask(archive.close),
+    )
 
 
 @router.get("/{name}/versions/{selector}/attachments", name="models.attachments")

@@ -30,10 +30,10 @@ def _print_result(version: ModelVersionOut) -> None:
     console.print(
         f"[bold green]registered {version.ref}[/] aliases: {', '.join(version.aliases) or '-'}"
     )
-    from aimass.training.tasks import get_task
+    from aimass.training.tasks import headline_metric
 
     # The loss is noise next to accuracy, but it is the headline of language models.
-    hidden = "" if get_task(version.task).metric == "loss" else "loss"
+    hidden = "" if headline_metric(version.task) == "loss" else "loss"
     for split in ("validation", "test"):
         metrics = version.metrics.get(split) or {}
         shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != hidden}
@@ -188,7 +188,7 @@ def train(
     the server and follows its progress.
     """
     from aimass.training.callbacks import RichProgress
-    from aimass.training.tasks import get_task
+    from aimass.training.tasks import headline_metric
 
     config = _config(
         task=task,
@@ -227,7 +227,7 @@ def train(
         "alias": alias,
         "privacy": dp_options if dp else None,
     }
-    callbacks = [] if json_out else [RichProgress(metric=get_task(task).metric)]
+    callbacks = [] if json_out else [RichProgress(metric=headline_metric(task))]
     version, _ = backend().train(spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:
         emit_json(version)

@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     from aimass.training.config import TrainConfig
     from aimass.training.private import PrivateTraining
 
-__all__ = ["Task", "TrainInputs", "TrainOutcome", "get_task", "list_tasks", "register_task"]
+__all__ = [
+    "HEADLINE_METRICS",
+    "Task",
+    "TrainInputs",
+    "TrainOutcome",
+    "get_task",
+    "headline_metric",
+    "list_tasks",
+    "register_task",
+]
 
 
 @dataclass
@@ -151,6 +160,20 @@ def register_task(task: Task, *, force: bool = False) -> Task:
         raise InvalidArgument(f"task {task.name!r} is registered already")
     _TASKS[task.name] = task
     return task
+
+
+# Each task's headline metric, readable without importing the tasks (and torch): the
+# CLI's remote mode shows progress with it. A test checks it against the tasks.
+HEADLINE_METRICS = {
+    "classification": "accuracy",
+    "regression": "rmse",
+    "token-classification": "f1",
+}
+
+
+def headline_metric(name: str) -> str:
+    """The metric a task is judged by (``loss`` for the language-model tasks)."""
+    return HEADLINE_METRICS.get(name, "loss")
 
 
 def get_task(name: str) -> Task:

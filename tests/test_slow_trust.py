@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from aimass.jobs.evaluate import EvaluateSpec
 from aimass.jobs.train import TrainSpec
-from aimass.workspace.evaluate import EvaluateSpec
 
 pytestmark = pytest.mark.long
 

@@ -1,6 +1,6 @@
 import pytest
 
-from aimass.workspace.evaluate import EvaluateSpec
+from aimass.jobs.evaluate import EvaluateSpec
 
 # Small but complete: every section runs (memory measured once, in the shared report).
 QUICK = {

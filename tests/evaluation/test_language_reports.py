@@ -9,9 +9,9 @@ import pytest
 
 from aimass.errors import ErrorCode, InvalidArgument, UnsupportedModel
 from aimass.evaluation import check_labels, validate_report
+from aimass.jobs.evaluate import EvaluateSpec
 from aimass.jobs.train import TrainSpec
 from aimass.metrics import entity_metrics
-from aimass.workspace.evaluate import EvaluateSpec
 
 QUICK = {
     "min_group_size": 1,

@@ -20,9 +20,9 @@ from aimass.errors import (
     UnsupportedModel,
 )
 from aimass.evaluation import REPORT_SCHEMA, get_report_sections, validate_report
+from aimass.jobs.evaluate import EvaluateSpec
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.training.callbacks import Callback
-from aimass.workspace.evaluate import EvaluateSpec
 from tests.conftest import write_jsonl
 from tests.evaluation.conftest import QUICK
 

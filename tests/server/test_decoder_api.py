@@ -7,11 +7,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from aimass.jobs.evaluate import EvaluateSpec
 from aimass.jobs.train import TrainSpec
 from aimass.server import create_app
 from aimass.settings import Settings
 from aimass.workspace import Workspace
-from aimass.workspace.evaluate import EvaluateSpec
 from tests.conftest import sentiment_rows, write_jsonl
 from tests.evaluation.conftest import QUICK
 from tests.server.conftest import serve_settings

@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 from aimass.artifacts.plaintext import shared_cache
 from aimass.client import AsyncClient, Client
 from aimass.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from aimass.jobs.batch import BatchPredictSpec
 from aimass.server import create_app
 from aimass.serving.policy import parse_policy
 from aimass.settings import Settings
 from aimass.workspace import Workspace
-from aimass.workspace.batch import BatchPredictSpec
 from aimass.workspace.results import _cut, open_job_results, write_job_results
 from tests.conftest import write_jsonl
 from tests.server.conftest import make_key, serve_settings
@@ -58,7 +58,8 @@ def scored(trained_home):
         job = ws.run_job(ws.submit_batch_predict(spec).id)
         assert job.status == "succeeded", job.error
         version = ws.dataset("zh-scored")
-        stored = pq.read_table(ws.artifacts.resolve(version.uri)).to_pylist()
+        with ws.artifacts.plaintext_scope():  # read, then the decrypted copy goes
+            stored = pq.read_table(ws.artifacts.resolve(version.uri)).to_pylist()
     finally:
         ws.close()
     return job.id, stored

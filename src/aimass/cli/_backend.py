@@ -153,7 +153,7 @@ class Local:
         """Build the report in this process: (attachment, report.json content, report.html)."""
         import json
 
-        from aimass.workspace.evaluate import EvaluateSpec
+        from aimass.jobs.evaluate import EvaluateSpec
 
         attachment = self.ws.evaluate(EvaluateSpec(**spec), project=project, callbacks=callbacks)
         document = json.loads(self.ws.report_file(attachment, fmt="json").read_text("utf-8"))
@@ -222,7 +222,7 @@ class Local:
         return write_job_results(self.ws, job_id, destination, project=project, fmt=fmt)
 
     def submit_batch(self, spec: dict[str, Any], project: str) -> s.JobOut:
-        from aimass.workspace.batch import BatchPredictSpec
+        from aimass.jobs.batch import BatchPredictSpec
 
         job = self.ws.submit_batch_predict(BatchPredictSpec(**spec), project=project)
         return s.JobOut.from_entity(job)

@@ -4,7 +4,7 @@
 model's task and returns a :class:`Report` whose JSON is validated against
 :data:`REPORT_SCHEMA` and whose HTML is one self-contained page. The model is
 given as plain callables (:class:`ModelUnderTest`), so this package needs no
-serving code; ``aimass.workspace.evaluate`` composes the two.
+serving code; ``aimass.jobs.evaluate`` composes the two.
 """
 
 from aimass.evaluation.base import (

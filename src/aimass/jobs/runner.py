@@ -69,17 +69,31 @@ def checkpoint_dir(artifacts: ArtifactStore, job_id: str) -> Path:
     return artifacts.path(f"runs/{job_id}/checkpoint")
 
 
+def _builtin_kinds() -> None:
+    """Register the kinds aimass ships, once (imported late: they pull in torch)."""
+    if "train" in _KINDS:
+        return
+    from aimass.jobs.batch import BATCH_PREDICT, run_batch_predict
+    from aimass.jobs.evaluate import run_evaluate_job
+    from aimass.jobs.train import run_train_job
+
+    for kind, fn in (
+        ("train", run_train_job),
+        ("evaluate", run_evaluate_job),
+        (BATCH_PREDICT, run_batch_predict),
+    ):
+        _KINDS.setdefault(kind, fn)
+
+
 def list_job_kinds() -> list[str]:
     """Registered job kinds, sorted."""
-    from aimass.jobs import train  # noqa: F401  (registers the built-in kinds)
-
+    _builtin_kinds()
     return sorted(_KINDS)
 
 
 def get_job_kind(kind: str) -> JobFunction:
     """The function for ``kind``; the error lists the known kinds."""
-    from aimass.jobs import train  # noqa: F401  (registers the built-in kinds)
-
+    _builtin_kinds()
     try:
         return _KINDS[kind]
     except KeyError:

@@ -18,7 +18,7 @@ from aimass.artifacts.storage import private_dir
 from aimass.data.tables import SplitData, read_split
 from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
-from aimass.jobs.runner import JobContext, checkpoint_dir, register_job_kind
+from aimass.jobs.runner import JobContext, checkpoint_dir
 from aimass.models.device import resolve_device
 from aimass.models.lora import ADAPTER_FILE
 from aimass.privacy.dp import DPConfig, DPEngine
@@ -217,7 +217,6 @@ def _train_rows(split: SplitData, config: TrainConfig) -> SplitData:
     return split.sample(config.max_train_rows, seed=config.seed)
 
 
-@register_job_kind("train")
 def run_train_job(ctx: JobContext) -> dict[str, Any]:
     """Train, write the bundle, register the version (and alias); returns the result."""
     project = ctx.job.project

@@ -43,15 +43,15 @@ from aimass.errors import (
     ResourceExhausted,
     UnsupportedModel,
 )
+from aimass.jobs.batch import BatchPredictSpec
+from aimass.jobs.evaluate import EvaluateSpec
 from aimass.refs import parse_ref, validate_name
 from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, Store
 from aimass.texts import check_unicode
 from aimass.workspace.access import Principal, read_or_create_secret
 from aimass.workspace.audit import AuditTrail
-from aimass.workspace.batch import BatchPredictSpec
 from aimass.workspace.cards import render_card
-from aimass.workspace.evaluate import EvaluateSpec
 from aimass.workspace.keys import KeyRing
 from aimass.workspace.limits import Limits
 from aimass.workspace.privacy import DeidentifyOptions
@@ -832,7 +832,7 @@ class Workspace:
 
     def submit_evaluation(self, spec: EvaluateSpec, *, project: str = DEFAULT_PROJECT) -> Job:
         """Check the spec and queue an ``evaluate`` job (aliases are pinned to their version)."""
-        from aimass.workspace.evaluate import submit_evaluation
+        from aimass.jobs.evaluate import submit_evaluation
 
         return submit_evaluation(self.store, self.artifacts, project, spec)
 

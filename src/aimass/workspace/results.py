@@ -1,7 +1,7 @@
 """The result dataset of a batch-prediction job, as a Parquet, CSV or JSONL download.
 
 A ``batch-predict`` job publishes its predictions as a dataset version (see
-:mod:`aimass.workspace.batch`); this module hands that version out as a file, in
+:mod:`aimass.jobs.batch`); this module hands that version out as a file, in
 chunks, so a large result never sits in memory whole: Parquet as stored (or
 rewritten batch by batch), CSV through pyarrow's writer (UTF-8, every string
 quoted, ``""`` escaping), JSONL one ``json.dumps(row, ensure_ascii=False)`` per

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from aimass.entities import JobStatus
 from aimass.errors import InvalidArgument, PermissionDenied
+from aimass.jobs.batch import BatchPredictSpec
 from aimass.schemas import (
     BatchPredictJobCreate,
     EvaluateJobCreate,
@@ -23,7 +24,6 @@ from aimass.server.middleware import request_record
 from aimass.server.quotas import charge_sync, output_policy
 from aimass.server.state import ServerState
 from aimass.workspace import Principal, Workspace
-from aimass.workspace.batch import BatchPredictSpec
 
 router = APIRouter(prefix="/v1/projects/{project}/jobs", tags=["jobs"])
 
@@ -76,8 +76,8 @@ def _submit_batch(
 def _submit_evaluate(
     ws: Workspace, principal: Principal, project: str, body: EvaluateJobCreate
 ) -> JobOut:
+    from aimass.jobs.evaluate import EvaluateSpec
     from aimass.refs import parse_ref
-    from aimass.workspace.evaluate import EvaluateSpec
 
     # A report runs the model over a dataset and attaches to the version: the same
     # standing as training it.

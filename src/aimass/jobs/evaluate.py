@@ -1,8 +1,7 @@
 """The ``evaluate`` job: model version + dataset split → evaluation report attached to the version.
 
-It lives with the workspace, like ``batch-predict``, because it composes two
-layers that are kept apart below it: serving (the predictor, the memory probe)
-and jobs (the runner); the evaluation package itself sees neither.
+It lives in ``jobs`` with the other job kinds; it composes serving (the
+predictor, the memory probe) and the evaluation package, which sees neither.
 
 The report (``report.html`` and ``report.json``) is written to a staging
 directory, published under ``reports/<sha256 of report.json>/`` in the
@@ -25,13 +24,13 @@ from aimass.data.splits import SPLITS
 from aimass.data.tables import read_split
 from aimass.entities import Attachment, DatasetVersion, Job, ModelVersion
 from aimass.errors import InvalidArgument
-from aimass.jobs.runner import JobContext, register_job_kind
+from aimass.jobs.runner import JobContext
 from aimass.refs import Ref, parse_ref, validate_name
 from aimass.store import Store
 
 __all__ = ["EvaluateSpec", "attachment_name", "resolve_evaluation", "submit_evaluation"]
 
-log = logging.getLogger("aimass.workspace.evaluate")
+log = logging.getLogger("aimass.jobs.evaluate")
 ATTACHMENT_KIND = "evaluation"
 
 
@@ -280,7 +279,7 @@ def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
     """Language models and NER: the training task's own loss / tag reading, generation, and
     the explainer registry's reason why no explainer applies."""
     from aimass.explain import explainers_for, list_explainers
-    from aimass.workspace.scoring import TaskScorer
+    from aimass.jobs.scoring import TaskScorer
 
     scorer = TaskScorer(predictor, seed=options.seed)
     applicable = explainers_for(predictor.task)
@@ -340,7 +339,6 @@ def _publish(ctx: JobContext, report: Any) -> str:
         return ctx.artifacts.publish(directory, key)
 
 
-@register_job_kind("evaluate")
 def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     """Build the report, publish it, attach it to the version; returns the result."""
     from aimass.evaluation import EvaluationData, build_report, check_labels

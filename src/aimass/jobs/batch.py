@@ -16,7 +16,7 @@ from aimass.data.importer import ImportOptions, prepare_dataset
 from aimass.data.readers import Record
 from aimass.data.tables import publish_dataset, read_split
 from aimass.errors import Cancelled, InvalidArgument
-from aimass.jobs.runner import JobContext, register_job_kind
+from aimass.jobs.runner import JobContext
 from aimass.refs import parse_ref, validate_name
 from aimass.serving.policy import parse_policy
 
@@ -82,7 +82,6 @@ def _rows(
     return rows
 
 
-@register_job_kind(BATCH_PREDICT)
 def run_batch_predict(ctx: JobContext) -> dict[str, Any]:
     """Predict every row in chunks (progress and cancellation per chunk), then publish."""
     from aimass.serving.predictor import load_predictor

@@ -67,3 +67,21 @@ def test_a_wrong_key_on_a_public_path_is_anonymous_but_still_counted(client_with
     assert client.post(url, headers=admin, json={"inputs": ["good"]}).status_code == 200
     assert 'project="' in client.get("/metrics", headers=admin).text
     assert 'project="' not in client.get("/metrics", headers=WRONG).text
+
+
+def test_keyless_bodies_in_a_loop_are_throttled_and_audited_once(client_with, admin):
+    """A flood of anonymous bodies (no key at all) is counted like wrong keys: after the
+    per-address count it is 429, and the audit log does not grow by a row per refusal."""
+    client = client_with(auth_failures_per_address="3/minute")
+    audit_before = len(client.get("/v1/audit", headers=admin, params={"limit": 1000}).json())
+    body = {"content": b"{}" * 50, "headers": {"Content-Type": "application/json"}}
+    for _ in range(3):
+        assert client.post(f"{P}/datasets", **body).status_code == 401
+    for _ in range(20):
+        r = client.post(f"{P}/datasets", **body)
+        assert r.status_code == 429, r.text
+    audit_after = client_with(auth_failures_per_address="3/minute").get(
+        "/v1/audit", headers=admin, params={"limit": 1000}
+    )
+    grown = len(audit_after.json()) - audit_before
+    assert grown <= 3 + 1 + 1, f"{grown} audit rows for 23 refusals"

@@ -195,6 +195,9 @@ class RequestPipeline:
         public = scope["path"] in self.public_paths
         if authorization is None:
             if not public and _has_body(headers):
+                # Counted like a wrong key: an address sending keyless bodies in a loop
+                # is 429 past the limit, and is audited once per decision, not per body.
+                self._keyless_refusal(scope)
                 raise Unauthenticated(
                     "this endpoint needs an API key: send 'Authorization: Bearer aimass_...' "
                     "(the request body is not read without one)"
@@ -208,6 +211,12 @@ class RequestPipeline:
         except (Unauthenticated, RateLimited):
             scope["state"].pop("principal", None)
         return self.max_anonymous_body
+
+    def _keyless_refusal(self, scope: Scope) -> None:
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        self.state.throttle.check_auth(address, None)
+        self.state.throttle.auth_failed(address, None)
 
     async def _check_key(self, scope: Scope, authorization: str) -> None:
         """Authenticate ``authorization`` (throttled, counted); the principal into the state."""

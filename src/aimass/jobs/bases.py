@@ -167,9 +167,10 @@ def _save_to(stage: Path, source: Path) -> tuple[str, str, int]:
     return str(config.model_type), family, num_parameters(model)
 
 
-def _default_name(source: Path) -> str:
+def default_name(source: Path, fallback: str = "base") -> str:
+    """A registry name from a directory's name (lower case, safe characters)."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", source.name.lower()).strip("-._")[:63]
-    return slug or "base"
+    return slug or fallback
 
 
 def import_base(
@@ -215,7 +216,7 @@ def import_base(
                 "source": "directory",
                 "path": str(directory.resolve()),
             }
-            name = name or _default_name(directory)
+            name = name or default_name(directory)
         validate_name(name, kind="base model")
         stage = scratch / "hf"
         stage.mkdir()

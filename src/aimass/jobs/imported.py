@@ -24,7 +24,6 @@ The version's lineage says it was imported: no dataset, no base, no job; its
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from aimass.artifacts.bundle import BundleWriter, file_sha256, is_allowed_file
 from aimass.artifacts.storage import ArtifactStore
 from aimass.entities import Lineage, ModelVersion
 from aimass.errors import InvalidArgument, NotFound, UnsupportedModel
+from aimass.jobs.bases import default_name
 from aimass.models.hf import family_of, load_pretrained, load_tokenizer, read_config
 from aimass.refs import validate_name
 from aimass.store import Store
@@ -137,11 +137,6 @@ def _existing(store: Store, project: str, name: str, digest: str) -> ModelVersio
     return next((v for v in versions if v.digest == digest), None)
 
 
-def _default_name(source: Path) -> str:
-    slug = re.sub(r"[^a-z0-9._-]+", "-", source.name.lower()).strip("-._")[:63]
-    return slug or "model"
-
-
 def import_classifier(
     source: Path,
     *,
@@ -163,7 +158,7 @@ def import_classifier(
     directory = Path(source).expanduser()
     if not directory.is_dir():
         raise InvalidArgument(f"{source} is not a directory holding a Hugging Face classifier")
-    name = name or _default_name(directory)
+    name = name or default_name(directory, "model")
     validate_name(name, kind="model")
     if alias:
         validate_alias(alias)  # before anything is registered, not after

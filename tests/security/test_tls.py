@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from aimass.cli import app as cli
+from aimass.cli._common import reset
 from aimass.client import AsyncClient, Client
 from aimass.errors import ErrorCode, FailedPrecondition, InvalidArgument, Unavailable
 from aimass.server import create_app
@@ -258,6 +259,7 @@ def test_the_cli_speaks_https_with_aimass_ca_bundle(https_server, monkeypatch):
     assert refused.exit_code == 1 and "AIMASS_CA_BUNDLE" in refused.output
     monkeypatch.setenv("AIMASS_CA_BUNDLE", str(cert))
     result = runner.invoke(cli, ["--url", url, "projects", "list", "--json"])
+    reset()  # close the CLI's client: its keep-alive connection would hold the server open
     assert result.exit_code == 0, result.output
     assert [p["name"] for p in json.loads(result.stdout)] == ["default"]
 

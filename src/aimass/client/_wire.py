@@ -1,0 +1,60 @@
+"""Helpers the SDK's clients and resources share: wire parsing, request bodies."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+from aimass.errors import InvalidArgument, JobFailed
+from aimass.schemas import JobOut
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 60.0
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".bio": "conll",
+    ".iob": "conll",
+}
+
+
+def parse(kind: type[T], data: Any) -> T:
+    """``data`` (decoded JSON) validated as ``kind`` (a wire schema or a list of them)."""
+    return TypeAdapter(kind).validate_python(data)
+
+
+def upload_body(file: Path, name: str, fmt: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of a dataset upload: text inline, Parquet as base64."""
+    fmt = fmt or FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        raise InvalidArgument(
+            f"cannot tell the format of {file.name!r}; pass fmt=jsonl|csv|parquet|conll"
+        )
+    data = file.read_bytes()
+    body: dict[str, Any] = {"name": name, "format": fmt, **options}
+    if fmt == "parquet":
+        body["content_base64"] = base64.b64encode(data).decode("ascii")
+    else:
+        body["content"] = data.decode("utf-8")
+    return body
+
+
+def generate_body(prompt: str, options: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The JSON body of a generate call (``stop`` as a list)."""
+    if "stop" in options and options["stop"] is not None:
+        options = {**options, "stop": list(options["stop"])}
+    return {"prompt": prompt, **options, "stream": stream}
+
+
+def job_outcome(job: JobOut) -> JobOut:
+    """``job`` when it did not fail; a failed job raises :class:`JobFailed`."""
+    if job.status == "failed":
+        raise JobFailed(f"job {job.id} failed: {job.error}", job_id=job.id)
+    return job

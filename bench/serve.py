@@ -267,18 +267,7 @@ def main() -> None:
     if args.at_rest:
         at_rest(home, texts, key, args)
         return
-    env = {
-        **os.environ,
-        "AIMASS_HOME": str(home / "home"),
-        "AIMASS_DEVICE": "cpu",
-        "AIMASS_JOB_WORKERS": "0",
-        "AIMASS_WARM_MODELS": '["bench@production"]',
-        # One key drives every client: lift the per-key rate and concurrency limits
-        # (docs/operations.md) so the bench measures serving, not the throttle.
-        "AIMASS_REQUESTS_PER_KEY": "1000000/minute",
-        "AIMASS_MAX_PREDICTS_PER_KEY": "1024",
-        "AIMASS_MAX_PREDICTS": "1024",
-    }
+    env = _serve_env(home / "home")
     aim_port, naive_port = free_port(), free_port()
     aimass_proc = start(
         [sys.executable, "-m", "aimass.cli", "serve", "--port", str(aim_port)],
@@ -378,6 +367,11 @@ def main() -> None:
 
 
 def _serve_env(home: Path) -> dict[str, str]:
+    """The environment of a bench server on ``home``, its model warm.
+
+    One key drives every client: the per-key rate and concurrency limits are lifted
+    (docs/operations.md) so the bench measures serving, not the throttle.
+    """
     return {
         **os.environ,
         "AIMASS_HOME": str(home),

@@ -119,11 +119,12 @@ class PlaintextCache:
             self._roots[parent] = root
         return root
 
-    def get(self, key: str, size: int, decrypt: Callable[[Path], None]) -> Path:
+    def get(self, key: str, size: Callable[[], int], decrypt: Callable[[Path], None]) -> Path:
         """The decrypted copy of artifact ``key``, made by ``decrypt(target)`` if missing.
 
         ``decrypt`` writes the plaintext file or directory at the path it is given;
-        the copy appears under its final name only once complete.
+        the copy appears under its final name only once complete. ``size()`` (bytes
+        the copy needs, to choose where it goes) is asked only when it is missing.
         """
         scopes: tuple[object, ...] = _SCOPES.get() or (_PROCESS,)
         with self._lock:
@@ -132,7 +133,7 @@ class PlaintextCache:
             if path is not None and path.exists():
                 self._hold(key, scopes)
                 return path
-            root = self._root(size)
+            root = self._root(size())
         target = root / key
         staged = root / ".partial" / uuid.uuid4().hex
         staged.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

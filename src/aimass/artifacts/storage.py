@@ -243,10 +243,9 @@ class ArtifactStore:
         if not encrypted:
             return path
         cache = self._plaintext or shared_cache()
-        size = sum(p.stat().st_size for p in _files(path))
         return cache.get(
             f"{self._namespace}/{key}",
-            size,
+            lambda: sum(p.stat().st_size for p in _files(path)),
             lambda target: decrypt_tree(path, target, self.keys),
         )
 

@@ -26,7 +26,7 @@ from starlette.types import Scope
 
 from aimass.errors import PermissionDenied, RateLimited, Unauthenticated
 from aimass.server.listen import is_loopback
-from aimass.server.throttle import Throttle
+from aimass.server.throttle import Throttle, client_address
 from aimass.settings import Settings
 
 __all__ = ["METRICS_PATH", "MetricsGuard", "scrape_tenants"]
@@ -117,13 +117,11 @@ class MetricsGuard:
         check_key: Callable[[Scope, str], Awaitable[None]],
         guarded: bool,
     ) -> None:
-        client = scope.get("client")
-        address = str(client[0]) if client else "unknown"
+        address = client_address(scope)
         if authorization is None:
             if not guarded:
                 return
-            throttle.check_auth(address, None)
-            throttle.auth_failed(address, None)
+            throttle.refuse_credentialless(address)
             raise Unauthenticated(_NEEDS_CREDENTIALS)
         throttle.check_auth(address, None)  # a throttled client's token is not compared
         if self.token_matches(authorization):

@@ -38,6 +38,7 @@ from aimass.errors import (
 from aimass.server.errors import error_response
 from aimass.server.metrics_access import METRICS_PATH, MetricsGuard
 from aimass.server.state import ServerState
+from aimass.server.throttle import client_address
 from aimass.store import AuditRecord
 from aimass.texts import check_json_unicode
 from aimass.workspace.access import parse_key
@@ -197,7 +198,7 @@ class RequestPipeline:
             if not public and _has_body(headers):
                 # Counted like a wrong key: an address sending keyless bodies in a loop
                 # is 429 past the limit, and is audited once per decision, not per body.
-                self._keyless_refusal(scope)
+                self.state.throttle.refuse_credentialless(client_address(scope))
                 raise Unauthenticated(
                     "this endpoint needs an API key: send 'Authorization: Bearer aimass_...' "
                     "(the request body is not read without one)"
@@ -212,17 +213,10 @@ class RequestPipeline:
             scope["state"].pop("principal", None)
         return self.max_anonymous_body
 
-    def _keyless_refusal(self, scope: Scope) -> None:
-        client = scope.get("client")
-        address = str(client[0]) if client else "unknown"
-        self.state.throttle.check_auth(address, None)
-        self.state.throttle.auth_failed(address, None)
-
     async def _check_key(self, scope: Scope, authorization: str) -> None:
         """Authenticate ``authorization`` (throttled, counted); the principal into the state."""
         state = scope["state"]
-        client = scope.get("client")
-        address = str(client[0]) if client else "unknown"
+        address = client_address(scope)
         scheme, _, key = authorization.strip().partition(" ")
         key = key.strip()
         key_id = parse_key(key) if scheme.lower() == "bearer" else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +29,17 @@ from limits.strategies import MovingWindowRateLimiter
 from aimass.errors import RateLimited
 from aimass.settings import Settings
 
-__all__ = ["Decision", "Throttle"]
+__all__ = ["Decision", "Throttle", "client_address"]
 
 # Subjects remembered as "being refused" at most; past it the oldest are forgotten
 # (a forgotten subject refused again is audited again, which is harmless).
 _MAX_REMEMBERED = 10_000
+
+
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The client address of an ASGI request, what failed authentications count against."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,12 @@ class Throttle:
         self._check_rate("auth_failures_per_address", f"address:{address}", hit=False)
         if key_id is not None:
             self._check_rate("auth_failures_per_key", f"key:{key_id}", hit=False)
+
+    def refuse_credentialless(self, address: str) -> None:
+        """A request that needed credentials and brought none: 429 past the address's
+        count, else counted as one failed authentication (the caller answers 401)."""
+        self.check_auth(address, None)
+        self.auth_failed(address, None)
 
     def auth_failed(self, address: str, key_id: str | None) -> None:
         """Count one failed authentication against the address and the key id."""

@@ -30,6 +30,7 @@ __all__ = [
     "new_key",
     "parse_key",
     "read_or_create_secret",
+    "require_private",
     "validate_scopes",
     "write_private",
 ]
@@ -49,17 +50,22 @@ def write_private(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def read_or_create_secret(path: Path) -> bytes:
-    """The server secret at ``path`` (32 random bytes, hex), created 0600 on first use."""
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):  # another process created it first
-            write_private(path, secrets.token_hex(32) + "\n")
+def require_private(path: Path) -> None:
+    """Refuse a secret file other users may read (it is not used until it is 0600)."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise FailedPrecondition(
             f"{path} is readable by other users (mode {mode:o}); run 'chmod 600 {path}'",
             path=str(path),
         )
+
+
+def read_or_create_secret(path: Path) -> bytes:
+    """The server secret at ``path`` (32 random bytes, hex), created 0600 on first use."""
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            write_private(path, secrets.token_hex(32) + "\n")
+    require_private(path)
     text = path.read_text(encoding="utf-8").strip()
     if not re.fullmatch(r"[0-9a-f]{64}", text):
         raise FailedPrecondition(f"{path} is not an aimass server secret (64 hex digits)")

@@ -18,10 +18,12 @@ from typing import Any
 from aimass.artifacts import ArtifactStore
 from aimass.artifacts.bundle import MANIFEST, verify_bundle
 from aimass.artifacts.envelope import MasterKeys, header_key_id, is_encrypted
+from aimass.artifacts.plaintext import shared_cache
 from aimass.artifacts.signing import SIGNATURE, SigningKey, load_public_key, public_key_id
 from aimass.artifacts.storage import BUNDLES, STAGING, encrypt_tree
 from aimass.errors import AimassError, FailedPrecondition, InvalidArgument
 from aimass.settings import Settings
+from aimass.workspace.access import require_private, write_private
 
 __all__ = [
     "KeySource",
@@ -52,27 +54,12 @@ def key_source(settings: Settings) -> KeySource:
     return KeySource("file", str(settings.master_key_file), writable=True)
 
 
-def _check_private(path: Path) -> None:
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise FailedPrecondition(
-            f"the key file {path} is readable by other users (mode {mode:o}); run "
-            f"'chmod 600 {path}'",
-            path=str(path),
-        )
-
-
 def write_key_file(path: Path, keys: MasterKeys) -> None:
     """Replace the key file atomically (0600), flushed to disk before the rename."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.new")
-    with contextlib.suppress(FileNotFoundError):
-        staged.unlink()
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(keys.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
+    staged.unlink(missing_ok=True)
+    write_private(staged, keys.to_json())
     os.replace(staged, path)
 
 
@@ -92,14 +79,10 @@ def load_master_keys(settings: Settings, *, create: bool | None = None) -> Maste
     if not path.exists():
         if not (settings.encrypt_at_rest if create is None else create):
             return None
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):  # another process created it first
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(MasterKeys.generate(str(path)).to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-    _check_private(path)
+            write_private(path, MasterKeys.generate(str(path)).to_json())
+    require_private(path)
     return MasterKeys.parse(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -107,7 +90,7 @@ def signing_key(settings: Settings) -> SigningKey:
     """This home's bundle-signing key (created 0600 on first use)."""
     assert settings.signing_key_file is not None
     key = SigningKey.load_or_create(settings.signing_key_file)
-    _check_private(settings.signing_key_file)
+    require_private(settings.signing_key_file)
     return key
 
 
@@ -125,14 +108,8 @@ def open_artifact_store(settings: Settings) -> ArtifactStore:
         signer=signer,
         trusted=trusted,
         require_signatures=settings.require_signatures,
-        plaintext=None if settings.plaintext_dir is None else _cache(settings.plaintext_dir),
+        plaintext=shared_cache(settings.plaintext_dir),
     )
-
-
-def _cache(parent: Path) -> Any:
-    from aimass.artifacts.plaintext import shared_cache
-
-    return shared_cache(parent)
 
 
 # What publish writes (and encrypts); runs/ holds job scratch: TensorBoard logs and
@@ -164,7 +141,8 @@ def secrets_status(settings: Settings, artifacts: ArtifactStore) -> dict[str, An
             by_key[kid] = by_key.get(kid, 0) + 1
         else:
             plaintext += 1
-    unsigned = [b.name for b in _bundles(artifacts) if not (b / SIGNATURE).is_file()]
+    bundles = _bundles(artifacts)
+    unsigned = [b.name for b in bundles if not (b / SIGNATURE).is_file()]
     source = key_source(settings)
     keys = artifacts.keys
     signer = artifacts.signer
@@ -181,7 +159,7 @@ def secrets_status(settings: Settings, artifacts: ArtifactStore) -> dict[str, An
         "signing_public_key": signer.public_pem() if signer else None,
         "trusted_keys": sorted(artifacts.trusted),
         "require_signatures": settings.require_signatures,
-        "bundles": len(_bundles(artifacts)),
+        "bundles": len(bundles),
         "unsigned_bundles": unsigned,
     }
 

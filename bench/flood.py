@@ -23,7 +23,12 @@ against the baseline, as ratios; the goals are peak memory under baseline + 200 
 and ``/healthz`` p99 under 100 ms during the flood. Before issue 13's fix, twenty
 anonymous 30 MB uploads took the server from 1.45 GB to 3.25 GB.
 
-    python bench/flood.py [--seconds 25] [--clients 16] [--body-mb 30] [--out flood.json]
+Each run measures two servers one after the other, side by side in its output: uvicorn on
+httptools + uvloop (what ``aimass serve`` uses) and on h11 + asyncio (the pure-Python
+stack it used before), so the ratio between them is measured on the same machine state.
+
+    python bench/flood.py [--seconds 25] [--clients 16] [--body-mb 30] [--stacks ...]
+                          [--out flood.json]
 """
 
 from __future__ import annotations
@@ -224,27 +229,22 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=25.0)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--body-mb", type=int, default=30)
-    parser.add_argument("--baseline-requests", type=int, default=300)
-    parser.add_argument("--out", default="flood.json", help="file name under bench/results/")
-    parser.add_argument("--flood-worker", type=int, help=argparse.SUPPRESS)  # internal
-    args = parser.parse_args()
-    if args.flood_worker:
-        result = asyncio.run(_flood(args.flood_worker, args.clients, args.seconds, args.body_mb))
-        print(json.dumps(result))
-        return
+STACKS = {
+    # name: (uvicorn --http, --loop)
+    "httptools+uvloop": ("httptools", "uvloop"),
+    "h11+asyncio": ("h11", "asyncio"),
+}
+
+
+def measure(args: argparse.Namespace, stack: str) -> dict:
+    """One server on ``stack``: ``/healthz`` and memory at rest, then under the flood."""
+    http, loop = STACKS[stack]
     home = Path(tempfile.mkdtemp(prefix="aimass-flood-")) / "home"
     env = {**os.environ, "AIMASS_HOME": str(home), "AIMASS_DEVICE": "cpu"}
     port = free_port()
-    server = start(
-        [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port), "--job-threads", "0"],
-        env,
-        f"http://127.0.0.1:{port}/readyz",
-    )
+    command = [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port)]
+    command += ["--job-threads", "0", "--http", http, "--loop", loop]
+    server = start(command, env, f"http://127.0.0.1:{port}/readyz")
     try:
         probe_healthz(port, count=50)  # warm up
         load_before = load_average()
@@ -278,54 +278,9 @@ def main() -> None:
         server.terminate()
         server.wait(30)
     bound = base_memory["peak_mb"] + MEMORY_BOUND_MB
-    summary = {
-        "memory_bound_mb": bound,
-        "peak_mb_during_flood": flood_memory["peak_mb"],
-        "peak_over_baseline_mb": flood_memory["peak_mb"] - base_memory["peak_mb"],
-        "memory_ratio": flood_memory["peak_mb"] / base_memory["peak_mb"],
-        "healthz_p99_ratio": flood_latency["p99_ms"] / base_latency["p99_ms"],
-        "memory_goal_met": flood_memory["peak_mb"] <= bound,
-        "healthz_p99_goal_met": flood_latency["p99_ms"] < HEALTHZ_P99_GOAL_MS,
-        "server_alive_after": alive,
-        "goals": {
-            "peak_rss_mb": f"baseline + {MEMORY_BOUND_MB:.0f}",
-            "healthz_p99_ms": HEALTHZ_P99_GOAL_MS,
-        },
-    }
-    print(f"{'':22}{'baseline':>12}{'flood':>12}{'ratio':>9}")
-    for label, key, base, during in (
-        ("/healthz p50 (ms)", "p50_ms", base_latency, flood_latency),
-        ("/healthz p99 (ms)", "p99_ms", base_latency, flood_latency),
-        ("/healthz max (ms)", "max_ms", base_latency, flood_latency),
-        ("server RSS peak (MB)", "peak_mb", base_memory, flood_memory),
-    ):
-        print(f"{label:22}{base[key]:12.1f}{during[key]:12.1f}{during[key] / base[key]:8.2f}x")
-    print(
-        f"flood: {flood_stats['requests']:,} requests from {args.clients} connections in "
-        f"{args.seconds:.0f} s, {flood_stats['large_bodies']:,} with {args.body_mb} MB bodies "
-        f"(MB sent before the answer: p50 {flood_stats['large_body_mb_sent_before_answer_p50']:.1f}"
-        f", max {flood_stats['large_body_mb_sent_before_answer_max']:.1f})"
-    )
-    for outcome, n in flood_stats["outcomes"].items():
-        print(f"  {outcome:40} {n:7,}")
-    for name, sent in flood_stats["mb_sent_before_answer_by_kind"].items():
-        p50, top = sent["p50"], sent["max"]
-        print(f"  {name:24} MB sent before the answer: p50 {p50:.1f}, max {top:.1f}")
-    print(
-        f"memory: peak {flood_memory['peak_mb']:.0f} MB vs bound {bound:.0f} MB (baseline "
-        f"{base_memory['peak_mb']:.0f} + {MEMORY_BOUND_MB:.0f}): "
-        f"{'met' if summary['memory_goal_met'] else 'NOT met'}; /healthz p99 "
-        f"{flood_latency['p99_ms']:.1f} ms (goal < {HEALTHZ_P99_GOAL_MS:.0f}): "
-        f"{'met' if summary['healthz_p99_goal_met'] else 'NOT met'}; load average "
-        f"{load_before} before, {load_during} during"
-    )
-    RESULTS.mkdir(exist_ok=True)
-    result = {
-        "machine": f"{os.cpu_count()} CPUs, shared (load average before/during the flood: "
-        f"{load_before} / {load_during})",
-        "seconds": args.seconds,
-        "clients": args.clients,
-        "body_mb": args.body_mb,
+    return {
+        "uvicorn": {"http": http, "loop": loop},
+        "load_average_before_during": [load_before, load_during],
         "baseline": {"healthz": base_latency, "memory": base_memory},
         "flood": {
             "healthz": flood_latency,
@@ -333,7 +288,92 @@ def main() -> None:
             "requests": flood_stats,
             "rss_after_mb": after_memory,
         },
-        "summary": summary,
+        "summary": {
+            "memory_bound_mb": bound,
+            "peak_mb_during_flood": flood_memory["peak_mb"],
+            "peak_over_baseline_mb": flood_memory["peak_mb"] - base_memory["peak_mb"],
+            "memory_ratio": flood_memory["peak_mb"] / base_memory["peak_mb"],
+            "healthz_p99_ratio": flood_latency["p99_ms"] / base_latency["p99_ms"],
+            "memory_goal_met": flood_memory["peak_mb"] <= bound,
+            "healthz_p99_goal_met": flood_latency["p99_ms"] < HEALTHZ_P99_GOAL_MS,
+            "server_alive_after": alive,
+        },
+    }
+
+
+def report(stack: str, run: dict, seconds: float, clients: int, body_mb: int) -> None:
+    """Print one stack's flood against its own baseline, as ratios."""
+    base, flood, summary = run["baseline"], run["flood"], run["summary"]
+    stats = flood["requests"]
+    print(f"\n== {stack} ==")
+    print(f"{'':22}{'baseline':>12}{'flood':>12}{'ratio':>9}")
+    for label, key, before, during in (
+        ("/healthz p50 (ms)", "p50_ms", base["healthz"], flood["healthz"]),
+        ("/healthz p99 (ms)", "p99_ms", base["healthz"], flood["healthz"]),
+        ("/healthz max (ms)", "max_ms", base["healthz"], flood["healthz"]),
+        ("server RSS peak (MB)", "peak_mb", base["memory"], flood["memory"]),
+    ):
+        print(f"{label:22}{before[key]:12.1f}{during[key]:12.1f}{during[key] / before[key]:8.2f}x")
+    print(
+        f"flood: {stats['requests']:,} requests from {clients} connections in {seconds:.0f} s, "
+        f"{stats['large_bodies']:,} with {body_mb} MB bodies (MB sent before the answer: p50 "
+        f"{stats['large_body_mb_sent_before_answer_p50']:.1f}, max "
+        f"{stats['large_body_mb_sent_before_answer_max']:.1f})"
+    )
+    for outcome, n in stats["outcomes"].items():
+        print(f"  {outcome:40} {n:7,}")
+    print(
+        f"memory: peak {summary['peak_mb_during_flood']:.0f} MB vs bound "
+        f"{summary['memory_bound_mb']:.0f} MB: "
+        f"{'met' if summary['memory_goal_met'] else 'NOT met'}; /healthz p99 "
+        f"{flood['healthz']['p99_ms']:.1f} ms (goal < {HEALTHZ_P99_GOAL_MS:.0f}): "
+        f"{'met' if summary['healthz_p99_goal_met'] else 'NOT met'}; load average before/"
+        f"during {run['load_average_before_during']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=25.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--body-mb", type=int, default=30)
+    parser.add_argument("--baseline-requests", type=int, default=300)
+    parser.add_argument(
+        "--stacks", default=",".join(STACKS), help=f"comma-separated, of {', '.join(STACKS)}"
+    )
+    parser.add_argument("--out", default="flood.json", help="file name under bench/results/")
+    parser.add_argument("--flood-worker", type=int, help=argparse.SUPPRESS)  # internal
+    args = parser.parse_args()
+    if args.flood_worker:
+        result = asyncio.run(_flood(args.flood_worker, args.clients, args.seconds, args.body_mb))
+        print(json.dumps(result))
+        return
+    stacks = [name.strip() for name in args.stacks.split(",") if name.strip()]
+    unknown = sorted(set(stacks) - set(STACKS))
+    if unknown:
+        parser.error(f"--stacks: unknown {unknown}; choose from {list(STACKS)}")
+    runs = {stack: measure(args, stack) for stack in stacks}
+    for stack, run in runs.items():
+        report(stack, run, args.seconds, args.clients, args.body_mb)
+    if len(runs) > 1:
+        first, *others = stacks
+        print(f"\nunder the flood, {first} against the others (ratio = other / {first}):")
+        for other in others:
+            mine, theirs = runs[first]["flood"], runs[other]["flood"]
+            p99 = theirs["healthz"]["p99_ms"] / mine["healthz"]["p99_ms"]
+            served = theirs["requests"]["requests"] / mine["requests"]["requests"]
+            print(f"  {other}: /healthz p99 {p99:.2f}x, flood requests answered {served:.2f}x")
+    RESULTS.mkdir(exist_ok=True)
+    result = {
+        "machine": f"{os.cpu_count()} CPUs, shared",
+        "seconds": args.seconds,
+        "clients": args.clients,
+        "body_mb": args.body_mb,
+        "goals": {
+            "peak_rss_mb": f"baseline + {MEMORY_BOUND_MB:.0f}",
+            "healthz_p99_ms": HEALTHZ_P99_GOAL_MS,
+        },
+        "stacks": runs,
     }
     (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -197,6 +197,24 @@ def test_uvicorn_options_without_tls_or_proxies():
     assert "ssl_certfile" not in options and "forwarded_allow_ips" not in options
 
 
+async def _noop_app(scope: Any, receive: Any, send: Any) -> None:
+    return None
+
+
+def test_serve_runs_on_the_c_http_stack_unless_told_otherwise():
+    """httptools + uvloop (the server extra) keep /healthz answering under a flood of
+    refused requests (bench/flood.py); h11 + asyncio remain selectable."""
+    config = uvicorn.Config(_noop_app, **uvicorn_options("127.0.0.1", 8600))
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    assert config.get_loop_factory().__module__.startswith("uvloop")
+    plain = uvicorn.Config(
+        _noop_app, **uvicorn_options("127.0.0.1", 8600, http="h11", loop="asyncio")
+    )
+    plain.load()
+    assert plain.http_protocol_class.__name__ == "H11Protocol"
+
+
 # -- a real HTTPS round trip -----------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,6 +52,22 @@ def _when(value: Any) -> str:
 
 
 # -- serve ---------------------------------------------------------------------------------
+
+
+class HttpParser(StrEnum):
+    """uvicorn's HTTP implementations."""
+
+    auto = "auto"
+    httptools = "httptools"
+    h11 = "h11"
+
+
+class EventLoop(StrEnum):
+    """uvicorn's event loops."""
+
+    auto = "auto"
+    uvloop = "uvloop"
+    asyncio = "asyncio"
 
 
 @command
@@ -107,6 +124,16 @@ def serve(
             "trusted for the client address and scheme; default: no one.",
         ),
     ] = None,
+    http: Annotated[
+        HttpParser,
+        typer.Option(
+            help="HTTP parser: httptools (C, the default when installed) or h11 (pure Python)."
+        ),
+    ] = HttpParser.auto,
+    loop: Annotated[
+        EventLoop,
+        typer.Option(help="Event loop: uvloop (the default when installed) or asyncio."),
+    ] = EventLoop.auto,
 ) -> None:
     """Run the REST API (uvicorn on create_app) with its job threads, micro-batchers and
     model runner processes."""
@@ -150,7 +177,13 @@ def serve(
     scheme = "https" if cert is not None else "http"
     err_console.print(f"aimass serving {found.home} on {scheme}://{host}:{port}  (docs: /v1/docs)")
     options = uvicorn_options(
-        host, port, tls_cert=cert, tls_key=key, forwarded_allow_ips=forwarded_allow_ips
+        host,
+        port,
+        tls_cert=cert,
+        tls_key=key,
+        forwarded_allow_ips=forwarded_allow_ips,
+        http=http.value,
+        loop=loop.value,
     )
     try:
         uvicorn.run(app, **options)

@@ -111,6 +111,8 @@ def uvicorn_options(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     forwarded_allow_ips: str | None = None,
+    http: str = "auto",
+    loop: str = "auto",
 ) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run`` / ``uvicorn.Config`` for this listener.
 
@@ -121,6 +123,10 @@ def uvicorn_options(
         tls_key: The certificate's private key.
         forwarded_allow_ips: Comma-separated proxy addresses whose ``X-Forwarded-*``
             headers are trusted; ``None`` trusts them from no one.
+        http: uvicorn's HTTP implementation: ``auto`` (httptools when installed),
+            ``httptools`` or ``h11``.
+        loop: uvicorn's event loop: ``auto`` (uvloop when installed), ``uvloop`` or
+            ``asyncio``.
     """
     options: dict[str, Any] = {
         "host": host,
@@ -128,6 +134,8 @@ def uvicorn_options(
         "log_level": "warning",
         "access_log": False,
         "proxy_headers": forwarded_allow_ips is not None,
+        "http": http,
+        "loop": loop,
     }
     if forwarded_allow_ips is not None:
         options["forwarded_allow_ips"] = forwarded_allow_ips

@@ -53,6 +53,42 @@ def test_async_client_in_process_predicts_and_raises_the_servers_error_classes(t
     asyncio.run(main())
 
 
+def test_the_async_client_has_the_namespaces_of_the_sync_one(trained_home, tmp_path):  # noqa: F811
+    app = create_app(serve_settings(trained_home), job_workers=0)
+    app.state.aimass.start(workers=0)
+    key = (trained_home / "admin.key").read_text().strip()
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with AsyncClient("http://localhost", key, transport=transport) as c:
+            assert [m.name for m in await c.models.list()] == ["sentiment"]
+            version = await c.models.get("sentiment@production")
+            assert [v.version for v in await c.models.versions("sentiment")] == [version.version]
+            assert [d.name for d in await c.datasets.list()] == ["reviews"]
+            assert (await c.datasets.get("reviews@1")).num_rows == 200
+            assert (await c.bases.get("tiny")).name == "tiny"
+            assert "sentiment" in await c.models.card("sentiment@production")
+            assert (await c.models.verify("sentiment@production")).trusted
+            written = await c.models.export("sentiment@production", tmp_path / "export")
+            assert "config.json" in written and (tmp_path / "export" / "config.json").is_file()
+            made = await c.keys.create("async", scopes=["predict"], predict_budget=3)
+            assert (await c.keys.get(made.record.id)).predict_budget == 3
+            changed = await c.keys.update(made.record.id, predict_budget="unlimited")
+            assert changed.predict_budget is None
+            assert (await c.keys.revoke(made.record.id)).revoked
+            assert "default" in [p.name for p in await c.projects.list()]
+            assert (await c.audit.verify()).ok
+            assert (await c.audit.list(action="keys.create", limit=1))[0].action == "keys.create"
+            full = await c.predict_full("sentiment@production", ["good great film"])
+            assert full.version == version.version and full.predictions[0]["label"] == "pos"
+            assert [j.kind for j in await c.jobs.list()] == ["train"]
+            with pytest.warns(DeprecationWarning, match="jobs.get"), pytest.raises(NotFound):
+                await c.job("0" * 32)
+        await app.state.aimass.stop()
+
+    asyncio.run(main())
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

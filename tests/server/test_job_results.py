@@ -247,7 +247,7 @@ def test_the_async_sdk_downloads_results(trained_home, scored, tmp_path):
     async def main():
         transport = httpx.ASGITransport(app=app)
         async with AsyncClient("http://localhost", key, transport=transport) as sdk:
-            written = await sdk.job_results(job_id, tmp_path, fmt="jsonl")
+            written = await sdk.jobs.results(job_id, tmp_path, fmt="jsonl")
         await app.state.aimass.stop()
         return written
 

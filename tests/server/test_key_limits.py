@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from aimass.cli._backend import Remote
 from aimass.client import Client
 from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.server import create_app
@@ -248,13 +247,12 @@ def test_the_sdk_creates_shows_and_updates_keys_and_project_limits(client, admin
     sdk.projects.create("sdk-limits")
     assert sdk.projects.set_limits("sdk-limits", {"max_epochs": 4}).limits == {"max_epochs": 4}
     assert sdk.projects.get("sdk-limits").limits == {"max_epochs": 4}
-    # The CLI's remote backend spells "remove" as None, like the local one.
-    remote = Remote(sdk)
-    cleared = remote.update_key(key_id, "default", {"predict_budget": None, "limits": {}})
+    # "none" removes too, as the CLI's --predict-budget none does.
+    cleared = sdk.keys.update(key_id, predict_budget="none", limits={})
     assert cleared.predict_budget is None
-    again = remote.update_key(key_id, "default", {"predict_budget": 3, "output_policy": None})
+    again = sdk.keys.update(key_id, predict_budget=3, output_policy="none")
     assert again.predict_budget == 3 and again.output_policy is None
-    assert remote.key(key_id, "default").predict_budget == 3
+    assert sdk.keys.get(key_id, project="default").predict_budget == 3
     boss = make_key(client, admin, ["admin"], project="sdk-limits", name="boss")
     other = Client("http://localhost", boss["Authorization"].split()[1], transport=through(client))
     with pytest.raises(PermissionDenied):

@@ -7,7 +7,7 @@ import json
 import httpx
 from fastapi.testclient import TestClient
 
-from aimass.cli._backend import Remote
+from aimass.cli import _flows as flows
 from aimass.client import Client
 from aimass.server import create_app
 from tests.evaluation.conftest import QUICK
@@ -88,14 +88,12 @@ def test_evaluate_job_attaches_a_report_served_as_html_and_json(settings_for, ad
             == 404
         )
 
-        # The CLI's remote backend over the same API.
-        remote = Remote(
-            Client("http://localhost", admin["Authorization"].split()[1], transport=through(c))
-        )
-        html, report_json = remote.report_files("sentiment@1", None, "default")
+        # What the CLI does against a server, over the same API.
+        remote = Client("http://localhost", admin["Authorization"].split()[1], transport=through(c))
+        html, report_json = flows.report_files(remote, "sentiment@1", None, project="default")
         assert html.read_text().lower().count("<html") == 1
         assert json.loads(report_json.read_text())["model"]["version"] == 1
-        preds = remote.predict("sentiment", ["good film"], "default", explain="attention")
+        preds = remote.predict("sentiment", ["good film"], explain="attention")
         assert preds[0]["explanation"]["method"] == "attention"
 
 

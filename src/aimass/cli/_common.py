@@ -21,8 +21,13 @@ from aimass.errors import AimassError, NotImplementedFeature, Unauthenticated
 from aimass.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from aimass.cli._backend import Local, Remote
+    from aimass.client import Client
     from aimass.workspace import Workspace
+    from aimass.workspace.local import LocalClient
+
+    #: What every command calls: the operations contract (:mod:`aimass.operations`)
+    #: on the local home, or on the server at ``AIMASS_URL``.
+    Backend = LocalClient | Client
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -110,27 +115,34 @@ def local_workspace(command: str) -> Workspace:
     return workspace()
 
 
-def backend() -> Local | Remote:
-    """The server at AIMASS_URL (through the SDK) when set, else the local home."""
-    from aimass.cli._backend import Local, Remote
-
+def backend() -> Backend:
+    """The operations on the server at AIMASS_URL (the SDK's :class:`~aimass.Client`)
+    when set, else on the local home (:class:`~aimass.workspace.local.LocalClient`):
+    the same namespaces, calls and answers either way."""
     if "backend" not in _state:
         found = settings()
         if found.url:
             from aimass.client import Client
 
             key = found.api_key.get_secret_value() if found.api_key else None
-            _state["backend"] = Remote(Client(found.url, key, verify=found.ca_bundle))
+            _state["backend"] = Client(found.url, key, verify=found.ca_bundle)
         else:
-            _state["backend"] = Local(workspace())
+            from aimass.workspace.local import LocalClient
+
+            _state["backend"] = LocalClient(workspace())
     return _state["backend"]
+
+
+def local_home() -> Workspace | None:
+    """The local workspace when the CLI works on a local home, ``None`` against a server."""
+    return None if settings().url else workspace()
 
 
 def reset() -> None:
     """Forget settings, workspace and client (tests call the CLI many times in one process)."""
-    remote = _state.pop("backend", None)
-    if remote is not None and remote.remote:
-        remote.c.close()
+    found = _state.pop("backend", None)
+    if found is not None:
+        found.close()
     ws = _state.pop("workspace", None)
     if ws is not None:
         ws.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from aimass.cli._common import JsonOpt, ProjectOpt, backend, command, console, emit_json, table
+from aimass.schemas import BaseModelOut
 
 app = typer.Typer(help="Import and list base models.", no_args_is_help=True)
 
@@ -17,7 +19,7 @@ def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Registered base models, and packaged ones that can be imported."""
     from aimass.jobs.bases import list_packaged_bases
 
-    registered = backend().bases(project)
+    registered = backend().bases.list(project=project)
     packaged = list_packaged_bases()
     if json_out:
         emit_json(
@@ -58,6 +60,18 @@ def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     )
 
 
+def import_base(source: str, *, name: str | None, project: str) -> BaseModelOut:
+    """A packaged base by name, or a Hugging Face model directory by path (on this machine,
+    or on the server's, inside its import dirs)."""
+    packaged = "/" not in source and not source.startswith(".") and not Path(source).exists()
+    return backend().bases.import_(
+        source if packaged else None,
+        path=None if packaged else source,
+        name=name,
+        project=project,
+    )
+
+
 @app.command("import")
 @command
 def import_(
@@ -75,7 +89,8 @@ def import_(
 ) -> None:
     """Turn pretrained weights into a verified base bundle, offline."""
     with console.status(f"importing {source} ..."):
-        base, created = backend().import_base(source, name=name, project=project)
+        base = import_base(source, name=name, project=project)
+    created = base.created
     if json_out:
         emit_json({"base": base, "created": created})
         return

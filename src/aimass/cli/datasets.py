@@ -159,20 +159,18 @@ def import_(
     }
     if not path.is_file():
         raise InvalidArgument(f"dataset file {path} does not exist", path=str(path))
-    version, created = backend().import_dataset(
-        path, name=name, fmt=fmt, options=options, project=project
-    )
+    version = backend().datasets.upload(path, name=name, fmt=fmt, project=project, **options)
     if json_out:
-        emit_json({"dataset": version, "created": created})
+        emit_json({"dataset": version, "created": version.created})
     else:
-        _show(version, created=created)
+        _show(version, created=version.created)
 
 
 @app.command("list")
 @command
 def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Datasets in the project (latest version of each)."""
-    versions = backend().datasets(project)
+    versions = backend().datasets.list(project=project)
     if json_out:
         emit_json(versions)
         return
@@ -201,7 +199,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Row counts, label distribution, splits and provenance of a version."""
-    version = backend().dataset(ref, project=project)
+    version = backend().datasets.get(ref, project=project)
     if json_out:
         emit_json(version)
     else:
@@ -266,10 +264,10 @@ def import_sample(
         deid = {"mode": deidentify, "recognizers": names}
     elif recognizers:
         raise InvalidArgument("--recognizers needs --deidentify")
-    version, created = backend().import_sample(
+    version = backend().datasets.import_sample(
         sample, name=name, seed=seed, project=project, deidentify=deid
     )
     if json_out:
-        emit_json({"dataset": version, "created": created})
+        emit_json({"dataset": version, "created": version.created})
     else:
-        _show(version, created=created)
+        _show(version, created=version.created)

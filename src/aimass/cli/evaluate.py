@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
+from aimass.cli import _flows as flows
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
@@ -207,7 +208,9 @@ def evaluate(
     }
     progress = [] if json_out else [RichProgress(console=err_console)]
     try:
-        attachment, document, html_path = backend().evaluate(spec, project, progress)
+        attachment, document, html_path = flows.evaluate(
+            backend(), spec, project=project, callbacks=progress
+        )
     finally:
         for callback in progress:
             callback.on_train_end(LoopState())
@@ -230,7 +233,7 @@ def list_reports(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluation reports attached to a model version, newest first."""
-    found = backend().evaluations(ref, project)
+    found = backend().models.attachments(ref, kind="evaluation", project=project)
     if json_out:
         emit_json(found)
         return
@@ -262,5 +265,7 @@ def get_report(
     project: ProjectOpt = "default",
 ) -> None:
     """Copy a stored evaluation report (HTML + JSON) out of the artifact store."""
-    html_path, json_path = _copy_report(*backend().report_files(ref, name, project), out)
+    html_path, json_path = _copy_report(
+        *flows.report_files(backend(), ref, name, project=project), out
+    )
     console.print(f"wrote {html_path} and {json_path}")

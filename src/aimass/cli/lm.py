@@ -50,14 +50,14 @@ def generate(
     }
     source = backend()
     if json_out or not stream:
-        result = source.generate(ref, prompt, project, **options)
+        result = source.generate(ref, prompt, project=project, **options)
         if json_out:
             emit_json(result)
         else:
             typer.echo(result["text"])
         return
     final: dict[str, Any] = {}
-    for event in source.generate_stream(ref, prompt, project, **options):
+    for event in source.generate_stream(ref, prompt, project=project, **options):
         if event.get("done"):
             final = event
         else:
@@ -108,7 +108,7 @@ def train_tokenizer(
 @command
 def list_tokenizers(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Registered tokenizers."""
-    found = [b for b in backend().bases(project) if b.family == "tokenizer"]
+    found = [b for b in backend().bases.list(project=project) if b.family == "tokenizer"]
     if json_out:
         emit_json(found)
         return

@@ -38,7 +38,7 @@ def _headline(version: ModelVersionOut) -> dict[str, object]:
 @command
 def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """Registered models with their latest version and aliases."""
-    models = backend().models(project)
+    models = backend().models.list(project=project)
     if json_out:
         emit_json(models)
         return
@@ -60,7 +60,7 @@ def versions(
     json_out: JsonOpt = False,
 ) -> None:
     """Every version of a model, with its test metrics."""
-    found = backend().versions(name, project)
+    found = backend().models.versions(name, project=project)
     if json_out:
         emit_json(found)
         return
@@ -86,7 +86,7 @@ def versions(
 @command
 def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
     """A version's lineage, metrics and aliases."""
-    version = backend().model_version(ref, project)
+    version = backend().models.get(ref, project=project)
     if json_out:
         emit_json(version)
         return
@@ -107,9 +107,9 @@ def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False
             f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in scalars.items())
         )
     console.print(f"  privacy: {privacy_line(version.privacy)}")
-    audits = backend().attachments(version.ref, project, kind="privacy-audit")
+    audits = backend().models.attachments(version.ref, kind="privacy-audit", project=project)
     if audits:
-        console.print(f"  privacy audit: {audit_line(audits[0]['summary'])}")
+        console.print(f"  privacy audit: {audit_line(audits[0].summary)}")
 
 
 @app.command("alias")
@@ -122,7 +122,7 @@ def alias(
     json_out: JsonOpt = False,
 ) -> None:
     """Point ALIAS at VERSION (moving it if it points elsewhere)."""
-    updated = backend().set_alias(name, version, alias_name, project)
+    updated = backend().models.set_alias(name, alias_name, version, project=project)
     if json_out:
         emit_json(updated)
     else:
@@ -137,7 +137,7 @@ def unalias(
     project: ProjectOpt = "default",
 ) -> None:
     """Remove an alias."""
-    backend().delete_alias(name, alias_name, project)
+    backend().models.delete_alias(name, alias_name, project=project)
     console.print(f"removed alias {alias_name!r} of {name}")
 
 
@@ -145,7 +145,7 @@ def unalias(
 @command
 def card(ref: RefArg, project: ProjectOpt = "default") -> None:
     """Print the generated model card (Markdown)."""
-    typer.echo(backend().card(ref, project))
+    typer.echo(backend().models.card(ref, project=project))
 
 
 @app.command("export")
@@ -160,7 +160,7 @@ def export(
     With AIMASS_URL set, the server streams it (this needs models:write on the
     model) and every file is checked against the bundle's manifest on arrival.
     """
-    names = backend().export(ref, destination, project)
+    names = backend().models.export(ref, destination, project=project)
     console.print(f"exported {len(names)} files to {destination}")
     note = export_note(destination)
     if note:
@@ -190,9 +190,10 @@ def import_(
     explained, evaluated and exported like a model trained here.
     """
     with console.status(f"importing {source} ..."):
-        version, created = backend().import_model(
-            source, name=name, alias=alias_name, project=project
+        version = backend().models.import_(
+            str(source), name=name, alias=alias_name, project=project
         )
+    created = version.created
     if json_out:
         emit_json({"version": version, "created": created})
         return
@@ -247,7 +248,7 @@ def verify(
             "encrypted": False,
         }
     else:
-        result = backend().verify_model(ref or "", project).model_dump()
+        result = backend().models.verify(ref or "", project=project).model_dump()
     if json_out:
         emit_json(result)
         return
@@ -269,5 +270,5 @@ def delete_version(
     """Delete a version that no alias points at (its bundle stays until garbage collection)."""
     if not yes:
         typer.confirm(f"delete {name}@{version}?", abort=True)
-    deleted = backend().delete_version(name, version, project)
+    deleted = backend().models.delete_version(name, version, project=project)
     console.print(f"deleted {deleted.ref}")

@@ -73,7 +73,7 @@ def keys_show(
     json_out: JsonOpt = False,
 ) -> None:
     """One key: scopes, expiry, query budget, output policy and limits."""
-    found = backend().key(key_id, project)
+    found = backend().keys.get(key_id, project=project)
     if json_out:
         emit_json(found)
     else:
@@ -97,22 +97,20 @@ def keys_update(
     json_out: JsonOpt = False,
 ) -> None:
     """Change a key's query budget, output policy or limits; the rest stays as it is."""
-    changes: dict[str, Any] = {}
-    if predict_budget is not None:
-        text = predict_budget.strip().lower()
-        changes["predict_budget"] = None if text in ("unlimited", "none") else predict_budget
-    if output_policy is not None:
-        full = output_policy.strip().lower() in ("full", "none", "")
-        changes["output_policy"] = None if full else output_policy
-    if limit:
-        changes["limits"] = parse_limits(limit)
-    if not changes:
+    if predict_budget is None and output_policy is None and not limit:
         raise InvalidArgument(
             "nothing to change: give --predict-budget, --output-policy or --limit NAME=VALUE"
         )
-    if isinstance(changes.get("predict_budget"), str):
-        changes["predict_budget"] = _whole(changes["predict_budget"])
-    updated = backend().update_key(key_id, project, changes)
+    budget: int | str | None = predict_budget
+    if predict_budget is not None and predict_budget.strip().lower() not in ("unlimited", "none"):
+        budget = _whole(predict_budget)
+    updated = backend().keys.update(
+        key_id,
+        predict_budget=budget,
+        output_policy=output_policy,
+        limits=parse_limits(limit) if limit else None,
+        project=project,
+    )
     if json_out:
         emit_json(updated)
     else:
@@ -135,7 +133,7 @@ def projects_show(
     json_out: JsonOpt = False,
 ) -> None:
     """One project, with the limits stored with it."""
-    found = backend().project(name)
+    found = backend().projects.get(name)
     if json_out:
         emit_json(found)
     else:
@@ -157,7 +155,7 @@ def projects_set_limits(
     changes = parse_limits(limit)
     if not changes:
         raise InvalidArgument("nothing to change: give --limit NAME=VALUE (NAME= removes one)")
-    updated = backend().set_project_limits(name, changes)
+    updated = backend().projects.set_limits(name, changes)
     if json_out:
         emit_json(updated)
     else:

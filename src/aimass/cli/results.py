@@ -60,7 +60,7 @@ def jobs_results(
     CSV and JSONL are UTF-8; every format has the same columns as the stored dataset.
     """
     fmt = result_format(fmt, output)
-    written = backend().job_results(job_id, output or Path.cwd(), fmt, project)
+    written = backend().jobs.results(job_id, output or Path.cwd(), fmt=fmt, project=project)
     size = written.stat().st_size
     if json_out:
         emit_json({"path": str(written), "format": fmt, "bytes": size})

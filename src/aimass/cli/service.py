@@ -23,10 +23,13 @@ from aimass.cli._common import (
     console,
     emit_json,
     err_console,
+    local_home,
     settings,
     table,
 )
-from aimass.errors import InvalidArgument
+from aimass.cli._flows import checked_call
+from aimass.errors import InvalidArgument, NotImplementedFeature
+from aimass.operations import ALL_PROJECTS
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 projects = typer.Typer(help="Projects (tenants).", no_args_is_help=True)
@@ -249,14 +252,14 @@ def keys_create(
     from aimass.cli.quotas import parse_limits
 
     limits = {k: v for k, v in parse_limits(limit).items() if v is not None}
-    created = backend().create_key(
+    created = backend().keys.create(
         name,
-        project=None if all_projects else project,
         scopes=scope,
         expires_in_days=expires_in_days,
         predict_budget=predict_budget,
         output_policy=output_policy,
         limits=limits,
+        project=_key_project(project, all_projects),
     )
     if json_out:
         emit_json(created)
@@ -269,6 +272,18 @@ def keys_create(
     typer.echo(created.key)
 
 
+def _key_project(project: str, all_projects: bool) -> str:
+    """The project a key command works in; ``--all-projects`` is local-only."""
+    if not all_projects:
+        return project
+    if local_home() is None:
+        raise NotImplementedFeature(
+            "--all-projects: the REST API manages the keys of one project at a time; make, "
+            "list or revoke all-projects keys with the CLI on the server's home (no --url)"
+        )
+    return ALL_PROJECTS
+
+
 @keys.command("list")
 @command
 def keys_list(
@@ -277,7 +292,7 @@ def keys_list(
     json_out: JsonOpt = False,
 ) -> None:
     """Keys (records only; secrets are never stored)."""
-    found = backend().keys(None if all_projects else project)
+    found = backend().keys.list(project=_key_project(project, all_projects))
     if json_out:
         emit_json(found)
         return
@@ -310,7 +325,7 @@ def keys_revoke(
     ] = False,
 ) -> None:
     """Revoke a key; it is refused from the next request on."""
-    revoked = backend().revoke_key(key_id, None if all_projects else project)
+    revoked = backend().keys.revoke(key_id, project=_key_project(project, all_projects))
     console.print(f"revoked key {revoked.id} ({revoked.name})")
 
 
@@ -325,7 +340,7 @@ def projects_create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a project."""
-    created = backend().create_project(name, description)
+    created = backend().projects.create(name, description=description)
     if json_out:
         emit_json(created)
     else:
@@ -336,7 +351,7 @@ def projects_create(
 @command
 def projects_list(json_out: JsonOpt = False) -> None:
     """Projects you may see."""
-    found = backend().projects()
+    found = backend().projects.list()
     if json_out:
         emit_json(found)
         return
@@ -363,7 +378,7 @@ def audit_list(
     json_out: JsonOpt = False,
 ) -> None:
     """Newest audit events first."""
-    found = backend().audit(project, action, limit)
+    found = backend().audit.list(project=project, action=action, limit=limit)
     if json_out:
         emit_json(found)
         return
@@ -389,7 +404,7 @@ def audit_list(
 @command
 def audit_verify(json_out: JsonOpt = False) -> None:
     """Recompute the hash chain; exit 1 if any row was edited or deleted."""
-    result = backend().verify_audit()
+    result = backend().audit.verify()
     if json_out:
         emit_json(result)
     elif result.ok:
@@ -414,7 +429,7 @@ def jobs_list(
     json_out: JsonOpt = False,
 ) -> None:
     """Newest jobs first."""
-    found = backend().jobs(project, status, limit)
+    found = backend().jobs.list(status=status, limit=limit, project=project)
     if json_out:
         emit_json(found)
         return
@@ -436,7 +451,7 @@ def jobs_show(
     json_out: JsonOpt = False,
 ) -> None:
     """A job with its live progress and metrics."""
-    job = backend().job(job_id, project)
+    job = backend().jobs.get(job_id, project=project)
     if json_out:
         emit_json(job)
         return
@@ -465,10 +480,10 @@ def jobs_logs(
     be = backend()
     after = 0
     while True:
-        for line in be.job_logs(job_id, project, after):
+        for line in be.jobs.logs(job_id, after=after, project=project):
             typer.echo(f"{line.time:%H:%M:%S} {line.level:5} {line.message}")
             after = line.seq
-        if not follow or be.job(job_id, project).finished:
+        if not follow or be.jobs.get(job_id, project=project).finished:
             return
         time.sleep(1.0)
 
@@ -480,7 +495,7 @@ def jobs_cancel(
     project: ProjectOpt = "default",
 ) -> None:
     """Cancel a queued job now, a running one within one step."""
-    job = backend().cancel_job(job_id, project)
+    job = backend().jobs.cancel(job_id, project=project)
     state = "cancelled" if job.status == "cancelled" else "cancel requested"
     console.print(f"job {job.id}: {state}")
 
@@ -510,14 +525,16 @@ def jobs_submit(
         raise InvalidArgument("--spec must be a JSON object")
     be = backend()
     if kind == "train":
-        job = be.submit_training(body, project, reuse)
+        job = checked_call(
+            be.jobs.submit_training, {**body, "reuse": reuse, "project": project}, "--spec"
+        )
     elif kind == "batch-predict":
-        job = be.submit_batch(body, project)
+        job = checked_call(be.jobs.submit_batch_predict, {**body, "project": project}, "--spec")
     else:
         raise InvalidArgument(f"unknown job kind {kind!r}; use train or batch-predict")
     if json_out:
         emit_json(job)
     else:
         console.print(f"queued {job.kind} job {job.id} ({job.status})")
-        if not be.remote:
+        if local_home() is not None:
             console.print("  no server runs it from here: start 'aimass serve' on this home")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aimass.cli import _flows as flows
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
@@ -228,7 +229,7 @@ def train(
         "privacy": dp_options if dp else None,
     }
     callbacks = [] if json_out else [RichProgress(metric=headline_metric(task))]
-    version, _ = backend().train(spec, project=project, reuse=reuse, callbacks=callbacks)
+    version, _ = flows.train(backend(), spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:
         emit_json(version)
     else:
@@ -254,7 +255,7 @@ def predict(
             inputs += [line.rstrip("\n") for line in handle if line.strip()]
     if not inputs:
         raise InvalidArgument("give texts as arguments or with --file")
-    results = backend().predict(ref, inputs, project, explain=explain)
+    results = backend().predict(ref, inputs, explain=explain, project=project)
     if json_out:
         emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
         return
@@ -366,15 +367,15 @@ def quickstart(
     be = backend()
     say = err_console.print
     with err_console.status(f"importing the {recipe.sample} sample ..."):
-        dataset, created = be.import_sample(
-            recipe.sample, name=None, seed=0, project="default", deidentify=recipe.deidentify
+        dataset = be.datasets.import_sample(
+            recipe.sample, seed=0, deidentify=recipe.deidentify, project="default"
         )
-    state = {True: "imported", False: "reused", None: "imported or reused"}[created]
+    state = {True: "imported", False: "reused", None: "imported or reused"}[dataset.created]
     masked = " with PII masked" if recipe.deidentify else ""
     say(f"dataset {dataset.ref}: {dataset.num_rows:,} rows{masked} ({state})")
     with err_console.status(f"importing the {recipe.base} base ..."):
-        base, created = be.import_base(recipe.base, name=None, project="default")
-    state = {True: "imported", False: "reused", None: "imported or reused"}[created]
+        base = be.bases.import_(recipe.base, project="default")
+    state = {True: "imported", False: "reused", None: "imported or reused"}[base.created]
     say(f"base {base.ref}: {base.num_parameters:,} parameters ({state})")
     if base.provenance.get("commercial_use") is False:
         say(f"[yellow]note[/yellow]: {base.ref}'s license: {base.provenance.get('license')}")
@@ -390,14 +391,16 @@ def quickstart(
     }
     say(f"training {model} ({mode} mode), unless identical inputs were trained before ...")
     progress = [] if json_out else [RichProgress(metric="accuracy")]
-    version, reused = be.train(spec, project="default", reuse=True, callbacks=progress)
+    version, reused = flows.train(be, spec, project="default", reuse=True, callbacks=progress)
     if reused:
         say(f"model {version.ref} was trained from identical inputs: reusing it")
     texts = list(recipe.texts)
-    results = be.predict(f"{model}@production", texts, "default")
+    results = be.predict(f"{model}@production", texts, project="default")
     explained = None
     if lang != "en":
-        explained = be.predict(f"{model}@production", texts[:1], "default", explain="occlusion")
+        explained = be.predict(
+            f"{model}@production", texts[:1], explain="occlusion", project="default"
+        )
     if json_out:
         emit_json(
             {

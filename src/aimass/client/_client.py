@@ -17,15 +17,23 @@ process (``httpx.ASGITransport(app=create_app(settings))``).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from aimass.client._download import download_async
+from aimass.client._async import (
+    AsyncAudit,
+    AsyncBases,
+    AsyncDatasets,
+    AsyncJobs,
+    AsyncKeys,
+    AsyncModels,
+    AsyncProjects,
+)
 from aimass.client._registry import _Audit, _Keys, _Models, _Projects
 from aimass.client._resources import _Bases, _Datasets, _Jobs
 from aimass.client._transport import (
@@ -38,11 +46,7 @@ from aimass.client._transport import (
     tls_verify,
     translate_transport_error,
 )
-from aimass.client._wire import (
-    DEFAULT_TIMEOUT,
-    generate_body,
-    job_outcome,
-)
+from aimass.client._wire import DEFAULT_TIMEOUT, generate_body
 from aimass.schemas import (
     GenerateResponse,
     JobOut,
@@ -208,11 +212,12 @@ class Client:
 
 
 class AsyncClient:
-    """The asynchronous client: the same calls, awaited.
+    """The asynchronous client: every call of :class:`Client`, awaited.
 
-    Covers what applications call at high concurrency: ``predict``, ``generate``
-    and ``generate_stream`` (an async iterator), jobs
-    (submit, get, wait, cancel, job_results) and ``whoami``. Args as :class:`Client`.
+    The same namespaces (``datasets``, ``bases``, ``models``, ``jobs``, ``keys``,
+    ``projects``, ``audit``), the same method names, arguments and options (the
+    operations contract, :mod:`aimass.operations`); ``generate_stream`` is an async
+    iterator. Args as :class:`Client`.
     """
 
     def __init__(
@@ -234,6 +239,13 @@ class AsyncClient:
             transport=transport,
             verify=tls_verify(verify),
         )
+        self.datasets = AsyncDatasets(self)
+        self.bases = AsyncBases(self)
+        self.jobs = AsyncJobs(self)
+        self.models = AsyncModels(self)
+        self.keys = AsyncKeys(self)
+        self.projects = AsyncProjects(self)
+        self.audit = AsyncAudit(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -249,13 +261,22 @@ class AsyncClient:
         self, method: str, url: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         """One API call; returns the decoded body or raises the server's error."""
+        return json_or_text(await self._call(method, url, json=json, params=params))
+
+    async def request_bytes(self, method: str, url: str) -> bytes:
+        """One API call whose body is a file (a report): the raw bytes."""
+        return (await self._call(method, url)).content
+
+    async def _call(
+        self, method: str, url: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(method, url, json=json, params=query)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc, self.url) from exc
         raise_for_error(response)
-        return json_or_text(response)
+        return response
 
     def _p(self, template: str, project: str | None, **params: Any) -> str:
         return path("/v1/projects/{project}" + template, project=project or self.project, **params)
@@ -273,12 +294,23 @@ class AsyncClient:
         project: str | None = None,
     ) -> list[dict[str, Any]]:
         """Predictions for ``inputs`` (``explain`` as in :meth:`Client.predict`)."""
+        full = await self.predict_full(ref, inputs, explain=explain, project=project)
+        return full.predictions
+
+    async def predict_full(
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
+    ) -> PredictResponse:
+        """Predictions plus the version that made them."""
         url = self._p("/models/{ref}:predict", project, ref=ref)
         payload: dict[str, Any] = {"inputs": list(inputs)}
         if explain:
             payload["explain"] = explain
-        body = await self.request("POST", url, json=payload)
-        return PredictResponse.model_validate(body).predictions
+        return PredictResponse.model_validate(await self.request("POST", url, json=payload))
 
     async def generate(
         self, ref: str, prompt: str, *, project: str | None = None, **options: Any
@@ -310,31 +342,28 @@ class AsyncClient:
         except httpx.TransportError as exc:
             raise translate_transport_error(exc, self.url) from exc
 
+    # The flat job calls of the first AsyncClient, before it had namespaces: kept so
+    # code written against them keeps working, with a warning naming the new call.
+
     async def submit_training(self, *, project: str | None = None, **spec: Any) -> JobOut:
-        """Queue a training job (same fields as ``Client.jobs.submit_training``)."""
-        body = {"kind": "train", "config": {}, **spec}
-        return JobOut.model_validate(
-            await self.request("POST", self._p("/jobs", project), json=body)
-        )
+        """Deprecated: ``await client.jobs.submit_training(...)``."""
+        _deprecated("submit_training", "jobs.submit_training")
+        return await self.jobs.submit_training(project=project, **spec)
 
     async def submit_batch_predict(self, *, project: str | None = None, **spec: Any) -> JobOut:
-        """Queue a batch prediction (same fields as ``Client.jobs.submit_batch_predict``)."""
-        body = {"kind": "batch-predict", **spec}
-        return JobOut.model_validate(
-            await self.request("POST", self._p("/jobs", project), json=body)
-        )
+        """Deprecated: ``await client.jobs.submit_batch_predict(...)``."""
+        _deprecated("submit_batch_predict", "jobs.submit_batch_predict")
+        return await self.jobs.submit_batch_predict(project=project, **spec)
 
     async def job(self, job_id: str, *, project: str | None = None) -> JobOut:
-        """A job with live progress and metrics."""
-        return JobOut.model_validate(
-            await self.request("GET", self._p("/jobs/{j}", project, j=job_id))
-        )
+        """Deprecated: ``await client.jobs.get(job_id)``."""
+        _deprecated("job", "jobs.get")
+        return await self.jobs.get(job_id, project=project)
 
     async def cancel(self, job_id: str, *, project: str | None = None) -> JobOut:
-        """Cancel a job."""
-        return JobOut.model_validate(
-            await self.request("POST", self._p("/jobs/{j}:cancel", project, j=job_id))
-        )
+        """Deprecated: ``await client.jobs.cancel(job_id)``."""
+        _deprecated("cancel", "jobs.cancel")
+        return await self.jobs.cancel(job_id, project=project)
 
     async def job_results(
         self,
@@ -344,11 +373,9 @@ class AsyncClient:
         fmt: str = "parquet",
         project: str | None = None,
     ) -> Path:
-        """Download a batch prediction's results (as ``Client.jobs.results``)."""
-        url = self._p("/jobs/{j}/results", project, j=job_id)
-        return await download_async(
-            self._http, url, Path(destination), params={"format": fmt}, server=self.url
-        )
+        """Deprecated: ``await client.jobs.results(job_id, destination, fmt=...)``."""
+        _deprecated("job_results", "jobs.results")
+        return await self.jobs.results(job_id, destination, fmt=fmt, project=project)
 
     async def wait(
         self,
@@ -358,11 +385,23 @@ class AsyncClient:
         poll: float = 1.0,
         project: str | None = None,
     ) -> JobOut:
-        """Poll until the job finishes; raise JobFailed if it failed."""
-        while True:
-            job = await self.job(job_id, project=project)
-            if progress is not None:
-                progress(job)
-            if job.finished:
-                return job_outcome(job)
-            await asyncio.sleep(poll)
+        """Deprecated: ``await client.jobs.wait(job_id)``."""
+        _deprecated("wait", "jobs.wait")
+        return await self.jobs.wait(job_id, progress=progress, poll=poll, project=project)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"AsyncClient.{old} is deprecated and will be removed; use AsyncClient.{new}, "
+        "the same call as on Client",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+if TYPE_CHECKING:
+    from aimass.operations import Operations
+
+    def _keeps_the_contract(client: Client) -> Operations:
+        # mypy checks the types here; tests/test_operations_contract.py the names.
+        return client

@@ -40,6 +40,7 @@ SIGNATURE = "aimass.sig"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHUNK = 1 << 20
+SPOOL_CHUNK = 1 << 20  # bytes read back at a time from a spooled async export
 EXPORT_READ_TIMEOUT = 600.0  # seconds between two chunks (a GB bundle is verified first)
 
 
@@ -178,6 +179,30 @@ def download_bundle(http: httpx.Client, url: str, destination: Path, *, server: 
             return unpack_bundle(response.iter_bytes(), destination, digest=digest)
     except httpx.TransportError as exc:
         raise translate_transport_error(exc, server) from exc
+
+
+async def download_bundle_async(
+    http: httpx.AsyncClient, url: str, destination: Path, *, server: str
+) -> list[str]:
+    """As :func:`download_bundle`, awaited: the archive is spooled to a private file
+    beside ``destination`` as it arrives, then unpacked and checked."""
+    check_destination(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    timeout = httpx.Timeout(http.timeout.connect, read=EXPORT_READ_TIMEOUT)
+    with tempfile.TemporaryFile(dir=destination.parent) as spool:
+        try:
+            async with http.stream("GET", url, timeout=timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise_for_error(response)
+                digest = response.headers.get("x-aimass-bundle-digest")
+                async for chunk in response.aiter_bytes():
+                    spool.write(chunk)
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc, server) from exc
+        spool.seek(0)
+        chunks = iter(lambda: spool.read(SPOOL_CHUNK), b"")
+        return unpack_bundle(chunks, destination, digest=digest)
 
 
 def unpack_bundle(chunks: Iterator[bytes], destination: Path, *, digest: str | None) -> list[str]:

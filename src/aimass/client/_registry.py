@@ -5,11 +5,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from aimass.client._export import download_bundle
+from aimass.client._resources import _Resource
 from aimass.client._transport import path
-from aimass.client._wire import parse
+from aimass.client._wire import key_changes, key_create_body, parse
 from aimass.schemas import (
     ApiKeyOut,
     AttachmentOut,
@@ -21,11 +21,6 @@ from aimass.schemas import (
     ProjectOut,
     RegisteredModelOut,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from aimass.client._resources import _Resource
 
 
 class _Models(_Resource):
@@ -167,14 +162,7 @@ class _Keys(_Resource):
         ``labels``, ``top_k=N``, ``round=D`` or a comma-joined mix (``None``: full
         output); ``limits``: per-key limits such as ``{"max_streams_per_key": 2}``.
         """
-        body = {
-            "name": name,
-            "scopes": list(scopes),
-            "expires_in_days": expires_in_days,
-            "predict_budget": predict_budget,
-            "output_policy": output_policy,
-            "limits": dict(limits or {}),
-        }
+        body = key_create_body(name, scopes, expires_in_days, predict_budget, output_policy, limits)
         return self._send("POST", KeyCreated, "/keys", project, body)
 
     def list(self, *, project: str | None = None) -> list[ApiKeyOut]:
@@ -196,15 +184,7 @@ class _Keys(_Resource):
     ) -> ApiKeyOut:
         """Change what is given, leave the rest: ``predict_budget="unlimited"`` removes
         the budget, ``output_policy="full"`` the policy, a limit set to ``None`` that limit."""
-        body: dict[str, Any] = {}
-        if predict_budget is not None:
-            unlimited = str(predict_budget).strip().lower() in ("unlimited", "none")
-            body["predict_budget"] = None if unlimited else predict_budget
-        if output_policy is not None:
-            full = output_policy.strip().lower() in ("full", "none", "")
-            body["output_policy"] = None if full else output_policy
-        if limits:
-            body["limits"] = dict(limits)
+        body = key_changes(predict_budget, output_policy, limits)
         return self._send("PATCH", ApiKeyOut, "/keys/{k}", project, body, k=key_id)
 
     def revoke(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,3 +59,40 @@ def job_outcome(job: JobOut) -> JobOut:
     if job.status == "failed":
         raise JobFailed(f"job {job.id} failed: {job.error}", job_id=job.id)
     return job
+
+
+def key_create_body(
+    name: str,
+    scopes: Sequence[str],
+    expires_in_days: float | None,
+    predict_budget: int | None,
+    output_policy: str | None,
+    limits: Mapping[str, int | str] | None,
+) -> dict[str, Any]:
+    """The JSON body of a key creation."""
+    return {
+        "name": name,
+        "scopes": list(scopes),
+        "expires_in_days": expires_in_days,
+        "predict_budget": predict_budget,
+        "output_policy": output_policy,
+        "limits": dict(limits or {}),
+    }
+
+
+def key_changes(
+    predict_budget: int | str | None,
+    output_policy: str | None,
+    limits: Mapping[str, int | str | None] | None,
+) -> dict[str, Any]:
+    """The JSON body of a key update: what is given; ``"unlimited"``/``"full"`` remove."""
+    body: dict[str, Any] = {}
+    if predict_budget is not None:
+        unlimited = str(predict_budget).strip().lower() in ("unlimited", "none")
+        body["predict_budget"] = None if unlimited else predict_budget
+    if output_policy is not None:
+        full = output_policy.strip().lower() in ("full", "none", "")
+        body["output_policy"] = None if full else output_policy
+    if limits:
+        body["limits"] = dict(limits)
+    return body

@@ -594,6 +594,11 @@ class Workspace:
             self._pool.stop()
             self._pool = None
 
+    @property
+    def workers_running(self) -> bool:
+        """Whether this workspace's worker threads are taking queued jobs."""
+        return self._pool is not None
+
     def _wake_workers(self) -> None:
         if self._pool is not None:
             self._pool.wake()

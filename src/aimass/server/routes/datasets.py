@@ -33,7 +33,8 @@ def _deidentify(body: DatasetUpload | DatasetImport | SampleImport) -> Deidentif
 
 
 def _created(result: tuple[Any, bool]) -> DatasetVersionOut:
-    return DatasetVersionOut.from_entity(result[0])
+    version, created = result
+    return DatasetVersionOut.from_entity(version).model_copy(update={"created": created})
 
 
 @router.get("/datasets", name="datasets.list")
@@ -143,8 +144,8 @@ def import_base(body: BaseImport, project: BasesWriteProject, ws: WorkspaceDep) 
         source = body.source
     else:
         source = str(ws.allowed_path(str(body.path)))
-    base, _ = ws.import_base(source, name=body.name, project=project)
-    return BaseModelOut.from_entity(base)
+    base, created = ws.import_base(source, name=body.name, project=project)
+    return BaseModelOut.from_entity(base).model_copy(update={"created": created})
 
 
 @router.get("/bases/{name}", name="bases.get", tags=["bases"])

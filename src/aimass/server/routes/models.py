@@ -57,11 +57,11 @@ def import_model(
     validate_name(project, kind="project")
     principal.require("models:write", project=project, model=body.name)
     source = ws.allowed_path(body.path)
-    version, _created = ws.import_model(
+    version, created = ws.import_model(
         str(source), name=body.name, alias=body.alias, project=project
     )
     state.forget_versions(project, body.name)
-    return ModelVersionOut.from_entity(version)
+    return ModelVersionOut.from_entity(version).model_copy(update={"created": created})
 
 
 @router.get("/{name}", name="models.get")

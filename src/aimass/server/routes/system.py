@@ -61,15 +61,4 @@ def samples(principal: PrincipalDep) -> list[SampleOut]:
     """Packaged sample datasets this server can import."""
     from aimass.data.samples import list_samples
 
-    return [
-        SampleOut(
-            name=s.name,
-            package=s.package,
-            task=s.task,
-            description=s.description,
-            source=s.source,
-            license=s.license,
-            installed=s.available(),
-        )
-        for s in list_samples()
-    ]
+    return [SampleOut.from_entity(sample) for sample in list_samples()]

@@ -1,0 +1,142 @@
+"""What the CLI does in several calls of the operations contract, in either mode.
+
+Training and evaluating from the CLI show a progress bar and wait for the result.
+On a local home the job runs in this process with the training loop's own
+progress callbacks; against a server it is submitted, then polled, and the polled
+progress drives the same bar. Everything else the commands do is one call of
+``backend()``, the same in both modes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aimass import schemas as s
+from aimass.cli._common import local_home
+from aimass.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from aimass.cli._common import Backend
+
+
+def checked_call(operation: Callable[..., Any], fields: dict[str, Any], what: str) -> Any:
+    """``operation(**fields)``, refusing a field it has no option for by name."""
+    known = [
+        name
+        for name, p in inspect.signature(operation).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "project"
+    ]
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise InvalidArgument(
+            f"{what}: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(known)}"
+        )
+    return operation(**fields)
+
+
+def train(
+    ops: Backend,
+    spec: dict[str, Any],
+    *,
+    project: str,
+    reuse: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> tuple[s.ModelVersionOut, bool]:
+    """Train to the end: ``(the version, whether an identical one was reused)``."""
+    ws = local_home()
+    if ws is None:
+        job = ops.jobs.submit_training(project=project, reuse=reuse, **spec)
+        done = _wait(ops, job.id, project, callbacks)
+        ref = f"{done.result['model']}@{done.result['version']}"
+        return ops.models.get(ref, project=project), bool(done.result.get("reused"))
+    from aimass.jobs.train import TrainSpec
+
+    # The recipe is chosen (and its base imported) once, not by each step below.
+    train_spec = ws.with_recipe(TrainSpec(**spec), project=project)
+    found = ws.find_trained(train_spec, project=project) if reuse else None
+    if found is not None:
+        if train_spec.alias:
+            found = ws.set_alias(found.name, found.version, train_spec.alias, project=project)
+        return s.ModelVersionOut.from_entity(found), True
+    version = ws.train(train_spec, project=project, callbacks=callbacks)
+    return s.ModelVersionOut.from_entity(version), False
+
+
+def evaluate(
+    ops: Backend, spec: dict[str, Any], *, project: str, callbacks: Sequence[Any] = ()
+) -> tuple[s.AttachmentOut, dict[str, Any], Path]:
+    """Build an evaluation report: ``(attachment, report.json content, report.html)``."""
+    ws = local_home()
+    if ws is None:
+        job = ops.jobs.submit_evaluation(project=project, **spec)
+        done = _wait(ops, job.id, project, callbacks)
+        ref, name = f"{done.result['model']}@{done.result['version']}", done.result["attachment"]
+    else:
+        from aimass.jobs.evaluate import EvaluateSpec
+
+        attachment = ws.evaluate(EvaluateSpec(**spec), project=project, callbacks=callbacks)
+        ref, name = f"{attachment.model}@{attachment.version}", attachment.name
+    chosen = next(
+        a for a in ops.models.attachments(ref, kind="evaluation", project=project) if a.name == name
+    )
+    html, report = report_files(ops, ref, name, project=project)
+    return chosen, json.loads(report.read_text("utf-8")), html
+
+
+def report_files(ops: Backend, ref: str, name: str | None, *, project: str) -> tuple[Path, Path]:
+    """Report ``name`` (default: the newest) of ``ref`` as ``(report.html, report.json)``
+    in a new private temporary directory."""
+    found = ops.models.attachments(ref, kind="evaluation", project=project)
+    chosen = next((a for a in found if name is None or a.name == name), None)
+    if chosen is None:
+        known = ", ".join(a.name for a in found) or "none"
+        raise NotFound(
+            f"model {ref} has no evaluation report {name or ''!r} (reports: {known}); "
+            f"create one with 'aimass evaluate {ref} --dataset NAME'"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="aimass-report-"))
+    paths = []
+    for fmt in ("html", "json"):
+        target = folder / f"report.{fmt}"
+        target.write_bytes(ops.models.report(ref, chosen.name, fmt=fmt, project=project))
+        paths.append(target)
+    return paths[0], paths[1]
+
+
+def _wait(ops: Backend, job_id: str, project: str, callbacks: Sequence[Any]) -> s.JobOut:
+    progress = _JobProgress(callbacks)
+    try:
+        return ops.jobs.wait(job_id, progress=progress, poll=0.5, project=project)
+    finally:
+        progress.close()
+
+
+class _JobProgress:
+    """Feeds polled job progress to a rich progress bar when callbacks were asked for."""
+
+    def __init__(self, callbacks: Sequence[Any]) -> None:
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=False) if callbacks else None
+        self._task: Any = None
+        self._started = time.monotonic()
+
+    def __call__(self, job: s.JobOut) -> None:
+        if self._bar is None:
+            return
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(f"job {job.id[:8]} ({job.kind})", total=1.0)
+        loss = job.metrics.get("loss")
+        info = f"{job.status}" + (f" loss {loss:.4f}" if isinstance(loss, float) else "")
+        self._bar.update(self._task, completed=job.progress, description=f"job {job.id[:8]} {info}")
+
+    def close(self) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.stop()

@@ -1,0 +1,478 @@
+"""The operations contract: every operation of aimass, by namespace, once.
+
+Three implementations answer it, so a script, the CLI and the server's callers
+see one vocabulary whichever way they reach a home:
+
+* :class:`aimass.Client`: the REST API over HTTP;
+* :class:`aimass.AsyncClient`: the same calls, awaited (every method a coroutine
+  function, ``generate_stream`` an async iterator);
+* :class:`aimass.workspace.local.LocalClient`: the home on this machine, in process,
+  no server (what the CLI uses when ``AIMASS_URL`` is unset).
+
+Each namespace is a :class:`typing.Protocol` below; the names, the order of the
+positional arguments, the keyword-only options and their defaults are the
+contract. ``tests/test_operations_contract.py`` compares every implementation
+with it, method by method, so a renamed option or a missing method fails CI
+instead of drifting. Every call returns the wire schemas of :mod:`aimass.schemas`,
+so ``--json`` output and SDK results have one shape in every mode.
+
+``project`` is keyword-only everywhere and defaults to the client's project
+(``"default"``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from aimass.schemas import (
+        ApiKeyOut,
+        AttachmentOut,
+        AuditEventOut,
+        AuditVerifyOut,
+        BaseModelOut,
+        BundleVerifyOut,
+        DatasetVersionOut,
+        JobLogLineOut,
+        JobOut,
+        KeyCreated,
+        ModelVersionOut,
+        PredictResponse,
+        ProjectOut,
+        RegisteredModelOut,
+        SampleOut,
+        WhoAmI,
+    )
+
+__all__ = [
+    "ALL_PROJECTS",
+    "NAMESPACES",
+    "Audit",
+    "Bases",
+    "Datasets",
+    "Jobs",
+    "Keys",
+    "Models",
+    "Operations",
+    "Projects",
+]
+
+
+#: ``project=`` of a ``keys`` call that means every project (an all-projects key):
+#: in process only; the REST API manages one project's keys at a time.
+ALL_PROJECTS = "*"
+
+
+class Datasets(Protocol):
+    """``.datasets``: versioned, validated text datasets."""
+
+    def list(self, *, project: str | None = None) -> builtins.list[DatasetVersionOut]:
+        """The latest version of every dataset."""
+        ...
+
+    def get(self, ref: str, *, project: str | None = None) -> DatasetVersionOut:
+        """``NAME`` (latest) or ``NAME@VERSION``."""
+        ...
+
+    def versions(
+        self, name: str, *, project: str | None = None
+    ) -> builtins.list[DatasetVersionOut]:
+        """Every version of ``name``, oldest first."""
+        ...
+
+    def upload(
+        self,
+        file: str | Path,
+        *,
+        name: str,
+        fmt: str | None = None,
+        project: str | None = None,
+        **options: Any,
+    ) -> DatasetVersionOut:
+        """Import a JSONL/CSV/Parquet/CoNLL file from the caller's machine."""
+        ...
+
+    def import_path(
+        self,
+        server_path: str,
+        *,
+        name: str,
+        fmt: str | None = None,
+        project: str | None = None,
+        **options: Any,
+    ) -> DatasetVersionOut:
+        """Import a file on the machine holding the home (inside its import dirs)."""
+        ...
+
+    def import_sample(
+        self,
+        sample: str,
+        *,
+        name: str | None = None,
+        seed: int = 0,
+        deidentify: dict[str, Any] | None = None,
+        project: str | None = None,
+    ) -> DatasetVersionOut:
+        """Import a packaged sample dataset."""
+        ...
+
+    def samples(self) -> builtins.list[SampleOut]:
+        """The packaged samples."""
+        ...
+
+
+class Bases(Protocol):
+    """``.bases``: pretrained encoders and decoders to train on."""
+
+    def list(self, *, project: str | None = None) -> builtins.list[BaseModelOut]:
+        """The latest version of every base."""
+        ...
+
+    def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
+        """The latest version of a base."""
+        ...
+
+    def import_(
+        self,
+        source: str | None = None,
+        *,
+        path: str | None = None,
+        name: str | None = None,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """Import a packaged base (``minilm``) or a Hugging Face model directory."""
+        ...
+
+
+class Models(Protocol):
+    """``.models``: the registry of trained versions, their aliases and reports."""
+
+    def list(self, *, project: str | None = None) -> builtins.list[RegisteredModelOut]:
+        """Registered models."""
+        ...
+
+    def versions(self, name: str, *, project: str | None = None) -> builtins.list[ModelVersionOut]:
+        """Every version of ``name``."""
+        ...
+
+    def get(self, ref: str, *, project: str | None = None) -> ModelVersionOut:
+        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS``."""
+        ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, project: str | None = None
+    ) -> ModelVersionOut:
+        """Point ``alias`` at ``version``."""
+        ...
+
+    def delete_alias(self, name: str, alias: str, *, project: str | None = None) -> None:
+        """Remove an alias."""
+        ...
+
+    def card(self, ref: str, *, project: str | None = None) -> str:
+        """The model card (Markdown)."""
+        ...
+
+    def verify(self, ref: str, *, project: str | None = None) -> BundleVerifyOut:
+        """Check a version's signature and file digests."""
+        ...
+
+    def import_(
+        self,
+        path: str,
+        *,
+        name: str,
+        alias: str | None = None,
+        project: str | None = None,
+    ) -> ModelVersionOut:
+        """Register a Hugging Face classifier directory as a version of ``name``."""
+        ...
+
+    def export(
+        self, ref: str, destination: str | Path, *, project: str | None = None
+    ) -> builtins.list[str]:
+        """Write a version's bundle (a Hugging Face model directory) to ``destination``."""
+        ...
+
+    def attachments(
+        self, ref: str, *, kind: str | None = None, project: str | None = None
+    ) -> builtins.list[AttachmentOut]:
+        """Reports attached to a version (``kind``: ``evaluation``, ``privacy-audit``)."""
+        ...
+
+    def report(
+        self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
+    ) -> bytes:
+        """An evaluation report's ``report.html`` or ``report.json``."""
+        ...
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> ModelVersionOut:
+        """Delete a version no alias points at."""
+        ...
+
+
+class Jobs(Protocol):
+    """``.jobs``: training, evaluation and batch prediction, queued and run by workers."""
+
+    def submit_training(
+        self,
+        *,
+        dataset: str,
+        model: str,
+        base: str | None = None,
+        config: dict[str, Any] | None = None,
+        alias: str | None = None,
+        reuse: bool = False,
+        privacy: dict[str, Any] | None = None,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue a training job."""
+        ...
+
+    def submit_batch_predict(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        output: str,
+        split: str | None = None,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue a batch prediction writing the result dataset ``output``."""
+        ...
+
+    def submit_evaluation(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        split: str = "test",
+        group_field: str | None = None,
+        options: dict[str, Any] | None = None,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue an evaluation report of ``model`` over a labelled ``dataset``."""
+        ...
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        project: str | None = None,
+    ) -> builtins.list[JobOut]:
+        """Jobs, newest first."""
+        ...
+
+    def get(self, job_id: str, *, project: str | None = None) -> JobOut:
+        """A job with its progress and metrics."""
+        ...
+
+    def logs(
+        self, job_id: str, *, after: int = 0, project: str | None = None
+    ) -> builtins.list[JobLogLineOut]:
+        """Log lines after sequence number ``after``."""
+        ...
+
+    def cancel(self, job_id: str, *, project: str | None = None) -> JobOut:
+        """Cancel a job (queued: at once; running: within one step)."""
+        ...
+
+    def results(
+        self,
+        job_id: str,
+        destination: str | Path = ".",
+        *,
+        fmt: str = "parquet",
+        project: str | None = None,
+    ) -> Path:
+        """Write a finished batch prediction's result dataset; the file written."""
+        ...
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        progress: Callable[[JobOut], None] | None = None,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        project: str | None = None,
+    ) -> JobOut:
+        """Until the job finishes; raises ``JobFailed`` if it failed."""
+        ...
+
+
+class Keys(Protocol):
+    """``.keys``: API keys, their scopes, budgets, output policies and limits."""
+
+    def create(
+        self,
+        name: str,
+        *,
+        scopes: Sequence[str],
+        expires_in_days: float | None = None,
+        predict_budget: int | None = None,
+        output_policy: str | None = None,
+        limits: Mapping[str, int | str] | None = None,
+        project: str | None = None,
+    ) -> KeyCreated:
+        """A new key (the secret is in the answer, and nowhere else)."""
+        ...
+
+    def list(self, *, project: str | None = None) -> builtins.list[ApiKeyOut]:
+        """The project's keys."""
+        ...
+
+    def get(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:
+        """One key's record."""
+        ...
+
+    def update(
+        self,
+        key_id: str,
+        *,
+        predict_budget: int | str | None = None,
+        output_policy: str | None = None,
+        limits: Mapping[str, int | str | None] | None = None,
+        project: str | None = None,
+    ) -> ApiKeyOut:
+        """Change what is given (``"unlimited"`` / ``"full"`` / a ``None`` limit remove)."""
+        ...
+
+    def revoke(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:
+        """Revoke a key."""
+        ...
+
+
+class Projects(Protocol):
+    """``.projects``: the tenants of a home."""
+
+    def list(self) -> builtins.list[ProjectOut]:
+        """Projects the caller may see."""
+        ...
+
+    def create(self, name: str, *, description: str = "") -> ProjectOut:
+        """Create a project."""
+        ...
+
+    def get(self, name: str) -> ProjectOut:
+        """One project, with its stored limits."""
+        ...
+
+    def set_limits(self, name: str, limits: Mapping[str, int | str | None]) -> ProjectOut:
+        """Set limits stored with a project (``None`` removes one)."""
+        ...
+
+
+class Audit(Protocol):
+    """``.audit``: the hash-chained audit log."""
+
+    def list(
+        self,
+        *,
+        project: str | None = None,
+        action: str | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[AuditEventOut]:
+        """Events, newest first."""
+        ...
+
+    def verify(self) -> AuditVerifyOut:
+        """Recompute the chain."""
+        ...
+
+
+class Operations(Protocol):
+    """A whole client: the namespaces, and serving at the top level."""
+
+    @property
+    def datasets(self) -> Datasets:
+        """``.datasets``."""
+        ...
+
+    @property
+    def bases(self) -> Bases:
+        """``.bases``."""
+        ...
+
+    @property
+    def models(self) -> Models:
+        """``.models``."""
+        ...
+
+    @property
+    def jobs(self) -> Jobs:
+        """``.jobs``."""
+        ...
+
+    @property
+    def keys(self) -> Keys:
+        """``.keys``."""
+        ...
+
+    @property
+    def projects(self) -> Projects:
+        """``.projects``."""
+        ...
+
+    @property
+    def audit(self) -> Audit:
+        """``.audit``."""
+        ...
+
+    def whoami(self) -> WhoAmI:
+        """The caller: its key, project and scopes."""
+        ...
+
+    def predict(
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Predictions for ``inputs`` with ``NAME@ALIAS`` or ``NAME@VERSION``."""
+        ...
+
+    def predict_full(
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
+    ) -> PredictResponse:
+        """Predictions plus the version that made them."""
+        ...
+
+    def generate(
+        self, ref: str, prompt: str, *, project: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Generated text with ``finish_reason``, ``usage`` and ``timing``."""
+        ...
+
+    def generate_stream(
+        self, ref: str, prompt: str, *, project: str | None = None, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Text pieces as they are decoded, then the final event."""
+        ...
+
+
+#: The namespaces of :class:`Operations`, by attribute name.
+NAMESPACES: dict[str, type[Any]] = {
+    "datasets": Datasets,
+    "bases": Bases,
+    "models": Models,
+    "jobs": Jobs,
+    "keys": Keys,
+    "projects": Projects,
+    "audit": Audit,
+}

@@ -1,12 +1,15 @@
 """Generation over HTTP: streamed server-sent events vs the same generation in process.
 
-Both sides run the same model version of one home: in process through
-``Workspace.generate_stream``, and over HTTP through ``Client.generate_stream``
+Three sides run the same model version of one home: in process through
+``ws.serving.generate_stream``; over HTTP through ``Client.generate_stream``
 against ``aimass serve``'s app in uvicorn (a thread of this process, real
-sockets, every token a threadpool hop, an SSE frame and a parse). Greedy
-decoding, so both produce the same tokens. Runs alternate; medians of tokens
-per second and time to first text are reported with their ratio (HTTP / in
-process; the goal is ≈ 1.0, i.e. the transport costs nothing a user would see).
+sockets, every token a threadpool hop, an SSE frame and a parse) serving in its
+own process (``AIMASS_SERVE_RUNNERS=0``); and the same over HTTP with the
+generation in a runner process (the default: every token also crosses the
+runner's pipe as a frame). Greedy decoding, so all produce the same tokens. Runs
+alternate; medians of tokens per second and time to first text are reported with
+their ratios (HTTP / in process; the goal is ≈ 1.0, i.e. the transport costs
+nothing a user would see).
 
 The model is SmolLM2-135M-Instruct (packaged GGUF, converted offline, then one
 fine-tuning step so it is a registered model version), or with ``--tiny`` a
@@ -37,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 RESULTS = Path(__file__).parent / "results"
+SIDES = ("in_process", "http_sse", "http_sse_runner")
 PROMPT = "Explain what a hospital discharge summary contains."
 PAIRS = [{"prompt": f"Say {w}.", "response": f"{w}."} for w in ("yes", "no", "maybe", "hello")]
 
@@ -52,31 +56,34 @@ def build_home(home: Path, *, tiny: bool) -> str:
     data.write_text("\n".join(json.dumps(r) for r in PAIRS * 6) + "\n")
     from aimass.data.importer import ImportOptions
 
-    ws.import_dataset(data, name="pairs", options=ImportOptions(kind="pairs"))
+    ws.datasets.import_file(data, name="pairs", options=ImportOptions(kind="pairs"))
     if tiny:
         corpus = home.parent / "corpus.jsonl"
         corpus.write_text(
             "\n".join(json.dumps({"text": f"{r['prompt']} {r['response']}"}) for r in PAIRS * 30)
         )
-        ws.import_dataset(corpus, name="corpus")
-        ws.train_tokenizer("corpus", name="tok", vocab_size=200, min_frequency=1)
-        ws.create_scratch_base("base", architecture="llama", tokenizer="tok", preset="tiny")
+        ws.datasets.import_file(corpus, name="corpus")
+        ws.bases.train_tokenizer("corpus", name="tok", vocab_size=200, min_frequency=1)
+        ws.bases.create_scratch("base", architecture="llama", tokenizer="tok", preset="tiny")
     else:
-        ws.import_base("smollm2", name="base")
+        ws.bases.import_("smollm2", name="base")
     config = {"task": "causal-lm", "epochs": 1, "max_train_rows": 2, "batch_size": 2, "lr": 1e-6}
-    version = ws.train(TrainSpec(dataset="pairs", base="base", model="lm", config=config))
+    version = ws.jobs.train(TrainSpec(dataset="pairs", base="base", model="lm", config=config))
     ws.close()
     return version.ref
 
 
 @contextmanager
-def serve(home: Path) -> Iterator[tuple[str, str]]:
+def serve(home: Path, *, runners: int, threads: int) -> Iterator[tuple[str, str]]:
     import uvicorn
 
     from aimass.server import create_app
     from aimass.settings import Settings
 
-    app = create_app(Settings(home=home, device="cpu"), job_workers=0)
+    settings = Settings(
+        home=home, device="cpu", serve_runners=runners, serve_runner_threads=threads
+    )
+    app = create_app(settings, job_workers=0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -124,13 +131,23 @@ def main() -> None:
         ref = build_home(home, tiny=args.tiny)
         options = {"max_new_tokens": args.max_new_tokens, "temperature": 0}
         local_ws = Workspace(Settings(home=home, device="cpu"))
-        runs: dict[str, list[dict[str, float]]] = {"in_process": [], "http_sse": []}
-        with serve(home) as (url, key), Client(url, key) as client:
-            timed(local_ws.generate_stream(ref, PROMPT, **options))  # warm both
-            timed(client.generate_stream(ref, PROMPT, **options))
+        runs: dict[str, list[dict[str, float]]] = {s: [] for s in SIDES}
+        with (
+            serve(home, runners=0, threads=args.threads) as (url, key),
+            serve(home, runners=1, threads=args.threads) as (runner_url, _),
+            Client(url, key) as client,
+            Client(runner_url, key) as runner_client,
+        ):
+            sides = {
+                "in_process": lambda: local_ws.serving.generate_stream(ref, PROMPT, **options),
+                "http_sse": lambda: client.generate_stream(ref, PROMPT, **options),
+                "http_sse_runner": lambda: runner_client.generate_stream(ref, PROMPT, **options),
+            }
+            for start in sides.values():
+                timed(start())  # warm every side (the runner loads the model here)
             for _ in range(args.repeats):
-                runs["in_process"].append(timed(local_ws.generate_stream(ref, PROMPT, **options)))
-                runs["http_sse"].append(timed(client.generate_stream(ref, PROMPT, **options)))
+                for side, start in sides.items():
+                    runs[side].append(timed(start()))
         local_ws.close()
 
     def median(side: str, key: str) -> float:
@@ -146,8 +163,13 @@ def main() -> None:
         "http_tokens_per_second": round(median("http_sse", "tokens_per_second"), 2),
         "in_process_ttft_ms": round(median("in_process", "ttft") * 1000, 2),
         "http_ttft_ms": round(median("http_sse", "ttft") * 1000, 2),
+        "http_runner_tokens_per_second": round(median("http_sse_runner", "tokens_per_second"), 2),
+        "http_runner_ttft_ms": round(median("http_sse_runner", "ttft") * 1000, 2),
         "runs": runs,
     }
+    summary["ratio_runner_tokens_per_second"] = round(
+        summary["http_runner_tokens_per_second"] / summary["in_process_tokens_per_second"], 3
+    )
     summary["ratio_tokens_per_second"] = round(
         summary["http_tokens_per_second"] / summary["in_process_tokens_per_second"], 3
     )
@@ -162,8 +184,11 @@ def main() -> None:
         f"in process {summary['in_process_tokens_per_second']} tokens/s, HTTP/SSE "
         f"{summary['http_tokens_per_second']} tokens/s "
         f"(ratio {summary['ratio_tokens_per_second']}x, "
-        f"{summary['http_overhead_ms_per_token']} ms/token); time to first text "
-        f"{summary['in_process_ttft_ms']} ms vs {summary['http_ttft_ms']} ms"
+        f"{summary['http_overhead_ms_per_token']} ms/token); HTTP/SSE from a runner process "
+        f"{summary['http_runner_tokens_per_second']} tokens/s (ratio "
+        f"{summary['ratio_runner_tokens_per_second']}x); time to first text "
+        f"{summary['in_process_ttft_ms']} ms vs {summary['http_ttft_ms']} ms vs "
+        f"{summary['http_runner_ttft_ms']} ms"
     )
 
 

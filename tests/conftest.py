@@ -21,6 +21,7 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,12 +177,12 @@ def trained_workspace(home: Path, tiny_bert_dir: Path, data_dir: Path, *, regres
     # One thread: tiny models gain nothing from two, and on a busy machine they stall on them.
     ws = Workspace(Settings(home=home, device="cpu", num_threads=1))
     data_dir.mkdir(parents=True, exist_ok=True)
-    ws.import_dataset(write_jsonl(data_dir / "s.jsonl", sentiment_rows(200)), name="s")
-    ws.import_base(str(tiny_bert_dir), name="tiny")
-    ws.train(TrainSpec(dataset="s", base="tiny", model="m", config=TINY_FINETUNE))
+    ws.datasets.import_file(write_jsonl(data_dir / "s.jsonl", sentiment_rows(200)), name="s")
+    ws.bases.import_(str(tiny_bert_dir), name="tiny")
+    ws.jobs.train(TrainSpec(dataset="s", base="tiny", model="m", config=TINY_FINETUNE))
     if regression:
-        ws.import_dataset(write_jsonl(data_dir / "rs.jsonl", regression_rows(200)), name="rs")
-        ws.train(
+        ws.datasets.import_file(write_jsonl(data_dir / "rs.jsonl", regression_rows(200)), name="rs")
+        ws.jobs.train(
             TrainSpec(
                 dataset="rs", base="tiny", model="r", config={**TINY_FINETUNE, "task": "regression"}
             )
@@ -273,13 +274,13 @@ def lm_ready(lm_home: Path, tmp_path: Path) -> Iterator[object]:
 def _build_lm_home(workspace, tmp_path: Path) -> None:
     from aimass.data.importer import ImportOptions
 
-    workspace.import_dataset(write_jsonl(tmp_path / "t.jsonl", text_rows(120)), name="text")
-    workspace.import_dataset(
+    workspace.datasets.import_file(write_jsonl(tmp_path / "t.jsonl", text_rows(120)), name="text")
+    workspace.datasets.import_file(
         write_jsonl(tmp_path / "n.jsonl", ner_rows(120)),
         name="ner",
         options=ImportOptions(kind="tokens"),
     )
-    workspace.import_dataset(
+    workspace.datasets.import_file(
         write_jsonl(tmp_path / "p.jsonl", pair_rows(120)),
         name="pairs",
         options=ImportOptions(kind="pairs"),
@@ -290,10 +291,10 @@ def _build_lm_home(workspace, tmp_path: Path) -> None:
         + [{"text": " ".join(r["tokens"])} for r in ner_rows(100)]
         + [{"text": f"{r['prompt']} {r['response']}"} for r in pair_rows(120)],
     )
-    workspace.import_dataset(corpus, name="corpus")
-    workspace.train_tokenizer("corpus", name="tok", vocab_size=300, min_frequency=1)
+    workspace.datasets.import_file(corpus, name="corpus")
+    workspace.bases.train_tokenizer("corpus", name="tok", vocab_size=300, min_frequency=1)
     for arch in ("bert", "llama", "bart"):
-        workspace.create_scratch_base(arch, architecture=arch, tokenizer="tok", preset="tiny")
+        workspace.bases.create_scratch(arch, architecture=arch, tokenizer="tok", preset="tiny")
 
 
 @pytest.fixture(scope="session")
@@ -309,7 +310,7 @@ def gen_home_template(lm_home: Path, tmp_path_factory: pytest.TempPathFactory) -
     shutil.copytree(lm_home, home)
     workspace = Workspace(Settings(home=home, device="cpu"))
     small = {"epochs": 1, "max_train_rows": 24}
-    workspace.train(
+    workspace.jobs.train(
         TrainSpec(
             dataset="pairs",
             base="llama",
@@ -318,7 +319,7 @@ def gen_home_template(lm_home: Path, tmp_path_factory: pytest.TempPathFactory) -
             alias="production",
         )
     )
-    workspace.train(
+    workspace.jobs.train(
         TrainSpec(dataset="text", base="bert", model="mlm", config={"task": "masked-lm", **small})
     )
     workspace.close()
@@ -338,7 +339,13 @@ def gen_home(gen_home_template: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="module")
 def live_gen(gen_home: Path) -> Iterator[tuple[str, str, object]]:
     """``(url, admin key, app)`` of a real uvicorn server on ``gen_home``, in a thread
-    (real sockets: streaming and disconnects behave as in production)."""
+    (real sockets: streaming and disconnects behave as in production). It serves in
+    process (no runner processes), so tests can reach the predictor it generates with."""
+    yield from live_server(gen_home, serve_runners=0)
+
+
+def live_server(home: Path, **settings: Any) -> Iterator[tuple[str, str, object]]:
+    """Run ``create_app`` for ``home`` under a real uvicorn in a thread until closed."""
     import socket
     import threading
     import time
@@ -347,7 +354,7 @@ def live_gen(gen_home: Path) -> Iterator[tuple[str, str, object]]:
 
     from aimass.server import create_app
 
-    app = create_app(Settings(home=gen_home, device="cpu"), job_workers=0)
+    app = create_app(Settings(home=home, device="cpu", **settings), job_workers=0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -360,6 +367,6 @@ def live_gen(gen_home: Path) -> Iterator[tuple[str, str, object]]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", (gen_home / "admin.key").read_text().strip(), app
+    yield f"http://127.0.0.1:{port}", (home / "admin.key").read_text().strip(), app
     server.should_exit = True
     thread.join(timeout=30)

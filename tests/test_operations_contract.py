@@ -116,9 +116,7 @@ def test_the_top_level_keeps_the_contract(clients, implementation):
 
 def test_the_contract_protocols_name_every_namespace():
     namespaces = {
-        name
-        for name, member in vars(operations.Operations).items()
-        if isinstance(member, property)
+        name for name, member in vars(operations.Operations).items() if isinstance(member, property)
     }
     assert namespaces == set(operations.NAMESPACES)
 

@@ -89,8 +89,8 @@ def test_quickstart_features_mode_reaches_75_percent(tmp_path, monkeypatch):
 
 @pytest.mark.long
 def test_finetune_minilm_on_a_subset_learns(workspace, tmp_path):
-    dataset, _ = workspace.import_sample("rotten-tomatoes")
-    base, _ = workspace.import_base("minilm")
+    dataset, _ = workspace.datasets.import_sample("rotten-tomatoes")
+    base, _ = workspace.bases.import_("minilm")
     # A 1,500-row subset keeps this under a few minutes on two cores.
     from aimass.data.tables import read_split
 
@@ -99,8 +99,8 @@ def test_finetune_minilm_on_a_subset_learns(workspace, tmp_path):
     with open(subset, "w") as handle:
         for text, label in list(zip(rows.texts, rows.labels, strict=True))[:1500]:
             handle.write(json.dumps({"text": text, "label": label}) + "\n")
-    workspace.import_dataset(subset, name="rt-subset")
-    version = workspace.train(
+    workspace.datasets.import_file(subset, name="rt-subset")
+    version = workspace.jobs.train(
         TrainSpec(
             dataset="rt-subset",
             base=base.ref,
@@ -109,15 +109,17 @@ def test_finetune_minilm_on_a_subset_learns(workspace, tmp_path):
         )
     )
     assert version.metrics["validation"]["accuracy"] >= 0.7
-    result = workspace.predict("ft", ["A wonderful, moving film.", "A dull and lifeless mess."])
+    result = workspace.serving.predict(
+        "ft", ["A wonderful, moving film.", "A dull and lifeless mess."]
+    )
     assert [r["label"] for r in result] == ["fresh", "rotten"]
 
 
 @pytest.mark.long
 def test_chinese_reviews_features_mode(workspace):
-    workspace.import_sample("chinese-reviews")
-    workspace.import_base("minilm")
-    version = workspace.train(
+    workspace.datasets.import_sample("chinese-reviews")
+    workspace.bases.import_("minilm")
+    version = workspace.jobs.train(
         TrainSpec(
             dataset="chinese-reviews",
             base="minilm",

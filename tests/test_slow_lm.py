@@ -45,11 +45,11 @@ CAPITALS = {
 
 @pytest.mark.long
 def test_pretrain_tiny_bert_from_scratch_on_chinese_reviews(workspace):
-    workspace.import_sample("chinese-reviews")
-    tokenizer, _ = workspace.train_tokenizer("chinese-reviews", name="zh", vocab_size=8000)
+    workspace.datasets.import_sample("chinese-reviews")
+    tokenizer, _ = workspace.bases.train_tokenizer("chinese-reviews", name="zh", vocab_size=8000)
     assert tokenizer.provenance["coverage"]["unk_rate"] < 0.005  # no flood of [UNK]
-    workspace.create_scratch_base("zh-bert", architecture="bert", tokenizer="zh", preset="tiny")
-    version = workspace.train(
+    workspace.bases.create_scratch("zh-bert", architecture="bert", tokenizer="zh", preset="tiny")
+    version = workspace.jobs.train(
         TrainSpec(
             dataset="chinese-reviews",
             base="zh-bert",
@@ -80,12 +80,12 @@ def test_smollm2_instruction_tuning_then_generation(workspace, tmp_path):
         for country, city in CAPITALS.items()
     ]
     path = write_jsonl(tmp_path / "capitals.jsonl", rows)
-    workspace.import_dataset(
+    workspace.datasets.import_file(
         path, name="capitals", options=ImportOptions(kind="pairs", fractions=(0.75, 0.25, 0.0))
     )
-    base, _ = workspace.import_base("smollm2")
+    base, _ = workspace.bases.import_("smollm2")
     assert base.family == "decoder" and base.num_parameters > 100_000_000
-    version = workspace.train(
+    version = workspace.jobs.train(
         TrainSpec(
             dataset="capitals",
             base="smollm2",
@@ -96,7 +96,7 @@ def test_smollm2_instruction_tuning_then_generation(workspace, tmp_path):
     metrics = version.metrics
     print("loss", metrics["initial_validation"]["loss"], "->", metrics["validation"]["loss"])
     assert metrics["validation"]["loss"] < metrics["initial_validation"]["loss"]
-    out = workspace.generate("capitals", "What is the capital of Italy?", max_new_tokens=12)
+    out = workspace.serving.generate("capitals", "What is the capital of Italy?", max_new_tokens=12)
     print(out)
     assert out["text"].strip() and out["usage"]["completion_tokens"] <= 12
     bundle = load_predictor(workspace.artifacts.resolve(version.uri), device="cpu")
@@ -105,9 +105,9 @@ def test_smollm2_instruction_tuning_then_generation(workspace, tmp_path):
 
 @pytest.mark.long
 def test_ner_on_wnut16_reports_entity_f1(workspace):
-    workspace.import_sample("wnut16")
-    workspace.import_base("minilm")
-    version = workspace.train(
+    workspace.datasets.import_sample("wnut16")
+    workspace.bases.import_("minilm")
+    version = workspace.jobs.train(
         TrainSpec(
             dataset="wnut16",
             base="minilm",
@@ -119,13 +119,13 @@ def test_ner_on_wnut16_reports_entity_f1(workspace):
     print("WNUT-16 entity P/R/F1", test["precision"], test["recall"], test["f1"])
     assert test["entities"] > 100
     assert test["f1"] > 0.1
-    [result] = workspace.predict("wnut", ["Taylor Swift played in London last night"])
+    [result] = workspace.serving.predict("wnut", ["Taylor Swift played in London last night"])
     assert all({"label", "start", "end", "text", "score"} == set(e) for e in result["entities"])
 
 
 @pytest.mark.long
 def test_gemma3_base_converts_and_generates_chinese(workspace):
-    base, _ = workspace.import_base("gemma3")
+    base, _ = workspace.bases.import_("gemma3")
     assert base.architecture.startswith("gemma3") and base.family == "decoder"
     predictor = load_predictor(workspace.artifacts.resolve(base.uri), device="cpu")
     out = predictor.generate("中华人民共和国的首都是", max_new_tokens=8)

@@ -17,14 +17,14 @@ pytestmark = pytest.mark.long
 
 
 def test_report_and_explanations_for_the_quickstart_model(workspace):
-    dataset, _ = workspace.import_sample("rotten-tomatoes")
-    base, _ = workspace.import_base("minilm")
-    version = workspace.train(
+    dataset, _ = workspace.datasets.import_sample("rotten-tomatoes")
+    base, _ = workspace.bases.import_("minilm")
+    version = workspace.jobs.train(
         TrainSpec(
             dataset=dataset.ref, base=base.ref, model="sentiment", config={"mode": "features"}
         )
     )
-    attachment = workspace.evaluate(
+    attachment = workspace.jobs.evaluate(
         EvaluateSpec(
             model=version.ref,
             dataset=dataset.ref,
@@ -32,7 +32,7 @@ def test_report_and_explanations_for_the_quickstart_model(workspace):
             options={"min_group_size": 5, "robustness_sample": 300, "explain_examples": 4},
         )
     )
-    document = json.loads(workspace.report_file(attachment, fmt="json").read_text())
+    document = json.loads(workspace.reports.report_file(attachment, fmt="json").read_text())
     sections = document["sections"]
     quality = sections["quality"]["data"]
     assert quality["count"] == 1275 and quality["accuracy"] >= 0.75
@@ -50,7 +50,7 @@ def test_report_and_explanations_for_the_quickstart_model(workspace):
     assert memory["peak_mib"] - memory["runtime_mib"] > 50  # the 90 MB of MiniLM weights
     assert len(sections["explanations"]["data"]["examples"]) == 4
 
-    explained = workspace.predict(
+    explained = workspace.serving.predict(
         "sentiment", ["A wonderful, moving film.", "A dull and lifeless mess."], explain=True
     )
     fresh, rotten = (r["explanation"] for r in explained)
@@ -60,7 +60,11 @@ def test_report_and_explanations_for_the_quickstart_model(workspace):
         assert top["word"] in words, e["words"]
         gap = e["details"]["output_at_input"] - e["details"]["output_at_baseline"]
         assert abs(e["details"]["convergence_delta"]) < 0.05 * max(abs(gap), 1e-3)
-    occlusion = workspace.explain("sentiment", ["A dull and lifeless mess."], method="occlusion")[0]
+    occlusion = workspace.serving.explain(
+        "sentiment", ["A dull and lifeless mess."], method="occlusion"
+    )[0]
     assert max(occlusion["words"], key=lambda w: w["score"])["word"] in {"dull", "lifeless", "mess"}
-    attention = workspace.explain("sentiment", ["A dull and lifeless mess."], method="attention")[0]
+    attention = workspace.serving.explain(
+        "sentiment", ["A dull and lifeless mess."], method="attention"
+    )[0]
     assert sum(t["score"] for t in attention["tokens"]) == pytest.approx(1.0, abs=1e-4)

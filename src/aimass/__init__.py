@@ -49,4 +49,4 @@ def load(ref: str, *, project: str = "default") -> Predictor:
     from aimass.settings import load_settings
     from aimass.workspace import Workspace
 
-    return Workspace(load_settings()).load(ref, project=project)
+    return Workspace(load_settings()).serving.load(ref, project=project)

@@ -58,6 +58,7 @@ __all__ = [
     "Models",
     "Operations",
     "Projects",
+    "key_changes",
 ]
 
 
@@ -476,3 +477,22 @@ NAMESPACES: dict[str, type[Any]] = {
     "projects": Projects,
     "audit": Audit,
 }
+
+
+def key_changes(
+    predict_budget: int | str | None,
+    output_policy: str | None,
+    limits: Mapping[str, int | str | None] | None,
+) -> dict[str, Any]:
+    """What a ``keys.update`` call changes: the options given, with ``"unlimited"`` (or
+    ``"none"``) removing the budget and ``"full"`` (or ``"none"``) the output policy."""
+    body: dict[str, Any] = {}
+    if predict_budget is not None:
+        unlimited = str(predict_budget).strip().lower() in ("unlimited", "none")
+        body["predict_budget"] = None if unlimited else predict_budget
+    if output_policy is not None:
+        full = output_policy.strip().lower() in ("full", "none", "")
+        body["output_policy"] = None if full else output_policy
+    if limits:
+        body["limits"] = dict(limits)
+    return body

@@ -174,7 +174,7 @@ def test_generate_and_kind_imports_against_a_server(live_gen, tmp_path, monkeypa
     url, key, app = live_gen
     monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "nothing-local"))
     monkeypatch.setenv("AIMASS_API_KEY", key)
-    local = app.state.aimass.workspace.generate("echo@1", "repeat cat", max_new_tokens=5)
+    local = app.state.aimass.workspace.serving.generate("echo@1", "repeat cat", max_new_tokens=5)
     streamed = run("--url", url, "generate", "echo", "repeat cat", "--max-new-tokens", "5")
     assert streamed.stdout.strip() == local["text"].strip()
     assert "tokens/s" in streamed.output and "first token after" in streamed.output

@@ -86,7 +86,7 @@ def test_import_with_deidentification(home, tmp_path):
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=home / "home"))
-    table = pq.read_table(ws.artifacts.resolve(ws.dataset("clean").uri))
+    table = pq.read_table(ws.artifacts.resolve(ws.datasets.get("clean").uri))
     ws.close()
     dumped = json.dumps(table.to_pylist())
     assert "ann@example.org" not in dumped and "4111" not in dumped and "13812345678" not in dumped

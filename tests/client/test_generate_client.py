@@ -22,7 +22,7 @@ from aimass.errors import (
 )
 from aimass.server import create_app
 from aimass.settings import Settings
-from tests.conftest import ner_rows, pair_rows, write_jsonl
+from tests.conftest import live_server, ner_rows, pair_rows, write_jsonl
 
 
 def test_sse_parser_handles_fields_comments_and_errors():
@@ -45,7 +45,7 @@ def test_sse_parser_handles_fields_comments_and_errors():
 
 def test_sync_client_generates_and_streams_from_a_live_server(live_gen):
     url, key, app = live_gen
-    local = app.state.aimass.workspace.generate("echo@1", "repeat cat", max_new_tokens=6)
+    local = app.state.aimass.workspace.serving.generate("echo@1", "repeat cat", max_new_tokens=6)
     with Client(url, key) as client:
         whole = client.generate("echo@production", "repeat cat", max_new_tokens=6)
         assert whole["text"] == local["text"] and set(whole) == set(local)
@@ -67,7 +67,7 @@ def test_sync_client_generates_and_streams_from_a_live_server(live_gen):
 def test_closing_the_stream_early_stops_the_generation(live_gen, monkeypatch):
     url, key, app = live_gen
     ws = app.state.aimass.workspace
-    predictor = ws.generator(ws.model_version("echo@1"))
+    predictor = ws.serving.generator(ws.models.get("echo@1"))
     closed = threading.Event()
 
     def endless(prompt, **options):
@@ -89,7 +89,7 @@ def test_closing_the_stream_early_stops_the_generation(live_gen, monkeypatch):
 def test_a_failure_mid_stream_raises_the_servers_error(live_gen, monkeypatch):
     url, key, app = live_gen
     ws = app.state.aimass.workspace
-    predictor = ws.generator(ws.model_version("echo@1"))
+    predictor = ws.serving.generator(ws.models.get("echo@1"))
 
     def failing(prompt, **options):
         yield {"text": "a"}
@@ -104,7 +104,7 @@ def test_a_failure_mid_stream_raises_the_servers_error(live_gen, monkeypatch):
 
 
 def test_async_client_generates_in_process(gen_home):
-    app = create_app(Settings(home=gen_home, device="cpu"), job_workers=0)
+    app = create_app(Settings(home=gen_home, device="cpu", serve_runners=0), job_workers=0)
     app.state.aimass.start(workers=0)
     key = (gen_home / "admin.key").read_text().strip()
 
@@ -152,3 +152,24 @@ def test_pairs_tokens_and_conll_datasets_upload_over_http(live_gen, tmp_path):
         with pytest.raises(InvalidArgument, match="kind"):
             client.datasets.upload(pairs, name="up-x", kind="images")
         assert "up-bad" not in {d.name for d in client.datasets.list()}
+
+
+@pytest.mark.subprocess  # a real runner process loads the model
+def test_generation_runs_in_the_runner_that_serves_predictions(gen_home):
+    """One copy of the model: generate, and an early close, go through the version's runner."""
+    for url, key, app in live_server(gen_home, serve_runners=1):
+        with Client(url, key) as client:
+            whole = client.generate("echo@1", "repeat cat", max_new_tokens=4)
+            events = list(client.generate_stream("echo@1", "repeat cat", max_new_tokens=4))
+            assert events[-1]["text"] == whole["text"] and whole["finish_reason"]
+            pids = app.state.aimass.runner_pids()
+            assert (
+                list(pids.values()) == [pids["default/echo@1"]] and len(pids["default/echo@1"]) == 1
+            )
+            early = client.generate_stream("echo@1", "repeat cat", max_new_tokens=64)
+            next(early)
+            early.close()  # cancelled in the runner, which then serves the next call
+            again = client.generate("echo@1", "repeat dog", max_new_tokens=2)
+            assert again["finish_reason"] and app.state.aimass.runner_pids() == pids
+            with pytest.raises(UnsupportedModel):
+                client.generate("mlm@1", "hi")

@@ -18,7 +18,7 @@ def assert_nothing_stored(workspace):
 
 def rejected(workspace, path, *, line, field=None, match=None, **kwargs):
     with pytest.raises(DatasetValidationError) as info:
-        workspace.import_dataset(path, name="d", **kwargs)
+        workspace.datasets.import_file(path, name="d", **kwargs)
     err = info.value
     assert err.code == ErrorCode.INVALID_ARGUMENT
     assert err.details["line"] == line
@@ -76,7 +76,7 @@ def test_integer_and_float_labels_mix_into_float(workspace, tmp_path):
             for i, v in enumerate([1, 2.5, 3, 4, 5, 6, 7, 8, 9, 10])
         ],
     )
-    version, _ = workspace.import_dataset(path, name="d")
+    version, _ = workspace.datasets.import_file(path, name="d")
     assert version.schema.label_type == "float"
 
 
@@ -156,7 +156,7 @@ def test_csv_multiline_records_keep_their_start_line(workspace, tmp_path):
 
 def test_csv_numeric_labels_are_parsed(workspace, tmp_path):
     path = lines(tmp_path, "text,label", *[f"t{i},{i % 3}" for i in range(30)], name="d.csv")
-    version, _ = workspace.import_dataset(path, name="d")
+    version, _ = workspace.datasets.import_file(path, name="d")
     assert version.schema.label_type == "integer"
     assert version.labels == ["0", "1", "2"]
 
@@ -164,7 +164,7 @@ def test_csv_numeric_labels_are_parsed(workspace, tmp_path):
 def test_csv_label_type_can_be_forced(workspace, tmp_path):
     path = lines(tmp_path, "text,label", "a,1", "b,unknown", name="d.csv")
     rejected(workspace, path, line=3, field="label", match="mixed label types")
-    version, _ = workspace.import_dataset(
+    version, _ = workspace.datasets.import_file(
         path, name="d", options=ImportOptions(label_type="string")
     )
     assert version.labels == ["1", "unknown"]
@@ -174,24 +174,24 @@ def test_unknown_format(workspace, tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("x")
     with pytest.raises(InvalidArgument, match="--format"):
-        workspace.import_dataset(path, name="d")
+        workspace.datasets.import_file(path, name="d")
     assert_nothing_stored(workspace)
 
 
 def test_missing_file(workspace, tmp_path):
     with pytest.raises(InvalidArgument, match="does not exist"):
-        workspace.import_dataset(tmp_path / "nope.jsonl", name="d")
+        workspace.datasets.import_file(tmp_path / "nope.jsonl", name="d")
 
 
 def test_invalid_name_is_refused_before_reading(workspace, sentiment_file):
     with pytest.raises(InvalidArgument):
-        workspace.import_dataset(sentiment_file, name="../escape")
+        workspace.datasets.import_file(sentiment_file, name="../escape")
     assert_nothing_stored(workspace)
 
 
 def test_a_good_import_is_content_addressed(workspace, sentiment_file):
-    first, created = workspace.import_dataset(sentiment_file, name="reviews")
-    again, created_again = workspace.import_dataset(sentiment_file, name="reviews")
+    first, created = workspace.datasets.import_file(sentiment_file, name="reviews")
+    again, created_again = workspace.datasets.import_file(sentiment_file, name="reviews")
     assert (created, created_again) == (True, False)
     assert again.version == first.version == 1
     assert first.num_rows == 200
@@ -205,14 +205,14 @@ def test_a_good_import_is_content_addressed(workspace, sentiment_file):
 
 
 def test_new_content_or_seed_makes_a_new_version(workspace, sentiment_file, tmp_path):
-    first, _ = workspace.import_dataset(sentiment_file, name="reviews")
-    reseeded, created = workspace.import_dataset(
+    first, _ = workspace.datasets.import_file(sentiment_file, name="reviews")
+    reseeded, created = workspace.datasets.import_file(
         sentiment_file, name="reviews", options=ImportOptions(seed=1)
     )
     assert created and reseeded.version == 2
     assert reseeded.digest != first.digest
     other = write_jsonl(tmp_path / "o.jsonl", sentiment_rows(50, seed=3))
-    assert workspace.import_dataset(other, name="reviews")[0].version == 3
+    assert workspace.datasets.import_file(other, name="reviews")[0].version == 3
 
 
 def test_parquet_round_trip_with_row_numbers(workspace, tmp_path):
@@ -229,7 +229,9 @@ def test_given_splits_are_kept(workspace, tmp_path):
         for i in range(30)
     ]
     path = write_jsonl(tmp_path / "s.jsonl", rows)
-    version, _ = workspace.import_dataset(path, name="d", options=ImportOptions(split_field="part"))
+    version, _ = workspace.datasets.import_file(
+        path, name="d", options=ImportOptions(split_field="part")
+    )
     assert version.splits == {"train": 10, "validation": 10, "test": 10}
     assert version.schema.split_source == "field"
 
@@ -237,7 +239,7 @@ def test_given_splits_are_kept(workspace, tmp_path):
 def test_reserved_column_names_clash(workspace, tmp_path):
     path = lines(tmp_path, '{"body": "a", "text": "b"}')
     with pytest.raises(InvalidArgument, match="clash"):
-        workspace.import_dataset(path, name="d", options=ImportOptions(text_field="body"))
+        workspace.datasets.import_file(path, name="d", options=ImportOptions(text_field="body"))
 
 
 # -- tokens (NER) datasets -----------------------------------------------------------
@@ -256,7 +258,7 @@ def test_tokens_dataset_is_stored_with_lists_and_entity_counts(workspace, tmp_pa
         tokens_row(["Bob", "Smith", "works"], ["B-PER", "I-PER", "O"]),
     ] * 10
     path = lines(tmp_path, *[r[:-1] + f', "n": {i}}}' for i, r in enumerate(rows)])
-    version, _ = workspace.import_dataset(path, name="d", options=TOKENS)
+    version, _ = workspace.datasets.import_file(path, name="d", options=TOKENS)
     assert version.schema.kind == "tokens"
     assert version.schema.label_type == "tags"
     assert version.stats["entity_types"] == ["LOC", "PER"]
@@ -335,7 +337,7 @@ def test_conll_file_imports_as_tokens(workspace, tmp_path):
         "Smith NNP I-PER",
         name="d.conll",
     )
-    version, _ = workspace.import_dataset(path, name="d")
+    version, _ = workspace.datasets.import_file(path, name="d")
     assert version.schema.kind == "tokens"
     assert version.num_rows == 2
 
@@ -349,7 +351,7 @@ def test_conll_errors_name_the_line(workspace, tmp_path):
 
 def test_csv_tokens_are_space_separated(workspace, tmp_path):
     path = lines(tmp_path, "tokens,tags", "Alice runs,B-PER O", "Bob,B-PER", name="d.csv")
-    version, _ = workspace.import_dataset(path, name="d", options=TOKENS)
+    version, _ = workspace.datasets.import_file(path, name="d", options=TOKENS)
     assert (
         version.stats["entity_counts"]["train"]["PER"]
         + sum(version.stats["entity_counts"][s]["PER"] for s in ("validation", "test"))
@@ -364,7 +366,7 @@ PAIRS = ImportOptions(kind="pairs")
 
 def test_prompt_response_pairs(workspace, tmp_path):
     rows = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(20)]
-    version, _ = workspace.import_dataset(
+    version, _ = workspace.datasets.import_file(
         write_jsonl(tmp_path / "p.jsonl", rows), name="p", options=PAIRS
     )
     assert (version.schema.kind, version.schema.text_field, version.schema.label_field) == (
@@ -378,7 +380,7 @@ def test_prompt_response_pairs(workspace, tmp_path):
 
 def test_source_target_pairs_are_detected(workspace, tmp_path):
     rows = [{"source": f"s{i}", "target": f"t{i}"} for i in range(10)]
-    version, _ = workspace.import_dataset(
+    version, _ = workspace.datasets.import_file(
         write_jsonl(tmp_path / "p.jsonl", rows), name="p", options=PAIRS
     )
     assert (version.schema.text_field, version.schema.label_field) == ("source", "target")

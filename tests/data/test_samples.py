@@ -36,7 +36,7 @@ def test_missing_package_says_how_to_install(monkeypatch):
     ],
 )
 def test_import_sample_with_provenance(workspace, name, rows, classes):
-    version, created = workspace.import_sample(name)
+    version, created = workspace.datasets.import_sample(name)
     assert created
     assert version.num_rows == rows
     assert version.labels == classes
@@ -45,18 +45,18 @@ def test_import_sample_with_provenance(workspace, name, rows, classes):
     assert prov["package_version"] != "unknown"
     assert all(len(digest) == 64 for digest in prov["files"].values())
     assert prov["source"] and prov["license"] and prov["transformation"]
-    assert workspace.import_sample(name)[1] is False
+    assert workspace.datasets.import_sample(name)[1] is False
 
 
 def test_drug_reviews_keep_the_package_test_split(workspace):
-    version, _ = workspace.import_sample("drug-reviews")
+    version, _ = workspace.datasets.import_sample("drug-reviews")
     assert version.splits["test"] == 379
     assert version.splits["train"] + version.splits["validation"] == 600
     assert "condition" in version.schema.extra_fields
 
 
 def test_wnut16_is_bio_tagged_tweets(workspace):
-    version, _ = workspace.import_sample("wnut16")
+    version, _ = workspace.datasets.import_sample("wnut16")
     assert version.schema.kind == "tokens"
     assert version.num_rows == 2394
     assert "person" in version.stats["entity_types"]
@@ -91,11 +91,11 @@ def test_a_sample_imports_de_identified_and_records_it(workspace):
     from aimass.workspace.privacy import DeidentifyOptions
 
     masked = DeidentifyOptions(mode="mask", recognizers=("cn-mobile", "email"))
-    version, created = workspace.import_sample(
+    version, created = workspace.datasets.import_sample(
         "drug-reviews", name="drugs-masked", deidentify=masked
     )
     assert created
     report = version.provenance["deidentification"]
     assert report["fields"] == ["text"]
     assert version.provenance["sample"] == "drug-reviews"
-    assert "deidentification" not in workspace.import_sample("drug-reviews")[0].provenance
+    assert "deidentification" not in workspace.datasets.import_sample("drug-reviews")[0].provenance

@@ -24,4 +24,4 @@ def ws(trust_workspace):
 def report(ws):
     """The classification report of m@1 on s (test split), grouped by 'group'."""
     spec = EvaluateSpec(model="m@1", dataset="s", group_field="group", options=QUICK)
-    return ws.evaluate(spec)
+    return ws.jobs.evaluate(spec)

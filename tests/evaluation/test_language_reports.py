@@ -29,12 +29,12 @@ QUICK = {
 
 
 def report_files(ws, attachment):
-    html = ws.report_file(attachment, fmt="html").read_text(encoding="utf-8")
-    return html, json.loads(ws.report_file(attachment, fmt="json").read_bytes())
+    html = ws.reports.report_file(attachment, fmt="html").read_text(encoding="utf-8")
+    return html, json.loads(ws.reports.report_file(attachment, fmt="json").read_bytes())
 
 
 def train(ws, dataset, base, task, **config):
-    return ws.train(
+    return ws.jobs.train(
         TrainSpec(
             dataset=dataset,
             base=base,
@@ -69,7 +69,9 @@ def test_causal_lm_report_perplexity_is_exp_of_mean_token_nll(lm_ready):
     from aimass.models.hf import load_pretrained, load_tokenizer
 
     version = train(lm_ready, "pairs", "llama", "causal-lm", lr=1e-3)
-    attachment = lm_ready.evaluate(EvaluateSpec(model=version.ref, dataset="pairs", options=QUICK))
+    attachment = lm_ready.jobs.evaluate(
+        EvaluateSpec(model=version.ref, dataset="pairs", options=QUICK)
+    )
     html, document = report_files(lm_ready, attachment)
     validate_report(document)
     quality = document["sections"]["quality"]["data"]
@@ -106,7 +108,9 @@ def test_causal_lm_report_perplexity_is_exp_of_mean_token_nll(lm_ready):
 
 def test_ner_report_and_card(lm_ready):
     version = train(lm_ready, "ner", "bert", "token-classification", lr=5e-3, epochs=3)
-    attachment = lm_ready.evaluate(EvaluateSpec(model=version.ref, dataset="ner", options=QUICK))
+    attachment = lm_ready.jobs.evaluate(
+        EvaluateSpec(model=version.ref, dataset="ner", options=QUICK)
+    )
     html, document = report_files(lm_ready, attachment)
     validate_report(document)
     quality = document["sections"]["quality"]["data"]
@@ -116,19 +120,19 @@ def test_ner_report_and_card(lm_ready):
     robustness = document["sections"]["robustness"]["data"]
     assert {r["perturbation"] for r in robustness["results"]} == {"typos", "casing"}
     assert 'id="quality"' in html and "Per entity type" in html and "data:image/png" in html
-    card = lm_ready.model_card(version.ref)
+    card = lm_ready.models.card(version.ref)
     assert "entity F1" in card
 
 
 def test_language_model_on_a_tokens_dataset_is_refused(lm_ready):
     version = train(lm_ready, "text", "llama", "causal-lm")
     with pytest.raises(InvalidArgument, match="kind") as err:
-        lm_ready.evaluate(EvaluateSpec(model=version.ref, dataset="ner", options=QUICK))
+        lm_ready.jobs.evaluate(EvaluateSpec(model=version.ref, dataset="ner", options=QUICK))
     assert "ner" in err.value.message
     with pytest.raises(InvalidArgument, match="'pairs'"):
-        lm_ready.evaluate(EvaluateSpec(model=version.ref, dataset="pairs", options=QUICK))
+        lm_ready.jobs.evaluate(EvaluateSpec(model=version.ref, dataset="pairs", options=QUICK))
     with pytest.raises(UnsupportedModel, match="Explainers for 'causal-lm' models: none"):
-        lm_ready.predict(version.ref, ["the cat"], explain="occlusion")
+        lm_ready.serving.predict(version.ref, ["the cat"], explain="occlusion")
 
 
 def test_evaluate_job_over_the_api_for_a_causal_lm(lm_ready):

@@ -56,7 +56,7 @@ def _screenshot(html: Path, out: Path, profile: Path, *, width: int, height: int
 
 
 def test_report_renders_at_laptop_width(ws, report, tmp_path):
-    html = ws.report_file(report, fmt="html")
+    html = ws.reports.report_file(report, fmt="html")
     shot = _screenshot(
         html, ARTIFACTS / "evaluation-report.png", tmp_path / "profile", width=1366, height=900
     )
@@ -71,7 +71,7 @@ def test_report_renders_at_laptop_width(ws, report, tmp_path):
 
 
 def test_full_page_screenshot_for_people(ws, report, tmp_path):
-    html = ws.report_file(report, fmt="html")
+    html = ws.reports.report_file(report, fmt="html")
     shot = _screenshot(
         html,
         ARTIFACTS / "evaluation-report-full.png",

@@ -66,8 +66,8 @@ def parse(html):
 
 
 def _files(ws, attachment):
-    html = ws.report_file(attachment, fmt="html").read_text(encoding="utf-8")
-    raw = ws.report_file(attachment, fmt="json").read_bytes()
+    html = ws.reports.report_file(attachment, fmt="html").read_text(encoding="utf-8")
+    raw = ws.reports.report_file(attachment, fmt="json").read_bytes()
     return html, raw, json.loads(raw)
 
 
@@ -105,9 +105,9 @@ def test_json_validates_against_the_schema_and_matches_the_html(ws, report):
 
 def test_quality_numbers_match_an_independent_computation(ws, report):
     _html, _raw, document = _files(ws, report)
-    dataset = ws.dataset("s")
+    dataset = ws.datasets.get("s")
     rows = read_split(ws.artifacts.resolve(dataset.uri), "test")
-    predicted = [r["label"] for r in ws.predict("m@1", rows.texts)]
+    predicted = [r["label"] for r in ws.serving.predict("m@1", rows.texts)]
     labels = ["neg", "pos"]
     expected = classification_metrics(
         [labels.index(x) for x in rows.labels], [labels.index(x) for x in predicted], labels
@@ -158,16 +158,16 @@ def test_resources_robustness_and_explanations_are_filled_in(ws, report):
 
 
 def test_version_metrics_and_card_point_at_the_report(ws, report):
-    version = ws.model_version("m@1")
+    version = ws.models.get("m@1")
     stored = version.metrics["evaluation"]["s-v1-test-by-group"]
     assert stored["report"] == report.uri and stored["accuracy"] == report.summary["accuracy"]
-    card = ws.model_card("m@1")
+    card = ws.models.card("m@1")
     assert "Latest report `s-v1-test-by-group`" in card
     assert report.uri in card and "aimass reports get m@1" in card
 
 
 def test_regression_report(ws):
-    attachment = ws.evaluate(
+    attachment = ws.jobs.evaluate(
         EvaluateSpec(model="r@1", dataset="rs", options={**QUICK, "measure_memory": False})
     )
     html, _raw, document = _files(ws, attachment)
@@ -175,8 +175,8 @@ def test_regression_report(ws):
     assert parse(html).sections == [s for s in CLASSIFICATION_SECTIONS if s != "calibration"]
     fairness = document["sections"]["fairness"]
     assert fairness["status"] == "skipped" and "--group-field group" in fairness["reason"]
-    rows = read_split(ws.artifacts.resolve(ws.dataset("rs").uri), "test")
-    predicted = [r["value"] for r in ws.predict("r@1", rows.texts)]
+    rows = read_split(ws.artifacts.resolve(ws.datasets.get("rs").uri), "test")
+    predicted = [r["value"] for r in ws.serving.predict("r@1", rows.texts)]
     expected = regression_metrics(rows.labels, predicted)
     quality = document["sections"]["quality"]["data"]
     assert quality["mae"] == pytest.approx(expected["mae"], rel=1e-5)
@@ -191,8 +191,8 @@ def test_hostile_text_is_escaped(ws, tmp_path):
         {"text": f"good great film {evil}", "label": "pos", "group": evil},
         {"text": f"bad awful movie {evil}", "label": "neg", "group": "plain"},
     ] * 10
-    ws.import_dataset(write_jsonl(tmp_path / "evil.jsonl", rows), name="evil")
-    attachment = ws.evaluate(
+    ws.datasets.import_file(write_jsonl(tmp_path / "evil.jsonl", rows), name="evil")
+    attachment = ws.jobs.evaluate(
         EvaluateSpec(
             model="m@1",
             dataset="evil",
@@ -234,7 +234,7 @@ def test_bad_input_is_refused_before_a_job_exists(ws, spec, message):
     with pytest.raises(
         (InvalidArgument, LookupError), match=message.replace("(", r"\(").replace(")", r"\)")
     ):
-        ws.submit_evaluation(spec)
+        ws.jobs.submit_evaluation(spec)
     assert len(ws.store.jobs.list("default")) == jobs_before
 
 
@@ -249,11 +249,11 @@ def test_bad_spec_values():
 
 def test_labels_the_model_does_not_know_are_refused(ws, tmp_path):
     rows = [{"text": "good film", "label": "fresh"}, {"text": "bad film", "label": "rotten"}] * 10
-    ws.import_dataset(write_jsonl(tmp_path / "other.jsonl", rows), name="other")
+    ws.datasets.import_file(write_jsonl(tmp_path / "other.jsonl", rows), name="other")
     with pytest.raises(
         InvalidArgument, match="'fresh', 'rotten' are not among the model's classes"
     ):
-        ws.submit_evaluation(EvaluateSpec(model="m@1", dataset="other", split="train"))
+        ws.jobs.submit_evaluation(EvaluateSpec(model="m@1", dataset="other", split="train"))
 
 
 @pytest.mark.slow  # ~20 s of CPU: the fast suite keeps the other robustness tests
@@ -261,8 +261,8 @@ def test_pii_masking_robustness_runs_on_request(ws):
     spec = EvaluateSpec(
         model="m@1", dataset="s", options={**QUICK, "perturbations": ["pii-masking"]}
     )
-    attachment = ws.evaluate(spec)
-    document = json.loads(ws.report_file(attachment, fmt="json").read_text())
+    attachment = ws.jobs.evaluate(spec)
+    document = json.loads(ws.reports.report_file(attachment, fmt="json").read_text())
     robustness = document["sections"]["robustness"]["data"]
     assert [r["perturbation"] for r in robustness["results"]] == ["pii-masking"]
     assert robustness["unavailable"] == []
@@ -280,11 +280,11 @@ def test_every_trainable_task_has_a_report_and_unknown_tasks_are_named():
 
 
 def _registry_state(ws):
-    version = ws.model_version("m@1")
+    version = ws.models.get("m@1")
     reports = ws.artifacts.root / "reports"
     return (
         version.metrics,
-        [(a.name, a.uri) for a in ws.evaluations("m@1")],
+        [(a.name, a.uri) for a in ws.reports.evaluations("m@1")],
         sorted(reports.iterdir()),
     )
 
@@ -300,7 +300,7 @@ def test_a_failed_job_leaves_the_registry_unchanged(ws, report, monkeypatch):
     monkeypatch.setattr(Resources, "compute", broken)
     spec = EvaluateSpec(model="m@1", dataset="s", split="validation", options=QUICK)
     with pytest.raises(JobFailed, match="disk on fire"):
-        ws.evaluate(spec)
+        ws.jobs.evaluate(spec)
     assert _registry_state(ws) == before
     failed = next(j for j in ws.store.jobs.list("default") if j.kind == "evaluate")  # newest
     assert failed.status == "failed" and "disk on fire" in failed.error
@@ -313,7 +313,7 @@ def test_a_cancelled_job_attaches_nothing(ws, report):
 
     before = _registry_state(ws)
     with pytest.raises(Cancelled):
-        ws.evaluate(
+        ws.jobs.evaluate(
             EvaluateSpec(model="m@1", dataset="s", split="validation", options=QUICK),
             callbacks=[CancelSoon()],
         )
@@ -333,6 +333,6 @@ def test_a_document_that_breaks_the_schema_is_refused(ws, report):
 
 
 def test_aliases_are_pinned_when_the_job_is_queued(ws):
-    ws.set_alias("m", 1, "staging")
-    job = ws.submit_evaluation(EvaluateSpec(model="m@staging", dataset="s"))
+    ws.models.set_alias("m", "staging", 1)
+    job = ws.jobs.submit_evaluation(EvaluateSpec(model="m@staging", dataset="s"))
     assert (job.spec["model"], job.spec["dataset"], job.status) == ("m@1", "s@1", "queued")

@@ -9,9 +9,9 @@ def ws(trust_workspace):
 
 @pytest.fixture(scope="package")
 def predictor(ws):
-    return ws.load("m")
+    return ws.serving.load("m")
 
 
 @pytest.fixture(scope="package")
 def regressor(ws):
-    return ws.load("r")
+    return ws.serving.load("r")

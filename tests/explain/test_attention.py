@@ -49,7 +49,7 @@ def test_explanation_matches_a_rollout_of_the_models_own_attentions(ws, predicto
     assert min(scores) >= 0.0
     assert e["details"]["layers"] == 2 and e["details"]["pooling"] == "mean"
     # An independent eager copy of the encoder, loaded from the bundle on disk.
-    directory = ws.artifacts.resolve(ws.model_version("m").uri)
+    directory = ws.artifacts.resolve(ws.models.get("m").uri)
     encoder = AutoModel.from_pretrained(str(directory), attn_implementation="eager").eval()
     enc = predictor.tokenizer(text, return_tensors="pt")
     with torch.no_grad():

@@ -123,18 +123,20 @@ def test_predict_with_explanations(ws, predictor):
         r["label"] for r in predictor.predict(["good great film", "bad awful movie"])
     ]
     assert all(r["explanation"]["method"] == "occlusion" for r in results)
-    via_ws = ws.predict("m", ["good great film"], explain=True)[0]["explanation"]
+    via_ws = ws.serving.predict("m", ["good great film"], explain=True)[0]["explanation"]
     assert via_ws["method"] == "integrated-gradients" and via_ws["target"] == results[0]["label"]
-    assert "explanation" not in ws.predict("m", ["good great film"])[0]
+    assert "explanation" not in ws.serving.predict("m", ["good great film"])[0]
 
 
 def test_explanation_batch_limit(ws):
     ws.settings.max_explain_batch = 2
     try:
         with pytest.raises(ResourceExhausted, match="AIMASS_MAX_EXPLAIN_BATCH"):
-            ws.predict("m", ["a", "b", "c"], explain="occlusion")
+            ws.serving.predict("m", ["a", "b", "c"], explain="occlusion")
         with pytest.raises(ResourceExhausted):
-            ws.explain("m", ["a", "b", "c"])
-        assert len(ws.predict("m", ["a", "b", "c"])) == 3  # plain predictions keep their own limit
+            ws.serving.explain("m", ["a", "b", "c"])
+        assert (
+            len(ws.serving.predict("m", ["a", "b", "c"])) == 3
+        )  # plain predictions keep their own limit
     finally:
         ws.settings.max_explain_batch = 16

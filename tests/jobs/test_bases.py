@@ -8,9 +8,9 @@ from aimass.errors import InvalidArgument, InvalidName, UnsupportedModel
 
 
 def test_import_is_idempotent_and_verified(workspace, tiny_bert_dir):
-    base, created = workspace.import_base(str(tiny_bert_dir))
+    base, created = workspace.bases.import_(str(tiny_bert_dir))
     assert created and base.name == "tiny-bert" and base.family == "encoder"
-    again, created_again = workspace.import_base(str(tiny_bert_dir))
+    again, created_again = workspace.bases.import_(str(tiny_bert_dir))
     assert not created_again and again == base
     manifest = verify_bundle(workspace.artifacts.resolve(base.uri))
     assert manifest.kind == "base"
@@ -19,9 +19,9 @@ def test_import_is_idempotent_and_verified(workspace, tiny_bert_dir):
 
 def test_bad_sources_and_names(workspace, tiny_bert_dir, tmp_path):
     with pytest.raises(InvalidArgument, match="minilm"):
-        workspace.import_base(str(tmp_path / "nope"))
+        workspace.bases.import_(str(tmp_path / "nope"))
     with pytest.raises(InvalidName):
-        workspace.import_base(str(tiny_bert_dir), name="Bad Name")
+        workspace.bases.import_(str(tiny_bert_dir), name="Bad Name")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnsupportedModel, match=r"config\.json"):
-        workspace.import_base(str(tmp_path / "empty"))
+        workspace.bases.import_(str(tmp_path / "empty"))

@@ -15,14 +15,14 @@ def test_a_tampered_packaged_weight_file_is_refused_on_import(
 ):
     site = tmp_path / "site"
     base = fake_packaged_base(site, tiny_bert_dir, monkeypatch, package="fake-base")
-    imported, created = workspace.import_base("fake")
+    imported, created = workspace.bases.import_("fake")
     assert created and imported.name == "fake"
     weights = site / base.module / "model" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(BundleFormatError) as caught:
-        workspace.import_base("fake", name="fake-again")
+        workspace.bases.import_("fake", name="fake-again")
     error = caught.value
     assert error.code == ErrorCode.BUNDLE_INVALID
     assert str(weights) in error.message

@@ -70,25 +70,25 @@ def ws(tmp_path):
 
 
 def test_a_bert_classifier_imports_and_predicts_exactly_as_transformers(ws, hf_dir, tmp_path):
-    version, created = ws.import_model(str(hf_dir), name="hfc", alias="production")
+    version, created = ws.models.import_(str(hf_dir), name="hfc", alias="production")
     assert created and version.task == "classification" and "production" in version.aliases
     lineage = version.lineage
     assert (lineage.dataset, lineage.base, lineage.job_id) == ("", "", "")
     assert lineage.config["source"] == "import"
     assert lineage.config["hf_architecture"] == "BertForSequenceClassification"
     expected = hf_logits(hf_dir, TEXTS).softmax(-1)
-    predicted = ws.predict("hfc@production", TEXTS)
+    predicted = ws.serving.predict("hfc@production", TEXTS)
     for row, probabilities in zip(predicted, expected.tolist(), strict=True):
         assert list(row["probabilities"]) == ["negative", "neutral", "positive"]
         assert list(row["probabilities"].values()) == pytest.approx(probabilities, abs=1e-5)
         assert row["label"] == LABELS[max(range(3), key=probabilities.__getitem__)]
     # Exported again, it is the same Hugging Face classifier.
-    ws.export_model("hfc", tmp_path / "out")
+    ws.models.export("hfc", tmp_path / "out")
     verify_bundle(tmp_path / "out")
     torch.testing.assert_close(hf_logits(tmp_path / "out", TEXTS), hf_logits(hf_dir, TEXTS))
-    card = ws.model_card("hfc")
+    card = ws.models.card("hfc")
     assert "Imported from a Hugging Face `BertForSequenceClassification`" in card
-    assert ws.import_model(str(hf_dir), name="hfc") == (ws.model_version("hfc@1"), False)
+    assert ws.models.import_(str(hf_dir), name="hfc") == (ws.models.get("hfc@1"), False)
 
 
 def test_a_decoder_classifier_imports_with_last_token_pooling(ws, tmp_path):
@@ -103,11 +103,11 @@ def test_a_decoder_classifier_imports_with_last_token_pooling(ws, tmp_path):
     config.architectures = ["LlamaForSequenceClassification"]
     torch.manual_seed(2)
     LlamaForSequenceClassification(config).save_pretrained(str(source))
-    version, _ = ws.import_model(str(source), name="gpt-clf")
+    version, _ = ws.models.import_(str(source), name="gpt-clf")
     bundle = ws.artifacts.resolve(version.uri)
     assert json.loads((bundle / "aimass.json").read_text())["task_config"]["pooling"] == "last"
     expected = hf_logits(source, TEXTS).softmax(-1)[:, 1].tolist()
-    got = [p["probabilities"]["pos"] for p in ws.predict("gpt-clf", TEXTS)]
+    got = [p["probabilities"]["pos"] for p in ws.serving.predict("gpt-clf", TEXTS)]
     assert got == pytest.approx(expected, abs=1e-5)
 
 
@@ -115,7 +115,7 @@ def test_what_is_not_a_servable_classifier_is_refused(ws, tmp_path, tiny_bert_di
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     with pytest.raises(UnsupportedModel, match="not a sequence classifier"):
-        ws.import_model(str(tiny_bert_dir), name="bare")
+        ws.models.import_(str(tiny_bert_dir), name="bare")
     roberta = tmp_path / "roberta"
     RobertaForSequenceClassification(
         RobertaConfig(
@@ -127,17 +127,17 @@ def test_what_is_not_a_servable_classifier_is_refused(ws, tmp_path, tiny_bert_di
         )
     ).save_pretrained(str(roberta))
     with pytest.raises(UnsupportedModel, match="RobertaForSequenceClassification's head"):
-        ws.import_model(str(roberta), name="roberta")
+        ws.models.import_(str(roberta), name="roberta")
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text((roberta / "config.json").read_text())
     (pickled / "pytorch_model.bin").write_bytes(b"not read")
     with pytest.raises(UnsupportedModel, match="pickle"):
-        ws.import_model(str(pickled), name="pickled")
+        ws.models.import_(str(pickled), name="pickled")
     with pytest.raises(InvalidArgument):
-        ws.import_model(str(tmp_path / "nowhere"), name="x")
+        ws.models.import_(str(tmp_path / "nowhere"), name="x")
     with pytest.raises(InvalidArgument, match="latest"):
-        ws.import_model(str(roberta), name="x", alias="latest")
+        ws.models.import_(str(roberta), name="x", alias="latest")
     assert ws.store.registry.list_models("default") == []
 
 

@@ -25,9 +25,9 @@ def test_a_crash_marks_the_job_failed_and_registers_nothing(ready, monkeypatch):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(sequence.ClassificationTask, "train", explode)
-    job = ready.submit_training(SPEC)
+    job = ready.jobs.submit_training(SPEC)
     with pytest.raises(JobFailed, match="disk on fire"):
-        ready.run_job(job.id)
+        ready.jobs.run(job.id)
     record = ready.store.jobs.get(job.id)
     assert record.status == JobStatus.FAILED
     assert "disk on fire" in record.error
@@ -44,7 +44,7 @@ def test_a_failure_while_writing_the_bundle_leaves_no_half_artifact(ready, monke
     monkeypatch.setattr(bundle.BundleWriter, "add_tensors", broken)
     bundles_before = set((ready.artifacts.root / "bundles").iterdir())
     with pytest.raises(JobFailed):
-        ready.train(SPEC)
+        ready.jobs.train(SPEC)
     assert set((ready.artifacts.root / "bundles").iterdir()) == bundles_before
     assert not any((ready.artifacts.root / ".staging").iterdir())
     assert registry_is_empty(ready)
@@ -67,9 +67,9 @@ def test_cancellation_is_honoured_promptly(ready):
             steps.append(state.step)
 
     long = TrainSpec(**{**SPEC.to_dict(), "config": {**SPEC.config, "epochs": 50}})
-    job = ready.submit_training(long)
+    job = ready.jobs.submit_training(long)
     with pytest.raises(Cancelled):
-        ready.run_job(job.id, callbacks=[CancelAfter(ready.store, job.id, 2), Count()])
+        ready.jobs.run(job.id, callbacks=[CancelAfter(ready.store, job.id, 2), Count()])
     record = ready.store.jobs.get(job.id)
     assert record.status == JobStatus.CANCELLED
     assert len(steps) < 100, "the cancel request is read within 50 ms, not at the end"
@@ -83,8 +83,8 @@ def test_progress_and_metrics_are_reported_while_running(ready):
         def on_eval(self, state, metrics):
             seen.append(ready.store.jobs.get(job.id))
 
-    job = ready.submit_training(SPEC)
-    done = ready.run_job(job.id, callbacks=[Watch()])
+    job = ready.jobs.submit_training(SPEC)
+    done = ready.jobs.run(job.id, callbacks=[Watch()])
     assert seen and seen[0].status == JobStatus.RUNNING and seen[0].progress > 0
     assert done.status == JobStatus.SUCCEEDED
     assert done.metrics["validation"]["accuracy"] >= 0.5
@@ -92,6 +92,6 @@ def test_progress_and_metrics_are_reported_while_running(ready):
 
 
 def test_identical_inputs_are_found_again(ready):
-    assert ready.find_trained(SPEC) is None
-    version = ready.train(SPEC)
-    assert ready.find_trained(SPEC) == version
+    assert ready.jobs.find_trained(SPEC) is None
+    version = ready.jobs.train(SPEC)
+    assert ready.jobs.find_trained(SPEC) == version

@@ -7,6 +7,6 @@ from tests.conftest import sentiment_rows, write_jsonl
 def ready(workspace, tiny_bert_dir, tmp_path):
     """A workspace with a 400-row sentiment dataset 's' and the tiny base 'tiny'."""
     path = write_jsonl(tmp_path / "s.jsonl", sentiment_rows(400))
-    workspace.import_dataset(path, name="s")
-    workspace.import_base(str(tiny_bert_dir), name="tiny")
+    workspace.datasets.import_file(path, name="s")
+    workspace.bases.import_(str(tiny_bert_dir), name="tiny")
     return workspace

@@ -53,7 +53,7 @@ def test_dp_bound():
 
 
 def test_audit_is_attached_and_shown(ready):
-    version = ready.train(
+    version = ready.jobs.train(
         TrainSpec(
             dataset="s",
             base="tiny",
@@ -62,7 +62,7 @@ def test_audit_is_attached_and_shown(ready):
             privacy={"target_epsilon": 8, "accountant": "rdp"},
         )
     )
-    report = ready.audit_privacy(version.ref, dataset="s", max_examples=40)
+    report = ready.reports.audit_privacy(version.ref, dataset="s", max_examples=40)
     assert report["members"] == report["non_members"] == 40
     assert set(report["attacks"]) == {"loss_threshold", "calibrated"}
     assert 0 <= report["attacks"]["loss_threshold"]["auc"] <= 1
@@ -71,7 +71,7 @@ def test_audit_is_attached_and_shown(ready):
     assert attachment.summary["auc"] == report["attacks"]["loss_threshold"]["auc"]
     stored = ready.artifacts.resolve(attachment.uri).read_text()
     assert '"members": 40' in stored
-    card = ready.model_card(version.ref)
+    card = ready.models.card(version.ref)
     assert "privacy-audit" in card and "auc=" in card
 
 
@@ -84,12 +84,12 @@ def _ref(version):
 def test_audit_refuses_the_wrong_dataset(ready, tmp_path):
     from tests.conftest import sentiment_rows, write_jsonl
 
-    version = ready.train(
+    version = ready.jobs.train(
         TrainSpec(dataset="s", base="tiny", model="m", config={"mode": "features", "epochs": 2})
     )
-    ready.import_dataset(
+    ready.datasets.import_file(
         write_jsonl(tmp_path / "o.jsonl", sentiment_rows(60, seed=3)), name="other"
     )
     with pytest.raises(InvalidArgument, match="trained on s@1"):
-        ready.audit_privacy(version.ref, dataset="other")
+        ready.reports.audit_privacy(version.ref, dataset="other")
     assert ready.store.registry.attachments("default", _ref(version)) == []

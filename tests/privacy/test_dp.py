@@ -23,7 +23,7 @@ def spec(config, privacy, model="m"):
     ("config", "mode"), [(FEATURES, "hooks"), (FINETUNE, "ghost")], ids=["features", "finetune"]
 )
 def test_private_training_records_its_budget(ready, config, mode):
-    version = ready.train(spec(config, RDP8))
+    version = ready.jobs.train(spec(config, RDP8))
     record = version.privacy
     assert record["accountant"] == "rdp" and record["grad_sample_mode"] == mode
     assert record["training_examples"] == 320
@@ -44,31 +44,31 @@ def test_private_training_records_its_budget(ready, config, mode):
     assert record["epsilon"] <= 8
     manifest = ready.artifacts.resolve(version.uri) / "aimass.json"
     assert '"privacy"' in manifest.read_text()
-    card = ready.model_card(version.ref)
+    card = ready.models.card(version.ref)
     assert "Trained with differential privacy" in card and "noise_multiplier" in card
-    assert ready.predict(version.ref, ["good great film"])[0]["label"] in ("pos", "neg")
+    assert ready.serving.predict(version.ref, ["good great film"])[0]["label"] in ("pos", "neg")
 
 
 @pytest.mark.slow  # trains to convergence under DP (~15 s)
 def test_features_mode_learns_under_dp(ready):
-    version = ready.train(spec({**FEATURES, "epochs": 30}, {"target_epsilon": 8}))
+    version = ready.jobs.train(spec({**FEATURES, "epochs": 30}, {"target_epsilon": 8}))
     assert version.privacy["accountant"] == "prv"
     assert version.metrics["test"]["accuracy"] >= 0.8
 
 
 def test_dp_and_plain_runs_are_different_models(ready):
-    plain = ready.train(spec(FEATURES, None))
-    private = ready.train(spec(FEATURES, RDP8))
+    plain = ready.jobs.train(spec(FEATURES, None))
+    private = ready.jobs.train(spec(FEATURES, RDP8))
     assert plain.privacy is None and private.version == plain.version + 1
-    assert ready.find_trained(spec(FEATURES, RDP8)).version == private.version
-    assert ready.find_trained(spec(FEATURES, {**RDP8, "target_epsilon": 3})) is None
+    assert ready.jobs.find_trained(spec(FEATURES, RDP8)).version == private.version
+    assert ready.jobs.find_trained(spec(FEATURES, {**RDP8, "target_epsilon": 3})) is None
 
 
 def test_private_runs_are_reproducible(ready):
     # Same seed, same Poisson batches and same noise: same weights (not secure_mode).
     weights = []
     for _ in range(2):
-        version = ready.train(spec(FEATURES, RDP8))
+        version = ready.jobs.train(spec(FEATURES, RDP8))
         manifest = json.loads((ready.artifacts.resolve(version.uri) / "aimass.json").read_text())
         weights.append(manifest["files"]["model.safetensors"]["sha256"])
     assert weights[0] == weights[1]
@@ -90,7 +90,7 @@ def test_private_runs_are_reproducible(ready):
 )
 def test_bad_privacy_options_fail_before_a_job_exists(ready, privacy, match):
     with pytest.raises(InvalidArgument, match=match):
-        ready.submit_training(spec(FEATURES, privacy))
+        ready.jobs.submit_training(spec(FEATURES, privacy))
     assert ready.store.jobs.list("default") == []
     assert ready.store.registry.list_models("default") == []
 
@@ -98,10 +98,10 @@ def test_bad_privacy_options_fail_before_a_job_exists(ready, privacy, match):
 def test_a_fixed_noise_that_overspends_is_refused_before_training(ready):
     too_little_noise = {**RDP8, "noise_multiplier": 0.3}
     with pytest.raises(PrivacyBudgetExceeded, match="would spend epsilon") as err:
-        ready.submit_training(spec(FEATURES, too_little_noise))
+        ready.jobs.submit_training(spec(FEATURES, too_little_noise))
     assert err.value.code == "PRIVACY_BUDGET"
     assert ready.store.jobs.list("default") == []
-    enough = ready.train(spec(FEATURES, {**RDP8, "noise_multiplier": 3.0}))
+    enough = ready.jobs.train(spec(FEATURES, {**RDP8, "noise_multiplier": 3.0}))
     assert enough.privacy["noise_multiplier"] == 3.0 and enough.privacy["epsilon"] < 8
 
 
@@ -211,9 +211,9 @@ def _word_embeddings(ws, uri):
 @pytest.mark.parametrize("train_embeddings", [False, True], ids=["frozen", "trained"])
 def test_dp_finetune_freezes_token_embeddings_unless_asked(ready, train_embeddings):
     privacy = {**RDP8, "train_embeddings": True} if train_embeddings else RDP8
-    version = ready.train(spec({**FINETUNE, "epochs": 1}, privacy))
+    version = ready.jobs.train(spec({**FINETUNE, "epochs": 1}, privacy))
     assert version.privacy["trained_embeddings"] is train_embeddings
     same = torch.equal(
-        _word_embeddings(ready, version.uri), _word_embeddings(ready, ready.base("tiny").uri)
+        _word_embeddings(ready, version.uri), _word_embeddings(ready, ready.bases.get("tiny").uri)
     )
     assert same is not train_embeddings

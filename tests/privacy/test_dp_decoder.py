@@ -24,14 +24,16 @@ def gpt(tmp_path_factory):
     """A 400-row sentiment dataset 's' and the tiny causal LM 'gpt'."""
     tmp = tmp_path_factory.mktemp("dp-decoder")
     ws = Workspace(Settings(home=tmp / "home", device="cpu", num_threads=1))
-    ws.import_dataset(write_jsonl(tmp / "s.jsonl", sentiment_rows(400)), name="s")
-    ws.import_base(str(make_tiny_decoder(tmp / "gpt")), name="gpt")
+    ws.datasets.import_file(write_jsonl(tmp / "s.jsonl", sentiment_rows(400)), name="s")
+    ws.bases.import_(str(make_tiny_decoder(tmp / "gpt")), name="gpt")
     yield ws
     ws.close()
 
 
 def _train(ws, config, privacy=RDP8, model="m"):
-    return ws.train(TrainSpec(dataset="s", base="gpt", model=model, config=config, privacy=privacy))
+    return ws.jobs.train(
+        TrainSpec(dataset="s", base="gpt", model=model, config=config, privacy=privacy)
+    )
 
 
 @pytest.mark.parametrize(
@@ -57,7 +59,7 @@ def test_dp_lora_trains_only_the_adapters_and_the_head(gpt):
     # What DP-SGD clipped and noised is exactly what the adapter file holds.
     assert record["trained_parameters"] == sum(v.numel() for v in adapters.values())
     assert record["trained_parameters"] < 3_000
-    trained, base = _weights(gpt, version.uri), _weights(gpt, gpt.base("gpt").uri)
+    trained, base = _weights(gpt, version.uri), _weights(gpt, gpt.bases.get("gpt").uri)
     shared = sorted(set(trained) & set(base))
     changed = {k for k in shared if not torch.equal(trained[k], base[k])}
     assert shared and changed, "the merged adapters move the target projections"
@@ -68,7 +70,7 @@ def test_dp_lora_trains_only_the_adapters_and_the_head(gpt):
 def test_dp_lora_refuses_training_the_embeddings(gpt):
     privacy = {**RDP8, "train_embeddings": True}
     with pytest.raises(InvalidArgument, match="--dp-train-embeddings with --lora-rank 4"):
-        gpt.submit_training(
+        gpt.jobs.submit_training(
             TrainSpec(dataset="s", base="gpt", model="x", config=LORA, privacy=privacy)
         )
 

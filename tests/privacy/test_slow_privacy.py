@@ -25,13 +25,13 @@ def test_dp_finetune_of_minilm_records_its_budget(workspace, tmp_path):
         )
         for r in chunk
     ]
-    workspace.import_dataset(
+    workspace.datasets.import_file(
         write_jsonl(tmp_path / "rt.jsonl", rows),
         name="rt",
         options=ImportOptions(split_field="split"),
     )
-    workspace.import_base("minilm")
-    version = workspace.train(
+    workspace.bases.import_("minilm")
+    version = workspace.jobs.train(
         TrainSpec(
             dataset="rt",
             base="minilm",
@@ -44,7 +44,7 @@ def test_dp_finetune_of_minilm_records_its_budget(workspace, tmp_path):
     assert record["grad_sample_mode"] == "ghost" and record["accountant"] == "prv"
     assert 0 < record["epsilon"] <= 8 and record["steps"] == 6
     assert record["delta"] == 1e-3  # 96 rows: the largest power of ten below 1/960
-    predictions = workspace.predict(version.ref, ["a moving film"])
+    predictions = workspace.serving.predict(version.ref, ["a moving film"])
     assert predictions[0]["label"] in ("fresh", "rotten")
     manifest = json.loads((workspace.artifacts.resolve(version.uri) / "aimass.json").read_text())
     assert manifest["provenance"]["privacy"]["epsilon"] == record["epsilon"]

@@ -297,7 +297,7 @@ def test_a_home_keeps_no_plaintext_artifacts(home):
     assert not any(b"superb" in p.read_bytes() for p in published)  # a word of the reviews
     assert (home / "keys" / "master.json").stat().st_mode & 0o777 == 0o600
     assert (home / "keys" / "signing.pem").stat().st_mode & 0o777 == 0o600
-    assert ws.predict("m", ["good movie"])
+    assert ws.serving.predict("m", ["good movie"])
     status = secrets_status(ws.settings, ws.artifacts)
     assert status["plaintext_files"] == 0 and not status["unsigned_bundles"]
     ws.close()
@@ -314,7 +314,7 @@ def test_rotation_keeps_every_model_working(home, tmp_path):
     keyring = json.loads((copy / "keys" / "master.json").read_text())
     assert list(keyring["keys"]) == [keyring["active"]] != [before]
     fresh = Workspace(Settings(home=copy, device="cpu"))
-    assert fresh.predict("m", ["good movie"])
+    assert fresh.serving.predict("m", ["good movie"])
     fresh.close()
 
 
@@ -332,13 +332,13 @@ def test_migrate_signs_and_encrypts_an_old_home(home, tmp_path):
     for sig in (copy / "artifacts" / "bundles").glob(f"*/{SIGNATURE}"):
         sig.unlink()
     with pytest.raises(BundleFormatError, match="aimass secrets migrate"):
-        old.predict("m", ["good movie"])
+        old.serving.predict("m", ["good movie"])
     report = migrate_artifacts(old.settings, old.artifacts)
     old.close()
     assert report["signed_bundles"] and not report["refused_bundles"]
     assert report["encrypted_files"] > 0
     ws = Workspace(Settings(home=copy, device="cpu"))
-    assert ws.predict("m", ["good movie"])
+    assert ws.serving.predict("m", ["good movie"])
     ws.close()
 
 

@@ -82,7 +82,7 @@ def test_a_bomb_uploaded_as_content_is_refused_and_stores_nothing(workspace, tmp
     bomb = write_bomb(tmp_path / "bomb.parquet")
     content = base64.b64encode(bomb.read_bytes()).decode()
     with pytest.raises(PayloadTooLarge):
-        workspace.import_dataset_content(content, name="bomb", fmt="parquet", base64_encoded=True)
+        workspace.datasets.import_content(content, name="bomb", fmt="parquet", base64_encoded=True)
     assert workspace.store.datasets.list("default") == []
 
 

@@ -113,7 +113,7 @@ ws = Workspace(Settings(home=Path(sys.argv[1]), device="cpu"))
 for directory in sys.argv[2:]:
     name = Path(directory).name
     try:
-        ws.import_base(directory, name=name)
+        ws.bases.import_(directory, name=name)
         outcome = "imported"
     except Exception as exc:
         outcome = type(exc).__name__
@@ -161,7 +161,7 @@ def test_a_pickle_beside_safetensors_is_left_out_of_the_bundle(workspace, tiny_b
     shutil.copytree(tiny_bert_dir, directory)
     (directory / "pytorch_model.bin").write_bytes(payload(marker))
     (directory / "extra.pkl").write_bytes(payload(marker))
-    base, _ = workspace.import_base(str(directory), name="mixed")
+    base, _ = workspace.bases.import_(str(directory), name="mixed")
     bundle = workspace.artifacts.resolve(base.uri)
     files = set(verify_bundle(bundle).files)
     assert not any(f.endswith((".bin", ".pkl")) for f in files), files
@@ -178,7 +178,7 @@ def test_pickle_only_directories_are_refused_without_unpickling(workspace, tiny_
     marker = tmp_path / "PWNED"
     (evil / "pytorch_model.bin").write_bytes(payload(marker))
     with pytest.raises(UnsupportedModel, match="never unpickles"):
-        workspace.import_base(str(evil), name="evil")
+        workspace.bases.import_(str(evil), name="evil")
     assert not marker.exists()
     assert workspace.store.bases.list("default") == []
 
@@ -195,7 +195,7 @@ def test_remote_code_is_never_trusted(workspace, tiny_bert_dir, tmp_path):
     marker = tmp_path / "PWNED"
     (custom / "m.py").write_text(f"open({str(marker)!r}, 'w')\n")
     with pytest.raises(UnsupportedModel):
-        workspace.import_base(str(custom), name="custom")
+        workspace.bases.import_(str(custom), name="custom")
     assert not marker.exists()
 
 

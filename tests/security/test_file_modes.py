@@ -24,7 +24,7 @@ def test_home_database_and_artifacts_are_private(workspace, tmp_path):
     old = os.umask(0o022)  # the usual umask: would give 0644 files and 0755 directories
     try:
         data = write_jsonl(tmp_path / "reviews.jsonl", sentiment_rows(40))
-        workspace.import_dataset(data, name="reviews")
+        workspace.datasets.import_file(data, name="reviews")
     finally:
         os.umask(old)
     home = workspace.settings.home
@@ -66,10 +66,12 @@ def served_home(tmp_path_factory, tiny_bert_dir):
     old = os.umask(0o022)
     try:
         ws = Workspace(Settings(home=home, device="cpu", num_threads=1))
-        ws.import_dataset(write_jsonl(root / "r.jsonl", sentiment_rows(40)), name="r")
-        ws.import_base(str(tiny_bert_dir), name="tiny")
+        ws.datasets.import_file(write_jsonl(root / "r.jsonl", sentiment_rows(40)), name="r")
+        ws.bases.import_(str(tiny_bert_dir), name="tiny")
         config = {"mode": "finetune", "epochs": 1, "batch_size": 16}
-        ws.train(TrainSpec(dataset="r", base="tiny", model="m", config=config, alias="production"))
+        ws.jobs.train(
+            TrainSpec(dataset="r", base="tiny", model="m", config=config, alias="production")
+        )
         ws.close()
         app = create_app(Settings(home=home, device="cpu", serve_runners=0), job_workers=0)
         with TestClient(app, base_url="http://localhost") as client:

@@ -162,7 +162,7 @@ def test_a_version_registered_with_a_crafted_uri_is_refused_when_served(
         assert 400 <= r.status_code < 500, (uri, r.status_code, r.text)
         assert CANARY not in r.text and "root:" not in r.text
         with pytest.raises(AimassError):
-            ws.export_model(f"crafted@{crafted.version}", trained_home.parent / "export")
+            ws.models.export(f"crafted@{crafted.version}", trained_home.parent / "export")
         assert not (trained_home.parent / "export").exists()
     finally:
         ws.store.registry.delete_version("default", "crafted", crafted.version)

@@ -50,7 +50,7 @@ def test_a_lone_surrogate_anywhere_in_a_body_is_a_400(client, admin, path, body)
 
 def test_the_predict_check_refuses_a_lone_surrogate_without_http(app):
     with pytest.raises(InvalidArgument) as info:
-        app.state.aimass.workspace.check_inputs(["fine", "bad \ud800 text"])
+        app.state.aimass.workspace.serving.check_inputs(["fine", "bad \ud800 text"])
     assert info.value.details == {"index": 1, "position": 4}
     assert "input 1" in info.value.message
 
@@ -69,13 +69,13 @@ def test_a_lone_surrogate_in_an_imported_file_names_the_line(workspace, tmp_path
     escaped = tmp_path / "escaped.jsonl"
     escaped.write_text('{"text": "ok", "label": "a"}\n{"text": "b\\ud800", "label": "b"}\n')
     with pytest.raises(DatasetValidationError) as info:
-        workspace.import_dataset(escaped, name="escaped")
+        workspace.datasets.import_file(escaped, name="escaped")
     assert info.value.details["line"] == 2 and "surrogate" in info.value.message
     # A surrogate encoded straight into the bytes (CESU-style) is not UTF-8 at all.
     raw = tmp_path / "raw.csv"
     raw.write_bytes(b"text,label\nok,a\nbad \xed\xa0\x80,b\n")
     with pytest.raises(DatasetValidationError) as info:
-        workspace.import_dataset(raw, name="raw")
+        workspace.datasets.import_file(raw, name="raw")
     assert info.value.details["line"] == 3 and "UTF-8" in info.value.message
     assert workspace.store.datasets.list("default") == []
 
@@ -84,7 +84,7 @@ def test_a_500_is_logged_with_its_traceback_and_request_id(client, admin, monkey
     def broken(*args, **kwargs):
         raise ZeroDivisionError("planted")
 
-    monkeypatch.setattr(client.app.state.aimass.workspace, "check_inputs", broken)
+    monkeypatch.setattr(client.app.state.aimass.workspace.serving, "check_inputs", broken)
     r = client.post(PREDICT, headers=admin, json={"inputs": ["x"]})
     assert r.status_code == 500
     assert r.json()["error"]["code"] == "INTERNAL"

@@ -26,9 +26,9 @@ def trained_home(tmp_path_factory, tiny_bert_dir):
     home = tmp_path_factory.mktemp("served") / "home"
     ws = Workspace(Settings(home=home, device="cpu"))
     data = write_jsonl(home.parent / "reviews.jsonl", sentiment_rows(200))
-    ws.import_dataset(data, name="reviews")
-    ws.import_base(str(tiny_bert_dir), name="tiny")
-    ws.train(SPEC)
+    ws.datasets.import_file(data, name="reviews")
+    ws.bases.import_(str(tiny_bert_dir), name="tiny")
+    ws.jobs.train(SPEC)
     ws.close()
     return home
 

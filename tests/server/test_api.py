@@ -205,9 +205,11 @@ def test_alias_moves_from_another_process_are_seen_after_the_cache_ttl(
     ws, v2 = _second_version(trained_home)
     try:
         with TestClient(app, base_url="http://localhost") as client:
-            ws.set_alias("sentiment", 1, "canary")
+            ws.models.set_alias("sentiment", "canary", 1)
             assert _served_version(client, admin, "sentiment@canary") == 1
-            ws.set_alias("sentiment", v2.version, "canary")  # out of band: not via the server
+            ws.models.set_alias(
+                "sentiment", "canary", v2.version
+            )  # out of band: not via the server
             time.sleep(0.25)
             assert _served_version(client, admin, "sentiment@canary") == v2.version
     finally:
@@ -235,7 +237,7 @@ def test_uploads_can_be_deidentified_on_the_server(client, admin, trained_home):
     assert r.status_code == 201, r.text
     assert r.json()["provenance"]["deidentification"]["counts"] == {"EMAIL_ADDRESS": 20}
     ws = Workspace(serve_settings(trained_home))
-    stored = pq.read_table(ws.artifacts.resolve(ws.dataset("clean-upload").uri)).to_pylist()
+    stored = pq.read_table(ws.artifacts.resolve(ws.datasets.get("clean-upload").uri)).to_pylist()
     ws.close()
     assert all("@example.org" not in row["text"] for row in stored)
     bad = {**body, "name": "x", "deidentify": {"mode": "shred"}}

@@ -32,9 +32,11 @@ def decoder_home(tmp_path_factory):
     """A home with dataset 'reviews', the causal LM base 'gpt' and model 'gpt-sentiment'."""
     home = tmp_path_factory.mktemp("decoder-served") / "home"
     ws = Workspace(Settings(home=home, device="cpu", num_threads=1))
-    ws.import_dataset(write_jsonl(home.parent / "r.jsonl", sentiment_rows(160)), name="reviews")
-    ws.import_base(str(make_tiny_decoder(home.parent / "gpt")), name="gpt")
-    ws.train(SPEC)
+    ws.datasets.import_file(
+        write_jsonl(home.parent / "r.jsonl", sentiment_rows(160)), name="reviews"
+    )
+    ws.bases.import_(str(make_tiny_decoder(home.parent / "gpt")), name="gpt")
+    ws.jobs.train(SPEC)
     ws.close()
     return home
 
@@ -70,7 +72,9 @@ def test_decoder_model_is_evaluated_like_an_encoder_model(decoder_home):
         # The memory probe (a fresh process) is covered by tests/evaluation; it costs seconds.
         options = {**QUICK, "measure_memory": False, "robustness_sample": 16}
         spec = EvaluateSpec(model="gpt-sentiment@1", dataset="reviews", options=options)
-        document = json.loads(ws.report_file(ws.evaluate(spec), fmt="json").read_text())
+        document = json.loads(
+            ws.reports.report_file(ws.jobs.evaluate(spec), fmt="json").read_text()
+        )
     finally:
         ws.close()
     quality = document["sections"]["quality"]["data"]

@@ -26,7 +26,7 @@ def test_the_export_streams_what_the_local_export_writes(app, client, admin, tmp
     assert int(r.headers["content-length"]) == len(r.content)
     assert r.headers["content-disposition"] == 'attachment; filename="sentiment-1.tar"'
     local = tmp_path / "local"
-    app.state.aimass.workspace.export_model("sentiment@production", local)
+    app.state.aimass.workspace.models.export("sentiment@production", local)
     with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:") as archive:
         members = archive.getmembers()
         assert all(m.isreg() and "/" not in m.name for m in members)

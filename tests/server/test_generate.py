@@ -17,6 +17,9 @@ URL = "/v1/projects/default/models/{ref}:generate"
 
 
 def gen_settings(home, **overrides):
+    # Generation runs where predictions run: in this process here (runner processes are
+    # the subprocess tests' business, see tests/serving/test_runner.py).
+    overrides.setdefault("serve_runners", 0)
     return Settings(home=home, device="cpu", **overrides)
 
 
@@ -52,7 +55,9 @@ def test_generate_returns_the_same_as_the_workspace(gen_client, gen_admin, gen_a
     got = r.json()
     assert set(got) == {"text", "finish_reason", "usage", "timing"}
     assert r.headers["x-aimass-model"] == "echo" and r.headers["x-aimass-version"] == "1"
-    local = gen_app.state.aimass.workspace.generate("echo@1", "repeat cat", max_new_tokens=6)
+    local = gen_app.state.aimass.workspace.serving.generate(
+        "echo@1", "repeat cat", max_new_tokens=6
+    )
     assert got["text"] == local["text"] and got["usage"] == local["usage"]
     assert got["usage"]["completion_tokens"] <= 6
     metrics = gen_client.get("/metrics", headers=gen_admin).text
@@ -157,7 +162,7 @@ def test_a_failure_mid_stream_is_an_error_event_and_an_audited_failure(
     from aimass.errors import ResourceExhausted
 
     ws = gen_app.state.aimass.workspace
-    predictor = ws.generator(ws.model_version("echo@1"))
+    predictor = ws.serving.generator(ws.models.get("echo@1"))
     monkeypatch.setattr(
         predictor, "generate_stream", failing_after(["a", "b"], ResourceExhausted("out of memory"))
     )
@@ -186,7 +191,7 @@ def test_a_client_that_goes_away_stops_the_generation(gen_app, gen_home, monkeyp
     """Raw ASGI: the client disconnects after the first token; the generator is closed."""
     ws = gen_app.state.aimass.workspace
     gen_app.state.aimass.start(workers=0)
-    predictor = ws.generator(ws.model_version("echo@1"))
+    predictor = ws.serving.generator(ws.models.get("echo@1"))
     produced, closed = [], []
 
     def endless(prompt, **options):

@@ -53,11 +53,11 @@ def scored(trained_home):
         rows = [
             {"text": t, "label": "pos" if i % 2 == 0 else "neg"} for i, t in enumerate(TEXTS * 3)
         ]
-        ws.import_dataset(write_jsonl(trained_home.parent / "zh.jsonl", rows), name="zh")
+        ws.datasets.import_file(write_jsonl(trained_home.parent / "zh.jsonl", rows), name="zh")
         spec = BatchPredictSpec(model="sentiment@production", dataset="zh", output="zh-scored")
-        job = ws.run_job(ws.submit_batch_predict(spec).id)
+        job = ws.jobs.run(ws.jobs.submit_batch_predict(spec).id)
         assert job.status == "succeeded", job.error
-        version = ws.dataset("zh-scored")
+        version = ws.datasets.get("zh-scored")
         with ws.artifacts.plaintext_scope():  # read, then the decrypted copy goes
             stored = pq.read_table(ws.artifacts.resolve(version.uri)).to_pylist()
     finally:
@@ -94,26 +94,26 @@ def test_local_download_round_trips_every_row_and_the_chinese_text(scored, ws, t
     assert not list(tmp_path.glob(".*partial")), "no temporary file is left behind"
     named = write_job_results(ws, job_id, tmp_path / "mine.out", project="default", fmt=fmt)
     assert named.read_bytes() == written.read_bytes()
-    uri = ws.dataset("zh-scored").uri
+    uri = ws.datasets.get("zh-scored").uri
     assert ws.artifacts.is_encrypted(uri)
     key = ws.artifacts.key_of(uri)
     assert not [k for k in shared_cache().held() if k.endswith(key)], "no decrypted copy is kept"
 
 
 def test_downloads_that_cannot_be_made_say_why(scored, ws, tmp_path):
-    train_job = ws.jobs(kind="train")[0]
+    train_job = ws.jobs.list(kind="train")[0]
     with pytest.raises(InvalidArgument, match="only batch-predict jobs"):
         open_job_results(ws, train_job.id, project="default")
     with pytest.raises(InvalidArgument, match="result format 'xlsx'"):
         open_job_results(ws, scored[0], project="default", fmt="xlsx")
     with pytest.raises(NotFound):
         open_job_results(ws, "nosuchjob", project="default")
-    queued = ws.submit_batch_predict(
+    queued = ws.jobs.submit_batch_predict(
         BatchPredictSpec(model="sentiment@production", dataset="zh", output="later")
     )
     with pytest.raises(FailedPrecondition, match=r"is queued .*aimass jobs logs -f"):
         open_job_results(ws, queued.id, project="default")
-    ws.cancel_job(queued.id)
+    ws.jobs.cancel(queued.id)
     with pytest.raises(FailedPrecondition, match="ended cancelled"):
         open_job_results(ws, queued.id, project="default")
     with pytest.raises(InvalidArgument, match="does not exist"):
@@ -149,7 +149,7 @@ def test_http_download_refusals(client, admin, scored, ws):
     assert client.get(url).status_code == 401
     bad = client.get(url, headers=admin, params={"format": "xlsx"})
     assert bad.status_code == 400 and "format" in bad.json()["error"]["message"]
-    train_job = ws.jobs(kind="train")[0].id
+    train_job = ws.jobs.list(kind="train")[0].id
     r = client.get(f"{P}/jobs/{train_job}/results", headers=admin)
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_ARGUMENT"
     other = make_key(client, admin, ["read"], project="elsewhere", name="other")
@@ -202,7 +202,7 @@ def test_results_stored_under_the_submitters_policy_stay_cut_for_everyone(
     assert job["spec"]["output_policy"] == "labels"
     runner = Workspace(Settings(home=trained_home, device="cpu"))
     try:
-        assert runner.run_job(job["id"]).status == "succeeded"
+        assert runner.jobs.run(job["id"]).status == "succeeded"
     finally:
         runner.close()
     r = client.get(f"{P}/jobs/{job['id']}/results", headers=admin, params={"format": "csv"})

@@ -38,8 +38,8 @@ def test_predict_is_served_by_warm_runner_processes(settings_for, admin, trained
         assert r.status_code == 200, r.text
         assert [p["label"] for p in r.json()["predictions"]][:2] == ["pos", "neg"]
         # The same answers as the in-process path of the same server code.
-        local = app.state.aimass.workspace.load_version(
-            app.state.aimass.workspace.model_version("sentiment@production")
+        local = app.state.aimass.workspace.serving.load_version(
+            app.state.aimass.workspace.models.get("sentiment@production")
         )
         expected = local.predict(texts)
         for got, want in zip(r.json()["predictions"], expected, strict=True):
@@ -63,7 +63,7 @@ def test_a_model_that_cannot_load_in_a_runner_is_a_clear_error(settings_for, adm
     headers = {"Authorization": f"Bearer {key}"}
     with TestClient(app, base_url="http://localhost") as client:
         ws = app.state.aimass.workspace
-        directory = ws.artifacts.resolve(ws.model_version("sentiment@production").uri)
+        directory = ws.artifacts.resolve(ws.models.get("sentiment@production").uri)
         saved = directory.parent / "config.saved"
         shutil.copy(directory / "config.json", saved)
         try:

@@ -12,7 +12,7 @@ def llama(lm_home):
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=lm_home, device="cpu"))
-    directory = ws.artifacts.resolve(ws.base("llama").uri)
+    directory = ws.artifacts.resolve(ws.bases.get("llama").uri)
     ws.close()
     return load_predictor(directory, device="cpu")
 

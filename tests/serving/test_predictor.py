@@ -14,7 +14,7 @@ CONFIG = {"mode": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16}
 
 @pytest.fixture
 def trained(ready):
-    version = ready.train(
+    version = ready.jobs.train(
         TrainSpec(dataset="s", base="tiny", model="m", config=CONFIG, alias="production")
     )
     return ready, version
@@ -23,7 +23,7 @@ def trained(ready):
 def test_predictions_keep_input_order_across_batches(trained):
     ws, _ = trained
     texts = ["good great film", "bad awful movie"] * 40 + ["the film was very good and happy"]
-    predictor = ws.load("m@production")
+    predictor = ws.serving.load("m@production")
     results = predictor.predict(texts, batch_size=7)
     assert [r["label"] for r in results[:4]] == ["pos", "neg", "pos", "neg"]
     assert len(results) == len(texts)
@@ -49,17 +49,17 @@ def test_aimass_load_reads_the_environment(trained, monkeypatch):
 def test_bad_inputs(trained, bad):
     ws, _ = trained
     with pytest.raises(InvalidArgument):
-        ws.predict("m", bad)
+        ws.serving.predict("m", bad)
 
 
 def test_limits(trained):
     ws, _ = trained
     ws.settings.max_predict_batch = 2
     with pytest.raises(ResourceExhausted, match="AIMASS_MAX_PREDICT_BATCH"):
-        ws.predict("m", ["a", "b", "c"])
+        ws.serving.predict("m", ["a", "b", "c"])
     ws.settings.max_text_chars = 5
     with pytest.raises(InvalidArgument, match="AIMASS_MAX_TEXT_CHARS"):
-        ws.predict("m", ["longer than five"])
+        ws.serving.predict("m", ["longer than five"])
 
 
 def test_a_tampered_bundle_is_refused(trained):
@@ -71,7 +71,7 @@ def test_a_tampered_bundle_is_refused(trained):
 
 
 def test_a_base_bundle_is_not_a_predictor(ready):
-    base = ready.base("tiny")
+    base = ready.bases.get("tiny")
     with pytest.raises(UnsupportedModel, match="aimass train"):
         load_predictor(ready.artifacts.resolve(base.uri))
 

@@ -28,7 +28,7 @@ TEXTS = ["good great film", "bad awful movie", "it was a very good and happy fil
 @pytest.fixture(scope="module")
 def bundle(trust_workspace):
     """The session's tiny trained classifier 'm' (see tests/conftest.py): its bundle directory."""
-    version = trust_workspace.model_version("m@1")
+    version = trust_workspace.models.get("m@1")
     return trust_workspace.artifacts.resolve(version.uri)
 
 
@@ -235,3 +235,67 @@ def test_runners_exit_when_their_server_is_killed(bundle, tmp_path):
         server.wait(10)
     # The runner is the dead server's child, so not ours to reap: it must exit by itself.
     assert gone(runner, timeout=30)
+
+
+# -- one serving path: explanations and generations run in the runners too ---------------------
+
+
+def test_explanations_are_computed_in_a_runner(bundle):
+    pool = pool_for(bundle)
+    try:
+        pool.open()
+        results = pool.run(["good film", "bad film"])
+        explained = pool.explain(["good film", "bad film"], results, "occlusion")
+        assert [r["label"] for r in explained] == ["pos", "neg"]
+        assert explained[0]["explanation"] == {
+            "method": "occlusion",
+            "words": ["good", "film"],
+            "pid": pool.pids()[0],
+        }
+    finally:
+        pool.close()
+
+
+def test_a_generation_streams_from_a_runner_and_frees_it_at_the_end(bundle):
+    pool = pool_for(bundle)
+    try:
+        pool.open()
+        events = list(pool.generate_stream("cat dog", {"max_new_tokens": 3}))
+        assert [e.get("text") for e in events[:-1]] == ["cat ", "dog ", "cat "]
+        assert events[-1] == {"done": True, "text": "cat dog cat", "finish_reason": "length"}
+        assert events[0]["pid"] == pool.pids()[0] and pool.busy == 0
+        assert pool.run(["good"])[0]["label"] == "pos"
+    finally:
+        pool.close()
+
+
+def test_closing_a_stream_cancels_the_generation_and_keeps_the_runner(bundle):
+    pool = pool_for(bundle)
+    try:
+        pool.open()
+        pid = pool.pids()[0]
+        stream = pool.generate_stream("a b", {"max_new_tokens": 10_000, "delay": 0.01})
+        assert next(stream)["text"] == "a " and pool.busy == 1
+        started = time.monotonic()
+        stream.close()  # the client went away
+        # The runner stopped within a token or so, answered, and serves the next call.
+        assert time.monotonic() - started < 5 and pool.busy == 0
+        assert pool.run(["good"])[0]["pid"] == pid and pool.restarts == 0
+        again = list(pool.generate_stream("x", {"max_new_tokens": 2}))
+        assert again[-1]["done"] and again[0]["pid"] == pid
+    finally:
+        pool.close()
+
+
+def test_generating_with_a_model_that_cannot_is_refused_by_the_runner(bundle, monkeypatch):
+    from aimass.errors import UnsupportedModel
+
+    monkeypatch.setenv("AIMASS_FAKE_RUNNER", "classifier")
+    pool = pool_for(bundle)
+    try:
+        pool.open()
+        with pytest.raises(UnsupportedModel, match="does not generate text"):
+            next(pool.generate_stream("hi", {}))
+        assert pool.run(["good"])[0]["label"] == "pos" and pool.restarts == 0
+    finally:
+        pool.close()

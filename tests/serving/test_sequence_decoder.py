@@ -19,9 +19,9 @@ def predictor(tmp_path_factory):
     """The bundle of a tiny decoder classifier, loaded from its directory as a server would."""
     root = tmp_path_factory.mktemp("decoder-serving")
     ws = Workspace(Settings(home=root / "home", device="cpu", num_threads=1))
-    ws.import_dataset(write_jsonl(root / "s.jsonl", sentiment_rows(160)), name="s")
-    ws.import_base(str(make_tiny_decoder(root / "gpt")), name="gpt")
-    version = ws.train(TrainSpec(dataset="s", base="gpt", model="m", config=CONFIG))
+    ws.datasets.import_file(write_jsonl(root / "s.jsonl", sentiment_rows(160)), name="s")
+    ws.bases.import_(str(make_tiny_decoder(root / "gpt")), name="gpt")
+    version = ws.jobs.train(TrainSpec(dataset="s", base="gpt", model="m", config=CONFIG))
     loaded = load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
     yield loaded
     ws.close()

@@ -31,8 +31,8 @@ def exported(tmp_path_factory, tiny_bert_dir):
     root = tmp_path_factory.mktemp("export-classifier")
     ws = trained_workspace(root / "home", tiny_bert_dir, root / "data")
     pooler = {**TINY_FINETUNE, "pooling": "pooler"}
-    ws.train(TrainSpec(dataset="s", base="tiny", model="p", config=pooler))
-    ws.train(
+    ws.jobs.train(TrainSpec(dataset="s", base="tiny", model="p", config=pooler))
+    ws.jobs.train(
         TrainSpec(
             dataset="s",
             base="tiny",
@@ -41,7 +41,7 @@ def exported(tmp_path_factory, tiny_bert_dir):
         )
     )
     for name in ("m", "p", "f"):
-        ws.export_model(name, root / name)
+        ws.models.export(name, root / name)
     yield ws, root
     ws.close()
 
@@ -63,7 +63,7 @@ def test_a_pooler_head_is_exactly_the_hugging_face_classifier(exported):
     assert not info["mismatched_keys"]
     with torch.inference_mode():
         logits = classifier.eval()(**_batch(root / "p")).logits
-    torch.testing.assert_close(logits, ws.load("p").outputs(TEXTS), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits, ws.serving.load("p").outputs(TEXTS), atol=1e-5, rtol=1e-4)
     assert export_note(root / "p") is None
 
 
@@ -99,7 +99,7 @@ def test_a_mean_head_claims_the_bare_model_and_the_recipe_reproduces_it(exported
     )
     assert not info["missing_keys"]
     assert set(info["unexpected_keys"]) == {"classifier.weight", "classifier.bias"}
-    ours = ws.load(name)
+    ours = ws.serving.load(name)
     torch.testing.assert_close(
         reproduce(root / name, TEXTS), ours.outputs(TEXTS), atol=1e-5, rtol=1e-4
     )

@@ -9,7 +9,7 @@ from aimass.jobs.train import TrainSpec
 
 
 def train(ws, dataset, base, task, **config):
-    return ws.train(
+    return ws.jobs.train(
         TrainSpec(dataset=dataset, base=base, model=f"{task}-m", config={"task": task, **config})
     )
 
@@ -21,7 +21,7 @@ def loss_fell(version, *, factor=0.9):
 
 def exported(ws, version, tmp_path):
     out = tmp_path / f"export-{version.name}"
-    ws.export_model(version.ref, out)
+    ws.models.export(version.ref, out)
     return out
 
 
@@ -34,7 +34,7 @@ def test_masked_lm_from_scratch(lm_ready, tmp_path):
     from transformers import AutoModelForMaskedLM
 
     AutoModelForMaskedLM.from_pretrained(exported(lm_ready, version, tmp_path))
-    result = lm_ready.predict(version.ref, ["the cat [MASK] on the mat"])
+    result = lm_ready.serving.predict(version.ref, ["the cat [MASK] on the mat"])
     assert len(result[0]["masks"][0]["candidates"]) == 5
 
 
@@ -62,7 +62,7 @@ def test_token_classification_learns_entities(lm_ready, tmp_path):
     model = AutoModelForTokenClassification.from_pretrained(exported(lm_ready, version, tmp_path))
     assert model.config.id2label[1] == "B-LOC"
     text = "Alice Smith went to Rome"
-    [result] = lm_ready.predict(version.ref, [text])
+    [result] = lm_ready.serving.predict(version.ref, [text])
     found = {(e["label"], e["text"]) for e in result["entities"]}
     assert found == {("PER", "Alice Smith"), ("LOC", "Rome")}
     for entity in result["entities"]:
@@ -79,7 +79,7 @@ def test_causal_lm_instruction_tuning_generates(lm_ready, tmp_path):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(exported(lm_ready, version, tmp_path))
-    out = lm_ready.generate(version.ref, "repeat cat", max_new_tokens=8)
+    out = lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=8)
     assert out["text"] == "cat cat"
     assert out["finish_reason"] == "stop"
 
@@ -98,13 +98,13 @@ def test_seq2seq_from_scratch(lm_ready, tmp_path):
     from transformers import AutoModelForSeq2SeqLM
 
     AutoModelForSeq2SeqLM.from_pretrained(exported(lm_ready, version, tmp_path))
-    out = lm_ready.generate(version.ref, "repeat dog", max_new_tokens=6)
+    out = lm_ready.serving.generate(version.ref, "repeat dog", max_new_tokens=6)
     assert out["text"]
 
 
 def test_gradient_accumulation_takes_fewer_steps(lm_ready):
     one = train(lm_ready, "text", "bert", "masked-lm", epochs=1, batch_size=8, max_train_rows=48)
-    four = lm_ready.train(
+    four = lm_ready.jobs.train(
         TrainSpec(
             dataset="text",
             base="bert",
@@ -152,8 +152,8 @@ def test_language_model_tasks_only_finetune(lm_ready):
 def test_masked_lm_continues_an_encoder_base_without_a_head(workspace, tiny_bert_dir, tmp_path):
     from tests.conftest import sentiment_rows, write_jsonl
 
-    workspace.import_dataset(write_jsonl(tmp_path / "s.jsonl", sentiment_rows(80)), name="s")
-    workspace.import_base(str(tiny_bert_dir), name="tiny")
+    workspace.datasets.import_file(write_jsonl(tmp_path / "s.jsonl", sentiment_rows(80)), name="s")
+    workspace.bases.import_(str(tiny_bert_dir), name="tiny")
     version = train(workspace, "s", "tiny", "masked-lm", epochs=3, lr=5e-3)
     assert loss_fell(version, factor=1.0)
     assert version.lineage.config["lr"] == 5e-3

@@ -29,10 +29,10 @@ def lora_ws(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lora")
     # One thread: tiny models gain nothing from two, and on a busy machine they stall on them.
     ws = Workspace(Settings(home=tmp / "home", device="cpu", num_threads=1))
-    ws.import_dataset(write_jsonl(tmp / "s.jsonl", sentiment_rows(200)), name="s")
-    ws.import_dataset(write_jsonl(tmp / "r.jsonl", regression_rows(200)), name="r")
-    ws.import_base(str(make_tiny_decoder(tmp / "gpt")), name="gpt")
-    ws.import_base(str(make_tiny_bert(tmp / "bert")), name="bert")
+    ws.datasets.import_file(write_jsonl(tmp / "s.jsonl", sentiment_rows(200)), name="s")
+    ws.datasets.import_file(write_jsonl(tmp / "r.jsonl", regression_rows(200)), name="r")
+    ws.bases.import_(str(make_tiny_decoder(tmp / "gpt")), name="gpt")
+    ws.bases.import_(str(make_tiny_bert(tmp / "bert")), name="bert")
     yield ws
     ws.close()
 
@@ -41,10 +41,10 @@ def lora_ws(tmp_path_factory):
 def trained(lora_ws):
     """LoRA classifiers on both bases, trained once for the module."""
     return {
-        "gpt": lora_ws.train(
+        "gpt": lora_ws.jobs.train(
             TrainSpec(dataset="s", base="gpt", model="lg", config={**LORA, "pooling": "last"})
         ),
-        "bert": lora_ws.train(TrainSpec(dataset="s", base="bert", model="lb", config=LORA)),
+        "bert": lora_ws.jobs.train(TrainSpec(dataset="s", base="bert", model="lb", config=LORA)),
     }
 
 
@@ -56,7 +56,7 @@ def _bundle(ws, version):
 def test_lora_classifier_trains_and_predicts(lora_ws, trained, base):
     version = trained[base]
     assert version.metrics["test"]["accuracy"] >= 0.85
-    assert [p["label"] for p in lora_ws.predict(version.ref, TEXTS)] == ["pos", "neg"]
+    assert [p["label"] for p in lora_ws.serving.predict(version.ref, TEXTS)] == ["pos", "neg"]
     manifest = json.loads((_bundle(lora_ws, version) / "aimass.json").read_text())
     lora = manifest["task_config"]["lora"]
     targets = ["q_proj", "v_proj"] if base == "gpt" else ["query", "value"]
@@ -74,9 +74,9 @@ def test_lora_classifier_trains_and_predicts(lora_ws, trained, base):
 @pytest.mark.parametrize("base", ["gpt", "bert"])
 def test_lora_regression_trains_and_predicts(lora_ws, base):
     spec = TrainSpec(dataset="r", base=base, model=f"r{base}", config=REGRESSION)
-    version = lora_ws.train(spec)
+    version = lora_ws.jobs.train(spec)
     assert (_bundle(lora_ws, version) / ADAPTER_FILE).is_file()
-    values = lora_ws.predict(version.ref, ["good great superb film", "bad awful sad film"])
+    values = lora_ws.serving.predict(version.ref, ["good great superb film", "bad awful sad film"])
     assert all(isinstance(v["value"], float) for v in values)
     if base == "gpt":  # the tiny random encoder barely regresses through rank-8 adapters
         assert version.metrics["test"]["r2"] > 0.3
@@ -87,7 +87,7 @@ def test_lora_regression_trains_and_predicts(lora_ws, base):
 def test_adapters_round_trip_through_the_bundle(lora_ws, trained, base):
     version = trained[base]
     bundle = _bundle(lora_ws, version)
-    served = lora_ws.load(version.ref).outputs(TEXTS)
+    served = lora_ws.serving.load(version.ref).outputs(TEXTS)
     # Save -> load: a fresh predictor from the bundle gives identical outputs.
     fresh = load_predictor(bundle, device="cpu")
     assert torch.equal(fresh.outputs(TEXTS), served)
@@ -95,7 +95,9 @@ def test_adapters_round_trip_through_the_bundle(lora_ws, trained, base):
     manifest = json.loads((bundle / "aimass.json").read_text())
     head = SequenceHeadConfig.from_dict(manifest["task_config"])
     settings = LoraSettings.from_dict(manifest["task_config"]["lora"])
-    encoder = load_pretrained(lora_ws.artifacts.resolve(lora_ws.base(base).uri), family="backbone")
+    encoder = load_pretrained(
+        lora_ws.artifacts.resolve(lora_ws.bases.get(base).uri), family="backbone"
+    )
     prefix, head_prefix = f"{encoder.base_model_prefix}.", fresh.model.backbone.head_prefix
     adapters = load_file(str(bundle / ADAPTER_FILE))
     assert all(".lora_A." in k or ".lora_B." in k or k.startswith(head_prefix) for k in adapters)
@@ -117,12 +119,12 @@ def test_adapters_round_trip_through_the_bundle(lora_ws, trained, base):
 def test_export_holds_merged_weights_plain_transformers_loads(lora_ws, trained, tmp_path):
     version = trained["bert"]
     out = tmp_path / "export"
-    lora_ws.export_model(version.ref, out)
+    lora_ws.models.export(version.ref, out)
     weights = load_file(str(out / "model.safetensors"))
     assert not any("lora_" in k or "base_layer" in k for k in weights)
     classifier = AutoModelForSequenceClassification.from_pretrained(str(out), local_files_only=True)
     assert type(classifier).__name__ == "BertForSequenceClassification"
-    base_dir = lora_ws.artifacts.resolve(lora_ws.base("bert").uri)
+    base_dir = lora_ws.artifacts.resolve(lora_ws.bases.get("bert").uri)
     # The base bundle may key its weights with or without the "bert." prefix.
     base = {
         k.removeprefix("bert."): v
@@ -164,14 +166,14 @@ def test_add_adapters_leaves_only_the_adapters_trainable(tiny_bert_dir):
 def test_bad_lora_options_fail_before_a_job_exists(lora_ws, config, base, match):
     jobs = len(lora_ws.store.jobs.list("default"))
     with pytest.raises(InvalidArgument, match=match):
-        lora_ws.submit_training(TrainSpec(dataset="s", base=base, model="x", config=config))
+        lora_ws.jobs.submit_training(TrainSpec(dataset="s", base=base, model="x", config=config))
     assert len(lora_ws.store.jobs.list("default")) == jobs
 
 
 def test_unknown_lora_targets_list_the_layers_there_are(lora_ws):
     spec = TrainSpec(dataset="s", base="gpt", model="x", config={**LORA, "lora_targets": ["query"]})
     with pytest.raises(InvalidArgument, match=r"--lora-targets query: .*choose from .*q_proj"):
-        lora_ws.train(spec)
+        lora_ws.jobs.train(spec)
 
 
 def test_lora_rank_alone_implies_finetune():
@@ -187,7 +189,7 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 def test_causal_lm_lora_learns_and_generates(lm_ready, tmp_path):
     config = {"task": "causal-lm", "epochs": 6, "lr": 1e-2, "lora_rank": 8}
-    version = lm_ready.train(
+    version = lm_ready.jobs.train(
         TrainSpec(
             dataset="pairs", base="llama", model="g", config={**config, "lora_targets": ALL_LINEAR}
         )
@@ -200,12 +202,14 @@ def test_causal_lm_lora_learns_and_generates(lm_ready, tmp_path):
     adapters = load_file(str(bundle / ADAPTER_FILE))
     assert adapters and all(".lora_A." in k or ".lora_B." in k for k in adapters)
     out = tmp_path / "export"
-    files = lm_ready.export_model(version.ref, out)
+    files = lm_ready.models.export(version.ref, out)
     assert "model.safetensors" in files and ADAPTER_FILE in files
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(str(out), local_files_only=True)
-    assert isinstance(lm_ready.generate(version.ref, "repeat cat", max_new_tokens=4)["text"], str)
+    assert isinstance(
+        lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=4)["text"], str
+    )
 
 
 def test_cli_lora_flags(tmp_path, monkeypatch, tiny_bert_dir):

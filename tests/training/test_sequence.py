@@ -17,7 +17,7 @@ FINETUNE = {"mode": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16}
 
 @pytest.mark.parametrize("config", [FEATURES, FINETUNE], ids=["features", "finetune"])
 def test_classification_learns_and_registers(ready, config):
-    version = ready.train(TrainSpec(dataset="s", base="tiny", model="m", config=config))
+    version = ready.jobs.train(TrainSpec(dataset="s", base="tiny", model="m", config=config))
     assert version.metrics["validation"]["accuracy"] >= 0.9
     assert version.metrics["test"]["accuracy"] >= 0.9
     assert version.metrics["test"]["count"] == 20
@@ -31,15 +31,17 @@ def test_same_seed_same_weights(ready):
     spec = TrainSpec(dataset="s", base="tiny", model="m", config=FINETUNE)
     digests = []
     for _ in range(2):
-        version = ready.train(spec)
+        version = ready.jobs.train(spec)
         manifest = json.loads((ready.artifacts.resolve(version.uri) / "aimass.json").read_text())
         digests.append(manifest["files"]["model.safetensors"]["sha256"])
     assert digests[0] == digests[1]
 
 
 def test_tensorboard_events_are_written(ready):
-    job = ready.submit_training(TrainSpec(dataset="s", base="tiny", model="m", config=FEATURES))
-    done = ready.run_job(job.id)
+    job = ready.jobs.submit_training(
+        TrainSpec(dataset="s", base="tiny", model="m", config=FEATURES)
+    )
+    done = ready.jobs.run(job.id)
     events = list((ready.artifacts.root / "runs" / job.id / "tensorboard").glob("events.*"))
     assert events and events[0].stat().st_size > 0
     assert done.result["tensorboard"].endswith("tensorboard")
@@ -47,8 +49,8 @@ def test_tensorboard_events_are_written(ready):
 
 def test_regression(ready, tmp_path):
     rows = [{"text": f"{'good ' * (i % 5)}film", "label": float(i % 5)} for i in range(150)]
-    ready.import_dataset(write_jsonl(tmp_path / "r.jsonl", rows), name="r")
-    version = ready.train(
+    ready.datasets.import_file(write_jsonl(tmp_path / "r.jsonl", rows), name="r")
+    version = ready.jobs.train(
         TrainSpec(
             dataset="r",
             base="tiny",
@@ -57,19 +59,19 @@ def test_regression(ready, tmp_path):
         )
     )
     assert version.metrics["test"]["r2"] > 0.5
-    values = ready.predict("reg", ["good good good good film", "film"])
+    values = ready.serving.predict("reg", ["good good good good film", "film"])
     assert values[0]["value"] > values[1]["value"]
 
 
 def test_the_task_must_suit_the_labels(ready, tmp_path):
     with pytest.raises(InvalidArgument, match="regression needs numeric labels"):
-        ready.submit_training(
+        ready.jobs.submit_training(
             TrainSpec(dataset="s", base="tiny", model="m", config={"task": "regression"})
         )
     rows = [{"text": f"t{i}"} for i in range(10)]
-    ready.import_dataset(write_jsonl(tmp_path / "u.jsonl", rows), name="unlabelled")
+    ready.datasets.import_file(write_jsonl(tmp_path / "u.jsonl", rows), name="unlabelled")
     with pytest.raises(InvalidArgument, match="absent"):
-        ready.submit_training(TrainSpec(dataset="unlabelled", base="tiny", model="m"))
+        ready.jobs.submit_training(TrainSpec(dataset="unlabelled", base="tiny", model="m"))
 
 
 @pytest.mark.parametrize(
@@ -84,20 +86,20 @@ def test_the_task_must_suit_the_labels(ready, tmp_path):
 )
 def test_bad_configs_are_refused_before_a_job_exists(ready, config, match):
     with pytest.raises(InvalidArgument, match=match):
-        ready.submit_training(TrainSpec(dataset="s", base="tiny", model="m", config=config))
+        ready.jobs.submit_training(TrainSpec(dataset="s", base="tiny", model="m", config=config))
     assert ready.store.jobs.list("default") == []
 
 
 def test_exported_bundle_is_a_hugging_face_directory(ready, tmp_path):
-    version = ready.train(
+    version = ready.jobs.train(
         TrainSpec(dataset="s", base="tiny", model="m", config={**FINETUNE, "pooling": "pooler"})
     )
     out = tmp_path / "export"
-    ready.export_model(version.ref, out)
+    ready.models.export(version.ref, out)
     encoder = AutoModel.from_pretrained(str(out), local_files_only=True)
     classifier = AutoModelForSequenceClassification.from_pretrained(str(out), local_files_only=True)
     assert classifier.config.id2label == {0: "neg", 1: "pos"}
-    ours = ready.load(version.ref)
+    ours = ready.serving.load(version.ref)
     text = ["good great film"]
     batch = ours.tokenizer(text, return_tensors="pt")
     with torch.inference_mode():

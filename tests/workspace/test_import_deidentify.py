@@ -22,7 +22,7 @@ def test_pairs_clean_both_the_prompt_and_the_response(workspace, tmp_path):
         {"prompt": f"write to ann{i}@example.org", "response": f"sent to bob{i}@example.org"}
         for i in range(20)
     ]
-    version, _ = workspace.import_dataset(
+    version, _ = workspace.datasets.import_file(
         write_jsonl(tmp_path / "p.jsonl", rows),
         name="pairs",
         options=ImportOptions(kind="pairs"),
@@ -36,7 +36,7 @@ def test_pairs_clean_both_the_prompt_and_the_response(workspace, tmp_path):
 def test_tokens_datasets_are_refused_before_anything_is_stored(workspace, tmp_path):
     rows = [{"tokens": ["mail", "ann@example.org"], "tags": ["O", "O"]}] * 10
     with pytest.raises(NotImplementedFeature, match="tokens/tags"):
-        workspace.import_dataset(
+        workspace.datasets.import_file(
             write_jsonl(tmp_path / "t.jsonl", rows),
             name="tagged",
             options=ImportOptions(kind="tokens"),

@@ -38,11 +38,11 @@ def test_chinese_ner_recipe_from_scratch_with_pretraining(workspace, small_corpu
     assert version.task == "token-classification"
     names = {b.name for b in workspace.store.bases.list("default")}
     assert names == {"zh-tok", "zh-tiny", "zh-pretrained"}
-    pretrained = workspace.base("zh-pretrained")
+    pretrained = workspace.bases.get("zh-pretrained")
     assert pretrained.provenance["source"] == "model" and pretrained.family == "encoder"
     assert version.lineage.base == "zh-pretrained@1"
     assert {"precision", "recall", "f1"} <= set(version.metrics["test"])
-    [result] = workspace.predict("zh@production", ["江泽民在北京。"])
+    [result] = workspace.serving.predict("zh@production", ["江泽民在北京。"])
     assert isinstance(result["entities"], list)
     # a second run finds every step done and only moves the alias
     again = train_chinese_ner(
@@ -139,7 +139,7 @@ def test_a_pretrained_start_is_only_fine_tuned_with_its_own_defaults(
 ):
     from aimass.workspace.recipes import FINETUNE_DEFAULTS, train_chinese_ner
 
-    base, _ = workspace.import_base(str(tiny_bert_dir), name="tiny-enc")
+    base, _ = workspace.bases.import_(str(tiny_bert_dir), name="tiny-enc")
     version = train_chinese_ner(workspace, name="zh", base="tiny-enc", max_train_rows=40)
     config = version.lineage.config
     defaults = FINETUNE_DEFAULTS["pretrained"]
@@ -160,7 +160,7 @@ def test_the_cli_prints_per_type_scores_and_the_license_caveat_of_a_non_commerci
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=tmp_path / "home", device="cpu"))
-    tiny, _ = ws.import_base(str(tiny_bert_dir), name="tiny-enc")
+    tiny, _ = ws.bases.import_(str(tiny_bert_dir), name="tiny-enc")
     fields = {k: getattr(tiny, k) for k in ("digest", "uri", "architecture", "family")}
     terms = {"commercial_use": False, "license": "research use only"}
     ws.store.bases.create_version(

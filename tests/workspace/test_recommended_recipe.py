@@ -31,10 +31,10 @@ def _chinese_rows(n):
 
 
 def test_the_script_share_is_recorded_on_import(workspace, tmp_path):
-    zh, _ = workspace.import_dataset(
+    zh, _ = workspace.datasets.import_file(
         write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh"
     )
-    en, _ = workspace.import_dataset(
+    en, _ = workspace.datasets.import_file(
         write_jsonl(tmp_path / "en.jsonl", sentiment_rows(40)), name="en"
     )
     assert zh.stats["han_share"] == 1.0
@@ -42,11 +42,13 @@ def test_the_script_share_is_recorded_on_import(workspace, tmp_path):
 
 
 def test_chinese_data_without_a_base_trains_the_chinese_recipe(workspace, tmp_path, fake_recipes):
-    workspace.import_dataset(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
-    spec = workspace.with_recipe(TrainSpec(dataset="zh", base=None, model="m"))
+    workspace.datasets.import_file(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
+    spec = workspace.jobs.with_recipe(TrainSpec(dataset="zh", base=None, model="m"))
     assert spec.base == "fake-zh@1"
     assert spec.config == {"mode": "finetune", "epochs": 1, "lr": 1e-3}
-    version = workspace.train(TrainSpec(dataset="zh", base=None, model="m", config={"epochs": 2}))
+    version = workspace.jobs.train(
+        TrainSpec(dataset="zh", base=None, model="m", config={"epochs": 2})
+    )
     assert version.lineage.base == "fake-zh@1"
     assert version.lineage.config["mode"] == "finetune"
     assert version.lineage.config["epochs"] == 2  # the caller's settings win over the recipe's
@@ -55,17 +57,19 @@ def test_chinese_data_without_a_base_trains_the_chinese_recipe(workspace, tmp_pa
 def test_english_data_takes_the_other_recipe_and_an_asked_mode_keeps_only_the_base(
     workspace, tmp_path, fake_recipes
 ):
-    workspace.import_dataset(write_jsonl(tmp_path / "en.jsonl", sentiment_rows(40)), name="en")
-    spec = workspace.with_recipe(TrainSpec(dataset="en", base=None, model="m"))
+    workspace.datasets.import_file(
+        write_jsonl(tmp_path / "en.jsonl", sentiment_rows(40)), name="en"
+    )
+    spec = workspace.jobs.with_recipe(TrainSpec(dataset="en", base=None, model="m"))
     assert spec.config == {"mode": "features", "epochs": 2}
-    asked = workspace.with_recipe(
+    asked = workspace.jobs.with_recipe(
         TrainSpec(dataset="en", base=None, model="m", config={"mode": "finetune"})
     )
     assert asked.base == "fake-zh@1" and asked.config == {"mode": "finetune"}
     given = TrainSpec(dataset="en", base="other", model="m")
-    assert workspace.with_recipe(given) is given
+    assert workspace.jobs.with_recipe(given) is given
     with pytest.raises(InvalidArgument, match="no recommended base"):
-        workspace.with_recipe(
+        workspace.jobs.with_recipe(
             TrainSpec(dataset="en", base=None, model="m", config={"task": "causal-lm"})
         )
 

@@ -11,7 +11,19 @@ from typing import Annotated
 import typer
 
 from aimass._version import __version__
-from aimass.cli import bases, datasets, db, evaluate, lm, models, pii, results, secrets, service
+from aimass.cli import (
+    bases,
+    datasets,
+    db,
+    evaluate,
+    jobs,
+    lm,
+    models,
+    pii,
+    results,
+    secrets,
+    service,
+)
 from aimass.cli._common import configure, console, reset
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
@@ -43,7 +55,7 @@ app.add_typer(lm.tokenizers_app, name="tokenizers")
 app.add_typer(lm.recipes_app, name="recipes")
 bases.app.command("scratch")(lm.scratch)
 bases.app.command("from-model")(lm.from_model)
-service.jobs.command("results")(results.jobs_results)
+jobs.jobs.command("results")(results.jobs_results)
 
 
 def _print_version(value: bool) -> None:

@@ -220,3 +220,8 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def when(value: Any) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM`` in tables, ``-`` when unset."""
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"

@@ -58,13 +58,15 @@ def train(
     from aimass.jobs.train import TrainSpec
 
     # The recipe is chosen (and its base imported) once, not by each step below.
-    train_spec = ws.with_recipe(TrainSpec(**spec), project=project)
-    found = ws.find_trained(train_spec, project=project) if reuse else None
+    train_spec = ws.jobs.with_recipe(TrainSpec(**spec), project=project)
+    found = ws.jobs.find_trained(train_spec, project=project) if reuse else None
     if found is not None:
         if train_spec.alias:
-            found = ws.set_alias(found.name, found.version, train_spec.alias, project=project)
+            found = ws.models.set_alias(
+                found.name, train_spec.alias, found.version, project=project
+            )
         return s.ModelVersionOut.from_entity(found), True
-    version = ws.train(train_spec, project=project, callbacks=callbacks)
+    version = ws.jobs.train(train_spec, project=project, callbacks=callbacks)
     return s.ModelVersionOut.from_entity(version), False
 
 
@@ -80,7 +82,7 @@ def evaluate(
     else:
         from aimass.jobs.evaluate import EvaluateSpec
 
-        attachment = ws.evaluate(EvaluateSpec(**spec), project=project, callbacks=callbacks)
+        attachment = ws.jobs.evaluate(EvaluateSpec(**spec), project=project, callbacks=callbacks)
         ref, name = f"{attachment.model}@{attachment.version}", attachment.name
     chosen = next(
         a for a in ops.models.attachments(ref, kind="evaluation", project=project) if a.name == name

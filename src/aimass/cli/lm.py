@@ -85,7 +85,7 @@ def train_tokenizer(
 ) -> None:
     """Train a tokenizer on a dataset's training split and register it."""
     with console.status(f"training a {kind} tokenizer on {dataset} ..."):
-        tokenizer, created = local_workspace("tokenizers train").train_tokenizer(
+        tokenizer, created = local_workspace("tokenizers train").bases.train_tokenizer(
             dataset,
             name=name,
             kind=kind,
@@ -146,7 +146,7 @@ def scratch(
     """Create a randomly initialised base of a preset size around a trained tokenizer."""
     from aimass.cli.train import parse_options
 
-    base, created = local_workspace("bases scratch").create_scratch_base(
+    base, created = local_workspace("bases scratch").bases.create_scratch(
         name,
         architecture=architecture,
         tokenizer=tokenizer,
@@ -173,7 +173,7 @@ def from_model(
 ) -> None:
     """Register a trained version as a base (e.g. a pre-trained encoder), its head dropped."""
     ws = local_workspace("bases from-model")
-    base, created = ws.base_from_model(ref, name=name, project=project)
+    base, created = ws.bases.from_model(ref, name=name, project=project)
     if json_out:
         emit_json({"base": base, "created": created})
         return
@@ -242,14 +242,14 @@ def chinese_ner(
         project=project,
         callbacks=[] if json_out else [RichProgress(metric="f1")],
     )
-    caveat = license_caveat(ws.base(version.lineage.base, project=project))
+    caveat = license_caveat(ws.bases.get(version.lineage.base, project=project))
     if caveat:
         err_console.print(f"[bold yellow]License:[/] {caveat}")
     if json_out:
         emit_json(version)
         return
     _print_ner_scores(version, alias)
-    sample = ws.predict(f"{name}@{alias}", ["江泽民主席昨天在北京会见了联合国秘书长安南。"])
+    sample = ws.serving.predict(f"{name}@{alias}", ["江泽民主席昨天在北京会见了联合国秘书长安南。"])
     typer.echo(json.dumps(sample[0], ensure_ascii=False))
 
 

@@ -54,7 +54,7 @@ def audit_privacy(
     json_out: JsonOpt = False,
 ) -> None:
     """Membership-inference audit: can an attacker tell training rows from held-out rows?"""
-    report = local_workspace("audit-privacy").audit_privacy(
+    report = local_workspace("audit-privacy").reports.audit_privacy(
         ref, dataset=dataset, project=project, max_examples=max_examples, calibrated=calibrated
     )
     if json_out:

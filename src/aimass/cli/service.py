@@ -6,9 +6,7 @@ Like every command, these work on the local home, or on a server with
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,15 +24,14 @@ from aimass.cli._common import (
     local_home,
     settings,
     table,
+    when,
 )
-from aimass.cli._flows import checked_call
 from aimass.errors import InvalidArgument, NotImplementedFeature
 from aimass.operations import ALL_PROJECTS
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 projects = typer.Typer(help="Projects (tenants).", no_args_is_help=True)
 audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
-jobs = typer.Typer(help="Training and batch-prediction jobs.", no_args_is_help=True)
 
 log = logging.getLogger("aimass.server")
 
@@ -42,16 +39,13 @@ log = logging.getLogger("aimass.server")
 def register(app: typer.Typer) -> None:
     """Add these commands to the ``aimass`` app."""
     from aimass.cli import quotas  # noqa: F401 (adds keys update/show, projects set-limits/show)
+    from aimass.cli.jobs import jobs
 
     app.command("serve")(serve)
     app.add_typer(keys, name="keys")
     app.add_typer(projects, name="projects")
     app.add_typer(audit, name="audit")
     app.add_typer(jobs, name="jobs")
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -305,9 +299,9 @@ def keys_list(
                 k.name,
                 k.project or "*",
                 ", ".join(k.scopes),
-                _when(k.expires_at),
+                when(k.expires_at),
                 "yes" if k.revoked else "no",
-                _when(k.last_used_at),
+                when(k.last_used_at),
                 f"{k.predict_budget or '-'} / {k.output_policy or 'full'}",
             ]
             for k in found
@@ -358,7 +352,7 @@ def projects_list(json_out: JsonOpt = False) -> None:
     table(
         "projects",
         ["name", "description", "created"],
-        [[p.name, p.description or "-", _when(p.created_at)] for p in found],
+        [[p.name, p.description or "-", when(p.created_at)] for p in found],
     )
 
 
@@ -415,126 +409,3 @@ def audit_verify(json_out: JsonOpt = False) -> None:
             err_console.print(f"  {problem}")
     if not result.ok:
         raise typer.Exit(1)
-
-
-# -- jobs --------------------------------------------------------------------------------------
-
-
-@jobs.command("list")
-@command
-def jobs_list(
-    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
-    limit: Annotated[int, typer.Option(help="Most jobs shown.")] = 50,
-    project: ProjectOpt = "default",
-    json_out: JsonOpt = False,
-) -> None:
-    """Newest jobs first."""
-    found = backend().jobs.list(status=status, limit=limit, project=project)
-    if json_out:
-        emit_json(found)
-        return
-    table(
-        "jobs",
-        ["id", "kind", "status", "progress", "created", "error"],
-        [
-            [j.id, j.kind, j.status, f"{j.progress:.0%}", _when(j.created_at), (j.error or "")[:60]]
-            for j in found
-        ],
-    )
-
-
-@jobs.command("show")
-@command
-def jobs_show(
-    job_id: Annotated[str, typer.Argument(help="Job id.")],
-    project: ProjectOpt = "default",
-    json_out: JsonOpt = False,
-) -> None:
-    """A job with its live progress and metrics."""
-    job = backend().jobs.get(job_id, project=project)
-    if json_out:
-        emit_json(job)
-        return
-    console.print(
-        f"[bold]{job.id}[/] {job.kind} {job.status} {job.progress:.0%} (attempt {job.attempt})"
-    )
-    console.print(f"  spec: {json.dumps(job.spec)}")
-    if job.metrics:
-        console.print(f"  metrics: {json.dumps(job.metrics)[:500]}")
-    if job.result:
-        console.print(f"  result: {json.dumps(job.result)}")
-    if job.error:
-        console.print(f"  error: {job.error}")
-
-
-@jobs.command("logs")
-@command
-def jobs_logs(
-    job_id: Annotated[str, typer.Argument(help="Job id.")],
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")
-    ] = False,
-    project: ProjectOpt = "default",
-) -> None:
-    """A job's log lines."""
-    be = backend()
-    after = 0
-    while True:
-        for line in be.jobs.logs(job_id, after=after, project=project):
-            typer.echo(f"{line.time:%H:%M:%S} {line.level:5} {line.message}")
-            after = line.seq
-        if not follow or be.jobs.get(job_id, project=project).finished:
-            return
-        time.sleep(1.0)
-
-
-@jobs.command("cancel")
-@command
-def jobs_cancel(
-    job_id: Annotated[str, typer.Argument(help="Job id.")],
-    project: ProjectOpt = "default",
-) -> None:
-    """Cancel a queued job now, a running one within one step."""
-    job = backend().jobs.cancel(job_id, project=project)
-    state = "cancelled" if job.status == "cancelled" else "cancel requested"
-    console.print(f"job {job.id}: {state}")
-
-
-@jobs.command("submit")
-@command
-def jobs_submit(
-    kind: Annotated[str, typer.Argument(help="train or batch-predict.")],
-    spec: Annotated[
-        str,
-        typer.Option(
-            help='The job as JSON, e.g. \'{"dataset": "reviews", "base": "minilm", '
-            '"model": "churn"}\' or \'{"model": "churn@production", "dataset": "new", '
-            '"output": "scored"}\'.'
-        ),
-    ],
-    reuse: Annotated[bool, typer.Option(help="train: reuse an identical version.")] = False,
-    project: ProjectOpt = "default",
-    json_out: JsonOpt = False,
-) -> None:
-    """Queue a job for the server's workers (follow it with 'aimass jobs logs -f')."""
-    try:
-        body = json.loads(spec)
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"--spec is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidArgument("--spec must be a JSON object")
-    be = backend()
-    if kind == "train":
-        job = checked_call(
-            be.jobs.submit_training, {**body, "reuse": reuse, "project": project}, "--spec"
-        )
-    elif kind == "batch-predict":
-        job = checked_call(be.jobs.submit_batch_predict, {**body, "project": project}, "--spec")
-    else:
-        raise InvalidArgument(f"unknown job kind {kind!r}; use train or batch-predict")
-    if json_out:
-        emit_json(job)
-    else:
-        console.print(f"queued {job.kind} job {job.id} ({job.status})")
-        if local_home() is not None:
-            console.print("  no server runs it from here: start 'aimass serve' on this home")

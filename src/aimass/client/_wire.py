@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from aimass.errors import InvalidArgument, JobFailed
+from aimass.operations import key_changes as key_changes
 from aimass.schemas import JobOut
 
 T = TypeVar("T")
@@ -78,21 +79,3 @@ def key_create_body(
         "output_policy": output_policy,
         "limits": dict(limits or {}),
     }
-
-
-def key_changes(
-    predict_budget: int | str | None,
-    output_policy: str | None,
-    limits: Mapping[str, int | str | None] | None,
-) -> dict[str, Any]:
-    """The JSON body of a key update: what is given; ``"unlimited"``/``"full"`` remove."""
-    body: dict[str, Any] = {}
-    if predict_budget is not None:
-        unlimited = str(predict_budget).strip().lower() in ("unlimited", "none")
-        body["predict_budget"] = None if unlimited else predict_budget
-    if output_policy is not None:
-        full = output_policy.strip().lower() in ("full", "none", "")
-        body["output_policy"] = None if full else output_policy
-    if limits:
-        body["limits"] = dict(limits)
-    return body

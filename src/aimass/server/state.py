@@ -51,7 +51,7 @@ class ServerState:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.metrics = Metrics(
             queue_depth=lambda: self._batchers.pending if self._batchers else 0,
-            job_counts=self.workspace.store.jobs.counts,
+            job_counts=self.workspace.jobs.counts,
             runners=self.runner_stats,
         )
         self.ready = False
@@ -82,7 +82,7 @@ class ServerState:
             log.warning("created the first admin API key", extra={"file": str(path)})
         count = self.settings.job_workers if workers is None else workers
         if count:
-            self.workspace.start_workers(count, on_finished=self._job_finished)
+            self.workspace.jobs.start_workers(count, on_finished=self._job_finished)
             self.deadlines.start()
         self.ready = not self.settings.warm_models
 
@@ -109,7 +109,7 @@ class ServerState:
             await self._batchers.close()
             self._batchers = None
         self.deadlines.stop()
-        self.workspace.stop_workers()
+        self.workspace.jobs.stop_workers()
         if self._owns_workspace:
             self.workspace.close()
         else:
@@ -125,14 +125,14 @@ class ServerState:
         """The version ``ref`` names in ``project`` (cached for ``resolve_cache_seconds``)."""
         version = self.versions.get((project, ref))
         if version is None:
-            found = await run_in_threadpool(self.workspace.model_version, ref, project=project)
+            found = await run_in_threadpool(self.workspace.models.get, ref, project=project)
             version = self.versions.put((project, ref), found)
         return version
 
     async def require_project(self, project: str) -> None:
         """NotFound unless ``project`` exists (positive answers cached)."""
         if self.projects.get(project) is None:
-            await run_in_threadpool(self.workspace.store.projects.get, project)
+            await run_in_threadpool(self.workspace.projects.get, project)
             self.projects.put(project, True)
 
     def _limit_decision(self, decision: Decision) -> None:
@@ -210,7 +210,9 @@ class ServerState:
     def _backend(self, version: ModelVersion) -> Backend:
         runners = self.runners
         if runners == 0:
-            return InProcessBackend(lambda: self.workspace.load_version(version))
+            return InProcessBackend(
+                lambda: self.workspace.serving.load_version(version), name=version.ref
+            )
         from aimass.serving.runner import RunnerPool, default_runner_threads
 
         return RunnerPool(
@@ -221,6 +223,13 @@ class ServerState:
             name=f"{version.project}/{version.ref}",
             timeout=self.settings.serve_runner_timeout_seconds,
         )
+
+    async def backend(self, version: ModelVersion) -> Backend:
+        """Where a resolved version is served (its runners, or this process), loaded: the
+        one path of its predictions, explanations and generations."""
+        await self.batcher(version)
+        assert self._batchers is not None  # made by batcher()
+        return self._batchers.backend_of(version.digest)
 
     async def batcher(self, version: ModelVersion) -> MicroBatcher:
         """The micro-batcher for a resolved model version, its model loaded."""

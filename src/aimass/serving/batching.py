@@ -23,7 +23,9 @@ compute, reason) to a callback, which the server exports as Prometheus metrics.
 
 Where the forward pass runs is the :class:`Backend`'s business:
 :class:`InProcessBackend` runs it in a thread of this process,
-:class:`~aimass.serving.runner.RunnerPool` in runner processes.
+:class:`~aimass.serving.runner.RunnerPool` in runner processes. The same back end
+also computes a call's explanations and streams generations, so predict, explain
+and generate share one loaded copy of the model.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aimass.errors import InvalidArgument, Unavailable
 from aimass.serving.predictor import Predictor
+from aimass.serving.wire import require_generation
 
 __all__ = [
     "Backend",
@@ -128,6 +131,18 @@ class Backend(Protocol):
     def run(self, texts: list[str]) -> list[dict[str, Any]]:
         """Results for one batch (blocking)."""
 
+    def explain(
+        self, texts: list[str], results: list[dict[str, Any]], method: str | bool | None
+    ) -> list[dict[str, Any]]:
+        """``results`` with an ``explanation`` each (blocking; outside the batches)."""
+
+    def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Generation events as decoded (blocking iterator; close it to stop early)."""
+
+    @property
+    def busy(self) -> int:
+        """Explanations and generations in progress (a busy back end is not closed)."""
+
     def close(self) -> None:
         """Release processes and memory (blocking)."""
 
@@ -141,8 +156,10 @@ class InProcessBackend:
     concurrency = 1
     restarts = 0
 
-    def __init__(self, load: Callable[[], Predictor]) -> None:
+    def __init__(self, load: Callable[[], Predictor], *, name: str = "this model") -> None:
         self._load = load
+        self.name = name
+        self._busy = 0
 
     def open(self) -> None:
         """Load the predictor (and its token counter)."""
@@ -155,6 +172,30 @@ class InProcessBackend:
     def run(self, texts: list[str]) -> list[dict[str, Any]]:
         """One forward pass over ``texts``."""
         return self._load().predict(texts, batch_size=len(texts))
+
+    def explain(
+        self, texts: list[str], results: list[dict[str, Any]], method: str | bool | None
+    ) -> list[dict[str, Any]]:
+        """The predictor's explanations, in the calling thread."""
+        self._busy += 1
+        try:
+            return self._load().with_explanations(texts, results, method)
+        finally:
+            self._busy -= 1
+
+    def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The predictor's generation, in the calling thread."""
+        predictor = require_generation(self._load(), self.name)
+        self._busy += 1
+        try:
+            yield from predictor.generate_stream(prompt, **options)
+        finally:
+            self._busy -= 1
+
+    @property
+    def busy(self) -> int:
+        """Explanations and generations running on the predictor now."""
+        return self._busy
 
     def close(self) -> None:
         """Nothing: the predictor cache owns the predictor."""
@@ -400,7 +441,7 @@ class BatcherPool:
     def _evict(self) -> None:
         for key in list(self._batchers)[: max(0, len(self._batchers) - self.capacity)]:
             batcher, backend = self._batchers[key]
-            if not batcher.pending:
+            if not batcher.pending and not backend.busy:
                 del self._batchers[key]
                 asyncio.get_running_loop().create_task(self._shut(batcher, backend))
 
@@ -413,6 +454,10 @@ class BatcherPool:
     def pending(self) -> int:
         """Inputs waiting across all models (the queue-depth gauge)."""
         return sum(b.pending for b, _ in self._batchers.values())
+
+    def backend_of(self, key: str) -> Backend:
+        """The back end of the loaded batcher ``key`` (after :meth:`get`)."""
+        return self._batchers[key][1]
 
     def backends(self) -> dict[str, Backend]:
         """The back end of each loaded model, by batcher name (``project/model@version``)."""

@@ -32,6 +32,10 @@ class FillMaskPredictor(Predictor):
         self.max_length = int(manifest.task_config.get("max_length", 128))
         self._lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """One fill of one mask (an input without a mask is refused)."""
+        self.predict([f"warm {self.tokenizer.mask_token} up"])
+
     @torch.inference_mode()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """``{"masks": [{"start", "candidates": [{"token", "score"}]}]}`` per text."""

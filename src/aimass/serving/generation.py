@@ -168,6 +168,10 @@ class GenerationPredictor(Predictor):
             final = event
         return {k: v for k, v in final.items() if k != "done"}
 
+    def warm_up(self) -> None:
+        """One generated token (a whole greedy generation would cost up to 128)."""
+        self.generate("warm-up", max_new_tokens=1)
+
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """Greedy generation for each text (``{"generated_text", "finish_reason"}``)."""
         results = []

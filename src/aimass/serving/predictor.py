@@ -77,6 +77,11 @@ class Predictor(ABC):
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """One result per input text, in input order."""
 
+    def warm_up(self) -> None:
+        """One small call through the model, so the first caller does not pay for the
+        lazy initialisation (a runner does this before it says it is ready)."""
+        self.predict(["warm-up"])
+
     @classmethod
     def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:
         """``texts -> token counts`` for this bundle, without loading its weights.

@@ -16,8 +16,18 @@ to stderr before importing anything, so a library that prints cannot corrupt
 a frame. Messages::
 
     runner → server   {"ready": true, "pid": 123}          once, after loading
-    server → runner   {"texts": ["...", ...]}
+    server → runner   {"texts": ["...", ...]}                (op "predict", the default)
     runner → server   {"results": [{...}, ...]}  or  {"error": {"code": ..., "message": ...}}
+    server → runner   {"op": "explain", "texts": [...], "results": [...], "method": "..."}
+    runner → server   {"results": [{..., "explanation": {...}}, ...]}  or  {"error": ...}
+    server → runner   {"op": "generate", "prompt": "...", "options": {...}, "model": "..."}
+    runner → server   {"event": {"text": "..."}} ... {"event": {"done": true, ...}}
+                      (or {"error": ...} in place of any event)
+    server → runner   {"op": "cancel"}                        (mid-stream: the client left)
+    runner → server   {"cancelled": true}                     (or the events it had already sent)
+
+Predict, explain and generate all run in the runners, so a served model is loaded
+once per runner and the runners' limits, timeouts and metrics cover all three.
 
 An error while loading is sent as ``{"error": ...}`` in place of ``ready``. A
 runner exits when its stdin closes, so a server that dies, even by SIGKILL,
@@ -35,13 +45,13 @@ import queue
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.errors import AimassError, Internal, InvalidArgument, Unavailable, error_from_dict
+from aimass.serving._watchdog import Watchdog
 from aimass.serving.predictor import LengthCounter, predictor_class
 from aimass.serving.wire import Predicts, read_frame, serve, write_frame
 
@@ -57,73 +67,6 @@ RUNNER_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "aimass.serving.runner"
 def default_runner_threads(runners: int) -> int:
     """Torch threads per runner when not configured: the cores shared out, at least one."""
     return max(1, (os.cpu_count() or 1) // max(1, runners))
-
-
-class _Watchdog:
-    """One thread that kills a runner process whose current call is past its deadline.
-
-    Arming and disarming only set fields under a lock (a thread per call cost
-    ~1 ms per batch here). Deadlines only move later, so the thread, asleep until
-    the deadline it last saw, needs waking only when it had none.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._on_expire: Callable[[], None] | None = None
-        self._thread: threading.Thread | None = None
-        self._generation = 0  # a thread runs while the generation it started in lasts
-
-    def arm(
-        self, proc: subprocess.Popen[bytes], seconds: float, on_expire: Callable[[], None]
-    ) -> None:
-        """Kill ``proc`` (after calling ``on_expire``) unless disarmed within ``seconds``."""
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run,
-                    args=(self._generation,),
-                    name=f"aimass-watchdog-{self._name}",
-                    daemon=True,
-                )
-                self._thread.start()
-            idle = self._deadline is None
-            self._deadline = time.monotonic() + seconds
-            self._proc, self._on_expire = proc, on_expire
-            if idle:
-                self._cond.notify()
-
-    def disarm(self) -> None:
-        """The call finished in time."""
-        with self._cond:
-            self._deadline = None
-            self._proc = self._on_expire = None
-
-    def stop(self) -> None:
-        """End the thread (a later :meth:`arm` starts a new one)."""
-        with self._cond:
-            self._generation += 1
-            self._thread = None
-            self._cond.notify_all()
-
-    def _run(self, generation: int) -> None:
-        with self._cond:
-            while generation == self._generation:
-                if self._deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = self._deadline - time.monotonic()
-                if remaining > 0:
-                    self._cond.wait(remaining)
-                    continue
-                if self._on_expire is not None:
-                    self._on_expire()
-                if self._proc is not None:
-                    self._proc.kill()
-                self._deadline = None
-                self._proc = self._on_expire = None
 
 
 class RunnerProcess:
@@ -156,7 +99,7 @@ class RunnerProcess:
         self.timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._timed_out = False
-        self._watch = _Watchdog(name)
+        self._watch = Watchdog(name)
 
     @property
     def alive(self) -> bool:
@@ -202,20 +145,84 @@ class RunnerProcess:
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Results for one batch, computed in the runner."""
-        proc = self._require()
-        assert proc.stdin is not None
-        with self._watchdog():
-            try:
-                write_frame(proc.stdin, {"texts": list(texts)})
-            except (BrokenPipeError, OSError, ValueError):
-                raise self._gone() from None
-            message = self._receive()
+        message = self._ask({"texts": list(texts)})
         if "results" not in message:
             raise self._error(message)
         results = message["results"]
         if not isinstance(results, list) or len(results) != len(texts):
             raise Internal(f"model runner for {self.name} answered a malformed batch")
         return results
+
+    def explain(
+        self, texts: Sequence[str], results: Sequence[dict[str, Any]], method: str | bool | None
+    ) -> list[dict[str, Any]]:
+        """``results`` of ``texts`` with their explanations, computed in the runner."""
+        message = {"op": "explain", "texts": list(texts), "results": list(results)}
+        answer = self._ask({**message, "method": method})
+        found = answer.get("results")
+        if not isinstance(found, list) or len(found) != len(texts):
+            raise Internal(f"model runner for {self.name} answered a malformed explanation")
+        return found
+
+    def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The runner's generation events as they are decoded; closing the iterator early
+        cancels the generation in the runner (within one token) before it returns."""
+        proc = self._require()
+        assert proc.stdin is not None
+        message = {"op": "generate", "prompt": prompt, "options": options, "model": self.name}
+        with self._watchdog():
+            try:
+                write_frame(proc.stdin, message)
+            except (BrokenPipeError, OSError, ValueError):
+                raise self._gone() from None
+        ended = False
+        try:
+            while True:
+                with self._watchdog():
+                    answer = self._receive()
+                event = answer.get("event")
+                if not isinstance(event, dict):
+                    ended = True
+                    raise self._error(answer)
+                ended = bool(event.get("done"))
+                yield event
+                if ended:
+                    return
+        finally:
+            if not ended:
+                self._cancel()
+
+    def _cancel(self) -> None:
+        """Stop the generation in progress and read up to its end, so the pipe is free."""
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return
+        try:
+            write_frame(proc.stdin, {"op": "cancel"})
+            while True:
+                with self._watchdog():
+                    answer = self._receive()
+                event = answer.get("event")
+                if answer.get("cancelled") or "error" in answer:
+                    return
+                if isinstance(event, dict) and event.get("done"):
+                    return
+        except (AimassError, OSError, ValueError):
+            self.close()  # a runner that cannot be stopped cleanly is replaced
+
+    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and read its one answer (an error answer is raised)."""
+        proc = self._require()
+        assert proc.stdin is not None
+        with self._watchdog():
+            try:
+                write_frame(proc.stdin, message)
+            except (BrokenPipeError, OSError, ValueError):
+                raise self._gone() from None
+            answer = self._receive()
+        if "error" in answer:
+            raise self._error(answer)
+        return answer
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the pipe (the runner exits on it); kill the runner if it does not."""
@@ -377,13 +384,37 @@ class RunnerPool:
 
     def run(self, texts: list[str]) -> list[dict[str, Any]]:
         """One batch on a free runner; a runner that died is replaced first."""
+        with self._runner() as runner:
+            return runner.predict(texts)
+
+    def explain(
+        self, texts: list[str], results: list[dict[str, Any]], method: str | bool | None
+    ) -> list[dict[str, Any]]:
+        """Explanations of one call's results, on a free runner (tens of forward passes:
+        the batches of other callers go to the other runners meanwhile)."""
+        with self._runner() as runner:
+            return runner.explain(texts, results, method)
+
+    def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """One generation on a free runner, which it holds until the stream ends."""
+        with self._runner() as runner:
+            yield from runner.generate_stream(prompt, options)
+
+    @property
+    def busy(self) -> int:
+        """Runners working for a caller now (a pool with busy runners is not closed)."""
+        return self.concurrency - self._free.qsize()
+
+    @contextlib.contextmanager
+    def _runner(self) -> Iterator[RunnerProcess]:
+        """A free runner for the block, started again first if it died."""
         runner = self._free.get()
         try:
             if not runner.alive:
                 self.restarts += 1
                 log.warning("restarting model runner", extra={"model": self.name})
                 runner.start()
-            return runner.predict(texts)
+            yield runner
         finally:
             self._free.put(runner)
 

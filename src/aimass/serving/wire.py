@@ -7,6 +7,10 @@ it moves ``sys.stdout`` to stderr before loading anything, so a library that
 prints cannot corrupt a frame, then answers one batch at a time until its stdin
 closes. It takes the predictor's loader as an argument, so tests run the real
 wire around a predictor without torch.
+
+One runner serves all three calls on a model, so one copy of it is loaded:
+``predict`` (a batch), ``explain`` (a batch's explanations, added to its results)
+and ``generate`` (a stream of events, which the server may cancel between two).
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import struct
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
-from aimass.errors import AimassError, Internal, InvalidArgument
+from aimass.errors import AimassError, Internal, InvalidArgument, UnsupportedModel
 
-__all__ = ["Predicts", "read_frame", "serve", "write_frame"]
+__all__ = ["Predicts", "read_frame", "require_generation", "serve", "write_frame"]
 
 log = logging.getLogger("aimass.serving")
 
@@ -63,6 +68,57 @@ class Predicts(Protocol):
         ...
 
 
+def require_generation(predictor: Any, name: str) -> Any:
+    """``predictor`` when it generates text; UnsupportedModel naming ``name`` otherwise."""
+    if not hasattr(predictor, "generate_stream"):
+        raise UnsupportedModel(
+            f"model {name!r} is a {getattr(predictor, 'task', 'non-generative')} model and does "
+            "not generate text; use a causal-lm or seq2seq model (or 'aimass predict')"
+        )
+    return predictor
+
+
+def _explain(predictor: Any, message: dict[str, Any]) -> dict[str, Any]:
+    texts, results = message.get("texts"), message.get("results")
+    if not isinstance(texts, list) or not isinstance(results, list):
+        raise InvalidArgument("runner protocol: 'explain' needs 'texts' and 'results'")
+    if not hasattr(predictor, "with_explanations"):
+        raise UnsupportedModel("this model has no explanations")
+    return {"results": predictor.with_explanations(texts, results, message.get("method"))}
+
+
+def _cancelled(inbox: IO[bytes]) -> bool:
+    """Whether the server asked to stop (a frame, or its end of the pipe closed)."""
+    if not select.select([inbox], [], [], 0)[0]:
+        return False
+    message = read_frame(inbox)
+    return message is None or message.get("op") == "cancel"
+
+
+def _generate(
+    predictor: Any, message: dict[str, Any], inbox: IO[bytes], channel: IO[bytes]
+) -> None:
+    """Stream one generation as ``{"event": ...}`` frames; ``{"cancelled": true}`` ends one
+    the server stopped (checked between two events)."""
+    prompt, options = message.get("prompt"), message.get("options") or {}
+    if not isinstance(prompt, str) or not isinstance(options, dict):
+        raise InvalidArgument("runner protocol: 'generate' needs 'prompt' and 'options'")
+    generator = require_generation(predictor, str(message.get("model") or "this"))
+    events: Iterator[dict[str, Any]] = generator.generate_stream(prompt, **options)
+    try:
+        for event in events:
+            write_frame(channel, {"event": event})
+            if event.get("done"):
+                return
+            if _cancelled(inbox):
+                write_frame(channel, {"cancelled": True})
+                return
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
 def serve(load: Callable[[], Predicts]) -> int:
     """The runner's side of the wire (see :mod:`aimass.serving.runner`); returns the exit status.
 
@@ -83,7 +139,11 @@ def serve(load: Callable[[], Predicts]) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         predictor = load()
-        predictor.predict(["warm-up"])
+        warm_up = getattr(predictor, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+        else:
+            predictor.predict(["warm-up"])
     except AimassError as exc:
         write_frame(channel, {"error": exc.to_dict()})
         return 1
@@ -97,11 +157,22 @@ def serve(load: Callable[[], Predicts]) -> int:
         message = read_frame(inbox)
         if message is None:
             return 0
+        op = message.get("op", "predict")
+        if op == "cancel":
+            continue  # it crossed a generation that had just ended: nothing to stop
         try:
-            texts = message.get("texts")
-            if not isinstance(texts, list):
-                raise InvalidArgument("runner protocol: a request needs 'texts'")
-            reply: dict[str, Any] = {"results": predictor.predict(texts, batch_size=len(texts))}
+            if op == "generate":
+                _generate(predictor, message, inbox, channel)
+                continue
+            if op == "explain":
+                reply = _explain(predictor, message)
+            elif op == "predict":
+                texts = message.get("texts")
+                if not isinstance(texts, list):
+                    raise InvalidArgument("runner protocol: a request needs 'texts'")
+                reply = {"results": predictor.predict(texts, batch_size=len(texts))}
+            else:
+                raise InvalidArgument(f"runner protocol: unknown op {op!r}")
         except AimassError as exc:
             reply = {"error": exc.to_dict()}
         except Exception as exc:

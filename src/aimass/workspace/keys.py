@@ -195,6 +195,10 @@ class KeyRing:
             self._touched[key_id] = clock
         self._store.keys.touch(key_id, now)
 
+    def get(self, key_id: str, *, project: str | None = None) -> ApiKey:
+        """One key's record (of ``project``; ``None``: of any project)."""
+        return self._store.keys.get(key_id, project=project)
+
     def list(self, *, project: str | None = None) -> list[ApiKey]:
         """Keys of ``project`` (all keys when ``None``)."""
         return self._store.keys.list(project=project)

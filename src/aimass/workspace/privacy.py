@@ -77,7 +77,7 @@ def build_deidentifier(ws: Workspace, options: DeidentifyOptions, *, project: st
         create_recognizer(n) for n in (options.recognizers or DEFAULT_RECOGNIZERS)
     ]
     if options.ner_model:
-        model = ws.load(options.ner_model, project=project)
+        model = ws.serving.load(options.ner_model, project=project)
         recognizers.append(ModelNerRecognizer(model, ref=options.ner_model))
     return Deidentifier(recognizers, mode=options.mode, key=key)
 
@@ -130,7 +130,7 @@ def _reference_predictor(ws: Workspace, version: ModelVersion, dataset: DatasetV
             f"only {len(val)} rows; use --no-calibrated"
         )
     half = len(val) // 2
-    base = ws.base(version.lineage.base, project=version.project)
+    base = ws.bases.get(version.lineage.base, project=version.project)
     config = TrainConfig(task=version.task, mode="features", seed=1).resolved()
     base_dir = ws.artifacts.resolve(base.uri)
     with ws.artifacts.staging() as stage:
@@ -190,13 +190,13 @@ def audit_privacy(
 
     if max_examples < 10:
         raise InvalidArgument(f"--max-examples must be at least 10, got {max_examples}")
-    version = ws.model_version(ref, project=project)
+    version = ws.models.get(ref, project=project)
     if not version.lineage.dataset:
         raise InvalidArgument(
             f"{version.ref} was imported, not trained here: its training data is unknown, and "
             "the membership-inference audit needs it to know the members"
         )
-    data = ws.dataset(dataset, project=project)
+    data = ws.datasets.get(dataset, project=project)
     if data.digest != version.lineage.dataset_digest:
         raise InvalidArgument(
             f"{version.ref} was trained on {version.lineage.dataset}, not {data.ref}: the audit "
@@ -212,7 +212,7 @@ def audit_privacy(
         )
     members, member_labels = _sample(train, n, seed)
     non_members, non_labels = _sample(test, n, seed + 1)
-    predictor = ws.load(version.ref, project=project)
+    predictor = ws.serving.load(version.ref, project=project)
     target_m = _losses(predictor, members, member_labels)
     target_n = _losses(predictor, non_members, non_labels)
     reference: dict[str, np.ndarray] = {}

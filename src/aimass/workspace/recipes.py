@@ -143,7 +143,7 @@ def train_chinese_ner(
     from aimass.jobs.bases import list_packaged_bases
     from aimass.jobs.train import TrainSpec
 
-    dataset, _ = ws.import_sample(SAMPLE, project=project)
+    dataset, _ = ws.datasets.import_sample(SAMPLE, project=project)
     chosen = choose_base(base, from_scratch=from_scratch).base
     defaults = FINETUNE_DEFAULTS["scratch" if chosen is None else "pretrained"]
     epochs = defaults.epochs if epochs is None else epochs
@@ -162,7 +162,7 @@ def train_chinese_ner(
             callbacks=callbacks,
         )
     elif chosen in {p.name for p in list_packaged_bases()}:
-        chosen = ws.import_base(chosen, project=project)[0].ref
+        chosen = ws.bases.import_(chosen, project=project)[0].ref
     config = _config("token-classification", epochs, rows, lr=lr)
     spec = TrainSpec(dataset=dataset.ref, base=chosen, model=name, config=config, alias=alias)
     return _train(ws, spec, project, callbacks)
@@ -183,10 +183,10 @@ def _scratch_base(
     """A corpus tokenizer and a ``preset`` BERT from scratch, MLM-pre-trained if asked."""
     from aimass.jobs.train import TrainSpec
 
-    tokenizer, _ = ws.train_tokenizer(
+    tokenizer, _ = ws.bases.train_tokenizer(
         dataset, name=f"{name}-tok", vocab_size=vocab_size, project=project
     )
-    scratch, _ = ws.create_scratch_base(
+    scratch, _ = ws.bases.create_scratch(
         f"{name}-{preset}",
         architecture="bert",
         tokenizer=tokenizer.ref,
@@ -206,7 +206,7 @@ def _scratch_base(
         project,
         callbacks,
     )
-    return ws.base_from_model(mlm.ref, name=f"{name}-pretrained", project=project)[0].ref
+    return ws.bases.from_model(mlm.ref, name=f"{name}-pretrained", project=project)[0].ref
 
 
 def _config(
@@ -221,9 +221,9 @@ def _config(
 
 
 def _train(ws: Workspace, spec: Any, project: str, callbacks: Sequence[Callback]) -> ModelVersion:
-    found = ws.find_trained(spec, project=project)
+    found = ws.jobs.find_trained(spec, project=project)
     if found is None:
-        return ws.train(spec, project=project, callbacks=callbacks)
+        return ws.jobs.train(spec, project=project, callbacks=callbacks)
     if spec.alias:
-        return ws.set_alias(spec.model, found.version, spec.alias, project=project)
+        return ws.models.set_alias(spec.model, spec.alias, found.version, project=project)
     return found

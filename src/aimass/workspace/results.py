@@ -93,8 +93,8 @@ def open_job_results(
     import pyarrow.parquet as pq
 
     fmt = result_format(fmt)
-    job = ws.job(job_id, project=project)
-    version = ws.dataset(_result_ref(job), project=project)
+    job = ws.jobs.get(job_id, project=project)
+    version = ws.datasets.get(_result_ref(job), project=project)
     regression = version.schema.label_type == "float"
     policy.check_task("regression" if regression else "classification", key_id)
     # The decrypted copy's name is removed when this scope ends; the open handle keeps

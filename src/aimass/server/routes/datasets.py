@@ -17,6 +17,7 @@ from aimass.schemas import (
     SampleImport,
 )
 from aimass.server.deps import DataWriteProject, ReadProject, WorkspaceDep, project_access
+from aimass.workspace.paths import allowed_path
 from aimass.workspace.privacy import DeidentifyOptions
 
 router = APIRouter(prefix="/v1/projects/{project}", tags=["datasets"])
@@ -40,7 +41,7 @@ def _created(result: tuple[Any, bool]) -> DatasetVersionOut:
 @router.get("/datasets", name="datasets.list")
 def list_datasets(project: ReadProject, ws: WorkspaceDep) -> list[DatasetVersionOut]:
     """Latest version of every dataset."""
-    return [DatasetVersionOut.from_entity(v) for v in ws.store.datasets.list(project)]
+    return [DatasetVersionOut.from_entity(v) for v in ws.datasets.list(project=project)]
 
 
 @router.post("/datasets", name="datasets.upload", status_code=CREATED)
@@ -53,7 +54,7 @@ def upload_dataset(
     if body.format == "parquet" and body.content_base64 is None:
         raise InvalidArgument("Parquet is binary: send it as 'content_base64'")
     return _created(
-        ws.import_dataset_content(
+        ws.datasets.import_content(
             body.content if body.content is not None else str(body.content_base64),
             name=body.name,
             fmt=body.format,
@@ -70,9 +71,9 @@ def import_dataset(
     body: DatasetImport, project: DataWriteProject, ws: WorkspaceDep
 ) -> DatasetVersionOut:
     """Import a file inside the server's AIMASS_IMPORT_DIRS (no other path is readable)."""
-    path = ws.allowed_path(body.path)
+    path = allowed_path(ws.settings, body.path)
     return _created(
-        ws.import_dataset(
+        ws.datasets.import_file(
             path,
             name=body.name,
             project=project,
@@ -89,7 +90,7 @@ def import_sample(
 ) -> DatasetVersionOut:
     """Import a packaged sample dataset."""
     return _created(
-        ws.import_sample(
+        ws.datasets.import_sample(
             body.sample,
             name=body.name,
             project=project,
@@ -102,13 +103,13 @@ def import_sample(
 @router.get("/datasets/{name}", name="datasets.get")
 def get_dataset(name: str, project: ReadProject, ws: WorkspaceDep) -> DatasetVersionOut:
     """The latest version of a dataset."""
-    return DatasetVersionOut.from_entity(ws.dataset(name, project=project))
+    return DatasetVersionOut.from_entity(ws.datasets.get(name, project=project))
 
 
 @router.get("/datasets/{name}/versions", name="datasets.versions")
 def dataset_versions(name: str, project: ReadProject, ws: WorkspaceDep) -> list[DatasetVersionOut]:
     """Every version, oldest first."""
-    return [DatasetVersionOut.from_entity(v) for v in ws.store.datasets.versions(project, name)]
+    return [DatasetVersionOut.from_entity(v) for v in ws.datasets.versions(name, project=project)]
 
 
 @router.get("/datasets/{name}/versions/{version}", name="datasets.version")
@@ -116,13 +117,13 @@ def dataset_version(
     name: str, version: int, project: ReadProject, ws: WorkspaceDep
 ) -> DatasetVersionOut:
     """One version."""
-    return DatasetVersionOut.from_entity(ws.dataset(f"{name}@{version}", project=project))
+    return DatasetVersionOut.from_entity(ws.datasets.get(f"{name}@{version}", project=project))
 
 
 @router.get("/bases", name="bases.list", tags=["bases"])
 def list_bases(project: ReadProject, ws: WorkspaceDep) -> list[BaseModelOut]:
     """Latest version of every base model."""
-    return [BaseModelOut.from_entity(b) for b in ws.store.bases.list(project)]
+    return [BaseModelOut.from_entity(b) for b in ws.bases.list(project=project)]
 
 
 @router.post("/bases", name="bases.import", status_code=CREATED, tags=["bases"])
@@ -143,12 +144,12 @@ def import_base(body: BaseImport, project: BasesWriteProject, ws: WorkspaceDep) 
             )
         source = body.source
     else:
-        source = str(ws.allowed_path(str(body.path)))
-    base, created = ws.import_base(source, name=body.name, project=project)
+        source = str(allowed_path(ws.settings, str(body.path)))
+    base, created = ws.bases.import_(source, name=body.name, project=project)
     return BaseModelOut.from_entity(base).model_copy(update={"created": created})
 
 
 @router.get("/bases/{name}", name="bases.get", tags=["bases"])
 def get_base(name: str, project: ReadProject, ws: WorkspaceDep) -> BaseModelOut:
     """The latest version of a base model."""
-    return BaseModelOut.from_entity(ws.base(name, project=project))
+    return BaseModelOut.from_entity(ws.bases.get(name, project=project))

@@ -13,9 +13,11 @@ there is the usual JSON error with its status. After that the stream is::
 and a failure half-way is one ``event: error`` whose data is the error object of
 the JSON errors (``code``, ``type``, ``message``, ``details``, ``request_id``),
 also written to the audit log as the request's failure.
-Generation is blocking torch code: it runs in a worker thread that hands each
-event to the event loop as it is decoded, and when the client goes away the
-generator is closed, which stops the loop within one token.
+Generation runs where the version's predictions run (its runner processes, or
+this process when ``AIMASS_SERVE_RUNNERS=0``), so one copy of the model serves
+both. Reading the events is blocking: a worker thread hands each one to the event
+loop as it arrives, and when the client goes away the stream is closed, which
+cancels the generation in the runner within one token.
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ async def generate(
     """
     options = body.options()
     options.setdefault("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, state.settings.max_new_tokens))
-    state.workspace.check_generation(body.prompt, options)
+    state.workspace.serving.check_generation(body.prompt, options)
     slot = principal.key_id or principal.actor
     state.throttle.acquire_stream(slot, "generate")
     released = False
@@ -262,11 +264,10 @@ async def _generate(
     state: ServerState,
     options: dict[str, Any],
 ) -> Any:
-    ws = state.workspace
     version = await state.resolve(ref, project)
-    predictor = await run_in_threadpool(ws.generator, version)
+    backend = await state.backend(version)  # runners, or this process: the predict path
     headers = {"x-aimass-model": version.name, "x-aimass-version": str(version.version)}
-    source = predictor.generate_stream(body.prompt, **options)
+    source = backend.generate_stream(body.prompt, options)
     # The first event runs the prompt checks and the prefill: errors there are still JSON.
     first = await run_in_threadpool(next, source, None)
     assert first is not None, "generate_stream always ends with a final event"

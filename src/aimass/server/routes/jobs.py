@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from aimass.entities import JobStatus
 from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.jobs.batch import BatchPredictSpec
 from aimass.schemas import (
@@ -35,7 +34,7 @@ def _submit_train(
 
     principal.require("train", project=project, model=body.model)
     if body.alias:
-        ws.check_alias_move(principal, project, body.model, body.alias)
+        ws.models.check_alias_move(principal, project, body.model, body.alias)
     spec = TrainSpec(
         dataset=body.dataset,
         base=body.base,
@@ -44,7 +43,7 @@ def _submit_train(
         alias=body.alias,
         privacy=body.privacy,
     )
-    return JobOut.from_entity(ws.submit_training(spec, project=project, reuse=body.reuse))
+    return JobOut.from_entity(ws.jobs.submit_training(spec, project=project, reuse=body.reuse))
 
 
 def _submit_batch(
@@ -65,12 +64,12 @@ def _submit_batch(
         output_policy=principal.output_policy,  # the results are cut as predict would
     )
     output_policy(principal).check_task(
-        ws.model_version(spec.model, project=project).task, principal.key_id
+        ws.models.get(spec.model, project=project).task, principal.key_id
     )
-    dataset = ws.dataset(spec.dataset, project=project)
+    dataset = ws.datasets.get(spec.dataset, project=project)
     rows = dataset.num_rows if spec.split is None else dataset.splits.get(spec.split, 0)
     charge_sync(state, principal, rows)  # every row is one input of the key's budget
-    return JobOut.from_entity(ws.submit_batch_predict(spec, project=project))
+    return JobOut.from_entity(ws.jobs.submit_batch_predict(spec, project=project))
 
 
 def _submit_evaluate(
@@ -89,7 +88,7 @@ def _submit_evaluate(
         group_field=body.group_field,
         options=body.options,
     )
-    return JobOut.from_entity(ws.submit_evaluation(spec, project=project))
+    return JobOut.from_entity(ws.jobs.submit_evaluation(spec, project=project))
 
 
 def _check_quota(state: ServerState, project: str, body: JobCreate) -> None:
@@ -107,11 +106,7 @@ def _check_quota(state: ServerState, project: str, body: JobCreate) -> None:
                 limit=most,
             )
     limit = int(state.workspace.limits.value("max_active_jobs_per_project", subject))
-    jobs = state.workspace.store.jobs
-    active = sum(
-        len(jobs.list(project, status=s, limit=limit + 1))
-        for s in (JobStatus.QUEUED, JobStatus.RUNNING)
-    )
+    active = state.workspace.jobs.active(project=project, most=limit + 1)
     if active >= limit:
         raise state.throttle.refuse_quota(
             "max_active_jobs_per_project",
@@ -152,14 +147,14 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[JobOut]:
     """Newest jobs first."""
-    found = ws.jobs(project=project, status=status_, kind=kind, limit=limit)
+    found = ws.jobs.list(project=project, status=status_, kind=kind, limit=limit)
     return [JobOut.from_entity(j) for j in found]
 
 
 @router.get("/{job_id}", name="jobs.get")
 def get_job(job_id: str, project: ReadProject, ws: WorkspaceDep) -> JobOut:
     """A job with its live progress and metrics."""
-    return JobOut.from_entity(ws.job(job_id, project=project))
+    return JobOut.from_entity(ws.jobs.get(job_id, project=project))
 
 
 @router.get("/{job_id}/logs", name="jobs.logs")
@@ -171,7 +166,7 @@ def job_logs(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[JobLogLineOut]:
     """Log lines after sequence number ``after`` (poll with the last one seen)."""
-    lines = ws.job_logs(job_id, project=project, after=after, limit=limit)
+    lines = ws.jobs.logs(job_id, project=project, after=after, limit=limit)
     return [JobLogLineOut.from_entity(line) for line in lines]
 
 
@@ -214,4 +209,4 @@ def job_results(
 @router.post("/{job_id}:cancel", name="jobs.cancel")
 def cancel_job(job_id: str, project: TrainProject, ws: WorkspaceDep) -> JobOut:
     """Cancel a queued job now, a running one within one step."""
-    return JobOut.from_entity(ws.cancel_job(job_id, project=project))
+    return JobOut.from_entity(ws.jobs.cancel(job_id, project=project))

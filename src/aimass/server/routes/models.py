@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import NotFound
 from aimass.evaluation.html import REPORT_CSP
-from aimass.refs import parse_ref, validate_name
+from aimass.refs import validate_name
 from aimass.schemas import (
     AliasSet,
     AttachmentOut,
@@ -34,6 +34,7 @@ from aimass.server.deps import (
 from aimass.server.quotas import charge, output_policy
 from aimass.server.state import ServerState
 from aimass.workspace import Principal
+from aimass.workspace.paths import allowed_path
 
 router = APIRouter(prefix="/v1/projects/{project}/models", tags=["models"])
 
@@ -41,7 +42,7 @@ router = APIRouter(prefix="/v1/projects/{project}/models", tags=["models"])
 @router.get("", name="models.list")
 def list_models(project: ReadProject, ws: WorkspaceDep) -> list[RegisteredModelOut]:
     """Registered models with their aliases."""
-    return [RegisteredModelOut.from_entity(m) for m in ws.store.registry.list_models(project)]
+    return [RegisteredModelOut.from_entity(m) for m in ws.models.list(project=project)]
 
 
 @router.post("", name="models.import", status_code=201)
@@ -56,8 +57,8 @@ def import_model(
     """
     validate_name(project, kind="project")
     principal.require("models:write", project=project, model=body.name)
-    source = ws.allowed_path(body.path)
-    version, created = ws.import_model(
+    source = allowed_path(ws.settings, body.path)
+    version, created = ws.models.import_(
         str(source), name=body.name, alias=body.alias, project=project
     )
     state.forget_versions(project, body.name)
@@ -67,13 +68,13 @@ def import_model(
 @router.get("/{name}", name="models.get")
 def get_model(name: str, project: ReadProject, ws: WorkspaceDep) -> RegisteredModelOut:
     """One registered model."""
-    return RegisteredModelOut.from_entity(ws.store.registry.get_model(project, name))
+    return RegisteredModelOut.from_entity(ws.models.registered(name, project=project))
 
 
 @router.get("/{name}/versions", name="models.versions")
 def list_versions(name: str, project: ReadProject, ws: WorkspaceDep) -> list[ModelVersionOut]:
     """Every version, oldest first."""
-    return [ModelVersionOut.from_entity(v) for v in ws.store.registry.list_versions(project, name)]
+    return [ModelVersionOut.from_entity(v) for v in ws.models.versions(name, project=project)]
 
 
 @router.get("/{name}/versions/{selector}", name="models.version")
@@ -81,7 +82,7 @@ def get_version(
     name: str, selector: str, project: ReadProject, ws: WorkspaceDep
 ) -> ModelVersionOut:
     """A version by number or alias (``latest`` is the newest)."""
-    return ModelVersionOut.from_entity(ws.model_version(f"{name}@{selector}", project=project))
+    return ModelVersionOut.from_entity(ws.models.get(f"{name}@{selector}", project=project))
 
 
 @router.get(
@@ -91,7 +92,7 @@ def get_version(
 )
 def model_card(name: str, selector: str, project: ReadProject, ws: WorkspaceDep) -> str:
     """The generated model card (Markdown)."""
-    return ws.model_card(f"{name}@{selector}", project=project)
+    return ws.models.card(f"{name}@{selector}", project=project)
 
 
 @router.get("/{name}/versions/{selector}/verify", name="models.verify")
@@ -99,7 +100,7 @@ def verify_version(
     name: str, selector: str, project: ReadProject, ws: WorkspaceDep
 ) -> BundleVerifyOut:
     """Check the version's bundle signature, then every file against its manifest."""
-    return BundleVerifyOut(**ws.verify_model(f"{name}@{selector}", project=project))
+    return BundleVerifyOut(**ws.models.verify(f"{name}@{selector}", project=project))
 
 
 @router.get(
@@ -118,7 +119,7 @@ def export_version(
     on the model (not ``read``), and every export is audited.
     """
     request.scope["state"]["audit"] = True  # a read, recorded like a change
-    version, archive = ws.export_archive(f"{name}@{selector}", project=project)
+    version, archive = ws.models.export_archive(f"{name}@{selector}", project=project)
     request.scope["state"]["audit_details"] = {
         "ref": version.ref,
         "digest": version.digest,
@@ -148,8 +149,7 @@ def list_attachments(
     kind: Annotated[str | None, Query(max_length=63)] = None,
 ) -> list[AttachmentOut]:
     """Reports attached to a version (``kind``: ``evaluation``, ``privacy-audit``), newest first."""
-    version = ws.model_version(f"{name}@{selector}", project=project)
-    found = ws.store.registry.attachments(project, parse_ref(version.ref), kind=kind)
+    found = ws.models.attachments(f"{name}@{selector}", kind=kind, project=project)
     return [AttachmentOut.from_entity(a) for a in found]
 
 
@@ -164,7 +164,7 @@ def report_file(
     """An evaluation report as the self-contained HTML page or its JSON numbers."""
     if fmt not in ("html", "json"):
         raise NotFound(f"reports come as report.html or report.json, not report.{fmt[:20]}")
-    found = ws.evaluations(f"{name}@{selector}", project=project)
+    found = ws.reports.evaluations(f"{name}@{selector}", project=project)
     chosen = next((a for a in found if a.name == report), None)
     if chosen is None:
         known = ", ".join(a.name for a in found) or "none"
@@ -173,7 +173,7 @@ def report_file(
     # The page carries the same policy as a meta tag; the header makes a browser enforce
     # it even when the file is opened from this API.
     headers = {"Content-Security-Policy": REPORT_CSP} if fmt == "html" else {}
-    return FileResponse(ws.report_file(chosen, fmt=fmt), media_type=media, headers=headers)
+    return FileResponse(ws.reports.report_file(chosen, fmt=fmt), media_type=media, headers=headers)
 
 
 @router.delete("/{name}/versions/{version}", name="models.delete_version")
@@ -181,7 +181,7 @@ def delete_version(
     name: str, version: int, project: ModelsWriteProject, ws: WorkspaceDep, state: StateDep
 ) -> ModelVersionOut:
     """Delete a version that no alias points at (move or delete its aliases first)."""
-    deleted = ws.delete_version(name, version, project=project)
+    deleted = ws.models.delete_version(name, version, project=project)
     state.forget_versions(project, name)
     return ModelVersionOut.from_entity(deleted)
 
@@ -197,8 +197,8 @@ def set_alias(
     state: StateDep,
 ) -> ModelVersionOut:
     """Point an alias at a version (protected aliases need models:write on the model)."""
-    ws.check_alias_move(principal, project, name, alias)
-    moved = ws.set_alias(name, body.version, alias, project=project)
+    ws.models.check_alias_move(principal, project, name, alias)
+    moved = ws.models.set_alias(name, alias, body.version, project=project)
     state.forget_versions(project, name)
     return ModelVersionOut.from_entity(moved)
 
@@ -213,8 +213,8 @@ def delete_alias(
     state: StateDep,
 ) -> dict[str, str]:
     """Remove an alias (same rule as moving it)."""
-    ws.check_alias_move(principal, project, name, alias)
-    ws.delete_alias(name, alias, project=project)
+    ws.models.check_alias_move(principal, project, name, alias)
+    ws.models.delete_alias(name, alias, project=project)
     state.forget_versions(project, name)
     return {"deleted": alias}
 
@@ -234,7 +234,7 @@ async def predict(
     key with a query budget spends one input of it per input, and a key with an output
     policy sees its predictions cut down (docs/operations.md#query-budgets-and-output-policy).
     """
-    texts = state.workspace.check_inputs(body.inputs)
+    texts = state.workspace.serving.check_inputs(body.inputs)
     if body.explain:
         output_policy(principal).check_explain(principal.key_id)
     with state.throttle.stream(principal.key_id or principal.actor, "predict"):
@@ -255,14 +255,15 @@ async def _predict(
     policy = output_policy(principal)
     policy.check_task(version.task, principal.key_id)
     if body.explain:
-        ws.check_explain_batch(texts)
+        ws.serving.check_explain_batch(texts)
     await charge(state, principal, len(texts))
     results = await (await state.batcher(version)).predict(texts)
     if body.explain:
-        # Explanations cost tens of forward passes each: bounded per call, computed beside
-        # (not inside) the micro-batcher so they never delay other callers' batches.
-        predictor = await run_in_threadpool(ws.load_version, version)
-        results = await run_in_threadpool(predictor.with_explanations, texts, results, body.explain)
+        # Explanations cost tens of forward passes each: bounded per call, computed by the
+        # version's back end (a runner, which the batches of other callers then leave to
+        # the other runners), outside the micro-batches so they never delay them.
+        backend = await state.backend(version)
+        results = await run_in_threadpool(backend.explain, texts, results, body.explain)
     if not policy.is_full:
         results = policy.apply(results)
     state.metrics.predictions.labels(project, version.name).inc(len(texts))

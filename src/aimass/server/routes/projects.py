@@ -27,20 +27,20 @@ P = "/projects/{project}"
 @router.get("/projects", name="projects.list")
 def list_projects(principal: PrincipalDep, ws: WorkspaceDep) -> list[ProjectOut]:
     """Projects the key may see."""
-    return [ProjectOut.from_entity(p) for p in ws.projects(principal)]
+    return [ProjectOut.from_entity(p) for p in ws.projects.list(principal)]
 
 
 @router.post("/projects", name="projects.create", status_code=status.HTTP_201_CREATED)
 def create_project(body: ProjectCreate, principal: PrincipalDep, ws: WorkspaceDep) -> ProjectOut:
     """Create a project (all-projects admin keys only)."""
     principal.require_global_admin()
-    return ProjectOut.from_entity(ws.create_project(body.name, description=body.description))
+    return ProjectOut.from_entity(ws.projects.create(body.name, description=body.description))
 
 
 @router.get(P, name="projects.get")
 def get_project(project: ReadProject, ws: WorkspaceDep) -> ProjectOut:
     """One project."""
-    return ProjectOut.from_entity(ws.store.projects.get(project))
+    return ProjectOut.from_entity(ws.projects.get(project))
 
 
 def _audit_details(request: Request, **details: Any) -> None:
@@ -113,7 +113,7 @@ def _key_details(record: ApiKey) -> dict[str, Any]:
 @router.get(P + "/keys/{key_id}", name="keys.get")
 def get_key(key_id: str, project: AdminProject, ws: WorkspaceDep) -> ApiKeyOut:
     """One key of the project (its record, budget, output policy and limits)."""
-    return ApiKeyOut.from_entity(ws.store.keys.get(key_id, project=project))
+    return ApiKeyOut.from_entity(ws.keys.get(key_id, project=project))
 
 
 @router.patch(P + "/keys/{key_id}", name="keys.update")

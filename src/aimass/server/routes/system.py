@@ -23,7 +23,7 @@ def health() -> dict[str, str]:
 def ready(state: StateDep) -> Response:
     """Started (admin key, workers, warm models) and the store answers."""
     try:
-        state.workspace.store.jobs.counts()
+        state.workspace.jobs.counts()
     except Exception:
         return JSONResponse({"status": "store unavailable"}, status_code=503)
     if not state.ready:

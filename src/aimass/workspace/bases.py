@@ -1,0 +1,124 @@
+"""``ws.bases``: pretrained bases: import, register a trained model as one, tokenizers,
+randomly initialised bases to pre-train."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aimass.entities import (
+    BaseModel,
+)
+from aimass.errors import (
+    InvalidArgument,
+)
+from aimass.refs import parse_ref
+from aimass.store import DEFAULT_PROJECT
+
+if TYPE_CHECKING:
+    pass
+from aimass.workspace._service import Service
+
+__all__ = ["BaseService"]
+
+
+class BaseService(Service):
+    """``ws.bases``: the pretrained models training starts from."""
+
+    def import_(
+        self, source: str, *, name: str | None = None, project: str = DEFAULT_PROJECT
+    ) -> tuple[BaseModel, bool]:
+        """Import a packaged base by name (``minilm``) or a local HF directory."""
+        from aimass.jobs.bases import import_base
+
+        self.store.projects.get(project)
+        return import_base(
+            source, store=self.store, artifacts=self.artifacts, project=project, name=name
+        )
+
+    def from_model(
+        self, ref: str, *, name: str, project: str = DEFAULT_PROJECT
+    ) -> tuple[BaseModel, bool]:
+        """Register a trained version as a base (e.g. a masked-LM pre-trained encoder).
+
+        The task head is dropped: the base holds the family's bare model (an
+        encoder's ``AutoModel``), ready for fine-tuning on another task.
+        """
+        from aimass.jobs.bases import import_base
+
+        version = self._ws.models.get(ref, project=project)
+        return import_base(
+            str(self.artifacts.resolve(version.uri)),
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+            name=name,
+            provenance_override={
+                "source": "model",
+                "model": version.ref,
+                "model_digest": version.digest,
+                "task": version.task,
+                "description": f"{version.task} model {version.ref} (task head dropped)",
+            },
+        )
+
+    def get(self, ref: str, *, project: str = DEFAULT_PROJECT) -> BaseModel:
+        """Resolve ``NAME`` (latest) or ``NAME@VERSION`` of a base model."""
+        parsed = parse_ref(ref, kind="base model")
+        if parsed.alias not in (None, "latest"):
+            raise InvalidArgument(f"base reference {ref!r}: use NAME or NAME@VERSION")
+        return self.store.bases.get(project, parsed.name, parsed.version)
+
+    def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """Train a tokenizer on a dataset's training split; register it (family ``tokenizer``)."""
+        from aimass.jobs.pretrain import train_tokenizer_base
+
+        return train_tokenizer_base(
+            self._ws.datasets.get(dataset, project=project),
+            name=name,
+            kind=kind,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
+
+    def create_scratch(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """A randomly initialised base of a preset size (``tiny``/``mini``/``small``)."""
+        from aimass.jobs.pretrain import create_scratch_base
+
+        self.store.projects.get(project)
+        return create_scratch_base(
+            name=name,
+            architecture=architecture,
+            preset=preset,
+            tokenizer=tokenizer,
+            seed=seed,
+            overrides=overrides or {},
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
+
+    def list(self, *, project: str = DEFAULT_PROJECT) -> list[BaseModel]:
+        """The latest version of every base."""
+        return self.store.bases.list(project)

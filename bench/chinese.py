@@ -107,19 +107,21 @@ def run_aimass(base: str, config: dict) -> Callable[[dict, Path], dict]:
                         for text, label in rows:
                             row = {"text": text, "label": label, "split": split}
                             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            workspace.import_dataset(path, name="zh", options=ImportOptions(split_field="split"))
+            workspace.datasets.import_file(
+                path, name="zh", options=ImportOptions(split_field="split")
+            )
             began = time.perf_counter()
-            workspace.import_base(base)
+            workspace.bases.import_(base)
             import_s = time.perf_counter() - began
             began = time.perf_counter()
             spec = TrainSpec(dataset="zh", base=base, model="zh", config=config)
-            version = workspace.train(spec)
+            version = workspace.jobs.train(spec)
             train_s = time.perf_counter() - began
             test_texts = [t for t, _ in data["test"]]
-            workspace.predict("zh", test_texts[:8])  # load and warm up
+            workspace.serving.predict("zh", test_texts[:8])  # load and warm up
             began = time.perf_counter()
             for start in range(0, len(test_texts), 256):  # AIMASS_MAX_PREDICT_BATCH
-                workspace.predict("zh", test_texts[start : start + 256])
+                workspace.serving.predict("zh", test_texts[start : start + 256])
             predict_s = time.perf_counter() - began
             return {
                 "accuracy": version.metrics["test"]["accuracy"],

@@ -49,7 +49,7 @@ def smollm2_bundle(tmp: Path) -> Path:
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=tmp / "home", device="cpu"))
-    base, _ = ws.import_base("smollm2")
+    base, _ = ws.bases.import_("smollm2")
     path = ws.artifacts.resolve(base.uri)
     ws.close()
     return path

@@ -180,7 +180,7 @@ def held_out_daily(ws, model: str, limit: int) -> list[tuple[str, list[tuple[int
     from aimass.data.tables import read_split
     from aimass.metrics import entity_spans
 
-    dataset = ws.dataset(ws.model_version(model).lineage.dataset)
+    dataset = ws.datasets.get(ws.models.get(model).lineage.dataset)
     split = read_split(ws.artifacts.resolve(dataset.uri), "test")
     entity = {"PER": "PERSON", "LOC": "LOCATION"}
     out = []
@@ -532,7 +532,7 @@ def main() -> None:
         from aimass.workspace import Workspace
 
         ws = Workspace(load_settings())
-        ner = ModelNerRecognizer(ws.load(args.ner_model), ref=args.ner_model)
+        ner = ModelNerRecognizer(ws.serving.load(args.ner_model), ref=args.ner_model)
         daily = held_out_daily(ws, args.ner_model, args.pd_sentences)
     else:
         daily = peoples_daily(args.pd_sentences, skip=PD_SPLIT)

@@ -136,14 +136,14 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
         ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
         data = Path(tmp) / "rt.jsonl"
         write_subset(data, args.accuracy_rows, 100, args.accuracy_test_rows)
-        ws.import_dataset(data, name="rt", options=ImportOptions(split_field="split"))
-        ws.import_base("minilm")
+        ws.datasets.import_file(data, name="rt", options=ImportOptions(split_field="split"))
+        ws.bases.import_("minilm")
         chosen = set(args.accuracy_only.split(","))
         for name, config, privacy in _accuracy_settings(args):
             if name not in chosen:
                 continue
             started = time.perf_counter()
-            version = ws.train(
+            version = ws.jobs.train(
                 TrainSpec(dataset="rt@1", base="minilm", model=name, config=config, privacy=privacy)
             )
             record = version.privacy or {}
@@ -198,8 +198,8 @@ def finetune_overhead(args: argparse.Namespace) -> None:
         ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
         data = Path(tmp) / "rt.jsonl"
         write_subset(data, args.finetune_rows, 64, 64)
-        ws.import_dataset(data, name="rt", options=ImportOptions(split_field="split"))
-        ws.import_base("minilm")
+        ws.datasets.import_file(data, name="rt", options=ImportOptions(split_field="split"))
+        ws.bases.import_("minilm")
         settings = (
             ("plain", None),
             ("dp-ghost", {"target_epsilon": 8.0, "grad_sample_mode": "ghost"}),
@@ -209,7 +209,7 @@ def finetune_overhead(args: argparse.Namespace) -> None:
         # Alternate the settings round by round so machine load hits them alike.
         for round_ in range(args.finetune_repeats):
             for name, privacy in settings:
-                version = ws.train(
+                version = ws.jobs.train(
                     TrainSpec(
                         dataset="rt@1",
                         base="minilm",
@@ -259,8 +259,8 @@ def features_table(args: argparse.Namespace) -> None:
         write_subset(data, args.train_rows, args.val_rows, args.test_rows)
         from aimass.data.importer import ImportOptions
 
-        ws.import_dataset(data, name="rt", options=ImportOptions(split_field="split"))
-        ws.import_base("minilm")
+        ws.datasets.import_file(data, name="rt", options=ImportOptions(split_field="split"))
+        ws.bases.import_("minilm")
         config = {
             "mode": "features",
             "epochs": args.epochs,
@@ -273,11 +273,13 @@ def features_table(args: argparse.Namespace) -> None:
             privacy = None if epsilon is None else {"target_epsilon": epsilon}
             name = "rt-plain" if epsilon is None else f"rt-dp{int(epsilon)}"
             started = time.perf_counter()
-            version = ws.train(
+            version = ws.jobs.train(
                 TrainSpec(dataset="rt@1", base="minilm", model=name, config=config, privacy=privacy)
             )
             wall = time.perf_counter() - started
-            report = ws.audit_privacy(version.ref, dataset="rt@1", max_examples=args.audit_examples)
+            report = ws.reports.audit_privacy(
+                version.ref, dataset="rt@1", max_examples=args.audit_examples
+            )
             training = version.metrics["training"]
             row = {
                 "setting": "non-private" if epsilon is None else f"epsilon={epsilon:g}",

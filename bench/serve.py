@@ -58,14 +58,14 @@ def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=home, device="cpu"))
-    dataset, _ = ws.import_sample("rotten-tomatoes")
+    dataset, _ = ws.datasets.import_sample("rotten-tomatoes")
     rows = read_split(ws.artifacts.resolve(dataset.uri), None)
     subset = home / "subset.jsonl"
     with open(subset, "w") as handle:
         for text, label in list(zip(rows.texts, rows.labels or [], strict=True))[:train_rows]:
             handle.write(json.dumps({"text": text, "label": label}) + "\n")
-    ws.import_dataset(subset, name="rt-small")
-    ws.import_base("minilm")
+    ws.datasets.import_file(subset, name="rt-small")
+    ws.bases.import_("minilm")
     spec = TrainSpec(
         dataset="rt-small",
         base="minilm",
@@ -73,7 +73,7 @@ def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
         config={"mode": "features", "epochs": 10},
         alias="production",
     )
-    version = ws.train(spec)
+    version = ws.jobs.train(spec)
     texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[:500]
     bundle = str(ws.artifacts.resolve(version.uri))
     path, _ = ws.keys.ensure_admin()
@@ -417,7 +417,7 @@ def load_seconds(home: Path, *, encrypted: bool, repeats: int = 5) -> float:
         cache = PlaintextCache(home.parent / "plain-bench")
         ws.artifacts._plaintext = cache  # a cold cache each time: decrypt again
         began = time.perf_counter()
-        version = ws.model_version("bench@production")
+        version = ws.models.get("bench@production")
         load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
         times.append(time.perf_counter() - began)
         cache.clear()

@@ -260,6 +260,7 @@ def main() -> None:
         action="store_true",
         help="compare encrypted and signed artifacts against plaintext ones instead",
     )
+    parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
     print("training the bench model (features mode) ...", flush=True)
@@ -359,7 +360,7 @@ def main() -> None:
         "rows": rows,
         "summary": summary,
     }
-    (RESULTS / "serve.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(out, indent=2))
     failed = sum(r[name]["errors"] for r in rows for name in ("aimass", "naive"))
     if failed:
         # Error responses are fast: a run with errors compares nothing.

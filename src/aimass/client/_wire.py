@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from aimass.errors import InvalidArgument, JobFailed
+from aimass.errors import InvalidArgument
+from aimass.operations import job_outcome as job_outcome
 from aimass.operations import key_changes as key_changes
-from aimass.schemas import JobOut
 
 T = TypeVar("T")
 
@@ -53,13 +53,6 @@ def generate_body(prompt: str, options: dict[str, Any], *, stream: bool) -> dict
     if "stop" in options and options["stop"] is not None:
         options = {**options, "stop": list(options["stop"])}
     return {"prompt": prompt, **options, "stream": stream}
-
-
-def job_outcome(job: JobOut) -> JobOut:
-    """``job`` when it did not fail; a failed job raises :class:`JobFailed`."""
-    if job.status == "failed":
-        raise JobFailed(f"job {job.id} failed: {job.error}", job_id=job.id)
-    return job
 
 
 def key_create_body(

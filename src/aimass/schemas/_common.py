@@ -13,6 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 Ref = Annotated[str, Field(min_length=1, max_length=127)]
+# In the answer to an import (datasets, bases, model versions); null everywhere else.
+Created = Annotated[
+    bool | None,
+    Field(
+        description="In the answer to an import: true when it stored a new version, false "
+        "when identical content matched an existing one; null otherwise.",
+    ),
+]
 
 
 class _In(BaseModel):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from aimass.schemas._common import Name, Ref, _In, _Out
+from aimass.schemas._common import Created, Name, Ref, _In, _Out
 
 if TYPE_CHECKING:
     # Types only: schemas and entities are sibling layers; converters read attributes.
@@ -130,11 +130,7 @@ class DatasetVersionOut(_Out):
     stats: dict[str, Any]
     provenance: dict[str, Any]
     created_at: datetime
-    created: bool | None = Field(
-        default=None,
-        description="In the answer to an import: true when it stored a new version, false "
-        "when identical content matched an existing one; null otherwise.",
-    )
+    created: Created = None
 
     @property
     def ref(self) -> str:
@@ -190,11 +186,7 @@ class BaseModelOut(_Out):
     num_parameters: int
     provenance: dict[str, Any]
     created_at: datetime
-    created: bool | None = Field(
-        default=None,
-        description="In the answer to an import: true when it stored a new version, false "
-        "when identical content matched an existing one; null otherwise.",
-    )
+    created: Created = None
 
     @property
     def ref(self) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from aimass.schemas._common import Name, _In, _Out
+from aimass.schemas._common import Created, Name, _In, _Out
 
 if TYPE_CHECKING:
     # Types only: schemas and entities are sibling layers; converters read attributes.
@@ -79,11 +79,7 @@ class ModelVersionOut(_Out):
     privacy: dict[str, Any] | None
     aliases: list[str]
     created_at: datetime
-    created: bool | None = Field(
-        default=None,
-        description="In the answer to an import: true when it stored a new version, false "
-        "when identical content matched an existing one; null otherwise.",
-    )
+    created: Created = None
 
     @property
     def ref(self) -> str:

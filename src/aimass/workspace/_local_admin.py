@@ -11,8 +11,7 @@ from typing import Any
 
 from aimass import schemas as s
 from aimass.entities import JobStatus
-from aimass.errors import JobFailed
-from aimass.operations import ALL_PROJECTS, key_changes
+from aimass.operations import ALL_PROJECTS, job_outcome, key_changes
 from aimass.workspace._local_data import _Local
 from aimass.workspace.access import local_principal
 
@@ -150,9 +149,7 @@ class LocalJobs(_Local):
             if progress is not None:
                 progress(job)
             if job.finished:
-                if job.status == "failed":
-                    raise JobFailed(f"job {job.id} failed: {job.error}", job_id=job.id)
-                return job
+                return job_outcome(job)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
             time.sleep(poll)

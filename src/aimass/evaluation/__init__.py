@@ -1,7 +1,8 @@
 """Evaluation reports: quality, calibration, fairness, robustness, explanations, resources.
 
 ``build_report(model, data, options)`` runs the sections registered for the
-model's task and returns a :class:`Report` whose JSON is validated against
+model's task, gives each a pass/warn/fail verdict (:mod:`aimass.evaluation.verdicts`)
+and returns a :class:`Report` whose JSON is validated against
 :data:`REPORT_SCHEMA` and whose HTML is one self-contained page. The model is
 given as plain callables (:class:`ModelUnderTest`), so this package needs no
 serving code; ``aimass.jobs.evaluate`` composes the two.
@@ -28,8 +29,16 @@ from aimass.evaluation.perturbations import (
 )
 from aimass.evaluation.report import Report, build_report, check_labels, render_html
 from aimass.evaluation.schema import REPORT_SCHEMA, validate_report
+from aimass.evaluation.verdicts import (
+    DEFAULT_THRESHOLDS,
+    Thresholds,
+    Verdict,
+    report_verdict,
+    section_verdict,
+)
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
     "REPORT_SCHEMA",
     "EvaluationData",
     "ModelUnderTest",
@@ -40,6 +49,8 @@ __all__ = [
     "ReportOptions",
     "Section",
     "SectionResult",
+    "Thresholds",
+    "Verdict",
     "build_report",
     "check_labels",
     "get_perturbation",
@@ -50,5 +61,7 @@ __all__ = [
     "register_report_task",
     "register_section",
     "render_html",
+    "report_verdict",
+    "section_verdict",
     "validate_report",
 ]

@@ -375,3 +375,9 @@ _RESOURCES = _obj(
     }
 )
 _PRIVACY = _obj({"record": {"type": "object"}})
+# A section's or the whole report's verdict (see aimass.evaluation.verdicts). Optional in
+# the schema: reports stored before verdicts existed have none and stay valid.
+_VERDICT = _obj(
+    {"status": {"enum": ["pass", "warn", "fail"]}, "reasons": {"type": "array", "items": _STR}},
+    {"thresholds": {"type": "object", "additionalProperties": _NUM}},
+)

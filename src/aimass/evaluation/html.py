@@ -23,12 +23,14 @@ __all__ = [
     "kv_table",
     "page",
     "table",
+    "verdict_badge",
+    "verdict_box",
     "visible_whitespace",
 ]
 
 _CSS = """
 :root { --fg:#111827; --muted:#4b5563; --line:#e5e7eb; --bg:#ffffff; --soft:#f3f4f6;
-  --ok:#15803d; --warn:#b45309; --na:#6b7280; --accent:#1d4ed8; }
+  --ok:#15803d; --warn:#b45309; --fail:#b91c1c; --na:#6b7280; --accent:#1d4ed8; }
 * { box-sizing: border-box; }
 body { margin:0; background:var(--bg); color:var(--fg);
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
@@ -54,8 +56,16 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; display: block; margin: 10px 0; }
 .badge { display: inline-block; font-size: .75rem; font-weight: 600; border-radius: 999px;
   padding: 1px 9px; margin-left: 8px; vertical-align: middle; color: #fff; }
-.badge.ok { background: var(--ok); } .badge.skipped { background: var(--warn); }
-.badge.not-applicable { background: var(--na); }
+.badge.ok, .badge.pass { background: var(--ok); } .badge.warn { background: var(--warn); }
+.badge.fail { background: var(--fail); }
+.badge.skipped, .badge.not-applicable { background: var(--na); }
+.verdict { border-left: 6px solid var(--na); border-radius: 4px; padding: 8px 12px;
+  margin: 8px 0; background: var(--soft); }
+.verdict.pass { background: #f0fdf4; border-color: var(--ok); }
+.verdict.warn { background: #fffbeb; border-color: var(--warn); }
+.verdict.fail { background: #fef2f2; border-color: var(--fail); }
+.verdict ul { margin: 4px 0 0; padding-left: 20px; }
+.verdict .overall { font-weight: 600; }
 .reason { background: #fffbeb; border-left: 4px solid var(--warn); padding: 8px 12px; }
 .note { color: var(--muted); font-size: .9rem; }
 .explained { background: var(--soft); border-radius: 8px; padding: 10px 12px; margin: 10px 0;
@@ -149,6 +159,18 @@ def highlight(text: str, words: Sequence[dict[str, Any]], *, signed: bool) -> st
     return "".join(out)
 
 
+def verdict_badge(status: str) -> str:
+    """A pass/warn/fail badge: the word on a colour with at least 4.5:1 contrast to white."""
+    return f'<span class="badge {esc(status)}" title="verdict: {esc(status)}">{esc(status)}</span>'
+
+
+def verdict_box(status: str, reasons: Sequence[str], *, lead: str = "") -> str:
+    """A verdict's reasons in a box tinted by its status (``lead``: a first line, raw HTML)."""
+    items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
+    listing = f"<ul>{items}</ul>" if items else ""
+    return f'<div class="verdict {esc(status)}">{lead}{listing}</div>'
+
+
 def page(
     *,
     title: str,
@@ -157,8 +179,9 @@ def page(
     nav: Sequence[tuple[str, str]],
     body: str,
     footer: str,
+    banner: str = "",
 ) -> str:
-    """The whole document."""
+    """The whole document (``banner``: HTML shown under the subtitle, e.g. the verdict)."""
     card_html = "".join(
         f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
         for k, v in cards
@@ -170,7 +193,7 @@ def page(
         f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-        f'<header><h1>{esc(title)}</h1><p class="sub">{esc(subtitle)}</p>'
+        f'<header><h1>{esc(title)}</h1><p class="sub">{esc(subtitle)}</p>{banner}'
         f'<div class="cards">{card_html}</div><nav>{nav_html}</nav></header>'
         f"<main>{body}</main><footer>{footer}</footer></body></html>\n"
     )

@@ -2,7 +2,9 @@
 
 Every report is validated against this schema before it is stored, so a
 program reading ``report.json`` can rely on it. The schema is versioned with
-``format_version``; fields are only ever added within a version.
+``format_version``; fields are only ever added within a version (so the
+``verdict`` of the report and of each section, added after the first reports were
+stored, is optional here: older documents without it still validate).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aimass.evaluation._schema_parts import (
     _ROBUSTNESS,
     _SAMPLES,
     _STR,
+    _VERDICT,
     _obj,
 )
 
@@ -48,6 +51,7 @@ def _section(data: dict[str, Any]) -> dict[str, Any]:
             "data": {"type": "object"},
             "figures": {"type": "array", "items": _STR},
             "notes": {"type": "array", "items": _STR},
+            "verdict": _VERDICT,
         },
         "if": {"properties": {"status": {"const": "ok"}}},
         "then": {"properties": {"data": data}},
@@ -107,6 +111,7 @@ REPORT_SCHEMA: dict[str, Any] = {
             {"kind": {"enum": ["text", "tokens", "pairs"]}},
         ),
         "options": {"type": "object"},
+        "verdict": _VERDICT,
         "summary": {
             "type": "object",
             "additionalProperties": {"type": ["number", "string", "null"]},

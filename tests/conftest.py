@@ -344,7 +344,9 @@ def live_gen(gen_home: Path) -> Iterator[tuple[str, str, object]]:
     yield from live_server(gen_home, serve_runners=0)
 
 
-def live_server(home: Path, **settings: Any) -> Iterator[tuple[str, str, object]]:
+def live_server(
+    home: Path, *, job_workers: int = 0, **settings: Any
+) -> Iterator[tuple[str, str, object]]:
     """Run ``create_app`` for ``home`` under a real uvicorn in a thread until closed."""
     import socket
     import threading
@@ -354,7 +356,7 @@ def live_server(home: Path, **settings: Any) -> Iterator[tuple[str, str, object]
 
     from aimass.server import create_app
 
-    app = create_app(Settings(home=home, device="cpu", **settings), job_workers=0)
+    app = create_app(Settings(home=home, device="cpu", **settings), job_workers=job_workers)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
             and the next batch starts a new one.
         warm_models: Model versions loaded at server start (``NAME@ALIAS`` in the
             default project, or ``PROJECT/NAME@ALIAS``).
+        console_session_hours: How long a console sign-in lasts before the browser must
+            sign in again with its key.
         auth_cache_seconds: How long a verified API key is trusted without a database
             read. Revoking through the server takes effect at once; revoking from
             another process (``aimass keys revoke`` on the same home) within this time.
@@ -191,6 +193,7 @@ class Settings(BaseSettings):
     serve_runner_timeout_seconds: float = Field(default=600.0, gt=0)
     warm_models: list[str] = Field(default_factory=list)
     auth_cache_seconds: float = Field(default=5.0, ge=0)
+    console_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     resolve_cache_seconds: float = Field(default=2.0, ge=0)
     max_anonymous_body_bytes: int = Field(default=64 * 1024, gt=0)
     auth_failures_per_address: str = "20/minute"

@@ -95,3 +95,13 @@ def test_identical_inputs_are_found_again(ready):
     assert ready.jobs.find_trained(SPEC) is None
     version = ready.jobs.train(SPEC)
     assert ready.jobs.find_trained(SPEC) == version
+
+
+def test_the_loss_curve_stays_small_however_long_the_training():
+    from aimass.jobs.runner import LossCurve
+
+    curve = LossCurve(size=8)
+    changed = [curve.add(step, 1.0 / step) for step in range(1, 101)]
+    assert len(curve.points) <= 8 and curve.points[0][0] <= 2 and curve.points[-1][0] >= 64
+    assert curve.stride > 1 and sum(changed) < 100
+    assert not curve.add(101, float("nan"))

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from aimass.server import UNAUTHENTICATED_PATHS, create_app
+from aimass.server.console.urls import is_console_path
+from aimass.server.docs_ui import STATIC_PATHS
 from aimass.settings import Settings
 from tests.security.conftest import WRONG, api_routes, concrete
 
@@ -32,6 +34,9 @@ def test_every_route_but_health_metrics_and_openapi_answers_401_without_a_key(un
     for method, path in routes:
         if path in UNAUTHENTICATED_PATHS:
             continue
+        if is_console_path(path):
+            check_console_route(client, method, path)
+            continue
         url = concrete(path)
         answer = client.request(method, url, json={} if method in ("POST", "PUT") else None)
         assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
@@ -42,8 +47,31 @@ def test_every_route_but_health_metrics_and_openapi_answers_401_without_a_key(un
         assert client.get(open_path).status_code == 200
 
 
+# The console's own sign-in, and ``/`` (a redirect to it), are the pages without a session.
+CONSOLE_PUBLIC = {("GET", "/"), ("GET", "/console/sign-in"), ("POST", "/console/sign-in")}
+
+
+def check_console_route(client, method, path):
+    """A console route without a session (or with a forged one) sends the browser to
+    sign-in and shows nothing; its forms take form posts only."""
+    if (method, path) in CONSOLE_PUBLIC:
+        return
+    url = concrete(path)
+    for cookies in ({}, {"aimass_session": "e30.forged"}):
+        client.cookies.clear()
+        client.cookies.update(cookies)
+        data = {"csrf": "x"} if method == "POST" else None
+        answer = client.request(method, url, data=data, follow_redirects=False)
+        assert answer.status_code == 303, (method, path, answer.status_code, answer.text[:200])
+        assert answer.headers["location"].startswith("/console/sign-in"), (method, path)
+    client.cookies.clear()
+    if method == "POST":
+        assert client.request(method, url, json={}).status_code == 415, (method, path)
+
+
 def test_the_public_paths_are_only_health_readiness_metrics_and_the_api_document():
-    documents = {"/v1/docs", "/v1/docs/oauth2-redirect"}
+    # The docs pages and their vendored assets (tests/server/test_docs_ui.py: files only).
+    documents = {"/v1/docs", "/v1/redoc"} | STATIC_PATHS
     assert set(UNAUTHENTICATED_PATHS) == PUBLIC | documents
 
 

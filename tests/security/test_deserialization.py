@@ -28,6 +28,7 @@ import aimass
 from aimass.artifacts.bundle import MANIFEST, BundleWriter, verify_bundle
 from aimass.errors import BundleFormatError, InvalidArgument, UnsupportedModel
 from aimass.models.torch_zip import read_state_dict
+from aimass.server.console.urls import is_console_path
 from tests.artifacts.test_bundle import make_bundle
 from tests.security.conftest import WritesMarker, api_routes, concrete
 
@@ -337,6 +338,11 @@ def test_pickle_and_other_non_json_bodies_are_refused_on_every_route(app, client
                     content=body,
                     headers={**headers, "Content-Type": content_type},
                 )
+                if is_console_path(path) and content_type.endswith("x-www-form-urlencoded"):
+                    # The console's forms: read as text fields (urllib's parse_qs), never
+                    # as objects; the marker below proves nothing was unpickled.
+                    assert answer.status_code in (200, 303, 401, 403), (method, path)
+                    continue
                 assert answer.status_code == 415, (method, path, content_type, answer.text)
                 assert answer.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
                 checked += 1

@@ -249,3 +249,29 @@ def test_a_client_that_goes_away_stops_the_generation(gen_app, gen_home, monkeyp
         await gen_app.state.aimass.stop()
 
     asyncio.run(main())
+
+
+def test_the_console_streams_a_generation_with_the_sessions_rights(gen_client, gen_home):
+    """The playground's generate form: the API's generate call, signed in by session."""
+    import re
+
+    key = (gen_home / "admin.key").read_text().strip()
+    gen_client.post("/console/sign-in", data={"key": key}, follow_redirects=False)
+    page = gen_client.get("/console/p/default/playground")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    form = {"csrf": token, "model": "echo@1", "prompt": "repeat cat", "max_new_tokens": "6"}
+    with gen_client.stream("POST", "/console/p/default/generate", data=form) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = sse("\n".join(stream.iter_lines()) + "\n")
+    assert events[-1][0] == "done" and events[-1][1]["finish_reason"] in ("stop", "length")
+    direct = gen_client.post(
+        URL.format(ref="echo@1"),
+        headers={"Authorization": f"Bearer {key}"},
+        json={"prompt": "repeat cat", "max_new_tokens": 6},
+    )
+    assert events[-1][1]["text"] == direct.json()["text"]  # the same call as the API's
+    refused = gen_client.post("/console/p/default/generate", data={**form, "model": "mlm@1"})
+    assert refused.status_code == 422 and "does not generate text" in refused.text
+    forged = gen_client.post("/console/p/default/generate", data={**form, "csrf": "x"})
+    assert forged.status_code == 403
+    gen_client.cookies.clear()

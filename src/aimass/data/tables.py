@@ -13,7 +13,7 @@ from aimass.entities import DatasetVersion
 from aimass.errors import InvalidArgument
 from aimass.store import Store
 
-__all__ = ["SplitData", "publish_dataset", "read_split", "write_parquet"]
+__all__ = ["SplitData", "publish_dataset", "read_rows", "read_split", "write_parquet"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,24 @@ def write_parquet(prepared: PreparedDataset, path: Path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(prepared.to_arrow(), path, compression="zstd")
+
+
+def read_rows(
+    path: Path, *, split: str | None, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """``limit`` stored rows from ``offset`` (of ``split``, or all), as stored, and how many
+    rows there are: a page of a dataset, read without converting the rest."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if split is not None and split not in SPLITS:
+        raise InvalidArgument(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if offset < 0 or not 1 <= limit <= 1000:
+        raise InvalidArgument(f"rows {offset}+{limit}: offset >= 0 and 1 <= limit <= 1000")
+    table = pq.read_table(path)
+    if split is not None:
+        table = table.filter(pc.equal(table["split"], split))
+    return table.slice(offset, limit).to_pylist(), table.num_rows
 
 
 def read_split(path: Path, split: str | None) -> SplitData:

@@ -9,6 +9,7 @@ registry: kinds register results only as their very last step.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -102,6 +103,27 @@ def get_job_kind(kind: str) -> JobFunction:
         ) from None
 
 
+class LossCurve:
+    """The training loss as at most ``size`` ``[step, loss]`` points, for the console's
+    chart: a point every ``stride`` steps, the stride doubling (and every other point
+    dropped) whenever the points would pass ``size``, so a long job stays small."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.stride = 1
+        self.points: list[list[float]] = []
+
+    def add(self, step: int, loss: float | None) -> bool:
+        """Record ``loss`` at ``step`` if a point is due; whether the points changed."""
+        if loss is None or math.isnan(loss) or step % self.stride:
+            return False
+        self.points.append([step, round(float(loss), 5)])
+        if len(self.points) > self.size:
+            self.points = self.points[::2]
+            self.stride *= 2
+        return True
+
+
 class JobReporter(Callback):
     """Reports progress and metrics to the job record; stops on a cancel request.
 
@@ -117,17 +139,21 @@ class JobReporter(Callback):
         self.attempt = attempt
         self.interval = interval
         self._last = 0.0
+        self._curve = LossCurve()
+        self._curve_changed = False
 
-    def _report(self, progress: float | None, metrics: dict[str, Any] | None, force: bool) -> None:
+    def _report(self, progress: float | None, metrics: dict[str, Any] | None, force: bool) -> bool:
+        """Report unless one went out less than ``interval`` ago; whether it went out."""
         now = time.monotonic()
         if not force and now - self._last < self.interval:
-            return
+            return False
         self._last = now
         stop = self.store.jobs.report(
             self.job_id, progress=progress, metrics=metrics, attempt=self.attempt
         )
         if stop:
             raise Cancelled(f"job {self.job_id} was cancelled")
+        return True
 
     def _log(self, message: str) -> None:
         self.store.jobs.log(self.job_id, message)
@@ -147,7 +173,12 @@ class JobReporter(Callback):
         self._log(f"training: {state.epochs} epochs, {state.total_steps:,} steps")
 
     def on_step_end(self, state: LoopState) -> None:
-        self._report(state.progress, {"loss": state.loss, "step": state.step}, force=False)
+        metrics: dict[str, Any] = {"loss": state.loss, "step": state.step}
+        self._curve_changed |= self._curve.add(state.step, state.loss)
+        if self._curve_changed:
+            metrics["curve"] = self._curve.points
+        if self._report(state.progress, metrics, force=False):
+            self._curve_changed = False
 
     def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}

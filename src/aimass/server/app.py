@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from aimass._version import __version__
+from aimass.server import console, docs_ui
 from aimass.server.errors import install_error_handlers
 from aimass.server.middleware import RequestPipeline
 from aimass.server.routes import datasets, generate, jobs, models, projects, system
@@ -18,9 +19,12 @@ from aimass.workspace import Workspace
 
 __all__ = ["UNAUTHENTICATED_PATHS", "create_app", "iter_routes"]
 
-# The only paths that answer without an API key (a test proves every other route refuses).
+# The only paths that answer without an API key (a test proves every other route refuses);
+# the docs pages' assets (every file under /static/) are listed by exact path.
 UNAUTHENTICATED_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/docs", "/v1/docs/oauth2-redirect"}
+    {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"}
+    | docs_ui.DOCS_PATHS
+    | docs_ui.STATIC_PATHS
 )
 
 _DESCRIPTION = """\
@@ -62,16 +66,19 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # /v1/docs and /v1/redoc: docs_ui.router, from vendored assets
         redoc_url=None,
-        swagger_ui_oauth2_redirect_url="/v1/docs/oauth2-redirect",
+        swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
     )
     app.state.aimass = state
     install_error_handlers(app)
     for module in (system, projects, datasets, jobs, models, generate):
         app.include_router(module.router)
+    app.include_router(docs_ui.router)
     app.include_router(system.api)
+    app.include_router(console.router)
+    app.mount(console.STATIC_PREFIX, console.static_files(), name="console-static")
     app.add_middleware(RequestPipeline, state=state, public_paths=UNAUTHENTICATED_PATHS)
     return app
 

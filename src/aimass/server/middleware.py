@@ -35,6 +35,8 @@ from aimass.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from aimass.server.console.session import COOKIE as SESSION_COOKIE
+from aimass.server.console.urls import is_console_path
 from aimass.server.errors import error_response
 from aimass.server.metrics_access import METRICS_PATH, MetricsGuard
 from aimass.server.state import ServerState
@@ -59,6 +61,14 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 def _has_body(headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _hostname(host: str) -> str:
@@ -94,10 +104,15 @@ class RequestPipeline:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         body = b""
+        console = is_console_path(scope["path"])
         try:
             self._check_origin(headers)
-            self._check_content_type(scope["method"], headers)
-            limit = await self._authenticate(scope, headers)
+            if console:  # the web console: forms and a session cookie, not JSON and keys
+                self._check_form_type(headers)
+                limit = await self._authenticate_session(scope, headers)
+            else:
+                self._check_content_type(scope["method"], headers)
+                limit = await self._authenticate(scope, headers)
             body = await self._read_body(receive, headers, limit)
             check_json_unicode(body)
         except AimassError as exc:
@@ -172,6 +187,36 @@ class RequestPipeline:
                 f"{(declared or 'none')[:100]!r}",
                 content_type=(declared or "")[:100],
             )
+
+    @staticmethod
+    def _check_form_type(headers: dict[str, str]) -> None:
+        declared = headers.get("content-type")
+        if declared is None and not _has_body(headers):
+            return
+        kind = (declared or "").split(";", 1)[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType(
+                "console forms are application/x-www-form-urlencoded, got "
+                f"{(declared or 'none')[:100]!r}",
+                content_type=(declared or "")[:100],
+            )
+
+    async def _authenticate_session(self, scope: Scope, headers: dict[str, str]) -> int:
+        """A console request: the principal of its session cookie, if any (pages without
+        one redirect to sign-in); the body limit is the anonymous one until signed in."""
+        session = self.state.console_sessions.read(_cookie(headers, SESSION_COOKIE))
+        if session is None:
+            return self.max_anonymous_body
+        try:
+            principal = await run_in_threadpool(
+                self.state.workspace.keys.principal_of, session.key_id
+            )
+        except Unauthenticated:
+            return self.max_anonymous_body  # revoked or expired since: sign in again
+        scope["state"]["principal"] = principal
+        scope["state"]["session"] = session
+        self.state.throttle.request(session.key_id)
+        return self.max_body
 
     async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> int:
         """Check the key from the headers alone; the body limit that applies after.

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from aimass.entities import Job, ModelVersion
+from aimass.server.console.session import SessionCodec
 from aimass.server.deadlines import JobDeadlines
 from aimass.server.throttle import Decision, Throttle
 from aimass.serving.batching import (
@@ -56,6 +57,7 @@ class ServerState:
         )
         self.ready = False
         self.admin_key_file: Any = None
+        self._console_sessions: SessionCodec | None = None
         # Hot-path lookups of predict: the version an alias names, and which projects
         # exist (projects are never deleted). Writes through this server invalidate.
         self.versions: TTLCache[tuple[str, str], ModelVersion] = TTLCache(
@@ -223,6 +225,16 @@ class ServerState:
             name=f"{version.project}/{version.ref}",
             timeout=self.settings.serve_runner_timeout_seconds,
         )
+
+    @property
+    def console_sessions(self) -> SessionCodec:
+        """Signs and checks the console's session cookies (a key derived from the home)."""
+        if self._console_sessions is None:
+            self._console_sessions = SessionCodec(
+                self.workspace.derived_key("console-sessions"),
+                lifetime=self.settings.console_session_hours * 3600,
+            )
+        return self._console_sessions
 
     async def backend(self, version: ModelVersion) -> Backend:
         """Where a resolved version is served (its runners, or this process), loaded: the

@@ -84,8 +84,9 @@ class Workspace:
             self._artifacts = open_artifact_store(self.settings)
         return self._artifacts
 
-    def _derived_key(self, purpose: str) -> bytes:
-        # One secret file, separate keys per use (API-key hashes, audit chain).
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for one use, derived from the home's secret file (created on first use):
+        API-key hashes, the audit chain, console sessions each get their own."""
         if self._secret is None:
             private_dir(self.settings.home)
             self._secret = read_or_create_secret(self.settings.home / SECRET_FILE)
@@ -97,7 +98,7 @@ class Workspace:
         if self._keys is None:
             self._keys = KeyRing(
                 self.store,
-                self._derived_key("api-keys"),
+                self.derived_key("api-keys"),
                 self.settings.home,
                 cache_seconds=self.settings.auth_cache_seconds,
                 limits=self.limits,
@@ -117,7 +118,7 @@ class Workspace:
     def audit(self) -> AuditTrail:
         """The hash-chained audit log."""
         if self._audit is None:
-            self._audit = AuditTrail(self.store, self._derived_key("audit"))
+            self._audit = AuditTrail(self.store, self.derived_key("audit"))
         return self._audit
 
     def close(self) -> None:

@@ -202,3 +202,20 @@ class DatasetService(Service):
     ) -> builtins.list[DatasetVersion]:
         """Every version of dataset ``name``, oldest first."""
         return self.store.datasets.versions(project, name)
+
+    def rows(
+        self,
+        ref: str,
+        *,
+        project: str = DEFAULT_PROJECT,
+        split: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
+        """A page of a version's rows as stored (de-identified text stays de-identified),
+        and the number of rows of ``split`` (all splits when ``None``)."""
+        from aimass.data.tables import read_rows
+
+        version = self.get(ref, project=project)
+        path = self.artifacts.resolve(version.uri)
+        return read_rows(path, split=split, offset=offset, limit=limit)

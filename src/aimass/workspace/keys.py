@@ -169,6 +169,17 @@ class KeyRing:
             if found is None or not hmac.compare_digest(found[1], digest):
                 raise Unauthenticated("the API key is not valid")
             record = self._verified.put(digest, found[0])
+        return self._principal(record)
+
+    def principal_of(self, key_id: str) -> Principal:
+        """The principal of key ``key_id`` as it stands now (a console session names its
+        key by id): Unauthenticated when the key is gone, revoked or expired."""
+        found = self._store.keys.lookup(key_id)
+        if found is None:
+            raise Unauthenticated("the key of this session no longer exists; sign in again")
+        return self._principal(found[0])
+
+    def _principal(self, record: ApiKey) -> Principal:
         now = datetime.now(UTC)
         if record.revoked:
             raise Unauthenticated(f"API key {record.id} was revoked", key_id=record.id)

@@ -1,0 +1,261 @@
+"""The web console over the real app: sign-in and sessions, CSRF, scopes, every page.
+
+Browser-level tests (a real headless Chromium clicking through) are not built yet;
+these drive the same HTTP a browser would send: form posts, the session cookie,
+redirects, and the HTML that comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from aimass.server import create_app
+from aimass.server.console import STATIC
+from tests.server.conftest import make_key, serve_settings, trained_home  # noqa: F401
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def console(trained_home):  # noqa: F811
+    app = create_app(serve_settings(trained_home), job_workers=0)
+    with TestClient(app, base_url="http://localhost") as client:
+        yield client
+
+
+@pytest.fixture
+def admin_key(trained_home):  # noqa: F811
+    return (trained_home / "admin.key").read_text().strip()
+
+
+def sign_in(client, key):
+    r = client.post(
+        "/console/sign-in", data={"key": key, "next": "/console"}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
+    return r
+
+
+def csrf_of(client, path):
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return CSRF.search(page.text).group(1)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        self.urls += [v for k, v in attrs if k in ("href", "src", "action") and v]
+
+
+def external(html):
+    parser = _Links()
+    parser.feed(html)
+    return [u for u in parser.urls if re.match(r"^([a-z]+:)?//", u) and not u.startswith("data:")]
+
+
+def test_a_browser_without_a_session_is_sent_to_sign_in(console):
+    assert console.get("/", follow_redirects=False).headers["location"] == "/console"
+    r = console.get("/console/p/default", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/sign-in?next=/console/p/default"
+    page = console.get("/console/sign-in")
+    assert page.status_code == 200 and 'name="key"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_signing_in_sets_a_strict_cookie_and_a_wrong_key_is_refused(console, admin_key):
+    wrong = console.post("/console/sign-in", data={"key": "aimass_nope_" + "x" * 40})
+    assert wrong.status_code == 401 and "not valid" in wrong.text
+    r = sign_in(console, admin_key)
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and admin_key not in cookie
+    home = console.get("/console")
+    assert home.status_code == 200 and ">default<" in home.text
+
+
+def test_every_page_of_a_project_renders_from_this_server_only(console, admin_key):
+    sign_in(console, admin_key)
+    pages = {
+        "/console": "Projects",
+        "/console/p/default": "sentiment",
+        "/console/p/default/datasets/reviews": "Labels",
+        "/console/p/default/models/sentiment": "Move an alias",
+        "/console/p/default/train": "Train a model",
+        "/console/p/default/playground": "Playground",
+        "/console/p/default/keys": "Create a key",
+        "/console/audit": "Audit log",
+    }
+    job = console.get("/v1/projects/default/jobs", headers=bearer(admin_key)).json()[0]
+    pages[f"/console/p/default/jobs/{job['id']}"] = job["kind"]
+    for path, text in pages.items():
+        r = console.get(path)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert text in r.text, path
+        assert external(r.text) == [], path
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    status = console.get(f"/console/p/default/jobs/{job['id']}/status").json()
+    assert status["job"]["id"] == job["id"] and status["job"]["finished"] is True
+
+
+# A namespace name the DOM API needs to make SVG elements; it is never fetched.
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
+
+def test_the_static_assets_reference_nothing_outside(console):
+    for path in sorted(Path(STATIC).iterdir()):
+        served = console.get(f"/console/static/{path.name}")
+        assert served.status_code == 200
+        text = served.text.replace(f'"{SVG_NAMESPACE}"', "")
+        assert not re.search(r"https?://|url\(\s*['\"]?//", text), path.name
+    assert console.get("/console/static/../session.py").status_code == 404
+
+
+def test_a_form_without_its_csrf_token_is_refused(console, admin_key):
+    sign_in(console, admin_key)
+    url = "/console/p/default/models/sentiment/alias"
+    refused = console.post(url, data={"alias": "canary", "version": "1"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    forged = console.post(url, data={"alias": "canary", "version": "1", "csrf": "forged"})
+    assert forged.status_code == 403
+    versions = console.get("/v1/projects/default/models/sentiment", headers=bearer(admin_key))
+    assert "canary" not in versions.json()["aliases"]
+    token = csrf_of(console, "/console/p/default/models/sentiment")
+    moved = console.post(url, data={"alias": "canary", "version": "1", "csrf": token})
+    assert moved.status_code == 200 and "canary" in moved.text  # followed to the model page
+    again = console.get("/v1/projects/default/models/sentiment", headers=bearer(admin_key))
+    assert again.json()["aliases"]["canary"] == 1
+
+
+def test_the_playground_predicts_and_highlights_words(console, admin_key):
+    sign_in(console, admin_key)
+    token = csrf_of(console, "/console/p/default/playground")
+    form = {
+        "model": "sentiment@production",
+        "texts": "good great film\nbad awful movie",
+        "explain": "occlusion",
+        "csrf": token,
+    }
+    r = console.post("/console/p/default/playground", data=form)
+    assert r.status_code == 200, r.text[:500]
+    assert "<strong>pos</strong>" in r.text and "<strong>neg</strong>" in r.text
+    assert re.search(r'<span class="(pos|neg)[1-3]">', r.text)
+
+
+def test_a_predict_key_sees_no_training_and_cannot_reach_it(console, admin_key):
+    key = make_key(console, bearer(admin_key), ["predict", "read"], name="viewer")
+    sign_in(console, key["Authorization"].split()[1])
+    home = console.get("/console/p/default")
+    assert home.status_code == 200 and "/train" not in home.text and "/keys" not in home.text
+    assert console.get("/console/p/default/train").status_code == 403
+    assert console.get("/console/audit").status_code == 403
+    assert "Move an alias" not in console.get("/console/p/default/models/sentiment").text
+
+
+def test_the_audit_log_verifies_and_keys_are_made_once_and_revoked(console, admin_key):
+    sign_in(console, admin_key)
+    token = csrf_of(console, "/console/audit")
+    verified = console.post("/console/audit/verify", data={"csrf": token})
+    assert "The chain holds" in verified.text
+    made = console.post(
+        "/console/p/default/keys",
+        data={"name": "ci", "scope_predict": "1", "scope_read": "1", "csrf": token},
+    )
+    secret = re.search(r'<pre id="new-key">([^<]+)</pre>', made.text).group(1)
+    assert (
+        secret.startswith("aimass_") and secret not in console.get("/console/p/default/keys").text
+    )
+    key_id = secret.split("_")[1]
+    other = TestClient(console.app, base_url="http://localhost")
+    sign_in(other, secret)
+    assert other.get("/console/p/default").status_code == 200
+    console.post(f"/console/p/default/keys/{key_id}/revoke", data={"csrf": token})
+    # A revoked key's session ends at its next request.
+    assert other.get("/console/p/default", follow_redirects=False).status_code == 303
+    log = console.get("/console/audit?action=console.create_key").text
+    assert "console.create_key" in log
+
+
+def test_signing_out_ends_the_session_even_for_a_copied_cookie(console, admin_key):
+    sign_in(console, admin_key)
+    copied = dict(console.cookies)
+    token = csrf_of(console, "/console")
+    out = console.post("/console/sign-out", data={"csrf": token}, follow_redirects=False)
+    assert out.status_code == 303 and "aimass_session=" in out.headers["set-cookie"]
+    thief = TestClient(console.app, base_url="http://localhost", cookies=copied)
+    assert thief.get("/console", follow_redirects=False).status_code == 303
+
+
+def test_console_forms_are_not_json_and_the_api_is_not_forms(console, admin_key):
+    sign_in(console, admin_key)
+    r = console.post("/console/sign-out", json={"csrf": "x"})
+    assert r.status_code == 415
+    api = console.post(
+        "/v1/projects/default/datasets", data={"name": "x"}, headers=bearer(admin_key)
+    )
+    assert api.status_code == 415
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_an_upload_is_validated_whole_and_opens_the_new_dataset(console, admin_key):
+    import base64
+    import json
+
+    sign_in(console, admin_key)
+    token = csrf_of(console, "/console/p/default/upload")
+    rows = [{"text": f"row {i} is good", "label": "pos" if i % 2 else "neg"} for i in range(40)]
+    content = "\n".join(json.dumps(r) for r in rows).encode()
+    fields = {"csrf": token, "name": "uploaded", "format": "jsonl", "kind": "text"}
+    bad = console.post(
+        "/console/p/default/datasets",
+        data={**fields, "content_base64": base64.b64encode(content + b"\n{oops").decode()},
+    )
+    assert bad.status_code == 400 and "line 41" in bad.json()["error"]
+    versions = console.get("/v1/projects/default/datasets", headers=bearer(admin_key)).json()
+    assert "uploaded" not in [d["name"] for d in versions]
+    good = console.post(
+        "/console/p/default/datasets",
+        data={**fields, "content_base64": base64.b64encode(content).decode()},
+    )
+    assert good.status_code == 200 and good.json()["created"] is True
+    page = console.get(good.json()["redirect"])
+    assert page.status_code == 200 and "40 rows" in page.text
+
+
+def test_a_jobs_events_stream_ends_once_it_has_finished(console, admin_key):
+    sign_in(console, admin_key)
+    job = console.get("/v1/projects/default/jobs", headers=bearer(admin_key)).json()[0]
+    with console.stream("GET", f"/console/p/default/jobs/{job['id']}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    assert len(events) == 1 and '"finished": true' in events[0]
+    curve = json.loads(events[0][6:])["job"]["metrics"]["curve"]
+    assert curve and all(len(point) == 2 for point in curve)
+
+
+def test_rows_are_paged_for_data_keys_and_hidden_from_read_keys(console, admin_key):
+    sign_in(console, admin_key)
+    first = console.get("/console/p/default/datasets/reviews")
+    assert first.status_code == 200 and "Rows 1–25 of 200" in first.text and ">next<" in first.text
+    second = console.get("/console/p/default/datasets/reviews?offset=25")
+    assert "Rows 26–50 of 200" in second.text and ">previous<" in second.text
+    test = console.get("/console/p/default/datasets/reviews?split=test")
+    test_rows = re.search(r"of ([\d,]+) \(test\)", test.text).group(1)
+    reader = make_key(console, bearer(admin_key), ["read"], name="reader")
+    console.cookies.clear()
+    sign_in(console, reader["Authorization"].split()[1])
+    page = console.get("/console/p/default/datasets/reviews")
+    assert page.status_code == 200 and "Labels" in page.text and "Rows " not in page.text
+    assert int(test_rows.replace(",", "")) > 0

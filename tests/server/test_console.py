@@ -259,3 +259,33 @@ def test_rows_are_paged_for_data_keys_and_hidden_from_read_keys(console, admin_k
     page = console.get("/console/p/default/datasets/reviews")
     assert page.status_code == 200 and "Labels" in page.text and "Rows " not in page.text
     assert int(test_rows.replace(",", "")) > 0
+
+
+def test_the_audit_log_filters_by_actor_resource_and_time(console, admin_key):
+    sign_in(console, admin_key)
+    everything = console.get("/console/audit").text
+    assert "console.sign_in" in everything
+    by_resource = console.get("/console/audit?resource=/console/sign-in").text
+    assert "console.sign_in" in by_resource and "keys.create" not in by_resource
+    assert "console.sign_in" not in console.get("/console/audit?since=2999-01-01").text
+    assert "console.sign_in" in console.get("/console/audit?until=2999-01-01T00:00").text
+    bad = console.get("/console/audit?since=yesterday")
+    assert bad.status_code == 400 and "2026-12-01" in bad.text
+
+
+def test_the_training_form_takes_the_clis_advanced_options_as_json(console, admin_key):
+    sign_in(console, admin_key)
+    token = csrf_of(console, "/console/p/default/train")
+    form = {"csrf": token, "dataset": "reviews", "base": "tiny", "model": "json-options"}
+    bad = console.post("/console/p/default/train", data={**form, "config": "{epochs: 1"})
+    assert bad.status_code == 400 and "config is not valid JSON" in bad.text
+    queued = console.post(
+        "/console/p/default/train",
+        data={**form, "config": '{"epochs": 1, "max_length": 32}', "epochs": ""},
+        follow_redirects=False,
+    )
+    assert queued.status_code == 303 and "/jobs/" in queued.headers["location"]
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    assert job["spec"]["config"]["max_length"] == 32 and job["status"] == "queued"
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})

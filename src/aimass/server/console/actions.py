@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,6 +31,7 @@ router = APIRouter(include_in_schema=False)
 
 SCOPES = ("read", "predict", "data:write", "train", "models:write", "admin")
 EVENT_SECONDS = 1.0  # how often a job's page hears from the server while it runs
+AUDIT_ROWS = 200  # events the audit page shows at once
 
 
 @router.get(PREFIX + "/p/{project}/jobs/{job_id}", name="console.job")
@@ -141,6 +143,8 @@ async def train(request: Request, project: str) -> Response:
                 raise InvalidArgument(f"{key} {text!r} is not a number", field=key) from None
     if fields.get("mode"):
         config["mode"] = fields["mode"]
+    config = {**_json_object(fields.get("config"), "config"), **config}
+    privacy = _json_object(fields.get("privacy"), "privacy") or None
     alias = fields.get("alias") or None
     ws = state(request).workspace
     if alias:
@@ -151,6 +155,7 @@ async def train(request: Request, project: str) -> Response:
         model=fields.get("model", ""),
         config=config,
         alias=alias,
+        privacy=privacy,
     )
     submitted = await run_in_threadpool(ws.jobs.submit_training, spec, project=project)
     return RedirectResponse(f"{PREFIX}/p/{project}/jobs/{submitted.id}", status_code=303)
@@ -237,26 +242,53 @@ async def audit(
     project: str | None = None,
     action: str | None = None,
     actor: str | None = None,
+    resource: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
     before: int | None = None,
 ) -> Response:
-    """The audit log, newest first, filtered (an all-projects admin key)."""
+    """The audit log, newest first (the last 1,000 events of the project and action
+    asked for, then filtered by actor, resource and time; an all-projects admin key)."""
     _require_global_admin(principal(request))
+    start, end = _moment(since, "since"), _moment(until, "until")
     found = await run_in_threadpool(
         state(request).workspace.audit.list,
         project=project or None,
         action=action or None,
         before=before,
-        limit=200,
+        limit=1000,
     )
-    if actor:
-        found = [e for e in found if actor in e.actor]
-    return page(
-        request,
-        "audit.html",
-        events=found,
-        filters={"project": project or "", "action": action or "", "actor": actor or ""},
-        verified=None,
-    )
+    found = [
+        e
+        for e in found
+        if (not actor or actor in e.actor)
+        and (not resource or resource in e.resource)
+        and (start is None or e.time >= start)
+        and (end is None or e.time <= end)
+    ][:AUDIT_ROWS]
+    filters = {
+        "project": project or "",
+        "action": action or "",
+        "actor": actor or "",
+        "resource": resource or "",
+        "since": since or "",
+        "until": until or "",
+    }
+    return page(request, "audit.html", events=found, filters=filters, verified=None)
+
+
+def _moment(text: str | None, field: str) -> datetime | None:
+    """A filter's time: ISO 8601 (``2026-12-01`` or ``2026-12-01T09:30``), UTC if unzoned."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} {text[:40]!r} is not a date or time; use 2026-12-01 or 2026-12-01T09:30",
+            field=field,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.post(PREFIX + "/audit/verify", name="console.verify_audit")
@@ -266,7 +298,7 @@ async def verify_audit(request: Request) -> Response:
     _require_global_admin(principal(request))
     require_csrf(request, await form(request))
     result = await run_in_threadpool(state(request).workspace.audit.verify)
-    filters = {"project": "", "action": "", "actor": ""}
+    filters = dict.fromkeys(("project", "action", "actor", "resource", "since", "until"), "")
     return page(request, "audit.html", events=[], filters=filters, verified=result)
 
 
@@ -312,6 +344,19 @@ async def revoke_key(request: Request, project: str, key_id: str) -> Response:
     require_csrf(request, await form(request))
     await run_in_threadpool(state(request).workspace.keys.revoke, key_id, project=project)
     return RedirectResponse(f"{PREFIX}/p/{project}/keys", status_code=303)
+
+
+def _json_object(text: str | None, field: str) -> dict[str, Any]:
+    """A form field holding a JSON object (the training form's advanced options)."""
+    if not text or not text.strip():
+        return {}
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"{field} is not valid JSON: {exc}", field=field) from None
+    if not isinstance(found, dict):
+        raise InvalidArgument(f"{field} must be a JSON object", field=field)
+    return found
 
 
 def _require_global_admin(me: Any) -> None:

@@ -41,7 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -220,6 +222,31 @@ async def drive(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its live children (the runners)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = sum(process.cpu_times()[:2])
+    for child in process.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def measured(pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s result plus the server's own CPU-seconds per 1,000 predictions: a
+    measure that holds when the load generator shares the cores (issue 17)."""
+    before = cpu_seconds(pid)
+    result = run()
+    used = cpu_seconds(pid) - before
+    result["server_cpu_seconds"] = used
+    result["cpu_seconds_per_1000"] = 1000 * used / max(1, result["requests"])
+    return result
+
+
 def ceiling(bundle: str, texts: list[str], seconds: float, *, by_length: bool = False) -> float:
     """Sentences/s of the raw forward pass at batch 32 (no HTTP, no queue), torch's
     default threads.
@@ -299,14 +326,20 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {key}"}
         for clients in CLIENTS:
             # Alternate which server goes first, so drift on a shared machine hits both.
-            order = [("aimass", aim_url, auth), ("naive", naive_url, {})]
+            order = [
+                ("aimass", aim_url, auth, aimass_proc.pid),
+                ("naive", naive_url, {}, naive_proc.pid),
+            ]
             if clients in (8, 64):
                 order.reverse()
             row = {"clients": clients}
-            for name, url, headers in order:
+            for name, url, headers, pid in order:
                 asyncio.run(drive(url, headers, texts, clients, 1.0, args.client))  # warm up
-                row[name] = asyncio.run(
-                    drive(url, headers, texts, clients, args.seconds, args.client)
+                row[name] = measured(
+                    pid,
+                    lambda url=url, headers=headers, clients=clients: asyncio.run(
+                        drive(url, headers, texts, clients, args.seconds, args.client)
+                    ),
                 )
             rows.append(row)
             a, n = row["aimass"], row["naive"]
@@ -314,7 +347,9 @@ def main() -> None:
                 f"N={clients:3d}  aimass {a['throughput']:6.1f}/s p50 {a['p50_ms']:7.1f} ms "
                 f"p99 {a['p99_ms']:7.1f} ms | naive {n['throughput']:6.1f}/s p50 "
                 f"{n['p50_ms']:7.1f} ms p99 {n['p99_ms']:7.1f} ms | "
-                f"ratio {a['throughput'] / n['throughput']:.2f}x"
+                f"ratio {a['throughput'] / n['throughput']:.2f}x | server CPU-s per 1,000: "
+                f"{a['cpu_seconds_per_1000']:.2f} vs {n['cpu_seconds_per_1000']:.2f} "
+                f"({a['cpu_seconds_per_1000'] / n['cpu_seconds_per_1000']:.2f}x)"
                 + (
                     f"  ERRORS aimass {a['errors']} naive {n['errors']}"
                     if a["errors"] or n["errors"]
@@ -339,6 +374,8 @@ def main() -> None:
             "vs_ceiling": at32["aimass"]["throughput"] / raw,
             "vs_length_sorted_ceiling": at32["aimass"]["throughput"] / sorted_raw,
             "p99_over_single_p50": at32["aimass"]["p99_ms"] / single,
+            "cpu_per_prediction_vs_naive": at32["aimass"]["cpu_seconds_per_1000"]
+            / at32["naive"]["cpu_seconds_per_1000"],
         },
         "goals": {"vs_naive": 2.5, "vs_ceiling": 0.8, "p99_over_single_p50": 4.0},
     }

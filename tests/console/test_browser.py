@@ -96,7 +96,10 @@ def _sign_in(driver, url, key):
     assert "/console/sign-in" in driver.current_url
     driver.find_element(By.NAME, "key").send_keys(key)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    _wait(driver, lambda d: d.current_url.endswith("/console/p/default"))
+    # Signed in once the project page shows the sign-out form (the sign-in page's own
+    # URL, ``...?next=/console/p/default``, ends the same way, so the URL alone is no sign).
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "form.signout"))
+    assert driver.current_url.endswith("/console/p/default"), driver.current_url
 
 
 def test_a_new_user_walks_the_console_from_sign_in_to_sign_out(site, browser):
@@ -109,6 +112,7 @@ def test_a_new_user_walks_the_console_from_sign_in_to_sign_out(site, browser):
 
     # Upload a dataset: the page reads the file, shows progress, then opens the dataset.
     browser.get(f"{url}/console/p/default/upload")
+    assert browser.find_elements(By.NAME, "file"), browser.page_source[:2000]
     browser.find_element(By.NAME, "file").send_keys(str(data))
     browser.find_element(By.NAME, "name").send_keys("reviews")
     browser.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()

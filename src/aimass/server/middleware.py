@@ -9,6 +9,9 @@ rate is counted); the body-size limit, applied while the body streams in
 (small until the key checks out); a JSON body whose text holds a lone UTF-16
 surrogate is a 400 naming the field; then the app, with unhandled exceptions
 turned into a 500 that names the request id (and logged with its traceback);
+the web console's paths (``/`` and ``/console/...``) take form bodies and a session
+cookie in place of JSON and a key (:mod:`aimass.server.console`), under the same
+host, origin, body-size and audit rules;
 then, before the response leaves, the audit record (every state change and
 every predict call, plus refused requests and the reads a route marks, such as
 an export) and the request metrics.

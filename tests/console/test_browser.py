@@ -77,9 +77,13 @@ def browser(tmp_path):
 
 
 def _wait(driver, condition, seconds=WAIT):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, seconds).until(condition)
+    # Live pages reload themselves (a finished job's page does): an element read in the
+    # middle of a reload is stale or not there yet; the condition is simply asked again.
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, seconds, ignored_exceptions=ignored).until(condition)
 
 
 def _shot(driver, name):

@@ -1,6 +1,7 @@
 """The CLI for explanations and reports: ``predict --explain``, ``evaluate``, ``reports``."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -116,6 +117,7 @@ def test_evaluate_prints_a_summary_without_json(tmp_path):
         "whitespace",
     )
     assert "accuracy" in result.stdout and "report:" in result.stdout
+    assert re.search(r"verdict: (pass|warn|fail) \(the reasons are in the report\)", result.stdout)
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,7 @@ def test_version_metrics_and_card_point_at_the_report(ws, report):
     assert stored["report"] == report.uri and stored["accuracy"] == report.summary["accuracy"]
     card = ws.models.card("m@1")
     assert "Latest report `s-v1-test-by-group`" in card
+    assert f"Verdict: **{report.summary['verdict']}**" in card  # the tiny model's: fail
     assert report.uri in card and "aimass reports get m@1" in card
 
 

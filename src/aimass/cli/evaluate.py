@@ -144,6 +144,10 @@ def _print_summary(attachment: AttachmentOut, html_path: Path) -> None:
         ["metric", "value"],
         rows,
     )
+    verdict = summary.get("verdict")
+    if verdict:
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(verdict, "white")
+        console.print(f"verdict: [bold {colour}]{verdict}[/] (the reasons are in the report)")
     console.print(f"report: {html_path}")
 
 

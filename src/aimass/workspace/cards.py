@@ -182,8 +182,14 @@ def _evaluation_section(version: ModelVersion, attachments: list[Attachment]) ->
     scope = f"`{summary.get('dataset', '?')}`, split `{summary.get('split', '?')}`" + (
         f", fairness by `{group}`" if group else ", no fairness group field"
     )
+    verdict = summary.get("verdict")
+    judged = (
+        f" Verdict: **{verdict}** (each section's reasons are in the report)." if verdict else ""
+    )
     return (
-        f"Latest report `{latest.name}` ({latest.created_at.date().isoformat()}) on {scope}.\n\n"
+        f"Latest report `{latest.name}` ({latest.created_at.date().isoformat()}) on {scope}."
+        + judged
+        + "\n\n"
         + _table(("metric", "value"), rows)
         + f"\n\nFull report (HTML with plots, and the same numbers as JSON): `{latest.uri}` — "
         f"`aimass reports get {version.ref} --name {latest.name} --out report.html`."

@@ -24,6 +24,7 @@ from aimass.client._wire import (
     key_create_body,
     parse,
     upload_body,
+    version_path,
 )
 from aimass.schemas import (
     ApiKeyOut,
@@ -66,11 +67,6 @@ class _AsyncResource:
     ) -> T:
         url = self._c._p(template, project, **kw)
         return parse(kind, await self._c.request(method, url, json=body))
-
-
-def _version_path(ref: str) -> dict[str, str]:
-    name, _, selector = ref.partition("@")
-    return {"n": name, "s": selector or "latest"}
 
 
 class AsyncDatasets(_AsyncResource):
@@ -178,7 +174,7 @@ class AsyncModels(_AsyncResource):
     async def get(self, ref: str, *, project: str | None = None) -> ModelVersionOut:
         """As ``Client.models.get``."""
         template = "/models/{n}/versions/{s}"
-        return await self._get(ModelVersionOut, template, project, **_version_path(ref))
+        return await self._get(ModelVersionOut, template, project, **version_path(ref))
 
     async def set_alias(
         self, name: str, alias: str, version: int, *, project: str | None = None
@@ -195,13 +191,13 @@ class AsyncModels(_AsyncResource):
 
     async def card(self, ref: str, *, project: str | None = None) -> str:
         """As ``Client.models.card``."""
-        url = self._c._p("/models/{n}/versions/{s}/card", project, **_version_path(ref))
+        url = self._c._p("/models/{n}/versions/{s}/card", project, **version_path(ref))
         return str(await self._c.request("GET", url))
 
     async def verify(self, ref: str, *, project: str | None = None) -> BundleVerifyOut:
         """As ``Client.models.verify``."""
         template = "/models/{n}/versions/{s}/verify"
-        return await self._get(BundleVerifyOut, template, project, **_version_path(ref))
+        return await self._get(BundleVerifyOut, template, project, **version_path(ref))
 
     async def import_(
         self,
@@ -219,7 +215,7 @@ class AsyncModels(_AsyncResource):
         self, ref: str, destination: str | Path, *, project: str | None = None
     ) -> builtins.list[str]:
         """As ``Client.models.export``."""
-        url = self._c._p("/models/{n}/versions/{s}/export", project, **_version_path(ref))
+        url = self._c._p("/models/{n}/versions/{s}/export", project, **version_path(ref))
         return await download_bundle_async(
             self._c._http, url, Path(destination), server=self._c.url
         )
@@ -230,7 +226,7 @@ class AsyncModels(_AsyncResource):
         """As ``Client.models.attachments``."""
         template = "/models/{n}/versions/{s}/attachments"
         return await self._get(
-            list[AttachmentOut], template, project, params={"kind": kind}, **_version_path(ref)
+            list[AttachmentOut], template, project, params={"kind": kind}, **version_path(ref)
         )
 
     async def report(
@@ -238,7 +234,7 @@ class AsyncModels(_AsyncResource):
     ) -> bytes:
         """As ``Client.models.report``."""
         template = "/models/{n}/versions/{s}/reports/{r}/report.{f}"
-        url = self._c._p(template, project, r=report, f=fmt, **_version_path(ref))
+        url = self._c._p(template, project, r=report, f=fmt, **version_path(ref))
         return await self._c.request_bytes("GET", url)
 
     async def delete_version(

@@ -9,7 +9,7 @@ from pathlib import Path
 from aimass.client._export import download_bundle
 from aimass.client._resources import _Resource
 from aimass.client._transport import path
-from aimass.client._wire import key_changes, key_create_body, parse
+from aimass.client._wire import key_changes, key_create_body, parse, version_path
 from aimass.schemas import (
     ApiKeyOut,
     AttachmentOut,
@@ -36,10 +36,7 @@ class _Models(_Resource):
 
     def get(self, ref: str, *, project: str | None = None) -> ModelVersionOut:
         """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS``."""
-        name, _, selector = ref.partition("@")
-        return self._get(
-            ModelVersionOut, "/models/{n}/versions/{s}", project, n=name, s=selector or "latest"
-        )
+        return self._get(ModelVersionOut, "/models/{n}/versions/{s}", project, **version_path(ref))
 
     def set_alias(
         self, name: str, alias: str, version: int, *, project: str | None = None
@@ -61,20 +58,13 @@ class _Models(_Resource):
 
     def card(self, ref: str, *, project: str | None = None) -> str:
         """The model card (Markdown)."""
-        name, _, selector = ref.partition("@")
-        url = self._c._p("/models/{n}/versions/{s}/card", project, n=name, s=selector or "latest")
+        url = self._c._p("/models/{n}/versions/{s}/card", project, **version_path(ref))
         return str(self._c.request("GET", url))
 
     def verify(self, ref: str, *, project: str | None = None) -> BundleVerifyOut:
         """Check a version's signature and files on the server (the bundle is not sent)."""
-        name, _, selector = ref.partition("@")
-        return self._get(
-            BundleVerifyOut,
-            "/models/{n}/versions/{s}/verify",
-            project,
-            n=name,
-            s=selector or "latest",
-        )
+        template = "/models/{n}/versions/{s}/verify"
+        return self._get(BundleVerifyOut, template, project, **version_path(ref))
 
     def import_(
         self,
@@ -100,37 +90,24 @@ class _Models(_Resource):
         before it lands in ``destination``. The result is a Hugging Face model
         directory, as ``aimass models export`` writes locally.
         """
-        name, _, selector = ref.partition("@")
-        url = self._c._p("/models/{n}/versions/{s}/export", project, n=name, s=selector or "latest")
+        url = self._c._p("/models/{n}/versions/{s}/export", project, **version_path(ref))
         return download_bundle(self._c._http, url, Path(destination), server=self._c.url)
 
     def attachments(
         self, ref: str, *, kind: str | None = None, project: str | None = None
     ) -> builtins.list[AttachmentOut]:
         """Reports attached to a version (``kind``: ``evaluation``, ``privacy-audit``)."""
-        name, _, selector = ref.partition("@")
+        template = "/models/{n}/versions/{s}/attachments"
         return self._get(
-            list[AttachmentOut],
-            "/models/{n}/versions/{s}/attachments",
-            project,
-            n=name,
-            s=selector or "latest",
-            params={"kind": kind},
+            list[AttachmentOut], template, project, params={"kind": kind}, **version_path(ref)
         )
 
     def report(
         self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
     ) -> bytes:
         """An evaluation report's ``report.html`` (or ``report.json``) as bytes."""
-        name, _, selector = ref.partition("@")
-        url = self._c._p(
-            "/models/{n}/versions/{s}/reports/{r}/report.{f}",
-            project,
-            n=name,
-            s=selector or "latest",
-            r=report,
-            f=fmt,
-        )
+        template = "/models/{n}/versions/{s}/reports/{r}/report.{f}"
+        url = self._c._p(template, project, r=report, f=fmt, **version_path(ref))
         return self._c.request_bytes("GET", url)
 
     def delete_version(

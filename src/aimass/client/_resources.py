@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from aimass.client._download import download
 from aimass.client._wire import (
     T,
-    job_outcome,
     parse,
     upload_body,
 )
+from aimass.operations import wait_for
 from aimass.schemas import (
     BaseModelOut,
     DatasetVersionOut,
@@ -280,13 +279,9 @@ class _Jobs(_Resource):
             poll: Seconds between polls.
             timeout: Give up after this many seconds (TimeoutError).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get(job_id, project=project)
-            if progress is not None:
-                progress(job)
-            if job.finished:
-                return job_outcome(job)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
-            time.sleep(poll)
+        return wait_for(
+            lambda: self.get(job_id, project=project),
+            progress=progress,
+            poll=poll,
+            timeout=timeout,
+        )

@@ -72,3 +72,9 @@ def key_create_body(
         "output_policy": output_policy,
         "limits": dict(limits or {}),
     }
+
+
+def version_path(ref: str) -> dict[str, str]:
+    """The ``n`` (model) and ``s`` (version or alias) of a ``NAME[@SELECTOR]`` for a URL."""
+    name, _, selector = ref.partition("@")
+    return {"n": name, "s": selector or "latest"}

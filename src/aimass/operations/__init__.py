@@ -22,7 +22,8 @@ so ``--json`` output and SDK results have one shape in every mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "Projects",
     "job_outcome",
     "key_changes",
+    "wait_for",
 ]
 
 
@@ -175,3 +177,25 @@ def job_outcome(job: JobOut) -> JobOut:
     if job.status == "failed":
         raise JobFailed(f"job {job.id} failed: {job.error}", job_id=job.id)
     return job
+
+
+def wait_for(
+    get: Callable[[], JobOut],
+    *,
+    progress: Callable[[JobOut], None] | None,
+    poll: float,
+    timeout: float | None,
+) -> JobOut:
+    """What ``jobs.wait`` does on every synchronous surface: ``get()`` the job every
+    ``poll`` seconds (each one shown to ``progress``) until it has finished, then
+    :func:`job_outcome`; TimeoutError past ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = get()
+        if progress is not None:
+            progress(job)
+        if job.finished:
+            return job_outcome(job)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job.id} still {job.status} after {timeout} s")
+        time.sleep(poll)

@@ -66,6 +66,23 @@ def _has_body(headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
 
 
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def _check_body_type(headers: dict[str, str], wanted: str, what: str) -> None:
+    """415 unless a request with a body declares ``wanted`` (pickle and every other type
+    is refused before anything parses it)."""
+    declared = headers.get("content-type")
+    if declared is None and not _has_body(headers):
+        return
+    if (declared or "").split(";", 1)[0].strip().lower() != wanted:
+        raise UnsupportedMediaType(
+            f"{what}, got {(declared or 'none')[:100]!r}",
+            content_type=(declared or "")[:100],
+        )
+
+
 def _cookie(headers: dict[str, str], name: str) -> str | None:
     for part in headers.get("cookie", "").split(";"):
         key, _, value = part.strip().partition("=")
@@ -111,10 +128,12 @@ class RequestPipeline:
         try:
             self._check_origin(headers)
             if console:  # the web console: forms and a session cookie, not JSON and keys
-                self._check_form_type(headers)
+                _check_body_type(headers, FORM, f"console forms are {FORM}")
                 limit = await self._authenticate_session(scope, headers)
             else:
-                self._check_content_type(scope["method"], headers)
+                _check_body_type(
+                    headers, JSON, f"request bodies must be JSON (Content-Type: {JSON})"
+                )
                 limit = await self._authenticate(scope, headers)
             body = await self._read_body(receive, headers, limit)
             check_json_unicode(body)
@@ -176,33 +195,6 @@ class RequestPipeline:
             "it in AIMASS_ALLOWED_ORIGINS",
             origin=origin[:100],
         )
-
-    @staticmethod
-    def _check_content_type(method: str, headers: dict[str, str]) -> None:
-        declared = headers.get("content-type")
-        has_body = _has_body(headers)
-        if declared is None and not has_body:
-            return
-        kind = (declared or "").split(";", 1)[0].strip().lower()
-        if kind != "application/json":
-            raise UnsupportedMediaType(
-                f"request bodies must be JSON (Content-Type: application/json), got "
-                f"{(declared or 'none')[:100]!r}",
-                content_type=(declared or "")[:100],
-            )
-
-    @staticmethod
-    def _check_form_type(headers: dict[str, str]) -> None:
-        declared = headers.get("content-type")
-        if declared is None and not _has_body(headers):
-            return
-        kind = (declared or "").split(";", 1)[0].strip().lower()
-        if kind != "application/x-www-form-urlencoded":
-            raise UnsupportedMediaType(
-                "console forms are application/x-www-form-urlencoded, got "
-                f"{(declared or 'none')[:100]!r}",
-                content_type=(declared or "")[:100],
-            )
 
     async def _authenticate_session(self, scope: Scope, headers: dict[str, str]) -> int:
         """A console request: the principal of its session cookie, if any (pages without

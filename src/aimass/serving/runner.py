@@ -167,14 +167,9 @@ class RunnerProcess:
     def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The runner's generation events as they are decoded; closing the iterator early
         cancels the generation in the runner (within one token) before it returns."""
-        proc = self._require()
-        assert proc.stdin is not None
         message = {"op": "generate", "prompt": prompt, "options": options, "model": self.name}
         with self._watchdog():
-            try:
-                write_frame(proc.stdin, message)
-            except (BrokenPipeError, OSError, ValueError):
-                raise self._gone() from None
+            self._send(message)
         ended = False
         try:
             while True:
@@ -210,15 +205,19 @@ class RunnerProcess:
         except (AimassError, OSError, ValueError):
             self.close()  # a runner that cannot be stopped cleanly is replaced
 
-    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send one request and read its one answer (an error answer is raised)."""
+    def _send(self, message: dict[str, Any]) -> None:
+        """Write one frame to the runner (a closed pipe: the runner is gone)."""
         proc = self._require()
         assert proc.stdin is not None
+        try:
+            write_frame(proc.stdin, message)
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._gone() from None
+
+    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and read its one answer (an error answer is raised)."""
         with self._watchdog():
-            try:
-                write_frame(proc.stdin, message)
-            except (BrokenPipeError, OSError, ValueError):
-                raise self._gone() from None
+            self._send(message)
             answer = self._receive()
         if "error" in answer:
             raise self._error(answer)

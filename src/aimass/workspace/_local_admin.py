@@ -4,14 +4,13 @@ jobs, keys, projects, audit (each method as its ``Client`` twin)."""
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aimass import schemas as s
 from aimass.entities import JobStatus
-from aimass.operations import ALL_PROJECTS, job_outcome, key_changes
+from aimass.operations import ALL_PROJECTS, key_changes, wait_for
 from aimass.workspace._local_data import _Local
 from aimass.workspace.access import local_principal
 
@@ -143,16 +142,12 @@ class LocalJobs(_Local):
         queued = self._ws.jobs.get(job_id, project=project).status == JobStatus.QUEUED
         if queued and not self._ws.jobs.workers_running:
             self._ws.jobs.run(job_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get(job_id, project=project)
-            if progress is not None:
-                progress(job)
-            if job.finished:
-                return job_outcome(job)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
-            time.sleep(poll)
+        return wait_for(
+            lambda: self.get(job_id, project=project),
+            progress=progress,
+            poll=poll,
+            timeout=timeout,
+        )
 
 
 def _key_details(key: s.ApiKeyOut) -> dict[str, Any]:

@@ -173,7 +173,14 @@ async def playground(request: Request, project: str) -> Response:
 @router.post(PREFIX + "/p/{project}/playground", name="console.predict")
 @guard
 async def predict(request: Request, project: str) -> Response:
-    """Predict the posted texts with the chosen model, through its serving back end."""
+    """Predict the posted texts with the chosen model: the API's own predict call (input
+    limits, stream slots, the key's query budget and output policy, micro-batching,
+    explanations in the version's runner), reached with the session instead of a key."""
+    from pydantic import ValidationError
+
+    from aimass.schemas import PredictRequest
+    from aimass.server.routes.models import predict as predict_route
+
     me = principal(request)
     fields = await form(request)
     require_csrf(request, fields)
@@ -181,17 +188,16 @@ async def predict(request: Request, project: str) -> Response:
     me.require("predict", project=project, model=ref.partition("@")[0] or None)
     app = state(request)
     texts = [line.strip() for line in fields.get("texts", "").splitlines() if line.strip()]
-    texts = app.workspace.serving.check_inputs(texts)
-    version = await app.resolve(ref, project)
-    results = await (await app.batcher(version)).predict(texts)
     explain = fields.get("explain") or None
-    if explain:
-        app.workspace.serving.check_explain_batch(texts)
-        backend = await app.backend(version)
-        results = await run_in_threadpool(backend.explain, texts, results, explain)
+    try:
+        body = PredictRequest(inputs=texts, explain=explain)
+    except ValidationError as exc:
+        raise InvalidArgument(f"the prediction form is not valid: {exc}") from None
+    answer = await predict_route(ref, body, project, me, app)
     models = await run_in_threadpool(app.workspace.models.list, project=project)
     rows = [
-        (text, result, _highlights(result)) for text, result in zip(texts, results, strict=True)
+        (text, result, _highlights(result))
+        for text, result in zip(texts, answer.predictions, strict=True)
     ]
     return page(
         request,
@@ -202,7 +208,7 @@ async def predict(request: Request, project: str) -> Response:
         chosen=ref,
         texts=fields.get("texts", ""),
         explain=explain,
-        version=version,
+        answer=answer,
     )
 
 

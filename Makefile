@@ -15,7 +15,7 @@ PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: quickstart test test-fast test-all test-latest check format bench clean-venv browser lock docs
+.PHONY: quickstart test test-fast test-all test-latest check format bench clean-venv browser services lock docs
 
 quickstart: $(STAMP)
 	$(BIN)/aimass quickstart
@@ -25,13 +25,13 @@ quickstart: $(STAMP)
 # Two workers (pytest-xdist), a test module per worker at a time.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
 
-test: $(STAMP) check docs browser
+test: $(STAMP) check docs browser services
 	$(PYTEST) --suite=test --durations=15
 
 test-fast: $(STAMP)
 	$(PYTEST) --suite=fast --durations=10
 
-test-all: $(STAMP) check docs browser
+test-all: $(STAMP) check docs browser services
 	$(PYTEST) --suite=all --durations=25
 
 check: $(STAMP)
@@ -97,3 +97,9 @@ bench-privacy: $(STAMP)
 # (the test skips, saying why, where it cannot be installed).
 browser:
 	scripts/install-chromium
+
+# PostgreSQL's server binaries for the tests that run the store, the job queue and
+# the server against it (tests/plugins/postgres.py starts a private server on
+# loopback). The S3-compatible server (moto) and Ray come from the lock.
+services:
+	scripts/install-postgres

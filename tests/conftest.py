@@ -38,6 +38,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # threads spin against each other. Set before any test imports torch.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# Real services some tests run against (PostgreSQL, an S3-compatible server, a Ray
+# cluster), each started on loopback by its plugin and skipped, saying why, without it.
+pytest_plugins = ["tests.plugins.postgres", "tests.plugins.s3", "tests.plugins.ray_cluster"]
+
 SUITES = {
     # suite → the markers whose tests it skips
     "fast": ("slow", "subprocess", "long"),

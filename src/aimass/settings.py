@@ -151,6 +151,29 @@ class Settings(BaseSettings):
         tls_key: Its private key (a file readable by its owner only).
         ca_bundle: PEM certificates the CLI trusts for an ``https://`` server URL (a
             self-signed server certificate, a private CA); default: the system's.
+        database_url: Another name for ``store_uri`` (``AIMASS_DATABASE_URL``), the one
+            PostgreSQL users expect: ``postgresql+psycopg://USER:PASSWORD@HOST/DB``. Setting
+            both to different values is refused.
+        artifact_url: Object storage for artifacts, ``s3://BUCKET/PREFIX`` (any
+            S3-compatible server). The artifact root then becomes this process's local
+            cache: everything published is uploaded, and what is missing locally is
+            downloaded and its digests checked before use. Credentials come from the
+            usual ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or the AWS config).
+        s3_endpoint_url: The S3 endpoint (``http://127.0.0.1:9000`` for a local server);
+            default: AWS's own for ``s3_region``.
+        s3_region: The region of the bucket.
+        executor: Where jobs run: ``threads`` (worker threads of the server process) or
+            ``ray`` (each job a Ray task on the cluster at ``ray_address``).
+        ray_address: The Ray cluster to use (``ray://`` or ``HOST:PORT``, as
+            ``ray.init`` takes it); unset starts a local Ray on this machine.
+        ray_namespace: The Ray namespace aimass's tasks, actors and deployments live in.
+        serve_with: How model versions are served: ``runners`` (runner processes of
+            this server, ``serve_runners`` each) or ``ray`` (Ray Serve replicas that
+            scale between ``ray_min_replicas`` and ``ray_max_replicas`` on queue depth).
+        ray_min_replicas: Fewest Ray Serve replicas of a served model version.
+        ray_max_replicas: Most Ray Serve replicas of a served model version.
+        ray_target_ongoing_requests: Requests in flight per replica that Ray Serve's
+            autoscaler aims for (more scales up, fewer scales down).
     """
 
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
@@ -217,6 +240,17 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ca_bundle: Path | None = None
+    database_url: str | None = None
+    artifact_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    executor: Literal["threads", "ray"] = "threads"
+    ray_address: str | None = None
+    ray_namespace: str = "aimass"
+    serve_with: Literal["runners", "ray"] = "runners"
+    ray_min_replicas: int = Field(default=1, ge=1, le=64)
+    ray_max_replicas: int = Field(default=2, ge=1, le=64)
+    ray_target_ongoing_requests: float = Field(default=8.0, gt=0)
 
     @field_validator("auth_failures_per_address", "auth_failures_per_key", "requests_per_key")
     @classmethod
@@ -274,9 +308,37 @@ class Settings(BaseSettings):
         self.metrics_token = SecretStr(token)
         return self
 
+    @field_validator("artifact_url")
+    @classmethod
+    def _artifact_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        bucket = value.removeprefix("s3://").split("/", 1)[0]
+        if not value.startswith("s3://") or not bucket:
+            raise ValueError(
+                f"artifact_url {value!r} is not an object-storage URL; write s3://BUCKET/PREFIX"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> Settings:
+        if self.ray_min_replicas > self.ray_max_replicas:
+            raise ValueError(
+                f"ray_min_replicas ({self.ray_min_replicas}) is above ray_max_replicas "
+                f"({self.ray_max_replicas}); set the minimum at or below the maximum"
+            )
+        return self
+
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
         self.home = self.home.expanduser()
+        if self.database_url is not None:
+            if self.store_uri is not None and self.store_uri != self.database_url:
+                raise ValueError(
+                    "AIMASS_DATABASE_URL and AIMASS_STORE_URI name different databases; "
+                    "set one of them"
+                )
+            self.store_uri = self.database_url
         if self.artifact_root is None:
             self.artifact_root = self.home / "artifacts"
         if self.store_uri is None:

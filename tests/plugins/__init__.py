@@ -1,0 +1,1 @@
+"""Pytest plugins that start the real services some tests run against (loaded by conftest)."""

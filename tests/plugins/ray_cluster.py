@@ -1,0 +1,1 @@
+"""Fixtures for the ray_cluster service (filled in by issue 16's work)."""

@@ -7,6 +7,7 @@ take plain arguments.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,6 +175,11 @@ class Settings(BaseSettings):
         ray_max_replicas: Most Ray Serve replicas of a served model version.
         ray_target_ongoing_requests: Requests in flight per replica that Ray Serve's
             autoscaler aims for (more scales up, fewer scales down).
+        server_secret: The secret API-key hashes, the audit chain and console sessions
+            are keyed with (64 hex digits), e.g. from a secret manager. Servers that share
+            one database must share it. Default: read from ``server_secret_file``.
+        server_secret_file: The file holding it (0600), created on first use. Default
+            ``{home}/server.secret``.
     """
 
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
@@ -251,6 +257,8 @@ class Settings(BaseSettings):
     ray_min_replicas: int = Field(default=1, ge=1, le=64)
     ray_max_replicas: int = Field(default=2, ge=1, le=64)
     ray_target_ongoing_requests: float = Field(default=8.0, gt=0)
+    server_secret: SecretStr | None = None
+    server_secret_file: Path | None = None
 
     @field_validator("auth_failures_per_address", "auth_failures_per_key", "requests_per_key")
     @classmethod
@@ -320,6 +328,16 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("server_secret")
+    @classmethod
+    def _server_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value.get_secret_value()):
+            raise ValueError(
+                "server_secret must be 64 hex digits (32 random bytes), e.g. the output of "
+                "'openssl rand -hex 32'"
+            )
+        return value
+
     @model_validator(mode="after")
     def _replica_range(self) -> Settings:
         if self.ray_min_replicas > self.ray_max_replicas:
@@ -347,6 +365,8 @@ class Settings(BaseSettings):
             self.master_key_file = self.home / "keys" / "master.json"
         if self.signing_key_file is None:
             self.signing_key_file = self.home / "keys" / "signing.pem"
+        if self.server_secret_file is None:
+            self.server_secret_file = self.home / "server.secret"
         return self
 
     @property

@@ -85,11 +85,19 @@ class Workspace:
         return self._artifacts
 
     def derived_key(self, purpose: str) -> bytes:
-        """A key for one use, derived from the home's secret file (created on first use):
-        API-key hashes, the audit chain, console sessions each get their own."""
+        """A key for one use, derived from the server secret: API-key hashes, the audit
+        chain, console sessions each get their own.
+
+        The secret is ``AIMASS_SERVER_SECRET`` when set (servers sharing one database
+        must share it), else the file ``server_secret_file`` (created on first use).
+        """
         if self._secret is None:
-            private_dir(self.settings.home)
-            self._secret = read_or_create_secret(self.settings.home / SECRET_FILE)
+            if self.settings.server_secret is not None:
+                self._secret = bytes.fromhex(self.settings.server_secret.get_secret_value())
+            else:
+                path = self.settings.server_secret_file or self.settings.home / SECRET_FILE
+                private_dir(path.parent)
+                self._secret = read_or_create_secret(path)
         return hmac.new(self._secret, purpose.encode(), hashlib.sha256).digest()
 
     @property

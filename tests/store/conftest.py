@@ -4,9 +4,17 @@ from aimass.entities import Lineage
 from aimass.store import Store
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def store_uri(request, tmp_path):
+    """The URL of an empty metadata database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+def store(store_uri):
+    s = Store.open(store_uri)
     yield s
     s.close()
 

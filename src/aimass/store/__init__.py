@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aimass.store.audit import AuditRecord, AuditRepository, AuditVerification
 from aimass.store.jobs import JobRepository
 from aimass.store.keys import ApiKeyRepository
+from aimass.store.locks import database_lock
 from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
@@ -55,6 +56,11 @@ class Store:
         self.audit = AuditRepository(session)
         self.usage = UsageRepository(session)
         self.projects.ensure(DEFAULT_PROJECT)
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """Hold the named lock across every process on this database (PostgreSQL
+        advisory lock; a no-op on SQLite), for check-then-act steps no row guards."""
+        return database_lock(self.engine, name)
 
     @classmethod
     def open(cls, uri: str) -> Store:

@@ -9,11 +9,12 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aimass.errors import NotFound
+from aimass.errors import AlreadyExists, NotFound
 from aimass.store.tables import ProjectRow
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 RowT = TypeVar("RowT")
+T = TypeVar("T")
 
 
 def project_row(session: Session, project: str) -> ProjectRow:
@@ -39,3 +40,20 @@ def describe_versions(versions: Iterator[int] | list[int]) -> str:
     """``latest is 5`` or ``it has no versions`` for not-found messages."""
     found = sorted(versions)
     return f"latest is {found[-1]}" if found else "it has no versions"
+
+
+def retry_on_duplicate(write: Callable[[], T], *, attempts: int = 5) -> T:
+    """Run ``write`` (one whole transaction) again when a concurrent writer won a race.
+
+    Only for writes whose unique keys the store picks itself (the next version number,
+    a get-or-create row): the loser's unique violation rolls back its transaction, and
+    the next try sees the winner's row. Another process on the same database (several
+    ``aimass serve`` on one PostgreSQL) is what makes these races possible.
+    """
+    for attempt in range(attempts):
+        try:
+            return write()
+        except AlreadyExists:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -42,8 +42,14 @@ class JobRepository:
             return row.to_entity()
 
     @staticmethod
-    def _row(session: Session, job_id: str, project: str | None = None) -> JobRow:
-        row = session.get(JobRow, job_id)
+    def _row(
+        session: Session, job_id: str, project: str | None = None, *, lock: bool = False
+    ) -> JobRow:
+        # Read-then-write transitions lock the row (SELECT ... FOR NO KEY UPDATE on
+        # PostgreSQL), so a server's stale-job sweep and the worker finishing the job, or
+        # two servers' sweeps, cannot both act on one status: the second sees the first's
+        # result. NO KEY: appending to the job's log (a foreign key to it) is not blocked.
+        row = session.get(JobRow, job_id, with_for_update={"key_share": True} if lock else None)
         if row is None or (project is not None and row.project.name != project):
             raise NotFound(
                 f"job {job_id!r} not found; see 'aimass jobs list'", resource="job", id=job_id
@@ -121,7 +127,7 @@ class JobRepository:
         its own (``attempt`` is stale because the job was recovered and re-claimed).
         """
         with self._session() as session:
-            row = self._row(session, job_id)
+            row = self._row(session, job_id, lock=True)
             if row.status != JobStatus.RUNNING or (attempt is not None and row.attempt != attempt):
                 return True
             if progress is not None:
@@ -134,7 +140,7 @@ class JobRepository:
     def request_cancel(self, job_id: str, *, project: str | None = None) -> Job:
         """Ask a job to stop: queued jobs are cancelled at once, running ones within a step."""
         with self._session() as session:
-            row = self._row(session, job_id, project)
+            row = self._row(session, job_id, project, lock=True)
             if row.status == JobStatus.QUEUED:
                 row.status = JobStatus.CANCELLED
                 row.finished_at = utcnow()
@@ -162,7 +168,7 @@ class JobRepository:
         if not status.finished:
             raise InvalidArgument(f"job status {status!r} is not terminal", status=str(status))
         with self._session() as session:
-            row = self._row(session, job_id)
+            row = self._row(session, job_id, lock=True)
             if attempt is not None and (row.attempt != attempt or row.status != JobStatus.RUNNING):
                 raise Conflict(
                     f"job {job_id} attempt {attempt} is no longer current (status {row.status}, "

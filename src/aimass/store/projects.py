@@ -9,7 +9,7 @@ from sqlalchemy import select
 from aimass.entities import Project
 from aimass.errors import AlreadyExists
 from aimass.refs import validate_name
-from aimass.store._common import SessionFactory, project_row
+from aimass.store._common import SessionFactory, project_row, retry_on_duplicate
 from aimass.store.tables import ProjectRow
 
 __all__ = ["DEFAULT_PROJECT", "ProjectRepository"]
@@ -35,8 +35,11 @@ class ProjectRepository:
             return row.to_entity()
 
     def ensure(self, name: str) -> Project:
-        """Project ``name``, created when missing."""
+        """Project ``name``, created when missing (safe when several processes race)."""
         validate_name(name, kind="project")
+        return retry_on_duplicate(lambda: self._ensure(name))
+
+    def _ensure(self, name: str) -> Project:
         with self._session() as session:
             row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
             if row is None:

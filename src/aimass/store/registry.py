@@ -11,13 +11,20 @@ from sqlalchemy.orm import Session
 from aimass.entities import Attachment, Lineage, ModelVersion, RegisteredModel
 from aimass.errors import Conflict, InvalidArgument, NotFound
 from aimass.refs import LATEST, Ref, validate_name
-from aimass.store._common import SessionFactory, describe_versions, next_version, project_row
+from aimass.store._common import (
+    SessionFactory,
+    describe_versions,
+    next_version,
+    project_row,
+    retry_on_duplicate,
+)
 from aimass.store.tables import (
     AttachmentRow,
     ModelAliasRow,
     ModelVersionRow,
     RegisteredModelRow,
     aware,
+    utcnow,
 )
 
 __all__ = ["RegistryRepository"]
@@ -55,14 +62,18 @@ class RegistryRepository:
 
     # -- lookups -------------------------------------------------------------
 
-    def _model_row(self, session: Session, project: str, name: str) -> RegisteredModelRow:
+    def _model_row(
+        self, session: Session, project: str, name: str, *, lock: bool = False
+    ) -> RegisteredModelRow:
+        # Every write locks the model's row first (SELECT ... FOR UPDATE on PostgreSQL;
+        # SQLite locks the whole database on write): writers of one model, in any
+        # process, take turns, so version numbers, aliases and deletions stay consistent.
         validate_name(name, kind="model")
         proj = project_row(session, project)
-        row = session.scalar(
-            select(RegisteredModelRow).where(
-                RegisteredModelRow.project_id == proj.id, RegisteredModelRow.name == name
-            )
+        query = select(RegisteredModelRow).where(
+            RegisteredModelRow.project_id == proj.id, RegisteredModelRow.name == name
         )
+        row = session.scalar(query.with_for_update() if lock else query)
         if row is None:
             raise NotFound(
                 f"model {name!r} not found in project {project!r}; see 'aimass models list'",
@@ -71,8 +82,10 @@ class RegistryRepository:
             )
         return row
 
-    def _version_row(self, session: Session, project: str, ref: Ref) -> ModelVersionRow:
-        model = self._model_row(session, project, ref.name)
+    def _version_row(
+        self, session: Session, project: str, ref: Ref, *, lock: bool = False
+    ) -> ModelVersionRow:
+        model = self._model_row(session, project, ref.name, lock=lock)
         if not model.versions:
             raise NotFound(f"model {ref.name!r} has no versions", resource="model", name=ref.name)
         if ref.version is not None:
@@ -158,12 +171,27 @@ class RegistryRepository:
     ) -> ModelVersion:
         """Register a new version of ``name`` (creating the model on first use)."""
         validate_name(name, kind="model")
+        fields = {
+            "task": task,
+            "digest": digest,
+            "uri": uri,
+            "metrics": metrics,
+            "lineage": dataclasses.asdict(lineage),
+            "privacy": privacy,
+            "config_digest": config_digest,
+        }
+        # Two processes creating the same new model race on its name: the loser retries.
+        return retry_on_duplicate(lambda: self._create_version(project, name, description, fields))
+
+    def _create_version(
+        self, project: str, name: str, description: str, fields: dict[str, Any]
+    ) -> ModelVersion:
         with self._session() as session:
             proj = project_row(session, project)
             model = session.scalar(
-                select(RegisteredModelRow).where(
-                    RegisteredModelRow.project_id == proj.id, RegisteredModelRow.name == name
-                )
+                select(RegisteredModelRow)
+                .where(RegisteredModelRow.project_id == proj.id, RegisteredModelRow.name == name)
+                .with_for_update()
             )
             if model is None:
                 model = RegisteredModelRow(project=proj, name=name, description=description)
@@ -172,17 +200,7 @@ class RegistryRepository:
             version = next_version(
                 session, ModelVersionRow.version, ModelVersionRow.model_id == model.id
             )
-            row = ModelVersionRow(
-                model=model,
-                version=version,
-                task=task,
-                digest=digest,
-                uri=uri,
-                metrics=metrics,
-                lineage=dataclasses.asdict(lineage),
-                privacy=privacy,
-                config_digest=config_digest,
-            )
+            row = ModelVersionRow(model=model, version=version, **fields)
             session.add(row)
             session.flush()
             return row.to_entity()
@@ -190,14 +208,19 @@ class RegistryRepository:
     def set_alias(self, project: str, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at ``version`` (moving it if it points elsewhere)."""
         validate_alias(alias)
+        return retry_on_duplicate(lambda: self._set_alias(project, name, alias, version))
+
+    def _set_alias(self, project: str, name: str, alias: str, version: int) -> ModelVersion:
         with self._session() as session:
-            target = self._version_row(session, project, Ref(name=name, version=version))
+            ref = Ref(name=name, version=version)
+            target = self._version_row(session, project, ref, lock=True)
             model = target.model
             current = next((a for a in model.aliases if a.alias == alias), None)
             if current is None:
                 session.add(ModelAliasRow(model=model, alias=alias, version_row=target))
             else:
                 current.version_row = target
+                current.updated_at = utcnow()
             session.flush()
             session.refresh(target)
             return target.to_entity()
@@ -206,7 +229,7 @@ class RegistryRepository:
         """Remove ``alias`` from model ``name``."""
         validate_alias(alias)
         with self._session() as session:
-            model = self._model_row(session, project, name)
+            model = self._model_row(session, project, name, lock=True)
             current = next((a for a in model.aliases if a.alias == alias), None)
             if current is None:
                 raise NotFound(
@@ -217,7 +240,8 @@ class RegistryRepository:
     def delete_version(self, project: str, name: str, version: int) -> ModelVersion:
         """Delete a version that no alias points at; returns what was deleted."""
         with self._session() as session:
-            row = self._version_row(session, project, Ref(name=name, version=version))
+            ref = Ref(name=name, version=version)
+            row = self._version_row(session, project, ref, lock=True)
             if row.aliases:
                 held = ", ".join(sorted(a.alias for a in row.aliases))
                 raise Conflict(
@@ -239,7 +263,7 @@ class RegistryRepository:
     ) -> ModelVersion:
         """Merge ``metrics`` into a version's metrics and/or set its privacy record."""
         with self._session() as session:
-            row = self._version_row(session, project, ref)
+            row = self._version_row(session, project, ref, lock=True)
             if metrics:
                 row.metrics = {**row.metrics, **metrics}
             if privacy is not None:
@@ -261,7 +285,7 @@ class RegistryRepository:
         validate_name(kind, kind="attachment kind")
         validate_name(name, kind="attachment")
         with self._session() as session:
-            version = self._version_row(session, project, ref)
+            version = self._version_row(session, project, ref, lock=True)
             row = session.scalar(
                 select(AttachmentRow).where(
                     AttachmentRow.version_id == version.id,

@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aimass.errors import AimassError, AlreadyExists, Internal, Unavailable
+from aimass.errors import (
+    AimassError,
+    AlreadyExists,
+    Conflict,
+    Internal,
+    InvalidArgument,
+    Unavailable,
+)
 
 __all__ = ["make_engine", "managed_session", "private_sqlite_file"]
 
@@ -62,6 +69,22 @@ def make_engine(uri: str) -> Engine:
     return create_engine(uri, pool_pre_ping=True)
 
 
+# PostgreSQL SQLSTATEs: unique violation; serialization failure and deadlock, which
+# a retry of the whole transaction resolves.
+_UNIQUE_VIOLATION = "23505"
+_TRANSIENT = {"40001", "40P01"}
+
+
+def _sqlstate(exc: SQLAlchemyError) -> str | None:
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _is_duplicate(exc: IntegrityError) -> bool:
+    # psycopg reports a SQLSTATE; sqlite3 only a message.
+    return _sqlstate(exc) == _UNIQUE_VIOLATION or "UNIQUE constraint failed" in str(exc.orig)
+
+
 @contextmanager
 def managed_session(maker: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back (and translates) on error."""
@@ -74,9 +97,24 @@ def managed_session(maker: sessionmaker[Session]) -> Iterator[Session]:
         raise
     except IntegrityError as exc:
         session.rollback()
-        raise AlreadyExists(f"the store refused a duplicate: {exc.orig}") from exc
+        if _is_duplicate(exc):
+            raise AlreadyExists(f"the store refused a duplicate: {exc.orig}") from exc
+        raise Conflict(
+            f"the store refused a change that breaks a reference or a rule: {exc.orig}; "
+            "something it depends on was changed or deleted meanwhile, retry after checking it"
+        ) from exc
+    except DataError as exc:
+        session.rollback()
+        raise InvalidArgument(
+            f"the metadata database refused a value: {exc.orig}; shorten or correct it"
+        ) from exc
     except OperationalError as exc:
         session.rollback()
+        if _sqlstate(exc) in _TRANSIENT:
+            raise Unavailable(
+                f"the metadata database aborted a transaction that conflicted with a "
+                f"concurrent one ({exc.orig}); retry the request"
+            ) from exc
         raise Unavailable(
             f"the metadata database could not be used: {exc.orig}; check AIMASS_STORE_URI "
             "and that the database is reachable"

@@ -55,10 +55,13 @@ def utcnow() -> datetime:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    # SQLite drops the zone; everything is stored in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    # SQLite drops the zone (everything is stored in UTC); PostgreSQL returns the
+    # instant in the session's time zone, whose ISO form would change audit hashes.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def aware(value: datetime) -> datetime:

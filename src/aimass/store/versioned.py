@@ -15,7 +15,13 @@ from sqlalchemy import select
 from aimass.entities import BaseModel, DatasetVersion
 from aimass.errors import NotFound
 from aimass.refs import validate_name
-from aimass.store._common import SessionFactory, describe_versions, next_version, project_row
+from aimass.store._common import (
+    SessionFactory,
+    describe_versions,
+    next_version,
+    project_row,
+    retry_on_duplicate,
+)
 from aimass.store.tables import BaseModelRow, DatasetVersionRow, ProjectRow
 
 __all__ = ["BaseModelRepository", "DatasetRepository"]
@@ -43,6 +49,13 @@ class _VersionedRepository(Generic[RowT, EntityT]):
         ``created=False`` and nothing is written.
         """
         validate_name(name, kind=self.kind)
+        # Two processes registering under one name pick the same next version: the
+        # loser retries and gets the next one (or finds the winner's identical digest).
+        return retry_on_duplicate(lambda: self._create_version(project, name, fields))
+
+    def _create_version(
+        self, project: str, name: str, fields: dict[str, Any]
+    ) -> tuple[EntityT, bool]:
         row_type = self.row_type
         with self._session() as session:
             proj = project_row(session, project)

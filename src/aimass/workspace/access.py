@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aimass.artifacts.keyring import require_private, write_private
 from aimass.entities import SCOPES
 from aimass.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from aimass.refs import validate_name
@@ -40,31 +41,18 @@ _KEY = re.compile(r"^aimass_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _MODEL_SCOPES = ("models:write", "predict")
 
 
-def write_private(path: Path, text: str) -> None:
-    """Create ``path`` readable by its owner only (0600), never replacing a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def require_private(path: Path) -> None:
-    """Refuse a secret file other users may read (it is not used until it is 0600)."""
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise FailedPrecondition(
-            f"{path} is readable by other users (mode {mode:o}); run 'chmod 600 {path}'",
-            path=str(path),
-        )
-
-
 def read_or_create_secret(path: Path) -> bytes:
     """The server secret at ``path`` (32 random bytes, hex), created 0600 on first use."""
     if not path.exists():
-        with contextlib.suppress(FileExistsError):  # another process created it first
-            write_private(path, secrets.token_hex(32) + "\n")
+        # Written aside, then linked in place: another process starting at the same
+        # moment never reads a half-written secret, and the first link wins.
+        staged = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        write_private(staged, secrets.token_hex(32) + "\n")
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.link(staged, path)
+        finally:
+            staged.unlink()
     require_private(path)
     text = path.read_text(encoding="utf-8").strip()
     if not re.fullmatch(r"[0-9a-f]{64}", text):

@@ -227,10 +227,12 @@ class KeyRing:
         and nowhere else. When admin keys exist already nothing is created.
         """
         path = self._home / ADMIN_KEY_FILE
-        if self._store.keys.count_admins() > 0:
-            return path, False
-        _, key = self.create("admin", project=None, scopes=["admin"], created_by="bootstrap")
-        if path.exists():
-            path.unlink()  # a stale file from a revoked key
-        write_private(path, key + "\n")
+        # Servers starting together on one new database: one of them makes the key.
+        with self._store.lock("admin-bootstrap"):
+            if self._store.keys.count_admins() > 0:
+                return path, False
+            _, key = self.create("admin", project=None, scopes=["admin"], created_by="bootstrap")
+            if path.exists():
+                path.unlink()  # a stale file from a revoked key
+            write_private(path, key + "\n")
         return path, True

@@ -11,10 +11,17 @@ With master keys, every file is encrypted as it is published (see
 a decrypted copy (see :mod:`aimass.artifacts.plaintext`); keys stay the plaintext
 content digests. With a signing key, every bundle published under ``bundles/`` is
 signed first, and resolving one checks its signature before any weight is read.
+
+With a remote (an :class:`~aimass.artifacts.objects.ObjectStore`, ``AIMASS_ARTIFACT_URL``),
+the root is this process's cache: what is published is uploaded as well (see
+:mod:`aimass.artifacts.remote`), and an artifact missing locally is downloaded,
+checked file by file against its index, and moved into the cache atomically before
+the usual signature and decryption steps.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -37,7 +44,9 @@ from aimass.artifacts.envelope import (
     is_encrypted,
     read_plaintext,
 )
+from aimass.artifacts.objects import ObjectStore
 from aimass.artifacts.plaintext import PlaintextCache, shared_cache
+from aimass.artifacts.remote import RemoteArtifacts
 from aimass.artifacts.signing import SIGNATURE, Signature, SigningKey, sign_digest
 from aimass.errors import BundleFormatError, InvalidArgument, NotFound
 
@@ -163,6 +172,8 @@ class ArtifactStore:
         trusted: Public keys (by key id) whose bundle signatures are accepted.
         require_signatures: Refuse to resolve a bundle without a trusted signature.
         plaintext: Where decrypted copies go (default: the process's shared cache).
+        remote: Object storage that holds the artifacts; ``root`` is then a local
+            cache of it (``None``: the root is the only copy).
     """
 
     def __init__(
@@ -175,6 +186,7 @@ class ArtifactStore:
         trusted: dict[str, bytes] | None = None,
         require_signatures: bool = False,
         plaintext: PlaintextCache | None = None,
+        remote: ObjectStore | None = None,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         private_dir(self.root)
@@ -186,6 +198,7 @@ class ArtifactStore:
             self.trusted[signer.key_id] = signer.public_raw
         self.require_signatures = require_signatures
         self._plaintext = plaintext
+        self.remote = RemoteArtifacts(remote) if remote is not None else None
         self._namespace = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
 
     def path(self, key: str) -> Path:
@@ -222,10 +235,17 @@ class ArtifactStore:
         return self.keys if self.encrypt else None
 
     def stored(self, uri: str) -> Path:
-        """Where an existing artifact lies on disk (encrypted or not)."""
-        path = self.path(self.key_of(uri))
+        """Where an existing artifact lies on disk (encrypted or not).
+
+        With a remote, an artifact missing here is downloaded and verified first.
+        """
+        key = self.key_of(uri)
+        path = self.path(key)
+        if self.remote is not None and not path.exists() and not path.is_symlink():
+            self._fetch(key, path)
         if not path.exists():
-            raise NotFound(f"artifact {uri!r} is missing from {self.root}", uri=uri)
+            where = f"{self.root} and {self.remote.where()}" if self.remote else str(self.root)
+            raise NotFound(f"artifact {uri!r} is missing from {where}", uri=uri)
         if path.is_symlink():
             raise InvalidArgument(f"artifact {uri!r} is a symlink; refusing to follow it", uri=uri)
         return path
@@ -280,8 +300,10 @@ class ArtifactStore:
         )
 
     def exists(self, key: str) -> bool:
-        """Whether ``key`` is present."""
-        return self.path(key).exists()
+        """Whether ``key`` is present (here, or committed in the remote)."""
+        if self.path(key).exists():
+            return True
+        return self.remote is not None and self.remote.has(key)
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -297,29 +319,21 @@ class ArtifactStore:
         """Atomically move a staged file or directory to ``key``; returns its URI.
 
         Content-addressed keys make this idempotent: when ``key`` exists already
-        the staged copy is dropped and the existing artifact is kept.
+        the staged copy is dropped and the existing artifact is kept. With a remote,
+        the stored artifact is then uploaded unless the remote has it committed.
         """
         target = self.path(key)
-        if target.exists():
-            return self.uri(key)
-        private_dir(target.parent)
-        if key.startswith(BUNDLES) and self.signer is not None:
-            self.sign_in_place(source)
-        if self.write_keys is not None:
-            encrypt_tree(source, self.write_keys)
-        make_private(source)
-        if source.is_dir():
-            fsync_tree(source)
-        else:
-            with open(source, "rb+") as handle:
-                os.fsync(handle.fileno())
-        try:
-            os.rename(source, target)
-        except OSError:
-            if not target.exists():
-                raise
-            # A concurrent writer published the same content first: keep theirs.
-        fsync_dir(target.parent)
+        if not target.exists():
+            private_dir(target.parent)
+            if key.startswith(BUNDLES) and self.signer is not None:
+                self.sign_in_place(source)
+            if self.write_keys is not None:
+                encrypt_tree(source, self.write_keys)
+            _install(source, target)
+        if self.remote is not None:
+            with self._lock(key):
+                if not self.remote.has(key):
+                    self.remote.upload(target, key)
         return self.uri(key)
 
     def sign_in_place(self, bundle: Path) -> None:
@@ -330,9 +344,92 @@ class ArtifactStore:
         (bundle / SIGNATURE).write_bytes(sign_digest(self.signer, bundle_digest(bundle)))
 
     def delete(self, key: str) -> None:
-        """Remove ``key`` (file or directory) if present."""
+        """Remove ``key`` (file or directory) if present, from the remote too."""
         path = self.path(key)
+        if self.remote is not None:
+            self.remote.delete(key)
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+    def _fetch(self, key: str, target: Path) -> None:
+        """Download ``key`` from the remote into the cache (nothing when it has none).
+
+        A per-key lock makes a second fetch of the same key (another thread or
+        process on this root) wait and then find the first one's copy.
+        """
+        assert self.remote is not None
+        with self._lock(key):
+            if target.exists():
+                return
+            with self.staging() as stage:
+                if self.remote.download(key, stage / "artifact"):
+                    private_dir(target.parent)
+                    _install(stage / "artifact", target)
+
+    def mirror_up(self, key: str) -> None:
+        """Upload the mutable directory ``key`` (a run's checkpoint), replacing the remote copy.
+
+        No-op without a remote or when ``key`` is missing here.
+        """
+        path = self.path(key)
+        if self.remote is not None and path.exists():
+            with self._lock(key):
+                self.remote.upload(path, key)
+
+    def mirror_down(self, key: str) -> bool:
+        """Replace the local ``key`` with the remote's copy; ``False`` when it has none."""
+        if self.remote is None:
+            return False
+        target = self.path(key)
+        with self._lock(key), self.staging() as stage:
+            if not self.remote.download(key, stage / "new"):
+                return False
+            private_dir(target.parent)
+            if target.exists():
+                os.rename(target, stage / "old")
+            _install(stage / "new", target)
+        return True
+
+    def remote_keys(self) -> list[str]:
+        """Every key committed in the remote (empty without one)."""
+        return self.remote.keys() if self.remote is not None else []
+
+    def in_remote(self, key: str) -> bool:
+        """Whether the remote holds ``key`` committed (``False`` without a remote)."""
+        self.path(key)
+        return self.remote is not None and self.remote.has(key)
+
+    @contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on ``key`` among the threads and processes sharing this root."""
+        locks = self.root / STAGING / "locks"
+        private_dir(locks)
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        fd = os.open(locks / name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def _install(source: Path, target: Path) -> None:
+    """Move a finished file or directory to ``target`` atomically (private, flushed first).
+
+    When ``target`` appeared meanwhile (a concurrent writer of the same content)
+    theirs is kept.
+    """
+    make_private(source)
+    if source.is_dir():
+        fsync_tree(source)
+    else:
+        with open(source, "rb+") as handle:
+            os.fsync(handle.fileno())
+    try:
+        os.rename(source, target)
+    except OSError:
+        if not target.exists():
+            raise
+    fsync_dir(target.parent)

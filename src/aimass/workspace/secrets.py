@@ -9,15 +9,15 @@ default ``{home}/keys/master.json``, 0600, created on first use).
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aimass.artifacts import ArtifactStore
 from aimass.artifacts.bundle import MANIFEST, verify_bundle
 from aimass.artifacts.envelope import MasterKeys, header_key_id, is_encrypted
+from aimass.artifacts.keyring import KeySource, key_source, load_master_keys
+from aimass.artifacts.objects import object_store_from_settings
 from aimass.artifacts.plaintext import shared_cache
 from aimass.artifacts.signing import SIGNATURE, SigningKey, load_public_key, public_key_id
 from aimass.artifacts.storage import BUNDLES, STAGING, encrypt_tree
@@ -35,25 +35,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class KeySource:
-    """Where the master keys come from, and whether aimass may write them."""
-
-    kind: str  # "setting", "command" or "file"
-    where: str
-    writable: bool
-
-
-def key_source(settings: Settings) -> KeySource:
-    """The source the settings select."""
-    if settings.master_key is not None:
-        return KeySource("setting", "AIMASS_MASTER_KEY", writable=False)
-    if settings.master_key_command:
-        return KeySource("command", settings.master_key_command, writable=False)
-    assert settings.master_key_file is not None
-    return KeySource("file", str(settings.master_key_file), writable=True)
-
-
 def write_key_file(path: Path, keys: MasterKeys) -> None:
     """Replace the key file atomically (0600), flushed to disk before the rename."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -61,29 +42,6 @@ def write_key_file(path: Path, keys: MasterKeys) -> None:
     staged.unlink(missing_ok=True)
     write_private(staged, keys.to_json())
     os.replace(staged, path)
-
-
-def load_master_keys(settings: Settings, *, create: bool | None = None) -> MasterKeys | None:
-    """The master keys, or ``None`` when there are none and none are to be created.
-
-    Args:
-        settings: Which source, and whether encryption is on.
-        create: Create the key file when it is missing (default: when encryption is on).
-    """
-    source = key_source(settings)
-    if settings.master_key is not None:
-        return MasterKeys.parse(settings.master_key.get_secret_value(), source.where)
-    if settings.master_key_command:
-        return MasterKeys.from_command(settings.master_key_command)
-    path = Path(source.where)
-    if not path.exists():
-        if not (settings.encrypt_at_rest if create is None else create):
-            return None
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another process created it first
-            write_private(path, MasterKeys.generate(str(path)).to_json())
-    require_private(path)
-    return MasterKeys.parse(path.read_text(encoding="utf-8"), str(path))
 
 
 def signing_key(settings: Settings) -> SigningKey:
@@ -95,7 +53,11 @@ def signing_key(settings: Settings) -> SigningKey:
 
 
 def open_artifact_store(settings: Settings) -> ArtifactStore:
-    """The artifact store of a home, with its keys, signing key and trusted keys."""
+    """The artifact store of a home, with its keys, signing key and trusted keys.
+
+    With ``AIMASS_ARTIFACT_URL`` set, the artifacts live in that bucket and the
+    artifact root is this process's local cache of them.
+    """
     signer = signing_key(settings)
     trusted = {}
     for path in settings.trusted_signing_keys:
@@ -109,12 +71,14 @@ def open_artifact_store(settings: Settings) -> ArtifactStore:
         trusted=trusted,
         require_signatures=settings.require_signatures,
         plaintext=shared_cache(settings.plaintext_dir),
+        remote=object_store_from_settings(settings),
     )
 
 
 # What publish writes (and encrypts); runs/ holds job scratch: TensorBoard logs and
 # checkpoints (encrypted as they are saved).
 PUBLISHED = ("bundles", "datasets", "reports")
+RUNS = "runs/"
 
 
 def _stored_files(artifacts: ArtifactStore, *, published_only: bool = False) -> list[Path]:
@@ -129,6 +93,28 @@ def _stored_files(artifacts: ArtifactStore, *, published_only: bool = False) -> 
 def _bundles(artifacts: ArtifactStore) -> list[Path]:
     root = artifacts.root / BUNDLES.rstrip("/")
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _pull_remote(artifacts: ArtifactStore) -> list[str]:
+    """With object storage, bring every committed key into the local cache; returns them.
+
+    Re-keying works on local files, so the bucket's copies are fetched first: run
+    directories (checkpoints, uploaded after every save) always, published
+    artifacts when missing here.
+    """
+    keys = artifacts.remote_keys()
+    for key in keys:
+        if key.startswith(RUNS):
+            artifacts.mirror_down(key)
+        else:
+            artifacts.stored(artifacts.uri(key))
+    return keys
+
+
+def _push_remote(artifacts: ArtifactStore, keys: list[str]) -> None:
+    """Replace the bucket's copies of ``keys`` with the local ones, each under a new index."""
+    for key in keys:
+        artifacts.mirror_up(key)
 
 
 def secrets_status(settings: Settings, artifacts: ArtifactStore) -> dict[str, Any]:
@@ -172,6 +158,8 @@ def rotate_master_key(
     With the key file, a new key is generated and made active first (the file keeps
     the old ones until every file is re-wrapped, so a crash half-way loses nothing:
     run it again), then the old keys are retired unless ``retire`` is false. With
+    object storage, every artifact in the bucket is fetched, re-wrapped and
+    uploaded again before any key is retired. With
     ``AIMASS_MASTER_KEY`` or a key command, the operator supplies a keyring whose
     active key is the new one; data keys are re-wrapped to it and the report says
     which old keys are no longer used.
@@ -183,6 +171,7 @@ def rotate_master_key(
     if source.writable:
         keys = keys.with_new_active()
         write_key_file(Path(source.where), keys)
+    remote = _pull_remote(artifacts)
     rewrapped = unchanged = 0
     for path in _stored_files(artifacts):
         if not is_encrypted(path):
@@ -191,6 +180,8 @@ def rotate_master_key(
             rewrapped += 1
         else:
             unchanged += 1
+    # Before any old key is retired: the bucket's copies must not need it either.
+    _push_remote(artifacts, remote)
     retired: list[str] = []
     if source.writable and retire:
         retired = sorted(set(keys.keys) - {keys.active})
@@ -214,9 +205,12 @@ def migrate_artifacts(settings: Settings, artifacts: ArtifactStore) -> dict[str,
     Unsigned bundles are verified against their manifests (every file's SHA-256) and
     signed with this home's key; with encryption on, plaintext artifacts are
     encrypted in place. A bundle that fails verification is reported, not signed.
+    With object storage, the bucket's artifacts are fetched first and uploaded again
+    after.
     """
     if artifacts.signer is None:
         raise InvalidArgument("this artifact store has no signing key")
+    remote = _pull_remote(artifacts)
     signed: list[str] = []
     refused: dict[str, str] = {}
     for bundle in _bundles(artifacts):
@@ -241,4 +235,5 @@ def migrate_artifacts(settings: Settings, artifacts: ArtifactStore) -> dict[str,
             if not is_encrypted(path):
                 encrypt_tree(path, keys)
                 encrypted += 1
+    _push_remote(artifacts, remote)
     return {"signed_bundles": signed, "refused_bundles": refused, "encrypted_files": encrypted}

@@ -1,0 +1,110 @@
+"""Three "machines" share one SQLite database and one bucket, each with its own empty
+artifact root: the first imports and starts training and dies after a checkpoint, the
+second resumes the job from the checkpoint it finds in the bucket, the third serves the
+model it never saw locally."""
+
+from __future__ import annotations
+
+import pytest
+
+from aimass.entities import JobStatus
+from aimass.jobs.pool import recover_stale_jobs
+from aimass.jobs.train import TrainSpec
+from aimass.settings import Settings
+from aimass.training.callbacks import Callback
+from aimass.workspace import Workspace
+from tests.conftest import TINY_FINETUNE, sentiment_rows, write_jsonl
+
+pytestmark = pytest.mark.services
+
+TEXTS = ["a great happy film", "an awful boring plot"]
+
+
+class ProcessDied(BaseException):
+    """Not an Exception: the runner cannot record it, as when the process is killed."""
+
+
+class DieInEpoch(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_step_end(self, state):
+        if state.epoch == self.epoch:
+            raise ProcessDied
+
+
+def _machine(home, root, bucket):
+    return Workspace(
+        Settings(home=home, artifact_root=root, device="cpu", num_threads=1, **bucket.settings)
+    )
+
+
+def test_train_resume_and_serve_across_caches(tmp_path, s3_bucket, tiny_bert_dir):
+    home = tmp_path / "home"  # the shared database and keys
+    first = _machine(home, tmp_path / "cache-1", s3_bucket)
+    second = _machine(home, tmp_path / "cache-2", s3_bucket)
+    third = _machine(home, tmp_path / "cache-3", s3_bucket)
+    try:
+        data = write_jsonl(tmp_path / "s.jsonl", sentiment_rows(120))
+        first.datasets.import_file(data, name="s")
+        first.bases.import_(str(tiny_bert_dir), name="tiny")
+        job = first.jobs.submit_training(
+            TrainSpec(dataset="s", base="tiny", model="m", config=TINY_FINETUNE)
+        )
+        with pytest.raises(ProcessDied):
+            first.jobs.run(job.id, callbacks=[DieInEpoch(2)])
+        names = s3_bucket.names()
+        assert any(f"_index/runs/{job.id}/checkpoint.json" in n for n in names)
+        assert any("/_index/bundles/" in n for n in names)
+        assert any("/_index/datasets/" in n for n in names)
+
+        # Another machine: no checkpoint on its disk, but one in the bucket.
+        assert not (tmp_path / "cache-2" / "runs").exists()
+        recovered = recover_stale_jobs(second.store, second.artifacts, stale_after=0)
+        assert [(j.id, action) for j, action in recovered] == [(job.id, "resumed")]
+        done = second.jobs.run(job.id)
+        assert done.status == JobStatus.SUCCEEDED and done.attempt == 2
+        messages = [line.message for line in second.jobs.logs(job.id)]
+        assert any("resumed from the checkpoint after epoch 2" in m for m in messages)
+
+        version = second.models.get("m@1")
+        expected = second.serving.predict("m@1", TEXTS)
+        assert not (tmp_path / "cache-3" / "bundles").exists()
+        assert third.serving.predict("m@1", TEXTS) == expected
+        stored = third.artifacts.stored(version.uri)
+        assert stored.is_relative_to(tmp_path / "cache-3")
+        assert third.artifacts.is_encrypted(version.uri)
+    finally:
+        for ws in (first, second, third):
+            ws.close()
+
+
+def _publish(ws, key, data):
+    with ws.artifacts.staging() as stage:
+        (stage / "f").write_bytes(data)
+        return ws.artifacts.publish(stage / "f", key)
+
+
+def test_rotating_the_master_key_rekeys_the_copies_in_the_bucket(tmp_path, s3_bucket):
+    from aimass.artifacts.envelope import header_key_id
+    from aimass.workspace.secrets import rotate_master_key
+
+    home = tmp_path / "home"
+    first, second = (_machine(home, tmp_path / f"cache-{i}", s3_bucket) for i in (1, 2))
+    try:
+        here = _publish(first, "datasets/here.parquet", b"published here")
+        there = _publish(second, "datasets/there.parquet", b"published elsewhere")
+        old = first.artifacts.keys.active
+        report = rotate_master_key(first.settings, first.artifacts)
+        assert report["retired_keys"] == [old]
+    finally:
+        first.close()
+        second.close()
+    fresh = _machine(home, tmp_path / "cache-3", s3_bucket)  # only the new key now
+    try:
+        assert fresh.artifacts.keys.active != old and old not in fresh.artifacts.keys.keys
+        assert fresh.artifacts.resolve(here).read_bytes() == b"published here"
+        assert fresh.artifacts.resolve(there).read_bytes() == b"published elsewhere"
+        assert header_key_id(fresh.artifacts.stored(there)) == fresh.artifacts.keys.active
+    finally:
+        fresh.close()

@@ -42,6 +42,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # cluster), each started on loopback by its plugin and skipped, saying why, without it.
 pytest_plugins = ["tests.plugins.postgres", "tests.plugins.s3", "tests.plugins.ray_cluster"]
 
+# Ray reads its auth mode once, when it is imported: whichever test imports it first,
+# token authentication is on (as aimass.cluster ensures for the product).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 SUITES = {
     # suite → the markers whose tests it skips
     "fast": ("slow", "subprocess", "long"),

@@ -108,14 +108,24 @@ def test_a_job_with_an_entrypoint_is_refused_and_nothing_runs(client, admin, tmp
     assert not marker.exists()
 
 
-def test_if_aimass_ever_drives_ray_it_turns_ray_token_auth_on():
-    """Row 5 (c): aimass runs no Ray today; a module that imports ray must set token auth."""
+def test_aimass_drives_ray_only_with_token_auth_on():
+    """Row 5 (c): Ray is imported only inside functions, after ``aimass.cluster.connect``
+    has set ``RAY_AUTH_MODE=token`` (Ray reads it once, on import). That a client without
+    the token is refused by a real cluster is tested in tests/jobs/test_ray_cluster.py."""
     import aimass
+    from aimass import cluster
 
+    importers = []
     for path in Path(aimass.__file__).parent.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        if re.search(r"^\s*(import ray|from ray)\b", text, re.M):
-            assert "RAY_AUTH_MODE" in text and "token" in text, path
+        # A module-level import would run before connect() could set the mode.
+        assert not re.search(r"^(import ray|from ray)\b", text, re.M), path
+        if re.search(r"^\s+(import ray|from ray)\b", text, re.M):
+            importers.append(path.name)
+    assert "cluster.py" in importers
+    source = Path(cluster.__file__).read_text(encoding="utf-8")
+    body = source[source.index("def import_ray(") :]
+    assert body.index('os.environ.setdefault("RAY_AUTH_MODE", "token")') < body.index("import ray")
 
 
 # -- row 5 (d): DNS rebinding and cross-site requests -----------------------------------------

@@ -40,8 +40,10 @@ def _print_result(version: ModelVersionOut) -> None:
         shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != hidden}
         console.print(f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in shown.items()))
     training = version.metrics.get("training") or {}
+    workers = f", {training['workers']} workers" if training.get("workers") else ""
     console.print(
-        f"  trained in {training.get('seconds', '?')} s ({training.get('steps', '?')} steps)"
+        f"  trained in {training.get('seconds', '?')} s ({training.get('steps', '?')} steps"
+        f"{workers})"
     )
 
 
@@ -152,6 +154,13 @@ def train(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Data-parallel training processes on Ray Train (1-64; default 1: in this "
+            "process, without Ray). --batch-size stays the global batch, shared out.",
+        ),
+    ] = None,
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
     reuse: Annotated[
         bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
@@ -209,6 +218,7 @@ def train(
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
         lora_targets=[t.strip() for t in lora_targets.split(",")] if lora_targets else None,
+        workers=workers,
     )
     dp_options = _config(
         target_epsilon=target_epsilon,

@@ -26,12 +26,15 @@ from aimass.store import Store
 from aimass.training.callbacks import Callback, LoopState
 
 __all__ = [
+    "CheckpointMirror",
     "JobContext",
     "JobReporter",
     "checkpoint_dir",
     "get_job_kind",
     "list_job_kinds",
+    "pull_checkpoint",
     "register_job_kind",
+    "run_claimed_job",
     "run_job",
 ]
 
@@ -68,6 +71,37 @@ def register_job_kind(kind: str) -> Callable[[JobFunction], JobFunction]:
 def checkpoint_dir(artifacts: ArtifactStore, job_id: str) -> Path:
     """Where a job keeps its checkpoints (``runs/<job-id>/checkpoint``)."""
     return artifacts.path(f"runs/{job_id}/checkpoint")
+
+
+def pull_checkpoint(artifacts: ArtifactStore, job_id: str) -> None:
+    """Before a run: with object storage, fetch the job's checkpoint when none is here.
+
+    A job resumed on another machine (its worker died) finds its epochs there.
+    """
+    from aimass.training.checkpoint import POINTER
+
+    if not (checkpoint_dir(artifacts, job_id) / POINTER).is_file():
+        artifacts.mirror_down(f"runs/{job_id}/checkpoint")
+
+
+class CheckpointMirror(Callback):
+    """After each checkpoint, upload it to object storage (no-op without one).
+
+    A failed upload is logged on the job, not raised: the local checkpoint holds,
+    and losing hours of training to a storage hiccup would be worse.
+    """
+
+    def __init__(self, artifacts: ArtifactStore, store: Store, job_id: str) -> None:
+        self.artifacts = artifacts
+        self.store = store
+        self.job_id = job_id
+
+    def on_checkpoint(self, state: LoopState, epoch: int) -> None:
+        try:
+            self.artifacts.mirror_up(f"runs/{self.job_id}/checkpoint")
+        except AimassError as exc:
+            message = f"checkpoint of epoch {epoch} not uploaded to object storage: {exc.message}"
+            self.store.jobs.log(self.job_id, message, level="warning")
 
 
 def _builtin_kinds() -> None:
@@ -237,6 +271,24 @@ def run_job(
         Cancelled: the job was cancelled while running.
     """
     job = store.jobs.claim(job_id)
+    return run_claimed_job(
+        job, store=store, artifacts=artifacts, settings=settings, callbacks=callbacks
+    )
+
+
+def run_claimed_job(
+    job: Job,
+    *,
+    store: Store,
+    artifacts: ArtifactStore,
+    settings: Settings,
+    callbacks: Sequence[Callback] = (),
+) -> Job:
+    """Run ``job``, claimed already (``running``, its attempt current), to its outcome.
+
+    The Ray executor claims in the server (so no two servers dispatch one job) and
+    runs this on a Ray worker; otherwise as :func:`run_job`.
+    """
     log.info("job started", extra={"job_id": job.id, "kind": job.kind})
     store.jobs.log(job.id, f"started {job.kind} job (attempt {job.attempt})")
     ctx = JobContext(

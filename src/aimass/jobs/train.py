@@ -15,10 +15,10 @@ from typing import Any
 from aimass._version import __version__
 from aimass.artifacts.bundle import BundleWriter, canonical_json, verify_bundle
 from aimass.artifacts.storage import private_dir
-from aimass.data.tables import SplitData, read_split
+from aimass.data.tables import read_split
 from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
-from aimass.jobs.runner import JobContext, checkpoint_dir
+from aimass.jobs.runner import CheckpointMirror, JobContext, checkpoint_dir, pull_checkpoint
 from aimass.models.device import resolve_device
 from aimass.models.lora import ADAPTER_FILE
 from aimass.privacy.dp import DPConfig, DPEngine
@@ -26,7 +26,7 @@ from aimass.refs import parse_ref, validate_name
 from aimass.store import Store
 from aimass.training.callbacks import CallbackList, TensorBoardLogger
 from aimass.training.config import TrainConfig
-from aimass.training.tasks import TrainInputs, TrainOutcome, get_task, list_tasks
+from aimass.training.tasks import TrainInputs, TrainOutcome, get_task, list_tasks, train_rows
 
 __all__ = ["TrainSpec", "config_digest", "resolve_inputs"]
 
@@ -110,6 +110,13 @@ def resolve_inputs(
     task.check_dataset(dataset.schema, dataset.stats)
     _check_lora(task, config, spec)
     if spec.privacy is not None:
+        if config.workers > 1:
+            raise InvalidArgument(
+                f"--workers {config.workers} cannot be combined with --dp: DP-SGD's privacy "
+                "accounting assumes one process sampling the whole training split; drop "
+                "--workers (or --dp)",
+                field="workers",
+            )
         if not task.supports_privacy:
             raise InvalidArgument(f"task {task.name!r} does not support differential privacy yet")
         if config.grad_accum > 1:
@@ -211,12 +218,6 @@ def _write_bundle(
     return manifest.digest, uri
 
 
-def _train_rows(split: SplitData, config: TrainConfig) -> SplitData:
-    if config.max_train_rows is None:
-        return split
-    return split.sample(config.max_train_rows, seed=config.seed)
-
-
 def run_train_job(ctx: JobContext) -> dict[str, Any]:
     """Train, write the bundle, register the version (and alias); returns the result."""
     project = ctx.job.project
@@ -226,7 +227,9 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
     base_dir = ctx.artifacts.resolve(base.uri)
     run_dir = ctx.artifacts.path(f"runs/{ctx.job.id}")
     private_dir(run_dir / "tensorboard")
-    callbacks = CallbackList([*ctx.callbacks, TensorBoardLogger(run_dir / "tensorboard")])
+    pull_checkpoint(ctx.artifacts, ctx.job.id)  # resumed on another machine: fetch its epochs
+    mirror = CheckpointMirror(ctx.artifacts, ctx.store, ctx.job.id)
+    callbacks = CallbackList([*ctx.callbacks, TensorBoardLogger(run_dir / "tensorboard"), mirror])
     if ctx.settings.num_threads:
         import torch
 
@@ -236,7 +239,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         base_manifest=verify_bundle(base_dir),
         schema=dataset.schema,
         stats=dataset.stats,
-        train=_train_rows(read_split(data_path, "train"), config),
+        train=train_rows(read_split(data_path, "train"), config),
         validation=read_split(data_path, "validation"),
         test=read_split(data_path, "test"),
         config=config,
@@ -247,7 +250,13 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         checkpoint_keys=ctx.artifacts.write_keys,
         privacy=DPEngine(dp) if (dp := spec.dp_config(dataset)) is not None else None,
     )
-    outcome = get_task(config.task).train(inputs)
+    if config.workers > 1:
+        # Ray is imported only here: one worker trains in this process, as it always did.
+        from aimass.training.distributed import train_distributed
+
+        outcome = train_distributed(inputs, data_path=data_path, settings=ctx.settings)
+    else:
+        outcome = get_task(config.task).train(inputs)
     lineage = Lineage(
         dataset=dataset.ref,
         dataset_digest=dataset.digest,

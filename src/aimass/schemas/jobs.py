@@ -32,7 +32,11 @@ class TrainJobCreate(_In):
         "fine-tuned for Chinese text, MiniLM features otherwise).",
     )
     model: Name
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Hyperparameters (aimass.training.TrainConfig fields: task, mode, epochs, "
+        "lr, batch_size, ...; workers: data-parallel Ray Train workers, 1-64, default 1).",
+    )
     alias: Name | None = None
     reuse: bool = Field(
         default=False,

@@ -122,6 +122,13 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.serve_replicas = Gauge(
+            "aimass_serve_replicas",
+            "Running Ray Serve replicas per served model version (model: NAME@VERSION; "
+            "serve_with=ray)",
+            ["project", "model"],
+            registry=r,
+        )
         self._jobs = Gauge("aimass_jobs", "Jobs by status", ["status"], registry=r)
         self._job_counts = job_counts
         self.jobs_finished = Counter(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +25,9 @@ from aimass.settings import Settings
 from aimass.store import DEFAULT_PROJECT, AuditRecord
 from aimass.workspace import Workspace
 from aimass.workspace.ttl import TTLCache
+
+if TYPE_CHECKING:
+    from aimass.serving.ray_serve import ScaleEvent
 
 __all__ = ["ServerState"]
 
@@ -210,6 +215,8 @@ class ServerState:
         return {} if self._batchers is None else self._batchers.backends()
 
     def _backend(self, version: ModelVersion) -> Backend:
+        if self.settings.serve_with == "ray":
+            return self._ray_backend(version)
         runners = self.runners
         if runners == 0:
             return InProcessBackend(
@@ -226,6 +233,47 @@ class ServerState:
             timeout=self.settings.serve_runner_timeout_seconds,
         )
 
+    def _ray_backend(self, version: ModelVersion) -> Backend:
+        from aimass.serving.ray_serve import RayServeBackend
+        from aimass.workspace.secrets import open_artifact_store
+
+        return RayServeBackend(
+            self.settings,
+            project=version.project,
+            model=version.name,
+            version=version.version,
+            digest=version.digest,
+            uri=version.uri,
+            open_store=open_artifact_store,
+            on_scale=functools.partial(self._replicas_changed, version),
+        )
+
+    def _replicas_changed(self, version: ModelVersion, event: ScaleEvent) -> None:
+        """A served version's Ray Serve replicas changed (from its watcher thread): the
+        ``aimass_serve_replicas`` gauge and a ``serving.scale`` audit record."""
+        gauge = self.metrics.serve_replicas
+        if event.reason == "deleted":
+            with contextlib.suppress(KeyError):  # never set: the deployment failed
+                gauge.remove(version.project, version.ref)
+        else:
+            gauge.labels(version.project, version.ref).set(event.after)
+        self.workspace.audit.writer.submit(
+            AuditRecord(
+                actor="system:serving",
+                project=version.project,
+                action="serving.scale",
+                resource=f"/v1/projects/{version.project}/models/{version.name}"
+                f"/versions/{version.version}",
+                outcome="ok",
+                details={
+                    "from": event.before,
+                    "to": event.after,
+                    "reason": event.reason,
+                    "application": event.app,
+                },
+            )
+        )
+
     @property
     def console_sessions(self) -> SessionCodec:
         """Signs and checks the console's session cookies (a key derived from the home)."""
@@ -237,8 +285,9 @@ class ServerState:
         return self._console_sessions
 
     async def backend(self, version: ModelVersion) -> Backend:
-        """Where a resolved version is served (its runners, or this process), loaded: the
-        one path of its predictions, explanations and generations."""
+        """Where a resolved version is served (its runners, this process, or its Ray Serve
+        replicas with ``serve_with=ray``), loaded: the one path of its predictions,
+        explanations and generations."""
         await self.batcher(version)
         assert self._batchers is not None  # made by batcher()
         return self._batchers.backend_of(version.digest)

@@ -84,6 +84,11 @@ class TrainConfig:
         lora_targets: Names of the adapted linear layers; ``None`` = the base's
             defaults (``query``/``value`` for BERT-like encoders, ``q_proj``/``v_proj``
             for decoders).
+        workers: Data-parallel training processes (Ray Train, ``aimass train
+            --workers N``); 1 trains in this process without Ray. ``batch_size``
+            stays the global batch: each worker computes ``1/N`` of every batch and
+            the gradients are averaged, so the steps, the learning-rate schedule and
+            (up to rounding) the model are those of one worker.
     """
 
     task: str = "classification"
@@ -108,6 +113,7 @@ class TrainConfig:
     lora_alpha: float | None = None
     lora_dropout: float = 0.05
     lora_targets: list[str] | None = None
+    workers: int = 1
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -158,6 +164,13 @@ class TrainConfig:
                 raise InvalidArgument(
                     f"training option {name}={getattr(self, name)!r} is out of range", field=name
                 )
+        workers = self.workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+            raise InvalidArgument(
+                f"--workers {workers!r} is out of range: use a whole number of training "
+                "processes from 1 to 64 (1 trains in this process, without Ray)",
+                field="workers",
+            )
 
     def _validate_lora(self) -> None:
         checks = [
@@ -196,13 +209,16 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for lineage and job specs).
 
-        Without LoRA the ``lora_*`` fields are left out, so a run's config digest
-        stays what it was before they existed (``--reuse`` still finds it).
+        Without LoRA the ``lora_*`` fields are left out, and ``workers`` with one
+        worker, so a run's config digest stays what it was before they existed
+        (``--reuse`` still finds it).
         """
         data = asdict(self)
         if not self.lora_rank:
             for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"):
                 data.pop(name)
+        if self.workers == 1:
+            data.pop("workers")
         return data
 
     @classmethod

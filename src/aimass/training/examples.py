@@ -336,6 +336,7 @@ class ExampleTask(Task):
             metric=self.metric,
             greater_is_better=self.greater_is_better,
             callbacks=inputs.callbacks,
+            parallel=inputs.parallel,
         )
         seconds = time.perf_counter() - started
         test = self.evaluate(model, splits["test"], tokenizer, inputs)

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from aimass.errors import InvalidArgument
 from aimass.training.callbacks import CallbackList, LoopState
 from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from aimass.training.parallel import DataParallel
 
 __all__ = ["Batches", "FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything"]
 
@@ -128,6 +131,7 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     batch_size_of: Callable[[Any], int] = len,
     checkpoint: Checkpointer | None = None,
+    parallel: DataParallel | None = None,
 ) -> FitResult:
     """Train ``module`` and leave the best validation weights in it.
 
@@ -145,6 +149,10 @@ def fit(
         batch_size_of: Examples in a batch (for the throughput figure).
         checkpoint: Save model, optimizer, loop and RNG state after every epoch,
             and continue from the newest checkpoint there when one exists.
+        parallel: Run as one rank of a data-parallel group: each rank computes
+            its share of every batch and the gradients are averaged; only rank 0
+            evaluates (its score is broadcast) and saves checkpoints. Every rank
+            resumes from the same checkpoint.
     """
     assert config.epochs is not None
     assert config.lr is not None
@@ -179,6 +187,9 @@ def fit(
         train_seconds, samples = loop["train_seconds"], loop["samples"]
         start_epoch = state.resumed_from = resumed.epoch
         resumed.restore_rng()
+    if parallel is not None:
+        parallel.broadcast_module(module)  # every rank starts from rank 0's weights
+    chief = parallel is None or parallel.chief
     callbacks.on_train_start(state)
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -196,10 +207,20 @@ def fit(
                 # gradients add up, so each loss is scaled by the group's size
                 step_loss = 0.0
                 for batch in group_batches:
-                    loss = loss_fn(batch) / len(group_batches)
+                    samples += batch_size_of(batch)
+                    share, weight = batch, 1.0
+                    if parallel is not None:
+                        # this rank's share, weighted so that the averaged gradient is
+                        # the whole batch's mean (shares may differ by one example)
+                        share = parallel.shard(batch)
+                        weight = batch_size_of(share) * parallel.world_size / batch_size_of(batch)
+                        if not batch_size_of(share):
+                            continue
+                    loss = loss_fn(share) * weight / len(group_batches)
                     loss.backward()
                     step_loss += float(loss.detach())
-                    samples += batch_size_of(batch)
+                if parallel is not None:
+                    step_loss = parallel.average_gradients(trainable, step_loss)
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 # 4. optimizer step, then clear gradients (set_to_none frees memory)
@@ -212,8 +233,10 @@ def fit(
             train_seconds += time.perf_counter() - started
             # 6. evaluate on the validation split
             module.eval()
-            metrics = evaluate()
-            value = float(metrics[metric])
+            metrics = evaluate() if chief else {}
+            value = float(metrics[metric]) if chief else math.nan
+            if parallel is not None:  # rank 0's score decides for every rank
+                value = parallel.broadcast_value(value, device=trainable[0].device)
             state.history.append({"epoch": epoch + 1, "step": state.step, **metrics})
             callbacks.on_eval(state, metrics)
             # 7. keep the best weights; stop when patience runs out
@@ -225,7 +248,7 @@ def fit(
                 stale += 1
                 stopped_early = bool(config.patience and stale >= config.patience)
             # 8. checkpoint: a crash from here on resumes at the next epoch
-            if checkpoint is not None:
+            if checkpoint is not None and chief:
                 checkpoint.save(
                     epoch=epoch + 1,
                     model=module.state_dict(),

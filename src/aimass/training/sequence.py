@@ -255,6 +255,7 @@ class _SequenceTask(Task):
                 callbacks=inputs.callbacks,
                 optimizer=optimizer,
                 checkpoint=_checkpointer(inputs),
+                parallel=inputs.parallel,
             )
         # No checkpoints under DP: resuming would need the accountant's state too, and
         # an epsilon counted from a resumed run without it would be understated.

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aimass.entities import DatasetSchema
     from aimass.training.callbacks import CallbackList
     from aimass.training.config import TrainConfig
+    from aimass.training.parallel import DataParallel
     from aimass.training.private import PrivateTraining
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "headline_metric",
     "list_tasks",
     "register_task",
+    "train_rows",
 ]
 
 
@@ -58,6 +60,8 @@ class TrainInputs:
     # Master keys that encrypt those checkpoints; None writes them in plaintext.
     checkpoint_keys: MasterKeys | None = None
     privacy: PrivateTraining | None = None
+    # This process's place in a data-parallel group (``workers`` > 1), handed to fit.
+    parallel: DataParallel | None = None
 
 
 @dataclass
@@ -149,6 +153,16 @@ class Task(ABC):
                 f"task {self.name!r} needs a base of family {'/'.join(self.families)}, "
                 f"but the base is {manifest.family} ({manifest.architecture})"
             )
+
+
+def train_rows(split: SplitData, config: TrainConfig) -> SplitData:
+    """The training rows a run uses: all, or a seeded sample of ``max_train_rows``.
+
+    The job and every data-parallel worker call this, so they train on the same rows.
+    """
+    if config.max_train_rows is None:
+        return split
+    return split.sample(config.max_train_rows, seed=config.seed)
 
 
 _TASKS: dict[str, Task] = {}

@@ -167,16 +167,20 @@ class JobService(Service):
     def start_workers(self, workers: int, *, on_finished: Any = None) -> WorkerPool:
         """Run queued jobs in ``workers`` background threads (recovering dead ones first)."""
         from aimass.jobs.pool import WorkerPool
+        from aimass.workspace.secrets import open_artifact_store
 
-        self._pool = WorkerPool(
+        pool = WorkerPool(
             store=self.store,
             artifacts=self.artifacts,
             settings=self.settings,
             workers=workers,
             on_finished=on_finished,
+            # With executor=ray, each job's Ray worker opens the artifact store by this.
+            open_artifacts=open_artifact_store,
         )
-        self._pool.start()
-        return self._pool
+        pool.start()  # raises (Ray unreachable) before this workspace counts it running
+        self._pool = pool
+        return pool
 
     def stop_workers(self) -> None:
         """Stop the worker threads (running jobs get a few seconds to finish)."""

@@ -9,6 +9,7 @@ The settings and versions the manifests name are checked against aimass itself.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,11 @@ def test_the_ray_cluster_pod_templates_validate_as_core_pod_templates() -> None:
 
 
 def test_the_ray_cluster_has_what_kuberay_requires() -> None:
-    import ray
-
     cluster = _ray_cluster()
     assert cluster["apiVersion"] == "ray.io/v1"
     spec = cluster["spec"]
     # The cluster runs the Ray the lock installs, or tasks fail to deserialise.
-    assert spec["rayVersion"] == ray.__version__
+    assert spec["rayVersion"] == importlib.metadata.version("ray")
     assert set(spec["headGroupSpec"]) == {"rayStartParams", "template"}
     assert spec["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "127.0.0.1"
     for group in spec["workerGroupSpecs"]:

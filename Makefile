@@ -25,8 +25,11 @@ quickstart: $(STAMP)
 # Two workers (pytest-xdist), a test module per worker at a time.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
 
+# The second run takes the job tests (queue, runner, pool, every job kind) again
+# with every Settings a test builds on a fresh PostgreSQL database.
 test: $(STAMP) check docs browser services
 	$(PYTEST) --suite=test --durations=15
+	AIMASS_TEST_STORE=postgresql $(PYTEST) --suite=fast -q tests/jobs
 
 test-fast: $(STAMP)
 	$(PYTEST) --suite=fast --durations=10

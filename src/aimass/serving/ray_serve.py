@@ -199,13 +199,27 @@ class RayServeBackend:
 
         try:
             self._handle = serve.run(self._application(), name=self.app, route_prefix=None)
-        except RayServeException as exc:
+        except (RayServeException, RuntimeError) as exc:
+            # serve.run raises a RuntimeError that only says the deployment failed; the
+            # replica's own error (a missing key, an unreadable bucket) is in its status.
+            why = self._failure(serve) or str(exc)
             raise Unavailable(
-                f"Ray Serve could not start {self.name}: {exc}; see the replica logs "
+                f"Ray Serve could not start {self.name}: {why}; see the replica logs "
                 "under the Ray session directory",
                 model=self.name,
             ) from exc
         self._set_replicas(self._running(), "deployed")
+
+    def _failure(self, serve: Any) -> str | None:
+        """The message Ray Serve keeps for this application's failed deployment."""
+        try:
+            app = serve.status().applications.get(self.app)
+        except Exception:  # the status is only a better message; never mask the failure
+            return None
+        if app is None:
+            return None
+        messages = [d.message for d in app.deployments.values() if d.message]
+        return " ".join(messages)[-1500:] or app.message or None
 
     def _redeploy(self) -> None:
         """Deploy again an application someone deleted (another server that unloaded the

@@ -10,9 +10,10 @@ that name the bucket, the endpoint and the fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aimass.errors import FailedPrecondition, InvalidArgument, MissingExtra, NotFound, Unavailable
 
@@ -247,96 +248,77 @@ class S3ObjectStore:
             raise self._fail(exc, f"checking bucket {self.bucket!r}") from exc
         self._checked = True
 
-    def _call(self, doing: str, method: str, **kwargs: Any) -> Any:
+    @contextmanager
+    def _translated(self, doing: str, name: str | None = None) -> Iterator[None]:
+        """Check the bucket once, then turn boto3's errors into aimass's: a missing
+        ``name`` into :class:`NotFound`, any other failure by :meth:`_fail`."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._check()
         try:
-            return getattr(self._client, method)(Bucket=self.bucket, **kwargs)
-        except (BotoCoreError, ClientError) as exc:
+            yield
+        except ClientError as exc:
+            if name is not None and _code(exc) in _MISSING_CODES:
+                raise NotFound(
+                    f"object {name!r} is missing from {self.describe()}", object=name
+                ) from exc
+            raise self._fail(exc, doing) from exc
+        # The transfer manager wraps the S3 error of an upload in its own.
+        except (BotoCoreError, S3UploadFailedError) as exc:
             raise self._fail(exc, doing) from exc
 
     def put_file(self, path: Path, name: str) -> None:
         """Upload ``path`` as ``name`` (multipart for large files)."""
-        from boto3.exceptions import S3UploadFailedError
-
-        try:
-            self._call(f"uploading {name}", "upload_file", Filename=str(path), Key=self._name(name))
-        except S3UploadFailedError as exc:  # the transfer manager wraps the S3 error
-            raise self._fail(exc, f"uploading {name}") from exc
+        with self._translated(f"uploading {name}"):
+            self._client.upload_file(str(path), self.bucket, self._name(name))
 
     def put_bytes(self, data: bytes, name: str) -> None:
         """Write ``data`` as ``name``."""
-        self._call(f"writing {name}", "put_object", Key=self._name(name), Body=data)
+        with self._translated(f"writing {name}"):
+            self._client.put_object(Bucket=self.bucket, Key=self._name(name), Body=data)
 
     def get_file(self, name: str, path: Path) -> None:
         """Download ``name`` to ``path``; :class:`NotFound` when it is missing."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        self._check()
-        try:
+        with self._translated(f"downloading {name}", name):
             self._client.download_file(self.bucket, self._name(name), str(path))
-        except ClientError as exc:
-            if _code(exc) in _MISSING_CODES:
-                raise NotFound(
-                    f"object {name!r} is missing from {self.describe()}", object=name
-                ) from exc
-            raise self._fail(exc, f"downloading {name}") from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, f"downloading {name}") from exc
 
     def get_bytes(self, name: str) -> bytes | None:
         """The content of ``name``, or ``None`` when it is missing."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        self._check()
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self._name(name))
-            body: bytes = response["Body"].read()
-        except ClientError as exc:
-            if _code(exc) in _MISSING_CODES:
-                return None
-            raise self._fail(exc, f"reading {name}") from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, f"reading {name}") from exc
+            with self._translated(f"reading {name}", name):
+                response = self._client.get_object(Bucket=self.bucket, Key=self._name(name))
+                body: bytes = response["Body"].read()
+        except NotFound:
+            return None
         return body
 
     def exists(self, name: str) -> bool:
         """Whether ``name`` exists (a HEAD request)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        self._check()
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._name(name))
-        except ClientError as exc:
-            if _code(exc) in _MISSING_CODES:
-                return False
-            raise self._fail(exc, f"looking for {name}") from exc
-        except BotoCoreError as exc:
-            raise self._fail(exc, f"looking for {name}") from exc
+            with self._translated(f"looking for {name}", name):
+                self._client.head_object(Bucket=self.bucket, Key=self._name(name))
+        except NotFound:
+            return False
         return True
 
     def list(self, prefix: str) -> list[str]:
         """Names (relative to this store's prefix) that start with ``prefix``."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        self._check()
         full = self._name(prefix)
         strip = len(self._name(""))
         names: list[str] = []
-        try:
+        with self._translated(f"listing {prefix}"):
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             )
             for page in pages:
                 names.extend(item["Key"][strip:] for item in page.get("Contents", []))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail(exc, f"listing {prefix}") from exc
         return sorted(names)
 
     def delete(self, name: str) -> None:
         """Remove ``name`` (S3 deletes are idempotent)."""
-        self._call(f"deleting {name}", "delete_object", Key=self._name(name))
+        with self._translated(f"deleting {name}"):
+            self._client.delete_object(Bucket=self.bucket, Key=self._name(name))
 
 
 def _code(exc: Exception) -> str:

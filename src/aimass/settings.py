@@ -171,6 +171,11 @@ class Settings(BaseSettings):
         serve_with: How model versions are served: ``runners`` (runner processes of
             this server, ``serve_runners`` each) or ``ray`` (Ray Serve replicas that
             scale between ``ray_min_replicas`` and ``ray_max_replicas`` on queue depth).
+        serve_backend: What runs a served classification/regression model's forward
+            pass: ``auto`` (the backend its ``aimass models optimize`` parity run
+            recommends: ONNX Runtime int8 when within the gate, else the fp32 graph,
+            else PyTorch; PyTorch for versions never optimised), ``torch``, ``onnx``
+            or ``onnx-int8`` (the last two need the version's graphs).
         ray_min_replicas: Fewest Ray Serve replicas of a served model version.
         ray_max_replicas: Most Ray Serve replicas of a served model version.
         ray_target_ongoing_requests: Requests in flight per replica that Ray Serve's
@@ -254,6 +259,7 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     ray_namespace: str = "aimass"
     serve_with: Literal["runners", "ray"] = "runners"
+    serve_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     ray_min_replicas: int = Field(default=1, ge=1, le=64)
     ray_max_replicas: int = Field(default=2, ge=1, le=64)
     ray_target_ongoing_requests: float = Field(default=8.0, gt=0)

@@ -91,6 +91,21 @@ def evaluate(
     return chosen, json.loads(report.read_text("utf-8")), html
 
 
+def optimize(
+    ops: Backend, spec: dict[str, Any], *, project: str, callbacks: Sequence[Any] = ()
+) -> s.ModelVersionOut:
+    """Build a version's ONNX graphs and parity record; returns the updated version."""
+    ws = local_home()
+    if ws is None:
+        job = ops.jobs.submit_optimization(project=project, **spec)
+        done = _wait(ops, job.id, project, callbacks)
+        return ops.models.get(f"{done.result['model']}@{done.result['version']}", project=project)
+    from aimass.jobs.optimize import OptimizeSpec
+
+    version = ws.jobs.optimize(OptimizeSpec(**spec), project=project, callbacks=callbacks)
+    return s.ModelVersionOut.from_entity(version)
+
+
 def report_files(ops: Backend, ref: str, name: str | None, *, project: str) -> tuple[Path, Path]:
     """Report ``name`` (default: the newest) of ``ref`` as ``(report.html, report.json)``
     in a new private temporary directory."""

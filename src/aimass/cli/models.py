@@ -1,4 +1,4 @@
-"""``aimass models``: the registry (list, show, alias, card, export, delete)."""
+"""``aimass models``: the registry (list, show, alias, card, export, optimize, delete)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aimass.cli import _flows as flows
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
@@ -14,6 +15,7 @@ from aimass.cli._common import (
     command,
     console,
     emit_json,
+    err_console,
     fmt_metric,
     table,
 )
@@ -107,9 +109,79 @@ def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False
             f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in scalars.items())
         )
     console.print(f"  privacy: {privacy_line(version.privacy)}")
+    serving = version.metrics.get("serving")
+    if serving:
+        console.print(f"  serving: {serving_line(serving)}")
     audits = backend().models.attachments(version.ref, kind="privacy-audit", project=project)
     if audits:
         console.print(f"  privacy audit: {audit_line(audits[0].summary)}")
+
+
+def serving_line(parity: dict[str, Any]) -> str:
+    """One line from a parity record: the recommended backend and each backend's numbers."""
+    parts = []
+    for name, entry in parity.get("backends", {}).items():
+        quality = entry.get("accuracy", entry.get("rmse"))
+        speed = entry.get("predictions_per_second", 0)
+        parts.append(f"{name} {fmt_metric(quality)} ({speed:,.0f}/s)")
+    return f"{parity.get('recommended', 'torch')} recommended; " + ", ".join(parts)
+
+
+@app.command("optimize")
+@command
+def optimize(
+    ref: RefArg,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Parity rows: dataset NAME[@VERSION] (default: the training dataset)."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="Largest drop at which int8 serves: accuracy points (regression: % of RMSE)."
+        ),
+    ] = 0.5,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Export a classifier or regressor to ONNX (fp32 and int8), run the parity check, attach.
+
+    Servers with AIMASS_SERVE_BACKEND=auto (the default) then serve the backend the
+    parity run recommends: int8 when its quality is within the threshold of PyTorch's.
+    """
+    from aimass.training.callbacks import LoopState, RichProgress
+
+    spec = {"model": ref, "dataset": dataset, "split": split, "threshold": threshold}
+    progress = [] if json_out else [RichProgress(console=err_console)]
+    try:
+        version = flows.optimize(backend(), spec, project=project, callbacks=progress)
+    finally:
+        for callback in progress:
+            callback.on_train_end(LoopState())
+    parity = version.metrics.get("serving") or {}
+    if json_out:
+        emit_json({"model": version.ref, "serving": parity})
+        return
+    unit = parity.get("drop_unit", "")
+    table(
+        f"{version.ref}: parity on {parity.get('rows', 0):,} rows of {parity.get('dataset')}",
+        ["backend", "quality", f"drop ({unit})", "predictions/s", "passes"],
+        [
+            [
+                name,
+                fmt_metric(entry.get("accuracy", entry.get("rmse"))),
+                fmt_metric(entry.get("drop", 0.0)),
+                f"{entry.get('predictions_per_second', 0):,.0f}",
+                "yes" if entry.get("passes") else "no",
+            ]
+            for name, entry in parity.get("backends", {}).items()
+        ],
+    )
+    console.print(
+        f"recommended: [bold]{parity.get('recommended')}[/] (threshold {parity.get('threshold')} "
+        f"{unit}); served with AIMASS_SERVE_BACKEND=auto"
+    )
 
 
 @app.command("alias")

@@ -313,6 +313,25 @@ class AsyncJobs(_AsyncResource):
         }
         return await self._send("POST", JobOut, "/jobs", project, body)
 
+    async def submit_optimization(
+        self,
+        *,
+        model: str,
+        dataset: str | None = None,
+        split: str = "test",
+        threshold: float = 0.5,
+        project: str | None = None,
+    ) -> JobOut:
+        """As ``Client.jobs.submit_optimization``."""
+        body = {
+            "kind": "optimize",
+            "model": model,
+            "dataset": dataset,
+            "split": split,
+            "threshold": threshold,
+        }
+        return await self._send("POST", JobOut, "/jobs", project, body)
+
     async def list(
         self,
         *,

@@ -218,6 +218,26 @@ class _Jobs(_Resource):
         }
         return self._send("POST", JobOut, "/jobs", project, body)
 
+    def submit_optimization(
+        self,
+        *,
+        model: str,
+        dataset: str | None = None,
+        split: str = "test",
+        threshold: float = 0.5,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue ONNX graphs (fp32, int8) and a parity run for ``model``; ``dataset``
+        defaults to the one it was trained on, ``threshold`` is the int8 gate."""
+        body = {
+            "kind": "optimize",
+            "model": model,
+            "dataset": dataset,
+            "split": split,
+            "threshold": threshold,
+        }
+        return self._send("POST", JobOut, "/jobs", project, body)
+
     def list(
         self,
         *,

@@ -28,7 +28,13 @@ from aimass.jobs.runner import JobContext
 from aimass.refs import Ref, parse_ref, validate_name
 from aimass.store import Store
 
-__all__ = ["EvaluateSpec", "attachment_name", "resolve_evaluation", "submit_evaluation"]
+__all__ = [
+    "EvaluateSpec",
+    "attachment_name",
+    "check_labelled",
+    "resolve_evaluation",
+    "submit_evaluation",
+]
 
 log = logging.getLogger("aimass.jobs.evaluate")
 ATTACHMENT_KIND = "evaluation"
@@ -120,7 +126,7 @@ def resolve_evaluation(
     schema = dataset.schema
     task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
     if version.task in _LABELLED:
-        _check_labelled(version, dataset, task_config)
+        check_labelled(version, dataset, task_config)
     else:
         _check_language_model(version, dataset, task_config)
     if spec.group_field is not None and spec.group_field not in schema.extra_fields:
@@ -147,9 +153,11 @@ _LABELLED = {
 _PROMPT_KINDS = {"chat": "pairs", "plain": "pairs", "none": "text"}
 
 
-def _check_labelled(
+def check_labelled(
     version: ModelVersion, dataset: DatasetVersion, task_config: dict[str, Any]
 ) -> None:
+    """``dataset`` has labels of the kind ``version``'s task predicts (and, for a
+    classifier, only labels it knows); the error names both."""
     from aimass.evaluation import check_labels
 
     schema = dataset.schema

@@ -110,12 +110,14 @@ def _builtin_kinds() -> None:
         return
     from aimass.jobs.batch import BATCH_PREDICT, run_batch_predict
     from aimass.jobs.evaluate import run_evaluate_job
+    from aimass.jobs.optimize import OPTIMIZE, run_optimize_job
     from aimass.jobs.train import run_train_job
 
     for kind, fn in (
         ("train", run_train_job),
         ("evaluate", run_evaluate_job),
         (BATCH_PREDICT, run_batch_predict),
+        (OPTIMIZE, run_optimize_job),
     ):
         _KINDS.setdefault(kind, fn)
 

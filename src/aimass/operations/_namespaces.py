@@ -221,6 +221,19 @@ class Jobs(Protocol):
         """Queue an evaluation report of ``model`` over a labelled ``dataset``."""
         ...
 
+    def submit_optimization(
+        self,
+        *,
+        model: str,
+        dataset: str | None = None,
+        split: str = "test",
+        threshold: float = 0.5,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue ONNX graphs (fp32, int8) and a parity run for ``model``; ``dataset``
+        defaults to the one it was trained on, ``threshold`` is the int8 gate."""
+        ...
+
     def list(
         self,
         *,

@@ -81,6 +81,9 @@ from aimass.schemas.jobs import (
 from aimass.schemas.jobs import (
     EvaluateJobCreate as EvaluateJobCreate,
 )
+from aimass.schemas.jobs import (
+    OptimizeJobCreate as OptimizeJobCreate,
+)
 from aimass.schemas.registry import (
     AliasSet,
     AttachmentOut,

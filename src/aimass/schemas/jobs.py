@@ -72,8 +72,27 @@ class EvaluateJobCreate(_In):
     )
 
 
+class OptimizeJobCreate(_In):
+    """Queue ONNX graphs (fp32 and int8) of a model version and their parity run."""
+
+    kind: Literal["optimize"] = "optimize"
+    model: Ref
+    dataset: Ref | None = Field(
+        default=None, description="Parity rows; default the dataset the model was trained on."
+    )
+    split: Literal["train", "validation", "test"] = "test"
+    threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=100,
+        description="Largest quality drop at which int8 serves: accuracy points, or percent "
+        "of the RMSE for regression.",
+    )
+
+
 JobCreate = Annotated[
-    TrainJobCreate | BatchPredictJobCreate | EvaluateJobCreate, Field(discriminator="kind")
+    TrainJobCreate | BatchPredictJobCreate | EvaluateJobCreate | OptimizeJobCreate,
+    Field(discriminator="kind"),
 ]
 
 

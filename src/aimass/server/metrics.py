@@ -129,6 +129,13 @@ class Metrics:
             ["project", "model"],
             registry=r,
         )
+        self.serve_backend = Gauge(
+            "aimass_serve_backend",
+            "1 for each model version this server has loaded, labelled with what runs its "
+            "forward pass (torch, onnx, onnx-int8; AIMASS_SERVE_BACKEND)",
+            ["project", "model", "backend"],
+            registry=r,
+        )
         self._jobs = Gauge("aimass_jobs", "Jobs by status", ["status"], registry=r)
         self._job_counts = job_counts
         self.jobs_finished = Counter(

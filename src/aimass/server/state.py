@@ -216,7 +216,10 @@ class ServerState:
 
     def _backend(self, version: ModelVersion) -> Backend:
         if self.settings.serve_with == "ray":
+            self.metrics.serve_backend.labels(version.project, version.ref, "torch").set(1)
             return self._ray_backend(version)
+        backend, graph = self.workspace.serving.plan(version)
+        self.metrics.serve_backend.labels(version.project, version.ref, backend).set(1)
         runners = self.runners
         if runners == 0:
             return InProcessBackend(
@@ -226,6 +229,8 @@ class ServerState:
 
         return RunnerPool(
             self.workspace.artifacts.resolve(version.uri),
+            backend=backend,
+            graph=graph,
             count=runners,
             threads=self.settings.serve_runner_threads or default_runner_threads(runners),
             device=self.settings.device,

@@ -56,6 +56,8 @@ class Predictor(ABC):
     """A model ready to predict. Thread-safe for concurrent ``predict`` calls."""
 
     tasks: ClassVar[tuple[str, ...]] = ()
+    # What runs the forward pass: ``torch``, or an ONNX Runtime graph (``onnx``, ``onnx-int8``).
+    backend: ClassVar[str] = "torch"
 
     def __init__(self, directory: Path, manifest: Manifest, device: Any) -> None:
         self.directory = directory
@@ -154,6 +156,7 @@ class Predictor(ABC):
             "digest": self.digest,
             "task_config": self.manifest.task_config,
             "device": str(self.device),
+            "backend": self.backend,
         }
 
 
@@ -171,15 +174,38 @@ def register_predictor(cls: type[Predictor]) -> type[Predictor]:
 _BASE_TASKS = {"decoder": "causal-lm"}
 
 
-def load_predictor(directory: Path, *, device: str = "auto") -> Predictor:
+def load_predictor(
+    directory: Path,
+    *,
+    device: str = "auto",
+    backend: str = "torch",
+    graph: Path | None = None,
+    threads: int | None = None,
+) -> Predictor:
     """Verify the bundle at ``directory`` and load the predictor for its task.
 
     Model bundles are served by their task's predictor; a decoder *base*
     bundle is served for generation as it is.
+
+    Args:
+        directory: The bundle.
+        device: ``auto``, ``cpu`` or ``cuda`` (PyTorch backend).
+        backend: ``torch``, or ``onnx``/``onnx-int8`` with ``graph``.
+        graph: The directory of the version's ONNX graphs (``aimass models optimize``).
+        threads: ONNX Runtime's intra-op threads (default: every core).
     """
     directory = Path(directory)
     manifest = verify_bundle(directory)
-    return predictor_class(manifest)(directory, manifest, resolve_device(device))
+    if backend == "torch":
+        return predictor_class(manifest)(directory, manifest, resolve_device(device))
+    from aimass.serving.onnx import load_onnx_predictor
+
+    if graph is None:
+        raise InvalidArgument(
+            f"backend {backend!r} needs the version's ONNX graphs; run 'aimass models optimize' "
+            "first, or serve with the torch backend"
+        )
+    return load_onnx_predictor(directory, manifest, backend=backend, graph=graph, threads=threads)
 
 
 def predictor_class(manifest: Manifest) -> type[Predictor]:

@@ -90,11 +90,15 @@ class RunnerProcess:
         name: str,
         timeout: float = 600.0,
         program: Sequence[str] = RUNNER_PROGRAM,
+        backend: str = "torch",
+        graph: Path | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.program = tuple(program)
         self.device = device
         self.threads = threads
+        self.backend = backend
+        self.graph = graph
         self.name = name
         self.timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
@@ -124,6 +128,8 @@ class RunnerProcess:
             "--threads",
             str(self.threads),
         ]
+        if self.backend != "torch":
+            command += ["--backend", self.backend, "--graph", str(self.graph)]
         # The command is the runner program and a bundle path from the registry, never user text.
         self._proc = subprocess.Popen(  # noqa: S603
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
@@ -318,6 +324,8 @@ class RunnerPool:
         timeout: Per runner, seconds to load or to answer one batch (see
             :class:`RunnerProcess`).
         program: The runner command before its arguments (see :data:`RUNNER_PROGRAM`).
+        backend: ``torch``, ``onnx`` or ``onnx-int8`` (the forward pass in each runner).
+        graph: The version's ONNX graphs, for the ONNX backends.
     """
 
     def __init__(
@@ -330,6 +338,8 @@ class RunnerPool:
         name: str,
         timeout: float = 600.0,
         program: Sequence[str] = RUNNER_PROGRAM,
+        backend: str = "torch",
+        graph: Path | None = None,
     ) -> None:
         if count < 1 or threads < 1:
             raise InvalidArgument(
@@ -338,6 +348,7 @@ class RunnerPool:
         self.directory = Path(directory)
         self.concurrency = count
         self.name = name
+        self.backend = backend
         self._runners = [
             RunnerProcess(
                 directory,
@@ -346,6 +357,8 @@ class RunnerPool:
                 name=name,
                 timeout=timeout,
                 program=program,
+                backend=backend,
+                graph=graph,
             )
             for _ in range(count)
         ]
@@ -428,27 +441,39 @@ class RunnerPool:
             runner.stop_watchdog()
 
 
-def _load_torch_predictor(directory: Path, device: str, threads: int) -> Predicts:
-    """Verify and load the bundle with ``threads`` torch threads."""
+def _load_predictor(
+    directory: Path, device: str, threads: int, backend: str, graph: Path | None
+) -> Predicts:
+    """Verify and load the bundle with ``threads`` threads (torch's, or ONNX Runtime's)."""
     import torch
 
     torch.set_num_threads(threads)
     from aimass.serving.predictor import load_predictor
 
-    return load_predictor(directory, device=device)
+    return load_predictor(directory, device=device, backend=backend, graph=graph, threads=threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m aimass.serving.runner BUNDLE_DIR [--device D] [--threads N]``."""
+    """``python -m aimass.serving.runner BUNDLE_DIR [--device D] [--threads N]
+    [--backend torch|onnx|onnx-int8 --graph DIR]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="aimass-runner", description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--graph", type=Path, default=None)
     args = parser.parse_args(argv)
     return serve(
-        functools.partial(_load_torch_predictor, args.directory, args.device, max(1, args.threads))
+        functools.partial(
+            _load_predictor,
+            args.directory,
+            args.device,
+            max(1, args.threads),
+            args.backend,
+            args.graph,
+        )
     )
 
 

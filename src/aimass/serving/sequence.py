@@ -46,17 +46,37 @@ class SequencePredictor(Predictor):
     """Labels with probabilities (classification) or values (regression)."""
 
     tasks = ("classification", "regression")
+    backend = "torch"
 
     def __init__(self, directory: Path, manifest: Manifest, device: Any) -> None:
         super().__init__(directory, manifest, device)
         self.head = SequenceHeadConfig.from_dict(manifest.task_config)
         self.max_length = int(manifest.task_config.get("max_length", 128))
         self.tokenizer = load_tokenizer(directory)
-        self.model = build_sequence_model(directory, self.head).to(device)
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenize_lock = threading.Lock()
+        self._model_lock = threading.Lock()
         self._eager_lock = threading.Lock()
         self._eager_encoder: Any = None
+        self._model: SequenceModel | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """Load what :meth:`forward` runs (the PyTorch model here)."""
+        self._model = build_sequence_model(self.directory, self.head).to(self.device)
+
+    @property
+    def model(self) -> SequenceModel:
+        """The PyTorch model (built on first use by backends that predict without it:
+        explanations need its gradients and attentions)."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = build_sequence_model(self.directory, self.head).to(self.device)
+            return self._model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw outputs (B, C) of one collated batch, on the CPU."""
+        return self.model(**batch).float().cpu()
 
     @classmethod
     def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:
@@ -81,7 +101,7 @@ class SequencePredictor(Predictor):
             encoded = encode_texts(self.tokenizer, texts, max_length=self.max_length)
         out = torch.empty((len(texts), self.head.num_outputs))
         for idx in bucketed_batches(encoded.lengths, batch_size, shuffle=False):
-            out[idx] = self.model(**collate(encoded, idx, self.device)).float().cpu()
+            out[idx] = self.forward(collate(encoded, idx, self.device))
         return out
 
     def scores(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:

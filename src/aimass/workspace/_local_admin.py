@@ -85,6 +85,23 @@ class LocalJobs(_Local):
         )
         return s.JobOut.from_entity(self._ws.jobs.submit_evaluation(spec, project=self._p(project)))
 
+    def submit_optimization(
+        self,
+        *,
+        model: str,
+        dataset: str | None = None,
+        split: str = "test",
+        threshold: float = 0.5,
+        project: str | None = None,
+    ) -> s.JobOut:
+        """As ``Client.jobs.submit_optimization``."""
+        from aimass.jobs.optimize import OptimizeSpec
+
+        spec = OptimizeSpec(model=model, dataset=dataset, split=split, threshold=threshold)
+        return s.JobOut.from_entity(
+            self._ws.jobs.submit_optimization(spec, project=self._p(project))
+        )
+
     def list(
         self,
         *,

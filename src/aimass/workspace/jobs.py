@@ -20,6 +20,7 @@ from aimass.errors import (
 )
 from aimass.jobs.batch import BatchPredictSpec
 from aimass.jobs.evaluate import EvaluateSpec
+from aimass.jobs.optimize import OptimizeSpec
 from aimass.refs import parse_ref
 from aimass.store import DEFAULT_PROJECT
 
@@ -240,6 +241,29 @@ class JobService(Service):
         ref = parse_ref(f"{job.result['model']}@{job.result['version']}")
         found = self.store.registry.attachments(project, ref, kind="evaluation")
         return next(a for a in found if a.name == job.result["attachment"])
+
+    def submit_optimization(self, spec: OptimizeSpec, *, project: str = DEFAULT_PROJECT) -> Job:
+        """Check the spec and queue an ``optimize`` job (aliases are pinned to their version)."""
+        from aimass.jobs.optimize import OPTIMIZE, resolve_optimization
+
+        version, dataset = resolve_optimization(self.store, self.artifacts, project, spec)
+        pinned = OptimizeSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
+        job = self.store.jobs.create(project, OPTIMIZE, pinned.to_dict())
+        self._wake()
+        return job
+
+    def optimize(
+        self,
+        spec: OptimizeSpec,
+        *,
+        project: str = DEFAULT_PROJECT,
+        callbacks: Sequence[Callback] = (),
+    ) -> ModelVersion:
+        """Build the version's ONNX graphs and parity record now; returns the updated version."""
+        job = self.run(self.submit_optimization(spec, project=project).id, callbacks=callbacks)
+        return self.store.registry.get_version(
+            project, parse_ref(f"{job.result['model']}@{job.result['version']}")
+        )
 
     def active(self, *, project: str = DEFAULT_PROJECT, most: int = 1000) -> int:
         """Queued and running jobs of ``project``, counted up to ``most`` of each."""

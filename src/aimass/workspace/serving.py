@@ -4,6 +4,7 @@ predict, explain or generate call."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass.entities import (
@@ -50,9 +51,30 @@ class ServingService(Service):
         if self._cache is None:
             self._cache = PredictorCache(self.settings.model_cache_size)
         directory = self.artifacts.resolve(version.uri)
+        backend, graph = self.plan(version)
         return self._cache.get(
-            version.digest, lambda: load_predictor(directory, device=self.settings.device)
+            f"{version.digest}:{backend}",
+            lambda: load_predictor(
+                directory,
+                device=self.settings.device,
+                backend=backend,
+                graph=graph,
+                threads=self.settings.num_threads or None,
+            ),
         )
+
+    def plan(self, version: ModelVersion) -> tuple[str, Path | None]:
+        """The backend that serves ``version`` (``AIMASS_SERVE_BACKEND`` resolved against
+        its parity record) and the directory of its ONNX graphs (``None`` for torch)."""
+        from aimass.serving.onnx import ONNX_TASKS, choose_backend
+
+        if version.task not in ONNX_TASKS:
+            return "torch", None
+        parity = version.metrics.get("serving")
+        backend = choose_backend(self.settings.serve_backend, parity)
+        if backend == "torch" or not parity:
+            return "torch", None
+        return backend, self.artifacts.resolve(str(parity["graphs"]))
 
     def check_inputs(self, texts: Sequence[str]) -> list[str]:
         """Predict inputs within the limits: count, non-empty valid strings, length, total."""

@@ -76,7 +76,7 @@ class _LacModel:
     def __init__(self, root: Path) -> None:
         try:
             import numpy as np
-            import onnxruntime as ort  # type: ignore[import-untyped]
+            import onnxruntime as ort
         except ImportError as exc:
             raise MissingExtra(_not_installed(LAC_PINS)) from exc
         self._np = np

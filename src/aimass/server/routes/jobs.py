@@ -16,6 +16,7 @@ from aimass.schemas import (
     JobCreate,
     JobLogLineOut,
     JobOut,
+    OptimizeJobCreate,
     TrainJobCreate,
 )
 from aimass.server.deps import PrincipalDep, ReadProject, StateDep, TrainProject, WorkspaceDep
@@ -91,6 +92,21 @@ def _submit_evaluate(
     return JobOut.from_entity(ws.jobs.submit_evaluation(spec, project=project))
 
 
+def _submit_optimize(
+    ws: Workspace, principal: Principal, project: str, body: OptimizeJobCreate
+) -> JobOut:
+    from aimass.jobs.optimize import OptimizeSpec
+    from aimass.refs import parse_ref
+
+    # The graphs attach to the version and change how it is served: the standing of
+    # training it, as for a report.
+    principal.require("train", project=project, model=parse_ref(body.model, kind="model").name)
+    spec = OptimizeSpec(
+        model=body.model, dataset=body.dataset, split=body.split, threshold=body.threshold
+    )
+    return JobOut.from_entity(ws.jobs.submit_optimization(spec, project=project))
+
+
 def _check_quota(state: ServerState, project: str, body: JobCreate) -> None:
     """At most ``max_active_jobs_per_project`` queued + running jobs; ``max_epochs`` per job."""
     subject = f"project:{project}"
@@ -125,7 +141,7 @@ def submit_job(
     ws: WorkspaceDep,
     state: StateDep,
 ) -> JobOut:
-    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate", ...}``.
+    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate" | "optimize", ...}``.
 
     429 (with ``Retry-After``) while the project holds ``AIMASS_MAX_ACTIVE_JOBS_PER_PROJECT``
     queued or running jobs; a training job asks for at most ``AIMASS_MAX_EPOCHS`` epochs.
@@ -135,6 +151,8 @@ def submit_job(
         return _submit_train(ws, principal, project, body)
     if isinstance(body, EvaluateJobCreate):
         return _submit_evaluate(ws, principal, project, body)
+    if isinstance(body, OptimizeJobCreate):
+        return _submit_optimize(ws, principal, project, body)
     return _submit_batch(state, principal, project, body)
 
 

@@ -1,0 +1,175 @@
+"""ONNX Runtime serving: export, int8, the parity gate, the backend choice, over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from aimass.errors import InvalidArgument, PermissionDenied
+from aimass.jobs.optimize import OptimizeSpec, parity_record
+from aimass.serving.onnx import choose_backend
+from aimass.serving.predictor import load_predictor
+from tests.conftest import live_server, trained_workspace
+
+TEXTS = ["good great fine", "bad awful poor", "great", "awful awful bad movie", "fine"]
+
+
+@pytest.fixture(scope="module")
+def optimized(tmp_path_factory, tiny_bert_dir):
+    """Tiny classifier 'm' and regressor 'r', each optimised (graphs + parity attached)."""
+    root = tmp_path_factory.mktemp("onnx")
+    ws = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
+    ws.jobs.optimize(OptimizeSpec(model="m@1"))
+    ws.jobs.optimize(OptimizeSpec(model="r@1"))
+    yield ws
+    ws.close()
+
+
+def _predictor(ws, ref, backend):
+    version = ws.models.get(ref)
+    parity = version.metrics["serving"]
+    graph = None if backend == "torch" else ws.artifacts.resolve(parity["graphs"])
+    return load_predictor(ws.artifacts.resolve(version.uri), backend=backend, graph=graph)
+
+
+def test_parity_record_is_attached_and_names_its_files(optimized):
+    version = optimized.models.get("m@1")
+    parity = version.metrics["serving"]
+    assert set(parity["backends"]) == {"torch", "onnx", "onnx-int8"}
+    assert parity["dataset"] == "s@1" and parity["rows"] > 0
+    assert parity["backends"]["onnx"]["agreement_with_torch"] == 1.0
+    assert parity["recommended"] in ("onnx-int8", "onnx")
+    (attachment,) = optimized.models.attachments("m@1", kind="onnx")
+    graphs = optimized.artifacts.resolve(attachment.uri)
+    record = json.loads((graphs / "parity.json").read_text())
+    assert record["digest"] == version.digest
+    for name, digest in record["files"].items():
+        assert hashlib.sha256((graphs / name).read_bytes()).hexdigest() == digest
+
+
+def test_onnx_fp32_matches_torch_and_int8_predicts(optimized):
+    torch_out = _predictor(optimized, "m@1", "torch").predict(TEXTS)
+    onnx = _predictor(optimized, "m@1", "onnx")
+    assert onnx.info()["backend"] == "onnx"
+    for a, b in zip(torch_out, onnx.predict(TEXTS), strict=True):
+        assert a["label"] == b["label"]
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+    int8 = _predictor(optimized, "m@1", "onnx-int8").predict(TEXTS)
+    for result in int8:
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_regression_graph_matches_torch(optimized):
+    torch_out = _predictor(optimized, "r@1", "torch").predict(TEXTS)
+    onnx_out = _predictor(optimized, "r@1", "onnx").predict(TEXTS)
+    assert [r["value"] for r in onnx_out] == pytest.approx(
+        [r["value"] for r in torch_out], abs=1e-4
+    )
+    assert optimized.models.get("r@1").metrics["serving"]["drop_unit"].startswith("percent")
+
+
+def test_explanations_through_the_onnx_backend(optimized):
+    onnx = _predictor(optimized, "m@1", "onnx")
+    (result,) = onnx.predict(["good great fine"], explain="occlusion")
+    assert [w["word"] for w in result["explanation"]["words"]] == ["good", "great", "fine"]
+    (gradients,) = onnx.explain(["good great fine"], method="integrated-gradients", n_steps=4)
+    assert gradients["tokens"] and gradients["target"] == result["label"]
+
+
+def test_the_parity_gate():
+    labels = ["pos", "neg"] * 100
+    right = [{"label": label} for label in labels]
+    one_wrong = [{"label": "neg"}, *right[1:]]  # 0.5 points below torch
+    two_wrong = [{"label": "neg"}, *right[1:3], {"label": "pos"}, *right[4:]]
+    speed = {"torch": 10.0, "onnx": 20.0, "onnx-int8": 30.0}
+    record = parity_record(
+        "classification",
+        labels,
+        {"torch": right, "onnx": right, "onnx-int8": one_wrong},
+        speed,
+        0.5,
+    )
+    assert record["backends"]["onnx-int8"]["drop"] == pytest.approx(0.5)
+    assert record["recommended"] == "onnx-int8"
+    record = parity_record(
+        "classification",
+        labels,
+        {"torch": right, "onnx": right, "onnx-int8": two_wrong},
+        speed,
+        0.5,
+    )
+    assert record["backends"]["onnx-int8"]["passes"] is False
+    assert record["recommended"] == "onnx"
+    values = [{"value": v} for v in np.linspace(0, 1, 10)]
+    worse = [{"value": v + 0.5} for v in np.linspace(0, 1, 10)]
+    record = parity_record(
+        "regression",
+        list(np.linspace(0, 1, 10) + 0.1),
+        {"torch": values, "onnx": worse, "onnx-int8": worse},
+        speed,
+        0.5,
+    )
+    assert record["recommended"] == "torch"
+
+
+def test_choose_backend():
+    parity = {"recommended": "onnx-int8"}
+    assert choose_backend("auto", None) == "torch"
+    assert choose_backend("auto", parity) == "onnx-int8"
+    assert choose_backend("torch", parity) == "torch"
+    assert choose_backend("onnx", parity) == "onnx"
+    with pytest.raises(InvalidArgument, match="aimass models optimize"):
+        choose_backend("onnx-int8", None)
+    with pytest.raises(InvalidArgument, match="unknown serving backend"):
+        choose_backend("tensorrt", parity)
+
+
+def test_the_workspace_serves_what_the_setting_and_the_record_say(optimized):
+    from aimass.workspace import Workspace
+
+    version = optimized.models.get("m@1")
+    recommended = version.metrics["serving"]["recommended"]
+    backend, graph = optimized.serving.plan(version)
+    assert backend == recommended and (graph / "model.onnx").is_file()
+    assert optimized.serving.load_version(version).backend == recommended
+    torch_only = Workspace(optimized.settings.model_copy(update={"serve_backend": "torch"}))
+    try:
+        assert torch_only.serving.plan(version) == ("torch", None)
+        assert torch_only.serving.load_version(version).backend == "torch"
+    finally:
+        torch_only.close()
+
+
+def test_optimize_refuses_a_bad_spec_and_a_missing_split(optimized):
+    with pytest.raises(InvalidArgument, match="threshold"):
+        OptimizeSpec(model="m@1", threshold=-1)
+    with pytest.raises(InvalidArgument, match="do not match the model's"):
+        optimized.jobs.submit_optimization(OptimizeSpec(model="m@1", dataset="rs", split="train"))
+
+
+def test_served_over_http_with_the_onnx_backend(optimized):
+    import httpx
+
+    from aimass.client import Client
+
+    home = optimized.settings.home
+    torch_out = _predictor(optimized, "m@1", "torch").predict(TEXTS[:2])
+    server = live_server(home, serve_runners=1, serve_backend="onnx", num_threads=1)
+    url, key, _app = next(server)
+    try:
+        with Client(url, key) as client:
+            results = client.predict("m@1", TEXTS[:2])
+            for a, b in zip(torch_out, results, strict=True):
+                assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+            metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
+            assert (
+                'aimass_serve_backend{backend="onnx",model="m@1",project="default"} 1.0' in metrics
+            )
+            reader = client.keys.create("reader", scopes=["predict", "read"])
+        with Client(url, reader.key) as limited, pytest.raises(PermissionDenied, match="train"):
+            limited.jobs.submit_optimization(model="m@1")
+    finally:
+        next(server, None)

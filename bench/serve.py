@@ -21,6 +21,12 @@ the servers).
 
     python bench/serve.py [--seconds 10] [--train-rows 1500] [--client raw|httpx]
 
+With ``--backends`` it compares the serving backends instead (issue 17): the
+model is optimised (``aimass models optimize``: ONNX fp32 and int8 with the
+parity run on the test split), then aimass on torch, aimass on onnx-int8 and the
+naive server run side by side at N = 1 and 32, twice each; writes
+``bench/results/serve-onnx.json``.
+
 With ``--at-rest`` it compares instead what encryption and signatures at rest cost:
 the same model served by two ``aimass serve`` processes, one on the home as
 aimass writes it (AES-256-GCM artifacts, signed bundles) and one on a copy with
@@ -247,7 +253,15 @@ def measured(pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def ceiling(bundle: str, texts: list[str], seconds: float, *, by_length: bool = False) -> float:
+def ceiling(
+    bundle: str,
+    texts: list[str],
+    seconds: float,
+    *,
+    by_length: bool = False,
+    backend: str = "torch",
+    graph: Path | None = None,
+) -> float:
     """Sentences/s of the raw forward pass at batch 32 (no HTTP, no queue), torch's
     default threads.
 
@@ -258,7 +272,7 @@ def ceiling(bundle: str, texts: list[str], seconds: float, *, by_length: bool = 
     """
     from aimass.serving.predictor import load_predictor
 
-    predictor = load_predictor(Path(bundle), device="cpu")
+    predictor = load_predictor(Path(bundle), device="cpu", backend=backend, graph=graph)
     if by_length:
         lengths = predictor.token_lengths(texts)
         texts = [t for _, t in sorted(zip(lengths, texts, strict=True), key=lambda p: p[0])]
@@ -287,6 +301,12 @@ def main() -> None:
         action="store_true",
         help="compare encrypted and signed artifacts against plaintext ones instead",
     )
+    parser.add_argument(
+        "--backends",
+        action="store_true",
+        help="compare the serving backends instead: aimass on torch and on onnx-int8 "
+        "(after 'aimass models optimize') against the naive server",
+    )
     parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
@@ -294,6 +314,9 @@ def main() -> None:
     texts, bundle, key = prepare(home / "home", args.train_rows)
     if args.at_rest:
         at_rest(home, texts, key, args)
+        return
+    if args.backends:
+        backends(home, texts, bundle, key, args)
         return
     env = _serve_env(home / "home")
     aim_port, naive_port = free_port(), free_port()
@@ -531,6 +554,153 @@ def at_rest(home: Path, texts: list[str], key: str, args: argparse.Namespace) ->
     }
     (RESULTS / "serve-at-rest.json").write_text(json.dumps(out, indent=2))
     failed = sum(r[name]["errors"] for r in rows for name in ("encrypted", "plaintext"))
+    if failed:
+        raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
+
+
+def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse.Namespace) -> None:
+    """aimass on torch and on onnx-int8 against the naive torch server, same model and clients.
+
+    The model is optimised first (``ws.jobs.optimize``: the parity run on the test
+    split gives each backend's accuracy); then three servers run side by side and
+    N = 1 and 32 clients drive each in turn, the order rotating per round. The
+    ceilings are the raw batched forward pass of each backend, batches of similar
+    length (no HTTP, no queue).
+    """
+    from aimass.jobs.optimize import OptimizeSpec
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    ws = Workspace(Settings(home=home / "home", device="cpu"))
+    print("optimising: ONNX export, int8, parity on the test split ...", flush=True)
+    version = ws.jobs.optimize(OptimizeSpec(model="bench@production"))
+    parity = version.metrics["serving"]
+    graph = ws.artifacts.resolve(parity["graphs"])
+    ws.close()
+    for name, entry in parity["backends"].items():
+        print(
+            f"  {name:10s} accuracy {entry['accuracy']:.4f}  drop {entry['drop']:+.2f} points  "
+            f"{entry['predictions_per_second']:.0f} predictions/s (in process)",
+            flush=True,
+        )
+    env = _serve_env(home / "home")
+    ports = {"torch": free_port(), "onnx-int8": free_port(), "naive": free_port()}
+    procs = {
+        name: start(
+            [sys.executable, "-m", "aimass.cli", "serve", "--port", str(ports[name])],
+            {**env, "AIMASS_SERVE_BACKEND": name},
+            f"http://127.0.0.1:{ports[name]}/readyz",
+        )
+        for name in ("torch", "onnx-int8")
+    }
+    procs["naive"] = start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "serve:factory",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--port",
+            str(ports["naive"]),
+            "--log-level",
+            "warning",
+        ],
+        {**env, "AIMASS_BENCH_BUNDLE": bundle},
+        f"http://127.0.0.1:{ports['naive']}/predict",
+    )
+    auth = {"Authorization": f"Bearer {key}"}
+    urls = {
+        name: f"http://127.0.0.1:{ports[name]}/v1/projects/default/models/bench@production:predict"
+        for name in ("torch", "onnx-int8")
+    }
+    urls["naive"] = f"http://127.0.0.1:{ports['naive']}/predict"
+    rows = []
+    try:
+        for clients in (1, 32, 1, 32):
+            names = ["torch", "onnx-int8", "naive"]
+            shift = len(rows) % 3
+            row: dict[str, Any] = {"clients": clients}
+            for name in names[shift:] + names[:shift]:
+                headers = {} if name == "naive" else auth
+                asyncio.run(drive(urls[name], headers, texts, clients, 1.0, args.client))
+                row[name] = measured(
+                    procs[name].pid,
+                    lambda name=name, headers=headers, clients=clients: asyncio.run(
+                        drive(urls[name], headers, texts, clients, args.seconds, args.client)
+                    ),
+                )
+            row["int8_vs_naive"] = row["onnx-int8"]["throughput"] / row["naive"]["throughput"]
+            row["torch_vs_naive"] = row["torch"]["throughput"] / row["naive"]["throughput"]
+            rows.append(row)
+            print(
+                f"N={clients:3d}  "
+                + " | ".join(
+                    f"{name} {row[name]['throughput']:6.1f}/s p50 {row[name]['p50_ms']:6.1f} ms "
+                    f"p99 {row[name]['p99_ms']:6.1f} ms"
+                    for name in names
+                )
+                + f" | int8 ÷ naive {row['int8_vs_naive']:.2f}x, torch ÷ naive "
+                f"{row['torch_vs_naive']:.2f}x",
+                flush=True,
+            )
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(30)
+    ceilings = {
+        "torch": ceiling(bundle, texts, args.seconds, by_length=True),
+        "onnx-int8": ceiling(
+            bundle, texts, args.seconds, by_length=True, backend="onnx-int8", graph=graph
+        ),
+    }
+    print(
+        f"raw batched ceilings (similar lengths): torch {ceilings['torch']:.1f}/s, onnx-int8 "
+        f"{ceilings['onnx-int8']:.1f}/s",
+        flush=True,
+    )
+
+    def median(key: str, clients: int) -> float:
+        values = sorted(r[key] for r in rows if r["clients"] == clients)
+        return sum(values) / len(values)
+
+    at32 = [r for r in rows if r["clients"] == 32]
+    int8_at32 = sum(r["onnx-int8"]["throughput"] for r in at32) / len(at32)
+    summary = {
+        "int8_vs_naive_at_32": median("int8_vs_naive", 32),
+        "torch_vs_naive_at_32": median("torch_vs_naive", 32),
+        "int8_vs_naive_at_1": median("int8_vs_naive", 1),
+        "int8_at_32_vs_torch_ceiling": int8_at32 / ceilings["torch"],
+        "int8_at_32_vs_int8_ceiling": int8_at32 / ceilings["onnx-int8"],
+        "int8_accuracy_drop_points": parity["backends"]["onnx-int8"]["drop"],
+        "goals": {
+            "int8_vs_naive_at_32": 3.5,
+            "int8_vs_naive_at_1": 1.0,
+            "int8_at_32_vs_int8_ceiling": 0.8,
+            "int8_accuracy_drop_points": 0.5,
+        },
+    }
+    print(
+        f"at 32 clients: onnx-int8 {summary['int8_vs_naive_at_32']:.2f}x naive (goal 3.5x), "
+        f"torch {summary['torch_vs_naive_at_32']:.2f}x; onnx-int8 at "
+        f"{summary['int8_at_32_vs_torch_ceiling']:.0%} of the torch ceiling and "
+        f"{summary['int8_at_32_vs_int8_ceiling']:.0%} of its own (goal 80%); at 1 client "
+        f"{summary['int8_vs_naive_at_1']:.2f}x naive (goal 1.0x); accuracy drop "
+        f"{summary['int8_accuracy_drop_points']:+.2f} points (gate 0.5)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "machine": f"{os.cpu_count()} CPUs",
+        "seconds": args.seconds,
+        "client": args.client,
+        "parity": parity,
+        "rows": rows,
+        "ceilings": ceilings,
+        "summary": summary,
+    }
+    (RESULTS / "serve-onnx.json").write_text(json.dumps(out, indent=2))
+    failed = sum(r[name]["errors"] for r in rows for name in ("torch", "onnx-int8", "naive"))
     if failed:
         raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
 

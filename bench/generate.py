@@ -18,15 +18,28 @@ are reported, because this machine is shared and noisy.
     python bench/generate.py [--max-new-tokens 64] [--repeats 5] [--threads 2]
 
 Writes ``bench/results/generate.json``.
+
+``--concurrency 1,8`` measures continuous batching instead: for each count N,
+N threads each stream one generation (different prompts, EOS ignored) from the
+*same* predictor at once, through the batched scheduler (``max_batch`` 8) and,
+side by side in the same run, through a predictor built with ``batching=False``
+(each call its own decode loop, as before batching). Aggregate tokens/s is all
+the streams' tokens over the wall time of the round; time to first token is
+each stream's own (from its call to its first text event), p50/p99 over every
+stream of every round. Writes ``bench/results/generate-batched.json``.
+
+    python bench/generate.py --concurrency 1,8 [--max-new-tokens 64] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +53,11 @@ PROMPTS = [
     "Write a short note to a colleague about tomorrow's meeting.",
     "Explain what a hospital discharge summary contains.",
     "List three ways to keep customer data private.",
+    "Summarise why regular backups matter.",
+    "Give two tips for writing a clear email subject line.",
+    "What should a new employee read in their first week?",
+    "Describe a good way to start a team meeting, in one paragraph.",
+    "Name three things to check before sending an invoice to a client.",
 ]
 
 
@@ -107,6 +125,126 @@ def run_baseline(predictor, prompt: str, args: argparse.Namespace) -> dict:
     }
 
 
+def stream_one(predictor, prompt: str, args: argparse.Namespace) -> dict:
+    """One streamed generation; the caller has emptied ``predictor.eos`` (lengths match)."""
+    started = time.perf_counter()
+    first = None
+    final: dict = {}
+    for event in predictor.generate_stream(prompt, max_new_tokens=args.max_new_tokens):
+        if first is None:
+            first = time.perf_counter() - started
+        final = event
+    return {"tokens": final["usage"]["completion_tokens"], "ttft": first}
+
+
+def stream_round(predictor, count: int, args: argparse.Namespace) -> dict:
+    """``count`` streams started together on ``predictor``; their tokens, wall time and TTFTs."""
+    results: list[dict] = [{} for _ in range(count)]
+    start = threading.Barrier(count + 1)
+
+    def one(i: int) -> None:
+        start.wait()
+        results[i] = stream_one(predictor, PROMPTS[i % len(PROMPTS)], args)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    tokens = sum(r["tokens"] for r in results)
+    return {
+        "streams": count,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_second": tokens / seconds,
+        "ttft": [r["ttft"] for r in results],
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def main_concurrent(args: argparse.Namespace) -> None:
+    """Batched vs one-loop-per-call at each concurrency; print and write the summary."""
+    from aimass.artifacts.bundle import verify_bundle
+    from aimass.serving.generation import GenerationPredictor
+
+    counts = [int(c) for c in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = args.model or smollm2_bundle(Path(tmp))
+        manifest = verify_bundle(bundle)
+        predictors = {
+            "batched": GenerationPredictor(bundle, manifest, "cpu", max_batch=max(counts)),
+            "unbatched": GenerationPredictor(bundle, manifest, "cpu", batching=False),
+        }
+        for predictor in predictors.values():
+            predictor.eos = []  # generate exactly max_new_tokens, as in the default mode
+            # Untimed: first calls pay one-off costs.
+            stream_round(predictor, 2, argparse.Namespace(max_new_tokens=4))
+        rounds: dict[str, dict[int, list[dict]]] = {n: {c: [] for c in counts} for n in predictors}
+        for repeat in range(args.repeats):
+            for count in counts:
+                for name, predictor in predictors.items():
+                    result = stream_round(predictor, count, args)
+                    rounds[name][count].append(result)
+                    print(
+                        f"[{repeat + 1}/{args.repeats}] {name:9s} {count} streams "
+                        f"{result['tokens_per_second']:7.2f} tokens/s  ttft max "
+                        f"{max(result['ttft']) * 1000:7.1f} ms  ({result['tokens']} tokens)",
+                        flush=True,
+                    )
+        model = predictors["batched"].model
+        model_info = {
+            "type": str(model.config.model_type),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+    summary = {
+        name: {
+            str(count): {
+                "tokens_per_second": statistics.median(r["tokens_per_second"] for r in results),
+                "ttft_p50": percentile([t for r in results for t in r["ttft"]], 0.5),
+                "ttft_p99": percentile([t for r in results for t in r["ttft"]], 0.99),
+            }
+            for count, results in by_count.items()
+        }
+        for name, by_count in rounds.items()
+    }
+    low, high = str(min(counts)), str(max(counts))
+    ratios = {
+        name: rows[high]["tokens_per_second"] / rows[low]["tokens_per_second"]
+        for name, rows in summary.items()
+    }
+    print(f"\n{'':22s} {'tokens/s':>9s} {'TTFT p50':>9s} {'TTFT p99':>9s}  (ms)")
+    for name, rows in summary.items():
+        for count, row in rows.items():
+            print(
+                f"{name:9s} {count:>2s} streams  {row['tokens_per_second']:9.2f} "
+                f"{row['ttft_p50'] * 1000:9.1f} {row['ttft_p99'] * 1000:9.1f}"
+            )
+    for name, ratio in ratios.items():
+        print(f"{name}: aggregate tokens/s {high} streams / {low} stream: {ratio:.2f}x")
+    print("(goal for batched: >= 3x)")
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "benchmark": "generate-batched",
+        "model": model_info,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "max_batch": max(counts),
+        "rounds": {n: {str(c): r for c, r in by.items()} for n, by in rounds.items()},
+        "median": summary,
+        "ratio_streams": ratios,
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+    }
+    (RESULTS / "generate-batched.json").write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     """Alternate aimass and the baseline over the prompts; print medians and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -114,8 +252,15 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--concurrency",
+        help="comma-separated stream counts (e.g. 1,8): measure continuous batching instead",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.concurrency:
+        main_concurrent(args)
+        return
 
     from aimass.serving.predictor import load_predictor
 

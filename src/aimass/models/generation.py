@@ -9,12 +9,15 @@ token against the cache of everything before it::
             sampling from a seeded generator) ──forward that token──▶ logits, cache
 
 Encoder-decoders encode the source once and decode from their start token.
+Concurrent generations of a served causal LM decode in one batch instead
+(:mod:`aimass.serving.decode_batch`), from the same pieces: :func:`pick_token`,
+:func:`sampling_generator` and the cache helpers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,14 +31,18 @@ if TYPE_CHECKING:
 __all__ = [
     "PROMPT_FORMATS",
     "SamplingParams",
+    "cache_kwarg",
+    "cache_of",
     "complete",
     "encode_prompt",
     "eos_ids",
     "generate_ids",
+    "keeps_logits",
     "pick_token",
     "prompt_ids",
     "response_ids",
     "sample_pairs",
+    "sampling_generator",
 ]
 
 MAX_NEW_TOKENS = 4096
@@ -102,22 +109,30 @@ def pick_token(
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def _generator(seed: int | None) -> torch.Generator:
+def sampling_generator(params: SamplingParams) -> torch.Generator | None:
+    """The random generator one generation samples from (``None`` when greedy).
+
+    Each generation owns one, seeded from ``params.seed``, so the same seed gives
+    the same text whatever else runs beside it.
+    """
+    if params.temperature == 0:
+        return None
     generator = torch.Generator()
-    if seed is None:
+    if params.seed is None:
         generator.seed()
     else:
-        generator.manual_seed(seed)
+        generator.manual_seed(params.seed)
     return generator
 
 
-def _keeps_logits(model: PreTrainedModel) -> bool:
+def keeps_logits(model: PreTrainedModel) -> bool:
+    """Whether ``forward`` takes ``logits_to_keep`` (then a prefill projects one position)."""
     import inspect
 
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
-def _cache_kwarg(model: PreTrainedModel) -> str:
+def cache_kwarg(model: PreTrainedModel) -> str:
     """The name ``forward`` takes the key/value cache under.
 
     transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns
@@ -128,7 +143,7 @@ def _cache_kwarg(model: PreTrainedModel) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _cache_of(out: Any) -> Any:
+def cache_of(out: Any) -> Any:
     """The key/value cache a forward pass returned, under either name."""
     return out.cache if "cache" in out else out.past_key_values
 
@@ -141,9 +156,9 @@ def generate_ids(
     *,
     eos_ids: Sequence[int],
     device: Any,
-) -> Iterator[int]:
+) -> Generator[int, None, None]:
     """Yield new token ids one by one; stops after an end-of-sequence id or the limit."""
-    generator = _generator(params.seed) if params.temperature > 0 else None
+    generator = sampling_generator(params)
     ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
     stop_ids = set(eos_ids)
     if model.config.is_encoder_decoder:
@@ -157,17 +172,17 @@ def generate_ids(
     else:
         # Only the last position's logits are needed: skip the vocabulary projection of
         # every prompt token (most of the prefill's cost for large vocabularies).
-        fixed = {"logits_to_keep": 1} if _keeps_logits(model) else {}
+        fixed = {"logits_to_keep": 1} if keeps_logits(model) else {}
         out = model(input_ids=ids, use_cache=True, **fixed)
         key = "input_ids"
-    cache_name = _cache_kwarg(model)
+    cache_name = cache_kwarg(model)
     for produced in range(1, params.max_new_tokens + 1):
         token = pick_token(out.logits[0, -1], params, generator)
         yield token
         if token in stop_ids or produced == params.max_new_tokens:
             return
         step = torch.tensor([[token]], dtype=torch.long, device=device)
-        out = model(**{key: step, cache_name: _cache_of(out)}, use_cache=True, **fixed)
+        out = model(**{key: step, cache_name: cache_of(out)}, use_cache=True, **fixed)
 
 
 # -- prompts -----------------------------------------------------------------------------

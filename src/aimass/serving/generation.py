@@ -3,7 +3,15 @@
 ``generate(prompt, ...)`` returns the text with its finish reason and token
 counts; ``generate_stream(prompt, ...)`` yields the text as it grows, one event
 per decoded piece, then a final event — what the HTTP layer sends as
-server-sent events. Both share one loop (:func:`aimass.models.generation.generate_ids`).
+server-sent events.
+
+Causal LMs decode through a :class:`~aimass.serving.decode_batch.DecodeScheduler`
+(continuous batching): concurrent calls on one predictor share each decode step,
+up to ``max_batch`` sequences, new prompts joining between steps and finished
+ones leaving, while each call still streams, stops and times its own text.
+Encoder-decoders, models whose cache cannot be batched (sliding-window or
+linear-attention layers) and predictors built with ``batching=False`` run one
+loop per call (:func:`aimass.models.generation.generate_ids`).
 
 Prompts are formatted as the model was trained (``task_config.prompt_format``):
 through the tokenizer's chat template (``chat``), as ``prompt + "\\n"``
@@ -15,7 +23,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,12 @@ from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
 from aimass.models.generation import SamplingParams, eos_ids, generate_ids, prompt_ids
 from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.serving.decode_batch import (
+    DEFAULT_MAX_BATCH,
+    DecodeScheduler,
+    TokenStream,
+    batchable,
+)
 from aimass.serving.predictor import Predictor, check_texts, register_predictor
 
 __all__ = ["GenerationPredictor"]
@@ -41,11 +56,32 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 @register_predictor
 class GenerationPredictor(Predictor):
-    """Generates text from prompts; thread-safe (each call has its own cache and generator)."""
+    """Generates text from prompts; thread-safe (each call has its own cache rows and generator).
+
+    Concurrent calls on a causal LM share decode steps (see the module docstring);
+    seq2seq models decode one loop per call.
+
+    Args:
+        directory: The bundle directory.
+        manifest: Its verified manifest.
+        device: Where the model runs.
+        max_batch: Most generations of a causal LM decoded together; later ones
+            wait for a free row.
+        batching: ``False`` runs every call in its own decode loop (the baseline
+            of ``bench/generate.py --concurrency``).
+    """
 
     tasks = ("causal-lm", "seq2seq")
 
-    def __init__(self, directory: Path, manifest: Manifest, device: Any) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        device: Any,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        batching: bool = True,
+    ) -> None:
         super().__init__(directory, manifest, device)
         self.tokenizer = load_tokenizer(directory)
         self.model = load_pretrained(directory, family=manifest.family).to(device).eval()
@@ -56,6 +92,9 @@ class GenerationPredictor(Predictor):
         self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.eos = eos_ids(self.model, self.tokenizer)
         self._lock = threading.Lock()
+        # Built now (it checks max_batch); its thread starts with the first generation.
+        scheduler = DecodeScheduler(self.model, device=device, max_batch=max_batch)
+        self.scheduler = scheduler if batching and batchable(self.model) else None
 
     def _default_format(self) -> str:
         # A decoder base with a chat template is an instruct model: talk to it in turns.
@@ -124,24 +163,29 @@ class GenerationPredictor(Predictor):
         first_at: float | None = None
         tokens: list[int] = []
         text, emitted, finish = "", 0, "length"
-        for token in generate_ids(self.model, ids, params, eos_ids=self.eos, device=self.device):
-            first_at = first_at or time.perf_counter()
-            if token in self.eos:
-                finish = "stop"
-                break
-            tokens.append(token)
-            with self._lock:
-                text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
-            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                continue
-            cut = min((i for i in (text.find(s) for s in params.stop) if i >= 0), default=-1)
-            if cut >= 0:
-                text, finish = text[:cut], "stop"
-                break
-            safe = len(text) - _held_back(text, params.stop)
-            if safe > emitted:
-                yield {"text": text[emitted:safe]}
-                emitted = safe
+        stream = self._tokens(ids, params)
+        try:
+            for token in stream:
+                first_at = first_at or time.perf_counter()
+                if token in self.eos:
+                    finish = "stop"
+                    break
+                tokens.append(token)
+                with self._lock:
+                    text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+                if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                    continue
+                cut = min((i for i in (text.find(s) for s in params.stop) if i >= 0), default=-1)
+                if cut >= 0:
+                    text, finish = text[:cut], "stop"
+                    break
+                safe = len(text) - _held_back(text, params.stop)
+                if safe > emitted:
+                    yield {"text": text[emitted:safe]}
+                    emitted = safe
+        finally:
+            # A stop string, or a reader that left: give the batch row back now.
+            stream.close()
         if len(text) > emitted:
             yield {"text": text[emitted:]}
         seconds = time.perf_counter() - started
@@ -156,6 +200,14 @@ class GenerationPredictor(Predictor):
                 "tokens_per_second": round(len(tokens) / seconds, 2) if seconds > 0 else 0.0,
             },
         }
+
+    def _tokens(
+        self, ids: list[int], params: SamplingParams
+    ) -> TokenStream | Generator[int, None, None]:
+        """New token ids for ``ids``: a scheduler stream, or a loop of this call's own."""
+        if self.scheduler is not None:
+            return self.scheduler.submit(ids, params, eos_ids=self.eos)
+        return generate_ids(self.model, ids, params, eos_ids=self.eos, device=self.device)
 
     def generate(self, prompt: str, **options: Any) -> dict[str, Any]:
         """The whole generation as one result: ``text``, ``finish_reason``, ``usage``, ``timing``.
@@ -173,12 +225,27 @@ class GenerationPredictor(Predictor):
         self.generate("warm-up", max_new_tokens=1)
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
-        """Greedy generation for each text (``{"generated_text", "finish_reason"}``)."""
-        results = []
-        for text in check_texts(texts):
-            out = self.generate(text)
-            results.append({"generated_text": out["text"], "finish_reason": out["finish_reason"]})
-        return results
+        """Greedy generation for each text (``{"generated_text", "finish_reason"}``).
+
+        With batching, up to ``max_batch`` texts decode together (one reader
+        thread each: the threads only wait for tokens and decode text).
+        """
+        texts = check_texts(texts)
+        workers = min(len(texts), self.scheduler.max_batch if self.scheduler is not None else 1)
+        if workers <= 1:
+            outs = [self.generate(text) for text in texts]
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="aimass-generate") as pool:
+                outs = list(pool.map(self.generate, texts))
+        return [{"generated_text": o["text"], "finish_reason": o["finish_reason"]} for o in outs]
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "context": self.context, "prompt_format": self.prompt_format}
+        return {
+            **super().info(),
+            "context": self.context,
+            "prompt_format": self.prompt_format,
+            "batching": {
+                "enabled": self.scheduler is not None,
+                "max_batch": self.scheduler.max_batch if self.scheduler is not None else 1,
+            },
+        }

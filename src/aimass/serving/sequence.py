@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from aimass.artifacts.bundle import Manifest
+from aimass.models.device import inference_autocast
 from aimass.models.hf import load_tokenizer, quiet_transformers, read_config
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel
 from aimass.models.text import bucketed_batches, collate, encode_texts
@@ -75,8 +76,9 @@ class SequencePredictor(Predictor):
             return self._model
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Raw outputs (B, C) of one collated batch, on the CPU."""
-        return self.model(**batch).float().cpu()
+        """Raw outputs (B, C) of one collated batch, on the CPU (mixed precision on CUDA)."""
+        with inference_autocast(self.device):
+            return self.model(**batch).float().cpu()
 
     @classmethod
     def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:

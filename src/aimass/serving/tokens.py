@@ -29,6 +29,7 @@ import torch
 
 from aimass.artifacts.bundle import Manifest
 from aimass.metrics import entity_spans
+from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.serving.predictor import Predictor, check_texts, register_predictor
 
@@ -64,7 +65,10 @@ class TokenClassificationPredictor(Predictor):
             for row, window in enumerate(chunk):
                 ids[row, : len(window)] = torch.tensor(window)
                 mask[row, : len(window)] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            with inference_autocast(self.device):
+                logits = self.model(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                )
             probs = logits.logits.float().softmax(-1).cpu()
             out.extend(probs[row, : len(window)] for row, window in enumerate(chunk))
         return out

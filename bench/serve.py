@@ -129,6 +129,27 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> subprocess.Popen:
     raise RuntimeError(f"{cmd} did not start")
 
 
+def start_naive(port: int, env: dict[str, str], bundle: str) -> subprocess.Popen:
+    """The naive baseline server (:func:`factory` under uvicorn) on ``port``, ready."""
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "serve:factory",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        {**env, "AIMASS_BENCH_BUNDLE": bundle},
+        f"http://127.0.0.1:{port}/predict",
+    )
+
+
 class RawConnection:
     """A minimal HTTP/1.1 keep-alive client on asyncio streams: the load generator.
 
@@ -325,23 +346,7 @@ def main() -> None:
         env,
         f"http://127.0.0.1:{aim_port}/readyz",
     )
-    naive_proc = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "serve:factory",
-            "--app-dir",
-            str(Path(__file__).parent),
-            "--port",
-            str(naive_port),
-            "--log-level",
-            "warning",
-        ],
-        {**env, "AIMASS_BENCH_BUNDLE": bundle},
-        f"http://127.0.0.1:{naive_port}/predict",
-    )
+    naive_proc = start_naive(naive_port, env, bundle)
     rows = []
     try:
         aim_url = f"http://127.0.0.1:{aim_port}/v1/projects/default/models/bench@production:predict"
@@ -593,23 +598,7 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
         )
         for name in ("torch", "onnx-int8")
     }
-    procs["naive"] = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "serve:factory",
-            "--app-dir",
-            str(Path(__file__).parent),
-            "--port",
-            str(ports["naive"]),
-            "--log-level",
-            "warning",
-        ],
-        {**env, "AIMASS_BENCH_BUNDLE": bundle},
-        f"http://127.0.0.1:{ports['naive']}/predict",
-    )
+    procs["naive"] = start_naive(ports["naive"], env, bundle)
     auth = {"Authorization": f"Bearer {key}"}
     urls = {
         name: f"http://127.0.0.1:{ports[name]}/v1/projects/default/models/bench@production:predict"

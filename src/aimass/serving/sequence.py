@@ -75,6 +75,11 @@ class SequencePredictor(Predictor):
                 self._model = build_sequence_model(self.directory, self.head).to(self.device)
             return self._model
 
+    @model.setter
+    def model(self, model: SequenceModel) -> None:
+        with self._model_lock:
+            self._model = model
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Raw outputs (B, C) of one collated batch, on the CPU (mixed precision on CUDA)."""
         with inference_autocast(self.device):

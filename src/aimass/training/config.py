@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from aimass.errors import InvalidArgument
+from aimass.refs import parse_ref
 
-__all__ = ["MODES", "RECIPES", "Recipe", "TrainConfig", "recommended_recipe"]
+if TYPE_CHECKING:
+    from aimass.models.lora import LoraSettings
+
+__all__ = ["MODES", "RECIPES", "Recipe", "TrainConfig", "lora_settings", "recommended_recipe"]
 
 MODES = ("features", "finetune")
 
@@ -89,6 +93,16 @@ class TrainConfig:
             stays the global batch: each worker computes ``1/N`` of every batch and
             the gradients are averaged, so the steps, the learning-rate schedule and
             (up to rounding) the model are those of one worker.
+        teacher: Distillation: ``NAME@REF`` of a registered classifier whose soft
+            targets the student (this run) learns from; pinned to ``NAME@VERSION``
+            when the job is submitted. ``None`` trains on the labels alone.
+        temperature: Distillation: softmax temperature of both teacher and student
+            in the soft-target term (default 2.0; higher = softer targets).
+        distill_alpha: Distillation: weight of the soft-target term against the
+            hard-label cross-entropy on labelled rows (default 0.5); rows of the
+            transfer set have no label and take the soft term alone.
+        unlabelled: Distillation: ``NAME`` or ``NAME@VERSION`` of an extra dataset
+            (every split, labels ignored) that the teacher labels with soft targets.
     """
 
     task: str = "classification"
@@ -114,6 +128,10 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: list[str] | None = None
     workers: int = 1
+    teacher: str | None = None
+    temperature: float | None = None
+    distill_alpha: float | None = None
+    unlabelled: str | None = None
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -138,8 +156,19 @@ class TrainConfig:
         if self.pooling == "pooler":  # the pooler output is one vector, not a layer each
             merged["feature_layers"] = 1
         filled = replace(self, **{k: v for k, v in merged.items() if getattr(self, k) is None})
+        if filled.teacher is not None:
+            filled = replace(
+                filled,
+                temperature=_DISTILL_DEFAULTS["temperature"]
+                if filled.temperature is None
+                else filled.temperature,
+                distill_alpha=_DISTILL_DEFAULTS["distill_alpha"]
+                if filled.distill_alpha is None
+                else filled.distill_alpha,
+            )
         filled._validate()
         filled._validate_lora()
+        filled._validate_distill()
         if filled.lora_rank and filled.lora_alpha is None:
             filled = replace(filled, lora_alpha=float(2 * filled.lora_rank))
         return filled
@@ -206,14 +235,52 @@ class TrainConfig:
                 field=unused[0],
             )
 
+    def _validate_distill(self) -> None:
+        if self.teacher is None:
+            unused = [n for n in _DISTILL_FIELDS if getattr(self, n) is not None]
+            if unused:
+                flags = ", ".join("--" + n.replace("_", "-") for n in unused)
+                raise InvalidArgument(
+                    f"{flags} set without a teacher: they are options of distillation; add "
+                    "--teacher NAME@VERSION (or use 'aimass distill')",
+                    field=unused[0],
+                )
+            return
+        _check_ref(self.teacher, kind="teacher model", field="teacher")
+        if self.unlabelled is not None:
+            _check_ref(self.unlabelled, kind="unlabelled dataset", field="unlabelled")
+        temperature, alpha = self.temperature, self.distill_alpha
+        checks = [
+            ("temperature", _number(temperature) and 0 < temperature <= 100, "in (0, 100]"),
+            ("distill_alpha", _number(alpha) and 0 <= alpha <= 1, "in [0, 1]"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise InvalidArgument(
+                    f"distillation option {name}={getattr(self, name)!r} must be a number "
+                    f"{rule} (defaults: temperature 2.0, distill_alpha 0.5)",
+                    field=name,
+                )
+        if self.workers > 1:
+            # The soft targets are computed once in the job's process; the Ray workers
+            # read the split themselves and would train on the labels alone.
+            raise InvalidArgument(
+                f"--workers {self.workers} cannot be combined with distillation (--teacher) "
+                "yet; drop --workers",
+                field="workers",
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for lineage and job specs).
 
-        Without LoRA the ``lora_*`` fields are left out, and ``workers`` with one
-        worker, so a run's config digest stays what it was before they existed
-        (``--reuse`` still finds it).
+        Without LoRA the ``lora_*`` fields are left out, ``workers`` with one
+        worker and the distillation fields without a teacher, so a run's config
+        digest stays what it was before they existed (``--reuse`` still finds it).
         """
         data = asdict(self)
+        if self.teacher is None:
+            for name in ("teacher", *_DISTILL_FIELDS):
+                data.pop(name)
         if not self.lora_rank:
             for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"):
                 data.pop(name)
@@ -231,6 +298,22 @@ class TrainConfig:
                 f"unknown training options {unknown}; valid: {', '.join(sorted(known))}"
             )
         return cls(**data)
+
+
+# Distillation defaults (Hinton et al. use T in 1..20; 2 suits two or three classes).
+_DISTILL_DEFAULTS: dict[str, float] = {"temperature": 2.0, "distill_alpha": 0.5}
+_DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled")
+
+
+def _number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_ref(text: Any, *, kind: str, field: str) -> None:
+    """A ``NAME`` / ``NAME@REF`` string, checked by the one ref parser."""
+    if not isinstance(text, str):
+        raise InvalidArgument(f"{field} must be NAME or NAME@VERSION, got {text!r}", field=field)
+    parse_ref(text, kind=kind)
 
 
 def _name_list(value: Any) -> bool:
@@ -296,3 +379,17 @@ def recommended_recipe(stats: dict[str, Any]) -> Recipe:
             field="base",
         )
     return RECIPES["zh" if stats["han_share"] >= CHINESE_HAN_SHARE else "en"]
+
+
+def lora_settings(config: TrainConfig, *, model_type: str, family: str) -> LoraSettings:
+    """The adapters a resolved config asks for, with the base's default targets."""
+    from aimass.models.lora import LoraSettings, default_targets
+
+    assert config.lora_alpha is not None  # a resolved config
+    targets = config.lora_targets or default_targets(model_type=model_type, family=family)
+    return LoraSettings(
+        rank=config.lora_rank,
+        alpha=config.lora_alpha,
+        dropout=config.lora_dropout,
+        targets=tuple(targets),
+    )

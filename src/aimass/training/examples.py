@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from aimass.errors import InvalidArgument
 from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
+from aimass.training.config import lora_settings
 from aimass.training.loop import fit, seed_everything
-from aimass.training.sequence import lora_settings, tokenizer_files
-from aimass.training.tasks import Task, TrainInputs, TrainOutcome
+from aimass.training.tasks import Task, TrainInputs, TrainOutcome, tokenizer_files
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -24,32 +24,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aimass.artifacts.bundle import TOKENIZER_FILES
 from aimass.errors import InvalidArgument
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.models.lora import (
-    LoraSettings,
     adapter_state_dict,
     add_adapters,
-    default_targets,
     merge_adapters,
 )
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
 from aimass.training.checkpoint import Checkpointer
-from aimass.training.config import TrainConfig
+from aimass.training.config import TrainConfig, lora_settings
+from aimass.training.distill import distillation_report, pack_targets, student_loss
 from aimass.training.loop import Batches, FitResult, fit, param_groups, seed_everything
-from aimass.training.tasks import Task, TrainInputs, TrainOutcome, register_task
+from aimass.training.tasks import (
+    Task,
+    TrainInputs,
+    TrainOutcome,
+    register_task,
+    tokenizer_files,
+)
 
-__all__ = ["ClassificationTask", "RegressionTask", "lora_settings", "tokenizer_files"]
+__all__ = ["ClassificationTask", "RegressionTask"]
 
 INFERENCE_BATCH = 64
-
-
-def tokenizer_files(directory: Any) -> dict[str, Any]:
-    """Tokenizer files present in a bundle directory (name → path)."""
-    return {n: directory / n for n in TOKENIZER_FILES if (directory / n).is_file()}
 
 
 def _checkpointer(inputs: TrainInputs) -> Checkpointer | None:
@@ -71,18 +70,6 @@ def _feature_layers(inputs: TrainInputs) -> int:
 
     depth = int(read_config(inputs.base_dir).num_hidden_layers)
     return max(1, min(int(inputs.config.feature_layers or 1), depth))
-
-
-def lora_settings(config: TrainConfig, *, model_type: str, family: str) -> LoraSettings:
-    """The adapters a resolved config asks for, with the base's default targets."""
-    assert config.lora_alpha is not None  # a resolved config
-    targets = config.lora_targets or default_targets(model_type=model_type, family=family)
-    return LoraSettings(
-        rank=config.lora_rank,
-        alpha=config.lora_alpha,
-        dropout=config.lora_dropout,
-        targets=tuple(targets),
-    )
 
 
 def _adapter_weights(model: SequenceModel) -> dict[str, torch.Tensor]:
@@ -158,14 +145,22 @@ class _SequenceTask(Task):
         head = self.head_config(inputs)
         model = SequenceModel(encoder, head).to(inputs.device)
         max_length = min(cfg.max_length, int(encoder.config.max_position_embeddings))
+        soft = inputs.distillation
+        # A distilled student also trains on the transfer set, after the labelled rows.
+        texts = {n: getattr(inputs, n).texts for n in ("train", "validation", "test")}
+        texts["train"] = texts["train"] + (soft.transfer_texts if soft is not None else [])
         splits = {
-            name: encode_texts(tokenizer, getattr(inputs, name).texts, max_length=max_length)
-            for name in ("train", "validation", "test")
+            name: encode_texts(tokenizer, rows, max_length=max_length)
+            for name, rows in texts.items()
         }
         targets = {
             name: self.targets(getattr(inputs, name).labels or [], head).to(inputs.device)
             for name in ("train", "validation", "test")
         }
+        if soft is not None:
+            assert cfg.temperature is not None  # a resolved config with a teacher
+            packed = pack_targets(soft, targets["train"], temperature=cfg.temperature)
+            targets["train"] = packed.to(inputs.device)
         lora = (
             lora_settings(cfg, model_type=str(encoder.config.model_type), family=head.family)
             if cfg.lora_rank
@@ -177,6 +172,20 @@ class _SequenceTask(Task):
         train_mode = self._train_features if cfg.mode == "features" else self._train_finetune
         result, test_outputs = train_mode(model, splits, targets, inputs)
         seconds = time.perf_counter() - started
+        distilled = None
+        if soft is not None:
+            # The student is timed as the job timed the teacher: tokenising, then batches.
+            started = time.perf_counter()
+            encoded = encode_texts(tokenizer, inputs.test.texts, max_length=max_length)
+            self._outputs(model, encoded, inputs.device)
+            speed = len(inputs.test) / max(time.perf_counter() - started, 1e-9)
+            distilled = distillation_report(
+                soft,
+                student_test=test_outputs,
+                test_labels=targets["test"].cpu(),
+                train_rows=len(inputs.train),
+                student_rows_per_second=speed if len(inputs.test) else None,
+            )
         adapters = _adapter_weights(model.to("cpu")) if tuner is not None else None
         if tuner is not None:
             merge_adapters(tuner)  # served, explained and exported like any other model
@@ -201,6 +210,7 @@ class _SequenceTask(Task):
                 "validation": result.best_metrics,
                 "test": test,
                 "training": result.summary(seconds=seconds, train_rows=len(inputs.train)),
+                **({"distillation": distilled} if distilled is not None else {}),
             },
             history=result.history,
             privacy=inputs.privacy.summary() if inputs.privacy is not None else None,
@@ -243,11 +253,12 @@ class _SequenceTask(Task):
         cfg = inputs.config
         assert cfg.lr is not None  # a resolved config
         optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay or 0.0), lr=cfg.lr)
+        train_loss = student_loss(self.loss, inputs.distillation, cfg)
         if inputs.privacy is None:
             return fit(
                 module,
                 batches=batches,
-                loss_fn=lambda idx: self.loss(forward(idx), targets[idx]),
+                loss_fn=lambda idx: train_loss(forward(idx), targets[idx]),
                 evaluate=evaluate,
                 config=cfg,
                 metric=self.metric,
@@ -269,7 +280,7 @@ class _SequenceTask(Task):
             num_examples=len(targets),
             batch_size=cfg.batch_size,
             epochs=cfg.epochs,
-            loss=self.loss,
+            loss=train_loss,
             finetune=finetune,
         )
         with private as run:
@@ -380,6 +391,7 @@ class ClassificationTask(_SequenceTask):
 
     name = "classification"
     description = "single-label text classification (cross-entropy)"
+    supports_distillation = True
     metric = "accuracy"
     greater_is_better = True
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aimass.entities import DatasetSchema
     from aimass.training.callbacks import CallbackList
     from aimass.training.config import TrainConfig
+    from aimass.training.distill import SoftTargets
     from aimass.training.parallel import DataParallel
     from aimass.training.private import PrivateTraining
 
@@ -36,6 +37,7 @@ __all__ = [
     "headline_metric",
     "list_tasks",
     "register_task",
+    "tokenizer_files",
     "train_rows",
 ]
 
@@ -62,6 +64,8 @@ class TrainInputs:
     privacy: PrivateTraining | None = None
     # This process's place in a data-parallel group (``workers`` > 1), handed to fit.
     parallel: DataParallel | None = None
+    # The teacher's soft targets when the run distils one (``config.teacher``).
+    distillation: SoftTargets | None = None
 
 
 @dataclass
@@ -108,12 +112,15 @@ class Task(ABC):
         metric: Validation metric that selects the best epoch.
         greater_is_better: Direction of ``metric``.
         supports_lora: Whether ``lora_rank`` (LoRA adapters) applies to it.
+        supports_distillation: Whether it learns from a teacher's soft targets
+            (``config.teacher``).
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     supports_privacy: ClassVar[bool] = False
     supports_lora: ClassVar[bool] = False
+    supports_distillation: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("encoder",)
     kinds: ClassVar[tuple[str, ...]] = ("text",)
     modes: ClassVar[tuple[str, ...]] = ("features", "finetune")
@@ -216,3 +223,10 @@ def _load_builtin_tasks() -> None:
         sequence,
         token_classification,
     )
+
+
+def tokenizer_files(directory: Path) -> dict[str, Path]:
+    """Tokenizer files present in a bundle directory (name → path)."""
+    from aimass.artifacts.bundle import TOKENIZER_FILES
+
+    return {n: directory / n for n in TOKENIZER_FILES if (directory / n).is_file()}

@@ -110,6 +110,58 @@ def _samples_section(version: ModelVersion) -> str:
     )
 
 
+def _distillation_section(version: ModelVersion) -> str:
+    """Teacher, settings and the student's quality/speed relative to it (or "")."""
+    record = version.metrics.get("distillation")
+    if not record:
+        return ""
+    transfer = record.get("transfer_set")
+    lines = [
+        f"- Teacher: `{record.get('teacher')}` (bundle digest "
+        f"`{str(record.get('teacher_digest', '?'))[:16]}…`)",
+        f"- Temperature {_fmt(record.get('temperature'))}, soft-target weight (alpha) "
+        f"{_fmt(record.get('alpha'))} on labelled rows, 1 on transfer rows",
+        f"- Trained on {record.get('labelled_rows', '?')} labelled rows"
+        + (
+            f" and {record.get('transfer_rows', 0)} unlabelled rows of `{transfer}`"
+            if transfer
+            else ""
+        )
+        + ", each with the teacher's soft targets",
+    ]
+    measured = [
+        (label, record.get(f"teacher_{key}"), record.get(f"student_{key}"), record.get(ratio))
+        for label, key, ratio in (
+            ("test accuracy", "accuracy", "accuracy_ratio"),
+            ("predictions/s (test split, batch 64)", "rows_per_second", "speed_ratio"),
+        )
+        if record.get(f"student_{key}") is not None
+    ]
+    parts = ["\n".join(lines)]
+    if measured:
+        parts.append(
+            _table(
+                ("measured", "teacher", "student", "student / teacher"),
+                [(m, t, s, r if r is not None else "—") for m, t, s, r in measured],
+            )
+        )
+    if record.get("agreement") is not None:
+        parts.append(
+            f"The student predicts the teacher's class on {record['agreement']:.1%} of the "
+            f"{record.get('test_rows', '?')} test rows."
+        )
+    privacy = record.get("teacher_privacy")
+    if privacy:
+        parts.append(
+            f"The teacher was trained with differential privacy (epsilon "
+            f"{_fmt(privacy.get('epsilon', '?'))}): its soft labels are a post-processing of a "
+            "private model, so what the student learns of the teacher's training data through them "
+            "is covered by that guarantee. Rows the student trains on itself are covered only "
+            "by its own DP-SGD (see Privacy)."
+        )
+    return "\n\n".join(parts)
+
+
 def _privacy_section(version: ModelVersion) -> str:
     privacy = version.privacy
     if not privacy:
@@ -285,6 +337,11 @@ def render_card(
             ],
         ),
         *origin,
+        *(
+            ["## Distilled from", distilled]
+            if (distilled := _distillation_section(version))
+            else []
+        ),
         "## Metrics",
         _metrics_section(version),
         *(["## Generation samples", samples] if (samples := _samples_section(version)) else []),

@@ -77,9 +77,9 @@ class JobService(Service):
         self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT
     ) -> ModelVersion | None:
         """A registered version trained from exactly these inputs, if one exists."""
-        from aimass.jobs.train import config_digest, resolve_inputs
+        from aimass.jobs.train import config_digest, pin_refs, resolve_inputs
 
-        spec = self.with_recipe(spec, project=project)
+        spec = pin_refs(self.store, project, self.with_recipe(spec, project=project))
         dataset, base, config = resolve_inputs(self.store, project, spec)
         digest = config_digest(dataset, base, config, spec.dp_config(dataset))
         return self.store.registry.find_by_config_digest(project, spec.model, digest)
@@ -93,9 +93,9 @@ class JobService(Service):
         is recorded as succeeded at once with that version (and the alias moved).
         """
         from aimass.entities import JobStatus
-        from aimass.jobs.train import resolve_inputs
+        from aimass.jobs.train import pin_refs, resolve_inputs
 
-        spec = self.with_recipe(spec, project=project)
+        spec = pin_refs(self.store, project, self.with_recipe(spec, project=project))
         resolve_inputs(self.store, project, spec)
         existing = self.find_trained(spec, project=project) if reuse else None
         job = self.store.jobs.create(project, "train", spec.to_dict())

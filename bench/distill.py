@@ -1,0 +1,243 @@
+"""Distillation: a fine-tuned teacher vs its distilled student vs the student on labels alone.
+
+For each language, on the packaged samples and through the same workspace calls
+``aimass train`` and ``aimass distill`` make:
+
+* ``en``: Rotten Tomatoes; teacher: MiniLM (6 layers) fine-tuned on every weight;
+* ``zh``: the Chinese reviews; teacher: the recommended Chinese recipe's base,
+  m3e-small (4 layers), fine-tuned on every weight.
+
+The student is the teacher's base cut to its first ``--student-layers`` layers
+(embeddings and those layers' pretrained weights kept), fine-tuned twice on the
+same labelled rows: once with the teacher's soft targets (``aimass distill``,
+plus ``--transfer-rows`` further training texts without labels as the transfer
+set), once on the labels alone (the baseline). Accuracy is on the whole test
+split of the sample; predictions/s is ``predictor.scores`` on ``--speed-rows``
+test texts, batch 64, ``--threads`` torch threads, the same for all three
+models (median of 3 timed passes after a warm-up).
+
+    python bench/distill.py [--langs en,zh] [--train-rows 2000] [--transfer-rows 2000]
+                            [--teacher-epochs 2] [--student-epochs 3] [--student-layers 1]
+                            [--max-length 64] [--home DIR]
+
+A ``--home`` kept between runs reuses its teachers (and everything else found
+trained from identical inputs). Writes ``bench/results/distill.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+RESULTS = Path(__file__).parent / "results"
+
+LANGS = {
+    "en": {"sample": "rotten-tomatoes", "base": "minilm", "lr": 5e-5},
+    "zh": {"sample": "chinese-reviews", "base": "m3e-small", "lr": 1e-4},
+}
+
+
+def truncated_base(ws: Any, base_ref: str, layers: int, name: str) -> str:
+    """Register ``base_ref`` cut to its first ``layers`` layers as base ``name``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    found = [b for b in ws.bases.list() if b.name == name]
+    if found:
+        return found[-1].ref
+    source = ws.artifacts.resolve(ws.bases.get(base_ref).uri)
+    model = AutoModel.from_pretrained(str(source))
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(source)).save_pretrained(tmp)
+        base, _ = ws.bases.import_(tmp, name=name)
+    return base.ref
+
+
+def transfer_set(ws: Any, dataset: Any, rows: int, train_rows: int, name: str) -> str | None:
+    """Training texts the labelled sample did not take, without labels, as a dataset."""
+    from aimass.data.tables import read_split
+
+    if rows <= 0:
+        return None
+    train = read_split(ws.artifacts.resolve(dataset.uri), "train")
+    taken = set(train.sample(train_rows, seed=0).texts)  # what max_train_rows picks
+    texts = [t for t in train.texts if t not in taken][:rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "transfer.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
+        version, _ = ws.datasets.import_file(path, name=name)
+    return version.ref
+
+
+def speed(ws: Any, ref: str, texts: list[str]) -> float:
+    """Predictions/s of ``ref`` on ``texts`` (batch 64), median of 3 after a warm-up."""
+    from aimass.serving.predictor import load_predictor
+
+    version = ws.models.get(ref)
+    predictor: Any = load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
+    predictor.scores(texts[:64], batch_size=64)
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        predictor.scores(texts, batch_size=64)
+        timings.append(time.perf_counter() - started)
+    return len(texts) / statistics.median(timings)
+
+
+def train(ws: Any, name: str, dataset: str, base: str, config: dict[str, Any]) -> Any:
+    """Train (or reuse a version trained from identical inputs) and say how long it took."""
+    from aimass.jobs.train import TrainSpec
+
+    spec = TrainSpec(dataset=dataset, base=base, model=name, config=config)
+    started = time.perf_counter()
+    version = ws.jobs.find_trained(spec) or ws.jobs.train(spec)
+    print(f"  {version.ref}: {time.perf_counter() - started:.0f} s", flush=True)
+    return version
+
+
+def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Teacher, distilled student and baseline student for one language."""
+    from aimass.data.tables import read_split
+
+    recipe = LANGS[lang]
+    dataset, _ = ws.datasets.import_sample(recipe["sample"], name=f"{lang}-reviews", seed=0)
+    teacher_base, _ = ws.bases.import_(recipe["base"])
+    student_base = truncated_base(
+        ws, teacher_base.ref, args.student_layers, f"{recipe['base']}-l{args.student_layers}"
+    )
+    transfer = transfer_set(
+        ws, dataset, args.transfer_rows, args.train_rows, f"{lang}-transfer-{args.transfer_rows}"
+    )
+    common = {
+        "mode": "finetune",
+        "max_train_rows": args.train_rows,
+        "max_length": args.max_length,
+        "batch_size": 16,
+    }
+    print(f"[{lang}] teacher, distilled student, baseline student", flush=True)
+    teacher = train(
+        ws,
+        f"{lang}-teacher",
+        dataset.ref,
+        teacher_base.ref,
+        {**common, "epochs": args.teacher_epochs, "lr": recipe["lr"]},
+    )
+    student_config = {**common, "epochs": args.student_epochs, "lr": args.student_lr}
+    distilled = train(
+        ws,
+        f"{lang}-student",
+        dataset.ref,
+        student_base,
+        {
+            **student_config,
+            "teacher": teacher.ref,
+            "temperature": args.temperature,
+            "distill_alpha": args.alpha,
+            **({"unlabelled": transfer} if transfer else {}),
+        },
+    )
+    baseline = train(ws, f"{lang}-baseline", dataset.ref, student_base, student_config)
+    texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[: args.speed_rows]
+    rows: dict[str, Any] = {}
+    for role, version in (("teacher", teacher), ("student", distilled), ("baseline", baseline)):
+        rows[role] = {
+            "model": version.ref,
+            "accuracy": version.metrics["test"]["accuracy"],
+            "predictions_per_s": round(speed(ws, version.ref, texts), 1),
+            "train_seconds": version.metrics["training"]["seconds"],
+        }
+    t, s = rows["teacher"], rows["student"]
+    return {
+        "sample": recipe["sample"],
+        "test_rows": version.metrics["test"]["count"],
+        "teacher_base": teacher_base.ref,
+        "student_base": student_base,
+        "transfer_set": transfer,
+        "models": rows,
+        "accuracy_ratio": round(s["accuracy"] / t["accuracy"], 4),
+        "baseline_accuracy_ratio": round(rows["baseline"]["accuracy"] / t["accuracy"], 4),
+        "speed_ratio": round(s["predictions_per_s"] / t["predictions_per_s"], 2),
+        "agreement_with_teacher": distilled.metrics["distillation"].get("agreement"),
+        "goal_met": s["accuracy"] >= 0.97 * t["accuracy"]
+        and s["predictions_per_s"] >= 5 * t["predictions_per_s"],
+        "job_record": distilled.metrics["distillation"],
+    }
+
+
+def print_table(lang: str, result: dict[str, Any]) -> None:
+    """Side by side: accuracy and predictions/s of teacher, student and baseline."""
+    print(f"\n[{lang}] {result['sample']}, {result['test_rows']} test rows")
+    print(f"  {'model':<24}{'accuracy':>10}{'pred/s':>10}{'train s':>10}")
+    for role, row in result["models"].items():
+        print(
+            f"  {role + ' ' + row['model']:<24}{row['accuracy']:>10.4f}"
+            f"{row['predictions_per_s']:>10.1f}{row['train_seconds']:>10.0f}"
+        )
+    print(
+        f"  student / teacher: accuracy x{result['accuracy_ratio']:.3f} (baseline "
+        f"x{result['baseline_accuracy_ratio']:.3f}), speed x{result['speed_ratio']:.2f}; "
+        f"agreement {result['agreement_with_teacher']}; goal (>= 0.97, >= 5x) "
+        f"{'met' if result['goal_met'] else 'NOT met'}"
+    )
+
+
+def main() -> None:
+    """Parse flags, run each language, print and write ``bench/results/distill.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--langs", default="en,zh")
+    parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--transfer-rows", type=int, default=2000)
+    parser.add_argument("--teacher-epochs", type=int, default=2)
+    parser.add_argument("--student-epochs", type=int, default=3)
+    parser.add_argument("--student-layers", type=int, default=1)
+    parser.add_argument("--student-lr", type=float, default=1e-4)
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--speed-rows", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--home", type=Path, default=None, help="keep (and reuse) this home")
+    parser.add_argument("--out", type=Path, default=RESULTS / "distill.json")
+    args = parser.parse_args()
+
+    import torch
+
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    torch.set_num_threads(args.threads)
+    home = args.home or Path(tempfile.mkdtemp(prefix="aimass-distill-"))
+    ws = Workspace(Settings(home=home, device="cpu", num_threads=args.threads))
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    try:
+        for lang in args.langs.split(","):
+            results[lang] = run_lang(ws, lang, args)
+            print_table(lang, results[lang])
+            payload = {
+                "bench": "distill",
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "load_average": os.getloadavg(),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "results": results,
+            }
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+    finally:
+        ws.close()
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""``aimass distill``: a training job with a teacher (Hinton-style knowledge distillation).
+
+The command builds the same training spec as ``aimass train``, with the
+distillation keys of the training config (``teacher``, ``temperature``,
+``distill_alpha``, ``unlabelled``) set, and trains it through the same flow: in
+this process on a local home, as a submitted job against a server (``--url``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from aimass.cli import _flows as flows
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    backend,
+    command,
+    console,
+    emit_json,
+    fmt_metric,
+)
+from aimass.cli.train import _config, _print_result
+from aimass.errors import InvalidArgument
+from aimass.schemas import ModelVersionOut
+
+__all__ = ["distill"]
+
+
+def _print_distillation(version: ModelVersionOut) -> None:
+    record = version.metrics.get("distillation") or {}
+    if not record:
+        return
+    console.print(
+        f"  distilled from {record.get('teacher')} (temperature {record.get('temperature')}, "
+        f"alpha {record.get('alpha')}; {record.get('labelled_rows', '?')} labelled + "
+        f"{record.get('transfer_rows', 0)} transfer rows)"
+    )
+    for what, key, ratio in (
+        ("test accuracy", "accuracy", "accuracy_ratio"),
+        ("predictions/s", "rows_per_second", "speed_ratio"),
+    ):
+        if record.get(f"student_{key}") is None:
+            continue
+        console.print(
+            f"  {what}: student {fmt_metric(record[f'student_{key}'])} vs teacher "
+            f"{fmt_metric(record.get(f'teacher_{key}'))} "
+            f"(x{fmt_metric(record.get(ratio))})"
+        )
+    if record.get("agreement") is not None:
+        console.print(f"  agreement with the teacher (test): {fmt_metric(record['agreement'])}")
+
+
+@command
+def distill(
+    teacher: Annotated[
+        str,
+        typer.Option(help="Teacher model NAME@VERSION or NAME@ALIAS (pinned when submitted)."),
+    ],
+    student: Annotated[
+        str,
+        typer.Option(
+            help="Student base NAME or NAME@VERSION (a smaller base: e.g. a from-scratch "
+            "preset from 'aimass bases scratch', or minilm)."
+        ),
+    ],
+    dataset: Annotated[str, typer.Option(help="Labelled dataset NAME or NAME@VERSION.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name for the student.")],
+    unlabelled: Annotated[
+        str | None,
+        typer.Option(
+            help="Transfer set NAME or NAME@VERSION: every row, labels ignored, gets the "
+            "teacher's soft targets."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Softmax temperature of the soft targets (default 2).")
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Weight of the soft-target term vs the label's cross-entropy on labelled "
+            "rows, 0-1 (default 0.5)."
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="Student: features (frozen encoder + head) or finetune."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default per mode).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default per mode).")] = None,
+    max_train_rows: Annotated[
+        int | None, typer.Option(help="Use a seeded sample of at most N labelled rows.")
+    ] = None,
+    max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
+    seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
+    alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
+    reuse: Annotated[
+        bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
+    ] = False,
+    dp: Annotated[
+        bool,
+        typer.Option(
+            "--dp", help="Train the student with DP-SGD (see docs/training.md, Distillation)."
+        ),
+    ] = False,
+    target_epsilon: Annotated[
+        float | None, typer.Option(help="DP: privacy budget epsilon (e.g. 1, 3, 8).")
+    ] = None,
+    delta: Annotated[float | None, typer.Option(help="DP: delta.")] = None,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Distil a registered teacher into a smaller student and register the student.
+
+    The teacher labels the training rows (and the --unlabelled transfer set) with
+    soft targets once; the student trains on them mixed with the labels (Hinton
+    et al.). Its model card records the teacher and the student's accuracy and
+    speed relative to it. Locally it trains in this process; with --url /
+    AIMASS_URL it submits a job to the server and follows its progress.
+    """
+    from aimass.training.callbacks import RichProgress
+
+    config = _config(
+        task="classification",
+        mode=mode,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_train_rows=max_train_rows,
+        max_length=max_length,
+        seed=seed,
+        teacher=teacher,
+        temperature=temperature,
+        distill_alpha=alpha,
+        unlabelled=unlabelled,
+    )
+    dp_options = _config(target_epsilon=target_epsilon, delta=delta)
+    if dp_options and not dp:
+        raise InvalidArgument("--target-epsilon and --delta are options of --dp; add --dp")
+    spec: dict[str, Any] = {
+        "dataset": dataset,
+        "base": student,
+        "model": name,
+        "config": config,
+        "alias": alias,
+        "privacy": dp_options if dp else None,
+    }
+    callbacks = [] if json_out else [RichProgress(metric="accuracy")]
+    version, _ = flows.train(backend(), spec, project=project, reuse=reuse, callbacks=callbacks)
+    if json_out:
+        emit_json(version)
+        return
+    _print_result(version)
+    _print_distillation(version)

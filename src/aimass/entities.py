@@ -26,6 +26,7 @@ __all__ = [
     "JobStatus",
     "Lineage",
     "ModelVersion",
+    "PipelineVersion",
     "Project",
     "RegisteredModel",
     "to_jsonable",
@@ -187,6 +188,44 @@ class ModelVersion:
     def ref(self) -> str:
         """``name@version``."""
         return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class PipelineVersion:
+    """One immutable version of a pipeline: a validated spec whose model steps are pinned
+    to ``NAME@VERSION`` (and the bundle digest) when it was created.
+
+    Attributes:
+        spec: The pinned spec (JSON), as :mod:`aimass.serving.pipelines` runs it.
+        digest: SHA-256 of the canonical pinned spec; creating the same spec again
+            returns this version.
+        aliases: The pipeline's aliases pointing at this version.
+    """
+
+    project: str
+    name: str
+    version: int
+    digest: str
+    spec: dict[str, Any]
+    description: str
+    created_by: str | None
+    created_at: datetime
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The names of the registered models its steps run, sorted, once each."""
+        found: set[str] = set()
+        for step in self.spec.get("steps", ()):
+            for ref in step.get("models", [step.get("model")]) or ():
+                if isinstance(ref, str):
+                    found.add(ref.partition("@")[0])
+        return tuple(sorted(found))
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,13 @@ from aimass.cli import (
     lm,
     models,
     pii,
+    pipelines,
     results,
     secrets,
     service,
 )
 from aimass.cli._common import configure, console, reset
+from aimass.cli.distill import distill
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
 from aimass.settings import load_settings
@@ -40,6 +42,7 @@ app = typer.Typer(
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(bases.app, name="bases")
 app.add_typer(models.app, name="models")
+app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(db.app, name="db")
 app.add_typer(secrets.app, name="secrets")
 service.register(app)
@@ -48,6 +51,7 @@ app.command("audit-privacy")(audit_privacy)
 app.add_typer(evaluate.app, name="reports")
 app.command("evaluate")(evaluate.evaluate)
 app.command("train")(train)
+app.command("distill")(distill)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
 app.command("generate")(lm.generate)

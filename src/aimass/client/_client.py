@@ -34,6 +34,7 @@ from aimass.client._async import (
     AsyncModels,
     AsyncProjects,
 )
+from aimass.client._pipelines import AsyncPipelines, _Pipelines
 from aimass.client._registry import _Audit, _Keys, _Models, _Projects
 from aimass.client._resources import _Bases, _Datasets, _Jobs
 from aimass.client._transport import (
@@ -94,6 +95,7 @@ class Client:
         self.bases = _Bases(self)
         self.jobs = _Jobs(self)
         self.models = _Models(self)
+        self.pipelines = _Pipelines(self)
         self.keys = _Keys(self)
         self.projects = _Projects(self)
         self.audit = _Audit(self)
@@ -214,7 +216,7 @@ class Client:
 class AsyncClient:
     """The asynchronous client: every call of :class:`Client`, awaited.
 
-    The same namespaces (``datasets``, ``bases``, ``models``, ``jobs``, ``keys``,
+    The same namespaces (``datasets``, ``bases``, ``models``, ``pipelines``, ``jobs``, ``keys``,
     ``projects``, ``audit``), the same method names, arguments and options (the
     operations contract, :mod:`aimass.operations`); ``generate_stream`` is an async
     iterator. Args as :class:`Client`.
@@ -243,6 +245,7 @@ class AsyncClient:
         self.bases = AsyncBases(self)
         self.jobs = AsyncJobs(self)
         self.models = AsyncModels(self)
+        self.pipelines = AsyncPipelines(self)
         self.keys = AsyncKeys(self)
         self.projects = AsyncProjects(self)
         self.audit = AsyncAudit(self)

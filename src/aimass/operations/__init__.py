@@ -36,6 +36,7 @@ from aimass.operations._namespaces import (
     Jobs,
     Keys,
     Models,
+    Pipelines,
     Projects,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "Keys",
     "Models",
     "Operations",
+    "Pipelines",
     "Projects",
     "job_outcome",
     "key_changes",
@@ -77,6 +79,11 @@ class Operations(Protocol):
     @property
     def models(self) -> Models:
         """``.models``."""
+        ...
+
+    @property
+    def pipelines(self) -> Pipelines:
+        """``.pipelines``."""
         ...
 
     @property
@@ -143,6 +150,7 @@ NAMESPACES: dict[str, type[Any]] = {
     "datasets": Datasets,
     "bases": Bases,
     "models": Models,
+    "pipelines": Pipelines,
     "jobs": Jobs,
     "keys": Keys,
     "projects": Projects,

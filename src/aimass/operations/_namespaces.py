@@ -20,12 +20,14 @@ if TYPE_CHECKING:
         JobOut,
         KeyCreated,
         ModelVersionOut,
+        PipelinePredictResponse,
+        PipelineVersionOut,
         ProjectOut,
         RegisteredModelOut,
         SampleOut,
     )
 
-__all__ = ["Audit", "Bases", "Datasets", "Jobs", "Keys", "Models", "Projects"]
+__all__ = ["Audit", "Bases", "Datasets", "Jobs", "Keys", "Models", "Pipelines", "Projects"]
 
 
 class Datasets(Protocol):
@@ -175,6 +177,52 @@ class Models(Protocol):
         self, name: str, version: int, *, project: str | None = None
     ) -> ModelVersionOut:
         """Delete a version no alias points at."""
+        ...
+
+
+class Pipelines(Protocol):
+    """``.pipelines``: versioned pipelines of models and built-in steps, their models pinned."""
+
+    def create(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        name: str,
+        description: str = "",
+        project: str | None = None,
+    ) -> PipelineVersionOut:
+        """Check ``spec``, pin its models (aliases resolved now) and store a new version."""
+        ...
+
+    def list(self, *, project: str | None = None) -> builtins.list[PipelineVersionOut]:
+        """The latest version of every pipeline."""
+        ...
+
+    def get(self, ref: str, *, project: str | None = None) -> PipelineVersionOut:
+        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS``."""
+        ...
+
+    def versions(
+        self, name: str, *, project: str | None = None
+    ) -> builtins.list[PipelineVersionOut]:
+        """Every version of ``name``, oldest first."""
+        ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, project: str | None = None
+    ) -> PipelineVersionOut:
+        """Point ``alias`` at ``version``."""
+        ...
+
+    def predict(
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
+    ) -> PipelinePredictResponse:
+        """Run the pipeline over ``inputs``: a result with its trace per input."""
         ...
 
 

@@ -9,7 +9,8 @@ entity prints its wire form unchanged (the CLI relies on this in remote mode).
 
 Submodules by topic: :mod:`~aimass.schemas.access` (projects, keys, whoami, audit),
 :mod:`~aimass.schemas.data` (datasets, samples, bases), :mod:`~aimass.schemas.registry`
-(models, versions, aliases, attachments, bundle verification), :mod:`~aimass.schemas.jobs`
+(models, versions, aliases, attachments, bundle verification),
+:mod:`~aimass.schemas.pipelines` (pipeline versions and predictions), :mod:`~aimass.schemas.jobs`
 and :mod:`~aimass.schemas.serving` (predict, generate); shared types live in
 ``aimass.schemas._common``. Import from :mod:`aimass.schemas` itself: the submodules
 are an implementation detail.
@@ -84,6 +85,11 @@ from aimass.schemas.jobs import (
 from aimass.schemas.jobs import (
     OptimizeJobCreate as OptimizeJobCreate,
 )
+from aimass.schemas.pipelines import (
+    PipelineCreate,
+    PipelinePredictResponse,
+    PipelineVersionOut,
+)
 from aimass.schemas.registry import (
     AliasSet,
     AttachmentOut,
@@ -128,6 +134,9 @@ __all__ = [
     "LineageOut",
     "ModelImport",
     "ModelVersionOut",
+    "PipelineCreate",
+    "PipelinePredictResponse",
+    "PipelineVersionOut",
     "PredictRequest",
     "PredictResponse",
     "ProjectCreate",

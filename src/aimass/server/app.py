@@ -12,7 +12,7 @@ from aimass._version import __version__
 from aimass.server import console, docs_ui
 from aimass.server.errors import install_error_handlers
 from aimass.server.middleware import RequestPipeline
-from aimass.server.routes import datasets, generate, jobs, models, projects, system
+from aimass.server.routes import datasets, generate, jobs, models, pipelines, projects, system
 from aimass.server.state import ServerState
 from aimass.settings import Settings
 from aimass.workspace import Workspace
@@ -73,7 +73,7 @@ def create_app(
     )
     app.state.aimass = state
     install_error_handlers(app)
-    for module in (system, projects, datasets, jobs, models, generate):
+    for module in (system, projects, datasets, jobs, models, pipelines, generate):
         app.include_router(module.router)
     app.include_router(docs_ui.router)
     app.include_router(system.api)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from aimass.entities import Job, ModelVersion
+from aimass.entities import Job, ModelVersion, PipelineVersion
 from aimass.server.console.session import SessionCodec
 from aimass.server.deadlines import JobDeadlines
 from aimass.server.throttle import Decision, Throttle
@@ -69,6 +69,9 @@ class ServerState:
             settings.resolve_cache_seconds
         )
         self.projects: TTLCache[str, bool] = TTLCache(settings.resolve_cache_seconds)
+        self.pipeline_versions: TTLCache[tuple[str, str], PipelineVersion] = TTLCache(
+            settings.resolve_cache_seconds
+        )
         self.throttle = Throttle(
             settings, on_decision=self._limit_decision, limit=self.workspace.limits.value
         )
@@ -134,6 +137,20 @@ class ServerState:
         if version is None:
             found = await run_in_threadpool(self.workspace.models.get, ref, project=project)
             version = self.versions.put((project, ref), found)
+        return version
+
+    def forget_pipelines(self, project: str, name: str) -> None:
+        """Drop cached resolutions of pipeline ``name`` in ``project`` (an alias moved)."""
+        self.pipeline_versions.invalidate(
+            lambda key, version: key[0] == project and version.name == name
+        )
+
+    async def resolve_pipeline(self, ref: str, project: str) -> PipelineVersion:
+        """The pipeline version ``ref`` names in ``project`` (cached like :meth:`resolve`)."""
+        version = self.pipeline_versions.get((project, ref))
+        if version is None:
+            found = await run_in_threadpool(self.workspace.pipelines.get, ref, project=project)
+            version = self.pipeline_versions.put((project, ref), found)
         return version
 
     async def require_project(self, project: str) -> None:

@@ -1,4 +1,4 @@
-"""The metadata store: projects, datasets, base models, the registry and jobs.
+"""The metadata store: projects, datasets, base models, the registry, pipelines and jobs.
 
 SQLAlchemy 2 over SQLite (default) or PostgreSQL. Every method runs in one
 managed session and returns entities, never ORM rows.
@@ -19,6 +19,7 @@ from aimass.store.audit import AuditRecord, AuditRepository, AuditVerification
 from aimass.store.jobs import JobRepository
 from aimass.store.keys import ApiKeyRepository
 from aimass.store.locks import database_lock
+from aimass.store.pipelines import PipelineRepository
 from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
@@ -51,6 +52,7 @@ class Store:
         self.datasets = DatasetRepository(session)
         self.bases = BaseModelRepository(session)
         self.registry = RegistryRepository(session)
+        self.pipelines = PipelineRepository(session)
         self.jobs = JobRepository(session)
         self.keys = ApiKeyRepository(session)
         self.audit = AuditRepository(session)

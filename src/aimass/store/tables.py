@@ -37,6 +37,7 @@ from aimass.entities import (
     JobStatus,
     Lineage,
     ModelVersion,
+    PipelineVersion,
     Project,
 )
 
@@ -269,6 +270,57 @@ class AttachmentRow(Base):
             summary=dict(self.summary),
             created_at=aware(self.created_at),
         )
+
+
+class PipelineVersionRow(Base):
+    __tablename__ = "pipeline_versions"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", "version", name="uq_pipeline_versions_version"),
+        UniqueConstraint("project_id", "name", "digest", name="uq_pipeline_versions_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    # SHA-256 of the canonical pinned spec: the same spec again is the same version.
+    digest: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(127), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship()
+    aliases: Mapped[list[PipelineAliasRow]] = relationship(back_populates="version_row")
+
+    def to_entity(self) -> PipelineVersion:
+        return PipelineVersion(
+            project=self.project.name,
+            name=self.name,
+            version=self.version,
+            digest=self.digest,
+            spec=dict(self.spec),
+            description=self.description,
+            created_by=self.created_by,
+            created_at=aware(self.created_at),
+            aliases=tuple(sorted(a.alias for a in self.aliases)),
+        )
+
+
+class PipelineAliasRow(Base):
+    __tablename__ = "pipeline_aliases"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", "alias", name="uq_pipeline_aliases_alias"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    alias: Mapped[str] = mapped_column(String(63))
+    version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    version_row: Mapped[PipelineVersionRow] = relationship(back_populates="aliases")
 
 
 class JobRow(Base):

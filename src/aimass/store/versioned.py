@@ -1,6 +1,7 @@
-"""Datasets and base models: named, numbered, content-addressed versions.
+"""Datasets, base models and pipelines: named, numbered, content-addressed versions.
 
-Both follow the same rules, so one generic repository serves both: a version is
+All follow the same rules, so one generic repository serves them
+(:mod:`aimass.store.pipelines` adds aliases for pipelines): a version is
 identified by ``(project, name, version)``, its content by ``digest``, and
 re-registering identical content under the same name returns the existing
 version instead of creating a new one.
@@ -12,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 
-from aimass.entities import BaseModel, DatasetVersion
+from aimass.entities import BaseModel, DatasetVersion, PipelineVersion
 from aimass.errors import NotFound
 from aimass.refs import validate_name
 from aimass.store._common import (
@@ -22,12 +23,12 @@ from aimass.store._common import (
     project_row,
     retry_on_duplicate,
 )
-from aimass.store.tables import BaseModelRow, DatasetVersionRow, ProjectRow
+from aimass.store.tables import BaseModelRow, DatasetVersionRow, PipelineVersionRow, ProjectRow
 
 __all__ = ["BaseModelRepository", "DatasetRepository"]
 
-RowT = TypeVar("RowT", DatasetVersionRow, BaseModelRow)
-EntityT = TypeVar("EntityT", DatasetVersion, BaseModel)
+RowT = TypeVar("RowT", DatasetVersionRow, BaseModelRow, PipelineVersionRow)
+EntityT = TypeVar("EntityT", DatasetVersion, BaseModel, PipelineVersion)
 
 
 class _VersionedRepository(Generic[RowT, EntityT]):

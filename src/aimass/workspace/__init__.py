@@ -8,6 +8,8 @@ of thing, each with the policy it owns:
 * ``ws.bases``: import, register a trained model as a base, tokenizers;
 * ``ws.models``: the registry: resolve, aliases and who may move them, cards,
   export, import, signature checks;
+* ``ws.pipelines``: versioned pipelines of models and built-in steps, their models
+  pinned at create time; aliases; running one in process;
 * ``ws.jobs``: submit, follow, cancel and run training, evaluation and batch
   prediction; the worker threads;
 * ``ws.serving``: predictors and the limits of a predict, explain or generate call;
@@ -36,6 +38,7 @@ from aimass.workspace.jobs import JobService
 from aimass.workspace.keys import KeyRing
 from aimass.workspace.limits import Limits
 from aimass.workspace.models import ModelService
+from aimass.workspace.pipelines import PipelineService
 from aimass.workspace.projects import ProjectService
 from aimass.workspace.reports import ReportService
 from aimass.workspace.secrets import open_artifact_store
@@ -64,6 +67,7 @@ class Workspace:
         self.datasets = DatasetService(self)
         self.bases = BaseService(self)
         self.models = ModelService(self)
+        self.pipelines = PipelineService(self)
         self.jobs = JobService(self)
         self.serving = ServingService(self)
         self.reports = ReportService(self)

@@ -1,5 +1,6 @@
-"""The job and administration namespaces of :class:`~aimass.workspace.local.LocalClient`:
-jobs, keys, projects, audit (each method as its ``Client`` twin)."""
+"""The job, pipeline and administration namespaces of
+:class:`~aimass.workspace.local.LocalClient`: jobs, pipelines, keys, projects, audit (each
+method as its ``Client`` twin)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from aimass.operations import ALL_PROJECTS, key_changes, wait_for
 from aimass.workspace._local_data import _Local
 from aimass.workspace.access import local_principal
 
-__all__ = ["LocalAudit", "LocalJobs", "LocalKeys", "LocalProjects"]
+__all__ = ["LocalAudit", "LocalJobs", "LocalKeys", "LocalPipelines", "LocalProjects"]
 
 
 class LocalJobs(_Local):
@@ -164,6 +165,77 @@ class LocalJobs(_Local):
             progress=progress,
             poll=poll,
             timeout=timeout,
+        )
+
+
+class LocalPipelines(_Local):
+    """``local.pipelines`` (as ``Client.pipelines``); creating and moving aliases are
+    audited as the server audits them."""
+
+    def create(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        name: str,
+        description: str = "",
+        project: str | None = None,
+    ) -> s.PipelineVersionOut:
+        """As ``Client.pipelines.create``."""
+        project = self._p(project)
+        version, created = self._ws.pipelines.create(
+            dict(spec),
+            name=name,
+            description=description,
+            created_by=local_principal().actor,
+            project=project,
+        )
+        out = s.PipelineVersionOut.from_entity(version).model_copy(update={"created": created})
+        details = {"ref": out.name + f"@{out.version}", "created": created, "models": out.models}
+        self._client.record("pipelines.create", project, f"pipelines/{name}", details)
+        return out
+
+    def list(self, *, project: str | None = None) -> list[s.PipelineVersionOut]:
+        """As ``Client.pipelines.list``."""
+        found = self._ws.pipelines.list(project=self._p(project))
+        return [s.PipelineVersionOut.from_entity(p) for p in found]
+
+    def get(self, ref: str, *, project: str | None = None) -> s.PipelineVersionOut:
+        """As ``Client.pipelines.get``."""
+        return s.PipelineVersionOut.from_entity(
+            self._ws.pipelines.get(ref, project=self._p(project))
+        )
+
+    def versions(
+        self, name: str, *, project: str | None = None
+    ) -> builtins.list[s.PipelineVersionOut]:
+        """As ``Client.pipelines.versions``."""
+        found = self._ws.pipelines.versions(name, project=self._p(project))
+        return [s.PipelineVersionOut.from_entity(p) for p in found]
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, project: str | None = None
+    ) -> s.PipelineVersionOut:
+        """As ``Client.pipelines.set_alias``."""
+        project = self._p(project)
+        moved = self._ws.pipelines.set_alias(name, alias, version, project=project)
+        details = {"alias": alias, "version": version}
+        self._client.record("pipelines.set_alias", project, f"pipelines/{name}", details)
+        return s.PipelineVersionOut.from_entity(moved)
+
+    def predict(
+        self,
+        ref: str,
+        inputs: Sequence[str],
+        *,
+        explain: bool | str | None = None,
+        project: str | None = None,
+    ) -> s.PipelinePredictResponse:
+        """As ``Client.pipelines.predict`` (the models run in this process)."""
+        version, run = self._ws.pipelines.predict(
+            ref, inputs, project=self._p(project), explain=explain
+        )
+        return s.PipelinePredictResponse(
+            pipeline=version.name, version=version.version, predictions=run.results
         )
 
 

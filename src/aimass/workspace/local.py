@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from aimass.settings import Settings
     from aimass.workspace import Workspace
 
-from aimass.workspace._local_admin import LocalAudit, LocalJobs, LocalKeys, LocalProjects
+from aimass.workspace._local_admin import (
+    LocalAudit,
+    LocalJobs,
+    LocalKeys,
+    LocalPipelines,
+    LocalProjects,
+)
 from aimass.workspace._local_data import LocalBases, LocalDatasets, LocalModels
 
 __all__ = ["LocalClient"]
@@ -59,6 +65,7 @@ class LocalClient:
         self.bases = LocalBases(self)
         self.jobs = LocalJobs(self)
         self.models = LocalModels(self)
+        self.pipelines = LocalPipelines(self)
         self.keys = LocalKeys(self)
         self.projects = LocalProjects(self)
         self.audit = LocalAudit(self)

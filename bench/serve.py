@@ -590,15 +590,19 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
         )
     env = _serve_env(home / "home")
     ports = {"torch": free_port(), "onnx-int8": free_port(), "naive": free_port()}
-    procs = {
-        name: start(
-            [sys.executable, "-m", "aimass.cli", "serve", "--port", str(ports[name])],
-            {**env, "AIMASS_SERVE_BACKEND": name},
-            f"http://127.0.0.1:{ports[name]}/readyz",
-        )
-        for name in ("torch", "onnx-int8")
-    }
-    procs["naive"] = start_naive(ports["naive"], env, bundle)
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for name in ("torch", "onnx-int8"):
+            procs[name] = start(
+                [sys.executable, "-m", "aimass.cli", "serve", "--port", str(ports[name])],
+                {**env, "AIMASS_SERVE_BACKEND": name},
+                f"http://127.0.0.1:{ports[name]}/readyz",
+            )
+        procs["naive"] = start_naive(ports["naive"], env, bundle)
+    except BaseException:
+        for proc in procs.values():  # a server that did start must not outlive the bench
+            proc.terminate()
+        raise
     auth = {"Authorization": f"Bearer {key}"}
     urls = {
         name: f"http://127.0.0.1:{ports[name]}/v1/projects/default/models/bench@production:predict"

@@ -22,22 +22,12 @@ class KeywordPredictor:
     """'pos' when a text says 'good', else 'neg'; an empty text is refused like the real one."""
 
     task = "classification"
-    threads = 1
-
-    def use_threads(self, threads: int) -> None:
-        """Remember the threads asked for (each result reports them)."""
-        self.threads = threads
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         if any(not text for text in texts):
             raise InvalidArgument("input 0 is empty")
         return [
-            {
-                "label": "pos" if "good" in t else "neg",
-                "score": 1.0,
-                "pid": os.getpid(),
-                "threads": self.threads,
-            }
+            {"label": "pos" if "good" in t else "neg", "score": 1.0, "pid": os.getpid()}
             for t in texts
         ]
 

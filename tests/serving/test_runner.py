@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from aimass.errors import BundleFormatError, InvalidArgument, Unavailable
+from aimass.errors import BundleFormatError, Unavailable
 from aimass.serving.predictor import load_predictor
-from aimass.serving.runner import RUNNER_PROGRAM, RunnerPool, RunnerProcess
+from aimass.serving.runner import RUNNER_PROGRAM, RunnerPool
 from aimass.serving.wire import read_frame, write_frame
 
 TEXTS = ["good great film", "bad awful movie", "it was a very good and happy film", "meh"]
@@ -285,34 +285,6 @@ def test_closing_a_stream_cancels_the_generation_and_keeps_the_runner(bundle):
         assert again[-1]["done"] and again[0]["pid"] == pid
     finally:
         pool.close()
-
-
-@pytest.mark.subprocess
-def test_a_lone_batch_gets_the_whole_pools_threads_and_a_busy_pool_shares_them(bundle):
-    pool = pool_for(bundle, count=2)
-    try:
-        pool.open()
-        assert pool.run(["good"])[0]["threads"] == 2  # the other runner is idle
-        stream = pool.generate_stream("a b", {"max_new_tokens": 10_000, "delay": 0.01})
-        next(stream)  # one runner is busy generating
-        (result,) = pool.run(["good"])
-        assert result["threads"] == 1
-        stream.close()
-        assert pool.run(["good"])[0]["threads"] == 2
-    finally:
-        pool.close()
-
-
-@pytest.mark.subprocess
-def test_the_runner_refuses_a_malformed_thread_count(bundle):
-    runner = RunnerProcess(bundle, device="cpu", threads=1, name="default/m@1", program=FAKE)
-    try:
-        runner.start()
-        with pytest.raises(InvalidArgument, match="threads must be a positive integer"):
-            runner.predict(["good"], threads=0)
-        assert runner.predict(["good"])[0]["label"] == "pos"
-    finally:
-        runner.close()
 
 
 def test_generating_with_a_model_that_cannot_is_refused_by_the_runner(bundle, monkeypatch):

@@ -49,15 +49,6 @@ class OnnxSequencePredictor(SequencePredictor):
 
     def _load(self) -> None:
         self.session = OnnxSession(self._graph, threads=self._threads)
-        # ONNX Runtime fixes a session's threads when it opens: one session per count.
-        self._sessions = {self.session.threads: self.session}
-
-    def use_threads(self, threads: int) -> None:
-        """Run the next batches on a session with ``threads`` intra-op threads (opened
-        on first use and kept: the int8 MiniLM graph is about 23 MB)."""
-        if threads not in self._sessions:
-            self._sessions[threads] = OnnxSession(self._graph, threads=threads)
-        self.session = self._sessions[threads]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Raw outputs (B, C) of one collated batch, from the graph."""

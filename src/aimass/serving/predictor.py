@@ -79,14 +79,6 @@ class Predictor(ABC):
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """One result per input text, in input order."""
 
-    def use_threads(self, threads: int) -> None:
-        """Compute with ``threads`` intra-op threads from the next call on (a runner
-        gives a lone batch the whole pool's cores)."""
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-
     def warm_up(self) -> None:
         """One small call through the model, so the first caller does not pay for the
         lazy initialisation (a runner does this before it says it is ready)."""

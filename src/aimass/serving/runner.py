@@ -149,13 +149,9 @@ class RunnerProcess:
         self.spawn()
         self.wait_ready()
 
-    def predict(self, texts: Sequence[str], *, threads: int | None = None) -> list[dict[str, Any]]:
-        """Results for one batch, computed in the runner (with ``threads`` threads for
-        this batch when given; its own otherwise)."""
-        request: dict[str, Any] = {"texts": list(texts)}
-        if threads is not None:
-            request["threads"] = threads
-        message = self._ask(request)
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Results for one batch, computed in the runner."""
+        message = self._ask({"texts": list(texts)})
         if "results" not in message:
             raise self._error(message)
         results = message["results"]
@@ -353,9 +349,6 @@ class RunnerPool:
         self.concurrency = count
         self.name = name
         self.backend = backend
-        self.threads = threads
-        # A batch that runs while every other runner is idle may use their cores too.
-        self.lone_threads = threads * count
         self._runners = [
             RunnerProcess(
                 directory,
@@ -402,16 +395,9 @@ class RunnerPool:
         return self._counter(texts)
 
     def run(self, texts: list[str]) -> list[dict[str, Any]]:
-        """One batch on a free runner; a runner that died is replaced first.
-
-        A batch that finds every other runner idle (one client, or a quiet moment)
-        runs with the whole pool's threads: a lone MiniLM forward pass takes 16 ms
-        on one thread and 12 ms on two. Under load each runner keeps its share, so
-        the runners never oversubscribe the cores for longer than one batch.
-        """
+        """One batch on a free runner; a runner that died is replaced first."""
         with self._runner() as runner:
-            alone = self.busy == 1 and self.lone_threads > self.threads
-            return runner.predict(texts, threads=self.lone_threads if alone else self.threads)
+            return runner.predict(texts)
 
     def explain(
         self, texts: list[str], results: list[dict[str, Any]], method: str | bool | None

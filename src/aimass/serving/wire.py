@@ -119,19 +119,6 @@ def _generate(
             close()
 
 
-def _use_threads(predictor: Any, threads: Any) -> None:
-    """Run the next batch with ``threads`` threads when the predictor can change them."""
-    if threads is None:
-        return
-    if not isinstance(threads, int) or threads < 1:
-        raise InvalidArgument(
-            f"runner protocol: threads must be a positive integer, got {threads!r}"
-        )
-    use = getattr(predictor, "use_threads", None)
-    if callable(use):
-        use(threads)
-
-
 def serve(load: Callable[[], Predicts]) -> int:
     """The runner's side of the wire (see :mod:`aimass.serving.runner`); returns the exit status.
 
@@ -183,7 +170,6 @@ def serve(load: Callable[[], Predicts]) -> int:
                 texts = message.get("texts")
                 if not isinstance(texts, list):
                     raise InvalidArgument("runner protocol: a request needs 'texts'")
-                _use_threads(predictor, message.get("threads"))
                 reply = {"results": predictor.predict(texts, batch_size=len(texts))}
             else:
                 raise InvalidArgument(f"runner protocol: unknown op {op!r}")

@@ -247,13 +247,15 @@ def test_replicas_scale_up_under_load_and_back_down(home, cluster, monkeypatch):
         for worker in workers:
             worker.start()
         try:
-            _wait_for("scale-up to 2 replicas", lambda: backend.replicas == 2, timeout=60)
+            # A new replica is a new Ray worker importing torch and loading the model:
+            # tens of seconds on two shared cores (a CI run saw one take over 30 s).
+            _wait_for("scale-up to 2 replicas", lambda: backend.replicas == 2, timeout=180)
         finally:
             stop.set()
             for worker in workers:
                 worker.join(timeout=120)
         assert _replicas_gauge(url, key) == 2.0
-        _wait_for("scale-down to 1 replica", lambda: backend.replicas == 1, timeout=60)
+        _wait_for("scale-down to 1 replica", lambda: backend.replicas == 1, timeout=180)
         assert _replicas_gauge(url, key) == 1.0
         events = [(e["from"], e["to"], e["reason"]) for e in _scale_events(url, key)]
         # Newest first: up, then down, both by the autoscaler.

@@ -8,6 +8,7 @@ no pickle. Directories that only hold pickle weights are refused with the fix.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,42 @@ def quiet_transformers() -> None:
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()
+
+
+_PRELOAD_LOCK = threading.Lock()
+
+
+def preload_transformers() -> None:
+    """Resolve the ``transformers`` names aimass uses, once, from one thread.
+
+    ``transformers`` is a lazy module: its first ``from transformers import X``
+    imports X's submodule on attribute access, and two threads doing that at
+    once can fail with ``cannot import name 'AutoTokenizer'`` (seen in a server
+    whose job thread started training while a request loaded a model's
+    tokenizer). A server calls this before it starts its threads; without
+    ``transformers`` installed there is nothing to race, and it does nothing.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return
+    with _PRELOAD_LOCK:
+        quiet_transformers()
+        import transformers
+
+        for name in (
+            "AutoConfig",
+            "AutoTokenizer",
+            "AutoModel",
+            "AutoModelForCausalLM",
+            "AutoModelForMaskedLM",
+            "AutoModelForSeq2SeqLM",
+            "AutoModelForTokenClassification",
+            "AutoModelForSequenceClassification",
+            "PreTrainedModel",
+            "PreTrainedTokenizerFast",
+        ):
+            getattr(transformers, name)
 
 
 def require_safetensors(directory: Path) -> None:

@@ -90,6 +90,11 @@ class ServerState:
         self.admin_key_file = path
         if created:
             log.warning("created the first admin API key", extra={"file": str(path)})
+        from aimass.models.hf import preload_transformers
+
+        # Job threads and model loads (tokenizers) import transformers concurrently, and
+        # its lazy module is not safe for that: resolve its names here first, once.
+        preload_transformers()
         count = self.settings.job_workers if workers is None else workers
         if count:
             self.workspace.jobs.start_workers(count, on_finished=self._job_finished)

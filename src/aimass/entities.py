@@ -200,6 +200,8 @@ class PipelineVersion:
         digest: SHA-256 of the canonical pinned spec; creating the same spec again
             returns this version.
         aliases: The pipeline's aliases pointing at this version.
+        evaluations: Its evaluation reports by name: the headline numbers, the dataset
+            and split, and ``report`` (the URI of ``report.html`` and ``report.json``).
     """
 
     project: str
@@ -211,6 +213,7 @@ class PipelineVersion:
     created_by: str | None
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    evaluations: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:

@@ -110,3 +110,40 @@ def test_spec_errors_name_the_step_and_exit_nonzero(home, tmp_path):
     broken.write_text("{not json")
     result = run("pipelines", "create", broken, "--name", "bad", ok=False)
     assert "is not valid JSON" in result.output
+
+
+def test_evaluate_records_a_report_on_the_version(home, tmp_path):
+    spec = tmp_path / "graded.json"
+    spec.write_text(json.dumps(SPEC))
+    run("pipelines", "create", spec, "--name", "graded")
+    quick = ["--robustness-sample", "20", "--explain-examples", "1", "--min-group-size", "5"]
+    out = run_json("pipelines", "evaluate", "graded@1", "--dataset", "s", *quick)
+    assert out["pipeline"]["evaluations"][out["report"]]["dataset"] == "s@1"
+    assert out["document"]["model"]["architecture"] == "pipeline"
+    assert out["document"]["summary"]["rows"] > 0
+    table = run(
+        "pipelines", "evaluate", "graded", "--dataset", "s", *quick, "--out", tmp_path / "r.html"
+    )
+    assert "accuracy" in table.stdout and (tmp_path / "r.json").is_file()
+    assert f"report {out['report']}" in run("pipelines", "show", "graded").stdout
+
+    # An ensemble answering 'positive'/'negative' cannot be scored on 'pos'/'neg' rows.
+    vote = tmp_path / "renamed.yaml"
+    vote.write_text(YAML)
+    run("pipelines", "create", vote, "--name", "renamed")
+    refused = run("pipelines", "evaluate", "renamed", "--dataset", "s", ok=False)
+    assert refused.exit_code != 0
+    assert "pipeline renamed@1: the dataset's labels do not match the pipeline's" in refused.output
+
+
+def test_unalias_and_delete_a_version(home, tmp_path):
+    spec = tmp_path / "gone.json"
+    spec.write_text(json.dumps(SPEC))
+    run("pipelines", "create", spec, "--name", "gone")
+    run("pipelines", "alias", "gone", "staging", "1")
+    held = run("pipelines", "delete-version", "gone", "1", "--yes", ok=False)
+    assert held.exit_code != 0 and "held by alias(es) staging" in held.output
+    assert "removed alias 'staging'" in run("pipelines", "unalias", "gone", "staging").stdout
+    assert run_json("pipelines", "delete-version", "gone", "1", "--yes")["version"] == 1
+    missing = run("pipelines", "show", "gone", ok=False)
+    assert missing.exit_code != 0

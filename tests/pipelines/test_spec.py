@@ -14,6 +14,7 @@ from aimass.serving.pipelines import (
     check_spec,
     detect_language,
     model_refs,
+    output_labels,
     topological_order,
 )
 
@@ -178,3 +179,36 @@ def test_values_of_the_wrong_json_type_are_problems_not_crashes():
     assert "fallback must be the name of a step" in problems(edited(gate={"fallback": 1}))
     assert "routes must map languages" in problems(edited(lang={"routes": {"zh": 3}}))
     assert "entry \"['clean']\" is not a step" in problems({**GOOD, "entry": ["clean"]})
+
+
+def _pinned(spec, labels):
+    """``spec`` with each model step pinned to a model predicting ``labels[step name]``."""
+    spec = copy.deepcopy(spec)
+    for step in spec["steps"]:
+        if step["type"] == "model":
+            step["pin"] = {"model": step["model"], "labels": labels[step["name"]]}
+    return spec
+
+
+def test_output_labels_are_what_the_pipeline_can_answer_with():
+    # Both models' labels reach the end; the threshold may abstain.
+    assert output_labels(_pinned(GOOD, {"zh": ["负", "正"], "en": ["neg", "pos"]})) == [
+        "负",
+        "正",
+        "neg",
+        "pos",
+        "abstain",
+    ]
+    # A labels step renames the Chinese model's labels; a fallback model replaces abstaining.
+    mapped = {
+        "steps": [
+            {"name": "lang", "type": "route", "routes": {"zh": "zh"}, "default": "en"},
+            {"name": "zh", "type": "model", "model": "zh-m@1", "next": "names"},
+            {"name": "names", "type": "labels", "map": {"负": "neg", "正": "pos"}},
+            {"name": "en", "type": "model", "model": "en-m@1", "next": "gate"},
+            {"name": "gate", "type": "threshold", "min_score": 0.9, "fallback": "big"},
+            {"name": "big", "type": "model", "model": "big@1"},
+        ]
+    }
+    labels = {"zh": ["负", "正"], "en": ["neg", "pos"], "big": ["neg", "pos", "mixed"]}
+    assert output_labels(_pinned(mapped, labels)) == ["neg", "pos", "mixed"]

@@ -255,7 +255,7 @@ def test_the_sync_sdk_and_the_remote_cli_against_a_live_server(home, monkeypatch
     from aimass.client import Client
     from tests.conftest import live_server
 
-    server = live_server(home, serve_runners=0)
+    server = live_server(home, job_workers=1, serve_runners=0)
     url, key, _app = next(server)
     try:
         with Client(url, key) as client:
@@ -270,5 +270,91 @@ def test_the_sync_sdk_and_the_remote_cli_against_a_live_server(home, monkeypatch
         result = CliRunner().invoke(app, ["pipelines", "predict", "live", "这部电影很好", "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)[0]["decided_by"]["step"] == "zh"
+        # Evaluating remotely: a queued job on the server, then the report fetched.
+        quick = ["--robustness-sample", "20", "--explain-examples", "0", "--min-group-size", "5"]
+        args = ["pipelines", "evaluate", "live", "--dataset", "reviews", *quick, "--json"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert out["document"]["model"]["name"] == "live"
+        with Client(url, key) as client:
+            shown = client.pipelines.get("live")
+            assert list(shown.evaluations) == [out["report"]]
+            page = client.pipelines.report("live", out["report"])
+            assert b"<html" in page.lower()
     finally:
         next(server, None)
+
+
+QUICK = {
+    "robustness_sample": 20,
+    "latency_runs": 2,
+    "batch_runs": 1,
+    "batch_size": 8,
+    "n_boot": 20,
+    "explain_examples": 1,
+    "measure_memory": False,
+}
+
+
+def test_a_pipeline_is_evaluated_like_a_model_and_its_report_is_served(api, admin, home):
+    from aimass.data.tables import read_split
+
+    made = create(api, admin, name="judged")
+    ref, version = f"judged@{made['version']}", f"{P}/judged/versions/{made['version']}"
+    body = {"kind": "evaluate", "pipeline": ref, "dataset": "reviews", "options": QUICK}
+    # A report runs the pipeline's models and is recorded on it: the standing of training.
+    reader = make_key(api, admin, ["predict", "read"], name="reader")
+    refused = api.post("/v1/projects/default/jobs", headers=reader, json=body)
+    assert refused.status_code == 403, refused.text
+    both = {**body, "model": "sentiment@1"}
+    r = api.post("/v1/projects/default/jobs", headers=admin, json=both)
+    assert r.status_code == 400 and "exactly one" in r.json()["error"]["message"]
+    r = api.post("/v1/projects/default/jobs", headers=admin, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["pipeline"] == ref
+    ws = Workspace(Settings(home=home, device="cpu"))
+    try:
+        done = ws.jobs.run(r.json()["id"])
+        dataset = ws.datasets.get("reviews")
+        rows = read_split(ws.artifacts.resolve(dataset.uri), "test")
+    finally:
+        ws.close()
+    name = done.result["name"]
+    summary = api.get(version, headers=admin).json()["evaluations"][name]
+    assert summary["dataset"] == "reviews@1" and summary["rows"] == len(rows)
+
+    # The accuracy is that of the pipeline's own answers (an abstention is a wrong one).
+    answers = api.post(f"{P}/{ref}:predict", headers=admin, json={"inputs": rows.texts}).json()[
+        "predictions"
+    ]
+    right = sum(a["label"] == str(t) for a, t in zip(answers, rows.labels, strict=True))
+    assert summary["accuracy"] == pytest.approx(right / len(rows))
+
+    document = api.get(f"{version}/reports/{name}/report.json", headers=admin).json()
+    assert document["model"]["architecture"] == "pipeline"
+    assert document["model"]["labels"] == ["neg", "pos", "abstain"]
+    assert document["sections"]["explanations"]["status"] == "ok"
+    page = api.get(f"{version}/reports/{name}/report.html", headers=admin)
+    assert page.status_code == 200 and "Content-Security-Policy" in page.headers
+    missing = api.get(f"{version}/reports/nope/report.html", headers=admin)
+    assert missing.status_code == 404 and name in missing.json()["error"]["message"]
+
+
+def test_aliases_and_unaliased_versions_are_deleted_with_models_write(api, admin):
+    first = create(api, admin, name="old")
+    strict = {"steps": [*SPEC["steps"][:4], {**SPEC["steps"][4], "min_score": 0.9}]}
+    create(api, admin, name="old", spec=strict)
+    api.put(f"{P}/old/aliases/production", headers=admin, json={"version": first["version"]})
+    reader = make_key(api, admin, ["predict", "read"], name="no-write")
+    assert api.delete(f"{P}/old/aliases/production", headers=reader).status_code == 403
+    held = api.delete(f"{P}/old/versions/{first['version']}", headers=admin)
+    assert held.status_code == 409 and "production" in held.json()["error"]["message"]
+    assert api.delete(f"{P}/old/aliases/production", headers=admin).status_code == 200
+    # The alias is gone for this server at once (its resolved-pipeline cache is cleared).
+    gone = api.post(f"{P}/old@production:predict", headers=admin, json={"inputs": ["good"]})
+    assert gone.status_code == 404
+    deleted = api.delete(f"{P}/old/versions/{first['version']}", headers=admin)
+    assert deleted.status_code == 200 and deleted.json()["version"] == first["version"]
+    versions = api.get(f"{P}/old/versions", headers=admin).json()
+    assert [v["version"] for v in versions] == [first["version"] + 1]

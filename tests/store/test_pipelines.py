@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aimass.errors import InvalidName, NotFound
+from aimass.errors import Conflict, InvalidName, NotFound
 from aimass.refs import parse_ref
 
 SPEC = {"steps": [{"name": "m", "type": "model", "model": "churn@1"}]}
@@ -65,3 +65,29 @@ def test_projects_do_not_see_each_others_pipelines(store):
     assert store.pipelines.list("other") == []
     with pytest.raises(NotFound):
         store.pipelines.resolve("other", parse_ref("triage@1"))
+
+
+def test_evaluations_are_recorded_per_report_name(store):
+    create(store)
+    store.pipelines.record_evaluation("default", "triage", 1, "s-v1-test", {"accuracy": 0.5})
+    store.pipelines.record_evaluation("default", "triage", 1, "s-v1-train", {"accuracy": 0.9})
+    again = store.pipelines.record_evaluation(
+        "default", "triage", 1, "s-v1-test", {"accuracy": 0.75}
+    )
+    assert again.evaluations == {"s-v1-test": {"accuracy": 0.75}, "s-v1-train": {"accuracy": 0.9}}
+    assert store.pipelines.get("default", "triage").evaluations == again.evaluations
+    with pytest.raises(NotFound, match="no version 2"):
+        store.pipelines.record_evaluation("default", "triage", 2, "x", {})
+
+
+def test_a_version_is_deleted_only_once_no_alias_holds_it(store):
+    create(store)
+    create(store, digest="b" * 64)
+    store.pipelines.set_alias("default", "triage", "production", 1)
+    with pytest.raises(Conflict, match="held by alias\\(es\\) production"):
+        store.pipelines.delete_version("default", "triage", 1)
+    store.pipelines.delete_alias("default", "triage", "production")
+    assert store.pipelines.delete_version("default", "triage", 1).version == 1
+    assert [v.version for v in store.pipelines.versions("default", "triage")] == [2]
+    with pytest.raises(NotFound):
+        store.pipelines.delete_version("default", "triage", 1)

@@ -117,13 +117,38 @@ def report_files(ops: Backend, ref: str, name: str | None, *, project: str) -> t
             f"model {ref} has no evaluation report {name or ''!r} (reports: {known}); "
             f"create one with 'aimass evaluate {ref} --dataset NAME'"
         )
+    return _download(lambda fmt: ops.models.report(ref, chosen.name, fmt=fmt, project=project))
+
+
+def _download(fetch: Callable[[str], bytes]) -> tuple[Path, Path]:
+    """``fetch("html")`` and ``fetch("json")`` written to a new private temporary directory."""
     folder = Path(tempfile.mkdtemp(prefix="aimass-report-"))
     paths = []
     for fmt in ("html", "json"):
         target = folder / f"report.{fmt}"
-        target.write_bytes(ops.models.report(ref, chosen.name, fmt=fmt, project=project))
+        target.write_bytes(fetch(fmt))
         paths.append(target)
     return paths[0], paths[1]
+
+
+def evaluate_pipeline(
+    ops: Backend, spec: dict[str, Any], *, project: str, callbacks: Sequence[Any] = ()
+) -> tuple[s.PipelineVersionOut, str, Path, Path]:
+    """Build a pipeline version's evaluation report: ``(the version with the report
+    recorded, the report's name, report.html, report.json)``."""
+    ws = local_home()
+    if ws is None:
+        job = ops.jobs.submit_evaluation(project=project, **spec)
+        done = _wait(ops, job.id, project, callbacks)
+        ref, name = f"{done.result['pipeline']}@{done.result['version']}", done.result["name"]
+    else:
+        fields = {k: v for k, v in spec.items() if k != "pipeline"}
+        version, name = ws.pipelines.evaluate(
+            spec["pipeline"], project=project, callbacks=callbacks, **fields
+        )
+        ref = version.ref
+    html, report = _download(lambda fmt: ops.pipelines.report(ref, name, fmt=fmt, project=project))
+    return ops.pipelines.get(ref, project=project), name, html, report
 
 
 def _wait(ops: Backend, job_id: str, project: str, callbacks: Sequence[Any]) -> s.JobOut:

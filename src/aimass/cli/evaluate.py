@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -23,12 +25,72 @@ from aimass.cli._common import (
 )
 from aimass.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    from aimass.schemas import AttachmentOut
-
 app = typer.Typer(help="Evaluation reports attached to model versions.", no_args_is_help=True)
 
 EXPLAIN_HELP = "Explain each prediction: integrated-gradients, attention or occlusion."
+
+# The options every report command takes (models: ``aimass evaluate``; pipelines:
+# ``aimass pipelines evaluate``).
+DatasetOpt = Annotated[str, typer.Option(help="Labelled dataset NAME or NAME@VERSION.")]
+SplitOpt = Annotated[str, typer.Option(help="train, validation or test.")]
+GroupFieldOpt = Annotated[str | None, typer.Option(help="Dataset field to measure fairness by.")]
+OutOpt = Annotated[
+    Path | None, typer.Option(help="Also write the HTML here (and the JSON beside it).")
+]
+RobustnessOpt = Annotated[int, typer.Option(help="Rows scored per perturbation.")]
+MinGroupOpt = Annotated[int, typer.Option(help="Smallest fairness group compared.")]
+ExplainMethodOpt = Annotated[str, typer.Option(help="Explainer for the example explanations.")]
+ExplainExamplesOpt = Annotated[int, typer.Option(help="Examples to explain (0: none).")]
+ExamplesOpt = Annotated[
+    bool, typer.Option(help="Include dataset texts (explanations, perturbation examples).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed for samples and perturbations.")]
+PerturbationOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Perturbation to run (repeat; default: all that are available)."),
+]
+
+
+def report_options(
+    *,
+    seed: int,
+    robustness_sample: int,
+    min_group_size: int,
+    explain_method: str,
+    explain_examples: int,
+    examples: bool,
+    perturbation: list[str] | None,
+    **more: Any,
+) -> dict[str, Any]:
+    """The ``options`` of an evaluation job from the shared report options (and ``more``).
+    Validated where the job runs (EvaluateSpec), so remote mode needs no local stack."""
+    options: dict[str, Any] = {
+        "seed": seed,
+        "robustness_sample": robustness_sample,
+        "min_group_size": min_group_size,
+        "explain_method": explain_method,
+        "explain_examples": explain_examples,
+        "include_examples": examples,
+        **more,
+    }
+    if perturbation:
+        options["perturbations"] = list(perturbation)
+    return options
+
+
+@contextlib.contextmanager
+def report_progress(json_out: bool) -> Iterator[list[Any]]:
+    """The progress callbacks of a report build: a bar on stderr, none with ``--json``."""
+    from aimass.training.callbacks import LoopState, RichProgress
+
+    progress = [] if json_out else [RichProgress(console=err_console)]
+    try:
+        yield progress
+    finally:
+        for callback in progress:
+            callback.on_train_end(LoopState())
+
+
 _HEADLINES = (
     "accuracy",
     "f1_macro",
@@ -124,7 +186,7 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
 # -- evaluate -----------------------------------------------------------------------------
 
 
-def _copy_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
+def copy_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
     """Copy a stored report to ``out`` (the HTML) and ``out`` with ``.json`` (the JSON)."""
     html_out, json_out = Path(out), Path(out).with_suffix(".json")
     if html_out.suffix.lower() not in (".html", ".htm"):
@@ -135,11 +197,11 @@ def _copy_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
     return html_out, json_out
 
 
-def _print_summary(attachment: AttachmentOut, html_path: Path) -> None:
-    summary = attachment.summary
+def print_summary(subject: str, summary: dict[str, Any], html_path: Path) -> None:
+    """A report's headline numbers and verdict, and where its HTML is."""
     rows = [[k, fmt_metric(summary[k])] for k in _HEADLINES if summary.get(k) is not None]
     table(
-        f"{attachment.model}@{attachment.version} on {summary.get('dataset')} "
+        f"{subject} on {summary.get('dataset')} "
         f"({summary.get('split')}, {summary.get('rows', '?')} rows)",
         ["metric", "value"],
         rows,
@@ -154,27 +216,16 @@ def _print_summary(attachment: AttachmentOut, html_path: Path) -> None:
 @command
 def evaluate(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION (or NAME@ALIAS) of the model.")],
-    dataset: Annotated[str, typer.Option(help="Labelled dataset NAME or NAME@VERSION.")],
-    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
-    group_field: Annotated[
-        str | None, typer.Option(help="Dataset field to measure fairness by.")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Also write the HTML here (and the JSON beside it).")
-    ] = None,
-    perturbation: Annotated[
-        list[str] | None,
-        typer.Option(help="Perturbation to run (repeat; default: all that are available)."),
-    ] = None,
-    robustness_sample: Annotated[int, typer.Option(help="Rows scored per perturbation.")] = 500,
-    min_group_size: Annotated[int, typer.Option(help="Smallest fairness group compared.")] = 20,
-    explain_method: Annotated[
-        str, typer.Option(help="Explainer for the example explanations.")
-    ] = "integrated-gradients",
-    explain_examples: Annotated[int, typer.Option(help="Examples to explain (0: none).")] = 4,
-    examples: Annotated[
-        bool, typer.Option(help="Include dataset texts (explanations, perturbation examples).")
-    ] = True,
+    dataset: DatasetOpt,
+    split: SplitOpt = "test",
+    group_field: GroupFieldOpt = None,
+    out: OutOpt = None,
+    perturbation: PerturbationOpt = None,
+    robustness_sample: RobustnessOpt = 500,
+    min_group_size: MinGroupOpt = 20,
+    explain_method: ExplainMethodOpt = "integrated-gradients",
+    explain_examples: ExplainExamplesOpt = 4,
+    examples: ExamplesOpt = True,
     memory: Annotated[bool, typer.Option(help="Measure serving memory in a fresh process.")] = True,
     generation_samples: Annotated[
         int, typer.Option(help="Generative models: held-out prompts answered in the report.")
@@ -182,27 +233,23 @@ def evaluate(
     sample_tokens: Annotated[
         int, typer.Option(help="Generative models: most new tokens per sample (greedy).")
     ] = 32,
-    seed: Annotated[int, typer.Option(help="Seed for samples and perturbations.")] = 0,
+    seed: SeedOpt = 0,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
     """Build the evaluation report of a model version on a dataset and attach it to the version."""
-    from aimass.training.callbacks import LoopState, RichProgress
-
-    options: dict[str, Any] = {
-        "seed": seed,
-        "robustness_sample": robustness_sample,
-        "min_group_size": min_group_size,
-        "explain_method": explain_method,
-        "explain_examples": explain_examples,
-        "include_examples": examples,
-        "measure_memory": memory,
-        "generation_samples": generation_samples,
-        "sample_tokens": sample_tokens,
-    }
-    if perturbation:
-        options["perturbations"] = list(perturbation)
-    # Validated where it runs (EvaluateSpec), so remote mode needs no local stack here.
+    options = report_options(
+        seed=seed,
+        robustness_sample=robustness_sample,
+        min_group_size=min_group_size,
+        explain_method=explain_method,
+        explain_examples=explain_examples,
+        examples=examples,
+        perturbation=perturbation,
+        measure_memory=memory,
+        generation_samples=generation_samples,
+        sample_tokens=sample_tokens,
+    )
     spec = {
         "model": ref,
         "dataset": dataset,
@@ -210,20 +257,16 @@ def evaluate(
         "group_field": group_field,
         "options": options,
     }
-    progress = [] if json_out else [RichProgress(console=err_console)]
-    try:
+    with report_progress(json_out) as progress:
         attachment, document, html_path = flows.evaluate(
             backend(), spec, project=project, callbacks=progress
         )
-    finally:
-        for callback in progress:
-            callback.on_train_end(LoopState())
     if out is not None:
-        html_path, _json = _copy_report(html_path, html_path.with_name("report.json"), out)
+        html_path, _json = copy_report(html_path, html_path.with_name("report.json"), out)
     if json_out:
         emit_json({"attachment": attachment, "html": str(html_path), "report": document})
         return
-    _print_summary(attachment, html_path)
+    print_summary(f"{attachment.model}@{attachment.version}", attachment.summary, html_path)
 
 
 # -- reports ------------------------------------------------------------------------------
@@ -269,7 +312,7 @@ def get_report(
     project: ProjectOpt = "default",
 ) -> None:
     """Copy a stored evaluation report (HTML + JSON) out of the artifact store."""
-    html_path, json_path = _copy_report(
+    html_path, json_path = copy_report(
         *flows.report_files(backend(), ref, name, project=project), out
     )
     console.print(f"wrote {html_path} and {json_path}")

@@ -1,5 +1,5 @@
 """``aimass pipelines``: create (from a JSON or YAML spec), list, show, versions, alias,
-predict."""
+unalias, delete-version, predict, evaluate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
-from aimass.cli._common import JsonOpt, ProjectOpt, backend, command, console, emit_json, table
+from aimass.cli import _flows as flows
+from aimass.cli import evaluate as ev
+from aimass.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    backend,
+    command,
+    console,
+    emit_json,
+    table,
+)
 from aimass.cli.evaluate import EXPLAIN_HELP, print_explanations
 from aimass.errors import InvalidArgument
 from aimass.schemas import PipelineVersionOut
@@ -121,6 +131,13 @@ def show(ref: RefArg, project: ProjectOpt = "default", json_out: JsonOpt = False
     console.print(f"  steps: {_steps_line(version)}")
     console.print(f"  models: {', '.join(version.models)}")
     console.print(f"  created {version.created_at:%Y-%m-%d %H:%M} by {version.created_by or '-'}")
+    for name, report in version.evaluations.items():
+        numbers = ", ".join(
+            f"{key} {report[key]:.3f}"
+            for key in ("accuracy", "f1_macro")
+            if isinstance(report.get(key), float)
+        )
+        console.print(f"  report {name}: {numbers or '-'}, verdict {report.get('verdict', '-')}")
 
 
 @app.command("versions")
@@ -162,6 +179,37 @@ def alias(
     console.print(f"{name}@{alias_name} → version {moved.version}")
 
 
+@app.command("unalias")
+@command
+def unalias(
+    name: Annotated[str, typer.Argument(help="Pipeline name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    project: ProjectOpt = "default",
+) -> None:
+    """Remove an alias."""
+    backend().pipelines.delete_alias(name, alias_name, project=project)
+    console.print(f"removed alias {alias_name!r} of pipeline {name}")
+
+
+@app.command("delete-version")
+@command
+def delete_version(
+    name: Annotated[str, typer.Argument(help="Pipeline name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a version that no alias points at (its reports stay until garbage collection)."""
+    if not yes:
+        typer.confirm(f"delete pipeline {name}@{version}?", abort=True)
+    deleted = backend().pipelines.delete_version(name, version, project=project)
+    if json_out:
+        emit_json(deleted)
+        return
+    console.print(f"deleted pipeline {deleted.name}@{deleted.version}")
+
+
 @app.command("predict")
 @command
 def predict(
@@ -193,6 +241,62 @@ def predict(
             for t, r in zip(texts, results, strict=True)
         ],
     )
+
+
+@app.command("evaluate")
+@command
+def evaluate(
+    ref: RefArg,
+    dataset: ev.DatasetOpt,
+    split: ev.SplitOpt = "test",
+    group_field: ev.GroupFieldOpt = None,
+    out: ev.OutOpt = None,
+    perturbation: ev.PerturbationOpt = None,
+    robustness_sample: ev.RobustnessOpt = 500,
+    min_group_size: ev.MinGroupOpt = 20,
+    explain_method: ev.ExplainMethodOpt = "integrated-gradients",
+    explain_examples: ev.ExplainExamplesOpt = 4,
+    examples: ev.ExamplesOpt = True,
+    seed: ev.SeedOpt = 0,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Build the evaluation report of a pipeline version (the classification report of
+    its answers, abstentions counted wrong) and record it on the version."""
+    options = ev.report_options(
+        seed=seed,
+        robustness_sample=robustness_sample,
+        min_group_size=min_group_size,
+        explain_method=explain_method,
+        explain_examples=explain_examples,
+        examples=examples,
+        perturbation=perturbation,
+        measure_memory=False,
+    )
+    spec = {
+        "pipeline": ref,
+        "dataset": dataset,
+        "split": split,
+        "group_field": group_field,
+        "options": options,
+    }
+    with ev.report_progress(json_out) as progress:
+        version, name, html, report = flows.evaluate_pipeline(
+            backend(), spec, project=project, callbacks=progress
+        )
+    if out is not None:
+        html, report = ev.copy_report(html, report, out)
+    if json_out:
+        emit_json(
+            {
+                "pipeline": version,
+                "report": name,
+                "html": str(html),
+                "document": json.loads(report.read_text("utf-8")),
+            }
+        )
+        return
+    ev.print_summary(f"{version.name}@{version.version}", version.evaluations[name], html)
 
 
 def _decider(result: dict[str, Any]) -> str:

@@ -295,11 +295,12 @@ class AsyncJobs(_AsyncResource):
     async def submit_evaluation(
         self,
         *,
-        model: str,
+        model: str | None = None,
         dataset: str,
         split: str = "test",
         group_field: str | None = None,
         options: dict[str, Any] | None = None,
+        pipeline: str | None = None,
         project: str | None = None,
     ) -> JobOut:
         """As ``Client.jobs.submit_evaluation``."""
@@ -310,6 +311,7 @@ class AsyncJobs(_AsyncResource):
             "split": split,
             "group_field": group_field,
             "options": options or {},
+            "pipeline": pipeline,
         }
         return await self._send("POST", JobOut, "/jobs", project, body)
 

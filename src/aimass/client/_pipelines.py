@@ -11,6 +11,10 @@ from aimass.client._resources import _Resource
 from aimass.client._wire import version_path
 from aimass.schemas import PipelinePredictResponse, PipelineVersionOut
 
+_REPORT = "/pipelines/{n}/versions/{s}/reports/{r}/report.{f}"
+_ALIAS = "/pipelines/{n}/aliases/{a}"
+_VERSION = "/pipelines/{n}/versions/{v}"
+
 
 def _create_body(spec: Mapping[str, Any], name: str, description: str) -> dict[str, Any]:
     return {"name": name, "spec": dict(spec), "description": description}
@@ -24,7 +28,8 @@ def _predict_body(inputs: Sequence[str], explain: bool | str | None) -> dict[str
 
 
 class _Pipelines(_Resource):
-    """``client.pipelines``: create, list, get, versions, set_alias, predict."""
+    """``client.pipelines``: create, list, get, versions, set_alias, delete_alias,
+    delete_version, predict, report."""
 
     def create(
         self,
@@ -64,6 +69,16 @@ class _Pipelines(_Resource):
         body = {"version": version}
         return self._send("PUT", PipelineVersionOut, template, project, body, n=name, a=alias)
 
+    def delete_alias(self, name: str, alias: str, *, project: str | None = None) -> None:
+        """Remove ``alias`` from pipeline ``name``."""
+        self._c.request("DELETE", self._c._p(_ALIAS, project, n=name, a=alias))
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> PipelineVersionOut:
+        """Delete a version no alias points at (Conflict naming the aliases otherwise)."""
+        return self._send("DELETE", PipelineVersionOut, _VERSION, project, None, n=name, v=version)
+
     def predict(
         self,
         ref: str,
@@ -78,6 +93,14 @@ class _Pipelines(_Resource):
         body = _predict_body(inputs, explain)
         template = "/pipelines/{r}:predict"
         return self._send("POST", PipelinePredictResponse, template, project, body, r=ref)
+
+    def report(
+        self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
+    ) -> bytes:
+        """Evaluation report ``report`` of pipeline version ``ref``: ``report.html`` (or
+        ``report.json``) as bytes (its name is a key of the version's ``evaluations``)."""
+        url = self._c._p(_REPORT, project, r=report, f=fmt, **version_path(ref))
+        return self._c.request_bytes("GET", url)
 
 
 class AsyncPipelines(_AsyncResource):
@@ -118,6 +141,16 @@ class AsyncPipelines(_AsyncResource):
         body = {"version": version}
         return await self._send("PUT", PipelineVersionOut, template, project, body, n=name, a=alias)
 
+    async def delete_alias(self, name: str, alias: str, *, project: str | None = None) -> None:
+        """As ``Client.pipelines.delete_alias``."""
+        await self._c.request("DELETE", self._c._p(_ALIAS, project, n=name, a=alias))
+
+    async def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> PipelineVersionOut:
+        """As ``Client.pipelines.delete_version``."""
+        return await self._send("DELETE", PipelineVersionOut, _VERSION, project, n=name, v=version)
+
     async def predict(
         self,
         ref: str,
@@ -130,3 +163,10 @@ class AsyncPipelines(_AsyncResource):
         body = _predict_body(inputs, explain)
         template = "/pipelines/{r}:predict"
         return await self._send("POST", PipelinePredictResponse, template, project, body, r=ref)
+
+    async def report(
+        self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
+    ) -> bytes:
+        """As ``Client.pipelines.report``."""
+        url = self._c._p(_REPORT, project, r=report, f=fmt, **version_path(ref))
+        return await self._c.request_bytes("GET", url)

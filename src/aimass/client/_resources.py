@@ -200,14 +200,16 @@ class _Jobs(_Resource):
     def submit_evaluation(
         self,
         *,
-        model: str,
+        model: str | None = None,
         dataset: str,
         split: str = "test",
         group_field: str | None = None,
         options: dict[str, Any] | None = None,
+        pipeline: str | None = None,
         project: str | None = None,
     ) -> JobOut:
-        """Queue an evaluation report of ``model`` over a labelled ``dataset``."""
+        """Queue an evaluation report of ``model`` (or of ``pipeline``, a pipeline
+        version) over a labelled ``dataset``."""
         body = {
             "kind": "evaluate",
             "model": model,
@@ -215,6 +217,7 @@ class _Jobs(_Resource):
             "split": split,
             "group_field": group_field,
             "options": options or {},
+            "pipeline": pipeline,
         }
         return self._send("POST", JobOut, "/jobs", project, body)
 

@@ -31,7 +31,10 @@ from aimass.store import Store
 __all__ = [
     "EvaluateSpec",
     "attachment_name",
+    "build_and_publish",
     "check_labelled",
+    "check_rows",
+    "dataset_of",
     "resolve_evaluation",
     "submit_evaluation",
 ]
@@ -50,16 +53,28 @@ class EvaluateSpec:
         split: ``train``, ``validation`` or ``test``.
         group_field: Dataset field to compute fairness by, if any.
         options: :class:`~aimass.evaluation.ReportOptions` fields to override.
+        pipeline: ``NAME@VERSION`` of a pipeline to evaluate instead of a model (the
+            report is stored on the pipeline version: :mod:`aimass.jobs.evaluate_pipeline`).
     """
 
-    model: str
-    dataset: str
+    model: str | None = None
+    dataset: str = ""
     split: str = "test"
     group_field: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    pipeline: str | None = None
 
     def __post_init__(self) -> None:
-        parse_ref(self.model, kind="model")
+        if (self.model is None) == (self.pipeline is None):
+            raise InvalidArgument(
+                "an evaluation names a model or a pipeline: give exactly one of them"
+            )
+        if self.model is not None:
+            parse_ref(self.model, kind="model")
+        else:
+            parse_ref(str(self.pipeline), kind="pipeline")
+        if not self.dataset:
+            raise InvalidArgument("an evaluation needs a labelled dataset: give its name")
         parse_ref(self.dataset, kind="dataset")
         if self.split not in SPLITS:
             raise InvalidArgument(f"unknown split {self.split!r}; use one of {', '.join(SPLITS)}")
@@ -83,14 +98,15 @@ class EvaluateSpec:
         return ReportOptions(**options)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form for the job record."""
-        return {
+        """JSON form for the job record (``pipeline`` only when one is evaluated)."""
+        data = {
             "model": self.model,
             "dataset": self.dataset,
             "split": self.split,
             "group_field": self.group_field,
             "options": self.options,
         }
+        return data if self.pipeline is None else {**data, "pipeline": self.pipeline}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluateSpec:
@@ -98,7 +114,7 @@ class EvaluateSpec:
         return cls(**data)
 
 
-def _dataset(store: Store, project: str, text: str) -> DatasetVersion:
+def dataset_of(store: Store, project: str, text: str) -> DatasetVersion:
     ref = parse_ref(text, kind="dataset")
     if ref.alias not in (None, "latest"):
         raise InvalidArgument(f"dataset reference {text!r}: use NAME or NAME@VERSION")
@@ -110,11 +126,25 @@ def resolve_evaluation(
 ) -> tuple[ModelVersion, DatasetVersion]:
     """Look up the version and dataset and check that they fit together (before any model loads)."""
     from aimass.evaluation import get_report_sections
+
+    assert spec.model is not None  # a pipeline's evaluation: evaluate_pipeline
+    version = store.registry.get_version(project, parse_ref(spec.model, kind="model"))
+    dataset = dataset_of(store, project, spec.dataset)
+    get_report_sections(version.task)
+    task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
+    if version.task in _LABELLED:
+        check_labelled(version, dataset, task_config)
+    else:
+        _check_language_model(version, dataset, task_config)
+    check_rows(spec, dataset)
+    return version, dataset
+
+
+def check_rows(spec: EvaluateSpec, dataset: DatasetVersion) -> None:
+    """The report options name known explainers and perturbations, the group field is a
+    field of ``dataset`` and the split has rows: InvalidArgument naming what is wrong."""
     from aimass.explain import get_explainer
 
-    version = store.registry.get_version(project, parse_ref(spec.model, kind="model"))
-    dataset = _dataset(store, project, spec.dataset)
-    get_report_sections(version.task)
     options = spec.report_options()
     if options.explain_examples:
         get_explainer(options.explain_method)
@@ -124,11 +154,6 @@ def resolve_evaluation(
         for name in options.perturbations:
             get_perturbation(name)
     schema = dataset.schema
-    task_config = verify_bundle(artifacts.resolve(version.uri)).task_config
-    if version.task in _LABELLED:
-        check_labelled(version, dataset, task_config)
-    else:
-        _check_language_model(version, dataset, task_config)
     if spec.group_field is not None and spec.group_field not in schema.extra_fields:
         fields = ", ".join(schema.extra_fields) or "none"
         raise InvalidArgument(
@@ -141,7 +166,6 @@ def resolve_evaluation(
             f"dataset {dataset.ref} has no {spec.split!r} rows "
             f"(splits: {', '.join(f'{k} {v}' for k, v in dataset.splits.items())}); use --split"
         )
-    return version, dataset
 
 
 # Dataset label types each labelled task accepts; the other tasks are language models.
@@ -214,8 +238,17 @@ def _check_language_model(
 def submit_evaluation(
     store: Store, artifacts: ArtifactStore, project: str, spec: EvaluateSpec
 ) -> Job:
-    """Check ``spec`` and queue an ``evaluate`` job, with the model alias and the dataset
-    pinned to the versions they name now (a report must not change subject mid-queue)."""
+    """Check ``spec`` and queue an ``evaluate`` job, with the model (or pipeline) alias and
+    the dataset pinned to the versions they name now (a report must not change subject
+    mid-queue)."""
+    if spec.pipeline is not None:
+        from aimass.jobs.evaluate_pipeline import resolve_pipeline_evaluation
+
+        pipeline, dataset = resolve_pipeline_evaluation(store, artifacts, project, spec)
+        pinned = EvaluateSpec(
+            **{**spec.to_dict(), "pipeline": pipeline.ref, "dataset": dataset.ref}
+        )
+        return store.jobs.create(project, "evaluate", pinned.to_dict())
     version, dataset = resolve_evaluation(store, artifacts, project, spec)
     pinned = EvaluateSpec(**{**spec.to_dict(), "model": version.ref, "dataset": dataset.ref})
     return store.jobs.create(project, "evaluate", pinned.to_dict())
@@ -335,7 +368,7 @@ def _no_scores(texts: Any) -> Any:
     raise AssertionError("token-level reports never ask for class scores")
 
 
-def _publish(ctx: JobContext, report: Any) -> str:
+def publish_report(ctx: JobContext, report: Any) -> str:
     """Stage ``report.html`` + ``report.json`` and publish them; returns the directory URI."""
     payload = report.json_bytes()
     key = f"reports/{hashlib.sha256(payload).hexdigest()}"
@@ -347,21 +380,18 @@ def _publish(ctx: JobContext, report: Any) -> str:
         return ctx.artifacts.publish(directory, key)
 
 
-def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
-    """Build the report, publish it, attach it to the version; returns the result."""
-    from aimass.evaluation import EvaluationData, build_report, check_labels
-    from aimass.training.callbacks import CallbackList
+def evaluation_data(
+    ctx: JobContext, spec: EvaluateSpec, dataset: DatasetVersion, model: Any
+) -> Any:
+    """The rows of ``spec``'s split as :class:`~aimass.evaluation.EvaluationData`, their
+    labels checked against ``model``'s."""
+    from aimass.evaluation import EvaluationData, check_labels
 
-    project = ctx.job.project
-    spec = EvaluateSpec.from_dict(ctx.job.spec)
-    options = spec.report_options()
-    version, dataset = resolve_evaluation(ctx.store, ctx.artifacts, project, spec)
     rows = read_split(ctx.artifacts.resolve(dataset.uri), spec.split)
     truth = rows.tags if dataset.schema.kind == "tokens" else rows.labels
     labels = list(truth) if truth is not None else [None] * len(rows)
-    model = _model_under_test(ctx, version, options)
     check_labels(model.task, model.labels, labels)
-    data = EvaluationData(
+    return EvaluationData(
         name=dataset.name,
         version=dataset.version,
         digest=dataset.digest,
@@ -375,12 +405,26 @@ def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
         tokens=rows.tokens,
         targets=rows.targets,
     )
+
+
+def build_and_publish(
+    ctx: JobContext, spec: EvaluateSpec, dataset: DatasetVersion, model: Any
+) -> tuple[str, str, dict[str, Any]]:
+    """Build ``model``'s report on ``spec``'s rows and publish it: ``(report name, URI,
+    summary)``, the summary with the dataset, split and headline numbers."""
+    from aimass.evaluation import build_report
+    from aimass.training.callbacks import CallbackList
+
+    data = evaluation_data(ctx, spec, dataset, model)
     progress = CallbackList(ctx.callbacks)
     report = build_report(
-        model, data, options, on_phase=progress.on_phase, on_advance=progress.on_phase_advance
+        model,
+        data,
+        spec.report_options(),
+        on_phase=progress.on_phase,
+        on_advance=progress.on_phase_advance,
     )
-    uri = _publish(ctx, report)
-    name = attachment_name(dataset, spec.split, spec.group_field)
+    uri = publish_report(ctx, report)
     summary = {
         "dataset": dataset.ref,
         "split": spec.split,
@@ -388,6 +432,21 @@ def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
         "created_at": report.document["created_at"],
         **report.summary,
     }
+    return attachment_name(dataset, spec.split, spec.group_field), uri, summary
+
+
+def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
+    """Build the report, publish it, attach it to the version; returns the result."""
+    project = ctx.job.project
+    spec = EvaluateSpec.from_dict(ctx.job.spec)
+    if spec.pipeline is not None:
+        from aimass.jobs.evaluate_pipeline import run_pipeline_evaluation
+
+        return run_pipeline_evaluation(ctx, spec)
+    options = spec.report_options()
+    version, dataset = resolve_evaluation(ctx.store, ctx.artifacts, project, spec)
+    model = _model_under_test(ctx, version, options)
+    name, uri, summary = build_and_publish(ctx, spec, dataset, model)
     ref = Ref(name=version.name, version=version.version)
     attachment: Attachment = ctx.store.registry.attach(
         project, ref, kind=ATTACHMENT_KIND, name=name, uri=uri, summary=summary

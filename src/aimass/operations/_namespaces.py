@@ -225,6 +225,22 @@ class Pipelines(Protocol):
         """Run the pipeline over ``inputs``: a result with its trace per input."""
         ...
 
+    def delete_alias(self, name: str, alias: str, *, project: str | None = None) -> None:
+        """Remove ``alias`` from pipeline ``name``."""
+        ...
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> PipelineVersionOut:
+        """Delete a version no alias points at."""
+        ...
+
+    def report(
+        self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
+    ) -> bytes:
+        """Evaluation report ``report`` of pipeline version ``ref``, HTML or JSON."""
+        ...
+
 
 class Jobs(Protocol):
     """``.jobs``: training, evaluation and batch prediction, queued and run by workers."""
@@ -259,14 +275,16 @@ class Jobs(Protocol):
     def submit_evaluation(
         self,
         *,
-        model: str,
+        model: str | None = None,
         dataset: str,
         split: str = "test",
         group_field: str | None = None,
         options: dict[str, Any] | None = None,
+        pipeline: str | None = None,
         project: str | None = None,
     ) -> JobOut:
-        """Queue an evaluation report of ``model`` over a labelled ``dataset``."""
+        """Queue an evaluation report of ``model`` (or of ``pipeline``, a pipeline
+        version) over a labelled ``dataset``."""
         ...
 
     def submit_optimization(

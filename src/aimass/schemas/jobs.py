@@ -60,10 +60,14 @@ class BatchPredictJobCreate(_In):
 
 
 class EvaluateJobCreate(_In):
-    """Queue an evaluation report for a model version over a labelled dataset."""
+    """Queue an evaluation report for a model version (or a pipeline version) over a
+    labelled dataset: give ``model`` or ``pipeline``."""
 
     kind: Literal["evaluate"] = "evaluate"
-    model: Ref
+    model: Ref | None = None
+    pipeline: Ref | None = Field(
+        default=None, description="A pipeline version to evaluate instead of a model."
+    )
     dataset: Ref
     split: Literal["train", "validation", "test"] = "test"
     group_field: str | None = Field(default=None, max_length=255)

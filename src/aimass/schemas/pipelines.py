@@ -43,6 +43,11 @@ class PipelineVersionOut(_Out):
     aliases: list[str]
     created_by: str | None
     created_at: datetime
+    evaluations: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Evaluation reports by name: dataset, split, headline numbers and "
+        "the report's URI (fetch it at .../reports/{name}/report.html).",
+    )
     created: Created = None
 
     @classmethod
@@ -59,6 +64,7 @@ class PipelineVersionOut(_Out):
             aliases=list(p.aliases),
             created_by=p.created_by,
             created_at=p.created_at,
+            evaluations=p.evaluations,
         )
 
 

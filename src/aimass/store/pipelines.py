@@ -7,11 +7,13 @@ as model aliases do (``production`` → version 3), kept in their own table.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aimass.entities import PipelineVersion
-from aimass.errors import NotFound
+from aimass.errors import Conflict, NotFound
 from aimass.refs import LATEST, Ref, validate_name
 from aimass.store._common import project_row, retry_on_duplicate
 from aimass.store.registry import validate_alias
@@ -58,21 +60,13 @@ class PipelineRepository(_VersionedRepository[PipelineVersionRow, PipelineVersio
     def _set_alias(self, project: str, name: str, alias: str, version: int) -> PipelineVersion:
         self.get(project, name, version)  # NotFound naming the latest version
         with self._session() as session:
-            proj = project_row(session, project)
-            target = session.scalar(
-                select(PipelineVersionRow)
-                .where(
-                    PipelineVersionRow.project_id == proj.id,
-                    PipelineVersionRow.name == name,
-                    PipelineVersionRow.version == version,
-                )
-                .with_for_update()
-            )
-            assert target is not None  # checked above; versions are never renumbered
+            target = self._locked_row(session, project, name, version)
             current = self._alias_row(session, project, name, alias)
             if current is None:
                 session.add(
-                    PipelineAliasRow(project_id=proj.id, name=name, alias=alias, version_row=target)
+                    PipelineAliasRow(
+                        project_id=target.project_id, name=name, alias=alias, version_row=target
+                    )
                 )
             else:
                 current.version_row = target
@@ -80,6 +74,59 @@ class PipelineRepository(_VersionedRepository[PipelineVersionRow, PipelineVersio
             session.flush()
             session.refresh(target)
             return target.to_entity()
+
+    def delete_version(self, project: str, name: str, version: int) -> PipelineVersion:
+        """Delete a version no alias points at; returns what was deleted (Conflict naming
+        the aliases otherwise)."""
+        validate_name(name, kind="pipeline")
+        self.get(project, name, version)  # NotFound naming the latest version
+        with self._session() as session:
+            row = self._locked_row(session, project, name, version)
+            if row.aliases:
+                held = ", ".join(sorted(a.alias for a in row.aliases))
+                raise Conflict(
+                    f"pipeline {name!r} version {version} is held by alias(es) {held}; "
+                    f"move them or remove them with 'aimass pipelines unalias {name} ALIAS'",
+                    aliases=held,
+                )
+            entity = row.to_entity()
+            session.delete(row)
+            return entity
+
+    def _locked_row(
+        self, session: Session, project: str, name: str, version: int
+    ) -> PipelineVersionRow:
+        proj = project_row(session, project)
+        row = session.scalar(
+            select(PipelineVersionRow)
+            .where(
+                PipelineVersionRow.project_id == proj.id,
+                PipelineVersionRow.name == name,
+                PipelineVersionRow.version == version,
+            )
+            .with_for_update()
+        )
+        if row is None:  # deleted since the caller's check
+            raise NotFound(
+                f"pipeline {name!r} has no version {version}",
+                resource="pipeline",
+                name=name,
+                version=version,
+            )
+        return row
+
+    def record_evaluation(
+        self, project: str, name: str, version: int, report: str, record: dict[str, Any]
+    ) -> PipelineVersion:
+        """Store evaluation ``report`` (its headline numbers and URI) on a version,
+        replacing a report of the same name; the row is locked, so two evaluations
+        finishing together both stay."""
+        self.get(project, name, version)  # NotFound naming the latest version
+        with self._session() as session:
+            row = self._locked_row(session, project, name, version)
+            row.evaluations = {**(row.evaluations or {}), report: record}
+            session.flush()
+            return row.to_entity()
 
     def delete_alias(self, project: str, name: str, alias: str) -> None:
         """Remove ``alias`` from pipeline ``name``."""

@@ -289,6 +289,8 @@ class PipelineVersionRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str | None] = mapped_column(String(127), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Report name → headline numbers and the report's URI (a pipeline has no attachments).
+    evaluations: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     project: Mapped[ProjectRow] = relationship()
     aliases: Mapped[list[PipelineAliasRow]] = relationship(back_populates="version_row")
@@ -304,6 +306,7 @@ class PipelineVersionRow(Base):
             created_by=self.created_by,
             created_at=aware(self.created_at),
             aliases=tuple(sorted(a.alias for a in self.aliases)),
+            evaluations=dict(self.evaluations or {}),
         )
 
 

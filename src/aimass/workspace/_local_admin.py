@@ -67,11 +67,12 @@ class LocalJobs(_Local):
     def submit_evaluation(
         self,
         *,
-        model: str,
+        model: str | None = None,
         dataset: str,
         split: str = "test",
         group_field: str | None = None,
         options: dict[str, Any] | None = None,
+        pipeline: str | None = None,
         project: str | None = None,
     ) -> s.JobOut:
         """As ``Client.jobs.submit_evaluation``."""
@@ -83,6 +84,7 @@ class LocalJobs(_Local):
             split=split,
             group_field=group_field,
             options=options or {},
+            pipeline=pipeline,
         )
         return s.JobOut.from_entity(self._ws.jobs.submit_evaluation(spec, project=self._p(project)))
 
@@ -237,6 +239,30 @@ class LocalPipelines(_Local):
         return s.PipelinePredictResponse(
             pipeline=version.name, version=version.version, predictions=run.results
         )
+
+    def delete_alias(self, name: str, alias: str, *, project: str | None = None) -> None:
+        """As ``Client.pipelines.delete_alias``."""
+        project = self._p(project)
+        self._ws.pipelines.delete_alias(name, alias, project=project)
+        details = {"alias": alias}
+        self._client.record("pipelines.delete_alias", project, f"pipelines/{name}", details)
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> s.PipelineVersionOut:
+        """As ``Client.pipelines.delete_version``."""
+        project = self._p(project)
+        deleted = self._ws.pipelines.delete_version(name, version, project=project)
+        details = {"version": version}
+        self._client.record("pipelines.delete_version", project, f"pipelines/{name}", details)
+        return s.PipelineVersionOut.from_entity(deleted)
+
+    def report(
+        self, ref: str, report: str, *, fmt: str = "html", project: str | None = None
+    ) -> bytes:
+        """As ``Client.pipelines.report``."""
+        path = self._ws.pipelines.report_file(ref, report, fmt=fmt, project=self._p(project))
+        return path.read_bytes()
 
 
 def _key_details(key: s.ApiKeyOut) -> dict[str, Any]:

@@ -237,6 +237,11 @@ class JobService(Service):
         callbacks: Sequence[Callback] = (),
     ) -> Attachment:
         """Build the evaluation report now, in this process; returns its attachment."""
+        if spec.pipeline is not None:
+            raise InvalidArgument(
+                "a pipeline's report is recorded on the pipeline version, not attached to a "
+                "model: use ws.pipelines.evaluate"
+            )
         job = self.run(self.submit_evaluation(spec, project=project).id, callbacks=callbacks)
         ref = parse_ref(f"{job.result['model']}@{job.result['version']}")
         found = self.store.registry.attachments(project, ref, kind="evaluation")

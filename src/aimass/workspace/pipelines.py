@@ -16,11 +16,13 @@ import copy
 import hashlib
 import threading
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aimass.entities import ModelVersion, PipelineVersion
-from aimass.errors import FailedPrecondition, InvalidArgument, NotFound
+from aimass.errors import InvalidArgument, NotFound
 from aimass.refs import parse_ref, validate_name
+from aimass.serving.pipelines.spec import pinned_version
 from aimass.store import DEFAULT_PROJECT
 from aimass.workspace._service import Service
 from aimass.workspace.access import Principal
@@ -32,19 +34,6 @@ __all__ = ["PipelineService", "pinned_version"]
 
 T = TypeVar("T")
 CLASSIFIER_TASKS = ("classification",)
-
-
-def pinned_version(pin: dict[str, Any], found: ModelVersion) -> ModelVersion:
-    """``found`` (the version a pin names) if its bundle is still the pinned one, else
-    FailedPrecondition: a deleted and re-made version number must not change a pipeline."""
-    if found.digest != pin["digest"]:
-        raise FailedPrecondition(
-            f"model {pin['model']} is not the version this pipeline pinned (bundle "
-            f"{found.digest[:12]}, pinned {pin['digest'][:12]}); create a new pipeline "
-            "version to use it",
-            model=pin["model"],
-        )
-    return found
 
 
 class PipelineService(Service):
@@ -155,6 +144,64 @@ class PipelineService(Service):
     ) -> PipelineVersion:
         """Point ``alias`` of pipeline ``name`` at ``version``."""
         return self.store.pipelines.set_alias(project, name, alias, version)
+
+    def report_file(
+        self, ref: str, report: str, *, fmt: str = "html", project: str = DEFAULT_PROJECT
+    ) -> Path:
+        """The stored ``report.html`` or ``report.json`` of evaluation ``report`` of pipeline
+        version ``ref`` (NotFound listing its reports)."""
+        if fmt not in ("html", "json"):
+            raise InvalidArgument(f"report format {fmt!r} is not 'html' or 'json'")
+        version = self.get(ref, project=project)
+        record = version.evaluations.get(report)
+        if record is None:
+            known = ", ".join(version.evaluations) or "none"
+            raise NotFound(
+                f"pipeline {version.ref} has no evaluation report {report!r} (reports: {known});"
+                f" create one with 'aimass pipelines evaluate {version.ref} --dataset NAME'",
+                resource="report",
+                name=report,
+            )
+        return self.artifacts.resolve(record["report"]) / f"report.{fmt}"
+
+    def evaluate(
+        self,
+        ref: str,
+        *,
+        dataset: str,
+        split: str = "test",
+        group_field: str | None = None,
+        options: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
+        callbacks: Sequence[Any] = (),
+    ) -> tuple[PipelineVersion, str]:
+        """Build pipeline ``ref``'s evaluation report now, in this process: ``(the version
+        with the report recorded, the report's name)``."""
+        from aimass.jobs.evaluate import EvaluateSpec
+
+        spec = EvaluateSpec(
+            pipeline=ref,
+            dataset=dataset,
+            split=split,
+            group_field=group_field,
+            options=dict(options or {}),
+        )
+        jobs = self._ws.jobs
+        job = jobs.run(jobs.submit_evaluation(spec, project=project).id, callbacks=callbacks)
+        return self.get(f"{job.result['pipeline']}@{job.result['version']}", project=project), str(
+            job.result["name"]
+        )
+
+    def delete_alias(self, name: str, alias: str, *, project: str = DEFAULT_PROJECT) -> None:
+        """Remove ``alias`` from pipeline ``name``."""
+        self.store.pipelines.delete_alias(project, name, alias)
+
+    def delete_version(
+        self, name: str, version: int, *, project: str = DEFAULT_PROJECT
+    ) -> PipelineVersion:
+        """Delete a version no alias points at (Conflict naming the aliases otherwise); its
+        reports stay in the artifact store until garbage collection."""
+        return self.store.pipelines.delete_version(project, name, version)
 
     def require_predict(self, principal: Principal, version: PipelineVersion) -> None:
         """PermissionDenied naming the model unless the caller may predict with every model

@@ -77,7 +77,10 @@ class Explanations(Section):
             return SectionResult.skipped(exc.message, status=NOT_APPLICABLE)
         examples = []
         for i, explanation in zip(rows, explained, strict=True):
-            example: dict[str, Any] = {"row": i, "text": ctx.data.texts[i]}
+            # The text the model saw: the offsets of the words are into it (a pipeline may
+            # have de-identified the row before its model read it).
+            text = explanation.get("text") or ctx.data.texts[i]
+            example: dict[str, Any] = {"row": i, "text": text}
             if ctx.model.task == "classification":
                 example.update(
                     true=ctx.model.labels[int(ctx.y_true[i])],

@@ -79,16 +79,22 @@ def _submit_evaluate(
     from aimass.jobs.evaluate import EvaluateSpec
     from aimass.refs import parse_ref
 
-    # A report runs the model over a dataset and attaches to the version: the same
-    # standing as training it.
-    principal.require("train", project=project, model=parse_ref(body.model, kind="model").name)
     spec = EvaluateSpec(
         model=body.model,
         dataset=body.dataset,
         split=body.split,
         group_field=body.group_field,
         options=body.options,
+        pipeline=body.pipeline,
     )
+    # A report runs the model over a dataset and attaches to the version: the same
+    # standing as training it (for a pipeline: every model it runs).
+    if spec.pipeline is not None:
+        for model in ws.pipelines.get(spec.pipeline, project=project).models:
+            principal.require("train", project=project, model=model)
+    else:
+        assert spec.model is not None
+        principal.require("train", project=project, model=parse_ref(spec.model, kind="model").name)
     return JobOut.from_entity(ws.jobs.submit_evaluation(spec, project=project))
 
 

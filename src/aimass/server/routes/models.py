@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -162,18 +164,29 @@ def report_file(
     name: str, selector: str, report: str, fmt: str, project: ReadProject, ws: WorkspaceDep
 ) -> FileResponse:
     """An evaluation report as the self-contained HTML page or its JSON numbers."""
+
+    def locate() -> Path:
+        found = ws.reports.evaluations(f"{name}@{selector}", project=project)
+        chosen = next((a for a in found if a.name == report), None)
+        if chosen is None:
+            known = ", ".join(a.name for a in found) or "none"
+            raise NotFound(f"model {name}@{selector} has no report {report!r} (reports: {known})")
+        return ws.reports.report_file(chosen, fmt=fmt)
+
+    return report_response(fmt, locate)
+
+
+def report_response(fmt: str, locate: Callable[[], Path]) -> FileResponse:
+    """The report file ``locate()`` finds, served: ``html`` with the report's content
+    security policy enforced, or ``json`` (NotFound for any other format, before looking)."""
     if fmt not in ("html", "json"):
         raise NotFound(f"reports come as report.html or report.json, not report.{fmt[:20]}")
-    found = ws.reports.evaluations(f"{name}@{selector}", project=project)
-    chosen = next((a for a in found if a.name == report), None)
-    if chosen is None:
-        known = ", ".join(a.name for a in found) or "none"
-        raise NotFound(f"model {name}@{selector} has no report {report!r} (reports: {known})")
+    path = locate()
     media = "text/html; charset=utf-8" if fmt == "html" else "application/json"
     # The page carries the same policy as a meta tag; the header makes a browser enforce
     # it even when the file is opened from this API.
     headers = {"Content-Security-Policy": REPORT_CSP} if fmt == "html" else {}
-    return FileResponse(ws.reports.report_file(chosen, fmt=fmt), media_type=media, headers=headers)
+    return FileResponse(path, media_type=media, headers=headers)
 
 
 @router.delete("/{name}/versions/{version}", name="models.delete_version")

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from aimass.entities import ModelVersion, PipelineVersion
@@ -29,6 +30,7 @@ from aimass.schemas import (
 )
 from aimass.server.deps import PrincipalDep, ReadProject, StateDep, WorkspaceDep
 from aimass.server.quotas import charge, output_policy
+from aimass.server.routes.models import report_response
 from aimass.server.state import ServerState
 from aimass.serving.policy import OutputPolicy
 from aimass.store import AuditRecord
@@ -95,6 +97,21 @@ def get_version(
     return _out(ws.pipelines.get(f"{name}@{selector}", project=project))
 
 
+@router.get(
+    "/{name}/versions/{selector}/reports/{report}/report.{fmt}",
+    name="pipelines.report_file",
+    response_class=FileResponse,
+)
+def report_file(
+    name: str, selector: str, report: str, fmt: str, project: ReadProject, ws: WorkspaceDep
+) -> FileResponse:
+    """A pipeline version's evaluation report as the HTML page or its JSON numbers."""
+    return report_response(
+        fmt,
+        lambda: ws.pipelines.report_file(f"{name}@{selector}", report, fmt=fmt, project=project),
+    )
+
+
 @router.put("/{name}/aliases/{alias}", name="pipelines.set_alias")
 def set_alias(
     name: str,
@@ -111,6 +128,41 @@ def set_alias(
     moved = ws.pipelines.set_alias(name, alias, body.version, project=project)
     state.forget_pipelines(project, name)
     return _out(moved)
+
+
+@router.delete("/{name}/aliases/{alias}", name="pipelines.delete_alias")
+def delete_alias(
+    name: str,
+    alias: str,
+    project: str,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    state: StateDep,
+) -> dict[str, str]:
+    """Remove an alias (needs ``models:write`` in the project)."""
+    validate_name(project, kind="project")
+    principal.require("models:write", project=project)
+    ws.pipelines.delete_alias(name, alias, project=project)
+    state.forget_pipelines(project, name)
+    return {"deleted": alias}
+
+
+@router.delete("/{name}/versions/{version}", name="pipelines.delete_version")
+def delete_version(
+    name: str,
+    version: int,
+    project: str,
+    principal: PrincipalDep,
+    ws: WorkspaceDep,
+    state: StateDep,
+) -> PipelineVersionOut:
+    """Delete a version no alias points at (409 naming the aliases otherwise; needs
+    ``models:write`` in the project)."""
+    validate_name(project, kind="project")
+    principal.require("models:write", project=project)
+    deleted = ws.pipelines.delete_version(name, version, project=project)
+    state.forget_pipelines(project, name)
+    return _out(deleted)
 
 
 @router.post("/{ref}:predict", name="pipelines.predict", tags=["predict"])

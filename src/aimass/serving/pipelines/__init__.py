@@ -23,6 +23,8 @@ from aimass.serving.pipelines.spec import (
     check_spec,
     entry_of,
     model_refs,
+    output_labels,
+    pinned_version,
     topological_order,
 )
 
@@ -40,6 +42,8 @@ __all__ = [
     "detect_language",
     "entry_of",
     "model_refs",
+    "output_labels",
+    "pinned_version",
     "run_pipeline",
     "topological_order",
 ]

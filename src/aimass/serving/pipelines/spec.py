@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from aimass.errors import InvalidArgument, InvalidName
+from aimass.entities import ModelVersion
+from aimass.errors import FailedPrecondition, InvalidArgument, InvalidName
 from aimass.refs import validate_name
 from aimass.serving.pipelines.steps import (
     ABSTAIN,
@@ -45,6 +46,8 @@ __all__ = [
     "check_spec",
     "entry_of",
     "model_refs",
+    "output_labels",
+    "pinned_version",
     "topological_order",
 ]
 
@@ -282,3 +285,46 @@ def check_labels(spec: dict[str, Any]) -> None:
                 if label not in seen
             ]
     _fail(problems)
+
+
+def output_labels(spec: dict[str, Any]) -> list[str]:
+    """Every label a pinned spec can answer with, in the order its models list them, and
+    ``abstain`` last when a threshold step can abstain (what an evaluation report of the
+    pipeline scores against)."""
+    steps = _steps(spec)
+    order = topological_order(spec)
+    reaching: dict[str, dict[str, None]] = {name: {} for name in order}
+    answers: dict[str, None] = {}
+    abstains = False
+    for name in order:
+        step = steps[name]
+        out = dict(reaching[name])
+        if step["type"] == "model":
+            out = dict.fromkeys(step["pin"]["labels"])
+        elif step["type"] == "ensemble":
+            out = dict.fromkeys(step["pins"][0]["labels"])
+        elif step["type"] == "labels":
+            out = dict.fromkeys(step["map"].get(label, label) for label in out)
+        for _, target in _edges(step):
+            reaching[target].update(out)
+        if step["type"] == "threshold" and step.get("fallback", ABSTAIN) == ABSTAIN:
+            abstains = True
+        leaves = "next" in STEP_TYPES[step["type"]].fields and "next" not in step
+        if step["type"] == "route":
+            leaves = "default" not in step and not set(LANGUAGES) <= set(step["routes"])
+        if leaves:
+            answers.update(out)
+    return [*answers, *([ABSTAIN] if abstains else [])]
+
+
+def pinned_version(pin: dict[str, Any], found: ModelVersion) -> ModelVersion:
+    """``found`` (the version a pin names) if its bundle is still the pinned one, else
+    FailedPrecondition: a deleted and re-made version number must not change a pipeline."""
+    if found.digest != pin["digest"]:
+        raise FailedPrecondition(
+            f"model {pin['model']} is not the version this pipeline pinned (bundle "
+            f"{found.digest[:12]}, pinned {pin['digest'][:12]}); create a new pipeline "
+            "version to use it",
+            model=pin["model"],
+        )
+    return found

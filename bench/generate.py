@@ -29,6 +29,14 @@ each stream's own (from its call to its first text event), p50/p99 over every
 stream of every round. Writes ``bench/results/generate-batched.json``.
 
     python bench/generate.py --concurrency 1,8 [--max-new-tokens 64] [--repeats 3]
+
+``--runners N`` runs the same comparison through the server's runner processes
+(``RunnerPool``, N runners sharing ``--threads``): "batched" is a multiplexed pool
+(the server's default for generative models: many generations per runner, decoded
+together), "unbatched" one generation per runner at a time, as before
+multiplexing. End of sequence is honoured there (the runner's model is its own),
+so both modes generate the same greedy tokens; tokens/s counts what was
+generated. Writes ``bench/results/generate-batched-runners.json``.
 """
 
 from __future__ import annotations
@@ -170,21 +178,55 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def main_concurrent(args: argparse.Namespace) -> None:
-    """Batched vs one-loop-per-call at each concurrency; print and write the summary."""
+class PoolStreams:
+    """A runner pool behind the predictor's ``generate_stream`` signature."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def generate_stream(self, prompt: str, **options):
+        return self.pool.generate_stream(prompt, options)
+
+
+def _predictors(bundle: Path, counts: list[int], args: argparse.Namespace) -> dict:
+    """The two modes compared: in this process, or in runner processes (``--runners``)."""
     from aimass.artifacts.bundle import verify_bundle
     from aimass.serving.generation import GenerationPredictor
 
+    if args.runners:
+        from aimass.serving.runner import RunnerPool
+
+        pools = {
+            name: RunnerPool(
+                bundle,
+                count=args.runners,
+                threads=max(1, args.threads // args.runners),
+                device="cpu",
+                name=f"bench/{name}",
+                multiplex=name == "batched",
+            )
+            for name in ("batched", "unbatched")
+        }
+        for pool in pools.values():
+            pool.open()
+        return {name: PoolStreams(pool) for name, pool in pools.items()}
+    manifest = verify_bundle(bundle)
+    predictors = {
+        "batched": GenerationPredictor(bundle, manifest, "cpu", max_batch=max(counts)),
+        "unbatched": GenerationPredictor(bundle, manifest, "cpu", batching=False),
+    }
+    for predictor in predictors.values():
+        predictor.eos = []  # generate exactly max_new_tokens, as in the default mode
+    return predictors
+
+
+def main_concurrent(args: argparse.Namespace) -> None:
+    """Batched vs one-loop-per-call at each concurrency; print and write the summary."""
     counts = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.model or smollm2_bundle(Path(tmp))
-        manifest = verify_bundle(bundle)
-        predictors = {
-            "batched": GenerationPredictor(bundle, manifest, "cpu", max_batch=max(counts)),
-            "unbatched": GenerationPredictor(bundle, manifest, "cpu", batching=False),
-        }
+        predictors = _predictors(bundle, counts, args)
         for predictor in predictors.values():
-            predictor.eos = []  # generate exactly max_new_tokens, as in the default mode
             # Untimed: first calls pay one-off costs.
             stream_round(predictor, 2, argparse.Namespace(max_new_tokens=4))
         rounds: dict[str, dict[int, list[dict]]] = {n: {c: [] for c in counts} for n in predictors}
@@ -199,11 +241,19 @@ def main_concurrent(args: argparse.Namespace) -> None:
                         f"{max(result['ttft']) * 1000:7.1f} ms  ({result['tokens']} tokens)",
                         flush=True,
                     )
-        model = predictors["batched"].model
-        model_info = {
-            "type": str(model.config.model_type),
-            "parameters": sum(p.numel() for p in model.parameters()),
-        }
+        first = predictors["batched"]
+        if isinstance(first, PoolStreams):
+            from aimass.artifacts.bundle import verify_bundle
+
+            manifest = verify_bundle(bundle)
+            model_info = {"architecture": manifest.architecture, "family": manifest.family}
+            for predictor in predictors.values():
+                predictor.pool.close()
+        else:
+            model_info = {
+                "type": str(first.model.config.model_type),
+                "parameters": sum(p.numel() for p in first.model.parameters()),
+            }
     summary = {
         name: {
             str(count): {
@@ -232,7 +282,7 @@ def main_concurrent(args: argparse.Namespace) -> None:
     print("(goal for batched: >= 3x)")
     RESULTS.mkdir(exist_ok=True)
     out = {
-        "benchmark": "generate-batched",
+        "benchmark": "generate-batched" + ("-runners" if args.runners else ""),
         "model": model_info,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "max_batch": max(counts),
@@ -242,7 +292,8 @@ def main_concurrent(args: argparse.Namespace) -> None:
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
     }
-    (RESULTS / "generate-batched.json").write_text(json.dumps(out, indent=2))
+    name = "generate-batched-runners.json" if args.runners else "generate-batched.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2))
 
 
 def main() -> None:
@@ -255,6 +306,12 @@ def main() -> None:
     parser.add_argument(
         "--concurrency",
         help="comma-separated stream counts (e.g. 1,8): measure continuous batching instead",
+    )
+    parser.add_argument(
+        "--runners",
+        type=int,
+        default=0,
+        help="with --concurrency: through N runner processes (0: in this process)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -42,18 +43,31 @@ class KeywordPredictor:
 
 
 class EchoGenerator(KeywordPredictor):
-    """Generates the prompt's words back, one event each, ``delay`` seconds apart."""
+    """Generates the prompt's words back, one event each, ``delay`` seconds apart; each
+    event says how many generations were running at once (``active``)."""
 
     task = "causal-lm"
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.lock = threading.Lock()
 
     def generate_stream(
         self, prompt: str, *, max_new_tokens: int = 8, delay: float = 0.0
     ) -> Iterator[dict[str, Any]]:
-        words = (prompt.split() * max_new_tokens)[:max_new_tokens]
-        for word in words:
-            time.sleep(delay)
-            yield {"text": word + " ", "pid": os.getpid()}
-        yield {"done": True, "text": " ".join(words), "finish_reason": "length"}
+        if prompt == "crash":
+            os._exit(3)  # the runner dies mid-stream
+        with self.lock:
+            self.active += 1
+        try:
+            words = (prompt.split() * max_new_tokens)[:max_new_tokens]
+            for word in words:
+                time.sleep(delay)
+                yield {"text": word + " ", "pid": os.getpid(), "active": self.active}
+            yield {"done": True, "text": " ".join(words), "finish_reason": "length"}
+        finally:
+            with self.lock:
+                self.active -= 1
 
 
 def load() -> KeywordPredictor:

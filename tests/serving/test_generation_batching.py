@@ -335,3 +335,55 @@ def test_info_shows_the_batching_settings(predictors):
     batched, alone = predictors
     assert batched.info()["batching"] == {"enabled": True, "max_batch": 3}
     assert alone.info()["batching"] == {"enabled": False, "max_batch": 1}
+
+
+# -- through a runner process ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spread_bundle(decoder_dir, tmp_path_factory):
+    """The tiny decoder with spread weights, imported as a base: its bundle directory."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    target = tmp_path_factory.mktemp("spread") / "gpt"
+    shutil.copytree(decoder_dir, target)
+    model = AutoModelForCausalLM.from_pretrained(decoder_dir)
+    _spread(model)
+    model.save_pretrained(target)
+    ws = Workspace(Settings(home=tmp_path_factory.mktemp("spread-home"), device="cpu"))
+    base, _ = ws.bases.import_(str(target), name="gpt")
+    directory = ws.artifacts.resolve(base.uri)
+    ws.close()
+    return directory
+
+
+@pytest.mark.subprocess
+def test_generations_in_one_multiplexed_runner_equal_one_at_a_time(spread_bundle):
+    from aimass.artifacts.bundle import verify_bundle
+    from aimass.serving.generation import GenerationPredictor
+    from aimass.serving.runner import RunnerPool
+
+    pool = RunnerPool(
+        spread_bundle, count=1, threads=1, device="cpu", name="default/gpt@1", multiplex=True
+    )
+    alone = GenerationPredictor(spread_bundle, verify_bundle(spread_bundle), "cpu", batching=False)
+
+    def options(i: int) -> dict:
+        return {"max_new_tokens": 10 + i, "seed": i, "temperature": 0}
+
+    def through_pool(text: str, i: int) -> dict:
+        return list(pool.generate_stream(text, options(i)))[-1]
+
+    try:
+        pool.open()
+        got = run_concurrently(through_pool, PROMPTS)
+        expected = [alone.generate(text, **options(i)) for i, text in enumerate(PROMPTS)]
+        assert [_same(r) for r in got] == [_same(r) for r in expected]
+        assert pool.busy == 0 and pool.restarts == 0
+    finally:
+        pool.close()

@@ -299,3 +299,105 @@ def test_generating_with_a_model_that_cannot_is_refused_by_the_runner(bundle, mo
         assert pool.run(["good"])[0]["label"] == "pos" and pool.restarts == 0
     finally:
         pool.close()
+
+
+def mux_pool(directory, count=1, **kw):
+    return RunnerPool(
+        directory,
+        count=count,
+        threads=1,
+        device="cpu",
+        name="default/g@1",
+        program=FAKE,
+        multiplex=True,
+        **kw,
+    )
+
+
+def test_a_multiplexed_runner_runs_generations_at_once_and_answers_predict_between(bundle):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = mux_pool(bundle)
+    try:
+        pool.open()
+        options = {"max_new_tokens": 12, "delay": 0.05}
+        prompts = ["a b", "c d", "e f"]
+        with ThreadPoolExecutor(3) as threads:
+            running = [
+                threads.submit(lambda p: list(pool.generate_stream(p, options)), p) for p in prompts
+            ]
+            # A predict call while the generations run: its answer is not a stream's frame.
+            assert pool.run(["good"])[0]["label"] == "pos"
+            results = [f.result(timeout=60) for f in running]
+        for prompt, events in zip(prompts, results, strict=True):
+            words = (prompt.split() * 12)[:12]
+            assert events[-1]["text"] == " ".join(words)
+            assert [e["text"] for e in events[:-1]] == [w + " " for w in words]
+        # All three were in the one runner together, each with its own events.
+        assert max(e["active"] for events in results for e in events[:-1]) == 3
+        assert {e["pid"] for events in results for e in events[:-1]} == set(pool.pids())
+        assert pool.busy == 0 and pool.restarts == 0
+    finally:
+        pool.close()
+
+
+def test_closing_one_multiplexed_stream_cancels_only_it(bundle):
+    pool = mux_pool(bundle)
+    try:
+        pool.open()
+        long = pool.generate_stream("x", {"max_new_tokens": 10_000, "delay": 0.01})
+        short = pool.generate_stream("y", {"max_new_tokens": 30, "delay": 0.01})
+        assert next(long)["text"] == "x " and next(short)["text"] == "y "
+        assert pool.busy == 2
+        long.close()  # its client went away
+        rest = list(short)
+        assert rest[-1]["done"] and len(rest) == 30 and pool.busy == 0
+        # The runner stopped the cancelled one: a new generation runs alone.
+        again = list(pool.generate_stream("z", {"max_new_tokens": 2}))
+        assert again[0]["active"] == 1 and pool.restarts == 0
+    finally:
+        pool.close()
+
+
+def test_a_multiplexed_runner_that_dies_fails_its_streams_and_is_replaced(bundle):
+    pool = mux_pool(bundle)
+    try:
+        pool.open()
+        first = pool.pids()[0]
+        running = pool.generate_stream("a", {"max_new_tokens": 10_000, "delay": 0.01})
+        assert next(running)["text"] == "a "
+        with pytest.raises(Unavailable, match="exited"):
+            list(pool.generate_stream("crash", {}))
+        with pytest.raises(Unavailable, match="exited"):
+            list(running)  # the other stream of the dead runner fails too, it does not hang
+        events = list(pool.generate_stream("b", {"max_new_tokens": 2}))
+        assert events[-1]["done"] and pool.restarts == 1 and pool.pids() != [first]
+    finally:
+        pool.close()
+
+
+def test_a_stream_error_reaches_only_its_caller(bundle, monkeypatch):
+    from aimass.errors import UnsupportedModel
+
+    monkeypatch.setenv("AIMASS_FAKE_RUNNER", "classifier")
+    pool = mux_pool(bundle)
+    try:
+        pool.open()
+        with pytest.raises(UnsupportedModel, match="does not generate text"):
+            next(pool.generate_stream("hi", {}))
+        assert pool.run(["good"])[0]["label"] == "pos" and pool.restarts == 0 and pool.busy == 0
+    finally:
+        pool.close()
+
+
+def test_generations_go_to_the_runner_with_the_fewest(bundle):
+    pool = mux_pool(bundle, count=2)
+    try:
+        pool.open()
+        streams = [pool.generate_stream(p, {"max_new_tokens": 100, "delay": 0.01}) for p in "abcd"]
+        pids = [next(s)["pid"] for s in streams]
+        assert sorted(pids.count(pid) for pid in set(pids)) == [2, 2]
+        for stream in streams:
+            stream.close()
+    finally:
+        pool.close()

@@ -258,6 +258,8 @@ class ServerState:
             device=self.settings.device,
             name=f"{version.project}/{version.ref}",
             timeout=self.settings.serve_runner_timeout_seconds,
+            # Generations share a runner's decode steps (continuous batching).
+            multiplex=version.task in ("causal-lm", "seq2seq"),
         )
 
     def _ray_backend(self, version: ModelVersion) -> Backend:

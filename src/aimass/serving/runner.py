@@ -26,6 +26,17 @@ a frame. Messages::
     server → runner   {"op": "cancel"}                        (mid-stream: the client left)
     runner → server   {"cancelled": true}                     (or the events it had already sent)
 
+A runner of a generative model is *multiplexed*: several generations run in it at
+once, so its decode steps batch them (continuous batching,
+:mod:`aimass.serving.decode_batch`). Each carries a stream id, and so does every
+frame of it; a reader thread in the server hands each frame to its stream, and
+frames without an id to the one predict or explain call waiting::
+
+    server → runner   {"op": "generate", "stream": 7, "prompt": "...", ...}
+    runner → server   {"stream": 7, "event": {...}} ... (other streams' frames between)
+    server → runner   {"op": "cancel", "stream": 7}
+    runner → server   {"stream": 7, "cancelled": true}
+
 Predict, explain and generate all run in the runners, so a served model is loaded
 once per runner and the runners' limits, timeouts and metrics cover all three.
 
@@ -39,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import queue
@@ -47,7 +59,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.errors import AimassError, Internal, InvalidArgument, Unavailable, error_from_dict
@@ -69,16 +81,79 @@ def default_runner_threads(runners: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, runners))
 
 
+class _Demux:
+    """The one reader of a multiplexed runner's frames: each goes to the queue of its
+    stream, a frame without one to :attr:`replies`. When the runner's output ends,
+    every waiting queue gets ``None`` (the runner is gone)."""
+
+    def __init__(self, stdout: IO[bytes], name: str) -> None:
+        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._streams: dict[int, queue.Queue[dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+        self._ended = False
+        self._thread = threading.Thread(
+            target=self._read, args=(stdout,), name=f"aimass-demux-{name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def streams(self) -> int:
+        """Generations in flight."""
+        return len(self._streams)
+
+    def open(self, stream: int) -> queue.Queue[dict[str, Any] | None]:
+        """The queue stream ``stream``'s frames arrive in (``None`` at once if the runner ended)."""
+        inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        with self._lock:
+            if self._ended:
+                inbox.put(None)
+            else:
+                self._streams[stream] = inbox
+        return inbox
+
+    def close(self, stream: int) -> None:
+        """Stop routing to ``stream`` (its late frames are dropped)."""
+        with self._lock:
+            self._streams.pop(stream, None)
+
+    def _read(self, stdout: IO[bytes]) -> None:
+        while True:
+            try:
+                message = read_frame(stdout)
+            except (OSError, ValueError, AimassError):
+                message = None
+            if message is None:
+                break
+            stream = message.get("stream")
+            if stream is None:
+                self.replies.put(message)
+                continue
+            with self._lock:
+                inbox = self._streams.get(stream)
+            if inbox is not None:  # else: a late frame of a stream its reader left
+                inbox.put(message)
+        with self._lock:
+            self._ended = True
+            waiting = list(self._streams.values())
+        self.replies.put(None)
+        for inbox in waiting:
+            inbox.put(None)
+
+
 class RunnerProcess:
-    """One runner child process and the pipe to it (used by one thread at a time).
+    """One runner child process and the pipe to it (used by one thread at a time, apart
+    from the generations of a multiplexed runner).
 
     Args:
         directory: The verified bundle to serve.
         device: ``auto``, ``cpu`` or ``cuda``, as in the settings.
         threads: Torch intra-op threads in the runner.
         name: Label for logs and errors (``project/model@version``).
-        timeout: Seconds the runner may take to load, or to answer one batch;
-            past them it is killed (a hung runner must not hold its callers forever).
+        timeout: Seconds the runner may take to load, or to answer one batch (or, for
+            a stream, to send its next event); past them it is killed (a hung runner
+            must not hold its callers forever).
+        multiplex: Run several generations in the runner at once (a generative model:
+            its decode steps batch them), each tagged with a stream id.
     """
 
     def __init__(
@@ -92,6 +167,7 @@ class RunnerProcess:
         program: Sequence[str] = RUNNER_PROGRAM,
         backend: str = "torch",
         graph: Path | None = None,
+        multiplex: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.program = tuple(program)
@@ -101,9 +177,19 @@ class RunnerProcess:
         self.graph = graph
         self.name = name
         self.timeout = timeout
+        self.multiplex = multiplex
         self._proc: subprocess.Popen[bytes] | None = None
         self._timed_out = False
         self._watch = Watchdog(name)
+        self._demux: _Demux | None = None
+        self._write_lock = threading.Lock()
+        self._stream_ids = itertools.count(1)
+
+    @property
+    def streams(self) -> int:
+        """Generations in flight in this (multiplexed) runner."""
+        demux = self._demux
+        return 0 if demux is None else demux.streams
 
     @property
     def alive(self) -> bool:
@@ -142,6 +228,10 @@ class RunnerProcess:
         if message.get("ready") is not True:
             self.close()  # it exits after reporting why
             raise self._error(message)
+        if self.multiplex:
+            proc = self._require()
+            assert proc.stdout is not None
+            self._demux = _Demux(proc.stdout, self.name)
         log.info("model runner ready", extra={"model": self.name, "pid": self.pid})
 
     def start(self) -> None:
@@ -193,6 +283,59 @@ class RunnerProcess:
             if not ended:
                 self._cancel()
 
+    def generate_multiplexed(
+        self, prompt: str, options: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """As :meth:`generate_stream`, as one of the runner's concurrent generations."""
+        demux = self._demux
+        if demux is None or not self.multiplex:
+            raise Unavailable(f"model runner for {self.name} is not running; retry")
+        stream = next(self._stream_ids)
+        inbox = demux.open(stream)
+        ended = False
+        try:
+            self._send(
+                {
+                    "op": "generate",
+                    "stream": stream,
+                    "prompt": prompt,
+                    "options": options,
+                    "model": self.name,
+                }
+            )
+            while True:
+                try:
+                    answer = inbox.get(timeout=self.timeout)
+                except queue.Empty:
+                    ended = True
+                    raise self._stop_hung() from None
+                if answer is None:
+                    ended = True
+                    raise self._gone()
+                event = answer.get("event")
+                if not isinstance(event, dict):
+                    ended = True
+                    if answer.get("cancelled"):
+                        return
+                    raise self._error(answer)
+                ended = bool(event.get("done"))
+                yield event
+                if ended:
+                    return
+        finally:
+            demux.close(stream)
+            if not ended:  # the caller left: stop it in the runner (late frames are dropped)
+                with contextlib.suppress(AimassError):
+                    self._send({"op": "cancel", "stream": stream})
+
+    def _stop_hung(self) -> Unavailable:
+        """Kill a runner that sent nothing for ``timeout`` seconds; the error says so."""
+        self._timed_out = True
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+        return self._gone()
+
     def _cancel(self) -> None:
         """Stop the generation in progress and read up to its end, so the pipe is free."""
         proc = self._proc
@@ -216,7 +359,8 @@ class RunnerProcess:
         proc = self._require()
         assert proc.stdin is not None
         try:
-            write_frame(proc.stdin, message)
+            with self._write_lock:  # the generations of a multiplexed runner write too
+                write_frame(proc.stdin, message)
         except (BrokenPipeError, OSError, ValueError):
             raise self._gone() from None
 
@@ -232,17 +376,21 @@ class RunnerProcess:
     def close(self, timeout: float = 10.0) -> None:
         """Close the pipe (the runner exits on it); kill the runner if it does not."""
         proc, self._proc = self._proc, None
+        self._demux = None
         if proc is None:
             return
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # Closed once the runner is gone: a demultiplexing thread may be reading it until then.
+        if proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
 
     @contextlib.contextmanager
     def _watchdog(self) -> Iterator[None]:
@@ -269,6 +417,12 @@ class RunnerProcess:
     def _receive(self) -> dict[str, Any]:
         proc = self._require()
         assert proc.stdout is not None
+        demux = self._demux
+        if demux is not None:  # its thread reads the frames; the untagged ones come here
+            message = demux.replies.get()
+            if message is None:
+                raise self._gone()
+            return message
         try:
             message = read_frame(proc.stdout)
         except (OSError, ValueError):
@@ -326,6 +480,8 @@ class RunnerPool:
         program: The runner command before its arguments (see :data:`RUNNER_PROGRAM`).
         backend: ``torch``, ``onnx`` or ``onnx-int8`` (the forward pass in each runner).
         graph: The version's ONNX graphs, for the ONNX backends.
+        multiplex: A generative model: generations go to the runner with the fewest in
+            flight, many per runner, and decode together there (see the module docstring).
     """
 
     def __init__(
@@ -340,6 +496,7 @@ class RunnerPool:
         program: Sequence[str] = RUNNER_PROGRAM,
         backend: str = "torch",
         graph: Path | None = None,
+        multiplex: bool = False,
     ) -> None:
         if count < 1 or threads < 1:
             raise InvalidArgument(
@@ -349,6 +506,7 @@ class RunnerPool:
         self.concurrency = count
         self.name = name
         self.backend = backend
+        self.multiplex = multiplex
         self._runners = [
             RunnerProcess(
                 directory,
@@ -359,6 +517,7 @@ class RunnerPool:
                 program=program,
                 backend=backend,
                 graph=graph,
+                multiplex=multiplex,
             )
             for _ in range(count)
         ]
@@ -366,6 +525,7 @@ class RunnerPool:
         self._free: queue.LifoQueue[RunnerProcess] = queue.LifoQueue()
         self._counter: LengthCounter | None = None
         self._lock = threading.Lock()
+        self._restart_lock = threading.Lock()
         self.restarts = 0
 
     def open(self) -> None:
@@ -408,24 +568,37 @@ class RunnerPool:
             return runner.explain(texts, results, method)
 
     def generate_stream(self, prompt: str, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """One generation on a free runner, which it holds until the stream ends."""
-        with self._runner() as runner:
-            yield from runner.generate_stream(prompt, options)
+        """One generation: in a multiplexed pool on the runner with the fewest generations
+        in flight (they decode together), else on a free runner held until the end."""
+        if not self.multiplex:
+            with self._runner() as runner:
+                yield from runner.generate_stream(prompt, options)
+            return
+        runner = min(self._runners, key=lambda r: (not r.alive, r.streams))
+        self._ensure_alive(runner)
+        yield from runner.generate_multiplexed(prompt, options)
 
     @property
     def busy(self) -> int:
-        """Runners working for a caller now (a pool with busy runners is not closed)."""
-        return self.concurrency - self._free.qsize()
+        """Calls running now: runners held by a caller, and generations in flight (a pool
+        with busy runners is not closed)."""
+        held = self.concurrency - self._free.qsize()
+        return held + sum(runner.streams for runner in self._runners)
+
+    def _ensure_alive(self, runner: RunnerProcess) -> None:
+        """Start ``runner`` again if it died (once, when several callers find it dead)."""
+        with self._restart_lock:
+            if not runner.alive:
+                self.restarts += 1
+                log.warning("restarting model runner", extra={"model": self.name})
+                runner.start()
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[RunnerProcess]:
         """A free runner for the block, started again first if it died."""
         runner = self._free.get()
         try:
-            if not runner.alive:
-                self.restarts += 1
-                log.warning("restarting model runner", extra={"model": self.name})
-                runner.start()
+            self._ensure_alive(runner)
             yield runner
         finally:
             self._free.put(runner)

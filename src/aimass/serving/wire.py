@@ -11,16 +11,24 @@ wire around a predictor without torch.
 One runner serves all three calls on a model, so one copy of it is loaded:
 ``predict`` (a batch), ``explain`` (a batch's explanations, added to its results)
 and ``generate`` (a stream of events, which the server may cancel between two).
+
+A ``generate`` (or ``cancel``) frame with a ``"stream"`` id is one of several
+generations the runner runs at once, each in a thread of its own, so a causal
+LM's decode steps batch them (:mod:`aimass.serving.decode_batch`); every frame
+it sends back carries the same id. Frames without one are answered in order,
+between them, as above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import select
 import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
@@ -95,28 +103,77 @@ def _cancelled(inbox: IO[bytes]) -> bool:
     return message is None or message.get("op") == "cancel"
 
 
+Send = Callable[[dict[str, Any]], None]
+
+
 def _generate(
-    predictor: Any, message: dict[str, Any], inbox: IO[bytes], channel: IO[bytes]
+    predictor: Any, message: dict[str, Any], send: Send, cancelled: Callable[[], bool]
 ) -> None:
     """Stream one generation as ``{"event": ...}`` frames; ``{"cancelled": true}`` ends one
-    the server stopped (checked between two events)."""
+    the server stopped (checked between two events). The frames carry the message's
+    ``stream`` id when it has one."""
     prompt, options = message.get("prompt"), message.get("options") or {}
     if not isinstance(prompt, str) or not isinstance(options, dict):
         raise InvalidArgument("runner protocol: 'generate' needs 'prompt' and 'options'")
+    tag = {"stream": message["stream"]} if "stream" in message else {}
     generator = require_generation(predictor, str(message.get("model") or "this"))
     events: Iterator[dict[str, Any]] = generator.generate_stream(prompt, **options)
     try:
         for event in events:
-            write_frame(channel, {"event": event})
+            send({**tag, "event": event})
             if event.get("done"):
                 return
-            if _cancelled(inbox):
-                write_frame(channel, {"cancelled": True})
+            if cancelled():
+                send({**tag, "cancelled": True})
                 return
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+def _error_frame(exc: BaseException, what: str) -> dict[str, Any]:
+    if isinstance(exc, AimassError):
+        return {"error": exc.to_dict()}
+    log.exception("model runner failed %s", what)
+    return {"error": Internal(f"{what} failed: {type(exc).__name__}").to_dict()}
+
+
+class _Streams:
+    """The generations a runner runs at once, one thread each, by stream id."""
+
+    def __init__(self, predictor: Any, send: Send) -> None:
+        self.predictor = predictor
+        self.send = send
+        self.stops: dict[Any, threading.Event] = {}
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Start a tagged ``generate``, or stop the stream a tagged ``cancel`` names."""
+        stream = message["stream"]
+        if message.get("op") == "cancel":
+            stop = self.stops.get(stream)
+            if stop is not None:  # else it crossed the end of its stream: nothing to stop
+                stop.set()
+            return
+        if message.get("op") != "generate":
+            error = InvalidArgument(f"runner protocol: op {message.get('op')!r} has no stream")
+            self.send({"stream": stream, "error": error.to_dict()})
+            return
+        stop = self.stops[stream] = threading.Event()
+        thread = threading.Thread(
+            target=self._run, args=(message, stop), name=f"aimass-stream-{stream}", daemon=True
+        )
+        thread.start()
+
+    def _run(self, message: dict[str, Any], stop: threading.Event) -> None:
+        stream = message["stream"]
+        try:
+            _generate(self.predictor, message, self.send, stop.is_set)
+        except Exception as exc:
+            with contextlib.suppress(OSError, ValueError):  # the server has gone: nobody reads
+                self.send({"stream": stream, **_error_frame(exc, "generation")})
+        finally:
+            self.stops.pop(stream, None)
 
 
 def serve(load: Callable[[], Predicts]) -> int:
@@ -153,16 +210,26 @@ def serve(load: Callable[[], Predicts]) -> int:
         write_frame(channel, {"error": error.to_dict()})
         return 1
     write_frame(channel, {"ready": True, "pid": os.getpid()})
+    lock = threading.Lock()
+
+    def send(message: dict[str, Any]) -> None:
+        with lock:  # stream threads and this loop share the channel
+            write_frame(channel, message)
+
+    streams = _Streams(predictor, send)
     while True:
         message = read_frame(inbox)
         if message is None:
             return 0
+        if "stream" in message:
+            streams.handle(message)
+            continue
         op = message.get("op", "predict")
         if op == "cancel":
             continue  # it crossed a generation that had just ended: nothing to stop
         try:
             if op == "generate":
-                _generate(predictor, message, inbox, channel)
+                _generate(predictor, message, send, lambda: _cancelled(inbox))
                 continue
             if op == "explain":
                 reply = _explain(predictor, message)
@@ -173,9 +240,6 @@ def serve(load: Callable[[], Predicts]) -> int:
                 reply = {"results": predictor.predict(texts, batch_size=len(texts))}
             else:
                 raise InvalidArgument(f"runner protocol: unknown op {op!r}")
-        except AimassError as exc:
-            reply = {"error": exc.to_dict()}
         except Exception as exc:
-            log.exception("model runner failed a batch")
-            reply = {"error": Internal(f"prediction failed: {type(exc).__name__}").to_dict()}
-        write_frame(channel, reply)
+            reply = _error_frame(exc, "prediction")
+        send(reply)

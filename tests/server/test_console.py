@@ -289,3 +289,51 @@ def test_the_training_form_takes_the_clis_advanced_options_as_json(console, admi
     job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
     assert job["spec"]["config"]["max_length"] == 32 and job["status"] == "queued"
     console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+
+
+def test_a_pipeline_page_shows_its_pinned_steps_and_its_report(console, admin_key, trained_home):  # noqa: F811
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    spec = {
+        "steps": [
+            {"name": "clean", "type": "deidentify", "recognizers": ["email"], "next": "clf"},
+            {"name": "clf", "type": "model", "model": "sentiment@latest", "next": "gate"},
+            {"name": "gate", "type": "threshold", "min_score": 0.6},
+        ]
+    }
+    ws = Workspace(Settings(home=trained_home, device="cpu"))
+    try:
+        made, _ = ws.pipelines.create(spec, name="triage", description="reviews in, labels out")
+        quick = {
+            "robustness_sample": 10,
+            "explain_examples": 0,
+            "measure_memory": False,
+            "latency_runs": 2,
+            "batch_runs": 1,
+            "n_boot": 10,
+        }
+        _, report = ws.pipelines.evaluate(made.ref, dataset="reviews", options=quick)
+    finally:
+        ws.close()
+    sign_in(console, admin_key)
+    home = console.get("/console/p/default")
+    assert 'href="/console/p/default/pipelines/triage"' in home.text
+    page = console.get("/console/p/default/pipelines/triage")
+    assert page.status_code == 200, page.text[:300]
+    assert external(page.text) == []
+    for text in (
+        "reviews in, labels out",
+        "clean (entry)",
+        "deidentify",
+        "score ≥ 0.6",
+        "(asked for sentiment@latest)",
+        report,
+    ):
+        assert text in page.text, text
+    frame = f"/console/p/default/pipelines/triage/versions/{made.version}/reports/{report}"
+    assert f'src="{frame}"' in page.text
+    shown = console.get(frame)
+    assert shown.status_code == 200 and "sandbox" in shown.headers["content-security-policy"]
+    assert console.get("/console/p/default/pipelines/nope").status_code == 404
+    assert console.get(frame.replace(report, "nope")).status_code == 404

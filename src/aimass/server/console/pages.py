@@ -1,7 +1,8 @@
-"""Console pages: sign-in, projects, a project's home, datasets and models."""
+"""Console pages: sign-in, projects, a project's home, datasets, models and pipelines."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -109,6 +110,7 @@ async def project_home(request: Request, project: str) -> Response:
             "info": ws.projects.get(project),
             "datasets": ws.datasets.list(project=project),
             "models": ws.models.list(project=project),
+            "pipelines": ws.pipelines.list(project=project),
             "jobs": ws.jobs.list(project=project, limit=10),
             "activity": [],
         }
@@ -302,15 +304,57 @@ async def report(request: Request, project: str, name: str, version: int, report
             raise NotFound(f"model {name}@{version} has no evaluation report {report!r}")
         return ws.reports.report_file(chosen, fmt="html")
 
-    path = await run_in_threadpool(find)
-    # The report is self-contained (inline styles and scripts of its own): it gets a
-    # sandbox of its own instead of the console's policy.
+    return _report_page(await run_in_threadpool(find))
+
+
+def _report_page(path: Path) -> Response:
+    """A report's HTML for a page's frame: self-contained (inline styles and scripts of its
+    own), so it gets a sandbox of its own instead of the console's policy."""
     headers = {
         **HEADERS,
         "content-security-policy": "sandbox allow-scripts; default-src 'none'; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
     }
     return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
+
+
+@router.get(PREFIX + "/p/{project}/pipelines/{name}", name="console.pipeline")
+@guard
+async def pipeline(
+    request: Request, project: str, name: str, version: int | None = None
+) -> Response:
+    """A pipeline's versions; the chosen one's steps with their pinned models, and its
+    evaluation reports."""
+    principal(request).require("read", project=project)
+    ws = state(request).workspace
+    versions = await run_in_threadpool(ws.pipelines.versions, name, project=project)
+    chosen = next((v for v in versions if v.version == version), versions[-1])
+    return page(
+        request,
+        "pipeline.html",
+        project=project,
+        name=name,
+        versions=versions,
+        chosen=chosen,
+        entry=chosen.spec.get("entry") or chosen.spec["steps"][0]["name"],
+    )
+
+
+@router.get(
+    PREFIX + "/p/{project}/pipelines/{name}/versions/{version}/reports/{report}",
+    name="console.pipeline_report",
+)
+@guard
+async def pipeline_report(
+    request: Request, project: str, name: str, version: int, report: str
+) -> Response:
+    """A pipeline version's evaluation report, for the pipeline page's frame (sandboxed)."""
+    principal(request).require("read", project=project)
+    ws = state(request).workspace
+    path = await run_in_threadpool(
+        lambda: ws.pipelines.report_file(f"{name}@{version}", report, project=project)
+    )
+    return _report_page(path)
 
 
 def _metric_names(versions: list[Any]) -> list[tuple[str, str]]:

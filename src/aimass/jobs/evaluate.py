@@ -115,6 +115,7 @@ class EvaluateSpec:
 
 
 def dataset_of(store: Store, project: str, text: str) -> DatasetVersion:
+    """The dataset version ``NAME`` (the latest) or ``NAME@VERSION`` names."""
     ref = parse_ref(text, kind="dataset")
     if ref.alias not in (None, "latest"):
         raise InvalidArgument(f"dataset reference {text!r}: use NAME or NAME@VERSION")

@@ -135,8 +135,11 @@ def _cpu_name() -> str:
 
 
 def _memory(ctx: ReportContext, batch: list[str]) -> dict[str, Any]:
-    if not ctx.options.measure_memory or ctx.model.memory is None:
+    if not ctx.options.measure_memory:
         return {"status": "skipped", "reason": "memory measurement was turned off"}
+    if ctx.model.memory is None:  # a pipeline: several models, each with its own runners
+        reason = f"serving memory is not measured for a {ctx.model.architecture}: see its models'"
+        return {"status": "skipped", "reason": reason}
     try:
         return {"status": "ok", **ctx.model.memory(batch)}
     except AimassError as exc:

@@ -49,11 +49,14 @@ def classification_metrics(
     y_true: Sequence[int] | np.ndarray,
     y_pred: Sequence[int] | np.ndarray,
     labels: Sequence[str],
+    *,
+    average_over: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Accuracy, macro precision/recall/F1, per-class scores and the confusion matrix.
 
     Macro averages run over every class in ``labels`` (scikit-learn's
-    ``average="macro"`` with ``labels=range(C)`` and ``zero_division=0``).
+    ``average="macro"`` with ``labels=range(C)`` and ``zero_division=0``), or over the
+    class indexes ``average_over`` (a pipeline's ``abstain`` is never a true class).
     """
     true = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred, dtype=np.int64)
@@ -64,11 +67,12 @@ def classification_metrics(
     precision = _safe_div(tp, predicted)
     recall = _safe_div(tp, support)
     f1 = _safe_div(2 * precision * recall, precision + recall)
+    over = list(range(len(labels))) if average_over is None else list(average_over)
     return {
         "accuracy": float(tp.sum() / max(len(true), 1)),
-        "precision_macro": float(precision.mean()),
-        "recall_macro": float(recall.mean()),
-        "f1_macro": float(f1.mean()),
+        "precision_macro": float(precision[over].mean()),
+        "recall_macro": float(recall[over].mean()),
+        "f1_macro": float(f1[over].mean()),
         "per_class": {
             label: {
                 "precision": float(precision[i]),

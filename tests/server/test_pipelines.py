@@ -298,9 +298,24 @@ QUICK = {
 
 
 def test_a_pipeline_is_evaluated_like_a_model_and_its_report_is_served(api, admin, home):
+    import statistics
+
     from aimass.data.tables import read_split
 
-    made = create(api, admin, name="judged")
+    ws = Workspace(Settings(home=home, device="cpu"))
+    try:
+        dataset = ws.datasets.get("reviews")
+        rows = read_split(ws.artifacts.resolve(dataset.uri), "test")
+    finally:
+        ws.close()
+    # The threshold at the model's median score: about half the rows are abstained on.
+    scores = api.post(
+        "/v1/projects/default/models/sentiment@1:predict",
+        headers=admin,
+        json={"inputs": rows.texts},
+    ).json()["predictions"]
+    gate = {**SPEC["steps"][4], "min_score": statistics.median(p["score"] for p in scores)}
+    made = create(api, admin, name="judged", spec={"steps": [*SPEC["steps"][:4], gate]})
     ref, version = f"judged@{made['version']}", f"{P}/judged/versions/{made['version']}"
     body = {"kind": "evaluate", "pipeline": ref, "dataset": "reviews", "options": QUICK}
     # A report runs the pipeline's models and is recorded on it: the standing of training.
@@ -316,8 +331,6 @@ def test_a_pipeline_is_evaluated_like_a_model_and_its_report_is_served(api, admi
     ws = Workspace(Settings(home=home, device="cpu"))
     try:
         done = ws.jobs.run(r.json()["id"])
-        dataset = ws.datasets.get("reviews")
-        rows = read_split(ws.artifacts.resolve(dataset.uri), "test")
     finally:
         ws.close()
     name = done.result["name"]
@@ -331,9 +344,23 @@ def test_a_pipeline_is_evaluated_like_a_model_and_its_report_is_served(api, admi
     right = sum(a["label"] == str(t) for a, t in zip(answers, rows.labels, strict=True))
     assert summary["accuracy"] == pytest.approx(right / len(rows))
 
+    abstained = sum(a["abstained"] for a in answers)
+    assert 0 < abstained < len(rows)
+    assert summary["coverage"] == pytest.approx(1 - abstained / len(rows))
     document = api.get(f"{version}/reports/{name}/report.json", headers=admin).json()
     assert document["model"]["architecture"] == "pipeline"
     assert document["model"]["labels"] == ["neg", "pos", "abstain"]
+    # Macro averages are over the true classes: 'abstain' never is one.
+    quality = document["sections"]["quality"]["data"]
+    per_class = quality["per_class"]
+    assert quality["f1_macro"] == pytest.approx(
+        (per_class["neg"]["f1"] + per_class["pos"]["f1"]) / 2
+    )
+    assert quality["answered_accuracy"] == pytest.approx(right / (len(rows) - abstained))
+    calibration = document["sections"]["calibration"]
+    assert calibration["notes"] == [
+        f"over the {len(rows) - abstained} answered inputs (abstentions left out)"
+    ]
     assert document["sections"]["explanations"]["status"] == "ok"
     page = api.get(f"{version}/reports/{name}/report.html", headers=admin)
     assert page.status_code == 200 and "Content-Security-Policy" in page.headers

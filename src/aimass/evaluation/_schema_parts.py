@@ -46,7 +46,9 @@ _CLASSIFICATION_QUALITY = _obj(
             "items": _obj({"true": _STR, "predicted": _STR, "count": _COUNT}),
         },
         "majority_baseline_accuracy": _RATE,
-    }
+    },
+    # A model that can abstain (a pipeline): the share answered and their accuracy.
+    {"coverage": _RATE, "answered_accuracy": _RATE},
 )
 _REGRESSION_QUALITY = _obj(
     {

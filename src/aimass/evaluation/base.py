@@ -68,6 +68,9 @@ class ModelUnderTest:
         tag: Token classification: rows of words → predicted BIO tag per word.
         generate: Generative models: (prompt, max_new_tokens) → greedy output text.
         predict_unit: What one ``predict`` call handles per input, for the resources section.
+        abstain: The label of an input the model declined to answer (a pipeline's
+            ``abstain``), or ``None``. It is never a true class: macro averages leave it
+            out, and the quality section adds the coverage and the accuracy of the answers.
     """
 
     name: str
@@ -93,6 +96,7 @@ class ModelUnderTest:
     tag: Callable[[Sequence[Sequence[str]]], list[list[str]]] | None = None
     generate: Callable[[str, int], str] | None = None
     predict_unit: str = "predictions"
+    abstain: str | None = None
 
     @property
     def ref(self) -> str:
@@ -267,6 +271,11 @@ class ReportContext:
             index = {label: i for i, label in enumerate(self.model.labels)}
             return np.array([index[str(v)] for v in self.data.labels], dtype=np.int64)
         return np.asarray(self.data.labels, dtype=np.float64)
+
+    @cached_property
+    def averaged(self) -> list[int]:
+        """The class indexes macro averages run over: every class but an abstention."""
+        return [i for i, label in enumerate(self.model.labels) if label != self.model.abstain]
 
     @cached_property
     def y_pred(self) -> np.ndarray:

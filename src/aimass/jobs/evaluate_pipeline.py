@@ -6,8 +6,10 @@ resources) computed on what the whole pipeline returns: de-identification, routi
 thresholds and label mapping included. Its label set is every label the pipeline can
 answer with (:func:`~aimass.serving.pipelines.output_labels`) and ``abstain`` when
 a threshold step can abstain: an abstained input scores all its probability on
-``abstain`` and so counts as a wrong answer, and the confusion matrix shows how
-often each class was abstained on. An example's explanation is that of the model step
+``abstain`` and so counts as a wrong answer, the confusion matrix shows how often
+each class was abstained on, macro averages leave ``abstain`` out (it is never a
+true class), and the quality section adds the coverage (the share answered) and
+the accuracy of the answers. An example's explanation is that of the model step
 that decided it, on the text that model saw (de-identified when the pipeline
 de-identifies); an input an ensemble decided has no single model to explain.
 
@@ -175,6 +177,7 @@ class _PipelineUnderTest:
             device=str(next(iter(self.predictors.values())).device),
             threads=torch.get_num_threads(),
             memory=None,
+            abstain=ABSTAIN if ABSTAIN in self.labels else None,
         )
 
 

@@ -144,9 +144,7 @@ class ClassificationFairness(_Fairness):
         metrics: dict[str, Any] = {
             "count": count,
             "accuracy": accuracy_score,
-            "f1_macro": partial(
-                f1_score, labels=list(range(classes)), average="macro", zero_division=0
-            ),
+            "f1_macro": partial(f1_score, labels=ctx.averaged, average="macro", zero_division=0),
         }
         for c in range(classes):
             metrics[f"selection_rate_{c}"] = partial(_rate_of, c=c)

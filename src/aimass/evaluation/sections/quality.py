@@ -41,8 +41,15 @@ class ClassificationQuality(Section):
 
     def compute(self, ctx: ReportContext) -> SectionResult:
         labels = list(ctx.model.labels)
-        metrics = classification_metrics(ctx.y_true, ctx.y_pred, labels)
+        metrics = classification_metrics(ctx.y_true, ctx.y_pred, labels, average_over=ctx.averaged)
         metrics["labels"] = labels
+        summary = {"accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"]}
+        if ctx.model.abstain in labels:
+            answered = ctx.y_pred != labels.index(ctx.model.abstain)
+            right = ctx.y_pred[answered] == ctx.y_true[answered]
+            metrics["coverage"] = float(answered.mean()) if len(answered) else 0.0
+            metrics["answered_accuracy"] = float(right.mean()) if right.size else 0.0
+            summary.update(coverage=metrics["coverage"])
         metrics["top_confusions"] = _top_confusions(metrics["confusion_matrix"], labels)
         metrics["majority_baseline_accuracy"] = (
             float(np.bincount(ctx.y_true, minlength=len(labels)).max() / len(ctx.y_true))
@@ -54,14 +61,26 @@ class ClassificationQuality(Section):
             figures={
                 "confusion_matrix": plots.confusion_matrix_plot(metrics["confusion_matrix"], labels)
             },
-            summary={"accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"]},
+            summary=summary,
         )
 
     def render(self, data: dict[str, Any], figures: dict[str, str]) -> str:
+        abstaining = (
+            [
+                ("share answered (coverage; the rest abstained)", data["coverage"]),
+                ("accuracy of the answers", data["answered_accuracy"]),
+            ]
+            if "coverage" in data
+            else []
+        )
         overall = kv_table(
             [
                 ("examples", data["count"]),
-                ("accuracy", data["accuracy"]),
+                (
+                    "accuracy (an abstention counts as wrong)" if abstaining else "accuracy",
+                    data["accuracy"],
+                ),
+                *abstaining,
                 ("majority-class baseline accuracy", data["majority_baseline_accuracy"]),
                 ("macro precision", data["precision_macro"]),
                 ("macro recall", data["recall_macro"]),
@@ -104,11 +123,19 @@ class CalibrationSection(Section):
     title = "Calibration"
 
     def compute(self, ctx: ReportContext) -> SectionResult:
-        result = calibration_metrics(ctx.scores, ctx.y_true, n_bins=ctx.options.n_bins)
+        scores, truth, notes = ctx.scores, ctx.y_true, []
+        labels = list(ctx.model.labels)
+        if ctx.model.abstain in labels:
+            # An abstention has no confidence to calibrate: the answers are measured.
+            answered = ctx.y_pred != labels.index(ctx.model.abstain)
+            scores, truth = scores[answered], truth[answered]
+            notes.append(f"over the {int(answered.sum())} answered inputs (abstentions left out)")
+        result = calibration_metrics(scores, truth, n_bins=ctx.options.n_bins)
         return SectionResult(
             data=result,
             figures={"reliability": plots.reliability_plot(result["bins"], result["ece"])},
             summary={"ece": result["ece"]},
+            notes=notes,
         )
 
     def render(self, data: dict[str, Any], figures: dict[str, str]) -> str:

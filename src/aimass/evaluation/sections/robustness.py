@@ -221,7 +221,9 @@ class Robustness(PerturbationRobustness):
     ) -> dict[str, Any]:
         scores = ctx.scores[idx] if perturbed is None else ctx.score(perturbed)
         pred = scores.argmax(axis=1)
-        m = classification_metrics(ctx.y_true[idx], pred, list(ctx.model.labels))
+        m = classification_metrics(
+            ctx.y_true[idx], pred, list(ctx.model.labels), average_over=ctx.averaged
+        )
         out: dict[str, Any] = {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"]}
         if clean is not None:
             out["accuracy_drop"] = clean["accuracy"] - m["accuracy"]

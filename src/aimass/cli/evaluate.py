@@ -94,6 +94,7 @@ def report_progress(json_out: bool) -> Iterator[list[Any]]:
 _HEADLINES = (
     "accuracy",
     "f1_macro",
+    "coverage",
     "mae",
     "rmse",
     "r2",

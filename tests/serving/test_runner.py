@@ -401,3 +401,24 @@ def test_generations_go_to_the_runner_with_the_fewest(bundle):
             stream.close()
     finally:
         pool.close()
+
+
+def test_a_stream_of_a_dead_runner_leaves_the_runner_started_since_alone(bundle):
+    pool = mux_pool(bundle)
+    try:
+        pool.open()
+        old = pool.pids()[0]
+        orphan = pool.generate_stream("a", {"max_new_tokens": 10_000, "delay": 0.01})
+        assert next(orphan)["pid"] == old
+        os.kill(old, signal.SIGKILL)
+        assert gone(old)
+        # The next generation starts a new runner before the orphan's reader notices.
+        fresh = pool.generate_stream("b", {"max_new_tokens": 50, "delay": 0.01})
+        new = next(fresh)["pid"]
+        assert new != old and pool.restarts == 1
+        with pytest.raises(Unavailable, match="a new runner has started"):
+            list(orphan)
+        # The orphan's end did not stop the new runner.
+        assert list(fresh)[-1]["done"] and pool.pids() == [new] and pool.restarts == 1
+    finally:
+        pool.close()

@@ -240,8 +240,8 @@ class RunnerProcess:
         self, prompt: str, options: dict[str, Any]
     ) -> Iterator[dict[str, Any]]:
         """As :meth:`generate_stream`, as one of the runner's concurrent generations."""
-        demux = self._demux
-        if demux is None or not self.multiplex:
+        demux, proc = self._demux, self._proc
+        if demux is None or proc is None or not self.multiplex:
             raise Unavailable(f"model runner for {self.name} is not running; retry")
         stream = next(self._stream_ids)
         inbox = demux.open(stream)
@@ -261,10 +261,11 @@ class RunnerProcess:
                     answer = inbox.get(timeout=self.timeout)
                 except queue.Empty:
                     ended = True
-                    raise self._stop_hung() from None
+                    raise self._stop_hung(proc) from None
                 if answer is None:
-                    ended = True
-                    raise self._gone()
+                    # Not ``ended``: if the generate frame reached a runner started since,
+                    # the cancel below stops it there.
+                    raise self._lost(proc)
                 event = answer.get("event")
                 if not isinstance(event, dict):
                     ended = True
@@ -281,13 +282,24 @@ class RunnerProcess:
                 with contextlib.suppress(AimassError):
                     self._send({"op": "cancel", "stream": stream})
 
-    def _stop_hung(self) -> Unavailable:
-        """Kill a runner that sent nothing for ``timeout`` seconds; the error says so."""
-        self._timed_out = True
-        proc = self._proc
-        if proc is not None:
+    def _stop_hung(self, proc: subprocess.Popen[bytes]) -> Unavailable:
+        """Kill runner ``proc``, which sent a stream nothing for ``timeout`` seconds."""
+        if self._proc is proc:
+            self._timed_out = True
             proc.kill()
-        return self._gone()
+        return self._lost(proc)
+
+    def _lost(self, proc: subprocess.Popen[bytes]) -> Unavailable:
+        """The error of a stream whose runner ``proc`` ended. Only a stream of the current
+        process handles its end: one of an earlier process must not stop the runner
+        started since."""
+        if self._proc is proc:
+            return self._gone()
+        return Unavailable(
+            f"the model runner for {self.name} exited while generating; retry (a new runner "
+            "has started)",
+            model=self.name,
+        )
 
     def _cancel(self) -> None:
         """Stop the generation in progress and read up to its end, so the pipe is free."""

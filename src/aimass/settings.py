@@ -180,6 +180,9 @@ class Settings(BaseSettings):
         ray_max_replicas: Most Ray Serve replicas of a served model version.
         ray_target_ongoing_requests: Requests in flight per replica that Ray Serve's
             autoscaler aims for (more scales up, fewer scales down).
+        ray_replica_cpus: CPUs Ray reserves for each Ray Serve replica; fractions
+            pack small models several to a core. Default: ``serve_runner_threads``,
+            or 1 where that is 0.
         server_secret: The secret API-key hashes, the audit chain and console sessions
             are keyed with (64 hex digits), e.g. from a secret manager. Servers that share
             one database must share it. Default: read from ``server_secret_file``.
@@ -263,6 +266,7 @@ class Settings(BaseSettings):
     ray_min_replicas: int = Field(default=1, ge=1, le=64)
     ray_max_replicas: int = Field(default=2, ge=1, le=64)
     ray_target_ongoing_requests: float = Field(default=8.0, gt=0)
+    ray_replica_cpus: float | None = Field(default=None, gt=0, le=256)
     server_secret: SecretStr | None = None
     server_secret_file: Path | None = None
 

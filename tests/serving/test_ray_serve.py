@@ -22,7 +22,7 @@ import pytest
 from aimass.cluster import opener_name, settings_from_json, settings_to_json
 from aimass.errors import FailedPrecondition, InvalidArgument
 from aimass.serving import ray_serve
-from aimass.serving.ray_serve import app_name
+from aimass.serving.ray_serve import app_name, replica_actor_options
 from aimass.settings import Settings
 from aimass.workspace import Workspace
 from aimass.workspace.secrets import open_artifact_store
@@ -48,6 +48,18 @@ def test_application_names_are_validated_and_unambiguous():
             app_name(project, model, 1, DIGEST)
     with pytest.raises(InvalidArgument, match="malformed"):
         app_name("p", "m", 0, DIGEST)
+
+
+def test_a_replica_reserves_the_cpus_set_else_one_per_runner_thread(tmp_path):
+    def options(**settings: Any) -> dict[str, Any]:
+        return replica_actor_options(Settings(home=tmp_path, **settings))
+
+    assert options() == {"num_cpus": 1}
+    assert options(serve_runner_threads=4) == {"num_cpus": 4}
+    assert options(serve_runner_threads=4, ray_replica_cpus=0.5) == {"num_cpus": 0.5}
+    assert options(device="cuda") == {"num_cpus": 1, "num_gpus": 1}
+    with pytest.raises(ValueError, match="ray_replica_cpus"):
+        Settings(home=tmp_path, ray_replica_cpus=0)
 
 
 def test_replicas_get_settings_without_secret_values(tmp_path, monkeypatch):
@@ -145,10 +157,15 @@ def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
+            import ray
             from ray import serve
 
             status = {name: app.deployments for name, app in serve.status().applications.items()}
-            raise AssertionError(f"{what} did not happen within {timeout:g} s; Serve: {status}")
+            free = ray.available_resources()
+            raise AssertionError(
+                f"{what} did not happen within {timeout:g} s; Serve: {status}; "
+                f"free on the cluster: {free}"
+            )
         time.sleep(0.5)
 
 
@@ -220,7 +237,8 @@ def test_replicas_scale_up_under_load_and_back_down(home, cluster, monkeypatch):
     # Short delays and a queue length reported twice a second, so the autoscaler decides
     # within seconds (production: 5 s up, 60 s down, reported every 10 s).
     monkeypatch.setitem(ray_serve.AUTOSCALING, "upscale_delay_s", 1.0)
-    monkeypatch.setitem(ray_serve.AUTOSCALING, "downscale_delay_s", 4.0)
+    # Ten seconds down: a short lull while the new replica starts does not stop it.
+    monkeypatch.setitem(ray_serve.AUTOSCALING, "downscale_delay_s", 10.0)
     monkeypatch.setitem(ray_serve.AUTOSCALING, "metrics_interval_s", 0.5)
     monkeypatch.setitem(ray_serve.AUTOSCALING, "look_back_period_s", 2.0)
     monkeypatch.setattr(ray_serve, "POLL_SECONDS", 0.5)
@@ -233,6 +251,11 @@ def test_replicas_scale_up_under_load_and_back_down(home, cluster, monkeypatch):
         # A quarter of a request in flight per replica: any steady load is over it, so the
         # test does not depend on how fast this machine pushes requests through.
         ray_target_ongoing_requests=0.25,
+        # Half a CPU each: the cluster's two CPUs hold four replicas, so the new replica
+        # never waits for one that is stopping. With one CPU each, a CI run saw a replica
+        # stopped mid-scale-up (STOPPING 1, RUNNING 1, STARTING 1) keep the starting one
+        # off the cluster for the whole 180 s.
+        ray_replica_cpus=0.5,
     ) as (url, key, app):
         _predict(url, key, TEXTS)
         backend = _backend(app)

@@ -55,6 +55,7 @@ __all__ = [
     "RayServeBackend",
     "ScaleEvent",
     "app_name",
+    "replica_actor_options",
 ]
 
 log = logging.getLogger("aimass.serving")
@@ -75,6 +76,21 @@ AUTOSCALING: dict[str, float] = {
 
 POLL_SECONDS = 2.0
 """How often the watcher reads the replica count from ``serve.status()``."""
+
+
+def replica_actor_options(settings: Settings) -> dict[str, Any]:
+    """The Ray resources each replica of a served version reserves: ``ray_replica_cpus``
+    CPUs (default ``serve_runner_threads``, or 1), and one GPU with ``device=cuda``.
+
+    A replica the cluster has no room for stays ``STARTING`` until one that holds
+    resources stops, so the CPUs reserved bound how many replicas fit.
+    """
+    cpus = settings.ray_replica_cpus or settings.serve_runner_threads or 1
+    options: dict[str, Any] = {"num_cpus": cpus}
+    if settings.device == "cuda":
+        options["num_gpus"] = 1
+    return options
+
 
 # A project or model name as the registry validates it; checked again here because the
 # names become Ray application names, which other tools show and parse.
@@ -238,9 +254,6 @@ class RayServeBackend:
         from ray import serve
 
         settings = self.settings
-        actor: dict[str, Any] = {"num_cpus": settings.serve_runner_threads or 1}
-        if settings.device == "cuda":
-            actor["num_gpus"] = 1
         deployment = serve.deployment(
             name=DEPLOYMENT,
             max_ongoing_requests=self.max_ongoing,
@@ -251,7 +264,7 @@ class RayServeBackend:
                 "target_ongoing_requests": settings.ray_target_ongoing_requests,
                 **AUTOSCALING,
             },
-            ray_actor_options=actor,
+            ray_actor_options=replica_actor_options(settings),
             # A bundle that does not load will not load on the tenth try either.
             max_constructor_retry_count=2,
         )(ModelReplica)

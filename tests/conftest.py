@@ -198,6 +198,24 @@ def trained_workspace(home: Path, tiny_bert_dir: Path, data_dir: Path, *, regres
     return ws
 
 
+def register_copy(ws: Any, ref: str, name: str, *, config_digest: str, metrics: bool = True) -> Any:
+    """Register the bundle of version ``ref`` again, straight in the store, as the next
+    version of ``name`` (same digest, files and lineage): a second model, or a new
+    version of the same one, without training. ``config_digest`` tells the copies apart.
+    """
+    v = ws.models.get(ref)
+    return ws.store.registry.create_version(
+        "default",
+        name,
+        task=v.task,
+        digest=v.digest,
+        uri=v.uri,
+        metrics=v.metrics if metrics else {},
+        lineage=v.lineage,
+        config_digest=config_digest,
+    )
+
+
 @pytest.fixture(scope="session")
 def trust_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     """The tiny classifier 'm' (dataset 's') and regressor 'r' (dataset 'rs'), trained once per

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aimass.cli import app
-from tests.conftest import trained_workspace
+from tests.conftest import register_copy, trained_workspace
 
 runner = CliRunner()
 
@@ -35,17 +35,7 @@ steps:
 def built(tmp_path_factory, tiny_bert_dir):
     root = tmp_path_factory.mktemp("pipelines-cli")
     ws = trained_workspace(root / "home", tiny_bert_dir, root / "data")
-    v = ws.models.get("m@1")
-    ws.store.registry.create_version(
-        "default",
-        "m2",
-        task=v.task,
-        digest=v.digest,
-        uri=v.uri,
-        metrics=v.metrics,
-        lineage=v.lineage,
-        config_digest="m2",
-    )
+    register_copy(ws, "m@1", "m2", config_digest="m2")
     ws.close()
     return root
 

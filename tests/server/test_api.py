@@ -153,23 +153,12 @@ def test_audit_verify_over_the_api(client, admin):
 
 def _second_version(trained_home):
     """Register version 2 of 'sentiment' (same bundle) straight in the store."""
-    from aimass.refs import parse_ref
     from aimass.workspace import Workspace
+    from tests.conftest import register_copy
     from tests.server.conftest import serve_settings
 
     ws = Workspace(serve_settings(trained_home))
-    v1 = ws.store.registry.get_version("default", parse_ref("sentiment@1"))
-    v2 = ws.store.registry.create_version(
-        "default",
-        "sentiment",
-        task=v1.task,
-        digest=v1.digest,
-        uri=v1.uri,
-        metrics={},
-        lineage=v1.lineage,
-        config_digest="0" * 64,
-    )
-    return ws, v2
+    return ws, register_copy(ws, "sentiment@1", "sentiment", config_digest="0" * 64, metrics=False)
 
 
 def _served_version(client, admin, ref):

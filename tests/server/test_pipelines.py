@@ -15,6 +15,7 @@ from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.server import create_app
 from aimass.settings import Settings
 from aimass.workspace import Workspace
+from tests.conftest import register_copy
 from tests.server.conftest import make_key, serve_settings
 
 P = "/v1/projects/default/pipelines"
@@ -35,17 +36,7 @@ def home(trained_home):
     """The served home plus 'zh-sentiment': the same bundle registered under a second name
     (a stand-in for a Chinese classifier; routing, not accuracy, is under test)."""
     ws = Workspace(Settings(home=trained_home, device="cpu"))
-    v = ws.models.get("sentiment@1")
-    ws.store.registry.create_version(
-        "default",
-        "zh-sentiment",
-        task=v.task,
-        digest=v.digest,
-        uri=v.uri,
-        metrics=v.metrics,
-        lineage=v.lineage,
-        config_digest="zh",
-    )
+    register_copy(ws, "sentiment@1", "zh-sentiment", config_digest="zh")
     ws.close()
     return trained_home
 
@@ -163,17 +154,7 @@ def test_a_spec_with_problems_is_refused_with_all_of_them(api, admin):
 def test_moving_a_model_alias_never_changes_a_pipeline_version(api, admin, home):
     first = create(api, admin, name="pinned")
     ws = Workspace(Settings(home=home, device="cpu"))
-    v = ws.models.get("sentiment@1")
-    ws.store.registry.create_version(
-        "default",
-        "sentiment",
-        task=v.task,
-        digest=v.digest,
-        uri=v.uri,
-        metrics=v.metrics,
-        lineage=v.lineage,
-        config_digest="again",
-    )
+    register_copy(ws, "sentiment@1", "sentiment", config_digest="again")
     ws.close()
     r = api.put(
         "/v1/projects/default/models/sentiment/aliases/production",

@@ -47,7 +47,7 @@ from aimass.client._transport import (
     tls_verify,
     translate_transport_error,
 )
-from aimass.client._wire import DEFAULT_TIMEOUT, generate_body
+from aimass.client._wire import DEFAULT_TIMEOUT, generate_body, predict_body
 from aimass.schemas import (
     GenerateResponse,
     JobOut,
@@ -168,9 +168,7 @@ class Client:
     ) -> PredictResponse:
         """Predictions plus the version that made them."""
         url = self._p("/models/{ref}:predict", project, ref=ref)
-        body: dict[str, Any] = {"inputs": list(inputs)}
-        if explain:
-            body["explain"] = explain
+        body = predict_body(inputs, explain)
         return PredictResponse.model_validate(self.request("POST", url, json=body))
 
     def generate(
@@ -310,10 +308,8 @@ class AsyncClient:
     ) -> PredictResponse:
         """Predictions plus the version that made them."""
         url = self._p("/models/{ref}:predict", project, ref=ref)
-        payload: dict[str, Any] = {"inputs": list(inputs)}
-        if explain:
-            payload["explain"] = explain
-        return PredictResponse.model_validate(await self.request("POST", url, json=payload))
+        body = predict_body(inputs, explain)
+        return PredictResponse.model_validate(await self.request("POST", url, json=body))
 
     async def generate(
         self, ref: str, prompt: str, *, project: str | None = None, **options: Any

@@ -8,7 +8,7 @@ from typing import Any
 
 from aimass.client._async import _AsyncResource
 from aimass.client._resources import _Resource
-from aimass.client._wire import version_path
+from aimass.client._wire import predict_body, version_path
 from aimass.schemas import PipelinePredictResponse, PipelineVersionOut
 
 _REPORT = "/pipelines/{n}/versions/{s}/reports/{r}/report.{f}"
@@ -18,13 +18,6 @@ _VERSION = "/pipelines/{n}/versions/{v}"
 
 def _create_body(spec: Mapping[str, Any], name: str, description: str) -> dict[str, Any]:
     return {"name": name, "spec": dict(spec), "description": description}
-
-
-def _predict_body(inputs: Sequence[str], explain: bool | str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"inputs": list(inputs)}
-    if explain:
-        body["explain"] = explain
-    return body
 
 
 class _Pipelines(_Resource):
@@ -90,7 +83,7 @@ class _Pipelines(_Resource):
         """Run pipeline ``ref`` over ``inputs``: per input the final ``label`` (``abstain``
         when a threshold abstained), ``score``, ``probabilities``, ``decided_by`` and the
         ``trace``; with ``explain``, the deciding model's ``explanation``."""
-        body = _predict_body(inputs, explain)
+        body = predict_body(inputs, explain)
         template = "/pipelines/{r}:predict"
         return self._send("POST", PipelinePredictResponse, template, project, body, r=ref)
 
@@ -160,7 +153,7 @@ class AsyncPipelines(_AsyncResource):
         project: str | None = None,
     ) -> PipelinePredictResponse:
         """As ``Client.pipelines.predict``."""
-        body = _predict_body(inputs, explain)
+        body = predict_body(inputs, explain)
         template = "/pipelines/{r}:predict"
         return await self._send("POST", PipelinePredictResponse, template, project, body, r=ref)
 

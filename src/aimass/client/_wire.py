@@ -48,6 +48,14 @@ def upload_body(file: Path, name: str, fmt: str | None, options: dict[str, Any])
     return body
 
 
+def predict_body(inputs: Sequence[str], explain: bool | str | None) -> dict[str, Any]:
+    """The body of a model's or a pipeline's ``:predict`` call."""
+    body: dict[str, Any] = {"inputs": list(inputs)}
+    if explain:
+        body["explain"] = explain
+    return body
+
+
 def generate_body(prompt: str, options: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     """The JSON body of a generate call (``stop`` as a list)."""
     if "stop" in options and options["stop"] is not None:

@@ -113,7 +113,14 @@ def cluster(ray_cluster):
 
 @contextlib.contextmanager
 def _serving(home: Path, **settings: Any) -> Iterator[tuple[str, str, Any]]:
-    """``(url, admin key, app)`` of a live server until the block ends (then stopped)."""
+    """``(url, admin key, app)`` of a live server until the block ends (then stopped).
+
+    Replicas take half a CPU: the cluster's two CPUs then hold four, so a new replica never
+    waits for one that is stopping (with one CPU each, a CI run saw a replica stopped
+    mid-scale-up, STOPPING 1, RUNNING 1, STARTING 1, keep the new one off the cluster for
+    180 s).
+    """
+    settings.setdefault("ray_replica_cpus", 0.5)
     server = live_server(home, **settings)
     try:
         yield next(server)
@@ -251,11 +258,6 @@ def test_replicas_scale_up_under_load_and_back_down(home, cluster, monkeypatch):
         # A quarter of a request in flight per replica: any steady load is over it, so the
         # test does not depend on how fast this machine pushes requests through.
         ray_target_ongoing_requests=0.25,
-        # Half a CPU each: the cluster's two CPUs hold four replicas, so the new replica
-        # never waits for one that is stopping. With one CPU each, a CI run saw a replica
-        # stopped mid-scale-up (STOPPING 1, RUNNING 1, STARTING 1) keep the starting one
-        # off the cluster for the whole 180 s.
-        ray_replica_cpus=0.5,
     ) as (url, key, app):
         _predict(url, key, TEXTS)
         backend = _backend(app)

@@ -118,10 +118,10 @@ def test_teacher_with_another_label_set_is_refused(ws):
 
 
 def test_teacher_of_another_task_is_refused(ws):
-    with pytest.raises(InvalidArgument, match="is a regression model"):
+    with pytest.raises(InvalidArgument, match=r"is a regression model.*--task regression"):
         _submit(ws, teacher="r@1")
     with pytest.raises(InvalidArgument, match="cannot be distilled yet"):
-        _submit(ws, dataset="rs", teacher="r@1", task="regression")
+        _submit(ws, dataset="pool", teacher="m@1", task="masked-lm", mode=None)
 
 
 def test_options_without_teacher_or_out_of_range_are_refused():
@@ -132,6 +132,12 @@ def test_options_without_teacher_or_out_of_range_are_refused():
         TrainConfig(teacher="m", distill_alpha=1.5).resolved()
     with pytest.raises(InvalidArgument, match="--workers 2"):
         TrainConfig(teacher="m", workers=2).resolved()
+    # A regressor's teacher says values: no temperature, and none is made up.
+    with pytest.raises(InvalidArgument, match="does not apply to regression") as err:
+        TrainConfig(task="regression", teacher="r", temperature=2.0).resolved()
+    assert err.value.details["field"] == "temperature"
+    regression = TrainConfig(task="regression", teacher="r").resolved()
+    assert (regression.temperature, regression.distill_alpha) == (None, 0.5)
     assert "teacher" not in TrainConfig().resolved().to_dict()
 
 
@@ -185,6 +191,54 @@ def test_loss_matches_hintons_formula():
     assert float(mean) == pytest.approx(float(got.mean()), rel=1e-6)
 
 
+def test_regression_loss_mixes_squared_errors_to_the_teacher_and_the_label():
+    from aimass.training.distill import regression_distillation_loss
+
+    student = torch.tensor([[1.0], [0.0], [2.0]])
+    # (teacher, label, labelled): the last row is a transfer row, its label unused.
+    packed = torch.tensor([[0.0, 3.0, 1.0], [1.0, -1.0, 1.0], [1.5, 9.0, 0.0]])
+    got = regression_distillation_loss(student, packed, alpha=0.25, reduction="none")
+    expected = [0.25 * 1 + 0.75 * 4, 0.25 * 1 + 0.75 * 1, 0.25]
+    assert got.tolist() == pytest.approx(expected)
+    assert float(regression_distillation_loss(student, packed, alpha=0.25)) == pytest.approx(
+        sum(expected) / 3
+    )
+
+
+def test_a_regressor_distils_into_a_student_that_tracks_its_values(ws, tmp_path):
+    from tests.conftest import regression_rows
+
+    few = regression_rows(40, seed=1)
+    ws.datasets.import_file(write_jsonl(tmp_path / "rfew.jsonl", few), name="rfew")
+    pool = [{"text": r["text"]} for r in regression_rows(400, seed=2)]
+    ws.datasets.import_file(write_jsonl(tmp_path / "rpool.jsonl", pool), name="rpool")
+    config = {**STUDENT, "task": "regression"}
+    distilled = ws.jobs.train(
+        TrainSpec(
+            dataset="rfew",
+            base="student",
+            model="rdistilled",
+            config={**config, "teacher": "r@1", "unlabelled": "rpool"},
+        )
+    )
+    hard = ws.jobs.train(TrainSpec(dataset="rfew", base="student", model="rhard", config=config))
+    texts = [r["text"] for r in regression_rows(200, seed=3)]  # held out from every set
+
+    def values(ref):
+        version = ws.models.get(ref)
+        return load_predictor(ws.artifacts.resolve(version.uri), device="cpu").scores(texts)[:, 0]
+
+    teacher = values("r@1")
+    distance = {v.name: float(((values(v.ref) - teacher) ** 2).mean()) for v in (distilled, hard)}
+    assert distance["rdistilled"] < 0.5 * distance["rhard"], distance
+    record = distilled.metrics["distillation"]
+    assert record["teacher"] == "r@1" and record["temperature"] is None
+    assert record["transfer_rows"] == 400 and record["correlation"] > 0.5, record
+    assert record["rmse_ratio"] == pytest.approx(record["student_rmse"] / record["teacher_rmse"])
+    card = ws.models.card("rdistilled@1")
+    assert "## Distilled from" in card and "test RMSE" in card and "Temperature" not in card
+
+
 def test_cli_distills_in_local_mode(ws, monkeypatch):
     monkeypatch.setenv("AIMASS_HOME", str(ws.settings.home))
     monkeypatch.setenv("AIMASS_DEVICE", "cpu")
@@ -219,3 +273,18 @@ def test_cli_distills_in_local_mode(ws, monkeypatch):
     assert again.exit_code == 0, again.output
     assert "distilled from m@1" in again.output
     assert "registered cli-student@1" in again.output
+
+
+def test_cli_distills_a_regressor_and_refuses_a_temperature_for_it(ws, monkeypatch):
+    monkeypatch.setenv("AIMASS_HOME", str(ws.settings.home))
+    monkeypatch.setenv("AIMASS_DEVICE", "cpu")
+    args = ["distill", "--task", "regression", "--teacher", "r@1", "--student", "student"]
+    args += ["--dataset", "rs", "--name", "cli-regressor", "--epochs", "1"]
+    runner = CliRunner()
+    refused = runner.invoke(app, [*args, "--temperature", "2"])
+    assert refused.exit_code != 0
+    assert "does not apply to regression" in refused.output
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "distilled from r@1 (alpha 0.5;" in result.output
+    assert "test RMSE: student" in result.output and "correlation with the teacher" in result.output

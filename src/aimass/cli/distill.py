@@ -33,13 +33,16 @@ def _print_distillation(version: ModelVersionOut) -> None:
     record = version.metrics.get("distillation") or {}
     if not record:
         return
+    temperature = record.get("temperature")
     console.print(
-        f"  distilled from {record.get('teacher')} (temperature {record.get('temperature')}, "
-        f"alpha {record.get('alpha')}; {record.get('labelled_rows', '?')} labelled + "
+        f"  distilled from {record.get('teacher')} ("
+        + (f"temperature {temperature}, " if temperature is not None else "")
+        + f"alpha {record.get('alpha')}; {record.get('labelled_rows', '?')} labelled + "
         f"{record.get('transfer_rows', 0)} transfer rows)"
     )
     for what, key, ratio in (
         ("test accuracy", "accuracy", "accuracy_ratio"),
+        ("test RMSE", "rmse", "rmse_ratio"),
         ("predictions/s", "rows_per_second", "speed_ratio"),
     ):
         if record.get(f"student_{key}") is None:
@@ -51,6 +54,8 @@ def _print_distillation(version: ModelVersionOut) -> None:
         )
     if record.get("agreement") is not None:
         console.print(f"  agreement with the teacher (test): {fmt_metric(record['agreement'])}")
+    if record.get("correlation") is not None:
+        console.print(f"  correlation with the teacher (test): {fmt_metric(record['correlation'])}")
 
 
 @command
@@ -75,14 +80,19 @@ def distill(
             "teacher's soft targets."
         ),
     ] = None,
+    task: Annotated[
+        str,
+        typer.Option(help="classification, or regression (the teacher's values as targets)."),
+    ] = "classification",
     temperature: Annotated[
-        float | None, typer.Option(help="Softmax temperature of the soft targets (default 2).")
+        float | None,
+        typer.Option(help="Softmax temperature of the soft targets (default 2; not regression)."),
     ] = None,
     alpha: Annotated[
         float | None,
         typer.Option(
-            help="Weight of the soft-target term vs the label's cross-entropy on labelled "
-            "rows, 0-1 (default 0.5)."
+            help="Weight of the soft-target term vs the label's loss on labelled rows, 0-1 "
+            "(default 0.5)."
         ),
     ] = None,
     mode: Annotated[
@@ -118,14 +128,15 @@ def distill(
 
     The teacher labels the training rows (and the --unlabelled transfer set) with
     soft targets once; the student trains on them mixed with the labels (Hinton
-    et al.). Its model card records the teacher and the student's accuracy and
+    et al.). Its model card records the teacher and the student's accuracy (RMSE
+    with --task regression, where the student learns the teacher's values) and
     speed relative to it. Locally it trains in this process; with --url /
     AIMASS_URL it submits a job to the server and follows its progress.
     """
     from aimass.training.callbacks import RichProgress
 
     config = _config(
-        task="classification",
+        task=task,
         mode=mode,
         epochs=epochs,
         lr=lr,
@@ -149,7 +160,8 @@ def distill(
         "alias": alias,
         "privacy": dp_options if dp else None,
     }
-    callbacks = [] if json_out else [RichProgress(metric="accuracy")]
+    metric = "rmse" if task == "regression" else "accuracy"
+    callbacks = [] if json_out else [RichProgress(metric=metric)]
     version, _ = flows.train(backend(), spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:
         emit_json(version)

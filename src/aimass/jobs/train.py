@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,14 @@ from aimass.artifacts.bundle import BundleWriter, canonical_json, verify_bundle
 from aimass.artifacts.storage import private_dir
 from aimass.data.tables import read_split
 from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
-from aimass.errors import InvalidArgument, NotFound
+from aimass.errors import InvalidArgument
+from aimass.jobs.distill import (
+    check_distillation,
+    soft_targets,
+    teacher_version,
+    unlabelled_dataset,
+    version_of,
+)
 from aimass.jobs.runner import CheckpointMirror, JobContext, checkpoint_dir, pull_checkpoint
 from aimass.models.device import resolve_device
 from aimass.models.lora import ADAPTER_FILE
@@ -28,7 +34,6 @@ from aimass.store import Store
 from aimass.training.callbacks import CallbackList, TensorBoardLogger
 from aimass.training.config import TrainConfig
 from aimass.training.tasks import (
-    Task,
     TrainInputs,
     TrainOutcome,
     get_task,
@@ -37,14 +42,9 @@ from aimass.training.tasks import (
 )
 
 if TYPE_CHECKING:
-    from aimass.data.tables import SplitData
-    from aimass.training.distill import SoftTargets
+    pass
 
 __all__ = ["TrainSpec", "config_digest", "pin_refs", "resolve_inputs"]
-
-# Rows the teacher scores per call while it labels the data (a progress tick each).
-_TEACHER_CHUNK = 256
-_TEACHER_BATCH = 64  # the student's INFERENCE_BATCH: both are timed at the same batch
 
 log = logging.getLogger("aimass.jobs.train")
 
@@ -104,13 +104,6 @@ class TrainSpec:
         return cls(**data)
 
 
-def _version_of(text: str, kind: str) -> tuple[str, int | None]:
-    ref = parse_ref(text, kind=kind)
-    if ref.alias not in (None, "latest"):
-        raise InvalidArgument(f"{kind} reference {text!r}: use NAME or NAME@VERSION")
-    return ref.name, ref.version
-
-
 def resolve_inputs(
     store: Store, project: str, spec: TrainSpec
 ) -> tuple[DatasetVersion, BaseModel, TrainConfig]:
@@ -118,8 +111,8 @@ def resolve_inputs(
     if spec.base is None:
         raise InvalidArgument("the training spec names no base (Workspace.with_recipe picks one)")
     raw = TrainConfig.from_dict(spec.config)
-    dataset = store.datasets.get(project, *_version_of(spec.dataset, "dataset"))
-    base = store.bases.get(project, *_version_of(spec.base, "base model"))
+    dataset = store.datasets.get(project, *version_of(spec.dataset, "dataset"))
+    base = store.bases.get(project, *version_of(spec.base, "base model"))
     task = get_task(raw.task)
     config = raw.resolved(modes=task.modes, defaults=task.defaults(base.provenance))
     task.check_kind(dataset.schema)
@@ -161,94 +154,8 @@ def resolve_inputs(
         )
     task.check_config(config, family=base.family)
     if config.teacher is not None:
-        _check_distillation(store, project, task, config, dataset, spec)
+        check_distillation(store, project, task, config, dataset, dp=spec.privacy is not None)
     return dataset, base, config
-
-
-def _teacher(store: Store, project: str, text: str) -> ModelVersion:
-    """The teacher's registered version, the error naming ``--teacher``."""
-    try:
-        return store.registry.get_version(project, parse_ref(text, kind="teacher model"))
-    except NotFound as exc:
-        raise NotFound(
-            f"--teacher {text}: {exc.message}; distil from a trained classifier "
-            "(see 'aimass models list')",
-            field="teacher",
-        ) from exc
-
-
-def _unlabelled(store: Store, project: str, text: str) -> DatasetVersion:
-    try:
-        return store.datasets.get(project, *_version_of(text, "unlabelled dataset"))
-    except NotFound as exc:
-        raise NotFound(
-            f"--unlabelled {text}: {exc.message}; import the transfer set first "
-            "('aimass datasets import FILE --name NAME'; labels are not needed)",
-            field="unlabelled",
-        ) from exc
-
-
-def _teacher_labels(teacher: ModelVersion) -> list[str] | None:
-    """The teacher's classes from its recorded metrics (``None`` when not recorded)."""
-    for split in ("validation", "test"):
-        per_class = (teacher.metrics.get(split) or {}).get("per_class")
-        if per_class:
-            return list(per_class)
-    return None
-
-
-def _check_labels(teacher: str, labels: list[str] | None, classes: list[str]) -> None:
-    if labels is not None and sorted(map(str, labels)) != sorted(map(str, classes)):
-        raise InvalidArgument(
-            f"teacher {teacher} predicts the classes {sorted(map(str, labels))} but the "
-            f"student's dataset has {sorted(map(str, classes))}: a student learns the "
-            "teacher's probabilities class by class, so both need the same label set; "
-            "distil from a teacher trained on these classes",
-            field="teacher",
-        )
-
-
-def _check_distillation(
-    store: Store,
-    project: str,
-    task: Task,
-    config: TrainConfig,
-    dataset: DatasetVersion,
-    spec: TrainSpec,
-) -> None:
-    """Refuse a distillation that cannot work, before any job exists."""
-    assert config.teacher is not None
-    if not task.supports_distillation:
-        raise InvalidArgument(
-            f"--teacher: task {task.name!r} cannot be distilled yet (only classification: "
-            "regression and the token and language-model tasks are not built); train the "
-            "student on its labels with 'aimass train' instead",
-            field="teacher",
-        )
-    teacher = _teacher(store, project, config.teacher)
-    if teacher.task != task.name:
-        raise InvalidArgument(
-            f"teacher {teacher.ref} is a {teacher.task} model but the student is trained "
-            f"for {task.name}; distil from a {task.name} model",
-            field="teacher",
-        )
-    _check_labels(teacher.ref, _teacher_labels(teacher), list(dataset.stats.get("classes", [])))
-    if config.unlabelled is not None:
-        transfer = _unlabelled(store, project, config.unlabelled)
-        task.check_kind(transfer.schema)
-    if spec.privacy is not None and teacher.privacy is None:
-        seen = teacher.lineage.dataset.partition("@")[0]
-        if seen == dataset.name:
-            # The teacher's weights hold its (non-private) view of these very rows;
-            # its soft labels would carry it into the student beside DP-SGD's noise.
-            raise InvalidArgument(
-                f"--dp with teacher {teacher.ref}: the teacher was trained on "
-                f"{teacher.lineage.dataset} without differential privacy, so its soft "
-                f"labels leak the rows of {dataset.name!r} past the student's DP-SGD; "
-                "train the teacher with --dp, or distil on another dataset (e.g. a public "
-                "or --unlabelled transfer set)",
-                field="teacher",
-            )
 
 
 def pin_refs(store: Store, project: str, spec: TrainSpec) -> TrainSpec:
@@ -259,9 +166,9 @@ def pin_refs(store: Store, project: str, spec: TrainSpec) -> TrainSpec:
     """
     config = dict(spec.config)
     if config.get("teacher"):
-        config["teacher"] = _teacher(store, project, str(config["teacher"])).ref
+        config["teacher"] = teacher_version(store, project, str(config["teacher"])).ref
     if config.get("unlabelled"):
-        config["unlabelled"] = _unlabelled(store, project, str(config["unlabelled"])).ref
+        config["unlabelled"] = unlabelled_dataset(store, project, str(config["unlabelled"])).ref
     return replace(spec, config=config) if config != spec.config else spec
 
 
@@ -336,71 +243,6 @@ def _write_bundle(
     return manifest.digest, uri
 
 
-def _scores(predictor: Any, texts: list[str], callbacks: CallbackList) -> Any:
-    """(N, C) teacher probabilities, in chunks, each a progress tick (and a chance to cancel)."""
-    import numpy as np
-
-    parts = [np.zeros((0, len(predictor.head.labels)))]
-    for start in range(0, len(texts), _TEACHER_CHUNK):
-        chunk = texts[start : start + _TEACHER_CHUNK]
-        parts.append(predictor.scores(chunk, batch_size=_TEACHER_BATCH))
-        callbacks.on_phase_advance(len(chunk))
-    return np.concatenate(parts)
-
-
-def _soft_targets(
-    ctx: JobContext,
-    config: TrainConfig,
-    dataset: DatasetVersion,
-    splits: dict[str, SplitData],
-    callbacks: CallbackList,
-) -> SoftTargets:
-    """Run the teacher once over the training rows, the transfer set and the test split."""
-    from aimass.serving.predictor import load_predictor
-    from aimass.training.distill import SoftTargets
-
-    assert config.teacher is not None
-    assert config.temperature is not None
-    assert config.distill_alpha is not None
-    teacher = _teacher(ctx.store, ctx.job.project, config.teacher)
-    predictor: Any = load_predictor(ctx.artifacts.resolve(teacher.uri), device=ctx.settings.device)
-    classes = [str(c) for c in dataset.stats["classes"]]
-    labels = [str(c) for c in predictor.head.labels]
-    _check_labels(teacher.ref, labels, classes)
-    order = [labels.index(c) for c in classes]  # teacher columns in the student's order
-    transfer: list[str] = []
-    transfer_ref = None
-    if config.unlabelled is not None:
-        found = _unlabelled(ctx.store, ctx.job.project, config.unlabelled)
-        transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
-    texts = {"train": splits["train"].texts, "transfer": transfer, "test": splits["test"].texts}
-    total = sum(len(t) for t in texts.values())
-    log.info(
-        "teacher %s labels %d rows (soft targets) before the student trains", teacher.ref, total
-    )
-    callbacks.on_phase(f"teacher {teacher.ref} labelling", total)
-    probs: dict[str, Any] = {}
-    seconds = 0.0
-    for name, rows in texts.items():
-        started = time.perf_counter()
-        probs[name] = _scores(predictor, rows, callbacks)[:, order]
-        seconds = time.perf_counter() - started  # the last, the test split, is the timed one
-    tested = len(texts["test"])
-    return SoftTargets(
-        teacher=teacher.ref,
-        teacher_digest=teacher.digest,
-        temperature=config.temperature,
-        alpha=config.distill_alpha,
-        train=probs["train"],
-        transfer_texts=transfer,
-        transfer=probs["transfer"],
-        test=probs["test"],
-        teacher_rows_per_second=tested / seconds if tested and seconds > 0 else None,
-        transfer_set=transfer_ref,
-        teacher_privacy=teacher.privacy,
-    )
-
-
 def run_train_job(ctx: JobContext) -> dict[str, Any]:
     """Train, write the bundle, register the version (and alias); returns the result."""
     project = ctx.job.project
@@ -438,7 +280,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         checkpoint_keys=ctx.artifacts.write_keys,
         privacy=DPEngine(dp) if (dp := spec.dp_config(dataset)) is not None else None,
         distillation=(
-            _soft_targets(ctx, config, dataset, splits, callbacks)
+            soft_targets(ctx, config, dataset, splits, callbacks)
             if config.teacher is not None
             else None
         ),

@@ -93,14 +93,15 @@ class TrainConfig:
             stays the global batch: each worker computes ``1/N`` of every batch and
             the gradients are averaged, so the steps, the learning-rate schedule and
             (up to rounding) the model are those of one worker.
-        teacher: Distillation: ``NAME@REF`` of a registered classifier whose soft
-            targets the student (this run) learns from; pinned to ``NAME@VERSION``
-            when the job is submitted. ``None`` trains on the labels alone.
-        temperature: Distillation: softmax temperature of both teacher and student
-            in the soft-target term (default 2.0; higher = softer targets).
+        teacher: Distillation: ``NAME@REF`` of a registered classifier (or regressor)
+            whose soft targets (values) the student (this run) learns from; pinned to
+            ``NAME@VERSION`` when the job is submitted. ``None`` trains on the labels alone.
+        temperature: Distillation of a classifier: softmax temperature of both teacher
+            and student in the soft-target term (default 2.0; higher = softer targets).
+            Regression has none.
         distill_alpha: Distillation: weight of the soft-target term against the
-            hard-label cross-entropy on labelled rows (default 0.5); rows of the
-            transfer set have no label and take the soft term alone.
+            hard-label loss on labelled rows (default 0.5); rows of the transfer set
+            have no label and take the soft term alone.
         unlabelled: Distillation: ``NAME`` or ``NAME@VERSION`` of an extra dataset
             (every split, labels ignored) that the teacher labels with soft targets.
     """
@@ -157,9 +158,13 @@ class TrainConfig:
             merged["feature_layers"] = 1
         filled = replace(self, **{k: v for k, v in merged.items() if getattr(self, k) is None})
         if filled.teacher is not None:
+            # A regressor's teacher says a value, not probabilities: no temperature.
+            default_temperature = (
+                None if self.task == "regression" else _DISTILL_DEFAULTS["temperature"]
+            )
             filled = replace(
                 filled,
-                temperature=_DISTILL_DEFAULTS["temperature"]
+                temperature=default_temperature
                 if filled.temperature is None
                 else filled.temperature,
                 distill_alpha=_DISTILL_DEFAULTS["distill_alpha"]
@@ -250,8 +255,19 @@ class TrainConfig:
         if self.unlabelled is not None:
             _check_ref(self.unlabelled, kind="unlabelled dataset", field="unlabelled")
         temperature, alpha = self.temperature, self.distill_alpha
+        if self.task == "regression" and temperature is not None:
+            raise InvalidArgument(
+                f"distillation option temperature={temperature!r} does not apply to "
+                "regression: the student learns the teacher's values (squared error), "
+                "not softened probabilities; drop --temperature",
+                field="temperature",
+            )
         checks = [
-            ("temperature", _number(temperature) and 0 < temperature <= 100, "in (0, 100]"),
+            (
+                "temperature",
+                self.task == "regression" or (_number(temperature) and 0 < temperature <= 100),
+                "in (0, 100]",
+            ),
             ("distill_alpha", _number(alpha) and 0 <= alpha <= 1, "in [0, 1]"),
         ]
         for name, ok, rule in checks:

@@ -7,13 +7,19 @@ and hands the probabilities over as :class:`SoftTargets` in the task's
 one loop with :func:`distillation_loss` in place of its own; nothing else about
 the loop changes, so DP-SGD, checkpoints and both training modes work as they do.
 
-The loss of one row with a label ``y`` is::
+For a classifier, the loss of one row with a label ``y`` is::
 
     alpha * T² * KL(teacher_T || student_T) + (1 - alpha) * CE(student, y)
 
 and of a transfer row (no label) the soft term alone, ``T² * KL``. ``_T`` is
 the softmax at temperature ``T``; ``T²`` keeps the soft term's gradients on
 the scale of the hard term's whatever ``T`` is (Hinton et al., section 2).
+
+A regressor's teacher says one value per row, so there is no temperature: the
+soft term is the squared distance to the teacher's value, the hard term the
+squared distance to the label, both on the student's standardised scale::
+
+    alpha * (student - teacher)² + (1 - alpha) * (student - y)²
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ __all__ = [
     "distillation_loss",
     "distillation_report",
     "pack_targets",
+    "regression_distillation_loss",
     "student_loss",
 ]
 
@@ -45,25 +52,27 @@ NO_LABEL = -1
 class SoftTargets:
     """What the teacher said, computed once by the job before the student trains.
 
-    Probabilities are at temperature 1, columns in the student's class order.
+    A classifier's probabilities are at temperature 1, columns in the student's class
+    order; a regressor's values (one column) are in the labels' units.
 
     Attributes:
         teacher: ``NAME@VERSION`` of the teacher.
         teacher_digest: Its bundle digest.
-        temperature: Softmax temperature of the soft-target term.
+        temperature: Softmax temperature of the soft-target term (``None`` for regression).
         alpha: Weight of the soft-target term on labelled rows.
-        train: (N, C) teacher probabilities of the training rows, in their order.
+        train: (N, C) teacher probabilities (or (N, 1) values) of the training rows.
         transfer_texts: Extra rows without labels (the transfer set).
-        transfer: (M, C) teacher probabilities of those rows.
-        test: (K, C) teacher probabilities of the test split (agreement, accuracy).
+        transfer: (M, C) teacher probabilities (or values) of those rows.
+        test: (K, C) teacher probabilities (or values) of the test split.
         teacher_rows_per_second: The teacher's predictions/s on the test split.
         transfer_set: ``NAME@VERSION`` of the transfer set, if any.
         teacher_privacy: The teacher's own DP record, if it was trained privately.
+        task: ``classification`` or ``regression``.
     """
 
     teacher: str
     teacher_digest: str
-    temperature: float
+    temperature: float | None
     alpha: float
     train: np.ndarray
     transfer_texts: list[str]
@@ -72,17 +81,31 @@ class SoftTargets:
     teacher_rows_per_second: float | None = None
     transfer_set: str | None = None
     teacher_privacy: dict[str, Any] | None = None
+    task: str = "classification"
 
 
-def pack_targets(soft: SoftTargets, labels: torch.Tensor, *, temperature: float) -> torch.Tensor:
-    """Training targets (N + M, C + 1): the teacher's log-probabilities at ``temperature``,
-    then the class index of the label (``NO_LABEL`` for the transfer rows).
+def pack_targets(
+    soft: SoftTargets, labels: torch.Tensor, *, scale: tuple[float, float] = (0.0, 1.0)
+) -> torch.Tensor:
+    """Training targets, one tensor indexed by the batch, as the loop and the DP engine
+    expect of targets.
 
-    One tensor indexed by the batch, as the loop and the DP engine expect of targets.
+    A classifier's are (N + M, C + 1): the teacher's log-probabilities at the
+    temperature, then the class index of the label (``NO_LABEL`` for the transfer rows).
+    A regressor's are (N + M, 3): the teacher's value and the label, both standardised
+    as the student's targets are (``scale`` is their mean and standard deviation, and
+    ``labels`` are standardised already), then 1 for a labelled row, 0 for a transfer row.
     """
-    probs = torch.from_numpy(np.concatenate([soft.train, soft.transfer])).float()  # (N+M, C)
+    said = torch.from_numpy(np.concatenate([soft.train, soft.transfer])).float()  # (N+M, C)
+    labelled = torch.cat([torch.ones(len(soft.train)), torch.zeros(len(soft.transfer))])
+    if soft.task == "regression":
+        mean, std = scale
+        teacher = (said[:, :1] - mean) / std
+        hard = torch.cat([labels.cpu().float(), torch.zeros(len(soft.transfer))])
+        return torch.cat([teacher, hard.unsqueeze(-1), labelled.unsqueeze(-1)], dim=-1)
+    assert soft.temperature is not None
     # log p / T, renormalised, is log softmax(z / T) for the teacher's logits z.
-    teacher_log = F.log_softmax(probs.clamp_min(1e-12).log() / temperature, dim=-1)
+    teacher_log = F.log_softmax(said.clamp_min(1e-12).log() / soft.temperature, dim=-1)
     hard = torch.cat(
         [labels.cpu().float(), torch.full((len(soft.transfer),), float(NO_LABEL))]
     ).unsqueeze(-1)  # (N+M, 1)
@@ -108,19 +131,44 @@ def distillation_loss(
     hard = F.cross_entropy(outputs, label.clamp_min(0), reduction="none") * labelled
     soft_weight = torch.where(labelled, alpha, 1.0)  # transfer rows: the soft term alone
     per_row = soft_weight * soft + (1.0 - alpha) * hard  # (B,)
+    return _reduce(per_row, reduction)
+
+
+def regression_distillation_loss(
+    outputs: torch.Tensor, targets: torch.Tensor, *, alpha: float, reduction: str = "mean"
+) -> torch.Tensor:
+    """The squared-error mix of student values (B, 1) against packed targets (B, 3)."""
+    student = outputs[:, 0]
+    teacher, label, labelled = targets[:, 0], targets[:, 1], targets[:, 2]
+    soft = (student - teacher) ** 2
+    hard = (student - label) ** 2 * labelled
+    soft_weight = labelled * alpha + (1.0 - labelled)  # transfer rows: the soft term alone
+    return _reduce(soft_weight * soft + (1.0 - alpha) * hard, reduction)
+
+
+def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return per_row
     return per_row.sum() if reduction == "sum" else per_row.mean()
 
 
 def student_loss(task_loss: LossFunction, soft: SoftTargets | None, config: Any) -> LossFunction:
-    """``task_loss``, or Hinton's distillation loss when a teacher's ``soft`` targets
-    are given (with ``config.temperature`` and ``config.distill_alpha``)."""
+    """``task_loss``, or the distillation loss when a teacher's ``soft`` targets are
+    given (with ``config.temperature`` and ``config.distill_alpha``)."""
     if soft is None:
         return task_loss
-    assert config.temperature is not None
     assert config.distill_alpha is not None
-    temperature, alpha = float(config.temperature), float(config.distill_alpha)
+    alpha = float(config.distill_alpha)
+    if soft.task == "regression":
+
+        def regression(
+            outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
+        ) -> torch.Tensor:
+            return regression_distillation_loss(outputs, targets, alpha=alpha, reduction=reduction)
+
+        return regression
+    assert config.temperature is not None
+    temperature = float(config.temperature)
 
     def loss(
         outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
@@ -141,7 +189,13 @@ def distillation_report(
     student_rows_per_second: float | None,
 ) -> dict[str, Any]:
     """The ``distillation`` block of the student's metrics: teacher, settings, and the
-    student's accuracy, agreement and speed relative to the teacher on the test split."""
+    student's quality, agreement and speed relative to the teacher on the test split.
+
+    ``student_test`` and ``test_labels`` are a classifier's logits and class indices,
+    or a regressor's predicted and true values in the labels' units: quality is then
+    RMSE (``rmse_ratio`` is student ÷ teacher, lower is better) and agreement the
+    correlation of the student's values with the teacher's.
+    """
     report: dict[str, Any] = {
         "teacher": soft.teacher,
         "teacher_digest": soft.teacher_digest,
@@ -155,7 +209,9 @@ def distillation_report(
         report["teacher_privacy"] = {
             k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)
         }
-    if len(test_labels) and len(soft.test):
+    if len(test_labels) and len(soft.test) and soft.task == "regression":
+        report.update(_regression_quality(soft, student_test, test_labels))
+    elif len(test_labels) and len(soft.test):
         teacher_pred = torch.from_numpy(soft.test).argmax(dim=-1)
         student_pred = student_test.argmax(dim=-1)
         teacher_acc = _accuracy(teacher_pred, test_labels)
@@ -175,6 +231,25 @@ def distillation_report(
             speed_ratio=round(student_rows_per_second / teacher_speed, 3),
         )
     return report
+
+
+def _regression_quality(
+    soft: SoftTargets, student: torch.Tensor, truth: torch.Tensor
+) -> dict[str, Any]:
+    teacher = np.asarray(soft.test, dtype=np.float64)[:, 0]
+    values = student.reshape(-1).double().cpu().numpy()
+    true = truth.reshape(-1).double().cpu().numpy()
+    teacher_rmse = float(np.sqrt(np.mean((teacher - true) ** 2)))
+    student_rmse = float(np.sqrt(np.mean((values - true) ** 2)))
+    spread = float(np.std(teacher) * np.std(values))
+    correlation = float(np.mean((teacher - teacher.mean()) * (values - values.mean())) / spread)
+    return {
+        "test_rows": len(true),
+        "teacher_rmse": teacher_rmse,
+        "student_rmse": student_rmse,
+        "rmse_ratio": student_rmse / teacher_rmse if teacher_rmse else None,
+        "correlation": correlation if spread > 0 else None,
+    }
 
 
 def _accuracy(predicted: torch.Tensor, expected: torch.Tensor | Sequence[int]) -> float:

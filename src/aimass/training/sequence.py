@@ -157,9 +157,10 @@ class _SequenceTask(Task):
             name: self.targets(getattr(inputs, name).labels or [], head).to(inputs.device)
             for name in ("train", "validation", "test")
         }
+        # A regressor's outputs and targets are standardised; the teacher's values join them.
+        scale = (head.target_mean, head.target_std)
         if soft is not None:
-            assert cfg.temperature is not None  # a resolved config with a teacher
-            packed = pack_targets(soft, targets["train"], temperature=cfg.temperature)
+            packed = pack_targets(soft, targets["train"], scale=scale)
             targets["train"] = packed.to(inputs.device)
         lora = (
             lora_settings(cfg, model_type=str(encoder.config.model_type), family=head.family)
@@ -181,8 +182,9 @@ class _SequenceTask(Task):
             speed = len(inputs.test) / max(time.perf_counter() - started, 1e-9)
             distilled = distillation_report(
                 soft,
-                student_test=test_outputs,
-                test_labels=targets["test"].cpu(),
+                # Logits, or values in the labels' units (a classifier's scale is (0, 1)).
+                student_test=test_outputs * scale[1] + scale[0],
+                test_labels=targets["test"].cpu() * scale[1] + scale[0],
                 train_rows=len(inputs.train),
                 student_rows_per_second=speed if len(inputs.test) else None,
             )
@@ -443,6 +445,7 @@ class RegressionTask(_SequenceTask):
 
     name = "regression"
     description = "scalar regression (mean squared error)"
+    supports_distillation = True
     metric = "rmse"
     greater_is_better = False
 

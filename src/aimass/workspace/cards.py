@@ -119,8 +119,13 @@ def _distillation_section(version: ModelVersion) -> str:
     lines = [
         f"- Teacher: `{record.get('teacher')}` (bundle digest "
         f"`{str(record.get('teacher_digest', '?'))[:16]}…`)",
-        f"- Temperature {_fmt(record.get('temperature'))}, soft-target weight (alpha) "
-        f"{_fmt(record.get('alpha'))} on labelled rows, 1 on transfer rows",
+        (
+            f"- Temperature {_fmt(record.get('temperature'))}, soft"
+            if record.get("temperature") is not None
+            else "- Soft"  # a regressor's teacher: its values, no temperature
+        )
+        + f"-target weight (alpha) {_fmt(record.get('alpha'))} on labelled rows, 1 on "
+        "transfer rows",
         f"- Trained on {record.get('labelled_rows', '?')} labelled rows"
         + (
             f" and {record.get('transfer_rows', 0)} unlabelled rows of `{transfer}`"
@@ -133,6 +138,7 @@ def _distillation_section(version: ModelVersion) -> str:
         (label, record.get(f"teacher_{key}"), record.get(f"student_{key}"), record.get(ratio))
         for label, key, ratio in (
             ("test accuracy", "accuracy", "accuracy_ratio"),
+            ("test RMSE (lower is better)", "rmse", "rmse_ratio"),
             ("predictions/s (test split, batch 64)", "rows_per_second", "speed_ratio"),
         )
         if record.get(f"student_{key}") is not None
@@ -149,6 +155,11 @@ def _distillation_section(version: ModelVersion) -> str:
         parts.append(
             f"The student predicts the teacher's class on {record['agreement']:.1%} of the "
             f"{record.get('test_rows', '?')} test rows."
+        )
+    if record.get("correlation") is not None:
+        parts.append(
+            f"The student's values correlate with the teacher's at r = "
+            f"{record['correlation']:.3f} on the {record.get('test_rows', '?')} test rows."
         )
     privacy = record.get("teacher_privacy")
     if privacy:

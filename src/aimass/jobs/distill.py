@@ -1,0 +1,215 @@
+"""The teacher's side of a distillation: checks before the job exists, soft targets in it.
+
+A ``train`` job whose config names a ``teacher`` is a distillation. Before the job
+is queued, :func:`check_distillation` refuses what cannot work (an unknown teacher,
+another task, another label set, a non-private teacher of the rows a ``--dp``
+student trains on). In the job, :func:`soft_targets` runs the teacher once over the
+training rows, the transfer set and the test split; the student's loop
+(:mod:`aimass.training.distill`) then learns from what it said: class probabilities
+for a classifier, predicted values for a regressor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aimass.data.tables import read_split
+from aimass.entities import DatasetVersion, ModelVersion
+from aimass.errors import InvalidArgument, NotFound
+from aimass.jobs.runner import JobContext
+from aimass.refs import parse_ref
+from aimass.store import Store
+from aimass.training.callbacks import CallbackList
+from aimass.training.config import TrainConfig
+from aimass.training.tasks import Task
+
+if TYPE_CHECKING:
+    from aimass.data.tables import SplitData
+    from aimass.training.distill import SoftTargets
+
+__all__ = [
+    "check_distillation",
+    "soft_targets",
+    "teacher_version",
+    "unlabelled_dataset",
+    "version_of",
+]
+
+# Rows the teacher scores per call while it labels the data (a progress tick each).
+_TEACHER_CHUNK = 256
+_TEACHER_BATCH = 64  # the student's INFERENCE_BATCH: both are timed at the same batch
+
+log = logging.getLogger("aimass.jobs.train")
+
+
+def version_of(text: str, kind: str) -> tuple[str, int | None]:
+    """``(name, version)`` of ``NAME`` or ``NAME@VERSION`` (an alias is refused)."""
+    ref = parse_ref(text, kind=kind)
+    if ref.alias not in (None, "latest"):
+        raise InvalidArgument(f"{kind} reference {text!r}: use NAME or NAME@VERSION")
+    return ref.name, ref.version
+
+
+def teacher_version(store: Store, project: str, text: str) -> ModelVersion:
+    """The teacher's registered version, the error naming ``--teacher``."""
+    try:
+        return store.registry.get_version(project, parse_ref(text, kind="teacher model"))
+    except NotFound as exc:
+        raise NotFound(
+            f"--teacher {text}: {exc.message}; distil from a trained classifier or regressor "
+            "(see 'aimass models list')",
+            field="teacher",
+        ) from exc
+
+
+def unlabelled_dataset(store: Store, project: str, text: str) -> DatasetVersion:
+    """The transfer set's dataset version, the error naming ``--unlabelled``."""
+    try:
+        return store.datasets.get(project, *version_of(text, "unlabelled dataset"))
+    except NotFound as exc:
+        raise NotFound(
+            f"--unlabelled {text}: {exc.message}; import the transfer set first "
+            "('aimass datasets import FILE --name NAME'; labels are not needed)",
+            field="unlabelled",
+        ) from exc
+
+
+def _teacher_labels(teacher: ModelVersion) -> list[str] | None:
+    """The teacher's classes from its recorded metrics (``None`` when not recorded)."""
+    for split in ("validation", "test"):
+        per_class = (teacher.metrics.get(split) or {}).get("per_class")
+        if per_class:
+            return list(per_class)
+    return None
+
+
+def _check_labels(teacher: str, labels: list[str] | None, classes: list[str]) -> None:
+    if labels is not None and sorted(map(str, labels)) != sorted(map(str, classes)):
+        raise InvalidArgument(
+            f"teacher {teacher} predicts the classes {sorted(map(str, labels))} but the "
+            f"student's dataset has {sorted(map(str, classes))}: a student learns the "
+            "teacher's probabilities class by class, so both need the same label set; "
+            "distil from a teacher trained on these classes",
+            field="teacher",
+        )
+
+
+def check_distillation(
+    store: Store,
+    project: str,
+    task: Task,
+    config: TrainConfig,
+    dataset: DatasetVersion,
+    dp: bool,
+) -> None:
+    """Refuse a distillation that cannot work, before any job exists (``dp``: the
+    student trains with DP-SGD)."""
+    assert config.teacher is not None
+    if not task.supports_distillation:
+        raise InvalidArgument(
+            f"--teacher: task {task.name!r} cannot be distilled yet (only classification "
+            "and regression: the token and language-model tasks are not built); train the "
+            "student on its labels with 'aimass train' instead",
+            field="teacher",
+        )
+    teacher = teacher_version(store, project, config.teacher)
+    if teacher.task != task.name:
+        raise InvalidArgument(
+            f"teacher {teacher.ref} is a {teacher.task} model but the student is trained "
+            f"for {task.name}; distil from a {task.name} model"
+            + (
+                f" (or train the student for {teacher.task}: --task {teacher.task})"
+                if teacher.task in ("classification", "regression")
+                else ""
+            ),
+            field="teacher",
+        )
+    if task.name == "classification":
+        classes = list(dataset.stats.get("classes", []))
+        _check_labels(teacher.ref, _teacher_labels(teacher), classes)
+    if config.unlabelled is not None:
+        transfer = unlabelled_dataset(store, project, config.unlabelled)
+        task.check_kind(transfer.schema)
+    if dp and teacher.privacy is None:
+        seen = teacher.lineage.dataset.partition("@")[0]
+        if seen == dataset.name:
+            # The teacher's weights hold its (non-private) view of these very rows;
+            # its soft labels would carry it into the student beside DP-SGD's noise.
+            raise InvalidArgument(
+                f"--dp with teacher {teacher.ref}: the teacher was trained on "
+                f"{teacher.lineage.dataset} without differential privacy, so its soft "
+                f"labels leak the rows of {dataset.name!r} past the student's DP-SGD; "
+                "train the teacher with --dp, or distil on another dataset (e.g. a public "
+                "or --unlabelled transfer set)",
+                field="teacher",
+            )
+
+
+def _scores(predictor: Any, texts: list[str], callbacks: CallbackList) -> Any:
+    """(N, C) teacher probabilities, or (N, 1) values of a regressor, in chunks, each a
+    progress tick (and a chance to cancel)."""
+    import numpy as np
+
+    parts = [np.zeros((0, predictor.head.num_outputs))]
+    for start in range(0, len(texts), _TEACHER_CHUNK):
+        chunk = texts[start : start + _TEACHER_CHUNK]
+        parts.append(predictor.scores(chunk, batch_size=_TEACHER_BATCH))
+        callbacks.on_phase_advance(len(chunk))
+    return np.concatenate(parts)
+
+
+def soft_targets(
+    ctx: JobContext,
+    config: TrainConfig,
+    dataset: DatasetVersion,
+    splits: dict[str, SplitData],
+    callbacks: CallbackList,
+) -> SoftTargets:
+    """Run the teacher once over the training rows, the transfer set and the test split."""
+    from aimass.serving.predictor import load_predictor
+    from aimass.training.distill import SoftTargets
+
+    assert config.teacher is not None
+    assert config.distill_alpha is not None
+    teacher = teacher_version(ctx.store, ctx.job.project, config.teacher)
+    predictor: Any = load_predictor(ctx.artifacts.resolve(teacher.uri), device=ctx.settings.device)
+    columns: list[int] | slice = slice(None)  # a regressor's one value
+    if teacher.task == "classification":
+        classes = [str(c) for c in dataset.stats["classes"]]
+        labels = [str(c) for c in predictor.head.labels]
+        _check_labels(teacher.ref, labels, classes)
+        columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
+    transfer: list[str] = []
+    transfer_ref = None
+    if config.unlabelled is not None:
+        found = unlabelled_dataset(ctx.store, ctx.job.project, config.unlabelled)
+        transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
+    texts = {"train": splits["train"].texts, "transfer": transfer, "test": splits["test"].texts}
+    total = sum(len(t) for t in texts.values())
+    log.info(
+        "teacher %s labels %d rows (soft targets) before the student trains", teacher.ref, total
+    )
+    callbacks.on_phase(f"teacher {teacher.ref} labelling", total)
+    said: dict[str, Any] = {}
+    seconds = 0.0
+    for name, rows in texts.items():
+        started = time.perf_counter()
+        said[name] = _scores(predictor, rows, callbacks)[:, columns]
+        seconds = time.perf_counter() - started  # the last, the test split, is the timed one
+    tested = len(texts["test"])
+    return SoftTargets(
+        teacher=teacher.ref,
+        teacher_digest=teacher.digest,
+        temperature=config.temperature,
+        alpha=config.distill_alpha,
+        train=said["train"],
+        transfer_texts=transfer,
+        transfer=said["transfer"],
+        test=said["test"],
+        teacher_rows_per_second=tested / seconds if tested and seconds > 0 else None,
+        transfer_set=transfer_ref,
+        teacher_privacy=teacher.privacy,
+        task=teacher.task,
+    )

@@ -13,7 +13,13 @@ from aimass.jobs.train import TrainSpec
 from aimass.serving.predictor import load_predictor
 from aimass.training.config import TrainConfig
 from aimass.training.distill import NO_LABEL, distillation_loss
-from tests.conftest import make_tiny_bert, sentiment_rows, trained_workspace, write_jsonl
+from tests.conftest import (
+    make_tiny_bert,
+    register_copy,
+    sentiment_rows,
+    trained_workspace,
+    write_jsonl,
+)
 
 # The student: a tiny BERT of its own (another seed), fine-tuned briefly. On 32
 # labelled rows that is a few optimizer steps, too few to learn the task; with the
@@ -237,6 +243,58 @@ def test_a_regressor_distils_into_a_student_that_tracks_its_values(ws, tmp_path)
     assert record["rmse_ratio"] == pytest.approx(record["student_rmse"] / record["teacher_rmse"])
     card = ws.models.card("rdistilled@1")
     assert "## Distilled from" in card and "test RMSE" in card and "Temperature" not in card
+
+
+@pytest.fixture(scope="module")
+def pipelines(ws):
+    """'both': an ensemble of m@1 and its copy m2@1 (the student's classes); 'renamed':
+    the same with its labels mapped to good/bad (another label set)."""
+    register_copy(ws, "m@1", "m2", config_digest="m2")
+    ensemble = {"name": "both", "type": "ensemble", "models": ["m@1", "m2@1"]}
+    ws.pipelines.create({"steps": [ensemble]}, name="both")
+    names = {"name": "names", "type": "labels", "map": {"pos": "good", "neg": "bad"}}
+    renamed = {"steps": [{**ensemble, "next": "names"}, names]}
+    ws.pipelines.create(renamed, name="renamed")
+
+
+def test_a_pipeline_teaches_a_student_that_follows_it(ws, pipelines):
+    distilled = ws.jobs.train(
+        TrainSpec(
+            dataset="few",
+            base="student",
+            model="from-pipeline",
+            config={**STUDENT, "teacher": "pipeline:both", "unlabelled": "pool"},
+        )
+    )
+    texts = [r["text"] for r in sentiment_rows(200, seed=3)]
+    agreement = float((_predicted(ws, distilled.ref, texts) == _predicted(ws, "m@1", texts)).mean())
+    assert agreement >= 0.9, agreement
+    record = distilled.metrics["distillation"]
+    assert record["teacher"] == "pipeline:both@1"  # pinned when submitted
+    assert record["teacher_digest"] == ws.pipelines.get("both@1").digest
+    assert distilled.lineage.config["teacher"] == "pipeline:both@1"
+
+
+def test_a_pipeline_teacher_is_checked_like_a_model(ws, pipelines):
+    with pytest.raises(NotFound, match=r"--teacher pipeline:nope.*pipelines list"):
+        _submit(ws, teacher="pipeline:nope")
+    with pytest.raises(InvalidArgument, match="same label set"):
+        _submit(ws, teacher="pipeline:renamed")
+    # Its own labels are fine (queued, then cancelled: checked, not trained).
+    queued = _submit(ws, dataset="other", teacher="pipeline:renamed@1")
+    assert queued.status == "queued"
+    ws.jobs.cancel(queued.id)
+    with pytest.raises(InvalidArgument, match="teaches classifiers only"):
+        _submit(ws, dataset="rs", teacher="pipeline:both", task="regression")
+    spec = TrainSpec(
+        dataset="s",
+        base="student",
+        model="x",
+        config={**STUDENT, "teacher": "pipeline:both"},
+        privacy={"target_epsilon": 8.0},
+    )
+    with pytest.raises(InvalidArgument, match="its model m@1 was trained on s@1 without"):
+        ws.jobs.submit_training(spec)
 
 
 def test_cli_distills_in_local_mode(ws, monkeypatch):

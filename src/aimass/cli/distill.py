@@ -62,7 +62,10 @@ def _print_distillation(version: ModelVersionOut) -> None:
 def distill(
     teacher: Annotated[
         str,
-        typer.Option(help="Teacher model NAME@VERSION or NAME@ALIAS (pinned when submitted)."),
+        typer.Option(
+            help="Teacher model NAME@VERSION or NAME@ALIAS, or pipeline:NAME@REF (pinned "
+            "when submitted)."
+        ),
     ],
     student: Annotated[
         str,

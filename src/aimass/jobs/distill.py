@@ -1,28 +1,38 @@
 """The teacher's side of a distillation: checks before the job exists, soft targets in it.
 
-A ``train`` job whose config names a ``teacher`` is a distillation. Before the job
-is queued, :func:`check_distillation` refuses what cannot work (an unknown teacher,
-another task, another label set, a non-private teacher of the rows a ``--dp``
-student trains on). In the job, :func:`soft_targets` runs the teacher once over the
-training rows, the transfer set and the test split; the student's loop
+A ``train`` job whose config names a ``teacher`` is a distillation. The teacher is a
+registered model version (``NAME@REF``) or a pipeline version
+(``pipeline:NAME@REF``: an ensemble, routing by language, de-identification...).
+Before the job is queued, :func:`check_distillation` refuses what cannot work (an
+unknown teacher, another task, another label set, a non-private teacher of the rows
+a ``--dp`` student trains on). In the job, :func:`soft_targets` runs the teacher once
+over the training rows, the transfer set and the test split; the student's loop
 (:mod:`aimass.training.distill`) then learns from what it said: class probabilities
-for a classifier, predicted values for a regressor.
+for a classifier or a pipeline, predicted values for a regressor.
+
+A pipeline's soft target for an input is the probabilities of its answer over the
+student's classes, also where a threshold step abstained (the deciding model's
+distribution is still the teacher's view of the input, only less sure).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aimass.data.tables import read_split
-from aimass.entities import DatasetVersion, ModelVersion
+from aimass.entities import DatasetVersion, ModelVersion, PipelineVersion
 from aimass.errors import InvalidArgument, NotFound
+from aimass.jobs.evaluate_pipeline import LoadedPipeline, pipeline_pins
 from aimass.jobs.runner import JobContext
 from aimass.refs import parse_ref
+from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version
 from aimass.store import Store
 from aimass.training.callbacks import CallbackList
-from aimass.training.config import TrainConfig
+from aimass.training.config import PIPELINE_TEACHER, TrainConfig, pipeline_teacher
 from aimass.training.tasks import Task
 
 if TYPE_CHECKING:
@@ -30,9 +40,10 @@ if TYPE_CHECKING:
     from aimass.training.distill import SoftTargets
 
 __all__ = [
+    "Teacher",
     "check_distillation",
+    "find_teacher",
     "soft_targets",
-    "teacher_version",
     "unlabelled_dataset",
     "version_of",
 ]
@@ -52,16 +63,60 @@ def version_of(text: str, kind: str) -> tuple[str, int | None]:
     return ref.name, ref.version
 
 
-def teacher_version(store: Store, project: str, text: str) -> ModelVersion:
-    """The teacher's registered version, the error naming ``--teacher``."""
+@dataclass(frozen=True)
+class Teacher:
+    """A distillation's teacher as found in the store.
+
+    Attributes:
+        ref: ``NAME@VERSION``, or ``pipeline:NAME@VERSION``: what the job pins.
+        digest: The model's bundle digest, or the pipeline version's spec digest.
+        task: ``classification`` or ``regression`` (a pipeline: classification).
+        labels: The classes it answers with (``None`` when a model did not record them).
+        models: The model version, or every model version the pipeline runs.
+        pipeline: The pipeline version, for a pipeline teacher.
+    """
+
+    ref: str
+    digest: str
+    task: str
+    labels: list[str] | None
+    models: list[ModelVersion]
+    pipeline: PipelineVersion | None = None
+
+    @property
+    def privacy(self) -> dict[str, Any] | None:
+        """The model's own DP record (``None`` for a pipeline: its models each have one)."""
+        return self.models[0].privacy if self.pipeline is None else None
+
+
+def find_teacher(store: Store, project: str, text: str) -> Teacher:
+    """The teacher ``text`` names, the error naming ``--teacher`` and the fix."""
+    pipeline_ref = pipeline_teacher(text)
     try:
-        return store.registry.get_version(project, parse_ref(text, kind="teacher model"))
+        if pipeline_ref is None:
+            model = store.registry.get_version(project, parse_ref(text, kind="teacher model"))
+            return Teacher(model.ref, model.digest, model.task, _teacher_labels(model), [model])
+        pipeline = store.pipelines.resolve(project, parse_ref(pipeline_ref, kind="pipeline"))
+        models = []
+        for pin in pipeline_pins(pipeline):
+            version = store.registry.get_version(project, parse_ref(pin["model"]))
+            models.append(pinned_version(pin, version))
     except NotFound as exc:
         raise NotFound(
             f"--teacher {text}: {exc.message}; distil from a trained classifier or regressor "
-            "(see 'aimass models list')",
+            f"('aimass models list') or a pipeline ({PIPELINE_TEACHER}NAME@REF, "
+            "'aimass pipelines list')",
             field="teacher",
         ) from exc
+    answers = [label for label in output_labels(pipeline.spec) if label != ABSTAIN]
+    return Teacher(
+        PIPELINE_TEACHER + pipeline.ref,
+        pipeline.digest,
+        "classification",
+        answers,
+        models,
+        pipeline,
+    )
 
 
 def unlabelled_dataset(store: Store, project: str, text: str) -> DatasetVersion:
@@ -114,7 +169,7 @@ def check_distillation(
             "student on its labels with 'aimass train' instead",
             field="teacher",
         )
-    teacher = teacher_version(store, project, config.teacher)
+    teacher = find_teacher(store, project, config.teacher)
     if teacher.task != task.name:
         raise InvalidArgument(
             f"teacher {teacher.ref} is a {teacher.task} model but the student is trained "
@@ -127,19 +182,19 @@ def check_distillation(
             field="teacher",
         )
     if task.name == "classification":
-        classes = list(dataset.stats.get("classes", []))
-        _check_labels(teacher.ref, _teacher_labels(teacher), classes)
+        _check_labels(teacher.ref, teacher.labels, list(dataset.stats.get("classes", [])))
     if config.unlabelled is not None:
         transfer = unlabelled_dataset(store, project, config.unlabelled)
         task.check_kind(transfer.schema)
-    if dp and teacher.privacy is None:
-        seen = teacher.lineage.dataset.partition("@")[0]
-        if seen == dataset.name:
+    for model in teacher.models if dp else []:
+        seen = model.lineage.dataset.partition("@")[0]
+        if model.privacy is None and seen == dataset.name:
             # The teacher's weights hold its (non-private) view of these very rows;
             # its soft labels would carry it into the student beside DP-SGD's noise.
+            which = "the teacher" if model.ref == teacher.ref else f"its model {model.ref}"
             raise InvalidArgument(
-                f"--dp with teacher {teacher.ref}: the teacher was trained on "
-                f"{teacher.lineage.dataset} without differential privacy, so its soft "
+                f"--dp with teacher {teacher.ref}: {which} was trained on "
+                f"{model.lineage.dataset} without differential privacy, so its soft "
                 f"labels leak the rows of {dataset.name!r} past the student's DP-SGD; "
                 "train the teacher with --dp, or distil on another dataset (e.g. a public "
                 "or --unlabelled transfer set)",
@@ -147,17 +202,47 @@ def check_distillation(
             )
 
 
-def _scores(predictor: Any, texts: list[str], callbacks: CallbackList) -> Any:
-    """(N, C) teacher probabilities, or (N, 1) values of a regressor, in chunks, each a
-    progress tick (and a chance to cancel)."""
+def _scores(
+    score: Callable[[list[str]], Any], width: int, texts: list[str], callbacks: CallbackList
+) -> Any:
+    """(N, width) of what ``score`` says, in chunks, each a progress tick (and a chance
+    to cancel)."""
     import numpy as np
 
-    parts = [np.zeros((0, predictor.head.num_outputs))]
+    parts = [np.zeros((0, width))]
     for start in range(0, len(texts), _TEACHER_CHUNK):
         chunk = texts[start : start + _TEACHER_CHUNK]
-        parts.append(predictor.scores(chunk, batch_size=_TEACHER_BATCH))
+        parts.append(score(chunk))
         callbacks.on_phase_advance(len(chunk))
     return np.concatenate(parts)
+
+
+def _scorer(ctx: JobContext, teacher: Teacher, classes: list[str]) -> Callable[[list[str]], Any]:
+    """The teacher, loaded: texts → (N, C) probabilities in ``classes`` order (a
+    regressor: (N, 1) values)."""
+    import numpy as np
+
+    from aimass.evaluation import ReportOptions
+    from aimass.serving.predictor import load_predictor
+
+    if teacher.pipeline is not None:
+        loaded = LoadedPipeline(ctx, teacher.pipeline, ReportOptions(batch_size=_TEACHER_BATCH))
+
+        def pipeline_scores(texts: list[str]) -> Any:
+            found = [r.get("probabilities") or {} for r in loaded.run(texts)]
+            rows = np.array([[float(p.get(c, 0.0)) for c in classes] for p in found])
+            total = rows.sum(axis=1, keepdims=True)  # < 1 where a label step merged classes
+            return np.where(total > 0, rows / np.where(total > 0, total, 1), 1 / len(classes))
+
+        return pipeline_scores
+    model = teacher.models[0]
+    predictor: Any = load_predictor(ctx.artifacts.resolve(model.uri), device=ctx.settings.device)
+    columns: list[int] | slice = slice(None)  # a regressor's one value
+    if teacher.task == "classification":
+        labels = [str(c) for c in predictor.head.labels]
+        _check_labels(teacher.ref, labels, classes)
+        columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
+    return lambda texts: predictor.scores(texts, batch_size=_TEACHER_BATCH)[:, columns]
 
 
 def soft_targets(
@@ -168,19 +253,14 @@ def soft_targets(
     callbacks: CallbackList,
 ) -> SoftTargets:
     """Run the teacher once over the training rows, the transfer set and the test split."""
-    from aimass.serving.predictor import load_predictor
     from aimass.training.distill import SoftTargets
 
     assert config.teacher is not None
     assert config.distill_alpha is not None
-    teacher = teacher_version(ctx.store, ctx.job.project, config.teacher)
-    predictor: Any = load_predictor(ctx.artifacts.resolve(teacher.uri), device=ctx.settings.device)
-    columns: list[int] | slice = slice(None)  # a regressor's one value
-    if teacher.task == "classification":
-        classes = [str(c) for c in dataset.stats["classes"]]
-        labels = [str(c) for c in predictor.head.labels]
-        _check_labels(teacher.ref, labels, classes)
-        columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
+    teacher = find_teacher(ctx.store, ctx.job.project, config.teacher)
+    classes = [str(c) for c in dataset.stats.get("classes") or []]
+    score = _scorer(ctx, teacher, classes)
+    width = len(classes) if teacher.task == "classification" else 1
     transfer: list[str] = []
     transfer_ref = None
     if config.unlabelled is not None:
@@ -196,7 +276,7 @@ def soft_targets(
     seconds = 0.0
     for name, rows in texts.items():
         started = time.perf_counter()
-        said[name] = _scores(predictor, rows, callbacks)[:, columns]
+        said[name] = _scores(score, width, rows, callbacks)
         seconds = time.perf_counter() - started  # the last, the test split, is the timed one
     tested = len(texts["test"])
     return SoftTargets(

@@ -36,7 +36,12 @@ from aimass.refs import parse_ref
 from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version, run_pipeline
 from aimass.store import Store
 
-__all__ = ["resolve_pipeline_evaluation", "run_pipeline_evaluation"]
+__all__ = [
+    "LoadedPipeline",
+    "pipeline_pins",
+    "resolve_pipeline_evaluation",
+    "run_pipeline_evaluation",
+]
 
 log = logging.getLogger("aimass.jobs.evaluate")
 _LABEL_TYPES = ("string", "integer")
@@ -52,7 +57,7 @@ def resolve_pipeline_evaluation(
 
     assert spec.pipeline is not None
     pipeline = store.pipelines.resolve(project, parse_ref(spec.pipeline, kind="pipeline"))
-    for pin in _pins(pipeline):
+    for pin in pipeline_pins(pipeline):
         pinned_version(pin, store.registry.get_version(project, parse_ref(pin["model"])))
     dataset = dataset_of(store, project, spec.dataset)
     schema = dataset.schema
@@ -74,15 +79,17 @@ def resolve_pipeline_evaluation(
     return pipeline, dataset
 
 
-def _pins(pipeline: PipelineVersion) -> list[dict[str, Any]]:
+def pipeline_pins(pipeline: PipelineVersion) -> list[dict[str, Any]]:
+    """The pins of every model a pipeline version runs (a model step's, an ensemble's)."""
     pins: list[dict[str, Any]] = []
     for step in pipeline.spec["steps"]:
         pins += [step["pin"]] if step["type"] == "model" else step.get("pins", [])
     return pins
 
 
-class _PipelineUnderTest:
-    """A pipeline version run in this process, its models loaded once each."""
+class LoadedPipeline:
+    """A pipeline version run in this process, its models loaded once each (an evaluated
+    pipeline, a distillation's teacher)."""
 
     def __init__(self, ctx: JobContext, pipeline: PipelineVersion, options: Any) -> None:
         from aimass.serving.predictor import load_predictor
@@ -92,7 +99,7 @@ class _PipelineUnderTest:
         self.labels = tuple(output_labels(pipeline.spec))
         self.predictors: dict[str, Any] = {}
         project = pipeline.project
-        for pin in _pins(pipeline):
+        for pin in pipeline_pins(pipeline):
             if pin["model"] not in self.predictors:
                 version = ctx.store.registry.get_version(project, parse_ref(pin["model"]))
                 directory = ctx.artifacts.resolve(pinned_version(pin, version).uri)
@@ -189,7 +196,7 @@ def run_pipeline_evaluation(ctx: JobContext, spec: EvaluateSpec) -> dict[str, An
     pipeline, dataset = resolve_pipeline_evaluation(ctx.store, ctx.artifacts, project, spec)
     if ctx.settings.num_threads:
         torch.set_num_threads(ctx.settings.num_threads)
-    under_test = _PipelineUnderTest(ctx, pipeline, spec.report_options())
+    under_test = LoadedPipeline(ctx, pipeline, spec.report_options())
     name, uri, summary = build_and_publish(ctx, spec, dataset, under_test.describe(ctx))
     ctx.store.pipelines.record_evaluation(
         project, pipeline.name, pipeline.version, name, {**summary, "report": uri}

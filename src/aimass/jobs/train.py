@@ -20,8 +20,8 @@ from aimass.entities import BaseModel, DatasetVersion, Lineage, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.jobs.distill import (
     check_distillation,
+    find_teacher,
     soft_targets,
-    teacher_version,
     unlabelled_dataset,
     version_of,
 )
@@ -166,7 +166,7 @@ def pin_refs(store: Store, project: str, spec: TrainSpec) -> TrainSpec:
     """
     config = dict(spec.config)
     if config.get("teacher"):
-        config["teacher"] = teacher_version(store, project, str(config["teacher"])).ref
+        config["teacher"] = find_teacher(store, project, str(config["teacher"])).ref
     if config.get("unlabelled"):
         config["unlabelled"] = unlabelled_dataset(store, project, str(config["unlabelled"])).ref
     return replace(spec, config=config) if config != spec.config else spec

@@ -11,7 +11,16 @@ from aimass.refs import parse_ref
 if TYPE_CHECKING:
     from aimass.models.lora import LoraSettings
 
-__all__ = ["MODES", "RECIPES", "Recipe", "TrainConfig", "lora_settings", "recommended_recipe"]
+__all__ = [
+    "MODES",
+    "PIPELINE_TEACHER",
+    "RECIPES",
+    "Recipe",
+    "TrainConfig",
+    "lora_settings",
+    "pipeline_teacher",
+    "recommended_recipe",
+]
 
 MODES = ("features", "finetune")
 
@@ -93,8 +102,9 @@ class TrainConfig:
             stays the global batch: each worker computes ``1/N`` of every batch and
             the gradients are averaged, so the steps, the learning-rate schedule and
             (up to rounding) the model are those of one worker.
-        teacher: Distillation: ``NAME@REF`` of a registered classifier (or regressor)
-            whose soft targets (values) the student (this run) learns from; pinned to
+        teacher: Distillation: ``NAME@REF`` of a registered classifier (or regressor),
+            or ``pipeline:NAME@REF`` of a pipeline (an ensemble, routing...), whose soft
+            targets (values) the student (this run) learns from; pinned to
             ``NAME@VERSION`` when the job is submitted. ``None`` trains on the labels alone.
         temperature: Distillation of a classifier: softmax temperature of both teacher
             and student in the soft-target term (default 2.0; higher = softer targets).
@@ -251,7 +261,18 @@ class TrainConfig:
                     field=unused[0],
                 )
             return
-        _check_ref(self.teacher, kind="teacher model", field="teacher")
+        pipeline = pipeline_teacher(self.teacher)
+        if pipeline is not None:
+            _check_ref(pipeline, kind="teacher pipeline", field="teacher")
+            if self.task != "classification":
+                raise InvalidArgument(
+                    f"teacher {self.teacher}: a pipeline answers with class labels, so it "
+                    f"teaches classifiers only, not {self.task}; distil from a registered "
+                    f"{self.task} model (--teacher NAME@VERSION)",
+                    field="teacher",
+                )
+        else:
+            _check_ref(self.teacher, kind="teacher model", field="teacher")
         if self.unlabelled is not None:
             _check_ref(self.unlabelled, kind="unlabelled dataset", field="unlabelled")
         temperature, alpha = self.temperature, self.distill_alpha
@@ -323,6 +344,17 @@ _DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled")
 
 def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+PIPELINE_TEACHER = "pipeline:"
+"""Prefix of a ``teacher`` that is a pipeline version: ``pipeline:NAME@REF``."""
+
+
+def pipeline_teacher(teacher: str | None) -> str | None:
+    """``NAME@REF`` of a ``pipeline:NAME@REF`` teacher; ``None`` for a model teacher."""
+    if isinstance(teacher, str) and teacher.startswith(PIPELINE_TEACHER):
+        return teacher.removeprefix(PIPELINE_TEACHER)
+    return None
 
 
 def _check_ref(text: Any, *, kind: str, field: str) -> None:

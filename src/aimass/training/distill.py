@@ -56,8 +56,8 @@ class SoftTargets:
     order; a regressor's values (one column) are in the labels' units.
 
     Attributes:
-        teacher: ``NAME@VERSION`` of the teacher.
-        teacher_digest: Its bundle digest.
+        teacher: ``NAME@VERSION`` of the teacher (``pipeline:NAME@VERSION`` of a pipeline).
+        teacher_digest: Its bundle digest (a pipeline's: its pinned spec's).
         temperature: Softmax temperature of the soft-target term (``None`` for regression).
         alpha: Weight of the soft-target term on labelled rows.
         train: (N, C) teacher probabilities (or (N, 1) values) of the training rows.
@@ -97,8 +97,8 @@ def pack_targets(
     ``labels`` are standardised already), then 1 for a labelled row, 0 for a transfer row.
     """
     said = torch.from_numpy(np.concatenate([soft.train, soft.transfer])).float()  # (N+M, C)
-    labelled = torch.cat([torch.ones(len(soft.train)), torch.zeros(len(soft.transfer))])
     if soft.task == "regression":
+        labelled = torch.cat([torch.ones(len(soft.train)), torch.zeros(len(soft.transfer))])
         mean, std = scale
         teacher = (said[:, :1] - mean) / std
         hard = torch.cat([labels.cpu().float(), torch.zeros(len(soft.transfer))])

@@ -117,7 +117,7 @@ def _distillation_section(version: ModelVersion) -> str:
         return ""
     transfer = record.get("transfer_set")
     lines = [
-        f"- Teacher: `{record.get('teacher')}` (bundle digest "
+        f"- Teacher: `{record.get('teacher')}` (digest "
         f"`{str(record.get('teacher_digest', '?'))[:16]}…`)",
         (
             f"- Temperature {_fmt(record.get('temperature'))}, soft"

@@ -16,6 +16,7 @@ from aimass.training.distill import NO_LABEL, distillation_loss
 from tests.conftest import (
     make_tiny_bert,
     register_copy,
+    regression_rows,
     sentiment_rows,
     trained_workspace,
     write_jsonl,
@@ -46,18 +47,16 @@ def ws(tmp_path_factory, tiny_bert_dir):
     ws.close()
 
 
+def _train(ws, dataset, model, **config):
+    """Train a version of ``model`` on the student base."""
+    return ws.jobs.train(TrainSpec(dataset=dataset, base="student", model=model, config=config))
+
+
 @pytest.fixture(scope="module")
 def students(ws):
     """The distilled student and the same student trained on the labels alone."""
-    distilled = ws.jobs.train(
-        TrainSpec(
-            dataset="few",
-            base="student",
-            model="distilled",
-            config={**STUDENT, "teacher": "m@production", "unlabelled": "pool"},
-        )
-    )
-    hard = ws.jobs.train(TrainSpec(dataset="few", base="student", model="hard", config=STUDENT))
+    distilled = _train(ws, "few", "distilled", **STUDENT, teacher="m@production", unlabelled="pool")
+    hard = _train(ws, "few", "hard", **STUDENT)
     return distilled, hard
 
 
@@ -212,22 +211,13 @@ def test_regression_loss_mixes_squared_errors_to_the_teacher_and_the_label():
 
 
 def test_a_regressor_distils_into_a_student_that_tracks_its_values(ws, tmp_path):
-    from tests.conftest import regression_rows
-
     few = regression_rows(40, seed=1)
     ws.datasets.import_file(write_jsonl(tmp_path / "rfew.jsonl", few), name="rfew")
     pool = [{"text": r["text"]} for r in regression_rows(400, seed=2)]
     ws.datasets.import_file(write_jsonl(tmp_path / "rpool.jsonl", pool), name="rpool")
     config = {**STUDENT, "task": "regression"}
-    distilled = ws.jobs.train(
-        TrainSpec(
-            dataset="rfew",
-            base="student",
-            model="rdistilled",
-            config={**config, "teacher": "r@1", "unlabelled": "rpool"},
-        )
-    )
-    hard = ws.jobs.train(TrainSpec(dataset="rfew", base="student", model="rhard", config=config))
+    distilled = _train(ws, "rfew", "rdistilled", **config, teacher="r@1", unlabelled="rpool")
+    hard = _train(ws, "rfew", "rhard", **config)
     texts = [r["text"] for r in regression_rows(200, seed=3)]  # held out from every set
 
     def values(ref):
@@ -258,13 +248,8 @@ def pipelines(ws):
 
 
 def test_a_pipeline_teaches_a_student_that_follows_it(ws, pipelines):
-    distilled = ws.jobs.train(
-        TrainSpec(
-            dataset="few",
-            base="student",
-            model="from-pipeline",
-            config={**STUDENT, "teacher": "pipeline:both", "unlabelled": "pool"},
-        )
+    distilled = _train(
+        ws, "few", "from-pipeline", **STUDENT, teacher="pipeline:both", unlabelled="pool"
     )
     texts = [r["text"] for r in sentiment_rows(200, seed=3)]
     agreement = float((_predicted(ws, distilled.ref, texts) == _predicted(ws, "m@1", texts)).mean())

@@ -203,7 +203,7 @@ def chinese_ner(
     ] = 0,
     epochs: Annotated[
         int | None,
-        typer.Option(help="NER fine-tuning epochs (default: 1 from a base, 3 from scratch)."),
+        typer.Option(help="NER fine-tuning epochs (default: 2 from a base, 3 from scratch)."),
     ] = None,
     lr: Annotated[
         float | None,
@@ -212,8 +212,8 @@ def chinese_ner(
     max_train_rows: Annotated[
         int | None,
         typer.Option(
-            help="Train on a seeded sample of N sentences, 0 = all (default: 5,000 from a "
-            "base, all from scratch)."
+            help="Train on a seeded sample of N sentences (default and 0: all 36,064; "
+            "fewer for a quicker, weaker model)."
         ),
     ] = None,
     alias: Annotated[str, typer.Option(help="Alias for the new version.")] = "production",

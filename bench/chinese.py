@@ -97,8 +97,8 @@ Runner = Callable[[dict, Path, dict], dict]
 
 
 def run_aimass(base: str, recipe_config: dict) -> Runner:
-    """A recipe that trains ``base`` with ``config`` (and the run's overrides) through the
-    workspace."""
+    """A recipe that trains ``base`` with ``recipe_config`` and the run's overrides
+    through the workspace."""
 
     def run(data: dict[str, list[tuple[str, str]]], home: Path, overrides: dict) -> dict:
         from aimass.data.importer import ImportOptions
@@ -169,7 +169,7 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         dest="overrides",
-        help="override a training setting of every aimass recipe (JSON value)",
+        help="override a training setting of every aimass recipe (a JSON value or a word)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "chinese.json")
     args = parser.parse_args()
@@ -178,7 +178,10 @@ def main() -> None:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
-        overrides[key] = json.loads(value)
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:  # a bare word (mode=features) is a string
+            overrides[key] = value
     recipes = [r for r in args.recipes.split(",") if r]
     unknown = sorted(set(recipes) - set(RUNNERS))
     if unknown:

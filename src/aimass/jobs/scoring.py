@@ -70,7 +70,7 @@ class TaskScorer:
             owners.extend([i] * len(encoded))
         if not examples:
             return np.zeros(len(texts)), np.zeros(len(texts), dtype=np.int64)
-        sums, counts, _ = self.task.score(
+        sums, counts = self.task.score(
             self.model, examples, self.tokenizer, seed=self.seed, device=self.device
         )
         n = len(texts)
@@ -80,7 +80,7 @@ class TaskScorer:
         )
 
     def tags(self, tokens: Sequence[Sequence[str]]) -> list[list[str]]:
-        """Predicted BIO tag of every word of every row (words past ``max_length`` get ``O``)."""
+        """Predicted BIO tag of every word of every row (long rows read in windows)."""
         if not tokens:
             return []
         if any(not row for row in tokens):
@@ -99,7 +99,7 @@ class TaskScorer:
         if not isinstance(tracker, EntityScores):
             raise UnsupportedModel(f"{self.task.name!r} models do not tag words; NER models do")
         examples = self.task.encode(split, self.tokenizer, self.max_length)
-        _, _, order = self.task.score(
+        self.task.score(
             self.model,
             examples,
             self.tokenizer,
@@ -107,7 +107,4 @@ class TaskScorer:
             device=self.device,
             tracker=tracker,
         )
-        out: list[list[str]] = [[] for _ in rows]
-        for position, row in enumerate(order):
-            out[row] = tracker.pred[position]
-        return out
+        return tracker.tags()

@@ -18,7 +18,19 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["Encoded", "bucketed_batches", "collate", "encode_texts"]
+__all__ = ["Encoded", "bucketed_batches", "collate", "encode_texts", "window_stride"]
+
+WINDOW_STRIDE = 32  # tokens shared by consecutive windows of a text longer than max_length
+
+
+def window_stride(max_length: int) -> int:
+    """Tokens that consecutive ``max_length`` windows of one long text share.
+
+    Token classification reads a long text in overlapping windows, in training,
+    evaluation and serving alike, so every word is tagged with some context on
+    both sides and the scores measure what the served model does.
+    """
+    return min(WINDOW_STRIDE, max_length // 4)
 
 
 @dataclass(frozen=True)

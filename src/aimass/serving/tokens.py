@@ -31,11 +31,10 @@ from aimass.artifacts.bundle import Manifest
 from aimass.metrics import entity_spans
 from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.models.text import window_stride
 from aimass.serving.predictor import Predictor, check_texts, register_predictor
 
 __all__ = ["TokenClassificationPredictor"]
-
-STRIDE = 32  # tokens shared by consecutive windows of a long text
 
 
 @register_predictor
@@ -83,7 +82,7 @@ class TokenClassificationPredictor(Predictor):
                 texts,
                 truncation=True,
                 max_length=self.max_length,
-                stride=min(STRIDE, self.max_length // 4),
+                stride=window_stride(self.max_length),
                 return_overflowing_tokens=True,
                 return_offsets_mapping=True,
             )

@@ -199,22 +199,20 @@ class ExampleTask(Task):
         seed: int,
         device: Any,
         tracker: Tracker | None = None,
-    ) -> tuple[list[float], list[int], list[int]]:
+    ) -> tuple[list[float], list[int]]:
         """Summed loss and labelled-token count of every example, in length-bucketed batches.
 
         Deterministic: the batches are fixed and ``seed`` seeds what ``collate``
         draws (masked-LM masks). ``tracker`` sees every batch.
 
         Returns:
-            ``(loss_sums, token_counts, order)``, the first two indexed like
-            ``examples``; ``order`` lists the examples in the order the tracker saw them.
+            ``(loss_sums, token_counts)``, both indexed like ``examples``.
         """
         was_training = model.training
         model.eval()
         generator = torch.Generator().manual_seed(seed)
         pad_id = _pad_id(tokenizer)
         sums, counts = [0.0] * len(examples), [0] * len(examples)
-        order: list[int] = []
         lengths = [len(e["input_ids"]) for e in examples]
         for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
             chosen = [examples[i] for i in idx]
@@ -223,11 +221,10 @@ class ExampleTask(Task):
             row_sums, row_counts = self.loss_rows(logits, batch["labels"])
             for i, total, n in zip(idx, row_sums.tolist(), row_counts.tolist(), strict=True):
                 sums[i], counts[i] = total, n
-            order.extend(idx)
             if tracker is not None:
                 tracker.update(chosen, batch, logits)
         model.train(was_training)
-        return sums, counts, order
+        return sums, counts
 
     def evaluate(
         self,
@@ -240,7 +237,7 @@ class ExampleTask(Task):
         if not examples:
             return {}
         tracker = self.tracker(tokenizer)
-        sums, counts, _ = self.score(
+        sums, counts = self.score(
             model,
             examples,
             tokenizer,

@@ -7,7 +7,12 @@ learns a tag for any sub-word and serving can read entities off whatever words
 the tokenizer finds in raw text. Evaluation reads the prediction of each
 dataset token's *first* sub-word and scores entities (type, start and end must
 all match) with precision, recall and F1, micro-averaged as seqeval does.
-Tokens cut off by ``max_length`` count as predicted ``O``.
+
+A sentence longer than ``max_length`` becomes several overlapping windows
+(:func:`aimass.models.text.window_stride` tokens shared), exactly as serving
+reads it: training learns from every window, and evaluation takes each word's
+tag from the first window that holds its first sub-word, so the scores are
+those of the served model on whole sentences, not of a truncated prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.metrics import entity_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.models.text import window_stride
 from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker, scratch_base
 from aimass.training.tasks import TrainInputs, register_task
 
@@ -35,24 +41,36 @@ def continuation_tag(tag: str) -> str:
 
 
 class EntityScores(Tracker):
-    """Entity-level F1 of the first sub-word tags; ``true``/``pred`` hold each example's
-    word tags in the order the batches were seen."""
+    """Entity-level F1 of the first sub-word tags, per sentence.
+
+    ``true``/``pred`` map a sentence's row number to its word tags; the windows
+    of one sentence may arrive in any batch and any order, and each fills in the
+    words it owns (see :meth:`TokenClassificationTask.encode`).
+    """
 
     def __init__(self, labels: list[str]) -> None:
         self.labels = labels
-        self.true: list[list[str]] = []
-        self.pred: list[list[str]] = []
+        self.true: dict[int, list[str]] = {}
+        self.pred: dict[int, list[str]] = {}
 
     def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
         predicted = logits.argmax(-1).cpu()
         for row, example in enumerate(examples):
-            gold = [self.labels[i] for i in example["gold"]]
-            found = [self.labels[int(predicted[row, p])] for p in example["firsts"]]
-            self.true.append(gold)
-            self.pred.append(found + ["O"] * (len(gold) - len(found)))
+            sentence = example["row"][0]
+            if sentence not in self.true:
+                self.true[sentence] = [self.labels[i] for i in example["gold"]]
+                self.pred[sentence] = ["O"] * len(example["gold"])
+            found = self.pred[sentence]
+            for position, word in zip(example["firsts"], example["words"], strict=True):
+                found[word] = self.labels[int(predicted[row, position])]
+
+    def tags(self) -> list[list[str]]:
+        """Predicted word tags of every sentence seen, by row number."""
+        return [self.pred[row] for row in sorted(self.pred)]
 
     def result(self) -> dict[str, Any]:
-        return entity_metrics(self.true, self.pred)
+        rows = sorted(self.true)
+        return entity_metrics([self.true[r] for r in rows], [self.pred[r] for r in rows])
 
 
 class TokenClassificationTask(ExampleTask):
@@ -105,25 +123,38 @@ class TokenClassificationTask(ExampleTask):
             return []
         index = {label: i for i, label in enumerate(self.labels)}
         out = tokenizer(
-            split.tokens, is_split_into_words=True, truncation=True, max_length=max_length
+            split.tokens,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=max_length,
+            stride=window_stride(max_length),
+            return_overflowing_tokens=True,
         )
         examples = []
-        for row, tags in enumerate(split.tags):
-            labels, firsts, previous = [], [], None
-            for position, word in enumerate(out.word_ids(row)):
+        owned: dict[int, set[int]] = {}  # row → words whose first sub-word a window holds
+        for window, row in enumerate(out["overflow_to_sample_mapping"]):
+            tags = split.tags[row]
+            claimed = owned.setdefault(row, set())
+            labels, firsts, words, previous = [], [], [], None
+            for position, word in enumerate(out.word_ids(window)):
                 if word is None:
                     labels.append(IGNORE)
                 elif word != previous:
                     labels.append(index[tags[word]])
-                    firsts.append(position)
+                    if word not in claimed:
+                        claimed.add(word)
+                        firsts.append(position)
+                        words.append(word)
                 else:
                     labels.append(index[continuation_tag(tags[word])])
                 previous = word
             examples.append(
                 {
-                    "input_ids": out["input_ids"][row],
+                    "input_ids": out["input_ids"][window],
                     "labels": labels,
+                    "row": [row],
                     "firsts": firsts,
+                    "words": words,
                     "gold": [index[t] for t in tags],
                 }
             )

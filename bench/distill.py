@@ -18,7 +18,10 @@ models (median of 3 timed passes after a warm-up).
 
     python bench/distill.py [--langs en,zh] [--train-rows 2000] [--transfer-rows 2000]
                             [--teacher-epochs 2] [--student-epochs 3] [--student-layers 1]
-                            [--max-length 64] [--home DIR]
+                            [--max-length 64] [--match-hidden W] [--home DIR]
+
+``--match-hidden W`` distils with intermediate-layer matching at weight ``W`` (the
+student's one layer pulled towards the teacher's last; the baseline is unchanged).
 
 A ``--home`` kept between runs reuses its teachers (and everything else found
 trained from identical inputs). Writes ``bench/results/distill.json``.
@@ -145,6 +148,7 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
             "temperature": args.temperature,
             "distill_alpha": args.alpha,
             **({"unlabelled": transfer} if transfer else {}),
+            **({"match_hidden": args.match_hidden} if args.match_hidden else {}),
         },
     )
     baseline = train(ws, f"{lang}-baseline", dataset.ref, student_base, student_config)
@@ -205,6 +209,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--match-hidden", type=float, default=0.0)
     parser.add_argument("--speed-rows", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--home", type=Path, default=None, help="keep (and reuse) this home")

@@ -109,8 +109,8 @@ def tiny_vocab() -> list[str]:
     return SPECIAL + POSITIVE + NEGATIVE + FILLER + letters
 
 
-def make_tiny_bert(directory: Path, *, seed: int = 0) -> Path:
-    """Save a random 2-layer BERT (hidden 32) with a matching tokenizer to ``directory``."""
+def make_tiny_bert(directory: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
+    """Save a random BERT (2 layers, hidden 32 unless told) with a matching tokenizer."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -118,10 +118,10 @@ def make_tiny_bert(directory: Path, *, seed: int = 0) -> Path:
     vocab = tiny_vocab()
     config = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
         num_attention_heads=2,
-        intermediate_size=64,
+        intermediate_size=2 * hidden,
         max_position_embeddings=64,
     )
     directory.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,9 @@ def _print_distillation(version: ModelVersionOut) -> None:
         + f"alpha {record.get('alpha')}; {record.get('labelled_rows', '?')} labelled + "
         f"{record.get('transfer_rows', 0)} transfer rows)"
     )
+    if matching := record.get("layer_matching"):
+        pairs = ", ".join(f"{s}→{t}" for s, t in matching.get("layers", []))
+        console.print(f"  intermediate-layer matching (weight {matching.get('weight')}): {pairs}")
     for what, key, ratio in (
         ("test accuracy", "accuracy", "accuracy_ratio"),
         ("test RMSE", "rmse", "rmse_ratio"),
@@ -98,6 +101,14 @@ def distill(
             "(default 0.5)."
         ),
     ] = None,
+    match_hidden: Annotated[
+        float | None,
+        typer.Option(
+            help="Intermediate-layer matching: weight of a term pulling each student "
+            "layer's pooled state towards the teacher layer it maps to (e.g. 100; needs "
+            "--mode finetune and a teacher model of the student's hidden size)."
+        ),
+    ] = None,
     mode: Annotated[
         str | None,
         typer.Option(help="Student: features (frozen encoder + head) or finetune."),
@@ -151,6 +162,7 @@ def distill(
         temperature=temperature,
         distill_alpha=alpha,
         unlabelled=unlabelled,
+        match_hidden=match_hidden,
     )
     dp_options = _config(target_epsilon=target_epsilon, delta=delta)
     if dp_options and not dp:

@@ -13,6 +13,11 @@ for a classifier or a pipeline, predicted values for a regressor.
 A pipeline's soft target for an input is the probabilities of its answer over the
 student's classes, also where a threshold step abstained (the deciding model's
 distribution is still the teacher's view of the input, only less sure).
+
+With intermediate-layer matching (``match_hidden``) the teacher model also gives
+its mean-pooled, L2-normalised hidden states of the layers the student's map to
+(:func:`aimass.training.distill.layer_map`), in a second pass over the training
+rows and the transfer set; the teacher must have the student's hidden size.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass.data.tables import read_split
@@ -245,14 +251,74 @@ def _scorer(ctx: JobContext, teacher: Teacher, classes: list[str]) -> Callable[[
     return lambda texts: predictor.scores(texts, batch_size=_TEACHER_BATCH)[:, columns]
 
 
+def _teacher_states(
+    ctx: JobContext,
+    teacher: Teacher,
+    student_dir: Path,
+    texts: list[str],
+    callbacks: CallbackList,
+) -> tuple[tuple[tuple[int, int], ...], Any]:
+    """The layer pairs and the teacher's (N, L·H) normalised pooled states of ``texts``."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from aimass.artifacts.bundle import verify_bundle
+    from aimass.models.device import resolve_device
+    from aimass.models.hf import load_tokenizer, read_config
+    from aimass.models.sequence import SequenceHeadConfig
+    from aimass.models.text import bucketed_batches, collate, encode_texts
+    from aimass.serving.sequence import build_sequence_model
+    from aimass.training.distill import layer_map
+
+    directory = ctx.artifacts.resolve(teacher.models[0].uri)
+    manifest = verify_bundle(directory)
+    student = read_config(student_dir)
+    teacher_config = read_config(directory)
+    sizes = int(student.hidden_size), int(teacher_config.hidden_size)
+    if sizes[0] != sizes[1]:
+        raise InvalidArgument(
+            f"--match-hidden: the student's hidden size is {sizes[0]} but teacher "
+            f"{teacher.ref}'s is {sizes[1]}; layers are matched only where the shapes "
+            "agree, so distil into a student of the teacher's width (e.g. the teacher's "
+            "base cut to fewer layers), or drop --match-hidden",
+            field="match_hidden",
+        )
+    layers = layer_map(int(student.num_hidden_layers), int(teacher_config.num_hidden_layers))
+    device = resolve_device(ctx.settings.device)
+    model = build_sequence_model(directory, SequenceHeadConfig.from_dict(manifest.task_config))
+    model.to(device)
+    tokenizer = load_tokenizer(directory)
+    max_length = int(manifest.task_config.get("max_length", 128))
+    outputs = model.head_config.num_outputs
+    wanted = [t for _, t in layers]
+    states = np.zeros((len(texts), len(layers) * sizes[1]), dtype=np.float32)
+    callbacks.on_phase(f"teacher {teacher.ref} hidden states", len(texts))
+    for start in range(0, len(texts), _TEACHER_CHUNK):
+        part = texts[start : start + _TEACHER_CHUNK]
+        chunk = encode_texts(tokenizer, part, max_length=max_length)
+        for idx in bucketed_batches(chunk.lengths, _TEACHER_BATCH, shuffle=False):
+            with torch.inference_mode():
+                said = model.forward_with_layers(wanted, **collate(chunk, idx, device))
+            pooled = said[:, outputs:].float().reshape(len(idx), len(layers), -1)
+            normalised = F.normalize(pooled, dim=-1).reshape(len(idx), -1).cpu().numpy()
+            states[[start + i for i in idx]] = normalised
+        callbacks.on_phase_advance(len(chunk))
+    return layers, states
+
+
 def soft_targets(
     ctx: JobContext,
     config: TrainConfig,
     dataset: DatasetVersion,
     splits: dict[str, SplitData],
     callbacks: CallbackList,
+    *,
+    student_dir: Path | None = None,
 ) -> SoftTargets:
-    """Run the teacher once over the training rows, the transfer set and the test split."""
+    """Run the teacher once over the training rows, the transfer set and the test split
+    (and, with ``match_hidden``, again for its hidden states: ``student_dir`` is the
+    student's base, whose layers are mapped to the teacher's)."""
     from aimass.training.distill import SoftTargets
 
     assert config.teacher is not None
@@ -267,6 +333,13 @@ def soft_targets(
         found = unlabelled_dataset(ctx.store, ctx.job.project, config.unlabelled)
         transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
     texts = {"train": splits["train"].texts, "transfer": transfer, "test": splits["test"].texts}
+    layers: tuple[tuple[int, int], ...] = ()
+    hidden = None
+    if config.match_hidden:  # first: a width mismatch fails before any labelling
+        assert student_dir is not None
+        layers, hidden = _teacher_states(
+            ctx, teacher, student_dir, texts["train"] + texts["transfer"], callbacks
+        )
     total = sum(len(t) for t in texts.values())
     log.info(
         "teacher %s labels %d rows (soft targets) before the student trains", teacher.ref, total
@@ -292,4 +365,7 @@ def soft_targets(
         transfer_set=transfer_ref,
         teacher_privacy=teacher.privacy,
         task=teacher.task,
+        layers=layers,
+        hidden=hidden,
+        hidden_weight=float(config.match_hidden or 0.0),
     )

@@ -280,7 +280,7 @@ def run_train_job(ctx: JobContext) -> dict[str, Any]:
         checkpoint_keys=ctx.artifacts.write_keys,
         privacy=DPEngine(dp) if (dp := spec.dp_config(dataset)) is not None else None,
         distillation=(
-            soft_targets(ctx, config, dataset, splits, callbacks)
+            soft_targets(ctx, config, dataset, splits, callbacks, student_dir=base_dir)
             if config.teacher is not None
             else None
         ),

@@ -27,6 +27,7 @@ the hidden states the head reads.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -236,7 +237,32 @@ class SequenceModel(nn.Module):
         (B, T, H) replaces the word embeddings of ``input_ids`` (position and
         token-type embeddings are still added): integrated gradients interpolate there.
         """
-        cfg = self.head_config
+        out = self._encode(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            hidden_states=not self._final_only,
+        )
+        return self._pooled(out, attention_mask)
+
+    @property
+    def _final_only(self) -> bool:
+        """Whether the head reads the last layer alone (no other layer's states needed)."""
+        return self.layer_indices == [int(self.encoder.config.num_hidden_layers)]
+
+    def _encode(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        *,
+        position_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        hidden_states: bool,
+    ) -> Any:
+        """The backbone's output for a batch (every layer's states with ``hidden_states``)."""
         if not self.backbone.token_types:
             token_type_ids = None
         if self.backbone.causal and position_ids is None:
@@ -250,22 +276,46 @@ class SequenceModel(nn.Module):
         }
         if self.explicit_ids and input_ids is not None:
             extra = self._explicit_ids(input_ids, attention_mask, extra)
-        final_only = self.layer_indices == [int(self.encoder.config.num_hidden_layers)]
-        out = self.encoder(
+        return self.encoder(
             input_ids=input_ids,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            output_hidden_states=not final_only,
+            output_hidden_states=hidden_states,
             **extra,
         )
+
+    def _pooled(self, out: Any, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The head's features (B, K·H) from the backbone's output."""
+        cfg = self.head_config
         if cfg.pooling == "pooler":
             return out.pooler_output  # (B, H)
         layers = (
             (out.last_hidden_state,)
-            if final_only
+            if self._final_only
             else tuple(out.hidden_states[i] for i in self.layer_indices)
         )
         return torch.cat([pool(cfg.pooling, h, attention_mask) for h in layers], dim=-1)  # (B, K·H)
+
+    def forward_with_layers(
+        self,
+        layers: Sequence[int],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Outputs (B, C) and the mean-pooled hidden states of ``layers`` (B, L·H), from
+        one pass and concatenated: distillation's intermediate-layer matching compares
+        these with the teacher's (``layers`` index ``hidden_states``: 0 = embeddings)."""
+        out = self._encode(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids=None,
+            inputs_embeds=None,
+            hidden_states=True,
+        )
+        states = [pool("mean", out.hidden_states[i], attention_mask) for i in layers]
+        return torch.cat([self.head(self._pooled(out, attention_mask)), *states], dim=-1)
 
     def _explicit_ids(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, given: dict[str, torch.Tensor]

@@ -114,6 +114,12 @@ class TrainConfig:
             have no label and take the soft term alone.
         unlabelled: Distillation: ``NAME`` or ``NAME@VERSION`` of an extra dataset
             (every split, labels ignored) that the teacher labels with soft targets.
+        match_hidden: Distillation with intermediate-layer matching (patient knowledge
+            distillation, Sun et al. 2019): weight of a term that pulls each student
+            layer's pooled, L2-normalised hidden state towards the teacher layer it maps
+            to (student layer ``i`` of ``n`` ↔ teacher layer ``round(i·m/n)`` of ``m``).
+            Needs a teacher model (not a pipeline) of the student's hidden size and
+            ``finetune`` mode. ``None`` (or 0) leaves it off.
     """
 
     task: str = "classification"
@@ -143,6 +149,7 @@ class TrainConfig:
     temperature: float | None = None
     distill_alpha: float | None = None
     unlabelled: str | None = None
+    match_hidden: float | None = None
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -290,6 +297,12 @@ class TrainConfig:
                 "in (0, 100]",
             ),
             ("distill_alpha", _number(alpha) and 0 <= alpha <= 1, "in [0, 1]"),
+            (
+                "match_hidden",
+                self.match_hidden is None
+                or (_number(self.match_hidden) and 0 <= self.match_hidden <= 10_000),
+                "in [0, 10000]",
+            ),
         ]
         for name, ok, rule in checks:
             if not ok:
@@ -298,6 +311,20 @@ class TrainConfig:
                     f"{rule} (defaults: temperature 2.0, distill_alpha 0.5)",
                     field=name,
                 )
+        if self.match_hidden and pipeline is not None:
+            raise InvalidArgument(
+                f"--match-hidden with teacher {self.teacher}: a pipeline has no hidden "
+                "layers of its own to match; distil from one of its models, or drop "
+                "--match-hidden",
+                field="match_hidden",
+            )
+        if self.match_hidden and self.mode != "finetune":
+            raise InvalidArgument(
+                f"--match-hidden needs --mode finetune: in {self.mode!r} mode the student's "
+                "layers are frozen, so there is nothing to pull towards the teacher's; add "
+                "--mode finetune or drop --match-hidden",
+                field="match_hidden",
+            )
         if self.workers > 1:
             # The soft targets are computed once in the job's process; the Ray workers
             # read the split themselves and would train on the labels alone.
@@ -318,6 +345,8 @@ class TrainConfig:
         if self.teacher is None:
             for name in ("teacher", *_DISTILL_FIELDS):
                 data.pop(name)
+        elif not self.match_hidden:
+            data.pop("match_hidden")
         if not self.lora_rank:
             for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"):
                 data.pop(name)
@@ -339,7 +368,7 @@ class TrainConfig:
 
 # Distillation defaults (Hinton et al. use T in 1..20; 2 suits two or three classes).
 _DISTILL_DEFAULTS: dict[str, float] = {"temperature": 2.0, "distill_alpha": 0.5}
-_DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled")
+_DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled", "match_hidden")
 
 
 def _number(value: Any) -> TypeGuard[float]:

@@ -20,6 +20,16 @@ soft term is the squared distance to the teacher's value, the hard term the
 squared distance to the label, both on the student's standardised scale::
 
     alpha * (student - teacher)² + (1 - alpha) * (student - y)²
+
+With intermediate-layer matching (``match_hidden`` = β; patient knowledge
+distillation, Sun et al. 2019) every row's loss gains a term that pulls each
+student layer's mean-pooled hidden state towards the teacher layer it maps to,
+both L2-normalised (so only directions matter, whatever the layers' scales)::
+
+    β * mean over matched layers of ‖h_s/‖h_s‖ − h_t/‖h_t‖‖²
+
+The teacher's states are computed once with its soft targets; the student's come
+from the same forward pass as its outputs (``SequenceModel.forward_with_layers``).
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ __all__ = [
     "SoftTargets",
     "distillation_loss",
     "distillation_report",
+    "layer_map",
+    "layer_matching_loss",
     "pack_targets",
     "regression_distillation_loss",
     "student_loss",
@@ -68,6 +80,11 @@ class SoftTargets:
         transfer_set: ``NAME@VERSION`` of the transfer set, if any.
         teacher_privacy: The teacher's own DP record, if it was trained privately.
         task: ``classification`` or ``regression``.
+        layers: Intermediate-layer matching: ``(student layer, teacher layer)`` pairs
+            (``hidden_states`` indices); empty when it is off.
+        hidden: (N + M, L·H) the teacher's L2-normalised, mean-pooled states of those
+            layers for the training rows and the transfer set (``None`` when off).
+        hidden_weight: β, the weight of the matching term.
     """
 
     teacher: str
@@ -82,6 +99,19 @@ class SoftTargets:
     transfer_set: str | None = None
     teacher_privacy: dict[str, Any] | None = None
     task: str = "classification"
+    layers: tuple[tuple[int, int], ...] = ()
+    hidden: np.ndarray | None = None
+    hidden_weight: float = 0.0
+
+
+def layer_map(student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:
+    """``(student, teacher)`` layer pairs of the uniform mapping: student layer ``i`` of
+    ``n`` ↔ teacher layer ``round(i·m/n)`` of ``m`` (1-based, as ``hidden_states`` counts
+    them after the embeddings), so a student's last layer meets the teacher's last."""
+    return tuple(
+        (i, max(1, round(i * teacher_layers / student_layers)))
+        for i in range(1, student_layers + 1)
+    )
 
 
 def pack_targets(
@@ -95,7 +125,18 @@ def pack_targets(
     A regressor's are (N + M, 3): the teacher's value and the label, both standardised
     as the student's targets are (``scale`` is their mean and standard deviation, and
     ``labels`` are standardised already), then 1 for a labelled row, 0 for a transfer row.
+    With intermediate-layer matching the teacher's states (L·H columns) follow.
     """
+    packed = _pack_outputs(soft, labels, scale=scale)
+    if soft.hidden is None:
+        return packed
+    return torch.cat([packed, torch.from_numpy(soft.hidden).float()], dim=-1)
+
+
+def _pack_outputs(
+    soft: SoftTargets, labels: torch.Tensor, *, scale: tuple[float, float]
+) -> torch.Tensor:
+    """The packed targets of the outputs' term (see :func:`pack_targets`)."""
     said = torch.from_numpy(np.concatenate([soft.train, soft.transfer])).float()  # (N+M, C)
     if soft.task == "regression":
         labelled = torch.cat([torch.ones(len(soft.train)), torch.zeros(len(soft.transfer))])
@@ -152,11 +193,39 @@ def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_row.sum() if reduction == "sum" else per_row.mean()
 
 
+def layer_matching_loss(student: torch.Tensor, teacher: torch.Tensor, layers: int) -> torch.Tensor:
+    """Per-row (B,) mean over ``layers`` of the squared distance between the student's
+    L2-normalised pooled states (B, L·H) and the teacher's, normalised already."""
+    batch = student.shape[0]
+    normalised = F.normalize(student.reshape(batch, layers, -1).float(), dim=-1)
+    return ((normalised - teacher.reshape(batch, layers, -1)) ** 2).sum(dim=-1).mean(dim=-1)
+
+
 def student_loss(task_loss: LossFunction, soft: SoftTargets | None, config: Any) -> LossFunction:
     """``task_loss``, or the distillation loss when a teacher's ``soft`` targets are
-    given (with ``config.temperature`` and ``config.distill_alpha``)."""
+    given (with ``config.temperature`` and ``config.distill_alpha``), plus the
+    intermediate-layer term when ``soft`` carries the teacher's states."""
     if soft is None:
         return task_loss
+    outputs_loss = _outputs_loss(soft, config)
+    if soft.hidden is None:
+        return outputs_loss
+    layers, weight = len(soft.layers), float(soft.hidden_weight)
+    outputs_width = 1 if soft.task == "regression" else soft.train.shape[1]
+    packed_width = 3 if soft.task == "regression" else outputs_width + 1
+
+    def with_layers(
+        outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
+    ) -> torch.Tensor:
+        said = outputs_loss(outputs[:, :outputs_width], targets[:, :packed_width], reduction="none")
+        matched = layer_matching_loss(outputs[:, outputs_width:], targets[:, packed_width:], layers)
+        return _reduce(said + weight * matched, reduction)
+
+    return with_layers
+
+
+def _outputs_loss(soft: SoftTargets, config: Any) -> LossFunction:
+    """Hinton's loss (or the regression mix) on the student's outputs alone."""
     assert config.distill_alpha is not None
     alpha = float(config.distill_alpha)
     if soft.task == "regression":
@@ -205,6 +274,11 @@ def distillation_report(
         "labelled_rows": train_rows,
         "transfer_rows": len(soft.transfer_texts),
     }
+    if soft.hidden is not None:
+        report["layer_matching"] = {
+            "weight": soft.hidden_weight,
+            "layers": [list(pair) for pair in soft.layers],
+        }
     if soft.teacher_privacy:
         report["teacher_privacy"] = {
             k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)

@@ -367,9 +367,12 @@ class _SequenceTask(Task):
                 train.lengths, cfg.batch_size or 1, shuffle=True, seed=cfg.seed + epoch
             )
 
+        matched = [s for s, _ in inputs.distillation.layers] if inputs.distillation else []
+
         def forward(idx: Sequence[int] | torch.Tensor) -> torch.Tensor:
             indices = idx.tolist() if isinstance(idx, torch.Tensor) else idx
-            return model(**collate(train, indices, inputs.device))
+            batch = collate(train, indices, inputs.device)
+            return model.forward_with_layers(matched, **batch) if matched else model(**batch)
 
         def evaluate() -> dict[str, Any]:
             outputs = self._outputs(model, splits["validation"], inputs.device)

@@ -134,6 +134,12 @@ def _distillation_section(version: ModelVersion) -> str:
         )
         + ", each with the teacher's soft targets",
     ]
+    if matching := record.get("layer_matching"):
+        pairs = ", ".join(f"{s}→{t}" for s, t in matching.get("layers", []))
+        lines.append(
+            f"- Intermediate-layer matching, weight {float(matching.get('weight', 0)):g}: student "
+            f"layer → teacher layer {pairs} (mean-pooled, L2-normalised states)"
+        )
     measured = [
         (label, record.get(f"teacher_{key}"), record.get(f"student_{key}"), record.get(ratio))
         for label, key, ratio in (

@@ -173,6 +173,16 @@ def regression_rows(n: int, *, seed: int = 0) -> list[dict[str, object]]:
     return rows
 
 
+def import_few_and_pool(ws: Any, root: Path) -> list[dict[str, object]]:
+    """Distillation data: 'few' (40 labelled rows) and 'pool' (400 rows without labels);
+    returns the rows of 'few'."""
+    few = sentiment_rows(40, seed=1)
+    ws.datasets.import_file(write_jsonl(root / "few.jsonl", few), name="few")
+    pool = [{"text": r["text"]} for r in sentiment_rows(400, seed=2)]
+    ws.datasets.import_file(write_jsonl(root / "pool.jsonl", pool), name="pool")
+    return few
+
+
 TINY_FINETUNE = {"mode": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16}
 
 

@@ -14,6 +14,7 @@ from aimass.serving.predictor import load_predictor
 from aimass.training.config import TrainConfig
 from aimass.training.distill import NO_LABEL, distillation_loss
 from tests.conftest import (
+    import_few_and_pool,
     make_tiny_bert,
     register_copy,
     regression_rows,
@@ -37,10 +38,7 @@ def ws(tmp_path_factory, tiny_bert_dir):
     ws = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
     ws.models.set_alias("m", "production", 1)
     ws.bases.import_(str(make_tiny_bert(root / "student-base", seed=1)), name="student")
-    few = sentiment_rows(40, seed=1)
-    ws.datasets.import_file(write_jsonl(root / "few.jsonl", few), name="few")
-    pool = [{"text": r["text"]} for r in sentiment_rows(400, seed=2)]
-    ws.datasets.import_file(write_jsonl(root / "pool.jsonl", pool), name="pool")
+    few = import_few_and_pool(ws, root)
     other = [{**r, "label": {"pos": "good", "neg": "bad"}[r["label"]]} for r in few]
     ws.datasets.import_file(write_jsonl(root / "other.jsonl", other), name="other")
     yield ws

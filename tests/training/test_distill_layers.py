@@ -22,7 +22,7 @@ from aimass.training.distill import (
     layer_matching_loss,
     student_loss,
 )
-from tests.conftest import make_tiny_bert, sentiment_rows, trained_workspace, write_jsonl
+from tests.conftest import import_few_and_pool, make_tiny_bert, sentiment_rows, trained_workspace
 
 STUDENT = {"mode": "finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16}
 
@@ -35,10 +35,7 @@ def ws(tmp_path_factory, tiny_bert_dir):
     ws = trained_workspace(root / "home", tiny_bert_dir, root / "data")
     ws.bases.import_(str(make_tiny_bert(root / "one", seed=1, layers=1)), name="one")
     ws.bases.import_(str(make_tiny_bert(root / "narrow", seed=1, hidden=16)), name="narrow")
-    few = sentiment_rows(40, seed=1)
-    ws.datasets.import_file(write_jsonl(root / "few.jsonl", few), name="few")
-    pool = [{"text": r["text"]} for r in sentiment_rows(400, seed=2)]
-    ws.datasets.import_file(write_jsonl(root / "pool.jsonl", pool), name="pool")
+    import_few_and_pool(ws, root)
     yield ws
     ws.close()
 

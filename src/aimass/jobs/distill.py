@@ -223,13 +223,14 @@ def _scores(
     return np.concatenate(parts)
 
 
-def _scorer(ctx: JobContext, teacher: Teacher, classes: list[str]) -> Callable[[list[str]], Any]:
-    """The teacher, loaded: texts → (N, C) probabilities in ``classes`` order (a
-    regressor: (N, 1) values)."""
+def _scorer(
+    ctx: JobContext, teacher: Teacher, classes: list[str], predictor: Any
+) -> Callable[[list[str]], Any]:
+    """The teacher: texts → (N, C) probabilities in ``classes`` order (a regressor:
+    (N, 1) values). ``predictor`` is a model teacher's, loaded; ``None`` for a pipeline."""
     import numpy as np
 
     from aimass.evaluation import ReportOptions
-    from aimass.serving.predictor import load_predictor
 
     if teacher.pipeline is not None:
         loaded = LoadedPipeline(ctx, teacher.pipeline, ReportOptions(batch_size=_TEACHER_BATCH))
@@ -241,8 +242,6 @@ def _scorer(ctx: JobContext, teacher: Teacher, classes: list[str]) -> Callable[[
             return np.where(total > 0, rows / np.where(total > 0, total, 1), 1 / len(classes))
 
         return pipeline_scores
-    model = teacher.models[0]
-    predictor: Any = load_predictor(ctx.artifacts.resolve(model.uri), device=ctx.settings.device)
     columns: list[int] | slice = slice(None)  # a regressor's one value
     if teacher.task == "classification":
         labels = [str(c) for c in predictor.head.labels]
@@ -252,29 +251,25 @@ def _scorer(ctx: JobContext, teacher: Teacher, classes: list[str]) -> Callable[[
 
 
 def _teacher_states(
-    ctx: JobContext,
     teacher: Teacher,
+    predictor: Any,
     student_dir: Path,
     texts: list[str],
     callbacks: CallbackList,
 ) -> tuple[tuple[tuple[int, int], ...], Any]:
-    """The layer pairs and the teacher's (N, L·H) normalised pooled states of ``texts``."""
+    """The layer pairs and the teacher's (N, L·H) normalised pooled states of ``texts``,
+    from its loaded (PyTorch) ``predictor``."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
-    from aimass.artifacts.bundle import verify_bundle
-    from aimass.models.device import resolve_device
-    from aimass.models.hf import load_tokenizer, read_config
-    from aimass.models.sequence import SequenceHeadConfig
+    from aimass.models.hf import read_config
     from aimass.models.text import bucketed_batches, collate, encode_texts
-    from aimass.serving.sequence import build_sequence_model
     from aimass.training.distill import layer_map
 
-    directory = ctx.artifacts.resolve(teacher.models[0].uri)
-    manifest = verify_bundle(directory)
+    model = predictor.model
     student = read_config(student_dir)
-    teacher_config = read_config(directory)
+    teacher_config = model.encoder.config
     sizes = int(student.hidden_size), int(teacher_config.hidden_size)
     if sizes[0] != sizes[1]:
         raise InvalidArgument(
@@ -285,21 +280,16 @@ def _teacher_states(
             field="match_hidden",
         )
     layers = layer_map(int(student.num_hidden_layers), int(teacher_config.num_hidden_layers))
-    device = resolve_device(ctx.settings.device)
-    model = build_sequence_model(directory, SequenceHeadConfig.from_dict(manifest.task_config))
-    model.to(device)
-    tokenizer = load_tokenizer(directory)
-    max_length = int(manifest.task_config.get("max_length", 128))
     outputs = model.head_config.num_outputs
     wanted = [t for _, t in layers]
     states = np.zeros((len(texts), len(layers) * sizes[1]), dtype=np.float32)
     callbacks.on_phase(f"teacher {teacher.ref} hidden states", len(texts))
     for start in range(0, len(texts), _TEACHER_CHUNK):
         part = texts[start : start + _TEACHER_CHUNK]
-        chunk = encode_texts(tokenizer, part, max_length=max_length)
+        chunk = encode_texts(predictor.tokenizer, part, max_length=predictor.max_length)
         for idx in bucketed_batches(chunk.lengths, _TEACHER_BATCH, shuffle=False):
             with torch.inference_mode():
-                said = model.forward_with_layers(wanted, **collate(chunk, idx, device))
+                said = model.forward_with_layers(wanted, **collate(chunk, idx, predictor.device))
             pooled = said[:, outputs:].float().reshape(len(idx), len(layers), -1)
             normalised = F.normalize(pooled, dim=-1).reshape(len(idx), -1).cpu().numpy()
             states[[start + i for i in idx]] = normalised
@@ -319,13 +309,21 @@ def soft_targets(
     """Run the teacher once over the training rows, the transfer set and the test split
     (and, with ``match_hidden``, again for its hidden states: ``student_dir`` is the
     student's base, whose layers are mapped to the teacher's)."""
+    from aimass.serving.predictor import load_predictor
     from aimass.training.distill import SoftTargets
 
     assert config.teacher is not None
     assert config.distill_alpha is not None
     teacher = find_teacher(ctx.store, ctx.job.project, config.teacher)
     classes = [str(c) for c in dataset.stats.get("classes") or []]
-    score = _scorer(ctx, teacher, classes)
+    predictor: Any = (
+        None
+        if teacher.pipeline is not None
+        else load_predictor(
+            ctx.artifacts.resolve(teacher.models[0].uri), device=ctx.settings.device
+        )
+    )
+    score = _scorer(ctx, teacher, classes, predictor)
     width = len(classes) if teacher.task == "classification" else 1
     transfer: list[str] = []
     transfer_ref = None
@@ -338,7 +336,7 @@ def soft_targets(
     if config.match_hidden:  # first: a width mismatch fails before any labelling
         assert student_dir is not None
         layers, hidden = _teacher_states(
-            ctx, teacher, student_dir, texts["train"] + texts["transfer"], callbacks
+            teacher, predictor, student_dir, texts["train"] + texts["transfer"], callbacks
         )
     total = sum(len(t) for t in texts.values())
     log.info(

@@ -130,6 +130,7 @@ class TokenClassificationTask(ExampleTask):
             stride=window_stride(max_length),
             return_overflowing_tokens=True,
         )
+        golds = [[index[t] for t in tags] for tags in split.tags]
         examples = []
         owned: dict[int, set[int]] = {}  # row → words whose first sub-word a window holds
         for window, row in enumerate(out["overflow_to_sample_mapping"]):
@@ -155,7 +156,7 @@ class TokenClassificationTask(ExampleTask):
                     "row": [row],
                     "firsts": firsts,
                     "words": words,
-                    "gold": [index[t] for t in tags],
+                    "gold": golds[row],
                 }
             )
         return examples

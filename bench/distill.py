@@ -14,11 +14,15 @@ plus ``--transfer-rows`` further training texts without labels as the transfer
 set), once on the labels alone (the baseline). Accuracy is on the whole test
 split of the sample; predictions/s is ``predictor.scores`` on ``--speed-rows``
 test texts, batch 64, ``--threads`` torch threads, the same for all three
-models (median of 3 timed passes after a warm-up).
+models, timed in ``--rounds`` interleaved rounds after a warm-up (each round
+times every model once, the order rotating, so that load from other work on
+shared cores falls on all three alike); a speed ratio is the median of the
+per-round ratios to the teacher, printed with their range.
 
     python bench/distill.py [--langs en,zh] [--train-rows 2000] [--transfer-rows 2000]
                             [--teacher-epochs 2] [--student-epochs 3] [--student-layers 1]
-                            [--max-length 64] [--match-hidden W] [--home DIR]
+                            [--max-length 64] [--match-hidden W] [--rounds 9]
+                            [--home DIR]
 
 ``--match-hidden W`` distils with intermediate-layer matching at weight ``W`` (the
 student's one layer pulled towards the teacher's last; the baseline is unchanged).
@@ -83,19 +87,38 @@ def transfer_set(ws: Any, dataset: Any, rows: int, train_rows: int, name: str) -
     return version.ref
 
 
-def speed(ws: Any, ref: str, texts: list[str]) -> float:
-    """Predictions/s of ``ref`` on ``texts`` (batch 64), median of 3 after a warm-up."""
+def speeds(ws: Any, refs: dict[str, str], texts: list[str], rounds: int) -> dict[str, Any]:
+    """Predictions/s of each model on ``texts`` (batch 64), timed in interleaved rounds.
+
+    Every round times each model once, in an order that rotates from round to
+    round, so that a change in the machine's load (other work on shared cores)
+    falls on all the models alike instead of on whichever was timed during it.
+    Each model's speed is the median of its rounds; each ratio to the teacher
+    is the median of the per-round ratios, with their range.
+    """
     from aimass.serving.predictor import load_predictor
 
-    version = ws.models.get(ref)
-    predictor: Any = load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
-    predictor.scores(texts[:64], batch_size=64)
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        predictor.scores(texts, batch_size=64)
-        timings.append(time.perf_counter() - started)
-    return len(texts) / statistics.median(timings)
+    predictors: dict[str, Any] = {}
+    for role, ref in refs.items():
+        version = ws.models.get(ref)
+        predictors[role] = load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
+        predictors[role].scores(texts[:64], batch_size=64)  # warm-up
+    roles = list(refs)
+    seconds: dict[str, list[float]] = {role: [] for role in roles}
+    for round_ in range(rounds):
+        for role in roles[round_ % len(roles) :] + roles[: round_ % len(roles)]:
+            started = time.perf_counter()
+            predictors[role].scores(texts, batch_size=64)
+            seconds[role].append(time.perf_counter() - started)
+    out: dict[str, Any] = {}
+    for role in roles:
+        ratios = [t / s for t, s in zip(seconds["teacher"], seconds[role], strict=True)]
+        out[role] = {
+            "predictions_per_s": round(len(texts) / statistics.median(seconds[role]), 1),
+            "speed_ratio": round(statistics.median(ratios), 2),
+            "speed_ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        }
+    return out
 
 
 def train(ws: Any, name: str, dataset: str, base: str, config: dict[str, Any]) -> Any:
@@ -153,12 +176,14 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     baseline = train(ws, f"{lang}-baseline", dataset.ref, student_base, student_config)
     texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[: args.speed_rows]
+    versions = {"teacher": teacher, "student": distilled, "baseline": baseline}
+    timed = speeds(ws, {r: v.ref for r, v in versions.items()}, texts, args.rounds)
     rows: dict[str, Any] = {}
-    for role, version in (("teacher", teacher), ("student", distilled), ("baseline", baseline)):
+    for role, version in versions.items():
         rows[role] = {
             "model": version.ref,
             "accuracy": version.metrics["test"]["accuracy"],
-            "predictions_per_s": round(speed(ws, version.ref, texts), 1),
+            **timed[role],
             "train_seconds": version.metrics["training"]["seconds"],
         }
     t, s = rows["teacher"], rows["student"]
@@ -171,10 +196,10 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
         "models": rows,
         "accuracy_ratio": round(s["accuracy"] / t["accuracy"], 4),
         "baseline_accuracy_ratio": round(rows["baseline"]["accuracy"] / t["accuracy"], 4),
-        "speed_ratio": round(s["predictions_per_s"] / t["predictions_per_s"], 2),
+        "speed_ratio": s["speed_ratio"],
+        "speed_ratio_range": s["speed_ratio_range"],
         "agreement_with_teacher": distilled.metrics["distillation"].get("agreement"),
-        "goal_met": s["accuracy"] >= 0.97 * t["accuracy"]
-        and s["predictions_per_s"] >= 5 * t["predictions_per_s"],
+        "goal_met": s["accuracy"] >= 0.97 * t["accuracy"] and s["speed_ratio"] >= 5,
         "job_record": distilled.metrics["distillation"],
     }
 
@@ -190,7 +215,8 @@ def print_table(lang: str, result: dict[str, Any]) -> None:
         )
     print(
         f"  student / teacher: accuracy x{result['accuracy_ratio']:.3f} (baseline "
-        f"x{result['baseline_accuracy_ratio']:.3f}), speed x{result['speed_ratio']:.2f}; "
+        f"x{result['baseline_accuracy_ratio']:.3f}), speed x{result['speed_ratio']:.2f} "
+        f"(rounds {result['speed_ratio_range'][0]:.2f}-{result['speed_ratio_range'][1]:.2f}); "
         f"agreement {result['agreement_with_teacher']}; goal (>= 0.97, >= 5x) "
         f"{'met' if result['goal_met'] else 'NOT met'}"
     )
@@ -212,6 +238,7 @@ def main() -> None:
     parser.add_argument("--match-hidden", type=float, default=0.0)
     parser.add_argument("--speed-rows", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--home", type=Path, default=None, help="keep (and reuse) this home")
     parser.add_argument("--out", type=Path, default=RESULTS / "distill.json")
     args = parser.parse_args()

@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,8 +50,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+sys.path.insert(0, str(Path(__file__).parent))
 from aimass.cli.train import _QUICKSTARTS
 from aimass.training.config import RECIPES as TRAINING_RECIPES
+from ensemble import timed  # bench/ensemble.py's batched, warmed-up predictions/s
 
 QUICKSTART_ZH = _QUICKSTARTS["zh"]
 
@@ -148,17 +151,13 @@ def run_aimass(base: str, recipe_config: dict, adapt: dict | None = None) -> Run
             version = workspace.jobs.train(spec)
             train_s = time.perf_counter() - began
             test_texts = [t for t, _ in data["test"]]
-            workspace.serving.predict("zh", test_texts[:8])  # load and warm up
-            began = time.perf_counter()
-            for start in range(0, len(test_texts), 256):  # AIMASS_MAX_PREDICT_BATCH
-                workspace.serving.predict("zh", test_texts[start : start + 256])
-            predict_s = time.perf_counter() - began
+            _, speed = timed(lambda batch: workspace.serving.predict("zh", batch), test_texts)
             return {
                 "accuracy": version.metrics["test"]["accuracy"],
                 "validation_accuracy": version.metrics["validation"]["accuracy"],
                 "train_s": train_s,
                 "base_import_s": import_s,
-                "predictions_per_s": len(test_texts) / predict_s,
+                "predictions_per_s": speed,
                 "config": config,
                 **adapted,
             }

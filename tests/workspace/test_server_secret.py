@@ -62,3 +62,25 @@ def test_a_shared_secret_file_is_one_secret(tmp_path: Path) -> None:
 def test_a_malformed_server_secret_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="openssl rand -hex 32"):
         Settings(server_secret="not-hex")
+
+
+def test_a_recently_verified_key_authenticates_without_the_database(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, "a")
+    created, key = ws.keys.create("ci", project="default", scopes=["predict"])
+    assert ws.keys.authenticate_cached(key) is None  # never verified: the caller must ask
+    assert ws.keys.authenticate(key).key_id == created.id
+    ws.store.keys.lookup = None  # type: ignore[assignment]  # any database read would fail
+    assert ws.keys.authenticate_cached(key).key_id == created.id  # type: ignore[union-attr]
+    assert ws.keys.authenticate_cached(key + "x") is None
+    ws.close()
+
+
+def test_a_revoked_key_is_refused_on_the_cached_path_too(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, "a")
+    created, key = ws.keys.create("ci", project="default", scopes=["predict"])
+    ws.keys.authenticate(key)
+    ws.keys.revoke(created.id)
+    assert ws.keys.authenticate_cached(key) is None
+    with pytest.raises(Unauthenticated, match="not valid|revoked"):
+        ws.keys.authenticate(key)
+    ws.close()

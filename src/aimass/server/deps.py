@@ -36,15 +36,17 @@ __all__ = [
 _bearer = HTTPBearer(auto_error=False, description="An aimass API key: aimass_<id>_<secret>")
 
 
-def _state(request: Request) -> ServerState:
+# Async although they do no I/O: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a thread hop per request on the predict hot path.
+async def _state(request: Request) -> ServerState:
     return request.app.state.aimass
 
 
 StateDep = Annotated[ServerState, Depends(_state)]
 
 
-def _workspace(request: Request) -> Workspace:
-    return _state(request).workspace
+async def _workspace(request: Request) -> Workspace:
+    return request.app.state.aimass.workspace
 
 
 WorkspaceDep = Annotated[Workspace, Depends(_workspace)]

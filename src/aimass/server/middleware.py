@@ -269,8 +269,11 @@ class RequestPipeline:
                 "the Authorization header is not 'Bearer aimass_<id>_<secret>'; send the API "
                 "key exactly as 'aimass keys create' printed it"
             )
+        keys = self.state.workspace.keys
         try:
-            principal = await run_in_threadpool(self.state.workspace.keys.authenticate, key)
+            principal = keys.authenticate_cached(key)
+            if principal is None:
+                principal = await run_in_threadpool(keys.authenticate, key)
         except Unauthenticated:
             throttle.auth_failed(address, key_id)
             raise

@@ -137,12 +137,12 @@ class ServerState:
         )
 
     async def resolve(self, ref: str, project: str) -> ModelVersion:
-        """The version ``ref`` names in ``project`` (cached for ``resolve_cache_seconds``)."""
-        version = self.versions.get((project, ref))
-        if version is None:
-            found = await run_in_threadpool(self.workspace.models.get, ref, project=project)
-            version = self.versions.put((project, ref), found)
-        return version
+        """The version ``ref`` names in ``project`` (cached for ``resolve_cache_seconds``;
+        concurrent misses share one lookup)."""
+        return await self.versions.aget_or_load(
+            (project, ref),
+            lambda: run_in_threadpool(self.workspace.models.get, ref, project=project),
+        )
 
     def forget_pipelines(self, project: str, name: str) -> None:
         """Drop cached resolutions of pipeline ``name`` in ``project`` (an alias moved)."""
@@ -152,17 +152,19 @@ class ServerState:
 
     async def resolve_pipeline(self, ref: str, project: str) -> PipelineVersion:
         """The pipeline version ``ref`` names in ``project`` (cached like :meth:`resolve`)."""
-        version = self.pipeline_versions.get((project, ref))
-        if version is None:
-            found = await run_in_threadpool(self.workspace.pipelines.get, ref, project=project)
-            version = self.pipeline_versions.put((project, ref), found)
-        return version
+        return await self.pipeline_versions.aget_or_load(
+            (project, ref),
+            lambda: run_in_threadpool(self.workspace.pipelines.get, ref, project=project),
+        )
 
     async def require_project(self, project: str) -> None:
         """NotFound unless ``project`` exists (positive answers cached)."""
-        if self.projects.get(project) is None:
+
+        async def exists() -> bool:
             await run_in_threadpool(self.workspace.projects.get, project)
-            self.projects.put(project, True)
+            return True
+
+        await self.projects.aget_or_load(project, exists)
 
     def _limit_decision(self, decision: Decision) -> None:
         # One audit row when a subject starts being refused, not one per refused request.

@@ -84,7 +84,8 @@ class Settings(BaseSettings):
         batch_max_wait_ms: Longest a request waits for companions before its batch runs
             (0: a free model takes whatever is queued at once).
         batch_max_tokens: Token budget of one batch (padded length × inputs), which
-            buckets batches by sequence length.
+            buckets batches by sequence length. Default (unset): 256 on CPU (larger
+            batches gain nothing there and lengthen the tail latency), 8192 on CUDA.
         serve_runners: Runner processes per served model version: each holds a copy
             of the weights and runs one batch at a time, apart from the server's
             event loop. 0 runs batches in a thread of the server process. Default
@@ -224,7 +225,7 @@ class Settings(BaseSettings):
     plaintext_dir: Path | None = None
     batch_max_size: int = Field(default=32, gt=0)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
-    batch_max_tokens: int = Field(default=8192, gt=0)
+    batch_max_tokens: int | None = Field(default=None, gt=0)
     serve_runners: int | None = Field(default=None, ge=0, le=64)
     serve_runner_threads: int = Field(default=0, ge=0)
     serve_runner_timeout_seconds: float = Field(default=600.0, gt=0)

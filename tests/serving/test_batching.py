@@ -9,7 +9,8 @@ import time
 import pytest
 
 from aimass.errors import InvalidArgument, Unavailable
-from aimass.serving.batching import BatchPolicy, MicroBatcher, bucket_of
+from aimass.serving.batching import CPU_MAX_TOKENS, BatchPolicy, MicroBatcher, bucket_of
+from aimass.settings import Settings
 
 
 class Fake:
@@ -51,6 +52,16 @@ def test_buckets_are_powers_of_two_from_8():
     assert [bucket_of(n) for n in (1, 8, 9, 16, 17, 100, 129)] == [8, 8, 16, 16, 32, 128, 256]
     with pytest.raises(InvalidArgument):
         BatchPolicy(max_batch_size=0)
+
+
+def test_the_token_budget_follows_the_device_unless_set():
+    on_cpu = BatchPolicy.from_settings(Settings(device="cpu"))
+    assert (on_cpu.max_tokens, on_cpu.max_batch_size) == (CPU_MAX_TOKENS, 32)
+    # Short inputs still batch 32 at a time on a CPU; long ones go a few at a time.
+    assert (on_cpu.limit(8), on_cpu.limit(64), on_cpu.limit(512)) == (32, 4, 1)
+    assert BatchPolicy.from_settings(Settings(device="cpu", batch_max_tokens=8192)).limit(64) == 32
+    with pytest.raises(ValueError, match="batch_max_tokens"):
+        Settings(batch_max_tokens=0)
 
 
 def test_results_come_back_in_order_for_each_caller():

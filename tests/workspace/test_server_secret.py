@@ -81,6 +81,6 @@ def test_a_revoked_key_is_refused_on_the_cached_path_too(tmp_path: Path) -> None
     ws.keys.authenticate(key)
     ws.keys.revoke(created.id)
     assert ws.keys.authenticate_cached(key) is None
-    with pytest.raises(Unauthenticated, match="not valid|revoked"):
+    with pytest.raises(Unauthenticated, match=r"not valid|revoked"):
         ws.keys.authenticate(key)
     ws.close()

@@ -170,7 +170,7 @@ def serve(
         err_console.print(
             f"created the first admin API key; it is in {path} (mode 0600, shown nowhere else)"
         )
-    app = create_app(found, workspace=ws, job_workers=job_threads)
+    app = create_app(found, workspace=ws, job_workers=job_threads, freeze_gc=True)
     scheme = "https" if cert is not None else "http"
     err_console.print(f"aimass serving {found.home} on {scheme}://{host}:{port}  (docs: /v1/docs)")
     options = uvicorn_options(

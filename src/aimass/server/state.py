@@ -48,11 +48,7 @@ class ServerState:
         self.settings = settings
         self.workspace = workspace or Workspace(settings)
         self._owns_workspace = workspace is None
-        self.policy = BatchPolicy(
-            max_batch_size=settings.batch_max_size,
-            max_wait=settings.batch_max_wait_ms / 1000,
-            max_tokens=settings.batch_max_tokens,
-        )
+        self.policy = BatchPolicy.from_settings(settings)
         self._batchers: BatcherPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.metrics = Metrics(

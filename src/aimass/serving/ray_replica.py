@@ -62,11 +62,7 @@ class ModelReplica:
             name,
             self._backend.run,
             lengths=self._backend.lengths,
-            policy=BatchPolicy(
-                max_batch_size=settings.batch_max_size,
-                max_wait=settings.batch_max_wait_ms / 1000,
-                max_tokens=settings.batch_max_tokens,
-            ),
+            policy=BatchPolicy.from_settings(settings),
         )
         self._steps = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="aimass-generate")
         self._id = _replica_id()

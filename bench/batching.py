@@ -25,7 +25,6 @@ Writes ``bench/results/batching.json`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -36,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve import RESULTS, _serve_env, drive, free_port, prepare, start  # bench/serve.py
+from serve import RESULTS, _serve_env, prepare  # bench/serve.py
+from serve_ab import one_server  # bench/serve_ab.py
 
 SHAPES = ((16, (1, 2, 4, 8, 16, 32)), (32, (1, 2, 4, 8, 16, 32)), (64, (1, 2, 4, 8, 16, 32)))
 
@@ -47,9 +47,11 @@ def forward_costs(bundle: Path, backend: str, graph: Path | None) -> list[dict[s
 
     from aimass.models.text import collate, encode_texts
     from aimass.serving.predictor import load_predictor
+    from aimass.serving.sequence import SequencePredictor
 
     torch.set_num_threads(1)
     predictor = load_predictor(bundle, device="cpu", backend=backend, graph=graph, threads=1)
+    assert isinstance(predictor, SequencePredictor), "the bench model is a classifier"
     rows = []
     for length, sizes in SHAPES:
         for size in sizes:
@@ -82,12 +84,6 @@ def forward_costs(bundle: Path, backend: str, graph: Path | None) -> list[dict[s
     return rows
 
 
-def with_ratio(result: dict[str, Any]) -> dict[str, Any]:
-    """``drive()``'s result plus p99 over Little's-law mean latency (clients / throughput)."""
-    little_ms = 1000 * result["clients"] / result["throughput"]
-    return {**result, "little_ms": little_ms, "p99_over_little": result["p99_ms"] / little_ms}
-
-
 def main() -> None:
     """Measure the forward costs, then the servers per budget; print and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -117,26 +113,19 @@ def main() -> None:
     costs = forward_costs(Path(bundle), args.backend, graph)
 
     env = {**_serve_env(home / "home"), "AIMASS_SERVE_BACKEND": args.backend}
-    auth = {"Authorization": f"Bearer {key}"}
     rows: dict[int, list[dict[str, Any]]] = {b: [] for b in budgets}
     for round_ in range(args.rounds):
         shift = round_ % len(budgets)
         for budget in budgets[shift:] + budgets[:shift]:
-            port = free_port()
-            proc = start(
-                [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port)],
+            measured = one_server(
                 {**env, "AIMASS_BATCH_MAX_TOKENS": str(budget)},
-                f"http://127.0.0.1:{port}/readyz",
+                key,
+                texts,
+                args.seconds,
+                single_seconds=args.seconds / 3,
             )
-            url = f"http://127.0.0.1:{port}/v1/projects/default/models/bench@production:predict"
-            try:
-                asyncio.run(drive(url, auth, texts, 32, 2.0))  # warm up
-                at32 = with_ratio(asyncio.run(drive(url, auth, texts, 32, args.seconds)))
-                at1 = with_ratio(asyncio.run(drive(url, auth, texts, 1, args.seconds / 3)))
-            finally:
-                proc.terminate()
-                proc.wait(30)
-            rows[budget].append({"n32": at32, "n1": at1})
+            rows[budget].append(measured)
+            at32, at1 = measured["n32"], measured["n1"]
             print(
                 f"budget {budget:5d}: N=32 {at32['throughput']:6.1f}/s p50 {at32['p50_ms']:6.1f} "
                 f"p99 {at32['p99_ms']:6.1f} ms, p99 / Little {at32['p99_over_little']:.2f} | "

@@ -47,8 +47,17 @@ def _head() -> str:
     return f"{head} (with uncommitted src changes)" if dirty else head
 
 
-def one_server(env: dict[str, str], key: str, texts: list[str], seconds: float) -> dict[str, Any]:
-    """Start ``aimass serve`` with ``env``, warm it, measure N=32 then N=1, stop it."""
+def one_server(
+    env: dict[str, str],
+    key: str,
+    texts: list[str],
+    seconds: float,
+    *,
+    single_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Start ``aimass serve`` with ``env``, warm it, measure N=32 for ``seconds`` then
+    N=1 (``single_seconds``, default half as long), stop it. Each result has the
+    server's CPU-seconds per 1,000 predictions and p99 over Little's law."""
     port = free_port()
     proc = start(
         [sys.executable, "-m", "aimass.cli", "serve", "--port", str(port)],
@@ -60,11 +69,13 @@ def one_server(env: dict[str, str], key: str, texts: list[str], seconds: float) 
     try:
         asyncio.run(drive(url, auth, texts, 32, 2.0))  # warm up
         out = {}
-        for clients, length in ((32, seconds), (1, seconds / 2)):
-            result = measured(
-                proc.pid,
-                lambda c=clients, s=length: asyncio.run(drive(url, auth, texts, c, s)),
-            )
+        single = seconds / 2 if single_seconds is None else single_seconds
+        for clients, length in ((32, seconds), (1, single)):
+
+            def load(clients: int = clients, length: float = length) -> dict[str, Any]:
+                return asyncio.run(drive(url, auth, texts, clients, length))
+
+            result = measured(proc.pid, load)
             result["p99_over_little"] = result["p99_ms"] / (1000 * clients / result["throughput"])
             out[f"n{clients}"] = result
         return out

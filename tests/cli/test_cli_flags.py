@@ -38,8 +38,9 @@ def served(monkeypatch, tmp_path):
     monkeypatch.setenv("AIMASS_HOME", str(tmp_path / "home"))
     calls = {}
 
-    def create_app(settings, *, workspace=None, job_workers=None):
+    def create_app(settings, *, workspace=None, job_workers=None, freeze_gc=False):
         calls["job_workers"] = job_workers
+        calls["freeze_gc"] = freeze_gc
         return object()
 
     monkeypatch.setattr("aimass.server.create_app", create_app)
@@ -50,7 +51,8 @@ def served(monkeypatch, tmp_path):
 def test_serve_job_threads_sets_the_threads_that_run_jobs(served):
     result = runner.invoke(app, ["serve", "--job-threads", "3"])
     assert result.exit_code == 0, result.output
-    assert served == {"job_workers": 3, "ran": True}
+    # A server process lives until it exits: it freezes the GC once started.
+    assert served == {"job_workers": 3, "freeze_gc": True, "ran": True}
     assert "deprecated" not in result.stderr
 
 

@@ -176,7 +176,7 @@ class KeyRing:
         if record is None:
             return None
         with self._lock:
-            if time.monotonic() - self._touched.get(record.id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
+            if self._touch_due(record.id, time.monotonic()):
                 return None
         return self._principal(record, touch=False)
 
@@ -218,10 +218,14 @@ class KeyRing:
     def _touch(self, key_id: str, now: datetime) -> None:
         clock = time.monotonic()
         with self._lock:
-            if clock - self._touched.get(key_id, -_TOUCH_EVERY) < _TOUCH_EVERY:
+            if not self._touch_due(key_id, clock):
                 return
             self._touched[key_id] = clock
         self._store.keys.touch(key_id, now)
+
+    def _touch_due(self, key_id: str, clock: float) -> bool:
+        """Whether the key's last use is to be written again (hold ``self._lock``)."""
+        return clock - self._touched.get(key_id, -_TOUCH_EVERY) >= _TOUCH_EVERY
 
     def get(self, key_id: str, *, project: str | None = None) -> ApiKey:
         """One key's record (of ``project``; ``None``: of any project)."""

@@ -4,6 +4,8 @@ consulted before the settings."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -103,6 +105,32 @@ def test_an_update_is_seen_by_the_keys_next_request(client, admin):
     client.patch(f"{P}/keys/{key_id}", headers=admin, json={"output_policy": "labels"})
     after = client.post(predict, headers=headers, json={"inputs": ["good"]}).json()
     assert set(after["predictions"][0]) == {"label"}
+
+
+def test_a_keys_stored_limits_are_read_off_the_event_loop(client, admin, monkeypatch):
+    # A database read on the loop would stall every request in flight (a network round
+    # trip on PostgreSQL): the server reads a key's limits in a worker thread, once.
+    r = create(client, admin, name="offloop", limits={"requests_per_key": "500/minute"})
+    headers = {"Authorization": f"Bearer {r.json()['key']}"}
+    key_id = r.json()["record"]["id"]
+    ws = client.app.state.aimass.workspace
+    reads: list[bool] = []
+    real = ws.store.keys.limits
+
+    def recording(ident):
+        try:
+            asyncio.get_running_loop()
+            reads.append(True)  # on an event loop's thread
+        except RuntimeError:
+            reads.append(False)
+        return real(ident)
+
+    monkeypatch.setattr(ws.store.keys, "limits", recording)
+    ws.limits.forget(f"key:{key_id}")
+    predict = f"{P}/models/sentiment@production:predict"
+    for _ in range(3):
+        assert client.post(predict, headers=headers, json={"inputs": ["good"]}).status_code == 200
+    assert reads == [False]  # one read, in a worker thread; the rest from the cache
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,7 @@ class RequestPipeline:
             return self.max_anonymous_body  # revoked or expired since: sign in again
         scope["state"]["principal"] = principal
         scope["state"]["session"] = session
+        await self.state.workspace.limits.prefetch(f"key:{session.key_id}")
         self.state.throttle.request(session.key_id)
         return self.max_body
 
@@ -262,6 +263,10 @@ class RequestPipeline:
         key_id = parse_key(key) if scheme.lower() == "bearer" else None
         state["key_id"] = key_id
         throttle = self.state.throttle
+        if key_id is not None:
+            # The throttle reads the key's stored limits on this loop: have them cached,
+            # read off the loop, first (the route's predict and stream slots use them too).
+            await self.state.workspace.limits.prefetch(f"key:{key_id}")
         throttle.check_auth(address, key_id)
         if key_id is None:
             throttle.auth_failed(address, None)

@@ -4,12 +4,15 @@ The effective value of a limit for a key or a project is, in order: the value
 stored with the key / project (``aimass keys update --limit``, ``aimass projects
 set-limits``), else its entry in ``AIMASS_LIMIT_OVERRIDES``, else the setting.
 Stored values are cached for ``auth_cache_seconds``; a change made through this
-process is seen at once, one made by another process within that time.
+process is seen at once, one made by another process within that time. Code on an
+event loop calls :meth:`Limits.prefetch` first, so the database is read in a worker
+thread and never blocks the loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -144,12 +147,24 @@ class Limits:
 
     def stored(self, subject: str) -> dict[str, int | str]:
         """The limits stored with ``subject`` (cached; empty for none)."""
+        read, ident = self._reader(subject)
+        if read is None:
+            return {}
+        return self._stored.get_or_load(subject, lambda: read(ident))
+
+    async def prefetch(self, subject: str) -> None:
+        """Have ``subject``'s stored limits cached, for an event loop: a miss is read in
+        a worker thread (coroutines that miss together share one read), so the
+        synchronous :meth:`value` calls that follow find them without a database read."""
+        read, ident = self._reader(subject)
+        if read is not None:
+            await self._stored.aget_or_load(subject, lambda: asyncio.to_thread(read, ident))
+
+    def _reader(self, subject: str) -> tuple[Callable[[str], dict[str, int | str]] | None, str]:
+        """The store read for ``key:ID`` / ``project:NAME`` (None for an address), and the id."""
         kind, _, ident = subject.partition(":")
-        if kind == "key":
-            return self._stored.get_or_load(subject, lambda: self._store.keys.limits(ident))
-        if kind == "project":
-            return self._stored.get_or_load(subject, lambda: self._store.projects.limits(ident))
-        return {}
+        readers = {"key": self._store.keys.limits, "project": self._store.projects.limits}
+        return readers.get(kind), ident
 
     def forget(self, subject: str) -> None:
         """Drop the cached stored limits of ``subject`` (after a change)."""

@@ -2,6 +2,7 @@
 
 import json
 import re
+import tempfile
 
 import pytest
 from typer.testing import CliRunner
@@ -59,7 +60,10 @@ def test_predict_explain_with_an_unknown_method_is_a_clean_error():
     assert "INVALID_ARGUMENT" in result.output and "unknown explainer 'lime'" in result.output
 
 
-def test_evaluate_writes_the_report_and_lists_it(tmp_path):
+def test_evaluate_writes_the_report_and_lists_it(tmp_path, monkeypatch):
+    downloads = tmp_path / "tmp"
+    downloads.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(downloads))
     out = tmp_path / "out" / "report.html"
     result = run(
         "evaluate",
@@ -98,6 +102,18 @@ def test_evaluate_writes_the_report_and_lists_it(tmp_path):
     assert copy.read_bytes() == out.read_bytes()
     card = run("models", "card", "m@1").stdout
     assert "Latest report `s-v1-test-by-group`" in card
+    # Reports written to --out leave no copy in the temporary folders they came through.
+    assert list(downloads.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command", [["evaluate", "m@1", "--dataset", "s"], ["reports", "get", "m@1"]]
+)
+def test_an_out_path_that_is_not_html_is_refused_before_any_work(command):
+    result = run(*command, "--out", "report.txt", ok=False)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "'report.txt' should name an .html file" in message
 
 
 def test_evaluate_prints_a_summary_without_json(tmp_path):

@@ -24,6 +24,9 @@ from aimass.errors import InvalidArgument, NotFound
 if TYPE_CHECKING:
     from aimass.cli._common import Backend
 
+# A downloaded report's private temporary folder (removed once the report is moved out).
+REPORT_FOLDER_PREFIX = "aimass-report-"
+
 
 def checked_call(operation: Callable[..., Any], fields: dict[str, Any], what: str) -> Any:
     """``operation(**fields)``, refusing a field it has no option for by name."""
@@ -122,7 +125,7 @@ def report_files(ops: Backend, ref: str, name: str | None, *, project: str) -> t
 
 def _download(fetch: Callable[[str], bytes]) -> tuple[Path, Path]:
     """``fetch("html")`` and ``fetch("json")`` written to a new private temporary directory."""
-    folder = Path(tempfile.mkdtemp(prefix="aimass-report-"))
+    folder = Path(tempfile.mkdtemp(prefix=REPORT_FOLDER_PREFIX))
     paths = []
     for fmt in ("html", "json"):
         target = folder / f"report.{fmt}"

@@ -23,7 +23,7 @@ from aimass.cli._common import (
     fmt_metric,
     table,
 )
-from aimass.errors import InvalidArgument
+from aimass.cli._flows import REPORT_FOLDER_PREFIX
 
 app = typer.Typer(help="Evaluation reports attached to model versions.", no_args_is_help=True)
 
@@ -34,8 +34,18 @@ EXPLAIN_HELP = "Explain each prediction: integrated-gradients, attention or occl
 DatasetOpt = Annotated[str, typer.Option(help="Labelled dataset NAME or NAME@VERSION.")]
 SplitOpt = Annotated[str, typer.Option(help="train, validation or test.")]
 GroupFieldOpt = Annotated[str | None, typer.Option(help="Dataset field to measure fairness by.")]
+
+
+def _html_out(out: Path | None) -> Path | None:
+    """``--out`` checked when the command line is read, not after minutes of evaluation."""
+    if out is not None and out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(f"{str(out)!r} should name an .html file (e.g. report.html)")
+    return out
+
+
 OutOpt = Annotated[
-    Path | None, typer.Option(help="Also write the HTML here (and the JSON beside it).")
+    Path | None,
+    typer.Option(help="Also write the HTML here (and the JSON beside it).", callback=_html_out),
 ]
 RobustnessOpt = Annotated[int, typer.Option(help="Rows scored per perturbation.")]
 MinGroupOpt = Annotated[int, typer.Option(help="Smallest fairness group compared.")]
@@ -187,14 +197,19 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
 # -- evaluate -----------------------------------------------------------------------------
 
 
-def copy_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
-    """Copy a stored report to ``out`` (the HTML) and ``out`` with ``.json`` (the JSON)."""
+def move_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
+    """Move a downloaded report to ``out`` (the HTML) and ``out`` with ``.json`` (the
+    JSON); the private temporary folder it was downloaded to is removed either way, so
+    no copy of a report (it may quote dataset texts) is left behind."""
     html_out, json_out = Path(out), Path(out).with_suffix(".json")
-    if html_out.suffix.lower() not in (".html", ".htm"):
-        raise InvalidArgument(f"--out should name an .html file, got {str(out)!r}")
-    html_out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(html, html_out)
-    shutil.copyfile(report_json, json_out)
+    try:
+        _html_out(html_out)
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(html, html_out)
+        shutil.copyfile(report_json, json_out)
+    finally:
+        if html.parent.name.startswith(REPORT_FOLDER_PREFIX):
+            shutil.rmtree(html.parent, ignore_errors=True)
     return html_out, json_out
 
 
@@ -263,7 +278,7 @@ def evaluate(
             backend(), spec, project=project, callbacks=progress
         )
     if out is not None:
-        html_path, _json = copy_report(html_path, html_path.with_name("report.json"), out)
+        html_path, _json = move_report(html_path, html_path.with_name("report.json"), out)
     if json_out:
         emit_json({"attachment": attachment, "html": str(html_path), "report": document})
         return
@@ -306,14 +321,17 @@ def list_reports(
 @command
 def get_report(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
-    out: Annotated[Path, typer.Option(help="Where to write the HTML (the JSON goes beside it).")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Where to write the HTML (the JSON goes beside it).", callback=_html_out),
+    ],
     name: Annotated[
         str | None, typer.Option(help="Report name (see 'aimass reports list'); default newest.")
     ] = None,
     project: ProjectOpt = "default",
 ) -> None:
     """Copy a stored evaluation report (HTML + JSON) out of the artifact store."""
-    html_path, json_path = copy_report(
+    html_path, json_path = move_report(
         *flows.report_files(backend(), ref, name, project=project), out
     )
     console.print(f"wrote {html_path} and {json_path}")

@@ -285,7 +285,7 @@ def evaluate(
             backend(), spec, project=project, callbacks=progress
         )
     if out is not None:
-        html, report = ev.copy_report(html, report, out)
+        html, report = ev.move_report(html, report, out)
     if json_out:
         emit_json(
             {

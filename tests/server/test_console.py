@@ -337,3 +337,65 @@ def test_a_pipeline_page_shows_its_pinned_steps_and_its_report(console, admin_ke
     assert shown.status_code == 200 and "sandbox" in shown.headers["content-security-policy"]
     assert console.get("/console/p/default/pipelines/nope").status_code == 404
     assert console.get(frame.replace(report, "nope")).status_code == 404
+
+
+def test_an_all_projects_admin_edits_a_projects_limits_and_the_change_is_audited(
+    console, admin_key
+):
+    admin = bearer(admin_key)
+    budgeted = console.post(
+        "/v1/projects/default/keys",
+        headers=admin,
+        json={"name": "metered", "scopes": ["predict"], "predict_budget": 1000},
+    ).json()["record"]
+    sign_in(console, admin_key)
+    path = "/console/p/default/limits"
+    page = console.get(path)
+    assert page.status_code == 200 and external(page.text) == []
+    assert 'name="limit_max_epochs"' in page.text and budgeted["id"] in page.text
+    token = CSRF.search(page.text).group(1)
+    try:
+        saved = console.post(
+            path,
+            data={"csrf": token, "limit_max_epochs": "3", "limit_max_job_seconds": "600"},
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303 and saved.headers["location"].endswith("?saved=1")
+        stored = console.get("/v1/projects/default", headers=admin).json()["limits"]
+        assert stored == {"max_epochs": 3, "max_job_seconds": 600}
+        assert "Saved." in console.get(saved.headers["location"]).text
+        audited = console.get(
+            "/v1/audit", headers=admin, params={"action": "console.set_limits"}
+        ).json()
+        assert audited[0]["details"]["changed"] == ["max_epochs", "max_job_seconds"]
+        # Emptying a field removes the stored value; the deployment's applies again.
+        console.post(path, data={"csrf": token, "limit_max_epochs": "3"})
+        stored = console.get("/v1/projects/default", headers=admin).json()["limits"]
+        assert stored == {"max_epochs": 3}
+        # A bad value is refused with its name and value, and nothing changes.
+        bad = console.post(path, data={"csrf": token, "limit_max_epochs": "many"})
+        assert bad.status_code in (400, 422) and "max_epochs" in bad.text and "many" in bad.text
+        stored = console.get("/v1/projects/default", headers=admin).json()["limits"]
+        assert stored == {"max_epochs": 3}
+    finally:
+        console.patch(
+            "/v1/projects/default",
+            headers=admin,
+            json={"limits": {"max_epochs": None, "max_job_seconds": None}},
+        )
+        console.delete(f"/v1/projects/default/keys/{budgeted['id']}", headers=admin)
+
+
+def test_a_project_admin_sees_the_limits_but_cannot_change_them(console, admin_key):
+    project_admin = make_key(console, bearer(admin_key), ["admin", "read"], name="tenant")
+    sign_in(console, project_admin["Authorization"].removeprefix("Bearer "))
+    page = console.get("/console/p/default/limits")
+    assert page.status_code == 200 and "Only an all-projects admin" in page.text
+    assert 'name="limit_max_epochs"' not in page.text
+    token = csrf_of(console, "/console/p/default")
+    refused = console.post(
+        "/console/p/default/limits", data={"csrf": token, "limit_max_epochs": "1000"}
+    )
+    assert refused.status_code == 403 and "all-projects admin" in refused.text
+    limits = console.get("/v1/projects/default", headers=bearer(admin_key)).json()["limits"]
+    assert "max_epochs" not in limits

@@ -1,8 +1,8 @@
 """The web console: ``aimass serve`` at ``/``, server-rendered, signed in with an API key.
 
-Pages are Jinja2 templates (:mod:`.pages`, :mod:`.actions`); a key is exchanged for a
-session cookie (:mod:`.session`), every form carries a CSRF token, and the console
-shows and does only what the key's scopes allow. Every asset is in this package.
+Pages are Jinja2 templates (:mod:`.pages`, :mod:`.actions`, :mod:`.limits`); a key is
+exchanged for a session cookie (:mod:`.session`), every form carries a CSRF token, and
+the console shows and does only what the key's scopes allow. Every asset is in this package.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from aimass.server.console import actions, pages
+from aimass.server.console import actions, limits, pages
 from aimass.server.console.urls import PREFIX
 
 __all__ = ["STATIC", "router", "static_files"]
@@ -22,6 +22,7 @@ STATIC = Path(__file__).with_name("static")
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(actions.router)
+router.include_router(limits.router)
 
 
 def static_files() -> StaticFiles:

@@ -1,0 +1,94 @@
+"""The console's limits page: a project's quotas (editable by an all-projects admin)
+and what its keys carry (budgets, output policies, stored limits), with today's use.
+
+The page changes limits through the same workspace call as ``PATCH
+/v1/projects/{project}`` (validated the same way, the cached values dropped) and
+its audit record carries the same details (``limits``, ``changed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from aimass.errors import PermissionDenied
+from aimass.server.console._render import form, guard, page, principal, require_csrf, state
+from aimass.server.console.urls import PREFIX
+from aimass.settings import LIMIT_NAMES
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get(PREFIX + "/p/{project}/limits", name="console.limits")
+@guard
+async def limits(request: Request, project: str, saved: str | None = None) -> Response:
+    """The project's limits (stored, in effect, the deployment's) and its keys' (admin scope)."""
+    me = principal(request)
+    me.require("admin", project=project)
+    ws = state(request).workspace
+    settings = ws.settings
+    subject = f"project:{project}"
+
+    def load() -> dict[str, Any]:
+        stored = ws.projects.get(project).limits
+        rows = [
+            {
+                "name": name,
+                "stored": stored.get(name),
+                "effective": ws.limits.value(name, subject),
+                "deployment": settings.limit(name, subject),
+            }
+            for name in LIMIT_NAMES["project"]
+        ]
+        keys = [
+            {"record": k, "used_today": ws.limits.used_today(k.id) if k.predict_budget else None}
+            for k in ws.keys.list(project=project)
+            if not k.revoked
+        ]
+        return {"rows": rows, "keys": keys}
+
+    return page(
+        request,
+        "limits.html",
+        project=project,
+        saved=saved is not None,
+        key_limit_names=LIMIT_NAMES["key"],
+        **await run_in_threadpool(load),
+    )
+
+
+@router.post(PREFIX + "/p/{project}/limits", name="console.set_limits")
+@guard
+async def set_limits(request: Request, project: str) -> Response:
+    """Store the project's limits from the form: a changed field sets its limit, an
+    emptied one removes it (the deployment's value applies again)."""
+    me = principal(request)
+    me.require("admin", project=project)
+    if not me.is_global_admin:
+        raise PermissionDenied(
+            f"only an all-projects admin may change the limits of project {project!r}: they "
+            "are the operator's quotas on a tenant"
+        )
+    fields = await form(request)
+    require_csrf(request, fields)
+    ws = state(request).workspace
+
+    def store() -> tuple[dict[str, Any], list[str]]:
+        stored = ws.projects.get(project).limits
+        changes: dict[str, object] = {}
+        for name in LIMIT_NAMES["project"]:
+            given = fields.get(f"limit_{name}", "").strip()
+            if given != str(stored.get(name, "")):
+                changes[name] = given or None
+        if changes:
+            stored = ws.limits.set_project_limits(project, changes).limits
+        return dict(stored), sorted(changes)
+
+    updated, changed = await run_in_threadpool(store)
+    request.scope["state"]["audit_details"] = {"limits": updated, "changed": changed}
+    return RedirectResponse(f"{PREFIX}/p/{project}/limits?saved=1", status_code=303)

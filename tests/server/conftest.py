@@ -50,6 +50,23 @@ def settings_for(trained_home):
 
 
 @pytest.fixture
+def client_with(settings_for):
+    """``client_with(**settings)``: a started TestClient on an app with those settings."""
+    opened = []
+
+    def make(**overrides):
+        app = create_app(settings_for(**overrides), job_workers=0)
+        client = TestClient(app, base_url="http://localhost")
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
 def app(settings_for):
     return create_app(settings_for(), job_workers=0)
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fastapi.testclient import TestClient
 
 from aimass.client import Client
 from aimass.errors import InvalidArgument, PermissionDenied
-from aimass.server import create_app
 from tests.server.conftest import make_key
 from tests.server.test_trust_api import through
 
@@ -25,22 +23,6 @@ def create(client, admin, project="default", **fields):
 
 def audit(client, admin, action):
     return client.get("/v1/audit", headers=admin, params={"action": action}).json()
-
-
-@pytest.fixture
-def client_with(settings_for):
-    opened = []
-
-    def make(**overrides):
-        app = create_app(settings_for(**overrides), job_workers=0)
-        client = TestClient(app, base_url="http://localhost")
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
 
 
 # -- set at creation, shown, audited -------------------------------------------------------------

@@ -5,32 +5,13 @@ guessing, oversized requests, lone surrogates) are proved in tests/security/."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from aimass.errors import RateLimited
-from aimass.server import create_app
 from aimass.server.throttle import Decision, Throttle
 from aimass.settings import Settings
 from aimass.workspace.access import parse_key
 
 P = "/v1/projects/default"
-
-
-@pytest.fixture
-def client_with(settings_for):
-    """``client_with(**settings)``: a started TestClient on an app with those settings."""
-    opened = []
-
-    def make(**overrides):
-        app = create_app(settings_for(**overrides), job_workers=0)
-        client = TestClient(app, base_url="http://localhost")
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
 
 
 def test_requests_per_key(client_with, admin):

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from aimass.server import create_app, iter_routes
+from aimass.server import iter_routes
 from tests.server.conftest import (  # noqa: F401  (fixtures, used by name)
     admin,
     app,
     client,
+    client_with,
     make_key,
     serve_settings,
     settings_for,
@@ -99,23 +99,6 @@ def asgi_post(
 
 
 @pytest.fixture
-def client_with(settings_for):  # noqa: F811
-    """``client_with(**settings)``: a started TestClient on an app with those settings."""
-    opened = []
-
-    def make(**overrides):
-        made = create_app(settings_for(**overrides), job_workers=0)
-        started = TestClient(made, base_url="http://localhost")
-        started.__enter__()
-        opened.append(started)
-        return started
-
-    yield make
-    for started in opened:
-        started.__exit__(None, None, None)
-
-
-@pytest.fixture
-def unthrottled(client_with):
+def unthrottled(client_with):  # noqa: F811
     """A client whose failed-authentication throttle lets one wrong key try every route."""
     return client_with(auth_failures_per_key="1000/minute", auth_failures_per_address="1000/minute")

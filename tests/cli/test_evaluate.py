@@ -2,7 +2,6 @@
 
 import json
 import re
-import tempfile
 
 import pytest
 from typer.testing import CliRunner
@@ -60,10 +59,8 @@ def test_predict_explain_with_an_unknown_method_is_a_clean_error():
     assert "INVALID_ARGUMENT" in result.output and "unknown explainer 'lime'" in result.output
 
 
-def test_evaluate_writes_the_report_and_lists_it(tmp_path, monkeypatch):
-    downloads = tmp_path / "tmp"
-    downloads.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(downloads))
+def test_evaluate_writes_the_report_and_lists_it(tmp_path):
+    downloads = tmp_path / "tmp"  # tests/cli/conftest.py points tempfile there
     out = tmp_path / "out" / "report.html"
     result = run(
         "evaluate",

@@ -157,7 +157,7 @@ class Limits:
         a worker thread (coroutines that miss together share one read), so the
         synchronous :meth:`value` calls that follow find them without a database read."""
         read, ident = self._reader(subject)
-        if read is not None:
+        if read is not None and self._stored.ttl > 0:  # nothing is kept without a cache time
             await self._stored.aget_or_load(subject, lambda: asyncio.to_thread(read, ident))
 
     def _reader(self, subject: str) -> tuple[Callable[[str], dict[str, int | str]] | None, str]:

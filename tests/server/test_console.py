@@ -399,3 +399,59 @@ def test_a_project_admin_sees_the_limits_but_cannot_change_them(console, admin_k
     assert refused.status_code == 403 and "all-projects admin" in refused.text
     limits = console.get("/v1/projects/default", headers=bearer(admin_key)).json()["limits"]
     assert "max_epochs" not in limits
+
+
+def test_a_project_admin_changes_a_keys_budget_policy_and_limits_but_cannot_raise_one(
+    console, admin_key
+):
+    admin = bearer(admin_key)
+    tenant = make_key(console, admin, ["admin", "read"], name="tenant-admin")
+    made = console.post(
+        "/v1/projects/default/keys", headers=admin, json={"name": "app", "scopes": ["predict"]}
+    ).json()["record"]
+    sign_in(console, tenant["Authorization"].removeprefix("Bearer "))
+    page = console.get("/console/p/default/limits")
+    assert f'form="key-{made["id"]}"' in page.text
+    token = CSRF.search(page.text).group(1)
+    path = f"/console/p/default/keys/{made['id']}/limits"
+    try:
+        saved = console.post(
+            path,
+            data={
+                "csrf": token,
+                "predict_budget": "500",
+                "output_policy": "labels",
+                "limit_max_predicts_per_key": "2",
+            },
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303, saved.text
+        record = console.get(f"/v1/projects/default/keys/{made['id']}", headers=admin).json()
+        assert record["predict_budget"] == 500 and record["output_policy"] == "labels"
+        assert record["limits"] == {"max_predicts_per_key": 2}
+        audited = console.get(
+            "/v1/audit", headers=admin, params={"action": "console.update_key"}
+        ).json()[0]["details"]
+        assert audited["key_id"] == made["id"] and audited["predict_budget"] == 500
+        assert audited["changed"] == ["limits", "output_policy", "predict_budget"]
+        # Above the deployment's value: refused for a project admin, nothing changes.
+        raised = console.post(
+            path,
+            data={
+                "csrf": token,
+                "predict_budget": "500",
+                "output_policy": "labels",
+                "limit_max_predicts_per_key": "2",
+                "limit_max_streams_per_key": "100000",
+            },
+        )
+        assert raised.status_code == 403 and "max_streams_per_key" in raised.text
+        bad = console.post(path, data={"csrf": token, "predict_budget": "lots"})
+        assert bad.status_code in (400, 422) and "predict budget &#39;lots&#39;" in bad.text
+        # Emptied fields remove the budget, the policy and the limit.
+        console.post(path, data={"csrf": token})
+        record = console.get(f"/v1/projects/default/keys/{made['id']}", headers=admin).json()
+        assert record["predict_budget"] is None and record["output_policy"] is None
+        assert record["limits"] == {}
+    finally:
+        console.delete(f"/v1/projects/default/keys/{made['id']}", headers=admin)

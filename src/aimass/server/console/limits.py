@@ -1,9 +1,11 @@
 """The console's limits page: a project's quotas (editable by an all-projects admin)
-and what its keys carry (budgets, output policies, stored limits), with today's use.
+and what its keys carry (budgets, output policies, stored limits, with today's use;
+editable by the project's admins).
 
-The page changes limits through the same workspace call as ``PATCH
-/v1/projects/{project}`` (validated the same way, the cached values dropped) and
-its audit record carries the same details (``limits``, ``changed``).
+The page changes them through the same workspace calls as ``PATCH
+/v1/projects/{project}`` and ``PATCH /v1/projects/{project}/keys/{id}`` (validated
+the same way, the cached values dropped, a limit raised above the deployment's only
+by an all-projects admin) and its audit records carry the same details.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from aimass.errors import PermissionDenied
 from aimass.server.console._render import form, guard, page, principal, require_csrf, state
 from aimass.server.console.urls import PREFIX
+from aimass.server.routes.projects import key_audit_details
 from aimass.settings import LIMIT_NAMES
 
 __all__ = ["router"]
@@ -46,7 +49,11 @@ async def limits(request: Request, project: str, saved: str | None = None) -> Re
             for name in LIMIT_NAMES["project"]
         ]
         keys = [
-            {"record": k, "used_today": ws.limits.used_today(k.id) if k.predict_budget else None}
+            {
+                "record": k,
+                "used_today": ws.limits.used_today(k.id) if k.predict_budget else None,
+                "deployment": {n: settings.limit(n, f"key:{k.id}") for n in LIMIT_NAMES["key"]},
+            }
             for k in ws.keys.list(project=project)
             if not k.revoked
         ]
@@ -91,4 +98,44 @@ async def set_limits(request: Request, project: str) -> Response:
 
     updated, changed = await run_in_threadpool(store)
     request.scope["state"]["audit_details"] = {"limits": updated, "changed": changed}
+    return RedirectResponse(f"{PREFIX}/p/{project}/limits?saved=1", status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/keys/{key_id}/limits", name="console.update_key")
+@guard
+async def update_key(request: Request, project: str, key_id: str) -> Response:
+    """Change a key's query budget, output policy and limits from its row of the form:
+    a changed field sets the value, an emptied one removes it."""
+    me = principal(request)
+    me.require("admin", project=project)
+    fields = await form(request)
+    require_csrf(request, fields)
+    ws = state(request).workspace
+
+    def store() -> tuple[Any, list[str]]:
+        current = ws.keys.get(key_id, project=project)
+        changes: dict[str, Any] = {}
+        for name, now in (
+            ("predict_budget", current.predict_budget),
+            ("output_policy", current.output_policy),
+        ):
+            given = fields.get(name, "").strip()
+            if given != ("" if now is None else str(now)):
+                changes[name] = given or None
+        limits = {}
+        for name in LIMIT_NAMES["key"]:
+            given = fields.get(f"limit_{name}", "").strip()
+            if given != str(current.limits.get(name, "")):
+                limits[name] = given or None
+        if limits:
+            changes["limits"] = limits
+        if not changes:
+            return current, []
+        updated = ws.keys.update(
+            key_id, changes, project=project, by_global_admin=me.is_global_admin
+        )
+        return updated, sorted(changes)
+
+    updated, changed = await run_in_threadpool(store)
+    request.scope["state"]["audit_details"] = {**key_audit_details(updated), "changed": changed}
     return RedirectResponse(f"{PREFIX}/p/{project}/limits?saved=1", status_code=303)

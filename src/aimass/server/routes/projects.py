@@ -95,12 +95,13 @@ def create_key(
         limits=body.limits,
         by_global_admin=principal.is_global_admin,
     )
-    _audit_details(request, **_key_details(record))
+    _audit_details(request, **key_audit_details(record))
     return KeyCreated(key=key, record=ApiKeyOut.from_entity(record))
 
 
-def _key_details(record: ApiKey) -> dict[str, Any]:
-    """What the audit record of a key's creation or update shows of the key."""
+def key_audit_details(record: ApiKey) -> dict[str, Any]:
+    """What the audit record of a key's creation or update shows of the key (the API's
+    and the console's)."""
     return {
         "key_id": record.id,
         "scopes": list(record.scopes),
@@ -133,7 +134,7 @@ def update_key(
     updated = ws.keys.update(
         key_id, body.changes(), project=project, by_global_admin=principal.is_global_admin
     )
-    _audit_details(request, **_key_details(updated), changed=sorted(body.changes()))
+    _audit_details(request, **key_audit_details(updated), changed=sorted(body.changes()))
     return ApiKeyOut.from_entity(updated)
 
 

@@ -328,7 +328,12 @@ def main() -> None:
         help="compare the serving backends instead: aimass on torch and on onnx-int8 "
         "(after 'aimass models optimize') against the naive server",
     )
-    parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="file name under bench/results/ (default: serve.json, serve-onnx.json with "
+        "--backends, serve-at-rest.json with --at-rest)",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
     print("training the bench model (features mode) ...", flush=True)
@@ -425,7 +430,7 @@ def main() -> None:
         "rows": rows,
         "summary": summary,
     }
-    (RESULTS / args.out).write_text(json.dumps(out, indent=2))
+    (RESULTS / (args.out or "serve.json")).write_text(json.dumps(out, indent=2))
     failed = sum(r[name]["errors"] for r in rows for name in ("aimass", "naive"))
     if failed:
         # Error responses are fast: a run with errors compares nothing.
@@ -557,7 +562,7 @@ def at_rest(home: Path, texts: list[str], key: str, args: argparse.Namespace) ->
         "median_throughput_ratio": median,
         "goal": "> 0.95",
     }
-    (RESULTS / "serve-at-rest.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / (args.out or "serve-at-rest.json")).write_text(json.dumps(out, indent=2))
     failed = sum(r[name]["errors"] for r in rows for name in ("encrypted", "plaintext"))
     if failed:
         raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
@@ -700,7 +705,7 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
         "ceilings": ceilings,
         "summary": summary,
     }
-    (RESULTS / "serve-onnx.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / (args.out or "serve-onnx.json")).write_text(json.dumps(out, indent=2))
     failed = sum(r[name]["errors"] for r in rows for name in ("torch", "onnx-int8", "naive"))
     if failed:
         raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")

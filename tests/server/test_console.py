@@ -414,17 +414,14 @@ def test_a_project_admin_changes_a_keys_budget_policy_and_limits_but_cannot_rais
     assert f'form="key-{made["id"]}"' in page.text
     token = CSRF.search(page.text).group(1)
     path = f"/console/p/default/keys/{made['id']}/limits"
+    lowered = {
+        "csrf": token,
+        "predict_budget": "500",
+        "output_policy": "labels",
+        "limit_max_predicts_per_key": "2",
+    }
     try:
-        saved = console.post(
-            path,
-            data={
-                "csrf": token,
-                "predict_budget": "500",
-                "output_policy": "labels",
-                "limit_max_predicts_per_key": "2",
-            },
-            follow_redirects=False,
-        )
+        saved = console.post(path, data=lowered, follow_redirects=False)
         assert saved.status_code == 303, saved.text
         record = console.get(f"/v1/projects/default/keys/{made['id']}", headers=admin).json()
         assert record["predict_budget"] == 500 and record["output_policy"] == "labels"
@@ -435,16 +432,7 @@ def test_a_project_admin_changes_a_keys_budget_policy_and_limits_but_cannot_rais
         assert audited["key_id"] == made["id"] and audited["predict_budget"] == 500
         assert audited["changed"] == ["limits", "output_policy", "predict_budget"]
         # Above the deployment's value: refused for a project admin, nothing changes.
-        raised = console.post(
-            path,
-            data={
-                "csrf": token,
-                "predict_budget": "500",
-                "output_policy": "labels",
-                "limit_max_predicts_per_key": "2",
-                "limit_max_streams_per_key": "100000",
-            },
-        )
+        raised = console.post(path, data={**lowered, "limit_max_streams_per_key": "100000"})
         assert raised.status_code == 403 and "max_streams_per_key" in raised.text
         bad = console.post(path, data={"csrf": token, "predict_budget": "lots"})
         assert bad.status_code in (400, 422) and "predict budget &#39;lots&#39;" in bad.text

@@ -115,6 +115,22 @@ def test_a_keys_stored_limits_are_read_off_the_event_loop(client, admin, monkeyp
     assert reads == [False]  # one read, in a worker thread; the rest from the cache
 
 
+def test_a_throttled_address_is_refused_before_its_key_ids_cost_a_lookup(client_with, monkeypatch):
+    client = client_with(auth_failures_per_address="1/minute")
+    ws = client.app.state.aimass.workspace
+    looked_up: list[str] = []
+    real = ws.store.keys.limits
+    monkeypatch.setattr(
+        ws.store.keys, "limits", lambda ident: looked_up.append(ident) or real(ident)
+    )
+    wrong = "Bearer aimass_{}_" + "A" * 43
+    first = client.get("/v1/whoami", headers={"Authorization": wrong.format("0" * 12)})
+    assert first.status_code == 401 and looked_up == ["0" * 12]
+    refused = client.get("/v1/whoami", headers={"Authorization": wrong.format("1" * 12)})
+    assert refused.status_code == 429
+    assert looked_up == ["0" * 12]  # the second key id was never looked up
+
+
 @pytest.mark.parametrize(
     ("fields", "words"),
     [

@@ -264,8 +264,10 @@ class RequestPipeline:
         state["key_id"] = key_id
         throttle = self.state.throttle
         if key_id is not None:
-            # The throttle reads the key's stored limits on this loop: have them cached,
-            # read off the loop, first (the route's predict and stream slots use them too).
+            # A throttled address is refused before its key id costs a lookup; then the
+            # key's stored limits, which the throttle reads on this loop (so do the route's
+            # predict and stream slots), are cached from a worker thread.
+            throttle.check_auth(address, None)
             await self.state.workspace.limits.prefetch(f"key:{key_id}")
         throttle.check_auth(address, key_id)
         if key_id is None:

@@ -39,15 +39,19 @@ async def limits(request: Request, project: str, saved: str | None = None) -> Re
 
     def load() -> dict[str, Any]:
         stored = ws.projects.get(project).limits
-        rows = [
-            {
-                "name": name,
-                "stored": stored.get(name),
-                "effective": ws.limits.value(name, subject),
-                "deployment": settings.limit(name, subject),
-            }
-            for name in LIMIT_NAMES["project"]
-        ]
+        rows = []
+        for name in LIMIT_NAMES["project"]:
+            deployment = settings.limit(name, subject)
+            # From the row just read, not the servers' cache: the page shows one state.
+            effective = stored.get(name, deployment)
+            rows.append(
+                {
+                    "name": name,
+                    "stored": stored.get(name),
+                    "effective": effective,
+                    "deployment": deployment,
+                }
+            )
         keys = [
             {
                 "record": k,

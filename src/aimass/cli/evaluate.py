@@ -201,9 +201,8 @@ def move_report(html: Path, report_json: Path, out: Path) -> tuple[Path, Path]:
     """Move a downloaded report to ``out`` (the HTML) and ``out`` with ``.json`` (the
     JSON); the private temporary folder it was downloaded to is removed either way, so
     no copy of a report (it may quote dataset texts) is left behind."""
-    html_out, json_out = Path(out), Path(out).with_suffix(".json")
+    html_out, json_out = Path(out), Path(out).with_suffix(".json")  # checked by _html_out
     try:
-        _html_out(html_out)
         html_out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(html, html_out)
         shutil.copyfile(report_json, json_out)

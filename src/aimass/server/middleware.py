@@ -263,13 +263,13 @@ class RequestPipeline:
         key_id = parse_key(key) if scheme.lower() == "bearer" else None
         state["key_id"] = key_id
         throttle = self.state.throttle
+        # A throttled address is refused before its key id costs a lookup; then the key's
+        # stored limits, which the throttle reads on this loop (so do the route's predict
+        # and stream slots), are cached from a worker thread.
+        throttle.check_auth(address, None)
         if key_id is not None:
-            # A throttled address is refused before its key id costs a lookup; then the
-            # key's stored limits, which the throttle reads on this loop (so do the route's
-            # predict and stream slots), are cached from a worker thread.
-            throttle.check_auth(address, None)
             await self.state.workspace.limits.prefetch(f"key:{key_id}")
-        throttle.check_auth(address, key_id)
+            throttle.check_key(key_id)
         if key_id is None:
             throttle.auth_failed(address, None)
             raise Unauthenticated(

@@ -101,7 +101,11 @@ class Throttle:
         """Refuse a client address or key id that failed to authenticate too often."""
         self._check_rate("auth_failures_per_address", f"address:{address}", hit=False)
         if key_id is not None:
-            self._check_rate("auth_failures_per_key", f"key:{key_id}", hit=False)
+            self.check_key(key_id)
+
+    def check_key(self, key_id: str) -> None:
+        """Refuse a key id that failed to authenticate too often (the address apart)."""
+        self._check_rate("auth_failures_per_key", f"key:{key_id}", hit=False)
 
     def refuse_credentialless(self, address: str) -> None:
         """A request that needed credentials and brought none: 429 past the address's

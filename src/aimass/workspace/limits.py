@@ -163,8 +163,11 @@ class Limits:
     def _reader(self, subject: str) -> tuple[Callable[[str], dict[str, int | str]] | None, str]:
         """The store read for ``key:ID`` / ``project:NAME`` (None for an address), and the id."""
         kind, _, ident = subject.partition(":")
-        readers = {"key": self._store.keys.limits, "project": self._store.projects.limits}
-        return readers.get(kind), ident
+        if kind == "key":
+            return self._store.keys.limits, ident
+        if kind == "project":
+            return self._store.projects.limits, ident
+        return None, ident
 
     def forget(self, subject: str) -> None:
         """Drop the cached stored limits of ``subject`` (after a change)."""

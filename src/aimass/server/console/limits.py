@@ -10,13 +10,13 @@ by an all-projects admin) and its audit records carry the same details.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from aimass.errors import PermissionDenied
 from aimass.server.console._render import form, guard, page, principal, require_csrf, state
 from aimass.server.console.urls import PREFIX
 from aimass.server.routes.projects import key_audit_details
@@ -25,6 +25,20 @@ from aimass.settings import LIMIT_NAMES
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
+
+
+def _changes(
+    fields: Mapping[str, str], current: Mapping[str, object], names: Iterable[str], prefix: str = ""
+) -> dict[str, str | None]:
+    """The form fields ``prefix + name`` that differ from ``current``: the new value, or
+    ``None`` where the field was emptied (remove the stored value)."""
+    changes: dict[str, str | None] = {}
+    for name in names:
+        given = fields.get(prefix + name, "").strip()
+        now = current.get(name)
+        if given != ("" if now is None else str(now)):
+            changes[name] = given or None
+    return changes
 
 
 @router.get(PREFIX + "/p/{project}/limits", name="console.limits")
@@ -80,22 +94,14 @@ async def set_limits(request: Request, project: str) -> Response:
     emptied one removes it (the deployment's value applies again)."""
     me = principal(request)
     me.require("admin", project=project)
-    if not me.is_global_admin:
-        raise PermissionDenied(
-            f"only an all-projects admin may change the limits of project {project!r}: they "
-            "are the operator's quotas on a tenant"
-        )
+    me.require_global_admin()  # the operator's quotas on a tenant, as PATCH /v1/projects/{p}
     fields = await form(request)
     require_csrf(request, fields)
     ws = state(request).workspace
 
     def store() -> tuple[dict[str, Any], list[str]]:
         stored = ws.projects.get(project).limits
-        changes: dict[str, object] = {}
-        for name in LIMIT_NAMES["project"]:
-            given = fields.get(f"limit_{name}", "").strip()
-            if given != str(stored.get(name, "")):
-                changes[name] = given or None
+        changes = _changes(fields, stored, LIMIT_NAMES["project"], prefix="limit_")
         if changes:
             stored = ws.limits.set_project_limits(project, changes).limits
         return dict(stored), sorted(changes)
@@ -118,19 +124,9 @@ async def update_key(request: Request, project: str, key_id: str) -> Response:
 
     def store() -> tuple[Any, list[str]]:
         current = ws.keys.get(key_id, project=project)
-        changes: dict[str, Any] = {}
-        for name, now in (
-            ("predict_budget", current.predict_budget),
-            ("output_policy", current.output_policy),
-        ):
-            given = fields.get(name, "").strip()
-            if given != ("" if now is None else str(now)):
-                changes[name] = given or None
-        limits = {}
-        for name in LIMIT_NAMES["key"]:
-            given = fields.get(f"limit_{name}", "").strip()
-            if given != str(current.limits.get(name, "")):
-                limits[name] = given or None
+        quota = {"predict_budget": current.predict_budget, "output_policy": current.output_policy}
+        changes: dict[str, Any] = _changes(fields, quota, quota)
+        limits = _changes(fields, current.limits, LIMIT_NAMES["key"], prefix="limit_")
         if limits:
             changes["limits"] = limits
         if not changes:

@@ -58,14 +58,20 @@ RESULTS = Path(__file__).parent / "results"
 CLIENTS = (1, 8, 32, 64)
 
 
-def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
-    """Train the bench model; returns (texts to send, bundle dir, admin key)."""
+def prepare(
+    home: Path, train_rows: int, *, device: str = "cpu", base: str = "minilm"
+) -> tuple[list[str], str, str]:
+    """Train the bench model on ``device``; returns (texts to send, bundle dir, admin key).
+
+    ``base`` is the packaged MiniLM or a directory holding the same model (the GPU
+    machine gets the weights as a copy, not as the package).
+    """
     from aimass.data.tables import read_split
     from aimass.jobs.train import TrainSpec
     from aimass.settings import Settings
     from aimass.workspace import Workspace
 
-    ws = Workspace(Settings(home=home, device="cpu"))
+    ws = Workspace(Settings(home=home, device=device))
     dataset, _ = ws.datasets.import_sample("rotten-tomatoes")
     rows = read_split(ws.artifacts.resolve(dataset.uri), None)
     subset = home / "subset.jsonl"
@@ -73,7 +79,7 @@ def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
         for text, label in list(zip(rows.texts, rows.labels or [], strict=True))[:train_rows]:
             handle.write(json.dumps({"text": text, "label": label}) + "\n")
     ws.datasets.import_file(subset, name="rt-small")
-    ws.bases.import_("minilm")
+    ws.bases.import_(base, name="minilm")
     spec = TrainSpec(
         dataset="rt-small",
         base="minilm",
@@ -89,13 +95,13 @@ def prepare(home: Path, train_rows: int) -> tuple[list[str], str, str]:
     return texts, bundle, path.read_text().strip()
 
 
-def naive_app(bundle: str):  # pragma: no cover - runs in the baseline process
+def naive_app(bundle: str, device: str = "cpu"):  # pragma: no cover - the baseline process
     """One forward pass per request: what a hand-written FastAPI model server does."""
     from fastapi import Body, FastAPI
 
     from aimass.serving.predictor import load_predictor
 
-    predictor = load_predictor(Path(bundle), device="cpu")
+    predictor = load_predictor(Path(bundle), device=device)
     app = FastAPI()
 
     # The body is declared with Body(embed=True), not a local pydantic class: under
@@ -282,6 +288,7 @@ def ceiling(
     by_length: bool = False,
     backend: str = "torch",
     graph: Path | None = None,
+    device: str = "cpu",
 ) -> float:
     """Sentences/s of the raw forward pass at batch 32 (no HTTP, no queue), torch's
     default threads.
@@ -293,7 +300,7 @@ def ceiling(
     """
     from aimass.serving.predictor import load_predictor
 
-    predictor = load_predictor(Path(bundle), device="cpu", backend=backend, graph=graph)
+    predictor = load_predictor(Path(bundle), device=device, backend=backend, graph=graph)
     if by_length:
         lengths = predictor.token_lengths(texts)
         texts = [t for _, t in sorted(zip(lengths, texts, strict=True), key=lambda p: p[0])]
@@ -329,22 +336,39 @@ def main() -> None:
         "(after 'aimass models optimize') against the naive server",
     )
     parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where the model runs, for training, both servers and the ceiling (cuda: "
+        "mixed precision, as 'aimass serve' does on a GPU)",
+    )
+    parser.add_argument(
+        "--base",
+        default="minilm",
+        help="the packaged MiniLM (default) or a directory holding the same model",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         help="file name under bench/results/ (default: serve.json, serve-onnx.json with "
         "--backends, serve-at-rest.json with --at-rest)",
     )
     args = parser.parse_args()
+    if args.device == "cuda" and (args.at_rest or args.backends):
+        parser.error(
+            "--device cuda measures the default comparison only: --backends compares "
+            "the CPU backends (ONNX Runtime int8) and --at-rest runs on the CPU"
+        )
     home = Path(tempfile.mkdtemp(prefix="aimass-bench-"))
     print("training the bench model (features mode) ...", flush=True)
-    texts, bundle, key = prepare(home / "home", args.train_rows)
+    texts, bundle, key = prepare(home / "home", args.train_rows, device=args.device, base=args.base)
     if args.at_rest:
         at_rest(home, texts, key, args)
         return
     if args.backends:
         backends(home, texts, bundle, key, args)
         return
-    env = _serve_env(home / "home")
+    env = _serve_env(home / "home", args.device)
     aim_port, naive_port = free_port(), free_port()
     aimass_proc = start(
         [sys.executable, "-m", "aimass.cli", "serve", "--port", str(aim_port)],
@@ -395,8 +419,8 @@ def main() -> None:
         naive_proc.terminate()
         aimass_proc.wait(30)
         naive_proc.wait(30)
-    raw = ceiling(bundle, texts, args.seconds)
-    sorted_raw = ceiling(bundle, texts, args.seconds, by_length=True)
+    raw = ceiling(bundle, texts, args.seconds, device=args.device)
+    sorted_raw = ceiling(bundle, texts, args.seconds, by_length=True, device=args.device)
     single = rows[0]["aimass"]["p50_ms"]
     at32 = next(r for r in rows if r["clients"] == 32)
     summary = {
@@ -424,7 +448,8 @@ def main() -> None:
     )
     RESULTS.mkdir(exist_ok=True)
     out = {
-        "machine": f"{os.cpu_count()} CPUs",
+        "machine": machine(args.device),
+        "device": args.device,
         "seconds": args.seconds,
         "client": args.client,
         "rows": rows,
@@ -437,7 +462,17 @@ def main() -> None:
         raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
 
 
-def _serve_env(home: Path) -> dict[str, str]:
+def machine(device: str) -> str:
+    """The machine a result was measured on, in words: CPUs, and the GPU when used."""
+    words = f"{os.cpu_count()} CPUs"
+    if device == "cuda":
+        import torch
+
+        words += f", {torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return words
+
+
+def _serve_env(home: Path, device: str = "cpu") -> dict[str, str]:
     """The environment of a bench server on ``home``, its model warm.
 
     One key drives every client: the per-key rate and concurrency limits are lifted
@@ -446,7 +481,8 @@ def _serve_env(home: Path) -> dict[str, str]:
     return {
         **os.environ,
         "AIMASS_HOME": str(home),
-        "AIMASS_DEVICE": "cpu",
+        "AIMASS_DEVICE": device,
+        "AIMASS_BENCH_DEVICE": device,
         "AIMASS_JOB_WORKERS": "0",
         "AIMASS_WARM_MODELS": '["bench@production"]',
         "AIMASS_REQUESTS_PER_KEY": "1000000/minute",
@@ -712,7 +748,9 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
 
 
 def factory():  # pragma: no cover - the naive baseline's app factory (uvicorn --factory)
-    return naive_app(os.environ["AIMASS_BENCH_BUNDLE"])
+    return naive_app(
+        os.environ["AIMASS_BENCH_BUNDLE"], os.environ.get("AIMASS_BENCH_DEVICE", "cpu")
+    )
 
 
 if __name__ == "__main__":

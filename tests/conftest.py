@@ -88,6 +88,22 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tempfile`` in this process writes under the test's own folder: reports the
+    CLI downloads (and leaves for the user to open) do not pile up in /tmp.
+
+    Not for tests that start Ray: its socket paths under a long folder would pass
+    the 107-byte limit of Unix sockets.
+    """
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for a fresh aimass home under ``tmp_path``."""
     return Settings(home=tmp_path / "home", device="cpu")

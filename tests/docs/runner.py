@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,11 @@ def run_page(page: Page, *, tier: str, workdir: Path, venv_bin: Path, label: str
     run_dir = workdir / "work"
     run_dir.mkdir()
     env = environment(workdir, venv_bin)
+    # The blocks' own temporary files (a report `aimass evaluate` leaves for the reader
+    # to open) go to a folder removed with the page. It is short and directly under
+    # /tmp, not under workdir: Unix socket paths under it must stay within 107 bytes.
+    scratch = tempfile.mkdtemp(prefix="aimass-docs-")
+    env["TMPDIR"] = scratch
     groups: list[int] = []
     skipped = []
     serves = any("aimass serve" in b.code for b in page.runnable)
@@ -187,6 +193,7 @@ def run_page(page: Page, *, tier: str, workdir: Path, venv_bin: Path, label: str
         finally:
             for pgid in groups:
                 _kill_group(pgid)
+            shutil.rmtree(scratch, ignore_errors=True)
     return skipped
 
 

@@ -227,7 +227,7 @@ def test_a_moved_pipeline_alias_is_served_at_once_by_this_server(api, admin):
         assert body["predictions"][0]["abstained"] is abstains
 
 
-def test_the_sync_sdk_and_the_remote_cli_against_a_live_server(home, monkeypatch):
+def test_the_sync_sdk_and_the_remote_cli_against_a_live_server(home, monkeypatch, private_tempdir):
     import json
 
     from typer.testing import CliRunner

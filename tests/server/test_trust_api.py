@@ -48,7 +48,9 @@ def test_explanations_are_bounded_and_methods_checked(client, admin):
     assert client.post(f"{P}/models/sentiment:predict", headers=admin, json=bad).status_code == 400
 
 
-def test_evaluate_job_attaches_a_report_served_as_html_and_json(settings_for, admin):
+def test_evaluate_job_attaches_a_report_served_as_html_and_json(
+    settings_for, admin, private_tempdir
+):
     app = create_app(settings_for(), job_workers=1)
     with TestClient(app, base_url="http://localhost") as c:
         job = c.post(

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The GPU check (issue 17) on a lent machine with no network, from the repo root there,
 # after bench/gpu/pack.sh here and with .whl and .gpu carried along:
-#   bash .gpu/run.sh
+#   bash .gpu/run.sh                        (or THREADS="default 1 2" bash .gpu/run.sh)
 # The CUDA tests, bench/train.py and bench/serve.py on the GPU, then the serving and
 # training suites with CUDA as the default device. The packages the CUDA image lacks
 # install into /tmp/site; its own torch and transformers are used (not the lock's).
@@ -26,10 +26,19 @@ step train-bench
 timeout 150 python3 bench/train.py --device cuda --minilm /tmp/minilm --repeats 3 \
     --threads 8 --out train-gpu.json 2>&1 | tail -10
 cp bench/results/train-gpu.json "$OUT/" 2>/dev/null
-step serve-bench
-timeout 210 python3 bench/serve.py --device cuda --base /tmp/minilm --seconds 5 \
-    --out serve-gpu.json 2>&1 | tail -8
-cp bench/results/serve-gpu.json "$OUT/" 2>/dev/null
+# The runner's torch threads on CUDA (default: cores / runners) are the suspect of
+# docs/measured.md#on-a-gpu; THREADS="default 1 2" compares them, one run each.
+for threads in ${THREADS:-default}; do
+    step "serve-bench threads=$threads"
+    name=serve-gpu-threads-$threads.json
+    [ "$threads" = default ] && name=serve-gpu.json
+    (
+        [ "$threads" = default ] || export AIMASS_SERVE_RUNNER_THREADS=$threads
+        timeout 210 python3 bench/serve.py --device cuda --base /tmp/minilm --seconds 5 \
+            --out "$name" 2>&1 | tail -8
+    )
+    cp "bench/results/$name" "$OUT/" 2>/dev/null
+done
 step suites
 timeout 150 "${pytest[@]}" --suite=test -n 8 --continue-on-collection-errors \
     tests/serving tests/training 2>&1 | tail -40 | cut -c1-400

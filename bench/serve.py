@@ -484,7 +484,6 @@ def _serve_env(home: Path, device: str = "cpu") -> dict[str, str]:
         **os.environ,
         "AIMASS_HOME": str(home),
         "AIMASS_DEVICE": device,
-        "AIMASS_BENCH_DEVICE": device,
         "AIMASS_JOB_WORKERS": "0",
         "AIMASS_WARM_MODELS": '["bench@production"]',
         "AIMASS_REQUESTS_PER_KEY": "1000000/minute",
@@ -750,9 +749,8 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
 
 
 def factory():  # pragma: no cover - the naive baseline's app factory (uvicorn --factory)
-    return naive_app(
-        os.environ["AIMASS_BENCH_BUNDLE"], os.environ.get("AIMASS_BENCH_DEVICE", "cpu")
-    )
+    # The naive server runs where aimass does: _serve_env's AIMASS_DEVICE.
+    return naive_app(os.environ["AIMASS_BENCH_BUNDLE"], os.environ.get("AIMASS_DEVICE", "cpu"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ split:
 * ``m3e-features``: the packaged Chinese m3e-small, frozen, a linear head;
 * ``m3e-finetune``: the recommended Chinese recipe, exactly as ``aimass train``
   without ``--base`` and ``aimass quickstart --lang zh`` run it
-  (``aimass.training.config.RECIPES["zh"]``: m3e-small, every weight trained);
+  (``aimass.training.recipes.RECIPES["zh"]``: m3e-small, every weight trained);
 * ``quickstart-zh``: the same, as ``aimass quickstart --lang zh`` runs it (one
   epoch on at most 6,000 training rows);
 * ``m3e-adapt-finetune``: task-adaptive pre-training first (m3e-small trained
@@ -52,7 +52,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from aimass.cli.train import _QUICKSTARTS
-from aimass.training.config import RECIPES as TRAINING_RECIPES
+from aimass.training.recipes import RECIPES as TRAINING_RECIPES
 from ensemble import timed  # bench/ensemble.py's batched, warmed-up predictions/s
 
 QUICKSTART_ZH = _QUICKSTARTS["zh"]

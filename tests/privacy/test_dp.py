@@ -116,8 +116,8 @@ def test_the_step_past_the_budget_is_refused():
         head,
         optimizer=optimizer,
         num_examples=100,
-        batch_size=20,
-        epochs=1,
+        phases=[(20, 1)],
+        phase=0,
         loss=loss,
         finetune=False,
     ) as run:

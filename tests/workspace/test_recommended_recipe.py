@@ -4,8 +4,8 @@ import pytest
 
 from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
-from aimass.training import config as training_config
-from aimass.training.config import Recipe, recommended_recipe
+from aimass.training import recipes as training_recipes
+from aimass.training.recipes import Recipe, recommended_recipe
 from tests.conftest import sentiment_rows, write_jsonl
 from tests.packaged import fake_packaged_base
 
@@ -20,7 +20,7 @@ def fake_recipes(monkeypatch, tmp_path, tiny_bert_dir):
         "zh": Recipe("zh", "fake-zh", {"mode": "finetune", "epochs": 1, "lr": 1e-3}, "zh"),
         "en": Recipe("en", "fake-zh", {"mode": "features", "epochs": 2}, "en"),
     }
-    monkeypatch.setattr(training_config, "RECIPES", recipes)
+    monkeypatch.setattr(training_recipes, "RECIPES", recipes)
 
 
 def _chinese_rows(n):

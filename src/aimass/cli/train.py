@@ -24,7 +24,7 @@ from aimass.cli._common import (
 from aimass.cli.evaluate import EXPLAIN_HELP, print_explanations
 from aimass.errors import InvalidArgument
 from aimass.schemas import ModelVersionOut
-from aimass.training.config import RECIPES
+from aimass.training.recipes import RECIPES
 
 
 def _print_result(version: ModelVersionOut) -> None:
@@ -153,6 +153,16 @@ def train(
             "BERT-like encoders, q_proj,v_proj for decoders)."
         ),
     ] = None,
+    probe_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Finetune mode: first train the head alone on frozen features for N epochs "
+            "(a linear probe), then fine-tune from it (LP-FT; under --dp both share the budget)."
+        ),
+    ] = None,
+    probe_lr: Annotated[
+        float | None, typer.Option(help="The linear probe's step size (default 1e-2).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     workers: Annotated[
         int | None,
@@ -219,6 +229,8 @@ def train(
         lora_dropout=lora_dropout,
         lora_targets=[t.strip() for t in lora_targets.split(",")] if lora_targets else None,
         workers=workers,
+        probe_epochs=probe_epochs,
+        probe_lr=probe_lr,
     )
     dp_options = _config(
         target_epsilon=target_epsilon,

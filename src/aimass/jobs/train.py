@@ -118,6 +118,13 @@ def resolve_inputs(
     task.check_kind(dataset.schema)
     task.check_dataset(dataset.schema, dataset.stats)
     _check_lora(task, config, spec)
+    if config.probe_epochs and not task.supports_probe:
+        tasks = ", ".join(t.name for t in list_tasks() if t.supports_probe)
+        raise InvalidArgument(
+            f"--probe-epochs {config.probe_epochs}: task {task.name!r} has no head to probe "
+            f"(tasks that do: {tasks}); drop --probe-epochs",
+            field="probe_epochs",
+        )
     if spec.privacy is not None:
         if config.workers > 1:
             raise InvalidArgument(
@@ -139,14 +146,8 @@ def resolve_inputs(
             )
         dp = spec.dp_config(dataset)
         assert dp is not None
-        assert config.batch_size is not None
-        assert config.epochs is not None
         # Fails before any job exists when the budget cannot cover the planned steps.
-        DPEngine(dp).plan(
-            num_examples=int(dataset.splits["train"]),
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-        )
+        DPEngine(dp).plan(num_examples=int(dataset.splits["train"]), phases=config.phases())
     if base.family not in task.families:
         raise InvalidArgument(
             f"task {task.name!r} needs a base of family {'/'.join(task.families)}; "

@@ -16,123 +16,29 @@ data's gradients, so the head alone is trained privately.
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from aimass.errors import InvalidArgument, MissingExtra, PrivacyBudgetExceeded
+from aimass.errors import InvalidArgument, PrivacyBudgetExceeded
+from aimass.privacy.accountant import (
+    ACCOUNTANTS,
+    default_delta,
+    epsilon_spent,
+    noise_for_epsilon,
+    quiet_opacus,
+    require_opacus,
+)
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = [
-    "ACCOUNTANTS",
-    "GRAD_SAMPLE_MODES",
-    "DPConfig",
-    "DPEngine",
-    "default_delta",
-    "epsilon_spent",
-    "noise_for_epsilon",
-]
+__all__ = ["GRAD_SAMPLE_MODES", "DPConfig", "DPEngine"]
 
-ACCOUNTANTS = ("prv", "rdp")
 GRAD_SAMPLE_MODES = ("hooks", "ghost")
-
-# Warnings Opacus raises on every run that say nothing about this run: the
-# non-cryptographic RNG notice (documented in the README) and PyTorch's note
-# that backward hooks fire on module outputs when the inputs are features.
-_EXPECTED_WARNINGS = (
-    "Secure RNG turned off",
-    "Full backward hook is firing when gradients are computed with respect to module outputs",
-    "Optimal order is the",
-)
-
-
-def _opacus() -> Any:
-    try:
-        import opacus
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingExtra(
-            "differentially private training needs Opacus: pip install 'aimass[privacy]'"
-        ) from exc
-    return opacus
-
-
-def default_delta(num_examples: int) -> float:
-    """The largest power of ten at most ``1 / (10 N)``: comfortably below ``1/N``.
-
-    A delta near ``1/N`` would allow a mechanism that publishes one whole
-    training example; the usual advice is ``delta << 1/N``.
-    """
-    if num_examples < 1:
-        raise InvalidArgument("cannot train privately on an empty training split")
-    return 10.0 ** math.floor(math.log10(1.0 / (10 * num_examples)))
-
-
-def _accountant(name: str) -> Any:
-    _opacus()
-    from opacus.accountants import create_accountant
-
-    return create_accountant(mechanism=name)
-
-
-def epsilon_spent(
-    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
-) -> float:
-    """Epsilon after ``steps`` Poisson-subsampled Gaussian steps (Opacus's accountant)."""
-    if steps == 0:
-        return 0.0
-    acc = _accountant(accountant)
-    acc.history = [(noise_multiplier, sample_rate, steps)]
-    with _quiet():
-        return float(acc.get_epsilon(delta=delta))
-
-
-@functools.lru_cache(maxsize=64)
-def noise_for_epsilon(
-    *, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
-) -> float:
-    """The smallest noise multiplier (to 0.01 in epsilon) that keeps ``steps`` within budget.
-
-    A pure function of its arguments, cached: the PRV search takes seconds, and a
-    run plans once when it is submitted and again when it starts.
-    """
-    _opacus()
-    from opacus.accountants.utils import get_noise_multiplier
-
-    try:
-        with _quiet():
-            return float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=delta,
-                    sample_rate=sample_rate,
-                    steps=steps,
-                    accountant=accountant,
-                )
-            )
-    except ValueError as exc:  # Opacus: "The privacy budget is too low."
-        raise InvalidArgument(
-            f"target epsilon {target_epsilon} cannot be reached for {steps} steps at sampling "
-            f"rate {sample_rate:.4g} (noise would exceed 1e6); raise --target-epsilon or train "
-            "fewer epochs",
-            target_epsilon=target_epsilon,
-        ) from exc
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        for message in _EXPECTED_WARNINGS:
-            warnings.filterwarnings("ignore", message=f".*{message}.*")
-        # PRV at sampling rate 1 takes log(1 - q) = log(0); its result is still exact.
-        warnings.filterwarnings("ignore", category=RuntimeWarning, module="opacus.*")
-        yield
 
 
 @dataclass(frozen=True)
@@ -242,6 +148,18 @@ def _trains_embeddings(module: nn.Module) -> bool:
     return max(tables, key=lambda m: m.num_embeddings).weight.requires_grad
 
 
+def _forget_activations(module: nn.Module) -> None:
+    """Drop what Opacus's hooks captured for a step that never ran its backward pass.
+
+    ``cleanup`` removes the hooks' per-parameter state but not these per-module
+    captures; a phase that ends on a refused step would hand them to the next.
+    """
+    for sub in module.modules():
+        for name in ("activations", "max_batch_len"):
+            if hasattr(sub, name):
+                delattr(sub, name)
+
+
 class _Criterion:
     """An ``nn.Module``-like loss with a ``reduction`` attribute, as ghost clipping wants."""
 
@@ -274,17 +192,18 @@ class _BudgetGuard:
     step, so the budget is never spent first and reported afterwards.
     """
 
-    def __init__(self, max_steps: int, target_epsilon: float) -> None:
+    def __init__(self, max_steps: int, target_epsilon: float, *, where: str = "") -> None:
         self.max_steps = max_steps
         self.target_epsilon = target_epsilon
+        self.where = where
         self.steps = 0
 
     def before_step(self) -> None:
         if self.steps >= self.max_steps:
             raise PrivacyBudgetExceeded(
-                f"step {self.steps + 1} would spend more than the target epsilon "
-                f"{self.target_epsilon}: the budget allows {self.max_steps} steps; training stops "
-                "here and nothing is registered",
+                f"step {self.steps + 1}{self.where} would spend more than the target epsilon "
+                f"{self.target_epsilon}: the budget allows {self.max_steps} steps{self.where}; "
+                "training stops here and nothing is registered",
                 steps=self.steps,
                 max_steps=self.max_steps,
             )
@@ -302,14 +221,12 @@ class _Run:
 
 @dataclass
 class _Record:
+    """The plan of a run and, per phase made private so far, what was clipped and noised."""
+
     noise_multiplier: float = 0.0
-    sample_rate: float = 0.0
     planned_steps: int = 0
-    grad_sample_mode: str = ""
     num_examples: int = 0
-    expected_batch_size: int = 0
-    trained_embeddings: bool = False
-    trained_parameters: int = 0
+    phases: list[dict[str, Any]] = field(default_factory=list)
 
 
 class DPEngine:
@@ -320,10 +237,11 @@ class DPEngine:
     """
 
     def __init__(self, config: DPConfig) -> None:
-        _opacus()
+        require_opacus()
         self.config = config
         self._engine: Any = None
-        self._guard: _BudgetGuard | None = None
+        self._schedule: list[dict[str, Any]] = []
+        self._examples: Any = None
         self._record = _Record()
 
     @property
@@ -337,39 +255,52 @@ class DPEngine:
 
         require_supported(module)
 
-    def plan(self, *, num_examples: int, batch_size: int, epochs: int) -> dict[str, float]:
-        """Sampling rate, steps and noise for a run; raises before training when over budget."""
+    def plan(self, *, num_examples: int, phases: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """The noise and each phase's sampling rate and steps; raises before training when
+        the run would overspend.
+
+        Args:
+            num_examples: Training examples (the privacy unit).
+            phases: ``(batch size, epochs)`` of each private phase of the run, in order
+                (e.g. a linear probe, then fine-tuning). One noise multiplier covers them
+                all, calibrated so that their composition stays within the budget.
+        """
         config = self.config.resolved(num_examples)
         assert config.delta is not None
-        steps_per_epoch = math.ceil(num_examples / min(batch_size, num_examples))
-        sample_rate = 1.0 / steps_per_epoch
-        steps = steps_per_epoch * epochs
+        schedule = []
+        for batch_size, epochs in phases:
+            steps_per_epoch = math.ceil(num_examples / min(batch_size, num_examples))
+            schedule.append((1.0 / steps_per_epoch, steps_per_epoch * epochs))
+        steps = sum(s for _q, s in schedule)
         if config.noise_multiplier is None:
             sigma = noise_for_epsilon(
                 target_epsilon=config.target_epsilon,
                 delta=config.delta,
-                sample_rate=sample_rate,
-                steps=steps,
+                schedule=tuple(schedule),
                 accountant=config.accountant,
             )
         else:
             sigma = config.noise_multiplier
             planned = epsilon_spent(
                 noise_multiplier=sigma,
-                sample_rate=sample_rate,
-                steps=steps,
+                schedule=tuple(schedule),
                 delta=config.delta,
                 accountant=config.accountant,
             )
             if planned > config.target_epsilon:
+                rates = ", ".join(f"{s} at sampling rate {q:.4g}" for q, s in schedule)
                 raise PrivacyBudgetExceeded(
-                    f"noise multiplier {sigma} for {epochs} epochs ({steps} steps at sampling rate "
-                    f"{sample_rate:.4g}) would spend epsilon {planned:.3f}, over the target "
-                    f"{config.target_epsilon}; raise the noise, train fewer epochs, or leave the "
-                    "noise multiplier out so aimass calibrates it",
+                    f"noise multiplier {sigma} for the planned steps ({rates}) would spend "
+                    f"epsilon {planned:.3f}, over the target {config.target_epsilon}; raise the "
+                    "noise, train fewer epochs, or leave the noise multiplier out so aimass "
+                    "calibrates it",
                     planned_epsilon=planned,
                 )
-        return {"sample_rate": sample_rate, "steps": steps, "noise_multiplier": sigma}
+        return {
+            "noise_multiplier": sigma,
+            "steps": steps,
+            "phases": [{"sample_rate": q, "steps": s} for q, s in schedule],
+        }
 
     @contextmanager
     def make_private(
@@ -378,29 +309,46 @@ class DPEngine:
         *,
         optimizer: torch.optim.Optimizer,
         num_examples: int,
-        batch_size: int,
-        epochs: int,
+        phases: Sequence[tuple[int, int]],
+        phase: int,
         loss: Callable[..., torch.Tensor],
         finetune: bool,
     ) -> Iterator[_Run]:
-        """Wrap the caller's training objects for DP-SGD; hooks are removed on exit."""
+        """Wrap the caller's training objects for DP-SGD; hooks are removed on exit.
+
+        Phase 0 plans the whole run (``phases``, see :meth:`plan`) and starts its one
+        accountant; each later phase trains at the same noise and adds its steps to
+        that accountant, so :meth:`summary` reports the run's composed epsilon.
+        """
         import torch
         from opacus import PrivacyEngine
 
-        plan = self.plan(num_examples=num_examples, batch_size=batch_size, epochs=epochs)
+        if phase == 0:
+            plan = self.plan(num_examples=num_examples, phases=phases)
+            with quiet_opacus():
+                self._engine = PrivacyEngine(accountant=self.config.accountant)
+            self._record = _Record(
+                noise_multiplier=plan["noise_multiplier"],
+                planned_steps=int(plan["steps"]),
+                num_examples=num_examples,
+            )
+            self._schedule = plan["phases"]
+            # One dataset object for every phase: Opacus ties its accounting to it.
+            self._examples = torch.utils.data.TensorDataset(torch.arange(num_examples))
+        assert self._engine is not None, "phase 0 plans the run and comes first"
+        planned = self._schedule[phase]
         mode = self.config.grad_sample_mode or ("ghost" if finetune else "hooks")
-        indices = torch.utils.data.TensorDataset(torch.arange(num_examples))
-        loader = torch.utils.data.DataLoader(indices, batch_size=min(batch_size, num_examples))
+        batch_size = min(phases[phase][0], num_examples)
+        loader = torch.utils.data.DataLoader(self._examples, batch_size=batch_size)
         criterion = _Criterion(loss)
-        with _quiet():
-            self._engine = PrivacyEngine(accountant=self.config.accountant)
+        with quiet_opacus():
             module.train()
             wrapped = self._engine.make_private(
                 module=module,
                 optimizer=optimizer,
                 criterion=criterion,
                 data_loader=loader,
-                noise_multiplier=plan["noise_multiplier"],
+                noise_multiplier=self._record.noise_multiplier,
                 max_grad_norm=self.config.max_grad_norm,
                 poisson_sampling=True,
                 grad_sample_mode=mode,
@@ -411,19 +359,21 @@ class DPEngine:
         else:
             hooks, dp_optimizer, dp_loader = wrapped
             dp_loss = criterion
-        self._guard = _BudgetGuard(int(plan["steps"]), self.config.target_epsilon)
-        self._record = _Record(
-            noise_multiplier=plan["noise_multiplier"],
-            sample_rate=plan["sample_rate"],
-            planned_steps=int(plan["steps"]),
-            grad_sample_mode=mode,
-            num_examples=num_examples,
-            expected_batch_size=dp_optimizer.expected_batch_size,
-            trained_embeddings=_trains_embeddings(module),
-            # What gets clipped and noised: with LoRA, the adapters and the head only.
-            trained_parameters=sum(p.numel() for p in module.parameters() if p.requires_grad),
+        where = f" of phase {phase + 1} of {len(phases)}" if len(phases) > 1 else ""
+        guard = _BudgetGuard(int(planned["steps"]), self.config.target_epsilon, where=where)
+        self._record.phases.append(
+            {
+                "sample_rate": planned["sample_rate"],
+                "planned_steps": int(planned["steps"]),
+                "expected_batch_size": dp_optimizer.expected_batch_size,
+                "grad_sample_mode": mode,
+                "trained_embeddings": _trains_embeddings(module),
+                # What gets clipped and noised: with LoRA, the adapters and the head only.
+                "trained_parameters": sum(
+                    p.numel() for p in module.parameters() if p.requires_grad
+                ),
+            }
         )
-        guard = self._guard
         batches = _PoissonBatches(dp_loader)
 
         def guarded_loss(outputs: torch.Tensor, targets: torch.Tensor) -> Any:
@@ -437,10 +387,11 @@ class DPEngine:
 
         run = _Run(optimizer=dp_optimizer, batches=next_batches, loss=guarded_loss)
         try:
-            with _quiet():
+            with quiet_opacus():
                 yield run
         finally:
             hooks.cleanup()
+            _forget_activations(module)
 
     def steps_taken(self) -> int:
         """Optimizer steps the accountant has recorded."""
@@ -455,7 +406,7 @@ class DPEngine:
         steps = self.steps_taken()
         spent = 0.0
         if self._engine is not None and steps:
-            with _quiet():
+            with quiet_opacus():
                 spent = float(self._engine.accountant.get_epsilon(delta=config.delta))
         if spent > config.target_epsilon:
             raise PrivacyBudgetExceeded(
@@ -463,23 +414,27 @@ class DPEngine:
                 "nothing is registered",
                 epsilon=spent,
             )
+        # The last phase is the run proper (a probe, when there is one, comes first).
+        last = self._record.phases[-1] if self._record.phases else {}
+        earlier = {"phases": self._record.phases} if len(self._record.phases) > 1 else {}
         return {
             "mechanism": "DP-SGD (Poisson-subsampled Gaussian, per-example clipping)",
-            "library": f"opacus {_opacus().__version__}",
+            "library": f"opacus {require_opacus().__version__}",
             "epsilon": round(spent, 4),
             "target_epsilon": config.target_epsilon,
             "delta": config.delta,
             "noise_multiplier": round(self._record.noise_multiplier, 6),
             "max_grad_norm": config.max_grad_norm,
-            "sample_rate": self._record.sample_rate,
-            "expected_batch_size": self._record.expected_batch_size,
+            "sample_rate": last.get("sample_rate", 0.0),
+            "expected_batch_size": last.get("expected_batch_size", 0),
             "steps": steps,
             "planned_steps": self._record.planned_steps,
             "accountant": config.accountant,
-            "grad_sample_mode": self._record.grad_sample_mode,
-            "trained_embeddings": self._record.trained_embeddings,
-            "trained_parameters": self._record.trained_parameters,
+            "grad_sample_mode": last.get("grad_sample_mode", ""),
+            "trained_embeddings": last.get("trained_embeddings", False),
+            "trained_parameters": last.get("trained_parameters", 0),
             "privacy_unit": "training example",
             "training_examples": self._record.num_examples,
             "secure_rng": False,
+            **earlier,
         }

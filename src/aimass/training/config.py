@@ -14,12 +14,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MODES",
     "PIPELINE_TEACHER",
-    "RECIPES",
-    "Recipe",
     "TrainConfig",
     "lora_settings",
     "pipeline_teacher",
-    "recommended_recipe",
 ]
 
 MODES = ("features", "finetune")
@@ -54,6 +51,9 @@ _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 # LoRA trains a few low-rank matrices that start at zero: it needs a step size
 # about ten times a full fine-tune's (the LoRA paper uses 2e-4 to 5e-4).
 _LORA_DEFAULTS: dict[str, Any] = {"lr": 5e-4}
+
+# A linear probe trains a freshly initialised head on fixed features: a head's step.
+_PROBE_LR = 1e-2
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,11 @@ class TrainConfig:
             to (student layer ``i`` of ``n`` ↔ teacher layer ``round(i·m/n)`` of ``m``).
             Needs a teacher model (not a pipeline) of the student's hidden size and
             ``finetune`` mode. ``None`` (or 0) leaves it off.
+        probe_epochs: ``finetune`` mode: first train the head alone on the frozen
+            backbone's features for this many epochs (a linear probe), then fine-tune
+            from it (LP-FT, Kumar et al. 2022). Under DP both phases are private and
+            share one budget. 0 = off.
+        probe_lr: The probe's step size (default 1e-2, a head's step, not a backbone's).
     """
 
     task: str = "classification"
@@ -150,6 +155,8 @@ class TrainConfig:
     distill_alpha: float | None = None
     unlabelled: str | None = None
     match_hidden: float | None = None
+    probe_epochs: int = 0
+    probe_lr: float | None = None
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -191,6 +198,9 @@ class TrainConfig:
         filled._validate()
         filled._validate_lora()
         filled._validate_distill()
+        filled._validate_probe()
+        if filled.probe_epochs and filled.probe_lr is None:
+            filled = replace(filled, probe_lr=_PROBE_LR)
         if filled.lora_rank and filled.lora_alpha is None:
             filled = replace(filled, lora_alpha=float(2 * filled.lora_rank))
         return filled
@@ -256,6 +266,43 @@ class TrainConfig:
                 f"{flags} set without --lora-rank: LoRA is off; add --lora-rank (e.g. 8)",
                 field=unused[0],
             )
+
+    def _validate_probe(self) -> None:
+        epochs, lr = self.probe_epochs, self.probe_lr
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= 10_000:
+            raise InvalidArgument(
+                f"--probe-epochs {epochs!r} is out of range: use 0 (no probe) to 10000",
+                field="probe_epochs",
+            )
+        if lr is not None and not (_number(lr) and 0 < lr < 1):
+            raise InvalidArgument(f"--probe-lr {lr!r} must be in (0, 1)", field="probe_lr")
+        if lr is not None and not epochs:
+            raise InvalidArgument(
+                "--probe-lr set without --probe-epochs: there is no probe; add --probe-epochs "
+                "(e.g. 5) or drop --probe-lr",
+                field="probe_lr",
+            )
+        if epochs and self.mode != "finetune":
+            raise InvalidArgument(
+                f"--probe-epochs {epochs} needs --mode finetune: a linear probe is the head "
+                f"trained before fine-tuning, and mode {self.mode!r} trains only the head "
+                "already; drop --probe-epochs",
+                field="probe_epochs",
+            )
+        if epochs and self.match_hidden:
+            raise InvalidArgument(
+                f"--probe-epochs {epochs} with --match-hidden: the probe trains the head on "
+                "frozen features, where no hidden state can move towards the teacher's; drop "
+                "one of the two",
+                field="probe_epochs",
+            )
+
+    def phases(self) -> list[tuple[int, int]]:
+        """``(batch size, epochs)`` of each training phase in order: the probe, then the run."""
+        assert self.batch_size is not None  # a resolved config
+        assert self.epochs is not None
+        probe = [(self.batch_size, self.probe_epochs)] if self.probe_epochs else []
+        return [*probe, (self.batch_size, self.epochs)]
 
     def _validate_distill(self) -> None:
         if self.teacher is None:
@@ -352,6 +399,9 @@ class TrainConfig:
                 data.pop(name)
         if self.workers == 1:
             data.pop("workers")
+        if not self.probe_epochs:
+            data.pop("probe_epochs")
+            data.pop("probe_lr")
         return data
 
     @classmethod
@@ -405,57 +455,6 @@ def _int_list(value: Any) -> bool:
     items = list(value) if isinstance(value, (list, tuple)) else []
     ints = all(isinstance(i, int) and not isinstance(i, bool) for i in items)
     return bool(items) and ints and len(set(items)) == len(items)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A packaged base and the settings that train it best for one kind of text.
-
-    ``aimass train`` without ``--base`` (and ``aimass quickstart --lang``) take the
-    recipe :func:`recommended_recipe` picks; the numbers behind each choice come
-    from ``bench/chinese.py`` and ``bench/train.py`` (docs/measured.md).
-    """
-
-    name: str
-    base: str
-    config: dict[str, Any]
-    why: str
-
-
-RECIPES = {
-    "zh": Recipe(
-        name="zh",
-        base="m3e-small",
-        config={"mode": "finetune", "epochs": 2, "lr": 1e-4, "max_length": 128},
-        why="Chinese text: the Chinese-pretrained m3e-small, fine-tuned, beats character "
-        "TF-IDF and every multilingual base aimass ships (bench/chinese.py)",
-    ),
-    "en": Recipe(
-        name="en",
-        base="minilm",
-        config={"mode": "features"},
-        why="English (or other Latin-script) text: MiniLM features, minutes on a CPU",
-    ),
-}
-
-# Datasets whose letters are at least this share Han ideographs count as Chinese.
-CHINESE_HAN_SHARE = 0.3
-
-
-def recommended_recipe(stats: dict[str, Any]) -> Recipe:
-    """The recipe for a dataset, from its recorded statistics (``han_share``).
-
-    Raises:
-        InvalidArgument: The dataset was imported before aimass recorded its script.
-    """
-    if "han_share" not in stats:
-        raise InvalidArgument(
-            "the dataset has no recorded script share (imported by an older aimass), so no "
-            "base can be recommended: give a base (--base minilm, or --base m3e-small for "
-            "Chinese), or import the dataset again",
-            field="base",
-        )
-    return RECIPES["zh" if stats["han_share"] >= CHINESE_HAN_SHARE else "en"]
 
 
 def lora_settings(config: TrainConfig, *, model_type: str, family: str) -> LoraSettings:

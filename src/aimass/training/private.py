@@ -11,7 +11,7 @@ slot; the loop itself never changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -68,12 +68,18 @@ class PrivateTraining(Protocol):
         *,
         optimizer: torch.optim.Optimizer,
         num_examples: int,
-        batch_size: int,
-        epochs: int,
+        phases: Sequence[tuple[int, int]],
+        phase: int,
         loss: LossFunction,
         finetune: bool,
     ) -> AbstractContextManager[PrivateRun]:
-        """Wrap the training objects; the context removes the hooks afterwards."""
+        """Wrap the training objects for phase ``phase`` of ``phases``; the context
+        removes the hooks afterwards.
+
+        ``phases`` lists ``(batch size, epochs)`` of every private phase of the run in
+        order (a linear probe, then fine-tuning): phase 0 calibrates one noise for
+        all of them, and one accountant counts every phase's steps.
+        """
 
     def summary(self) -> dict[str, Any]:
         """The privacy record of the finished run (spent epsilon, delta, noise, ...)."""

@@ -7,6 +7,8 @@ pooling is ``mean`` or ``last`` (see :mod:`aimass.models.sequence`).
 ``finetune``: every weight trains on length-bucketed, dynamically padded batches;
 with ``lora_rank`` the backbone stays frozen and only LoRA adapters (merged into
 the weights when training ends, kept as a file beside them) and the head train.
+With ``probe_epochs`` a linear probe (the head on frozen features, as in
+``features`` mode) comes first, and fine-tuning starts from its head (LP-FT).
 Both go through the same :func:`aimass.training.loop.fit`.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -27,17 +28,21 @@ import torch.nn.functional as F
 from aimass.errors import InvalidArgument
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.models.lora import (
-    adapter_state_dict,
-    add_adapters,
-    merge_adapters,
-)
+from aimass.models.lora import add_adapters, merge_adapters
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
-from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig, lora_settings
 from aimass.training.distill import distillation_report, pack_targets, student_loss
 from aimass.training.loop import Batches, FitResult, fit, param_groups, seed_everything
+from aimass.training.sequence_parts import (
+    adapter_weights,
+    checkpointer,
+    encode_frozen,
+    feature_layers,
+    feature_scale,
+    model_outputs,
+    shuffled_batches,
+)
 from aimass.training.tasks import (
     Task,
     TrainInputs,
@@ -48,57 +53,13 @@ from aimass.training.tasks import (
 
 __all__ = ["ClassificationTask", "RegressionTask"]
 
-INFERENCE_BATCH = 64
-
-
-def _checkpointer(inputs: TrainInputs) -> Checkpointer | None:
-    """Checkpoints for this run, fingerprinted by its configuration, base and data."""
-    if inputs.checkpoint_dir is None:
-        return None
-    identity = {
-        "config": inputs.config.to_dict(),
-        "base": inputs.base_manifest.digest,
-        "rows": [len(inputs.train), len(inputs.validation), len(inputs.test)],
-    }
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return Checkpointer(inputs.checkpoint_dir, fingerprint=digest, keys=inputs.checkpoint_keys)
-
-
-def _feature_layers(inputs: TrainInputs) -> int:
-    """Requested layers to pool, capped at the encoder's depth (small encoders have few)."""
-    from aimass.models.hf import read_config
-
-    depth = int(read_config(inputs.base_dir).num_hidden_layers)
-    return max(1, min(int(inputs.config.feature_layers or 1), depth))
-
-
-def _adapter_weights(model: SequenceModel) -> dict[str, torch.Tensor]:
-    """Adapters and head, keyed as ``model.safetensors`` keys weights (``model.…lora_A.weight``)."""
-    prefix = f"{model.encoder.base_model_prefix}."
-    state = {prefix + k: v for k, v in adapter_state_dict(model.encoder).items()}
-    head = model.backbone.head_prefix
-    for name, value in model.classifier.state_dict().items():
-        state[head + name] = value.detach().cpu().clone()
-    return state
-
-
-def _feature_scale(model: SequenceModel, train: torch.Tensor, *, private: bool) -> torch.Tensor:
-    """Per-dimension divisor (K·H,) of frozen features: their RMS, or ones.
-
-    Only for backbones that ask for it (decoders, see ``Backbone.scale_features``);
-    no centring, so the scale folds into a head without a bias. Never under DP: the
-    RMS of the private training rows would reach the released weights un-noised.
-    """
-    if private or not model.backbone.scale_features or not len(train):
-        return torch.ones(train.shape[-1], device=train.device)
-    return train.pow(2).mean(dim=0).sqrt().clamp(min=1e-6)
-
 
 class _SequenceTask(Task):
     """Shared recipe; subclasses define targets, loss and metrics."""
 
     supports_privacy = True
     supports_lora = True
+    supports_probe = True
     families = ("encoder", "decoder")
 
     # -- what subclasses define --------------------------------------------------
@@ -170,15 +131,20 @@ class _SequenceTask(Task):
         # Injected in place: model.encoder keeps its class; only the adapters require grad.
         tuner = add_adapters(model.encoder, lora) if lora is not None else None
         started = time.perf_counter()
-        train_mode = self._train_features if cfg.mode == "features" else self._train_finetune
-        result, test_outputs = train_mode(model, splits, targets, inputs)
+        probe = None
+        if cfg.mode == "features":
+            result, test_outputs = self._train_features(model, splits, targets, inputs)
+        else:
+            probe = self._probe(model, splits, targets, inputs) if cfg.probe_epochs else None
+            phase = 1 if probe is not None else 0
+            result, test_outputs = self._train_finetune(model, splits, targets, inputs, phase)
         seconds = time.perf_counter() - started
         distilled = None
         if soft is not None:
             # The student is timed as the job timed the teacher: tokenising, then batches.
             started = time.perf_counter()
             encoded = encode_texts(tokenizer, inputs.test.texts, max_length=max_length)
-            self._outputs(model, encoded, inputs.device)
+            model_outputs(model, encoded, inputs.device)
             speed = len(inputs.test) / max(time.perf_counter() - started, 1e-9)
             distilled = distillation_report(
                 soft,
@@ -188,7 +154,7 @@ class _SequenceTask(Task):
                 train_rows=len(inputs.train),
                 student_rows_per_second=speed if len(inputs.test) else None,
             )
-        adapters = _adapter_weights(model.to("cpu")) if tuner is not None else None
+        adapters = adapter_weights(model.to("cpu")) if tuner is not None else None
         if tuner is not None:
             merge_adapters(tuner)  # served, explained and exported like any other model
         task_config = {**head.to_dict(), "max_length": max_length}
@@ -211,7 +177,10 @@ class _SequenceTask(Task):
             metrics={
                 "validation": result.best_metrics,
                 "test": test,
-                "training": result.summary(seconds=seconds, train_rows=len(inputs.train)),
+                "training": {
+                    **result.summary(seconds=seconds, train_rows=len(inputs.train)),
+                    **({"probe": probe} if probe is not None else {}),
+                },
                 **({"distillation": distilled} if distilled is not None else {}),
             },
             history=result.history,
@@ -219,31 +188,12 @@ class _SequenceTask(Task):
             adapters=adapters,
         )
 
-    @torch.inference_mode()
-    def _outputs(
-        self, model: SequenceModel, encoded: Encoded, device: torch.device | str
-    ) -> torch.Tensor:
-        """Model outputs (N, C) in the original order."""
-        out = torch.empty((len(encoded), model.head_config.num_outputs))
-        for idx in bucketed_batches(encoded.lengths, INFERENCE_BATCH, shuffle=False):
-            out[idx] = model(**collate(encoded, idx, device)).float().cpu()
-        return out
-
-    @torch.inference_mode()
-    def _features(
-        self, model: SequenceModel, encoded: Encoded, inputs: TrainInputs
-    ) -> torch.Tensor:
-        """Frozen-encoder features (N, K·H), computed once per split."""
-        feats = torch.empty((len(encoded), model.feature_size), device=inputs.device)
-        for idx in bucketed_batches(encoded.lengths, INFERENCE_BATCH, shuffle=False):
-            feats[idx] = model.features(**collate(encoded, idx, inputs.device)).float()
-            inputs.callbacks.on_phase_advance(len(idx))
-        return feats
-
     def _fit(
         self,
         module: torch.nn.Module,
         *,
+        config: TrainConfig,
+        phase: int,
         batches: Callable[[int], Batches],
         forward: Callable[[Any], torch.Tensor],
         targets: torch.Tensor,
@@ -251,37 +201,40 @@ class _SequenceTask(Task):
         inputs: TrainInputs,
         finetune: bool,
     ) -> FitResult:
-        """Run the loop, through the privacy engine when the inputs carry one."""
-        cfg = inputs.config
-        assert cfg.lr is not None  # a resolved config
-        optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay or 0.0), lr=cfg.lr)
-        train_loss = student_loss(self.loss, inputs.distillation, cfg)
+        """Run the loop for one phase of ``inputs.config.phases()`` (the probe, then the
+        run), through the privacy engine when the inputs carry one.
+        """
+        assert config.lr is not None  # a resolved config
+        optimizer = torch.optim.AdamW(
+            param_groups(module, config.weight_decay or 0.0), lr=config.lr
+        )
+        train_loss = student_loss(self.loss, inputs.distillation, config)
+        # The probe is cheap and runs again on resume; checkpoints belong to the run.
+        last = phase == len(inputs.config.phases()) - 1
         if inputs.privacy is None:
             return fit(
                 module,
                 batches=batches,
                 loss_fn=lambda idx: train_loss(forward(idx), targets[idx]),
                 evaluate=evaluate,
-                config=cfg,
+                config=config,
                 metric=self.metric,
                 greater_is_better=self.greater_is_better,
                 callbacks=inputs.callbacks,
                 optimizer=optimizer,
-                checkpoint=_checkpointer(inputs),
+                checkpoint=checkpointer(inputs) if last else None,
                 parallel=inputs.parallel,
             )
         # No checkpoints under DP: resuming would need the accountant's state too, and
         # an epsilon counted from a resumed run without it would be understated.
-        assert cfg.batch_size is not None
-        assert cfg.epochs is not None
         engine = inputs.privacy
         engine.check_module(module)
         private = engine.make_private(
             module,
             optimizer=optimizer,
             num_examples=len(targets),
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs,
+            phases=inputs.config.phases(),
+            phase=phase,
             loss=train_loss,
             finetune=finetune,
         )
@@ -292,12 +245,46 @@ class _SequenceTask(Task):
                 loss_fn=lambda idx: run.loss(forward(idx), targets[idx]),
                 evaluate=evaluate,
                 # Per-example clipping in the private optimizer replaces global clipping.
-                config=dataclasses.replace(cfg, grad_clip=0.0),
+                config=dataclasses.replace(config, grad_clip=0.0),
                 metric=self.metric,
                 greater_is_better=self.greater_is_better,
                 callbacks=inputs.callbacks,
                 optimizer=run.optimizer,
             )
+
+    def _fit_head(
+        self,
+        model: SequenceModel,
+        feats: dict[str, torch.Tensor],
+        targets: dict[str, torch.Tensor],
+        inputs: TrainInputs,
+        *,
+        config: TrainConfig,
+    ) -> FitResult:
+        """Train the head alone on frozen features (phase 0: nothing trains before it)."""
+        scale = feature_scale(model, feats["train"], private=inputs.privacy is not None)
+        train, validation = feats["train"] / scale, feats["validation"] / scale
+        head = torch.nn.Sequential(model.dropout, model.classifier)
+
+        def evaluate() -> dict[str, Any]:
+            with torch.inference_mode():
+                outputs = model.classifier(validation)
+            return self.metrics(outputs.cpu(), targets["validation"].cpu(), model.head_config)
+
+        result = self._fit(
+            head,
+            config=config,
+            phase=0,
+            batches=lambda epoch: shuffled_batches(len(train), config, epoch),
+            forward=lambda idx: head(train[idx]),
+            targets=targets["train"],
+            evaluate=evaluate,
+            inputs=inputs,
+            finetune=False,
+        )
+        with torch.no_grad():  # fold the scale in: W (x / s) = (W / s) x
+            model.classifier.weight.div_(scale)
+        return result
 
     def _train_features(
         self,
@@ -306,41 +293,37 @@ class _SequenceTask(Task):
         targets: dict[str, torch.Tensor],
         inputs: TrainInputs,
     ) -> tuple[FitResult, torch.Tensor]:
-        cfg = inputs.config
-        model.encoder.requires_grad_(False)
-        model.encoder.eval()
-        inputs.callbacks.on_phase("encoding features", sum(len(e) for e in splits.values()))
-        feats = {name: self._features(model, enc, inputs) for name, enc in splits.items()}
-        scale = _feature_scale(model, feats["train"], private=inputs.privacy is not None)
-        feats = {name: f / scale for name, f in feats.items()}
-        head = torch.nn.Sequential(model.dropout, model.classifier)
-        n = len(splits["train"])
-        assert cfg.batch_size is not None
-
-        def batches(epoch: int) -> list[torch.Tensor]:
-            gen = torch.Generator().manual_seed(cfg.seed + epoch)
-            perm = torch.randperm(n, generator=gen)
-            return list(perm.split(cfg.batch_size))
-
-        def evaluate() -> dict[str, Any]:
-            with torch.inference_mode():
-                outputs = model.classifier(feats["validation"])
-            return self.metrics(outputs.cpu(), targets["validation"].cpu(), model.head_config)
-
-        result = self._fit(
-            head,
-            batches=batches,
-            forward=lambda idx: head(feats["train"][idx]),
-            targets=targets["train"],
-            evaluate=evaluate,
-            inputs=inputs,
-            finetune=False,
-        )
+        """``features`` mode: the head on the frozen backbone's features, for many epochs."""
+        feats = encode_frozen(model, splits, inputs)
+        result = self._fit_head(model, feats, targets, inputs, config=inputs.config)
         with torch.inference_mode():
             test_outputs = model.classifier(feats["test"]).float().cpu()
-        with torch.no_grad():  # fold the scale in: W (x / s) = (W / s) x
-            model.classifier.weight.div_(scale)
         return result, test_outputs
+
+    def _probe(
+        self,
+        model: SequenceModel,
+        splits: dict[str, Encoded],
+        targets: dict[str, torch.Tensor],
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        """LP-FT's first phase: the head alone on frozen features, before fine-tuning.
+
+        A fine-tune that starts from a random head spends its first steps (and, under
+        DP, most of each example's clipping bound) on the head while the backbone's
+        features drift (Kumar et al. 2022). The weights that were trainable before the
+        probe (every weight, or the adapters) are trainable again afterwards.
+        """
+        cfg = inputs.config
+        trainable = [p for p in model.encoder.parameters() if p.requires_grad]
+        feats = encode_frozen(model, {n: splits[n] for n in ("train", "validation")}, inputs)
+        config = dataclasses.replace(
+            cfg, epochs=cfg.probe_epochs, lr=cfg.probe_lr, warmup_ratio=0.0, patience=0
+        )
+        result = self._fit_head(model, feats, targets, inputs, config=config)
+        for param in trainable:
+            param.requires_grad_(True)
+        return {"epochs": cfg.probe_epochs, "lr": cfg.probe_lr, "validation": result.best_metrics}
 
     def _train_finetune(
         self,
@@ -348,7 +331,10 @@ class _SequenceTask(Task):
         splits: dict[str, Encoded],
         targets: dict[str, torch.Tensor],
         inputs: TrainInputs,
+        phase: int,
     ) -> tuple[FitResult, torch.Tensor]:
+        """``finetune`` mode: every weight (or the adapters) and the head, on batches of
+        similar lengths; ``phase`` 1 when a probe came first."""
         cfg = inputs.config
         train = splits["train"]
         assert cfg.batch_size is not None
@@ -375,11 +361,13 @@ class _SequenceTask(Task):
             return model.forward_with_layers(matched, **batch) if matched else model(**batch)
 
         def evaluate() -> dict[str, Any]:
-            outputs = self._outputs(model, splits["validation"], inputs.device)
+            outputs = model_outputs(model, splits["validation"], inputs.device)
             return self.metrics(outputs, targets["validation"].cpu(), model.head_config)
 
         result = self._fit(
             model,
+            config=cfg,
+            phase=phase,
             batches=batches,
             forward=forward,
             targets=targets["train"],
@@ -388,7 +376,7 @@ class _SequenceTask(Task):
             finetune=True,
         )
         model.explicit_ids = False
-        return result, self._outputs(model, splits["test"], inputs.device)
+        return result, model_outputs(model, splits["test"], inputs.device)
 
 
 class ClassificationTask(_SequenceTask):
@@ -418,7 +406,7 @@ class ClassificationTask(_SequenceTask):
             num_outputs=len(classes),
             labels=classes,
             pooling=str(cfg.pooling),
-            feature_layers=_feature_layers(inputs),
+            feature_layers=feature_layers(inputs),
             layers=list(cfg.layers or []),
             family=inputs.base_manifest.family,
             dropout=cfg.dropout,
@@ -468,7 +456,7 @@ class RegressionTask(_SequenceTask):
             task=self.name,
             num_outputs=1,
             pooling=str(cfg.pooling),
-            feature_layers=_feature_layers(inputs),
+            feature_layers=feature_layers(inputs),
             layers=list(cfg.layers or []),
             family=inputs.base_manifest.family,
             dropout=cfg.dropout,

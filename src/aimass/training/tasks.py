@@ -112,6 +112,8 @@ class Task(ABC):
         metric: Validation metric that selects the best epoch.
         greater_is_better: Direction of ``metric``.
         supports_lora: Whether ``lora_rank`` (LoRA adapters) applies to it.
+        supports_probe: Whether ``probe_epochs`` (a linear probe before fine-tuning)
+            applies to it.
         supports_distillation: Whether it learns from a teacher's soft targets
             (``config.teacher``).
     """
@@ -120,6 +122,7 @@ class Task(ABC):
     description: ClassVar[str] = ""
     supports_privacy: ClassVar[bool] = False
     supports_lora: ClassVar[bool] = False
+    supports_probe: ClassVar[bool] = False
     supports_distillation: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("encoder",)
     kinds: ClassVar[tuple[str, ...]] = ("text",)

@@ -44,14 +44,14 @@ class JobService(Service):
     def with_recipe(self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT) -> TrainSpec:
         """``spec`` itself when it names a base; else with the dataset's recommended recipe.
 
-        The recipe (``aimass.training.config.recommended_recipe``: m3e-small fine-tuned
+        The recipe (``aimass.training.recipes.recommended_recipe``: m3e-small fine-tuned
         for Chinese text, MiniLM features otherwise) gives the base, imported here if the
         project lacks it, and the settings the caller did not set; a caller who asks
         for another mode keeps only the base.
         """
         if spec.base is not None:
             return spec
-        from aimass.training.config import recommended_recipe
+        from aimass.training.recipes import recommended_recipe
 
         task = spec.config.get("task", "classification")
         if task not in ("classification", "regression"):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aimass.entities import BaseModel, ModelVersion
 from aimass.errors import InvalidArgument
 from aimass.store import DEFAULT_PROJECT
-from aimass.training.config import RECIPES
+from aimass.training.recipes import RECIPES
 
 if TYPE_CHECKING:
     from aimass.training.callbacks import Callback

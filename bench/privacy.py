@@ -95,7 +95,28 @@ def main() -> None:
     parser.add_argument(
         "--dp-batch-size", type=int, default=64, help="expected batch of the DP runs"
     )
-    parser.add_argument("--accuracy-only", default="full,full-dp,lora,lora-dp")
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=10,
+        help="linear-probe epochs of the *-dp-probe runs (DP-LP-FT)",
+    )
+    parser.add_argument("--probe-lr", type=float, default=1e-2)
+    parser.add_argument(
+        "--dp-noise",
+        type=float,
+        default=None,
+        help="a fixed noise multiplier for the DP runs instead of one calibrated to "
+        "--accuracy-epsilon (which must then cover it): a diagnostic, e.g. 0.001 with "
+        "--accuracy-epsilon 1e9 --dp-accountant rdp clips without noising",
+    )
+    parser.add_argument("--dp-accountant", choices=("prv", "rdp"), default="prv")
+    parser.add_argument(
+        "--accuracy-only",
+        default="full,full-dp,lora,lora-dp",
+        help="runs, comma-separated: full, full-dp, full-dp-probe (a private linear probe, "
+        "then DP fine-tuning, one budget), lora, lora-dp, lora-dp-probe",
+    )
     parser.add_argument(
         "--accuracy-out",
         default=None,
@@ -120,18 +141,21 @@ def _accuracy_settings(args: argparse.Namespace) -> list[tuple[str, dict, dict |
     """
     common = {"mode": "finetune", "epochs": args.accuracy_epochs, "max_length": 64, "patience": 0}
     lora = {"lora_rank": args.lora_rank}
-    dp = {"target_epsilon": args.accuracy_epsilon}
+    dp = {"target_epsilon": args.accuracy_epsilon, "accountant": args.dp_accountant}
+    if args.dp_noise is not None:
+        dp["noise_multiplier"] = args.dp_noise
+    probe = {"probe_epochs": args.probe_epochs, "probe_lr": args.probe_lr}
+    full_dp = {**common, "batch_size": args.dp_batch_size, "lr": args.full_dp_lr}
+    lora_dp = {**common, **lora, "batch_size": args.dp_batch_size, "lr": args.lora_dp_lr}
     return [
         ("full", {**common, "batch_size": 16, "lr": 1e-4}, None),
-        ("full-dp", {**common, "batch_size": args.dp_batch_size, "lr": args.full_dp_lr}, dp),
+        ("full-dp", full_dp, dp),
+        ("full-dp-probe", {**full_dp, **probe}, dp),
         # The head starts from random weights and the backbone barely moves: at LoRA's
         # usual 5e-4 to 1e-3 it cannot grow in a few dozen steps (measured: chance level).
         ("lora", {**common, **lora, "batch_size": 16, "lr": args.lora_lr}, None),
-        (
-            "lora-dp",
-            {**common, **lora, "batch_size": args.dp_batch_size, "lr": args.lora_dp_lr},
-            dp,
-        ),
+        ("lora-dp", lora_dp, dp),
+        ("lora-dp-probe", {**lora_dp, **probe}, dp),
     ]
 
 
@@ -169,6 +193,10 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
                 "delta": record.get("delta"),
                 "noise_multiplier": record.get("noise_multiplier"),
                 "trained_parameters": record.get("trained_parameters"),
+                "probe": version.metrics["training"].get("probe"),
+                "val_accuracy_per_epoch": [
+                    h.get("accuracy") for h in version.metrics.get("history", [])
+                ],
                 "wall_seconds": round(time.perf_counter() - started, 1),
             }
             print(json.dumps({name: runs[name]}), flush=True)
@@ -178,21 +206,23 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
         f"{args.accuracy_test_rows} test rows, {args.accuracy_epochs} epochs, seq <= 64, "
         f"epsilon {args.accuracy_epsilon:g}"
     )
-    for kind in ("full", "lora"):
-        if kind not in runs or f"{kind}-dp" not in runs:
+    pairs = [(k, f"{k}-dp{p}") for k in ("full", "lora") for p in ("", "-probe")]
+    for kind, dp_kind in pairs:
+        if kind not in runs or dp_kind not in runs:
             continue
-        plain, private = runs[kind], runs[f"{kind}-dp"]
+        plain, private = runs[kind], runs[dp_kind]
         gap = 100 * (private["test_accuracy"] - plain["test_accuracy"])
         private["points_vs_non_private"] = round(gap, 2)
         verdict = "within" if gap >= -3 else "NOT within"
         print(
-            f"  {kind:5s} non-private {plain['test_accuracy']:.4f}  "
+            f"  {dp_kind:13s} non-private ({kind}) {plain['test_accuracy']:.4f}  "
             f"DP {private['test_accuracy']:.4f} (eps {private['epsilon']:.2f})  "
             f"{gap:+.1f} pts, {verdict} 3 pts"
         )
     RESULTS.mkdir(exist_ok=True)
     out = {"benchmark": "privacy-dp-finetune", "settings": vars(args), "runs": runs}
-    subset = "" if len(chosen) == 4 else "-" + "-".join(sorted(chosen))
+    default = {"full", "full-dp", "lora", "lora-dp"}
+    subset = "" if chosen == default else "-" + "-".join(sorted(chosen))
     name = args.accuracy_out or f"privacy-dp-finetune{subset}.json"
     (RESULTS / name).write_text(json.dumps(out, indent=2))
 

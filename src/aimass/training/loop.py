@@ -132,6 +132,7 @@ def fit(
     batch_size_of: Callable[[Any], int] = len,
     checkpoint: Checkpointer | None = None,
     parallel: DataParallel | None = None,
+    start_metrics: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``module`` and leave the best validation weights in it.
 
@@ -153,6 +154,9 @@ def fit(
             its share of every batch and the gradients are averaged; only rank 0
             evaluates (its score is broadcast) and saves checkpoints. Every rank
             resumes from the same checkpoint.
+        start_metrics: Validation metrics of the weights ``module`` starts with (a
+            linear probe's, before fine-tuning): an epoch must beat them to replace
+            those weights as the best, and ``best_epoch`` 0 means none did.
     """
     assert config.epochs is not None
     assert config.lr is not None
@@ -168,7 +172,9 @@ def fit(
     total = steps_per_epoch * config.epochs
     warmup = int(total * (config.warmup_ratio or 0.0))
     state = LoopState(epochs=config.epochs, total_steps=total)
-    best_value: float | None = None
+    if start_metrics:
+        state.best = {**start_metrics, "epoch": 0}
+    best_value = float(start_metrics[metric]) if start_metrics else None
     best_weights = _snapshot(module)
     stale = 0
     stopped_early = False

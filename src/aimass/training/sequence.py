@@ -136,8 +136,7 @@ class _SequenceTask(Task):
             result, test_outputs = self._train_features(model, splits, targets, inputs)
         else:
             probe = self._probe(model, splits, targets, inputs) if cfg.probe_epochs else None
-            phase = 1 if probe is not None else 0
-            result, test_outputs = self._train_finetune(model, splits, targets, inputs, phase)
+            result, test_outputs = self._train_finetune(model, splits, targets, inputs, probe)
         seconds = time.perf_counter() - started
         distilled = None
         if soft is not None:
@@ -200,6 +199,7 @@ class _SequenceTask(Task):
         evaluate: Callable[[], dict[str, Any]],
         inputs: TrainInputs,
         finetune: bool,
+        start_metrics: dict[str, Any] | None = None,
     ) -> FitResult:
         """Run the loop for one phase of ``inputs.config.phases()`` (the probe, then the
         run), through the privacy engine when the inputs carry one.
@@ -224,6 +224,7 @@ class _SequenceTask(Task):
                 optimizer=optimizer,
                 checkpoint=checkpointer(inputs) if last else None,
                 parallel=inputs.parallel,
+                start_metrics=start_metrics,
             )
         # No checkpoints under DP: resuming would need the accountant's state too, and
         # an epsilon counted from a resumed run without it would be understated.
@@ -250,6 +251,7 @@ class _SequenceTask(Task):
                 greater_is_better=self.greater_is_better,
                 callbacks=inputs.callbacks,
                 optimizer=run.optimizer,
+                start_metrics=start_metrics,
             )
 
     def _fit_head(
@@ -331,10 +333,11 @@ class _SequenceTask(Task):
         splits: dict[str, Encoded],
         targets: dict[str, torch.Tensor],
         inputs: TrainInputs,
-        phase: int,
+        probe: dict[str, Any] | None,
     ) -> tuple[FitResult, torch.Tensor]:
         """``finetune`` mode: every weight (or the adapters) and the head, on batches of
-        similar lengths; ``phase`` 1 when a probe came first."""
+        similar lengths. After a ``probe``, an epoch must beat the probe's validation
+        score to replace its weights: fine-tuning never returns a worse model."""
         cfg = inputs.config
         train = splits["train"]
         assert cfg.batch_size is not None
@@ -367,7 +370,8 @@ class _SequenceTask(Task):
         result = self._fit(
             model,
             config=cfg,
-            phase=phase,
+            phase=1 if probe is not None else 0,
+            start_metrics=probe["validation"] if probe is not None else None,
             batches=batches,
             forward=forward,
             targets=targets["train"],

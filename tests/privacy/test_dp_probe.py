@@ -99,6 +99,9 @@ def test_a_private_probe_and_fine_tune_record_both_phases(ready):
     alone = DPEngine(DPConfig(**RDP8)).plan(num_examples=320, phases=[(32, 1)])
     assert record["noise_multiplier"] > alone["noise_multiplier"]
     assert version.metrics["training"]["probe"]["epochs"] == 4
+    card = ready.models.card(version.ref)
+    assert "Trained in 2 private phases" in card
+    assert "| 1 | " in card and "| 2 | " in card
 
 
 def test_with_lora_the_probe_leaves_only_the_adapters_and_head_to_fine_tune(ready):

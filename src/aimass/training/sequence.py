@@ -311,10 +311,10 @@ class _SequenceTask(Task):
     ) -> dict[str, Any]:
         """LP-FT's first phase: the head alone on frozen features, before fine-tuning.
 
-        A fine-tune that starts from a random head spends its first steps (and, under
-        DP, most of each example's clipping bound) on the head while the backbone's
-        features drift (Kumar et al. 2022). The weights that were trainable before the
-        probe (every weight, or the adapters) are trainable again afterwards.
+        A fine-tune that starts from a random head spends its first steps on the head
+        while the backbone's features drift (Kumar et al. 2022). The weights that were
+        trainable before the probe (every weight, or the adapters) are trainable again
+        afterwards.
         """
         cfg = inputs.config
         trainable = [p for p in model.encoder.parameters() if p.requires_grad]

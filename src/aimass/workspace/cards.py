@@ -188,7 +188,23 @@ def _privacy_section(version: ModelVersion) -> str:
             "sensitive."
         )
     rows = [(k, v) for k, v in sorted(privacy.items()) if not isinstance(v, dict | list)]
-    return "Trained with differential privacy (DP-SGD).\n\n" + _table(("field", "value"), rows)
+    text = "Trained with differential privacy (DP-SGD).\n\n" + _table(("field", "value"), rows)
+    phases = privacy.get("phases") or []
+    if phases:
+        # A linear probe, then fine-tuning: the epsilon above is their composition.
+        columns = ("sample_rate", "planned_steps", "expected_batch_size", "grad_sample_mode")
+        text += (
+            f"\n\nTrained in {len(phases)} private phases (a linear probe, then fine-tuning) at "
+            "one noise multiplier, counted by one accountant; epsilon is their composition.\n\n"
+            + _table(
+                ("phase", *columns, "trained_parameters"),
+                [
+                    (i, *(p.get(c) for c in columns), p.get("trained_parameters"))
+                    for i, p in enumerate(phases, 1)
+                ],
+            )
+        )
+    return text
 
 
 def _attachments_section(attachments: list[Attachment]) -> str:

@@ -7,6 +7,7 @@ cluster (``ray_cluster``: a head and a worker node, one CPU each).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -157,6 +158,66 @@ def test_two_ranks_take_the_steps_one_process_takes_on_the_whole_batch(tmp_path)
         [h["loss"] for h in reference["history"]], rel=1e-5
     )
     assert "loss" not in json.loads((double / "r1.json").read_text())["history"][0]
+
+
+def _fit_from_a_probe(rank: int, world: int, out: str, init_file: str) -> None:
+    """Rank ``rank`` fits from weights scored by rank 0 alone (as after a linear probe)."""
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    from aimass.training.callbacks import CallbackList
+    from aimass.training.loop import fit
+    from aimass.training.parallel import DataParallel
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    start = _problem()[0].state_dict()  # rank 0's weights, which fit broadcasts
+    model, x, y, config = _problem()
+    if rank == 1:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+    result = fit(
+        model,
+        batches=lambda e: list(torch.arange(61).split(16)),
+        loss_fn=lambda idx: torch.nn.functional.cross_entropy(model(x[idx]), y[idx]),
+        evaluate=lambda: {"loss": 1.0},
+        config=dataclasses.replace(config, patience=1),
+        metric="loss",
+        greater_is_better=False,
+        callbacks=CallbackList(),
+        parallel=DataParallel(rank=rank, world_size=world),
+        # Only rank 0 evaluated the probe; a loss of 0 cannot be beaten.
+        start_metrics={"loss": 0.0, "epoch": 4} if rank == 0 else {"epoch": 4},
+    )
+    kept = all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    Path(f"{out}/r{rank}.json").write_text(
+        json.dumps({"best_epoch": result.best_epoch, "steps": result.steps, "kept": kept})
+    )
+    dist.destroy_process_group()
+
+
+@pytest.mark.subprocess
+def test_every_rank_keeps_the_start_weights_rank_0_scored(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.start_processes(
+        _fit_from_a_probe,
+        args=(2, str(tmp_path), str(tmp_path / "rendezvous")),
+        nprocs=2,
+        start_method="spawn",
+    )
+    ranks = [json.loads((tmp_path / f"r{rank}.json").read_text()) for rank in (0, 1)]
+    # No epoch beat the start: every rank stopped together after one (patience 1).
+    assert ranks[0] == ranks[1] == {"best_epoch": 0, "steps": 2, "kept": True}
 
 
 # -- the job on a real Ray cluster ---------------------------------------------------

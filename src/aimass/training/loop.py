@@ -172,9 +172,12 @@ def fit(
     total = steps_per_epoch * config.epochs
     warmup = int(total * (config.warmup_ratio or 0.0))
     state = LoopState(epochs=config.epochs, total_steps=total)
-    if start_metrics:
+    if start_metrics is not None:
         state.best = {**start_metrics, "epoch": 0}
-    best_value = float(start_metrics[metric]) if start_metrics else None
+    best_value: float | None = None
+    # Only rank 0 evaluates: other ranks' start metrics (a probe's) lack the score.
+    if start_metrics is not None and metric in start_metrics:
+        best_value = float(start_metrics[metric])
     best_weights = _snapshot(module)
     stale = 0
     stopped_early = False
@@ -195,6 +198,13 @@ def fit(
         resumed.restore_rng()
     if parallel is not None:
         parallel.broadcast_module(module)  # every rank starts from rank 0's weights
+        if resumed is None:
+            best_weights = _snapshot(module)
+        if start_metrics is not None and resumed is None:  # and from rank 0's score to beat
+            value = parallel.broadcast_value(
+                math.nan if best_value is None else best_value, device=trainable[0].device
+            )
+            best_value = value if math.isfinite(value) else None
     chief = parallel is None or parallel.chief
     callbacks.on_train_start(state)
     try:

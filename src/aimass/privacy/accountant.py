@@ -115,10 +115,11 @@ def noise_for_epsilon(
     """The smallest noise multiplier (to 0.01 in epsilon) that keeps the run within budget.
 
     The run is ``steps`` steps at ``sample_rate``, or the phases of ``schedule``
-    at one noise multiplier, composed by one accountant. Opacus's own bisection
-    (``get_noise_multiplier``), which takes a single phase. A pure function of
-    its arguments, cached: the PRV search takes seconds, and a run plans once
-    when it is submitted and again when it starts.
+    at one noise multiplier, composed by one accountant. The search is Opacus's
+    bisection (``get_noise_multiplier``, which takes one phase only) over the
+    composed history. A pure function of its arguments, cached: the PRV search
+    takes seconds, and a run plans once when it is submitted and again when it
+    starts.
     """
     phases = schedule or ((sample_rate, steps),)
     acc = _accountant(accountant)

@@ -178,7 +178,6 @@ def fit(
     # Only rank 0 evaluates: other ranks' start metrics (a probe's) lack the score.
     if start_metrics is not None and metric in start_metrics:
         best_value = float(start_metrics[metric])
-    best_weights = _snapshot(module)
     stale = 0
     stopped_early = False
     train_seconds = 0.0
@@ -189,7 +188,6 @@ def fit(
         # 0. resume: weights, optimizer moments, counters and RNGs as they were saved
         module.load_state_dict(resumed.model)
         optimizer.load_state_dict(resumed.optimizer)
-        best_weights = resumed.best
         loop = resumed.loop
         state.step, state.history, state.best = loop["step"], loop["history"], loop["best"]
         best_value, stale, stopped_early = loop["best_value"], loop["stale"], loop["stopped"]
@@ -198,13 +196,13 @@ def fit(
         resumed.restore_rng()
     if parallel is not None:
         parallel.broadcast_module(module)  # every rank starts from rank 0's weights
-        if resumed is None:
-            best_weights = _snapshot(module)
         if start_metrics is not None and resumed is None:  # and from rank 0's score to beat
             value = parallel.broadcast_value(
                 math.nan if best_value is None else best_value, device=trainable[0].device
             )
             best_value = value if math.isfinite(value) else None
+    # The weights kept if no epoch beats them: the start (after rank 0's broadcast).
+    best_weights = resumed.best if resumed is not None else _snapshot(module)
     chief = parallel is None or parallel.chief
     callbacks.on_train_start(state)
     try:

@@ -209,8 +209,9 @@ class _SequenceTask(Task):
             param_groups(module, config.weight_decay or 0.0), lr=config.lr
         )
         train_loss = student_loss(self.loss, inputs.distillation, config)
+        phases = inputs.config.phases()
         # The probe is cheap and runs again on resume; checkpoints belong to the run.
-        last = phase == len(inputs.config.phases()) - 1
+        last = phase == len(phases) - 1
         if inputs.privacy is None:
             return fit(
                 module,
@@ -234,7 +235,7 @@ class _SequenceTask(Task):
             module,
             optimizer=optimizer,
             num_examples=len(targets),
-            phases=inputs.config.phases(),
+            phases=phases,
             phase=phase,
             loss=train_loss,
             finetune=finetune,

@@ -192,17 +192,18 @@ def _privacy_section(version: ModelVersion) -> str:
     phases = privacy.get("phases") or []
     if phases:
         # A linear probe, then fine-tuning: the epsilon above is their composition.
-        columns = ("sample_rate", "planned_steps", "expected_batch_size", "grad_sample_mode")
+        columns = (
+            "sample_rate",
+            "planned_steps",
+            "expected_batch_size",
+            "grad_sample_mode",
+            "trained_parameters",
+        )
+        rows = [(i, *(p.get(c) for c in columns)) for i, p in enumerate(phases, 1)]
         text += (
             f"\n\nTrained in {len(phases)} private phases (a linear probe, then fine-tuning) at "
             "one noise multiplier, counted by one accountant; epsilon is their composition.\n\n"
-            + _table(
-                ("phase", *columns, "trained_parameters"),
-                [
-                    (i, *(p.get(c) for c in columns), p.get("trained_parameters"))
-                    for i, p in enumerate(phases, 1)
-                ],
-            )
+            + _table(("phase", *columns), rows)
         )
     return text
 

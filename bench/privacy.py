@@ -50,6 +50,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 RESULTS = Path(__file__).parent / "results"
+# The DP fine-tuning accuracy runs without --accuracy-only (results: privacy-dp-finetune.json).
+DEFAULT_RUNS = ("full", "full-dp", "lora", "lora-dp")
 
 
 def write_subset(path: Path, train_rows: int, val_rows: int, test_rows: int) -> None:
@@ -113,7 +115,7 @@ def main() -> None:
     parser.add_argument("--dp-accountant", choices=("prv", "rdp"), default="prv")
     parser.add_argument(
         "--accuracy-only",
-        default="full,full-dp,lora,lora-dp",
+        default=",".join(DEFAULT_RUNS),
         help="runs, comma-separated: full, full-dp, full-dp-probe (a private linear probe, "
         "then DP fine-tuning, one budget), lora, lora-dp, lora-dp-probe",
     )
@@ -221,8 +223,7 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
         )
     RESULTS.mkdir(exist_ok=True)
     out = {"benchmark": "privacy-dp-finetune", "settings": vars(args), "runs": runs}
-    default = {"full", "full-dp", "lora", "lora-dp"}
-    subset = "" if chosen == default else "-" + "-".join(sorted(chosen))
+    subset = "" if chosen == set(DEFAULT_RUNS) else "-" + "-".join(sorted(chosen))
     name = args.accuracy_out or f"privacy-dp-finetune{subset}.json"
     (RESULTS / name).write_text(json.dumps(out, indent=2))
 

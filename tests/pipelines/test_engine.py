@@ -4,10 +4,18 @@ ensemble averages, label renames, explanations of the deciding step."""
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 
-from aimass.serving.pipelines import check_spec, run_pipeline
+from aimass.data.deidentify import (
+    create_project_key,
+    deidentify_texts,
+    key_fingerprint,
+    load_project_key,
+)
+from aimass.errors import FailedPrecondition
+from aimass.serving.pipelines import check_spec, pseudonym_key, run_pipeline
 
 
 def pin(ref, labels=("neg", "pos")):
@@ -154,3 +162,56 @@ def test_steps_that_ran_are_reported_even_when_a_later_step_fails():
     with pytest.raises(RuntimeError):
         run(ROUTED, ["这部电影很好", "a good film"], models, ran=ran)
     assert [s["step"] for s in ran] == ["clean", "lang", "zh"]
+
+
+PSEUDONYMIZED = {
+    "steps": [
+        {
+            "name": "clean",
+            "type": "deidentify",
+            "mode": "pseudonymize",
+            "recognizers": ["email"],
+            "next": "m",
+        },
+        {"name": "m", "type": "model", "model": "en-m@1"},
+    ]
+}
+
+
+def with_fingerprint(spec, key):
+    spec = pinned(copy.deepcopy(spec))
+    spec["steps"][0]["key_fingerprint"] = key_fingerprint(key)
+    return spec
+
+
+def test_a_pseudonymizing_step_gives_the_models_what_a_dataset_import_would():
+    key = bytes(range(32))
+    text = "write to ann@example.org"
+    models = FakeModels(**{"en-m": 0.9})
+    spec = with_fingerprint(PSEUDONYMIZED, key)
+    asyncio.run(run_pipeline(spec, [text], predict=models.predict, key=key))
+    [expected], _ = deidentify_texts([text], mode="pseudonymize", recognizers=["email"], key=key)
+    assert expected.startswith("write to <EMAIL_ADDRESS_") and expected != text
+    assert models.calls == [("en-m@1", [expected])]
+
+
+def test_a_pseudonymizing_step_refuses_no_key_and_another_key():
+    key = bytes(range(32))
+    spec = with_fingerprint(PSEUDONYMIZED, key)
+    models = FakeModels(**{"en-m": 0.9})
+    with pytest.raises(FailedPrecondition, match="aimass pii key create"):
+        asyncio.run(run_pipeline(spec, ["x"], predict=models.predict))
+    with pytest.raises(FailedPrecondition, match="create a new pipeline version") as caught:
+        asyncio.run(run_pipeline(spec, ["x"], predict=models.predict, key=bytes(32)))
+    assert key_fingerprint(key) in caught.value.message
+    assert models.calls == [], "no model saw text the step could not clean"
+
+
+def test_only_a_pseudonymizing_spec_needs_the_project_key(tmp_path):
+    assert pseudonym_key(pinned(copy.deepcopy(ROUTED)), tmp_path, "default") is None
+    with pytest.raises(FailedPrecondition, match="aimass pii key create --project default"):
+        pseudonym_key(PSEUDONYMIZED, tmp_path, "default")
+    create_project_key(tmp_path, "default")
+    assert pseudonym_key(PSEUDONYMIZED, tmp_path, "default") == load_project_key(
+        tmp_path, "default"
+    )

@@ -61,10 +61,10 @@ def test_unknown_types_and_fields_are_named_with_the_valid_ones():
 
 
 def test_every_problem_comes_back_at_once():
-    spec = edited(gate={"min_score": 3}, clean={"mode": "pseudonymize"})
+    spec = edited(gate={"min_score": 3}, clean={"mode": "shuffle"})
     message = problems(spec)
     assert "min_score 3 must be a number from 0 to 1" in message
-    assert "mode 'pseudonymize'" in message
+    assert "mode 'shuffle' is not one of mask, redact, pseudonymize" in message
 
 
 def test_dangling_references_name_the_field_and_the_steps():

@@ -11,7 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aimass.client import AsyncClient
-from aimass.errors import InvalidArgument, PermissionDenied
+from aimass.data.deidentify import (
+    create_project_key,
+    key_fingerprint,
+    load_project_key,
+    project_key_path,
+)
+from aimass.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from aimass.server import create_app
 from aimass.settings import Settings
 from aimass.workspace import Workspace
@@ -366,3 +372,59 @@ def test_aliases_and_unaliased_versions_are_deleted_with_models_write(api, admin
     assert deleted.status_code == 200 and deleted.json()["version"] == first["version"]
     versions = api.get(f"{P}/old/versions", headers=admin).json()
     assert [v["version"] for v in versions] == [first["version"] + 1]
+
+
+def test_a_pseudonymizing_pipeline_pins_the_project_key_and_refuses_another(api, admin, home):
+    spec = {
+        "steps": [
+            {
+                "name": "clean",
+                "type": "deidentify",
+                "mode": "pseudonymize",
+                "recognizers": ["email"],
+                "next": "en",
+            },
+            {"name": "en", "type": "model", "model": "sentiment@production"},
+        ]
+    }
+    path = project_key_path(home, "default")
+    saved = path.read_bytes() if path.exists() else None
+    path.unlink(missing_ok=True)
+    try:
+        r = api.post(P, headers=admin, json={"name": "pseudo", "spec": spec})
+        assert r.status_code == 412, r.text
+        assert "aimass pii key create --project default" in r.json()["error"]["message"]
+
+        create_project_key(home, "default")
+        made = create(api, admin, name="pseudo", spec=spec)
+        key = load_project_key(home, "default")
+        assert made["spec"]["steps"][0]["key_fingerprint"] == key_fingerprint(key)
+        url = f"{P}/pseudo@{made['version']}:predict"
+        r = api.post(url, headers=admin, json={"inputs": [TEXTS[0]]})
+        assert r.status_code == 200, r.text
+        served = r.json()["predictions"][0]
+        assert served["trace"][0]["changed"] is True
+        ws = Workspace(Settings(home=home, device="cpu"))
+        try:  # in process, as evaluation and distillation run it: the same answer
+            _, local = ws.pipelines.predict(f"pseudo@{made['version']}", [TEXTS[0]])
+            assert local.results[0]["probabilities"] == pytest.approx(served["probabilities"])
+
+            path.write_text(bytes(range(1, 33)).hex() + "\n")  # the key was replaced
+            r = api.post(url, headers=admin, json={"inputs": [TEXTS[0]]})
+            assert r.status_code == 412, r.text
+            assert "create a new pipeline version" in r.json()["error"]["message"]
+            with pytest.raises(FailedPrecondition, match="create a new pipeline version"):
+                ws.pipelines.predict(f"pseudo@{made['version']}", [TEXTS[0]])
+        finally:
+            ws.close()
+        again = create(api, admin, name="pseudo", spec=spec)
+        assert again["version"] == made["version"] + 1, "a new key pins a new version"
+        r = api.post(
+            f"{P}/pseudo@{again['version']}:predict", headers=admin, json={"inputs": ["x"]}
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        path.unlink(missing_ok=True)
+        if saved is not None:
+            path.write_bytes(saved)
+            path.chmod(0o600)

@@ -33,7 +33,13 @@ from aimass.errors import InvalidArgument, UnsupportedModel
 from aimass.jobs.evaluate import EvaluateSpec, build_and_publish, check_rows, dataset_of
 from aimass.jobs.runner import JobContext
 from aimass.refs import parse_ref
-from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version, run_pipeline
+from aimass.serving.pipelines import (
+    ABSTAIN,
+    output_labels,
+    pinned_version,
+    pseudonym_key,
+    run_pipeline,
+)
 from aimass.store import Store
 
 __all__ = [
@@ -97,6 +103,7 @@ class LoadedPipeline:
         self.pipeline = pipeline
         self.options = options
         self.labels = tuple(output_labels(pipeline.spec))
+        self.key = pseudonym_key(pipeline.spec, ctx.settings.home, pipeline.project)
         self.predictors: dict[str, Any] = {}
         project = pipeline.project
         for pin in pipeline_pins(pipeline):
@@ -121,7 +128,12 @@ class LoadedPipeline:
 
         run = asyncio.run(
             run_pipeline(
-                self.pipeline.spec, list(texts), predict=predict, explain=explain, method=method
+                self.pipeline.spec,
+                list(texts),
+                predict=predict,
+                explain=explain,
+                method=method,
+                key=self.key,
             )
         )
         return run.results

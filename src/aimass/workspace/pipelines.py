@@ -74,6 +74,7 @@ class PipelineService(Service):
         )
 
     def _pin(self, spec: dict[str, Any], project: str) -> None:
+        self._pin_key(spec, project)
         problems = []
         for step in spec["steps"]:
             refs = step["models"] if step["type"] == "ensemble" else [step.get("model")]
@@ -95,6 +96,21 @@ class PipelineService(Service):
             raise InvalidArgument(
                 "the pipeline spec is not valid:\n- " + "\n- ".join(problems), problems=problems
             )
+
+    def _pin_key(self, spec: dict[str, Any], project: str) -> None:
+        """Record the fingerprint of the project key each pseudonymizing step uses: a run
+        with another key is refused (its pseudonyms would differ from those the models
+        learnt), and a new key makes a new version when the pipeline is created again."""
+        from aimass.data.deidentify import key_fingerprint
+        from aimass.serving.pipelines import pseudonym_key
+
+        key = pseudonym_key(spec, self.settings.home, project)
+        for step in spec["steps"]:
+            if step["type"] != "deidentify":
+                continue
+            step.pop("key_fingerprint", None)
+            if key is not None and step.get("mode") == "pseudonymize":
+                step["key_fingerprint"] = key_fingerprint(key)
 
     def _pin_one(self, step: str, ref: str, project: str) -> dict[str, Any]:
         try:
@@ -220,7 +236,7 @@ class PipelineService(Service):
         explain: str | bool | None = None,
     ) -> tuple[PipelineVersion, PipelineRun]:
         """Run pipeline ``ref`` over ``texts`` in this process (limits from the settings)."""
-        from aimass.serving.pipelines import run_pipeline
+        from aimass.serving.pipelines import pseudonym_key, run_pipeline
 
         inputs = self._ws.serving.check_inputs(texts)
         if explain:
@@ -239,7 +255,12 @@ class PipelineService(Service):
 
         run = _run_sync(
             run_pipeline(
-                version.spec, inputs, predict=predict, explain=explain_with, method=explain
+                version.spec,
+                inputs,
+                predict=predict,
+                explain=explain_with,
+                method=explain,
+                key=pseudonym_key(version.spec, self.settings.home, version.project),
             )
         )
         return version, run

@@ -210,7 +210,7 @@ async def _run(
     request: Request,
     principal: Principal,
 ) -> list[dict[str, Any]]:
-    from aimass.serving.pipelines import run_pipeline
+    from aimass.serving.pipelines import pseudonym_key, run_pipeline
 
     project = version.project
 
@@ -244,6 +244,7 @@ async def _run(
             explain=explain_with,
             method=body.explain,
             ran=ran,
+            key=pseudonym_key(version.spec, state.workspace.settings.home, project),
         )
     finally:
         _audit_steps(state, version, ran, request, principal)

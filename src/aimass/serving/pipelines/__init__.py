@@ -11,6 +11,7 @@ from aimass.serving.pipelines.engine import (
     PipelineRun,
     Predict,
     detect_language,
+    pseudonym_key,
     run_pipeline,
 )
 from aimass.serving.pipelines.spec import (
@@ -44,6 +45,7 @@ __all__ = [
     "model_refs",
     "output_labels",
     "pinned_version",
+    "pseudonym_key",
     "run_pipeline",
     "topological_order",
 ]

@@ -15,11 +15,20 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from aimass.errors import FailedPrecondition
 from aimass.serving.pipelines.spec import ABSTAIN, entry_of, topological_order
 
-__all__ = ["Explain", "PipelineRun", "Predict", "detect_language", "run_pipeline"]
+__all__ = [
+    "Explain",
+    "PipelineRun",
+    "Predict",
+    "detect_language",
+    "pseudonym_key",
+    "run_pipeline",
+]
 
 #: ``(pin, texts) -> predictions`` of one pinned model (``pin`` as stored in the spec).
 Predict = Callable[[dict[str, Any], list[str]], Awaitable[list[dict[str, Any]]]]
@@ -84,13 +93,21 @@ class PipelineRun:
     steps: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one run may use: the model path and the project's pseudonym key."""
+
+    predict: Predict
+    key: bytes | None
+
+
 def _prediction(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: raw[k] for k in ("label", "score", "probabilities") if k in raw}
 
 
-async def _model(step: dict[str, Any], items: list[_Item], predict: Predict) -> None:
+async def _model(step: dict[str, Any], items: list[_Item], run: _Run) -> None:
     pin = step["pin"]
-    outputs = await predict(pin, [it.text for it in items])
+    outputs = await run.predict(pin, [it.text for it in items])
     for item, raw in zip(items, outputs, strict=True):
         item.raw, item.pin = raw, pin
         item.prediction = _prediction(raw)
@@ -107,11 +124,11 @@ async def _model(step: dict[str, Any], items: list[_Item], predict: Predict) -> 
         item.at = step.get("next")
 
 
-async def _ensemble(step: dict[str, Any], items: list[_Item], predict: Predict) -> None:
+async def _ensemble(step: dict[str, Any], items: list[_Item], run: _Run) -> None:
     pins = step["pins"]
     weights = step.get("weights") or [1.0] * len(pins)
     texts = [it.text for it in items]
-    outputs = await asyncio.gather(*(predict(pin, texts) for pin in pins))
+    outputs = await asyncio.gather(*(run.predict(pin, texts) for pin in pins))
     labels = list(pins[0]["labels"])
     total = float(sum(weights))
     weighted = list(zip(weights, outputs, strict=True))
@@ -137,15 +154,17 @@ async def _ensemble(step: dict[str, Any], items: list[_Item], predict: Predict) 
         item.at = step.get("next")
 
 
-async def _deidentify(step: dict[str, Any], items: list[_Item], predict: Predict) -> None:
+async def _deidentify(step: dict[str, Any], items: list[_Item], run: _Run) -> None:
     from aimass.data.deidentify import deidentify_texts
 
-    recognizers = step.get("recognizers")
+    mode = step.get("mode", "mask")
+    key = _step_key(step, run.key) if mode == "pseudonymize" else None
     texts, _ = await asyncio.to_thread(
         deidentify_texts,
         [it.text for it in items],
-        mode=step.get("mode", "mask"),
-        recognizers=recognizers,
+        mode=mode,
+        recognizers=step.get("recognizers"),
+        key=key,
     )
     for item, text in zip(items, texts, strict=True):
         item.trace.append(
@@ -155,7 +174,28 @@ async def _deidentify(step: dict[str, Any], items: list[_Item], predict: Predict
         item.at = step["next"]
 
 
-async def _route(step: dict[str, Any], items: list[_Item], predict: Predict) -> None:
+def _step_key(step: dict[str, Any], key: bytes | None) -> bytes:
+    """The project key for a pseudonymizing step: the very key pinned when the version was
+    made, else pseudonyms would no longer match those its models were trained on."""
+    from aimass.data.deidentify import key_fingerprint
+
+    pinned = step.get("key_fingerprint")
+    if key is None:
+        raise FailedPrecondition(
+            f"step {step['name']!r} pseudonymizes with the project's key, and this run was "
+            "given none: create it with 'aimass pii key create --project PROJECT'"
+        )
+    if key_fingerprint(key) != pinned:
+        raise FailedPrecondition(
+            f"step {step['name']!r} pseudonymizes with the key {pinned}, but the project's "
+            f"key is now {key_fingerprint(key)}: its pseudonyms would not match the ones "
+            "this pipeline version was made for; create a new pipeline version",
+            step=step["name"],
+        )
+    return key
+
+
+async def _route(step: dict[str, Any], items: list[_Item], run: _Run) -> None:
     share = step.get("min_han_share", 0.3)
     for item in items:
         language = detect_language(item.text, min_han_share=share)
@@ -166,7 +206,7 @@ async def _route(step: dict[str, Any], items: list[_Item], predict: Predict) -> 
         item.at = target
 
 
-async def _threshold(step: dict[str, Any], items: list[_Item], predict: Predict) -> None:
+async def _threshold(step: dict[str, Any], items: list[_Item], run: _Run) -> None:
     floor = step["min_score"]
     fallback = step.get("fallback", ABSTAIN)
     for item in items:
@@ -193,7 +233,7 @@ async def _threshold(step: dict[str, Any], items: list[_Item], predict: Predict)
         item.at = to
 
 
-async def _labels(step: dict[str, Any], items: list[_Item], predict: Predict) -> None:
+async def _labels(step: dict[str, Any], items: list[_Item], run: _Run) -> None:
     mapping = step["map"]
     for item in items:
         assert item.prediction is not None
@@ -213,7 +253,7 @@ async def _labels(step: dict[str, Any], items: list[_Item], predict: Predict) ->
         item.at = step.get("next")
 
 
-_HANDLERS: dict[str, Callable[[dict[str, Any], list[_Item], Predict], Awaitable[None]]] = {
+_HANDLERS: dict[str, Callable[[dict[str, Any], list[_Item], _Run], Awaitable[None]]] = {
     "model": _model,
     "ensemble": _ensemble,
     "deidentify": _deidentify,
@@ -240,6 +280,7 @@ async def run_pipeline(
     explain: Explain | None = None,
     method: Any = None,
     ran: list[dict[str, Any]] | None = None,
+    key: bytes | None = None,
 ) -> PipelineRun:
     """Run a pinned, checked ``spec`` over ``texts``.
 
@@ -253,20 +294,33 @@ async def run_pipeline(
         method: The explanation method (``True`` or a name), or ``None`` for none.
         ran: A list the steps are appended to as they finish (the caller audits them
             even when a later step fails).
+        key: The pipeline's project key, for ``deidentify`` steps that pseudonymize
+            (:func:`pseudonym_key` loads it when the spec needs it).
     """
     steps = {s["name"]: s for s in spec["steps"]}
     items = [_Item(text=t, at=entry_of(spec)) for t in texts]
     done = ran if ran is not None else []
+    context = _Run(predict=predict, key=key)
     for name in topological_order(spec):
         here = [it for it in items if it.at == name]
         if not here:
             continue
-        await _HANDLERS[steps[name]["type"]](steps[name], here, predict)
+        await _HANDLERS[steps[name]["type"]](steps[name], here, context)
         done.append(_step_record(steps[name], len(here)))
     results = [it.result() for it in items]
     if explain is not None and method:
         await _explain(items, results, explain, method)
     return PipelineRun(results=results, steps=done)
+
+
+def pseudonym_key(spec: dict[str, Any], home: Path, project: str) -> bytes | None:
+    """``project``'s pseudonymization key when a step of ``spec`` pseudonymizes, else ``None``
+    (a pipeline that only masks needs no key, and must not fail for lack of one)."""
+    from aimass.data.deidentify import load_project_key
+
+    if any(s.get("mode") == "pseudonymize" for s in spec["steps"] if s["type"] == "deidentify"):
+        return load_project_key(home, project)
+    return None
 
 
 async def _explain(

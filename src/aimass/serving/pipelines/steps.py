@@ -29,7 +29,7 @@ MAX_STEPS = 32
 ABSTAIN = "abstain"
 #: What a ``route`` step can tell apart (by script: Han vs Latin letters), and ``default``.
 LANGUAGES = ("zh", "en", "other")
-DEID_MODES = ("mask", "redact")
+DEID_MODES = ("mask", "redact", "pseudonymize")
 #: Fields that name another step: each must be a string when present.
 LINK_FIELDS = ("next", "default", "fallback")
 
@@ -128,8 +128,7 @@ def _check_deidentify(step: dict[str, Any]) -> list[str]:
     mode = step.get("mode", "mask")
     if mode not in DEID_MODES:
         problems.append(
-            f"{_where(step)}: mode {str(mode)[:40]!r} is not one of {', '.join(DEID_MODES)} "
-            "(pseudonymize needs a project key and is not offered in pipelines)"
+            f"{_where(step)}: mode {str(mode)[:40]!r} is not one of {', '.join(DEID_MODES)}"
         )
     names = step.get("recognizers")
     if names is not None:
@@ -214,7 +213,7 @@ _register(
 _register(
     StepType(
         name="deidentify",
-        fields=frozenset({"mode", "recognizers", "next"}),
+        fields=frozenset({"mode", "recognizers", "next", "key_fingerprint"}),
         required=frozenset({"next"}),
         produces=False,
         needs_prediction=False,

@@ -21,11 +21,13 @@ from aimass.data.deidentify import (
     script_runs,
 )
 from aimass.data.deidentify.lac import (
+    EXTEND_COST,
     LAC_MODULE,
     LAC_PINS,
     _LacModel,
     _whole_word_person,
     lac_words,
+    person_bounds,
 )
 from aimass.errors import BundleFormatError, ErrorCode, InvalidArgument, MissingExtra
 
@@ -123,6 +125,67 @@ def test_decoding_never_continues_a_word_of_another_label():
     assert [model._tag(i) for i in model._viterbi(emissions)] == ["PER-B", "PER-I", "PER-I"]
     # Nor may a text start inside a word.
     assert model._viterbi(np.array([[0, 0, 0, 9.0], [0, 0, 0, 9.0]], dtype="f4"))[0] != 3
+
+
+def test_a_forced_word_costs_what_the_best_tagging_loses():
+    model = _toy_model({0: "d-B", 1: "d-I", 2: "PER-B", 3: "PER-I"})
+    # Best: PER-B PER-I d-B (a two-character name, then an adverb).
+    emissions = np.array([[0, 0, 5.0, 0], [0, 0, 0, 5.0], [3.0, 0, 0, 2.0]], dtype="f4")
+    assert [model._tag(i) for i in model._viterbi(emissions)] == ["PER-B", "PER-I", "d-B"]
+    assert model.word_cost(emissions, "PER", 0, 2) == 0.0, "already the best reading"
+    assert model.word_cost(emissions, "PER", 0, 3) == pytest.approx(1.0), "3.0 - 2.0 at the end"
+    # A word that must end where it does: the next character may not continue it.
+    assert model.word_cost(emissions, "PER", 0, 1) == pytest.approx(5.0)
+
+
+class FixedCost:
+    """Stands in for the LAC model in :func:`person_bounds`: every forced word costs ``cost``."""
+
+    def __init__(self, cost):
+        self.cost = cost
+        self.asked = []
+
+    def word_cost(self, emissions, label, start, end):
+        self.asked.append((label, start, end))
+        return self.cost
+
+
+def test_person_bounds_cut_forms_of_address_and_photo_credits():
+    model = FixedCost(0.0)
+    assert person_bounds("学习江主席关于", 2, 5, model, None) == (2, 3)
+    assert person_bounds("彭指导说", 0, 2, model, None) == (0, 1), "a title LAC cut in half"
+    assert person_bounds("李铁映同志", 0, 5, model, None) == (0, 3)
+    assert person_bounds("（张泽摄）", 1, 4, model, None) == (1, 3)
+    assert model.asked == []
+
+
+def test_person_bounds_read_a_cut_three_character_name_only_when_lac_nearly_did():
+    text = "李铁映同全国文联"
+    assert person_bounds(text, 0, 2, FixedCost(EXTEND_COST - 0.1), None) == (0, 3)
+    assert person_bounds(text, 0, 2, FixedCost(EXTEND_COST + 0.1), None) == (0, 2)
+    never = FixedCost(0.0)
+    # A particle, a verb of speech, a form of address, a non-Han character, the text's
+    # end: none continues the name, and the model is not asked.
+    for text in ["李华说", "李华和张伟", "李华主任", "李华，", "李华2", "李华"]:
+        assert person_bounds(text, 0, 2, never, None) == (0, 2), text
+    assert never.asked == []
+    assert person_bounds("王小明今天", 0, 3, never, None) == (0, 3), "three characters stay"
+
+
+@needs_lac
+def test_lac_persons_keep_their_whole_name_and_lose_their_title():
+    recognizer = LacRecognizer()
+    cases = {
+        # LAC alone reads 李铁|映, 刘前|刚 and 江主席, 张泽摄.
+        "李铁映同全国文联的代表座谈。": ["李铁映"],
+        "（新华社记者刘前刚摄）": ["刘前刚"],
+        "学习江主席关于军队建设的论述。": ["江"],
+        "（张泽摄）": ["张泽"],
+        "李华说今天不来。": ["李华"],
+    }
+    for text, names in cases.items():
+        found = [text[s.start : s.end] for s in recognizer.find(text) if s.entity == "PERSON"]
+        assert found == names, text
 
 
 def test_a_person_inside_one_short_han_word_is_the_whole_word():

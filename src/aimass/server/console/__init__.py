@@ -1,6 +1,7 @@
 """The web console: ``aimass serve`` at ``/``, server-rendered, signed in with an API key.
 
-Pages are Jinja2 templates (:mod:`.pages`, :mod:`.actions`, :mod:`.limits`); a key is
+Pages are Jinja2 templates (:mod:`.pages`, :mod:`.actions`, :mod:`.limits`,
+:mod:`.pipelines`); a key is
 exchanged for a session cookie (:mod:`.session`), every form carries a CSRF token, and
 the console shows and does only what the key's scopes allow. Every asset is in this package.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from aimass.server.console import actions, limits, pages
+from aimass.server.console import actions, limits, pages, pipelines
 from aimass.server.console.urls import PREFIX
 
 __all__ = ["STATIC", "router", "static_files"]
@@ -23,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(actions.router)
 router.include_router(limits.router)
+router.include_router(pipelines.router)
 
 
 def static_files() -> StaticFiles:

@@ -1,4 +1,5 @@
-"""Console pages: sign-in, projects, a project's home, datasets, models and pipelines."""
+"""Console pages: sign-in, projects, a project's home, datasets, models and pipeline reports
+(a pipeline's own page and forms are in :mod:`.pipelines`)."""
 
 from __future__ import annotations
 
@@ -316,28 +317,6 @@ def _report_page(path: Path) -> Response:
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
     }
     return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
-
-
-@router.get(PREFIX + "/p/{project}/pipelines/{name}", name="console.pipeline")
-@guard
-async def pipeline(
-    request: Request, project: str, name: str, version: int | None = None
-) -> Response:
-    """A pipeline's versions; the chosen one's steps with their pinned models, and its
-    evaluation reports."""
-    principal(request).require("read", project=project)
-    ws = state(request).workspace
-    versions = await run_in_threadpool(ws.pipelines.versions, name, project=project)
-    chosen = next((v for v in versions if v.version == version), versions[-1])
-    return page(
-        request,
-        "pipeline.html",
-        project=project,
-        name=name,
-        versions=versions,
-        chosen=chosen,
-        entry=chosen.spec.get("entry") or chosen.spec["steps"][0]["name"],
-    )
 
 
 @router.get(

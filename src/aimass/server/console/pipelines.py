@@ -1,0 +1,183 @@
+"""Console pages for pipelines: a pipeline's page, a new pipeline or version, its aliases,
+and trying a version on some texts.
+
+Each action calls the REST API's own route function with the session's caller, as the
+playground does for models: the same scope checks (``models:write`` to create and move
+aliases, ``predict`` on every model of the pipeline to run it), the same spec checks,
+input limits, query budget, output policy and per-step audit records.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from aimass.errors import InvalidArgument
+from aimass.server.console._render import form, guard, page, principal, require_csrf, state
+from aimass.server.console.urls import PREFIX
+
+__all__ = ["editable_spec", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+#: What the new-pipeline form starts from: a pipeline of one model step to edit.
+EXAMPLE_SPEC = {"steps": [{"name": "classify", "type": "model", "model": "MODEL@production"}]}
+
+
+def editable_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A stored (pinned) spec as its author wrote it: each model step names the reference
+    it was created with (``sentiment@production``) and the pins are left for the server
+    to make again; creating it again pins what those references name now."""
+    out = copy.deepcopy(spec)
+    for step in out["steps"]:
+        if "pin" in step:
+            step["model"] = step.pop("pin")["requested"]
+        if "pins" in step:
+            step["models"] = [pin["requested"] for pin in step.pop("pins")]
+        step.pop("key_fingerprint", None)
+    return out
+
+
+async def _pipeline_page(
+    request: Request,
+    project: str,
+    name: str,
+    version: int | None,
+    **extra: Any,
+) -> Response:
+    me = principal(request)
+    me.require("read", project=project)
+    ws = state(request).workspace
+    versions = await run_in_threadpool(ws.pipelines.versions, name, project=project)
+    chosen = next((v for v in versions if v.version == version), versions[-1])
+    return page(
+        request,
+        "pipeline.html",
+        project=project,
+        name=name,
+        versions=versions,
+        chosen=chosen,
+        entry=chosen.spec.get("entry") or chosen.spec["steps"][0]["name"],
+        can_write=me.can("models:write", project=project),
+        can_predict=all(me.can("predict", project=project, model=m) for m in chosen.models),
+        spec_text=json.dumps(editable_spec(chosen.spec), indent=2, ensure_ascii=False),
+        **extra,
+    )
+
+
+@router.get(PREFIX + "/p/{project}/pipelines/{name}", name="console.pipeline")
+@guard
+async def pipeline(
+    request: Request, project: str, name: str, version: int | None = None
+) -> Response:
+    """A pipeline's versions; the chosen one's steps with their pinned models, its
+    evaluation reports, and forms to try it, move an alias and make a new version."""
+    return await _pipeline_page(request, project, name, version, results=None)
+
+
+@router.get(PREFIX + "/p/{project}/new-pipeline", name="console.new_pipeline")
+@guard
+async def new_pipeline(request: Request, project: str) -> Response:
+    """The form for a new pipeline: a name, a description and the spec as JSON."""
+    principal(request).require("models:write", project=project)
+    example = json.dumps(EXAMPLE_SPEC, indent=2)
+    return page(request, "pipeline_new.html", project=project, spec_text=example)
+
+
+@router.post(PREFIX + "/p/{project}/pipelines", name="console.create_pipeline")
+@guard
+async def create_pipeline(request: Request, project: str) -> Response:
+    """Create a pipeline version from the posted name, description and spec (the API's
+    ``POST .../pipelines``); the browser goes to the version's page."""
+    from aimass.schemas.pipelines import PipelineCreate
+    from aimass.server.routes.pipelines import create_pipeline as create_route
+
+    me = principal(request)
+    fields = await form(request)
+    require_csrf(request, fields)
+    try:
+        spec = json.loads(fields.get("spec", ""))
+    except ValueError as exc:
+        raise InvalidArgument(
+            f'the spec is not JSON ({exc}); write it as in docs/pipelines.md, {{"steps": [...]}}'
+        ) from None
+    if not isinstance(spec, dict):
+        raise InvalidArgument('the spec must be a JSON object: {"steps": [...]}')
+    try:
+        body = PipelineCreate(
+            name=fields.get("name", "").strip(),
+            spec=spec,
+            description=fields.get("description", "").strip(),
+        )
+    except ValidationError as exc:
+        raise InvalidArgument(f"the pipeline form is not valid: {exc}") from None
+    app = state(request)
+    made = await run_in_threadpool(
+        lambda: create_route(body=body, project=project, principal=me, ws=app.workspace, state=app)
+    )
+    target = f"{PREFIX}/p/{project}/pipelines/{made.name}?version={made.version}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/pipelines/{name}/alias", name="console.move_pipeline_alias")
+@guard
+async def move_alias(request: Request, project: str, name: str) -> Response:
+    """Point an alias of the pipeline at a version (the page asks for confirmation first)."""
+    from aimass.schemas.registry import AliasSet
+    from aimass.server.routes.pipelines import set_alias
+
+    me = principal(request)
+    fields = await form(request)
+    require_csrf(request, fields)
+    alias, version = fields.get("alias", "").strip(), fields.get("version", "")
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidArgument(f"version {version!r} is not a version number")
+    app = state(request)
+    await run_in_threadpool(
+        lambda: set_alias(
+            name=name,
+            alias=alias,
+            body=AliasSet(version=int(version)),
+            project=project,
+            principal=me,
+            ws=app.workspace,
+            state=app,
+        )
+    )
+    return RedirectResponse(f"{PREFIX}/p/{project}/pipelines/{name}", status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/pipelines/{name}/try", name="console.try_pipeline")
+@guard
+async def try_pipeline(request: Request, project: str, name: str) -> Response:
+    """Run the posted texts through a version (the API's ``:predict``) and show each
+    input's answer, the step that decided it and its path through the steps."""
+    from aimass.schemas import PredictRequest
+    from aimass.server.routes.pipelines import predict as predict_route
+
+    me = principal(request)
+    fields = await form(request)
+    require_csrf(request, fields)
+    version = fields.get("version", "")
+    if not version.isdigit():
+        raise InvalidArgument(f"version {version!r} is not a version number")
+    texts = [line.strip() for line in fields.get("texts", "").splitlines() if line.strip()]
+    try:
+        body = PredictRequest(inputs=texts)
+    except ValidationError as exc:
+        raise InvalidArgument(f"the form is not valid: {exc}") from None
+    answer = await predict_route(f"{name}@{version}", project, body, request, me, state(request))
+    return await _pipeline_page(
+        request,
+        project,
+        name,
+        int(version),
+        results=list(zip(texts, answer.predictions, strict=True)),
+        texts=fields.get("texts", ""),
+    )

@@ -108,3 +108,27 @@ def test_rotating_the_master_key_rekeys_the_copies_in_the_bucket(tmp_path, s3_bu
         assert header_key_id(fresh.artifacts.stored(there)) == fresh.artifacts.keys.active
     finally:
         fresh.close()
+
+
+def test_readiness_follows_the_bucket_and_names_nothing(tmp_path, s3_bucket, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    import aimass.server.state as server_state
+    from aimass.server import create_app
+
+    monkeypatch.setattr(server_state, "BUCKET_CHECK_SECONDS", 0.0)  # ask on every probe
+    settings = Settings(
+        home=tmp_path / "home",
+        artifact_root=tmp_path / "cache",
+        device="cpu",
+        **s3_bucket.settings,
+    )
+    with TestClient(create_app(settings, job_workers=0), base_url="http://localhost") as client:
+        assert client.get("/readyz").json() == {"status": "ready"}
+        s3_bucket.client.delete_bucket(Bucket=s3_bucket.bucket)  # empty: nothing published
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json() == {"status": "object store unavailable"}
+        assert s3_bucket.bucket not in r.text and "127.0.0.1" not in r.text
+        assert client.get("/healthz").status_code == 200, "the process itself is alive"
+        s3_bucket.client.create_bucket(Bucket=s3_bucket.bucket)
+        assert client.get("/readyz").status_code == 200

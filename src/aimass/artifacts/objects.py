@@ -75,6 +75,10 @@ class ObjectStore(Protocol):
         """Remove object ``name`` (nothing happens when it is missing)."""
         ...
 
+    def check(self) -> None:
+        """Raise unless the bucket answers and takes the credentials (a readiness probe)."""
+        ...
+
 
 def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://BUCKET/PREFIX`` → ``(bucket, prefix)`` (the prefix without slashes at its ends)."""
@@ -234,8 +238,12 @@ class S3ObjectStore:
         Without it a missing bucket would read as "no such artifact" (HEAD on a key
         of a missing bucket answers a bare 404).
         """
-        if self._checked:
-            return
+        if not self._checked:
+            self.check()
+
+    def check(self) -> None:
+        """Ask the bucket now (``HEAD`` on it): a missing bucket, refused credentials or an
+        unreachable endpoint raise the error that names the fix."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -146,6 +146,10 @@ class RemoteArtifacts:
         """The object store, for messages."""
         return self.objects.describe()
 
+    def check(self) -> None:
+        """Raise unless the bucket answers now and takes the credentials."""
+        self.objects.check()
+
     def index(self, key: str) -> RemoteIndex | None:
         """The committed index of ``key``, or ``None`` when it has none."""
         raw = self.objects.get_bytes(f"{INDEX_PREFIX}{key}.json")

@@ -392,6 +392,11 @@ class ArtifactStore:
             _install(stage / "new", target)
         return True
 
+    def check_remote(self) -> None:
+        """Raise unless the remote answers now (nothing to check without one): readiness."""
+        if self.remote is not None:
+            self.remote.check()
+
     def remote_keys(self) -> list[str]:
         """Every key committed in the remote (empty without one)."""
         return self.remote.keys() if self.remote is not None else []

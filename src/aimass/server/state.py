@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,9 +30,12 @@ from aimass.workspace.ttl import TTLCache
 if TYPE_CHECKING:
     from aimass.serving.ray_serve import ScaleEvent
 
-__all__ = ["ServerState"]
+__all__ = ["BUCKET_CHECK_SECONDS", "ServerState"]
 
 log = logging.getLogger("aimass.server")
+#: How long a readiness probe trusts the last successful check of the artifacts' bucket
+#: (probes come every few seconds; a failure is never remembered).
+BUCKET_CHECK_SECONDS = 10.0
 
 
 class ServerState:
@@ -57,6 +61,7 @@ class ServerState:
             runners=self.runner_stats,
         )
         self.ready = False
+        self._bucket_checked_until = 0.0
         self.admin_key_file: Any = None
         self._console_sessions: SessionCodec | None = None
         # Hot-path lookups of predict: the version an alias names, and which projects
@@ -222,6 +227,20 @@ class ServerState:
         from aimass.models.device import resolve_device
 
         return 1 if resolve_device(self.settings.device).type == "cuda" else 2
+
+    def artifacts_reachable(self) -> bool:
+        """Whether the artifacts' object store answers (always, without one); the reason
+        of a failure goes to the log, never to the keyless caller."""
+        now = time.monotonic()
+        if now < self._bucket_checked_until:
+            return True
+        try:
+            self.workspace.artifacts.check_remote()
+        except Exception as exc:  # whatever failed, the server is not ready
+            log.warning("readiness: the artifact object store failed its check: %s", exc)
+            return False
+        self._bucket_checked_until = now + BUCKET_CHECK_SECONDS
+        return True
 
     def runner_stats(self) -> dict[str, tuple[int, int]]:
         """Per loaded model (``project/model@version``): live runner processes, restarts."""

@@ -21,11 +21,18 @@ def health() -> dict[str, str]:
 
 @router.get("/readyz", name="system.ready", include_in_schema=False)
 def ready(state: StateDep) -> Response:
-    """Started (admin key, workers, warm models) and the store answers."""
+    """Started (admin key, workers, warm models), the store answers, and so does the
+    artifacts' bucket when there is one (a success is trusted for ``BUCKET_CHECK_SECONDS``).
+
+    The answer names no bucket, endpoint or error: the route is keyless. The server's
+    log says what failed.
+    """
     try:
         state.workspace.jobs.counts()
     except Exception:
         return JSONResponse({"status": "store unavailable"}, status_code=503)
+    if not state.artifacts_reachable():
+        return JSONResponse({"status": "object store unavailable"}, status_code=503)
     if not state.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -14,13 +14,50 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LIMIT_NAMES", "Settings", "check_limit", "load_settings"]
+__all__ = ["LIMIT_NAMES", "Settings", "check_limit", "load_settings", "parse_size"]
 
 # The limits ``limit_overrides`` may set, per kind of subject, with their value types.
 _OVERRIDABLE: dict[str, dict[str, type]] = {
     "key": {"requests_per_key": str, "max_predicts_per_key": int, "max_streams_per_key": int},
     "project": {"max_active_jobs_per_project": int, "max_epochs": int, "max_job_seconds": int},
 }
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "kib": 2**10,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 2**30,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from ``123``, ``500MB``, ``20GiB`` (ValueError naming the accepted forms)."""
+    if isinstance(value, int):
+        number, unit = float(value), ""
+    else:
+        match = _SIZE.match(value)
+        if match is None or match.group(2).lower() not in _UNITS:
+            raise ValueError(
+                f"{value!r} is not a size; write bytes (1000000000) or a number with a unit: "
+                "500MB, 20GB, 20GiB"
+            )
+        number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"a size must be positive, got {value!r}")
+    return size
 
 
 class Settings(BaseSettings):
@@ -161,6 +198,10 @@ class Settings(BaseSettings):
             cache: everything published is uploaded, and what is missing locally is
             downloaded and its digests checked before use. Credentials come from the
             usual ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or the AWS config).
+        artifact_cache_max_bytes: With ``artifact_url``, keep the local cache (the artifact
+            root) under this size by removing the artifacts used least recently (each
+            one downloaded again, verified, when next read); bytes or a number with a
+            unit (``50GB``, ``20GiB``). Unset: the cache keeps everything.
         s3_endpoint_url: The S3 endpoint (``http://127.0.0.1:9000`` for a local server);
             default: AWS's own for ``s3_region``.
         s3_region: The region of the bucket.
@@ -257,6 +298,7 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     database_url: str | None = None
     artifact_url: str | None = None
+    artifact_cache_max_bytes: int | None = None
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     executor: Literal["threads", "ray"] = "threads"
@@ -338,6 +380,25 @@ class Settings(BaseSettings):
                 f"artifact_url {value!r} is not an object-storage URL; write s3://BUCKET/PREFIX"
             )
         return value.rstrip("/")
+
+    @field_validator("artifact_cache_max_bytes", mode="before")
+    @classmethod
+    def _cache_size(cls, value: object) -> int | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ValueError(f"artifact_cache_max_bytes {value!r} is not a size such as 50GB")
+        return parse_size(value)
+
+    @model_validator(mode="after")
+    def _cache_needs_a_bucket(self) -> Settings:
+        if self.artifact_cache_max_bytes is not None and self.artifact_url is None:
+            raise ValueError(
+                "AIMASS_ARTIFACT_CACHE_MAX_BYTES bounds the local cache of AIMASS_ARTIFACT_URL; "
+                "without object storage the artifact root is the only copy of every artifact "
+                "and nothing in it may be removed: unset it, or set AIMASS_ARTIFACT_URL"
+            )
+        return self
 
     @field_validator("server_secret")
     @classmethod

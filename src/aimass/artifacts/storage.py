@@ -44,6 +44,8 @@ from aimass.artifacts.envelope import (
     is_encrypted,
     read_plaintext,
 )
+from aimass.artifacts.eviction import MIN_IDLE_SECONDS, CacheBudget
+from aimass.artifacts.files import fsync_dir, fsync_tree, make_private, private_dir
 from aimass.artifacts.objects import ObjectStore
 from aimass.artifacts.plaintext import PlaintextCache, shared_cache
 from aimass.artifacts.remote import RemoteArtifacts
@@ -56,58 +58,6 @@ __all__ = ["ArtifactStore", "fsync_dir", "fsync_tree", "make_private", "private_
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STAGING = ".staging"
 BUNDLES = "bundles/"
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry to disk (after a rename into it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(path: Path) -> None:
-    """Flush every file under ``path`` and the directories themselves."""
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with open(Path(dirpath) / name, "rb+") as handle:
-                os.fsync(handle.fileno())
-        fsync_dir(Path(dirpath))
-
-
-def private_dir(path: Path) -> None:
-    """``mkdir -p path`` with every directory it creates 0700, and ``path`` itself 0700.
-
-    An existing ``path`` owned by another user is left as it is (its owner decides).
-    """
-    missing = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
-    found = path.stat()
-    if found.st_mode & 0o077 and found.st_uid == os.getuid():
-        os.chmod(path, 0o700)
-
-
-def make_private(path: Path) -> None:
-    """Directories under ``path`` 0700, files 0600; symlinks are neither followed nor changed."""
-    if path.is_symlink():
-        return
-    if not path.is_dir():
-        os.chmod(path, 0o600)
-        return
-    os.chmod(path, 0o700)
-    for dirpath, dirs, files in os.walk(path):
-        for name in dirs:
-            if not os.path.islink(os.path.join(dirpath, name)):
-                os.chmod(os.path.join(dirpath, name), 0o700)
-        for name in files:
-            if not os.path.islink(os.path.join(dirpath, name)):
-                os.chmod(os.path.join(dirpath, name), 0o600)
 
 
 def _files(path: Path) -> Iterator[Path]:
@@ -174,6 +124,11 @@ class ArtifactStore:
         plaintext: Where decrypted copies go (default: the process's shared cache).
         remote: Object storage that holds the artifacts; ``root`` is then a local
             cache of it (``None``: the root is the only copy).
+        cache_max_bytes: With a remote, keep the local cache under this many bytes by
+            removing the artifacts used least recently (see
+            :mod:`aimass.artifacts.eviction`); ``None``: it keeps everything.
+        cache_min_idle_seconds: How long an artifact must go unused before it may be
+            removed from the cache.
     """
 
     def __init__(
@@ -187,6 +142,8 @@ class ArtifactStore:
         require_signatures: bool = False,
         plaintext: PlaintextCache | None = None,
         remote: ObjectStore | None = None,
+        cache_max_bytes: int | None = None,
+        cache_min_idle_seconds: float = MIN_IDLE_SECONDS,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         private_dir(self.root)
@@ -200,6 +157,22 @@ class ArtifactStore:
         self._plaintext = plaintext
         self.remote = RemoteArtifacts(remote) if remote is not None else None
         self._namespace = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        self._budget: CacheBudget | None = None
+        if cache_max_bytes is not None:
+            if self.remote is None:
+                raise InvalidArgument(
+                    "a bound on the artifact cache (AIMASS_ARTIFACT_CACHE_MAX_BYTES) needs "
+                    "AIMASS_ARTIFACT_URL: without object storage the artifact root is the "
+                    "only copy, and nothing in it may be removed"
+                )
+            self._budget = CacheBudget(
+                self.root,
+                self.root / STAGING / "used",
+                cache_max_bytes,
+                committed=self.remote.has,
+                lock=self._try_lock,
+                min_idle_seconds=cache_min_idle_seconds,
+            )
 
     def path(self, key: str) -> Path:
         """The absolute path of ``key``, guaranteed to be inside the root."""
@@ -248,6 +221,8 @@ class ArtifactStore:
             raise NotFound(f"artifact {uri!r} is missing from {where}", uri=uri)
         if path.is_symlink():
             raise InvalidArgument(f"artifact {uri!r} is a symlink; refusing to follow it", uri=uri)
+        if self._budget is not None:
+            self._budget.touch(key)
         return path
 
     def resolve(self, uri: str) -> Path:
@@ -334,6 +309,7 @@ class ArtifactStore:
             with self._lock(key):
                 if not self.remote.has(key):
                     self.remote.upload(target, key)
+            self._used(key)
         return self.uri(key)
 
     def sign_in_place(self, bundle: Path) -> None:
@@ -364,9 +340,28 @@ class ArtifactStore:
             if target.exists():
                 return
             with self.staging() as stage:
-                if self.remote.download(key, stage / "artifact"):
-                    private_dir(target.parent)
-                    _install(stage / "artifact", target)
+                if not self.remote.download(key, stage / "artifact"):
+                    return
+                private_dir(target.parent)
+                _install(stage / "artifact", target)
+        self._used(key)
+
+    def _used(self, key: str) -> None:
+        """Record a use of ``key`` and keep the cache within its bound (if it has one)."""
+        if self._budget is None:
+            return
+        self._budget.touch(key)
+        with self._try_lock(".trim") as held:
+            if held:  # another thread or process is trimming: that is enough
+                self._budget.trim(self.path, self.root / STAGING)
+
+    def trim_cache(self) -> list[str]:
+        """Remove least-recently-used artifacts until the cache fits its bound; the keys
+        removed (nothing without a bound)."""
+        if self._budget is None:
+            return []
+        with self._try_lock(".trim") as held:
+            return self._budget.trim(self.path, self.root / STAGING) if held else []
 
     def mirror_up(self, key: str) -> None:
         """Upload the mutable directory ``key`` (a run's checkpoint), replacing the remote copy.
@@ -407,12 +402,29 @@ class ArtifactStore:
         return self.remote is not None and self.remote.has(key)
 
     @contextmanager
-    def _lock(self, key: str) -> Iterator[None]:
-        """An exclusive lock on ``key`` among the threads and processes sharing this root."""
+    def _try_lock(self, key: str) -> Iterator[bool]:
+        """``_lock`` without waiting: yields whether it was taken."""
+        fd = self._lock_fd(key)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _lock_fd(self, key: str) -> int:
         locks = self.root / STAGING / "locks"
         private_dir(locks)
         name = hashlib.sha256(key.encode()).hexdigest()[:32]
-        fd = os.open(locks / name, os.O_RDWR | os.O_CREAT, 0o600)
+        return os.open(locks / name, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on ``key`` among the threads and processes sharing this root."""
+        fd = self._lock_fd(key)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

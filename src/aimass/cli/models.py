@@ -339,7 +339,8 @@ def delete_version(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     project: ProjectOpt = "default",
 ) -> None:
-    """Delete a version that no alias points at (its bundle stays until garbage collection)."""
+    """Delete a version that no alias points at (its bundle stays in the artifact store:
+    aimass does not yet remove artifacts nothing refers to)."""
     if not yes:
         typer.confirm(f"delete {name}@{version}?", abort=True)
     deleted = backend().models.delete_version(name, version, project=project)

@@ -200,7 +200,8 @@ def delete_version(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete a version that no alias points at (its reports stay until garbage collection)."""
+    """Delete a version that no alias points at (its reports stay in the artifact store:
+    aimass does not yet remove artifacts nothing refers to)."""
     if not yes:
         typer.confirm(f"delete pipeline {name}@{version}?", abort=True)
     deleted = backend().pipelines.delete_version(name, version, project=project)

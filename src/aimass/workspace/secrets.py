@@ -72,6 +72,7 @@ def open_artifact_store(settings: Settings) -> ArtifactStore:
         require_signatures=settings.require_signatures,
         plaintext=shared_cache(settings.plaintext_dir),
         remote=object_store_from_settings(settings),
+        cache_max_bytes=settings.artifact_cache_max_bytes,
     )
 
 

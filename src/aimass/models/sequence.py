@@ -44,6 +44,7 @@ __all__ = [
     "Backbone",
     "SequenceHeadConfig",
     "SequenceModel",
+    "explicit_ids",
     "get_backbone",
     "pool",
     "register_backbone",
@@ -320,26 +321,7 @@ class SequenceModel(nn.Module):
     def _explicit_ids(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, given: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        """Fill ``token_type_ids``/``position_ids`` (B, T) the encoder would broadcast.
-
-        Opacus's per-example gradient hooks on transformers-5 BERT fail when these
-        come from the model's (1, T) buffers, so under DP they are passed in with the
-        batch dimension (contiguous: the ghost-clipping embedding sampler views them).
-        """
-        accepted = inspect.signature(self.encoder.forward).parameters
-        out = dict(given)
-        batch, width = input_ids.shape
-        if "token_type_ids" in accepted and "token_type_ids" not in out:
-            out["token_type_ids"] = torch.zeros_like(input_ids)
-        if "position_ids" in accepted and "position_ids" not in out:
-            padding_idx = getattr(getattr(self.encoder, "embeddings", None), "padding_idx", None)
-            if padding_idx is None:
-                positions = torch.arange(width, device=input_ids.device).repeat(batch, 1)
-            else:  # RoBERTa family: positions count from padding_idx + 1, pads stay at it
-                mask = attention_mask.long()
-                positions = torch.cumsum(mask, dim=1) * mask + padding_idx
-            out["position_ids"] = positions.contiguous()
-        return out
+        return explicit_ids(self.encoder, input_ids, attention_mask, given)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Outputs (B, C) from pooled features: logits or standardised values."""
@@ -449,6 +431,36 @@ class SequenceModel(nn.Module):
         else:
             updates["problem_type"] = "regression"
         return updates
+
+
+def explicit_ids(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    given: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """``given`` plus the ``token_type_ids``/``position_ids`` (B, T) that ``model`` (a bare
+    encoder or one with a head) would otherwise broadcast from its (1, T) buffers.
+
+    Opacus's per-example gradient hooks on transformers-5 BERT fail when these come
+    from the model's buffers, so under DP they are passed in with the batch dimension
+    (contiguous: the ghost-clipping embedding sampler views them).
+    """
+    accepted = inspect.signature(model.forward).parameters
+    out = dict(given)
+    batch, width = input_ids.shape
+    if "token_type_ids" in accepted and "token_type_ids" not in out:
+        out["token_type_ids"] = torch.zeros_like(input_ids)
+    if "position_ids" in accepted and "position_ids" not in out:
+        base = getattr(model, "base_model", model)
+        padding_idx = getattr(getattr(base, "embeddings", None), "padding_idx", None)
+        if padding_idx is None:
+            positions = torch.arange(width, device=input_ids.device).repeat(batch, 1)
+        else:  # RoBERTa family: positions count from padding_idx + 1, pads stay at it
+            mask = attention_mask.long()
+            positions = torch.cumsum(mask, dim=1) * mask + padding_idx
+        out["position_ids"] = positions.contiguous()
+    return out
 
 
 def pool(pooling: str, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -139,9 +139,16 @@ class DPConfig:
 
 
 def _trains_embeddings(module: nn.Module) -> bool:
-    """Whether the token-embedding table of ``module`` (its largest ``nn.Embedding``) is trained."""
+    """Whether the token-embedding table of ``module`` is trained: the input embeddings
+    of the first (sub)module that names them, else its largest ``nn.Embedding`` (a small
+    vocabulary can have fewer rows than the position table)."""
     from torch import nn
 
+    for part in module.modules():
+        named = getattr(part, "get_input_embeddings", None)
+        table = named() if callable(named) else None
+        if isinstance(table, nn.Embedding):
+            return bool(table.weight.requires_grad)
     tables = [m for m in module.modules() if isinstance(m, nn.Embedding)]
     if not tables:
         return False

@@ -18,10 +18,11 @@ only LoRA adapters train; they are merged into its weights when training ends.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -31,7 +32,7 @@ from aimass.errors import InvalidArgument
 from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
 from aimass.training.config import lora_settings
-from aimass.training.loop import fit, seed_everything
+from aimass.training.loop import FitResult, fit, param_groups, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, tokenizer_files
 
 if TYPE_CHECKING:
@@ -169,6 +170,12 @@ class ExampleTask(Task):
     def logits(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forward pass: (B, T, V) logits."""
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
+        """The training examples DP-SGD may use, one per dataset row (its privacy unit),
+        and how many rows gave up part of themselves for it. Only tasks that set
+        ``supports_privacy`` are asked."""
+        raise NotImplementedError(f"task {self.name!r} has no private training")
 
     def loss_rows(
         self, logits: torch.Tensor, labels: torch.Tensor
@@ -324,17 +331,23 @@ class ExampleTask(Task):
             )
         initial = evaluate()
         started = time.perf_counter()
-        result = fit(
-            model,
-            batches=batches,
-            loss_fn=loss_fn,
-            evaluate=evaluate,
-            config=cfg,
-            metric=self.metric,
-            greater_is_better=self.greater_is_better,
-            callbacks=inputs.callbacks,
-            parallel=inputs.parallel,
-        )
+        cut = 0
+        if inputs.privacy is not None:
+            train, cut = self.private_examples(train)
+            lengths = [len(e["input_ids"]) for e in train]
+            result = self._fit_private(model, train, pad_id, generator, evaluate, inputs)
+        else:
+            result = fit(
+                model,
+                batches=batches,
+                loss_fn=loss_fn,
+                evaluate=evaluate,
+                config=cfg,
+                metric=self.metric,
+                greater_is_better=self.greater_is_better,
+                callbacks=inputs.callbacks,
+                parallel=inputs.parallel,
+            )
         seconds = time.perf_counter() - started
         test = self.evaluate(model, splits["test"], tokenizer, inputs)
         extra = self.finish(model, tokenizer, inputs)
@@ -363,12 +376,81 @@ class ExampleTask(Task):
                     **result.summary(seconds=seconds, train_rows=len(inputs.train)),
                     "train_examples": len(train),
                     "train_tokens": sum(lengths),
+                    **({"dp_cut_rows": cut} if inputs.privacy is not None else {}),
                 },
             },
             history=result.history,
             generation_config=_generation_config(model),
             adapters=adapters,
+            privacy=inputs.privacy.summary() if inputs.privacy is not None else None,
         )
+
+    def _fit_private(
+        self,
+        model: PreTrainedModel,
+        train: list[Example],
+        pad_id: int,
+        generator: torch.Generator,
+        evaluate: Callable[[], dict[str, Any]],
+        inputs: TrainInputs,
+    ) -> FitResult:
+        """DP-SGD over ``train`` (one example per row): Poisson-sampled batches, each row's
+        gradient clipped and the sum noised by the engine, every weight but the token
+        embeddings trained (unless the engine trains them too).
+
+        A row's loss is the mean over its labelled tokens, so a long sentence weighs
+        no more than a short one in its clipped gradient.
+        """
+        from aimass.models.sequence import explicit_ids
+
+        engine = inputs.privacy
+        assert engine is not None
+        cfg = inputs.config
+        assert cfg.lr is not None
+        if not engine.train_embeddings:
+            # The vocabulary x hidden table: the costliest per-example norm under DP
+            # and the most noised coordinates, for little gain.
+            model.get_input_embeddings().requires_grad_(False)
+        engine.check_module(model)
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay or 0.0), lr=cfg.lr)
+
+        def row_loss(
+            logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean"
+        ) -> torch.Tensor:
+            sums, counts = self.loss_rows(logits, labels)
+            per_row = sums / counts.clamp(min=1)
+            return per_row if reduction == "none" else per_row.mean()
+
+        private = engine.make_private(
+            model,
+            optimizer=optimizer,
+            num_examples=len(train),
+            phases=cfg.phases(),
+            phase=0,
+            loss=row_loss,
+            finetune=True,
+        )
+        with private as run:
+
+            def loss_fn(idx: Sequence[int] | torch.Tensor) -> Any:
+                rows = idx.tolist() if isinstance(idx, torch.Tensor) else list(idx)
+                batch = self.collate([train[i] for i in rows], pad_id, inputs.device, generator)
+                ids = explicit_ids(model, batch["input_ids"], batch["attention_mask"], {})
+                logits = model(**{k: v for k, v in batch.items() if k != "labels"}, **ids).logits
+                return run.loss(logits, batch["labels"])
+
+            return fit(
+                model,
+                batches=run.batches,
+                loss_fn=loss_fn,
+                evaluate=evaluate,
+                # Per-example clipping in the private optimizer replaces global clipping.
+                config=dataclasses.replace(cfg, grad_clip=0.0),
+                metric=self.metric,
+                greater_is_better=self.greater_is_better,
+                callbacks=inputs.callbacks,
+                optimizer=run.optimizer,
+            )
 
 
 def perplexity(loss: float) -> float:

@@ -1,5 +1,8 @@
 """Token classification (named-entity recognition) on an encoder, from BIO-tagged tokens.
 
+With differential privacy (``--dp``) every weight but the token embeddings trains by
+DP-SGD, one example per sentence (see :meth:`TokenClassificationTask.private_examples`).
+
 Label alignment to sub-words: a dataset token split into several sub-words
 labels every one of them — the first with the token's tag, the rest with the
 ``I-`` form of it (``B-PER`` → ``I-PER``; ``O`` stays ``O``) — so the model
@@ -82,6 +85,7 @@ class TokenClassificationTask(ExampleTask):
     kinds = ("tokens",)
     metric = "f1"
     greater_is_better = True
+    supports_privacy = True
 
     def __init__(self) -> None:
         self.labels: list[str] = []
@@ -160,6 +164,20 @@ class TokenClassificationTask(ExampleTask):
                 }
             )
         return examples
+
+    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
+        """Each sentence's first window only: DP-SGD clips one gradient per example and
+        its guarantee is per example, so a sentence read as several windows would count
+        as several people. A sentence longer than ``max_length`` tokens trains on its
+        first window under DP (its later words only in evaluation); the count of such
+        sentences is the second value."""
+        kept: dict[int, Example] = {}
+        windows: dict[int, int] = {}
+        for example in examples:
+            row = example["row"][0]
+            kept.setdefault(row, example)
+            windows[row] = windows.get(row, 0) + 1
+        return list(kept.values()), sum(1 for n in windows.values() if n > 1)
 
     def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
         return EntityScores(self.labels)

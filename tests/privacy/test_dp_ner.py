@@ -1,0 +1,54 @@
+"""DP-SGD for named-entity recognition: one example per sentence (the privacy unit),
+every weight but the token embeddings clipped and noised, the budget recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from aimass.data.importer import ImportOptions
+from aimass.jobs.train import TrainSpec
+from tests.conftest import ner_rows, write_jsonl
+
+NER = {"task": "token-classification", "epochs": 6, "lr": 3e-3, "batch_size": 32}
+
+
+def train(ws, model, config, privacy=None, dataset="ner"):
+    return ws.jobs.train(
+        TrainSpec(dataset=dataset, base="bert", model=model, config=config, privacy=privacy)
+    )
+
+
+def test_a_private_ner_model_learns_and_records_its_budget(lm_ready):
+    version = train(lm_ready, "ner-dp", NER, privacy={"target_epsilon": 50.0})
+    record = version.privacy
+    assert record is not None and 0 < record["epsilon"] <= 50.0
+    assert record["trained_embeddings"] is False and record["grad_sample_mode"] == "ghost"
+    assert record["training_examples"] == version.metrics["training"]["train_rows"]
+    assert lm_ready.models.get(version.ref).privacy == record, "stored with the version"
+    assert version.metrics["training"]["dp_cut_rows"] == 0
+    assert version.metrics["validation"]["f1"] > version.metrics["initial_validation"]["f1"]
+    [result] = lm_ready.serving.predict(version.ref, ["Alice Smith went to Rome"])
+    assert isinstance(result["entities"], list)
+
+
+def test_under_dp_a_sentence_is_one_example_however_many_windows_it_spans(lm_ready, tmp_path):
+    rows = ner_rows(120)
+    long = [
+        {"tokens": a["tokens"] + b["tokens"], "tags": a["tags"] + b["tags"]}
+        for a, b in zip(rows, rows[1:] + rows[:1], strict=True)
+    ]
+    lm_ready.datasets.import_file(
+        write_jsonl(tmp_path / "long.jsonl", long),
+        name="ner-long",
+        options=ImportOptions(kind="tokens"),
+    )
+    short = {**NER, "epochs": 1, "max_length": 8}  # 10-word sentences span 2+ windows
+    plain = train(lm_ready, "ner-windows", short, dataset="ner-long")
+    private = train(
+        lm_ready, "ner-windows-dp", short, privacy={"target_epsilon": 8.0}, dataset="ner-long"
+    )
+    rows = plain.metrics["training"]["train_rows"]
+    assert plain.metrics["training"]["train_examples"] > rows, "windows without DP"
+    assert private.metrics["training"]["train_examples"] == rows, "one per sentence under DP"
+    assert private.metrics["training"]["dp_cut_rows"] == rows
+    assert private.privacy["epsilon"] == pytest.approx(8.0, rel=0.02)

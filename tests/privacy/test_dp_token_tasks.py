@@ -1,10 +1,12 @@
-"""DP-SGD for named-entity recognition: one example per sentence (the privacy unit),
-every weight but the token embeddings clipped and noised, the budget recorded."""
+"""DP-SGD for the token-level tasks that take it: named-entity recognition (one example
+per sentence, the privacy unit) and causal-LM fine-tuning (one per text or pair, in full
+or LoRA adapters only); every trained weight clipped and noised, the budget recorded."""
 
 from __future__ import annotations
 
 import pytest
 
+from aimass.artifacts.bundle import verify_bundle
 from aimass.data.importer import ImportOptions
 from aimass.jobs.train import TrainSpec
 from tests.conftest import ner_rows, write_jsonl
@@ -52,3 +54,34 @@ def test_under_dp_a_sentence_is_one_example_however_many_windows_it_spans(lm_rea
     assert private.metrics["training"]["train_examples"] == rows, "one per sentence under DP"
     assert private.metrics["training"]["dp_cut_rows"] == rows
     assert private.privacy["epsilon"] == pytest.approx(8.0, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("config", "adapters_only"),
+    [
+        ({"lr": 3e-3}, False),
+        ({"lr": 1e-2, "lora_rank": 4}, True),
+    ],
+)
+def test_a_causal_lm_fine_tunes_privately_in_full_or_with_adapters(lm_ready, config, adapters_only):
+    lm = {"task": "causal-lm", "epochs": 6, "batch_size": 32, **config}
+    name = "lm-dp-lora" if adapters_only else "lm-dp"
+    version = lm_ready.jobs.train(
+        TrainSpec(
+            dataset="pairs", base="llama", model=name, config=lm, privacy={"target_epsilon": 50.0}
+        )
+    )
+    assert (
+        version.metrics["validation"]["loss"] < 0.9 * version.metrics["initial_validation"]["loss"]
+    )
+    record = version.privacy
+    assert record is not None and 0 < record["epsilon"] <= 50.0
+    assert record["training_examples"] == version.metrics["training"]["train_rows"]
+    assert record["trained_embeddings"] is False
+    task_config = verify_bundle(lm_ready.artifacts.resolve(version.uri)).task_config
+    if adapters_only:  # exactly the adapters are clipped and noised
+        assert record["trained_parameters"] == task_config["lora"]["trained_parameters"]
+    else:
+        assert "lora" not in task_config and record["trained_parameters"] > 100_000
+    answer = lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=4)
+    assert isinstance(answer["text"], str)

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from aimass._version import __version__
-from aimass.errors import AimassError, PermissionDenied
+from aimass.errors import AimassError, InvalidArgument, PermissionDenied
 from aimass.server.console.session import Session
 from aimass.server.console.urls import PREFIX
 from aimass.server.state import ServerState
@@ -35,6 +35,7 @@ __all__ = [
     "principal",
     "require_csrf",
     "state",
+    "version_field",
 ]
 
 log = logging.getLogger("aimass.server")
@@ -84,6 +85,14 @@ async def form(request: Request) -> dict[str, str]:
     """The posted form's fields (the last value of each)."""
     body = (await request.body()).decode("utf-8", errors="replace")
     return {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def version_field(fields: dict[str, str], key: str = "version") -> int:
+    """The posted version number (InvalidArgument naming the value otherwise)."""
+    value = fields.get(key, "")
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidArgument(f"{key} {value!r} is not a version number")
+    return int(value)
 
 
 def require_csrf(request: Request, fields: dict[str, str]) -> None:

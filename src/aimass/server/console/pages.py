@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from aimass.errors import AimassError, InvalidArgument, NotFound, Unauthenticated
+from aimass.errors import AimassError, NotFound, Unauthenticated
 from aimass.server.console._render import (
     HEADERS,
     form,
@@ -20,6 +20,7 @@ from aimass.server.console._render import (
     require_csrf,
     session,
     state,
+    version_field,
 )
 from aimass.server.console.session import COOKIE
 from aimass.server.console.urls import PREFIX
@@ -263,14 +264,12 @@ async def move_alias(request: Request, project: str, name: str) -> Response:
     me = principal(request)
     fields = await form(request)
     require_csrf(request, fields)
-    alias, version = fields.get("alias", "").strip(), fields.get("version", "")
-    if not version.isdigit():
-        raise InvalidArgument(f"version {version!r} is not a version number")
+    alias, version = fields.get("alias", "").strip(), version_field(fields)
     app = state(request)
     ws = app.workspace
     me.require("read", project=project)
     ws.models.check_alias_move(me, project, name, alias)
-    await run_in_threadpool(ws.models.set_alias, name, alias, int(version), project=project)
+    await run_in_threadpool(ws.models.set_alias, name, alias, version, project=project)
     app.forget_versions(project, name)
     return RedirectResponse(f"{PREFIX}/p/{project}/models/{name}", status_code=303)
 

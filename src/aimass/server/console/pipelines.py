@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import InvalidArgument
-from aimass.server.console._render import form, guard, page, principal, require_csrf, state
+from aimass.server.console._render import (
+    form,
+    guard,
+    page,
+    principal,
+    require_csrf,
+    state,
+    version_field,
+)
 from aimass.server.console.urls import PREFIX
 
 __all__ = ["editable_spec", "router"]
@@ -135,15 +143,13 @@ async def move_alias(request: Request, project: str, name: str) -> Response:
     me = principal(request)
     fields = await form(request)
     require_csrf(request, fields)
-    alias, version = fields.get("alias", "").strip(), fields.get("version", "")
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidArgument(f"version {version!r} is not a version number")
+    alias, version = fields.get("alias", "").strip(), version_field(fields)
     app = state(request)
     await run_in_threadpool(
         lambda: set_alias(
             name=name,
             alias=alias,
-            body=AliasSet(version=int(version)),
+            body=AliasSet(version=version),
             project=project,
             principal=me,
             ws=app.workspace,
@@ -164,9 +170,7 @@ async def try_pipeline(request: Request, project: str, name: str) -> Response:
     me = principal(request)
     fields = await form(request)
     require_csrf(request, fields)
-    version = fields.get("version", "")
-    if not version.isdigit():
-        raise InvalidArgument(f"version {version!r} is not a version number")
+    version = version_field(fields)
     texts = [line.strip() for line in fields.get("texts", "").splitlines() if line.strip()]
     try:
         body = PredictRequest(inputs=texts)
@@ -177,7 +181,7 @@ async def try_pipeline(request: Request, project: str, name: str) -> Response:
         request,
         project,
         name,
-        int(version),
+        version,
         results=list(zip(texts, answer.predictions, strict=True)),
         texts=fields.get("texts", ""),
     )

@@ -117,8 +117,8 @@ class CacheBudget:
             if not self.committed(key):
                 continue
             with self.lock(key) as held:
-                if not held:
-                    continue
+                if not held or self._used_since(entry, now):
+                    continue  # being fetched or written, or read since the ledger was listed
                 size = _size(path)
                 doomed = staging / f"evicted-{uuid.uuid4().hex}"
                 os.rename(path, doomed)  # atomic: a reader sees the whole artifact or none
@@ -147,6 +147,13 @@ class CacheBudget:
                 self.min_idle_seconds,
             )
         return removed
+
+    def _used_since(self, entry: Path, now: float) -> bool:
+        """Whether the artifact of ledger ``entry`` was used within the idle time of ``now``."""
+        try:
+            return now - entry.stat().st_mtime < self.min_idle_seconds
+        except FileNotFoundError:
+            return False
 
     def _oldest_first(self) -> Iterator[tuple[str, float, Path]]:
         entries = []

@@ -8,6 +8,7 @@ import pytest
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.data.importer import ImportOptions
+from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
 from tests.conftest import ner_rows, write_jsonl
 
@@ -85,3 +86,17 @@ def test_a_causal_lm_fine_tunes_privately_in_full_or_with_adapters(lm_ready, con
         assert "lora" not in task_config and record["trained_parameters"] > 100_000
     answer = lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=4)
     assert isinstance(answer["text"], str)
+
+
+def test_the_tasks_without_private_training_refuse_dp_and_name_those_with(lm_ready):
+    with pytest.raises(InvalidArgument, match="does not support differential privacy") as caught:
+        train(
+            lm_ready,
+            "mlm-dp",
+            {"task": "masked-lm"},
+            privacy={"target_epsilon": 8.0},
+            dataset="text",
+        )
+    for task in ("classification", "token-classification", "causal-lm"):
+        assert task in caught.value.message
+    assert lm_ready.store.registry.list_models("default") == [], "nothing was trained"

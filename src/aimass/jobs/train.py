@@ -134,7 +134,11 @@ def resolve_inputs(
                 field="workers",
             )
         if not task.supports_privacy:
-            raise InvalidArgument(f"task {task.name!r} does not support differential privacy yet")
+            private = ", ".join(t.name for t in list_tasks() if t.supports_privacy)
+            raise InvalidArgument(
+                f"task {task.name!r} does not support differential privacy yet (tasks that "
+                f"do: {private}); drop --dp"
+            )
         if config.grad_accum > 1:
             # Each Poisson batch is one noisy private step; summing several before the
             # step would change the sampling rate the accountant assumes.

@@ -258,7 +258,7 @@ class LacRecognizer(Recognizer):
                 start, end = person_bounds(text, start, end, model, emissions)
             # One character is too little to tell a name from an abbreviation (沪, 京 on a
             # plate), unless a form of address follows it (江主席).
-            if end - start > 1 or (label == "PER" and _title_at(text, end)):
+            if len(text[start:end].strip()) > 1 or (label == "PER" and _title_at(text, end)):
                 found.append(Span(LAC_LABELS[label], start, end, self.score, self.name))
         return _whole_word_person(text, found)
 

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from aimass.errors import InvalidArgument
+
 __all__ = ["EVICTABLE", "MIN_IDLE_SECONDS", "CacheBudget"]
 
 log = logging.getLogger("aimass.artifacts")
@@ -75,11 +77,10 @@ class CacheBudget:
         if not key.startswith(EVICTABLE):
             return
         entry = self.ledger / hashlib.sha256(key.encode()).hexdigest()[:32]
-        try:
-            entry.write_text(key, encoding="utf-8")
-        except FileNotFoundError:
-            self.ledger.mkdir(mode=0o700, parents=True, exist_ok=True)
-            entry.write_text(key, encoding="utf-8")
+        self.ledger.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staged = entry.with_name(f".{entry.name}.{uuid.uuid4().hex}")
+        staged.write_text(key, encoding="utf-8")
+        os.replace(staged, entry)  # a trim listing the ledger never reads half an entry
 
     def used_bytes(self, skip: str) -> int:
         """Bytes of every file under the root but the directory ``skip`` (staging)."""
@@ -110,7 +111,11 @@ class CacheBudget:
                 break
             if now - last_used < self.min_idle_seconds:
                 break  # the rest are newer still
-            path = path_of(key)
+            try:
+                path = path_of(key)
+            except InvalidArgument:  # not a key aimass wrote: forget it
+                entry.unlink(missing_ok=True)
+                continue
             if not path.exists():
                 entry.unlink(missing_ok=True)
                 continue
@@ -158,6 +163,8 @@ class CacheBudget:
     def _oldest_first(self) -> Iterator[tuple[str, float, Path]]:
         entries = []
         for entry in self.ledger.iterdir() if self.ledger.is_dir() else ():
+            if entry.name.startswith("."):  # an entry being written
+                continue
             try:
                 entries.append((entry.stat().st_mtime, entry.read_text("utf-8"), entry))
             except FileNotFoundError:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -53,6 +54,8 @@ from aimass.artifacts.signing import SIGNATURE, Signature, SigningKey, sign_dige
 from aimass.errors import BundleFormatError, InvalidArgument, NotFound
 
 __all__ = ["ArtifactStore", "fsync_dir", "fsync_tree", "make_private", "private_dir"]
+
+log = logging.getLogger("aimass.artifacts")
 
 # Keys are '/'-joined segments of safe characters; nothing else ever reaches a path.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -352,8 +355,12 @@ class ArtifactStore:
             return
         self._budget.touch(key)
         with self._try_lock(".trim") as held:
-            if held:  # another thread or process is trimming: that is enough
+            if not held:  # another thread or process is trimming: that is enough
+                return
+            try:
                 self._budget.trim(self.path, self.root / STAGING)
+            except Exception:  # the artifact itself is in place; trimming is best effort
+                log.warning("trimming the artifact cache failed", exc_info=True)
 
     def trim_cache(self) -> list[str]:
         """Remove least-recently-used artifacts until the cache fits its bound; the keys

@@ -26,6 +26,7 @@ def test_a_private_ner_model_learns_and_records_its_budget(lm_ready):
     record = version.privacy
     assert record is not None and 0 < record["epsilon"] <= 50.0
     assert record["trained_embeddings"] is False and record["grad_sample_mode"] == "ghost"
+    assert record["privacy_unit"].startswith("sentence")
     assert record["training_examples"] == version.metrics["training"]["train_rows"]
     assert lm_ready.models.get(version.ref).privacy == record, "stored with the version"
     assert version.metrics["training"]["dp_cut_rows"] == 0
@@ -79,6 +80,7 @@ def test_a_causal_lm_fine_tunes_privately_in_full_or_with_adapters(lm_ready, con
     assert record is not None and 0 < record["epsilon"] <= 50.0
     assert record["training_examples"] == version.metrics["training"]["train_rows"]
     assert record["trained_embeddings"] is False
+    assert record["privacy_unit"] == "text or prompt/response pair (a dataset row)"
     task_config = verify_bundle(lm_ready.artifacts.resolve(version.uri)).task_config
     if adapters_only:  # exactly the adapters are clipped and noised
         assert record["trained_parameters"] == task_config["lora"]["trained_parameters"]

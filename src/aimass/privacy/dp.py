@@ -233,6 +233,7 @@ class _Record:
     noise_multiplier: float = 0.0
     planned_steps: int = 0
     num_examples: int = 0
+    unit: str = "training example"
     phases: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -320,6 +321,7 @@ class DPEngine:
         phase: int,
         loss: Callable[..., torch.Tensor],
         finetune: bool,
+        unit: str = "training example",
     ) -> Iterator[_Run]:
         """Wrap the caller's training objects for DP-SGD; hooks are removed on exit.
 
@@ -338,6 +340,7 @@ class DPEngine:
                 noise_multiplier=plan["noise_multiplier"],
                 planned_steps=int(plan["steps"]),
                 num_examples=num_examples,
+                unit=unit,
             )
             self._schedule = plan["phases"]
             # One dataset object for every phase: Opacus ties its accounting to it.
@@ -440,7 +443,7 @@ class DPEngine:
             "grad_sample_mode": last.get("grad_sample_mode", ""),
             "trained_embeddings": last.get("trained_embeddings", False),
             "trained_parameters": last.get("trained_parameters", 0),
-            "privacy_unit": "training example",
+            "privacy_unit": self._record.unit,
             "training_examples": self._record.num_examples,
             "secure_rng": False,
             **earlier,

@@ -71,6 +71,7 @@ class CausalLMTask(ExampleTask):
     shift_labels = True
     supports_lora = True
     supports_privacy = True
+    privacy_unit = "text or prompt/response pair (a dataset row)"
 
     def __init__(self) -> None:
         self.prompt_format = "none"

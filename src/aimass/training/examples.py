@@ -174,6 +174,9 @@ class ExampleTask(Task):
         """Forward pass: (B, T, V) logits."""
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
 
+    #: What one private training example is, as the privacy record names it.
+    privacy_unit: ClassVar[str] = "dataset row"
+
     def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
         """The training examples DP-SGD may use, one per dataset row (its privacy unit),
         and how many rows gave up part of themselves for it. Only tasks that set
@@ -432,6 +435,7 @@ class ExampleTask(Task):
             phase=0,
             loss=row_loss,
             finetune=True,
+            unit=self.privacy_unit,
         )
         with private as run:
 

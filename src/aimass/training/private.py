@@ -72,13 +72,15 @@ class PrivateTraining(Protocol):
         phase: int,
         loss: LossFunction,
         finetune: bool,
+        unit: str = "training example",
     ) -> AbstractContextManager[PrivateRun]:
         """Wrap the training objects for phase ``phase`` of ``phases``; the context
         removes the hooks afterwards.
 
         ``phases`` lists ``(batch size, epochs)`` of every private phase of the run in
         order (a linear probe, then fine-tuning): phase 0 calibrates one noise for
-        all of them, and one accountant counts every phase's steps.
+        all of them, and one accountant counts every phase's steps. ``unit`` names
+        what one example is (the privacy unit), for the record.
         """
 
     def summary(self) -> dict[str, Any]:

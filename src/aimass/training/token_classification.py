@@ -86,6 +86,7 @@ class TokenClassificationTask(ExampleTask):
     metric = "f1"
     greater_is_better = True
     supports_privacy = True
+    privacy_unit = "sentence (a dataset row; its first window under DP)"
 
     def __init__(self) -> None:
         self.labels: list[str] = []

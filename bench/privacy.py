@@ -129,6 +129,12 @@ def main() -> None:
     parser.add_argument("--ner-epochs", type=int, default=2)
     parser.add_argument("--ner-dp-lr", type=float, default=5e-4)
     parser.add_argument(
+        "--ner-runs",
+        default="ner,ner-dp,ner-lora,ner-lora-dp",
+        help="NER runs, comma-separated: ner, ner-dp (every weight), ner-lora, ner-lora-dp "
+        "(LoRA adapters of rank --lora-rank and the tagging head, at --lora-lr/--lora-dp-lr)",
+    )
+    parser.add_argument(
         "--accuracy-only",
         default=",".join(DEFAULT_RUNS),
         help="runs, comma-separated: full, full-dp, full-dp-probe (a private linear probe, "
@@ -169,20 +175,23 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
         "max_length": 128,
         "patience": 0,
     }
+    dp = {"target_epsilon": args.accuracy_epsilon, "accountant": args.dp_accountant}
+    lora = {**common, "lora_rank": args.lora_rank}
     settings = (
         ("ner", {**common, "lr": 2e-4, "batch_size": 16}, None),
-        (
-            "ner-dp",
-            {**common, "lr": args.ner_dp_lr, "batch_size": args.dp_batch_size},
-            {"target_epsilon": args.accuracy_epsilon, "accountant": args.dp_accountant},
-        ),
+        ("ner-dp", {**common, "lr": args.ner_dp_lr, "batch_size": args.dp_batch_size}, dp),
+        ("ner-lora", {**lora, "lr": args.lora_lr, "batch_size": 16}, None),
+        ("ner-lora-dp", {**lora, "lr": args.lora_dp_lr, "batch_size": args.dp_batch_size}, dp),
     )
+    chosen = [r for r in args.ner_runs.split(",") if r]
     runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
         dataset, _ = ws.datasets.import_sample("peoples-daily-ner")
         ws.bases.import_("m3e-small")
         for name, config, privacy in settings:
+            if name not in chosen:
+                continue
             started = time.perf_counter()
             version = ws.jobs.train(
                 TrainSpec(
@@ -204,15 +213,20 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
             }
             print(json.dumps({name: runs[name]}, ensure_ascii=False), flush=True)
         ws.close()
-    gap = 100 * (runs["ner-dp"]["test_f1"] - runs["ner"]["test_f1"])
-    print(
-        f"\nNER, m3e-small, {args.ner_rows} People's Daily sentences, {args.ner_epochs} epochs: "
-        f"entity F1 non-private {runs['ner']['test_f1']:.4f}, DP {runs['ner-dp']['test_f1']:.4f} "
-        f"(epsilon {runs['ner-dp']['privacy']['epsilon']:.2f}), {gap:+.1f} points"
-    )
+    print(f"\nNER, m3e-small, {args.ner_rows} People's Daily sentences, {args.ner_epochs} epochs")
+    for plain, private in (("ner", "ner-dp"), ("ner-lora", "ner-lora-dp")):
+        if plain in runs and private in runs:
+            gap = 100 * (runs[private]["test_f1"] - runs[plain]["test_f1"])
+            print(
+                f"  {private:12s} entity F1 non-private {runs[plain]['test_f1']:.4f}, DP "
+                f"{runs[private]['test_f1']:.4f} (epsilon "
+                f"{runs[private]['privacy']['epsilon']:.2f}), {gap:+.1f} points"
+            )
     RESULTS.mkdir(exist_ok=True)
     out = {"benchmark": "privacy-dp-ner", "settings": vars(args), "runs": runs}
-    (RESULTS / "privacy-dp-ner.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    subset = "" if len(chosen) == len(settings) else "-" + "-".join(chosen)
+    name = f"privacy-dp-ner{subset}.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2, ensure_ascii=False))
 
 
 def _accuracy_settings(args: argparse.Namespace) -> list[tuple[str, dict, dict | None]]:

@@ -4,6 +4,8 @@ or LoRA adapters only); every trained weight clipped and noised, the budget reco
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from aimass.artifacts.bundle import verify_bundle
@@ -102,3 +104,24 @@ def test_the_tasks_without_private_training_refuse_dp_and_name_those_with(lm_rea
     for task in ("classification", "token-classification", "causal-lm"):
         assert task in caught.value.message
     assert lm_ready.store.registry.list_models("default") == [], "nothing was trained"
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["plain", "dp"])
+def test_ner_trains_lora_adapters_and_its_head_and_serves_them_merged(lm_ready, private):
+    config = {**NER, "lr": 1e-2, "lora_rank": 4}
+    privacy = {"target_epsilon": 50.0} if private else None
+    version = train(lm_ready, f"ner-lora-{int(private)}", config, privacy=privacy)
+    assert version.metrics["validation"]["f1"] > version.metrics["initial_validation"]["f1"]
+    directory = lm_ready.artifacts.resolve(version.uri)
+    bundle = verify_bundle(directory)
+    adapters = bundle.task_config["lora"]["trained_parameters"]
+    assert adapters > 0
+    if private:  # clipped and noised: the adapters and the new tagging head, nothing else
+        hidden = json.loads((directory / "config.json").read_text())["hidden_size"]
+        head = len(bundle.task_config["labels"]) * (hidden + 1)  # weights and biases
+        assert version.privacy["trained_parameters"] == adapters + head
+    [result] = lm_ready.serving.predict(version.ref, ["Alice Smith went to Rome"])
+    assert {(e["label"], e["text"]) for e in result["entities"]} == {
+        ("PER", "Alice Smith"),
+        ("LOC", "Rome"),
+    }

@@ -174,6 +174,11 @@ class ExampleTask(Task):
         """Forward pass: (B, T, V) logits."""
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
 
+    def adapted(self, model: PreTrainedModel) -> torch.nn.Module:
+        """The part of ``model`` LoRA adapts and freezes (the whole model; a task with a
+        fresh head returns its backbone, so the head trains in full beside the adapters)."""
+        return model
+
     #: What one private training example is, as the privacy record names it.
     privacy_unit: ClassVar[str] = "dataset row"
 
@@ -300,7 +305,7 @@ class ExampleTask(Task):
             else None
         )
         # Injected in place: the model keeps its class; only the adapters require grad.
-        tuner = add_adapters(model, lora) if lora is not None else None
+        tuner = add_adapters(self.adapted(model), lora) if lora is not None else None
         # transformers declares PreTrainedModel.to through functools.wraps, which
         # typeshed types as an unbound function (it asks for ``self`` again).
         model.to(inputs.device)  # type: ignore[arg-type]
@@ -359,7 +364,7 @@ class ExampleTask(Task):
         extra = self.finish(model, tokenizer, inputs)
         model.to("cpu").eval()  # type: ignore[arg-type]  # functools.wraps, as above
         task_config = self.task_config(tokenizer, max_length)
-        adapters = adapter_state_dict(model) if tuner is not None else None
+        adapters = adapter_state_dict(self.adapted(model)) if tuner is not None else None
         if lora is not None and adapters is not None:
             merge_adapters(tuner)  # served and exported like any other model
             task_config["lora"] = {

@@ -86,6 +86,7 @@ class TokenClassificationTask(ExampleTask):
     metric = "f1"
     greater_is_better = True
     supports_privacy = True
+    supports_lora = True
     privacy_unit = "sentence (a dataset row; its first window under DP)"
 
     def __init__(self) -> None:
@@ -165,6 +166,12 @@ class TokenClassificationTask(ExampleTask):
                 }
             )
         return examples
+
+    def adapted(self, model: PreTrainedModel) -> torch.nn.Module:
+        """The encoder: with LoRA its weights stay frozen under the adapters, and the new
+        tagging head beside it trains in full."""
+        backbone: torch.nn.Module = model.base_model
+        return backbone
 
     def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
         """Each sentence's first window only: DP-SGD clips one gradient per example and

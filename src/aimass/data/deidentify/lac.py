@@ -143,9 +143,8 @@ class _LacModel:
             keep = forced[position, ids[tag]]
             forced[position, :] = _FORBIDDEN
             forced[position, ids[tag]] = keep
-        if end < len(forced):  # the word ends there: the next character begins another
-            inside = [i for i in range(forced.shape[1]) if self._tag(i).endswith("-I")]
-            forced[end, inside] = _FORBIDDEN
+        if end < len(forced):  # the word ends there: the next character begins another,
+            forced[end] += self.first  # as the first character of a text does
         return self._best_score(emissions) - self._best_score(forced)
 
     def _best_score(self, emissions: Any) -> float:

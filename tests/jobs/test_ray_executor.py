@@ -33,6 +33,9 @@ SPEC = TrainSpec(
 )
 # Long enough to be caught running (each epoch is a fraction of a second).
 LONG = TrainSpec(**{**SPEC.to_dict(), "config": {**SPEC.config, "epochs": 400}})
+# Enough epochs after the first checkpoint that the job is still running when its
+# killed worker's death takes effect (3 epochs could finish first).
+RESUMABLE = TrainSpec(**{**SPEC.to_dict(), "config": {**SPEC.config, "epochs": 40}})
 RUNNING_ON = re.compile(r"running on Ray node (\w+) \(pid (\d+), actor (\S+)\)")
 
 
@@ -134,7 +137,7 @@ def kill_ray_worker(ws: Any, job_id: str, attempt: int) -> None:
 
 def test_a_job_whose_ray_worker_dies_resumes_from_its_checkpoint_or_fails_saying_so(ray_ws):
     # Killed after its first checkpoint: queued again, resumed on a new actor, finished.
-    job = ray_ws.jobs.submit_training(SPEC)
+    job = ray_ws.jobs.submit_training(RESUMABLE)
     ray_ws.jobs.start_workers(1)
     wait_for(
         "a checkpoint",

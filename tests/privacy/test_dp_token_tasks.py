@@ -1,12 +1,15 @@
-"""DP-SGD for the token-level tasks that take it: named-entity recognition (one example
-per sentence, the privacy unit) and causal-LM fine-tuning (one per text or pair, in full
-or LoRA adapters only); every trained weight clipped and noised, the budget recorded."""
+"""DP-SGD for the token-level tasks: named-entity recognition (one example per sentence,
+the privacy unit), causal-LM fine-tuning (one per text or pair, in full or LoRA adapters
+only), masked-LM pre-training and seq2seq; every trained weight clipped and noised, the
+budget recorded."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from aimass.artifacts.bundle import verify_bundle
 from aimass.data.importer import ImportOptions
@@ -92,7 +95,82 @@ def test_a_causal_lm_fine_tunes_privately_in_full_or_with_adapters(lm_ready, con
     assert isinstance(answer["text"], str)
 
 
-def test_the_tasks_without_private_training_refuse_dp_and_name_those_with(lm_ready):
+def weights(ws, version):
+    return load_file(str(ws.artifacts.resolve(version.uri) / "model.safetensors"))
+
+
+def test_a_causal_lm_trains_its_tied_embeddings_privately_with_per_example_gradients(lm_ready):
+    # The tiny Llama ties its output layer to its token table: one weight, two layers.
+    lm = {"task": "causal-lm", "epochs": 6, "batch_size": 32, "lr": 3e-3}
+    privacy = {"target_epsilon": 50.0, "train_embeddings": True}
+    version = lm_ready.jobs.train(
+        TrainSpec(dataset="pairs", base="llama", model="lm-tied", config=lm, privacy=privacy)
+    )
+    assert version.privacy["grad_sample_mode"] == "hooks", "ghost clipping cannot bound it"
+    assert version.privacy["trained_embeddings"] is True
+    assert (
+        version.metrics["validation"]["loss"] < 0.9 * version.metrics["initial_validation"]["loss"]
+    )
+    with pytest.raises(InvalidArgument, match="cannot train the tied weights"):
+        lm_ready.jobs.train(
+            TrainSpec(
+                dataset="pairs",
+                base="llama",
+                model="lm-tied-ghost",
+                config=lm,
+                privacy={**privacy, "grad_sample_mode": "ghost"},
+            )
+        )
+
+
+@pytest.mark.parametrize(("dataset", "cut"), [("text", False), ("pairs", True)])
+def test_masked_lm_pre_trains_privately_one_text_per_row(lm_ready, dataset, cut):
+    config = {"task": "masked-lm", "epochs": 8, "lr": 5e-3, "batch_size": 32}
+    version = train(
+        lm_ready, f"mlm-dp-{dataset}", config, privacy={"target_epsilon": 50.0}, dataset=dataset
+    )
+    record, training = version.privacy, version.metrics["training"]
+    assert record is not None and 0 < record["epsilon"] <= 50.0
+    assert record["grad_sample_mode"] == "ghost" and record["trained_embeddings"] is False
+    assert record["privacy_unit"].startswith("text")
+    # A pair is two texts but one row: under DP it gives one example, its first text.
+    assert training["train_examples"] == record["training_examples"] == training["train_rows"]
+    assert training["dp_cut_rows"] == (training["train_rows"] if cut else 0)
+    assert version.metrics["validation"]["loss"] < version.metrics["initial_validation"]["loss"]
+    trained = weights(lm_ready, version)
+    [bias] = [k for k in trained if k.endswith("predictions.bias")]
+    base = weights(lm_ready, lm_ready.bases.get("bert"))
+    before = base.get(bias, torch.zeros_like(trained[bias]))  # a new head's bias starts at 0
+    assert torch.equal(trained[bias], before), "the vocabulary bias stays frozen"
+
+
+def test_seq2seq_trains_privately_with_its_position_tables_frozen(lm_ready):
+    config = {"task": "seq2seq", "epochs": 8, "lr": 5e-3, "batch_size": 32}
+    version = lm_ready.jobs.train(
+        TrainSpec(
+            dataset="pairs",
+            base="bart",
+            model="s2s-dp",
+            config=config,
+            privacy={"target_epsilon": 50.0},
+        )
+    )
+    record = version.privacy
+    assert record is not None and 0 < record["epsilon"] <= 50.0
+    assert record["privacy_unit"] == "source/target pair (a dataset row)"
+    assert record["training_examples"] == version.metrics["training"]["train_rows"]
+    assert version.metrics["validation"]["loss"] < version.metrics["initial_validation"]["loss"]
+    trained, base = weights(lm_ready, version), weights(lm_ready, lm_ready.bases.get("bart"))
+    positions = [k for k in trained if "embed_positions" in k]
+    assert positions and all(torch.equal(trained[k], base[k]) for k in positions)
+    answer = lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=4)
+    assert isinstance(answer["text"], str)
+
+
+def test_a_task_without_private_training_refuses_dp_and_names_those_with(lm_ready, monkeypatch):
+    from aimass.training.tasks import get_task
+
+    monkeypatch.setattr(get_task("masked-lm"), "supports_privacy", False)
     with pytest.raises(InvalidArgument, match="does not support differential privacy") as caught:
         train(
             lm_ready,
@@ -101,7 +179,7 @@ def test_the_tasks_without_private_training_refuse_dp_and_name_those_with(lm_rea
             privacy={"target_epsilon": 8.0},
             dataset="text",
         )
-    for task in ("classification", "token-classification", "causal-lm"):
+    for task in ("classification", "token-classification", "causal-lm", "seq2seq"):
         assert task in caught.value.message
     assert lm_ready.store.registry.list_models("default") == [], "nothing was trained"
 

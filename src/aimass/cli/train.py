@@ -190,7 +190,10 @@ def train(
     accountant: Annotated[str | None, typer.Option(help="DP: prv (default) or rdp.")] = None,
     grad_sample_mode: Annotated[
         str | None,
-        typer.Option(help="DP: hooks or ghost (default: hooks for features, ghost for finetune)."),
+        typer.Option(
+            help="DP: hooks or ghost (default: hooks for features and for tied weights that "
+            "train, ghost for finetune)."
+        ),
     ] = None,
     dp_train_embeddings: Annotated[
         bool,

@@ -53,7 +53,9 @@ class DPConfig:
         accountant: ``prv`` (tight, Gopi et al. 2021) or ``rdp``.
         grad_sample_mode: ``hooks`` (per-example gradients) or ``ghost`` (ghost
             clipping: per-example norms without materialising the gradients).
-            Default: ``hooks`` for a head on features, ``ghost`` for fine-tuning.
+            Default: ``hooks`` for a head on features, ``ghost`` for fine-tuning
+            (``hooks`` when a trained weight is tied to another layer's, which
+            ghost clipping cannot bound).
         noise_multiplier: A fixed noise multiplier instead of calibrating it to
             ``target_epsilon``; refused when the planned steps would overspend.
         train_embeddings: Fine-tuning only: also train the token-embedding matrix.
@@ -153,6 +155,21 @@ def _trains_embeddings(module: nn.Module) -> bool:
     if not tables:
         return False
     return max(tables, key=lambda m: m.num_embeddings).weight.requires_grad
+
+
+def tied_trainable(module: nn.Module) -> list[str]:
+    """The trained weights of ``module`` that more than one layer holds (tied weights,
+    e.g. a language model's output layer and its token embeddings), by their first name.
+
+    Ghost clipping bounds each layer's share of an example's gradient on its own, so
+    a tied weight's per-example norm would be read from one layer only; Opacus
+    refuses it. Per-example gradients (``hooks``) sum both layers' shares exactly.
+    """
+    holders: dict[int, list[str]] = {}
+    for name, param in module.named_parameters(remove_duplicate=False):
+        if param.requires_grad:
+            holders.setdefault(id(param), []).append(name)
+    return [names[0] for names in holders.values() if len(names) > 1]
 
 
 def _forget_activations(module: nn.Module) -> None:
@@ -347,7 +364,17 @@ class DPEngine:
             self._examples = torch.utils.data.TensorDataset(torch.arange(num_examples))
         assert self._engine is not None, "phase 0 plans the run and comes first"
         planned = self._schedule[phase]
-        mode = self.config.grad_sample_mode or ("ghost" if finetune else "hooks")
+        tied = tied_trainable(module)
+        mode = self.config.grad_sample_mode or ("ghost" if finetune and not tied else "hooks")
+        if mode == "ghost" and tied:
+            raise InvalidArgument(
+                f"grad_sample_mode 'ghost' cannot train the tied weights {tied[:3]} (one "
+                "weight held by two layers, e.g. an output layer tied to the token "
+                "embeddings): ghost clipping would bound each layer's share on its own; "
+                "drop --grad-sample-mode ghost (the default is then hooks), or drop "
+                "--dp-train-embeddings",
+                field="grad_sample_mode",
+            )
         batch_size = min(phases[phase][0], num_examples)
         loader = torch.utils.data.DataLoader(self._examples, batch_size=batch_size)
         criterion = _Criterion(loss)

@@ -13,9 +13,9 @@ A subclass says how to load the model, how to encode a split, which keys its
 batches carry and what it tracks; it never touches the loop. With ``lora_rank``
 (tasks that set ``supports_lora``: the causal LM) the model stays frozen and
 only LoRA adapters train; they are merged into its weights when training ends.
-With a privacy engine (tasks that set ``supports_privacy``: token classification
-and the causal LM) the loop runs DP-SGD over one example per dataset row
-(:meth:`ExampleTask.private_examples`), each row's loss the mean over its tokens.
+With a privacy engine (tasks that set ``supports_privacy``: all four) the loop
+runs DP-SGD over one example per dataset row (:meth:`ExampleTask.private_examples`),
+each row's loss the mean over its tokens.
 """
 
 from __future__ import annotations
@@ -187,6 +187,10 @@ class ExampleTask(Task):
         and how many rows gave up part of themselves for it. Only tasks that set
         ``supports_privacy`` are asked."""
         raise NotImplementedError(f"task {self.name!r} has no private training")
+
+    def freeze_for_privacy(self, model: PreTrainedModel) -> None:
+        """Freeze the weights of ``model`` DP-SGD cannot take a per-example gradient of
+        (none by default; the token embeddings are the engine's choice)."""
 
     def loss_rows(
         self, logits: torch.Tensor, labels: torch.Tensor
@@ -422,6 +426,7 @@ class ExampleTask(Task):
             # The vocabulary x hidden table: the costliest per-example norm under DP
             # and the most noised coordinates, for little gain.
             model.get_input_embeddings().requires_grad_(False)
+        self.freeze_for_privacy(model)
         engine.check_module(model)
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay or 0.0), lr=cfg.lr)
 

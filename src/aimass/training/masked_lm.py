@@ -86,6 +86,8 @@ class MaskedLMTask(ExampleTask):
     families = ("encoder",)
     kinds = ("text", "tokens", "pairs")
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "special", "word_ids")
+    supports_privacy = True
+    privacy_unit = "text (a dataset row; the first text of a pair under DP)"
 
     def __init__(self) -> None:
         self._mask: dict[str, Any] = {}
@@ -137,7 +139,9 @@ class MaskedLMTask(ExampleTask):
         self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
     ) -> list[Example]:
         texts = [" ".join(t) for t in split.tokens] if split.tokens is not None else split.texts
+        rows = list(range(len(texts)))
         texts = list(texts) + list(split.targets or [])
+        rows += rows[: len(texts) - len(rows)]  # a pair's second text belongs to its row
         out = tokenizer(
             texts, truncation=True, max_length=max_length, return_special_tokens_mask=True
         )
@@ -145,9 +149,34 @@ class MaskedLMTask(ExampleTask):
         for i, ids in enumerate(out["input_ids"]):
             words = [-1 if w is None else w for w in out.word_ids(i)]
             examples.append(
-                {"input_ids": ids, "special": out["special_tokens_mask"][i], "word_ids": words}
+                {
+                    "input_ids": ids,
+                    "special": out["special_tokens_mask"][i],
+                    "word_ids": words,
+                    "row": [rows[i]],
+                }
             )
         return examples
+
+    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
+        """One text per row: a pair (prompt/response, source/target) keeps its first
+        text, since both would be two examples of one row; the cut rows are counted."""
+        kept: dict[int, Example] = {}
+        for example in examples:
+            kept.setdefault(example["row"][0], example)
+        return list(kept.values()), len(examples) - len(kept)
+
+    def freeze_for_privacy(self, model: PreTrainedModel) -> None:
+        """Freeze the vocabulary bias of the output layer.
+
+        BERT's head holds that bias itself and again as its decoder's bias: Opacus
+        would sample the head module through functorch, which fails on the tied
+        decoder. Like the token table (which the decoder's weight is), it is a
+        vocabulary-sized vector, the most noised coordinates for the least gain.
+        """
+        output = model.get_output_embeddings()
+        if output is not None and output.bias is not None:
+            output.bias.requires_grad_(False)
 
     def collate(
         self, examples: Sequence[Example], pad_id: int, device: Any, generator: torch.Generator

@@ -31,6 +31,8 @@ class Seq2SeqTask(ExampleTask):
     families = ("encoder-decoder",)
     kinds = ("pairs",)
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "decoder_input_ids", "labels")
+    supports_privacy = True
+    privacy_unit = "source/target pair (a dataset row)"
 
     def __init__(self) -> None:
         self._start = 0  # the decoder's start token id, read from the base's config per run
@@ -53,6 +55,20 @@ class Seq2SeqTask(ExampleTask):
                 {"input_ids": source, "decoder_input_ids": [start, *labels[:-1]], "labels": labels}
             )
         return examples
+
+    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
+        """Already one example per pair: nothing is cut for privacy."""
+        return examples, 0
+
+    def freeze_for_privacy(self, model: PreTrainedModel) -> None:
+        """Freeze learned position tables (BART's ``embed_positions``).
+
+        Their forward takes a shape, not the ids, so Opacus has no per-example
+        gradient of them; positions are a property of the language, not of the data.
+        """
+        for name, module in model.named_modules():
+            if name.endswith("embed_positions"):
+                module.requires_grad_(False)
 
     def restore(
         self,

@@ -161,9 +161,13 @@ def test_add_adapters_leaves_only_the_adapters_trainable(tiny_bert_dir):
             r"--lora-rank 4: task 'masked-lm' does not train LoRA adapters.*causal-lm",
         ),
     ],
-    ids=["features", "alpha-alone", "negative", "masked-lm"],
+    ids=["features", "alpha-alone", "negative", "task-without"],
 )
-def test_bad_lora_options_fail_before_a_job_exists(lora_ws, config, base, match):
+def test_bad_lora_options_fail_before_a_job_exists(lora_ws, config, base, match, monkeypatch):
+    from aimass.training.tasks import get_task
+
+    # Every task aimass ships trains adapters; a task that does not is refused by name.
+    monkeypatch.setattr(get_task("masked-lm"), "supports_lora", False)
     jobs = len(lora_ws.store.jobs.list("default"))
     with pytest.raises(InvalidArgument, match=match):
         lora_ws.jobs.submit_training(TrainSpec(dataset="s", base=base, model="x", config=config))
@@ -210,6 +214,37 @@ def test_causal_lm_lora_learns_and_generates(lm_ready, tmp_path):
     assert isinstance(
         lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=4)["text"], str
     )
+
+
+def test_seq2seq_lora_learns_and_generates(lm_ready):
+    config = {"task": "seq2seq", "epochs": 8, "lr": 1e-2, "lora_rank": 8}
+    version = lm_ready.jobs.train(TrainSpec(dataset="pairs", base="bart", model="s", config=config))
+    assert (
+        version.metrics["validation"]["loss"] < 0.9 * version.metrics["initial_validation"]["loss"]
+    )
+    bundle = lm_ready.artifacts.resolve(version.uri)
+    lora = json.loads((bundle / "aimass.json").read_text())["task_config"]["lora"]
+    assert lora["targets"] == ["q_proj", "v_proj"]
+    adapters = load_file(str(bundle / ADAPTER_FILE))
+    assert adapters and all(".lora_A." in k or ".lora_B." in k for k in adapters)
+    assert lora["trained_parameters"] == sum(v.numel() for v in adapters.values())
+    assert isinstance(
+        lm_ready.serving.generate(version.ref, "repeat cat", max_new_tokens=4)["text"], str
+    )
+
+
+def test_masked_lm_lora_adapts_the_encoder_and_trains_the_head(lm_ready):
+    config = {"task": "masked-lm", "epochs": 8, "lr": 1e-2, "lora_rank": 8}
+    version = lm_ready.jobs.train(TrainSpec(dataset="text", base="bert", model="m", config=config))
+    assert version.metrics["validation"]["loss"] < version.metrics["initial_validation"]["loss"]
+    bundle = lm_ready.artifacts.resolve(version.uri)
+    lora = json.loads((bundle / "aimass.json").read_text())["task_config"]["lora"]
+    assert lora["targets"] == ["query", "value"]
+    adapters = load_file(str(bundle / ADAPTER_FILE))
+    assert adapters and all(".lora_A." in k or ".lora_B." in k for k in adapters)
+    # Served as a merged model: the fill-mask predictor reads model.safetensors alone.
+    [result] = lm_ready.serving.predict(version.ref, ["the cat [MASK] on the mat"])
+    assert len(result["masks"][0]["candidates"]) == 5
 
 
 def test_cli_lora_flags(tmp_path, monkeypatch, tiny_bert_dir):

@@ -48,6 +48,8 @@ ADAPTER_FILE = "lora_adapters.safetensors"
 DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "encoder": ("query", "value"),  # BERT, RoBERTa, MiniLM, ...
     "decoder": ("q_proj", "v_proj"),  # Llama, SmolLM2, Gemma-3, Qwen, ...
+    "encoder-decoder": ("q_proj", "v_proj"),  # BART, mBART, Marian, Pegasus
+    "t5": ("q", "v"),
     "distilbert": ("q_lin", "v_lin"),
     "gpt2": ("c_attn",),
 }

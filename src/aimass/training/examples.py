@@ -11,8 +11,9 @@ far training moved them.
 
 A subclass says how to load the model, how to encode a split, which keys its
 batches carry and what it tracks; it never touches the loop. With ``lora_rank``
-(tasks that set ``supports_lora``: the causal LM) the model stays frozen and
-only LoRA adapters train; they are merged into its weights when training ends.
+(tasks that set ``supports_lora``: all four) the model stays frozen and
+only LoRA adapters train (and a task's new head, :meth:`ExampleTask.adapted`);
+they are merged into its weights when training ends.
 With a privacy engine (tasks that set ``supports_privacy``: all four) the loop
 runs DP-SGD over one example per dataset row (:meth:`ExampleTask.private_examples`),
 each row's loss the mean over its tokens.

@@ -87,7 +87,14 @@ class MaskedLMTask(ExampleTask):
     kinds = ("text", "tokens", "pairs")
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "special", "word_ids")
     supports_privacy = True
+    supports_lora = True
     privacy_unit = "text (a dataset row; the first text of a pair under DP)"
+
+    def adapted(self, model: PreTrainedModel) -> torch.nn.Module:
+        """The encoder: with LoRA its weights stay frozen under the adapters, and the
+        masked-LM head trains in full beside them (a base without one gets a new head)."""
+        backbone: torch.nn.Module = model.base_model
+        return backbone
 
     def __init__(self) -> None:
         self._mask: dict[str, Any] = {}

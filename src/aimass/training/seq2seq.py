@@ -32,6 +32,7 @@ class Seq2SeqTask(ExampleTask):
     kinds = ("pairs",)
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "decoder_input_ids", "labels")
     supports_privacy = True
+    supports_lora = True
     privacy_unit = "source/target pair (a dataset row)"
 
     def __init__(self) -> None:

@@ -40,6 +40,8 @@ People's Daily test split; m3e-small on N training sentences; results in
 ``bench/results/privacy-dp-ner.json``):
 
     python bench/privacy.py --no-features --finetune-rows 0 --ner-rows 3000
+    python bench/privacy.py --no-features --finetune-rows 0 --ner-rows 3000 \
+        --ner-runs ner-features,ner-features-dp
 """
 
 from __future__ import annotations
@@ -129,10 +131,21 @@ def main() -> None:
     parser.add_argument("--ner-epochs", type=int, default=2)
     parser.add_argument("--ner-dp-lr", type=float, default=5e-4)
     parser.add_argument(
+        "--ner-features-epochs",
+        type=int,
+        default=30,
+        help="epochs of the features-mode NER runs (the head alone on cached features)",
+    )
+    parser.add_argument("--ner-features-lr", type=float, default=2e-3)
+    parser.add_argument("--ner-features-dp-lr", type=float, default=5e-3)
+    parser.add_argument("--ner-features-dp-batch", type=int, default=256)
+    parser.add_argument(
         "--ner-runs",
-        default="ner,ner-dp,ner-lora,ner-lora-dp",
+        default=parser_default_ner_runs(),
         help="NER runs, comma-separated: ner, ner-dp (every weight), ner-lora, ner-lora-dp "
-        "(LoRA adapters of rank --lora-rank and the tagging head, at --lora-lr/--lora-dp-lr)",
+        "(LoRA adapters of rank --lora-rank and the tagging head, at --lora-lr/--lora-dp-lr), "
+        "ner-features, ner-features-dp (the head alone on the frozen encoder, "
+        "--ner-features-epochs at --ner-features-lr/--ner-features-dp-lr)",
     )
     parser.add_argument(
         "--accuracy-only",
@@ -157,6 +170,11 @@ def main() -> None:
         dp_ner_accuracy(args)
 
 
+def parser_default_ner_runs() -> str:
+    """The runs ``--ner-runs`` takes by default (their result has no suffix)."""
+    return "ner,ner-dp,ner-lora,ner-lora-dp"
+
+
 def dp_ner_accuracy(args: argparse.Namespace) -> None:
     """Entity F1 of NER fine-tuned privately (epsilon ``--accuracy-epsilon``) and not, on
     the same People's Daily sentences: m3e-small, every weight (the DP run keeps the
@@ -177,11 +195,22 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
     }
     dp = {"target_epsilon": args.accuracy_epsilon, "accountant": args.dp_accountant}
     lora = {**common, "lora_rank": args.lora_rank}
+    features = {**common, "mode": "features", "epochs": args.ner_features_epochs}
     settings = (
         ("ner", {**common, "lr": 2e-4, "batch_size": 16}, None),
         ("ner-dp", {**common, "lr": args.ner_dp_lr, "batch_size": args.dp_batch_size}, dp),
         ("ner-lora", {**lora, "lr": args.lora_lr, "batch_size": 16}, None),
         ("ner-lora-dp", {**lora, "lr": args.lora_dp_lr, "batch_size": args.dp_batch_size}, dp),
+        ("ner-features", {**features, "lr": args.ner_features_lr, "batch_size": 64}, None),
+        (
+            "ner-features-dp",
+            {
+                **features,
+                "lr": args.ner_features_dp_lr,
+                "batch_size": args.ner_features_dp_batch,
+            },
+            dp,
+        ),
     )
     chosen = [r for r in args.ner_runs.split(",") if r]
     runs: dict[str, dict] = {}
@@ -214,7 +243,8 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
             print(json.dumps({name: runs[name]}, ensure_ascii=False), flush=True)
         ws.close()
     print(f"\nNER, m3e-small, {args.ner_rows} People's Daily sentences, {args.ner_epochs} epochs")
-    for plain, private in (("ner", "ner-dp"), ("ner-lora", "ner-lora-dp")):
+    pairs = (("ner", "ner-dp"), ("ner-lora", "ner-lora-dp"), ("ner-features", "ner-features-dp"))
+    for plain, private in pairs:
         if plain in runs and private in runs:
             gap = 100 * (runs[private]["test_f1"] - runs[plain]["test_f1"])
             print(
@@ -224,7 +254,8 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
             )
     RESULTS.mkdir(exist_ok=True)
     out = {"benchmark": "privacy-dp-ner", "settings": vars(args), "runs": runs}
-    subset = "" if len(chosen) == len(settings) else "-" + "-".join(chosen)
+    default = parser_default_ner_runs().split(",")
+    subset = "" if chosen == default else "-" + "-".join(chosen)
     name = f"privacy-dp-ner{subset}.json"
     (RESULTS / name).write_text(json.dumps(out, indent=2, ensure_ascii=False))
 

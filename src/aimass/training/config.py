@@ -165,7 +165,8 @@ class TrainConfig:
 
         Args:
             modes: The modes the task supports; the first is the default.
-            defaults: The task's defaults, over the mode's defaults.
+            defaults: The task's fine-tuning defaults, over the mode's (features mode
+                takes the mode's alone).
         """
         # Adapters only make sense when the backbone trains: LoRA implies finetune.
         implied = "finetune" if self.lora_rank and "finetune" in modes else modes[0]
@@ -176,8 +177,11 @@ class TrainConfig:
                 mode=mode,
             )
         lora = _LORA_DEFAULTS if self.lora_rank else {}
+        # A task's defaults are for fine-tuning its model; in features mode every task
+        # trains a head alone, whose step size and epochs are the mode's.
+        tuned = (defaults or {}) if mode == "finetune" else {}
         # LoRA's step size wins over a task's full-fine-tune one (e.g. causal-LM's 3e-5).
-        merged = {**_MODE_DEFAULTS[mode], **(defaults or {}), **lora, "mode": mode}
+        merged = {**_MODE_DEFAULTS[mode], **tuned, **lora, "mode": mode}
         if self.pooling == "pooler":  # the pooler output is one vector, not a layer each
             merged["feature_layers"] = 1
         filled = replace(self, **{k: v for k, v in merged.items() if getattr(self, k) is None})

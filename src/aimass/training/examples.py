@@ -351,6 +351,11 @@ class ExampleTask(Task):
         if inputs.privacy is not None:
             train, cut = self.private_examples(train)
             lengths = [len(e["input_ids"]) for e in train]
+        if cfg.mode == "features":  # tasks that list it: a head on the frozen encoder
+            from aimass.training.token_features import fit_head
+
+            result = fit_head(self, model, train, splits["validation"], tokenizer, pad_id, inputs)
+        elif inputs.privacy is not None:
             result = self._fit_private(model, train, pad_id, generator, evaluate, inputs)
         else:
             result = fit(

@@ -1,7 +1,10 @@
 """Token classification (named-entity recognition) on an encoder, from BIO-tagged tokens.
 
-With differential privacy (``--dp``) every weight but the token embeddings trains by
-DP-SGD, one example per sentence (see :meth:`TokenClassificationTask.private_examples`).
+``finetune`` (the default) trains every weight; ``features`` trains the tagging head
+alone on the frozen encoder's cached hidden states (:mod:`aimass.training.token_features`).
+With differential privacy (``--dp``) fine-tuning trains every weight but the token
+embeddings by DP-SGD, one example per sentence (see
+:meth:`TokenClassificationTask.private_examples`); in features mode, the head alone.
 
 Label alignment to sub-words: a dataset token split into several sub-words
 labels every one of them — the first with the token's tag, the rest with the
@@ -87,6 +90,7 @@ class TokenClassificationTask(ExampleTask):
     greater_is_better = True
     supports_privacy = True
     supports_lora = True
+    modes = ("finetune", "features")
     privacy_unit = "sentence (a dataset row; its first window under DP)"
 
     def __init__(self) -> None:

@@ -10,6 +10,9 @@ split:
   linear head (``aimass train --mode features``);
 * ``gemma3-features``: the packaged Gemma-3-270M (multilingual decoder), frozen,
   a linear head on pooled hidden states (``--base gemma3 --mode features``);
+* ``gemma3-lora``: Gemma-3-270M fine-tuned through LoRA adapters of rank 16 on
+  every attention and MLP projection, the head trained in full
+  (``--base gemma3 --lora-rank 16``);
 * ``m3e-features``: the packaged Chinese m3e-small, frozen, a linear head;
 * ``m3e-finetune``: the recommended Chinese recipe, exactly as ``aimass train``
   without ``--base`` and ``aimass quickstart --lang zh`` run it
@@ -171,6 +174,9 @@ RUNNERS: dict[str, Runner] = {
     "tfidf": run_tfidf,
     "minilm-features": run_aimass("minilm", {"mode": "features", "epochs": 10}),
     "gemma3-features": run_aimass("gemma3", {"mode": "features", "epochs": 10}),
+    "gemma3-lora": run_aimass(
+        "gemma3", {"mode": "finetune", "lora_rank": 16, "epochs": 2, "max_length": 128}
+    ),
     "m3e-features": run_aimass("m3e-small", {"mode": "features", "epochs": 10}),
     "m3e-finetune": run_aimass(TRAINING_RECIPES["zh"].base, TRAINING_RECIPES["zh"].config),
     "quickstart-zh": run_aimass(QUICKSTART_ZH.base, QUICKSTART_ZH.config),

@@ -7,7 +7,11 @@ For each language, on the packaged samples and through the same workspace calls
 * ``zh``: the Chinese reviews; teacher: the recommended Chinese recipe's base,
   m3e-small (4 layers), fine-tuned on every weight.
 
-The student is the teacher's base cut to its first ``--student-layers`` layers
+``--teacher-base B`` trains the teacher on another base instead (e.g. ``gemma3``,
+the multilingual Gemma-3-270M decoder), through LoRA adapters of rank
+``--teacher-lora-rank`` if given; the student stays on the language's base.
+
+The student is the language's base cut to its first ``--student-layers`` layers
 (embeddings and those layers' pretrained weights kept), fine-tuned twice on the
 same labelled rows: once with the teacher's soft targets (``aimass distill``,
 plus ``--transfer-rows`` further training texts without labels as the transfer
@@ -22,6 +26,7 @@ per-round ratios to the teacher, printed with their range.
     python bench/distill.py [--langs en,zh] [--train-rows 2000] [--transfer-rows 2000]
                             [--teacher-epochs 2] [--student-epochs 3] [--student-layers 1]
                             [--max-length 64] [--match-hidden W] [--rounds 9]
+                            [--teacher-base gemma3 --teacher-lora-rank 16 --teacher-lr 5e-4]
                             [--home DIR]
 
 ``--match-hidden W`` distils with intermediate-layer matching at weight ``W`` (the
@@ -138,9 +143,10 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
 
     recipe = LANGS[lang]
     dataset, _ = ws.datasets.import_sample(recipe["sample"], name=f"{lang}-reviews", seed=0)
-    teacher_base, _ = ws.bases.import_(recipe["base"])
+    teacher_base, _ = ws.bases.import_(args.teacher_base or recipe["base"])
+    own_base = teacher_base if not args.teacher_base else ws.bases.import_(recipe["base"])[0]
     student_base = truncated_base(
-        ws, teacher_base.ref, args.student_layers, f"{recipe['base']}-l{args.student_layers}"
+        ws, own_base.ref, args.student_layers, f"{recipe['base']}-l{args.student_layers}"
     )
     transfer = transfer_set(
         ws, dataset, args.transfer_rows, args.train_rows, f"{lang}-transfer-{args.transfer_rows}"
@@ -152,12 +158,19 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": 16,
     }
     print(f"[{lang}] teacher, distilled student, baseline student", flush=True)
+    lora = {"lora_rank": args.teacher_lora_rank} if args.teacher_lora_rank else {}
     teacher = train(
         ws,
-        f"{lang}-teacher",
+        f"{lang}-teacher" + (f"-{args.teacher_base}" if args.teacher_base else ""),
         dataset.ref,
         teacher_base.ref,
-        {**common, "epochs": args.teacher_epochs, "lr": recipe["lr"]},
+        {
+            **common,
+            "epochs": args.teacher_epochs,
+            # LoRA's own default step (5e-4) unless given; a full fine-tune the language's.
+            **({"lr": args.teacher_lr or recipe["lr"]} if args.teacher_lr or not lora else {}),
+            **lora,
+        },
     )
     student_config = {**common, "epochs": args.student_epochs, "lr": args.student_lr}
     distilled = train(
@@ -191,6 +204,7 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
         "sample": recipe["sample"],
         "test_rows": version.metrics["test"]["count"],
         "teacher_base": teacher_base.ref,
+        "teacher_config": teacher.lineage.config,
         "student_base": student_base,
         "transfer_set": transfer,
         "models": rows,
@@ -229,6 +243,11 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument("--transfer-rows", type=int, default=2000)
     parser.add_argument("--teacher-epochs", type=int, default=2)
+    parser.add_argument(
+        "--teacher-base", default=None, help="the teacher's base (default: the language's)"
+    )
+    parser.add_argument("--teacher-lora-rank", type=int, default=0, help="0: every weight")
+    parser.add_argument("--teacher-lr", type=float, default=None)
     parser.add_argument("--student-epochs", type=int, default=3)
     parser.add_argument("--student-layers", type=int, default=1)
     parser.add_argument("--student-lr", type=float, default=1e-4)

@@ -30,7 +30,10 @@ def test_a_tagging_head_learns_on_the_frozen_encoder_and_serves(lm_ready, privat
     assert version.metrics["validation"]["f1"] > version.metrics["initial_validation"]["f1"]
     # The served forward pass scores the test split: cached features and the model agree.
     assert version.metrics["test"]["f1"] > 0.5
-    trained, base = weights(lm_ready, version.uri), weights(lm_ready, lm_ready.bases.get("bert").uri)
+    trained, base = (
+        weights(lm_ready, version.uri),
+        weights(lm_ready, lm_ready.bases.get("bert").uri),
+    )
     encoder = [k for k in trained if not k.startswith("classifier.")]
     assert encoder and all(
         torch.equal(trained[k], base[k.removeprefix("bert.")])

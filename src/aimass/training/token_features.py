@@ -130,7 +130,7 @@ def fit_head(
         loss = total / max(count, 1)
         return {"loss": loss, "perplexity": perplexity(loss), "tokens": count, **tracker.result()}
 
-    common = {
+    common: dict[str, Any] = {
         "evaluate": evaluate,
         "metric": task.metric,
         "greater_is_better": task.greater_is_better,

@@ -11,8 +11,8 @@ split:
 * ``gemma3-features``: the packaged Gemma-3-270M (multilingual decoder), frozen,
   a linear head on pooled hidden states (``--base gemma3 --mode features``);
 * ``gemma3-lora``: Gemma-3-270M fine-tuned through LoRA adapters of rank 16 on
-  every attention and MLP projection, the head trained in full
-  (``--base gemma3 --lora-rank 16``);
+  its query and value projections (the default targets), the head trained in
+  full (``--base gemma3 --lora-rank 16``, step 5e-4);
 * ``m3e-features``: the packaged Chinese m3e-small, frozen, a linear head;
 * ``m3e-finetune``: the recommended Chinese recipe, exactly as ``aimass train``
   without ``--base`` and ``aimass quickstart --lang zh`` run it

@@ -291,6 +291,29 @@ def test_the_training_form_takes_the_clis_advanced_options_as_json(console, admi
     console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
 
 
+def test_the_training_form_names_every_task_and_takes_a_lora_rank(console, admin_key):
+    sign_in(console, admin_key)
+    page = console.get("/console/p/default/train").text
+    for task in ("classification", "regression", "token-classification", "seq2seq"):
+        assert f'<option value="{task}">' in page
+    assert 'value="lora"' not in page, "LoRA is a rank, not a mode"
+    token = csrf_of(console, "/console/p/default/train")
+    form = {"csrf": token, "dataset": "reviews", "base": "tiny", "model": "lora-form"}
+    queued = console.post(
+        "/console/p/default/train",
+        data={**form, "task": "classification", "lora_rank": "4", "epochs": "1"},
+        follow_redirects=False,
+    )
+    assert queued.status_code == 303, queued.text
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    assert job["spec"]["config"]["lora_rank"] == 4
+    assert job["spec"]["config"]["task"] == "classification"
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+    wrong = console.post("/console/p/default/train", data={**form, "task": "token-classification"})
+    assert wrong.status_code == 400 and "needs a dataset of kind tokens" in wrong.text
+
+
 def test_a_pipeline_page_shows_its_pinned_steps_and_its_report(console, admin_key, trained_home):  # noqa: F811
     from aimass.settings import Settings
     from aimass.workspace import Workspace

@@ -120,7 +120,10 @@ async def train_page(request: Request, project: str) -> Response:
     ws = state(request).workspace
     datasets = await run_in_threadpool(ws.datasets.list, project=project)
     bases = await run_in_threadpool(ws.bases.list, project=project)
-    return page(request, "train.html", project=project, datasets=datasets, bases=bases)
+    from aimass.training.tasks import list_tasks
+
+    tasks = sorted(list_tasks(), key=lambda t: t.name != "classification")
+    return page(request, "train.html", project=project, datasets=datasets, bases=bases, tasks=tasks)
 
 
 @router.post(PREFIX + "/p/{project}/train", name="console.train")
@@ -134,15 +137,17 @@ async def train(request: Request, project: str) -> Response:
     require_csrf(request, fields)
     me.require("train", project=project, model=fields.get("model") or None)
     config: dict[str, Any] = {}
-    for key, kind in (("epochs", int), ("lr", float), ("batch_size", int)):
+    numbers = (("epochs", int), ("lr", float), ("batch_size", int), ("lora_rank", int))
+    for key, kind in numbers:
         text = fields.get(key, "").strip()
         if text:
             try:
                 config[key] = kind(text)
             except ValueError:
                 raise InvalidArgument(f"{key} {text!r} is not a number", field=key) from None
-    if fields.get("mode"):
-        config["mode"] = fields["mode"]
+    for key in ("task", "mode"):
+        if fields.get(key):
+            config[key] = fields[key]
     config = {**_json_object(fields.get("config"), "config"), **config}
     privacy = _json_object(fields.get("privacy"), "privacy") or None
     alias = fields.get("alias") or None

@@ -148,6 +148,12 @@ def main() -> None:
         "--ner-features-epochs at --ner-features-lr/--ner-features-dp-lr)",
     )
     parser.add_argument(
+        "--ner-out",
+        default=None,
+        help="file name under bench/results/ for the NER runs "
+        "(default: privacy-dp-ner[-RUNS].json)",
+    )
+    parser.add_argument(
         "--accuracy-only",
         default=",".join(DEFAULT_RUNS),
         help="runs, comma-separated: full, full-dp, full-dp-probe (a private linear probe, "
@@ -256,7 +262,7 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
     out = {"benchmark": "privacy-dp-ner", "settings": vars(args), "runs": runs}
     default = parser_default_ner_runs().split(",")
     subset = "" if chosen == default else "-" + "-".join(chosen)
-    name = f"privacy-dp-ner{subset}.json"
+    name = args.ner_out or f"privacy-dp-ner{subset}.json"
     (RESULTS / name).write_text(json.dumps(out, indent=2, ensure_ascii=False))
 
 

@@ -203,3 +203,35 @@ def test_ner_trains_lora_adapters_and_its_head_and_serves_them_merged(lm_ready, 
         ("PER", "Alice Smith"),
         ("LOC", "Rome"),
     }
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_t5_per_example_gradients_are_exact_with_its_position_buckets_frozen():
+    # T5 looks its relative position bias up by query-key distance, shared by every
+    # example: Opacus has no per-example gradient of it, so DP freezes it.
+    from opacus.grad_sample import GradSampleModule
+    from torch import nn
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from aimass.training.tasks import get_task
+
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=50, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2, dropout_rate=0.0
+    )
+    model = T5ForConditionalGeneration(config)
+    model.get_input_embeddings().requires_grad_(False)
+    get_task("seq2seq").freeze_for_privacy(model)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and not any("relative_attention_bias" in n for n, _ in trainable)
+    model.train()
+    ids, decoder, labels = (torch.randint(2, 50, (3, n)) for n in (6, 5, 5))
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    logits = wrapped(input_ids=ids, decoder_input_ids=decoder).logits
+    nn.functional.cross_entropy(
+        logits.reshape(-1, 50), labels.reshape(-1), reduction="sum"
+    ).backward()
+    for name, param in trainable:
+        assert param.grad_sample.shape[0] == 3, name
+        torch.testing.assert_close(param.grad_sample.sum(0), param.grad, atol=1e-5, rtol=1e-4)
+    wrapped._close()

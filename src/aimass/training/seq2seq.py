@@ -62,13 +62,16 @@ class Seq2SeqTask(ExampleTask):
         return examples, 0
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
-        """Freeze learned position tables (BART's ``embed_positions``).
+        """Freeze the position tables: BART's learned ``embed_positions`` and T5's
+        ``relative_attention_bias``.
 
-        Their forward takes a shape, not the ids, so Opacus has no per-example
-        gradient of them; positions are a property of the language, not of the data.
+        Neither is looked up with a batch of ids (BART's takes a shape, T5's the
+        query-key distance buckets, shared by every example), so Opacus has no
+        per-example gradient of them; positions are a property of the language,
+        not of the data.
         """
         for name, module in model.named_modules():
-            if name.endswith("embed_positions"):
+            if name.endswith(("embed_positions", "relative_attention_bias")):
                 module.requires_grad_(False)
 
     def restore(

@@ -50,6 +50,8 @@ DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "decoder": ("q_proj", "v_proj"),  # Llama, SmolLM2, Gemma-3, Qwen, ...
     "encoder-decoder": ("q_proj", "v_proj"),  # BART, mBART, Marian, Pegasus
     "t5": ("q", "v"),
+    "mt5": ("q", "v"),
+    "umt5": ("q", "v"),
     "distilbert": ("q_lin", "v_lin"),
     "gpt2": ("c_attn",),
 }

@@ -22,7 +22,6 @@ each row's loss the mean over its tokens.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import time
@@ -36,7 +35,7 @@ from aimass.errors import InvalidArgument
 from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
 from aimass.training.config import lora_settings
-from aimass.training.loop import FitResult, fit, param_groups, seed_everything
+from aimass.training.loop import FitResult, fit, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, tokenizer_files
 
 if TYPE_CHECKING:
@@ -426,54 +425,21 @@ class ExampleTask(Task):
 
         engine = inputs.privacy
         assert engine is not None
-        cfg = inputs.config
-        assert cfg.lr is not None
         if not engine.train_embeddings:
             # The vocabulary x hidden table: the costliest per-example norm under DP
             # and the most noised coordinates, for little gain.
             model.get_input_embeddings().requires_grad_(False)
         self.freeze_for_privacy(model)
-        engine.check_module(model)
-        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay or 0.0), lr=cfg.lr)
 
-        def row_loss(
-            logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean"
-        ) -> torch.Tensor:
-            sums, counts = self.loss_rows(logits, labels)
-            per_row = sums / counts.clamp(min=1)
-            return per_row if reduction == "none" else per_row.mean()
+        def forward(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            batch = self.collate([train[i] for i in rows], pad_id, inputs.device, generator)
+            ids = explicit_ids(model, batch["input_ids"], batch["attention_mask"], {})
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}, **ids).logits
+            return logits, batch["labels"]
 
-        private = engine.make_private(
-            model,
-            optimizer=optimizer,
-            num_examples=len(train),
-            phases=cfg.phases(),
-            phase=0,
-            loss=row_loss,
-            finetune=True,
-            unit=self.privacy_unit,
-        )
-        with private as run:
+        from aimass.training.token_private import fit_dp
 
-            def loss_fn(idx: Sequence[int] | torch.Tensor) -> Any:
-                rows = idx.tolist() if isinstance(idx, torch.Tensor) else list(idx)
-                batch = self.collate([train[i] for i in rows], pad_id, inputs.device, generator)
-                ids = explicit_ids(model, batch["input_ids"], batch["attention_mask"], {})
-                logits = model(**{k: v for k, v in batch.items() if k != "labels"}, **ids).logits
-                return run.loss(logits, batch["labels"])
-
-            return fit(
-                model,
-                batches=run.batches,
-                loss_fn=loss_fn,
-                evaluate=evaluate,
-                # Per-example clipping in the private optimizer replaces global clipping.
-                config=dataclasses.replace(cfg, grad_clip=0.0),
-                metric=self.metric,
-                greater_is_better=self.greater_is_better,
-                callbacks=inputs.callbacks,
-                optimizer=run.optimizer,
-            )
+        return fit_dp(self, model, len(train), forward, evaluate, inputs, finetune=True)
 
 
 def perplexity(loss: float) -> float:

@@ -15,7 +15,6 @@ what lets private NER learn on a few thousand sentences.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,7 +25,8 @@ from aimass.errors import InvalidArgument
 from aimass.models.sequence import explicit_ids
 from aimass.models.text import bucketed_batches
 from aimass.training.examples import EVAL_BATCH, IGNORE, Example, perplexity
-from aimass.training.loop import FitResult, fit, param_groups
+from aimass.training.loop import FitResult, fit
+from aimass.training.token_private import fit_dp
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -156,57 +156,10 @@ def fit_head(
             parallel=inputs.parallel,
             **common,
         )
-    return _fit_head_privately(task, head, cached["train"], train, logits_of, inputs, common)
 
+    def forward(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = _padded(cached["train"], train, rows, inputs.device)
+        return logits_of(x), y
 
-def _fit_head_privately(
-    task: ExampleTask,
-    head: nn.Module,
-    features: list[torch.Tensor],
-    train: list[Example],
-    logits_of: Any,
-    inputs: TrainInputs,
-    common: dict[str, Any],
-) -> FitResult:
-    """DP-SGD on the head alone: Poisson batches of sentences, each sentence's gradient
-    (the mean over its tokens) clipped, the sum noised."""
-    engine = inputs.privacy
-    assert engine is not None
-    cfg = inputs.config
-    assert cfg.lr is not None
-    engine.check_module(head)
-    optimizer = torch.optim.AdamW(param_groups(head, cfg.weight_decay or 0.0), lr=cfg.lr)
-
-    def row_loss(
-        logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean"
-    ) -> torch.Tensor:
-        sums, counts = task.loss_rows(logits, labels)
-        per_row = sums / counts.clamp(min=1)
-        return per_row if reduction == "none" else per_row.mean()
-
-    private = engine.make_private(
-        head,
-        optimizer=optimizer,
-        num_examples=len(train),
-        phases=cfg.phases(),
-        phase=0,
-        loss=row_loss,
-        finetune=False,
-        unit=task.privacy_unit,
-    )
-    with private as run:
-
-        def loss_fn(idx: Any) -> Any:
-            rows = idx.tolist() if isinstance(idx, torch.Tensor) else list(idx)
-            x, y = _padded(features, train, rows, inputs.device)
-            return run.loss(logits_of(x), y)
-
-        return fit(
-            head,
-            batches=run.batches,
-            loss_fn=loss_fn,
-            # Per-example clipping in the private optimizer replaces global clipping.
-            config=dataclasses.replace(cfg, grad_clip=0.0),
-            optimizer=run.optimizer,
-            **common,
-        )
+    # DP-SGD on the head alone: per-example gradients of a few thousand weights.
+    return fit_dp(task, head, len(train), forward, evaluate, inputs, finetune=False)

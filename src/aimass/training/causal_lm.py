@@ -130,11 +130,6 @@ class CausalLMTask(ExampleTask):
     def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         return {**super().task_config(tokenizer, max_length), "prompt_format": self.prompt_format}
 
-    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
-        """Already one example per row (a text or a prompt/response pair, cut at
-        ``max_length`` with or without DP): nothing is cut for privacy."""
-        return examples, 0
-
 
 def _example(ids: list[int], prompt_length: int, max_length: int) -> Example:
     ids = ids[:max_length]

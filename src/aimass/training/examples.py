@@ -174,19 +174,37 @@ class ExampleTask(Task):
         """Forward pass: (B, T, V) logits."""
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
 
+    #: Whether LoRA adapts only the backbone (``model.base_model``), so that the
+    #: task's head trains in full beside the adapters (a new tagging or MLM head).
+    adapts_backbone: ClassVar[bool] = False
+
     def adapted(self, model: PreTrainedModel) -> torch.nn.Module:
-        """The part of ``model`` LoRA adapts and freezes (the whole model; a task with a
-        fresh head returns its backbone, so the head trains in full beside the adapters)."""
-        return model
+        """The part of ``model`` LoRA adapts and freezes: the backbone for tasks that set
+        ``adapts_backbone``, else the whole model."""
+        part: torch.nn.Module = model.base_model if self.adapts_backbone else model
+        return part
 
     #: What one private training example is, as the privacy record names it.
     privacy_unit: ClassVar[str] = "dataset row"
 
     def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
         """The training examples DP-SGD may use, one per dataset row (its privacy unit),
-        and how many rows gave up part of themselves for it. Only tasks that set
-        ``supports_privacy`` are asked."""
-        raise NotImplementedError(f"task {self.name!r} has no private training")
+        and how many rows gave up part of themselves for it.
+
+        DP-SGD clips one gradient per example and its guarantee is per example, so a
+        row encoded as several examples (a sentence's windows, a pair's two texts:
+        examples that carry their ``row``) would count as several people: it keeps its
+        first. Examples without a ``row`` are already one per row.
+        """
+        if not examples or "row" not in examples[0]:
+            return examples, 0
+        kept: dict[int, Example] = {}
+        seen: dict[int, int] = {}
+        for example in examples:
+            row = example["row"][0]
+            kept.setdefault(row, example)
+            seen[row] = seen.get(row, 0) + 1
+        return list(kept.values()), sum(1 for n in seen.values() if n > 1)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the weights of ``model`` DP-SGD cannot take a per-example gradient of

@@ -88,13 +88,9 @@ class MaskedLMTask(ExampleTask):
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "special", "word_ids")
     supports_privacy = True
     supports_lora = True
+    # With LoRA the masked-LM head trains in full (a base without one gets a new head).
+    adapts_backbone = True
     privacy_unit = "text (a dataset row; the first text of a pair under DP)"
-
-    def adapted(self, model: PreTrainedModel) -> torch.nn.Module:
-        """The encoder: with LoRA its weights stay frozen under the adapters, and the
-        masked-LM head trains in full beside them (a base without one gets a new head)."""
-        backbone: torch.nn.Module = model.base_model
-        return backbone
 
     def __init__(self) -> None:
         self._mask: dict[str, Any] = {}
@@ -164,14 +160,6 @@ class MaskedLMTask(ExampleTask):
                 }
             )
         return examples
-
-    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
-        """One text per row: a pair (prompt/response, source/target) keeps its first
-        text, since both would be two examples of one row; the cut rows are counted."""
-        kept: dict[int, Example] = {}
-        for example in examples:
-            kept.setdefault(example["row"][0], example)
-        return list(kept.values()), len(examples) - len(kept)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the vocabulary bias of the output layer.

@@ -57,10 +57,6 @@ class Seq2SeqTask(ExampleTask):
             )
         return examples
 
-    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
-        """Already one example per pair: nothing is cut for privacy."""
-        return examples, 0
-
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the position tables: BART's learned ``embed_positions`` and T5's
         ``relative_attention_bias``.

@@ -4,7 +4,7 @@
 alone on the frozen encoder's cached hidden states (:mod:`aimass.training.token_features`).
 With differential privacy (``--dp``) fine-tuning trains every weight but the token
 embeddings by DP-SGD, one example per sentence (see
-:meth:`TokenClassificationTask.private_examples`); in features mode, the head alone.
+:meth:`ExampleTask.private_examples`: its first window); in features mode, the head alone.
 
 Label alignment to sub-words: a dataset token split into several sub-words
 labels every one of them — the first with the token's tag, the rest with the
@@ -90,6 +90,7 @@ class TokenClassificationTask(ExampleTask):
     greater_is_better = True
     supports_privacy = True
     supports_lora = True
+    adapts_backbone = True  # with LoRA the new tagging head trains in full
     modes = ("finetune", "features")
     privacy_unit = "sentence (a dataset row; its first window under DP)"
 
@@ -170,26 +171,6 @@ class TokenClassificationTask(ExampleTask):
                 }
             )
         return examples
-
-    def adapted(self, model: PreTrainedModel) -> torch.nn.Module:
-        """The encoder: with LoRA its weights stay frozen under the adapters, and the new
-        tagging head beside it trains in full."""
-        backbone: torch.nn.Module = model.base_model
-        return backbone
-
-    def private_examples(self, examples: list[Example]) -> tuple[list[Example], int]:
-        """Each sentence's first window only: DP-SGD clips one gradient per example and
-        its guarantee is per example, so a sentence read as several windows would count
-        as several people. A sentence longer than ``max_length`` tokens trains on its
-        first window under DP (its later words only in evaluation); the count of such
-        sentences is the second value."""
-        kept: dict[int, Example] = {}
-        windows: dict[int, int] = {}
-        for example in examples:
-            row = example["row"][0]
-            kept.setdefault(row, example)
-            windows[row] = windows.get(row, 0) + 1
-        return list(kept.values()), sum(1 for n in windows.values() if n > 1)
 
     def tracker(self, tokenizer: PreTrainedTokenizerBase) -> Tracker:
         return EntityScores(self.labels)

@@ -109,6 +109,7 @@ def fit_head(
         "validation": hidden_states(task, model, validation, pad_id, inputs.device),
     }
     lengths = [len(e["input_ids"]) for e in train]
+    val_lengths = [len(e["input_ids"]) for e in validation]
 
     def logits_of(features: torch.Tensor) -> torch.Tensor:
         return head(F.dropout(features, dropout, training=head.training))
@@ -118,7 +119,6 @@ def fit_head(
         head.eval()
         tracker = task.tracker(tokenizer)
         total, count = 0.0, 0
-        val_lengths = [len(e["input_ids"]) for e in validation]
         with torch.inference_mode():
             for idx in bucketed_batches(val_lengths, EVAL_BATCH, shuffle=False):
                 x, y = _padded(cached["validation"], validation, idx, inputs.device)

@@ -12,7 +12,9 @@ the multilingual Gemma-3-270M decoder), through LoRA adapters of rank
 ``--teacher-lora-rank`` if given; the student stays on the language's base.
 
 The student is the language's base cut to its first ``--student-layers`` layers
-(embeddings and those layers' pretrained weights kept), fine-tuned twice on the
+(``--student-pick spread``: evenly spaced ones) by ``ws.bases.shrink`` (embeddings
+and those layers' pretrained weights kept; ``--student-intermediate M`` also keeps
+only the M largest feed-forward neurons of each), fine-tuned twice on the
 same labelled rows: once with the teacher's soft targets (``aimass distill``,
 plus ``--transfer-rows`` further training texts without labels as the transfer
 set), once on the labels alone (the baseline). Accuracy is on the whole test
@@ -25,6 +27,7 @@ per-round ratios to the teacher, printed with their range.
 
     python bench/distill.py [--langs en,zh] [--train-rows 2000] [--transfer-rows 2000]
                             [--teacher-epochs 2] [--student-epochs 3] [--student-layers 1]
+                            [--student-pick first|spread] [--student-intermediate M]
                             [--max-length 64] [--match-hidden W] [--rounds 9]
                             [--teacher-base gemma3 --teacher-lora-rank 16 --teacher-lr 5e-4]
                             [--home DIR]
@@ -58,21 +61,18 @@ LANGS = {
 }
 
 
-def truncated_base(ws: Any, base_ref: str, layers: int, name: str) -> str:
-    """Register ``base_ref`` cut to its first ``layers`` layers as base ``name``."""
-    from transformers import AutoModel, AutoTokenizer
-
+def student_base(ws: Any, base_ref: str, args: argparse.Namespace, name: str) -> str:
+    """Register ``base_ref`` cut as the student flags say (``ws.bases.shrink``) as ``name``."""
     found = [b for b in ws.bases.list() if b.name == name]
     if found:
         return found[-1].ref
-    source = ws.artifacts.resolve(ws.bases.get(base_ref).uri)
-    model = AutoModel.from_pretrained(str(source))
-    model.encoder.layer = model.encoder.layer[:layers]
-    model.config.num_hidden_layers = layers
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        AutoTokenizer.from_pretrained(str(source)).save_pretrained(tmp)
-        base, _ = ws.bases.import_(tmp, name=name)
+    base, _ = ws.bases.shrink(
+        base_ref,
+        name=name,
+        layers=args.student_layers,
+        pick=args.student_pick,
+        intermediate_size=args.student_intermediate,
+    )
     return base.ref
 
 
@@ -145,9 +145,10 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
     dataset, _ = ws.datasets.import_sample(recipe["sample"], name=f"{lang}-reviews", seed=0)
     teacher_base, _ = ws.bases.import_(args.teacher_base or recipe["base"])
     own_base = teacher_base if not args.teacher_base else ws.bases.import_(recipe["base"])[0]
-    student_base = truncated_base(
-        ws, own_base.ref, args.student_layers, f"{recipe['base']}-l{args.student_layers}"
-    )
+    student = f"{recipe['base']}-l{args.student_layers}"
+    student += f"-ff{args.student_intermediate}" if args.student_intermediate else ""
+    student += "-spread" if args.student_pick == "spread" else ""
+    student_base_ref = student_base(ws, own_base.ref, args, student)
     transfer = transfer_set(
         ws, dataset, args.transfer_rows, args.train_rows, f"{lang}-transfer-{args.transfer_rows}"
     )
@@ -177,7 +178,7 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
         ws,
         f"{lang}-student",
         dataset.ref,
-        student_base,
+        student_base_ref,
         {
             **student_config,
             "teacher": teacher.ref,
@@ -187,7 +188,7 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
             **({"match_hidden": args.match_hidden} if args.match_hidden else {}),
         },
     )
-    baseline = train(ws, f"{lang}-baseline", dataset.ref, student_base, student_config)
+    baseline = train(ws, f"{lang}-baseline", dataset.ref, student_base_ref, student_config)
     texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[: args.speed_rows]
     versions = {"teacher": teacher, "student": distilled, "baseline": baseline}
     timed = speeds(ws, {r: v.ref for r, v in versions.items()}, texts, args.rounds)
@@ -205,7 +206,7 @@ def run_lang(ws: Any, lang: str, args: argparse.Namespace) -> dict[str, Any]:
         "test_rows": version.metrics["test"]["count"],
         "teacher_base": teacher_base.ref,
         "teacher_config": teacher.lineage.config,
-        "student_base": student_base,
+        "student_base": student_base_ref,
         "transfer_set": transfer,
         "models": rows,
         "accuracy_ratio": round(s["accuracy"] / t["accuracy"], 4),
@@ -250,6 +251,12 @@ def main() -> None:
     parser.add_argument("--teacher-lr", type=float, default=None)
     parser.add_argument("--student-epochs", type=int, default=3)
     parser.add_argument("--student-layers", type=int, default=1)
+    parser.add_argument(
+        "--student-pick", default="first", choices=["first", "spread"], help="which layers"
+    )
+    parser.add_argument(
+        "--student-intermediate", type=int, default=0, help="feed-forward width (0: the base's)"
+    )
     parser.add_argument("--student-lr", type=float, default=1e-4)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)

@@ -67,6 +67,18 @@ def test_tokenizers_and_scratch_bases(home):
     assert missing.exit_code == 1 and "Error [NOT_FOUND]" in missing.output
 
 
+def test_shrink_a_decoder_for_a_student(home):
+    out = json.loads(
+        run("bases", "shrink", "llama", "--name", "llama-1", "--layers", "1", "--json").stdout
+    )
+    assert out["created"] and out["base"]["family"] == "decoder"
+    assert out["base"]["provenance"]["layers"] == [0]
+    text = run("bases", "shrink", "llama", "--name", "llama-1", "--layers", "1").stdout
+    assert "identical: existing version" in text and "cut to layers [0]" in text
+    bad = run("bases", "shrink", "bart", "--name", "b", "--layers", "1", ok=False)
+    assert bad.exit_code == 1 and "cannot shrink a bart model" in bad.output
+
+
 def test_ner_from_a_conll_file(home):
     lines = []
     for row in ner_rows(120):
@@ -220,6 +232,7 @@ def test_generate_and_kind_imports_against_a_server(live_gen, tmp_path, monkeypa
         ["tokenizers", "train", "--dataset", "corpus", "--name", "t2"],
         ["bases", "scratch", "b2", "--architecture", "bert", "--tokenizer", "tok"],
         ["bases", "from-model", "m@1", "--name", "b3"],
+        ["bases", "shrink", "bert", "--name", "b4", "--layers", "1"],
         ["recipes", "chinese-ner"],
         ["audit-privacy", "m@1", "--dataset", "reviews"],
     ],

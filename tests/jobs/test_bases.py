@@ -25,3 +25,49 @@ def test_bad_sources_and_names(workspace, tiny_bert_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnsupportedModel, match=r"config\.json"):
         workspace.bases.import_(str(tmp_path / "empty"))
+
+
+def test_shrink_registers_a_smaller_base_with_the_sources_terms(workspace, tiny_bert_dir):
+    from aimass.jobs.bases import import_base
+    from aimass.models.hf import load_pretrained
+
+    source, _ = import_base(
+        str(tiny_bert_dir),
+        store=workspace.store,
+        artifacts=workspace.artifacts,
+        project="default",
+        name="licensed",
+        provenance_override={
+            "source": "directory",
+            "license": "research only",
+            "commercial_use": False,
+        },
+    )
+    small, created = workspace.bases.shrink(
+        "licensed", name="licensed-l1", layers=1, intermediate_size=16
+    )
+    assert created and small.family == "encoder" and small.architecture == "bert"
+    assert small.num_parameters < source.num_parameters
+    record = small.provenance
+    assert record["source"] == "shrink" and record["base"] == "licensed@1"
+    assert record["base_digest"] == source.digest
+    assert (record["layers"], record["source_layers"]) == ([0], 2)
+    assert (record["intermediate_size"], record["source_intermediate_size"]) == (16, 64)
+    # The kept weights are the source's: so are their terms.
+    assert (record["license"], record["commercial_use"]) == ("research only", False)
+    verify_bundle(workspace.artifacts.resolve(small.uri))
+    model = load_pretrained(workspace.artifacts.resolve(small.uri), family="encoder")
+    assert model.config.num_hidden_layers == 1 and model.config.intermediate_size == 16
+    again, created_again = workspace.bases.shrink(
+        "licensed", name="licensed-l1", layers=1, intermediate_size=16
+    )
+    assert not created_again and again.ref == small.ref
+
+
+def test_shrink_refuses_before_writing(workspace, tiny_bert_dir):
+    workspace.bases.import_(str(tiny_bert_dir))
+    with pytest.raises(InvalidName):
+        workspace.bases.shrink("tiny-bert", name="../up", layers=1)
+    with pytest.raises(InvalidArgument, match="between 1 and the source's 2 layers"):
+        workspace.bases.shrink("tiny-bert", name="small", layers=3)
+    assert [b.name for b in workspace.bases.list()] == ["tiny-bert"]

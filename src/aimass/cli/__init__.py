@@ -59,6 +59,7 @@ app.add_typer(lm.tokenizers_app, name="tokenizers")
 app.add_typer(lm.recipes_app, name="recipes")
 bases.app.command("scratch")(lm.scratch)
 bases.app.command("from-model")(lm.from_model)
+bases.app.command("shrink")(lm.shrink)
 jobs.jobs.command("results")(results.jobs_results)
 
 

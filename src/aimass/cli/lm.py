@@ -183,6 +183,43 @@ def from_model(
     )
 
 
+@command
+def shrink(
+    ref: Annotated[str, typer.Argument(help="Base NAME or NAME@VERSION to cut.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="The new base's name (a slug).")],
+    layers: Annotated[int, typer.Option(help="How many of its layers to keep.")],
+    pick: Annotated[
+        str,
+        typer.Option(help="first: layers 0..n-1; spread: evenly spaced from layer 0."),
+    ] = "first",
+    intermediate_size: Annotated[
+        int,
+        typer.Option(
+            help="Keep this many feed-forward neurons per layer, those with the largest "
+            "weights (0: all)."
+        ),
+    ] = 0,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """A smaller base from a pretrained one, as a distilled student's start."""
+    base, created = local_workspace("bases shrink").bases.shrink(
+        ref,
+        name=name,
+        layers=layers,
+        pick=pick,
+        intermediate_size=intermediate_size,
+        project=project,
+    )
+    if json_out:
+        emit_json({"base": base, "created": created})
+        return
+    console.print(
+        f"[bold]{base.ref}[/] ({'new version' if created else 'identical: existing version'}): "
+        f"{base.provenance['description']}, {base.num_parameters:,} parameters"
+    )
+
+
 @recipes_app.command("chinese-ner")
 @command
 def chinese_ner(

@@ -25,7 +25,13 @@ from aimass.models.hf import family_of, load_pretrained, load_tokenizer, num_par
 from aimass.refs import validate_name
 from aimass.store import Store
 
-__all__ = ["PackagedBase", "import_base", "list_packaged_bases", "register_packaged_base"]
+__all__ = [
+    "PackagedBase",
+    "import_base",
+    "list_packaged_bases",
+    "register_packaged_base",
+    "shrink_base",
+]
 
 
 @dataclass(frozen=True)
@@ -386,3 +392,62 @@ register_packaged_base(
         files=("data/SHA256SUMS",),
     )
 )
+
+
+# -- smaller bases for students ------------------------------------------------------
+
+# What a shrunk base inherits from its source's provenance: the weights are the
+# source's, so are their terms.
+_INHERITED = ("license", "commercial_use")
+
+
+def shrink_base(
+    source: BaseModel,
+    *,
+    name: str,
+    layers: int,
+    pick: str,
+    intermediate_size: int,
+    store: Store,
+    artifacts: ArtifactStore,
+    project: str,
+) -> tuple[BaseModel, bool]:
+    """Register ``source`` cut to fewer layers (and a narrower feed-forward) as base ``name``.
+
+    The source's license and commercial-use terms carry over: the kept weights
+    are its weights.
+    """
+    from aimass.models.shrink import shrink
+
+    validate_name(name, kind="base model")
+    directory = artifacts.resolve(source.uri)
+    model = load_pretrained(directory, family=source.family)
+    plan = shrink(model, layers=layers, pick=pick, intermediate_size=intermediate_size)
+    narrower = (
+        f", feed-forward {plan.intermediate_size} of {plan.source_intermediate_size}"
+        if plan.intermediate_size != plan.source_intermediate_size
+        else ""
+    )
+    provenance: dict[str, Any] = {
+        "source": "shrink",
+        "base": source.ref,
+        "base_digest": source.digest,
+        "layers": list(plan.layers),
+        "source_layers": plan.source_layers,
+        "intermediate_size": plan.intermediate_size,
+        "source_intermediate_size": plan.source_intermediate_size,
+        "description": f"{source.ref} cut to layers {list(plan.layers)} of "
+        f"{plan.source_layers}{narrower}",
+        **{k: source.provenance[k] for k in _INHERITED if k in source.provenance},
+    }
+    with artifacts.staging() as stage:
+        model.save_pretrained(str(stage), safe_serialization=True)
+        load_tokenizer(directory).save_pretrained(str(stage))
+        return import_base(
+            str(stage),
+            store=store,
+            artifacts=artifacts,
+            project=project,
+            name=name,
+            provenance_override=provenance,
+        )

@@ -61,6 +61,36 @@ class BaseService(Service):
             },
         )
 
+    def shrink(
+        self,
+        ref: str,
+        *,
+        name: str,
+        layers: int,
+        pick: str = "first",
+        intermediate_size: int = 0,
+        project: str = DEFAULT_PROJECT,
+    ) -> tuple[BaseModel, bool]:
+        """Register base ``ref`` cut to ``layers`` layers as ``name``: a distilled student's start.
+
+        ``pick`` is ``first`` (layers 0..n-1) or ``spread`` (evenly spaced from layer 0,
+        DistilBERT's every other layer); ``intermediate_size`` > 0 also keeps only that
+        many of each kept layer's feed-forward neurons, those with the largest weights.
+        Works on BERT-style encoders and Llama-style decoders.
+        """
+        from aimass.jobs.bases import shrink_base
+
+        return shrink_base(
+            self.get(ref, project=project),
+            name=name,
+            layers=layers,
+            pick=pick,
+            intermediate_size=intermediate_size,
+            store=self.store,
+            artifacts=self.artifacts,
+            project=project,
+        )
+
     def get(self, ref: str, *, project: str = DEFAULT_PROJECT) -> BaseModel:
         """Resolve ``NAME`` (latest) or ``NAME@VERSION`` of a base model."""
         parsed = parse_ref(ref, kind="base model")

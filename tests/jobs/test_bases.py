@@ -71,3 +71,32 @@ def test_shrink_refuses_before_writing(workspace, tiny_bert_dir):
     with pytest.raises(InvalidArgument, match="between 1 and the source's 2 layers"):
         workspace.bases.shrink("tiny-bert", name="small", layers=3)
     assert [b.name for b in workspace.bases.list()] == ["tiny-bert"]
+
+
+def test_a_base_from_a_model_keeps_its_bases_terms(workspace, tiny_bert_dir, sentiment_file):
+    """A model fine-tuned from non-commercial weights, registered as a base, stays so."""
+    from aimass.jobs.bases import import_base
+    from aimass.jobs.train import TrainSpec
+
+    import_base(
+        str(tiny_bert_dir),
+        store=workspace.store,
+        artifacts=workspace.artifacts,
+        project="default",
+        name="licensed",
+        provenance_override={
+            "source": "directory",
+            "license": "research only",
+            "commercial_use": False,
+        },
+    )
+    workspace.datasets.import_file(sentiment_file, name="s")
+    workspace.jobs.train(TrainSpec(dataset="s", base="licensed", model="m", config={"epochs": 1}))
+    base, created = workspace.bases.from_model("m@1", name="from-m")
+    assert created and base.provenance["model"] == "m@1"
+    assert (base.provenance["license"], base.provenance["commercial_use"]) == (
+        "research only",
+        False,
+    )
+    small, _ = workspace.bases.shrink("from-m", name="from-m-1", layers=1)
+    assert small.provenance["commercial_use"] is False

@@ -26,8 +26,10 @@ from aimass.refs import validate_name
 from aimass.store import Store
 
 __all__ = [
+    "INHERITED_TERMS",
     "PackagedBase",
     "import_base",
+    "inherited_terms",
     "list_packaged_bases",
     "register_packaged_base",
     "shrink_base",
@@ -396,9 +398,14 @@ register_packaged_base(
 
 # -- smaller bases for students ------------------------------------------------------
 
-# What a shrunk base inherits from its source's provenance: the weights are the
-# source's, so are their terms.
-_INHERITED = ("license", "commercial_use")
+# What a base made from another's weights (shrunk, or a model trained from it and
+# registered as a base) inherits from that base's provenance: the terms of its weights.
+INHERITED_TERMS = ("license", "commercial_use")
+
+
+def inherited_terms(source: BaseModel) -> dict[str, Any]:
+    """The license and commercial-use terms of ``source`` that a derived base keeps."""
+    return {k: source.provenance[k] for k in INHERITED_TERMS if k in source.provenance}
 
 
 def shrink_base(
@@ -438,7 +445,7 @@ def shrink_base(
         "source_intermediate_size": plan.source_intermediate_size,
         "description": f"{source.ref} cut to layers {list(plan.layers)} of "
         f"{plan.source_layers}{narrower}",
-        **{k: source.provenance[k] for k in _INHERITED if k in source.provenance},
+        **inherited_terms(source),
     }
     with artifacts.staging() as stage:
         model.save_pretrained(str(stage), safe_serialization=True)

@@ -41,11 +41,13 @@ class BaseService(Service):
         """Register a trained version as a base (e.g. a masked-LM pre-trained encoder).
 
         The task head is dropped: the base holds the family's bare model (an
-        encoder's ``AutoModel``), ready for fine-tuning on another task.
+        encoder's ``AutoModel``), ready for fine-tuning on another task. The
+        license terms of the base the version was trained from carry over.
         """
-        from aimass.jobs.bases import import_base
+        from aimass.jobs.bases import import_base, inherited_terms
 
         version = self._ws.models.get(ref, project=project)
+        trained_from = self.get(version.lineage.base, project=project)
         return import_base(
             str(self.artifacts.resolve(version.uri)),
             store=self.store,
@@ -58,6 +60,7 @@ class BaseService(Service):
                 "model_digest": version.digest,
                 "task": version.task,
                 "description": f"{version.task} model {version.ref} (task head dropped)",
+                **inherited_terms(trained_from),
             },
         )
 

@@ -163,6 +163,13 @@ def train(
     probe_lr: Annotated[
         float | None, typer.Option(help="The linear probe's step size (default 1e-2).")
     ] = None,
+    trainable: Annotated[
+        str | None,
+        typer.Option(
+            help="Finetune mode: which backbone weights train with the head: all (default), "
+            "biases (BitFit) or top-N (the last N layers)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     workers: Annotated[
         int | None,
@@ -234,6 +241,7 @@ def train(
         workers=workers,
         probe_epochs=probe_epochs,
         probe_lr=probe_lr,
+        trainable=trainable,
     )
     dp_options = _config(
         target_epsilon=target_epsilon,

@@ -12,10 +12,7 @@ two thirds of a BERT layer's multiply-adds, so halving its width makes a
 layer about 1.5x cheaper; a student still needs training (``aimass distill``)
 to recover from the cut.
 
-Two layouts are understood: BERT-style encoders (``encoder.layer[i]`` with
-``intermediate.dense`` and ``output.dense``: BERT, RoBERTa, XLM-R, ELECTRA) and
-Llama-style decoders (``layers[i].mlp`` with ``gate_proj``/``up_proj``/
-``down_proj``: Llama, SmolLM2, Qwen2, Gemma-3). Others are refused.
+The layouts understood are those of ``models.layers``; others are refused.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aimass.errors import InvalidArgument
+from aimass.models.layers import LAYOUTS, layer_stack
 
 if TYPE_CHECKING:
     import torch
@@ -71,25 +69,6 @@ def layer_indices(total: int, keep: int, pick: str) -> tuple[int, ...]:
         return tuple(range(keep))
     # i * total / keep rounded half up; the step is at least 1, so no layer repeats.
     return tuple((2 * i * total + keep) // (2 * keep) for i in range(keep))
-
-
-def _blocks(model: PreTrainedModel) -> tuple[nn.Module, str, str]:
-    """(the module holding the layer list, the list's attribute, the layout)."""
-    encoder = getattr(model, "encoder", None)
-    if encoder is not None and hasattr(encoder, "layer"):
-        layer = encoder.layer[0]
-        if hasattr(layer, "intermediate") and hasattr(layer, "output"):
-            return encoder, "layer", "encoder"
-    inner = getattr(model, "model", model)
-    layers = getattr(inner, "layers", None)
-    if layers is not None and len(layers) and hasattr(getattr(layers[0], "mlp", None), "up_proj"):
-        return inner, "layers", "decoder"
-    raise InvalidArgument(
-        f"cannot shrink a {model.config.model_type} model: shrinking understands BERT-style "
-        "encoders (BERT, RoBERTa, XLM-R, ELECTRA) and Llama-style decoders (Llama, SmolLM2, "
-        "Qwen2, Gemma-3); distil into a from-scratch base instead ('aimass bases scratch')",
-        architecture=model.config.model_type,
-    )
 
 
 def _keep_rows(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
@@ -162,9 +141,16 @@ def shrink(
     import torch
     from torch import nn
 
-    holder, attribute, layout = _blocks(model)
+    stack = layer_stack(model)
+    if stack is None:
+        raise InvalidArgument(
+            f"cannot shrink a {model.config.model_type} model: shrinking understands "
+            f"{LAYOUTS}; distil into a from-scratch base instead ('aimass bases scratch')",
+            architecture=model.config.model_type,
+        )
+    holder, attribute, layout = stack.holder, stack.attribute, stack.layout
     config = model.config
-    blocks = getattr(holder, attribute)
+    blocks = stack.layers
     kept = layer_indices(len(blocks), layers, pick)
     width = config.intermediate_size
     if intermediate_size:

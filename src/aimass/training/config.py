@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from aimass.errors import InvalidArgument
-from aimass.refs import parse_ref
+from aimass.training.distill_options import (
+    DISTILL_DEFAULTS,
+    DISTILL_FIELDS,
+    PIPELINE_TEACHER,
+    number,
+    pipeline_teacher,
+    validate_distillation,
+)
 
 if TYPE_CHECKING:
     from aimass.models.lora import LoraSettings
@@ -54,6 +62,7 @@ _LORA_DEFAULTS: dict[str, Any] = {"lr": 5e-4}
 
 # A linear probe trains a freshly initialised head on fixed features: a head's step.
 _PROBE_LR = 1e-2
+_SEQUENCE = ("classification", "regression")
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,11 @@ class TrainConfig:
             from it (LP-FT, Kumar et al. 2022). Under DP both phases are private and
             share one budget. 0 = off.
         probe_lr: The probe's step size (default 1e-2, a head's step, not a backbone's).
+        trainable: ``finetune`` mode of a classifier or regressor: which backbone
+            weights train besides the head: ``all``; ``biases`` (every bias, BitFit,
+            Ben Zaken et al. 2022); ``top-N`` (the last N layers and what follows them;
+            the embeddings and the layers below are frozen). Fewer weights mean less
+            DP noise in all and faster steps.
     """
 
     task: str = "classification"
@@ -157,6 +171,7 @@ class TrainConfig:
     match_hidden: float | None = None
     probe_epochs: int = 0
     probe_lr: float | None = None
+    trainable: str = "all"
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -188,21 +203,22 @@ class TrainConfig:
         if filled.teacher is not None:
             # A regressor's teacher says a value, not probabilities: no temperature.
             default_temperature = (
-                None if self.task == "regression" else _DISTILL_DEFAULTS["temperature"]
+                None if self.task == "regression" else DISTILL_DEFAULTS["temperature"]
             )
             filled = replace(
                 filled,
                 temperature=default_temperature
                 if filled.temperature is None
                 else filled.temperature,
-                distill_alpha=_DISTILL_DEFAULTS["distill_alpha"]
+                distill_alpha=DISTILL_DEFAULTS["distill_alpha"]
                 if filled.distill_alpha is None
                 else filled.distill_alpha,
             )
         filled._validate()
         filled._validate_lora()
-        filled._validate_distill()
+        validate_distillation(filled)
         filled._validate_probe()
+        filled._validate_trainable()
         if filled.probe_epochs and filled.probe_lr is None:
             filled = replace(filled, probe_lr=_PROBE_LR)
         if filled.lora_rank and filled.lora_alpha is None:
@@ -278,7 +294,7 @@ class TrainConfig:
                 f"--probe-epochs {epochs!r} is out of range: use 0 (no probe) to 10000",
                 field="probe_epochs",
             )
-        if lr is not None and not (_number(lr) and 0 < lr < 1):
+        if lr is not None and not (number(lr) and 0 < lr < 1):
             raise InvalidArgument(f"--probe-lr {lr!r} must be in (0, 1)", field="probe_lr")
         if lr is not None and not epochs:
             raise InvalidArgument(
@@ -301,89 +317,35 @@ class TrainConfig:
                 field="probe_epochs",
             )
 
+    def _validate_trainable(self) -> None:
+        value = self.trainable
+        if not isinstance(value, str) or not re.fullmatch(r"all|biases|top-[1-9][0-9]{0,3}", value):
+            raise InvalidArgument(
+                f"--trainable {value!r}: use all, biases or top-N (the last N layers, e.g. top-2)",
+                field="trainable",
+            )
+        clash = [
+            why
+            for why, on in (
+                (f"mode {self.mode!r} trains the head alone", self.mode != "finetune"),
+                (f"task {self.task!r} trains every weight", self.task not in _SEQUENCE),
+                ("--lora-rank chooses the trained weights itself", bool(self.lora_rank)),
+            )
+            if on
+        ]
+        if value != "all" and clash:
+            raise InvalidArgument(
+                f"--trainable {value} is for fine-tuning a classifier or regressor, but "
+                f"{clash[0]}; drop --trainable",
+                field="trainable",
+            )
+
     def phases(self) -> list[tuple[int, int]]:
         """``(batch size, epochs)`` of each training phase in order: the probe, then the run."""
         assert self.batch_size is not None  # a resolved config
         assert self.epochs is not None
         probe = [(self.batch_size, self.probe_epochs)] if self.probe_epochs else []
         return [*probe, (self.batch_size, self.epochs)]
-
-    def _validate_distill(self) -> None:
-        if self.teacher is None:
-            unused = [n for n in _DISTILL_FIELDS if getattr(self, n) is not None]
-            if unused:
-                flags = ", ".join("--" + n.replace("_", "-") for n in unused)
-                raise InvalidArgument(
-                    f"{flags} set without a teacher: they are options of distillation; add "
-                    "--teacher NAME@VERSION (or use 'aimass distill')",
-                    field=unused[0],
-                )
-            return
-        pipeline = pipeline_teacher(self.teacher)
-        if pipeline is not None:
-            _check_ref(pipeline, kind="teacher pipeline", field="teacher")
-            if self.task != "classification":
-                raise InvalidArgument(
-                    f"teacher {self.teacher}: a pipeline answers with class labels, so it "
-                    f"teaches classifiers only, not {self.task}; distil from a registered "
-                    f"{self.task} model (--teacher NAME@VERSION)",
-                    field="teacher",
-                )
-        else:
-            _check_ref(self.teacher, kind="teacher model", field="teacher")
-        if self.unlabelled is not None:
-            _check_ref(self.unlabelled, kind="unlabelled dataset", field="unlabelled")
-        temperature, alpha = self.temperature, self.distill_alpha
-        if self.task == "regression" and temperature is not None:
-            raise InvalidArgument(
-                f"distillation option temperature={temperature!r} does not apply to "
-                "regression: the student learns the teacher's values (squared error), "
-                "not softened probabilities; drop --temperature",
-                field="temperature",
-            )
-        checks = [
-            (
-                "temperature",
-                self.task == "regression" or (_number(temperature) and 0 < temperature <= 100),
-                "in (0, 100]",
-            ),
-            ("distill_alpha", _number(alpha) and 0 <= alpha <= 1, "in [0, 1]"),
-            (
-                "match_hidden",
-                self.match_hidden is None
-                or (_number(self.match_hidden) and 0 <= self.match_hidden <= 10_000),
-                "in [0, 10000]",
-            ),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise InvalidArgument(
-                    f"distillation option {name}={getattr(self, name)!r} must be a number "
-                    f"{rule} (defaults: temperature 2.0, distill_alpha 0.5)",
-                    field=name,
-                )
-        if self.match_hidden and pipeline is not None:
-            raise InvalidArgument(
-                f"--match-hidden with teacher {self.teacher}: a pipeline has no hidden "
-                "layers of its own to match; distil from one of its models, or drop "
-                "--match-hidden",
-                field="match_hidden",
-            )
-        if self.match_hidden and self.mode != "finetune":
-            raise InvalidArgument(
-                f"--match-hidden needs --mode finetune: in {self.mode!r} mode the student's "
-                "layers are frozen, so there is nothing to pull towards the teacher's; add "
-                "--mode finetune or drop --match-hidden",
-                field="match_hidden",
-            )
-        if self.workers > 1:
-            # The soft targets are computed once in the job's process; the Ray workers
-            # read the split themselves and would train on the labels alone.
-            raise InvalidArgument(
-                f"--workers {self.workers} cannot be combined with distillation (--teacher) "
-                "yet; drop --workers",
-                field="workers",
-            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for lineage and job specs).
@@ -394,7 +356,7 @@ class TrainConfig:
         """
         data = asdict(self)
         if self.teacher is None:
-            for name in ("teacher", *_DISTILL_FIELDS):
+            for name in ("teacher", *DISTILL_FIELDS):
                 data.pop(name)
         elif not self.match_hidden:
             data.pop("match_hidden")
@@ -406,6 +368,8 @@ class TrainConfig:
         if not self.probe_epochs:
             data.pop("probe_epochs")
             data.pop("probe_lr")
+        if self.trainable == "all":
+            data.pop("trainable")
         return data
 
     @classmethod
@@ -418,33 +382,6 @@ class TrainConfig:
                 f"unknown training options {unknown}; valid: {', '.join(sorted(known))}"
             )
         return cls(**data)
-
-
-# Distillation defaults (Hinton et al. use T in 1..20; 2 suits two or three classes).
-_DISTILL_DEFAULTS: dict[str, float] = {"temperature": 2.0, "distill_alpha": 0.5}
-_DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled", "match_hidden")
-
-
-def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-PIPELINE_TEACHER = "pipeline:"
-"""Prefix of a ``teacher`` that is a pipeline version: ``pipeline:NAME@REF``."""
-
-
-def pipeline_teacher(teacher: str | None) -> str | None:
-    """``NAME@REF`` of a ``pipeline:NAME@REF`` teacher; ``None`` for a model teacher."""
-    if isinstance(teacher, str) and teacher.startswith(PIPELINE_TEACHER):
-        return teacher.removeprefix(PIPELINE_TEACHER)
-    return None
-
-
-def _check_ref(text: Any, *, kind: str, field: str) -> None:
-    """A ``NAME`` / ``NAME@REF`` string, checked by the one ref parser."""
-    if not isinstance(text, str):
-        raise InvalidArgument(f"{field} must be NAME or NAME@VERSION, got {text!r}", field=field)
-    parse_ref(text, kind=kind)
 
 
 def _name_list(value: Any) -> bool:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from aimass.errors import InvalidArgument
 from aimass.metrics import classification_metrics, regression_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
+from aimass.models.layers import restrict_trainable
 from aimass.models.lora import add_adapters, merge_adapters
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
@@ -138,6 +139,7 @@ class _SequenceTask(Task):
             probe = self._probe(model, splits, targets, inputs) if cfg.probe_epochs else None
             result, test_outputs = self._train_finetune(model, splits, targets, inputs, probe)
         seconds = time.perf_counter() - started
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
         distilled = None
         if soft is not None:
             # The student is timed as the job timed the teacher: tokenising, then batches.
@@ -178,6 +180,8 @@ class _SequenceTask(Task):
                 "test": test,
                 "training": {
                     **result.summary(seconds=seconds, train_rows=len(inputs.train)),
+                    "trainable": cfg.trainable,
+                    "trained_parameters": trained,
                     **({"probe": probe} if probe is not None else {}),
                 },
                 **({"distillation": distilled} if distilled is not None else {}),
@@ -351,6 +355,7 @@ class _SequenceTask(Task):
             # The vocabulary x hidden table: the costliest per-example norm under DP
             # and the most noised coordinates, for little gain in accuracy.
             model.encoder.get_input_embeddings().requires_grad_(False)
+        restrict_trainable(model.encoder, cfg.trainable)
 
         def batches(epoch: int) -> list[list[int]]:
             return bucketed_batches(

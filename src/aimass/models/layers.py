@@ -1,0 +1,99 @@
+"""A transformer's stack of layers, and which of its weights train.
+
+Two layouts are understood: BERT-style encoders (``encoder.layer[i]`` with
+``intermediate.dense`` and ``output.dense``: BERT, RoBERTa, XLM-R, ELECTRA) and
+Llama-style decoders (``layers[i].mlp`` with ``gate_proj``/``up_proj``/
+``down_proj``: Llama, SmolLM2, Qwen2, Gemma-3), as bare models or inside a
+model with a head.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aimass.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedModel
+
+__all__ = ["LayerStack", "layer_stack", "restrict_trainable"]
+
+LAYOUTS = "BERT-style encoders (BERT, RoBERTa, XLM-R, ELECTRA) and Llama-style decoders "
+LAYOUTS += "(Llama, SmolLM2, Qwen2, Gemma-3)"
+
+
+@dataclass(frozen=True)
+class LayerStack:
+    """Where a model keeps its layers: ``getattr(holder, attribute)`` is the list.
+
+    Attributes:
+        holder: The module holding the list (``model.encoder``, ``model.model``).
+        attribute: The list's attribute name (``layer``, ``layers``).
+        layout: ``encoder`` (BERT-style) or ``decoder`` (Llama-style).
+    """
+
+    holder: nn.Module
+    attribute: str
+    layout: str
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The layer list itself."""
+        layers: nn.ModuleList = getattr(self.holder, self.attribute)
+        return layers
+
+
+def layer_stack(model: nn.Module) -> LayerStack | None:
+    """The layer stack of ``model``, or ``None`` when its layout is not one understood."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None and hasattr(encoder, "layer") and len(encoder.layer):
+        layer = encoder.layer[0]
+        if hasattr(layer, "intermediate") and hasattr(layer, "output"):
+            return LayerStack(encoder, "layer", "encoder")
+    inner = getattr(model, "model", model)
+    layers = getattr(inner, "layers", None)
+    if layers is not None and len(layers) and hasattr(getattr(layers[0], "mlp", None), "up_proj"):
+        return LayerStack(inner, "layers", "decoder")
+    return None
+
+
+def restrict_trainable(backbone: PreTrainedModel, trainable: str) -> None:
+    """Leave only the weights ``trainable`` names trainable in ``backbone``; never unfreeze.
+
+    ``all`` changes nothing; ``biases`` keeps every bias (BitFit, Ben Zaken et al.
+    2022); ``top-N`` freezes the embeddings and every layer below the last N, and
+    keeps what follows them (a final norm, a pooler) as it was.
+    """
+    if trainable == "all":
+        return
+    if trainable == "biases":
+        for name, param in backbone.named_parameters():
+            if not name.endswith("bias"):
+                param.requires_grad_(False)
+        return
+    found = re.fullmatch(r"top-([1-9][0-9]*)", trainable)
+    if found is None:
+        raise InvalidArgument(f"trainable {trainable!r}: use all, biases or top-N")
+    stack = layer_stack(backbone)
+    if stack is None:
+        raise InvalidArgument(
+            f"--trainable {trainable} needs a model whose layers aimass can find ({LAYOUTS}); "
+            f"a {type(backbone).__name__} is neither: use --trainable biases or all",
+            field="trainable",
+        )
+    keep, total = int(found.group(1)), len(stack.layers)
+    if keep > total:
+        raise InvalidArgument(
+            f"--trainable {trainable}: the base has {total} layers; use top-1 to top-{total} "
+            "(or all)",
+            field="trainable",
+        )
+    # A BERT's embeddings module holds the token, position and type tables and their
+    # norm; a decoder has the token table alone.
+    embeddings: nn.Module = getattr(backbone, "embeddings", None) or backbone.get_input_embeddings()
+    embeddings.requires_grad_(False)
+    for layer in stack.layers[: total - keep]:
+        layer.requires_grad_(False)

@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--lora-lr", type=float, default=5e-3)
     parser.add_argument("--lora-dp-lr", type=float, default=5e-3)
     parser.add_argument("--full-dp-lr", type=float, default=5e-4)
+    parser.add_argument("--bitfit-dp-lr", type=float, default=5e-3, help="bitfit-dp-probe's step")
+    parser.add_argument("--top-layers", type=int, default=2, help="top-dp-probe's layers")
     parser.add_argument(
         "--dp-batch-size", type=int, default=64, help="expected batch of the DP runs"
     )
@@ -157,7 +159,9 @@ def main() -> None:
         "--accuracy-only",
         default=",".join(DEFAULT_RUNS),
         help="runs, comma-separated: full, full-dp, full-dp-probe (a private linear probe, "
-        "then DP fine-tuning, one budget), lora, lora-dp, lora-dp-probe",
+        "then DP fine-tuning, one budget), lora, lora-dp, lora-dp-probe, bitfit-dp-probe "
+        "(the same with only the biases training, at --bitfit-dp-lr), top-dp-probe (only "
+        "the last --top-layers layers)",
     )
     parser.add_argument(
         "--accuracy-out",
@@ -290,6 +294,13 @@ def _accuracy_settings(args: argparse.Namespace) -> list[tuple[str, dict, dict |
         ("lora", {**common, **lora, "batch_size": 16, "lr": args.lora_lr}, None),
         ("lora-dp", lora_dp, dp),
         ("lora-dp-probe", {**lora_dp, **probe}, dp),
+        # Fewer weights, less noise in all: every bias (BitFit), or the top layers.
+        (
+            "bitfit-dp-probe",
+            {**full_dp, **probe, "trainable": "biases", "lr": args.bitfit_dp_lr},
+            dp,
+        ),
+        ("top-dp-probe", {**full_dp, **probe, "trainable": f"top-{args.top_layers}"}, dp),
     ]
 
 
@@ -341,6 +352,8 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
         f"epsilon {args.accuracy_epsilon:g}"
     )
     pairs = [(k, f"{k}-dp{p}") for k in ("full", "lora") for p in ("", "-probe")]
+    # A subset of the weights answers to the same non-private model: every weight.
+    pairs += [("full", "bitfit-dp-probe"), ("full", "top-dp-probe")]
     for kind, dp_kind in pairs:
         if kind not in runs or dp_kind not in runs:
             continue

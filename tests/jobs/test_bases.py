@@ -27,11 +27,11 @@ def test_bad_sources_and_names(workspace, tiny_bert_dir, tmp_path):
         workspace.bases.import_(str(tmp_path / "empty"))
 
 
-def test_shrink_registers_a_smaller_base_with_the_sources_terms(workspace, tiny_bert_dir):
+def _licensed_base(workspace, tiny_bert_dir):
+    """The tiny BERT imported as base 'licensed', its weights for research only."""
     from aimass.jobs.bases import import_base
-    from aimass.models.hf import load_pretrained
 
-    source, _ = import_base(
+    base, _ = import_base(
         str(tiny_bert_dir),
         store=workspace.store,
         artifacts=workspace.artifacts,
@@ -43,6 +43,13 @@ def test_shrink_registers_a_smaller_base_with_the_sources_terms(workspace, tiny_
             "commercial_use": False,
         },
     )
+    return base
+
+
+def test_shrink_registers_a_smaller_base_with_the_sources_terms(workspace, tiny_bert_dir):
+    from aimass.models.hf import load_pretrained
+
+    source = _licensed_base(workspace, tiny_bert_dir)
     small, created = workspace.bases.shrink(
         "licensed", name="licensed-l1", layers=1, intermediate_size=16
     )
@@ -75,21 +82,9 @@ def test_shrink_refuses_before_writing(workspace, tiny_bert_dir):
 
 def test_a_base_from_a_model_keeps_its_bases_terms(workspace, tiny_bert_dir, sentiment_file):
     """A model fine-tuned from non-commercial weights, registered as a base, stays so."""
-    from aimass.jobs.bases import import_base
     from aimass.jobs.train import TrainSpec
 
-    import_base(
-        str(tiny_bert_dir),
-        store=workspace.store,
-        artifacts=workspace.artifacts,
-        project="default",
-        name="licensed",
-        provenance_override={
-            "source": "directory",
-            "license": "research only",
-            "commercial_use": False,
-        },
-    )
+    _licensed_base(workspace, tiny_bert_dir)
     workspace.datasets.import_file(sentiment_file, name="s")
     workspace.jobs.train(TrainSpec(dataset="s", base="licensed", model="m", config={"epochs": 1}))
     base, created = workspace.bases.from_model("m@1", name="from-m")

@@ -86,6 +86,11 @@ def test_bad_choices_are_refused(config, message):
         TrainConfig(**{"mode": "finetune", **config}).resolved(modes=("features", "finetune"))
 
 
+def test_a_choice_of_weights_implies_fine_tuning():
+    resolved = TrainConfig(trainable="top-2").resolved(modes=("features", "finetune"))
+    assert resolved.mode == "finetune"
+
+
 def test_all_keeps_the_config_digest():
     assert "trainable" not in TrainConfig(mode="finetune").resolved().to_dict()
     chosen = TrainConfig(mode="finetune", trainable="biases").resolved().to_dict()

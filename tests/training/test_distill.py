@@ -12,7 +12,13 @@ from aimass.errors import InvalidArgument, NotFound
 from aimass.jobs.train import TrainSpec
 from aimass.serving.predictor import load_predictor
 from aimass.training.config import TrainConfig
-from aimass.training.distill import NO_LABEL, distillation_loss
+from aimass.training.distill import (
+    NO_LABEL,
+    SPEED_ROUNDS,
+    SPEED_ROWS,
+    distillation_loss,
+    timed_against_teacher,
+)
 from tests.conftest import (
     import_few_and_pool,
     make_tiny_bert,
@@ -85,6 +91,9 @@ def test_lineage_records_the_pinned_teacher_and_settings(ws, students):
     assert record["labelled_rows"] == distilled.metrics["training"]["train_rows"]
     for key in ("teacher_accuracy", "student_accuracy", "agreement", "speed_ratio"):
         assert key in record
+    # Both timed on the same test rows, in interleaved rounds, after the student trained.
+    assert record["speed_rows"] == min(SPEED_ROWS, record["test_rows"])
+    assert record["speed_rounds"] == SPEED_ROUNDS
     manifest = json.loads((ws.artifacts.resolve(distilled.uri) / "aimass.json").read_text())
     assert manifest["provenance"]["teacher"] == "m@1"
     # A run without a teacher keeps the config (and digest) it always had.
@@ -329,3 +338,15 @@ def test_cli_distills_a_regressor_and_refuses_a_temperature_for_it(ws, monkeypat
     assert result.exit_code == 0, result.output
     assert "distilled from r@1 (alpha 0.5;" in result.output
     assert "test RMSE: student" in result.output and "correlation with the teacher" in result.output
+
+
+def test_teacher_and_student_are_timed_in_alternating_rounds():
+    calls = []
+
+    def runner(name):
+        return lambda texts: calls.append((name, len(texts)))
+
+    timed = timed_against_teacher(runner("t"), runner("s"), ["a"] * 20, rounds=3)
+    assert calls == [("t", 8), ("s", 8)] + [(n, 20) for n in ("t", "s", "s", "t", "t", "s")]
+    assert (timed["speed_rows"], timed["speed_rounds"]) == (20, 3)
+    assert timed["speed_ratio"] > 0 and timed["student_rows_per_second"] > 0

@@ -23,7 +23,6 @@ rows and the transfer set; the teacher must have the student's hidden size.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +249,30 @@ def _scorer(
     return lambda texts: predictor.scores(texts, batch_size=_TEACHER_BATCH)[:, columns]
 
 
+def _reloading_scorer(
+    ctx: JobContext, teacher: Teacher, classes: list[str]
+) -> Callable[[list[str]], Any]:
+    """The teacher as ``_scorer`` makes it, loaded again on the first call: the student
+    is timed beside it after training, and the teacher need not stay in memory until then."""
+    loaded: list[Callable[[list[str]], Any]] = []
+
+    def scores(texts: list[str]) -> Any:
+        if not loaded:
+            loaded.append(_scorer(ctx, teacher, classes, _predictor(ctx, teacher)))
+        return loaded[0](texts)
+
+    return scores
+
+
+def _predictor(ctx: JobContext, teacher: Teacher) -> Any:
+    """A model teacher's loaded predictor; ``None`` for a pipeline (``_scorer`` runs it)."""
+    from aimass.serving.predictor import load_predictor
+
+    if teacher.pipeline is not None:
+        return None
+    return load_predictor(ctx.artifacts.resolve(teacher.models[0].uri), device=ctx.settings.device)
+
+
 def _teacher_states(
     teacher: Teacher,
     predictor: Any,
@@ -309,20 +332,13 @@ def soft_targets(
     """Run the teacher once over the training rows, the transfer set and the test split
     (and, with ``match_hidden``, again for its hidden states: ``student_dir`` is the
     student's base, whose layers are mapped to the teacher's)."""
-    from aimass.serving.predictor import load_predictor
     from aimass.training.distill import SoftTargets
 
     assert config.teacher is not None
     assert config.distill_alpha is not None
     teacher = find_teacher(ctx.store, ctx.job.project, config.teacher)
     classes = [str(c) for c in dataset.stats.get("classes") or []]
-    predictor: Any = (
-        None
-        if teacher.pipeline is not None
-        else load_predictor(
-            ctx.artifacts.resolve(teacher.models[0].uri), device=ctx.settings.device
-        )
-    )
+    predictor = _predictor(ctx, teacher)
     score = _scorer(ctx, teacher, classes, predictor)
     width = len(classes) if teacher.task == "classification" else 1
     transfer: list[str] = []
@@ -343,13 +359,7 @@ def soft_targets(
         "teacher %s labels %d rows (soft targets) before the student trains", teacher.ref, total
     )
     callbacks.on_phase(f"teacher {teacher.ref} labelling", total)
-    said: dict[str, Any] = {}
-    seconds = 0.0
-    for name, rows in texts.items():
-        started = time.perf_counter()
-        said[name] = _scores(score, width, rows, callbacks)
-        seconds = time.perf_counter() - started  # the last, the test split, is the timed one
-    tested = len(texts["test"])
+    said = {name: _scores(score, width, rows, callbacks) for name, rows in texts.items()}
     return SoftTargets(
         teacher=teacher.ref,
         teacher_digest=teacher.digest,
@@ -359,7 +369,7 @@ def soft_targets(
         transfer_texts=transfer,
         transfer=said["transfer"],
         test=said["test"],
-        teacher_rows_per_second=tested / seconds if tested and seconds > 0 else None,
+        teacher_scores=_reloading_scorer(ctx, teacher, classes),
         transfer_set=transfer_ref,
         teacher_privacy=teacher.privacy,
         task=teacher.task,

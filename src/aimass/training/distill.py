@@ -34,7 +34,9 @@ from the same forward pass as its outputs (``SequenceModel.forward_with_layers``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,8 @@ from aimass.training.private import LossFunction
 
 __all__ = [
     "NO_LABEL",
+    "SPEED_ROUNDS",
+    "SPEED_ROWS",
     "SoftTargets",
     "distillation_loss",
     "distillation_report",
@@ -54,6 +58,7 @@ __all__ = [
     "pack_targets",
     "regression_distillation_loss",
     "student_loss",
+    "timed_against_teacher",
 ]
 
 # The label column of a transfer row, which has only the teacher's soft target.
@@ -76,7 +81,8 @@ class SoftTargets:
         transfer_texts: Extra rows without labels (the transfer set).
         transfer: (M, C) teacher probabilities (or values) of those rows.
         test: (K, C) teacher probabilities (or values) of the test split.
-        teacher_rows_per_second: The teacher's predictions/s on the test split.
+        teacher_scores: The teacher again, for timing it beside the student once the
+            student has trained: texts → its outputs (loaded when first called).
         transfer_set: ``NAME@VERSION`` of the transfer set, if any.
         teacher_privacy: The teacher's own DP record, if it was trained privately.
         task: ``classification`` or ``regression``.
@@ -95,7 +101,7 @@ class SoftTargets:
     transfer_texts: list[str]
     transfer: np.ndarray
     test: np.ndarray
-    teacher_rows_per_second: float | None = None
+    teacher_scores: Callable[[list[str]], Any] | None = None
     transfer_set: str | None = None
     teacher_privacy: dict[str, Any] | None = None
     task: str = "classification"
@@ -255,7 +261,8 @@ def distillation_report(
     student_test: torch.Tensor,
     test_labels: torch.Tensor,
     train_rows: int,
-    student_rows_per_second: float | None,
+    student: Callable[[list[str]], Any],
+    test_texts: Sequence[str],
 ) -> dict[str, Any]:
     """The ``distillation`` block of the student's metrics: teacher, settings, and the
     student's quality, agreement and speed relative to the teacher on the test split.
@@ -263,7 +270,8 @@ def distillation_report(
     ``student_test`` and ``test_labels`` are a classifier's logits and class indices,
     or a regressor's predicted and true values in the labels' units: quality is then
     RMSE (``rmse_ratio`` is student ÷ teacher, lower is better) and agreement the
-    correlation of the student's values with the teacher's.
+    correlation of the student's values with the teacher's. ``student`` (texts →
+    outputs) is timed beside the teacher on up to ``SPEED_ROWS`` of ``test_texts``.
     """
     report: dict[str, Any] = {
         "teacher": soft.teacher,
@@ -297,14 +305,49 @@ def distillation_report(
             accuracy_ratio=student_acc / teacher_acc if teacher_acc else None,
             agreement=_accuracy(student_pred, teacher_pred),
         )
-    teacher_speed = soft.teacher_rows_per_second
-    if teacher_speed and student_rows_per_second:
-        report.update(
-            teacher_rows_per_second=round(teacher_speed, 2),
-            student_rows_per_second=round(student_rows_per_second, 2),
-            speed_ratio=round(student_rows_per_second / teacher_speed, 3),
-        )
+    if soft.teacher_scores is not None and len(test_texts):
+        texts = list(test_texts[:SPEED_ROWS])
+        report.update(timed_against_teacher(soft.teacher_scores, student, texts))
     return report
+
+
+SPEED_ROWS = 512  # test rows each model predicts per timing round
+SPEED_ROUNDS = 3
+
+
+def timed_against_teacher(
+    teacher: Callable[[list[str]], Any],
+    student: Callable[[list[str]], Any],
+    texts: list[str],
+    *,
+    rounds: int = SPEED_ROUNDS,
+) -> dict[str, Any]:
+    """Predictions/s of teacher and student on the same ``texts``, in interleaved rounds.
+
+    Each round times both once, in an order that alternates, so that a change in the
+    machine's load (other work on shared cores) falls on both alike instead of on
+    whichever ran during it; timing the teacher while it labelled the data, minutes
+    before the student, made the ratio follow the load of those two moments. A
+    warm-up call of each comes first. Speeds are medians of the rounds; the ratio is
+    the median of the per-round ratios.
+    """
+    runners = {"teacher": teacher, "student": student}
+    for run in runners.values():
+        run(texts[:8])
+    seconds: dict[str, list[float]] = {"teacher": [], "student": []}
+    for round_ in range(rounds):
+        for name in ("teacher", "student") if round_ % 2 == 0 else ("student", "teacher"):
+            started = time.perf_counter()
+            runners[name](texts)
+            seconds[name].append(max(time.perf_counter() - started, 1e-9))
+    ratios = [t / s for t, s in zip(seconds["teacher"], seconds["student"], strict=True)]
+    return {
+        "teacher_rows_per_second": round(len(texts) / statistics.median(seconds["teacher"]), 2),
+        "student_rows_per_second": round(len(texts) / statistics.median(seconds["student"]), 2),
+        "speed_ratio": round(statistics.median(ratios), 3),
+        "speed_rows": len(texts),
+        "speed_rounds": rounds,
+    }
 
 
 def _regression_quality(

@@ -89,6 +89,9 @@ def test_a_bert_classifier_imports_and_predicts_exactly_as_transformers(ws, hf_d
     card = ws.models.card("hfc")
     assert "Imported from a Hugging Face `BertForSequenceClassification`" in card
     assert ws.models.import_(str(hf_dir), name="hfc") == (ws.models.get("hfc@1"), False)
+    # An imported model names no base, and still becomes one.
+    base, _ = ws.bases.from_model("hfc@1", name="hfc-base")
+    assert base.provenance["model"] == "hfc@1" and "license" not in base.provenance
 
 
 def test_a_decoder_classifier_imports_with_last_token_pooling(ws, tmp_path):

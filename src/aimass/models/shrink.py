@@ -6,8 +6,7 @@ initialises its six layers from every other one of BERT's twelve. ``shrink``
 keeps chosen layers of an encoder or a decoder and, optionally, the most
 important neurons of each kept layer's feed-forward block (structured pruning
 by weight magnitude: a neuron's importance is the product of the norms of the
-weights into and out of it, as in magnitude-based structured pruning of
-transformers, e.g. Michel et al. 2019 for heads). The feed-forward block holds
+weights into and out of it; no data is needed to choose). The feed-forward block holds
 two thirds of a BERT layer's multiply-adds, so halving its width makes a
 layer about 1.5x cheaper; a student still needs training (``aimass distill``)
 to recover from the cut.

@@ -47,7 +47,9 @@ class BaseService(Service):
         from aimass.jobs.bases import import_base, inherited_terms
 
         version = self._ws.models.get(ref, project=project)
-        trained_from = self.get(version.lineage.base, project=project)
+        # An imported model names no base (its source's terms are the importer's to know).
+        base = version.lineage.base
+        terms = inherited_terms(self.get(base, project=project)) if base else {}
         return import_base(
             str(self.artifacts.resolve(version.uri)),
             store=self.store,
@@ -60,7 +62,7 @@ class BaseService(Service):
                 "model_digest": version.digest,
                 "task": version.task,
                 "description": f"{version.task} model {version.ref} (task head dropped)",
-                **inherited_terms(trained_from),
+                **terms,
             },
         )
 

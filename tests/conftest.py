@@ -125,23 +125,39 @@ def tiny_vocab() -> list[str]:
     return SPECIAL + POSITIVE + NEGATIVE + FILLER + letters
 
 
-def make_tiny_bert(directory: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
-    """Save a random BERT (2 layers, hidden 32 unless told) with a matching tokenizer."""
+def tiny_bert_model(
+    *,
+    vocab_size: int,
+    layers: int = 2,
+    hidden: int = 32,
+    intermediate: int | None = None,
+    max_positions: int = 64,
+    seed: int = 0,
+):
+    """A random ``BertModel`` with two heads (feed-forward twice the width unless told)."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
-    vocab = tiny_vocab()
     config = BertConfig(
-        vocab_size=len(vocab),
+        vocab_size=vocab_size,
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=64,
+        intermediate_size=intermediate or 2 * hidden,
+        max_position_embeddings=max_positions,
     )
+    return BertModel(config)
+
+
+def make_tiny_bert(directory: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
+    """Save a random BERT (2 layers, hidden 32 unless told) with a matching tokenizer."""
+    from transformers import BertTokenizer
+
+    vocab = tiny_vocab()
+    model = tiny_bert_model(vocab_size=len(vocab), layers=layers, hidden=hidden, seed=seed)
     directory.mkdir(parents=True, exist_ok=True)
-    BertModel(config).save_pretrained(str(directory), safe_serialization=True)
+    model.save_pretrained(str(directory), safe_serialization=True)
     BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(directory))
     return directory
 

@@ -5,7 +5,6 @@ import torch
 from transformers import (
     BartConfig,
     BartModel,
-    BertConfig,
     BertModel,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -13,19 +12,13 @@ from transformers import (
 
 from aimass.errors import InvalidArgument
 from aimass.models.shrink import layer_indices, shrink
+from tests.conftest import tiny_bert_model
 
 
 def _bert(layers=4, width=64):
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=width,
-        max_position_embeddings=32,
-    )
-    return BertModel(config).eval()
+    return tiny_bert_model(
+        vocab_size=50, layers=layers, hidden=16, intermediate=width, max_positions=32
+    ).eval()
 
 
 def _outputs(model, ids):

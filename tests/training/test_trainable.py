@@ -3,28 +3,19 @@
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel
+from transformers import LlamaConfig, LlamaModel
 
 from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
 from aimass.models.layers import restrict_trainable
 from aimass.training.config import TrainConfig
-from tests.conftest import sentiment_rows, write_jsonl
+from tests.conftest import sentiment_rows, tiny_bert_model, write_jsonl
 
 FINETUNE = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 32}
 
 
 def _bert():
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    return BertModel(config)
+    return tiny_bert_model(vocab_size=40, layers=3, hidden=16, max_positions=32)
 
 
 def _trained(model):

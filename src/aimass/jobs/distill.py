@@ -22,6 +22,7 @@ rows and the transfer set; the teacher must have the student's hidden size.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -254,14 +255,12 @@ def _reloading_scorer(
 ) -> Callable[[list[str]], Any]:
     """The teacher as ``_scorer`` makes it, loaded again on the first call: the student
     is timed beside it after training, and the teacher need not stay in memory until then."""
-    loaded: list[Callable[[list[str]], Any]] = []
 
-    def scores(texts: list[str]) -> Any:
-        if not loaded:
-            loaded.append(_scorer(ctx, teacher, classes, _predictor(ctx, teacher)))
-        return loaded[0](texts)
+    @functools.cache
+    def load() -> Callable[[list[str]], Any]:
+        return _scorer(ctx, teacher, classes, _predictor(ctx, teacher))
 
-    return scores
+    return lambda texts: load()(texts)
 
 
 def _predictor(ctx: JobContext, teacher: Teacher) -> Any:

@@ -19,10 +19,15 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedModel
 
-__all__ = ["LayerStack", "layer_stack", "restrict_trainable"]
+__all__ = ["TRAINABLE", "LayerStack", "layer_stack", "restrict_trainable"]
 
-LAYOUTS = "BERT-style encoders (BERT, RoBERTa, XLM-R, ELECTRA) and Llama-style decoders "
-LAYOUTS += "(Llama, SmolLM2, Qwen2, Gemma-3)"
+LAYOUTS = (
+    "BERT-style encoders (BERT, RoBERTa, XLM-R, ELECTRA) and Llama-style decoders "
+    "(Llama, SmolLM2, Qwen2, Gemma-3)"
+)
+
+TRAINABLE = re.compile(r"all|biases|top-([1-9][0-9]{0,3})")
+"""The values of ``--trainable``; the group is top-N's N."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,8 @@ def restrict_trainable(backbone: PreTrainedModel, trainable: str) -> None:
             if not name.endswith("bias"):
                 param.requires_grad_(False)
         return
-    found = re.fullmatch(r"top-([1-9][0-9]*)", trainable)
-    if found is None:
+    found = TRAINABLE.fullmatch(trainable)
+    if found is None or found.group(1) is None:
         raise InvalidArgument(f"trainable {trainable!r}: use all, biases or top-N")
     stack = layer_stack(backbone)
     if stack is None:

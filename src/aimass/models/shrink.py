@@ -102,21 +102,20 @@ def _prune_feed_forward(layer: Any, layout: str, width: int) -> None:
     """
     import torch
 
+    # (module, attribute) of the linears into the neurons and of the one out of them.
     if layout == "encoder":
-        into, out_of = layer.intermediate.dense, layer.output.dense
-        score = into.weight.norm(dim=1)
+        into = [(layer.intermediate, "dense")]
+        out_of = (layer.output, "dense")
     else:
-        into, out_of = layer.mlp.up_proj, layer.mlp.down_proj
-        score = into.weight.norm(dim=1) * layer.mlp.gate_proj.weight.norm(dim=1)
-    score = score * out_of.weight.norm(dim=0)
+        into = [(layer.mlp, "gate_proj"), (layer.mlp, "up_proj")]
+        out_of = (layer.mlp, "down_proj")
+    score = getattr(*out_of).weight.norm(dim=0)
+    for pair in into:
+        score = score * getattr(*pair).weight.norm(dim=1)
     index = torch.topk(score, width).indices.sort().values
-    if layout == "encoder":
-        layer.intermediate.dense = _keep_rows(into, index)
-        layer.output.dense = _keep_columns(out_of, index)
-    else:
-        layer.mlp.gate_proj = _keep_rows(layer.mlp.gate_proj, index)
-        layer.mlp.up_proj = _keep_rows(into, index)
-        layer.mlp.down_proj = _keep_columns(out_of, index)
+    for module, name in into:
+        setattr(module, name, _keep_rows(getattr(module, name), index))
+    setattr(out_of[0], out_of[1], _keep_columns(getattr(*out_of), index))
     if layout == "decoder" and hasattr(layer.mlp, "intermediate_size"):
         layer.mlp.intermediate_size = width
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from aimass.errors import InvalidArgument
+from aimass.models.layers import TRAINABLE
 from aimass.training.distill_options import (
     DISTILL_DEFAULTS,
     DISTILL_FIELDS,
@@ -321,7 +321,7 @@ class TrainConfig:
 
     def _validate_trainable(self) -> None:
         value = self.trainable
-        if not isinstance(value, str) or not re.fullmatch(r"all|biases|top-[1-9][0-9]{0,3}", value):
+        if not isinstance(value, str) or not TRAINABLE.fullmatch(value):
             raise InvalidArgument(
                 f"--trainable {value!r}: use all, biases or top-N (the last N layers, e.g. top-2)",
                 field="trainable",

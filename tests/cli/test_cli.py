@@ -92,7 +92,7 @@ def test_full_flow(home):
 
 
 def test_predict_from_a_file(home, tmp_path):
-    run(
+    trained = run_json(
         "train",
         "--dataset",
         "reviews",
@@ -108,7 +108,15 @@ def test_predict_from_a_file(home, tmp_path):
         "0.001",
         "--batch-size",
         "16",
+        "--eval-steps",
+        "4",
+        "--patience",
+        "9",
     )
+    # 160 training rows, 10 steps an epoch: evaluated every 4th step and at each epoch's end
+    assert [h["step"] for h in trained["metrics"]["history"]] == [4, 8, 10, 12, 16, 20]
+    assert trained["lineage"]["config"]["eval_steps"] == 4
+    assert trained["lineage"]["config"]["patience"] == 9
     texts = tmp_path / "in.txt"
     texts.write_text("good great film\n\nbad awful movie\n")
     preds = run_json("predict", "m", "--file", texts)

@@ -22,7 +22,7 @@ from aimass.cli._common import (
     emit_json,
     fmt_metric,
 )
-from aimass.cli.train import _config, _print_result
+from aimass.cli.train import EvalStepsOpt, PatienceOpt, _config, _print_result
 from aimass.errors import InvalidArgument
 from aimass.schemas import ModelVersionOut
 
@@ -120,6 +120,8 @@ def distill(
         int | None, typer.Option(help="Use a seeded sample of at most N labelled rows.")
     ] = None,
     max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
+    eval_steps: EvalStepsOpt = None,
+    patience: PatienceOpt = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
     reuse: Annotated[
@@ -157,6 +159,8 @@ def distill(
         batch_size=batch_size,
         max_train_rows=max_train_rows,
         max_length=max_length,
+        eval_steps=eval_steps,
+        patience=patience,
         seed=seed,
         teacher=teacher,
         temperature=temperature,

@@ -47,6 +47,23 @@ def _print_result(version: ModelVersionOut) -> None:
     )
 
 
+# Options that aimass train and aimass distill share.
+EvalStepsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Also evaluate every N steps within an epoch and keep the best weights "
+        "(default 0: after each epoch only)."
+    ),
+]
+PatienceOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop after N evaluations without improvement (0 = never; default 5 in "
+        "features mode, 0 in finetune)."
+    ),
+]
+
+
 def _config(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
@@ -170,6 +187,8 @@ def train(
             "biases (BitFit) or top-N (the last N layers)."
         ),
     ] = None,
+    eval_steps: EvalStepsOpt = None,
+    patience: PatienceOpt = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
     workers: Annotated[
         int | None,
@@ -242,6 +261,8 @@ def train(
         probe_epochs=probe_epochs,
         probe_lr=probe_lr,
         trainable=trainable,
+        eval_steps=eval_steps,
+        patience=patience,
     )
     dp_options = _config(
         target_epsilon=target_epsilon,

@@ -95,6 +95,9 @@ class TrainConfig:
             ``[6]`` for one middle layer of a 12-block decoder, ``[-1, -4]``).
         dropout: Dropout before the head.
         patience: Stop after this many evaluations without improvement (0 = never).
+        eval_steps: Also evaluate on the validation split every N optimizer steps
+            within an epoch (0 = after each epoch only); the best evaluation's
+            weights are kept, and ``patience`` counts these evaluations too.
         seed: Seeds weights init, shuffling and dropout: same seed, same model.
         options: Task-specific options (validated by the task).
         lora_rank: Rank of LoRA adapters (``finetune`` mode only; 0 = off): the
@@ -157,6 +160,7 @@ class TrainConfig:
     layers: list[int] | None = None
     dropout: float = 0.1
     patience: int | None = None
+    eval_steps: int = 0
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     lora_rank: int = 0
@@ -238,6 +242,7 @@ class TrainConfig:
             ("grad_clip", self.grad_clip >= 0),
             ("dropout", 0 <= self.dropout < 1),
             ("patience", self.patience is not None and self.patience >= 0),
+            ("eval_steps", _whole(self.eval_steps) and self.eval_steps >= 0),
             ("grad_accum", 1 <= self.grad_accum <= 4096),
             ("max_train_rows", self.max_train_rows is None or self.max_train_rows >= 1),
             ("layers", self.layers is None or _int_list(self.layers)),
@@ -353,8 +358,10 @@ class TrainConfig:
         """Plain data (for lineage and job specs).
 
         Without LoRA the ``lora_*`` fields are left out, ``workers`` with one
-        worker and the distillation fields without a teacher, so a run's config
-        digest stays what it was before they existed (``--reuse`` still finds it).
+        worker, the distillation fields without a teacher, and the others at the
+        value that means "off" (``probe_epochs``, ``trainable``, ``eval_steps``), so a
+        run's config digest stays what it was before they existed (``--reuse``
+        still finds it).
         """
         data = asdict(self)
         if self.teacher is None:
@@ -372,6 +379,8 @@ class TrainConfig:
             data.pop("probe_lr")
         if self.trainable == "all":
             data.pop("trainable")
+        if not self.eval_steps:
+            data.pop("eval_steps")
         return data
 
     @classmethod
@@ -386,6 +395,11 @@ class TrainConfig:
         return cls(**data)
 
 
+def _whole(value: Any) -> bool:
+    """An int that is not a bool (JSON ``true`` is not a step count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _name_list(value: Any) -> bool:
     """A non-empty list of distinct non-empty strings (layer names)."""
     items = list(value) if isinstance(value, (list, tuple)) else []
@@ -396,7 +410,7 @@ def _name_list(value: Any) -> bool:
 def _int_list(value: Any) -> bool:
     """A non-empty list of distinct integers (layer indices)."""
     items = list(value) if isinstance(value, (list, tuple)) else []
-    ints = all(isinstance(i, int) and not isinstance(i, bool) for i in items)
+    ints = all(_whole(i) for i in items)
     return bool(items) and ints and len(set(items)) == len(items)
 
 

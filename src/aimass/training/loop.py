@@ -141,9 +141,10 @@ def fit(
         batches: ``epoch -> batches`` (re-shuffled per epoch by the caller); with
             ``config.grad_accum`` > 1, that many consecutive batches make one step.
         loss_fn: ``batch -> scalar loss``; the forward pass lives here.
-        evaluate: Validation metrics of the current weights.
+        evaluate: Validation metrics of the current weights, called after every
+            epoch and, with ``config.eval_steps``, every that many steps within one.
         config: A resolved :class:`TrainConfig`.
-        metric: The validation metric that selects the best epoch.
+        metric: The validation metric that selects the best weights.
         greater_is_better: Direction of ``metric``.
         callbacks: Progress, logging, cancellation.
         optimizer: Defaults to AdamW over ``param_groups(module)``.
@@ -204,6 +205,25 @@ def fit(
     # The weights kept if no epoch beats them: the start (after rank 0's broadcast).
     best_weights = resumed.best if resumed is not None else _snapshot(module)
     chief = parallel is None or parallel.chief
+
+    def validate(epoch: int) -> None:
+        """6-7. Evaluate on the validation split, keep the best weights, count patience."""
+        nonlocal best_value, best_weights, stale, stopped_early
+        module.eval()
+        metrics = evaluate() if chief else {}
+        value = float(metrics[metric]) if chief else math.nan
+        if parallel is not None:  # rank 0's score decides for every rank
+            value = parallel.broadcast_value(value, device=trainable[0].device)
+        state.history.append({"epoch": epoch + 1, "step": state.step, **metrics})
+        callbacks.on_eval(state, metrics)
+        if _improved(value, best_value, greater_is_better) and math.isfinite(value):
+            best_value, stale = value, 0
+            best_weights = _snapshot(module)
+            state.best = {"epoch": epoch + 1, "step": state.step, **metrics}
+        else:
+            stale += 1
+            stopped_early = bool(config.patience and stale >= config.patience)
+
     callbacks.on_train_start(state)
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -212,6 +232,7 @@ def fit(
             state.epoch = epoch
             module.train()
             started = time.perf_counter()
+            epoch_end = steps_per_epoch * (epoch + 1)
             for group_batches in _grouped(batches(epoch), accum):
                 # 1. learning rate for this step (warm-up, then linear decay)
                 state.lr = config.lr * lr_multiplier(state.step, total, warmup)
@@ -244,23 +265,19 @@ def fit(
                 state.step += 1
                 state.loss = step_loss
                 callbacks.on_step_end(state)
+                # 6-7 within the epoch, every eval_steps steps (the epoch's end has its own)
+                every = config.eval_steps
+                if every and state.step % every == 0 and state.step < epoch_end:
+                    paused = time.perf_counter()
+                    validate(epoch)
+                    started += time.perf_counter() - paused  # evaluation is not training time
+                    if stopped_early:
+                        break
+                    module.train()
             train_seconds += time.perf_counter() - started
-            # 6. evaluate on the validation split
-            module.eval()
-            metrics = evaluate() if chief else {}
-            value = float(metrics[metric]) if chief else math.nan
-            if parallel is not None:  # rank 0's score decides for every rank
-                value = parallel.broadcast_value(value, device=trainable[0].device)
-            state.history.append({"epoch": epoch + 1, "step": state.step, **metrics})
-            callbacks.on_eval(state, metrics)
-            # 7. keep the best weights; stop when patience runs out
-            if _improved(value, best_value, greater_is_better) and math.isfinite(value):
-                best_value, stale = value, 0
-                best_weights = _snapshot(module)
-                state.best = {"epoch": epoch + 1, **metrics}
-            else:
-                stale += 1
-                stopped_early = bool(config.patience and stale >= config.patience)
+            # 6-7. evaluate, keep the best weights, stop when patience runs out
+            if not stopped_early:
+                validate(epoch)
             # 8. checkpoint: a crash from here on resumes at the next epoch
             if checkpoint is not None and chief:
                 checkpoint.save(

@@ -80,7 +80,8 @@ class TrainOutcome:
         architecture: ``model_type`` of the model.
         family: ``encoder``, ``decoder`` or ``encoder-decoder``.
         metrics: ``{"validation": {...}, "test": {...}, "training": {...}}``.
-        history: Per-epoch validation metrics.
+        history: Validation metrics of every evaluation (each epoch, and every
+            ``eval_steps`` steps), with its epoch and step.
         privacy: The privacy record of a differentially private run, else ``None``.
         generation_config: ``generation_config.json`` content (models that generate).
         adapters: LoRA adapter weights (and the head), saved beside the merged

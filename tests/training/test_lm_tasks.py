@@ -46,12 +46,6 @@ def test_whole_word_masking_option_is_recorded(lm_ready):
     assert bundle.task_config["whole_word_mask"] is True
 
 
-def test_unknown_masked_lm_option(lm_ready):
-    with pytest.raises(InvalidArgument, match="whole_word_mask"):
-        train(lm_ready, "text", "bert", "masked-lm", epochs=1, options={"wwm": True})
-    assert lm_ready.store.registry.list_models("default") == []
-
-
 def test_token_classification_learns_entities(lm_ready, tmp_path):
     version = train(lm_ready, "ner", "bert", "token-classification", epochs=4, lr=3e-3)
     assert loss_fell(version)
@@ -161,3 +155,60 @@ def test_masked_lm_continues_an_encoder_base_without_a_head(workspace, tiny_bert
 
     with safe_open(workspace.artifacts.resolve(version.uri) / "model.safetensors", "pt") as f:
         assert any(k.startswith("cls.predictions") for k in f.keys())  # noqa: SIM118 (safe_open has no __iter__)  # the new MLM head
+
+
+def test_causal_lm_packs_text_rows_into_blocks(lm_ready):
+    rows = train(lm_ready, "text", "llama", "causal-lm", epochs=1, max_length=64)
+    packed = lm_ready.jobs.train(
+        TrainSpec(
+            dataset="text",
+            base="llama",
+            model="packed",
+            config={
+                "task": "causal-lm",
+                "epochs": 8,
+                "lr": 3e-3,
+                "max_length": 64,
+                "options": {"pack": True},
+            },
+        )
+    )
+    # short rows end to end in blocks of 64 tokens: far fewer examples than rows
+    per_epoch = packed.metrics["training"]["steps"] / 8
+    assert per_epoch * 3 < rows.metrics["training"]["steps"]
+    assert loss_fell(packed, factor=0.7)
+    assert packed.lineage.config["options"] == {"pack": True}
+
+
+def test_packing_joins_rows_and_cuts_blocks():
+    from aimass.training.causal_lm import _packed
+
+    blocks = _packed([[1, 2, 3], [4, 5], [6]], 4)
+    assert [b["input_ids"] for b in blocks] == [[1, 2, 3, 4], [5, 6]]
+    assert all(b["labels"] == b["input_ids"] for b in blocks)
+    assert [b["input_ids"] for b in _packed([[1, 2, 3, 4, 5]], 4)] == [[1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "base", "task", "options", "privacy", "match"),
+    [
+        ("text", "bert", "masked-lm", {"wwm": True}, None, "its options: mask_probability"),
+        ("text", "llama", "causal-lm", {"pack": "yes"}, None, "use true or false"),
+        ("pairs", "llama", "causal-lm", {"pack": True}, None, "kind 'pairs'"),
+        ("text", "llama", "causal-lm", {"pack": True}, {"target_epsilon": 8}, "with --dp"),
+        ("pairs", "bart", "seq2seq", {"pack": True}, None, "its options: none"),
+    ],
+)
+def test_task_options_are_checked_before_training(
+    lm_ready, dataset, base, task, options, privacy, match
+):
+    spec = TrainSpec(
+        dataset=dataset,
+        base=base,
+        model="m",
+        config={"task": task, "epochs": 1, "options": options},
+        privacy=privacy,
+    )
+    with pytest.raises(InvalidArgument, match=match):
+        lm_ready.jobs.submit_training(spec)
+    assert lm_ready.store.registry.list_models("default") == []

@@ -117,6 +117,8 @@ def resolve_inputs(
     config = raw.resolved(modes=task.modes, defaults=task.defaults(base.provenance))
     task.check_kind(dataset.schema)
     task.check_dataset(dataset.schema, dataset.stats)
+    kind = getattr(dataset.schema, "kind", "text")
+    task.check_options(config, kind=kind, private=spec.privacy is not None)
     _check_lora(task, config, spec)
     if config.probe_epochs and not task.supports_probe:
         tasks = ", ".join(t.name for t in list_tasks() if t.supports_probe)

@@ -1,7 +1,10 @@
 """Causal-LM training: continued pre-training on text, or instruction tuning on pairs.
 
 * A ``text`` dataset trains on every token of every row (BOS, text, EOS),
-  from scratch or continuing a decoder base.
+  from scratch or continuing a decoder base: one row per example (cut at
+  ``max_length``), or with the option ``pack`` every row end to end, cut into
+  blocks of ``max_length`` tokens (no padding, nothing cut off; a block may
+  span rows, as in Hugging Face's ``run_clm``).
 * A ``pairs`` dataset (``prompt``/``response``) is instruction tuning: the
   prompt is formatted with the tokenizer's chat template when it has one
   (``prompt_format`` ``chat``), else as ``prompt + "\\n"`` (``plain``); the
@@ -18,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aimass.data.tables import SplitData
+from aimass.errors import InvalidArgument
 from aimass.models.generation import (
     SamplingParams,
     complete,
@@ -29,6 +33,9 @@ from aimass.models.generation import (
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
 from aimass.training.tasks import TrainInputs, register_task
+
+if TYPE_CHECKING:
+    from aimass.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -72,9 +79,31 @@ class CausalLMTask(ExampleTask):
     supports_lora = True
     supports_privacy = True
     privacy_unit = "text or prompt/response pair (a dataset row)"
+    options = ("pack",)
 
     def __init__(self) -> None:
         self.prompt_format = "none"
+        self.pack = False
+
+    def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
+        super().check_options(config, kind=kind, private=private)
+        pack = config.options.get("pack", False)
+        if not isinstance(pack, bool):
+            raise InvalidArgument(f"--option pack={pack!r}: use true or false", field="options")
+        if pack and kind != "text":
+            raise InvalidArgument(
+                f"--option pack=true packs the rows of a text dataset; this one is of kind "
+                f"{kind!r}, one prompt/response per example with the loss on the response "
+                "alone: drop the option",
+                field="options",
+            )
+        if pack and private:
+            raise InvalidArgument(
+                "--option pack=true with --dp: DP-SGD protects a dataset row by giving each "
+                "example its own clipped gradient, and a packed block joins several rows; "
+                "drop one of the two",
+                field="options",
+            )
 
     def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
         lr = 1e-3 if scratch_base(base_provenance) else 3e-5
@@ -83,6 +112,7 @@ class CausalLMTask(ExampleTask):
     def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         tokenizer = load_tokenizer(inputs.base_dir)
         model = load_pretrained(inputs.base_dir, family="decoder")
+        self.pack = bool(inputs.config.options.get("pack", False))
         if inputs.schema.kind == "pairs":
             self.prompt_format = "chat" if tokenizer.chat_template else "plain"
         return model, tokenizer
@@ -101,6 +131,8 @@ class CausalLMTask(ExampleTask):
         if split.targets is None:
             eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
             rows = [(encode_prompt(tokenizer, t), eos) for t in split.texts]
+            if self.pack:
+                return _packed([p + r for p, r in rows if p], max_length)
             return [_example(p + r, 0, max_length) for p, r in rows if p]
         examples = []
         for prompt, response in zip(split.texts, split.targets, strict=True):
@@ -129,6 +161,14 @@ class CausalLMTask(ExampleTask):
 
     def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         return {**super().task_config(tokenizer, max_length), "prompt_format": self.prompt_format}
+
+
+def _packed(rows: list[list[int]], block: int) -> list[Example]:
+    """Every row's ids end to end, cut into blocks of ``block`` (the last may be shorter;
+    a lone token has no next token to learn)."""
+    stream = [i for row in rows for i in row]
+    blocks = (stream[start : start + block] for start in range(0, len(stream), block))
+    return [{"input_ids": ids, "labels": list(ids)} for ids in blocks if len(ids) > 1]
 
 
 def _example(ids: list[int], prompt_length: int, max_length: int) -> Example:

@@ -91,6 +91,7 @@ class MaskedLMTask(ExampleTask):
     # With LoRA the masked-LM head trains in full (a base without one gets a new head).
     adapts_backbone = True
     privacy_unit = "text (a dataset row; the first text of a pair under DP)"
+    options = OPTIONS
 
     def __init__(self) -> None:
         self._mask: dict[str, Any] = {}
@@ -99,10 +100,7 @@ class MaskedLMTask(ExampleTask):
         return {**super().defaults(base_provenance), "batch_size": 32}
 
     def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        options = dict(inputs.config.options)
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise InvalidArgument(f"unknown masked-lm options {unknown}; valid: {list(OPTIONS)}")
+        options = dict(inputs.config.options)  # their names are checked (check_options)
         probability = float(options.get("mask_probability", 0.15))
         if not 0 < probability < 1:
             raise InvalidArgument(f"mask_probability={probability} must be between 0 and 1")

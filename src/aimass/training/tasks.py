@@ -117,6 +117,8 @@ class Task(ABC):
             applies to it.
         supports_distillation: Whether it learns from a teacher's soft targets
             (``config.teacher``).
+        options: Names of the task options it takes (``config.options``, the CLI's
+            ``--option KEY=VALUE``); any other is refused.
     """
 
     name: ClassVar[str]
@@ -130,6 +132,7 @@ class Task(ABC):
     modes: ClassVar[tuple[str, ...]] = ("features", "finetune")
     metric: ClassVar[str] = "loss"
     greater_is_better: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()
 
     def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
         """Hyperparameter defaults over the mode's, given the base (e.g. from scratch)."""
@@ -156,6 +159,19 @@ class Task(ABC):
     def check_config(self, config: TrainConfig, *, family: str) -> None:
         """Refuse options that do not suit a base of ``family`` (this default accepts all)."""
         del config, family
+
+    def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
+        """Refuse task options it does not take (a subclass also checks their values
+        against the dataset's ``kind`` and DP)."""
+        del kind, private
+        unknown = sorted(set(config.options) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise InvalidArgument(
+                f"--option {unknown[0]}: task {self.name!r} has no such option (its options: "
+                f"{valid}); drop it",
+                field="options",
+            )
 
     def check_base(self, manifest: Manifest) -> None:
         """Refuse a base model of the wrong family."""

@@ -25,7 +25,11 @@ split:
 * ``m3e-self-distill``: the recommended recipe, then a fresh m3e-small trained
   the same way on the same rows with the first model as its teacher (soft
   targets mixed with the labels: born-again networks, Furlanello et al. 2018);
-  the row is the student's, with the teacher's accuracy beside it.
+  the row is the student's, with the teacher's accuracy beside it;
+* ``m3e-tfidf-ensemble``: the recommended recipe's probabilities averaged with
+  TF-IDF's, ``(1 - w) * model + w * tfidf``, the weight ``w`` (0 to 0.5) chosen
+  on the validation split (whether the two err differently enough to be worth
+  serving together; predictions/s are the model's alone).
 
 Each row prints accuracy, training time and predictions/s (a batch of the test
 texts through ``Workspace.predict``, after one warm-up call).
@@ -37,11 +41,11 @@ texts through ``Workspace.predict``, after one warm-up call).
 (0 rows = the whole split: the test split has 1,741 rows.) ``--set KEY=VALUE``
 overrides one training setting of every aimass recipe in the run (to try a
 variant of the recommended one: a longer ``max_length``, more ``epochs``); the
-result records the config each recipe trained with. With ``--keep DIR`` a
-recipe whose home is already under ``DIR`` reuses the versions trained there
-from identical inputs (its training time is then the version's recorded
-``metrics.training.seconds``, which leaves out the job's start and a teacher's
-labelling, and the row says ``reused``).
+result records the config each recipe trained with. Every recipe trains in one
+home; with ``--keep DIR`` it is ``DIR/home`` and stays, and a recipe run again
+there reuses the versions trained from identical inputs (its training time is
+then the version's recorded ``metrics.training.seconds``, which leaves out the
+job's start and a teacher's labelling, and the row says ``reused``).
 
 Writes ``bench/results/chinese.json`` (or ``--out``).
 """
@@ -88,16 +92,22 @@ def load_rows(args: argparse.Namespace) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def run_tfidf(data: dict[str, list[tuple[str, str]]], _home: Path, _overrides: dict) -> dict:
-    """Character 1-3-gram TF-IDF + logistic regression."""
+def tfidf_model(rows: list[tuple[str, str]]) -> tuple[Any, Any]:
+    """Character 1-3-gram TF-IDF and a logistic regression fitted on ``rows``."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    texts, labels = zip(*data["train"], strict=True)
-    began = time.perf_counter()
+    texts, labels = zip(*rows, strict=True)
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
     classifier = LogisticRegression(max_iter=2000, C=4.0)
     classifier.fit(vectorizer.fit_transform(texts), labels)
+    return vectorizer, classifier
+
+
+def run_tfidf(data: dict[str, list[tuple[str, str]]], _home: Path, _overrides: dict) -> dict:
+    """Character 1-3-gram TF-IDF + logistic regression."""
+    began = time.perf_counter()
+    vectorizer, classifier = tfidf_model(data["train"])
     train_s = time.perf_counter() - began
     test_texts, test_labels = zip(*data["test"], strict=True)
     began = time.perf_counter()
@@ -114,6 +124,55 @@ def run_tfidf(data: dict[str, list[tuple[str, str]]], _home: Path, _overrides: d
 Runner = Callable[[dict, Path, dict], dict]
 
 
+def tfidf_ensemble(
+    workspace: Any, ref: str, data: dict[str, list[tuple[str, str]]], weights: list[float]
+) -> dict:
+    """The model ``ref``'s probabilities averaged with TF-IDF's, ``(1 - w) * model + w *
+    tfidf``, at each weight ``w``; the weight is chosen on the validation split."""
+    import numpy as np
+
+    vectorizer, classifier = tfidf_model(data["train"])
+    classes = [str(c) for c in classifier.classes_]
+    scores: dict[str, dict[float, float]] = {}
+    for split in ("validation", "test"):
+        texts, labels = (list(c) for c in zip(*data[split], strict=True))
+        tfidf = classifier.predict_proba(vectorizer.transform(texts))
+        model = np.array(
+            [
+                [r["probabilities"][c] for c in classes]
+                for start in range(0, len(texts), 256)
+                for r in workspace.serving.predict(ref, texts[start : start + 256])
+            ]
+        )
+        truth = np.array(labels)
+        scores[split] = {
+            w: float((np.array(classes)[((1 - w) * model + w * tfidf).argmax(1)] == truth).mean())
+            for w in weights
+        }
+    chosen = max(weights, key=lambda w: (scores["validation"][w], -w))  # a tie: less TF-IDF
+    return {
+        "accuracy": scores["test"][chosen],
+        "validation_accuracy": scores["validation"][chosen],
+        "tfidf_weight": chosen,
+        "by_tfidf_weight": {str(w): {s: scores[s][w] for s in scores} for w in weights},
+    }
+
+
+def import_rows(workspace: Any, data: dict[str, list[tuple[str, str]]], path: Path) -> Any:
+    """The run's rows as the dataset ``zh`` (the version already there when identical)."""
+    from aimass.data.importer import ImportOptions
+
+    with open(path, "w", encoding="utf-8") as handle:
+        for split, rows in data.items():
+            for text, label in rows:
+                row = {"text": text, "label": label, "split": split}
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    dataset, _ = workspace.datasets.import_file(
+        path, name="zh", options=ImportOptions(split_field="split")
+    )
+    return dataset
+
+
 def train_or_reuse(workspace: Any, spec: Any) -> tuple[Any, float, bool]:
     """The version ``spec`` trains (or one trained from identical inputs before), the
     seconds its training took, and whether it was reused."""
@@ -126,7 +185,11 @@ def train_or_reuse(workspace: Any, spec: Any) -> tuple[Any, float, bool]:
 
 
 def run_aimass(
-    base: str, recipe_config: dict, adapt: dict | None = None, distil: dict | None = None
+    base: str,
+    recipe_config: dict,
+    adapt: dict | None = None,
+    distil: dict | None = None,
+    tfidf_weights: list[float] | None = None,
 ) -> Runner:
     """A recipe that trains ``base`` with ``recipe_config`` and the run's overrides
     through the workspace.
@@ -137,11 +200,11 @@ def run_aimass(
     (``ws.bases.from_model``), and the recipe fine-tunes that base instead.
     With ``distil`` (distillation options: temperature, alpha), a fresh ``base``
     then trains with the same config and the recipe's model as its teacher, and
-    the result is the student's.
+    the result is the student's. With ``tfidf_weights``, the result is the
+    model's probabilities averaged with TF-IDF's (:func:`tfidf_ensemble`).
     """
 
     def run(data: dict[str, list[tuple[str, str]]], home: Path, overrides: dict) -> dict:
-        from aimass.data.importer import ImportOptions
         from aimass.jobs.train import TrainSpec
         from aimass.settings import Settings
         from aimass.workspace import Workspace
@@ -149,26 +212,16 @@ def run_aimass(
         config = {**recipe_config, **overrides}
         workspace = Workspace(Settings(home=home, device="cpu"))
         try:
-            path = home.parent / "rows.jsonl"
-            with open(path, "w", encoding="utf-8") as handle:
-                for split, rows in data.items():
-                    for text, label in rows:
-                        row = {"text": text, "label": label, "split": split}
-                        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if not any(d.name == "zh" for d in workspace.datasets.list()):  # a kept home's
-                workspace.datasets.import_file(
-                    path, name="zh", options=ImportOptions(split_field="split")
-                )
+            dataset = import_rows(workspace, data, home.parent / "rows.jsonl").ref
             began = time.perf_counter()
             workspace.bases.import_(base)
             import_s = time.perf_counter() - began
             adapted, tuned = {}, base
             if adapt is not None:
-                mlm = TrainSpec(
-                    dataset="zh", base=base, model="zh-mlm", config={**adapt, "task": "masked-lm"}
-                )
+                mlm_config = {**adapt, "task": "masked-lm"}
+                mlm = TrainSpec(dataset=dataset, base=base, model="zh-mlm", config=mlm_config)
                 mlm_version, adapt_s, _ = train_or_reuse(workspace, mlm)
-                tuned = f"{base}-adapted"
+                tuned = f"{base}-adapted-{mlm_version.version}"
                 if not any(b.name == tuned for b in workspace.bases.list()):
                     workspace.bases.from_model(mlm_version.ref, name=tuned)
                 adapted = {
@@ -176,13 +229,13 @@ def run_aimass(
                     "adapt_config": adapt,
                     "adapt_metrics": mlm_version.metrics,
                 }
-            spec = TrainSpec(dataset="zh", base=tuned, model="zh", config=config)
+            spec = TrainSpec(dataset=dataset, base=tuned, model="zh", config=config)
             version, train_s, reused = train_or_reuse(workspace, spec)
             distilled = {}
             if distil is not None:
                 teacher = version
                 student = {**config, "teacher": teacher.ref, **distil}
-                spec = TrainSpec(dataset="zh", base=tuned, model="zh-student", config=student)
+                spec = TrainSpec(dataset=dataset, base=tuned, model="zh-born", config=student)
                 version, student_s, student_reused = train_or_reuse(workspace, spec)
                 distilled = {
                     "teacher": teacher.ref,
@@ -195,7 +248,7 @@ def run_aimass(
             test_texts = [t for t, _ in data["test"]]
             ref = version.ref
             _, speed = timed(lambda batch: workspace.serving.predict(ref, batch), test_texts)
-            return {
+            result = {
                 "accuracy": version.metrics["test"]["accuracy"],
                 "validation_accuracy": version.metrics["validation"]["accuracy"],
                 "best": {k: version.metrics["validation"].get(k) for k in ("epoch", "step")},
@@ -207,6 +260,11 @@ def run_aimass(
                 **adapted,
                 **distilled,
             }
+            if tfidf_weights is not None:  # predictions/s stay the model's alone
+                result["model_accuracy"] = result["accuracy"]
+                result["model_validation_accuracy"] = result["validation_accuracy"]
+                result.update(tfidf_ensemble(workspace, ref, data, tfidf_weights))
+            return result
         finally:
             workspace.close()
 
@@ -233,6 +291,11 @@ RUNNERS: dict[str, Runner] = {
         TRAINING_RECIPES["zh"].config,
         distil={"temperature": 2.0, "distill_alpha": 0.5},
     ),
+    "m3e-tfidf-ensemble": run_aimass(
+        TRAINING_RECIPES["zh"].base,
+        TRAINING_RECIPES["zh"].config,
+        tfidf_weights=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+    ),
 }
 
 
@@ -257,7 +320,7 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write each recipe's home under DIR and keep it (default: a temporary directory)",
+        help="keep the home (DIR/home) and reuse what it holds (default: a temporary one)",
     )
     args = parser.parse_args()
     overrides = {}
@@ -276,9 +339,9 @@ def main() -> None:
     data = load_rows(args)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        home = (args.keep or Path(tmp)) / "home"  # every recipe's versions, in one home
         for recipe in recipes:
-            home = (args.keep or Path(tmp)) / recipe / "home"
-            home.parent.mkdir(parents=True, exist_ok=args.keep is not None)
+            home.parent.mkdir(parents=True, exist_ok=True)
             results[recipe] = r = RUNNERS[recipe](data, home, overrides)
             print(
                 f"{recipe:18s} accuracy {r['accuracy']:.3f}  train {r['train_s']:7.1f} s  "

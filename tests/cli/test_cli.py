@@ -117,6 +117,8 @@ def test_predict_from_a_file(home, tmp_path):
     assert [h["step"] for h in trained["metrics"]["history"]] == [4, 8, 10, 12, 16, 20]
     assert trained["lineage"]["config"]["eval_steps"] == 4
     assert trained["lineage"]["config"]["patience"] == 9
+    best = trained["metrics"]["validation"]["step"]
+    assert f"step {best})." in run("models", "card", "m@1").stdout
     texts = tmp_path / "in.txt"
     texts.write_text("good great film\n\nbad awful movie\n")
     preds = run_json("predict", "m", "--file", texts)

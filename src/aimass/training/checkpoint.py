@@ -7,7 +7,7 @@ needs to continue as if it had never stopped::
       checkpoint.json          pointer to the newest complete epoch (replaced atomically)
       epoch-0003/
         model.safetensors      the trained module's weights
-        best.safetensors       the best epoch's weights so far
+        best.safetensors       the best evaluation's weights so far
         optimizer.safetensors  optimizer state tensors, flattened as state.<param>.<name>
         rng.safetensors        torch (and CUDA) RNG states, NumPy's key
         state.json             loop counters, history, optimizer groups, Python RNG state

@@ -60,7 +60,7 @@ class DataParallel:
                 dist.broadcast(tensor, src=0)
 
     def broadcast_value(self, value: float, *, device: torch.device) -> float:
-        """Rank 0's ``value`` on every rank (the validation score that picks the best epoch)."""
+        """Rank 0's ``value`` on every rank (the validation score that picks the best weights)."""
         import torch.distributed as dist
 
         buffer = torch.tensor([value], dtype=torch.float64, device=device)

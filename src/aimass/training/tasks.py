@@ -110,7 +110,7 @@ class Task(ABC):
         families: Base-model families the task trains on.
         kinds: Dataset kinds it accepts (``text``, ``tokens``, ``pairs``).
         modes: Training modes it supports; the first is the default.
-        metric: Validation metric that selects the best epoch.
+        metric: Validation metric that selects the best evaluation's weights.
         greater_is_better: Direction of ``metric``.
         supports_lora: Whether ``lora_rank`` (LoRA adapters) applies to it.
         supports_probe: Whether ``probe_epochs`` (a linear probe before fine-tuning)

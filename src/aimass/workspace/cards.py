@@ -56,7 +56,7 @@ def _metrics_section(version: ModelVersion) -> str:
     keys = METRIC_KEYS.get(version.task, ("loss",))
     names = [("initial_validation", "validation before training")] * (
         "initial_validation" in version.metrics
-    ) + [("validation", "validation (best epoch)"), ("test", "test")]
+    ) + [("validation", "validation (best evaluation)"), ("test", "test")]
     splits = [(title, version.metrics.get(s) or {}) for s, title in names]
     rows = [(k, *[m.get(k, "—") for _s, m in splits]) for k in keys]
     parts = [_table(("metric", *[title for title, _m in splits]), rows)]
@@ -87,9 +87,12 @@ def _metrics_section(version: ModelVersion) -> str:
         )
     training = version.metrics.get("training") or {}
     if training:
+        best = f"best epoch {training.get('best_epoch', '?')}"
+        step = (version.metrics.get("validation") or {}).get("step")
+        best += f", step {step}" if step is not None else ""  # older versions lack the step
         parts.append(
             f"\nTraining took {training.get('seconds', '?')} s for {training.get('steps', '?')} "
-            f"optimizer steps (best epoch {training.get('best_epoch', '?')})."
+            f"optimizer steps ({best})."
         )
     return "\n".join(parts)
 

@@ -35,10 +35,9 @@ from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
-    from aimass.training.config import TrainConfig
-
-if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from aimass.training.config import TrainConfig
 
 __all__ = ["CausalLMTask", "generation_samples"]
 

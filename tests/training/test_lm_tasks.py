@@ -197,6 +197,7 @@ def test_packing_joins_rows_and_cuts_blocks():
         ("pairs", "llama", "causal-lm", {"pack": True}, None, "kind 'pairs'"),
         ("text", "llama", "causal-lm", {"pack": True}, {"target_epsilon": 8}, "with --dp"),
         ("pairs", "bart", "seq2seq", {"pack": True}, None, "its options: none"),
+        ("text", "llama", "causal-lm", ["pack"], None, "an object of task options"),
     ],
 )
 def test_task_options_are_checked_before_training(

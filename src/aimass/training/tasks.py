@@ -164,6 +164,12 @@ class Task(ABC):
         """Refuse task options it does not take (a subclass also checks their values
         against the dataset's ``kind`` and DP)."""
         del kind, private
+        if not isinstance(config.options, dict):
+            raise InvalidArgument(
+                f"training option options={config.options!r}: use an object of task options, "
+                'e.g. {"whole_word_mask": true} (the CLI\'s --option KEY=VALUE)',
+                field="options",
+            )
         unknown = sorted(set(config.options) - set(self.options))
         if unknown:
             valid = ", ".join(self.options) or "none"

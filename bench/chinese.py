@@ -74,10 +74,11 @@ from ensemble import timed  # bench/ensemble.py's batched, warmed-up predictions
 QUICKSTART_ZH = _QUICKSTARTS["zh"]
 
 RESULTS = Path(__file__).parent / "results"
+Data = dict[str, list[tuple[str, str]]]  # split -> (text, label) rows
 DEFAULT_RECIPES = ("tfidf", "m3e-features", "m3e-finetune")
 
 
-def load_rows(args: argparse.Namespace) -> dict[str, list[tuple[str, str]]]:
+def load_rows(args: argparse.Namespace) -> Data:
     """N rows of each split of the sample (its splits are seeded and stratified), seeded."""
     from aimass.data.importer import ImportOptions, prepare_dataset
     from aimass.data.samples import get_sample
@@ -104,7 +105,7 @@ def tfidf_model(rows: list[tuple[str, str]]) -> tuple[Any, Any]:
     return vectorizer, classifier
 
 
-def run_tfidf(data: dict[str, list[tuple[str, str]]], _home: Path, _overrides: dict) -> dict:
+def run_tfidf(data: Data, _home: Path, _overrides: dict[str, Any]) -> dict[str, Any]:
     """Character 1-3-gram TF-IDF + logistic regression."""
     began = time.perf_counter()
     vectorizer, classifier = tfidf_model(data["train"])
@@ -121,12 +122,10 @@ def run_tfidf(data: dict[str, list[tuple[str, str]]], _home: Path, _overrides: d
     }
 
 
-Runner = Callable[[dict, Path, dict], dict]
+Runner = Callable[[Data, Path, dict[str, Any]], dict[str, Any]]
 
 
-def tfidf_ensemble(
-    workspace: Any, ref: str, data: dict[str, list[tuple[str, str]]], weights: list[float]
-) -> dict:
+def tfidf_ensemble(workspace: Any, ref: str, data: Data, weights: list[float]) -> dict[str, Any]:
     """The model ``ref``'s probabilities averaged with TF-IDF's, ``(1 - w) * model + w *
     tfidf``, at each weight ``w``; the weight is chosen on the validation split."""
     import numpy as np
@@ -158,7 +157,7 @@ def tfidf_ensemble(
     }
 
 
-def import_rows(workspace: Any, data: dict[str, list[tuple[str, str]]], path: Path) -> Any:
+def import_rows(workspace: Any, data: Data, path: Path) -> Any:
     """The run's rows as the dataset ``zh`` (the version already there when identical)."""
     from aimass.data.importer import ImportOptions
 
@@ -186,9 +185,9 @@ def train_or_reuse(workspace: Any, spec: Any) -> tuple[Any, float, bool]:
 
 def run_aimass(
     base: str,
-    recipe_config: dict,
-    adapt: dict | None = None,
-    distil: dict | None = None,
+    recipe_config: dict[str, Any],
+    adapt: dict[str, Any] | None = None,
+    distil: dict[str, Any] | None = None,
     tfidf_weights: list[float] | None = None,
 ) -> Runner:
     """A recipe that trains ``base`` with ``recipe_config`` and the run's overrides
@@ -204,7 +203,7 @@ def run_aimass(
     model's probabilities averaged with TF-IDF's (:func:`tfidf_ensemble`).
     """
 
-    def run(data: dict[str, list[tuple[str, str]]], home: Path, overrides: dict) -> dict:
+    def run(data: Data, home: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         from aimass.jobs.train import TrainSpec
         from aimass.settings import Settings
         from aimass.workspace import Workspace
@@ -337,7 +336,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown recipes {unknown}; use some of {list(RUNNERS)}")
     data = load_rows(args)
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         home = (args.keep or Path(tmp)) / "home"  # every recipe's versions, in one home
         for recipe in recipes:
@@ -355,7 +354,7 @@ def main() -> None:
             print(f"{recipe:18s} accuracy minus TF-IDF: {r['accuracy'] - baseline:+.3f}")
 
 
-def write_results(args: argparse.Namespace, data: dict, results: dict) -> None:
+def write_results(args: argparse.Namespace, data: dict[str, Any], results: dict[str, Any]) -> None:
     """Write the results of the recipes run so far to ``args.out``."""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out = {

@@ -42,6 +42,7 @@ trained from identical inputs). Writes ``bench/results/distill.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -96,27 +97,22 @@ def speeds(ws: Any, refs: dict[str, str], texts: list[str], rounds: int) -> dict
     """Predictions/s of each model on ``texts`` (batch 64), timed in interleaved rounds.
 
     Every round times each model once, in an order that rotates from round to
-    round, so that a change in the machine's load (other work on shared cores)
-    falls on all the models alike instead of on whichever was timed during it.
-    Each model's speed is the median of its rounds; each ratio to the teacher
-    is the median of the per-round ratios, with their range.
+    round (``aimass.training.distill.interleaved_seconds``, as the distillation job
+    times teacher and student), so that a change in the machine's load (other work
+    on shared cores) falls on all the models alike instead of on whichever was
+    timed during it. Each model's speed is the median of its rounds; each ratio to
+    the teacher is the median of the per-round ratios, with their range.
     """
     from aimass.serving.predictor import load_predictor
+    from aimass.training.distill import interleaved_seconds
 
-    predictors: dict[str, Any] = {}
+    runners: dict[str, Any] = {}
     for role, ref in refs.items():
-        version = ws.models.get(ref)
-        predictors[role] = load_predictor(ws.artifacts.resolve(version.uri), device="cpu")
-        predictors[role].scores(texts[:64], batch_size=64)  # warm-up
-    roles = list(refs)
-    seconds: dict[str, list[float]] = {role: [] for role in roles}
-    for round_ in range(rounds):
-        for role in roles[round_ % len(roles) :] + roles[: round_ % len(roles)]:
-            started = time.perf_counter()
-            predictors[role].scores(texts, batch_size=64)
-            seconds[role].append(time.perf_counter() - started)
+        predictor: Any = load_predictor(ws.artifacts.resolve(ws.models.get(ref).uri), device="cpu")
+        runners[role] = functools.partial(predictor.scores, batch_size=64)
+    seconds = interleaved_seconds(runners, texts, rounds)
     out: dict[str, Any] = {}
-    for role in roles:
+    for role in refs:
         ratios = [t / s for t, s in zip(seconds["teacher"], seconds[role], strict=True)]
         out[role] = {
             "predictions_per_s": round(len(texts) / statistics.median(seconds[role]), 1),

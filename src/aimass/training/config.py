@@ -253,7 +253,7 @@ class TrainConfig:
                     f"training option {name}={getattr(self, name)!r} is out of range", field=name
                 )
         workers = self.workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        if not _whole(workers) or not 1 <= workers <= 64:
             raise InvalidArgument(
                 f"--workers {workers!r} is out of range: use a whole number of training "
                 "processes from 1 to 64 (1 trains in this process, without Ray)",
@@ -296,7 +296,7 @@ class TrainConfig:
 
     def _validate_probe(self) -> None:
         epochs, lr = self.probe_epochs, self.probe_lr
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= 10_000:
+        if not _whole(epochs) or not 0 <= epochs <= 10_000:
             raise InvalidArgument(
                 f"--probe-epochs {epochs!r} is out of range: use 0 (no probe) to 10000",
                 field="probe_epochs",

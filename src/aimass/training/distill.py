@@ -53,6 +53,7 @@ __all__ = [
     "SoftTargets",
     "distillation_loss",
     "distillation_report",
+    "interleaved_seconds",
     "layer_map",
     "layer_matching_loss",
     "pack_targets",
@@ -331,15 +332,7 @@ def timed_against_teacher(
     warm-up call of each comes first. Speeds are medians of the rounds; the ratio is
     the median of the per-round ratios.
     """
-    runners = {"teacher": teacher, "student": student}
-    for run in runners.values():
-        run(texts[:8])
-    seconds: dict[str, list[float]] = {"teacher": [], "student": []}
-    for round_ in range(rounds):
-        for name in ("teacher", "student") if round_ % 2 == 0 else ("student", "teacher"):
-            started = time.perf_counter()
-            runners[name](texts)
-            seconds[name].append(max(time.perf_counter() - started, 1e-9))
+    seconds = interleaved_seconds({"teacher": teacher, "student": student}, texts, rounds)
     ratios = [t / s for t, s in zip(seconds["teacher"], seconds["student"], strict=True)]
     return {
         "teacher_rows_per_second": round(len(texts) / statistics.median(seconds["teacher"]), 2),
@@ -348,6 +341,27 @@ def timed_against_teacher(
         "speed_rows": len(texts),
         "speed_rounds": rounds,
     }
+
+
+def interleaved_seconds(
+    runners: dict[str, Callable[[list[str]], Any]], texts: list[str], rounds: int
+) -> dict[str, list[float]]:
+    """Seconds each runner takes over ``texts``, once per round, after one warm-up call.
+
+    The order rotates from round to round (with two runners, it alternates), so that a
+    change in the machine's load falls on every runner alike.
+    """
+    names = list(runners)
+    for run in runners.values():
+        run(texts[:8])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            started = time.perf_counter()
+            runners[name](texts)
+            seconds[name].append(max(time.perf_counter() - started, 1e-9))
+    return seconds
 
 
 def _regression_quality(

@@ -22,7 +22,7 @@ from aimass.cli._common import (
     emit_json,
     fmt_metric,
 )
-from aimass.cli.train import EvalStepsOpt, PatienceOpt, _config, _print_result
+from aimass.cli._training import EvalStepsOpt, PatienceOpt, given, print_version
 from aimass.errors import InvalidArgument
 from aimass.schemas import ModelVersionOut
 
@@ -151,7 +151,7 @@ def distill(
     """
     from aimass.training.callbacks import RichProgress
 
-    config = _config(
+    config = given(
         task=task,
         mode=mode,
         epochs=epochs,
@@ -168,7 +168,7 @@ def distill(
         unlabelled=unlabelled,
         match_hidden=match_hidden,
     )
-    dp_options = _config(target_epsilon=target_epsilon, delta=delta)
+    dp_options = given(target_epsilon=target_epsilon, delta=delta)
     if dp_options and not dp:
         raise InvalidArgument("--target-epsilon and --delta are options of --dp; add --dp")
     spec: dict[str, Any] = {
@@ -185,5 +185,5 @@ def distill(
     if json_out:
         emit_json(version)
         return
-    _print_result(version)
+    print_version(version)
     _print_distillation(version)

@@ -144,7 +144,7 @@ def scratch(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a randomly initialised base of a preset size around a trained tokenizer."""
-    from aimass.cli.train import parse_options
+    from aimass.cli._training import parse_options
 
     base, created = local_workspace("bases scratch").bases.create_scratch(
         name,

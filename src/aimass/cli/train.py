@@ -18,82 +18,19 @@ from aimass.cli._common import (
     console,
     emit_json,
     err_console,
-    fmt_metric,
     table,
+)
+from aimass.cli._training import (
+    EvalStepsOpt,
+    PatienceOpt,
+    given,
+    parse_layers,
+    parse_options,
+    print_version,
 )
 from aimass.cli.evaluate import EXPLAIN_HELP, print_explanations
 from aimass.errors import InvalidArgument
-from aimass.schemas import ModelVersionOut
 from aimass.training.recipes import RECIPES
-
-
-def _print_result(version: ModelVersionOut) -> None:
-    console.print(
-        f"[bold green]registered {version.ref}[/] aliases: {', '.join(version.aliases) or '-'}"
-    )
-    from aimass.training.tasks import headline_metric
-
-    # The loss is noise next to accuracy, but it is the headline of language models.
-    hidden = "" if headline_metric(version.task) == "loss" else "loss"
-    for split in ("validation", "test"):
-        metrics = version.metrics.get(split) or {}
-        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != hidden}
-        console.print(f"  {split}: " + "  ".join(f"{k} {fmt_metric(v)}" for k, v in shown.items()))
-    training = version.metrics.get("training") or {}
-    workers = f", {training['workers']} workers" if training.get("workers") else ""
-    console.print(
-        f"  trained in {training.get('seconds', '?')} s ({training.get('steps', '?')} steps"
-        f"{workers})"
-    )
-
-
-# Options that aimass train and aimass distill share.
-EvalStepsOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="Also evaluate every N steps within an epoch and keep the best weights "
-        "(default 0: after each epoch only)."
-    ),
-]
-PatienceOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="Stop after N evaluations without improvement (0 = never; default 5 in "
-        "features mode, 0 in finetune)."
-    ),
-]
-
-
-def _config(**options: Any) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def parse_layers(text: str | None) -> list[int] | None:
-    """``'-1,-4'`` → ``[-1, -4]`` (``None`` stays ``None``)."""
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise InvalidArgument(
-            f"--layers {text!r}: use comma-separated layer indices, e.g. '6' or '-1,-4'"
-        ) from None
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings → a dict; values are JSON when they parse (true, 0.2), else text."""
-    import json
-
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"--option {pair!r}: use KEY=VALUE, e.g. whole_word_mask=true")
-        try:
-            parsed[key] = json.loads(value)
-        except ValueError:
-            parsed[key] = value
-    return parsed
 
 
 @command
@@ -239,7 +176,7 @@ def train(
     from aimass.training.callbacks import RichProgress
     from aimass.training.tasks import headline_metric
 
-    config = _config(
+    config = given(
         task=task,
         mode=mode,
         epochs=epochs,
@@ -264,7 +201,7 @@ def train(
         eval_steps=eval_steps,
         patience=patience,
     )
-    dp_options = _config(
+    dp_options = given(
         target_epsilon=target_epsilon,
         delta=delta,
         max_grad_norm=max_grad_norm,
@@ -287,7 +224,7 @@ def train(
     if json_out:
         emit_json(version)
     else:
-        _print_result(version)
+        print_version(version)
 
 
 @command
@@ -440,7 +377,7 @@ def quickstart(
         "dataset": dataset.ref,
         "base": base.ref,
         "model": model,
-        "config": {**config, **_config(mode=mode, epochs=epochs)},
+        "config": {**config, **given(mode=mode, epochs=epochs)},
         "alias": "production",
     }
     say(f"training {model} ({mode} mode), unless identical inputs were trained before ...")
@@ -464,7 +401,7 @@ def quickstart(
             }
         )
         return
-    _print_result(version)
+    print_version(version)
     table(
         f"{model}@production predicts",
         ["text", "label", "score"],

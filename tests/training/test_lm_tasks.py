@@ -189,10 +189,46 @@ def test_packing_joins_rows_and_cuts_blocks():
     assert [b["input_ids"] for b in _packed([[1, 2, 3, 4, 5]], 4)] == [[1, 2, 3, 4]]
 
 
+def test_masked_lm_packs_texts_into_blocks(lm_ready):
+    rows = train(lm_ready, "text", "bert", "masked-lm", epochs=1, max_length=64, batch_size=4)
+    packed = train(
+        lm_ready,
+        "text",
+        "bert",
+        "masked-lm",
+        epochs=6,
+        lr=3e-3,
+        max_length=64,
+        batch_size=4,
+        options={"pack": True, "whole_word_mask": True},
+    )
+    per_epoch = packed.metrics["training"]["steps"] / 6
+    assert per_epoch * 3 < rows.metrics["training"]["steps"]
+    assert loss_fell(packed)
+    assert packed.lineage.config["options"] == {"pack": True, "whole_word_mask": True}
+
+
+def test_masked_lm_packing_keeps_words_apart():
+    from aimass.training.masked_lm import _packed
+
+    def text(ids, words):
+        return {"input_ids": ids, "special": [int(w < 0) for w in words], "word_ids": words}
+
+    blocks = _packed([text([101, 7, 8, 102], [-1, 0, 1, -1]), text([101, 9, 102], [-1, 0, -1])], 5)
+    assert [b["input_ids"] for b in blocks] == [[101, 7, 8, 102, 101], [9, 102]]
+    assert [b["special"] for b in blocks] == [[1, 0, 0, 1, 1], [0, 1]]
+    # the second text's first word is not the first text's, and each block starts at 0
+    assert [b["word_ids"] for b in blocks] == [[-1, 0, 1, -1, -1], [0, -1]]
+
+
 @pytest.mark.parametrize(
     ("dataset", "base", "task", "options", "privacy", "match"),
     [
         ("text", "bert", "masked-lm", {"wwm": True}, None, "its options: mask_probability"),
+        ("text", "bert", "masked-lm", {"mask_probability": 1.5}, None, "between 0 and 1"),
+        ("text", "bert", "masked-lm", {"mask_probability": True}, None, "between 0 and 1"),
+        ("text", "bert", "masked-lm", {"whole_word_mask": "yes"}, None, "use true or false"),
+        ("text", "bert", "masked-lm", {"pack": True}, {"target_epsilon": 8}, "with --dp"),
         ("text", "llama", "causal-lm", {"pack": "yes"}, None, "use true or false"),
         ("pairs", "llama", "causal-lm", {"pack": True}, None, "kind 'pairs'"),
         ("text", "llama", "causal-lm", {"pack": True}, {"target_epsilon": 8}, "with --dp"),

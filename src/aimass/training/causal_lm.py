@@ -32,7 +32,7 @@ from aimass.models.generation import (
 )
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
-from aimass.training.tasks import TrainInputs, register_task
+from aimass.training.tasks import TrainInputs, packing, register_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -86,21 +86,11 @@ class CausalLMTask(ExampleTask):
 
     def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
         super().check_options(config, kind=kind, private=private)
-        pack = config.options.get("pack", False)
-        if not isinstance(pack, bool):
-            raise InvalidArgument(f"--option pack={pack!r}: use true or false", field="options")
-        if pack and kind != "text":
+        if packing(config, private=private) and kind != "text":
             raise InvalidArgument(
                 f"--option pack=true packs the rows of a text dataset; this one is of kind "
                 f"{kind!r}, one prompt/response per example with the loss on the response "
                 "alone: drop the option",
-                field="options",
-            )
-        if pack and private:
-            raise InvalidArgument(
-                "--option pack=true with --dp: DP-SGD protects a dataset row by giving each "
-                "example its own clipped gradient, and a packed block joins several rows; "
-                "drop one of the two",
                 field="options",
             )
 

@@ -11,6 +11,11 @@ pre-tokenizer splits (whitespace and punctuation; each CJK character is a word).
 Masks are drawn afresh for every training batch from a seeded generator, and
 from a fixed seed for evaluation, so every evaluation scores the same masks.
 A base without an MLM head (e.g. a sentence encoder) gets a new one.
+
+Each text is one example, cut at ``max_length``; with the option ``pack`` every
+text's tokens (with its own ``[CLS]``/``[SEP]``) run end to end and are cut into
+blocks of ``max_length``, as Hugging Face's ``run_mlm`` groups texts: no padding
+and nothing cut off. Whole-word masking still draws per word within a block.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy, Tracker
-from aimass.training.tasks import TrainInputs, register_task
+from aimass.training.tasks import TrainInputs, flag_option, packing, register_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from aimass.training.config import TrainConfig
+
 __all__ = ["MaskedLMTask", "mask_tokens"]
 
-OPTIONS = ("mask_probability", "whole_word_mask")
+OPTIONS = ("mask_probability", "whole_word_mask", "pack")
 
 
 def mask_tokens(
@@ -95,15 +102,31 @@ class MaskedLMTask(ExampleTask):
 
     def __init__(self) -> None:
         self._mask: dict[str, Any] = {}
+        self.pack = False
+
+    def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
+        super().check_options(config, kind=kind, private=private)
+        probability = config.options.get("mask_probability", 0.15)
+        if (
+            isinstance(probability, bool)
+            or not isinstance(probability, (int, float))
+            or not 0 < probability < 1
+        ):
+            raise InvalidArgument(
+                f"--option mask_probability={probability!r}: use a number between 0 and 1 "
+                "(exclusive); BERT's is 0.15",
+                field="options",
+            )
+        flag_option(config, "whole_word_mask")
+        packing(config, private=private)
 
     def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
         return {**super().defaults(base_provenance), "batch_size": 32}
 
     def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        options = dict(inputs.config.options)  # their names are checked (check_options)
+        options = dict(inputs.config.options)  # checked before the job was queued
         probability = float(options.get("mask_probability", 0.15))
-        if not 0 < probability < 1:
-            raise InvalidArgument(f"mask_probability={probability} must be between 0 and 1")
+        self.pack = bool(options.get("pack", False))
         tokenizer = load_tokenizer(inputs.base_dir)
         if tokenizer.mask_token_id is None:
             raise InvalidArgument(
@@ -144,7 +167,11 @@ class MaskedLMTask(ExampleTask):
         texts = list(texts) + list(split.targets or [])
         rows += rows[: len(texts) - len(rows)]  # a pair's second text belongs to its row
         out = tokenizer(
-            texts, truncation=True, max_length=max_length, return_special_tokens_mask=True
+            texts,
+            truncation=not self.pack,
+            max_length=None if self.pack else max_length,
+            return_special_tokens_mask=True,
+            verbose=False,  # a packed text longer than the model's window is cut in blocks
         )
         examples = []
         for i, ids in enumerate(out["input_ids"]):
@@ -157,7 +184,7 @@ class MaskedLMTask(ExampleTask):
                     "row": [rows[i]],
                 }
             )
-        return examples
+        return _packed(examples, max_length) if self.pack else examples
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the vocabulary bias of the output layer.
@@ -199,6 +226,36 @@ class MaskedLMTask(ExampleTask):
             "mask_probability": self._mask["probability"],
             "whole_word_mask": self._mask["whole_word"],
         }
+
+
+def _packed(examples: list[Example], block: int) -> list[Example]:
+    """The examples' tokens end to end, cut into blocks of ``block`` tokens (the last
+    may be shorter).
+
+    Word indices are renumbered so that no two texts share one and each block's start
+    at 0: whole-word masking draws one number per word index of a block.
+    """
+    ids: list[int] = []
+    special: list[int] = []
+    words: list[int] = []
+    offset = 0
+    for example in examples:
+        ids += example["input_ids"]
+        special += example["special"]
+        words += [-1 if w < 0 else w + offset for w in example["word_ids"]]
+        offset += max(example["word_ids"], default=-1) + 1
+    blocks = []
+    for start in range(0, len(ids), block):
+        part = words[start : start + block]
+        first = min((w for w in part if w >= 0), default=0)
+        blocks.append(
+            {
+                "input_ids": ids[start : start + block],
+                "special": special[start : start + block],
+                "word_ids": [-1 if w < 0 else w - first for w in part],
+            }
+        )
+    return blocks
 
 
 register_task(MaskedLMTask())

@@ -33,9 +33,11 @@ __all__ = [
     "Task",
     "TrainInputs",
     "TrainOutcome",
+    "flag_option",
     "get_task",
     "headline_metric",
     "list_tasks",
+    "packing",
     "register_task",
     "tokenizer_files",
     "train_rows",
@@ -186,6 +188,31 @@ class Task(ABC):
                 f"task {self.name!r} needs a base of family {'/'.join(self.families)}, "
                 f"but the base is {manifest.family} ({manifest.architecture})"
             )
+
+
+def flag_option(config: TrainConfig, name: str) -> bool:
+    """The task option ``name`` as given (false when absent); refuses anything but a bool."""
+    value = config.options.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"--option {name}={value!r}: use true or false", field="options")
+    return value
+
+
+def packing(config: TrainConfig, *, private: bool) -> bool:
+    """Whether the task option ``pack`` is on; refused with DP.
+
+    DP-SGD's guarantee is per example (one clipped gradient each) and protects a
+    dataset row only when an example is one row; a packed block joins several.
+    """
+    pack = flag_option(config, "pack")
+    if pack and private:
+        raise InvalidArgument(
+            "--option pack=true with --dp: DP-SGD protects a dataset row by giving each "
+            "example its own clipped gradient, and a packed block joins several rows; "
+            "drop one of the two",
+            field="options",
+        )
+    return pack
 
 
 def train_rows(split: SplitData, config: TrainConfig) -> SplitData:

@@ -12,8 +12,16 @@ from aimass.errors import InvalidArgument
 from aimass.schemas import ModelVersionOut
 
 __all__ = [
+    "AliasOpt",
+    "BatchSizeOpt",
+    "EpochsOpt",
+    "EpsilonOpt",
     "EvalStepsOpt",
+    "LrOpt",
+    "MaxLengthOpt",
     "PatienceOpt",
+    "ReuseOpt",
+    "SeedOpt",
     "given",
     "parse_layers",
     "parse_options",
@@ -42,6 +50,18 @@ def print_version(version: ModelVersionOut) -> None:
     )
 
 
+EpochsOpt = Annotated[int | None, typer.Option(help="Epochs (default per mode).")]
+LrOpt = Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")]
+BatchSizeOpt = Annotated[int | None, typer.Option(help="Batch size (default per mode).")]
+MaxLengthOpt = Annotated[int, typer.Option(help="Longest input in tokens.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")]
+AliasOpt = Annotated[str | None, typer.Option(help="Alias to point at the new version.")]
+ReuseOpt = Annotated[
+    bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
+]
+EpsilonOpt = Annotated[
+    float | None, typer.Option(help="DP: privacy budget epsilon (e.g. 1, 3, 8).")
+]
 EvalStepsOpt = Annotated[
     int | None,
     typer.Option(

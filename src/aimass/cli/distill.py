@@ -22,7 +22,20 @@ from aimass.cli._common import (
     emit_json,
     fmt_metric,
 )
-from aimass.cli._training import EvalStepsOpt, PatienceOpt, given, print_version
+from aimass.cli._training import (
+    AliasOpt,
+    BatchSizeOpt,
+    EpochsOpt,
+    EpsilonOpt,
+    EvalStepsOpt,
+    LrOpt,
+    MaxLengthOpt,
+    PatienceOpt,
+    ReuseOpt,
+    SeedOpt,
+    given,
+    print_version,
+)
 from aimass.errors import InvalidArgument
 from aimass.schemas import ModelVersionOut
 
@@ -113,29 +126,25 @@ def distill(
         str | None,
         typer.Option(help="Student: features (frozen encoder + head) or finetune."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default per mode).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default per mode).")] = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: BatchSizeOpt = None,
     max_train_rows: Annotated[
         int | None, typer.Option(help="Use a seeded sample of at most N labelled rows.")
     ] = None,
-    max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
+    max_length: MaxLengthOpt = 128,
     eval_steps: EvalStepsOpt = None,
     patience: PatienceOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
-    alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
-    reuse: Annotated[
-        bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
-    ] = False,
+    seed: SeedOpt = 0,
+    alias: AliasOpt = None,
+    reuse: ReuseOpt = False,
     dp: Annotated[
         bool,
         typer.Option(
             "--dp", help="Train the student with DP-SGD (see docs/training.md, Distillation)."
         ),
     ] = False,
-    target_epsilon: Annotated[
-        float | None, typer.Option(help="DP: privacy budget epsilon (e.g. 1, 3, 8).")
-    ] = None,
+    target_epsilon: EpsilonOpt = None,
     delta: Annotated[float | None, typer.Option(help="DP: delta.")] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,

@@ -21,8 +21,16 @@ from aimass.cli._common import (
     table,
 )
 from aimass.cli._training import (
+    AliasOpt,
+    BatchSizeOpt,
+    EpochsOpt,
+    EpsilonOpt,
     EvalStepsOpt,
+    LrOpt,
+    MaxLengthOpt,
     PatienceOpt,
+    ReuseOpt,
+    SeedOpt,
     given,
     parse_layers,
     parse_options,
@@ -55,16 +63,16 @@ def train(
         str | None,
         typer.Option(help="features (frozen encoder + head) or finetune (default per task)."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default per mode).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default per mode).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default per mode).")] = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: BatchSizeOpt = None,
     grad_accum: Annotated[
         int | None, typer.Option(help="Batches whose gradients add up into one step.")
     ] = None,
     max_train_rows: Annotated[
         int | None, typer.Option(help="Train on a seeded sample of at most N training rows.")
     ] = None,
-    max_length: Annotated[int, typer.Option(help="Longest input in tokens.")] = 128,
+    max_length: MaxLengthOpt = 128,
     pooling: Annotated[
         str | None,
         typer.Option(
@@ -126,7 +134,7 @@ def train(
     ] = None,
     eval_steps: EvalStepsOpt = None,
     patience: PatienceOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed: same seed and inputs, same model.")] = 0,
+    seed: SeedOpt = 0,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -134,16 +142,12 @@ def train(
             "process, without Ray). --batch-size stays the global batch, shared out.",
         ),
     ] = None,
-    alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
-    reuse: Annotated[
-        bool, typer.Option(help="Reuse a version trained from identical inputs, if any.")
-    ] = False,
+    alias: AliasOpt = None,
+    reuse: ReuseOpt = False,
     dp: Annotated[
         bool, typer.Option("--dp", help="Train with differential privacy (DP-SGD, Opacus).")
     ] = False,
-    target_epsilon: Annotated[
-        float | None, typer.Option(help="DP: privacy budget epsilon (e.g. 1, 3, 8).")
-    ] = None,
+    target_epsilon: EpsilonOpt = None,
     delta: Annotated[
         float | None, typer.Option(help="DP: delta (default: a power of ten below 1/(10 N)).")
     ] = None,

@@ -28,6 +28,10 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aimass.workspace import Workspace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,7 +51,7 @@ def write_rows(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def train(ws: object, workers: int, args: argparse.Namespace) -> dict:
+def train(ws: Workspace, workers: int, args: argparse.Namespace) -> dict[str, Any]:
     """One training job; its timings and validation accuracy."""
     from aimass.jobs.train import TrainSpec
 
@@ -61,7 +65,7 @@ def train(ws: object, workers: int, args: argparse.Namespace) -> dict:
     }
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    version = ws.jobs.train(  # type: ignore[attr-defined]
+    version = ws.jobs.train(
         TrainSpec(dataset="rt", base="minilm", model=f"w{workers}", config=config)
     )
     wall = time.perf_counter() - started

@@ -29,6 +29,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aimass.serving.sequence import SequencePredictor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -49,12 +53,13 @@ def minilm_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def build_predictor(tmp: Path):
+def build_predictor(tmp: Path) -> SequencePredictor:
     """A MiniLM classifier bundle with a seeded head, loaded as aimass serves it."""
     from aimass.artifacts import BundleWriter
     from aimass.models.hf import load_pretrained
     from aimass.models.sequence import SequenceHeadConfig, SequenceModel
     from aimass.serving.predictor import load_predictor
+    from aimass.serving.sequence import SequencePredictor
 
     source = minilm_dir()
     torch.manual_seed(0)
@@ -76,10 +81,14 @@ def build_predictor(tmp: Path):
         task="classification",
         task_config={**head.to_dict(), "max_length": 128},
     )
-    return load_predictor(tmp / "bundle", device="cpu")
+    predictor = load_predictor(tmp / "bundle", device="cpu")
+    assert isinstance(predictor, SequencePredictor)  # a classification bundle
+    return predictor
 
 
-def captum_lig(predictor, text: str, steps: int, internal_batch_size: int) -> float:
+def captum_lig(
+    predictor: SequencePredictor, text: str, steps: int, internal_batch_size: int
+) -> float:
     """The baseline: Captum LayerIntegratedGradients on the word embeddings; returns |delta|."""
     from captum.attr import LayerIntegratedGradients
 
@@ -90,14 +99,16 @@ def captum_lig(predictor, text: str, steps: int, internal_batch_size: int) -> fl
     special = enc.pop("special_tokens_mask").bool()
     baseline = torch.where(special, enc["input_ids"], predictor.tokenizer.pad_token_id)
 
-    def forward(ids, mask, types):
+    def forward(ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         return model(input_ids=ids, attention_mask=mask, token_type_ids=types)
 
     with torch.no_grad():
         target = int(
             forward(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).argmax()
         )
-    lig = LayerIntegratedGradients(forward, model.encoder.embeddings.word_embeddings)
+    embeddings = model.encoder.embeddings
+    assert isinstance(embeddings, torch.nn.Module)  # BertEmbeddings (a submodule, not a tensor)
+    lig = LayerIntegratedGradients(forward, embeddings.word_embeddings)
     _attr, delta = lig.attribute(
         enc["input_ids"],
         baselines=baseline,

@@ -46,6 +46,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from serve import free_port, start  # bench/serve.py's helpers
@@ -55,12 +56,13 @@ MEMORY_BOUND_MB = 200.0  # the goal: peak RSS under the baseline + this
 HEALTHZ_P99_GOAL_MS = 100.0
 WRONG_KEY = "aimass_000000000000_" + "A" * 43
 PREDICT = "/v1/projects/default/models/sentiment@production:predict"
+Kind = tuple[str, str, dict[str, str], int, bool]  # one kind of request: see _kinds
 
 
 # -- the flood (runs in its own process, so it never delays this one's measurements) --------
 
 
-def _kinds(body_mb: int) -> list[tuple[str, str, dict[str, str], int, bool]]:
+def _kinds(body_mb: int) -> list[Kind]:
     """``(name, path, extra headers, body bytes, chunked)`` of each kind of request."""
     big = body_mb * 1024 * 1024
     return [
@@ -73,7 +75,7 @@ def _kinds(body_mb: int) -> list[tuple[str, str, dict[str, str], int, bool]]:
     ]
 
 
-async def _one(port: int, kind, chunk: bytes) -> tuple[str, int]:
+async def _one(port: int, kind: Kind, chunk: bytes) -> tuple[str, int]:
     """Send one request of ``kind``; ``(status or error name, body bytes sent)``."""
     _name, path, extra, size, chunked = kind
     if size == -1:
@@ -112,7 +114,7 @@ async def _one(port: int, kind, chunk: bytes) -> tuple[str, int]:
     return outcome, sent
 
 
-async def _flood(port: int, clients: int, seconds: float, body_mb: int) -> dict:
+async def _flood(port: int, clients: int, seconds: float, body_mb: int) -> dict[str, Any]:
     kinds = _kinds(body_mb)
     chunk = b"a" * (1024 * 1024)
     outcomes: Counter[str] = Counter()
@@ -153,7 +155,7 @@ async def _flood(port: int, clients: int, seconds: float, body_mb: int) -> dict:
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its children, in MB."""
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped]  # no stubs installed (types-psutil)
     except ImportError:  # /proc fallback: the server alone
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -172,7 +174,8 @@ class Sampler(threading.Thread):
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.samples, self.done = pid, [], threading.Event()
+        self.pid, self.done = pid, threading.Event()
+        self.samples: list[float] = []
 
     def run(self) -> None:
         while not self.done.is_set():
@@ -180,9 +183,12 @@ class Sampler(threading.Thread):
             self.done.wait(0.1)
 
 
-def probe_healthz(port: int, *, count: int | None = None, until: float | None = None) -> dict:
+def probe_healthz(
+    port: int, *, count: int | None = None, until: float | None = None
+) -> dict[str, Any]:
     """``GET /healthz`` back to back on one keep-alive connection: latency percentiles."""
-    latencies, errors = [], 0
+    latencies: list[float] = []
+    errors = 0
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while (count is None or len(latencies) + errors < count) and (
         until is None or time.monotonic() < until
@@ -213,7 +219,7 @@ def probe_healthz(port: int, *, count: int | None = None, until: float | None = 
     }
 
 
-def phase(pid: int, port: int, **probe) -> tuple[dict, dict]:
+def phase(pid: int, port: int, **probe: Any) -> tuple[dict[str, Any], dict[str, float]]:
     """``(healthz latency, memory)`` over one probe run."""
     sampler = Sampler(pid)
     sampler.start()
@@ -236,7 +242,7 @@ STACKS = {
 }
 
 
-def measure(args: argparse.Namespace, stack: str) -> dict:
+def measure(args: argparse.Namespace, stack: str) -> dict[str, Any]:
     """One server on ``stack``: ``/healthz`` and memory at rest, then under the flood."""
     http, loop = STACKS[stack]
     home = Path(tempfile.mkdtemp(prefix="aimass-flood-")) / "home"
@@ -301,7 +307,7 @@ def measure(args: argparse.Namespace, stack: str) -> dict:
     }
 
 
-def report(stack: str, run: dict, seconds: float, clients: int, body_mb: int) -> None:
+def report(stack: str, run: dict[str, Any], seconds: float, clients: int, body_mb: int) -> None:
     """Print one stack's flood against its own baseline, as ratios."""
     base, flood, summary = run["baseline"], run["flood"], run["summary"]
     stats = flood["requests"]

@@ -49,7 +49,13 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aimass.serving.generation import GenerationPredictor
+    from aimass.serving.runner import RunnerPool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -81,14 +87,16 @@ def smollm2_bundle(tmp: Path) -> Path:
     return path
 
 
-def run_aimass(predictor, prompt: str, args: argparse.Namespace) -> dict:
+def run_aimass(
+    predictor: GenerationPredictor, prompt: str, args: argparse.Namespace
+) -> dict[str, Any]:
     """One streamed generation through the predictor; EOS ignored so lengths match."""
     eos = predictor.eos
     predictor.eos = []  # generate exactly max_new_tokens, like min_new_tokens below
     try:
         started = time.perf_counter()
         first = None
-        final: dict = {}
+        final: dict[str, Any] = {}
         for event in predictor.generate_stream(prompt, max_new_tokens=args.max_new_tokens):
             if first is None:
                 first = time.perf_counter() - started
@@ -105,7 +113,9 @@ def run_aimass(predictor, prompt: str, args: argparse.Namespace) -> dict:
     }
 
 
-def run_baseline(predictor, prompt: str, args: argparse.Namespace) -> dict:
+def run_baseline(
+    predictor: GenerationPredictor, prompt: str, args: argparse.Namespace
+) -> dict[str, Any]:
     """The same model and prompt ids through ``model.generate`` (greedy, cache on)."""
     from aimass.models.generation import SamplingParams
 
@@ -133,11 +143,13 @@ def run_baseline(predictor, prompt: str, args: argparse.Namespace) -> dict:
     }
 
 
-def stream_one(predictor, prompt: str, args: argparse.Namespace) -> dict:
+def stream_one(
+    predictor: GenerationPredictor | PoolStreams, prompt: str, args: argparse.Namespace
+) -> dict[str, Any]:
     """One streamed generation; the caller has emptied ``predictor.eos`` (lengths match)."""
     started = time.perf_counter()
     first = None
-    final: dict = {}
+    final: dict[str, Any] = {}
     for event in predictor.generate_stream(prompt, max_new_tokens=args.max_new_tokens):
         if first is None:
             first = time.perf_counter() - started
@@ -145,9 +157,11 @@ def stream_one(predictor, prompt: str, args: argparse.Namespace) -> dict:
     return {"tokens": final["usage"]["completion_tokens"], "ttft": first}
 
 
-def stream_round(predictor, count: int, args: argparse.Namespace) -> dict:
+def stream_round(
+    predictor: GenerationPredictor | PoolStreams, count: int, args: argparse.Namespace
+) -> dict[str, Any]:
     """``count`` streams started together on ``predictor``; their tokens, wall time and TTFTs."""
-    results: list[dict] = [{} for _ in range(count)]
+    results: list[dict[str, Any]] = [{} for _ in range(count)]
     start = threading.Barrier(count + 1)
 
     def one(i: int) -> None:
@@ -181,14 +195,16 @@ def percentile(values: list[float], q: float) -> float:
 class PoolStreams:
     """A runner pool behind the predictor's ``generate_stream`` signature."""
 
-    def __init__(self, pool) -> None:
+    def __init__(self, pool: RunnerPool) -> None:
         self.pool = pool
 
-    def generate_stream(self, prompt: str, **options):
+    def generate_stream(self, prompt: str, **options: Any) -> Iterator[dict[str, Any]]:
         return self.pool.generate_stream(prompt, options)
 
 
-def _predictors(bundle: Path, counts: list[int], args: argparse.Namespace) -> dict:
+def _predictors(
+    bundle: Path, counts: list[int], args: argparse.Namespace
+) -> dict[str, GenerationPredictor] | dict[str, PoolStreams]:
     """The two modes compared: in this process, or in runner processes (``--runners``)."""
     from aimass.artifacts.bundle import verify_bundle
     from aimass.serving.generation import GenerationPredictor
@@ -229,7 +245,9 @@ def main_concurrent(args: argparse.Namespace) -> None:
         for predictor in predictors.values():
             # Untimed: first calls pay one-off costs.
             stream_round(predictor, 2, argparse.Namespace(max_new_tokens=4))
-        rounds: dict[str, dict[int, list[dict]]] = {n: {c: [] for c in counts} for n in predictors}
+        rounds: dict[str, dict[int, list[dict[str, Any]]]] = {
+            n: {c: [] for c in counts} for n in predictors
+        }
         for repeat in range(args.repeats):
             for count in counts:
                 for name, predictor in predictors.items():
@@ -248,6 +266,7 @@ def main_concurrent(args: argparse.Namespace) -> None:
             manifest = verify_bundle(bundle)
             model_info = {"architecture": manifest.architecture, "family": manifest.family}
             for predictor in predictors.values():
+                assert isinstance(predictor, PoolStreams)  # all are, with --runners
                 predictor.pool.close()
         else:
             model_info = {
@@ -272,9 +291,9 @@ def main_concurrent(args: argparse.Namespace) -> None:
     }
     print(f"\n{'':22s} {'tokens/s':>9s} {'TTFT p50':>9s} {'TTFT p99':>9s}  (ms)")
     for name, rows in summary.items():
-        for count, row in rows.items():
+        for streams, row in rows.items():
             print(
-                f"{name:9s} {count:>2s} streams  {row['tokens_per_second']:9.2f} "
+                f"{name:9s} {streams:>2s} streams  {row['tokens_per_second']:9.2f} "
                 f"{row['ttft_p50'] * 1000:9.1f} {row['ttft_p99'] * 1000:9.1f}"
             )
     for name, ratio in ratios.items():
@@ -319,16 +338,18 @@ def main() -> None:
         main_concurrent(args)
         return
 
+    from aimass.serving.generation import GenerationPredictor
     from aimass.serving.predictor import load_predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.model or smollm2_bundle(Path(tmp))
         predictor = load_predictor(bundle, device="cpu")
+        assert isinstance(predictor, GenerationPredictor)  # a decoder's bundle
         # Untimed warm-up of both paths (first calls pay one-off allocation costs).
         warm = argparse.Namespace(max_new_tokens=4)
         run_aimass(predictor, PROMPTS[0], warm)
         run_baseline(predictor, PROMPTS[0], warm)
-        runs: dict[str, list[dict]] = {"aimass": [], "model_generate": []}
+        runs: dict[str, list[dict[str, Any]]] = {"aimass": [], "model_generate": []}
         for repeat in range(args.repeats):
             for prompt in PROMPTS:
                 for name, fn in (("aimass", run_aimass), ("model_generate", run_baseline)):

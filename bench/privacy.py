@@ -53,6 +53,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -223,7 +224,7 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
         ),
     )
     chosen = [r for r in args.ner_runs.split(",") if r]
-    runs: dict[str, dict] = {}
+    runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
         dataset, _ = ws.datasets.import_sample("peoples-daily-ner")
@@ -270,7 +271,9 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
     (RESULTS / name).write_text(json.dumps(out, indent=2, ensure_ascii=False))
 
 
-def _accuracy_settings(args: argparse.Namespace) -> list[tuple[str, dict, dict | None]]:
+def _accuracy_settings(
+    args: argparse.Namespace,
+) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
     """(name, training config, privacy) of the four fine-tuning runs, each with its own step size.
 
     Non-private runs keep the usual small batch; DP runs take 4x the batch (the noise
@@ -314,7 +317,7 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
     from aimass.workspace import Workspace
 
     torch.set_num_threads(args.threads)
-    runs: dict[str, dict] = {}
+    runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Settings(home=Path(tmp) / "home", device="cpu"))
         data = Path(tmp) / "rt.jsonl"

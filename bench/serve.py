@@ -47,9 +47,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -95,7 +98,7 @@ def prepare(
     return texts, bundle, path.read_text().strip()
 
 
-def naive_app(bundle: str, device: str = "cpu"):  # pragma: no cover - the baseline process
+def naive_app(bundle: str, device: str = "cpu") -> FastAPI:  # pragma: no cover - baseline process
     """One forward pass per request: what a hand-written FastAPI model server does."""
     from fastapi import Body, FastAPI
 
@@ -108,7 +111,7 @@ def naive_app(bundle: str, device: str = "cpu"):  # pragma: no cover - the basel
     # postponed annotations FastAPI cannot see a class local to this function and
     # would read `inputs` from the query string (every request a 422).
     @app.post("/predict")
-    def predict(inputs: list[str] = Body(..., embed=True)) -> dict:  # noqa: B008
+    def predict(inputs: list[str] = Body(..., embed=True)) -> dict[str, Any]:  # noqa: B008
         return {"predictions": predictor.predict(inputs)}
 
     return app
@@ -120,7 +123,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], env: dict[str, str], ready: str) -> subprocess.Popen:
+def start(cmd: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[bytes]:
     import httpx
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,7 +138,7 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> subprocess.Popen:
     raise RuntimeError(f"{cmd} did not start")
 
 
-def start_naive(port: int, env: dict[str, str], bundle: str) -> subprocess.Popen:
+def start_naive(port: int, env: dict[str, str], bundle: str) -> subprocess.Popen[bytes]:
     """The naive baseline server (:func:`factory` under uvicorn) on ``port``, ready."""
     return start(
         [
@@ -165,7 +168,7 @@ class RawConnection:
     responses must carry Content-Length (both servers send it).
     """
 
-    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+    def __init__(self, host: str, port: int | None, headers: dict[str, str]) -> None:
         self.host, self.port = host, port
         self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.reader: asyncio.StreamReader | None = None
@@ -198,8 +201,13 @@ class RawConnection:
 
 
 async def drive(
-    url: str, headers: dict, texts: list[str], clients: int, seconds: float, kind: str = "raw"
-) -> dict:
+    url: str,
+    headers: dict[str, str],
+    texts: list[str],
+    clients: int,
+    seconds: float,
+    kind: str = "raw",
+) -> dict[str, Any]:
     """``clients`` loops sending one-text requests for ``seconds``; latency per request."""
     import httpx
 
@@ -209,7 +217,7 @@ async def drive(
     parsed = httpx.URL(url)
     bodies = [json.dumps({"inputs": [t]}).encode() for t in texts]
 
-    async def one(i: int, send) -> None:
+    async def one(i: int, send: Callable[[bytes], Awaitable[int]]) -> None:
         nonlocal errors
         n = i
         while time.perf_counter() < stop:
@@ -220,6 +228,9 @@ async def drive(
                 continue  # an error is not a served request: count it, do not time it
             latencies.append(time.perf_counter() - started)
             n += clients
+
+    def raw_sender(c: RawConnection) -> Callable[[bytes], Awaitable[int]]:
+        return lambda body: c.post(parsed.raw_path.decode(), body)
 
     began = time.perf_counter()
     if kind == "httpx":
@@ -235,12 +246,7 @@ async def drive(
             await asyncio.gather(*(one(i, send_httpx) for i in range(clients)))
     else:
         connections = [RawConnection(parsed.host, parsed.port, headers) for _ in range(clients)]
-        await asyncio.gather(
-            *(
-                one(i, lambda body, c=c: c.post(parsed.raw_path.decode(), body))
-                for i, c in enumerate(connections)
-            )
-        )
+        await asyncio.gather(*(one(i, raw_sender(c)) for i, c in enumerate(connections)))
         for connection in connections:
             await connection.close()
     elapsed = time.perf_counter() - began
@@ -255,9 +261,17 @@ async def drive(
     }
 
 
+def bound_drive(
+    url: str, headers: dict[str, str], texts: list[str], clients: int, seconds: float, kind: str
+) -> Callable[[], dict[str, Any]]:
+    """A :func:`drive` run with these arguments, bound now and run when called (what
+    :func:`measured` times)."""
+    return lambda: asyncio.run(drive(url, headers, texts, clients, seconds, kind))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` and its live children (the runners)."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # no stubs installed (types-psutil)
 
     process = psutil.Process(pid)
     total = sum(process.cpu_times()[:2])
@@ -376,7 +390,7 @@ def main() -> None:
         f"http://127.0.0.1:{aim_port}/readyz",
     )
     naive_proc = start_naive(naive_port, env, bundle)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         aim_url = f"http://127.0.0.1:{aim_port}/v1/projects/default/models/bench@production:predict"
         naive_url = f"http://127.0.0.1:{naive_port}/predict"
@@ -389,14 +403,11 @@ def main() -> None:
             ]
             if clients in (8, 64):
                 order.reverse()
-            row = {"clients": clients}
+            row: dict[str, Any] = {"clients": clients}
             for name, url, headers, pid in order:
                 asyncio.run(drive(url, headers, texts, clients, 1.0, args.client))  # warm up
                 row[name] = measured(
-                    pid,
-                    lambda url=url, headers=headers, clients=clients: asyncio.run(
-                        drive(url, headers, texts, clients, args.seconds, args.client)
-                    ),
+                    pid, bound_drive(url, headers, texts, clients, args.seconds, args.client)
                 )
             rows.append(row)
             a, n = row["aimass"], row["naive"]
@@ -423,7 +434,7 @@ def main() -> None:
     sorted_raw = ceiling(bundle, texts, args.seconds, by_length=True, device=args.device)
     single = rows[0]["aimass"]["p50_ms"]
     at32 = next(r for r in rows if r["clients"] == 32)
-    summary = {
+    summary: dict[str, Any] = {
         "ceiling_per_second": raw,
         "length_sorted_ceiling_per_second": sorted_raw,
         "at_32": {
@@ -504,6 +515,7 @@ def plaintext_copy(home: Path, target: Path) -> None:
     keys = load_master_keys(Settings(home=target))
     for path in (target / "artifacts").rglob("*"):
         if path.is_file() and is_encrypted(path):
+            assert keys is not None  # an encrypted artifact: the home has its keys
             plain = path.with_name(path.name + ".plain")
             decrypt_file(path, plain, keys)
             os.replace(plain, path)
@@ -518,8 +530,10 @@ def load_seconds(home: Path, *, encrypted: bool, repeats: int = 5) -> float:
     from aimass.settings import Settings
     from aimass.workspace import Workspace
 
-    flags = {} if encrypted else {"encrypt_at_rest": False, "require_signatures": False}
-    times = []
+    flags: dict[str, Any] = (
+        {} if encrypted else {"encrypt_at_rest": False, "require_signatures": False}
+    )
+    times: list[float] = []
     for _ in range(repeats):
         ws = Workspace(Settings(home=home, device="cpu", **flags))
         cache = PlaintextCache(home.parent / "plain-bench")
@@ -560,14 +574,14 @@ def at_rest(home: Path, texts: list[str], key: str, args: argparse.Namespace) ->
         )
         for name, port in ports.items()
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         auth = {"Authorization": f"Bearer {key}"}
         for clients in (1, 32, 1, 32):
             order = ["encrypted", "plaintext"]
             if len(rows) % 2:
                 order.reverse()
-            row: dict = {"clients": clients}
+            row: dict[str, Any] = {"clients": clients}
             for name in order:
                 url = (
                     f"http://127.0.0.1:{ports[name]}/v1/projects/default/models/"
@@ -632,7 +646,7 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
         )
     env = _serve_env(home / "home")
     ports = {"torch": free_port(), "onnx-int8": free_port(), "naive": free_port()}
-    procs: dict[str, subprocess.Popen] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in ("torch", "onnx-int8"):
             procs[name] = start(
@@ -651,7 +665,7 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
         for name in ("torch", "onnx-int8")
     }
     urls["naive"] = f"http://127.0.0.1:{ports['naive']}/predict"
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for clients in (1, 32, 1, 32):
             names = ["torch", "onnx-int8", "naive"]
@@ -662,9 +676,7 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
                 asyncio.run(drive(urls[name], headers, texts, clients, 1.0, args.client))
                 row[name] = measured(
                     procs[name].pid,
-                    lambda name=name, headers=headers, clients=clients: asyncio.run(
-                        drive(urls[name], headers, texts, clients, args.seconds, args.client)
-                    ),
+                    bound_drive(urls[name], headers, texts, clients, args.seconds, args.client),
                 )
             row["int8_vs_naive"] = row["onnx-int8"]["throughput"] / row["naive"]["throughput"]
             row["torch_vs_naive"] = row["torch"]["throughput"] / row["naive"]["throughput"]
@@ -748,7 +760,7 @@ def backends(home: Path, texts: list[str], bundle: str, key: str, args: argparse
         raise SystemExit(f"{failed} requests failed: these numbers are not a valid comparison")
 
 
-def factory():  # pragma: no cover - the naive baseline's app factory (uvicorn --factory)
+def factory() -> FastAPI:  # pragma: no cover - the naive baseline's app factory (uvicorn --factory)
     # The naive server runs where aimass does: _serve_env's AIMASS_DEVICE.
     return naive_app(os.environ["AIMASS_BENCH_BUNDLE"], os.environ.get("AIMASS_DEVICE", "cpu"))
 

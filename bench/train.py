@@ -29,6 +29,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,9 +40,11 @@ import torch
 from explain import minilm_dir  # bench/explain.py: the packaged MiniLM's directory
 
 RESULTS = Path(__file__).parent / "results"
+# (train texts, train labels, validation texts, validation labels); the warm-up cuts each short.
+Data = tuple[list[Any], ...]
 
 
-def load_rows(train_rows: int, val_rows: int) -> tuple[list, list, list, list]:
+def load_rows(train_rows: int, val_rows: int) -> tuple[list[str], list[Any], list[str], list[Any]]:
     """Rotten Tomatoes rows (the quickstart's sample), first N of each split."""
     from aimass.data.importer import ImportOptions, prepare_dataset
     from aimass.data.samples import get_sample
@@ -53,7 +56,7 @@ def load_rows(train_rows: int, val_rows: int) -> tuple[list, list, list, list]:
     return [t for t, _ in train], [y for _, y in train], [t for t, _ in val], [y for _, y in val]
 
 
-def run_aimass(minilm: Path, data: tuple, args: argparse.Namespace) -> dict:
+def run_aimass(minilm: Path, data: Data, args: argparse.Namespace) -> dict[str, Any]:
     """Train through aimass's task recipe (the same code ``aimass train`` runs)."""
     from aimass.artifacts import BundleWriter
     from aimass.data.tables import SplitData
@@ -107,8 +110,8 @@ def run_aimass(minilm: Path, data: tuple, args: argparse.Namespace) -> dict:
 
 
 def run_trainer(
-    minilm: Path, data: tuple, args: argparse.Namespace, *, grouped: bool = False
-) -> dict:
+    minilm: Path, data: Data, args: argparse.Namespace, *, grouped: bool = False
+) -> dict[str, Any]:
     """The baseline: a plain Hugging Face Trainer, as its documentation shows it.
 
     ``grouped=True`` is the best a Trainer user gets without writing code: batches
@@ -133,7 +136,7 @@ def run_trainer(
         str(minilm), num_labels=2, use_safetensors=True
     )
 
-    class Rows(torch.utils.data.Dataset):
+    class Rows(torch.utils.data.Dataset[dict[str, Any]]):
         def __init__(self, texts: list[str], labels: list[str]) -> None:
             self.enc = tokenizer(texts, truncation=True, max_length=args.max_length)
             self.labels = [classes.index(y) for y in labels]
@@ -141,7 +144,7 @@ def run_trainer(
         def __len__(self) -> int:
             return len(self.labels)
 
-        def __getitem__(self, i: int) -> dict:
+        def __getitem__(self, i: int) -> dict[str, Any]:
             return {**{k: v[i] for k, v in self.enc.items()}, "labels": self.labels[i]}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +179,9 @@ def run_trainer(
         trainer.train()
         seconds = time.perf_counter() - started
         prediction = trainer.predict(Rows(val_texts, val_labels))
-    accuracy = float((prediction.predictions.argmax(-1) == np.array(prediction.label_ids)).mean())
+    logits = prediction.predictions
+    assert isinstance(logits, np.ndarray)  # the model's one output: no tuple of outputs
+    accuracy = float((logits.argmax(-1) == np.array(prediction.label_ids)).mean())
     return {
         "samples_per_second": len(texts) * args.epochs / seconds,
         "train_seconds": seconds,
@@ -184,7 +189,7 @@ def run_trainer(
     }
 
 
-def _grouping(grouped: bool) -> dict:
+def _grouping(grouped: bool) -> dict[str, Any]:
     """The Trainer's length-grouping argument, in the spelling its version takes.
 
     ``train_sampling_strategy`` replaced ``group_by_length`` during transformers 5;
@@ -237,7 +242,7 @@ def main() -> None:
     for _, fn in contenders:
         fn(minilm, warm, args)
 
-    runs: dict[str, list[dict]] = {name: [] for name, _ in contenders}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in contenders}
     for repeat in range(args.repeats):
         for name, fn in contenders:
             result = fn(minilm, data, args)

@@ -23,6 +23,7 @@ __all__ = [
     "reliability_bins",
     "residual_summary",
     "softmax",
+    "span_scores",
 ]
 
 
@@ -239,19 +240,26 @@ def entity_metrics(
     true = {(i, *span) for i, tags in enumerate(y_true) for span in entity_spans(tags)}
     pred = {(i, *span) for i, tags in enumerate(y_pred) for span in entity_spans(tags)}
     types = sorted({e[1] for e in true | pred})
-
-    def scores(t: set[Any], p: set[Any]) -> dict[str, float]:
-        hit = len(t & p)
-        precision = hit / len(p) if p else 0.0
-        recall = hit / len(t) if t else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": precision, "recall": recall, "f1": f1}
-
     per_type = {
         kind: {
-            **scores({e for e in true if e[1] == kind}, {e for e in pred if e[1] == kind}),
+            **span_scores({e for e in true if e[1] == kind}, {e for e in pred if e[1] == kind}),
             "support": sum(1 for e in true if e[1] == kind),
         }
         for kind in types
     }
-    return {**scores(true, pred), "per_type": per_type, "entities": len(true), "count": len(y_true)}
+    return {
+        **span_scores(true, pred),
+        "per_type": per_type,
+        "entities": len(true),
+        "count": len(y_true),
+    }
+
+
+def span_scores(true: set[Any], pred: set[Any]) -> dict[str, float]:
+    """Precision, recall and F1 of the predicted entities ``pred`` against ``true``
+    (exact matches: whatever identifies an entity, e.g. row, type, start and end)."""
+    hit = len(true & pred)
+    precision = hit / len(pred) if pred else 0.0
+    recall = hit / len(true) if true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}

@@ -213,7 +213,7 @@ class Settings(BaseSettings):
         serve_with: How model versions are served: ``runners`` (runner processes of
             this server, ``serve_runners`` each) or ``ray`` (Ray Serve replicas that
             scale between ``ray_min_replicas`` and ``ray_max_replicas`` on queue depth).
-        serve_backend: What runs a served classification/regression model's forward
+        serve_backend: What runs a served classification, regression or NER model's forward
             pass: ``auto`` (the backend its ``aimass models optimize`` parity run
             recommends: ONNX Runtime int8 when within the gate, else the fp32 graph,
             else PyTorch; PyTorch for versions never optimised), ``torch``, ``onnx``

@@ -9,21 +9,32 @@ import numpy as np
 import pytest
 
 from aimass.errors import InvalidArgument, PermissionDenied
-from aimass.jobs.optimize import OptimizeSpec, parity_record
+from aimass.jobs.optimize import OptimizeSpec, parity_record, tagged_rows
 from aimass.serving.onnx import choose_backend
 from aimass.serving.predictor import load_predictor
-from tests.conftest import live_server, trained_workspace
+from tests.conftest import TINY_FINETUNE, live_server, ner_rows, trained_workspace, write_jsonl
 
 TEXTS = ["good great fine", "bad awful poor", "great", "awful awful bad movie", "fine"]
 
 
 @pytest.fixture(scope="module")
 def optimized(tmp_path_factory, tiny_bert_dir):
-    """Tiny classifier 'm' and regressor 'r', each optimised (graphs + parity attached)."""
+    """Tiny classifier 'm', regressor 'r' and tagger 'n', each optimised (graphs + parity
+    attached)."""
+    from aimass.data.importer import ImportOptions
+    from aimass.jobs.train import TrainSpec
+
     root = tmp_path_factory.mktemp("onnx")
     ws = trained_workspace(root / "home", tiny_bert_dir, root / "data", regression=True)
-    ws.jobs.optimize(OptimizeSpec(model="m@1"))
-    ws.jobs.optimize(OptimizeSpec(model="r@1"))
+    ws.datasets.import_file(
+        write_jsonl(root / "data" / "ns.jsonl", ner_rows(200)),
+        name="ns",
+        options=ImportOptions(kind="tokens"),
+    )
+    config = {**TINY_FINETUNE, "task": "token-classification", "epochs": 8, "lr": 3e-3}
+    ws.jobs.train(TrainSpec(dataset="ns", base="tiny", model="n", config=config))
+    for model in ("m@1", "r@1", "n@1"):
+        ws.jobs.optimize(OptimizeSpec(model=model))
     yield ws
     ws.close()
 
@@ -75,6 +86,42 @@ def test_regression_graph_matches_torch(optimized):
     assert optimized.models.get("r@1").metrics["serving"]["drop_unit"].startswith("percent")
 
 
+def test_ner_graph_tags_as_torch_does(optimized):
+    texts = ["Alice Smith went to Rome", "in Paris we met Bob", "nothing here at all"]
+    torch_out = _predictor(optimized, "n@1", "torch").predict(texts)
+    assert any(r["entities"] for r in torch_out)  # the tagger learnt something to compare
+    for backend in ("onnx", "onnx-int8"):
+        served = _predictor(optimized, "n@1", backend)
+        assert served.info()["backend"] == backend
+        out = served.predict(texts)
+        if backend == "onnx":
+            for a, b in zip(torch_out, out, strict=True):
+                assert [(e["label"], e["start"], e["end"]) for e in a["entities"]] == [
+                    (e["label"], e["start"], e["end"]) for e in b["entities"]
+                ]
+                assert [e["score"] for e in a["entities"]] == pytest.approx(
+                    [e["score"] for e in b["entities"]], abs=1e-4
+                )
+        assert all(0 <= e["score"] <= 1 for r in out for e in r["entities"])
+    version = optimized.models.get("n@1")
+    parity = version.metrics["serving"]
+    assert parity["drop_unit"] == "entity F1 points"
+    # served text with character spans scores as training scored the test split's tags
+    assert parity["backends"]["torch"]["f1"] == pytest.approx(version.metrics["test"]["f1"])
+    assert parity["backends"]["onnx"]["agreement_with_torch"] == 1.0
+    assert parity["backends"]["onnx"]["drop"] == 0.0
+
+
+def test_tagged_rows_give_character_spans():
+    texts, entities = tagged_rows(
+        [["Alice", "Smith", "went", "to", "Rome"], ["in", "New", "York"]],
+        [["B-PER", "I-PER", "O", "O", "B-LOC"], ["O", "B-LOC", "I-LOC"]],
+    )
+    assert texts == ["Alice Smith went to Rome", "in New York"]
+    assert entities == [[("PER", 0, 11), ("LOC", 20, 24)], [("LOC", 3, 11)]]
+    assert texts[0][0:11] == "Alice Smith" and texts[1][3:11] == "New York"
+
+
 def test_explanations_through_the_onnx_backend(optimized):
     onnx = _predictor(optimized, "m@1", "onnx")
     (result,) = onnx.predict(["good great fine"], explain="occlusion")
@@ -109,6 +156,19 @@ def test_the_parity_gate():
     assert record["recommended"] == "onnx"
     values = [{"value": v} for v in np.linspace(0, 1, 10)]
     worse = [{"value": v + 0.5} for v in np.linspace(0, 1, 10)]
+    gold = [[("PER", 0, 5)], [("LOC", 3, 7)]] * 50
+    found = [{"entities": [{"label": k, "start": s, "end": e} for k, s, e in row]} for row in gold]
+    missed = [{"entities": []}, *found[1:]]  # 1 of 100 entities: F1 0.995, 0.5 points down
+    record = parity_record(
+        "token-classification",
+        gold,
+        {"torch": found, "onnx": found, "onnx-int8": missed},
+        speed,
+        0.4,
+    )
+    assert record["backends"]["onnx-int8"]["drop"] == pytest.approx(0.5025, abs=1e-3)
+    assert record["backends"]["onnx-int8"]["agreement_with_torch"] == pytest.approx(0.99)
+    assert record["recommended"] == "onnx"
     record = parity_record(
         "regression",
         list(np.linspace(0, 1, 10) + 0.1),
@@ -161,6 +221,8 @@ def test_served_over_http_with_the_onnx_backend(optimized):
 
     home = optimized.settings.home
     torch_out = _predictor(optimized, "m@1", "torch").predict(TEXTS[:2])
+    sentences = ["Alice Smith went to Rome", "in Paris we met Bob"]
+    torch_entities = _predictor(optimized, "n@1", "torch").predict(sentences)
     server = live_server(home, serve_runners=1, serve_backend="onnx", num_threads=1)
     url, key, _app = next(server)
     try:
@@ -168,10 +230,13 @@ def test_served_over_http_with_the_onnx_backend(optimized):
             results = client.predict("m@1", TEXTS[:2])
             for a, b in zip(torch_out, results, strict=True):
                 assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+            tagged = client.predict("n@1", sentences)
+            for a, b in zip(torch_entities, tagged, strict=True):
+                assert [e["text"] for e in a["entities"]] == [e["text"] for e in b["entities"]]
             metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
-            assert (
-                'aimass_serve_backend{backend="onnx",model="m@1",project="default"} 1.0' in metrics
-            )
+            for model in ("m@1", "n@1"):
+                gauge = f'aimass_serve_backend{{backend="onnx",model="{model}",project="default"}}'
+                assert f"{gauge} 1.0" in metrics
             reader = client.keys.create("reader", scopes=["predict", "read"])
         with Client(url, reader.key) as limited, pytest.raises(PermissionDenied, match="train"):
             limited.jobs.submit_optimization(model="m@1")

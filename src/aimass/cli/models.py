@@ -139,13 +139,15 @@ def optimize(
     threshold: Annotated[
         float,
         typer.Option(
-            help="Largest drop at which int8 serves: accuracy points (regression: % of RMSE)."
+            help="Largest drop at which int8 serves: accuracy points (NER: entity F1 points; "
+            "regression: % of RMSE)."
         ),
     ] = 0.5,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Export a classifier or regressor to ONNX (fp32 and int8), run the parity check, attach.
+    """Export a classifier, regressor or NER tagger to ONNX (fp32 and int8), run the parity
+    check, attach.
 
     Servers with AIMASS_SERVE_BACKEND=auto (the default) then serve the backend the
     parity run recommends: int8 when its quality is within the threshold of PyTorch's.
@@ -170,7 +172,7 @@ def optimize(
         [
             [
                 name,
-                fmt_metric(entry.get("accuracy", entry.get("rmse"))),
+                fmt_metric(entry.get("accuracy", entry.get("f1", entry.get("rmse")))),
                 fmt_metric(entry.get("drop", 0.0)),
                 f"{entry.get('predictions_per_second', 0):,.0f}",
                 "yes" if entry.get("passes") else "no",

@@ -6,12 +6,14 @@
    and quantises it to ``model-int8.onnx``;
 2. runs held-out rows — the test split of the dataset the version was trained on,
    or the split asked for — through all three (PyTorch, ONNX fp32, ONNX int8),
-   and records each one's quality (accuracy, or RMSE for regression), its
-   agreement with PyTorch and its predictions per second on this machine;
+   and records each one's quality (accuracy; RMSE for regression; entity F1 for
+   NER, each row's tokens joined by spaces and served as text), its agreement
+   with PyTorch (rows with the same label, or the same entities) and its
+   predictions per second on this machine;
 3. applies the parity gate: int8 is recommended for serving only when its
-   quality is within ``threshold`` of PyTorch's (points of accuracy; for
-   regression, percent of PyTorch's RMSE); else the fp32 graph, when it matches
-   PyTorch; else PyTorch itself;
+   quality is within ``threshold`` of PyTorch's (points of accuracy or of entity
+   F1; for regression, percent of PyTorch's RMSE); else the fp32 graph, when it
+   matches PyTorch; else PyTorch itself;
 4. publishes the graphs and ``parity.json`` under ``graphs/<sha256>/`` and attaches
    them to the version (``kind="onnx"``), with the parity record also in the
    version's ``metrics["serving"]`` — what the model details show.
@@ -28,7 +30,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,8 +42,12 @@ from aimass.entities import DatasetVersion, ModelVersion
 from aimass.errors import Cancelled, InvalidArgument, UnsupportedModel
 from aimass.jobs.evaluate import check_labelled
 from aimass.jobs.runner import JobContext
+from aimass.metrics import entity_spans, span_scores
 from aimass.refs import Ref, parse_ref
 from aimass.store import Store
+
+if TYPE_CHECKING:
+    from aimass.serving.predictor import Predictor
 
 __all__ = [
     "ATTACHMENT_KIND",
@@ -50,12 +56,18 @@ __all__ = [
     "parity_record",
     "resolve_optimization",
     "run_optimize_job",
+    "tagged_rows",
 ]
 
 log = logging.getLogger("aimass.jobs.optimize")
 OPTIMIZE = "optimize"
 ATTACHMENT_KIND = "onnx"
-_TASKS = ("classification", "regression")
+_TASKS = ("classification", "regression", "token-classification")
+_DROP_UNITS = {
+    "classification": "accuracy points",
+    "regression": "percent of torch's RMSE",
+    "token-classification": "entity F1 points",
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ class OptimizeSpec:
             dataset version the model was trained on.
         split: Its split (default ``test``).
         threshold: Largest quality drop at which int8 still serves: points of
-            accuracy (0.5 = half a point), or percent of the RMSE for regression.
+            accuracy (0.5 = half a point) or of entity F1 (NER), or percent of the
+            RMSE for regression.
         max_rows: Most rows the parity run uses (the first of the split).
     """
 
@@ -104,7 +117,7 @@ def resolve_optimization(
     if version.task not in _TASKS:
         raise UnsupportedModel(
             f"model {version.ref} is a {version.task!r} model; ONNX graphs are built for "
-            f"{' and '.join(_TASKS)} models (serve it with the torch backend)",
+            f"{', '.join(_TASKS)} models (serve it with the torch backend)",
             task=version.task,
         )
     ref = parse_ref(spec.dataset or version.lineage.dataset, kind="dataset")
@@ -130,8 +143,9 @@ def parity_record(
     """Quality, agreement and speed of each backend, the gate's verdict and the recommendation.
 
     Args:
-        task: ``classification`` or ``regression``.
-        labels: The true labels (or values) of the parity rows.
+        task: ``classification``, ``regression`` or ``token-classification``.
+        labels: The true labels (or values) of the parity rows; for NER each row's
+            entities as ``(type, start, end)`` character spans of its text.
         outputs: Predictions of each backend (``torch``, ``onnx``, ``onnx-int8``).
         speed: Predictions per second of each backend.
         threshold: The gate (see :class:`OptimizeSpec`).
@@ -147,6 +161,19 @@ def parity_record(
             backends[name] = {
                 "rmse": round(rmse, 6),
                 "max_abs_diff_from_torch": round(float(np.max(np.abs(values - ref_values))), 6),
+            }
+        elif task == "token-classification":
+            found = [_entities(r) for r in results]
+            scores = span_scores(
+                {(i, *e) for i, row in enumerate(labels) for e in row},
+                {(i, *e) for i, row in enumerate(found) for e in row},
+            )
+            same = [a == _entities(r) for a, r in zip(found, reference, strict=True)]
+            backends[name] = {
+                "f1": round(scores["f1"], 6),
+                "precision": round(scores["precision"], 6),
+                "recall": round(scores["recall"], 6),
+                "agreement_with_torch": float(np.mean(same)),
             }
         else:
             predicted = [r["label"] for r in results]
@@ -166,7 +193,7 @@ def parity_record(
         "task": task,
         "rows": len(labels),
         "threshold": threshold,
-        "drop_unit": "percent of torch's RMSE" if task == "regression" else "accuracy points",
+        "drop_unit": _DROP_UNITS[task],
         "backends": backends,
         "recommended": recommended,
     }
@@ -176,39 +203,64 @@ def _drop(task: str, reference: dict[str, Any], entry: dict[str, Any]) -> float:
     if task == "regression":
         base = reference["rmse"]
         return 0.0 if base == 0 else 100.0 * (entry["rmse"] - base) / base
-    return 100.0 * (reference["accuracy"] - entry["accuracy"])
+    key = "f1" if task == "token-classification" else "accuracy"
+    return 100.0 * (reference[key] - entry[key])
+
+
+def _entities(result: dict[str, Any]) -> set[tuple[str, int, int]]:
+    return {(e["label"], e["start"], e["end"]) for e in result["entities"]}
+
+
+def tagged_rows(tokens: list[list[str]], tags: list[list[str]]) -> tuple[list[str], list[Any]]:
+    """NER rows as the texts a served tagger gets (tokens joined by spaces) and each
+    text's true entities as ``(type, start, end)`` character spans."""
+    texts, entities = [], []
+    for words, row_tags in zip(tokens, tags, strict=True):
+        starts = []
+        position = 0
+        for word in words:
+            starts.append(position)
+            position += len(word) + 1
+        texts.append(" ".join(words))
+        entities.append(
+            [
+                (kind, starts[first], starts[last - 1] + len(words[last - 1]))
+                for kind, first, last in entity_spans(row_tags)
+            ]
+        )
+    return texts, entities
 
 
 def run_optimize_job(ctx: JobContext) -> dict[str, Any]:
     """Export, quantise, run the parity rows, publish and attach; returns the record."""
     import torch
 
-    from aimass.models.onnx import FP32_FILE, INT8_FILE, export_sequence_model, quantize_int8
-    from aimass.models.text import collate, encode_texts
+    from aimass.models.onnx import FP32_FILE, INT8_FILE, export_graph, quantize_int8
     from aimass.serving.predictor import load_predictor
-    from aimass.serving.sequence import SequencePredictor
 
     project = ctx.job.project
     spec = OptimizeSpec(**ctx.job.spec)
     version, dataset = resolve_optimization(ctx.store, ctx.artifacts, project, spec)
     rows = read_split(ctx.artifacts.resolve(dataset.uri), spec.split)
-    texts, labels = rows.texts[: spec.max_rows], list(rows.labels or [])[: spec.max_rows]
+    texts: list[str]
+    labels: list[Any]
+    if version.task == "token-classification":
+        texts, labels = tagged_rows(
+            list(rows.tokens or [])[: spec.max_rows], list(rows.tags or [])[: spec.max_rows]
+        )
+    else:
+        texts, labels = rows.texts[: spec.max_rows], list(rows.labels or [])[: spec.max_rows]
     if ctx.settings.num_threads:
         torch.set_num_threads(ctx.settings.num_threads)
     bundle = ctx.artifacts.resolve(version.uri)
     reference = load_predictor(bundle, device="cpu")
-    if not isinstance(reference, SequencePredictor):
-        raise UnsupportedModel(f"model {version.ref} has no PyTorch sequence model to export")
-    model, tokenizer = reference.model, reference.tokenizer
     log_line = f"exporting {version.ref} to ONNX; parity on {len(texts):,} rows of {dataset.ref}"
     ctx.store.jobs.log(ctx.job.id, log_line)
     with ctx.artifacts.staging() as stage:
         directory = stage / "graphs"
         directory.mkdir()
-        encoded = encode_texts(tokenizer, texts[:2], max_length=reference.max_length)
-        export_sequence_model(
-            model.cpu().eval(), collate(encoded, [0, 1], "cpu"), directory / FP32_FILE
-        )
+        model, example, per_token = _exportable(reference, texts[:2])
+        export_graph(model, example, directory / FP32_FILE, per_token=per_token)
         _progress(ctx, 0.25)
         quantize_int8(directory / FP32_FILE, directory / INT8_FILE)
         _progress(ctx, 0.35)
@@ -250,6 +302,30 @@ def run_optimize_job(ctx: JobContext) -> dict[str, Any]:
         extra={"model": version.ref, "recommended": record["recommended"], "uri": uri},
     )
     return {"model": version.name, "version": version.version, "graphs": uri, **summary}
+
+
+def _exportable(predictor: Predictor, texts: list[str]) -> tuple[Any, dict[str, Any], bool]:
+    """The PyTorch model of ``predictor`` (eval mode, CPU), a batch of ``texts`` as the
+    predictor feeds it (the graph's inputs), and whether its outputs are per token."""
+    from aimass.models.text import collate, encode_texts
+    from aimass.serving.sequence import SequencePredictor
+    from aimass.serving.tokens import TokenClassificationPredictor
+
+    if isinstance(predictor, SequencePredictor):
+        encoded = encode_texts(predictor.tokenizer, texts, max_length=predictor.max_length)
+        batch = collate(encoded, list(range(len(texts))), "cpu")
+        return predictor.model.cpu().eval(), batch, False
+    if isinstance(predictor, TokenClassificationPredictor):
+        encoded = predictor.tokenizer(
+            texts,
+            truncation=True,
+            max_length=predictor.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return predictor.model.cpu().eval(), batch, True
+    raise UnsupportedModel(f"a {predictor.task!r} model has no PyTorch model to export to ONNX")
 
 
 def _progress(ctx: JobContext, fraction: float) -> None:

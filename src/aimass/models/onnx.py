@@ -1,11 +1,13 @@
-"""ONNX graphs of sequence models: export, int8 quantisation, ONNX Runtime sessions.
+"""ONNX graphs of served encoders: export, int8 quantisation, ONNX Runtime sessions.
 
 A classification or regression :class:`~aimass.models.sequence.SequenceModel`
 becomes one graph with the inputs the tokenizer gives (``input_ids``,
 ``attention_mask`` and, for BERT-style encoders, ``token_type_ids``) and one
 output, ``outputs`` (B, C) — the same raw outputs the PyTorch model returns, so
-the predictor's softmax, labels and regression scaling are shared. Batch and
-sequence length are dynamic axes.
+the predictor's softmax, labels and regression scaling are shared. A
+token-classification (NER) model becomes a graph of ``input_ids`` and
+``attention_mask`` whose ``outputs`` are its tag logits (B, T, C), which the NER
+predictor reads as it reads PyTorch's. Batch and sequence length are dynamic axes.
 
 Two variants are written:
 
@@ -35,15 +37,13 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from aimass.models.sequence import SequenceModel
-
 __all__ = [
     "FP32_FILE",
     "INT8_FILE",
     "OPSET",
     "VARIANTS",
     "OnnxSession",
-    "export_sequence_model",
+    "export_graph",
     "quantize_int8",
 ]
 
@@ -54,16 +54,23 @@ VARIANTS = {"onnx": FP32_FILE, "onnx-int8": INT8_FILE}
 OPSET = 17
 
 
-def export_sequence_model(
-    model: SequenceModel, example: dict[str, torch.Tensor], path: Path
+def export_graph(
+    model: torch.nn.Module,
+    example: dict[str, torch.Tensor],
+    path: Path,
+    *,
+    per_token: bool = False,
 ) -> list[str]:
     """Write ``model`` as an fp32 ONNX graph at ``path``; returns its input names.
 
     Args:
-        model: The model in eval mode, on the CPU.
+        model: The model in eval mode, on the CPU: a
+            :class:`~aimass.models.sequence.SequenceModel`, or a Hugging Face model
+            whose output has ``logits`` (the graph's ``outputs`` are those logits).
         example: One collated batch (its keys are the graph's inputs, in order);
             any batch works, the axes are exported as dynamic.
         path: The ``.onnx`` file to write.
+        per_token: The outputs have a token axis (B, T, C), as a tagger's do.
     """
     import torch
 
@@ -77,10 +84,11 @@ def export_sequence_model(
             self.model = model
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.model(**dict(zip(names, inputs, strict=True)))
+            out = self.model(**dict(zip(names, inputs, strict=True)))
+            return out if isinstance(out, torch.Tensor) else out.logits
 
     dynamic = {name: {0: "batch", 1: "tokens"} for name in names}
-    dynamic["outputs"] = {0: "batch"}
+    dynamic["outputs"] = {0: "batch", 1: "tokens"} if per_token else {0: "batch"}
     try:
         # The TorchScript-based exporter warns that it is deprecated in favour of the
         # dynamo exporter (chosen on purpose, see the module docstring), and tracing
@@ -99,8 +107,9 @@ def export_sequence_model(
                 dynamo=False,
             )
     except Exception as exc:  # the exporter raises many types; name the model and the cause
+        config = getattr(model, "config", None) or getattr(model.encoder, "config", None)
         raise UnsupportedModel(
-            f"the {model.encoder.config.model_type} model could not be exported to ONNX "
+            f"the {getattr(config, 'model_type', 'this')} model could not be exported to ONNX "
             f"({type(exc).__name__}: {str(exc)[:300]}); serve it with the torch backend"
         ) from exc
     return names
@@ -148,7 +157,8 @@ class OnnxSession:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def run(self, batch: dict[str, Any]) -> np.ndarray:
-        """Outputs (B, C) for a collated batch (tensors or arrays, int64)."""
+        """Outputs (B, C), or (B, T, C) for a tagger, of a collated batch (tensors or
+        arrays, int64)."""
         import numpy as np
 
         feed = {name: np.asarray(_numpy(batch[name]), dtype=np.int64) for name in self.inputs}

@@ -1,9 +1,11 @@
-"""Serving on ONNX Runtime: the sequence predictor with its forward pass on a graph.
+"""Serving on ONNX Runtime: the sequence and NER predictors with their forward pass
+on a graph.
 
 ``aimass models optimize`` writes a version's graphs (:mod:`aimass.jobs.optimize`);
 this module serves them. Everything but the forward pass is the PyTorch
 predictor's: the tokenizer, the length-bucketed batches, the softmax and
-labels, the regression scaling. Explanations need gradients and attention
+labels, the regression scaling; for NER the windows over long texts, the word
+tags and the entity spans. Explanations need gradients and attention
 probabilities, which a graph does not give: the PyTorch model is built on the
 first explanation and used for it, so an explanation is the same whichever
 backend predicted.
@@ -22,16 +24,26 @@ import torch
 from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument, UnsupportedModel
 from aimass.models.onnx import VARIANTS, OnnxSession
+from aimass.serving.predictor import Predictor
 from aimass.serving.sequence import SequencePredictor
+from aimass.serving.tokens import TokenClassificationPredictor
 
-__all__ = ["BACKENDS", "OnnxSequencePredictor", "choose_backend", "load_onnx_predictor"]
+__all__ = [
+    "BACKENDS",
+    "OnnxSequencePredictor",
+    "OnnxTokenPredictor",
+    "choose_backend",
+    "load_onnx_predictor",
+]
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
-ONNX_TASKS = frozenset(SequencePredictor.tasks)
+ONNX_TASKS = frozenset((*SequencePredictor.tasks, *TokenClassificationPredictor.tasks))
 
 
-class OnnxSequencePredictor(SequencePredictor):
-    """Classification and regression with the forward pass on ONNX Runtime."""
+class _OnnxBackend(Predictor):
+    """What an ONNX Runtime predictor adds to its PyTorch predictor (the class after
+    this one in its bases): the session that replaces the model, and the warm-up the
+    session needs."""
 
     def __init__(
         self,
@@ -50,17 +62,31 @@ class OnnxSequencePredictor(SequencePredictor):
     def _load(self) -> None:
         self.session = OnnxSession(self._graph, threads=self._threads)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Raw outputs (B, C) of one collated batch, from the graph."""
-        return torch.from_numpy(self.session.run(batch)).float()
-
     def warm_up(self) -> None:
         """Two calls: ONNX Runtime plans its memory on the first run of a shape."""
         self.predict(["warm-up"])
         self.predict(["warm-up", "a second, longer warm-up text"])
 
     def info(self) -> dict[str, Any]:
+        """The predictor's details with the graph and its thread settings."""
         return {**super().info(), "onnx": self.session.describe()}
+
+
+class OnnxSequencePredictor(_OnnxBackend, SequencePredictor):
+    """Classification and regression with the forward pass on ONNX Runtime."""
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw outputs (B, C) of one collated batch, from the graph."""
+        return torch.from_numpy(self.session.run(batch)).float()
+
+
+class OnnxTokenPredictor(_OnnxBackend, TokenClassificationPredictor):
+    """Named entities with the tag logits from an ONNX Runtime graph."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Tag logits (B, T, C) of one padded batch, from the graph."""
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return torch.from_numpy(self.session.run(batch)).float()
 
 
 def load_onnx_predictor(
@@ -70,7 +96,7 @@ def load_onnx_predictor(
     backend: str,
     graph: Path,
     threads: int | None = None,
-) -> OnnxSequencePredictor:
+) -> Predictor:
     """The ONNX Runtime predictor of a verified bundle (its task must have a graph)."""
     if backend not in VARIANTS:
         raise InvalidArgument(f"unknown ONNX backend {backend!r}; use one of {', '.join(VARIANTS)}")
@@ -80,7 +106,12 @@ def load_onnx_predictor(
             f"{', '.join(sorted(ONNX_TASKS))}); serve with the torch backend",
             task=manifest.task,
         )
-    return OnnxSequencePredictor(directory, manifest, backend=backend, graph=graph, threads=threads)
+    kind = (
+        OnnxTokenPredictor
+        if manifest.task in TokenClassificationPredictor.tasks
+        else OnnxSequencePredictor
+    )
+    return kind(directory, manifest, backend=backend, graph=graph, threads=threads)
 
 
 def choose_backend(setting: str, parity: dict[str, Any] | None) -> str:

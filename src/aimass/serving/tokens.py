@@ -48,8 +48,34 @@ class TokenClassificationPredictor(Predictor):
         self.labels: list[str] = list(manifest.task_config["labels"])
         self.max_length = int(manifest.task_config.get("max_length", 128))
         self.tokenizer = load_tokenizer(directory)
-        self.model = load_pretrained(directory, family="encoder-tokens").to(device).eval()
         self._lock = threading.Lock()  # fast tokenizers are not safe across threads
+        self._model_lock = threading.Lock()
+        self._model: Any = None
+        self._load()
+
+    def _load(self) -> None:
+        """Load what :meth:`forward` runs (the PyTorch model here)."""
+        self._model = self._build()
+
+    def _build(self) -> Any:
+        return load_pretrained(self.directory, family="encoder-tokens").to(self.device).eval()
+
+    @property
+    def model(self) -> Any:
+        """The PyTorch model (built on first use by a backend that tags without it:
+        evaluation scores NER through the training task's own encoding)."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = self._build()
+            return self._model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Tag logits (B, T, C) of one padded batch, on the CPU in fp32."""
+        with inference_autocast(self.device):
+            out = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
+            )
+        return out.logits.float().cpu()
 
     @torch.inference_mode()
     def _window_probs(self, windows: list[list[int]], batch_size: int) -> list[torch.Tensor]:
@@ -64,11 +90,7 @@ class TokenClassificationPredictor(Predictor):
             for row, window in enumerate(chunk):
                 ids[row, : len(window)] = torch.tensor(window)
                 mask[row, : len(window)] = 1
-            with inference_autocast(self.device):
-                logits = self.model(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-                )
-            probs = logits.logits.float().softmax(-1).cpu()
+            probs = self.forward(ids, mask).softmax(-1)
             out.extend(probs[row, : len(window)] for row, window in enumerate(chunk))
         return out
 

@@ -291,6 +291,29 @@ def test_the_training_form_takes_the_clis_advanced_options_as_json(console, admi
     console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
 
 
+def test_the_training_form_has_fields_for_length_evaluation_and_privacy(console, admin_key):
+    sign_in(console, admin_key)
+    token = csrf_of(console, "/console/p/default/train")
+    form = {"csrf": token, "dataset": "reviews", "base": "tiny", "model": "form-fields"}
+    fields = {"max_length": "48", "eval_steps": "5", "patience": "2", "target_epsilon": "8"}
+    queued = console.post(
+        "/console/p/default/train",
+        # a field wins over the same key in the JSON, and the JSON keeps the rest
+        data={**form, **fields, "config": '{"max_length": 16, "seed": 3}', "epochs": "1"},
+        follow_redirects=False,
+    )
+    assert queued.status_code == 303, queued.text
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    config = job["spec"]["config"]
+    assert (config["max_length"], config["eval_steps"], config["patience"]) == (48, 5, 2)
+    assert config["seed"] == 3
+    assert job["spec"]["privacy"]["target_epsilon"] == 8.0
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+    bad = console.post("/console/p/default/train", data={**form, "eval_steps": "often"})
+    assert bad.status_code == 400 and "eval_steps &#39;often&#39; is not a number" in bad.text
+
+
 def test_the_training_form_names_every_task_and_takes_a_lora_rank(console, admin_key):
     sign_in(console, admin_key)
     page = console.get("/console/p/default/train").text

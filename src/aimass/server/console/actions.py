@@ -126,6 +126,32 @@ async def train_page(request: Request, project: str) -> Response:
     return page(request, "train.html", project=project, datasets=datasets, bases=bases, tasks=tasks)
 
 
+# The training form's number fields, as TrainConfig names them.
+_CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
+    ("epochs", int),
+    ("lr", float),
+    ("batch_size", int),
+    ("lora_rank", int),
+    ("max_length", int),
+    ("eval_steps", int),
+    ("patience", int),
+)
+
+
+def _numbers(fields: dict[str, str], names: tuple[tuple[str, type], ...]) -> dict[str, Any]:
+    """The number fields that were filled in, converted; a field that is not a number
+    is refused by name."""
+    out: dict[str, Any] = {}
+    for key, kind in names:
+        text = fields.get(key, "").strip()
+        if text:
+            try:
+                out[key] = kind(text)
+            except ValueError:
+                raise InvalidArgument(f"{key} {text!r} is not a number", field=key) from None
+    return out
+
+
 @router.post(PREFIX + "/p/{project}/train", name="console.train")
 @guard
 async def train(request: Request, project: str) -> Response:
@@ -136,20 +162,13 @@ async def train(request: Request, project: str) -> Response:
     fields = await form(request)
     require_csrf(request, fields)
     me.require("train", project=project, model=fields.get("model") or None)
-    config: dict[str, Any] = {}
-    numbers = (("epochs", int), ("lr", float), ("batch_size", int), ("lora_rank", int))
-    for key, kind in numbers:
-        text = fields.get(key, "").strip()
-        if text:
-            try:
-                config[key] = kind(text)
-            except ValueError:
-                raise InvalidArgument(f"{key} {text!r} is not a number", field=key) from None
+    config = _numbers(fields, _CONFIG_NUMBERS)
     for key in ("task", "mode"):
         if fields.get(key):
             config[key] = fields[key]
     config = {**_json_object(fields.get("config"), "config"), **config}
-    privacy = _json_object(fields.get("privacy"), "privacy") or None
+    epsilon = _numbers(fields, (("target_epsilon", float),))
+    privacy = {**_json_object(fields.get("privacy"), "privacy"), **epsilon} or None
     alias = fields.get("alias") or None
     ws = state(request).workspace
     if alias:

@@ -157,6 +157,24 @@ def test_a_spec_with_problems_is_refused_with_all_of_them(api, admin):
     assert r.status_code in (400, 422)
 
 
+def test_an_ensemble_averages_versions_of_one_model_but_not_one_version_twice(api, admin, home):
+    ws = Workspace(Settings(home=home, device="cpu"))
+    try:
+        if ws.models.get("zh-sentiment@latest").version == 1:
+            register_copy(ws, "sentiment@1", "zh-sentiment", config_digest="zh-retrained")
+    finally:
+        ws.close()
+    versions = ["zh-sentiment@1", "zh-sentiment@2"]
+    spec = {"steps": [{"name": "avg", "type": "ensemble", "models": versions}]}
+    made = create(api, admin, name="two-versions", spec=spec)
+    assert made["spec"]["steps"][0]["models"] == versions
+    one = ["sentiment@1", "sentiment@production"]  # the alias names version 1
+    same = {"steps": [{"name": "avg", "type": "ensemble", "models": one}]}
+    r = api.post(P, headers=admin, json={"name": "one-version", "spec": same})
+    assert r.status_code == 400
+    assert "resolve to sentiment@1 more than once" in r.json()["error"]["message"]
+
+
 def test_moving_a_model_alias_never_changes_a_pipeline_version(api, admin, home):
     first = create(api, admin, name="pinned")
     ws = Workspace(Settings(home=home, device="cpu"))

@@ -88,6 +88,14 @@ class PipelineService(Service):
                     problems.append(exc.message)
             if len(pins) != len(refs):
                 continue
+            versions = [p["model"] for p in pins]
+            twice = sorted({v for v in versions if versions.count(v) > 1})
+            if twice:
+                problems.append(
+                    f"step {step['name']!r}: models {refs} resolve to {twice[0]} more than once; "
+                    "an ensemble averages distinct versions"
+                )
+                continue
             if step["type"] == "model":
                 step["model"], step["pin"] = pins[0]["model"], pins[0]
             else:

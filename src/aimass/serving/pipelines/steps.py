@@ -108,8 +108,10 @@ def _check_ensemble(step: dict[str, Any]) -> list[str]:
     if not isinstance(models, list) or len(models) < 2:
         return [f"{_where(step)}: models must list at least two model references to average"]
     problems = [p for i, ref in enumerate(models) for p in _check_ref(step, f"models[{i}]", ref)]
-    if len({str(m).partition("@")[0] for m in models}) != len(models) and not problems:
-        problems.append(f"{_where(step)}: models {models} names one model twice; list each once")
+    # Versions of one model may be averaged (a retrained version with the one before);
+    # the same reference twice may not, and pinning refuses two that resolve to one version.
+    if len({str(m) for m in models}) != len(models) and not problems:
+        problems.append(f"{_where(step)}: models {models} lists a reference twice; list each once")
     weights = step.get("weights")
     if weights is not None:
         ok = isinstance(weights, list) and len(weights) == len(models)

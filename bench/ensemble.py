@@ -6,16 +6,23 @@ same step a served pipeline runs), side by side: accuracy, predictions/s and
 how often each model agrees with the ensemble.
 
     python bench/ensemble.py --home DIR --dataset NAME[@VERSION] --models A@1,B@1
-                             [--split test] [--out FILE]
+                             [--split test] [--weights 2,1 | --tune-on validation]
+                             [--out FILE]
 
-The models must share one label set (the ensemble step refuses otherwise). Writes
+The models must share one label set (the ensemble step refuses otherwise). By
+default the step averages their probabilities equally; ``--weights`` gives the
+step's weights, and ``--tune-on SPLIT`` chooses them on another split (a grid of
+weights 1..9 per model, scored by the weighted average's accuracy on SPLIT, ties
+to the most even), so the scored split never picks them. Writes
 ``bench/results/ensemble.json`` (or ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -50,6 +57,35 @@ def timed(predict: Any, texts: list[str]) -> tuple[list[str], float]:
     return labels, len(texts) / (time.perf_counter() - began)
 
 
+def tuned_weights(ws: Any, models: list[str], dataset: str, split: str) -> dict[str, Any]:
+    """The step weights (1..9 each) whose weighted average of the models' probabilities
+    is most accurate on ``split``; ties go to the most even weights."""
+    texts, gold = labelled_rows(ws, dataset, split)
+    probabilities = []
+    for ref in models:
+        rows: list[dict[str, float]] = []
+        for start in range(0, len(texts), BATCH):
+            rows += [
+                r["probabilities"] for r in ws.serving.predict(ref, texts[start : start + BATCH])
+            ]
+        probabilities.append(rows)
+    labels = list(probabilities[0][0])
+    scored = []
+    for weights in itertools.product(range(1, 10), repeat=len(models)):
+        if math.gcd(*weights) != 1:  # (2, 2) is (1, 1)
+            continue
+        right = 0
+        for i, truth in enumerate(gold):
+            mix = {
+                k: sum(w * p[i][k] for w, p in zip(weights, probabilities, strict=True))
+                for k in labels
+            }
+            right += max(labels, key=mix.__getitem__) == truth
+        scored.append((right / len(gold), -(max(weights) - min(weights)), weights))
+    accuracy, _, best = max(scored)
+    return {"split": split, "rows": len(gold), "weights": list(best), "accuracy": accuracy}
+
+
 def main() -> None:
     """Score the models and their ensemble, print them side by side, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,17 +94,30 @@ def main() -> None:
     parser.add_argument("--models", required=True, help="comma-separated NAME@VERSION")
     parser.add_argument("--split", default="test")
     parser.add_argument("--name", default="bench-ensemble", help="pipeline name")
+    choose = parser.add_mutually_exclusive_group()
+    choose.add_argument("--weights", help="comma-separated step weights, one per model")
+    choose.add_argument("--tune-on", help="choose the weights on this split (not --split)")
     parser.add_argument("--out", type=Path, default=RESULTS / "ensemble.json")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     if len(models) < 2:
         parser.error("--models needs two or more NAME@VERSION references")
+    if args.tune_on == args.split:
+        parser.error("--tune-on must name another split than --split (the one scored)")
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    if weights is not None and len(weights) != len(models):
+        parser.error(f"--weights needs {len(models)} numbers, one per model")
 
     from aimass.settings import Settings
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=args.home, device="cpu"))
+    tuning = None
     try:
+        if args.tune_on:
+            tuning = tuned_weights(ws, models, args.dataset, args.tune_on)
+            weights = [float(w) for w in tuning["weights"]]
+            print(f"weights {weights} chosen on {args.tune_on} (accuracy {tuning['accuracy']:.4f})")
         texts, gold = labelled_rows(ws, args.dataset, args.split)
         predicted: dict[str, list[str]] = {}
         rows: dict[str, dict[str, Any]] = {}
@@ -77,7 +126,10 @@ def main() -> None:
                 lambda batch, ref=ref: ws.serving.predict(ref, batch), texts
             )
             rows[ref] = {"predictions_per_s": round(speed, 1)}
-        spec = {"steps": [{"name": "average", "type": "ensemble", "models": models}]}
+        step: dict[str, Any] = {"name": "average", "type": "ensemble", "models": models}
+        if weights is not None:
+            step["weights"] = weights
+        spec = {"steps": [step]}
         pipeline, _ = ws.pipelines.create(spec, name=args.name)
         predicted["ensemble"], speed = timed(
             lambda batch: ws.pipelines.predict(pipeline.ref, batch)[1].results, texts
@@ -106,6 +158,8 @@ def main() -> None:
         "bench": "ensemble",
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "rows": len(gold),
+        "weights": weights,
+        "tuning": tuning,
         "load_average": os.getloadavg(),
         "results": rows,
     }

@@ -43,6 +43,10 @@ DIGEST = "4e2a6ca019950a7f8974354c6f847e70d5882dc3e2c2068ab90a107464adbd54"
 
 def test_application_names_are_validated_and_unambiguous():
     assert app_name("default", "m", 3, DIGEST) == "aimass:default:m:v3:4e2a6ca01995"
+    onnx = app_name("default", "m", 3, DIGEST, "onnx-int8")
+    assert onnx == "aimass:default:m:v3:4e2a6ca01995:onnx-int8"
+    with pytest.raises(InvalidArgument, match="unknown serving backend"):
+        app_name("default", "m", 3, DIGEST, "tensorrt")
     for project, model in [("Default", "m"), ("p", "m:x"), ("p", "../m"), ("p", "")]:
         with pytest.raises(InvalidArgument, match="cannot name a Ray Serve application"):
             app_name(project, model, 1, DIGEST)
@@ -323,6 +327,36 @@ def test_a_version_evicted_from_the_model_cache_is_deleted_from_ray_serve(home, 
         assert deleted()[0]["application"] == first and deleted()[0]["to"] == 0
         assert first not in serve.status().applications
         assert list(app.state.aimass._backends()) == ["default/m@2"]
+
+
+@pytest.mark.services
+@pytest.mark.subprocess
+def test_a_replica_serves_the_onnx_graph_the_parity_run_recommends(home, cluster):
+    from aimass.jobs.optimize import OptimizeSpec
+
+    ws = Workspace(Settings(home=home, device="cpu"))
+    try:
+        ws.jobs.optimize(OptimizeSpec(model="m@2"))
+        recommended = ws.models.get("m@2").metrics["serving"]["recommended"]
+        expected = ws.serving.load("m@2").predict(TEXTS)  # in process, on the same graph
+    finally:
+        ws.close()
+    assert recommended in ("onnx", "onnx-int8")
+    with _serving(home, serve_with="ray", ray_address=cluster.address) as (url, key, app):
+        r = httpx.post(
+            f"{url}/v1/projects/default/models/m@2:predict",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"inputs": TEXTS},
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+        for mine, theirs in zip(r.json()["predictions"], expected, strict=True):
+            assert mine["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-5)
+        backend = _backend_named(app, "default/m@2")
+        assert backend.backend == recommended and backend.app.endswith(f":{recommended}")
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
+        gauge = f'aimass_serve_backend{{backend="{recommended}",model="m@2",project="default"}}'
+        assert f"{gauge} 1.0" in text
 
 
 def _sse(text: str) -> list[tuple[str, dict[str, Any]]]:

@@ -255,8 +255,9 @@ class ServerState:
 
     def _backend(self, version: ModelVersion) -> Backend:
         if self.settings.serve_with == "ray":
-            self.metrics.serve_backend.labels(version.project, version.ref, "torch").set(1)
-            return self._ray_backend(version)
+            backend, graphs = self.workspace.serving.plan_uri(version)
+            self.metrics.serve_backend.labels(version.project, version.ref, backend).set(1)
+            return self._ray_backend(version, backend, graphs)
         backend, graph = self.workspace.serving.plan(version)
         self.metrics.serve_backend.labels(version.project, version.ref, backend).set(1)
         runners = self.runners
@@ -279,7 +280,7 @@ class ServerState:
             multiplex=version.task in ("causal-lm", "seq2seq"),
         )
 
-    def _ray_backend(self, version: ModelVersion) -> Backend:
+    def _ray_backend(self, version: ModelVersion, backend: str, graphs: str | None) -> Backend:
         from aimass.serving.ray_serve import RayServeBackend
         from aimass.workspace.secrets import open_artifact_store
 
@@ -290,6 +291,8 @@ class ServerState:
             version=version.version,
             digest=version.digest,
             uri=version.uri,
+            backend=backend,
+            graphs=graphs,
             open_store=open_artifact_store,
             on_scale=functools.partial(self._replicas_changed, version),
         )

@@ -47,15 +47,33 @@ class ModelReplica:
         uri: The bundle's ``artifacts:`` URI, resolved and verified here.
         open_store: ``module:function`` that opens the artifact store the settings name
             (:func:`opener_name`).
+        backend: ``torch``, ``onnx`` or ``onnx-int8``.
+        graphs: The ``artifacts:`` URI of the version's ONNX graphs (empty for torch),
+            resolved and checked here like the bundle.
     """
 
-    def __init__(self, name: str, settings_json: str, uri: str, open_store: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings_json: str,
+        uri: str,
+        open_store: str,
+        backend: str = "torch",
+        graphs: str = "",
+    ) -> None:
         from aimass.serving.predictor import load_predictor
 
         settings = settings_from_json(settings_json)
-        _set_threads(settings.serve_runner_threads or 1)
+        threads = settings.serve_runner_threads or 1
+        _set_threads(threads)
         store = import_opener(open_store)(settings)
-        predictor = load_predictor(store.resolve(uri), device=settings.device)
+        predictor = load_predictor(
+            store.resolve(uri),
+            device=settings.device,
+            backend=backend,
+            graph=store.resolve(graphs) if graphs else None,
+            threads=threads,
+        )
         predictor.warm_up()
         self._backend = InProcessBackend(lambda: predictor, name=name)
         self._batcher = MicroBatcher(

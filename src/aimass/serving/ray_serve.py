@@ -44,6 +44,7 @@ from typing import Any
 
 from aimass.cluster import connect, opener_name, settings_to_json
 from aimass.errors import Internal, InvalidArgument, Unavailable, error_from_dict
+from aimass.models.onnx import VARIANTS
 from aimass.serving.ray_replica import ModelReplica, OpenStore
 from aimass.settings import Settings
 
@@ -98,11 +99,13 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _DIGEST = re.compile(r"[0-9a-f]{12,64}")
 
 
-def app_name(project: str, model: str, version: int, digest: str) -> str:
-    """The Ray Serve application of one model version: ``aimass:PROJECT:MODEL:vN:DIGEST12``.
+def app_name(project: str, model: str, version: int, digest: str, backend: str = "torch") -> str:
+    """The Ray Serve application of one model version: ``aimass:PROJECT:MODEL:vN:DIGEST12``,
+    with ``:BACKEND`` after it when the version is served on an ONNX graph.
 
     ``:`` is not allowed in project or model names, so the parts cannot run into
-    each other; the digest keeps two homes that reuse a name on one cluster apart.
+    each other; the digest keeps two homes that reuse a name on one cluster apart, and
+    the backend two servers that serve one version on different backends.
     """
     for what, value in (("project", project), ("model", model)):
         if not _SLUG.fullmatch(value):
@@ -112,7 +115,10 @@ def app_name(project: str, model: str, version: int, digest: str) -> str:
             )
     if not _DIGEST.fullmatch(digest[:12]) or version < 1:
         raise InvalidArgument(f"model version {version} with digest {digest[:20]!r} is malformed")
-    return f"aimass:{project}:{model}:v{version}:{digest[:12]}"
+    if backend not in ("torch", *VARIANTS):
+        raise InvalidArgument(f"unknown serving backend {backend!r} for a Ray Serve application")
+    suffix = "" if backend == "torch" else f":{backend}"
+    return f"aimass:{project}:{model}:v{version}:{digest[:12]}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,10 @@ class RayServeBackend:
         digest: The bundle digest.
         uri: The bundle's ``artifacts:`` URI.
         open_store: Opens the artifact store in a replica (a module-level function).
+        backend: ``torch``, ``onnx`` or ``onnx-int8`` (what runs the forward pass in
+            each replica).
+        graphs: The ``artifacts:`` URI of the version's ONNX graphs, for the ONNX
+            backends.
         on_scale: Called with every :class:`ScaleEvent` (from the watcher thread).
         poll_seconds: How often the watcher reads the replica count (default
             :data:`POLL_SECONDS`).
@@ -169,14 +179,20 @@ class RayServeBackend:
         digest: str,
         uri: str,
         open_store: OpenStore,
+        backend: str = "torch",
+        graphs: str | None = None,
         on_scale: Callable[[ScaleEvent], None] | None = None,
         poll_seconds: float | None = None,
     ) -> None:
+        if (backend == "torch") != (graphs is None):
+            raise InvalidArgument(f"backend {backend!r} with graphs {graphs!r}: ONNX needs both")
         self.settings = settings
         self.project, self.model, self.version = project, model, version
-        self.app = app_name(project, model, version, digest)
+        self.app = app_name(project, model, version, digest, backend)
         self.name = f"{project}/{model}@{version}"
+        self.backend = backend
         self._uri = uri
+        self._graphs = graphs
         self._opener = opener_name(open_store)  # checked here, where a mistake is plain
         self._on_scale = on_scale
         self._poll = POLL_SECONDS if poll_seconds is None else poll_seconds
@@ -268,7 +284,14 @@ class RayServeBackend:
             # A bundle that does not load will not load on the tenth try either.
             max_constructor_retry_count=2,
         )(ModelReplica)
-        return deployment.bind(self.name, settings_to_json(settings), self._uri, self._opener)
+        return deployment.bind(
+            self.name,
+            settings_to_json(settings),
+            self._uri,
+            self._opener,
+            self.backend,
+            self._graphs or "",
+        )
 
     def lengths(self, texts: list[str]) -> list[int]:
         """Word counts: enough to group the calls handed on together (each replica's

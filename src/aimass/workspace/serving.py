@@ -66,6 +66,12 @@ class ServingService(Service):
     def plan(self, version: ModelVersion) -> tuple[str, Path | None]:
         """The backend that serves ``version`` (``AIMASS_SERVE_BACKEND`` resolved against
         its parity record) and the directory of its ONNX graphs (``None`` for torch)."""
+        backend, graphs = self.plan_uri(version)
+        return backend, None if graphs is None else self.artifacts.resolve(graphs)
+
+    def plan_uri(self, version: ModelVersion) -> tuple[str, str | None]:
+        """:meth:`plan` with the graphs' ``artifacts:`` URI, for a process that resolves
+        it from its own artifact store (a Ray Serve replica)."""
         from aimass.serving.onnx import ONNX_TASKS, choose_backend
 
         if version.task not in ONNX_TASKS:
@@ -74,7 +80,7 @@ class ServingService(Service):
         backend = choose_backend(self.settings.serve_backend, parity)
         if backend == "torch" or not parity:
             return "torch", None
-        return backend, self.artifacts.resolve(str(parity["graphs"]))
+        return backend, str(parity["graphs"])
 
     def check_inputs(self, texts: Sequence[str]) -> list[str]:
         """Predict inputs within the limits: count, non-empty valid strings, length, total."""

@@ -232,8 +232,8 @@ def _packed(examples: list[Example], block: int) -> list[Example]:
     """The examples' tokens end to end, cut into blocks of ``block`` tokens (the last
     may be shorter).
 
-    Word indices are renumbered so that no two texts share one and each block's start
-    at 0: whole-word masking draws one number per word index of a block.
+    Word indices are renumbered so that no two texts share one and each block's
+    indices start at 0: whole-word masking draws one number per word index of a block.
     """
     ids: list[int] = []
     special: list[int] = []

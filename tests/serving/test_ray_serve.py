@@ -133,9 +133,9 @@ def _serving(home: Path, **settings: Any) -> Iterator[tuple[str, str, Any]]:
             pass
 
 
-def _predict(url: str, key: str, texts: list[str]) -> list[dict[str, Any]]:
+def _predict(url: str, key: str, texts: list[str], model: str = "m@1") -> list[dict[str, Any]]:
     r = httpx.post(
-        f"{url}/v1/projects/default/models/m@1:predict",
+        f"{url}/v1/projects/default/models/{model}:predict",
         headers={"Authorization": f"Bearer {key}"},
         json={"inputs": texts},
         timeout=120,
@@ -314,13 +314,7 @@ def test_a_version_evicted_from_the_model_cache_is_deleted_from_ray_serve(home, 
             return [e for e in _scale_events(url, key) if e["reason"] == "deleted"]
 
         before = len(deleted())  # the home's audit log holds the other tests' events too
-        r = httpx.post(
-            f"{url}/v1/projects/default/models/m@2:predict",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"inputs": TEXTS[:1]},
-            timeout=120,
-        )
-        assert r.status_code == 200, r.text
+        _predict(url, key, TEXTS[:1], "m@2")
 
         # m@1 was the least recently used of two versions in a cache of one.
         _wait_for("m@1's deletion to be audited", lambda: len(deleted()) > before, 30)
@@ -343,14 +337,7 @@ def test_a_replica_serves_the_onnx_graph_the_parity_run_recommends(home, cluster
         ws.close()
     assert recommended in ("onnx", "onnx-int8")
     with _serving(home, serve_with="ray", ray_address=cluster.address) as (url, key, app):
-        r = httpx.post(
-            f"{url}/v1/projects/default/models/m@2:predict",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"inputs": TEXTS},
-            timeout=120,
-        )
-        assert r.status_code == 200, r.text
-        for mine, theirs in zip(r.json()["predictions"], expected, strict=True):
+        for mine, theirs in zip(_predict(url, key, TEXTS, "m@2"), expected, strict=True):
             assert mine["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-5)
         backend = _backend_named(app, "default/m@2")
         assert backend.backend == recommended and backend.app.endswith(f":{recommended}")

@@ -254,12 +254,10 @@ class ServerState:
         return {} if self._batchers is None else self._batchers.backends()
 
     def _backend(self, version: ModelVersion) -> Backend:
-        if self.settings.serve_with == "ray":
-            backend, graphs = self.workspace.serving.plan_uri(version)
-            self.metrics.serve_backend.labels(version.project, version.ref, backend).set(1)
-            return self._ray_backend(version, backend, graphs)
-        backend, graph = self.workspace.serving.plan(version)
+        backend, graphs = self.workspace.serving.plan_uri(version)
         self.metrics.serve_backend.labels(version.project, version.ref, backend).set(1)
+        if self.settings.serve_with == "ray":  # each replica resolves the graphs itself
+            return self._ray_backend(version, backend, graphs)
         runners = self.runners
         if runners == 0:
             return InProcessBackend(
@@ -270,7 +268,7 @@ class ServerState:
         return RunnerPool(
             self.workspace.artifacts.resolve(version.uri),
             backend=backend,
-            graph=graph,
+            graph=None if graphs is None else self.workspace.artifacts.resolve(graphs),
             count=runners,
             threads=self.settings.serve_runner_threads or default_runner_threads(runners),
             device=self.settings.device,

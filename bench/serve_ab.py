@@ -2,7 +2,8 @@
 
 The way to measure a change to the serving path on a shared, noisy machine: both
 servers serve the same home and model (bench/serve.py's bench model, MiniLM
-features, optionally optimised to ONNX), one at a time, in rounds that alternate
+features, or with ``--model ner`` its Chinese NER tagger, m3e-small on People's
+Daily; optionally optimised to ONNX), one at a time, in rounds that alternate
 which goes first. The baseline runs from a detached ``git worktree`` of ``--base``
 (its ``src/`` first on ``PYTHONPATH``, so the server and its runners import that
 code); the candidate is this checkout, or another ref's worktree with
@@ -12,7 +13,8 @@ Little's law (32 / throughput) and the server's own CPU-seconds per 1,000
 predictions. Prints each round and the medians with candidate/base ratios.
 
     python bench/serve_ab.py --base REF [--candidate REF] [--rounds 4] [--seconds 10]
-                             [--backend onnx-int8|torch] [--out serve-ab.json]
+                             [--backend onnx-int8|torch] [--model sentiment|ner]
+                             [--out serve-ab.json]
 
 Writes ``bench/results/serve-ab.json`` (or ``--out``).
 """
@@ -31,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve import RESULTS, _serve_env, drive, free_port, measured, prepare, start  # bench/serve.py
+from serve import (  # bench/serve.py
+    RESULTS,
+    _serve_env,
+    drive,
+    free_port,
+    measured,
+    prepare,
+    prepare_ner,
+    start,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,6 +103,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--backend", choices=["onnx-int8", "torch"], default="onnx-int8")
+    parser.add_argument(
+        "--model",
+        choices=["sentiment", "ner"],
+        default="sentiment",
+        help="what is served: the MiniLM sentiment classifier or a Chinese NER tagger",
+    )
     parser.add_argument("--train-rows", type=int, default=1500)
     parser.add_argument("--out", default="serve-ab.json", help="file name under bench/results/")
     args = parser.parse_args()
@@ -139,8 +156,9 @@ def run(
     from aimass.settings import Settings
     from aimass.workspace import Workspace
 
-    print("training the bench model (features mode) ...", flush=True)
-    texts, _, key = prepare(scratch / "home", args.train_rows)
+    print(f"training the bench model ({args.model}) ...", flush=True)
+    make = prepare_ner if args.model == "ner" else prepare
+    texts, _, key = make(scratch / "home", args.train_rows)
     if args.backend != "torch":
         ws = Workspace(Settings(home=scratch / "home", device="cpu"))
         ws.jobs.optimize(OptimizeSpec(model="bench@production"))

@@ -86,14 +86,32 @@ def test_long_texts_are_read_in_windows(ner):
     assert result["entities"][-1]["end"] > len(text) - 12  # the tail was read too
 
 
-def test_batching_does_not_change_results(ner):
-    texts = ["江泽民访问北京。", "Alice met Bob.", "北京"]
-    together = ner.predict(texts, batch_size=3)
+@pytest.mark.parametrize("batch_size", [2, 3, 32])
+def test_batching_does_not_change_results(ner, batch_size):
+    # Windows are batched by length, across texts: a long text's windows, short and
+    # mid-length texts mix in one request, and each result must stay its own text's.
+    texts = ["江泽民访问北京。", "Alice met Bob.", "江泽民访问北京和上海。" * 3, "北京"]
+    together = ner.predict(texts, batch_size=batch_size)
     alone = [ner.predict([t], batch_size=1)[0] for t in texts]
     for a, b in zip(together, alone, strict=True):
         assert [(e["label"], e["start"], e["end"]) for e in a["entities"]] == [
             (e["label"], e["start"], e["end"]) for e in b["entities"]
         ]
+        assert [e["score"] for e in a["entities"]] == pytest.approx(
+            [e["score"] for e in b["entities"]], abs=1e-5
+        )
+
+
+def test_lengths_count_the_whole_text(ner):
+    # The micro-batcher buckets NER inputs by these counts: Chinese text has no
+    # spaces, so counting words would put every sentence in one bucket; a text
+    # over max_length (16) counts every token its windows read.
+    short, long = "北京", "江泽民访问北京和上海。" * 3
+    assert ner.token_lengths([short, long, "Alice met Bob."]) == [
+        len(short) + 2,
+        len(long) + 2,
+        len(ner.tokenizer("Alice met Bob.")["input_ids"]),
+    ]
 
 
 def test_bad_inputs(ner):

@@ -28,6 +28,7 @@ __all__ = [
     "load_predictor",
     "predictor_class",
     "register_predictor",
+    "tokenizer_length_counter",
 ]
 
 DEFAULT_EXPLAINER = "integrated-gradients"
@@ -37,6 +38,27 @@ LengthCounter = Callable[[Sequence[str]], list[int]]
 
 def _word_counts(texts: Sequence[str]) -> list[int]:
     return [len(text.split()) + 2 for text in texts]
+
+
+def tokenizer_length_counter(directory: Path, max_length: int | None) -> LengthCounter:
+    """Exact token counts (special tokens included) from the bundle's tokenizer, cut at
+    ``max_length`` (None: the whole text, for predictors that read long texts in windows).
+
+    The micro-batcher calls it on its event loop for every request. A private
+    copy of the Rust tokenizer (fixed truncation, never reconfigured) needs no
+    lock, so measuring lengths never waits for a batch being tokenised.
+    """
+    from tokenizers import Tokenizer
+
+    from aimass.models.hf import load_tokenizer
+
+    backend = load_tokenizer(directory).backend_tokenizer
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    if max_length is not None:
+        counter.enable_truncation(max_length)
+    counter.no_padding()
+    return lambda texts: [len(e.ids) for e in counter.encode_batch(list(texts))]
 
 
 def explainer_name(explain: str | bool | None) -> str | None:

@@ -21,6 +21,7 @@ from aimass.serving.predictor import (
     Predictor,
     check_texts,
     register_predictor,
+    tokenizer_length_counter,
 )
 
 if TYPE_CHECKING:
@@ -87,19 +88,8 @@ class SequencePredictor(Predictor):
 
     @classmethod
     def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:
-        """Exact token counts (with special tokens, truncated at ``max_length``).
-
-        The micro-batcher calls it on its event loop for every request. A private
-        copy of the Rust tokenizer (fixed truncation, never reconfigured) needs no
-        lock, so measuring lengths never waits for a batch being tokenised.
-        """
-        from tokenizers import Tokenizer
-
-        backend = load_tokenizer(directory).backend_tokenizer
-        counter = Tokenizer.from_str(backend.to_str())
-        counter.enable_truncation(int(manifest.task_config.get("max_length", 128)))
-        counter.no_padding()
-        return lambda texts: [len(e.ids) for e in counter.encode_batch(list(texts))]
+        """Exact token counts (with special tokens, truncated at ``max_length``)."""
+        return tokenizer_length_counter(directory, int(manifest.task_config.get("max_length", 128)))
 
     @torch.inference_mode()
     def outputs(self, texts: Sequence[str], *, batch_size: int = 32) -> torch.Tensor:

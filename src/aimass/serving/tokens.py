@@ -31,8 +31,14 @@ from aimass.artifacts.bundle import Manifest
 from aimass.metrics import entity_spans
 from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.models.text import window_stride
-from aimass.serving.predictor import Predictor, check_texts, register_predictor
+from aimass.models.text import bucketed_batches, window_stride
+from aimass.serving.predictor import (
+    LengthCounter,
+    Predictor,
+    check_texts,
+    register_predictor,
+    tokenizer_length_counter,
+)
 
 __all__ = ["TokenClassificationPredictor"]
 
@@ -77,22 +83,32 @@ class TokenClassificationPredictor(Predictor):
             )
         return out.logits.float().cpu()
 
+    @classmethod
+    def length_counter(cls, directory: Path, manifest: Manifest) -> LengthCounter:
+        """Exact token counts of the whole text: a text longer than ``max_length`` is
+        read in several windows, so its count is the work it costs, not one window's."""
+        return tokenizer_length_counter(directory, None)
+
     @torch.inference_mode()
     def _window_probs(self, windows: list[list[int]], batch_size: int) -> list[torch.Tensor]:
-        """(T, C) tag probabilities of every window, in order."""
+        """(T, C) tag probabilities of every window, in order.
+
+        Windows are batched by length (longest first), so a batch pads its short
+        sentences to a length near their own, not to the longest in the request.
+        """
         pad = self.tokenizer.pad_token_id or 0
-        out: list[torch.Tensor] = []
-        for start in range(0, len(windows), batch_size):
-            chunk = windows[start : start + batch_size]
-            width = max(len(w) for w in chunk)
+        out: dict[int, torch.Tensor] = {}
+        for chunk in bucketed_batches([len(w) for w in windows], batch_size, shuffle=False):
+            width = len(windows[chunk[0]])  # longest first
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, window in enumerate(chunk):
-                ids[row, : len(window)] = torch.tensor(window)
-                mask[row, : len(window)] = 1
+            for row, index in enumerate(chunk):
+                ids[row, : len(windows[index])] = torch.tensor(windows[index])
+                mask[row, : len(windows[index])] = 1
             probs = self.forward(ids, mask).softmax(-1)
-            out.extend(probs[row, : len(window)] for row, window in enumerate(chunk))
-        return out
+            for row, index in enumerate(chunk):
+                out[index] = probs[row, : len(windows[index])]
+        return [out[index] for index in range(len(windows))]
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """``{"entities": [{"label", "start", "end", "text", "score"}, ...]}`` per text."""

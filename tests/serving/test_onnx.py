@@ -63,6 +63,33 @@ def test_parity_record_is_attached_and_names_its_files(optimized):
     assert record["digest"] == version.digest
     for name, digest in record["files"].items():
         assert hashlib.sha256((graphs / name).read_bytes()).hexdigest() == digest
+    assert {p.name for p in graphs.iterdir()} == {*record["files"], "parity.json"}
+
+
+@pytest.mark.parametrize("model", ["m@1", "n@1"])
+def test_int8_graphs_went_through_quantisation_pre_processing(optimized, model, tmp_path):
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from aimass.models.onnx import FP32_FILE, INT8_FILE
+
+    parity = optimized.models.get(model).metrics["serving"]
+    graphs = optimized.artifacts.resolve(parity["graphs"])
+    int8 = onnx.load(str(graphs / INT8_FILE))
+    marks = {p.key: p.value for p in int8.metadata_props}
+    assert marks.get("onnx.quant.pre_process") == "onnxruntime.quant"
+    # As many weight MatMuls quantised as without the pre-processing, in fewer nodes.
+    quantize_dynamic(
+        str(graphs / FP32_FILE),
+        str(tmp_path / "plain.onnx"),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+    )
+    plain = [node.op_type for node in onnx.load(str(tmp_path / "plain.onnx")).graph.node]
+    ops = [node.op_type for node in int8.graph.node]
+    assert ops.count("MatMulInteger") == plain.count("MatMulInteger") > 0
+    assert len(ops) < len(plain)
 
 
 def test_onnx_fp32_matches_torch_and_int8_predicts(optimized):

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         allowed_origins: Browser ``Origin`` values allowed to call the API; a request
             with any other ``Origin`` is refused.
         protected_aliases: Aliases only a key with ``models:write`` on the model may move.
+        commercial_use_only: Train only from bases whose license allows commercial
+            use (``AIMASS_COMMERCIAL_USE_ONLY``): a training job from a base whose
+            provenance says ``commercial_use: false`` (``m3e-small``, and every
+            base registered from or cut from it) is refused at submission, and
+            training without a base takes the commercially usable recipe.
         encrypt_at_rest: Encrypt dataset versions, bundles and training checkpoints
             with AES-256-GCM (a data key per file, wrapped by the master key). Files
             written before, or with this off, stay readable.
@@ -256,6 +261,7 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
     protected_aliases: list[str] = Field(default_factory=lambda: ["production"])
+    commercial_use_only: bool = False
     encrypt_at_rest: bool = True
     master_key: SecretStr | None = None
     master_key_command: str | None = None

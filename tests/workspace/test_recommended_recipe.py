@@ -14,10 +14,22 @@ ZH = ["质量很好物流很快", "非常满意下次再来", "太差了再也�
 
 @pytest.fixture
 def fake_recipes(monkeypatch, tmp_path, tiny_bert_dir):
-    """Both recipes on a packaged tiny BERT (the real bases are too big for a fast test)."""
+    """The recipes on packaged tiny BERTs (the real bases are too big for a fast test);
+    the commercial recipe's base is licensed for commercial use, the other is not."""
     fake_packaged_base(tmp_path / "site", tiny_bert_dir, monkeypatch, name="fake-zh")
+    fake_packaged_base(
+        tmp_path / "site",
+        tiny_bert_dir,
+        monkeypatch,
+        name="fake-zh-research",
+        license="research only",
+        commercial_use=False,
+    )
     recipes = {
-        "zh": Recipe("zh", "fake-zh", {"mode": "finetune", "epochs": 1, "lr": 1e-3}, "zh"),
+        "zh": Recipe("zh", "fake-zh-research", {"mode": "finetune", "epochs": 1, "lr": 1e-3}, "zh"),
+        "zh-commercial": Recipe(
+            "zh-commercial", "fake-zh", {"mode": "finetune", "epochs": 1, "lr": 2e-3}, "zh-c"
+        ),
         "en": Recipe("en", "fake-zh", {"mode": "features", "epochs": 2}, "en"),
     }
     monkeypatch.setattr(training_recipes, "RECIPES", recipes)
@@ -44,12 +56,12 @@ def test_the_script_share_is_recorded_on_import(workspace, tmp_path):
 def test_chinese_data_without_a_base_trains_the_chinese_recipe(workspace, tmp_path, fake_recipes):
     workspace.datasets.import_file(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
     spec = workspace.jobs.with_recipe(TrainSpec(dataset="zh", base=None, model="m"))
-    assert spec.base == "fake-zh@1"
+    assert spec.base == "fake-zh-research@1"
     assert spec.config == {"mode": "finetune", "epochs": 1, "lr": 1e-3}
     version = workspace.jobs.train(
         TrainSpec(dataset="zh", base=None, model="m", config={"epochs": 2})
     )
-    assert version.lineage.base == "fake-zh@1"
+    assert version.lineage.base == "fake-zh-research@1"
     assert version.lineage.config["mode"] == "finetune"
     assert version.lineage.config["epochs"] == 2  # the caller's settings win over the recipe's
 
@@ -74,8 +86,39 @@ def test_english_data_takes_the_other_recipe_and_an_asked_mode_keeps_only_the_ba
         )
 
 
+def test_commercial_use_only_takes_the_commercial_recipe_and_refuses_other_bases(
+    settings, tmp_path, fake_recipes
+):
+    from aimass.workspace import Workspace
+
+    ws = Workspace(settings.model_copy(update={"commercial_use_only": True}))
+    try:
+        ws.datasets.import_file(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
+        spec = ws.jobs.with_recipe(TrainSpec(dataset="zh", base=None, model="m"))
+        assert spec.base == "fake-zh@1"
+        assert spec.config == {"mode": "finetune", "epochs": 1, "lr": 2e-3}
+        ws.bases.import_("fake-zh-research")
+        research = TrainSpec(dataset="zh", base="fake-zh-research", model="m")
+        with pytest.raises(InvalidArgument, match="not licensed for commercial use") as refused:
+            ws.jobs.submit_training(research)
+        assert "research only" in str(refused.value)
+        assert "AIMASS_COMMERCIAL_USE_ONLY" in str(refused.value)
+        assert ws.jobs.list() == []  # nothing was queued
+        # A base made from the non-commercial one inherits its terms: refused too.
+        ws.bases.import_("fake-zh-research", name="copy")
+        assert ws.bases.get("copy").provenance["commercial_use"] is False
+        with pytest.raises(InvalidArgument, match="not licensed for commercial use"):
+            ws.jobs.submit_training(TrainSpec(dataset="zh", base="copy", model="m"))
+        version = ws.jobs.train(TrainSpec(dataset="zh", base=None, model="m"))
+        assert version.lineage.base == "fake-zh@1"
+    finally:
+        ws.close()
+
+
 def test_a_dataset_without_a_recorded_script_asks_for_a_base():
     with pytest.raises(InvalidArgument, match="--base m3e-small"):
         recommended_recipe({"text_chars": {"mean": 3, "max": 4}})
     assert recommended_recipe({"han_share": 0.31}).base == "m3e-small"
     assert recommended_recipe({"han_share": 0.05}).base == "minilm"
+    assert recommended_recipe({"han_share": 0.31}, commercial_use=True).base == "gemma3"
+    assert recommended_recipe({"han_share": 0.05}, commercial_use=True).base == "minilm"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aimass.entities import (
     Attachment,
+    BaseModel,
     Job,
     JobLogLine,
     ModelVersion,
@@ -45,9 +46,10 @@ class JobService(Service):
         """``spec`` itself when it names a base; else with the dataset's recommended recipe.
 
         The recipe (``aimass.training.recipes.recommended_recipe``: m3e-small fine-tuned
-        for Chinese text, MiniLM features otherwise) gives the base, imported here if the
-        project lacks it, and the settings the caller did not set; a caller who asks
-        for another mode keeps only the base.
+        for Chinese text, or Gemma-3 with LoRA under ``commercial_use_only``; MiniLM
+        features otherwise) gives the base, imported here if the project lacks it,
+        and the settings the caller did not set; a caller who asks for another mode
+        keeps only the base.
         """
         if spec.base is not None:
             return spec
@@ -61,7 +63,10 @@ class JobService(Service):
                 field="base",
             )
 
-        recipe = recommended_recipe(self._ws.datasets.get(spec.dataset, project=project).stats)
+        recipe = recommended_recipe(
+            self._ws.datasets.get(spec.dataset, project=project).stats,
+            commercial_use=self._ws.settings.commercial_use_only,
+        )
         try:
             base = self.store.bases.get(project, recipe.base)
         except NotFound:
@@ -72,6 +77,24 @@ class JobService(Service):
         if config.get("mode") in (None, recipe.config.get("mode")):
             config = {**recipe.config, **config}
         return replace(spec, base=base.ref, config=config)
+
+    def _check_license(self, base: BaseModel) -> None:
+        """Under ``commercial_use_only``, refuse a base whose weights are not licensed
+        for commercial use (its provenance, inherited by bases made from it)."""
+        if not self._ws.settings.commercial_use_only:
+            return
+        if base.provenance.get("commercial_use", True):
+            return
+        terms = base.provenance.get("license", "not recorded")
+        raise InvalidArgument(
+            f"base {base.ref} is not licensed for commercial use ({terms}), and this "
+            "deployment trains only from commercially usable bases "
+            "(AIMASS_COMMERCIAL_USE_ONLY=true): train from another base (each one's "
+            "license: aimass bases show NAME), without --base for the recommended "
+            "commercially usable recipe, or from scratch (aimass recipes chinese-ner "
+            "--from-scratch)",
+            field="base",
+        )
 
     def find_trained(
         self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT
@@ -96,7 +119,8 @@ class JobService(Service):
         from aimass.jobs.train import pin_refs, resolve_inputs
 
         spec = pin_refs(self.store, project, self.with_recipe(spec, project=project))
-        resolve_inputs(self.store, project, spec)
+        _, base, _ = resolve_inputs(self.store, project, spec)
+        self._check_license(base)
         existing = self.find_trained(spec, project=project) if reuse else None
         job = self.store.jobs.create(project, "train", spec.to_dict())
         if existing is not None:

@@ -115,6 +115,27 @@ def test_commercial_use_only_takes_the_commercial_recipe_and_refuses_other_bases
         ws.close()
 
 
+def test_commercial_use_only_refuses_a_teacher_trained_from_a_research_base(
+    workspace, settings, tmp_path, fake_recipes
+):
+    from aimass.workspace import Workspace
+
+    workspace.datasets.import_file(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
+    teacher = workspace.jobs.train(TrainSpec(dataset="zh", base=None, model="teacher"))
+    assert teacher.lineage.base == "fake-zh-research@1"
+    workspace.close()
+    ws = Workspace(settings.model_copy(update={"commercial_use_only": True}))
+    try:
+        ws.bases.import_("fake-zh")
+        config = {"mode": "finetune", "epochs": 1, "teacher": "teacher@1"}
+        student = TrainSpec(dataset="zh", base="fake-zh", model="student", config=config)
+        with pytest.raises(InvalidArgument, match="teacher teacher@1's base fake-zh-research@1"):
+            ws.jobs.submit_training(student)
+        assert [j.kind for j in ws.jobs.list()] == ["train"]  # the teacher's job alone
+    finally:
+        ws.close()
+
+
 def test_a_dataset_without_a_recorded_script_asks_for_a_base():
     with pytest.raises(InvalidArgument, match="--base m3e-small"):
         recommended_recipe({"text_chars": {"mean": 3, "max": 4}})

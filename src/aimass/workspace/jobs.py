@@ -78,23 +78,48 @@ class JobService(Service):
             config = {**recipe.config, **config}
         return replace(spec, base=base.ref, config=config)
 
-    def _check_license(self, base: BaseModel) -> None:
+    def _check_license(self, spec: TrainSpec, base: BaseModel, project: str) -> None:
         """Under ``commercial_use_only``, refuse a base whose weights are not licensed
-        for commercial use (its provenance, inherited by bases made from it)."""
+        for commercial use (its provenance, inherited by bases made from it), and a
+        distillation teacher trained from one: its soft labels carry those weights'
+        knowledge into the student."""
         if not self._ws.settings.commercial_use_only:
             return
-        if base.provenance.get("commercial_use", True):
-            return
-        terms = base.provenance.get("license", "not recorded")
-        raise InvalidArgument(
-            f"base {base.ref} is not licensed for commercial use ({terms}), and this "
-            "deployment trains only from commercially usable bases "
-            "(AIMASS_COMMERCIAL_USE_ONLY=true): train from another base (each one's "
-            "license: aimass bases show NAME), without --base for the recommended "
-            "commercially usable recipe, or from scratch (aimass recipes chinese-ner "
-            "--from-scratch)",
-            field="base",
-        )
+        used = [(base, f"base {base.ref}")]
+        teacher = spec.config.get("teacher")
+        if teacher is not None:
+            from aimass.jobs.distill import find_teacher
+            from aimass.jobs.train import version_of
+
+            for model in find_teacher(self.store, project, teacher).models:
+                if not model.lineage.base:
+                    continue
+                try:
+                    found = self.store.bases.get(
+                        project, *version_of(model.lineage.base, "base model")
+                    )
+                except NotFound as exc:
+                    raise InvalidArgument(
+                        f"teacher {model.ref}'s base {model.lineage.base} is no longer "
+                        "registered, so its license cannot be checked, and this deployment "
+                        "trains only from commercially usable bases "
+                        "(AIMASS_COMMERCIAL_USE_ONLY=true): distil from another teacher",
+                        field="teacher",
+                    ) from exc
+                used.append((found, f"teacher {model.ref}'s base {found.ref}"))
+        for found, which in used:
+            if found.provenance.get("commercial_use", True):
+                continue
+            terms = found.provenance.get("license", "not recorded")
+            raise InvalidArgument(
+                f"{which} is not licensed for commercial use ({terms}), and this "
+                "deployment trains only from commercially usable bases "
+                "(AIMASS_COMMERCIAL_USE_ONLY=true): train from another base (each one's "
+                "license: aimass bases show NAME), without --base for the recommended "
+                "commercially usable recipe, or from scratch (aimass recipes chinese-ner "
+                "--from-scratch)",
+                field="teacher" if which.startswith("teacher") else "base",
+            )
 
     def find_trained(
         self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT
@@ -120,7 +145,7 @@ class JobService(Service):
 
         spec = pin_refs(self.store, project, self.with_recipe(spec, project=project))
         _, base, _ = resolve_inputs(self.store, project, spec)
-        self._check_license(base)
+        self._check_license(spec, base, project)
         existing = self.find_trained(spec, project=project) if reuse else None
         job = self.store.jobs.create(project, "train", spec.to_dict())
         if existing is not None:

@@ -76,3 +76,14 @@ def test_an_unknown_language_names_the_known_ones(tmp_path, monkeypatch):
     result = runner.invoke(app, ["quickstart", "--lang", "fr"])
     assert result.exit_code != 0
     assert "en, zh" in result.output
+
+
+def test_commercial_use_only_refuses_the_chinese_quickstart_before_importing(
+    zh_stand_ins, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AIMASS_COMMERCIAL_USE_ONLY", "true")
+    result = runner.invoke(app, ["quickstart", "--lang", "zh"])
+    assert result.exit_code != 0
+    assert "fake-zh, which is not licensed for commercial use" in result.output
+    assert "aimass train --dataset zh-small" in result.output
+    assert not (tmp_path / "home" / "aimass.db").exists()  # nothing imported

@@ -18,6 +18,7 @@ from aimass.cli._common import (
     console,
     emit_json,
     err_console,
+    settings,
     table,
 )
 from aimass.cli._training import (
@@ -334,6 +335,13 @@ _QUICKSTARTS = {
 }
 
 
+def _commercial(base: str) -> bool:
+    """Whether the packaged base ``base`` is licensed for commercial use."""
+    from aimass.jobs.bases import list_packaged_bases
+
+    return all(p.commercial_use for p in list_packaged_bases() if p.name == base)
+
+
 @command
 def quickstart(
     lang: Annotated[
@@ -358,6 +366,15 @@ def quickstart(
     if lang not in _QUICKSTARTS:
         raise InvalidArgument(f"--lang {lang!r}: use one of {', '.join(_QUICKSTARTS)}")
     recipe = _QUICKSTARTS[lang]
+    if settings().commercial_use_only and not settings().url and not _commercial(recipe.base):
+        # A server with the setting refuses the training job itself, naming the base.
+        raise InvalidArgument(
+            f"--lang {lang} fine-tunes {recipe.base}, which is not licensed for commercial use, "
+            "and AIMASS_COMMERCIAL_USE_ONLY is set: train the commercially usable Chinese "
+            f"recipe instead: 'aimass datasets import-sample {recipe.sample}', then "
+            f"'aimass train --dataset {recipe.sample} --name {recipe.model}' (Gemma-3 with "
+            "LoRA; about 50 minutes on two cores)"
+        )
     mode = mode or recipe.mode
     be = backend()
     say = err_console.print

@@ -371,7 +371,9 @@ def quickstart(
         raise InvalidArgument(
             f"--lang {lang} fine-tunes {recipe.base}, which is not licensed for commercial use, "
             "and AIMASS_COMMERCIAL_USE_ONLY is set: train the commercially usable Chinese "
-            f"recipe instead: 'aimass datasets import-sample {recipe.sample}', then "
+            f"recipe instead: 'aimass datasets import-sample {recipe.sample}"
+            + (f" --deidentify {recipe.deidentify['mode']}'" if recipe.deidentify else "'")
+            + ", then "
             f"'aimass train --dataset {recipe.sample} --name {recipe.model}' (Gemma-3 with "
             "LoRA; about 50 minutes on two cores)"
         )

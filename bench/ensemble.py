@@ -14,7 +14,8 @@ default the step averages their probabilities equally; ``--weights`` gives the
 step's weights, and ``--tune-on SPLIT`` chooses them on another split (a grid of
 weights 1..9 per model, scored by the weighted average's accuracy on SPLIT, ties
 to the most even), so the scored split never picks them. Writes
-``bench/results/ensemble.json`` (or ``--out``).
+``bench/results/ensemble.json`` (or ``--out``: a bare file name goes under
+``bench/results/`` too).
 """
 
 from __future__ import annotations
@@ -97,8 +98,15 @@ def main() -> None:
     choose = parser.add_mutually_exclusive_group()
     choose.add_argument("--weights", help="comma-separated step weights, one per model")
     choose.add_argument("--tune-on", help="choose the weights on this split (not --split)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "ensemble.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "ensemble.json",
+        help="a file name (written under bench/results/, as the other benches do) or a path",
+    )
     args = parser.parse_args()
+    if args.out.parent == Path("."):
+        args.out = RESULTS / args.out
     models = [m for m in args.models.split(",") if m]
     if len(models) < 2:
         parser.error("--models needs two or more NAME@VERSION references")

@@ -103,6 +103,7 @@ def test_commercial_use_only_takes_the_commercial_recipe_and_refuses_other_bases
             ws.jobs.submit_training(research)
         assert "research only" in str(refused.value)
         assert "AIMASS_COMMERCIAL_USE_ONLY" in str(refused.value)
+        assert "without --base" in str(refused.value) and refused.value.details["field"] == "base"
         assert ws.jobs.list() == []  # nothing was queued
         # A base made from the non-commercial one inherits its terms: refused too.
         ws.bases.import_("fake-zh-research", name="copy")
@@ -129,8 +130,12 @@ def test_commercial_use_only_refuses_a_teacher_trained_from_a_research_base(
         ws.bases.import_("fake-zh")
         config = {"mode": "finetune", "epochs": 1, "teacher": "teacher@1"}
         student = TrainSpec(dataset="zh", base="fake-zh", model="student", config=config)
-        with pytest.raises(InvalidArgument, match="teacher teacher@1's base fake-zh-research@1"):
+        with pytest.raises(
+            InvalidArgument, match="teacher teacher@1's base fake-zh-research@1"
+        ) as refused:
             ws.jobs.submit_training(student)
+        assert refused.value.details["field"] == "teacher"
+        assert "distil from a teacher trained from one" in str(refused.value)
         assert [j.kind for j in ws.jobs.list()] == ["train"]  # the teacher's job alone
     finally:
         ws.close()

@@ -85,7 +85,12 @@ class JobService(Service):
         knowledge into the student."""
         if not self._ws.settings.commercial_use_only:
             return
-        used = [(base, f"base {base.ref}")]
+        fix = (
+            "train from another base (each one's license: aimass bases show NAME), without "
+            "--base for the recommended commercially usable recipe, or from scratch (aimass "
+            "recipes chinese-ner --from-scratch)"
+        )
+        used = [(base, f"base {base.ref}", "base", fix)]
         teacher = spec.config.get("teacher")
         if teacher is not None:
             from aimass.jobs.distill import find_teacher
@@ -106,19 +111,17 @@ class JobService(Service):
                         "(AIMASS_COMMERCIAL_USE_ONLY=true): distil from another teacher",
                         field="teacher",
                     ) from exc
-                used.append((found, f"teacher {model.ref}'s base {found.ref}"))
-        for found, which in used:
+                which = f"teacher {model.ref}'s base {found.ref}"
+                used.append((found, which, "teacher", "distil from a teacher trained from one"))
+        for found, which, field, fix in used:
             if found.provenance.get("commercial_use", True):
                 continue
             terms = found.provenance.get("license", "not recorded")
             raise InvalidArgument(
                 f"{which} is not licensed for commercial use ({terms}), and this "
                 "deployment trains only from commercially usable bases "
-                "(AIMASS_COMMERCIAL_USE_ONLY=true): train from another base (each one's "
-                "license: aimass bases show NAME), without --base for the recommended "
-                "commercially usable recipe, or from scratch (aimass recipes chinese-ner "
-                "--from-scratch)",
-                field="teacher" if which.startswith("teacher") else "base",
+                f"(AIMASS_COMMERCIAL_USE_ONLY=true): {fix}",
+                field=field,
             )
 
     def find_trained(

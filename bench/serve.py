@@ -61,6 +61,15 @@ RESULTS = Path(__file__).parent / "results"
 CLIENTS = (1, 8, 32, 64)
 
 
+def _handed_over(ws: Any, version: Any, texts: list[str]) -> tuple[list[str], str, str]:
+    """What a ``prepare`` returns for the trained ``version``: (texts, bundle dir,
+    admin key); closes ``ws``."""
+    bundle = str(ws.artifacts.resolve(version.uri))
+    path, _ = ws.keys.ensure_admin()
+    ws.close()
+    return texts, bundle, path.read_text().strip()
+
+
 def prepare(
     home: Path, train_rows: int, *, device: str = "cpu", base: str = "minilm"
 ) -> tuple[list[str], str, str]:
@@ -92,10 +101,7 @@ def prepare(
     )
     version = ws.jobs.train(spec)
     texts = read_split(ws.artifacts.resolve(dataset.uri), "test").texts[:500]
-    bundle = str(ws.artifacts.resolve(version.uri))
-    path, _ = ws.keys.ensure_admin()
-    ws.close()
-    return texts, bundle, path.read_text().strip()
+    return _handed_over(ws, version, texts)
 
 
 def prepare_ner(home: Path, train_rows: int) -> tuple[list[str], str, str]:
@@ -127,10 +133,7 @@ def prepare_ner(home: Path, train_rows: int) -> tuple[list[str], str, str]:
     version = ws.jobs.train(spec)
     rows = read_split(ws.artifacts.resolve(dataset.uri), "test")
     texts = ["".join(tokens) for tokens in (rows.tokens or [])[:500]]
-    bundle = str(ws.artifacts.resolve(version.uri))
-    path, _ = ws.keys.ensure_admin()
-    ws.close()
-    return texts, bundle, path.read_text().strip()
+    return _handed_over(ws, version, texts)
 
 
 def naive_app(bundle: str, device: str = "cpu") -> FastAPI:  # pragma: no cover - baseline process

@@ -192,7 +192,11 @@ def test_closing_a_stream_frees_its_slot(model, monkeypatch):
 
 
 def test_an_error_in_the_model_reaches_every_caller(model, monkeypatch):
-    gate = Gate(model, monkeypatch, fail=lambda shape: shape[0] > 1)  # batched steps fail
+    # The step with all three rows fails. Not "any batched step": the scheduler thread may
+    # take the first one or two prompts before the third is submitted, and the third would
+    # then decode alone. All three are queued before the gate opens, so they share a step
+    # by the second at the latest, long before any of them has its 8 tokens.
+    gate = Gate(model, monkeypatch, fail=lambda shape: shape[0] == 3)
     scheduler = DecodeScheduler(model, device="cpu", max_batch=4)
     params = SamplingParams(max_new_tokens=8, temperature=0)
     streams = [scheduler.submit(prompt(n, seed=n), params, eos_ids=[]) for n in (3, 6, 9)]

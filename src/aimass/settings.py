@@ -99,8 +99,9 @@ class Settings(BaseSettings):
         commercial_use_only: Train only from bases whose license allows commercial
             use (``AIMASS_COMMERCIAL_USE_ONLY``): a training job from a base whose
             provenance says ``commercial_use: false`` (``m3e-small``, and every
-            base registered from or cut from it) is refused at submission, and
-            training without a base takes the commercially usable recipe.
+            base registered from or cut from it) is refused at submission,
+            training without a base takes the commercially usable recipe, and a
+            model made from such weights (its base's or a teacher's) is not served.
         encrypt_at_rest: Encrypt dataset versions, bundles and training checkpoints
             with AES-256-GCM (a data key per file, wrapped by the master key). Files
             written before, or with this off, stay readable.

@@ -1,8 +1,10 @@
 """Training without a base takes the dataset's recommended recipe (Chinese or not)."""
 
+import dataclasses
+
 import pytest
 
-from aimass.errors import InvalidArgument
+from aimass.errors import FailedPrecondition, InvalidArgument
 from aimass.jobs.train import TrainSpec
 from aimass.training import recipes as training_recipes
 from aimass.training.recipes import Recipe, recommended_recipe
@@ -148,3 +150,58 @@ def test_a_dataset_without_a_recorded_script_asks_for_a_base():
     assert recommended_recipe({"han_share": 0.05}).base == "minilm"
     assert recommended_recipe({"han_share": 0.31}, commercial_use=True).base == "gemma3"
     assert recommended_recipe({"han_share": 0.05}, commercial_use=True).base == "minilm"
+
+
+def test_commercial_use_only_serves_no_model_made_from_research_weights(
+    workspace, settings, tmp_path, fake_recipes
+):
+    """A model trained from a research base before the setting was on, and a student
+    distilled from it onto a commercial base, are refused wherever they would be served;
+    a model trained from the commercial base alone serves."""
+    from aimass.jobs.batch import BatchPredictSpec
+    from aimass.workspace import Workspace
+
+    workspace.datasets.import_file(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
+    workspace.jobs.train(TrainSpec(dataset="zh", base=None, model="research"))
+    workspace.bases.import_("fake-zh")
+    config = {"mode": "finetune", "epochs": 1, "teacher": "research@1"}
+    workspace.jobs.train(TrainSpec(dataset="zh", base="fake-zh", model="student", config=config))
+    usable = TrainSpec(dataset="zh", base="fake-zh", model="usable", config={"epochs": 1})
+    workspace.jobs.train(usable)
+    workspace.close()
+    ws = Workspace(settings.model_copy(update={"commercial_use_only": True}))
+    try:
+        with pytest.raises(FailedPrecondition, match="research@1 cannot be served") as refused:
+            ws.serving.predict("research@1", ["很好"])
+        message = str(refused.value)
+        assert "research@1's base fake-zh-research@1 is not licensed" in message
+        assert "research only" in message and "AIMASS_COMMERCIAL_USE_ONLY" in message
+        with pytest.raises(
+            FailedPrecondition,
+            match="student@1's teacher research@1's base fake-zh-research@1 is not licensed",
+        ):
+            ws.serving.predict("student@1", ["很好"])
+        with pytest.raises(FailedPrecondition, match="research@1 cannot be served"):
+            ws.jobs.submit_batch_predict(
+                BatchPredictSpec(model="research@1", dataset="zh", output="out")
+            )
+        assert [j.kind for j in ws.jobs.list()] == ["train"] * 3  # nothing queued
+        assert len(ws.serving.predict("usable@1", ["很好", "太差"])) == 2
+    finally:
+        ws.close()
+
+
+def test_a_model_whose_base_is_gone_cannot_be_checked(workspace, settings, tmp_path, fake_recipes):
+    from aimass.workspace.licenses import restriction
+
+    workspace.datasets.import_file(write_jsonl(tmp_path / "zh.jsonl", _chinese_rows(40)), name="zh")
+    version = workspace.jobs.train(TrainSpec(dataset="zh", base=None, model="m"))
+    orphan = dataclasses.replace(
+        version, lineage=dataclasses.replace(version.lineage, base="gone@1")
+    )
+    found = restriction(workspace.store, "default", model=orphan)
+    assert found is not None and found.terms is None and found.field == "base"
+    assert (
+        found.reason
+        == "m@1's base gone@1 is no longer registered, so its license cannot be checked"
+    )

@@ -254,6 +254,8 @@ class ServerState:
         return {} if self._batchers is None else self._batchers.backends()
 
     def _backend(self, version: ModelVersion) -> Backend:
+        # Once per load (refused versions are asked again on their next request).
+        self.workspace.serving.check_license(version)
         backend, graphs = self.workspace.serving.plan_uri(version)
         self.metrics.serve_backend.labels(version.project, version.ref, backend).set(1)
         if self.settings.serve_with == "ray":  # each replica resolves the graphs itself

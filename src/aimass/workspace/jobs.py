@@ -85,44 +85,26 @@ class JobService(Service):
         knowledge into the student."""
         if not self._ws.settings.commercial_use_only:
             return
-        fix = (
-            "train from another base (each one's license: aimass bases show NAME), without "
-            "--base for the recommended commercially usable recipe, or from scratch (aimass "
-            "recipes chinese-ner --from-scratch)"
-        )
-        used = [(base, f"base {base.ref}", "base", fix)]
-        teacher = spec.config.get("teacher")
-        if teacher is not None:
-            from aimass.jobs.distill import find_teacher
-            from aimass.jobs.train import version_of
+        from aimass.workspace.licenses import restriction
 
-            for model in find_teacher(self.store, project, teacher).models:
-                if not model.lineage.base:
-                    continue
-                try:
-                    found = self.store.bases.get(
-                        project, *version_of(model.lineage.base, "base model")
-                    )
-                except NotFound as exc:
-                    raise InvalidArgument(
-                        f"teacher {model.ref}'s base {model.lineage.base} is no longer "
-                        "registered, so its license cannot be checked, and this deployment "
-                        "trains only from commercially usable bases "
-                        "(AIMASS_COMMERCIAL_USE_ONLY=true): distil from another teacher",
-                        field="teacher",
-                    ) from exc
-                which = f"teacher {model.ref}'s base {found.ref}"
-                used.append((found, which, "teacher", "distil from a teacher trained from one"))
-        for found, which, field, fix in used:
-            if found.provenance.get("commercial_use", True):
-                continue
-            terms = found.provenance.get("license", "not recorded")
-            raise InvalidArgument(
-                f"{which} is not licensed for commercial use ({terms}), and this "
-                "deployment trains only from commercially usable bases "
-                f"(AIMASS_COMMERCIAL_USE_ONLY=true): {fix}",
-                field=field,
-            )
+        teacher = spec.config.get("teacher")
+        found = restriction(
+            self.store, project, base=base, teacher=None if teacher is None else str(teacher)
+        )
+        if found is None:
+            return
+        fix = (
+            "distil from a teacher trained from one"
+            if found.field == "teacher"
+            else "train from another base (each one's license: aimass bases show NAME), "
+            "without --base for the recommended commercially usable recipe, or from scratch "
+            "(aimass recipes chinese-ner --from-scratch)"
+        )
+        raise InvalidArgument(
+            f"{found.reason}, and this deployment trains only from commercially usable "
+            f"bases (AIMASS_COMMERCIAL_USE_ONLY=true): {fix}",
+            field=found.field,
+        )
 
     def find_trained(
         self, spec: TrainSpec, *, project: str = DEFAULT_PROJECT
@@ -176,8 +158,10 @@ class JobService(Service):
     def submit_batch_predict(
         self, spec: BatchPredictSpec, *, project: str = DEFAULT_PROJECT
     ) -> Job:
-        """Check the model and dataset exist, pin the model version, queue the job."""
+        """Check the model and dataset exist (and, under ``commercial_use_only``, that the
+        model may be served), pin the model version, queue the job."""
         model = self._ws.models.get(spec.model, project=project)
+        self._ws.serving.check_license(model)
         self._ws.datasets.get(spec.dataset, project=project)
         pinned = BatchPredictSpec(**{**spec.to_dict(), "model": model.ref})
         job = self.store.jobs.create(project, "batch-predict", pinned.to_dict())

@@ -11,6 +11,7 @@ from aimass.entities import (
     ModelVersion,
 )
 from aimass.errors import (
+    FailedPrecondition,
     InvalidArgument,
     PayloadTooLarge,
     ResourceExhausted,
@@ -52,15 +53,42 @@ class ServingService(Service):
             self._cache = PredictorCache(self.settings.model_cache_size)
         directory = self.artifacts.resolve(version.uri)
         backend, graph = self.plan(version)
-        return self._cache.get(
-            f"{version.digest}:{backend}",
-            lambda: load_predictor(
+
+        def load() -> Predictor:
+            self.check_license(version)  # once per load: the setting is fixed per process
+            return load_predictor(
                 directory,
                 device=self.settings.device,
                 backend=backend,
                 graph=graph,
                 threads=self.settings.num_threads or None,
-            ),
+            )
+
+        return self._cache.get(f"{version.digest}:{backend}", load)
+
+    def check_license(self, version: ModelVersion) -> None:
+        """Under ``commercial_use_only``, refuse to serve a version made from weights that
+        are not licensed for commercial use (its base's, or a teacher's): serving it is
+        the use their terms forbid. Evaluation jobs and exports are not refused.
+
+        Raises:
+            FailedPrecondition: The version rests on such weights, or on weights no
+                longer registered (their license cannot be checked).
+        """
+        if not self.settings.commercial_use_only:
+            return
+        from aimass.workspace.licenses import restriction
+
+        found = restriction(self.store, version.project, model=version)
+        if found is None:
+            return
+        raise FailedPrecondition(
+            f"{version.ref} cannot be served: {found.reason}, and this deployment serves "
+            "only models made from commercially usable weights "
+            "(AIMASS_COMMERCIAL_USE_ONLY=true): train a replacement from a commercially "
+            "usable base ('aimass train' without --base takes the recommended one; each "
+            "base's license: aimass bases show NAME)",
+            model=version.ref,
         )
 
     def plan(self, version: ModelVersion) -> tuple[str, Path | None]:

@@ -6,10 +6,11 @@ registered for its task and returns an object with ``predict(texts)``.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from aimass.artifacts.bundle import Manifest, verify_bundle
 from aimass.errors import InvalidArgument, UnsupportedModel
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXPLAINER",
+    "LazyModel",
     "LengthCounter",
     "Predictor",
     "check_texts",
@@ -38,6 +40,45 @@ LengthCounter = Callable[[Sequence[str]], list[int]]
 
 def _word_counts(texts: Sequence[str]) -> list[int]:
     return [len(text.split()) + 2 for text in texts]
+
+
+M = TypeVar("M")
+
+
+class LazyModel(Generic[M]):
+    """A predictor's PyTorch model: loaded by ``_load``, or built on first use by a
+    backend whose ``_load`` loads something else (an ONNX Runtime session predicts
+    without it; explanations need its gradients and attentions, NER evaluation its
+    own encoding).
+
+    The predictor calls :meth:`_init_model` at the end of its ``__init__`` and
+    implements :meth:`_build_model`.
+    """
+
+    def _init_model(self) -> None:
+        self._model_lock = threading.Lock()
+        self._model: M | None = None
+        self._load()
+
+    def _build_model(self) -> M:
+        raise NotImplementedError
+
+    def _load(self) -> None:
+        """Load what ``forward`` runs (the PyTorch model here)."""
+        self._model = self._build_model()
+
+    @property
+    def model(self) -> M:
+        """The PyTorch model, built once (under a lock) if ``_load`` did not."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = self._build_model()
+            return self._model
+
+    @model.setter
+    def model(self, model: M) -> None:
+        with self._model_lock:
+            self._model = model
 
 
 def tokenizer_length_counter(directory: Path, max_length: int | None) -> LengthCounter:

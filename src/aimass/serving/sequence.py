@@ -17,6 +17,7 @@ from aimass.models.hf import load_tokenizer, quiet_transformers, read_config
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel
 from aimass.models.text import bucketed_batches, collate, encode_texts
 from aimass.serving.predictor import (
+    LazyModel,
     LengthCounter,
     Predictor,
     check_texts,
@@ -44,7 +45,7 @@ def build_sequence_model(directory: Path, head: SequenceHeadConfig) -> SequenceM
 
 
 @register_predictor
-class SequencePredictor(Predictor):
+class SequencePredictor(LazyModel[SequenceModel], Predictor):
     """Labels with probabilities (classification) or values (regression)."""
 
     tasks = ("classification", "regression")
@@ -57,29 +58,12 @@ class SequencePredictor(Predictor):
         self.tokenizer = load_tokenizer(directory)
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenize_lock = threading.Lock()
-        self._model_lock = threading.Lock()
         self._eager_lock = threading.Lock()
         self._eager_encoder: Any = None
-        self._model: SequenceModel | None = None
-        self._load()
+        self._init_model()
 
-    def _load(self) -> None:
-        """Load what :meth:`forward` runs (the PyTorch model here)."""
-        self._model = build_sequence_model(self.directory, self.head).to(self.device)
-
-    @property
-    def model(self) -> SequenceModel:
-        """The PyTorch model (built on first use by backends that predict without it:
-        explanations need its gradients and attentions)."""
-        with self._model_lock:
-            if self._model is None:
-                self._model = build_sequence_model(self.directory, self.head).to(self.device)
-            return self._model
-
-    @model.setter
-    def model(self, model: SequenceModel) -> None:
-        with self._model_lock:
-            self._model = model
+    def _build_model(self) -> SequenceModel:
+        return build_sequence_model(self.directory, self.head).to(self.device)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Raw outputs (B, C) of one collated batch, on the CPU (mixed precision on CUDA)."""

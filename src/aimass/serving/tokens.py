@@ -33,6 +33,7 @@ from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.models.text import bucketed_batches, window_stride
 from aimass.serving.predictor import (
+    LazyModel,
     LengthCounter,
     Predictor,
     check_texts,
@@ -44,7 +45,7 @@ __all__ = ["TokenClassificationPredictor"]
 
 
 @register_predictor
-class TokenClassificationPredictor(Predictor):
+class TokenClassificationPredictor(LazyModel[Any], Predictor):
     """Named entities with labels, character offsets and scores."""
 
     tasks = ("token-classification",)
@@ -55,25 +56,10 @@ class TokenClassificationPredictor(Predictor):
         self.max_length = int(manifest.task_config.get("max_length", 128))
         self.tokenizer = load_tokenizer(directory)
         self._lock = threading.Lock()  # fast tokenizers are not safe across threads
-        self._model_lock = threading.Lock()
-        self._model: Any = None
-        self._load()
+        self._init_model()
 
-    def _load(self) -> None:
-        """Load what :meth:`forward` runs (the PyTorch model here)."""
-        self._model = self._build()
-
-    def _build(self) -> Any:
+    def _build_model(self) -> Any:
         return load_pretrained(self.directory, family="encoder-tokens").to(self.device).eval()
-
-    @property
-    def model(self) -> Any:
-        """The PyTorch model (built on first use by a backend that tags without it:
-        evaluation scores NER through the training task's own encoding)."""
-        with self._model_lock:
-            if self._model is None:
-                self._model = self._build()
-            return self._model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Tag logits (B, T, C) of one padded batch, on the CPU in fp32."""

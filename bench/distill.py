@@ -262,8 +262,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--home", type=Path, default=None, help="keep (and reuse) this home")
-    parser.add_argument("--out", type=Path, default=RESULTS / "distill.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "distill.json",
+        help="a file name (written under bench/results/, as the other benches do) or a path",
+    )
     args = parser.parse_args()
+    if args.out.parent == Path("."):
+        args.out = RESULTS / args.out
 
     import torch
 

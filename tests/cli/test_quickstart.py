@@ -51,6 +51,11 @@ def zh_stand_ins(tmp_path, monkeypatch, tiny_bert_dir):
         }
     )
     monkeypatch.setitem(cli_train._QUICKSTARTS, "zh", small)
+    fake_packaged_base(tmp_path / "site", tiny_bert_dir, monkeypatch, name="fake-zh-commercial")
+    commercial = cli_train._Quickstart(
+        **{**small.__dict__, "base": "fake-zh-commercial", "config": {"epochs": 1, "lr": 2e-3}}
+    )
+    monkeypatch.setitem(cli_train._COMMERCIAL_QUICKSTARTS, "zh", commercial)
 
 
 def test_the_chinese_quickstart_masks_trains_predicts_and_explains(zh_stand_ins):
@@ -78,12 +83,19 @@ def test_an_unknown_language_names_the_known_ones(tmp_path, monkeypatch):
     assert "en, zh" in result.output
 
 
-def test_commercial_use_only_refuses_the_chinese_quickstart_before_importing(
-    zh_stand_ins, tmp_path, monkeypatch
+def test_commercial_use_only_takes_the_commercially_usable_chinese_quickstart(
+    zh_stand_ins, monkeypatch
 ):
     monkeypatch.setenv("AIMASS_COMMERCIAL_USE_ONLY", "true")
-    result = runner.invoke(app, ["quickstart", "--lang", "zh"])
-    assert result.exit_code != 0
-    assert "fake-zh, which is not licensed for commercial use" in result.output
-    assert "aimass train --dataset zh-small" in result.output
-    assert not (tmp_path / "home" / "aimass.db").exists()  # nothing imported
+    result = runner.invoke(app, ["quickstart", "--lang", "zh", "--json"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())  # rich wraps the line
+    assert "training the commercially usable recipe (fake-zh-commercial)" in said
+    out = json.loads(result.stdout)
+    assert out["model"]["name"] == "zh-sentiment"
+    assert out["model"]["lineage"]["base"] == "fake-zh-commercial@1"
+    assert out["model"]["lineage"]["config"]["lr"] == 2e-3  # the commercial recipe's settings
+    assert out["explanation"] is not None
+    listed = json.loads(runner.invoke(app, ["bases", "list", "--json"]).stdout)
+    registered = [b["name"] for b in listed["registered"]]
+    assert registered == ["fake-zh-commercial"]  # the research base untouched

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -334,6 +334,25 @@ _QUICKSTARTS = {
     ),
 }
 
+# Under AIMASS_COMMERCIAL_USE_ONLY (m3e-small's weights are non-commercial): the
+# commercially usable Chinese recipe, Gemma-3-270M with LoRA, on 3,000 training
+# reviews, with adapters on every linear layer of its blocks instead of the query
+# and value projections alone: 0.862 on the test split against 0.853 for two
+# epochs of the default adapters on the same number of rows
+# (bench/results/chinese-gemma-3000-1epoch-all-linear.json, chinese-gemma-3000.json).
+GEMMA_LINEAR_LAYERS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+_COMMERCIAL_QUICKSTARTS = {
+    "zh": replace(
+        _QUICKSTARTS["zh"],
+        base=RECIPES["zh-commercial"].base,
+        config={
+            **RECIPES["zh-commercial"].config,
+            "max_train_rows": 3000,
+            "lora_targets": GEMMA_LINEAR_LAYERS,
+        },
+    ),
+}
+
 
 def _commercial(base: str) -> bool:
     """Whether the packaged base ``base`` is licensed for commercial use."""
@@ -358,28 +377,26 @@ def quickstart(
 
     ``--lang en`` (default): Rotten Tomatoes + MiniLM features. ``--lang zh``: the
     Chinese reviews, de-identified on import, fine-tuning the Chinese m3e-small
-    base; it also explains one prediction. A second run reuses the dataset, base
-    and model it finds (identical inputs).
+    base; it also explains one prediction (with ``AIMASS_COMMERCIAL_USE_ONLY``,
+    Gemma-3-270M with LoRA instead: m3e-small's weights are non-commercial). A
+    second run reuses the dataset, base and model it finds (identical inputs).
     """
     from aimass.training.callbacks import RichProgress
 
     if lang not in _QUICKSTARTS:
         raise InvalidArgument(f"--lang {lang!r}: use one of {', '.join(_QUICKSTARTS)}")
     recipe = _QUICKSTARTS[lang]
+    say = err_console.print
+    # Local only: a server with the setting refuses the training job itself, naming the base.
     if settings().commercial_use_only and not settings().url and not _commercial(recipe.base):
-        # A server with the setting refuses the training job itself, naming the base.
-        raise InvalidArgument(
-            f"--lang {lang} fine-tunes {recipe.base}, which is not licensed for commercial use, "
-            "and AIMASS_COMMERCIAL_USE_ONLY is set: train the commercially usable Chinese "
-            f"recipe instead: 'aimass datasets import-sample {recipe.sample}"
-            + (f" --deidentify {recipe.deidentify['mode']}'" if recipe.deidentify else "'")
-            + ", then "
-            f"'aimass train --dataset {recipe.sample} --name {recipe.model}' (Gemma-3 with "
-            "LoRA; about 50 minutes on two cores)"
+        recipe = _COMMERCIAL_QUICKSTARTS[lang]
+        say(
+            f"AIMASS_COMMERCIAL_USE_ONLY is set: training the commercially usable recipe "
+            f"({recipe.base}) instead of {_QUICKSTARTS[lang].base}, whose weights are not "
+            "licensed for commercial use"
         )
     mode = mode or recipe.mode
     be = backend()
-    say = err_console.print
     with err_console.status(f"importing the {recipe.sample} sample ..."):
         dataset = be.datasets.import_sample(
             recipe.sample, seed=0, deidentify=recipe.deidentify, project="default"

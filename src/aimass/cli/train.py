@@ -340,7 +340,7 @@ _QUICKSTARTS = {
 # and value projections alone: 0.862 on the test split against 0.853 for two
 # epochs of the default adapters on the same number of rows
 # (bench/results/chinese-gemma-3000-1epoch-all-linear.json, chinese-gemma-3000.json).
-GEMMA_LINEAR_LAYERS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+_GEMMA_LINEAR_LAYERS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 _COMMERCIAL_QUICKSTARTS = {
     "zh": replace(
         _QUICKSTARTS["zh"],
@@ -348,7 +348,7 @@ _COMMERCIAL_QUICKSTARTS = {
         config={
             **RECIPES["zh-commercial"].config,
             "max_train_rows": 3000,
-            "lora_targets": GEMMA_LINEAR_LAYERS,
+            "lora_targets": _GEMMA_LINEAR_LAYERS,
         },
     ),
 }

@@ -69,3 +69,21 @@ def test_serve_refuses_both_names_and_hides_the_old_one(served):
     assert "ran" not in served
     shown = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert "--job-threads" in shown.stdout and "--workers" not in shown.stdout
+
+
+def _commands(command, path=("aimass",)):
+    """(path, command) for ``command`` and every command under it."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_command_summarises_itself_in_one_line():
+    # The first paragraph of a docstring is the command's line in its group's --help;
+    # a hard line break there splits that line in the middle of the table.
+    import typer
+
+    for path, command in _commands(typer.main.get_command(app)):
+        summary = (command.help or "").split("\n\n")[0].strip()
+        assert summary, f"{' '.join(path)} has no help"
+        assert "\n" not in summary, f"{' '.join(path)}: put its summary on one line: {summary!r}"

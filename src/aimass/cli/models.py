@@ -146,8 +146,9 @@ def optimize(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Export a classifier, regressor or NER tagger to ONNX (fp32 and int8), run the parity
-    check, attach.
+    """Export a version to ONNX (fp32 and int8), run the parity check, attach the result.
+
+    Classifiers, regressors and NER taggers.
 
     Servers with AIMASS_SERVE_BACKEND=auto (the default) then serve the backend the
     parity run recommends: int8 when its quality is within the threshold of PyTorch's.
@@ -341,8 +342,11 @@ def delete_version(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     project: ProjectOpt = "default",
 ) -> None:
-    """Delete a version that no alias points at (its bundle stays in the artifact store:
-    aimass does not yet remove artifacts nothing refers to)."""
+    """Delete a version that no alias points at.
+
+    Its bundle stays in the artifact store: aimass does not yet remove artifacts
+    nothing refers to.
+    """
     if not yes:
         typer.confirm(f"delete {name}@{version}?", abort=True)
     deleted = backend().models.delete_version(name, version, project=project)

@@ -200,8 +200,11 @@ def delete_version(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete a version that no alias points at (its reports stay in the artifact store:
-    aimass does not yet remove artifacts nothing refers to)."""
+    """Delete a version that no alias points at.
+
+    Its reports stay in the artifact store: aimass does not yet remove artifacts
+    nothing refers to.
+    """
     if not yes:
         typer.confirm(f"delete pipeline {name}@{version}?", abort=True)
     deleted = backend().pipelines.delete_version(name, version, project=project)
@@ -262,8 +265,10 @@ def evaluate(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Build the evaluation report of a pipeline version (the classification report of
-    its answers, abstentions counted wrong) and record it on the version."""
+    """Build the evaluation report of a pipeline version and record it on the version.
+
+    The classification report of the pipeline's answers, abstentions counted wrong.
+    """
     options = ev.report_options(
         seed=seed,
         robustness_sample=robustness_sample,

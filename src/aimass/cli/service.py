@@ -132,8 +132,11 @@ def serve(
         typer.Option(help="Event loop: uvloop (the default when installed) or asyncio."),
     ] = EventLoop.auto,
 ) -> None:
-    """Run the REST API (uvicorn on create_app) with its job threads, micro-batchers and
-    model runner processes."""
+    """Run the REST API server.
+
+    uvicorn on ``create_app``, with its job threads, micro-batchers and model runner
+    processes.
+    """
     import uvicorn
 
     from aimass.server import create_app

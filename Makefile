@@ -19,6 +19,12 @@ PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps --
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# That first-import bytecode is written even where the environment sets
+# PYTHONDONTWRITEBYTECODE (this project's build machines do): with it, every
+# Python process make starts — the quickstart, each test's server, runners, Ray
+# workers and CLI calls — compiled the sources of torch, transformers and the
+# rest again, about 8 CPU-seconds per process (docs/measured.md).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: quickstart test test-fast test-all test-latest check format bench clean-venv browser services lock docs
 

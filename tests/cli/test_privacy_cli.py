@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.cli.test_cli import run, run_json
+from aimass.cli import app
+from tests.cli.test_cli import run, run_json, runner
 from tests.conftest import sentiment_rows, write_jsonl
 
 PII_ROWS = [
@@ -179,3 +180,18 @@ def test_dp_finetune_can_train_the_embeddings_too(home):
     assert trained["privacy"]["trained_embeddings"] is True
     refused = run(*args, "--name", "x", "--dp-train-embeddings", ok=False)
     assert "add --dp" in refused.stderr
+
+
+def test_pii_reads_stdin_for_a_dash(home):
+    text = "call 13812345678\nann@example.org wrote\n"
+    result = runner.invoke(
+        app, ["pii", "apply", "-", "--recognizers", "email,cn-mobile"], input=text
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "call <PHONE_NUMBER>\n<EMAIL_ADDRESS> wrote\n"
+    found = runner.invoke(
+        app, ["pii", "scan", "-", "--recognizers", "email,cn-mobile", "--json"], input=text
+    )
+    assert json.loads(found.stdout)["counts"] == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+    missing = run("pii", "apply", home / "nowhere.txt", ok=False)
+    assert "does not exist" in missing.stderr and "'-'" in missing.stderr

@@ -43,14 +43,29 @@ NerModelOpt = Annotated[
 ]
 
 
+PathArg = Annotated[
+    Path,
+    typer.Argument(
+        help="A .txt (one text per line), JSONL, CSV or Parquet file; '-' reads text lines "
+        "from stdin."
+    ),
+]
+
+
 def _read(path: Path, field: str) -> tuple[list[int], list[str], list[dict[str, Any]] | None]:
-    """Line numbers, texts and (for structured files) the rows of ``path``."""
-    if path.suffix.lower() in (".txt", ".text", ""):
-        if not path.is_file():
-            raise InvalidArgument(f"file {path} does not exist", path=str(path))
-        lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [(i + 1, t) for i, t in enumerate(lines)]
-        return [n for n, _ in kept], [t for _, t in kept], None
+    """Line numbers, texts and (for structured files) the rows of ``path`` ('-': stdin)."""
+    if str(path) == "-" or path.suffix.lower() in (".txt", ".text", ""):
+        if str(path) == "-":
+            lines = sys.stdin.read().splitlines()
+        elif path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+        else:
+            raise InvalidArgument(
+                f"file {path} does not exist; give a .txt, JSONL, CSV or Parquet file, "
+                "or '-' to read lines from stdin",
+                path=str(path),
+            )
+        return list(range(1, len(lines) + 1)), lines, None
     from aimass.data.readers import detect_format, read_records
 
     records = list(read_records(path, detect_format(path, None), max_row_bytes=10**8))
@@ -103,9 +118,7 @@ def recognizers(json_out: JsonOpt = False) -> None:
 @app.command("scan")
 @command
 def scan(
-    path: Annotated[
-        Path, typer.Argument(help="A .txt (one text per line), JSONL, CSV or Parquet file.")
-    ],
+    path: PathArg,
     field: FieldOpt = "text",
     recognizers: RecognizersOpt = None,
     ner_model: NerModelOpt = None,
@@ -140,7 +153,7 @@ def scan(
         return
     columns = ["line", "entity", "span", "recognizer", "score"] + (["value"] if show_values else [])
     table(
-        f"PII in {path.name}",
+        f"PII in {'stdin' if str(path) == '-' else path.name}",
         columns,
         [
             [f["line"], f["entity"], f"{f['start']}-{f['end']}", f["recognizer"], f["score"]]
@@ -157,9 +170,7 @@ def scan(
 @app.command("apply")
 @command
 def apply(
-    path: Annotated[
-        Path, typer.Argument(help="A .txt (one text per line), JSONL, CSV or Parquet file.")
-    ],
+    path: PathArg,
     mode: Annotated[str, typer.Option(help="mask, redact or pseudonymize.")] = "mask",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")

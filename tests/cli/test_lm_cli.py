@@ -231,8 +231,6 @@ def test_generate_and_kind_imports_against_a_server(live_gen, tmp_path, monkeypa
     [
         ["tokenizers", "train", "--dataset", "corpus", "--name", "t2"],
         ["bases", "scratch", "b2", "--architecture", "bert", "--tokenizer", "tok"],
-        ["bases", "from-model", "m@1", "--name", "b3"],
-        ["bases", "shrink", "bert", "--name", "b4", "--layers", "1"],
         ["recipes", "chinese-ner"],
         ["audit-privacy", "m@1", "--dataset", "reviews"],
     ],

@@ -172,10 +172,10 @@ def from_model(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a trained version as a base (e.g. a pre-trained encoder), its head dropped."""
-    ws = local_workspace("bases from-model")
-    base, created = ws.bases.from_model(ref, name=name, project=project)
+    with console.status(f"registering {ref} as base {name} ..."):
+        base = backend().bases.from_model(ref, name=name, project=project)
     if json_out:
-        emit_json({"base": base, "created": created})
+        emit_json({"base": base, "created": base.created})
         return
     console.print(
         f"[bold]{base.ref}[/] from {ref}: {base.architecture} {base.family}, "
@@ -203,19 +203,21 @@ def shrink(
     json_out: JsonOpt = False,
 ) -> None:
     """A smaller base from a pretrained one, as a distilled student's start."""
-    base, created = local_workspace("bases shrink").bases.shrink(
-        ref,
-        name=name,
-        layers=layers,
-        pick=pick,
-        intermediate_size=intermediate_size,
-        project=project,
-    )
+    with console.status(f"cutting {ref} to {layers} layers ..."):
+        base = backend().bases.shrink(
+            ref,
+            name=name,
+            layers=layers,
+            pick=pick,
+            intermediate_size=intermediate_size,
+            project=project,
+        )
     if json_out:
-        emit_json({"base": base, "created": created})
+        emit_json({"base": base, "created": base.created})
         return
     console.print(
-        f"[bold]{base.ref}[/] ({'new version' if created else 'identical: existing version'}): "
+        f"[bold]{base.ref}[/] "
+        f"({'new version' if base.created else 'identical: existing version'}): "
         f"{base.provenance['description']}, {base.num_parameters:,} parameters"
     )
 

@@ -157,6 +157,31 @@ class AsyncBases(_AsyncResource):
         body = {"source": source, "path": path, "name": name}
         return await self._send("POST", BaseModelOut, "/bases", project, body)
 
+    async def from_model(self, ref: str, *, name: str, project: str | None = None) -> BaseModelOut:
+        """As ``Client.bases.from_model``."""
+        body = {"model": ref, "name": name}
+        return await self._send("POST", BaseModelOut, "/bases:from-model", project, body)
+
+    async def shrink(
+        self,
+        ref: str,
+        *,
+        name: str,
+        layers: int,
+        pick: str = "first",
+        intermediate_size: int = 0,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """As ``Client.bases.shrink``."""
+        body = {
+            "base": ref,
+            "name": name,
+            "layers": layers,
+            "pick": pick,
+            "intermediate_size": intermediate_size,
+        }
+        return await self._send("POST", BaseModelOut, "/bases:shrink", project, body)
+
 
 class AsyncModels(_AsyncResource):
     """``async_client.models`` (as ``Client.models``)."""

@@ -145,6 +145,31 @@ class _Bases(_Resource):
         body = {"source": source, "path": path, "name": name}
         return self._send("POST", BaseModelOut, "/bases", project, body)
 
+    def from_model(self, ref: str, *, name: str, project: str | None = None) -> BaseModelOut:
+        """Register a trained model version as base ``name``, its task head dropped."""
+        body = {"model": ref, "name": name}
+        return self._send("POST", BaseModelOut, "/bases:from-model", project, body)
+
+    def shrink(
+        self,
+        ref: str,
+        *,
+        name: str,
+        layers: int,
+        pick: str = "first",
+        intermediate_size: int = 0,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """Base ``ref`` cut to ``layers`` layers (``first`` or ``spread``) as ``name``."""
+        body = {
+            "base": ref,
+            "name": name,
+            "layers": layers,
+            "pick": pick,
+            "intermediate_size": intermediate_size,
+        }
+        return self._send("POST", BaseModelOut, "/bases:shrink", project, body)
+
 
 class _Jobs(_Resource):
     """``client.jobs``: submit training or batch prediction, list, get, logs, cancel, wait,

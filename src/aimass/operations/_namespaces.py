@@ -110,6 +110,23 @@ class Bases(Protocol):
         """Import a packaged base (``minilm``) or a Hugging Face model directory."""
         ...
 
+    def from_model(self, ref: str, *, name: str, project: str | None = None) -> BaseModelOut:
+        """Register a trained model version as base ``name``, its task head dropped."""
+        ...
+
+    def shrink(
+        self,
+        ref: str,
+        *,
+        name: str,
+        layers: int,
+        pick: str = "first",
+        intermediate_size: int = 0,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """Base ``ref`` cut to ``layers`` layers (``first`` or ``spread``) as ``name``."""
+        ...
+
 
 class Models(Protocol):
     """``.models``: the registry of trained versions, their aliases and reports."""

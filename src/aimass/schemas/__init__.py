@@ -55,8 +55,10 @@ from aimass.schemas.access import (
     LimitValue as LimitValue,
 )
 from aimass.schemas.data import (
+    BaseFromModel,
     BaseImport,
     BaseModelOut,
+    BaseShrink,
     DatasetImport,
     DatasetUpload,
     DatasetVersionOut,
@@ -114,8 +116,10 @@ __all__ = [
     "AttachmentOut",
     "AuditEventOut",
     "AuditVerifyOut",
+    "BaseFromModel",
     "BaseImport",
     "BaseModelOut",
+    "BaseShrink",
     "BatchPredictJobCreate",
     "BundleVerifyOut",
     "DatasetImport",

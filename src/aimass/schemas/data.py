@@ -174,6 +174,23 @@ class BaseImport(_In):
     name: Name | None = None
 
 
+class BaseFromModel(_In):
+    """Register a trained model version as a base, its task head dropped."""
+
+    model: Ref
+    name: Name
+
+
+class BaseShrink(_In):
+    """A smaller base cut from a registered one, as a distilled student's start."""
+
+    base: Ref
+    name: Name
+    layers: int = Field(ge=1, le=1024)
+    pick: Literal["first", "spread"] = "first"
+    intermediate_size: int = Field(default=0, ge=0)
+
+
 class BaseModelOut(_Out):
     """A registered base model version."""
 

@@ -141,6 +141,32 @@ class LocalBases(_Local):
         base, created = self._ws.bases.import_(found, name=name, project=self._p(project))
         return _created(s.BaseModelOut.from_entity(base), created)
 
+    def from_model(self, ref: str, *, name: str, project: str | None = None) -> s.BaseModelOut:
+        """As ``Client.bases.from_model``."""
+        base, created = self._ws.bases.from_model(ref, name=name, project=self._p(project))
+        return _created(s.BaseModelOut.from_entity(base), created)
+
+    def shrink(
+        self,
+        ref: str,
+        *,
+        name: str,
+        layers: int,
+        pick: str = "first",
+        intermediate_size: int = 0,
+        project: str | None = None,
+    ) -> s.BaseModelOut:
+        """As ``Client.bases.shrink``."""
+        base, created = self._ws.bases.shrink(
+            ref,
+            name=name,
+            layers=layers,
+            pick=pick,
+            intermediate_size=intermediate_size,
+            project=self._p(project),
+        )
+        return _created(s.BaseModelOut.from_entity(base), created)
+
 
 class LocalModels(_Local):
     """``local.models`` (as ``Client.models``)."""

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, status
 from aimass.data.importer import ImportOptions
 from aimass.errors import InvalidArgument
 from aimass.schemas import (
+    BaseFromModel,
     BaseImport,
     BaseModelOut,
+    BaseShrink,
     DatasetImport,
     DatasetUpload,
     DatasetVersionOut,
@@ -146,6 +148,33 @@ def import_base(body: BaseImport, project: BasesWriteProject, ws: WorkspaceDep) 
     else:
         source = str(allowed_path(ws.settings, str(body.path)))
     base, created = ws.bases.import_(source, name=body.name, project=project)
+    return BaseModelOut.from_entity(base).model_copy(update={"created": created})
+
+
+@router.post("/bases:from-model", name="bases.from_model", status_code=CREATED, tags=["bases"])
+def base_from_model(
+    body: BaseFromModel, project: BasesWriteProject, ws: WorkspaceDep
+) -> BaseModelOut:
+    """Register a trained model version as a base, its task head dropped.
+
+    A masked-LM pre-trained encoder becomes a base to fine-tune on another task; the
+    license terms of the version's own base carry over.
+    """
+    base, created = ws.bases.from_model(body.model, name=body.name, project=project)
+    return BaseModelOut.from_entity(base).model_copy(update={"created": created})
+
+
+@router.post("/bases:shrink", name="bases.shrink", status_code=CREATED, tags=["bases"])
+def shrink_base(body: BaseShrink, project: BasesWriteProject, ws: WorkspaceDep) -> BaseModelOut:
+    """Cut a base to fewer layers (and feed-forward neurons): a distilled student's start."""
+    base, created = ws.bases.shrink(
+        body.base,
+        name=body.name,
+        layers=body.layers,
+        pick=body.pick,
+        intermediate_size=body.intermediate_size,
+        project=project,
+    )
     return BaseModelOut.from_entity(base).model_copy(update={"created": created})
 
 

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         max_text_chars: Longest accepted text field, in characters.
         model_cache_size: How many loaded models the serving cache keeps.
         max_predict_batch: Most inputs accepted by one predict call.
+        max_scratch_parameters: Largest randomly initialised base ``bases scratch``
+            creates, in parameters (its sizes are the caller's to choose; the model is
+            counted before its weights exist). The ``small`` presets have tens of
+            millions.
         max_explain_batch: Most inputs one call may ask explanations for (an
             explanation costs up to ~50 forward and backward passes).
         max_new_tokens: Most tokens one generate call may ask for (``max_new_tokens``
@@ -250,6 +254,7 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=4, gt=0)
     max_predict_batch: int = Field(default=256, gt=0)
     max_explain_batch: int = Field(default=16, gt=0)
+    max_scratch_parameters: int = Field(default=1_000_000_000, gt=0)
     max_new_tokens: int = Field(default=1024, gt=0, le=4096)
     log_format: Literal["text", "json"] = "text"
     url: str | None = None

@@ -229,8 +229,6 @@ def test_generate_and_kind_imports_against_a_server(live_gen, tmp_path, monkeypa
 @pytest.mark.parametrize(
     "args",
     [
-        ["tokenizers", "train", "--dataset", "corpus", "--name", "t2"],
-        ["bases", "scratch", "b2", "--architecture", "bert", "--tokenizer", "tok"],
         ["recipes", "chinese-ner"],
         ["audit-privacy", "m@1", "--dataset", "reviews"],
     ],

@@ -79,3 +79,71 @@ def test_the_sdk_and_the_remote_cli_make_bases(client, admin, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert "sentiment@1" in result.output and "encoder" in result.output
+
+
+def test_a_tokenizer_and_a_scratch_base_are_made_through_the_api(client, admin):
+    body = {"dataset": "reviews", "name": "rev-tok", "kind": "bpe", "vocab_size": 300}
+    r = client.post(f"{P}/bases:train-tokenizer", headers=admin, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["family"] == "tokenizer" and r.json()["provenance"]["dataset"] == "reviews@1"
+    small = client.post(f"{P}/bases:train-tokenizer", headers=admin, json={**body, "vocab_size": 5})
+    assert small.status_code == 400 and "vocabulary size 5" in small.json()["error"]["message"]
+    scratch = {
+        "name": "rev-gpt",
+        "architecture": "llama",
+        "tokenizer": "rev-tok",
+        "overrides": {"max_length": 64},
+    }
+    r = client.post(f"{P}/bases:scratch", headers=admin, json=scratch)
+    assert r.status_code == 201, r.text
+    assert r.json()["family"] == "decoder" and r.json()["provenance"]["config"]["max_length"] == 64
+    for bad, says in [
+        ({"overrides": {"hidden_size": 100, "num_heads": 3}}, "num_heads (3) must divide"),
+        (
+            {"architecture": "bert", "overrides": {"hidden_size": 100, "num_heads": 3}},
+            "cannot build",
+        ),
+        ({"overrides": {"num_layers": 10_000}}, "more than 256"),
+        ({"overrides": {"colour": 1}}, "unknown llama options"),
+        ({"preset": "huge"}, "preset 'huge'"),
+    ]:
+        refused = client.post(f"{P}/bases:scratch", headers=admin, json={**scratch, **bad})
+        assert refused.status_code == 400, (bad, refused.text)
+        assert says in refused.json()["error"]["message"], (bad, refused.text)
+
+
+def test_a_scratch_base_over_the_parameter_budget_is_refused_before_it_exists(client_with, admin):
+    client = client_with(max_scratch_parameters=100_000)
+    body = {"dataset": "reviews", "name": "budget-tok", "vocab_size": 300}
+    assert client.post(f"{P}/bases:train-tokenizer", headers=admin, json=body).status_code == 201
+    scratch = {"name": "too-big", "architecture": "bert", "tokenizer": "budget-tok"}
+    r = client.post(f"{P}/bases:scratch", headers=admin, json=scratch)
+    assert r.status_code == 400
+    message = r.json()["error"]["message"]
+    assert "more than the 100,000 AIMASS_MAX_SCRATCH_PARAMETERS allows" in message
+    assert "too-big" not in [b["name"] for b in client.get(f"{P}/bases", headers=admin).json()]
+
+
+def test_the_sdk_and_the_remote_cli_train_a_tokenizer_and_create_a_base(client, admin, monkeypatch):
+    key = admin["Authorization"].split()[1]
+    with Client("http://localhost", key, transport=through(client)) as sdk:
+        tok = sdk.bases.train_tokenizer("reviews", name="sdk-tok", vocab_size=300)
+        assert tok.created and tok.architecture == "wordpiece"
+        base = sdk.bases.create_scratch(
+            "sdk-bert", architecture="bert", tokenizer="sdk-tok", overrides={"max_length": 32}
+        )
+        assert base.family == "encoder" and base.provenance["tokenizer"] == "sdk-tok@1"
+    from aimass.cli import app as cli
+
+    monkeypatch.setattr(
+        "aimass.client.Client", functools.partial(Client, transport=through(client))
+    )
+    env = {"AIMASS_URL": "http://localhost", "AIMASS_API_KEY": key}
+    args = ["tokenizers", "train", "--dataset", "reviews", "-n", "cli-tok", "--vocab-size", "300"]
+    result = CliRunner().invoke(cli, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tokenizer"]["name"] == "cli-tok"
+    args = ["bases", "scratch", "cli-bert", "--architecture", "bert", "--tokenizer", "cli-tok"]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "cli-bert@1" in result.output and "preset tiny" in result.output

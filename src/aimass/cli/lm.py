@@ -85,7 +85,7 @@ def train_tokenizer(
 ) -> None:
     """Train a tokenizer on a dataset's training split and register it."""
     with console.status(f"training a {kind} tokenizer on {dataset} ..."):
-        tokenizer, created = local_workspace("tokenizers train").bases.train_tokenizer(
+        tokenizer = backend().bases.train_tokenizer(
             dataset,
             name=name,
             kind=kind,
@@ -94,11 +94,12 @@ def train_tokenizer(
             project=project,
         )
     if json_out:
-        emit_json({"tokenizer": tokenizer, "created": created})
+        emit_json({"tokenizer": tokenizer, "created": tokenizer.created})
         return
     coverage = tokenizer.provenance["coverage"]
+    state = "new version" if tokenizer.created else "identical: existing version"
     console.print(
-        f"[bold]{tokenizer.ref}[/] ({'new version' if created else 'identical: existing version'})"
+        f"[bold]{tokenizer.ref}[/] ({state})"
         f": {kind}, {coverage['vocab_size']:,} entries; held-out unknown-token rate "
         f"{coverage['unk_rate']:.4%}, {coverage['tokens_per_char']:.3f} tokens per character"
     )
@@ -146,20 +147,22 @@ def scratch(
     """Create a randomly initialised base of a preset size around a trained tokenizer."""
     from aimass.cli._training import parse_options
 
-    base, created = local_workspace("bases scratch").bases.create_scratch(
-        name,
-        architecture=architecture,
-        tokenizer=tokenizer,
-        preset=preset,
-        seed=seed,
-        overrides=parse_options(set_ or []),
-        project=project,
-    )
+    with console.status(f"creating a {preset} {architecture} ..."):
+        base = backend().bases.create_scratch(
+            name,
+            architecture=architecture,
+            tokenizer=tokenizer,
+            preset=preset,
+            seed=seed,
+            overrides=parse_options(set_ or []),
+            project=project,
+        )
     if json_out:
-        emit_json({"base": base, "created": created})
+        emit_json({"base": base, "created": base.created})
         return
+    state = "new version" if base.created else "identical: existing version"
     console.print(
-        f"[bold]{base.ref}[/] ({'new version' if created else 'identical: existing version'}): "
+        f"[bold]{base.ref}[/] ({state}): "
         f"{base.architecture} {base.family}, preset {preset}, {base.num_parameters:,} parameters"
     )
 

@@ -182,6 +182,48 @@ class AsyncBases(_AsyncResource):
         }
         return await self._send("POST", BaseModelOut, "/bases:shrink", project, body)
 
+    async def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """As ``Client.bases.train_tokenizer``."""
+        body = {
+            "dataset": dataset,
+            "name": name,
+            "kind": kind,
+            "vocab_size": vocab_size,
+            "min_frequency": min_frequency,
+        }
+        return await self._send("POST", BaseModelOut, "/bases:train-tokenizer", project, body)
+
+    async def create_scratch(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: Mapping[str, int | float] | None = None,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """As ``Client.bases.create_scratch``."""
+        body = {
+            "name": name,
+            "architecture": architecture,
+            "tokenizer": tokenizer,
+            "preset": preset,
+            "seed": seed,
+            "overrides": dict(overrides or {}),
+        }
+        return await self._send("POST", BaseModelOut, "/bases:scratch", project, body)
+
 
 class AsyncModels(_AsyncResource):
     """``async_client.models`` (as ``Client.models``)."""

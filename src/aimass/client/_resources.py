@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +169,48 @@ class _Bases(_Resource):
             "intermediate_size": intermediate_size,
         }
         return self._send("POST", BaseModelOut, "/bases:shrink", project, body)
+
+    def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """Train a tokenizer on ``dataset``'s training split; register it as ``name``."""
+        body = {
+            "dataset": dataset,
+            "name": name,
+            "kind": kind,
+            "vocab_size": vocab_size,
+            "min_frequency": min_frequency,
+        }
+        return self._send("POST", BaseModelOut, "/bases:train-tokenizer", project, body)
+
+    def create_scratch(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: Mapping[str, int | float] | None = None,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """A randomly initialised base of ``preset`` size around a registered tokenizer."""
+        body = {
+            "name": name,
+            "architecture": architecture,
+            "tokenizer": tokenizer,
+            "preset": preset,
+            "seed": seed,
+            "overrides": dict(overrides or {}),
+        }
+        return self._send("POST", BaseModelOut, "/bases:scratch", project, body)
 
 
 class _Jobs(_Resource):

@@ -154,15 +154,19 @@ def create_scratch_base(
     store: Store,
     artifacts: ArtifactStore,
     project: str,
+    max_parameters: int | None = None,
 ) -> tuple[BaseModel, bool]:
-    """Randomly initialised weights of a preset size around a registered tokenizer."""
+    """Randomly initialised weights of a preset size around a registered tokenizer.
+
+    ``max_parameters`` refuses a model larger than that before its weights exist.
+    """
     from aimass.models.scratch import build_scratch, get_architecture
 
     validate_name(name, kind="base model")
     config = get_architecture(architecture).preset(preset, **overrides)
     tok_base = get_tokenizer(store, project, tokenizer)
     tok_dir = artifacts.resolve(tok_base.uri)
-    model = build_scratch(config, load_tokenizer(tok_dir), seed=seed)
+    model = build_scratch(config, load_tokenizer(tok_dir), seed=seed, max_parameters=max_parameters)
     provenance = {
         "source": "scratch",
         "architecture": architecture,

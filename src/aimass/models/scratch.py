@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 PRESET_NAMES = ("tiny", "mini", "small")
+MAX_LAYERS = 256
+"""Most layers of one stack (the deepest published transformers have ~100): more is a
+typo, and would take minutes even to count the parameters of."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class ScratchConfig:
             value = getattr(self, f.name)
             if isinstance(value, int) and value < 1:
                 raise InvalidArgument(f"{self.architecture} option {f.name}={value} must be >= 1")
+            if f.name.endswith("layers") and value > MAX_LAYERS:
+                raise InvalidArgument(
+                    f"{self.architecture} option {f.name}={value} is more than {MAX_LAYERS}"
+                )
         if not 0 <= self.dropout < 1:
             raise InvalidArgument(f"dropout={self.dropout} must be in [0, 1)")
 
@@ -113,9 +120,18 @@ def get_architecture(name: str) -> type[ScratchConfig]:
 
 
 def build_scratch(
-    config: ScratchConfig, tokenizer: PreTrainedTokenizerBase, *, seed: int
+    config: ScratchConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    seed: int,
+    max_parameters: int | None = None,
 ) -> PreTrainedModel:
-    """Randomly initialised weights (seeded) for ``config`` and ``tokenizer``."""
+    """Randomly initialised weights (seeded) for ``config`` and ``tokenizer``.
+
+    With ``max_parameters``, the model is first laid out on the meta device (no memory
+    for weights) and refused if it has more parameters than that: sizes are set by
+    callers, and a server must not be made to allocate whatever they ask for.
+    """
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
@@ -124,5 +140,24 @@ def build_scratch(
         "decoder": AutoModelForCausalLM,
         "encoder-decoder": AutoModelForSeq2SeqLM,
     }[config.family]
+    hf_config = config.hf_config(tokenizer)
+    if max_parameters is not None:
+        try:
+            with torch.device("meta"):
+                layout = loader.from_config(hf_config)
+        except (ValueError, RuntimeError) as e:  # e.g. a width heads do not divide
+            raise InvalidArgument(
+                f"these sizes cannot build a {config.architecture}: {e}",
+                sizes=config.to_dict(),
+            ) from e
+        count = sum(p.numel() for p in layout.parameters())
+        if count > max_parameters:
+            raise InvalidArgument(
+                f"a {config.architecture} of these sizes has {count:,} parameters, more than "
+                f"the {max_parameters:,} AIMASS_MAX_SCRATCH_PARAMETERS allows; choose a "
+                "smaller preset or sizes, or raise the setting",
+                parameters=count,
+                limit=max_parameters,
+            )
     torch.manual_seed(seed)
-    return loader.from_config(config.hf_config(tokenizer))
+    return loader.from_config(hf_config)

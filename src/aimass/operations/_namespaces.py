@@ -127,6 +127,33 @@ class Bases(Protocol):
         """Base ``ref`` cut to ``layers`` layers (``first`` or ``spread``) as ``name``."""
         ...
 
+    def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """Train a tokenizer on ``dataset``'s training split; register it as ``name``."""
+        ...
+
+    def create_scratch(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: Mapping[str, int | float] | None = None,
+        project: str | None = None,
+    ) -> BaseModelOut:
+        """A randomly initialised base of ``preset`` size around a registered tokenizer."""
+        ...
+
 
 class Models(Protocol):
     """``.models``: the registry of trained versions, their aliases and reports."""

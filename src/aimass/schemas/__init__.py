@@ -58,12 +58,14 @@ from aimass.schemas.data import (
     BaseFromModel,
     BaseImport,
     BaseModelOut,
+    BaseScratch,
     BaseShrink,
     DatasetImport,
     DatasetUpload,
     DatasetVersionOut,
     SampleImport,
     SampleOut,
+    TokenizerTrain,
 )
 from aimass.schemas.data import (
     DatasetSchemaOut as DatasetSchemaOut,
@@ -119,6 +121,7 @@ __all__ = [
     "BaseFromModel",
     "BaseImport",
     "BaseModelOut",
+    "BaseScratch",
     "BaseShrink",
     "BatchPredictJobCreate",
     "BundleVerifyOut",
@@ -149,6 +152,7 @@ __all__ = [
     "RegisteredModelOut",
     "SampleImport",
     "SampleOut",
+    "TokenizerTrain",
     "TrainJobCreate",
     "WhoAmI",
 ]

@@ -191,6 +191,27 @@ class BaseShrink(_In):
     intermediate_size: int = Field(default=0, ge=0)
 
 
+class TokenizerTrain(_In):
+    """Train a tokenizer on a dataset's training split and register it."""
+
+    dataset: Ref
+    name: Name
+    kind: Literal["wordpiece", "bpe"] = "wordpiece"
+    vocab_size: int = Field(default=8000, ge=1)
+    min_frequency: int = Field(default=2, ge=1)
+
+
+class BaseScratch(_In):
+    """A randomly initialised base of a preset size around a registered tokenizer."""
+
+    name: Name
+    architecture: str = Field(max_length=63)
+    tokenizer: Ref
+    preset: str = Field(default="tiny", max_length=63)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    overrides: dict[str, int | float] = Field(default_factory=dict, max_length=32)
+
+
 class BaseModelOut(_Out):
     """A registered base model version."""
 

@@ -4,6 +4,7 @@ models (each method as its ``Client`` twin, answered by the workspace's services
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +164,50 @@ class LocalBases(_Local):
             layers=layers,
             pick=pick,
             intermediate_size=intermediate_size,
+            project=self._p(project),
+        )
+        return _created(s.BaseModelOut.from_entity(base), created)
+
+    def train_tokenizer(
+        self,
+        dataset: str,
+        *,
+        name: str,
+        kind: str = "wordpiece",
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        project: str | None = None,
+    ) -> s.BaseModelOut:
+        """As ``Client.bases.train_tokenizer``."""
+        tokenizer, created = self._ws.bases.train_tokenizer(
+            dataset,
+            name=name,
+            kind=kind,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            project=self._p(project),
+        )
+        return _created(s.BaseModelOut.from_entity(tokenizer), created)
+
+    def create_scratch(
+        self,
+        name: str,
+        *,
+        architecture: str,
+        tokenizer: str,
+        preset: str = "tiny",
+        seed: int = 0,
+        overrides: Mapping[str, int | float] | None = None,
+        project: str | None = None,
+    ) -> s.BaseModelOut:
+        """As ``Client.bases.create_scratch``."""
+        base, created = self._ws.bases.create_scratch(
+            name,
+            architecture=architecture,
+            tokenizer=tokenizer,
+            preset=preset,
+            seed=seed,
+            overrides=dict(overrides or {}),
             project=self._p(project),
         )
         return _created(s.BaseModelOut.from_entity(base), created)

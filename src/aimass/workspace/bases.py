@@ -152,6 +152,7 @@ class BaseService(Service):
             store=self.store,
             artifacts=self.artifacts,
             project=project,
+            max_parameters=self.settings.max_scratch_parameters,
         )
 
     def list(self, *, project: str = DEFAULT_PROJECT) -> list[BaseModel]:

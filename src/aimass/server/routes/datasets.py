@@ -12,11 +12,13 @@ from aimass.schemas import (
     BaseFromModel,
     BaseImport,
     BaseModelOut,
+    BaseScratch,
     BaseShrink,
     DatasetImport,
     DatasetUpload,
     DatasetVersionOut,
     SampleImport,
+    TokenizerTrain,
 )
 from aimass.server.deps import DataWriteProject, ReadProject, WorkspaceDep, project_access
 from aimass.workspace.paths import allowed_path
@@ -173,6 +175,46 @@ def shrink_base(body: BaseShrink, project: BasesWriteProject, ws: WorkspaceDep) 
         layers=body.layers,
         pick=body.pick,
         intermediate_size=body.intermediate_size,
+        project=project,
+    )
+    return BaseModelOut.from_entity(base).model_copy(update={"created": created})
+
+
+@router.post(
+    "/bases:train-tokenizer", name="bases.train_tokenizer", status_code=CREATED, tags=["bases"]
+)
+def train_tokenizer(
+    body: TokenizerTrain, project: BasesWriteProject, ws: WorkspaceDep
+) -> BaseModelOut:
+    """Train a tokenizer on a dataset's training split; register it (family ``tokenizer``).
+
+    The held-out coverage (unknown-token rate, tokens per character) is in its provenance.
+    """
+    tokenizer, created = ws.bases.train_tokenizer(
+        body.dataset,
+        name=body.name,
+        kind=body.kind,
+        vocab_size=body.vocab_size,
+        min_frequency=body.min_frequency,
+        project=project,
+    )
+    return BaseModelOut.from_entity(tokenizer).model_copy(update={"created": created})
+
+
+@router.post("/bases:scratch", name="bases.create_scratch", status_code=CREATED, tags=["bases"])
+def create_scratch(body: BaseScratch, project: BasesWriteProject, ws: WorkspaceDep) -> BaseModelOut:
+    """A randomly initialised base of a preset size around a registered tokenizer.
+
+    ``overrides`` change size fields of the preset; a model over
+    ``AIMASS_MAX_SCRATCH_PARAMETERS`` is refused before its weights exist.
+    """
+    base, created = ws.bases.create_scratch(
+        body.name,
+        architecture=body.architecture,
+        tokenizer=body.tokenizer,
+        preset=body.preset,
+        seed=body.seed,
+        overrides=body.overrides,
         project=project,
     )
     return BaseModelOut.from_entity(base).model_copy(update={"created": created})

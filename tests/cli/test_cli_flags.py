@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from typer.testing import CliRunner
 
@@ -87,3 +89,18 @@ def test_every_command_summarises_itself_in_one_line():
         summary = (command.help or "").split("\n\n")[0].strip()
         assert summary, f"{' '.join(path)} has no help"
         assert "\n" not in summary, f"{' '.join(path)}: put its summary on one line: {summary!r}"
+
+
+def test_a_value_wider_than_its_column_is_folded_never_cut(monkeypatch):
+    from rich.console import Console
+
+    from aimass.cli import _common
+
+    narrow = Console(width=40, record=True, file=io.StringIO())
+    monkeypatch.setattr(_common, "console", narrow)
+    job_id = "0474c6bb146c433794984928a6684d5a"
+    _common.table("jobs", ["id", "kind", "status"], [[job_id, "train", "succeeded"]])
+    text = narrow.export_text()
+    assert "…" not in text
+    first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if "│" in line)
+    assert job_id in first_column

@@ -168,10 +168,14 @@ def emit_json(value: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a rich table."""
+    """Print a rich table.
+
+    A value too wide for its column folds onto the next line instead of being cut with
+    an ellipsis: ids, refs and names must stay whole to be copied into the next command.
+    """
     out = Table(title=title, title_justify="left")
     for column in columns:
-        out.add_column(column)
+        out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*[str(c) for c in row])
     console.print(out)

@@ -93,3 +93,20 @@ def test_audit_refuses_the_wrong_dataset(ready, tmp_path):
     with pytest.raises(InvalidArgument, match="trained on s@1"):
         ready.reports.audit_privacy(version.ref, dataset="other")
     assert ready.store.registry.attachments("default", _ref(version)) == []
+
+
+def test_the_local_client_queues_the_audit_as_a_job_and_waits_for_it(ready):
+    from aimass.workspace.local import LocalClient
+
+    ready.jobs.train(
+        TrainSpec(dataset="s", base="tiny", model="m", config={"mode": "features", "epochs": 2})
+    )
+    client = LocalClient(ready)
+    job = client.jobs.submit_audit(model="m@1", dataset="s", max_examples=20, calibrated=False)
+    assert job.status == "queued" and job.kind == "audit-privacy"
+    done = client.jobs.wait(job.id)
+    assert done.status == "succeeded", done.error
+    assert done.result["report"]["members"] == 20
+    assert [a.kind for a in client.models.attachments("m@1")] == ["privacy-audit"]
+    with pytest.raises(InvalidArgument, match="at least 10"):
+        client.jobs.submit_audit(model="m@1", dataset="s", max_examples=5)

@@ -109,6 +109,17 @@ def optimize(
     return s.ModelVersionOut.from_entity(version)
 
 
+def audit_privacy(ops: Backend, spec: dict[str, Any], *, project: str) -> dict[str, Any]:
+    """Run a membership-inference audit to the end; returns its report."""
+    ws = local_home()
+    if ws is None:
+        job = ops.jobs.submit_audit(project=project, **spec)
+        return dict(_wait(ops, job.id, project, ()).result["report"])
+    from aimass.jobs.audit import AuditSpec
+
+    return ws.jobs.audit_privacy(AuditSpec(**spec), project=project)
+
+
 def report_files(ops: Backend, ref: str, name: str | None, *, project: str) -> tuple[Path, Path]:
     """Report ``name`` (default: the newest) of ``ref`` as ``(report.html, report.json)``
     in a new private temporary directory."""

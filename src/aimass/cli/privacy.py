@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
+from aimass.cli import _flows as flows
 from aimass.cli._common import (
     JsonOpt,
     ProjectOpt,
+    backend,
     command,
     console,
     emit_json,
-    local_workspace,
     table,
 )
 
@@ -54,9 +55,14 @@ def audit_privacy(
     json_out: JsonOpt = False,
 ) -> None:
     """Membership-inference audit: can an attacker tell training rows from held-out rows?"""
-    report = local_workspace("audit-privacy").reports.audit_privacy(
-        ref, dataset=dataset, project=project, max_examples=max_examples, calibrated=calibrated
-    )
+    spec = {
+        "model": ref,
+        "dataset": dataset,
+        "max_examples": max_examples,
+        "calibrated": calibrated,
+    }
+    with console.status(f"attacking {ref} ..."):
+        report = flows.audit_privacy(backend(), spec, project=project)
     if json_out:
         emit_json(report)
         return

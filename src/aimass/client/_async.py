@@ -401,6 +401,25 @@ class AsyncJobs(_AsyncResource):
         }
         return await self._send("POST", JobOut, "/jobs", project, body)
 
+    async def submit_audit(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        max_examples: int = 1000,
+        calibrated: bool = True,
+        project: str | None = None,
+    ) -> JobOut:
+        """As ``Client.jobs.submit_audit``."""
+        body = {
+            "kind": "audit-privacy",
+            "model": model,
+            "dataset": dataset,
+            "max_examples": max_examples,
+            "calibrated": calibrated,
+        }
+        return await self._send("POST", JobOut, "/jobs", project, body)
+
     async def list(
         self,
         *,

@@ -308,6 +308,26 @@ class _Jobs(_Resource):
         }
         return self._send("POST", JobOut, "/jobs", project, body)
 
+    def submit_audit(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        max_examples: int = 1000,
+        calibrated: bool = True,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue a membership-inference audit of ``model`` against ``dataset``, the data it
+        was trained on; the report is the finished job's ``result["report"]``."""
+        body = {
+            "kind": "audit-privacy",
+            "model": model,
+            "dataset": dataset,
+            "max_examples": max_examples,
+            "calibrated": calibrated,
+        }
+        return self._send("POST", JobOut, "/jobs", project, body)
+
     def list(
         self,
         *,

@@ -108,6 +108,7 @@ def _builtin_kinds() -> None:
     """Register the kinds aimass ships, once (imported late: they pull in torch)."""
     if "train" in _KINDS:
         return
+    from aimass.jobs.audit import AUDIT_PRIVACY, run_audit_job
     from aimass.jobs.batch import BATCH_PREDICT, run_batch_predict
     from aimass.jobs.evaluate import run_evaluate_job
     from aimass.jobs.optimize import OPTIMIZE, run_optimize_job
@@ -118,6 +119,7 @@ def _builtin_kinds() -> None:
         ("evaluate", run_evaluate_job),
         (BATCH_PREDICT, run_batch_predict),
         (OPTIMIZE, run_optimize_job),
+        (AUDIT_PRIVACY, run_audit_job),
     ):
         _KINDS.setdefault(kind, fn)
 

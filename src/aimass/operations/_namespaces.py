@@ -344,6 +344,19 @@ class Jobs(Protocol):
         defaults to the one it was trained on, ``threshold`` is the int8 gate."""
         ...
 
+    def submit_audit(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        max_examples: int = 1000,
+        calibrated: bool = True,
+        project: str | None = None,
+    ) -> JobOut:
+        """Queue a membership-inference audit of ``model`` against ``dataset``, the data it
+        was trained on; the report is the finished job's ``result["report"]``."""
+        ...
+
     def list(
         self,
         *,

@@ -77,6 +77,9 @@ from aimass.schemas.data import (
     _ImportFields as _ImportFields,
 )
 from aimass.schemas.jobs import (
+    AuditJobCreate as AuditJobCreate,
+)
+from aimass.schemas.jobs import (
     BatchPredictJobCreate,
     JobCreate,
     JobLogLineOut,

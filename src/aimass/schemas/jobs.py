@@ -94,8 +94,22 @@ class OptimizeJobCreate(_In):
     )
 
 
+class AuditJobCreate(_In):
+    """Queue a membership-inference audit of a model version, attached to it."""
+
+    kind: Literal["audit-privacy"] = "audit-privacy"
+    model: Ref
+    dataset: Ref = Field(description="The dataset the model was trained on.")
+    max_examples: int = Field(
+        default=1000, ge=10, le=100_000, description="Members (and as many non-members)."
+    )
+    calibrated: bool = Field(
+        default=True, description="Also the attack calibrated by a reference model."
+    )
+
+
 JobCreate = Annotated[
-    TrainJobCreate | BatchPredictJobCreate | EvaluateJobCreate | OptimizeJobCreate,
+    TrainJobCreate | BatchPredictJobCreate | EvaluateJobCreate | OptimizeJobCreate | AuditJobCreate,
     Field(discriminator="kind"),
 ]
 

@@ -105,6 +105,23 @@ class LocalJobs(_Local):
             self._ws.jobs.submit_optimization(spec, project=self._p(project))
         )
 
+    def submit_audit(
+        self,
+        *,
+        model: str,
+        dataset: str,
+        max_examples: int = 1000,
+        calibrated: bool = True,
+        project: str | None = None,
+    ) -> s.JobOut:
+        """As ``Client.jobs.submit_audit``."""
+        from aimass.jobs.audit import AuditSpec
+
+        spec = AuditSpec(
+            model=model, dataset=dataset, max_examples=max_examples, calibrated=calibrated
+        )
+        return s.JobOut.from_entity(self._ws.jobs.submit_audit(spec, project=self._p(project)))
+
     def list(
         self,
         *,

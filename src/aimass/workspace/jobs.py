@@ -19,6 +19,7 @@ from aimass.errors import (
     InvalidArgument,
     NotFound,
 )
+from aimass.jobs.audit import AuditSpec
 from aimass.jobs.batch import BatchPredictSpec
 from aimass.jobs.evaluate import EvaluateSpec
 from aimass.jobs.optimize import OptimizeSpec
@@ -282,6 +283,27 @@ class JobService(Service):
         ref = parse_ref(f"{job.result['model']}@{job.result['version']}")
         found = self.store.registry.attachments(project, ref, kind="evaluation")
         return next(a for a in found if a.name == job.result["attachment"])
+
+    def submit_audit(self, spec: AuditSpec, *, project: str = DEFAULT_PROJECT) -> Job:
+        """Check the spec (and, under ``commercial_use_only``, that the model may be served:
+        the attack runs it) and queue an ``audit-privacy`` job, the version pinned."""
+        from aimass.jobs.audit import submit_audit
+
+        self._ws.serving.check_license(self._ws.models.get(spec.model, project=project))
+        job = submit_audit(self.store, project, spec)
+        self._wake()
+        return job
+
+    def audit_privacy(
+        self,
+        spec: AuditSpec,
+        *,
+        project: str = DEFAULT_PROJECT,
+        callbacks: Sequence[Callback] = (),
+    ) -> dict[str, Any]:
+        """Run the membership-inference audit now, in this process; returns its report."""
+        job = self.run(self.submit_audit(spec, project=project).id, callbacks=callbacks)
+        return dict(job.result["report"])
 
     def submit_optimization(self, spec: OptimizeSpec, *, project: str = DEFAULT_PROJECT) -> Job:
         """Check the spec and queue an ``optimize`` job (aliases are pinned to their version)."""

@@ -33,18 +33,16 @@ class ReportService(Service):
         max_examples: int = 1000,
         calibrated: bool = True,
     ) -> dict[str, Any]:
-        """Membership-inference audit of a version, attached to it; returns the report."""
-        from aimass.workspace.privacy import audit_privacy
+        """Membership-inference audit of a version, attached to it; returns the report.
 
-        report, _attachment = audit_privacy(
-            self._ws,
-            ref,
-            dataset=dataset,
-            project=project,
-            max_examples=max_examples,
-            calibrated=calibrated,
+        Runs an ``audit-privacy`` job in this process (``ws.jobs.submit_audit`` queues one).
+        """
+        from aimass.jobs.audit import AuditSpec
+
+        spec = AuditSpec(
+            model=ref, dataset=dataset, max_examples=max_examples, calibrated=calibrated
         )
-        return report
+        return self._ws.jobs.audit_privacy(spec, project=project)
 
     def evaluations(self, ref: str, *, project: str = DEFAULT_PROJECT) -> list[Attachment]:
         """Evaluation reports attached to a version, newest first."""

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.jobs.batch import BatchPredictSpec
 from aimass.schemas import (
+    AuditJobCreate,
     BatchPredictJobCreate,
     EvaluateJobCreate,
     JobCreate,
@@ -113,6 +114,24 @@ def _submit_optimize(
     return JobOut.from_entity(ws.jobs.submit_optimization(spec, project=project))
 
 
+def _submit_audit(
+    ws: Workspace, principal: Principal, project: str, body: AuditJobCreate
+) -> JobOut:
+    from aimass.jobs.audit import AuditSpec
+    from aimass.refs import parse_ref
+
+    # The attack runs the model over its training rows and attaches to the version: the
+    # standing of training it, as for a report.
+    principal.require("train", project=project, model=parse_ref(body.model, kind="model").name)
+    spec = AuditSpec(
+        model=body.model,
+        dataset=body.dataset,
+        max_examples=body.max_examples,
+        calibrated=body.calibrated,
+    )
+    return JobOut.from_entity(ws.jobs.submit_audit(spec, project=project))
+
+
 def _check_quota(state: ServerState, project: str, body: JobCreate) -> None:
     """At most ``max_active_jobs_per_project`` queued + running jobs; ``max_epochs`` per job."""
     subject = f"project:{project}"
@@ -147,7 +166,8 @@ def submit_job(
     ws: WorkspaceDep,
     state: StateDep,
 ) -> JobOut:
-    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate" | "optimize", ...}``.
+    """Queue a job: ``{"kind": "train" | "batch-predict" | "evaluate" | "optimize" |
+    "audit-privacy", ...}``.
 
     429 (with ``Retry-After``) while the project holds ``AIMASS_MAX_ACTIVE_JOBS_PER_PROJECT``
     queued or running jobs; a training job asks for at most ``AIMASS_MAX_EPOCHS`` epochs.
@@ -159,6 +179,8 @@ def submit_job(
         return _submit_evaluate(ws, principal, project, body)
     if isinstance(body, OptimizeJobCreate):
         return _submit_optimize(ws, principal, project, body)
+    if isinstance(body, AuditJobCreate):
+        return _submit_audit(ws, principal, project, body)
     return _submit_batch(state, principal, project, body)
 
 

@@ -83,6 +83,23 @@ def test_full_flow(home):
     human = run("predict", "sentiment", "good great film").stdout
     assert "pos" in human
 
+    for kind, spec in [
+        ("evaluate", {"model": "sentiment@1", "dataset": "reviews"}),
+        ("optimize", {"model": "sentiment@1"}),
+        ("audit-privacy", {"model": "sentiment@1", "dataset": "reviews", "max_examples": 20}),
+    ]:
+        queued = run_json("jobs", "submit", kind, "--spec", json.dumps(spec))
+        assert queued["kind"] == kind and queued["status"] == "queued"
+        run("jobs", "cancel", queued["id"])
+    scoring = {"model": "sentiment@1", "dataset": "reviews", "output": "scored"}
+    queued = run_json("jobs", "submit", "batch-predict", "--spec", json.dumps(scoring))
+    assert queued["kind"] == "batch-predict" and queued["spec"]["model"] == "sentiment@1"
+    run("jobs", "cancel", queued["id"])
+    owned = run("jobs", "submit", "evaluate", "--spec", '{"project": "x"}', ok=False)
+    assert "unknown field(s) project" in owned.stderr, "--project is the command's option"
+    unknown = run("jobs", "submit", "fly", "--spec", "{}", ok=False)
+    assert "use one of train, batch-predict, evaluate, optimize, audit-privacy" in unknown.stderr
+
     refused = run("models", "delete-version", "sentiment", "1", "--yes", ok=False)
     assert refused.exit_code == 1
     assert "Error [CONFLICT]" in refused.stderr

@@ -28,19 +28,22 @@ if TYPE_CHECKING:
 REPORT_FOLDER_PREFIX = "aimass-report-"
 
 
-def checked_call(operation: Callable[..., Any], fields: dict[str, Any], what: str) -> Any:
-    """``operation(**fields)``, refusing a field it has no option for by name."""
+def checked_call(
+    operation: Callable[..., Any], fields: dict[str, Any], what: str, **fixed: Any
+) -> Any:
+    """``operation(**fields, **fixed)``, refusing a field of ``fields`` (the user's) it has
+    no option for, or one that ``fixed`` (the command's own options) sets, by name."""
     known = [
         name
         for name, p in inspect.signature(operation).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "project"
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in fixed
     ]
     unknown = sorted(set(fields) - set(known))
     if unknown:
         raise InvalidArgument(
             f"{what}: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(known)}"
         )
-    return operation(**fields)
+    return operation(**fields, **fixed)
 
 
 def train(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -112,7 +113,9 @@ def jobs_cancel(
 @jobs.command("submit")
 @command
 def jobs_submit(
-    kind: Annotated[str, typer.Argument(help="train or batch-predict.")],
+    kind: Annotated[
+        str, typer.Argument(help="train, batch-predict, evaluate, optimize or audit-privacy.")
+    ],
     spec: Annotated[
         str,
         typer.Option(
@@ -133,14 +136,17 @@ def jobs_submit(
     if not isinstance(body, dict):
         raise InvalidArgument("--spec must be a JSON object")
     be = backend()
-    if kind == "train":
-        job = checked_call(
-            be.jobs.submit_training, {**body, "reuse": reuse, "project": project}, "--spec"
-        )
-    elif kind == "batch-predict":
-        job = checked_call(be.jobs.submit_batch_predict, {**body, "project": project}, "--spec")
-    else:
-        raise InvalidArgument(f"unknown job kind {kind!r}; use train or batch-predict")
+    submit: dict[str, Callable[..., Any]] = {
+        "train": be.jobs.submit_training,
+        "batch-predict": be.jobs.submit_batch_predict,
+        "evaluate": be.jobs.submit_evaluation,
+        "optimize": be.jobs.submit_optimization,
+        "audit-privacy": be.jobs.submit_audit,
+    }
+    if kind not in submit:
+        raise InvalidArgument(f"unknown job kind {kind!r}; use one of {', '.join(submit)}")
+    options: dict[str, Any] = {"reuse": reuse} if kind == "train" else {}
+    job = checked_call(submit[kind], body, "--spec", project=project, **options)
     if json_out:
         emit_json(job)
     else:

@@ -27,13 +27,12 @@ import httpx
 
 from aimass.client._async import (
     AsyncAudit,
-    AsyncBases,
-    AsyncDatasets,
     AsyncJobs,
     AsyncKeys,
     AsyncModels,
     AsyncProjects,
 )
+from aimass.client._async_data import AsyncBases, AsyncDatasets
 from aimass.client._pipelines import AsyncPipelines, _Pipelines
 from aimass.client._registry import _Audit, _Keys, _Models, _Projects
 from aimass.client._resources import _Bases, _Datasets, _Jobs

@@ -224,11 +224,3 @@ def test_generate_and_kind_imports_against_a_server(live_gen, tmp_path, monkeypa
     tokens = write_jsonl(tmp_path / "t.jsonl", ner_rows(20))
     run("--url", url, "datasets", "import", tokens, "--name", "cli-tokens", "--kind", "tokens")
     assert not (tmp_path / "nothing-local").exists()
-
-
-def test_the_recipes_refuse_a_server_url(home):
-    """They would otherwise act on this machine's home while the user means the server's."""
-    before = sorted(p.name for p in (home / "home").rglob("*"))
-    result = run("--url", "http://127.0.0.1:9", "recipes", "chinese-ner", ok=False)
-    assert result.exit_code == 1 and "runs on a local home only" in result.output
-    assert sorted(p.name for p in (home / "home").rglob("*")) == before

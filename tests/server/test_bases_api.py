@@ -147,3 +147,37 @@ def test_the_sdk_and_the_remote_cli_train_a_tokenizer_and_create_a_base(client, 
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
     assert "cli-bert@1" in result.output and "preset tiny" in result.output
+
+
+def test_the_packaged_bases_and_samples_are_the_servers(client, admin, monkeypatch):
+    """``bases list`` and ``datasets samples`` with --url show what the server has."""
+    from aimass.cli import app as cli
+    from aimass.jobs.bases import list_packaged_bases
+
+    assert client.get("/v1/packaged-bases").status_code == 401
+    r = client.get("/v1/packaged-bases", headers=admin)
+    assert r.status_code == 200, r.text
+    listed = {b["name"]: b for b in r.json()}
+    assert set(listed) == {p.name for p in list_packaged_bases()}
+    assert listed["minilm"]["installed"] is True and listed["minilm"]["commercial_use"] is True
+    key = admin["Authorization"].split()[1]
+    with Client("http://localhost", key, transport=through(client)) as sdk:
+        assert [b.model_dump(mode="json") for b in sdk.bases.packaged()] == r.json()
+
+    # The local answers would be this machine's: fail them, so only the server can answer.
+    def local_only(*args, **kwargs):
+        raise AssertionError("asked the local home")
+
+    monkeypatch.setattr("aimass.workspace._local_data.LocalBases.packaged", local_only)
+    monkeypatch.setattr("aimass.workspace._local_data.LocalDatasets.samples", local_only)
+    monkeypatch.setattr(
+        "aimass.client.Client", functools.partial(Client, transport=through(client))
+    )
+    env = {"AIMASS_URL": "http://localhost", "AIMASS_API_KEY": key}
+    result = CliRunner().invoke(cli, ["bases", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["packaged"] == r.json()
+    result = CliRunner().invoke(cli, ["datasets", "samples", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    samples = client.get("/v1/samples", headers=admin).json()
+    assert json.loads(result.stdout) == samples and samples

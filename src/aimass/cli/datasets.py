@@ -209,33 +209,15 @@ def show(
 @app.command("samples")
 @command
 def samples(json_out: JsonOpt = False) -> None:
-    """Real labelled datasets that installed packages carry."""
-    from aimass.data.samples import list_samples
-
-    found = list_samples()
+    """Real labelled datasets that installed packages carry (the server's, with --url)."""
+    found = backend().datasets.samples()
     if json_out:
-        emit_json(
-            [
-                {
-                    "name": s.name,
-                    "package": s.package,
-                    "task": s.task,
-                    "description": s.description,
-                    "source": s.source,
-                    "license": s.license,
-                    "installed": s.available(),
-                }
-                for s in found
-            ]
-        )
+        emit_json(found)
         return
     table(
         "sample datasets",
         ["name", "task", "description", "package", "installed"],
-        [
-            [s.name, s.task, s.description, s.package, "yes" if s.available() else "no"]
-            for s in found
-        ],
+        [[s.name, s.task, s.description, s.package, "yes" if s.installed else "no"] for s in found],
     )
 
 

@@ -15,7 +15,6 @@ from aimass.cli._common import (
     console,
     emit_json,
     err_console,
-    local_workspace,
     table,
 )
 
@@ -262,19 +261,22 @@ def chinese_ner(
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """People's Daily 1998 → a Chinese NER model (PER, LOC, ORG), registered and aliased."""
-    from aimass.training.callbacks import RichProgress
-    from aimass.workspace.recipes import choose_base, license_caveat, train_chinese_ner
+    """People's Daily 1998 → a Chinese NER model (PER, LOC, ORG), registered and aliased.
 
-    ws = local_workspace("recipes chinese-ner")
-    note = choose_base(base, from_scratch=from_scratch).note
-    if note:
-        err_console.print(f"[yellow]{note}[/]")
-    version = train_chinese_ner(
-        ws,
+    With --url every step runs on the server: the corpus, base and model land there.
+    """
+    from aimass.cli._recipes import chinese_ner as recipe
+    from aimass.cli._recipes import choose_base, license_caveat
+    from aimass.training.callbacks import RichProgress
+
+    ops = backend()
+    choice = choose_base(ops.bases.packaged(), base, from_scratch=from_scratch)
+    if choice.note:
+        err_console.print(f"[yellow]{choice.note}[/]")
+    version = recipe(
+        ops,
+        choice,
         name=name,
-        base=base,
-        from_scratch=from_scratch,
         preset=preset,
         pretrain_epochs=pretrain_epochs,
         epochs=epochs,
@@ -284,14 +286,16 @@ def chinese_ner(
         project=project,
         callbacks=[] if json_out else [RichProgress(metric="f1")],
     )
-    caveat = license_caveat(ws.bases.get(version.lineage.base, project=project))
+    caveat = license_caveat(ops.bases.get(version.lineage.base, project=project))
     if caveat:
         err_console.print(f"[bold yellow]License:[/] {caveat}")
     if json_out:
         emit_json(version)
         return
     _print_ner_scores(version, alias)
-    sample = ws.serving.predict(f"{name}@{alias}", ["江泽民主席昨天在北京会见了联合国秘书长安南。"])
+    sample = ops.predict(
+        f"{name}@{alias}", ["江泽民主席昨天在北京会见了联合国秘书长安南。"], project=project
+    )
     typer.echo(json.dumps(sample[0], ensure_ascii=False))
 
 

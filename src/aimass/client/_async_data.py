@@ -13,7 +13,7 @@ from typing import Any
 
 from aimass.client._async import _AsyncResource
 from aimass.client._wire import parse, upload_body
-from aimass.schemas import BaseModelOut, DatasetVersionOut, SampleOut
+from aimass.schemas import BaseModelOut, DatasetVersionOut, PackagedBaseOut, SampleOut
 
 
 class AsyncDatasets(_AsyncResource):
@@ -91,6 +91,10 @@ class AsyncBases(_AsyncResource):
     async def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
         """As ``Client.bases.get``."""
         return await self._get(BaseModelOut, "/bases/{n}", project, n=name)
+
+    async def packaged(self) -> builtins.list[PackagedBaseOut]:
+        """As ``Client.bases.packaged``."""
+        return parse(list[PackagedBaseOut], await self._c.request("GET", "/v1/packaged-bases"))
 
     async def import_(
         self,

@@ -19,6 +19,7 @@ from aimass.schemas import (
     DatasetVersionOut,
     JobLogLineOut,
     JobOut,
+    PackagedBaseOut,
     SampleOut,
 )
 
@@ -132,6 +133,10 @@ class _Bases(_Resource):
     def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
         """Latest version of a base."""
         return self._get(BaseModelOut, "/bases/{n}", project, n=name)
+
+    def packaged(self) -> builtins.list[PackagedBaseOut]:
+        """Packaged bases the server knows, and whether their packages are installed there."""
+        return parse(list[PackagedBaseOut], self._c.request("GET", "/v1/packaged-bases"))
 
     def import_(
         self,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         JobOut,
         KeyCreated,
         ModelVersionOut,
+        PackagedBaseOut,
         PipelinePredictResponse,
         PipelineVersionOut,
         ProjectOut,
@@ -97,6 +98,10 @@ class Bases(Protocol):
 
     def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
         """The latest version of a base."""
+        ...
+
+    def packaged(self) -> builtins.list[PackagedBaseOut]:
+        """The packaged bases, and whether each one's package is installed."""
         ...
 
     def import_(

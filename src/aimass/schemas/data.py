@@ -105,6 +105,29 @@ class SampleOut(_Out):
         )
 
 
+class PackagedBaseOut(_Out):
+    """A pretrained base an installable package carries (``aimass bases import NAME``)."""
+
+    name: str
+    package: str
+    description: str
+    license: str
+    commercial_use: bool
+    installed: bool
+
+    @classmethod
+    def from_entity(cls, base: Any) -> PackagedBaseOut:
+        """Convert a packaged base (:class:`aimass.jobs.bases.PackagedBase`)."""
+        return cls(
+            name=base.name,
+            package=base.package,
+            description=base.description,
+            license=base.license,
+            commercial_use=base.commercial_use,
+            installed=base.available(),
+        )
+
+
 class DatasetSchemaOut(_Out):
     """What a dataset's columns mean."""
 

@@ -127,6 +127,12 @@ class LocalBases(_Local):
         """As ``Client.bases.get``."""
         return s.BaseModelOut.from_entity(self._ws.bases.get(name, project=self._p(project)))
 
+    def packaged(self) -> builtins.list[s.PackagedBaseOut]:
+        """As ``Client.bases.packaged``."""
+        from aimass.jobs.bases import list_packaged_bases
+
+        return [s.PackagedBaseOut.from_entity(base) for base in list_packaged_bases()]
+
     def import_(
         self,
         source: str | None = None,

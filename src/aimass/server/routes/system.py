@@ -1,11 +1,12 @@
-"""Health, readiness, metrics (keyless on loopback), who-am-I and samples (any valid key)."""
+"""Health, readiness, metrics (keyless on loopback); who-am-I, samples and packaged bases
+(any valid key)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from aimass.schemas import SampleOut, WhoAmI
+from aimass.schemas import PackagedBaseOut, SampleOut, WhoAmI
 from aimass.server.deps import PrincipalDep, StateDep
 from aimass.server.metrics_access import scrape_tenants
 
@@ -69,3 +70,12 @@ def samples(principal: PrincipalDep) -> list[SampleOut]:
     from aimass.data.samples import list_samples
 
     return [SampleOut.from_entity(sample) for sample in list_samples()]
+
+
+@api.get("/packaged-bases", name="bases.packaged", tags=["bases"])
+def packaged_bases(principal: PrincipalDep) -> list[PackagedBaseOut]:
+    """Pretrained bases that packages carry, and whether each is installed on this server
+    (``POST /v1/projects/{project}/bases`` with ``source`` imports one)."""
+    from aimass.jobs.bases import list_packaged_bases
+
+    return [PackagedBaseOut.from_entity(base) for base in list_packaged_bases()]

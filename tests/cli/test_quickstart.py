@@ -99,3 +99,34 @@ def test_commercial_use_only_takes_the_commercially_usable_chinese_quickstart(
     listed = json.loads(runner.invoke(app, ["bases", "list", "--json"]).stdout)
     registered = [b["name"] for b in listed["registered"]]
     assert registered == ["fake-zh-commercial"]  # the research base untouched
+
+
+def test_a_commercial_use_only_server_gets_the_commercially_usable_quickstart(
+    zh_stand_ins, tmp_path, monkeypatch
+):
+    """The policy and the packages are the server's: ``about`` and ``bases.packaged``."""
+    from aimass._version import __version__
+    from tests.conftest import live_server
+
+    server = live_server(
+        tmp_path / "server-home", job_workers=1, serve_runners=0, commercial_use_only=True
+    )
+    url, key, _app = next(server)
+    try:
+        monkeypatch.setenv("AIMASS_URL", url)
+        monkeypatch.setenv("AIMASS_API_KEY", key)
+        result = runner.invoke(app, ["quickstart", "--lang", "zh", "--json"])
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.stderr.split())
+        assert f"the server at {url} trains only commercially usable weights" in said
+        out = json.loads(result.stdout)
+        assert out["model"]["lineage"]["base"] == "fake-zh-commercial@1"
+        shown = runner.invoke(app, ["version"])
+        assert f"server at {url}: aimass {__version__}" in " ".join(shown.output.split())
+    finally:
+        next(server, None)
+    monkeypatch.delenv("AIMASS_URL")
+    # This machine's home has no such setting: here the research recipe trains.
+    result = runner.invoke(app, ["quickstart", "--lang", "zh", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"]["lineage"]["base"] == "fake-zh@1"

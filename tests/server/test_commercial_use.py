@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from aimass._version import __version__
 from aimass.jobs.train import TrainSpec
 from aimass.server import create_app
 from aimass.workspace import Workspace
@@ -45,3 +46,9 @@ def test_a_model_from_research_weights_is_not_served(tmp_path, tiny_bert_dir, mo
             assert "research only" in error["message"]
         r = client.post(f"{models}/ok@1:predict", headers=admin, json={"inputs": ["good"]})
         assert r.status_code == 200, r.text
+        # A client learns the policy (aimass quickstart adapts to it), with a key only.
+        assert client.get("/v1/about").status_code == 401
+        about = client.get("/v1/about", headers=admin).json()
+        assert about == {"version": __version__, "commercial_use_only": True}
+        packaged = {b["name"]: b for b in client.get("/v1/packaged-bases", headers=admin).json()}
+        assert packaged["research"]["commercial_use"] is False

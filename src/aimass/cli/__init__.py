@@ -25,7 +25,7 @@ from aimass.cli import (
     secrets,
     service,
 )
-from aimass.cli._common import configure, console, reset
+from aimass.cli._common import backend, command, configure, console, reset, settings
 from aimass.cli.distill import distill
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
@@ -105,9 +105,13 @@ def _entry(
 
 
 @app.command("version")
+@command
 def version() -> None:
-    """Print the aimass version."""
+    """Print the aimass version, and with --url the server's."""
     console.print(f"aimass {__version__}")
+    url = settings().url
+    if url:
+        console.print(f"server at {url}: aimass {backend().about().version}")
 
 
 def main() -> None:

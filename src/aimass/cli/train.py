@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -40,6 +40,9 @@ from aimass.cli._training import (
 from aimass.cli.evaluate import EXPLAIN_HELP, print_explanations
 from aimass.errors import InvalidArgument
 from aimass.training.recipes import RECIPES
+
+if TYPE_CHECKING:
+    from aimass.cli._common import Backend
 
 
 @command
@@ -347,11 +350,10 @@ _COMMERCIAL_QUICKSTARTS = {
 }
 
 
-def _commercial(base: str) -> bool:
-    """Whether the packaged base ``base`` is licensed for commercial use."""
-    from aimass.jobs.bases import list_packaged_bases
-
-    return all(p.commercial_use for p in list_packaged_bases() if p.name == base)
+def _commercial(be: Backend, base: str) -> bool:
+    """Whether the packaged base ``base`` is licensed for commercial use (as the machine
+    that trains, the server under --url, knows its packages)."""
+    return all(p.commercial_use for p in be.bases.packaged() if p.name == base)
 
 
 @command
@@ -380,16 +382,17 @@ def quickstart(
         raise InvalidArgument(f"--lang {lang!r}: use one of {', '.join(_QUICKSTARTS)}")
     recipe = _QUICKSTARTS[lang]
     say = err_console.print
-    # Local only: a server with the setting refuses the training job itself, naming the base.
-    if settings().commercial_use_only and not settings().url and not _commercial(recipe.base):
+    be = backend()
+    # The policy and the packages of the machine that trains: the server's under --url.
+    if be.about().commercial_use_only and not _commercial(be, recipe.base):
         recipe = _COMMERCIAL_QUICKSTARTS[lang]
+        where = f"the server at {settings().url}" if settings().url else "this home"
         say(
-            f"AIMASS_COMMERCIAL_USE_ONLY is set: training the commercially usable recipe "
-            f"({recipe.base}) instead of {_QUICKSTARTS[lang].base}, whose weights are not "
-            "licensed for commercial use"
+            f"{where} trains only commercially usable weights (AIMASS_COMMERCIAL_USE_ONLY): "
+            f"training the commercially usable recipe ({recipe.base}) instead of "
+            f"{_QUICKSTARTS[lang].base}, whose weights are not licensed for commercial use"
         )
     mode = mode or recipe.mode
-    be = backend()
     with err_console.status(f"importing the {recipe.sample} sample ..."):
         dataset = be.datasets.import_sample(
             recipe.sample, seed=0, deidentify=recipe.deidentify, project="default"

@@ -48,6 +48,7 @@ from aimass.client._transport import (
 )
 from aimass.client._wire import DEFAULT_TIMEOUT, generate_body, predict_body
 from aimass.schemas import (
+    AboutOut,
     GenerateResponse,
     JobOut,
     PredictResponse,
@@ -141,6 +142,11 @@ class Client:
     def whoami(self) -> WhoAmI:
         """The caller as the server sees it."""
         return WhoAmI.model_validate(self.request("GET", "/v1/whoami"))
+
+    def about(self) -> AboutOut:
+        """The server: its aimass version and the policies a client adapts to
+        (``commercial_use_only``: it trains and serves only commercially usable weights)."""
+        return AboutOut.model_validate(self.request("GET", "/v1/about"))
 
     def predict(
         self,
@@ -284,6 +290,10 @@ class AsyncClient:
     async def whoami(self) -> WhoAmI:
         """The caller as the server sees it."""
         return WhoAmI.model_validate(await self.request("GET", "/v1/whoami"))
+
+    async def about(self) -> AboutOut:
+        """As ``Client.about``."""
+        return AboutOut.model_validate(await self.request("GET", "/v1/about"))
 
     async def predict(
         self,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from aimass.schemas import JobOut, PredictResponse, WhoAmI
+    from aimass.schemas import AboutOut, JobOut, PredictResponse, WhoAmI
 
 from aimass.operations._namespaces import (
     Audit,
@@ -108,6 +108,10 @@ class Operations(Protocol):
 
     def whoami(self) -> WhoAmI:
         """The caller: its key, project and scopes."""
+        ...
+
+    def about(self) -> AboutOut:
+        """The deployment: its aimass version and the policies a client adapts to."""
         ...
 
     def predict(

@@ -37,6 +37,7 @@ from aimass.schemas._common import (
     _Out as _Out,
 )
 from aimass.schemas.access import (
+    AboutOut,
     ApiKeyOut,
     AuditEventOut,
     AuditVerifyOut,
@@ -117,6 +118,7 @@ from aimass.schemas.serving import (
 )
 
 __all__ = [
+    "AboutOut",
     "AliasSet",
     "ApiKeyOut",
     "AttachmentOut",

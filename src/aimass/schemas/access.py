@@ -133,6 +133,13 @@ class WhoAmI(_Out):
     scopes: list[str]
 
 
+class AboutOut(_Out):
+    """The deployment a caller talks to: what a client adapts to."""
+
+    version: str
+    commercial_use_only: bool
+
+
 # -- audit ----------------------------------------------------------------------------
 
 

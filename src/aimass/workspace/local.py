@@ -110,6 +110,14 @@ class LocalClient:
             actor=me.actor, key_id=me.key_id, project=me.project, scopes=sorted(me.scopes)
         )
 
+    def about(self) -> s.AboutOut:
+        """As ``Client.about``: this installation and the home's settings."""
+        from aimass._version import __version__
+
+        return s.AboutOut(
+            version=__version__, commercial_use_only=self.workspace.settings.commercial_use_only
+        )
+
     def predict(
         self,
         ref: str,

@@ -1,12 +1,13 @@
-"""Health, readiness, metrics (keyless on loopback); who-am-I, samples and packaged bases
-(any valid key)."""
+"""Health, readiness, metrics (keyless on loopback); who-am-I, about, samples and packaged
+bases (any valid key)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from aimass.schemas import PackagedBaseOut, SampleOut, WhoAmI
+from aimass._version import __version__
+from aimass.schemas import AboutOut, PackagedBaseOut, SampleOut, WhoAmI
 from aimass.server.deps import PrincipalDep, StateDep
 from aimass.server.metrics_access import scrape_tenants
 
@@ -62,6 +63,14 @@ def whoami(principal: PrincipalDep) -> WhoAmI:
         project=principal.project,
         scopes=sorted(principal.scopes),
     )
+
+
+@api.get("/about", name="system.about")
+def about(principal: PrincipalDep, state: StateDep) -> AboutOut:
+    """This server's aimass version and the policies a client adapts to: under
+    ``commercial_use_only`` it trains and serves only commercially usable weights, so
+    ``aimass quickstart`` picks the commercially usable recipe."""
+    return AboutOut(version=__version__, commercial_use_only=state.settings.commercial_use_only)
 
 
 @api.get("/samples", name="datasets.samples")

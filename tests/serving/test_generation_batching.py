@@ -221,6 +221,32 @@ def test_a_prefill_error_reaches_its_caller(model, monkeypatch):
             collect(stream)
 
 
+def test_closing_stops_the_decode_thread_and_ends_its_generations(model, monkeypatch):
+    """What runs at interpreter exit: the loop stops after its step and its thread ends
+    (a daemon thread left inside a forward pass aborted the exiting process)."""
+    from aimass.errors import Unavailable
+    from aimass.serving import decode_batch
+
+    gate = Gate(model, monkeypatch)
+    scheduler = DecodeScheduler(model, device="cpu", max_batch=1)
+    assert scheduler in decode_batch._SCHEDULERS  # closed by the atexit hook
+    endless = scheduler.submit(prompt(4, seed=6), SamplingParams(max_new_tokens=4096), eos_ids=[])
+    waiting = scheduler.submit(prompt(4, seed=7), SamplingParams(max_new_tokens=8), eos_ids=[])
+    gate.allow(2)
+    assert [next(endless), next(endless)]
+    closing = threading.Thread(target=scheduler.close)
+    closing.start()
+    gate.allow()
+    closing.join(30)
+    assert not closing.is_alive() and scheduler._thread is not None
+    assert not scheduler._thread.is_alive()
+    for stream in (endless, waiting):
+        with pytest.raises(Unavailable, match="process is exiting"):
+            collect(stream)
+    with pytest.raises(Unavailable):
+        scheduler.submit(prompt(3, seed=1), SamplingParams(max_new_tokens=2), eos_ids=[])
+
+
 def test_max_batch_must_be_positive(model):
     with pytest.raises(InvalidArgument, match="max_batch must be at least 1, got 0") as info:
         DecodeScheduler(model, device="cpu", max_batch=0)

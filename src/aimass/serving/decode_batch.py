@@ -26,8 +26,10 @@ keep the one-generation-per-call loop.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aimass.errors import InvalidArgument
+from aimass.errors import InvalidArgument, Unavailable
 from aimass.models.generation import (
     SamplingParams,
     cache_kwarg,
@@ -340,6 +342,9 @@ class DecodeScheduler:
         self._pending: deque[DecodeRequest] = deque()
         self._lock = threading.Lock()
         self._running = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        _SCHEDULERS.add(self)
 
     def submit(
         self, ids: Sequence[int], params: SamplingParams, *, eos_ids: Sequence[int]
@@ -347,11 +352,29 @@ class DecodeScheduler:
         """Queue one generation; its tokens arrive on the returned stream."""
         request = DecodeRequest.new(ids, params, eos_ids=eos_ids)
         with self._lock:
+            if self._closed:
+                raise Unavailable("the model's decode loop has stopped (the process is exiting)")
             self._pending.append(request)
             if not self._running:
                 self._running = True
-                threading.Thread(target=self._run, name="aimass-decode", daemon=True).start()
+                self._thread = threading.Thread(target=self._run, name="aimass-decode", daemon=True)
+                self._thread.start()
         return TokenStream(request)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop after the current decode step and wait for the loop's thread to end.
+
+        Called at interpreter exit: a daemon thread still inside a forward pass (torch
+        releases the GIL there) while the process tears down torch's thread pool
+        aborts the process ("terminate called without an active exception") — a
+        script that streamed a generation to its end and exited hit it about one run
+        in six. Generations still decoding end with ``Unavailable``.
+        """
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     @property
     def waiting(self) -> int:
@@ -375,6 +398,14 @@ class DecodeScheduler:
     def _admit(self) -> bool:
         """Let waiting generations join while there are free rows; False when all is done."""
         with self._lock:
+            if self._closed:
+                self._running = False
+                stopped = Unavailable("the model's decode loop stopped: the process is exiting")
+                for request in self._pending:
+                    request.fail(stopped)
+                self._pending.clear()
+                self.batch.fail(stopped)
+                return False
             self._pending = deque(r for r in self._pending if not r.cancelled)
             if not self._pending and not self.batch.size:
                 self._running = False
@@ -384,3 +415,13 @@ class DecodeScheduler:
         for request in joining:
             self.batch.add(request)
         return True
+
+
+# Every scheduler of this process, closed at exit (see DecodeScheduler.close).
+_SCHEDULERS: weakref.WeakSet[DecodeScheduler] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_schedulers() -> None:
+    for scheduler in list(_SCHEDULERS):
+        scheduler.close()

@@ -386,7 +386,8 @@ def quickstart(
     # The policy and the packages of the machine that trains: the server's under --url.
     if be.about().commercial_use_only and not _commercial(be, recipe.base):
         recipe = _COMMERCIAL_QUICKSTARTS[lang]
-        where = f"the server at {settings().url}" if settings().url else "this home"
+        url = settings().url
+        where = f"the server at {url}" if url else "this home"
         say(
             f"{where} trains only commercially usable weights (AIMASS_COMMERCIAL_USE_ONLY): "
             f"training the commercially usable recipe ({recipe.base}) instead of "

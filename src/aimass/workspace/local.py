@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aimass import schemas as s
+from aimass._version import __version__
 from aimass.store import DEFAULT_PROJECT, AuditRecord
 from aimass.workspace.access import local_principal
 
@@ -112,8 +113,6 @@ class LocalClient:
 
     def about(self) -> s.AboutOut:
         """As ``Client.about``: this installation and the home's settings."""
-        from aimass._version import __version__
-
         return s.AboutOut(
             version=__version__, commercial_use_only=self.workspace.settings.commercial_use_only
         )

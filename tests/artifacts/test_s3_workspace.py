@@ -132,3 +132,83 @@ def test_readiness_follows_the_bucket_and_names_nothing(tmp_path, s3_bucket, mon
         assert client.get("/healthz").status_code == 200, "the process itself is alive"
         s3_bucket.client.create_bucket(Bucket=s3_bucket.bucket)
         assert client.get("/readyz").status_code == 200
+
+
+def test_garbage_collection_removes_the_buckets_copies_too(tmp_path, s3_bucket):
+    from aimass.workspace.gc import FINISHED_CHECKPOINT, UNREFERENCED, collect_garbage
+
+    home = tmp_path / "home"
+    first, second = (_machine(home, tmp_path / f"cache-{i}", s3_bucket) for i in (1, 2))
+    try:
+        data = write_jsonl(tmp_path / "s.jsonl", sentiment_rows(20))
+        dataset, _ = first.datasets.import_file(data, name="s")
+        _publish(first, "reports/orphan", b"nobody's")
+        job = first.store.jobs.create("default", "train", {})
+        first.store.jobs.claim(job.id)
+        checkpoint = f"runs/{job.id}/checkpoint"
+        first.artifacts.path(checkpoint).mkdir(parents=True)
+        (first.artifacts.path(checkpoint) / "checkpoint.json").write_text("{}")
+        first.artifacts.mirror_up(checkpoint)
+        # The job's worker died after its last upload; its record was failed by a sweep.
+        first.store.jobs.finish(job.id, JobStatus.FAILED, attempt=1, error="gone")
+
+        # On the second machine, whose cache has none of them, the bucket's copies go.
+        # Within the grace period the report stays: its age is the bucket's to tell.
+        report = collect_garbage(second.store, second.artifacts, second.audit, older_than=3600)
+        assert [(g.key, g.reason, g.where) for g in report.removed] == [
+            (checkpoint, FINISHED_CHECKPOINT, "remote")
+        ]
+        assert report.too_young == ["reports/orphan"]
+        report = collect_garbage(second.store, second.artifacts, second.audit, older_than=0)
+        assert [(g.key, g.reason, g.where) for g in report.removed] == [
+            ("reports/orphan", UNREFERENCED, "remote")
+        ]
+        names = s3_bucket.names()
+        assert not any("_index/reports/orphan" in n or f"_index/{checkpoint}" in n for n in names)
+        assert second.artifacts.in_remote(second.artifacts.key_of(dataset.uri))
+
+        # The first machine's cache still holds its copies: its own collection finds them.
+        report = collect_garbage(first.store, first.artifacts, first.audit, older_than=0)
+        assert sorted((g.key, g.where) for g in report.removed) == [
+            ("reports/orphan", "local"),
+            (checkpoint, "local"),
+        ]
+        assert first.artifacts.resolve(dataset.uri).is_file()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket):
+    from aimass.workspace.gc import STRAY_UPLOAD, collect_garbage
+
+    ws = _machine(tmp_path / "home", tmp_path / "cache", s3_bucket)
+    try:
+        data = write_jsonl(tmp_path / "s.jsonl", sentiment_rows(20))
+        dataset, _ = ws.datasets.import_file(data, name="s")
+        key = ws.artifacts.key_of(dataset.uri)
+        objects = ws.artifacts.remote.objects
+        live = ws.artifacts.remote.index(key).upload
+        lost, crashed = "a" * 32, "b" * 32
+        objects.put_bytes(b"the loser of a race", f"{key}/{lost}")  # same key, no index
+        objects.put_bytes(b"half a bundle", f"bundles/{'c' * 64}/{crashed}/model.safetensors")
+
+        report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=3600)
+        assert report.removed == [] and sorted(report.too_young) == sorted(
+            [f"{key}/{lost}", f"bundles/{'c' * 64}/{crashed}"]
+        )
+        report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=0)
+        assert sorted((g.key, g.reason, g.bytes) for g in report.removed) == [
+            (f"bundles/{'c' * 64}/{crashed}", STRAY_UPLOAD, 13),
+            (f"{key}/{lost}", STRAY_UPLOAD, 19),
+        ]
+        names = s3_bucket.names()
+        assert not any(lost in n or crashed in n for n in names)
+        assert any(f"{key}/{live}" in n for n in names)
+        fresh = _machine(tmp_path / "home", tmp_path / "cache-2", s3_bucket)
+        try:
+            assert fresh.artifacts.resolve(dataset.uri).is_file()  # downloaded and verified
+        finally:
+            fresh.close()
+    finally:
+        ws.close()

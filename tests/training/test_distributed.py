@@ -281,10 +281,11 @@ def test_two_workers_reach_one_workers_metric_and_publish_a_working_bundle(ray_r
     assert seen.steps == list(range(1, one.metrics["training"]["steps"] + 1))
     assert seen.checkpoints == [1, 2, 3] and len(seen.evals) == 3 and seen.ends == 1
     job_dir = ws.artifacts.path(f"runs/{two.lineage.job_id}")
-    assert sorted(p.name for p in (job_dir / "checkpoint").iterdir()) == [
-        "checkpoint.json",
-        "epoch-0003",
+    logs = [line.message for line in ws.jobs.logs(two.lineage.job_id)]
+    assert [m for m in logs if m.startswith("checkpoint saved")] == [
+        f"checkpoint saved after epoch {e}" for e in (1, 2, 3)
     ]
+    assert not (job_dir / "checkpoint").exists()  # removed when the job finished
     assert not (job_dir / "distributed" / "outcome").exists()  # the weights went to the bundle
     labels = [p["label"] for p in ws.serving.predict("two", ["good great film", "awful bad"])]
     assert labels == ["pos", "neg"]

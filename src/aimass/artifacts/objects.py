@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from aimass.settings import Settings
 
 __all__ = [
+    "ObjectStat",
     "ObjectStore",
     "S3ObjectStore",
     "object_store_from_settings",
@@ -38,6 +40,14 @@ _CREDENTIAL_CODES = {
     "403",
 }
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What a HEAD request tells of an object."""
+
+    size: int
+    modified: float  # seconds since the epoch
 
 
 class ObjectStore(Protocol):
@@ -65,6 +75,10 @@ class ObjectStore(Protocol):
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` exists."""
+        ...
+
+    def stat(self, name: str) -> ObjectStat | None:
+        """Size and last write of object ``name``, or ``None`` when there is none."""
         ...
 
     def list(self, prefix: str) -> list[str]:
@@ -309,6 +323,15 @@ class S3ObjectStore:
         except NotFound:
             return False
         return True
+
+    def stat(self, name: str) -> ObjectStat | None:
+        """Size and last write of ``name``, from a HEAD request (``None`` when missing)."""
+        try:
+            with self._translated(f"looking for {name}", name):
+                head = self._client.head_object(Bucket=self.bucket, Key=self._name(name))
+        except NotFound:
+            return None
+        return ObjectStat(int(head["ContentLength"]), float(head["LastModified"].timestamp()))
 
     def list(self, prefix: str) -> list[str]:
         """Names (relative to this store's prefix) that start with ``prefix``."""

@@ -164,6 +164,17 @@ class RemoteArtifacts:
         """Whether ``key`` is committed in the bucket."""
         return self.objects.exists(f"{INDEX_PREFIX}{key}.json")
 
+    def committed_at(self, key: str) -> float | None:
+        """When ``key``'s index was written (seconds since the epoch); ``None`` if uncommitted."""
+        found = self.objects.stat(f"{INDEX_PREFIX}{key}.json")
+        return found.modified if found is not None else None
+
+    def touch(self, key: str) -> None:
+        """Write ``key``'s index again as it is, so that :meth:`committed_at` is now."""
+        raw = self.objects.get_bytes(f"{INDEX_PREFIX}{key}.json")
+        if raw is not None:
+            self.objects.put_bytes(raw, f"{INDEX_PREFIX}{key}.json")
+
     def upload(self, local: Path, key: str) -> RemoteIndex:
         """Upload ``local`` (a file or a directory) as ``key``, the index last.
 
@@ -228,6 +239,44 @@ class RemoteArtifacts:
         self.objects.delete(f"{INDEX_PREFIX}{key}.json")
         if index is not None:
             self._remove_upload(index)
+
+    def stray_uploads(self) -> dict[str, list[str]]:
+        """Objects no committed index names, by upload (``K/<upload-id>``; an object in
+        no upload slot by its own name): an upload that crashed before its index, the
+        loser of two machines publishing one key at once, a delete stopped half-way."""
+        names = self.objects.list("")
+        live: dict[str, str] = {}
+        for name in names:
+            if name.startswith(INDEX_PREFIX) and name.endswith(".json"):
+                key = name[len(INDEX_PREFIX) : -len(".json")]
+                try:
+                    index = self.index(key)
+                except BundleFormatError:
+                    index = None  # damaged: its files are unknown, so none is kept for it
+                if index is not None:
+                    live[key] = index.upload
+        strays: dict[str, list[str]] = {}
+        for name in names:
+            if name.startswith(INDEX_PREFIX):
+                continue
+            segments = name.split("/")
+            group = name
+            for i in range(2, len(segments)):
+                prefix = "/".join(segments[:i])
+                if prefix in live:
+                    group = "" if segments[i] == live[prefix] else f"{prefix}/{segments[i]}"
+                    break
+                if _UPLOAD_ID.fullmatch(segments[i]):
+                    group = "/".join(segments[: i + 1])
+                    break
+            if group:
+                strays.setdefault(group, []).append(name)
+        return strays
+
+    def remove_objects(self, names: list[str]) -> None:
+        """Delete these objects (stray uploads found by :meth:`stray_uploads`)."""
+        for name in names:
+            self.objects.delete(name)
 
     def _remove_upload(self, index: RemoteIndex) -> None:
         base = f"{index.key}/{index.upload}"

@@ -29,7 +29,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 from aimass.artifacts.bundle import (
@@ -61,6 +61,12 @@ log = logging.getLogger("aimass.artifacts")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STAGING = ".staging"
 BUNDLES = "bundles/"
+# The top-level directories of published (immutable, content-addressed) artifacts; each
+# entry in them is one artifact, except in the directories of ``NESTED``, whose entries are.
+PUBLISHED = ("bundles", "datasets", "graphs", "reports")
+NESTED = ("reports/privacy-audit",)
+# Jobs' mutable scratch: ``runs/<job-id>/`` (TensorBoard logs, ``checkpoint/``).
+RUNS = "runs/"
 
 
 def _files(path: Path) -> Iterator[Path]:
@@ -308,9 +314,15 @@ class ArtifactStore:
             if self.write_keys is not None:
                 encrypt_tree(source, self.write_keys)
             _install(source, target)
+        else:
+            # Published again (the same content): it is new to whoever publishes it now,
+            # so garbage collection's grace period must start again.
+            os.utime(target)
         if self.remote is not None:
             with self._lock(key):
-                if not self.remote.has(key):
+                if self.remote.has(key):
+                    self.remote.touch(key)
+                else:
                     self.remote.upload(target, key)
             self._used(key)
         return self.uri(key)
@@ -393,6 +405,37 @@ class ArtifactStore:
                 os.rename(target, stage / "old")
             _install(stage / "new", target)
         return True
+
+    def published_keys(self) -> list[str]:
+        """The keys of the published artifacts under this root (here, not the remote's)."""
+        found: list[str] = []
+
+        def walk(key: str) -> None:
+            directory = self.root / key
+            if not directory.is_dir():
+                return
+            for entry in sorted(directory.iterdir()):
+                if entry.name.startswith("."):  # a file being encrypted in place
+                    continue
+                child = f"{key}/{entry.name}"
+                if child in NESTED:
+                    walk(child)
+                else:
+                    found.append(child)
+
+        for top in PUBLISHED:
+            walk(top)
+        return found
+
+    def written_at(self, key: str) -> float | None:
+        """When ``key`` was last written or published again, here or in the remote
+        (seconds since the epoch; the later of the two); ``None`` where neither has it."""
+        times = []
+        with suppress(FileNotFoundError):
+            times.append(self.path(key).lstat().st_mtime)
+        if self.remote is not None and (committed := self.remote.committed_at(key)) is not None:
+            times.append(committed)
+        return max(times) if times else None
 
     def check_remote(self) -> None:
         """Raise unless the remote answers now (nothing to check without one): readiness."""

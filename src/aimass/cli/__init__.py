@@ -27,6 +27,7 @@ from aimass.cli import (
 )
 from aimass.cli._common import backend, command, configure, console, reset, settings
 from aimass.cli.distill import distill
+from aimass.cli.gc import gc
 from aimass.cli.privacy import audit_privacy
 from aimass.cli.train import predict, quickstart, train
 from aimass.settings import load_settings
@@ -52,6 +53,7 @@ app.add_typer(evaluate.app, name="reports")
 app.command("evaluate")(evaluate.evaluate)
 app.command("train")(train)
 app.command("distill")(distill)
+app.command("gc")(gc)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
 app.command("generate")(lm.generate)

@@ -344,8 +344,8 @@ def delete_version(
 ) -> None:
     """Delete a version that no alias points at.
 
-    Its bundle stays in the artifact store: aimass does not yet remove artifacts
-    nothing refers to.
+    Its bundle stays in the artifact store until 'aimass gc' removes what nothing
+    refers to any more.
     """
     if not yes:
         typer.confirm(f"delete {name}@{version}?", abort=True)

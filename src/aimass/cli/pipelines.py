@@ -202,8 +202,8 @@ def delete_version(
 ) -> None:
     """Delete a version that no alias points at.
 
-    Its reports stay in the artifact store: aimass does not yet remove artifacts
-    nothing refers to.
+    Its reports stay in the artifact store until 'aimass gc' removes what nothing
+    refers to any more.
     """
     if not yes:
         typer.confirm(f"delete pipeline {name}@{version}?", abort=True)

@@ -30,6 +30,7 @@ __all__ = [
     "JobContext",
     "JobReporter",
     "checkpoint_dir",
+    "drop_checkpoint",
     "get_job_kind",
     "list_job_kinds",
     "pull_checkpoint",
@@ -249,15 +250,34 @@ def _heartbeat(store: Store, job: Job, interval: float) -> Iterator[None]:
         thread.join()
 
 
-def _finish(store: Store, job: Job, status: JobStatus, **fields: Any) -> Job:
-    """Record the outcome, unless the job was recovered and handed to another attempt."""
+def _finish(
+    store: Store, artifacts: ArtifactStore, job: Job, status: JobStatus, **fields: Any
+) -> Job:
+    """Record the outcome, unless the job was recovered and handed to another attempt,
+    then remove the job's checkpoint: a finished job is never resumed."""
     message = fields.get("error") or "done"
     store.jobs.log(job.id, f"{status}: {message}", level="info" if status != "failed" else "error")
     try:
-        return store.jobs.finish(job.id, status, attempt=job.attempt, **fields)
-    except Conflict:
+        finished = store.jobs.finish(job.id, status, attempt=job.attempt, **fields)
+    except Conflict:  # the attempt that replaced this one owns the checkpoint now
         log.warning("job attempt superseded", extra={"job_id": job.id, "attempt": job.attempt})
         return store.jobs.get(job.id)
+    drop_checkpoint(store, artifacts, job.id)
+    return finished
+
+
+def drop_checkpoint(store: Store, artifacts: ArtifactStore, job_id: str) -> None:
+    """Remove a finished job's checkpoint, here and in object storage (its TensorBoard
+    logs stay). A failure is logged on the job, not raised: the outcome is recorded
+    already, and ``aimass gc`` removes what is left."""
+    key = f"runs/{job_id}/checkpoint"
+    try:
+        if artifacts.exists(key):
+            artifacts.delete(key)
+    except (AimassError, OSError) as exc:
+        store.jobs.log(
+            job_id, f"checkpoint not removed ({exc}); 'aimass gc' removes it", level="warning"
+        )
 
 
 def run_job(
@@ -312,20 +332,22 @@ def run_claimed_job(
                 if artifacts.exists(f"runs/{job.id}"):
                     make_private(artifacts.path(f"runs/{job.id}"))
     except Cancelled as exc:
-        _finish(store, job, JobStatus.CANCELLED, error=str(exc))
+        _finish(store, artifacts, job, JobStatus.CANCELLED, error=str(exc))
         log.info("job cancelled", extra={"job_id": job.id})
         raise
     except KeyboardInterrupt:
-        _finish(store, job, JobStatus.CANCELLED, error="interrupted (Ctrl-C)")
+        _finish(store, artifacts, job, JobStatus.CANCELLED, error="interrupted (Ctrl-C)")
         raise
     except AimassError as exc:
-        _finish(store, job, JobStatus.FAILED, error=f"[{exc.code}] {exc.message}")
+        _finish(store, artifacts, job, JobStatus.FAILED, error=f"[{exc.code}] {exc.message}")
         log.warning("job failed", extra={"job_id": job.id, "error": exc.message})
         raise
     except Exception as exc:
-        _finish(store, job, JobStatus.FAILED, error=f"[INTERNAL] {type(exc).__name__}: {exc}")
+        _finish(
+            store, artifacts, job, JobStatus.FAILED, error=f"[INTERNAL] {type(exc).__name__}: {exc}"
+        )
         log.exception("job crashed", extra={"job_id": job.id})
         raise JobFailed(f"job {job.id} failed: {type(exc).__name__}: {exc}", job_id=job.id) from exc
-    finished = _finish(store, job, JobStatus.SUCCEEDED, result=result)
+    finished = _finish(store, artifacts, job, JobStatus.SUCCEEDED, result=result)
     log.info("job succeeded", extra={"job_id": job.id, **result})
     return finished

@@ -21,6 +21,7 @@ from aimass.store.keys import ApiKeyRepository
 from aimass.store.locks import database_lock
 from aimass.store.pipelines import PipelineRepository
 from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
+from aimass.store.references import ReferenceRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
 from aimass.store.session import make_engine, managed_session
@@ -57,6 +58,7 @@ class Store:
         self.keys = ApiKeyRepository(session)
         self.audit = AuditRepository(session)
         self.usage = UsageRepository(session)
+        self.references = ReferenceRepository(session)
         self.projects.ensure(DEFAULT_PROJECT)
 
     def lock(self, name: str) -> AbstractContextManager[None]:

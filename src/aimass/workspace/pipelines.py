@@ -224,7 +224,7 @@ class PipelineService(Service):
         self, name: str, version: int, *, project: str = DEFAULT_PROJECT
     ) -> PipelineVersion:
         """Delete a version no alias points at (Conflict naming the aliases otherwise); its
-        reports stay in the artifact store (nothing removes unreferenced artifacts yet)."""
+        reports stay in the artifact store until ``aimass gc`` (:mod:`aimass.workspace.gc`)."""
         return self.store.pipelines.delete_version(project, name, version)
 
     def require_predict(self, principal: Principal, version: PipelineVersion) -> None:

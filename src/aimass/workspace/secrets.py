@@ -20,7 +20,7 @@ from aimass.artifacts.keyring import KeySource, key_source, load_master_keys
 from aimass.artifacts.objects import object_store_from_settings
 from aimass.artifacts.plaintext import shared_cache
 from aimass.artifacts.signing import SIGNATURE, SigningKey, load_public_key, public_key_id
-from aimass.artifacts.storage import BUNDLES, STAGING, encrypt_tree
+from aimass.artifacts.storage import BUNDLES, PUBLISHED, RUNS, STAGING, encrypt_tree
 from aimass.errors import AimassError, FailedPrecondition, InvalidArgument
 from aimass.settings import Settings
 from aimass.workspace.access import require_private, write_private
@@ -74,12 +74,6 @@ def open_artifact_store(settings: Settings) -> ArtifactStore:
         remote=object_store_from_settings(settings),
         cache_max_bytes=settings.artifact_cache_max_bytes,
     )
-
-
-# What publish writes (and encrypts); runs/ holds job scratch: TensorBoard logs and
-# checkpoints (encrypted as they are saved).
-PUBLISHED = ("bundles", "datasets", "reports")
-RUNS = "runs/"
 
 
 def _stored_files(artifacts: ArtifactStore, *, published_only: bool = False) -> list[Path]:

@@ -1,0 +1,76 @@
+"""``aimass gc``: remove the artifacts nothing refers to any more (local home)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from aimass.cli._common import JsonOpt, command, console, emit_json, local_workspace
+from aimass.errors import InvalidArgument
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``30m``, ``1h`` or ``7d``."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise InvalidArgument(
+            f"--older-than {text!r} is not a duration: write a number with an optional unit, "
+            "s, m, h or d (90s, 30m, 1h, 7d)",
+            value=text,
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _size(count: int) -> str:
+    """``812 B``, ``3.4 MB``: bytes for people."""
+    value = float(count)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+@command
+def gc(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Keep what was written more recently than this (90s, 30m, 1h, 7d): a job "
+            "publishes its bundle a moment before it registers the version that refers to it.",
+        ),
+    ] = "1h",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove the artifacts nothing refers to any more, for good (bundles of deleted
+    versions, their reports and graphs, finished jobs' checkpoints), here and in the
+    bucket. The collection is recorded in the audit log."""
+    from aimass.workspace.gc import collect_garbage
+
+    grace = parse_duration(older_than)
+    ws = local_workspace("gc")
+    report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=grace, dry_run=dry_run)
+    if json_out:
+        emit_json(report.to_dict())
+        return
+    verb = "would remove" if dry_run else "removed"
+    for item in report.removed:
+        console.print(f"{verb} {item.key} ({_size(item.bytes)}, {item.where}): {item.reason}")
+    console.print(
+        f"{verb} {len(report.removed)} artifacts, {_size(report.bytes)}; "
+        f"{report.referenced} referenced artifacts kept"
+    )
+    if report.too_young:
+        console.print(
+            f"{len(report.too_young)} unreferenced artifacts were written less than "
+            f"{older_than} ago and were kept; run again later or pass a shorter --older-than"
+        )

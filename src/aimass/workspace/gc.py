@@ -1,0 +1,236 @@
+"""Garbage collection of artifacts: what nothing refers to any more, removed for good.
+
+Deleting a model or pipeline version removes it from the registry; its bundle,
+reports and graphs stay in the artifact store until ``aimass gc`` finds that no
+row of the metadata store refers to them (``mlflow gc`` for MLflow's deleted
+runs). On sensitive data that matters twice: the files are the data. What is
+collected (:func:`collect_garbage`):
+
+* published artifacts (``bundles/``, ``datasets/``, ``reports/``, ``graphs/``)
+  whose URI no dataset version, base, model version, attachment or recorded
+  evaluation names (:class:`~aimass.store.references.ReferenceRepository`);
+* the checkpoint of a finished job (a job removes its own when it ends; this
+  catches one whose removal failed, or that predates it), and the whole run
+  directory of a job the store does not know;
+* staging directories a killed process left behind, and with object storage the
+  bucket's objects no committed index names (an upload that crashed, or lost a
+  race with another machine publishing the same key).
+
+Only what was written more than ``older_than`` seconds ago is removed: a job
+publishes its bundle a moment before it registers the version that refers to
+it, and publishing content that exists already restarts the clock (see
+:meth:`~aimass.artifacts.storage.ArtifactStore.publish`). With object storage
+the bucket's copies are collected as well as this machine's cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aimass.artifacts.storage import RUNS, STAGING, ArtifactStore
+from aimass.store import AuditRecord, Store
+from aimass.workspace.access import local_principal
+from aimass.workspace.audit import AuditTrail
+
+__all__ = ["DEFAULT_GRACE_SECONDS", "Garbage", "GarbageReport", "collect_garbage"]
+
+log = logging.getLogger("aimass.gc")
+
+DEFAULT_GRACE_SECONDS = 3600.0
+UNREFERENCED = "nothing refers to it"
+FINISHED_CHECKPOINT = "checkpoint of a finished job"
+UNKNOWN_RUN = "run of a job the store does not have"
+ABANDONED_STAGING = "staging left by a process that stopped"
+STRAY_UPLOAD = "upload no index names (crashed, or lost a race to publish the same key)"
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """One artifact (or run directory) collected, or that would be with ``--dry-run``."""
+
+    key: str
+    reason: str
+    bytes: int
+    where: str  # "local", "remote" or "local+remote"
+
+
+@dataclass
+class GarbageReport:
+    """What one collection found, removed and kept."""
+
+    dry_run: bool
+    older_than: float
+    removed: list[Garbage] = field(default_factory=list)
+    # Unreferenced but written within the grace period: left for a later run.
+    too_young: list[str] = field(default_factory=list)
+    referenced: int = 0
+
+    @property
+    def bytes(self) -> int:
+        """The bytes freed (or that would be)."""
+        return sum(g.bytes for g in self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``--json``)."""
+        return {
+            "dry_run": self.dry_run,
+            "older_than_seconds": self.older_than,
+            "removed": [asdict(g) for g in self.removed],
+            "removed_count": len(self.removed),
+            "bytes": self.bytes,
+            "too_young": self.too_young,
+            "referenced": self.referenced,
+        }
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum((Path(d) / n).stat().st_size for d, _, names in os.walk(path) for n in names)
+
+
+def _remote_size(artifacts: ArtifactStore, key: str) -> int:
+    assert artifacts.remote is not None
+    index = artifacts.remote.index(key)
+    return sum(entry.size for entry in index.files) if index is not None else 0
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    key: str
+    reason: str
+    # Only the bucket's copy: the local one goes with a whole run directory collected.
+    remote_only: bool = False
+
+
+def _candidates(store: Store, artifacts: ArtifactStore) -> tuple[list[_Candidate], int]:
+    """What may be garbage, each with its reason; and how many keys are referenced."""
+    referenced = {artifacts.key_of(uri) for uri in store.references.artifact_uris()}
+    statuses = store.references.job_statuses()
+    remote_keys = artifacts.remote_keys()
+    published = set(artifacts.published_keys()) | {k for k in remote_keys if not k.startswith(RUNS)}
+    found = [_Candidate(key, UNREFERENCED) for key in sorted(published - referenced)]
+    runs = artifacts.root / RUNS.rstrip("/")
+    local_runs = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    unknown = set()
+    for job_id in local_runs:
+        status = statuses.get(job_id)
+        if status is None:
+            unknown.add(job_id)
+            found.append(_Candidate(f"{RUNS}{job_id}", UNKNOWN_RUN))
+        elif status.finished and (runs / job_id / "checkpoint").exists():
+            found.append(_Candidate(f"{RUNS}{job_id}/checkpoint", FINISHED_CHECKPOINT))
+    here = {c.key for c in found}  # a finished job's checkpoint here goes from both at once
+    for key in remote_keys:  # runs/<job-id>/checkpoint, mirrored by running jobs
+        if not key.startswith(RUNS) or key in here:
+            continue
+        owner = key[len(RUNS) :].split("/", 1)[0]
+        if owner in statuses and not statuses[owner].finished:
+            continue
+        reason = UNKNOWN_RUN if owner not in statuses else FINISHED_CHECKPOINT
+        found.append(_Candidate(key, reason, remote_only=owner in unknown))
+    return found, len(referenced)
+
+
+def _where(artifacts: ArtifactStore, candidate: _Candidate) -> str:
+    here = not candidate.remote_only and artifacts.path(candidate.key).exists()
+    there = artifacts.in_remote(candidate.key)
+    return "local+remote" if here and there else ("remote" if there else "local")
+
+
+def _abandoned_staging(artifacts: ArtifactStore, cutoff: float) -> list[Path]:
+    """Staging directories (uuid-named) last written before ``cutoff``."""
+    staging = artifacts.root / STAGING
+    if not staging.is_dir():
+        return []
+    return sorted(
+        p
+        for p in staging.iterdir()
+        if p.is_dir() and len(p.name) == 32 and p.lstat().st_mtime < cutoff
+    )
+
+
+def _collect_stray_uploads(artifacts: ArtifactStore, report: GarbageReport, cutoff: float) -> None:
+    """Remove the bucket's objects that no committed index names (after the artifacts
+    collected above, whose objects went with their indexes)."""
+    remote = artifacts.remote
+    assert remote is not None
+    for group, names in sorted(remote.stray_uploads().items()):
+        stats = [s for s in (remote.objects.stat(n) for n in names) if s is not None]
+        if any(s.modified >= cutoff for s in stats):  # an upload in progress, perhaps
+            report.too_young.append(group)
+            continue
+        if not report.dry_run:
+            remote.remove_objects(names)
+        report.removed.append(Garbage(group, STRAY_UPLOAD, sum(s.size for s in stats), "remote"))
+
+
+def collect_garbage(
+    store: Store,
+    artifacts: ArtifactStore,
+    audit: AuditTrail,
+    *,
+    older_than: float = DEFAULT_GRACE_SECONDS,
+    dry_run: bool = False,
+) -> GarbageReport:
+    """Remove (or with ``dry_run`` only list) the artifacts nothing refers to any more.
+
+    Args:
+        store: The metadata store whose rows say what is referenced.
+        artifacts: The artifact store (and its bucket, with object storage).
+        audit: Where the collection is recorded (not for a dry run).
+        older_than: Seconds an artifact must have gone unwritten before it is removed.
+        dry_run: Report without removing anything.
+    """
+    report = GarbageReport(dry_run=dry_run, older_than=older_than)
+    cutoff = time.time() - older_than
+    candidates, report.referenced = _candidates(store, artifacts)
+    for candidate in candidates:
+        key = candidate.key
+        # A finished job's checkpoint is judged by the job's status, not by its age.
+        written = artifacts.written_at(key)
+        if candidate.reason != FINISHED_CHECKPOINT and written is not None and written >= cutoff:
+            report.too_young.append(key)
+            continue
+        where = _where(artifacts, candidate)
+        size = _size(artifacts.path(key)) if "local" in where else _remote_size(artifacts, key)
+        if not dry_run:
+            if candidate.remote_only:
+                assert artifacts.remote is not None
+                artifacts.remote.delete(key)
+            else:
+                artifacts.delete(key)
+        report.removed.append(Garbage(key, candidate.reason, size, where))
+    if artifacts.remote is not None:
+        _collect_stray_uploads(artifacts, report, cutoff)
+    for path in _abandoned_staging(artifacts, cutoff):
+        key = f"{STAGING}/{path.name}"
+        report.removed.append(Garbage(key, ABANDONED_STAGING, _size(path), "local"))
+        if not dry_run:
+            shutil.rmtree(path, ignore_errors=True)
+    if not dry_run:
+        audit.record(
+            AuditRecord(
+                actor=local_principal().actor,
+                action="artifacts.gc",
+                resource="artifacts",
+                outcome="ok",
+                project=None,
+                details={
+                    "removed": len(report.removed),
+                    "bytes": report.bytes,
+                    "keys": [g.key for g in report.removed][:1000],
+                    "older_than_seconds": older_than,
+                },
+            )
+        )
+        log.info("garbage collected", extra={"removed": len(report.removed), "bytes": report.bytes})
+    return report

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from aimass.errors import AlreadyExists, InvalidArgument, NotFound
+from aimass.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from aimass.settings import Settings
 from tests.conftest import sentiment_rows, write_jsonl
 
@@ -92,6 +92,27 @@ def test_a_trained_version_is_registered_served_and_aliased(ops, tmp_path):
         ops.models.get("sentiment@staging")
     assert "sentiment" in ops.models.card("sentiment@1")
     assert ops.models.verify("sentiment@1").digest == version.digest
+
+
+def test_deleting_versions_of_a_dataset_a_model_and_their_base(ops, tmp_path):
+    _trained(ops, tmp_path)
+    with pytest.raises(Conflict, match=r"tiny@1 is the base of sentiment@1"):
+        ops.bases.delete_version("tiny", 1)
+    assert ops.datasets.delete_version("reviews", 1).ref == "reviews@1"
+    with pytest.raises(NotFound):
+        ops.datasets.get("reviews@1")
+    with pytest.raises(NotFound, match="not found"):
+        ops.datasets.delete_version("reviews", 1)
+    # The model trained on it still serves, and its card says where its data went.
+    assert ops.predict("sentiment@production", ["good great film"])[0]["label"]
+    card = ops.models.card("sentiment@1")
+    assert "| dataset | reviews@1 (deleted) |" in card and "deleted since" in card
+    ops.models.delete_alias("sentiment", "production")
+    assert ops.models.delete_version("sentiment", 1).version == 1
+    assert ops.bases.delete_version("tiny", 1).ref == "tiny@1"
+    assert ops.bases.list() == []
+    actions = {e.action for e in ops.audit.list(limit=50)}
+    assert {"datasets.delete_version", "models.delete_version", "bases.delete_version"} <= actions
 
 
 def test_training_again_with_reuse_returns_the_same_version(ops, tmp_path):

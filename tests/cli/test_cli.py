@@ -103,9 +103,20 @@ def test_full_flow(home):
     refused = run("models", "delete-version", "sentiment", "1", "--yes", ok=False)
     assert refused.exit_code == 1
     assert "Error [CONFLICT]" in refused.stderr
+    held = run("bases", "delete-version", "tiny", "1", "--yes", ok=False)
+    assert "tiny@1 is the base of sentiment@1" in held.stderr
     run("models", "unalias", "sentiment", "production")
     run("models", "unalias", "sentiment", "staging")
     run("models", "delete-version", "sentiment", "1", "--yes")
+
+    # Erasure: the data, the model and the base go from the registry, then from disk.
+    assert run_json("datasets", "delete-version", "reviews", "1", "--yes")["version"] == 1
+    assert run_json("bases", "delete-version", "tiny", "1", "--yes")["name"] == "tiny"
+    collected = run_json("gc", "--older-than", "0")
+    removed = {g["key"].split("/")[0] for g in collected["removed"]}
+    assert {"bundles", "datasets"} <= removed and collected["referenced"] == 0
+    artifacts = home / "home" / "artifacts"
+    assert [list((artifacts / d).iterdir()) for d in ("datasets", "bundles")] == [[], []]
 
 
 def test_predict_from_a_file(home, tmp_path):

@@ -95,6 +95,7 @@ def test_a_deleted_versions_bundle_is_removed_and_every_referenced_artifact_kept
     events = ws.audit.list(action="artifacts.gc")
     assert len(events) == 1 and events[0].details["keys"] == [report.removed[0].key]
     assert _gc(ws).removed == []
+    assert len(ws.audit.list(action="artifacts.gc")) == 1  # nothing removed, nothing recorded
 
 
 def test_a_job_removes_its_checkpoint_when_it_finishes_and_keeps_its_logs(trained):

@@ -406,27 +406,6 @@ class ArtifactStore:
             _install(stage / "new", target)
         return True
 
-    def published_keys(self) -> list[str]:
-        """The keys of the published artifacts under this root (here, not the remote's)."""
-        found: list[str] = []
-
-        def walk(key: str) -> None:
-            directory = self.root / key
-            if not directory.is_dir():
-                return
-            for entry in sorted(directory.iterdir()):
-                if entry.name.startswith("."):  # a file being encrypted in place
-                    continue
-                child = f"{key}/{entry.name}"
-                if child in NESTED:
-                    walk(child)
-                else:
-                    found.append(child)
-
-        for top in PUBLISHED:
-            walk(top)
-        return found
-
     def written_at(self, key: str) -> float | None:
         """When ``key`` was last written or published again, here or in the remote
         (seconds since the epoch; the later of the two); ``None`` where neither has it."""

@@ -1,4 +1,4 @@
-"""``aimass bases``: import and list base models."""
+"""``aimass bases``: import, list and delete base models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from aimass.cli._common import JsonOpt, ProjectOpt, backend, command, console, emit_json, table
 from aimass.schemas import BaseModelOut
 
-app = typer.Typer(help="Import and list base models.", no_args_is_help=True)
+app = typer.Typer(help="Import, list and delete base models.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -88,3 +88,26 @@ def import_(
         f"[bold]{base.ref}[/] ({state}): {base.architecture} {base.family}, "
         f"{base.num_parameters:,} parameters, digest {base.digest[:12]}"
     )
+
+
+@app.command("delete-version")
+@command
+def delete_version(
+    name: Annotated[str, typer.Argument(help="Base name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a base version no model version was trained from.
+
+    Its bundle stays in the artifact store until 'aimass gc' removes what nothing
+    refers to.
+    """
+    if not yes:
+        typer.confirm(f"delete base {name}@{version}?", abort=True)
+    deleted = backend().bases.delete_version(name, version, project=project)
+    if json_out:
+        emit_json(deleted)
+        return
+    console.print(f"deleted base {deleted.ref}; 'aimass gc' removes its bundle")

@@ -1,4 +1,4 @@
-"""``aimass datasets``: import, list, show, and the packaged samples."""
+"""``aimass datasets``: import, list, show, delete, and the packaged samples."""
 
 from __future__ import annotations
 
@@ -253,3 +253,26 @@ def import_sample(
         emit_json({"dataset": version, "created": version.created})
     else:
         _show(version, created=version.created)
+
+
+@app.command("delete-version")
+@command
+def delete_version(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a dataset version.
+
+    Model versions trained on it keep its name and digest in their lineage. Its file
+    stays in the artifact store until 'aimass gc' removes what nothing refers to.
+    """
+    if not yes:
+        typer.confirm(f"delete dataset {name}@{version}?", abort=True)
+    deleted = backend().datasets.delete_version(name, version, project=project)
+    if json_out:
+        emit_json(deleted)
+        return
+    console.print(f"deleted dataset {deleted.ref}; 'aimass gc' removes its file")

@@ -51,9 +51,12 @@ def gc(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Remove the artifacts nothing refers to any more, for good (bundles of deleted
-    versions, their reports and graphs, finished jobs' checkpoints), here and in the
-    bucket. The collection is recorded in the audit log."""
+    """Remove the artifacts nothing refers to any more, here and in the bucket, for good.
+
+    Bundles, reports and graphs of deleted versions, datasets no version names,
+    finished jobs' checkpoints, stray uploads and abandoned staging; each run that
+    removes something is recorded in the audit log.
+    """
     from aimass.workspace.gc import collect_garbage
 
     grace = parse_duration(older_than)

@@ -37,6 +37,13 @@ class AsyncDatasets(_AsyncResource):
         """As ``Client.datasets.versions``."""
         return await self._get(list[DatasetVersionOut], "/datasets/{n}/versions", project, n=name)
 
+    async def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> DatasetVersionOut:
+        """As ``Client.datasets.delete_version``."""
+        template = "/datasets/{n}/versions/{v}"
+        return await self._send("DELETE", DatasetVersionOut, template, project, n=name, v=version)
+
     async def upload(
         self,
         file: str | Path,
@@ -91,6 +98,13 @@ class AsyncBases(_AsyncResource):
     async def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
         """As ``Client.bases.get``."""
         return await self._get(BaseModelOut, "/bases/{n}", project, n=name)
+
+    async def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> BaseModelOut:
+        """As ``Client.bases.delete_version``."""
+        template = "/bases/{n}/versions/{v}"
+        return await self._send("DELETE", BaseModelOut, template, project, n=name, v=version)
 
     async def packaged(self) -> builtins.list[PackagedBaseOut]:
         """As ``Client.bases.packaged``."""

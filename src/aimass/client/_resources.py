@@ -118,6 +118,13 @@ class _Datasets(_Resource):
         body = {"sample": sample, "name": name, "seed": seed, "deidentify": deidentify}
         return self._send("POST", DatasetVersionOut, "/datasets:import-sample", project, body)
 
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> DatasetVersionOut:
+        """Delete a version (its file goes with ``aimass gc``; models keep its lineage)."""
+        template = "/datasets/{n}/versions/{v}"
+        return self._send("DELETE", DatasetVersionOut, template, project, None, n=name, v=version)
+
     def samples(self) -> builtins.list[SampleOut]:
         """Packaged samples the server has."""
         return parse(list[SampleOut], self._c.request("GET", "/v1/samples"))
@@ -133,6 +140,13 @@ class _Bases(_Resource):
     def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
         """Latest version of a base."""
         return self._get(BaseModelOut, "/bases/{n}", project, n=name)
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> BaseModelOut:
+        """Delete a version no model version was trained from (Conflict naming them)."""
+        template = "/bases/{n}/versions/{v}"
+        return self._send("DELETE", BaseModelOut, template, project, None, n=name, v=version)
 
     def packaged(self) -> builtins.list[PackagedBaseOut]:
         """Packaged bases the server knows, and whether their packages are installed there."""

@@ -29,16 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from aimass.schemas import AboutOut, JobOut, PredictResponse, WhoAmI
 
-from aimass.operations._namespaces import (
-    Audit,
-    Bases,
-    Datasets,
-    Jobs,
-    Keys,
-    Models,
-    Pipelines,
-    Projects,
-)
+from aimass.operations._admin import Audit, Keys, Projects
+from aimass.operations._namespaces import Bases, Datasets, Jobs, Models, Pipelines
 
 __all__ = [
     "ALL_PROJECTS",

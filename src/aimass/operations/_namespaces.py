@@ -1,4 +1,5 @@
-"""The namespace Protocols of the operations contract (see :mod:`aimass.operations`)."""
+"""The namespace Protocols of the operations contract (see :mod:`aimass.operations`): data,
+models, pipelines and jobs; the administrative ones are in :mod:`aimass.operations._admin`."""
 
 from __future__ import annotations
 
@@ -9,26 +10,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aimass.schemas import (
-        ApiKeyOut,
         AttachmentOut,
-        AuditEventOut,
-        AuditVerifyOut,
         BaseModelOut,
         BundleVerifyOut,
         DatasetVersionOut,
         JobLogLineOut,
         JobOut,
-        KeyCreated,
         ModelVersionOut,
         PackagedBaseOut,
         PipelinePredictResponse,
         PipelineVersionOut,
-        ProjectOut,
         RegisteredModelOut,
         SampleOut,
     )
 
-__all__ = ["Audit", "Bases", "Datasets", "Jobs", "Keys", "Models", "Pipelines", "Projects"]
+__all__ = ["Bases", "Datasets", "Jobs", "Models", "Pipelines"]
 
 
 class Datasets(Protocol):
@@ -82,6 +78,12 @@ class Datasets(Protocol):
         project: str | None = None,
     ) -> DatasetVersionOut:
         """Import a packaged sample dataset."""
+        ...
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> DatasetVersionOut:
+        """Delete a version (its file goes with ``aimass gc``; models keep its lineage)."""
         ...
 
     def samples(self) -> builtins.list[SampleOut]:
@@ -157,6 +159,12 @@ class Bases(Protocol):
         project: str | None = None,
     ) -> BaseModelOut:
         """A randomly initialised base of ``preset`` size around a registered tokenizer."""
+        ...
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> BaseModelOut:
+        """Delete a version no model version was trained from (Conflict naming them)."""
         ...
 
 
@@ -408,85 +416,4 @@ class Jobs(Protocol):
         project: str | None = None,
     ) -> JobOut:
         """Until the job finishes; raises ``JobFailed`` if it failed."""
-        ...
-
-
-class Keys(Protocol):
-    """``.keys``: API keys, their scopes, budgets, output policies and limits."""
-
-    def create(
-        self,
-        name: str,
-        *,
-        scopes: Sequence[str],
-        expires_in_days: float | None = None,
-        predict_budget: int | None = None,
-        output_policy: str | None = None,
-        limits: Mapping[str, int | str] | None = None,
-        project: str | None = None,
-    ) -> KeyCreated:
-        """A new key (the secret is in the answer, and nowhere else)."""
-        ...
-
-    def list(self, *, project: str | None = None) -> builtins.list[ApiKeyOut]:
-        """The project's keys."""
-        ...
-
-    def get(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:
-        """One key's record."""
-        ...
-
-    def update(
-        self,
-        key_id: str,
-        *,
-        predict_budget: int | str | None = None,
-        output_policy: str | None = None,
-        limits: Mapping[str, int | str | None] | None = None,
-        project: str | None = None,
-    ) -> ApiKeyOut:
-        """Change what is given (``"unlimited"`` / ``"full"`` / a ``None`` limit remove)."""
-        ...
-
-    def revoke(self, key_id: str, *, project: str | None = None) -> ApiKeyOut:
-        """Revoke a key."""
-        ...
-
-
-class Projects(Protocol):
-    """``.projects``: the tenants of a home."""
-
-    def list(self) -> builtins.list[ProjectOut]:
-        """Projects the caller may see."""
-        ...
-
-    def create(self, name: str, *, description: str = "") -> ProjectOut:
-        """Create a project."""
-        ...
-
-    def get(self, name: str) -> ProjectOut:
-        """One project, with its stored limits."""
-        ...
-
-    def set_limits(self, name: str, limits: Mapping[str, int | str | None]) -> ProjectOut:
-        """Set limits stored with a project (``None`` removes one)."""
-        ...
-
-
-class Audit(Protocol):
-    """``.audit``: the hash-chained audit log."""
-
-    def list(
-        self,
-        *,
-        project: str | None = None,
-        action: str | None = None,
-        before: int | None = None,
-        limit: int = 100,
-    ) -> builtins.list[AuditEventOut]:
-        """Events, newest first."""
-        ...
-
-    def verify(self) -> AuditVerifyOut:
-        """Recompute the chain."""
         ...

@@ -139,6 +139,19 @@ class RegistryRepository:
         with self._session() as session:
             return [v.to_entity() for v in self._model_row(session, project, name).versions]
 
+    def trained_from(self, project: str, *, field: str, ref: str) -> list[str]:
+        """The versions (``name@version``) whose lineage names ``ref`` as its ``field``
+        (``dataset`` or ``base``), oldest first."""
+        with self._session() as session:
+            proj = project_row(session, project)
+            rows = session.execute(
+                select(RegisteredModelRow.name, ModelVersionRow.version, ModelVersionRow.lineage)
+                .join(ModelVersionRow.model)
+                .where(RegisteredModelRow.project_id == proj.id)
+                .order_by(ModelVersionRow.id)
+            ).all()
+        return [f"{name}@{version}" for name, version, lineage in rows if lineage.get(field) == ref]
+
     def find_by_config_digest(
         self, project: str, name: str, config_digest: str
     ) -> ModelVersion | None:

@@ -116,6 +116,24 @@ class _VersionedRepository(Generic[RowT, EntityT]):
         """Every version of ``name``, oldest first."""
         return self._rows(project, name)
 
+    def delete_version(self, project: str, name: str, version: int) -> EntityT:
+        """Delete version ``version`` of ``name``; returns what was deleted (its artifact
+        stays until ``aimass gc``)."""
+        entity = self.get(project, name, version)  # NotFound naming the versions there are
+        row_type = self.row_type
+        with self._session() as session:
+            proj = project_row(session, project)
+            row = session.scalar(
+                select(row_type).where(
+                    row_type.project_id == proj.id,
+                    row_type.name == name,
+                    row_type.version == version,
+                )
+            )
+            if row is not None:  # deleted meanwhile by another caller: the same outcome
+                session.delete(row)
+        return entity
+
     def list(self, project: str) -> list[EntityT]:
         """The latest version of every ``name`` in ``project``, sorted by name."""
         row_type = self.row_type

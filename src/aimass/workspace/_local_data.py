@@ -107,6 +107,17 @@ class LocalDatasets(_Local):
         )
         return _created(s.DatasetVersionOut.from_entity(version), created)
 
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> s.DatasetVersionOut:
+        """As ``Client.datasets.delete_version``."""
+        project = self._p(project)
+        deleted = self._ws.datasets.delete_version(name, version, project=project)
+        self._client.record(
+            "datasets.delete_version", project, f"datasets/{name}", {"version": version}
+        )
+        return s.DatasetVersionOut.from_entity(deleted)
+
     def samples(self) -> builtins.list[s.SampleOut]:
         """As ``Client.datasets.samples``."""
         from aimass.data.samples import list_samples
@@ -126,6 +137,15 @@ class LocalBases(_Local):
     def get(self, name: str, *, project: str | None = None) -> s.BaseModelOut:
         """As ``Client.bases.get``."""
         return s.BaseModelOut.from_entity(self._ws.bases.get(name, project=self._p(project)))
+
+    def delete_version(
+        self, name: str, version: int, *, project: str | None = None
+    ) -> s.BaseModelOut:
+        """As ``Client.bases.delete_version``."""
+        project = self._p(project)
+        deleted = self._ws.bases.delete_version(name, version, project=project)
+        self._client.record("bases.delete_version", project, f"bases/{name}", {"version": version})
+        return s.BaseModelOut.from_entity(deleted)
 
     def packaged(self) -> builtins.list[s.PackagedBaseOut]:
         """As ``Client.bases.packaged``."""
@@ -302,5 +322,9 @@ class LocalModels(_Local):
         self, name: str, version: int, *, project: str | None = None
     ) -> s.ModelVersionOut:
         """As ``Client.models.delete_version``."""
-        deleted = self._ws.models.delete_version(name, version, project=self._p(project))
+        project = self._p(project)
+        deleted = self._ws.models.delete_version(name, version, project=project)
+        self._client.record(
+            "models.delete_version", project, f"models/{name}", {"version": version}
+        )
         return s.ModelVersionOut.from_entity(deleted)

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aimass.entities import (
     BaseModel,
 )
-from aimass.errors import (
-    InvalidArgument,
-)
+from aimass.errors import Conflict, InvalidArgument
 from aimass.refs import parse_ref
 from aimass.store import DEFAULT_PROJECT
 
@@ -158,3 +156,27 @@ class BaseService(Service):
     def list(self, *, project: str = DEFAULT_PROJECT) -> list[BaseModel]:
         """The latest version of every base."""
         return self.store.bases.list(project)
+
+    def delete_version(
+        self, name: str, version: int, *, project: str = DEFAULT_PROJECT
+    ) -> BaseModel:
+        """Delete a version no model version was trained from; returns it.
+
+        Refused (Conflict naming them) while a model version names it in its lineage:
+        a model's license terms are its base's (see :mod:`aimass.workspace.licenses`).
+        Its bundle stays in the artifact store until ``aimass gc``.
+        """
+        base = self.store.bases.get(project, name, version)
+        users = self.store.registry.trained_from(project, field="base", ref=base.ref)
+        if users:
+            shown = ", ".join(users[:10]) + (
+                f" and {len(users) - 10} more" if len(users) > 10 else ""
+            )
+            raise Conflict(
+                f"base {base.ref} is the base of {shown}: their lineage and license terms "
+                "come from it; delete those model versions first "
+                "('aimass models delete-version NAME VERSION')",
+                base=base.ref,
+                models=users[:100],
+            )
+        return self.store.bases.delete_version(project, name, version)

@@ -321,20 +321,41 @@ def _imported_sections(version: ModelVersion) -> list[str]:
     ]
 
 
-def _trained_sections(version: ModelVersion, dataset: DatasetVersion, base: BaseModel) -> list[str]:
-    """Data, base and configuration sections of a version trained here."""
-    config = version.lineage.config
-    base_license = base.provenance.get("license", "see the base model's source")
+def _deleted(ref: str, digest: str) -> str:
+    return (
+        f"- `{ref}`: deleted since (content digest `{digest[:16]}…`); what the lineage "
+        "recorded is all that is left"
+    )
+
+
+def _trained_sections(
+    version: ModelVersion, dataset: DatasetVersion | None, base: BaseModel | None
+) -> list[str]:
+    """Data, base and configuration sections of a version trained here (``None``: the
+    dataset or base was deleted after training)."""
+    lineage = version.lineage
+    config = lineage.config
+    if base is not None:
+        base_license = base.provenance.get("license", "see the base model's source")
+        base_lines = (
+            f"- `{base.ref}`: {base.provenance.get('description', base.architecture)}\n"
+            f"- License: {base_license}"
+        )
+    else:
+        base_lines = _deleted(lineage.base, lineage.base_digest)
+    data_name = dataset.name if dataset is not None else lineage.dataset.partition("@")[0]
+    base_name = base.name if base is not None else lineage.base.partition("@")[0]
     return [
         "## Intended use",
-        f"{version.task.capitalize()} on texts similar to `{dataset.name}`. The model "
-        f"inherits the language coverage and biases of its base model ({base.name}) and of its "
+        f"{version.task.capitalize()} on texts similar to `{data_name}`. The model "
+        f"inherits the language coverage and biases of its base model ({base_name}) and of its "
         "training data; check the evaluation reports before using it on other populations.",
         "## Training data",
-        _data_section(dataset),
+        _data_section(dataset)
+        if dataset is not None
+        else _deleted(lineage.dataset, lineage.dataset_digest),
         "## Base model",
-        f"- `{base.ref}`: {base.provenance.get('description', base.architecture)}\n"
-        f"- License: {base_license}",
+        base_lines,
         "## Training configuration",
         _table(("option", "value"), [(k, v) for k, v in sorted(config.items()) if k != "options"]),
     ]
@@ -347,26 +368,31 @@ def render_card(
     base: BaseModel | None,
     attachments: list[Attachment],
 ) -> str:
-    """The Markdown model card of ``version`` (``dataset``/``base`` ``None``: imported)."""
+    """The Markdown model card of ``version`` (``dataset``/``base`` ``None``: imported, or
+    deleted after training when the lineage names them)."""
     lineage = version.lineage
     config = lineage.config
     aliases = ", ".join(version.aliases) or "none"
     cli, python = _USAGE.get(version.task, _DEFAULT_USAGE)
-    origin = (
-        _trained_sections(version, dataset, base)
-        if dataset is not None and base is not None
-        else _imported_sections(version)
-    )
-    base_cell = f"{base.ref} ({base.architecture}, {base.num_parameters:,} params)" if base else "—"
+    trained = bool(lineage.dataset)
+    origin = _trained_sections(version, dataset, base) if trained else _imported_sections(version)
+    if base is not None:
+        base_cell = f"{base.ref} ({base.architecture}, {base.num_parameters:,} params)"
+    else:
+        base_cell = f"{lineage.base} (deleted)" if lineage.base else "—"
+    if dataset is not None:
+        dataset_cell = dataset.ref
+    else:
+        dataset_cell = f"{lineage.dataset} (deleted)" if trained else "— (imported)"
     sections = [
         f"# Model card: {version.name} v{version.version}",
         _table(
             ("field", "value"),
             [
                 ("task", version.task),
-                ("mode", config.get("mode", "imported" if dataset is None else "—")),
+                ("mode", config.get("mode", "—" if trained else "imported")),
                 ("base model", base_cell),
-                ("dataset", dataset.ref if dataset else "— (imported)"),
+                ("dataset", dataset_cell),
                 ("aliases", aliases),
                 ("created", version.created_at.isoformat(timespec="seconds")),
                 ("bundle digest", f"{version.digest[:16]}…"),

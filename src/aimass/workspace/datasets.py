@@ -203,6 +203,15 @@ class DatasetService(Service):
         """Every version of dataset ``name``, oldest first."""
         return self.store.datasets.versions(project, name)
 
+    def delete_version(
+        self, name: str, version: int, *, project: str = DEFAULT_PROJECT
+    ) -> DatasetVersion:
+        """Delete a version; returns it. Its file stays in the artifact store until
+        ``aimass gc``; model versions trained on it keep its name and digest in their
+        lineage (their cards say it was deleted), and a job that has yet to read it fails
+        saying it is not found."""
+        return self.store.datasets.delete_version(project, name, version)
+
     def rows(
         self,
         ref: str,

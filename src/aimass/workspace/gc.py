@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aimass.artifacts.storage import RUNS, STAGING, ArtifactStore
+from aimass.artifacts.storage import NESTED, PUBLISHED, RUNS, STAGING, ArtifactStore
 from aimass.store import AuditRecord, Store
 from aimass.workspace.access import local_principal
 from aimass.workspace.audit import AuditTrail
@@ -111,12 +111,35 @@ class _Candidate:
     remote_only: bool = False
 
 
+def _published_keys(root: Path) -> list[str]:
+    """The keys of the published artifacts under an artifact root."""
+    found: list[str] = []
+
+    def walk(key: str) -> None:
+        directory = root / key
+        if not directory.is_dir():
+            return
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):  # a file being encrypted in place
+                continue
+            child = f"{key}/{entry.name}"
+            if child in NESTED:
+                walk(child)
+            else:
+                found.append(child)
+
+    for top in PUBLISHED:
+        walk(top)
+    return found
+
+
 def _candidates(store: Store, artifacts: ArtifactStore) -> tuple[list[_Candidate], int]:
     """What may be garbage, each with its reason; and how many keys are referenced."""
     referenced = {artifacts.key_of(uri) for uri in store.references.artifact_uris()}
     statuses = store.references.job_statuses()
     remote_keys = artifacts.remote_keys()
-    published = set(artifacts.published_keys()) | {k for k in remote_keys if not k.startswith(RUNS)}
+    published = set(_published_keys(artifacts.root))
+    published |= {k for k in remote_keys if not k.startswith(RUNS)}
     found = [_Candidate(key, UNREFERENCED) for key in sorted(published - referenced)]
     runs = artifacts.root / RUNS.rstrip("/")
     local_runs = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
@@ -186,7 +209,7 @@ def collect_garbage(
     Args:
         store: The metadata store whose rows say what is referenced.
         artifacts: The artifact store (and its bucket, with object storage).
-        audit: Where the collection is recorded (not for a dry run).
+        audit: Where a collection that removed something is recorded.
         older_than: Seconds an artifact must have gone unwritten before it is removed.
         dry_run: Report without removing anything.
     """
@@ -216,7 +239,7 @@ def collect_garbage(
         report.removed.append(Garbage(key, ABANDONED_STAGING, _size(path), "local"))
         if not dry_run:
             shutil.rmtree(path, ignore_errors=True)
-    if not dry_run:
+    if not dry_run and report.removed:
         audit.record(
             AuditRecord(
                 actor=local_principal().actor,

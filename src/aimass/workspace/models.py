@@ -4,6 +4,7 @@ them), cards, export, import of a Hugging Face classifier, signature checks."""
 from __future__ import annotations
 
 import builtins
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +13,7 @@ from aimass.entities import (
     ModelVersion,
     RegisteredModel,
 )
-from aimass.errors import (
-    PermissionDenied,
-)
+from aimass.errors import NotFound, PermissionDenied
 from aimass.refs import parse_ref
 from aimass.store import DEFAULT_PROJECT
 from aimass.workspace.access import Principal
@@ -67,10 +66,14 @@ class ModelService(Service):
         """The model card (Markdown) of a version."""
         version = self.get(ref, project=project)
         lineage = version.lineage  # an imported version has neither dataset nor base
-        dataset = (
-            self._ws.datasets.get(lineage.dataset, project=project) if lineage.dataset else None
-        )
-        base = self._ws.bases.get(lineage.base, project=project) if lineage.base else None
+        dataset = base = None
+        # Deleted since training: the card says so from the lineage.
+        with suppress(NotFound):
+            dataset = (
+                self._ws.datasets.get(lineage.dataset, project=project) if lineage.dataset else None
+            )
+        with suppress(NotFound):
+            base = self._ws.bases.get(lineage.base, project=project) if lineage.base else None
         attachments = self.store.registry.attachments(project, parse_ref(version.ref))
         return render_card(version, dataset=dataset, base=base, attachments=attachments)
 

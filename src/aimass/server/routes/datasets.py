@@ -124,6 +124,15 @@ def dataset_version(
     return DatasetVersionOut.from_entity(ws.datasets.get(f"{name}@{version}", project=project))
 
 
+@router.delete("/datasets/{name}/versions/{version}", name="datasets.delete_version")
+def delete_dataset_version(
+    name: str, version: int, project: DataWriteProject, ws: WorkspaceDep
+) -> DatasetVersionOut:
+    """Delete a dataset version; its file goes with ``aimass gc``. Models trained on it
+    keep its name and digest in their lineage."""
+    return DatasetVersionOut.from_entity(ws.datasets.delete_version(name, version, project=project))
+
+
 @router.get("/bases", name="bases.list", tags=["bases"])
 def list_bases(project: ReadProject, ws: WorkspaceDep) -> list[BaseModelOut]:
     """Latest version of every base model."""
@@ -224,3 +233,12 @@ def create_scratch(body: BaseScratch, project: BasesWriteProject, ws: WorkspaceD
 def get_base(name: str, project: ReadProject, ws: WorkspaceDep) -> BaseModelOut:
     """The latest version of a base model."""
     return BaseModelOut.from_entity(ws.bases.get(name, project=project))
+
+
+@router.delete("/bases/{name}/versions/{version}", name="bases.delete_version", tags=["bases"])
+def delete_base_version(
+    name: str, version: int, project: BasesWriteProject, ws: WorkspaceDep
+) -> BaseModelOut:
+    """Delete a base version no model version was trained from (409 naming them
+    otherwise); its bundle goes with ``aimass gc``."""
+    return BaseModelOut.from_entity(ws.bases.delete_version(name, version, project=project))

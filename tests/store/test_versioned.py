@@ -49,3 +49,36 @@ def test_names_are_validated_before_any_query(store):
         store.datasets.create_version("default", "../../etc", digest="d", **FIELDS)
     with pytest.raises(InvalidName):
         store.bases.get("default", "a/b")
+
+
+def test_a_deleted_version_number_is_never_given_out_again(store):
+    from tests.store.conftest import register
+    from tests.store.test_pipelines import create
+
+    for digest in ("d1", "d2", "d3"):
+        store.datasets.create_version("default", "reviews", digest=digest, **FIELDS)
+    store.datasets.delete_version("default", "reviews", 3)
+    store.datasets.delete_version("default", "reviews", 2)
+    again, created = store.datasets.create_version("default", "reviews", digest="d3", **FIELDS)
+    assert (again.version, created) == (4, True)  # the same content is a new version now
+    store.datasets.delete_version("default", "reviews", 1)
+    store.datasets.delete_version("default", "reviews", 4)
+    assert (
+        store.datasets.create_version("default", "reviews", digest="d5", **FIELDS)[0].version == 5
+    )
+    # Per name and per kind: another dataset, or a base of the same name, starts at 1.
+    assert store.datasets.create_version("default", "other", digest="d1", **FIELDS)[0].version == 1
+    base_fields = {"uri": "artifacts:bundles/b", "architecture": "bert", "family": "encoder"}
+    base_fields |= {"num_parameters": 1, "provenance": {}}
+    assert (
+        store.bases.create_version("default", "reviews", digest="b", **base_fields)[0].version == 1
+    )
+
+    register(store, digest="a" * 64)
+    register(store, digest="b" * 64)
+    store.registry.delete_version("default", "churn", 2)
+    assert register(store, digest="c" * 64).version == 3
+
+    create(store)
+    store.pipelines.delete_version("default", "triage", 1)
+    assert create(store, digest="b" * 64)[0].version == 2

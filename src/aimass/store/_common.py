@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aimass.errors import AlreadyExists, NotFound
-from aimass.store.tables import ProjectRow
+from aimass.store.tables import ProjectRow, RetiredVersionRow
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 RowT = TypeVar("RowT")
@@ -30,10 +30,26 @@ def project_row(session: Session, project: str) -> ProjectRow:
     return row
 
 
-def next_version(session: Session, column: Any, *where: Any) -> int:
-    """One more than the highest version matching ``where`` (1 for the first)."""
-    current = session.scalar(select(func.max(column)).where(*where))
-    return int(current or 0) + 1
+def next_version(
+    session: Session, column: Any, *where: Any, retired: tuple[int, str, str] | None = None
+) -> int:
+    """One more than the highest version matching ``where`` (1 for the first), and above
+    every deleted one when ``retired`` names the thing: ``(project id, kind, name)``."""
+    current = int(session.scalar(select(func.max(column)).where(*where)) or 0)
+    if retired is not None and (row := session.get(RetiredVersionRow, retired)) is not None:
+        current = max(current, row.version)
+    return current + 1
+
+
+def retire_version(session: Session, key: tuple[int, str, str], version: int) -> None:
+    """Record that ``version`` of ``key`` (project id, kind, name) was deleted, so that
+    :func:`next_version` never gives its number out again."""
+    row = session.get(RetiredVersionRow, key)
+    if row is None:
+        project_id, kind, name = key
+        session.add(RetiredVersionRow(project_id=project_id, kind=kind, name=name, version=version))
+    elif row.version < version:
+        row.version = version
 
 
 def describe_versions(versions: Iterator[int] | list[int]) -> str:

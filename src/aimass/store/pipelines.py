@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from aimass.entities import PipelineVersion
 from aimass.errors import Conflict, NotFound
 from aimass.refs import LATEST, Ref, validate_name
-from aimass.store._common import project_row, retry_on_duplicate
+from aimass.store._common import project_row, retire_version, retry_on_duplicate
 from aimass.store.registry import validate_alias
 from aimass.store.tables import PipelineAliasRow, PipelineVersionRow, utcnow
 from aimass.store.versioned import _VersionedRepository
@@ -90,6 +90,7 @@ class PipelineRepository(_VersionedRepository[PipelineVersionRow, PipelineVersio
                     aliases=held,
                 )
             entity = row.to_entity()
+            retire_version(session, (row.project_id, self.kind, name), version)
             session.delete(row)
             return entity
 

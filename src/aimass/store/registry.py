@@ -16,6 +16,7 @@ from aimass.store._common import (
     describe_versions,
     next_version,
     project_row,
+    retire_version,
     retry_on_duplicate,
 )
 from aimass.store.tables import (
@@ -211,7 +212,10 @@ class RegistryRepository:
                 session.add(model)
                 session.flush()
             version = next_version(
-                session, ModelVersionRow.version, ModelVersionRow.model_id == model.id
+                session,
+                ModelVersionRow.version,
+                ModelVersionRow.model_id == model.id,
+                retired=(proj.id, "model", name),
             )
             row = ModelVersionRow(model=model, version=version, **fields)
             session.add(row)
@@ -263,6 +267,7 @@ class RegistryRepository:
                     aliases=held,
                 )
             entity = row.to_entity()
+            retire_version(session, (row.model.project_id, "model", name), version)
             session.delete(row)
             return entity
 

@@ -326,6 +326,20 @@ class PipelineAliasRow(Base):
     version_row: Mapped[PipelineVersionRow] = relationship(back_populates="aliases")
 
 
+class RetiredVersionRow(Base):
+    """The highest version number deleted from a dataset, base, model or pipeline: the
+    next version is numbered above it, so a number in a lineage never names two things."""
+
+    __tablename__ = "retired_versions"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(15), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
 

@@ -21,6 +21,7 @@ from aimass.store._common import (
     describe_versions,
     next_version,
     project_row,
+    retire_version,
     retry_on_duplicate,
 )
 from aimass.store.tables import BaseModelRow, DatasetVersionRow, PipelineVersionRow, ProjectRow
@@ -70,7 +71,11 @@ class _VersionedRepository(Generic[RowT, EntityT]):
             if existing is not None:
                 return self._entity(existing), False
             version = next_version(
-                session, row_type.version, row_type.project_id == proj.id, row_type.name == name
+                session,
+                row_type.version,
+                row_type.project_id == proj.id,
+                row_type.name == name,
+                retired=(proj.id, self.kind, name),
             )
             row = row_type(project=proj, name=name, version=version, **fields)
             session.add(row)
@@ -121,17 +126,22 @@ class _VersionedRepository(Generic[RowT, EntityT]):
         stays until ``aimass gc``)."""
         entity = self.get(project, name, version)  # NotFound naming the versions there are
         row_type = self.row_type
-        with self._session() as session:
-            proj = project_row(session, project)
-            row = session.scalar(
-                select(row_type).where(
-                    row_type.project_id == proj.id,
-                    row_type.name == name,
-                    row_type.version == version,
+
+        def delete() -> None:
+            with self._session() as session:
+                proj = project_row(session, project)
+                row = session.scalar(
+                    select(row_type).where(
+                        row_type.project_id == proj.id,
+                        row_type.name == name,
+                        row_type.version == version,
+                    )
                 )
-            )
-            if row is not None:  # deleted meanwhile by another caller: the same outcome
-                session.delete(row)
+                retire_version(session, (proj.id, self.kind, name), version)
+                if row is not None:  # deleted meanwhile by another caller: the same outcome
+                    session.delete(row)
+
+        retry_on_duplicate(delete)  # two first deletions of one name both record it
         return entity
 
     def list(self, project: str) -> list[EntityT]:

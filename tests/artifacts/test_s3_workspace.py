@@ -179,7 +179,8 @@ def test_garbage_collection_removes_the_buckets_copies_too(tmp_path, s3_bucket):
         second.close()
 
 
-def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket):
+def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket, monkeypatch):
+    import aimass.workspace.gc as gc
     from aimass.workspace.gc import STRAY_UPLOAD, collect_garbage
 
     ws = _machine(tmp_path / "home", tmp_path / "cache", s3_bucket)
@@ -192,11 +193,15 @@ def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket):
         lost, crashed = "a" * 32, "b" * 32
         objects.put_bytes(b"the loser of a race", f"{key}/{lost}")  # same key, no index
         objects.put_bytes(b"half a bundle", f"bundles/{'c' * 64}/{crashed}/model.safetensors")
+        # Written by someone else with access to the bucket: never followed, never removed.
+        objects.put_bytes(b"{}", "_index/bundles/../../escape.json")
 
-        report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=3600)
+        # Perhaps uploads in progress: a day must pass, whatever the grace period.
+        report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=0)
         assert report.removed == [] and sorted(report.too_young) == sorted(
             [f"{key}/{lost}", f"bundles/{'c' * 64}/{crashed}"]
         )
+        monkeypatch.setattr(gc, "IN_PROGRESS_FLOOR_SECONDS", 0.0)  # a day later
         report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=0)
         assert sorted((g.key, g.reason, g.bytes) for g in report.removed) == [
             (f"bundles/{'c' * 64}/{crashed}", STRAY_UPLOAD, 13),
@@ -204,6 +209,7 @@ def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket):
         ]
         names = s3_bucket.names()
         assert not any(lost in n or crashed in n for n in names)
+        assert any(n.endswith("_index/bundles/../../escape.json") for n in names)
         assert any(f"{key}/{live}" in n for n in names)
         fresh = _machine(tmp_path / "home", tmp_path / "cache-2", s3_bucket)
         try:

@@ -186,11 +186,14 @@ def test_runs_checkpoints_and_staging_are_judged_by_their_jobs(workspace):
     stranger = ws.artifacts.path("runs/0123456789abcdef0123456789abcdef")
     stranger.mkdir(parents=True)
     abandoned = ws.artifacts.root / ".staging" / ("f" * 32)
-    abandoned.mkdir(parents=True)
+    in_progress = ws.artifacts.root / ".staging" / ("e" * 32)  # perhaps a bundle being staged
     locks = ws.artifacts.root / ".staging" / "locks"  # shared by every process: kept
-    locks.mkdir()
-    for path in (stranger, abandoned, locks):
-        os.utime(path, (time.time() - 2 * HOUR,) * 2)
+    for path in (abandoned, in_progress, locks):
+        path.mkdir(parents=True)
+    os.utime(stranger, (time.time() - 2 * HOUR,) * 2)
+    os.utime(in_progress, (time.time() - 2 * HOUR,) * 2)
+    for path in (abandoned, locks):
+        os.utime(path, (time.time() - 25 * HOUR,) * 2)
 
     report = _gc(ws, older_than=HOUR)
 
@@ -204,7 +207,7 @@ def test_runs_checkpoints_and_staging_are_judged_by_their_jobs(workspace):
     assert checkpoint_dir(ws.artifacts, running.id).exists()
     assert ws.artifacts.path(f"runs/{finished.id}/tensorboard").exists()
     assert not stranger.exists() and not abandoned.exists()
-    assert locks.is_dir()
+    assert locks.is_dir() and in_progress.is_dir()  # staging waits a day, whatever the grace
 
 
 def test_a_superseded_attempt_leaves_the_checkpoint_to_the_attempt_that_replaced_it(workspace):

@@ -23,8 +23,9 @@ from sqlalchemy import func, select, update
 
 from aimass.entities import AuditEvent
 from aimass.errors import AlreadyExists
+from aimass.store._clock import aware, utcnow
 from aimass.store._common import SessionFactory
-from aimass.store.tables import AuditHeadRow, AuditRow, aware, utcnow
+from aimass.store.tables import AuditHeadRow, AuditRow
 
 __all__ = ["GENESIS", "AuditRecord", "AuditRepository", "AuditVerification"]
 

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from aimass.entities import Job, JobLogLine, JobStatus
 from aimass.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from aimass.store._clock import utcnow
 from aimass.store._common import SessionFactory, project_row
-from aimass.store.tables import JobLogRow, JobRow, ProjectRow, utcnow
+from aimass.store.tables import JobLogRow, JobRow, ProjectRow
 
 __all__ = ["JobRepository"]
 

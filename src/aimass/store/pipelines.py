@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from aimass.entities import PipelineVersion
 from aimass.errors import Conflict, NotFound
 from aimass.refs import LATEST, Ref, validate_name
+from aimass.store._clock import utcnow
 from aimass.store._common import project_row, retire_version, retry_on_duplicate
 from aimass.store.registry import validate_alias
-from aimass.store.tables import PipelineAliasRow, PipelineVersionRow, utcnow
+from aimass.store.tables import PipelineAliasRow, PipelineVersionRow
 from aimass.store.versioned import _VersionedRepository
 
 __all__ = ["PipelineRepository"]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from aimass.entities import Attachment, Lineage, ModelVersion, RegisteredModel
 from aimass.errors import Conflict, InvalidArgument, NotFound
 from aimass.refs import LATEST, Ref, validate_name
+from aimass.store._clock import aware, utcnow
 from aimass.store._common import (
     SessionFactory,
     describe_versions,
@@ -19,14 +20,7 @@ from aimass.store._common import (
     retire_version,
     retry_on_duplicate,
 )
-from aimass.store.tables import (
-    AttachmentRow,
-    ModelAliasRow,
-    ModelVersionRow,
-    RegisteredModelRow,
-    aware,
-    utcnow,
-)
+from aimass.store.tables import AttachmentRow, ModelAliasRow, ModelVersionRow, RegisteredModelRow
 
 __all__ = ["RegistryRepository"]
 

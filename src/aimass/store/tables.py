@@ -8,7 +8,7 @@ an empty database reproduces this metadata exactly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from aimass.entities import (
     PipelineVersion,
     Project,
 )
+from aimass.store._clock import _aware, aware, utcnow
 
 # Explicit constraint names, so migrations are identical on SQLite and PostgreSQL.
 NAMING = {
@@ -48,28 +49,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, in UTC."""
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite drops the zone (everything is stored in UTC); PostgreSQL returns the
-    # instant in the session's time zone, whose ISO form would change audit hashes.
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def aware(value: datetime) -> datetime:
-    """A stored timestamp as an aware UTC datetime."""
-    result = _aware(value)
-    assert result is not None
-    return result
 
 
 class Base(DeclarativeBase):
@@ -327,11 +306,9 @@ class PipelineAliasRow(Base):
 
 
 class RetiredVersionRow(Base):
-    """The highest version number deleted from a dataset, base, model or pipeline: the
-    next version is numbered above it, so a number in a lineage never names two things."""
+    """The highest version deleted from a name: the next is numbered above it."""
 
     __tablename__ = "retired_versions"
-
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
     )

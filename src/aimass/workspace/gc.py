@@ -14,7 +14,8 @@ collected (:func:`collect_garbage`):
   directory of a job the store does not know;
 * staging directories a killed process left behind, and with object storage the
   bucket's objects no committed index names (an upload that crashed, or lost a
-  race with another machine publishing the same key).
+  race with another machine publishing the same key), a day after their last
+  write at the earliest: a write in progress looks the same and nothing marks it.
 
 Only what was written more than ``older_than`` seconds ago is removed: a job
 publishes its bundle a moment before it registers the version that refers to
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from aimass.artifacts.storage import NESTED, PUBLISHED, RUNS, STAGING, ArtifactStore
+from aimass.errors import InvalidArgument
 from aimass.store import AuditRecord, Store
 from aimass.workspace.access import local_principal
 from aimass.workspace.audit import AuditTrail
@@ -43,6 +45,10 @@ __all__ = ["DEFAULT_GRACE_SECONDS", "Garbage", "GarbageReport", "collect_garbage
 log = logging.getLogger("aimass.gc")
 
 DEFAULT_GRACE_SECONDS = 3600.0
+# Staging directories and stray uploads may belong to a write in progress (a bundle
+# being staged, a large upload to the bucket), which nothing else marks: they are
+# removed only once this much older than the grace period the caller chose.
+IN_PROGRESS_FLOOR_SECONDS = 24 * 3600.0
 UNREFERENCED = "nothing refers to it"
 FINISHED_CHECKPOINT = "checkpoint of a finished job"
 UNKNOWN_RUN = "run of a job the store does not have"
@@ -133,11 +139,22 @@ def _published_keys(root: Path) -> list[str]:
     return found
 
 
+def _valid(artifacts: ArtifactStore, key: str) -> bool:
+    """Whether a key the bucket lists is one aimass could have written (a key that
+    would escape the artifact root is left alone, and said so)."""
+    try:
+        artifacts.path(key)
+    except InvalidArgument:
+        log.warning("the bucket indexes a key that is not a valid artifact key", extra={"key": key})
+        return False
+    return True
+
+
 def _candidates(store: Store, artifacts: ArtifactStore) -> tuple[list[_Candidate], int]:
     """What may be garbage, each with its reason; and how many keys are referenced."""
     referenced = {artifacts.key_of(uri) for uri in store.references.artifact_uris()}
     statuses = store.references.job_statuses()
-    remote_keys = artifacts.remote_keys()
+    remote_keys = [k for k in artifacts.remote_keys() if _valid(artifacts, k)]
     published = set(_published_keys(artifacts.root))
     published |= {k for k in remote_keys if not k.startswith(RUNS)}
     found = [_Candidate(key, UNREFERENCED) for key in sorted(published - referenced)]
@@ -232,9 +249,11 @@ def collect_garbage(
             else:
                 artifacts.delete(key)
         report.removed.append(Garbage(key, candidate.reason, size, where))
+    # A write in progress leaves no other mark: these wait a day whatever the caller chose.
+    settled = min(cutoff, time.time() - IN_PROGRESS_FLOOR_SECONDS)
     if artifacts.remote is not None:
-        _collect_stray_uploads(artifacts, report, cutoff)
-    for path in _abandoned_staging(artifacts, cutoff):
+        _collect_stray_uploads(artifacts, report, settled)
+    for path in _abandoned_staging(artifacts, settled):
         key = f"{STAGING}/{path.name}"
         report.removed.append(Garbage(key, ABANDONED_STAGING, _size(path), "local"))
         if not dry_run:

@@ -172,12 +172,36 @@ async def dataset(
         chosen=chosen,
         bars=bars,
         deid=chosen.provenance.get("deidentification"),
+        can_delete=me.can("data:write", project=project),
         rows=rows,
         total=total,
         split=split or "",
         offset=max(0, offset),
         per_page=ROWS_PER_PAGE,
     )
+
+
+@router.post(PREFIX + "/p/{project}/datasets/{name}/delete", name="console.delete_dataset_version")
+@guard
+async def delete_dataset_version(request: Request, project: str, name: str) -> Response:
+    """Delete the posted version of a dataset (the page asks for confirmation first); its
+    file goes at the next ``aimass gc``."""
+    me = principal(request)
+    me.require("data:write", project=project)
+    fields = await form(request)
+    require_csrf(request, fields)
+    ws = state(request).workspace
+    await run_in_threadpool(
+        ws.datasets.delete_version, name, version_field(fields), project=project
+    )
+    left = await run_in_threadpool(ws.datasets.versions, name, project=project)
+    return _after_delete(project, f"datasets/{name}" if left else "")
+
+
+def _after_delete(project: str, page_path: str) -> Response:
+    """Back to the page of what is left, or the project's page when nothing is."""
+    target = f"{PREFIX}/p/{project}" + (f"/{page_path}" if page_path else "")
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get(PREFIX + "/p/{project}/upload", name="console.upload_page")
@@ -253,6 +277,7 @@ async def model(request: Request, project: str, name: str) -> Response:
         protected=set(settings.protected_aliases),
         can_move=me.can("models:write", project=project, model=name)
         or me.can("train", project=project),
+        can_delete=me.can("models:write", project=project),
         **found,
     )
 
@@ -272,6 +297,23 @@ async def move_alias(request: Request, project: str, name: str) -> Response:
     await run_in_threadpool(ws.models.set_alias, name, alias, version, project=project)
     app.forget_versions(project, name)
     return RedirectResponse(f"{PREFIX}/p/{project}/models/{name}", status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/models/{name}/delete", name="console.delete_model_version")
+@guard
+async def delete_model_version(request: Request, project: str, name: str) -> Response:
+    """Delete the posted version, which no alias may hold (the page asks for confirmation
+    first); its bundle and reports go at the next ``aimass gc``."""
+    me = principal(request)
+    me.require("models:write", project=project)
+    fields = await form(request)
+    require_csrf(request, fields)
+    app = state(request)
+    ws = app.workspace
+    await run_in_threadpool(ws.models.delete_version, name, version_field(fields), project=project)
+    app.forget_versions(project, name)
+    left = await run_in_threadpool(ws.models.versions, name, project=project)
+    return _after_delete(project, f"models/{name}" if left else "")
 
 
 @router.post(PREFIX + "/p/{project}/models/{name}/verify", name="console.verify_model")

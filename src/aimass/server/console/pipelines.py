@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from aimass.errors import InvalidArgument
+from aimass.errors import InvalidArgument, NotFound
 from aimass.server.console._render import (
     form,
     guard,
@@ -73,6 +73,7 @@ async def _pipeline_page(
         chosen=chosen,
         entry=chosen.spec.get("entry") or chosen.spec["steps"][0]["name"],
         can_write=me.can("models:write", project=project),
+        aliases=sorted(a for v in versions for a in v.aliases),
         can_predict=all(me.can("predict", project=project, model=m) for m in chosen.models),
         spec_text=json.dumps(editable_spec(chosen.spec), indent=2, ensure_ascii=False),
         **extra,
@@ -157,6 +158,41 @@ async def move_alias(request: Request, project: str, name: str) -> Response:
         )
     )
     return RedirectResponse(f"{PREFIX}/p/{project}/pipelines/{name}", status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/pipelines/{name}/unalias", name="console.delete_pipeline_alias")
+@guard
+async def delete_alias(request: Request, project: str, name: str) -> Response:
+    """Remove an alias of the pipeline (the API's ``DELETE .../aliases/{alias}``)."""
+    from aimass.server.routes.pipelines import delete_alias as delete_route
+
+    me = principal(request)
+    fields = await form(request)
+    require_csrf(request, fields)
+    alias, app = fields.get("alias", "").strip(), state(request)
+    await run_in_threadpool(delete_route, name, alias, project, me, app.workspace, app)
+    return RedirectResponse(f"{PREFIX}/p/{project}/pipelines/{name}", status_code=303)
+
+
+@router.post(
+    PREFIX + "/p/{project}/pipelines/{name}/delete", name="console.delete_pipeline_version"
+)
+@guard
+async def delete_version(request: Request, project: str, name: str) -> Response:
+    """Delete a version no alias holds (the API's ``DELETE .../versions/{version}``)."""
+    from aimass.server.routes.pipelines import delete_version as delete_route
+
+    me = principal(request)
+    fields = await form(request)
+    require_csrf(request, fields)
+    version, app = version_field(fields), state(request)
+    await run_in_threadpool(delete_route, name, version, project, me, app.workspace, app)
+    target = f"{PREFIX}/p/{project}/pipelines/{name}"
+    try:
+        await run_in_threadpool(app.workspace.pipelines.versions, name, project=project)
+    except NotFound:  # that was the last version
+        target = f"{PREFIX}/p/{project}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post(PREFIX + "/p/{project}/pipelines/{name}/try", name="console.try_pipeline")

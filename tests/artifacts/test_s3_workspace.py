@@ -195,6 +195,7 @@ def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket, 
         objects.put_bytes(b"half a bundle", f"bundles/{'c' * 64}/{crashed}/model.safetensors")
         # Written by someone else with access to the bucket: never followed, never removed.
         objects.put_bytes(b"{}", "_index/bundles/../../escape.json")
+        objects.put_bytes(b"another team's", f"their-data/{'d' * 32}/file.csv")
 
         # Perhaps uploads in progress: a day must pass, whatever the grace period.
         report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=0)
@@ -210,6 +211,7 @@ def test_garbage_collection_removes_uploads_no_index_names(tmp_path, s3_bucket, 
         names = s3_bucket.names()
         assert not any(lost in n or crashed in n for n in names)
         assert any(n.endswith("_index/bundles/../../escape.json") for n in names)
+        assert any(n.endswith(f"their-data/{'d' * 32}/file.csv") for n in names)
         assert any(f"{key}/{live}" in n for n in names)
         fresh = _machine(tmp_path / "home", tmp_path / "cache-2", s3_bucket)
         try:

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,10 +241,12 @@ class RemoteArtifacts:
         if index is not None:
             self._remove_upload(index)
 
-    def stray_uploads(self) -> dict[str, list[str]]:
-        """Objects no committed index names, by upload (``K/<upload-id>``; an object in
-        no upload slot by its own name): an upload that crashed before its index, the
-        loser of two machines publishing one key at once, a delete stopped half-way."""
+    def stray_uploads(self, tops: Collection[str]) -> dict[str, list[str]]:
+        """Objects under the top-level directories ``tops`` (those aimass writes; nothing
+        else in the bucket is looked at) that no committed index names, by upload
+        (``K/<upload-id>``; an object in no upload slot by its own name): an upload that
+        crashed before its index, the loser of two machines publishing one key at once,
+        a delete stopped half-way."""
         names = self.objects.list("")
         live: dict[str, str] = {}
         for name in names:
@@ -257,9 +260,9 @@ class RemoteArtifacts:
                     live[key] = index.upload
         strays: dict[str, list[str]] = {}
         for name in names:
-            if name.startswith(INDEX_PREFIX):
-                continue
             segments = name.split("/")
+            if segments[0] not in tops:  # the index itself, or not aimass's
+                continue
             group = name
             for i in range(2, len(segments)):
                 prefix = "/".join(segments[:i])

@@ -156,7 +156,7 @@ def _candidates(store: Store, artifacts: ArtifactStore) -> tuple[list[_Candidate
     statuses = store.references.job_statuses()
     remote_keys = [k for k in artifacts.remote_keys() if _valid(artifacts, k)]
     published = set(_published_keys(artifacts.root))
-    published |= {k for k in remote_keys if not k.startswith(RUNS)}
+    published |= {k for k in remote_keys if k.split("/", 1)[0] in PUBLISHED}
     found = [_Candidate(key, UNREFERENCED) for key in sorted(published - referenced)]
     runs = artifacts.root / RUNS.rstrip("/")
     local_runs = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
@@ -203,7 +203,8 @@ def _collect_stray_uploads(artifacts: ArtifactStore, report: GarbageReport, cuto
     collected above, whose objects went with their indexes)."""
     remote = artifacts.remote
     assert remote is not None
-    for group, names in sorted(remote.stray_uploads().items()):
+    tops = (*PUBLISHED, RUNS.rstrip("/"))
+    for group, names in sorted(remote.stray_uploads(tops).items()):
         stats = [s for s in (remote.objects.stat(n) for n in names) if s is not None]
         if any(s.modified >= cutoff for s in stats):  # an upload in progress, perhaps
             report.too_young.append(group)

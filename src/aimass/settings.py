@@ -161,6 +161,9 @@ class Settings(BaseSettings):
         auth_failures_per_key: Failed authentications naming one key id (a guessed
             secret for a known id), counted across all addresses.
         requests_per_key: Requests one API key may make (``COUNT/PERIOD``), 429 past it.
+        shared_rate_limits: Count the rate limits above in the metadata database, shared
+            by the servers on it (each would allow the whole rate), at one database write
+            per counted request. Off: each process counts in memory.
         max_predicts_per_key: Predict calls one key may have in flight at once (they are
             short, and concurrent calls are what the micro-batcher batches).
         max_predicts: Predict calls in flight at once, all keys together.
@@ -290,6 +293,7 @@ class Settings(BaseSettings):
     auth_failures_per_address: str = "20/minute"
     auth_failures_per_key: str = "10/minute"
     requests_per_key: str = "1200/minute"
+    shared_rate_limits: bool = False
     max_predicts_per_key: int = Field(default=64, gt=0)
     max_predicts: int = Field(default=256, gt=0)
     max_streams_per_key: int = Field(default=4, gt=0)

@@ -74,7 +74,10 @@ class ServerState:
             settings.resolve_cache_seconds
         )
         self.throttle = Throttle(
-            settings, on_decision=self._limit_decision, limit=self.workspace.limits.value
+            settings,
+            on_decision=self._limit_decision,
+            limit=self.workspace.limits.value,
+            rates=self.workspace.limits.shared_rates(),
         )
         self.deadlines = JobDeadlines(
             self.workspace.store, settings, on_stop=self._job_past_deadline

@@ -3,8 +3,12 @@
 Rates (failed authentications per client address and per key id, requests per
 key) are moving windows of the ``limits`` library, kept in this process's
 memory: a restart forgets them, and several server processes each count their
-own. Concurrency (predict calls and generate streams in flight, per key and in
-total, each kind with its own limits) is a counter held for the length of a call.
+own. With ``AIMASS_SHARED_RATE_LIMITS`` they are sliding-window counters in the
+metadata database instead (:class:`DatabaseRateStorage`), shared by every server on
+it: a client that spreads its attempts over the servers behind a load balancer
+gets the limit once, not once per server. Concurrency (predict calls and generate
+streams in flight, per key and in total, each kind with its own limits) is a
+counter held for the length of a call.
 
 A refusal is a :class:`~aimass.errors.RateLimited` (429 with ``Retry-After``).
 The audit log gets one ``limit.throttled`` entry when a subject (an address,
@@ -20,16 +24,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import MemoryStorage, Storage
+from limits.storage.base import SlidingWindowCounterSupport, TimestampedSlidingWindow
+from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 
 from aimass.errors import RateLimited
 from aimass.settings import Settings
 
-__all__ = ["Decision", "Throttle", "client_address"]
+if TYPE_CHECKING:
+    from aimass.store.rates import RateRepository
+
+__all__ = ["DatabaseRateStorage", "Decision", "Throttle", "client_address"]
 
 # Subjects remembered as "being refused" at most; past it the oldest are forgotten
 # (a forgotten subject refused again is audited again, which is harmless).
@@ -59,6 +67,79 @@ class Decision:
     value: str
 
 
+class DatabaseRateStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow):
+    """A ``limits`` storage over :class:`~aimass.store.rates.RateRepository`: the sliding
+    window counter strategy (a window's count, plus the previous window's weighted by
+    how much of it still overlaps) on counters every server on the database shares."""
+
+    def __init__(self, rates: RateRepository) -> None:
+        super().__init__()
+        self._rates = rates
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        """Errors of the database underneath (the store raises aimass errors)."""
+        return (Exception,)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add to a window's count."""
+        return self._rates.incr(key, expiry, amount)
+
+    def get(self, key: str) -> int:
+        """A window's count."""
+        return self._rates.get(key)
+
+    def get_expiry(self, key: str) -> float:
+        """When a window's count expires."""
+        return self._rates.get_expiry(key)
+
+    def check(self) -> bool:
+        """The database answers (the server's readiness checks it already)."""
+        return True
+
+    def reset(self) -> int | None:
+        """Forget every count."""
+        return self._rates.reset()
+
+    def clear(self, key: str) -> None:
+        """Forget one window's count."""
+        self._rates.clear(key)
+
+    def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        """Count ``amount`` hits unless the weighted count would pass ``limit``; a
+        concurrent hit that got there first is taken back (as ``limits`` does in memory)."""
+        if amount > limit:
+            return False
+        previous, previous_ttl, current, _ = self.get_sliding_window(key, expiry)
+        if math.floor(previous * previous_ttl / expiry + current) + amount > limit:
+            return False
+        now = time.time()
+        current = self._rates.incr(
+            self.sliding_window_keys(key, expiry, now)[1], 2 * expiry, amount
+        )
+        if math.floor(previous * previous_ttl / expiry + current) > limit:
+            self._rates.decr(self.sliding_window_keys(key, expiry, now)[1], amount)
+            return False
+        return True
+
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        """The previous window's count and remaining weight in seconds, the current
+        window's count and time to live."""
+        now = time.time()
+        previous_key, current_key = self.sliding_window_keys(key, expiry, now)
+        previous, current = self._rates.get(previous_key), self._rates.get(current_key)
+        previous_ttl = 0.0 if previous == 0 else (1 - (((now - expiry) / expiry) % 1)) * expiry
+        current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
+        return previous, previous_ttl, current, current_ttl
+
+    def clear_sliding_window(self, key: str, expiry: int) -> None:
+        """Forget both windows of ``key``."""
+        for window in self.sliding_window_keys(key, expiry, time.time()):
+            self._rates.clear(window)
+
+
 class Throttle:
     """The limits of one server (see the module docstring).
 
@@ -70,6 +151,8 @@ class Throttle:
         limit: ``limit(name, subject)``, the value of a per-key or per-project limit
             (default ``settings.limit``; the server passes the store-backed
             :meth:`aimass.workspace.limits.Limits.value`).
+        rates: Where rates are counted when they are shared (``shared_rate_limits``);
+            ``None``: in this process's memory.
     """
 
     def __init__(
@@ -79,8 +162,13 @@ class Throttle:
         on_decision: Callable[[Decision], None],
         clock: Callable[[], float] = time.monotonic,
         limit: Callable[[str, str], Any] | None = None,
+        rates: RateRepository | None = None,
     ) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter: RateLimiter = (
+            SlidingWindowCounterRateLimiter(DatabaseRateStorage(rates))
+            if rates is not None
+            else MovingWindowRateLimiter(MemoryStorage())
+        )
         self._settings = settings
         self._limit = limit or settings.limit
         self._parsed: dict[str, RateLimitItem] = {}

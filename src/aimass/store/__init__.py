@@ -21,6 +21,7 @@ from aimass.store.keys import ApiKeyRepository
 from aimass.store.locks import database_lock
 from aimass.store.pipelines import PipelineRepository
 from aimass.store.projects import DEFAULT_PROJECT, ProjectRepository
+from aimass.store.rates import RateRepository
 from aimass.store.references import ReferenceRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
@@ -59,6 +60,7 @@ class Store:
         self.audit = AuditRepository(session)
         self.usage = UsageRepository(session)
         self.references = ReferenceRepository(session)
+        self.rates = RateRepository(session, self.engine.dialect.name)
         self.projects.ensure(DEFAULT_PROJECT)
 
     def lock(self, name: str) -> AbstractContextManager[None]:

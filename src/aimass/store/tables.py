@@ -317,6 +317,16 @@ class RetiredVersionRow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+class RateCounterRow(Base):
+    """One window of a rate limit shared by every server on the database (``key``: the
+    limit, its subject and the window's number)."""
+
+    __tablename__ = "rate_counters"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
 

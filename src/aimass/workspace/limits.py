@@ -22,6 +22,7 @@ from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.serving.policy import parse_policy
 from aimass.settings import LIMIT_NAMES, Settings, check_limit
 from aimass.store import Store
+from aimass.store.rates import RateRepository
 from aimass.store.usage import Spend
 from aimass.workspace.ttl import TTLCache
 
@@ -138,6 +139,11 @@ class Limits:
         self._store = store
         self._settings = settings
         self._stored: TTLCache[str, dict[str, int | str]] = TTLCache(cache_seconds)
+
+    def shared_rates(self) -> RateRepository | None:
+        """Where the servers on this database count rates together
+        (``AIMASS_SHARED_RATE_LIMITS``); ``None``: each process counts its own."""
+        return self._store.rates if self._settings.shared_rate_limits else None
 
     def value(self, name: str, subject: str) -> Any:
         """Limit ``name`` for ``subject`` (``key:ID``, ``project:NAME``): stored, else

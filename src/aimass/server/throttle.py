@@ -129,7 +129,8 @@ class DatabaseRateStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidi
         window's count and time to live."""
         now = time.time()
         previous_key, current_key = self.sliding_window_keys(key, expiry, now)
-        previous, current = self._rates.get(previous_key), self._rates.get(current_key)
+        counts = self._rates.get_many([previous_key, current_key])
+        previous, current = counts[previous_key], counts[current_key]
         previous_ttl = 0.0 if previous == 0 else (1 - (((now - expiry) / expiry) % 1)) * expiry
         current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
         return previous, previous_ttl, current, current_ttl

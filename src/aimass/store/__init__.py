@@ -60,7 +60,7 @@ class Store:
         self.audit = AuditRepository(session)
         self.usage = UsageRepository(session)
         self.references = ReferenceRepository(session)
-        self.rates = RateRepository(session, self.engine.dialect.name)
+        self.rates = RateRepository(self.engine)
         self.projects.ensure(DEFAULT_PROJECT)
 
     def lock(self, name: str) -> AbstractContextManager[None]:

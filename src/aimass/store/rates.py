@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Engine, case, delete, select, update
 
-from aimass.store._common import SessionFactory
 from aimass.store.tables import RateCounterRow
 
 __all__ = ["RateRepository"]
@@ -27,16 +26,18 @@ class RateRepository:
     """Shared rate-limit counters (see the module docstring).
 
     Args:
-        session: The store's session factory.
-        dialect: The database's dialect name (``postgresql`` or ``sqlite``).
+        engine: The store's engine. Every call is one statement on a pooled connection
+            in autocommit: a request is checked against three limits, and a transaction
+            around each statement would cost two more round trips.
     """
 
-    def __init__(self, session: SessionFactory, dialect: str) -> None:
-        self._session = session
+    def __init__(self, engine: Engine) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
 
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         # Both dialects spell the upsert alike; the statement is each one's own.
-        self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        is_postgresql = engine.dialect.name == "postgresql"
+        self._insert: Any = postgresql.insert if is_postgresql else sqlite.insert
         self._increments = 0
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
@@ -53,8 +54,8 @@ class RateRepository:
                 "expires_at": case((expired, stmt.excluded.expires_at), else_=row.expires_at),
             },
         ).returning(row.count)
-        with self._session() as session:
-            count = int(session.execute(stmt).scalar_one())
+        with self._engine.connect() as connection:
+            count = int(connection.execute(stmt).scalar_one())
         self._increments += 1
         if self._increments % PRUNE_EVERY == 0:
             self.prune()
@@ -63,8 +64,8 @@ class RateRepository:
     def decr(self, key: str, amount: int = 1) -> None:
         """Take ``amount`` back from ``key``'s count (never below zero)."""
         row = RateCounterRow
-        with self._session() as session:
-            session.execute(
+        with self._engine.connect() as connection:
+            connection.execute(
                 update(row)
                 .where(row.key == key)
                 .values(count=case((row.count > amount, row.count - amount), else_=0))
@@ -72,35 +73,41 @@ class RateRepository:
 
     def get(self, key: str) -> int:
         """``key``'s count (0 when it has none or it expired)."""
+        return self.get_many([key])[key]
+
+    def get_many(self, keys: list[str]) -> dict[str, int]:
+        """The counts of ``keys`` in one query (0 for those without one)."""
         row = RateCounterRow
-        with self._session() as session:
-            found = session.scalar(
-                select(row.count).where(row.key == key, row.expires_at > time.time())
-            )
-        return int(found or 0)
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                select(row.key, row.count).where(row.key.in_(keys), row.expires_at > time.time())
+            ).all()
+        counts = dict.fromkeys(keys, 0)
+        counts.update({key: int(count) for key, count in found})
+        return counts
 
     def get_expiry(self, key: str) -> float:
         """When ``key`` expires (seconds since the epoch; now when it has no count)."""
         now = time.time()
         row = RateCounterRow
-        with self._session() as session:
-            found = session.scalar(select(row.expires_at).where(row.key == key))
+        with self._engine.connect() as connection:
+            found = connection.scalar(select(row.expires_at).where(row.key == key))
         return float(found) if found is not None and found > now else now
 
     def clear(self, key: str) -> None:
         """Forget ``key``."""
-        with self._session() as session:
-            session.execute(delete(RateCounterRow).where(RateCounterRow.key == key))
+        with self._engine.connect() as connection:
+            connection.execute(delete(RateCounterRow).where(RateCounterRow.key == key))
 
     def prune(self) -> int:
         """Delete the expired counters; how many went."""
-        with self._session() as session:
-            done = session.execute(
+        with self._engine.connect() as connection:
+            done = connection.execute(
                 delete(RateCounterRow).where(RateCounterRow.expires_at <= time.time())
             )
-            return int(done.rowcount)  # type: ignore[attr-defined]  # a CursorResult
+            return int(done.rowcount)
 
     def reset(self) -> int:
         """Forget every counter; how many went."""
-        with self._session() as session:
-            return int(session.execute(delete(RateCounterRow)).rowcount)  # type: ignore[attr-defined]
+        with self._engine.connect() as connection:
+            return int(connection.execute(delete(RateCounterRow)).rowcount)

@@ -42,3 +42,15 @@ def test_the_sliding_window_limiter_counts_in_the_database(store):
     assert one.hit(item, "key:b")  # another subject counts apart
     stats = two.get_window_stats(item, "key:a")
     assert stats.remaining == 0 and stats.reset_time > time.time()
+
+
+def test_a_key_too_long_for_the_column_is_counted_by_its_digest(store):
+    store.rates.reset()
+    long = "address:" + "f" * 400
+    assert [store.rates.incr(long, 60) for _ in range(2)] == [1, 2]
+    assert store.rates.get(long) == 2 and store.rates.get_many([long, "other"]) == {
+        long: 2,
+        "other": 0,
+    }
+    store.rates.clear(long)
+    assert store.rates.get(long) == 0

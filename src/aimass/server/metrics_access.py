@@ -121,9 +121,10 @@ class MetricsGuard:
         if authorization is None:
             if not guarded:
                 return
-            throttle.refuse_credentialless(address)
+            await throttle.run(throttle.refuse_credentialless, address)
             raise Unauthenticated(_NEEDS_CREDENTIALS)
-        throttle.check_auth(address, None)  # a throttled client's token is not compared
+        # A throttled client's token is not compared.
+        await throttle.run(throttle.check_auth, address, None)
         if self.token_matches(authorization):
             scope["state"]["metrics_token"] = True
             return

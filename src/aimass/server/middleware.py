@@ -211,7 +211,7 @@ class RequestPipeline:
         scope["state"]["principal"] = principal
         scope["state"]["session"] = session
         await self.state.workspace.limits.prefetch(f"key:{session.key_id}")
-        self.state.throttle.request(session.key_id)
+        await self.state.throttle.run(self.state.throttle.request, session.key_id)
         return self.max_body
 
     async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> int:
@@ -239,7 +239,8 @@ class RequestPipeline:
             if not public and _has_body(headers):
                 # Counted like a wrong key: an address sending keyless bodies in a loop
                 # is 429 past the limit, and is audited once per decision, not per body.
-                self.state.throttle.refuse_credentialless(client_address(scope))
+                throttle = self.state.throttle
+                await throttle.run(throttle.refuse_credentialless, client_address(scope))
                 raise Unauthenticated(
                     "this endpoint needs an API key: send 'Authorization: Bearer aimass_...' "
                     "(the request body is not read without one)"
@@ -266,12 +267,12 @@ class RequestPipeline:
         # A throttled address is refused before its key id costs a lookup; then the key's
         # stored limits, which the throttle reads on this loop (so do the route's predict
         # and stream slots), are cached from a worker thread.
-        throttle.check_auth(address, None)
+        await throttle.run(throttle.check_auth, address, None)
         if key_id is not None:
             await self.state.workspace.limits.prefetch(f"key:{key_id}")
-            throttle.check_key(key_id)
+            await throttle.run(throttle.check_key, key_id)
         if key_id is None:
-            throttle.auth_failed(address, None)
+            await throttle.run(throttle.auth_failed, address, None)
             raise Unauthenticated(
                 "the Authorization header is not 'Bearer aimass_<id>_<secret>'; send the API "
                 "key exactly as 'aimass keys create' printed it"
@@ -282,11 +283,11 @@ class RequestPipeline:
             if principal is None:
                 principal = await run_in_threadpool(keys.authenticate, key)
         except Unauthenticated:
-            throttle.auth_failed(address, key_id)
+            await throttle.run(throttle.auth_failed, address, key_id)
             raise
         state["principal"] = principal
         if principal.key_id is not None:
-            throttle.request(principal.key_id)
+            await throttle.run(throttle.request, principal.key_id)
 
     async def _read_body(self, receive: Receive, headers: dict[str, str], limit: int) -> bytes:
         """The body, read as it streams in and refused once it passes ``limit`` (413).

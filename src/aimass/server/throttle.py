@@ -30,6 +30,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage
 from limits.storage.base import SlidingWindowCounterSupport, TimestampedSlidingWindow
 from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import RateLimited
 from aimass.settings import Settings
@@ -165,6 +166,7 @@ class Throttle:
         limit: Callable[[str, str], Any] | None = None,
         rates: RateRepository | None = None,
     ) -> None:
+        self._shared = rates is not None
         self._limiter: RateLimiter = (
             SlidingWindowCounterRateLimiter(DatabaseRateStorage(rates))
             if rates is not None
@@ -183,6 +185,15 @@ class Throttle:
         self._refusing: dict[tuple[str, str], float] = {}
         self._on_decision = on_decision
         self._clock = clock
+
+    async def run(self, check: Callable[..., None], *args: Any) -> None:
+        """Call one of the checks below from the event loop: in a worker thread when the
+        rates are counted in the database (a round trip must not hold up the loop), at
+        once when they are in memory."""
+        if self._shared:
+            await run_in_threadpool(check, *args)
+        else:
+            check(*args)
 
     # -- authentication ------------------------------------------------------------------
 

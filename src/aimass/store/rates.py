@@ -9,6 +9,7 @@ the increment. Expired rows are deleted now and then by the incrementing servers
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -20,6 +21,15 @@ __all__ = ["RateRepository"]
 
 # One increment in this many also deletes the expired rows.
 PRUNE_EVERY = 1000
+_KEY_CHARS = 255  # the column's width
+
+
+def _bounded(key: str) -> str:
+    """``key``, or its digest when it would not fit the column (a subject is a client
+    address or a key id, short; this keeps an odd one from failing the request)."""
+    if len(key) <= _KEY_CHARS:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class RateRepository:
@@ -45,7 +55,7 @@ class RateRepository:
         ``expiry`` seconds) and return the new count."""
         now = time.time()
         row = RateCounterRow
-        stmt = self._insert(row).values(key=key, count=amount, expires_at=now + expiry)
+        stmt = self._insert(row).values(key=_bounded(key), count=amount, expires_at=now + expiry)
         expired = row.expires_at <= now
         stmt = stmt.on_conflict_do_update(
             index_elements=[row.key],
@@ -67,7 +77,7 @@ class RateRepository:
         with self._engine.connect() as connection:
             connection.execute(
                 update(row)
-                .where(row.key == key)
+                .where(row.key == _bounded(key))
                 .values(count=case((row.count > amount, row.count - amount), else_=0))
             )
 
@@ -78,12 +88,15 @@ class RateRepository:
     def get_many(self, keys: list[str]) -> dict[str, int]:
         """The counts of ``keys`` in one query (0 for those without one)."""
         row = RateCounterRow
+        stored = {_bounded(key): key for key in keys}
         with self._engine.connect() as connection:
             found = connection.execute(
-                select(row.key, row.count).where(row.key.in_(keys), row.expires_at > time.time())
+                select(row.key, row.count).where(
+                    row.key.in_(list(stored)), row.expires_at > time.time()
+                )
             ).all()
         counts = dict.fromkeys(keys, 0)
-        counts.update({key: int(count) for key, count in found})
+        counts.update({stored[key]: int(count) for key, count in found})
         return counts
 
     def get_expiry(self, key: str) -> float:
@@ -91,13 +104,13 @@ class RateRepository:
         now = time.time()
         row = RateCounterRow
         with self._engine.connect() as connection:
-            found = connection.scalar(select(row.expires_at).where(row.key == key))
+            found = connection.scalar(select(row.expires_at).where(row.key == _bounded(key)))
         return float(found) if found is not None and found > now else now
 
     def clear(self, key: str) -> None:
         """Forget ``key``."""
         with self._engine.connect() as connection:
-            connection.execute(delete(RateCounterRow).where(RateCounterRow.key == key))
+            connection.execute(delete(RateCounterRow).where(RateCounterRow.key == _bounded(key)))
 
     def prune(self) -> int:
         """Delete the expired counters; how many went."""

@@ -52,10 +52,10 @@ async def sign_in(request: Request) -> Response:
     key = fields.get("key", "").strip()
     address, key_id = client_address(request.scope), parse_key(key)
     try:
-        app.throttle.check_auth(address, key_id)
+        await app.throttle.run(app.throttle.check_auth, address, key_id)
         principal_ = await run_in_threadpool(app.workspace.keys.authenticate, key)
     except Unauthenticated as exc:
-        app.throttle.auth_failed(address, key_id)
+        await app.throttle.run(app.throttle.auth_failed, address, key_id)
         request.scope["state"]["error_code"] = str(exc.code)
         return page(request, "sign_in.html", status=401, error=str(exc), next=fields.get("next"))
     assert principal_.key_id is not None

@@ -246,3 +246,24 @@ def test_the_cli_collects_prints_json_and_refuses_a_bad_duration(settings, monke
     assert "removed 0 artifacts" in kept.output
     bad = runner.invoke(app, ["gc", "--older-than", "soon"])
     assert bad.exit_code != 0 and "not a duration" in bad.output and "30m" in bad.output
+
+
+def test_a_dataset_or_base_a_queued_job_reads_is_not_deleted(trained):
+    ws = trained
+    ws.datasets.import_file(
+        write_jsonl(ws.settings.home / "more.jsonl", sentiment_rows(80)), name="s"
+    )
+    job = ws.jobs.submit_training(
+        TrainSpec(dataset="s", base="tiny", model="m", config=TINY_FINETUNE)
+    )
+    # The job names 's' (the latest): deleting s@2 would change what it reads; s@1 not.
+    with pytest.raises(
+        Conflict, match=rf"dataset s@2 is read by job\(s\) {job.id} \(train, queued\)"
+    ):
+        ws.datasets.delete_version("s", 2)
+    with pytest.raises(Conflict, match="base tiny@1 is read by job"):
+        ws.bases.delete_version("tiny", 1)
+    assert ws.datasets.delete_version("s", 1).version == 1
+    ws.jobs.cancel(job.id)
+    assert ws.datasets.delete_version("s", 2).version == 2
+    assert ws.bases.delete_version("tiny", 1).version == 1

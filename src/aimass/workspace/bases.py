@@ -167,6 +167,8 @@ class BaseService(Service):
         Its bundle stays in the artifact store until ``aimass gc``.
         """
         base = self.store.bases.get(project, name, version)
+        latest = self.store.bases.get(project, name).version == version
+        self.refuse_while_jobs_read(project, field="base", what="base", ref=base.ref, latest=latest)
         users = self.store.registry.trained_from(project, field="base", ref=base.ref)
         if users:
             shown = ", ".join(users[:10]) + (

@@ -208,8 +208,13 @@ class DatasetService(Service):
     ) -> DatasetVersion:
         """Delete a version; returns it. Its file stays in the artifact store until
         ``aimass gc``; model versions trained on it keep its name and digest in their
-        lineage (their cards say it was deleted), and a job that has yet to read it fails
-        saying it is not found."""
+        lineage (their cards say it was deleted). Refused (Conflict naming them) while a
+        queued or running job reads it."""
+        versions = self.versions(name, project=project)
+        latest = bool(versions) and versions[-1].version == version
+        self.refuse_while_jobs_read(
+            project, field="dataset", what="dataset", ref=f"{name}@{version}", latest=latest
+        )
         return self.store.datasets.delete_version(project, name, version)
 
     def rows(

@@ -128,8 +128,9 @@ def dataset_version(
 def delete_dataset_version(
     name: str, version: int, project: DataWriteProject, ws: WorkspaceDep
 ) -> DatasetVersionOut:
-    """Delete a dataset version; its file goes with ``aimass gc``. Models trained on it
-    keep its name and digest in their lineage."""
+    """Delete a dataset version (409 while a queued or running job reads it); its file
+    goes with ``aimass gc``. Models trained on it keep its name and digest in their
+    lineage."""
     return DatasetVersionOut.from_entity(ws.datasets.delete_version(name, version, project=project))
 
 

@@ -54,3 +54,15 @@ def test_a_key_too_long_for_the_column_is_counted_by_its_digest(store):
     }
     store.rates.clear(long)
     assert store.rates.get(long) == 0
+
+
+def test_a_database_that_does_not_answer_is_unavailable_not_internal():
+    import pytest
+
+    from aimass.errors import Unavailable
+    from aimass.store.rates import RateRepository
+    from aimass.store.session import make_engine
+
+    gone = RateRepository(make_engine("postgresql+psycopg://u:p@127.0.0.1:9/none"))
+    with pytest.raises(Unavailable, match="could not count a rate limit"):
+        gone.incr("k", 60)

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, select, update
+from sqlalchemy import Connection, Engine, case, delete, select, update
+from sqlalchemy.exc import OperationalError
 
+from aimass.errors import Unavailable
 from aimass.store.tables import RateCounterRow
 
 __all__ = ["RateRepository"]
@@ -50,6 +54,19 @@ class RateRepository:
         self._insert: Any = postgresql.insert if is_postgresql else sqlite.insert
         self._increments = 0
 
+    @contextmanager
+    def _connected(self) -> Iterator[Connection]:
+        """A pooled autocommit connection; a database that does not answer is
+        Unavailable (503), as for every other store call."""
+        try:
+            with self._engine.connect() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise Unavailable(
+                f"the metadata database could not count a rate limit: {exc.orig}; check "
+                "AIMASS_STORE_URI and that the database is reachable"
+            ) from exc
+
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` to ``key``'s count (started again when expired, to expire in
         ``expiry`` seconds) and return the new count."""
@@ -64,7 +81,7 @@ class RateRepository:
                 "expires_at": case((expired, stmt.excluded.expires_at), else_=row.expires_at),
             },
         ).returning(row.count)
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             count = int(connection.execute(stmt).scalar_one())
         self._increments += 1
         if self._increments % PRUNE_EVERY == 0:
@@ -74,7 +91,7 @@ class RateRepository:
     def decr(self, key: str, amount: int = 1) -> None:
         """Take ``amount`` back from ``key``'s count (never below zero)."""
         row = RateCounterRow
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             connection.execute(
                 update(row)
                 .where(row.key == _bounded(key))
@@ -89,7 +106,7 @@ class RateRepository:
         """The counts of ``keys`` in one query (0 for those without one)."""
         row = RateCounterRow
         stored = {_bounded(key): key for key in keys}
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             found = connection.execute(
                 select(row.key, row.count).where(
                     row.key.in_(list(stored)), row.expires_at > time.time()
@@ -103,18 +120,18 @@ class RateRepository:
         """When ``key`` expires (seconds since the epoch; now when it has no count)."""
         now = time.time()
         row = RateCounterRow
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             found = connection.scalar(select(row.expires_at).where(row.key == _bounded(key)))
         return float(found) if found is not None and found > now else now
 
     def clear(self, key: str) -> None:
         """Forget ``key``."""
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             connection.execute(delete(RateCounterRow).where(RateCounterRow.key == _bounded(key)))
 
     def prune(self) -> int:
         """Delete the expired counters; how many went."""
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             done = connection.execute(
                 delete(RateCounterRow).where(RateCounterRow.expires_at <= time.time())
             )
@@ -122,5 +139,5 @@ class RateRepository:
 
     def reset(self) -> int:
         """Forget every counter; how many went."""
-        with self._engine.connect() as connection:
+        with self._connected() as connection:
             return int(connection.execute(delete(RateCounterRow)).rowcount)

@@ -107,7 +107,7 @@ def test_full_flow(home):
     assert "tiny@1 is the base of sentiment@1" in held.stderr
     run("models", "unalias", "sentiment", "production")
     run("models", "unalias", "sentiment", "staging")
-    run("models", "delete-version", "sentiment", "1", "--yes")
+    assert run_json("models", "delete-version", "sentiment", "1", "--yes")["version"] == 1
 
     # Erasure: the data, the model and the base go from the registry, then from disk.
     assert run_json("datasets", "delete-version", "reviews", "1", "--yes")["version"] == 1

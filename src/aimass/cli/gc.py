@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from aimass.cli._common import JsonOpt, command, console, emit_json, local_workspace
+from aimass.cli._common import (
+    JsonOpt,
+    command,
+    console,
+    emit_json,
+    err_console,
+    local_workspace,
+)
 from aimass.errors import InvalidArgument
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -61,7 +68,10 @@ def gc(
 
     grace = parse_duration(older_than)
     ws = local_workspace("gc")
-    report = collect_garbage(ws.store, ws.artifacts, ws.audit, older_than=grace, dry_run=dry_run)
+    with err_console.status("looking for artifacts nothing refers to ..."):
+        report = collect_garbage(
+            ws.store, ws.artifacts, ws.audit, older_than=grace, dry_run=dry_run
+        )
     if json_out:
         emit_json(report.to_dict())
         return

@@ -341,6 +341,7 @@ def delete_version(
     version: Annotated[int, typer.Argument(help="Version number.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
 ) -> None:
     """Delete a version that no alias points at.
 
@@ -350,4 +351,7 @@ def delete_version(
     if not yes:
         typer.confirm(f"delete {name}@{version}?", abort=True)
     deleted = backend().models.delete_version(name, version, project=project)
+    if json_out:
+        emit_json(deleted)
+        return
     console.print(f"deleted {deleted.ref}")

@@ -29,7 +29,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from aimass.artifacts.bundle import (
@@ -405,16 +405,6 @@ class ArtifactStore:
                 os.rename(target, stage / "old")
             _install(stage / "new", target)
         return True
-
-    def written_at(self, key: str) -> float | None:
-        """When ``key`` was last written or published again, here or in the remote
-        (seconds since the epoch; the later of the two); ``None`` where neither has it."""
-        times = []
-        with suppress(FileNotFoundError):
-            times.append(self.path(key).lstat().st_mtime)
-        if self.remote is not None and (committed := self.remote.committed_at(key)) is not None:
-            times.append(committed)
-        return max(times) if times else None
 
     def check_remote(self) -> None:
         """Raise unless the remote answers now (nothing to check without one): readiness."""

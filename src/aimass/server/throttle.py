@@ -116,12 +116,10 @@ class DatabaseRateStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidi
         previous, previous_ttl, current, _ = self.get_sliding_window(key, expiry)
         if math.floor(previous * previous_ttl / expiry + current) + amount > limit:
             return False
-        now = time.time()
-        current = self._rates.incr(
-            self.sliding_window_keys(key, expiry, now)[1], 2 * expiry, amount
-        )
+        window = self.sliding_window_keys(key, expiry, time.time())[1]
+        current = self._rates.incr(window, 2 * expiry, amount)
         if math.floor(previous * previous_ttl / expiry + current) > limit:
-            self._rates.decr(self.sliding_window_keys(key, expiry, now)[1], amount)
+            self._rates.decr(window, amount)
             return False
         return True
 

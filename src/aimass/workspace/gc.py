@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,10 +181,19 @@ def _candidates(store: Store, artifacts: ArtifactStore) -> tuple[list[_Candidate
     return found, len(referenced)
 
 
-def _where(artifacts: ArtifactStore, candidate: _Candidate) -> str:
-    here = not candidate.remote_only and artifacts.path(candidate.key).exists()
-    there = artifacts.in_remote(candidate.key)
-    return "local+remote" if here and there else ("remote" if there else "local")
+def _where_and_when(artifacts: ArtifactStore, candidate: _Candidate) -> tuple[str, float | None]:
+    """Where a candidate lies (``local``, ``remote``, ``local+remote``) and when it was
+    last written (the later of its local copy and its index in the bucket; ``None``
+    where neither has it), from one look at each."""
+    local = None
+    with suppress(FileNotFoundError):
+        local = artifacts.path(candidate.key).lstat().st_mtime
+    committed = artifacts.remote.committed_at(candidate.key) if artifacts.remote else None
+    here = local is not None and not candidate.remote_only
+    there = committed is not None
+    where = "local+remote" if here and there else ("remote" if there else "local")
+    times = [t for t in (local, committed) if t is not None]
+    return where, max(times) if times else None
 
 
 def _abandoned_staging(artifacts: ArtifactStore, cutoff: float) -> list[Path]:
@@ -236,12 +246,11 @@ def collect_garbage(
     candidates, report.referenced = _candidates(store, artifacts)
     for candidate in candidates:
         key = candidate.key
+        where, written = _where_and_when(artifacts, candidate)
         # A finished job's checkpoint is judged by the job's status, not by its age.
-        written = artifacts.written_at(key)
         if candidate.reason != FINISHED_CHECKPOINT and written is not None and written >= cutoff:
             report.too_young.append(key)
             continue
-        where = _where(artifacts, candidate)
         size = _size(artifacts.path(key)) if "local" in where else _remote_size(artifacts, key)
         if not dry_run:
             if candidate.remote_only:

@@ -87,6 +87,13 @@ async def form(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
+def after_delete(project: str, page_path: str) -> Response:
+    """Back to the page of what is left after a deletion (``datasets/NAME``), or to the
+    project's page when nothing is (``page_path`` empty)."""
+    target = f"{PREFIX}/p/{project}" + (f"/{page_path}" if page_path else "")
+    return RedirectResponse(target, status_code=303)
+
+
 def version_field(fields: dict[str, str], key: str = "version") -> int:
     """The posted version number (InvalidArgument naming the value otherwise)."""
     value = fields.get(key, "")

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from aimass.errors import AimassError, NotFound, Unauthenticated
 from aimass.server.console._render import (
     HEADERS,
+    after_delete,
     form,
     guard,
     page,
@@ -195,13 +196,7 @@ async def delete_dataset_version(request: Request, project: str, name: str) -> R
         ws.datasets.delete_version, name, version_field(fields), project=project
     )
     left = await run_in_threadpool(ws.datasets.versions, name, project=project)
-    return _after_delete(project, f"datasets/{name}" if left else "")
-
-
-def _after_delete(project: str, page_path: str) -> Response:
-    """Back to the page of what is left, or the project's page when nothing is."""
-    target = f"{PREFIX}/p/{project}" + (f"/{page_path}" if page_path else "")
-    return RedirectResponse(target, status_code=303)
+    return after_delete(project, f"datasets/{name}" if left else "")
 
 
 @router.get(PREFIX + "/p/{project}/upload", name="console.upload_page")
@@ -313,7 +308,7 @@ async def delete_model_version(request: Request, project: str, name: str) -> Res
     await run_in_threadpool(ws.models.delete_version, name, version_field(fields), project=project)
     app.forget_versions(project, name)
     left = await run_in_threadpool(ws.models.versions, name, project=project)
-    return _after_delete(project, f"models/{name}" if left else "")
+    return after_delete(project, f"models/{name}" if left else "")
 
 
 @router.post(PREFIX + "/p/{project}/models/{name}/verify", name="console.verify_model")

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import InvalidArgument, NotFound
 from aimass.server.console._render import (
+    after_delete,
     form,
     guard,
     page,
@@ -187,12 +188,11 @@ async def delete_version(request: Request, project: str, name: str) -> Response:
     require_csrf(request, fields)
     version, app = version_field(fields), state(request)
     await run_in_threadpool(delete_route, name, version, project, me, app.workspace, app)
-    target = f"{PREFIX}/p/{project}/pipelines/{name}"
     try:
         await run_in_threadpool(app.workspace.pipelines.versions, name, project=project)
     except NotFound:  # that was the last version
-        target = f"{PREFIX}/p/{project}"
-    return RedirectResponse(target, status_code=303)
+        return after_delete(project, "")
+    return after_delete(project, f"pipelines/{name}")
 
 
 @router.post(PREFIX + "/p/{project}/pipelines/{name}/try", name="console.try_pipeline")

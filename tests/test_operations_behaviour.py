@@ -72,6 +72,10 @@ def test_imports_say_whether_they_stored_something_new(ops, tmp_path):
     assert [v.version for v in ops.datasets.versions("reviews")] == [1]
     assert ops.datasets.get("reviews@1").num_rows == 60
     assert [b.name for b in ops.bases.list()] == ["tiny"]
+    assert [b.ref for b in ops.bases.versions("tiny")] == ["tiny@1"]
+    assert ops.bases.get("tiny@1").digest == ops.bases.get("tiny").digest
+    with pytest.raises(NotFound, match="nothing"):
+        ops.bases.versions("nothing")
     assert "minilm" in {b.name for b in ops.bases.packaged()}
 
 

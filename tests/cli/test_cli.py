@@ -40,6 +40,12 @@ def test_full_flow(home):
     shown = run_json("datasets", "show", "reviews@1")
     assert shown["stats"]["label_counts"]["train"] == {"neg": 80, "pos": 80}
     assert run_json("bases", "list")["registered"][0]["name"] == "tiny"
+    versions = run_json("bases", "versions", "tiny")
+    assert [b["version"] for b in versions] == [1]
+    assert versions[0]["provenance"]["source"] == "directory"
+    assert "directory" in run("bases", "versions", "tiny").stdout
+    assert run_json("bases", "show", "tiny@1")["provenance"]["source"] == "directory"
+    assert "license" in run("bases", "show", "tiny").stdout
 
     trained = run_json(
         "train",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,6 +45,75 @@ def list_(project: ProjectOpt = "default", json_out: JsonOpt = False) -> None:
             for p in packaged
         ],
     )
+
+
+@app.command("versions")
+@command
+def versions(
+    name: Annotated[str, typer.Argument(help="Base name.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Every version of a base, with where its weights came from and their license."""
+    found = backend().bases.versions(name, project=project)
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        f"versions of base {name}",
+        ["version", "architecture", "family", "parameters", "source", "license", "created"],
+        [
+            [
+                b.version,
+                b.architecture,
+                b.family,
+                f"{b.num_parameters:,}",
+                _source(b.provenance),
+                _license(b.provenance),
+                b.created_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for b in found
+        ],
+    )
+
+
+@app.command("show")
+@command
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME (latest) or NAME@VERSION.")],
+    project: ProjectOpt = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """A base version: architecture, size, digest, and its provenance (source, license)."""
+    base = backend().bases.get(ref, project=project)
+    if json_out:
+        emit_json(base)
+        return
+    console.print(
+        f"[bold]{base.ref}[/]: {base.architecture} {base.family}, "
+        f"{base.num_parameters:,} parameters, digest {base.digest[:12]}, "
+        f"created {base.created_at:%Y-%m-%d %H:%M}"
+    )
+    console.print(f"license: {_license(base.provenance)}")
+    console.print_json(data=base.provenance)
+
+
+def _source(provenance: dict[str, Any]) -> str:
+    """Where a base's weights came from, in a few words."""
+    source = str(provenance.get("source", "-"))
+    detail = (
+        provenance.get("package")
+        or provenance.get("model")
+        or provenance.get("base")
+        or provenance.get("path")
+    )
+    return f"{source} {detail}" if detail else source
+
+
+def _license(provenance: dict[str, Any]) -> str:
+    """A base's license, flagged when its weights forbid commercial use."""
+    text = str(provenance.get("license") or "-")
+    return text if provenance.get("commercial_use", True) else f"NON-COMMERCIAL: {text}"
 
 
 def import_base(source: str, *, name: str | None, project: str) -> BaseModelOut:

@@ -99,6 +99,12 @@ class AsyncBases(_AsyncResource):
         """As ``Client.bases.get``."""
         return await self._get(BaseModelOut, "/bases/{n}", project, n=name)
 
+    async def versions(
+        self, name: str, *, project: str | None = None
+    ) -> builtins.list[BaseModelOut]:
+        """As ``Client.bases.versions``."""
+        return await self._get(list[BaseModelOut], "/bases/{n}/versions", project, n=name)
+
     async def delete_version(
         self, name: str, version: int, *, project: str | None = None
     ) -> BaseModelOut:

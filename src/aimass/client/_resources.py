@@ -138,8 +138,12 @@ class _Bases(_Resource):
         return self._get(list[BaseModelOut], "/bases", project)
 
     def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
-        """Latest version of a base."""
+        """``NAME`` (latest) or ``NAME@VERSION`` of a base."""
         return self._get(BaseModelOut, "/bases/{n}", project, n=name)
+
+    def versions(self, name: str, *, project: str | None = None) -> builtins.list[BaseModelOut]:
+        """Every version, oldest first."""
+        return self._get(list[BaseModelOut], "/bases/{n}/versions", project, n=name)
 
     def delete_version(
         self, name: str, version: int, *, project: str | None = None

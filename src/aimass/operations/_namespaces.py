@@ -99,7 +99,11 @@ class Bases(Protocol):
         ...
 
     def get(self, name: str, *, project: str | None = None) -> BaseModelOut:
-        """The latest version of a base."""
+        """``NAME`` (latest) or ``NAME@VERSION`` of a base."""
+        ...
+
+    def versions(self, name: str, *, project: str | None = None) -> builtins.list[BaseModelOut]:
+        """Every version of ``name``, oldest first."""
         ...
 
     def packaged(self) -> builtins.list[PackagedBaseOut]:

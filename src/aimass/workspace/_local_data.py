@@ -138,6 +138,11 @@ class LocalBases(_Local):
         """As ``Client.bases.get``."""
         return s.BaseModelOut.from_entity(self._ws.bases.get(name, project=self._p(project)))
 
+    def versions(self, name: str, *, project: str | None = None) -> builtins.list[s.BaseModelOut]:
+        """As ``Client.bases.versions``."""
+        found = self._ws.bases.versions(name, project=self._p(project))
+        return [s.BaseModelOut.from_entity(b) for b in found]
+
     def delete_version(
         self, name: str, version: int, *, project: str | None = None
     ) -> s.BaseModelOut:

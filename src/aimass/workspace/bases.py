@@ -3,6 +3,7 @@ randomly initialised bases to pre-train."""
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Any
 
 from aimass.entities import (
@@ -156,6 +157,17 @@ class BaseService(Service):
     def list(self, *, project: str = DEFAULT_PROJECT) -> list[BaseModel]:
         """The latest version of every base."""
         return self.store.bases.list(project)
+
+    def versions(self, name: str, *, project: str = DEFAULT_PROJECT) -> builtins.list[BaseModel]:
+        """Every version of base ``name``, oldest first (NotFound when it has none)."""
+        found = self.store.bases.versions(project, name)
+        if not found:
+            self.store.bases.get(project, name)  # raises NotFound naming it
+        return found
+
+    def trained_from(self, ref: str, *, project: str = DEFAULT_PROJECT) -> builtins.list[str]:
+        """The model versions (``name@version``) whose lineage names base ``ref``."""
+        return self.store.registry.trained_from(project, field="base", ref=ref)
 
     def delete_version(
         self, name: str, version: int, *, project: str = DEFAULT_PROJECT

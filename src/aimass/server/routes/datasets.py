@@ -232,8 +232,14 @@ def create_scratch(body: BaseScratch, project: BasesWriteProject, ws: WorkspaceD
 
 @router.get("/bases/{name}", name="bases.get", tags=["bases"])
 def get_base(name: str, project: ReadProject, ws: WorkspaceDep) -> BaseModelOut:
-    """The latest version of a base model."""
+    """A base model version: ``NAME`` (latest) or ``NAME@VERSION``."""
     return BaseModelOut.from_entity(ws.bases.get(name, project=project))
+
+
+@router.get("/bases/{name}/versions", name="bases.versions", tags=["bases"])
+def base_versions(name: str, project: ReadProject, ws: WorkspaceDep) -> list[BaseModelOut]:
+    """Every version of a base model, oldest first."""
+    return [BaseModelOut.from_entity(b) for b in ws.bases.versions(name, project=project)]
 
 
 @router.delete("/bases/{name}/versions/{version}", name="bases.delete_version", tags=["bases"])

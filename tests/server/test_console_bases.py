@@ -1,0 +1,110 @@
+"""The console's bases pages: the project's bases and the packaged ones, a base's versions
+with the models trained from each, importing a directory, and deleting a version no model
+was trained from; each behind ``models:write`` and the CSRF token, and audited."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from aimass.server import create_app
+from aimass.workspace import Workspace
+from tests.server.conftest import make_key, serve_settings, trained_home  # noqa: F401
+from tests.server.test_console import admin_key, bearer, csrf_of, sign_in  # noqa: F401
+
+P = "/console/p/default"
+API = "/v1/projects/default"
+
+
+@pytest.fixture
+def console(trained_home, tiny_bert_dir):  # noqa: F811
+    """The console of a server that may import from the tiny base's parent directory."""
+    settings = serve_settings(trained_home, import_dirs=[tiny_bert_dir.parent])
+    with TestClient(create_app(settings, job_workers=0), base_url="http://localhost") as client:
+        yield client
+
+
+def test_a_reader_sees_bases_and_their_users_but_no_forms(console, admin_key):  # noqa: F811
+    reader = make_key(console, bearer(admin_key), ["read"], name="reader")
+    sign_in(console, reader["Authorization"].split()[1])
+    listing = console.get(f"{P}/bases")
+    assert listing.status_code == 200
+    assert f'href="{P}/bases/tiny"' in listing.text
+    assert "m3e-small" in listing.text and "non-commercial" in listing.text  # packaged, flagged
+    assert 'action="/console/p/default/bases"' not in listing.text  # no import forms
+    page = console.get(f"{P}/bases/tiny")
+    assert page.status_code == 200
+    assert f'href="{P}/models/sentiment">sentiment@1</a>' in page.text
+    assert "Delete a version" not in page.text
+    token = csrf_of(console, f"{P}/bases")
+    refused = console.post(f"{P}/bases/tiny/delete", data={"csrf": token, "version": "1"})
+    assert refused.status_code == 403
+    refused = console.post(f"{P}/bases", data={"csrf": token, "source": "minilm"})
+    assert refused.status_code == 403
+    assert console.get(f"{P}/bases/nothing").status_code == 404
+
+
+def test_import_and_delete_from_the_pages(console, admin_key, tiny_bert_dir, trained_home):  # noqa: F811
+    sign_in(console, admin_key)
+    token = csrf_of(console, f"{P}/bases")
+
+    # Import a directory inside the import dirs; one outside them, an unknown packaged
+    # name and a bad name are refused with the reason.
+    made = console.post(
+        f"{P}/bases",
+        data={"csrf": token, "path": str(tiny_bert_dir), "name": "tiny-copy"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    assert made.headers["location"] == f"{P}/bases/tiny-copy?version=1"
+    outside = console.post(f"{P}/bases", data={"csrf": token, "path": str(trained_home)})
+    assert outside.status_code == 403 and "outside the directories" in outside.text
+    unknown = console.post(f"{P}/bases", data={"csrf": token, "source": "nope"})
+    assert unknown.status_code == 400 and "m3e-small" in unknown.text
+    bad_name = console.post(
+        f"{P}/bases", data={"csrf": token, "path": str(tiny_bert_dir), "name": "../x"}
+    )
+    assert bad_name.status_code == 400
+    no_token = console.post(f"{P}/bases", data={"source": "minilm"})
+    assert no_token.status_code == 403
+
+    # A base models were trained from is not offered, and refused naming them.
+    page = console.get(f"{P}/bases/tiny")
+    assert "Delete a version" not in page.text
+    held = console.post(f"{P}/bases/tiny/delete", data={"csrf": token, "version": "1"})
+    assert held.status_code == 409 and "sentiment@1" in held.text
+
+    # The copy is free: deleting its only version goes back to the bases page.
+    page = console.get(f"{P}/bases/tiny-copy")
+    assert "Delete a version" in page.text and "data-confirm=" in page.text
+    gone = console.post(
+        f"{P}/bases/tiny-copy/delete",
+        data={"csrf": token, "version": "1"},
+        follow_redirects=False,
+    )
+    assert gone.status_code == 303 and gone.headers["location"] == f"{P}/bases"
+    assert console.get(f"{API}/bases/tiny-copy", headers=bearer(admin_key)).status_code == 404
+    actions = {
+        e["action"]
+        for e in console.get("/v1/audit", headers=bearer(admin_key), params={"limit": 50}).json()
+    }
+    assert {"console.import_base", "console.delete_base_version"} <= actions
+
+    # The model page links its base to the base's page.
+    assert f'href="{P}/bases/tiny?version=1"' in console.get(f"{P}/models/sentiment").text
+
+
+def test_versions_are_listed_on_every_surface(console, admin_key, trained_home):  # noqa: F811
+    ws = Workspace(serve_settings(trained_home))
+    try:
+        ws.bases.shrink("tiny", name="tiny-small", layers=1)
+        local = [b.version for b in ws.bases.versions("tiny-small")]
+    finally:
+        ws.close()
+    answer = console.get(f"{API}/bases/tiny-small/versions", headers=bearer(admin_key))
+    assert answer.status_code == 200 and [b["version"] for b in answer.json()] == local == [1]
+    assert answer.json()[0]["provenance"]["source"] == "shrink"
+    one = console.get(f"{API}/bases/tiny-small@1", headers=bearer(admin_key))
+    assert one.status_code == 200 and one.json()["version"] == 1
+    missing = console.get(f"{API}/bases/nothing/versions", headers=bearer(admin_key))
+    assert missing.status_code == 404 and "nothing" in missing.text

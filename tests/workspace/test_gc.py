@@ -248,6 +248,43 @@ def test_the_cli_collects_prints_json_and_refuses_a_bad_duration(settings, monke
     assert bad.exit_code != 0 and "not a duration" in bad.output and "30m" in bad.output
 
 
+def test_through_the_server_an_all_projects_admin_collects(settings):
+    from fastapi.testclient import TestClient
+
+    from aimass import Client
+    from aimass.server import create_app
+    from tests.server.conftest import make_key, serve_settings
+    from tests.server.test_trust_api import through
+
+    ws = Workspace(settings)
+    try:
+        _publish(ws, "graphs/old", b"old graph")
+        _age(ws, "graphs/old", 2 * HOUR)
+        _publish(ws, "graphs/new", b"new graph")
+        _age(ws, "graphs/new", 120)
+    finally:
+        ws.close()
+    app = create_app(serve_settings(settings.home), job_workers=0)
+    with TestClient(app, base_url="http://localhost") as http:
+        admin = {"Authorization": f"Bearer {(settings.home / 'admin.key').read_text().strip()}"}
+        project_admin = make_key(http, admin, ["admin"], name="project-admin")
+        refused = http.post("/v1/artifacts:gc", headers=project_admin, json={})
+        assert refused.status_code == 403
+        too_short = http.post("/v1/artifacts:gc", headers=admin, json={"older_than_seconds": 5})
+        assert too_short.status_code == 400 and "at least 60" in too_short.text
+        key = admin["Authorization"].split()[1]
+        client = Client("http://localhost", key, transport=through(http))
+        dry = client.collect_garbage(older_than=HOUR, dry_run=True)
+        assert [g.key for g in dry.removed] == ["graphs/old"] and dry.too_young == ["graphs/new"]
+        done = client.collect_garbage(older_than=60)
+        assert sorted(g.key for g in done.removed) == ["graphs/new", "graphs/old"]
+        events = http.get("/v1/audit", headers=admin, params={"action": "artifacts.gc"}).json()
+        assert [sorted(e["details"]["keys"]) for e in events if e["details"].get("keys")] == [
+            ["graphs/new", "graphs/old"]
+        ]
+    assert not (settings.home / "artifacts").joinpath("graphs", "old").exists()
+
+
 def test_a_dataset_or_base_a_queued_job_reads_is_not_deleted(trained):
     ws = trained
     ws.datasets.import_file(

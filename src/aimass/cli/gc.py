@@ -1,4 +1,5 @@
-"""``aimass gc``: remove the artifacts nothing refers to any more (local home)."""
+"""``aimass gc``: remove the artifacts nothing refers to any more (here, or on the server
+at ``--url`` with an all-projects admin key)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aimass.cli._common import (
-    JsonOpt,
-    command,
-    console,
-    emit_json,
-    err_console,
-    local_workspace,
-)
+from aimass.cli._common import JsonOpt, backend, command, console, emit_json, err_console
 from aimass.errors import InvalidArgument
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -62,18 +56,14 @@ def gc(
 
     Bundles, reports and graphs of deleted versions, datasets no version names,
     finished jobs' checkpoints, stray uploads and abandoned staging; each run that
-    removes something is recorded in the audit log.
+    removes something is recorded in the audit log. With --url, on the server's home
+    (an all-projects admin key; --older-than at least 60s).
     """
-    from aimass.workspace.gc import collect_garbage
-
     grace = parse_duration(older_than)
-    ws = local_workspace("gc")
     with err_console.status("looking for artifacts nothing refers to ..."):
-        report = collect_garbage(
-            ws.store, ws.artifacts, ws.audit, older_than=grace, dry_run=dry_run
-        )
+        report = backend().collect_garbage(older_than=grace, dry_run=dry_run)
     if json_out:
-        emit_json(report.to_dict())
+        emit_json(report)
         return
     verb = "would remove" if dry_run else "removed"
     for item in report.removed:

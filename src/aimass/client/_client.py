@@ -49,6 +49,7 @@ from aimass.client._transport import (
 from aimass.client._wire import DEFAULT_TIMEOUT, generate_body, predict_body
 from aimass.schemas import (
     AboutOut,
+    GarbageReportOut,
     GenerateResponse,
     JobOut,
     PredictResponse,
@@ -147,6 +148,14 @@ class Client:
         """The server: its aimass version and the policies a client adapts to
         (``commercial_use_only``: it trains and serves only commercially usable weights)."""
         return AboutOut.model_validate(self.request("GET", "/v1/about"))
+
+    def collect_garbage(
+        self, *, older_than: float = 3600.0, dry_run: bool = False
+    ) -> GarbageReportOut:
+        """Remove the artifacts nothing refers to on the server's home (``aimass gc``),
+        written more than ``older_than`` seconds ago (at least 60 through a server)."""
+        body = {"older_than_seconds": older_than, "dry_run": dry_run}
+        return GarbageReportOut.model_validate(self.request("POST", "/v1/artifacts:gc", json=body))
 
     def predict(
         self,
@@ -294,6 +303,15 @@ class AsyncClient:
     async def about(self) -> AboutOut:
         """As ``Client.about``."""
         return AboutOut.model_validate(await self.request("GET", "/v1/about"))
+
+    async def collect_garbage(
+        self, *, older_than: float = 3600.0, dry_run: bool = False
+    ) -> GarbageReportOut:
+        """As ``Client.collect_garbage``."""
+        body = {"older_than_seconds": older_than, "dry_run": dry_run}
+        return GarbageReportOut.model_validate(
+            await self.request("POST", "/v1/artifacts:gc", json=body)
+        )
 
     async def predict(
         self,

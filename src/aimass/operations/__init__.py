@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from aimass.schemas import AboutOut, JobOut, PredictResponse, WhoAmI
+    from aimass.schemas import AboutOut, GarbageReportOut, JobOut, PredictResponse, WhoAmI
 
 from aimass.operations._admin import Audit, Keys, Projects
 from aimass.operations._namespaces import Bases, Datasets, Jobs, Models, Pipelines
@@ -104,6 +104,13 @@ class Operations(Protocol):
 
     def about(self) -> AboutOut:
         """The deployment: its aimass version and the policies a client adapts to."""
+        ...
+
+    def collect_garbage(
+        self, *, older_than: float = 3600.0, dry_run: bool = False
+    ) -> GarbageReportOut:
+        """Remove the artifacts nothing refers to, written more than ``older_than``
+        seconds ago (``aimass gc``; all-projects admins)."""
         ...
 
     def predict(

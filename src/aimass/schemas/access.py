@@ -174,3 +174,34 @@ class AuditVerifyOut(_Out):
     rows: int
     head_seq: int
     problems: list[str]
+
+
+# -- collecting what nothing refers to ----------------------------------------------
+
+
+class GarbageCollect(_In):
+    """Collect the artifacts nothing refers to (``aimass gc``)."""
+
+    older_than_seconds: float = Field(default=3600.0, ge=0, le=10 * 365 * 86400)
+    dry_run: bool = False
+
+
+class GarbageOut(_Out):
+    """One artifact collected, or that would be on a dry run."""
+
+    key: str
+    reason: str
+    bytes: int
+    where: str
+
+
+class GarbageReportOut(_Out):
+    """What one collection found, removed and kept."""
+
+    dry_run: bool
+    older_than_seconds: float
+    removed: list[GarbageOut]
+    removed_count: int
+    bytes: int
+    too_young: list[str]
+    referenced: int

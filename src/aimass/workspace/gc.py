@@ -95,6 +95,15 @@ class GarbageReport:
             "referenced": self.referenced,
         }
 
+    def audit_details(self) -> dict[str, Any]:
+        """What the audit entry of a collection that removed something records."""
+        return {
+            "removed": len(self.removed),
+            "bytes": self.bytes,
+            "keys": [g.key for g in self.removed][:1000],
+            "older_than_seconds": self.older_than,
+        }
+
 
 def _size(path: Path) -> int:
     if path.is_symlink() or not path.exists():
@@ -227,7 +236,7 @@ def _collect_stray_uploads(artifacts: ArtifactStore, report: GarbageReport, cuto
 def collect_garbage(
     store: Store,
     artifacts: ArtifactStore,
-    audit: AuditTrail,
+    audit: AuditTrail | None,
     *,
     older_than: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
@@ -237,7 +246,8 @@ def collect_garbage(
     Args:
         store: The metadata store whose rows say what is referenced.
         artifacts: The artifact store (and its bucket, with object storage).
-        audit: Where a collection that removed something is recorded.
+        audit: Where a collection that removed something is recorded (``None``: the
+            caller records it, as the server's request does).
         older_than: Seconds an artifact must have gone unwritten before it is removed.
         dry_run: Report without removing anything.
     """
@@ -269,20 +279,16 @@ def collect_garbage(
         if not dry_run:
             shutil.rmtree(path, ignore_errors=True)
     if not dry_run and report.removed:
-        audit.record(
-            AuditRecord(
-                actor=local_principal().actor,
-                action="artifacts.gc",
-                resource="artifacts",
-                outcome="ok",
-                project=None,
-                details={
-                    "removed": len(report.removed),
-                    "bytes": report.bytes,
-                    "keys": [g.key for g in report.removed][:1000],
-                    "older_than_seconds": older_than,
-                },
+        if audit is not None:
+            audit.record(
+                AuditRecord(
+                    actor=local_principal().actor,
+                    action="artifacts.gc",
+                    resource="artifacts",
+                    outcome="ok",
+                    project=None,
+                    details=report.audit_details(),
+                )
             )
-        )
         log.info("garbage collected", extra={"removed": len(report.removed), "bytes": report.bytes})
     return report

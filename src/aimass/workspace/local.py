@@ -117,6 +117,19 @@ class LocalClient:
             version=__version__, commercial_use_only=self.workspace.settings.commercial_use_only
         )
 
+    def collect_garbage(
+        self, *, older_than: float = 3600.0, dry_run: bool = False
+    ) -> s.GarbageReportOut:
+        """As ``Client.collect_garbage``, on this home (any ``older_than``: nothing else
+        need be writing to it)."""
+        from aimass.workspace.gc import collect_garbage
+
+        ws = self.workspace
+        report = collect_garbage(
+            ws.store, ws.artifacts, ws.audit, older_than=older_than, dry_run=dry_run
+        )
+        return s.GarbageReportOut.model_validate(report.to_dict())
+
     def predict(
         self,
         ref: str,

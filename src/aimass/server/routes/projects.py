@@ -1,4 +1,4 @@
-"""Projects, API keys and the audit log."""
+"""Projects, API keys, the audit log, and collecting what nothing refers to."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 
 from aimass.entities import ApiKey
+from aimass.errors import InvalidArgument
 from aimass.schemas import (
     ApiKeyOut,
     AuditEventOut,
     AuditVerifyOut,
+    GarbageCollect,
+    GarbageReportOut,
     KeyCreate,
     KeyCreated,
     KeyUpdate,
@@ -179,3 +182,38 @@ def verify_audit(principal: PrincipalDep, ws: WorkspaceDep) -> AuditVerifyOut:
     return AuditVerifyOut(
         ok=result.ok, rows=result.rows, head_seq=result.head_seq, problems=result.problems
     )
+
+
+#: The shortest grace period a collection through a running server may use: a job
+#: publishes its bundle moments before it registers the version that refers to it.
+MIN_SERVER_GC_SECONDS = 60.0
+
+
+@router.post("/artifacts:gc", name="artifacts.gc")
+def collect_garbage(
+    body: GarbageCollect, request: Request, principal: PrincipalDep, ws: WorkspaceDep
+) -> GarbageReportOut:
+    """Remove the artifacts nothing refers to on this server's home (``aimass gc``):
+    deleted versions' bundles, reports and graphs, finished jobs' checkpoints, stray
+    uploads and abandoned staging; all-projects admin keys only.
+
+    Only what was last written more than ``older_than_seconds`` ago goes (at least 60
+    here); ``dry_run`` lists without removing. The request's audit entry names the keys.
+    """
+    from aimass.workspace.gc import collect_garbage as collect
+
+    principal.require_global_admin()
+    if body.older_than_seconds < MIN_SERVER_GC_SECONDS:
+        raise InvalidArgument(
+            f"older_than_seconds {body.older_than_seconds:g} is too short through a running "
+            f"server: use at least {MIN_SERVER_GC_SECONDS:g} (a job publishes its bundle "
+            "moments before it registers the version that refers to it), or run 'aimass gc' "
+            "where the home lives while nothing writes to it",
+            older_than_seconds=body.older_than_seconds,
+        )
+    report = collect(
+        ws.store, ws.artifacts, None, older_than=body.older_than_seconds, dry_run=body.dry_run
+    )
+    if report.removed and not body.dry_run:
+        _audit_details(request, **report.audit_details())
+    return GarbageReportOut.model_validate(report.to_dict())

@@ -236,3 +236,23 @@ def test_english_names_places_and_orgs_offline(no_network):
 def test_english_ner_does_not_run_on_chinese_text():
     engine = Deidentifier(["presidio-en"])
     assert engine.apply(["张伟在北京工作。"]) == ["张伟在北京工作。"]
+
+
+def test_token_lists_are_read_as_the_text_they_spell():
+    from aimass.data.deidentify.engine import join_tokens
+
+    assert join_tokens(["Call", "Ann", "."]) == ("Call Ann .", [(0, 4), (5, 8), (9, 10)])
+    text, offsets = join_tokens(list("张伟说"))
+    assert text == "张伟说" and offsets == [(0, 1), (1, 2), (2, 3)]
+    # Word-level Chinese next to English: no space on the Chinese side.
+    text, _ = join_tokens(["请", "发", "邮件", "ann@example.org", "to", "Bob"])
+    assert text == "请发邮件ann@example.org to Bob"
+
+
+def test_a_pseudonymized_tokens_name_gets_the_name_s_pseudonym_on_each_token():
+    engine = Deidentifier(["email"], mode="pseudonymize", key=b"k" * 32)
+    [text] = engine.apply(["write to ann@example.org"])
+    [tokens] = engine.apply_tokens([["write", "to", "ann@example.org", "now"]])
+    assert tokens[:2] == ["write", "to"] and tokens[3] == "now"
+    assert tokens[2] == text.split()[-1]  # the same pseudonym as in running text
+    assert engine.report.texts == 2 and engine.report.counts == {"EMAIL_ADDRESS": 2}

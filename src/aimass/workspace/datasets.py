@@ -23,10 +23,7 @@ from aimass.data.tables import publish_dataset
 from aimass.entities import (
     DatasetVersion,
 )
-from aimass.errors import (
-    InvalidArgument,
-    NotImplementedFeature,
-)
+from aimass.errors import InvalidArgument
 from aimass.refs import parse_ref, validate_name
 from aimass.store import DEFAULT_PROJECT
 from aimass.texts import check_unicode
@@ -40,13 +37,10 @@ __all__ = ["DatasetService"]
 
 
 def _text_fields(options: ImportOptions) -> tuple[str, ...]:
-    """The source fields holding free text that de-identification must clean."""
+    """The source fields holding free text that de-identification must clean (a
+    ``tokens`` dataset's token lists are cleaned token by token instead)."""
     if options.kind == "tokens":
-        # Masking inside a token list would change its length and break the tag alignment.
-        raise NotImplementedFeature(
-            "de-identifying a tokens/tags dataset is not built: masking tokens would break "
-            "the alignment with their tags; de-identify the text before tokenising it"
-        )
+        return ()
     kind = get_kind(options.kind)
     inputs = (options.text_field,) if options.text_field else kind.input_fields
     if options.kind != "pairs":
@@ -178,9 +172,17 @@ class DatasetService(Service):
         from aimass.workspace.privacy import build_deidentifier
 
         fields = (*_text_fields(options), *deidentify.fields)
+        token_fields: tuple[str, ...] = ()
+        if options.kind == "tokens":
+            # Token by token, so that each tag stays on its token.
+            token_fields = (options.text_field or get_kind("tokens").input_fields[0],)
         engine = build_deidentifier(self._ws, deidentify, project=project)
-        prepared = prepare_dataset(deidentify_records(records, engine, fields=fields), options)
-        provenance["deidentification"] = {"fields": list(fields), **engine.report.to_dict()}
+        cleaned = deidentify_records(records, engine, fields=fields, token_fields=token_fields)
+        prepared = prepare_dataset(cleaned, options)
+        provenance["deidentification"] = {
+            "fields": [*token_fields, *fields],
+            **engine.report.to_dict(),
+        }
         return prepared
 
     def _store(self, prepared: Any, **fields: Any) -> tuple[DatasetVersion, bool]:

@@ -43,6 +43,7 @@ __all__ = [
     "DeidReport",
     "Deidentifier",
     "deidentify_records",
+    "join_tokens",
     "key_fingerprint",
     "script_runs",
 ]
@@ -292,12 +293,52 @@ class Deidentifier:
             out.append(self._replace(text, spans, operator))
         return out
 
-    def _replace(self, text: str, spans: list[Span], operator: Operator) -> str:
+    def apply_tokens(self, rows: Sequence[Sequence[str]]) -> list[list[str]]:
+        """De-identified token lists, each as long as it was, so that a tag list stays
+        aligned with its tokens; updates :attr:`report`.
+
+        The tokens of a row are read as one text (:func:`join_tokens`); every token a
+        finding touches becomes the finding's replacement (``<PERSON>``, or its
+        pseudonym: a name's tokens all get the name's). ``redact`` is refused: removing
+        tokens would leave their entity's other tags without a start.
+        """
+        if self.mode == "redact":
+            raise InvalidArgument(
+                "de-identifying tokens with mode 'redact' is not possible: removing tokens "
+                "would break the BIO tags of the entities around them; use 'mask' or "
+                "'pseudonymize', which replace each token and keep its tag",
+                mode=self.mode,
+            )
+        operator = MODES[self.mode]
+        joined = [join_tokens(tokens) for tokens in rows]
+        out = []
+        for (text, offsets), spans in zip(joined, self.scan([t for t, _ in joined]), strict=True):
+            self._count(spans)
+            tokens = [text[start:end] for start, end in offsets]
+            for span in spans:
+                value = operator(span, text[span.start : span.end], self.key)
+                for i, (start, end) in enumerate(offsets):
+                    if start < span.end and end > span.start:
+                        tokens[i] = value
+            if spans and len(self.report.examples) < MAX_EXAMPLES:
+                self.report.examples.append(_excerpt(" ".join(tokens)))
+            out.append(tokens)
+        return out
+
+    def _count(self, spans: list[Span]) -> None:
+        """One text scanned, with ``spans`` found in it, in :attr:`report`."""
         report = self.report
         report.texts += 1
+        report.texts_changed += bool(spans)
+        for span in spans:
+            report.counts[span.entity] = report.counts.get(span.entity, 0) + 1
+            name = span.recognizer.split(":")[0]
+            report.by_recognizer[name] = report.by_recognizer.get(name, 0) + 1
+
+    def _replace(self, text: str, spans: list[Span], operator: Operator) -> str:
+        self._count(spans)
         if not spans:
             return text
-        report.texts_changed += 1
         parts, last = [], 0
         for span in spans:
             parts += [
@@ -305,15 +346,12 @@ class Deidentifier:
                 operator(span, text[span.start : span.end], self.key),
             ]
             last = span.end
-            report.counts[span.entity] = report.counts.get(span.entity, 0) + 1
-            name = span.recognizer.split(":")[0]
-            report.by_recognizer[name] = report.by_recognizer.get(name, 0) + 1
         parts.append(text[last:])
         result = "".join(parts)
         if self.mode == "redact":
             result = re.sub(r"[ \t]{2,}", " ", result)
-        if len(report.examples) < MAX_EXAMPLES:
-            report.examples.append(_excerpt(result))
+        if len(self.report.examples) < MAX_EXAMPLES:
+            self.report.examples.append(_excerpt(result))
         return result
 
     def entity_counts(self) -> Counter[str]:
@@ -321,18 +359,60 @@ class Deidentifier:
         return Counter(self.report.counts)
 
 
+def join_tokens(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The text the recognizers read for a token list, and each token's ``(start, end)``.
+
+    Chinese is written without spaces, so a token list of single characters (People's
+    Daily) is joined with nothing, and so are two tokens where either side is Chinese;
+    other neighbours get one space (``Call`` ``Ann`` → ``Call Ann``).
+    """
+    glue_all = all(len(t) == 1 for t in tokens)
+    parts: list[str] = []
+    offsets: list[tuple[int, int]] = []
+    pos = 0
+    for i, token in enumerate(tokens):
+        if i and not glue_all and not (_chinese(tokens[i - 1][-1]) or _chinese(token[0])):
+            parts.append(" ")
+            pos += 1
+        parts.append(token)
+        offsets.append((pos, pos + len(token)))
+        pos += len(token)
+    return "".join(parts), offsets
+
+
+def _chinese(ch: str) -> bool:
+    """A Han character or Chinese punctuation."""
+    return bool(_CJK.match(ch)) or bool(_CJK_PUNCT.fullmatch(ch))
+
+
 def _excerpt(text: str, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def deidentify_records(
-    records: Iterable[Record], engine: Deidentifier, *, fields: Sequence[str], chunk: int = 256
+    records: Iterable[Record],
+    engine: Deidentifier,
+    *,
+    fields: Sequence[str],
+    token_fields: Sequence[str] = (),
+    chunk: int = 256,
 ) -> Iterator[Record]:
-    """``records`` with the string values of ``fields`` de-identified (in chunks, for NER models).
+    """``records`` with the string values of ``fields`` de-identified, and the token lists
+    of ``token_fields`` token by token (:meth:`Deidentifier.apply_tokens`: as long as
+    before); in chunks, for NER models.
 
-    Non-string values pass through: validation downstream reports them with their line.
+    Values of another type pass through: validation downstream reports them with their
+    line. A token field given as one string (a CSV cell) is split on whitespace first, as
+    validation would.
     """
     buffer: list[Record] = []
+
+    def tokens_of(value: Any) -> list[str] | None:
+        if isinstance(value, str):
+            value = value.split()
+        if isinstance(value, list) and value and all(isinstance(t, str) and t for t in value):
+            return value
+        return None
 
     def flush() -> Iterator[Record]:
         slots = [
@@ -342,6 +422,16 @@ def deidentify_records(
         updated = [dict(r.fields) for r in buffer]
         for (i, f), value in zip(slots, cleaned, strict=True):
             updated[i][f] = value
+        lists = [
+            (i, f, found)
+            for i, r in enumerate(buffer)
+            for f in token_fields
+            if (found := tokens_of(r.fields.get(f))) is not None
+        ]
+        if lists:
+            replaced = engine.apply_tokens([found for _, _, found in lists])
+            for (i, f, _), tokens in zip(lists, replaced, strict=True):
+                updated[i][f] = tokens
         yield from (Record(r.line, u) for r, u in zip(buffer, updated, strict=True))
         buffer.clear()
 

@@ -90,6 +90,27 @@ def test_import_and_delete_from_the_pages(console, admin_key, tiny_bert_dir, tra
     }
     assert {"console.import_base", "console.delete_base_version"} <= actions
 
+    # Derived bases: the trained model as a base, and the base cut to one layer.
+    made = console.post(
+        f"{P}/bases/from-model",
+        data={"csrf": token, "model": "sentiment@1", "name": "tuned"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303 and made.headers["location"] == f"{P}/bases/tuned?version=1"
+    assert '"source": "model"' in console.get(f"{P}/bases/tuned").text
+    small = console.post(
+        f"{P}/bases/shrink",
+        data={"csrf": token, "base": "tiny@1", "name": "tiny-1l", "layers": "1", "pick": "spread"},
+        follow_redirects=False,
+    )
+    assert small.status_code == 303, small.text
+    shrunk = console.get(f"{API}/bases/tiny-1l", headers=bearer(admin_key)).json()
+    assert shrunk["provenance"]["source"] == "shrink" and shrunk["provenance"]["layers"] == [0]
+    bad = console.post(
+        f"{P}/bases/shrink", data={"csrf": token, "base": "tiny@1", "name": "x", "layers": "0"}
+    )
+    assert bad.status_code == 400 and "layers" in bad.text
+
     # The model page links its base to the base's page.
     assert f'href="{P}/bases/tiny?version=1"' in console.get(f"{P}/models/sentiment").text
 

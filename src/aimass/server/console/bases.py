@@ -1,7 +1,8 @@
 """Console pages for bases: the project's bases and the packaged ones to import, a base's
-versions with the models trained from each, importing and deleting.
+versions with the models trained from each, importing, deriving (from a trained model,
+or shrunk) and deleting.
 
-Importing and deleting call the REST API's own route functions with the same checks
+Each action calls the REST API's own route functions with the same checks
 (``models:write``; a packaged name or a directory inside ``AIMASS_IMPORT_DIRS``, never
 a URL; a version models were trained from is refused, naming them).
 """
@@ -72,18 +73,69 @@ async def import_base(request: Request, project: str) -> Response:
     principal(request).require("models:write", project=project)
     fields = await form(request)
     require_csrf(request, fields)
-    try:
-        body = BaseImport(
-            source=fields.get("source", "").strip() or None,
-            path=fields.get("path", "").strip() or None,
-            name=fields.get("name", "").strip() or None,
-        )
-    except ValidationError as exc:
-        raise InvalidArgument(f"the import form is not valid: {exc}") from None
+    body = _body(
+        BaseImport,
+        source=fields.get("source", "").strip() or None,
+        path=fields.get("path", "").strip() or None,
+        name=fields.get("name", "").strip() or None,
+    )
     ws = state(request).workspace
     made = await run_in_threadpool(lambda: import_route(body=body, project=project, ws=ws))
-    target = f"{PREFIX}/p/{project}/bases/{made.name}?version={made.version}"
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(_page_of(project, made.name, made.version), status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/bases/from-model", name="console.base_from_model")
+@guard
+async def base_from_model(request: Request, project: str) -> Response:
+    """Register a trained model version as a base, its head dropped (the API's
+    ``POST .../bases:from-model``: a masked-LM pre-trained encoder to fine-tune)."""
+    from aimass.schemas import BaseFromModel
+    from aimass.server.routes.datasets import base_from_model as from_model_route
+
+    principal(request).require("models:write", project=project)
+    fields = await form(request)
+    require_csrf(request, fields)
+    body = _body(BaseFromModel, model=fields.get("model", ""), name=fields.get("name", ""))
+    ws = state(request).workspace
+    made = await run_in_threadpool(lambda: from_model_route(body=body, project=project, ws=ws))
+    return RedirectResponse(_page_of(project, made.name, made.version), status_code=303)
+
+
+@router.post(PREFIX + "/p/{project}/bases/shrink", name="console.shrink_base")
+@guard
+async def shrink_base(request: Request, project: str) -> Response:
+    """A base cut to fewer layers, as a distilled student's start (the API's
+    ``POST .../bases:shrink``)."""
+    from aimass.schemas import BaseShrink
+    from aimass.server.routes.datasets import shrink_base as shrink_route
+
+    principal(request).require("models:write", project=project)
+    fields = await form(request)
+    require_csrf(request, fields)
+    body = _body(
+        BaseShrink,
+        base=fields.get("base", ""),
+        name=fields.get("name", ""),
+        layers=fields.get("layers", ""),
+        pick=fields.get("pick", "first"),
+        intermediate_size=fields.get("intermediate_size") or 0,
+    )
+    ws = state(request).workspace
+    made = await run_in_threadpool(lambda: shrink_route(body=body, project=project, ws=ws))
+    return RedirectResponse(_page_of(project, made.name, made.version), status_code=303)
+
+
+def _body(schema: type[Any], **fields: Any) -> Any:
+    """The API's request body from a form's fields (InvalidArgument naming what is wrong)."""
+    try:
+        return schema(**{k: v.strip() if isinstance(v, str) else v for k, v in fields.items()})
+    except ValidationError as exc:
+        raise InvalidArgument(f"the form is not valid: {exc}") from None
+
+
+def _page_of(project: str, name: str, version: int) -> str:
+    """A base version's place on its page."""
+    return f"{PREFIX}/p/{project}/bases/{name}?version={version}"
 
 
 @router.get(PREFIX + "/p/{project}/bases/{name}", name="console.base")

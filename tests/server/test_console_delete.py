@@ -116,3 +116,43 @@ def test_versions_are_deleted_from_their_pages(console, admin_key, trained_home,
         "console.delete_pipeline_alias",
         "console.delete_pipeline_version",
     } <= actions(console, admin_key)
+
+
+def test_an_all_projects_admin_collects_garbage_from_the_storage_page(
+    console,  # noqa: F811
+    admin_key,  # noqa: F811
+    trained_home,  # noqa: F811
+):
+    import os
+    import time
+
+    ws = Workspace(serve_settings(trained_home))
+    try:
+        with ws.artifacts.staging() as stage:
+            (stage / "f").write_bytes(b"an orphan graph")
+            ws.artifacts.publish(stage / "f", "graphs/orphan")
+        then = time.time() - 7200
+        os.utime(ws.artifacts.path("graphs/orphan"), (then, then))
+    finally:
+        ws.close()
+    project_admin = make_key(console, bearer(admin_key), ["admin"], name="project-admin")
+    sign_in(console, project_admin["Authorization"].split()[1])
+    assert console.get("/console/storage").status_code == 403
+    sign_in(console, admin_key)
+    page = console.get("/console/storage")
+    assert page.status_code == 200 and 'href="/console/storage"' in page.text
+    token = csrf_of(console, "/console/storage")
+    dry = console.post(
+        "/console/storage/gc", data={"csrf": token, "older_than": "1h", "dry_run": "1"}
+    )
+    assert dry.status_code == 200 and "Would remove 1 artifacts" in dry.text
+    assert "graphs/orphan" in dry.text
+    assert (trained_home / "artifacts" / "graphs" / "orphan").exists()
+    too_short = console.post("/console/storage/gc", data={"csrf": token, "older_than": "30s"})
+    assert too_short.status_code == 400 and "at least 60" in too_short.text
+    not_a_time = console.post("/console/storage/gc", data={"csrf": token, "older_than": "soon"})
+    assert not_a_time.status_code == 400 and "not a duration" in not_a_time.text
+    done = console.post("/console/storage/gc", data={"csrf": token, "older_than": "1h"})
+    assert done.status_code == 200 and "Removed 1 artifacts" in done.text
+    assert not (trained_home / "artifacts" / "graphs" / "orphan").exists()
+    assert "console.gc" in actions(console, admin_key)

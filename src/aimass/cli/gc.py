@@ -3,28 +3,12 @@ at ``--url`` with an all-projects admin key)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
 
 from aimass.cli._common import JsonOpt, backend, command, console, emit_json, err_console
-from aimass.errors import InvalidArgument
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``30m``, ``1h`` or ``7d``."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise InvalidArgument(
-            f"--older-than {text!r} is not a duration: write a number with an optional unit, "
-            "s, m, h or d (90s, 30m, 1h, 7d)",
-            value=text,
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+from aimass.workspace.gc import parse_duration
 
 
 def _size(count: int) -> str:

@@ -9,6 +9,7 @@ a URL; a version models were trained from is refused, naming them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import InvalidArgument, NotFound
+from aimass.schemas import BaseModelOut
 from aimass.server.console._render import (
     after_delete,
     form,
@@ -70,18 +72,11 @@ async def import_base(request: Request, project: str) -> Response:
     from aimass.schemas import BaseImport
     from aimass.server.routes.datasets import import_base as import_route
 
-    principal(request).require("models:write", project=project)
-    fields = await form(request)
-    require_csrf(request, fields)
-    body = _body(
-        BaseImport,
-        source=fields.get("source", "").strip() or None,
-        path=fields.get("path", "").strip() or None,
-        name=fields.get("name", "").strip() or None,
-    )
-    ws = state(request).workspace
-    made = await run_in_threadpool(lambda: import_route(body=body, project=project, ws=ws))
-    return RedirectResponse(_page_of(project, made.name, made.version), status_code=303)
+    def body(fields: dict[str, str]) -> Any:
+        chosen = {k: fields.get(k, "").strip() or None for k in ("source", "path", "name")}
+        return _body(BaseImport, **chosen)
+
+    return await _register(request, project, body, import_route)
 
 
 @router.post(PREFIX + "/p/{project}/bases/from-model", name="console.base_from_model")
@@ -92,13 +87,10 @@ async def base_from_model(request: Request, project: str) -> Response:
     from aimass.schemas import BaseFromModel
     from aimass.server.routes.datasets import base_from_model as from_model_route
 
-    principal(request).require("models:write", project=project)
-    fields = await form(request)
-    require_csrf(request, fields)
-    body = _body(BaseFromModel, model=fields.get("model", ""), name=fields.get("name", ""))
-    ws = state(request).workspace
-    made = await run_in_threadpool(lambda: from_model_route(body=body, project=project, ws=ws))
-    return RedirectResponse(_page_of(project, made.name, made.version), status_code=303)
+    def body(fields: dict[str, str]) -> Any:
+        return _body(BaseFromModel, model=fields.get("model", ""), name=fields.get("name", ""))
+
+    return await _register(request, project, body, from_model_route)
 
 
 @router.post(PREFIX + "/p/{project}/bases/shrink", name="console.shrink_base")
@@ -109,20 +101,34 @@ async def shrink_base(request: Request, project: str) -> Response:
     from aimass.schemas import BaseShrink
     from aimass.server.routes.datasets import shrink_base as shrink_route
 
+    def body(fields: dict[str, str]) -> Any:
+        return _body(
+            BaseShrink,
+            base=fields.get("base", ""),
+            name=fields.get("name", ""),
+            layers=fields.get("layers", ""),
+            pick=fields.get("pick", "first"),
+            intermediate_size=fields.get("intermediate_size") or 0,
+        )
+
+    return await _register(request, project, body, shrink_route)
+
+
+async def _register(
+    request: Request,
+    project: str,
+    body: Callable[[dict[str, str]], Any],
+    route: Callable[..., BaseModelOut],
+) -> Response:
+    """A form that registers a base version: the scope, the CSRF token, the API route
+    with the body the form's fields make, then the new version's page."""
     principal(request).require("models:write", project=project)
     fields = await form(request)
     require_csrf(request, fields)
-    body = _body(
-        BaseShrink,
-        base=fields.get("base", ""),
-        name=fields.get("name", ""),
-        layers=fields.get("layers", ""),
-        pick=fields.get("pick", "first"),
-        intermediate_size=fields.get("intermediate_size") or 0,
-    )
-    ws = state(request).workspace
-    made = await run_in_threadpool(lambda: shrink_route(body=body, project=project, ws=ws))
-    return RedirectResponse(_page_of(project, made.name, made.version), status_code=303)
+    made_body, ws = body(fields), state(request).workspace
+    made = await run_in_threadpool(lambda: route(body=made_body, project=project, ws=ws))
+    target = f"{PREFIX}/p/{project}/bases/{made.name}?version={made.version}"
+    return RedirectResponse(target, status_code=303)
 
 
 def _body(schema: type[Any], **fields: Any) -> Any:
@@ -131,11 +137,6 @@ def _body(schema: type[Any], **fields: Any) -> Any:
         return schema(**{k: v.strip() if isinstance(v, str) else v for k, v in fields.items()})
     except ValidationError as exc:
         raise InvalidArgument(f"the form is not valid: {exc}") from None
-
-
-def _page_of(project: str, name: str, version: int) -> str:
-    """A base version's place on its page."""
-    return f"{PREFIX}/p/{project}/bases/{name}?version={version}"
 
 
 @router.get(PREFIX + "/p/{project}/bases/{name}", name="console.base")

@@ -321,7 +321,7 @@ class Deidentifier:
                     if start < span.end and end > span.start:
                         tokens[i] = value
             if spans and len(self.report.examples) < MAX_EXAMPLES:
-                self.report.examples.append(_excerpt(" ".join(tokens)))
+                self.report.examples.append(_excerpt(join_tokens(tokens)[0]))
             out.append(tokens)
         return out
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aimass.cli._common import JsonOpt, backend, command, console, emit_json, err_console
-from aimass.workspace.gc import parse_duration
+from aimass.durations import parse_duration
 
 
 def _size(count: int) -> str:

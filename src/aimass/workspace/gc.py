@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from contextlib import suppress
@@ -47,7 +46,6 @@ __all__ = [
     "Garbage",
     "GarbageReport",
     "collect_garbage",
-    "parse_duration",
 ]
 
 log = logging.getLogger("aimass.gc")
@@ -110,23 +108,6 @@ class GarbageReport:
             "keys": [g.key for g in self.removed][:1000],
             "older_than_seconds": self.older_than,
         }
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, *, what: str = "--older-than") -> float:
-    """Seconds in ``90``, ``90s``, ``30m``, ``1h`` or ``7d`` (``what`` names the field in
-    the error)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise InvalidArgument(
-            f"{what} {text!r} is not a duration: write a number with an optional unit, "
-            "s, m, h or d (90s, 30m, 1h, 7d)",
-            value=text,
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def _size(path: Path) -> int:

@@ -29,9 +29,9 @@ async def storage(request: Request) -> Response:
 @guard
 async def collect(request: Request) -> Response:
     """List (``dry_run``) or remove what nothing refers to; the page shows the report."""
+    from aimass.durations import parse_duration
     from aimass.schemas import GarbageCollect
     from aimass.server.routes.projects import collect_garbage
-    from aimass.workspace.gc import parse_duration
 
     me = principal(request)
     me.require_global_admin()

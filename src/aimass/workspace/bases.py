@@ -181,7 +181,7 @@ class BaseService(Service):
         base = self.store.bases.get(project, name, version)
         latest = self.store.bases.get(project, name).version == version
         self.refuse_while_jobs_read(project, field="base", what="base", ref=base.ref, latest=latest)
-        users = self.store.registry.trained_from(project, field="base", ref=base.ref)
+        users = self.trained_from(base.ref, project=project)
         if users:
             shown = ", ".join(users[:10]) + (
                 f" and {len(users) - 10} more" if len(users) > 10 else ""

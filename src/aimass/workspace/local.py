@@ -120,8 +120,8 @@ class LocalClient:
     def collect_garbage(
         self, *, older_than: float = 3600.0, dry_run: bool = False
     ) -> s.GarbageReportOut:
-        """As ``Client.collect_garbage``, on this home (any ``older_than``: nothing else
-        need be writing to it)."""
+        """As ``Client.collect_garbage``, on this home: any ``older_than`` (a short one
+        only while nothing else writes to the home)."""
         from aimass.workspace.gc import collect_garbage
 
         ws = self.workspace

@@ -137,6 +137,11 @@ class RegistryRepository:
     def trained_from(self, project: str, *, field: str, ref: str) -> list[str]:
         """The versions (``name@version``) whose lineage names ``ref`` as its ``field``
         (``dataset`` or ``base``), oldest first."""
+        return self.trained_from_each(project, field=field).get(ref, [])
+
+    def trained_from_each(self, project: str, *, field: str) -> dict[str, list[str]]:
+        """Every ``ref`` some lineage names as its ``field`` → those versions, oldest
+        first: one read for a page that shows the users of several refs."""
         with self._session() as session:
             proj = project_row(session, project)
             rows = session.execute(
@@ -145,7 +150,11 @@ class RegistryRepository:
                 .where(RegisteredModelRow.project_id == proj.id)
                 .order_by(ModelVersionRow.id)
             ).all()
-        return [f"{name}@{version}" for name, version, lineage in rows if lineage.get(field) == ref]
+        users: dict[str, list[str]] = {}
+        for name, version, lineage in rows:
+            if isinstance(lineage.get(field), str):
+                users.setdefault(lineage[field], []).append(f"{name}@{version}")
+        return users
 
     def find_by_config_digest(
         self, project: str, name: str, config_digest: str

@@ -169,6 +169,11 @@ class BaseService(Service):
         """The model versions (``name@version``) whose lineage names base ``ref``."""
         return self.store.registry.trained_from(project, field="base", ref=ref)
 
+    def trained_from_each(self, *, project: str = DEFAULT_PROJECT) -> dict[str, builtins.list[str]]:
+        """Every base version (``name@version``) models were trained from → those model
+        versions, in one read."""
+        return self.store.registry.trained_from_each(project, field="base")
+
     def delete_version(
         self, name: str, version: int, *, project: str = DEFAULT_PROJECT
     ) -> BaseModel:

@@ -150,7 +150,8 @@ async def base(request: Request, project: str, name: str, version: int | None = 
 
     def load() -> dict[str, Any]:
         versions = ws.bases.versions(name, project=project)
-        used = {b.version: ws.bases.trained_from(b.ref, project=project) for b in versions}
+        users = ws.bases.trained_from_each(project=project)
+        used = {b.version: users.get(b.ref, []) for b in versions}
         free = [b for b in versions if not used[b.version]]
         return {"versions": versions, "used": used, "free": free}
 

@@ -129,3 +129,70 @@ def test_versions_are_listed_on_every_surface(console, admin_key, trained_home):
     assert one.status_code == 200 and one.json()["version"] == 1
     missing = console.get(f"{API}/bases/nothing/versions", headers=bearer(admin_key))
     assert missing.status_code == 404 and "nothing" in missing.text
+
+
+def test_a_tokenizer_and_a_scratch_base_from_the_page(console, admin_key):  # noqa: F811
+    sign_in(console, admin_key)
+    listing = console.get(f"{P}/bases")
+    assert 'action="/console/p/default/bases/train-tokenizer"' in listing.text
+    assert '<option value="reviews@1">' in listing.text
+    assert "Train a tokenizer first" in listing.text  # no tokenizer yet: no scratch form
+    token = csrf_of(console, f"{P}/bases")
+
+    made = console.post(
+        f"{P}/bases/train-tokenizer",
+        data={"csrf": token, "dataset": "reviews@1", "name": "tok", "vocab_size": "120"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    assert made.headers["location"] == f"{P}/bases/tok?version=1"
+    page = console.get(f"{P}/bases/tok")
+    assert '"unk_rate"' in page.text and "--tokenizer tok" in page.text
+    unknown = console.post(
+        f"{P}/bases/train-tokenizer", data={"csrf": token, "dataset": "nothing", "name": "t2"}
+    )
+    assert unknown.status_code == 404 and "nothing" in unknown.text
+    bad_kind = console.post(
+        f"{P}/bases/train-tokenizer",
+        data={"csrf": token, "dataset": "reviews", "name": "t2", "kind": "sentencepiece"},
+    )
+    assert bad_kind.status_code == 400 and "kind" in bad_kind.text
+
+    listing = console.get(f"{P}/bases")
+    assert 'action="/console/p/default/bases/scratch"' in listing.text
+    assert '<option value="tok@1">' in listing.text and "num_kv_heads=2" in listing.text
+    made = console.post(
+        f"{P}/bases/scratch",
+        data={
+            "csrf": token,
+            "name": "mine",
+            "architecture": "bert",
+            "tokenizer": "tok@1",
+            "preset": "tiny",
+            "seed": "3",
+            "overrides": "num_layers=1, max_length=64",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    base = console.get(f"{API}/bases/mine", headers=bearer(admin_key)).json()
+    assert base["architecture"] == "bert" and base["provenance"]["tokenizer"] == "tok@1"
+    assert base["provenance"]["config"]["num_layers"] == 1
+    assert base["provenance"]["config"]["max_length"] == 64
+
+    def scratch(**fields):
+        data = {"csrf": token, "name": "other", "architecture": "bert", "tokenizer": "tok"}
+        return console.post(f"{P}/bases/scratch", data={**data, **fields})
+
+    not_a_number = scratch(overrides="num_layers=two")
+    assert not_a_number.status_code == 400 and "KEY=NUMBER" in not_a_number.text
+    unknown_field = scratch(overrides="depth=3")
+    assert unknown_field.status_code == 400 and "num_layers" in unknown_field.text
+    unknown_arch = scratch(architecture="mamba")
+    assert unknown_arch.status_code == 400 and "llama" in unknown_arch.text
+    assert scratch(csrf="").status_code == 403
+    actions = {
+        e["action"]
+        for e in console.get("/v1/audit", headers=bearer(admin_key), params={"limit": 50}).json()
+    }
+    assert {"console.train_tokenizer", "console.scratch_base"} <= actions

@@ -1,6 +1,7 @@
 """Console pages for bases: the project's bases and the packaged ones to import, a base's
 versions with the models trained from each, importing, deriving (from a trained model,
-or shrunk) and deleting.
+or shrunk), training a tokenizer on a dataset, creating a from-scratch base around one,
+and deleting.
 
 Each action calls the REST API's own route functions with the same checks
 (``models:write``; a packaged name or a directory inside ``AIMASS_IMPORT_DIRS``, never
@@ -42,6 +43,7 @@ async def bases(request: Request, project: str) -> Response:
     """The project's bases (newest version of each) and the packaged bases this server
     can import."""
     from aimass.jobs.bases import list_packaged_bases
+    from aimass.models.scratch import list_architectures
     from aimass.schemas import PackagedBaseOut
 
     me = principal(request)
@@ -49,8 +51,12 @@ async def bases(request: Request, project: str) -> Response:
     ws = state(request).workspace
 
     def load() -> dict[str, Any]:
+        registered = ws.bases.list(project=project)
         return {
-            "registered": ws.bases.list(project=project),
+            "registered": registered,
+            "tokenizers": [b for b in registered if b.family == "tokenizer"],
+            "datasets": ws.datasets.list(project=project),
+            "architectures": list_architectures(),
             "packaged": [PackagedBaseOut.from_entity(b) for b in list_packaged_bases()],
         }
 
@@ -112,6 +118,73 @@ async def shrink_base(request: Request, project: str) -> Response:
         )
 
     return await _register(request, project, body, shrink_route)
+
+
+@router.post(PREFIX + "/p/{project}/bases/train-tokenizer", name="console.train_tokenizer")
+@guard
+async def train_tokenizer(request: Request, project: str) -> Response:
+    """Train a WordPiece or byte-level BPE tokenizer on a dataset's training split and
+    register it (the API's ``POST .../bases:train-tokenizer``): a from-scratch base's
+    vocabulary."""
+    from aimass.schemas import TokenizerTrain
+    from aimass.server.routes.datasets import train_tokenizer as tokenizer_route
+
+    def body(fields: dict[str, str]) -> Any:
+        return _body(
+            TokenizerTrain,
+            dataset=fields.get("dataset", ""),
+            name=fields.get("name", ""),
+            kind=fields.get("kind", "wordpiece"),
+            vocab_size=fields.get("vocab_size") or 8000,
+            min_frequency=fields.get("min_frequency") or 2,
+        )
+
+    return await _register(request, project, body, tokenizer_route)
+
+
+@router.post(PREFIX + "/p/{project}/bases/scratch", name="console.scratch_base")
+@guard
+async def scratch_base(request: Request, project: str) -> Response:
+    """A randomly initialised base of a preset size around a registered tokenizer (the
+    API's ``POST .../bases:scratch``), to pre-train on your own data."""
+    from aimass.schemas import BaseScratch
+    from aimass.server.routes.datasets import create_scratch as scratch_route
+
+    def body(fields: dict[str, str]) -> Any:
+        return _body(
+            BaseScratch,
+            name=fields.get("name", ""),
+            architecture=fields.get("architecture", ""),
+            tokenizer=fields.get("tokenizer", ""),
+            preset=fields.get("preset", "tiny"),
+            seed=fields.get("seed") or 0,
+            overrides=size_overrides(fields.get("overrides", "")),
+        )
+
+    return await _register(request, project, body, scratch_route)
+
+
+def size_overrides(text: str) -> dict[str, int | float]:
+    """``KEY=VALUE`` pairs, separated by commas or spaces, as the CLI's ``--set`` takes
+    them (``num_layers=6, max_length=512``); each value a number."""
+    overrides: dict[str, int | float] = {}
+    for pair in text.replace(",", " ").split():
+        key, sep, value = pair.partition("=")
+        number: int | float | None = None
+        for kind in (int, float):
+            try:
+                number = kind(value)
+                break
+            except ValueError:
+                continue
+        if not sep or not key or number is None:
+            raise InvalidArgument(
+                f"size override {pair!r} is not KEY=NUMBER; write e.g. 'num_layers=6, "
+                "max_length=512'",
+                field="overrides",
+            )
+        overrides[key] = number
+    return overrides
 
 
 async def _register(

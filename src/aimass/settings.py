@@ -164,6 +164,11 @@ class Settings(BaseSettings):
         shared_rate_limits: Count the rate limits above in the metadata database, shared
             by the servers on it (each would allow the whole rate), at one database write
             per counted request. Off: each process counts in memory.
+        shared_concurrency_limits: Count each key's calls in flight
+            (``max_predicts_per_key``, ``max_streams_per_key``) across the servers on
+            the metadata database, as leases each server renews while it runs (three
+            statements per call). Off: each process counts its own. The totals
+            (``max_predicts``, ``max_streams``) are always per server.
         max_predicts_per_key: Predict calls one key may have in flight at once (they are
             short, and concurrent calls are what the micro-batcher batches).
         max_predicts: Predict calls in flight at once, all keys together.
@@ -294,6 +299,7 @@ class Settings(BaseSettings):
     auth_failures_per_key: str = "10/minute"
     requests_per_key: str = "1200/minute"
     shared_rate_limits: bool = False
+    shared_concurrency_limits: bool = False
     max_predicts_per_key: int = Field(default=64, gt=0)
     max_predicts: int = Field(default=256, gt=0)
     max_streams_per_key: int = Field(default=4, gt=0)

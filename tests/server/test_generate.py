@@ -246,6 +246,7 @@ def test_a_client_that_goes_away_stops_the_generation(gen_app, gen_home, monkeyp
         # Closed by the time the request is over (not later, by garbage collection).
         assert closed == [True]
         assert len(produced) < 100  # a bounded buffer ahead of the reader, then nothing
+        assert gen_app.state.aimass.throttle.in_flight("generate") == 0  # slot given back
         await gen_app.state.aimass.stop()
 
     asyncio.run(main())

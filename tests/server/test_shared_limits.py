@@ -1,8 +1,11 @@
-"""Rate limits shared by the servers on one database (``AIMASS_SHARED_RATE_LIMITS``): two
-apps on one home stand for two ``aimass serve`` behind a load balancer. Without the
-setting each counts its own, so a client spreading its guesses gets the limit per server."""
+"""Limits shared by the servers on one database (``AIMASS_SHARED_RATE_LIMITS``,
+``AIMASS_SHARED_CONCURRENCY_LIMITS``): two apps on one home stand for two ``aimass serve``
+behind a load balancer. Without the settings each counts its own, so a client spreading
+its guesses (or its concurrent calls) gets the limit per server."""
 
 from __future__ import annotations
+
+import time
 
 from tests.security.conftest import WRONG
 
@@ -46,3 +49,50 @@ def test_two_servers_share_each_keys_request_rate(client_with, admin):
         r = client.get("/v1/whoami", headers=admin)
         assert r.status_code == 429 and r.json()["error"]["details"]["limit"] == "requests_per_key"
     _fresh_counts(one)
+
+
+# -- calls in flight (AIMASS_SHARED_CONCURRENCY_LIMITS) --------------------------------------
+
+PREDICT = "/v1/projects/default/models/sentiment@production:predict"
+
+
+def test_two_servers_share_each_keys_calls_in_flight(client_with, admin):
+    one, two = (client_with(shared_concurrency_limits=True, max_predicts_per_key=1) for _ in "12")
+    key_id = one.get("/v1/whoami", headers=admin).json()["key_id"]
+    slots = one.app.state.aimass.workspace.store.slots
+    with one.app.state.aimass.throttle.stream(key_id, "predict"):  # a call in flight on one
+        assert slots.count(f"predict:key:{key_id}") == 1
+        r = two.post(PREDICT, headers=admin, json={"inputs": ["good"]})
+        assert r.status_code == 429 and r.headers["retry-after"] == "1", r.text
+        assert "this key on all servers" in r.json()["error"]["message"]
+        assert r.json()["error"]["details"]["limit"] == "max_predicts_per_key"
+        assert two.app.state.aimass.throttle.in_flight("predict", key_id) == 0  # taken back
+    assert two.post(PREDICT, headers=admin, json={"inputs": ["good"]}).status_code == 200
+    assert slots.count(f"predict:key:{key_id}") == 0
+
+
+def test_without_the_setting_each_server_counts_its_own_calls(client_with, admin):
+    one, two = (client_with(max_predicts_per_key=1) for _ in "12")
+    key_id = one.get("/v1/whoami", headers=admin).json()["key_id"]
+    with one.app.state.aimass.throttle.stream(key_id, "predict"):
+        assert two.post(PREDICT, headers=admin, json={"inputs": ["good"]}).status_code == 200
+        assert one.post(PREDICT, headers=admin, json={"inputs": ["good"]}).status_code == 429
+
+
+def test_a_running_server_renews_its_leases_and_gives_them_back_when_it_stops(
+    settings_for, monkeypatch
+):
+    from fastapi.testclient import TestClient
+
+    from aimass.server import create_app
+    from aimass.server import throttle as throttle_module
+
+    monkeypatch.setattr(throttle_module, "LEASE_SECONDS", 0.3)  # renewed every 0.1 s
+    app = create_app(settings_for(shared_concurrency_limits=True), job_workers=0)
+    with TestClient(app, base_url="http://localhost"):
+        state = app.state.aimass
+        slots = state.workspace.store.slots
+        state.throttle.acquire_stream("long-stream", "generate")
+        time.sleep(0.8)  # past the lease's time to live: only renewals keep it
+        assert slots.count("generate:key:long-stream") == 1
+    assert slots.count("generate:key:long-stream") == 0  # the stopping server gave it back

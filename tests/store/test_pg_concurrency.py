@@ -141,6 +141,17 @@ def test_concurrent_appends_from_processes_keep_one_chain(pg_store, postgres_url
     assert (verified.rows, verified.head_seq) == (total, total)
 
 
+def test_processes_racing_for_a_shared_slot_never_hold_more_than_its_limit(
+    pg_store, postgres_url
+):
+    pg_store.rates.clear("slot-holders")
+    tasks = [("hold-slots", {"tries": 60, "limit": 2, "who": f"server-{i}"}) for i in range(4)]
+    results = run_workers(postgres_url, tasks)
+    assert max(most for most, _ in results) <= 2  # never three holders at once
+    assert sum(admitted for _, admitted in results) > 0
+    assert pg_store.slots.count("predict:key:race") == 0  # every lease given back
+
+
 def test_processes_registering_one_model_get_distinct_versions(pg_store, postgres_url):
     results = run_workers(postgres_url, [("register", {"count": 8})] * WORKERS)
     versions = sorted(v for result in results for v in result)
@@ -283,6 +294,21 @@ def _delete_each(store: Store, args: dict) -> list:
     return done
 
 
+def _hold_slots(store: Store, args: dict) -> list:
+    """Take the shared slot again and again; while holding it, count the holders on a
+    shared counter. ``[most holders seen at once, times admitted]``."""
+    most, admitted = 0, 0
+    for _ in range(args["tries"]):
+        lease = store.slots.acquire("predict:key:race", args["limit"], holder=args["who"], ttl=60)
+        if lease is None:
+            continue
+        admitted += 1
+        most = max(most, store.rates.incr("slot-holders", 600))
+        store.rates.decr("slot-holders")
+        store.slots.release(lease)
+    return [most, admitted]
+
+
 TASKS = {
     "open": lambda store, args: [p.name for p in store.projects.list()],
     "claim": _claim,
@@ -294,6 +320,7 @@ TASKS = {
     "move": _move,
     "alias-each": _alias_each,
     "delete-each": _delete_each,
+    "hold-slots": _hold_slots,
 }
 
 

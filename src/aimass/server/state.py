@@ -78,6 +78,7 @@ class ServerState:
             on_decision=self._limit_decision,
             limit=self.workspace.limits.value,
             rates=self.workspace.limits.shared_rates(),
+            slots=self.workspace.limits.shared_slots(),
         )
         self.deadlines = JobDeadlines(
             self.workspace.store, settings, on_stop=self._job_past_deadline
@@ -103,6 +104,7 @@ class ServerState:
         if count:
             self.workspace.jobs.start_workers(count, on_finished=self._job_finished)
             self.deadlines.start()
+        self.throttle.start()
         self.ready = not self.settings.warm_models
 
     async def open(self, *, workers: int | None = None) -> None:
@@ -128,6 +130,7 @@ class ServerState:
             await self._batchers.close()
             self._batchers = None
         self.deadlines.stop()
+        self.throttle.stop()
         self.workspace.jobs.stop_workers()
         if self._owns_workspace:
             self.workspace.close()

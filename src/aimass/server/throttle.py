@@ -8,7 +8,10 @@ metadata database instead (:class:`DatabaseRateStorage`), shared by every server
 it: a client that spreads its attempts over the servers behind a load balancer
 gets the limit once, not once per server. Concurrency (predict calls and generate
 streams in flight, per key and in total, each kind with its own limits) is a
-counter held for the length of a call.
+counter held for the length of a call. With ``AIMASS_SHARED_CONCURRENCY_LIMITS`` a
+key's calls in flight are also counted across the servers, as leases in the metadata
+database (:class:`~aimass.store.slots.SlotLeaseRepository`) that this server renews
+while it runs; the totals stay each server's own, as they guard its own capacity.
 
 A refusal is a :class:`~aimass.errors.RateLimited` (429 with ``Retry-After``).
 The audit log gets one ``limit.throttled`` entry when a subject (an address,
@@ -18,14 +21,19 @@ refused requests cannot flood the log.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage
 from limits.storage.base import SlidingWindowCounterSupport, TimestampedSlidingWindow
@@ -37,12 +45,18 @@ from aimass.settings import Settings
 
 if TYPE_CHECKING:
     from aimass.store.rates import RateRepository
+    from aimass.store.slots import SlotLeaseRepository
 
 __all__ = ["DatabaseRateStorage", "Decision", "Throttle", "client_address"]
+
+log = logging.getLogger("aimass.server")
 
 # Subjects remembered as "being refused" at most; past it the oldest are forgotten
 # (a forgotten subject refused again is audited again, which is harmless).
 _MAX_REMEMBERED = 10_000
+# A shared slot's lease lapses this long after its last renewal (a server that died
+# frees its keys' slots within it); a running server renews every third of it.
+LEASE_SECONDS = 30.0
 
 
 def client_address(scope: Mapping[str, Any]) -> str:
@@ -153,6 +167,8 @@ class Throttle:
             :meth:`aimass.workspace.limits.Limits.value`).
         rates: Where rates are counted when they are shared (``shared_rate_limits``);
             ``None``: in this process's memory.
+        slots: Where each key's calls in flight are counted when they are shared
+            (``shared_concurrency_limits``); ``None``: in this process's memory only.
     """
 
     def __init__(
@@ -163,8 +179,15 @@ class Throttle:
         clock: Callable[[], float] = time.monotonic,
         limit: Callable[[str, str], Any] | None = None,
         rates: RateRepository | None = None,
+        slots: SlotLeaseRepository | None = None,
     ) -> None:
-        self._shared = rates is not None
+        # Checks that make database round trips run in a worker thread (see run()).
+        self._shared = rates is not None or slots is not None
+        self._leases = slots
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._held: dict[tuple[str, str], list[str]] = {}
+        self._renewing = threading.Event()
+        self._renewer: threading.Thread | None = None
         self._limiter: RateLimiter = (
             SlidingWindowCounterRateLimiter(DatabaseRateStorage(rates))
             if rates is not None
@@ -186,12 +209,43 @@ class Throttle:
 
     async def run(self, check: Callable[..., None], *args: Any) -> None:
         """Call one of the checks below from the event loop: in a worker thread when the
-        rates are counted in the database (a round trip must not hold up the loop), at
+        limits are counted in the database (a round trip must not hold up the loop), at
         once when they are in memory."""
         if self._shared:
             await run_in_threadpool(check, *args)
         else:
             check(*args)
+
+    # -- shared slots ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Renew this server's shared slot leases in a daemon thread until :meth:`stop`
+        (nothing to do when slots are counted in memory)."""
+        if self._leases is None or self._renewer is not None:
+            return
+        self._renewing.clear()
+        self._renewer = threading.Thread(target=self._renew, name="aimass-slot-leases", daemon=True)
+        self._renewer.start()
+
+    def stop(self) -> None:
+        """Stop renewing and give back every lease this server still holds."""
+        if self._leases is None or self._renewer is None:
+            return
+        self._renewing.set()
+        self._renewer.join(timeout=10)
+        self._renewer = None
+        try:
+            self._leases.release_holder(self.holder)
+        except Exception:  # the database went first: the leases lapse on their own
+            log.warning("could not give back the shared slot leases", exc_info=True)
+
+    def _renew(self) -> None:
+        assert self._leases is not None
+        while not self._renewing.wait(LEASE_SECONDS / 3):
+            try:
+                self._leases.renew(self.holder, LEASE_SECONDS)
+            except Exception:  # a database hiccup: the next round tries again
+                log.warning("could not renew the shared slot leases", exc_info=True)
 
     # -- authentication ------------------------------------------------------------------
 
@@ -227,12 +281,29 @@ class Throttle:
 
     @contextmanager
     def stream(self, key_id: str, kind: str = "predict") -> Iterator[None]:
-        """Hold one of the key's (and the server's) ``kind`` slots for the block."""
+        """Hold one of the key's (and the server's) ``kind`` slots for the block (blocking:
+        from the event loop use :meth:`holding`)."""
         self.acquire_stream(key_id, kind)
         try:
             yield
         finally:
             self.release_stream(key_id, kind)
+
+    @asynccontextmanager
+    async def holding(self, key_id: str, kind: str = "predict") -> AsyncIterator[None]:
+        """:meth:`stream` from the event loop: the slot is given back even when the call
+        is cancelled (its client went away)."""
+        await self.run(self.acquire_stream, key_id, kind)
+        try:
+            yield
+        finally:
+            await self.give_back(key_id, kind)
+
+    async def give_back(self, key_id: str, kind: str = "predict") -> None:
+        """:meth:`release_stream` from the event loop, shielded from cancellation (a slot
+        not given back would stay taken)."""
+        with anyio.CancelScope(shield=True):
+            await self.run(self.release_stream, key_id, kind)
 
     def acquire_stream(self, key_id: str, kind: str = "predict") -> None:
         """Take a ``predict`` or ``generate`` slot; RateLimited when the key or server is full.
@@ -251,7 +322,13 @@ class Throttle:
                 refused = (per_key_name, f"key:{key_id}", per_key, "this key")
             else:
                 self._streams[(kind, key_id)] = mine + 1
-                return
+                refused = None
+        if refused is None and self._leases is not None:
+            lease = self._lease(key_id, kind, per_key)
+            if lease is None:
+                refused = (per_key_name, f"key:{key_id}", per_key, "this key on all servers")
+        if refused is None:
+            return
         limit, subject, value, whose = refused
         raise self._refuse(
             limit,
@@ -262,14 +339,45 @@ class Throttle:
             f"AIMASS_{limit.upper()}); retry when one finishes",
         )
 
+    def _lease(self, key_id: str, kind: str, per_key: int) -> str | None:
+        """The shared lease on one of the key's ``kind`` slots, or ``None`` when the other
+        servers hold the rest (this server's count is then taken back)."""
+        assert self._leases is not None
+        try:
+            lease = self._leases.acquire(
+                f"{kind}:key:{key_id}", per_key, holder=self.holder, ttl=LEASE_SECONDS
+            )
+        except BaseException:
+            self._uncount(key_id, kind)
+            raise
+        with self._lock:
+            if lease is None:
+                self._uncount_locked(key_id, kind)
+            else:
+                self._held.setdefault((kind, key_id), []).append(lease)
+        return lease
+
     def release_stream(self, key_id: str, kind: str = "predict") -> None:
         """Give back a slot taken by :meth:`acquire_stream`."""
         with self._lock:
-            left = self._streams.get((kind, key_id), 0) - 1
-            if left > 0:
-                self._streams[(kind, key_id)] = left
-            else:
-                self._streams.pop((kind, key_id), None)
+            self._uncount_locked(key_id, kind)
+            held = self._held.get((kind, key_id))
+            lease = held.pop() if held else None
+            if held is not None and not held:
+                del self._held[(kind, key_id)]
+        if lease is not None and self._leases is not None:
+            self._leases.release(lease)
+
+    def _uncount(self, key_id: str, kind: str) -> None:
+        with self._lock:
+            self._uncount_locked(key_id, kind)
+
+    def _uncount_locked(self, key_id: str, kind: str) -> None:
+        left = self._streams.get((kind, key_id), 0) - 1
+        if left > 0:
+            self._streams[(kind, key_id)] = left
+        else:
+            self._streams.pop((kind, key_id), None)
 
     def in_flight(self, kind: str = "predict", key_id: str | None = None) -> int:
         """``kind`` calls in flight (of one key, or all)."""

@@ -26,6 +26,7 @@ from aimass.store.references import ReferenceRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
 from aimass.store.session import make_engine, managed_session
+from aimass.store.slots import SlotLeaseRepository
 from aimass.store.usage import UsageRepository
 from aimass.store.versioned import BaseModelRepository, DatasetRepository
 
@@ -61,6 +62,7 @@ class Store:
         self.usage = UsageRepository(session)
         self.references = ReferenceRepository(session)
         self.rates = RateRepository(self.engine)
+        self.slots = SlotLeaseRepository(self.engine)
         self.projects.ensure(DEFAULT_PROJECT)
 
     def lock(self, name: str) -> AbstractContextManager[None]:

@@ -327,6 +327,17 @@ class RateCounterRow(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class SlotLeaseRow(Base):
+    """One call in flight holding a concurrency slot shared by every server on the
+    database (``slot``: ``predict:key:ID``), until it ends or its lease lapses."""
+
+    __tablename__ = "slot_leases"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slot: Mapped[str] = mapped_column(String(255), index=True)
+    holder: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
 

@@ -23,6 +23,7 @@ from aimass.serving.policy import parse_policy
 from aimass.settings import LIMIT_NAMES, Settings, check_limit
 from aimass.store import Store
 from aimass.store.rates import RateRepository
+from aimass.store.slots import SlotLeaseRepository
 from aimass.store.usage import Spend
 from aimass.workspace.ttl import TTLCache
 
@@ -144,6 +145,11 @@ class Limits:
         """Where the servers on this database count rates together
         (``AIMASS_SHARED_RATE_LIMITS``); ``None``: each process counts its own."""
         return self._store.rates if self._settings.shared_rate_limits else None
+
+    def shared_slots(self) -> SlotLeaseRepository | None:
+        """Where the servers on this database count each key's calls in flight together
+        (``AIMASS_SHARED_CONCURRENCY_LIMITS``); ``None``: each process counts its own."""
+        return self._store.slots if self._settings.shared_concurrency_limits else None
 
     def value(self, name: str, subject: str) -> Any:
         """Limit ``name`` for ``subject`` (``key:ID``, ``project:NAME``): stored, else

@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -81,8 +81,8 @@ class _EventStream(StreamingResponse):
     which closes the generator in its ``finally``.
     """
 
-    #: Called once the stream has ended (gives back the caller's generate slot).
-    on_close: Callable[[], None] | None = None
+    #: Awaited once the stream has ended (gives back the caller's generate slot).
+    on_close: Callable[[], Awaitable[None]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -93,8 +93,8 @@ class _EventStream(StreamingResponse):
             with anyio.CancelScope(shield=True):
                 # The body is the async generator ``_events``; starlette types it AsyncIterable.
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
-            if self.on_close is not None:
-                self.on_close()
+                if self.on_close is not None:
+                    await self.on_close()
 
 
 class _Decoding:
@@ -234,25 +234,25 @@ async def generate(
     options.setdefault("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, state.settings.max_new_tokens))
     state.workspace.serving.check_generation(body.prompt, options)
     slot = principal.key_id or principal.actor
-    state.throttle.acquire_stream(slot, "generate")
+    await state.throttle.run(state.throttle.acquire_stream, slot, "generate")
     released = False
 
-    def release() -> None:
+    async def release() -> None:
         nonlocal released
         if not released:
             released = True
-            state.throttle.release_stream(slot, "generate")
+            await state.throttle.give_back(slot, "generate")
 
     try:
         await charge(state, principal, 1)  # a prompt is one input of the key's query budget
         response = await _generate(ref, body, request, project, state, options)
     except BaseException:
-        release()
+        await release()
         raise
     if isinstance(response, _EventStream):
         response.on_close = release  # the slot is held until the stream ends
     else:
-        release()
+        await release()
     return response
 
 

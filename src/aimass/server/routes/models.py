@@ -250,7 +250,7 @@ async def predict(
     texts = state.workspace.serving.check_inputs(body.inputs)
     if body.explain:
         output_policy(principal).check_explain(principal.key_id)
-    with state.throttle.stream(principal.key_id or principal.actor, "predict"):
+    async with state.throttle.holding(principal.key_id or principal.actor, "predict"):
         return await _predict(ref, body, texts, project, state, principal)
 
 

@@ -192,7 +192,7 @@ async def predict(
         ws.serving.check_explain_batch(texts)
     version = await state.resolve_pipeline(ref, project)
     ws.pipelines.require_predict(principal, version)
-    with state.throttle.stream(principal.key_id or principal.actor, "predict"):
+    async with state.throttle.holding(principal.key_id or principal.actor, "predict"):
         await charge(state, principal, len(texts))
         results = await _run(state, version, texts, body, request, principal)
     if not policy.is_full:

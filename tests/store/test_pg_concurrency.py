@@ -141,9 +141,7 @@ def test_concurrent_appends_from_processes_keep_one_chain(pg_store, postgres_url
     assert (verified.rows, verified.head_seq) == (total, total)
 
 
-def test_processes_racing_for_a_shared_slot_never_hold_more_than_its_limit(
-    pg_store, postgres_url
-):
+def test_processes_racing_for_a_shared_slot_never_hold_more_than_its_limit(pg_store, postgres_url):
     pg_store.rates.clear("slot-holders")
     tasks = [("hold-slots", {"tries": 60, "limit": 2, "who": f"server-{i}"}) for i in range(4)]
     results = run_workers(postgres_url, tasks)

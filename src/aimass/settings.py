@@ -77,9 +77,7 @@ class Settings(BaseSettings):
         model_cache_size: How many loaded models the serving cache keeps.
         max_predict_batch: Most inputs accepted by one predict call.
         max_scratch_parameters: Largest randomly initialised base ``bases scratch``
-            creates, in parameters (its sizes are the caller's to choose; the model is
-            counted before its weights exist). The ``small`` presets have tens of
-            millions.
+            creates, in parameters, counted before its weights exist.
         max_explain_batch: Most inputs one call may ask explanations for (an
             explanation costs up to ~50 forward and backward passes).
         max_new_tokens: Most tokens one generate call may ask for (``max_new_tokens``
@@ -109,6 +107,8 @@ class Settings(BaseSettings):
         encrypt_at_rest: Encrypt dataset versions, bundles and training checkpoints
             with AES-256-GCM (a data key per file, wrapped by the master key). Files
             written before, or with this off, stay readable.
+        encrypt_metadata: Make a new SQLite metadata database encrypted (SQLCipher);
+            unset: as ``encrypt_at_rest``. ``aimass db encrypt`` converts an old one.
         master_key: The master key itself (base64 of 32 bytes, or a keyring JSON
             ``{"active": ID, "keys": {ID: BASE64}}``), e.g. from a secret manager.
         master_key_command: A command that prints the master key (or keyring) on
@@ -164,11 +164,8 @@ class Settings(BaseSettings):
         shared_rate_limits: Count the rate limits above in the metadata database, shared
             by the servers on it (each would allow the whole rate), at one database write
             per counted request. Off: each process counts in memory.
-        shared_concurrency_limits: Count each key's calls in flight
-            (``max_predicts_per_key``, ``max_streams_per_key``) across the servers on
-            the metadata database, as leases each server renews while it runs (three
-            statements per call). Off: each process counts its own. The totals
-            (``max_predicts``, ``max_streams``) are always per server.
+        shared_concurrency_limits: Count each key's calls in flight across the servers
+            on the metadata database (leases; the totals stay per server).
         max_predicts_per_key: Predict calls one key may have in flight at once (they are
             short, and concurrent calls are what the micro-batcher batches).
         max_predicts: Predict calls in flight at once, all keys together.
@@ -193,10 +190,8 @@ class Settings(BaseSettings):
             {"max_active_jobs_per_project": 32, "max_epochs": 500, "max_job_seconds": 7200}}``.
             A value stored with the key or project (``aimass keys update --limit``,
             ``aimass projects set-limits``) takes precedence over its override.
-        bind_host: The address the server listens on; ``aimass serve --host`` sets it.
-            Beyond loopback (anything but ``127.0.0.1``, ``::1``, ``localhost``),
-            ``/metrics`` needs the metrics token or a key with the ``metrics`` scope.
-            An app served some other way should set it to its server's address.
+        bind_host: The address the server listens on (``aimass serve --host``); beyond
+            loopback ``/metrics`` needs the metrics token or the ``metrics`` scope.
         metrics_token: The bearer token Prometheus sends to ``/metrics``
             (``AIMASS_METRICS_TOKEN``); compared in constant time.
         metrics_token_file: A file holding the metrics token, so it need not sit in the
@@ -211,11 +206,9 @@ class Settings(BaseSettings):
         database_url: Another name for ``store_uri`` (``AIMASS_DATABASE_URL``), the one
             PostgreSQL users expect: ``postgresql+psycopg://USER:PASSWORD@HOST/DB``. Setting
             both to different values is refused.
-        artifact_url: Object storage for artifacts, ``s3://BUCKET/PREFIX`` (any
-            S3-compatible server). The artifact root then becomes this process's local
-            cache: everything published is uploaded, and what is missing locally is
-            downloaded and its digests checked before use. Credentials come from the
-            usual ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or the AWS config).
+        artifact_url: Object storage for artifacts, ``s3://BUCKET/PREFIX``; the artifact
+            root becomes this process's local cache (digests checked on download).
+            Credentials: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` or the AWS config.
         artifact_cache_max_bytes: With ``artifact_url``, keep the local cache (the artifact
             root) under this size by removing the artifacts used least recently (each
             one downloaded again, verified, when next read); bytes or a number with a
@@ -277,6 +270,7 @@ class Settings(BaseSettings):
     protected_aliases: list[str] = Field(default_factory=lambda: ["production"])
     commercial_use_only: bool = False
     encrypt_at_rest: bool = True
+    encrypt_metadata: bool | None = None
     master_key: SecretStr | None = None
     master_key_command: str | None = None
     master_key_file: Path | None = None

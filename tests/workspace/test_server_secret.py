@@ -18,6 +18,8 @@ def _workspace(tmp_path: Path, name: str, **settings: object) -> Workspace:
             home=tmp_path / name,
             store_uri=f"sqlite:///{tmp_path / 'shared.db'}",
             artifact_root=tmp_path / "artifacts",
+            # One database, one master key (its key is wrapped by it), as for artifacts.
+            master_key_file=tmp_path / "master.json",
             **settings,
         )
     )

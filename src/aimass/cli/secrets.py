@@ -34,6 +34,13 @@ def status(json_out: JsonOpt = False) -> None:
     for kid, count in sorted(info["encrypted_files"].items()):
         console.print(f"  {count} files wrapped by {kid}")
     console.print(f"plaintext files: {info['plaintext_files']}")
+    database = info["metadata_database"]
+    if database["encrypted"] is not None:
+        state = f"encrypted, key wrapped by {database.get('key_id')}"
+        console.print(
+            f"metadata database: {state if database['encrypted'] else 'plaintext'}"
+            + ("" if database["encrypted"] else " ('aimass db encrypt' encrypts it)")
+        )
     console.print(
         f"signing key: {info['signing_key']} (trusted: {', '.join(info['trusted_keys'])})"
     )
@@ -66,6 +73,7 @@ def rotate(
     console.print(
         f"master key {report['previous_key']} → {report['active_key']}: "
         f"{report['rewrapped_files']} files re-wrapped, {report['already_active']} already were"
+        + ("; the metadata database's key re-wrapped" if report["database_key_rewrapped"] else "")
     )
     if report["retired_keys"]:
         console.print(f"retired from the key file: {', '.join(report['retired_keys'])}")

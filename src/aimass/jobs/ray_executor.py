@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aimass.artifacts.database_key import database_key
 from aimass.artifacts.storage import ArtifactStore
 from aimass.cluster import connect, import_opener, opener_name, settings_from_json, settings_to_json
 from aimass.entities import Job, JobStatus
@@ -94,7 +95,7 @@ class JobActor:
 
         node = where["node"]
         settings = settings_from_json(settings_json)
-        store = Store.open(settings.resolved_store_uri)
+        store = Store.open(settings.resolved_store_uri, key=database_key(settings))
         try:
             job = store.jobs.get(job_id)
             # Waiting for a free CPU can take long; the job may have been recovered,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aimass.store.audit import AuditRecord, AuditRepository, AuditVerification
@@ -25,7 +26,7 @@ from aimass.store.rates import RateRepository
 from aimass.store.references import ReferenceRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
-from aimass.store.session import make_engine, managed_session
+from aimass.store.session import make_engine, managed_session, readable, unreadable
 from aimass.store.slots import SlotLeaseRepository
 from aimass.store.usage import UsageRepository
 from aimass.store.versioned import BaseModelRepository, DatasetRepository
@@ -39,13 +40,21 @@ class Store:
     Args:
         uri: SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://...``).
         migrate: Migrate an empty database to the current schema on open.
+        key: The 32-byte key of an encrypted SQLite database (SQLCipher); ``None``:
+            plaintext (see :mod:`aimass.artifacts.database_key`).
     """
 
-    def __init__(self, uri: str, *, migrate: bool = True) -> None:
+    def __init__(self, uri: str, *, migrate: bool = True, key: bytes | None = None) -> None:
         self.uri = uri
-        self.engine = make_engine(uri)
-        if migrate:
-            ensure_schema(self.engine)
+        self.engine = make_engine(uri, key=key)
+        try:
+            if migrate:
+                ensure_schema(self.engine)
+            else:
+                readable(self.engine)
+        except DatabaseError as exc:
+            self.engine.dispose()
+            raise unreadable(uri, exc, encrypted=key is not None) from None
         maker = sessionmaker(self.engine, expire_on_commit=False)
 
         def session() -> AbstractContextManager[Session]:
@@ -71,9 +80,9 @@ class Store:
         return database_lock(self.engine, name)
 
     @classmethod
-    def open(cls, uri: str) -> Store:
-        """Open (and on first use create) the store at ``uri``."""
-        return cls(uri)
+    def open(cls, uri: str, *, key: bytes | None = None) -> Store:
+        """Open (and on first use create) the store at ``uri`` (``key``: see the class)."""
+        return cls(uri, key=key)
 
     def close(self) -> None:
         """Release the database connections."""

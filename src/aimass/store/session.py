@@ -21,12 +21,13 @@ from aimass.errors import (
     AimassError,
     AlreadyExists,
     Conflict,
+    FailedPrecondition,
     Internal,
     InvalidArgument,
     Unavailable,
 )
 
-__all__ = ["make_engine", "managed_session", "private_sqlite_file"]
+__all__ = ["make_engine", "managed_session", "private_sqlite_file", "readable", "unreadable"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -56,17 +57,72 @@ def private_sqlite_file(uri: str) -> None:
         os.chmod(path, 0o600)
 
 
-def make_engine(uri: str) -> Engine:
+def make_engine(uri: str, *, key: bytes | None = None) -> Engine:
     """Create an engine for ``uri`` with the settings aimass relies on.
 
-    A SQLite database file is created readable by its owner only (0600).
+    A SQLite database file is created readable by its owner only (0600). With ``key``
+    (32 bytes) it is a SQLCipher database encrypted under that key
+    (:mod:`aimass.artifacts.database_key`).
     """
     if uri.startswith("sqlite"):
         private_sqlite_file(uri)
-        engine = create_engine(uri, connect_args={"check_same_thread": False, "timeout": 30})
+        if key is not None:
+            engine = _cipher_engine(uri, key)
+        else:
+            engine = create_engine(uri, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if key is not None:
+        raise InvalidArgument("only a SQLite metadata database is encrypted by aimass")
     return create_engine(uri, pool_pre_ping=True)
+
+
+def _cipher_engine(uri: str, key: bytes) -> Engine:
+    """An engine whose connections are SQLCipher's, each keyed before any other
+    statement (SQLCipher reads nothing of the file until it has the key)."""
+    from sqlcipher3 import dbapi2
+
+    database = make_url(uri).database
+    raw_key = f"PRAGMA key = \"x'{key.hex()}'\""
+
+    def connect() -> Any:
+        connection = dbapi2.connect(database, check_same_thread=False, timeout=30)
+        connection.execute(raw_key)
+        return connection
+
+    return create_engine(uri, module=dbapi2, creator=connect)
+
+
+def readable(engine: Engine) -> None:
+    """Read the database's schema once (an encrypted SQLite file under a wrong key, or
+    a plaintext one opened with a key, fails here rather than on the first query)."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master" if engine.dialect.name == "sqlite" else "SELECT 1"
+        )
+
+
+def unreadable(uri: str, exc: Exception, *, encrypted: bool) -> AimassError:
+    """The error for a database that opened but cannot be read: SQLite's "file is not a
+    database" is a wrong key, a missing key, or not a database at all."""
+    if "file is not a database" not in str(exc):
+        return Unavailable(f"the metadata database could not be read: {exc}")
+    database = make_url(uri).database
+    if encrypted:
+        return FailedPrecondition(
+            f"the metadata database {database} cannot be read with its key ({database}.key "
+            "unwrapped by the master key): the key file or the master keyring belongs to "
+            "another database, or the database was replaced by a plaintext copy; restore "
+            "the database and its key file from one backup (an interrupted 'aimass db "
+            "encrypt' is finished by running it again)",
+            path=database,
+        )
+    return FailedPrecondition(
+        f"the metadata database {database} is not a plaintext SQLite database: it is "
+        f"encrypted, and its key file {database}.key is missing, or it is not a database; "
+        "restore the key file from the backup taken with the database",
+        path=database,
+    )
 
 
 # PostgreSQL SQLSTATEs: unique violation; serialization failure and deadlock, which

@@ -328,8 +328,7 @@ class RateCounterRow(Base):
 
 
 class SlotLeaseRow(Base):
-    """One call in flight holding a concurrency slot shared by every server on the
-    database (``slot``: ``predict:key:ID``), until it ends or its lease lapses."""
+    """A call in flight holding a shared concurrency slot (``predict:key:ID``)."""
 
     __tablename__ = "slot_leases"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -77,8 +77,13 @@ class Workspace:
     def store(self) -> Store:
         """The metadata store (opened, and on first use created, when first needed)."""
         if self._store is None:
+            from aimass.artifacts.database_key import database_key
+
             private_dir(self.settings.home)
-            self._store = Store.open(self.settings.resolved_store_uri)
+            # The master keys, when the database needs them, are the artifact store's:
+            # a key command runs once per process.
+            key = database_key(self.settings, keys=lambda: self.artifacts.keys)
+            self._store = Store.open(self.settings.resolved_store_uri, key=key)
         return self._store
 
     @property

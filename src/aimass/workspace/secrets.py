@@ -15,6 +15,7 @@ from typing import Any
 
 from aimass.artifacts import ArtifactStore
 from aimass.artifacts.bundle import MANIFEST, verify_bundle
+from aimass.artifacts.database_key import database_status, rewrap_database_key
 from aimass.artifacts.envelope import MasterKeys, header_key_id, is_encrypted
 from aimass.artifacts.keyring import KeySource, key_source, load_master_keys
 from aimass.artifacts.objects import object_store_from_settings
@@ -127,15 +128,18 @@ def secrets_status(settings: Settings, artifacts: ArtifactStore) -> dict[str, An
     source = key_source(settings)
     keys = artifacts.keys
     signer = artifacts.signer
+    database = database_status(settings)
+    used = set(by_key) | ({database["key_id"]} if "key_id" in database else set())
     return {
         "encrypt_at_rest": settings.encrypt_at_rest,
+        "metadata_database": database,
         "key_source": source.kind,
         "key_location": source.where if source.kind != "setting" else "AIMASS_MASTER_KEY",
         "active_key": keys.active if keys else None,
         "keys": sorted(keys.keys) if keys else [],
         "encrypted_files": by_key,
         "plaintext_files": plaintext,
-        "unused_keys": sorted(set(keys.keys) - set(by_key)) if keys else [],
+        "unused_keys": sorted(set(keys.keys) - used) if keys else [],
         "signing_key": signer.key_id if signer else None,
         "signing_public_key": signer.public_pem() if signer else None,
         "trusted_keys": sorted(artifacts.trusted),
@@ -175,8 +179,10 @@ def rotate_master_key(
             rewrapped += 1
         else:
             unchanged += 1
-    # Before any old key is retired: the bucket's copies must not need it either.
+    # Before any old key is retired: the bucket's copies and the metadata database's
+    # key must not need it either.
     _push_remote(artifacts, remote)
+    database_rewrapped = rewrap_database_key(settings, keys)
     retired: list[str] = []
     if source.writable and retire:
         retired = sorted(set(keys.keys) - {keys.active})
@@ -189,6 +195,7 @@ def rotate_master_key(
         "active_key": keys.active,
         "rewrapped_files": rewrapped,
         "already_active": unchanged,
+        "database_key_rewrapped": database_rewrapped,
         "retired_keys": retired,
         "still_needed": [] if source.writable else [keys.active],
     }

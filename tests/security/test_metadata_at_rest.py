@@ -84,7 +84,7 @@ def test_the_key_going_missing_or_wrong_is_an_error_naming_what_to_restore(tmp_p
     with pytest.raises(FailedPrecondition, match=f"{other.active}|does not hold"):
         _names(home, master_key=_b64(other))
     path.unlink()
-    with pytest.raises(FailedPrecondition, match="key file .* is missing"):
+    with pytest.raises(FailedPrecondition, match=r"key file .* is missing"):
         _names(home)
     # Another database's key file (wrapped by the right master key) does not open it.
     elsewhere = _home(

@@ -96,3 +96,32 @@ def test_a_running_server_renews_its_leases_and_gives_them_back_when_it_stops(
         time.sleep(0.8)  # past the lease's time to live: only renewals keep it
         assert slots.count("generate:key:long-stream") == 1
     assert slots.count("generate:key:long-stream") == 0  # the stopping server gave it back
+
+
+def test_a_lease_not_given_back_goes_at_the_next_renewal_not_kept_alive(settings_for, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from aimass.errors import Unavailable
+    from aimass.server import create_app
+    from aimass.server import throttle as throttle_module
+
+    monkeypatch.setattr(throttle_module, "LEASE_SECONDS", 0.3)
+    app = create_app(settings_for(shared_concurrency_limits=True), job_workers=0)
+    with TestClient(app, base_url="http://localhost"):
+        state = app.state.aimass
+        slots = state.workspace.store.slots
+        real, calls = slots.release, []
+
+        def flaky(lease):
+            calls.append(lease)
+            if len(calls) == 1:
+                raise Unavailable("the database did not answer")
+            real(lease)
+
+        monkeypatch.setattr(slots, "release", flaky)
+        state.throttle.acquire_stream("flaky", "generate")
+        state.throttle.release_stream("flaky", "generate")  # the call ends either way
+        assert state.throttle.in_flight("generate", "flaky") == 0
+        assert slots.count("generate:key:flaky") == 1
+        time.sleep(0.6)  # renewals ran: the orphan was given back, not renewed
+        assert slots.count("generate:key:flaky") == 0 and len(calls) == 2

@@ -186,6 +186,9 @@ class Throttle:
         self._leases = slots
         self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[tuple[str, str], list[str]] = {}
+        # Leases whose release failed (the database did not answer): the renewal thread
+        # gives them back, before it renews the rest, so they are never kept alive.
+        self._orphans: list[str] = []
         self._renewing = threading.Event()
         self._renewer: threading.Thread | None = None
         self._limiter: RateLimiter = (
@@ -243,8 +246,15 @@ class Throttle:
         assert self._leases is not None
         while not self._renewing.wait(LEASE_SECONDS / 3):
             try:
+                with self._lock:
+                    orphans, self._orphans = self._orphans, []
+                while orphans:
+                    self._leases.release(orphans[-1])
+                    orphans.pop()
                 self._leases.renew(self.holder, LEASE_SECONDS)
             except Exception:  # a database hiccup: the next round tries again
+                with self._lock:
+                    self._orphans.extend(orphans)
                 log.warning("could not renew the shared slot leases", exc_info=True)
 
     # -- authentication ------------------------------------------------------------------
@@ -366,7 +376,12 @@ class Throttle:
             if held is not None and not held:
                 del self._held[(kind, key_id)]
         if lease is not None and self._leases is not None:
-            self._leases.release(lease)
+            try:
+                self._leases.release(lease)
+            except Exception:  # the call is done: its lease goes at the next renewal
+                with self._lock:
+                    self._orphans.append(lease)
+                log.warning("could not give back a shared slot lease", exc_info=True)
 
     def _uncount(self, key_id: str, kind: str) -> None:
         with self._lock:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from aimass.errors import AlreadyExists, NotFound
+from aimass.errors import AlreadyExists, NotFound, Unavailable
 from aimass.store.tables import ProjectRow, RetiredVersionRow
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -73,3 +74,18 @@ def retry_on_duplicate(write: Callable[[], T], *, attempts: int = 5) -> T:
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def autocommit_connection(engine: Engine, doing: str) -> Iterator[Connection]:
+    """A pooled connection of an autocommit ``engine``; a database that does not answer
+    is Unavailable (503) naming what could not be done (``doing``: "count a rate
+    limit"), as for every other store call."""
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except OperationalError as exc:
+        raise Unavailable(
+            f"the metadata database could not {doing}: {exc.orig}; check AIMASS_STORE_URI "
+            "and that the database is reachable"
+        ) from exc

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, select, update
-from sqlalchemy.exc import OperationalError
 
-from aimass.errors import Unavailable
+from aimass.store._common import autocommit_connection
 from aimass.store.tables import RateCounterRow
 
 __all__ = ["RateRepository"]
@@ -54,18 +52,8 @@ class RateRepository:
         self._insert: Any = postgresql.insert if is_postgresql else sqlite.insert
         self._increments = 0
 
-    @contextmanager
-    def _connected(self) -> Iterator[Connection]:
-        """A pooled autocommit connection; a database that does not answer is
-        Unavailable (503), as for every other store call."""
-        try:
-            with self._engine.connect() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise Unavailable(
-                f"the metadata database could not count a rate limit: {exc.orig}; check "
-                "AIMASS_STORE_URI and that the database is reachable"
-            ) from exc
+    def _connected(self) -> AbstractContextManager[Connection]:
+        return autocommit_connection(self._engine, "count a rate limit")
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` to ``key``'s count (started again when expired, to expire in

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.exc import OperationalError
 
-from aimass.errors import Unavailable
+from aimass.store._common import autocommit_connection
 from aimass.store.tables import SlotLeaseRow
 
 __all__ = ["SlotLeaseRepository"]
@@ -45,18 +43,8 @@ class SlotLeaseRepository:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._acquired = 0
 
-    @contextmanager
-    def _connected(self) -> Iterator[Connection]:
-        """A pooled autocommit connection; a database that does not answer is
-        Unavailable (503), as for every other store call."""
-        try:
-            with self._engine.connect() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise Unavailable(
-                f"the metadata database could not count calls in flight: {exc.orig}; check "
-                "AIMASS_STORE_URI and that the database is reachable"
-            ) from exc
+    def _connected(self) -> AbstractContextManager[Connection]:
+        return autocommit_connection(self._engine, "count calls in flight")
 
     def acquire(self, slot: str, limit: int, *, holder: str, ttl: float) -> str | None:
         """Take one of ``slot``'s ``limit`` places for ``holder``, its lease lapsing in

@@ -275,4 +275,7 @@ def test_the_console_streams_a_generation_with_the_sessions_rights(gen_client, g
     assert refused.status_code == 422 and "does not generate text" in refused.text
     forged = gen_client.post("/console/p/default/generate", data={**form, "csrf": "x"})
     assert forged.status_code == 403
+    typo = gen_client.post("/console/p/default/generate", data={**form, "temperature": "warm"})
+    assert typo.status_code == 400 and "the generation form is not valid" in typo.text
+    assert "temperature" in typo.text
     gen_client.cookies.clear()

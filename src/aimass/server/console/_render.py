@@ -12,7 +12,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs, quote
 
 from fastapi import Request
@@ -30,6 +30,7 @@ __all__ = [
     "CSP",
     "NotSignedIn",
     "form",
+    "form_body",
     "guard",
     "page",
     "principal",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("aimass.server")
+T = TypeVar("T")
 
 # Scripts, styles and frames only from this server; no inline script; forms post here only.
 CSP = (
@@ -100,6 +102,17 @@ def version_field(fields: dict[str, str], key: str = "version") -> int:
     if not value.isdigit() or int(value) < 1:
         raise InvalidArgument(f"{key} {value!r} is not a version number")
     return int(value)
+
+
+def form_body(schema: type[T], what: str, **fields: Any) -> T:
+    """The API's request body ``schema`` made from a form's fields (numbers as typed
+    text); InvalidArgument naming the form (``what``: "prediction") and what is wrong."""
+    from pydantic import ValidationError
+
+    try:
+        return schema(**fields)
+    except ValidationError as exc:
+        raise InvalidArgument(f"the {what} form is not valid: {exc}") from None
 
 
 def require_csrf(request: Request, fields: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ from aimass.schemas import JobOut
 from aimass.server.console._render import (
     HEADERS,
     form,
+    form_body,
     guard,
     page,
     principal,
@@ -200,8 +201,6 @@ async def predict(request: Request, project: str) -> Response:
     """Predict the posted texts with the chosen model: the API's own predict call (input
     limits, stream slots, the key's query budget and output policy, micro-batching,
     explanations in the version's runner), reached with the session instead of a key."""
-    from pydantic import ValidationError
-
     from aimass.schemas import PredictRequest
     from aimass.server.routes.models import predict as predict_route
 
@@ -213,10 +212,7 @@ async def predict(request: Request, project: str) -> Response:
     app = state(request)
     texts = [line.strip() for line in fields.get("texts", "").splitlines() if line.strip()]
     explain = fields.get("explain") or None
-    try:
-        body = PredictRequest(inputs=texts, explain=explain)
-    except ValidationError as exc:
-        raise InvalidArgument(f"the prediction form is not valid: {exc}") from None
+    body = form_body(PredictRequest, "prediction", inputs=texts, explain=explain)
     answer = await predict_route(ref, body, project, me, app)
     models = await run_in_threadpool(app.workspace.models.list, project=project)
     rows = [
@@ -242,8 +238,6 @@ async def generate(request: Request, project: str) -> Response:
     """Generate from the posted prompt, streamed as server-sent events to the page's script:
     the API's own generate call (limits, stream slots, query budget, audit and the
     version's runner), reached with the session instead of a key."""
-    from pydantic import ValidationError
-
     from aimass.schemas import GenerateRequest
     from aimass.server.routes.generate import generate as generate_route
 
@@ -252,15 +246,14 @@ async def generate(request: Request, project: str) -> Response:
     require_csrf(request, fields)
     ref = fields.get("model", "")
     me.require("predict", project=project, model=ref.partition("@")[0] or None)
-    try:
-        body = GenerateRequest(
-            prompt=fields.get("prompt", ""),
-            max_new_tokens=int(fields.get("max_new_tokens") or 64),
-            temperature=float(fields.get("temperature") or 0),
-            stream=True,
-        )
-    except (ValidationError, ValueError) as exc:
-        raise InvalidArgument(f"the generation form is not valid: {exc}") from None
+    body = form_body(
+        GenerateRequest,
+        "generation",
+        prompt=fields.get("prompt", ""),
+        max_new_tokens=fields.get("max_new_tokens") or 64,
+        temperature=fields.get("temperature") or 0,
+        stream=True,
+    )
     response: Response = await generate_route(ref, body, request, project, me, state(request))
     return response
 

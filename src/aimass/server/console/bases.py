@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import InvalidArgument, NotFound
@@ -23,6 +22,7 @@ from aimass.schemas import BaseModelOut
 from aimass.server.console._render import (
     after_delete,
     form,
+    form_body,
     guard,
     page,
     principal,
@@ -205,11 +205,10 @@ async def _register(
 
 
 def _body(schema: type[Any], **fields: Any) -> Any:
-    """The API's request body from a form's fields (InvalidArgument naming what is wrong)."""
-    try:
-        return schema(**{k: v.strip() if isinstance(v, str) else v for k, v in fields.items()})
-    except ValidationError as exc:
-        raise InvalidArgument(f"the form is not valid: {exc}") from None
+    """The API's request body from a base form's fields, each name and number stripped of
+    the spaces around it (InvalidArgument naming what is wrong)."""
+    stripped = {k: v.strip() if isinstance(v, str) else v for k, v in fields.items()}
+    return form_body(schema, "base", **stripped)
 
 
 @router.get(PREFIX + "/p/{project}/bases/{name}", name="console.base")

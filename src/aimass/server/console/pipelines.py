@@ -15,13 +15,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import InvalidArgument, NotFound
 from aimass.server.console._render import (
     after_delete,
     form,
+    form_body,
     guard,
     page,
     principal,
@@ -119,14 +119,13 @@ async def create_pipeline(request: Request, project: str) -> Response:
         ) from None
     if not isinstance(spec, dict):
         raise InvalidArgument('the spec must be a JSON object: {"steps": [...]}')
-    try:
-        body = PipelineCreate(
-            name=fields.get("name", "").strip(),
-            spec=spec,
-            description=fields.get("description", "").strip(),
-        )
-    except ValidationError as exc:
-        raise InvalidArgument(f"the pipeline form is not valid: {exc}") from None
+    body = form_body(
+        PipelineCreate,
+        "pipeline",
+        name=fields.get("name", "").strip(),
+        spec=spec,
+        description=fields.get("description", "").strip(),
+    )
     app = state(request)
     made = await run_in_threadpool(
         lambda: create_route(body=body, project=project, principal=me, ws=app.workspace, state=app)
@@ -208,10 +207,7 @@ async def try_pipeline(request: Request, project: str, name: str) -> Response:
     require_csrf(request, fields)
     version = version_field(fields)
     texts = [line.strip() for line in fields.get("texts", "").splitlines() if line.strip()]
-    try:
-        body = PredictRequest(inputs=texts)
-    except ValidationError as exc:
-        raise InvalidArgument(f"the form is not valid: {exc}") from None
+    body = form_body(PredictRequest, "try", inputs=texts)
     answer = await predict_route(f"{name}@{version}", project, body, request, me, state(request))
     return await _pipeline_page(
         request,

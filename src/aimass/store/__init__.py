@@ -53,8 +53,10 @@ class Store:
             else:
                 readable(self.engine)
         except DatabaseError as exc:
+            if "file is not a database" not in str(exc):
+                raise  # not about the key: unreachable, locked, ... as before
             self.engine.dispose()
-            raise unreadable(uri, exc, encrypted=key is not None) from None
+            raise unreadable(uri, encrypted=key is not None) from None
         maker = sessionmaker(self.engine, expire_on_commit=False)
 
         def session() -> AbstractContextManager[Session]:

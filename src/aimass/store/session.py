@@ -102,11 +102,9 @@ def readable(engine: Engine) -> None:
         )
 
 
-def unreadable(uri: str, exc: Exception, *, encrypted: bool) -> AimassError:
-    """The error for a database that opened but cannot be read: SQLite's "file is not a
-    database" is a wrong key, a missing key, or not a database at all."""
-    if "file is not a database" not in str(exc):
-        return Unavailable(f"the metadata database could not be read: {exc}")
+def unreadable(uri: str, *, encrypted: bool) -> AimassError:
+    """The error for a SQLite database that opened but said "file is not a database": a
+    wrong key, a missing key, or not a database at all."""
     database = make_url(uri).database
     if encrypted:
         return FailedPrecondition(

@@ -310,10 +310,14 @@ class Throttle:
             await self.give_back(key_id, kind)
 
     async def give_back(self, key_id: str, kind: str = "predict") -> None:
-        """:meth:`release_stream` from the event loop, shielded from cancellation (a slot
-        not given back would stay taken)."""
+        """:meth:`release_stream` from the event loop: at once in memory; through a worker
+        thread shielded from cancellation when the slot is a lease (a slot not given back
+        would stay taken)."""
+        if not self._shared:
+            self.release_stream(key_id, kind)
+            return
         with anyio.CancelScope(shield=True):
-            await self.run(self.release_stream, key_id, kind)
+            await run_in_threadpool(self.release_stream, key_id, kind)
 
     def acquire_stream(self, key_id: str, kind: str = "predict") -> None:
         """Take a ``predict`` or ``generate`` slot; RateLimited when the key or server is full.

@@ -26,7 +26,7 @@ from aimass.store.rates import RateRepository
 from aimass.store.references import ReferenceRepository
 from aimass.store.registry import RegistryRepository
 from aimass.store.schema import ensure_schema
-from aimass.store.session import make_engine, managed_session, readable, unreadable
+from aimass.store.session import make_engine, managed_session, unreadable
 from aimass.store.slots import SlotLeaseRepository
 from aimass.store.usage import UsageRepository
 from aimass.store.versioned import BaseModelRepository, DatasetRepository
@@ -47,16 +47,14 @@ class Store:
     def __init__(self, uri: str, *, migrate: bool = True, key: bytes | None = None) -> None:
         self.uri = uri
         self.engine = make_engine(uri, key=key)
-        try:
-            if migrate:
+        if migrate:
+            try:
                 ensure_schema(self.engine)
-            else:
-                readable(self.engine)
-        except DatabaseError as exc:
-            if "file is not a database" not in str(exc):
-                raise  # not about the key: unreachable, locked, ... as before
-            self.engine.dispose()
-            raise unreadable(uri, encrypted=key is not None) from None
+            except DatabaseError as exc:
+                if "file is not a database" not in str(exc):
+                    raise  # not about the key: unreachable, locked, ... as before
+                self.engine.dispose()
+                raise unreadable(uri, encrypted=key is not None) from None
         maker = sessionmaker(self.engine, expire_on_commit=False)
 
         def session() -> AbstractContextManager[Session]:

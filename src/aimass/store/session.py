@@ -27,7 +27,7 @@ from aimass.errors import (
     Unavailable,
 )
 
-__all__ = ["make_engine", "managed_session", "private_sqlite_file", "readable", "unreadable"]
+__all__ = ["make_engine", "managed_session", "private_sqlite_file", "unreadable"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -91,15 +91,6 @@ def _cipher_engine(uri: str, key: bytes) -> Engine:
         return connection
 
     return create_engine(uri, module=dbapi2, creator=connect)
-
-
-def readable(engine: Engine) -> None:
-    """Read the database's schema once (an encrypted SQLite file under a wrong key, or
-    a plaintext one opened with a key, fails here rather than on the first query)."""
-    with engine.connect() as connection:
-        connection.exec_driver_sql(
-            "SELECT count(*) FROM sqlite_master" if engine.dialect.name == "sqlite" else "SELECT 1"
-        )
 
 
 def unreadable(uri: str, *, encrypted: bool) -> AimassError:

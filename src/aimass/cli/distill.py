@@ -59,6 +59,7 @@ def _print_distillation(version: ModelVersionOut) -> None:
     for what, key, ratio in (
         ("test accuracy", "accuracy", "accuracy_ratio"),
         ("test RMSE", "rmse", "rmse_ratio"),
+        ("test entity F1", "f1", "f1_ratio"),
         ("predictions/s", "rows_per_second", "speed_ratio"),
     ):
         if record.get(f"student_{key}") is None:
@@ -69,7 +70,8 @@ def _print_distillation(version: ModelVersionOut) -> None:
             f"(x{fmt_metric(record.get(ratio))})"
         )
     if record.get("agreement") is not None:
-        console.print(f"  agreement with the teacher (test): {fmt_metric(record['agreement'])}")
+        what = "words tagged alike" if record.get("student_f1") is not None else "agreement"
+        console.print(f"  {what} with the teacher (test): {fmt_metric(record['agreement'])}")
     if record.get("correlation") is not None:
         console.print(f"  correlation with the teacher (test): {fmt_metric(record['correlation'])}")
 
@@ -101,7 +103,11 @@ def distill(
     ] = None,
     task: Annotated[
         str,
-        typer.Option(help="classification, or regression (the teacher's values as targets)."),
+        typer.Option(
+            help="classification, regression (the teacher's values as targets) or "
+            "token-classification (a tagger, position by position; the student needs the "
+            "teacher's tokenizer)."
+        ),
     ] = "classification",
     temperature: Annotated[
         float | None,
@@ -154,8 +160,9 @@ def distill(
     The teacher labels the training rows (and the --unlabelled transfer set) with
     soft targets once; the student trains on them mixed with the labels (Hinton
     et al.). Its model card records the teacher and the student's accuracy (RMSE
-    with --task regression, where the student learns the teacher's values) and
-    speed relative to it. Locally it trains in this process; with --url /
+    with --task regression, where the student learns the teacher's values; entity
+    F1 with --task token-classification, where it learns the teacher's tags token
+    by token) and speed relative to it. Locally it trains in this process; with --url /
     AIMASS_URL it submits a job to the server and follows its progress.
     """
     from aimass.training.callbacks import RichProgress
@@ -188,7 +195,7 @@ def distill(
         "alias": alias,
         "privacy": dp_options if dp else None,
     }
-    metric = "rmse" if task == "regression" else "accuracy"
+    metric = {"regression": "rmse", "token-classification": "f1"}.get(task, "accuracy")
     callbacks = [] if json_out else [RichProgress(metric=metric)]
     version, _ = flows.train(backend(), spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:

@@ -170,9 +170,9 @@ def check_distillation(
     assert config.teacher is not None
     if not task.supports_distillation:
         raise InvalidArgument(
-            f"--teacher: task {task.name!r} cannot be distilled yet (only classification "
-            "and regression: the token and language-model tasks are not built); train the "
-            "student on its labels with 'aimass train' instead",
+            f"--teacher: task {task.name!r} cannot be distilled yet (only classification, "
+            "regression and token-classification: the language-model tasks are not "
+            "built); train the student on its labels with 'aimass train' instead",
             field="teacher",
         )
     teacher = find_teacher(store, project, config.teacher)
@@ -182,7 +182,7 @@ def check_distillation(
             f"for {task.name}; distil from a {task.name} model"
             + (
                 f" (or train the student for {teacher.task}: --task {teacher.task})"
-                if teacher.task in ("classification", "regression")
+                if teacher.task in ("classification", "regression", "token-classification")
                 else ""
             ),
             field="teacher",
@@ -191,7 +191,14 @@ def check_distillation(
         _check_labels(teacher.ref, teacher.labels, list(dataset.stats.get("classes", [])))
     if config.unlabelled is not None:
         transfer = unlabelled_dataset(store, project, config.unlabelled)
-        task.check_kind(transfer.schema)
+        kinds = task.transfer_kinds or task.kinds
+        if transfer.schema.kind not in kinds:
+            raise InvalidArgument(
+                f"--unlabelled {transfer.ref} is a dataset of kind {transfer.schema.kind!r}; "
+                f"a {task.name} student's transfer set is of kind {' or '.join(kinds)} "
+                f"(import one with 'aimass datasets import FILE --kind {kinds[0]}')",
+                field="unlabelled",
+            )
     for model in teacher.models if dp else []:
         seen = model.lineage.dataset.partition("@")[0]
         if model.privacy is None and seen == dataset.name:
@@ -319,6 +326,64 @@ def _teacher_states(
     return layers, states
 
 
+def _tagger_windows(
+    teacher: Teacher, predictor: Any, classes: list[str], student_dir: Path, callbacks: CallbackList
+) -> Callable[[list[list[int]]], list[Any]]:
+    """A tagger teacher as the student's task calls it: windows of token ids → each one's
+    (T, C) tag probabilities in the student's tag order, a progress tick per chunk.
+
+    Refuses a student whose tokenizer is not the teacher's (the windows would be read
+    differently) or whose tags are not the teacher's.
+    """
+    from aimass.models.hf import load_tokenizer
+
+    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
+        raise InvalidArgument(
+            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
+            "base: a tagger is distilled position by position, so the student needs the "
+            "teacher's tokenizer; use the teacher's own base, or one cut from it with "
+            "'aimass bases shrink'",
+            field="teacher",
+        )
+    labels = [str(label) for label in predictor.labels]
+    if sorted(labels) != sorted(classes):
+        raise InvalidArgument(
+            f"teacher {teacher.ref} tags with {labels} but the student's dataset has the "
+            f"tags {classes}: a student learns the teacher's distribution tag by tag, so "
+            "both need the same entity types; distil from a teacher trained on these types",
+            field="teacher",
+        )
+    columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
+
+    def windows(ids: list[list[int]]) -> list[Any]:
+        callbacks.on_phase(f"teacher {teacher.ref} tagging", len(ids))
+        said: list[Any] = []
+        for start in range(0, len(ids), _TEACHER_CHUNK):
+            part = ids[start : start + _TEACHER_CHUNK]
+            said.extend(p[:, columns].numpy() for p in predictor.window_probs(part, _TEACHER_BATCH))
+            callbacks.on_phase_advance(len(part))
+        return said
+
+    return windows
+
+
+def _reloading_tagger(ctx: JobContext, teacher: Teacher) -> Callable[[list[str]], Any]:
+    """A tagger teacher timed as its student is: raw texts → windows read as served →
+    tag probabilities, batches of 64 sorted by length; loaded again on the first call."""
+    from aimass.models.text import text_windows
+
+    @functools.cache
+    def load() -> Any:
+        return _predictor(ctx, teacher)
+
+    def tag(texts: list[str]) -> Any:
+        predictor = load()
+        found = text_windows(predictor.tokenizer, texts, predictor.max_length)
+        return predictor.window_probs([ids for _, ids, _ in found], _TEACHER_BATCH)
+
+    return tag
+
+
 def soft_targets(
     ctx: JobContext,
     config: TrainConfig,
@@ -331,6 +396,8 @@ def soft_targets(
     """Run the teacher once over the training rows, the transfer set and the test split
     (and, with ``match_hidden``, again for its hidden states: ``student_dir`` is the
     student's base, whose layers are mapped to the teacher's)."""
+    import numpy as np
+
     from aimass.training.distill import SoftTargets
 
     assert config.teacher is not None
@@ -338,13 +405,31 @@ def soft_targets(
     teacher = find_teacher(ctx.store, ctx.job.project, config.teacher)
     classes = [str(c) for c in dataset.stats.get("classes") or []]
     predictor = _predictor(ctx, teacher)
-    score = _scorer(ctx, teacher, classes, predictor)
-    width = len(classes) if teacher.task == "classification" else 1
     transfer: list[str] = []
     transfer_ref = None
     if config.unlabelled is not None:
         found = unlabelled_dataset(ctx.store, ctx.job.project, config.unlabelled)
         transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
+    if teacher.task == "token-classification":
+        assert student_dir is not None
+        windows = _tagger_windows(teacher, predictor, classes, student_dir, callbacks)
+        return SoftTargets(
+            teacher=teacher.ref,
+            teacher_digest=teacher.digest,
+            temperature=config.temperature,
+            alpha=config.distill_alpha,
+            train=np.zeros((0, len(classes))),
+            transfer_texts=transfer,
+            transfer=np.zeros((0, len(classes))),
+            test=np.zeros((0, len(classes))),
+            teacher_scores=_reloading_tagger(ctx, teacher),
+            transfer_set=transfer_ref,
+            teacher_privacy=teacher.privacy,
+            task=teacher.task,
+            windows=windows,
+        )
+    score = _scorer(ctx, teacher, classes, predictor)
+    width = len(classes) if teacher.task == "classification" else 1
     texts = {"train": splits["train"].texts, "transfer": transfer, "test": splits["test"].texts}
     layers: tuple[tuple[int, int], ...] = ()
     hidden = None

@@ -8,7 +8,7 @@ to ``max_length``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["Encoded", "bucketed_batches", "collate", "encode_texts", "window_stride"]
+__all__ = [
+    "Encoded",
+    "bucketed_batches",
+    "collate",
+    "encode_texts",
+    "text_windows",
+    "window_probabilities",
+    "window_stride",
+]
 
 WINDOW_STRIDE = 32  # tokens shared by consecutive windows of a text longer than max_length
 
@@ -129,3 +137,53 @@ def collate(
     if encoded.token_type_ids is not None:
         out["token_type_ids"] = types
     return {k: v.to(device) for k, v in out.items()}
+
+
+def window_probabilities(
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    windows: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+) -> list[torch.Tensor]:
+    """(T, C) probabilities of every window of token ids, in order, from a tagger's
+    ``forward(input_ids, attention_mask) -> (B, T, C)`` logits on the CPU.
+
+    Windows are batched by length (longest first), so a batch pads its short
+    windows to a length near their own, not to the longest of all.
+    """
+    import torch
+
+    out: dict[int, torch.Tensor] = {}
+    for chunk in bucketed_batches([len(w) for w in windows], batch_size, shuffle=False):
+        width = len(windows[chunk[0]])  # longest first
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, index in enumerate(chunk):
+            ids[row, : len(windows[index])] = torch.tensor(windows[index])
+            mask[row, : len(windows[index])] = 1
+        with torch.inference_mode():
+            probs = forward(ids, mask).float().softmax(-1)
+        for row, index in enumerate(chunk):
+            out[index] = probs[row, : len(windows[index])]
+    return [out[index] for index in range(len(windows))]
+
+
+def text_windows(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[tuple[int, list[int], list[int | None]]]:
+    """``(text index, token ids, word of each position)`` of every window of raw
+    ``texts``, read as a tagger is served: ``max_length`` tokens a window, consecutive
+    windows of one text sharing :func:`window_stride` tokens (special tokens: word ``None``)."""
+    if not texts:
+        return []
+    out = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        stride=window_stride(max_length),
+        return_overflowing_tokens=True,
+    )
+    return [
+        (int(row), list(out["input_ids"][window]), list(out.word_ids(window)))
+        for window, row in enumerate(out["overflow_to_sample_mapping"])
+    ]

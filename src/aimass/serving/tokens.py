@@ -31,7 +31,7 @@ from aimass.artifacts.bundle import Manifest
 from aimass.metrics import entity_spans
 from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.models.text import bucketed_batches, window_stride
+from aimass.models.text import window_probabilities, window_stride
 from aimass.serving.predictor import (
     LazyModel,
     LengthCounter,
@@ -75,26 +75,11 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
         read in several windows, so its count is the work it costs, not one window's."""
         return tokenizer_length_counter(directory, None)
 
-    @torch.inference_mode()
-    def _window_probs(self, windows: list[list[int]], batch_size: int) -> list[torch.Tensor]:
-        """(T, C) tag probabilities of every window, in order.
-
-        Windows are batched by length (longest first), so a batch pads its short
-        sentences to a length near their own, not to the longest in the request.
-        """
+    def window_probs(self, windows: list[list[int]], batch_size: int) -> list[torch.Tensor]:
+        """(T, C) tag probabilities of every window of token ids, in order (batched by
+        length: :func:`aimass.models.text.window_probabilities`)."""
         pad = self.tokenizer.pad_token_id or 0
-        out: dict[int, torch.Tensor] = {}
-        for chunk in bucketed_batches([len(w) for w in windows], batch_size, shuffle=False):
-            width = len(windows[chunk[0]])  # longest first
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, index in enumerate(chunk):
-                ids[row, : len(windows[index])] = torch.tensor(windows[index])
-                mask[row, : len(windows[index])] = 1
-            probs = self.forward(ids, mask).softmax(-1)
-            for row, index in enumerate(chunk):
-                out[index] = probs[row, : len(windows[index])]
-        return [out[index] for index in range(len(windows))]
+        return window_probabilities(self.forward, windows, pad, batch_size)
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """``{"entities": [{"label", "start", "end", "text", "score"}, ...]}`` per text."""
@@ -110,7 +95,7 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
                 return_overflowing_tokens=True,
                 return_offsets_mapping=True,
             )
-        probs = self._window_probs(enc["input_ids"], batch_size)
+        probs = self.window_probs(enc["input_ids"], batch_size)
         # word index → (probabilities of its first sub-word, char start, char end), per text
         words: list[dict[int, list[Any]]] = [{} for _ in texts]
         for window, text_index in enumerate(enc["overflow_to_sample_mapping"]):

@@ -92,6 +92,10 @@ class SoftTargets:
         hidden: (N + M, L·H) the teacher's L2-normalised, mean-pooled states of those
             layers for the training rows and the transfer set (``None`` when off).
         hidden_weight: β, the weight of the matching term.
+        windows: A tagger's teacher: windows (token ids, the student's tokenizer's) →
+            each one's (T, C) tag probabilities, columns in the student's tag order.
+            ``train``, ``transfer`` and ``test`` are then empty: the student's task
+            labels its own windows (:mod:`aimass.training.token_distill`).
     """
 
     teacher: str
@@ -109,6 +113,7 @@ class SoftTargets:
     layers: tuple[tuple[int, int], ...] = ()
     hidden: np.ndarray | None = None
     hidden_weight: float = 0.0
+    windows: Callable[[list[list[int]]], list[Any]] | None = None
 
 
 def layer_map(student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:

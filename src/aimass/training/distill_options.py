@@ -112,6 +112,13 @@ def validate_distillation(config: TrainConfig) -> None:
             "--match-hidden",
             field="match_hidden",
         )
+    if config.match_hidden and config.task == "token-classification":
+        raise InvalidArgument(
+            "--match-hidden matches pooled sentence states of classifiers and regressors; "
+            "a tagger's student learns the teacher's tags position by position without "
+            "it: drop --match-hidden",
+            field="match_hidden",
+        )
     if config.match_hidden and config.mode != "finetune":
         raise InvalidArgument(
             f"--match-hidden needs --mode finetune: in {config.mode!r} mode the student's "

@@ -25,7 +25,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -35,7 +35,7 @@ from aimass.errors import InvalidArgument
 from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
 from aimass.training.config import lora_settings
-from aimass.training.loop import FitResult, fit, seed_everything
+from aimass.training.loop import fit, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, tokenizer_files
 
 if TYPE_CHECKING:
@@ -206,6 +206,34 @@ class ExampleTask(Task):
             seen[row] = seen.get(row, 0) + 1
         return list(kept.values()), sum(1 for n in seen.values() if n > 1)
 
+    # -- distillation (tasks that set supports_distillation) -------------------------
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        """``train`` and the transfer set's examples, each with the teacher's targets."""
+        raise NotImplementedError
+
+    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
+        """The training targets of a batch of ``examples`` padded to ``labels``: the
+        labels, or (when distilling) what ``loss_rows`` reads besides them."""
+        return labels
+
+    def distilled(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        scores: dict[str, Any],
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        """The ``distillation`` block of the metrics, given the student's test ``scores``."""
+        raise NotImplementedError
+
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the weights of ``model`` DP-SGD cannot take a per-example gradient of
         (none by default; the token embeddings are the engine's choice)."""
@@ -340,6 +368,8 @@ class ExampleTask(Task):
         train = splits["train"]
         if not train:
             raise InvalidArgument(f"no training row is usable for task {self.name!r}")
+        if inputs.distillation is not None:  # tasks that set supports_distillation
+            train = self.distil(inputs, train, tokenizer, max_length)
         pad_id = _pad_id(tokenizer)
         generator = torch.Generator().manual_seed(cfg.seed)
         lengths = [len(e["input_ids"]) for e in train]
@@ -350,8 +380,10 @@ class ExampleTask(Task):
             )
 
         def loss_fn(idx: list[int]) -> torch.Tensor:
-            batch = self.collate([train[i] for i in idx], pad_id, inputs.device, generator)
-            total, count = self.loss_sum(self.logits(model, batch), batch["labels"])
+            chosen = [train[i] for i in idx]
+            batch = self.collate(chosen, pad_id, inputs.device, generator)
+            logits = self.logits(model, batch)
+            total, count = self.loss_sum(logits, self.targets(chosen, batch["labels"]))
             return total / max(count, 1)
 
         def evaluate() -> dict[str, Any]:
@@ -373,7 +405,9 @@ class ExampleTask(Task):
 
             result = fit_head(self, model, train, splits["validation"], tokenizer, pad_id, inputs)
         elif inputs.privacy is not None:
-            result = self._fit_private(model, train, pad_id, generator, evaluate, inputs)
+            from aimass.training.token_private import fit_private_finetune
+
+            result = fit_private_finetune(self, model, train, pad_id, generator, evaluate, inputs)
         else:
             result = fit(
                 model,
@@ -389,6 +423,8 @@ class ExampleTask(Task):
         seconds = time.perf_counter() - started
         test = self.evaluate(model, splits["test"], tokenizer, inputs)
         extra = self.finish(model, tokenizer, inputs)
+        if inputs.distillation is not None:
+            extra["distillation"] = self.distilled(model, tokenizer, splits["test"], test, inputs)
         model.to("cpu").eval()  # type: ignore[arg-type]  # functools.wraps, as above
         task_config = self.task_config(tokenizer, max_length)
         adapters = adapter_state_dict(self.adapted(model)) if tuner is not None else None
@@ -422,42 +458,6 @@ class ExampleTask(Task):
             adapters=adapters,
             privacy=inputs.privacy.summary() if inputs.privacy is not None else None,
         )
-
-    def _fit_private(
-        self,
-        model: PreTrainedModel,
-        train: list[Example],
-        pad_id: int,
-        generator: torch.Generator,
-        evaluate: Callable[[], dict[str, Any]],
-        inputs: TrainInputs,
-    ) -> FitResult:
-        """DP-SGD over ``train`` (one example per row): Poisson-sampled batches, each row's
-        gradient clipped and the sum noised by the engine, every weight but the token
-        embeddings trained (unless the engine trains them too).
-
-        A row's loss is the mean over its labelled tokens, so a long sentence weighs
-        no more than a short one in its clipped gradient.
-        """
-        from aimass.models.sequence import explicit_ids
-
-        engine = inputs.privacy
-        assert engine is not None
-        if not engine.train_embeddings:
-            # The vocabulary x hidden table: the costliest per-example norm under DP
-            # and the most noised coordinates, for little gain.
-            model.get_input_embeddings().requires_grad_(False)
-        self.freeze_for_privacy(model)
-
-        def forward(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-            batch = self.collate([train[i] for i in rows], pad_id, inputs.device, generator)
-            ids = explicit_ids(model, batch["input_ids"], batch["attention_mask"], {})
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}, **ids).logits
-            return logits, batch["labels"]
-
-        from aimass.training.token_private import fit_dp
-
-        return fit_dp(self, model, len(train), forward, evaluate, inputs, finetune=True)
 
 
 def perplexity(loss: float) -> float:

@@ -119,6 +119,8 @@ class Task(ABC):
             applies to it.
         supports_distillation: Whether it learns from a teacher's soft targets
             (``config.teacher``).
+        transfer_kinds: Dataset kinds a distillation's transfer set may be (empty:
+            ``kinds``).
         options: Names of the task options it takes (``config.options``, the CLI's
             ``--option KEY=VALUE``); any other is refused.
     """
@@ -129,6 +131,7 @@ class Task(ABC):
     supports_lora: ClassVar[bool] = False
     supports_probe: ClassVar[bool] = False
     supports_distillation: ClassVar[bool] = False
+    transfer_kinds: ClassVar[tuple[str, ...]] = ()
     families: ClassVar[tuple[str, ...]] = ("encoder",)
     kinds: ClassVar[tuple[str, ...]] = ("text",)
     modes: ClassVar[tuple[str, ...]] = ("features", "finetune")

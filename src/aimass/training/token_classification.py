@@ -19,10 +19,16 @@ A sentence longer than ``max_length`` becomes several overlapping windows
 reads it: training learns from every window, and evaluation takes each word's
 tag from the first window that holds its first sub-word, so the scores are
 those of the served model on whole sentences, not of a truncated prefix.
+
+A student distilled from a registered tagger (``--teacher``) learns the
+teacher's tag distribution at every position of its windows, and of the windows
+of a transfer set of raw text, beside the labels
+(:mod:`aimass.training.token_distill`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,9 +37,11 @@ from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.metrics import entity_metrics
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.models.text import window_stride
+from aimass.models.text import text_windows, window_probabilities, window_stride
+from aimass.training.distill import NO_LABEL
 from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker, scratch_base
 from aimass.training.tasks import TrainInputs, register_task
+from aimass.training.token_distill import TokenDistillation
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -74,6 +82,15 @@ class EntityScores(Tracker):
         """Predicted word tags of every sentence seen, by row number."""
         return [self.pred[row] for row in sorted(self.pred)]
 
+    def agreement(self, other: EntityScores) -> float | None:
+        """The share of words both trackers tagged alike (``None`` when there are none)."""
+        pairs = [
+            (mine, theirs)
+            for row, tags in self.pred.items()
+            for mine, theirs in zip(tags, other.pred.get(row, []), strict=False)
+        ]
+        return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
+
     def result(self) -> dict[str, Any]:
         rows = sorted(self.true)
         return entity_metrics([self.true[r] for r in rows], [self.pred[r] for r in rows])
@@ -93,9 +110,12 @@ class TokenClassificationTask(ExampleTask):
     adapts_backbone = True  # with LoRA the new tagging head trains in full
     modes = ("finetune", "features")
     privacy_unit = "sentence (a dataset row; its first window under DP)"
+    supports_distillation = True
+    transfer_kinds = ("text", "tokens")  # raw text is read as served; a tokens set's tags unused
 
     def __init__(self) -> None:
         self.labels: list[str] = []
+        self.distillation: TokenDistillation | None = None  # set on a run's copy
 
     def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
         lr = 1e-3 if scratch_base(base_provenance) else 5e-5
@@ -177,6 +197,87 @@ class TokenClassificationTask(ExampleTask):
 
     def task_config(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         return {**super().task_config(tokenizer, max_length), "labels": self.labels}
+
+    # -- distillation ----------------------------------------------------------------
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        soft, cfg = inputs.distillation, inputs.config
+        assert soft is not None
+        assert cfg.temperature is not None
+        assert cfg.distill_alpha is not None
+        self.distillation = TokenDistillation(
+            soft,
+            temperature=float(cfg.temperature),
+            alpha=float(cfg.distill_alpha),
+            max_length=max_length,
+        )
+        transfer = []
+        # A transfer text's windows carry the rows after the labelled ones (one DP unit each).
+        for row, ids, words in text_windows(tokenizer, soft.transfer_texts, max_length):
+            labels = [IGNORE if word is None else NO_LABEL for word in words]
+            transfer.append({"input_ids": ids, "labels": labels, "row": [len(inputs.train) + row]})
+        return self.distillation.label(train + transfer)
+
+    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
+        if self.distillation is None:
+            return labels
+        return self.distillation.targets(examples, labels)
+
+    def loss_rows(
+        self, logits: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if labels.dim() == 3:  # a distillation's packed targets (see targets)
+            assert self.distillation is not None
+            return self.distillation.rows(logits, labels)
+        return super().loss_rows(logits, labels)
+
+    def distilled(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        scores: dict[str, Any],
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        assert self.distillation is not None
+        assert self.distillation.soft.windows is not None
+        teacher, student = EntityScores(self.labels), EntityScores(self.labels)
+        said = self.distillation.soft.windows([e["input_ids"] for e in test])
+        for example, probabilities in zip(test, said, strict=True):
+            teacher.update([example], {}, torch.as_tensor(probabilities).unsqueeze(0))
+        self.score(model, test, tokenizer, seed=0, device=inputs.device, tracker=student)
+        max_length = self.distillation.max_length
+        return self.distillation.report(
+            student_scores=scores,
+            teacher_scores=teacher.result() if test else {},
+            agreement=student.agreement(teacher),
+            train_rows=len(inputs.train),
+            student=_tagger(model, tokenizer, max_length, inputs.device),
+            test_texts=inputs.test.texts,
+        )
+
+
+def _tagger(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_length: int, device: Any
+) -> Callable[[list[str]], list[torch.Tensor]]:
+    """Raw texts → the tag probabilities of each window, as the teacher is timed: windows
+    read as served, batches of 64 sorted by length."""
+    pad = int(tokenizer.pad_token_id or 0)
+
+    def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.cpu()
+
+    def tag(texts: list[str]) -> list[torch.Tensor]:
+        windows = [ids for _, ids, _ in text_windows(tokenizer, texts, max_length)]
+        return window_probabilities(forward, windows, pad, 64)
+
+    return tag
 
 
 register_task(TokenClassificationTask())

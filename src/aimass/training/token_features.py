@@ -140,7 +140,7 @@ def fit_head(
 
         def loss_fn(idx: list[int]) -> torch.Tensor:
             x, y = _padded(cached["train"], train, idx, inputs.device)
-            sums, counts = task.loss_rows(logits_of(x), y)
+            sums, counts = task.loss_rows(logits_of(x), task.targets([train[i] for i in idx], y))
             return sums.sum() / counts.sum().clamp(min=1)
 
         def batches(epoch: int) -> list[list[int]]:
@@ -159,7 +159,7 @@ def fit_head(
 
     def forward(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = _padded(cached["train"], train, rows, inputs.device)
-        return logits_of(x), y
+        return logits_of(x), task.targets([train[i] for i in rows], y)
 
     # DP-SGD on the head alone: per-example gradients of a few thousand weights.
     return fit_dp(task, head, len(train), forward, evaluate, inputs, finetune=False)

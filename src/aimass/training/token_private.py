@@ -12,10 +12,48 @@ import torch
 from aimass.training.loop import FitResult, fit, param_groups
 
 if TYPE_CHECKING:
-    from aimass.training.examples import ExampleTask
+    from transformers import PreTrainedModel
+
+    from aimass.training.examples import Example, ExampleTask
     from aimass.training.tasks import TrainInputs
 
-__all__ = ["fit_dp"]
+__all__ = ["fit_dp", "fit_private_finetune"]
+
+
+def fit_private_finetune(
+    task: ExampleTask,
+    model: PreTrainedModel,
+    train: list[Example],
+    pad_id: int,
+    generator: torch.Generator,
+    evaluate: Callable[[], dict[str, Any]],
+    inputs: TrainInputs,
+) -> FitResult:
+    """DP-SGD over ``train`` (one example per row): Poisson-sampled batches, each row's
+    gradient clipped and the sum noised by the engine, every weight but the token
+    embeddings trained (unless the engine trains them too).
+
+    A row's loss is the mean over its labelled tokens, so a long sentence weighs
+    no more than a short one in its clipped gradient.
+    """
+    from aimass.models.sequence import explicit_ids
+
+    engine = inputs.privacy
+    assert engine is not None
+    if not engine.train_embeddings:
+        # The vocabulary x hidden table: the costliest per-example norm under DP
+        # and the most noised coordinates, for little gain.
+        model.get_input_embeddings().requires_grad_(False)
+    task.freeze_for_privacy(model)
+
+    def forward(rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = [train[i] for i in rows]
+        batch = task.collate(chosen, pad_id, inputs.device, generator)
+        ids = explicit_ids(model, batch["input_ids"], batch["attention_mask"], {})
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}, **ids).logits
+        return logits, task.targets(chosen, batch["labels"])
+
+    return fit_dp(task, model, len(train), forward, evaluate, inputs, finetune=True)
 
 
 def fit_dp(

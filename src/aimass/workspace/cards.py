@@ -148,6 +148,7 @@ def _distillation_section(version: ModelVersion) -> str:
         for label, key, ratio in (
             ("test accuracy", "accuracy", "accuracy_ratio"),
             ("test RMSE (lower is better)", "rmse", "rmse_ratio"),
+            ("test entity F1", "f1", "f1_ratio"),
             ("predictions/s (test split, batch 64)", "rows_per_second", "speed_ratio"),
         )
         if record.get(f"student_{key}") is not None
@@ -162,8 +163,11 @@ def _distillation_section(version: ModelVersion) -> str:
         )
     if record.get("agreement") is not None:
         parts.append(
-            f"The student predicts the teacher's class on {record['agreement']:.1%} of the "
-            f"{record.get('test_rows', '?')} test rows."
+            f"The student tags {record['agreement']:.1%} of the words of the "
+            f"{record.get('test_rows', '?')} test sentences as the teacher does."
+            if record.get("student_f1") is not None
+            else f"The student predicts the teacher's class on {record['agreement']:.1%} of "
+            f"the {record.get('test_rows', '?')} test rows."
         )
     if record.get("correlation") is not None:
         parts.append(

@@ -337,6 +337,31 @@ def test_the_training_form_names_every_task_and_takes_a_lora_rank(console, admin
     assert wrong.status_code == 400 and "needs a dataset of kind tokens" in wrong.text
 
 
+def test_the_training_form_distils_from_a_teacher(console, admin_key):
+    sign_in(console, admin_key)
+    page = console.get("/console/p/default/train").text
+    assert '<option value="sentiment@1">' in page and 'name="unlabelled"' in page
+    token = csrf_of(console, "/console/p/default/train")
+    form = {"csrf": token, "dataset": "reviews", "base": "tiny", "model": "small-form"}
+    distil = {"teacher": "sentiment@1", "unlabelled": "reviews", "temperature": "3"}
+    queued = console.post(
+        "/console/p/default/train",
+        data={**form, **distil, "distill_alpha": "0.7", "epochs": "1"},
+        follow_redirects=False,
+    )
+    assert queued.status_code == 303, queued.text
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    config = job["spec"]["config"]
+    assert (config["teacher"], config["unlabelled"]) == ("sentiment@1", "reviews@1")
+    assert (config["temperature"], config["distill_alpha"]) == (3.0, 0.7)
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+    unknown = console.post("/console/p/default/train", data={**form, "teacher": "nope@1"})
+    assert unknown.status_code == 404 and "--teacher nope@1" in unknown.text
+    bad = console.post("/console/p/default/train", data={**form, **distil, "temperature": "hot"})
+    assert bad.status_code == 400 and "temperature &#39;hot&#39; is not a number" in bad.text
+
+
 def test_a_pipeline_page_shows_its_pinned_steps_and_its_report(console, admin_key, trained_home):  # noqa: F811
     from aimass.settings import Settings
     from aimass.workspace import Workspace

@@ -131,6 +131,10 @@ def test_teacher_with_another_label_set_is_refused(ws):
 
 def test_teacher_of_another_task_is_refused(ws):
     with pytest.raises(InvalidArgument, match=r"is a regression model.*--task regression"):
+        _submit(ws, teacher="r@1", task="classification")
+    # Without a task the student takes its teacher's (a classification dataset then fails
+    # the regression task's own check, naming the label).
+    with pytest.raises(InvalidArgument, match="regression"):
         _submit(ws, teacher="r@1")
     with pytest.raises(InvalidArgument, match="cannot be distilled yet"):
         _submit(ws, dataset="pool", teacher="m@1", task="masked-lm", mode=None)

@@ -153,11 +153,14 @@ def test_cli_distills_a_tagger(ws, monkeypatch):
     monkeypatch.setenv("AIMASS_HOME", str(ws.settings.home))
     monkeypatch.setenv("AIMASS_DEVICE", "cpu")
     args = ["distill", "--teacher", "tagger@1", "--student", "small", "--dataset", "ner"]
-    args += ["--unlabelled", "raw", "--name", "cli-tagger", "--task", "token-classification"]
+    args += ["--unlabelled", "raw", "--name", "cli-tagger"]
     args += ["--epochs", "1", "--max-train-rows", "8", "--lr", "3e-3"]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["metrics"]["distillation"]["teacher"] == "tagger@1"
+    out = json.loads(result.stdout)
+    assert out["metrics"]["distillation"]["teacher"] == "tagger@1"
+    # Without --task the student takes its teacher's.
+    assert out["lineage"]["config"]["task"] == "token-classification"
     again = CliRunner().invoke(app, [*args, "--reuse"])
     assert again.exit_code == 0, again.output
     assert "test entity F1" in again.output and "words tagged alike" in again.output

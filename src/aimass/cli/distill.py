@@ -102,13 +102,13 @@ def distill(
         ),
     ] = None,
     task: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="classification, regression (the teacher's values as targets) or "
-            "token-classification (a tagger, position by position; the student needs the "
-            "teacher's tokenizer)."
+            help="The student's task (default: the teacher's): classification, regression "
+            "(the teacher's values as targets) or token-classification (a tagger, position "
+            "by position; the student needs the teacher's tokenizer)."
         ),
-    ] = "classification",
+    ] = None,
     temperature: Annotated[
         float | None,
         typer.Option(help="Softmax temperature of the soft targets (default 2; not regression)."),
@@ -166,6 +166,7 @@ def distill(
     AIMASS_URL it submits a job to the server and follows its progress.
     """
     from aimass.training.callbacks import RichProgress
+    from aimass.training.tasks import HEADLINE_METRICS, headline_metric
 
     config = given(
         task=task,
@@ -195,7 +196,8 @@ def distill(
         "alias": alias,
         "privacy": dp_options if dp else None,
     }
-    metric = {"regression": "rmse", "token-classification": "f1"}.get(task, "accuracy")
+    # Without --task the student takes its teacher's: show whichever score it reports.
+    metric = headline_metric(task) if task else tuple(dict.fromkeys(HEADLINE_METRICS.values()))
     callbacks = [] if json_out else [RichProgress(metric=metric)]
     version, _ = flows.train(backend(), spec, project=project, reuse=reuse, callbacks=callbacks)
     if json_out:

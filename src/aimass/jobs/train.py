@@ -166,14 +166,17 @@ def resolve_inputs(
 
 
 def pin_refs(store: Store, project: str, spec: TrainSpec) -> TrainSpec:
-    """``spec`` with the teacher and the transfer set pinned to ``NAME@VERSION``.
+    """``spec`` with the teacher and the transfer set pinned to ``NAME@VERSION``, and a
+    student whose task is not given set to its teacher's.
 
     Called when the job is submitted, so moving an alias (or importing a new
     dataset version) afterwards does not change what the queued job distils.
     """
     config = dict(spec.config)
     if config.get("teacher"):
-        config["teacher"] = find_teacher(store, project, str(config["teacher"])).ref
+        teacher = find_teacher(store, project, str(config["teacher"]))
+        config["teacher"] = teacher.ref
+        config.setdefault("task", teacher.task)
     if config.get("unlabelled"):
         config["unlabelled"] = unlabelled_dataset(store, project, str(config["unlabelled"])).ref
     return replace(spec, config=config) if config != spec.config else spec

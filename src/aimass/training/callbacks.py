@@ -123,9 +123,10 @@ class CancelCallback(Callback):
 
 
 class RichProgress(Callback):
-    """A rich progress bar with the live (smoothed) loss and the last validation score."""
+    """A rich progress bar with the live (smoothed) loss and the last validation score
+    (``metric``: its name, or names of which the first one evaluated is shown)."""
 
-    def __init__(self, *, metric: str = "", console: Any = None) -> None:
+    def __init__(self, *, metric: str | tuple[str, ...] = "", console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -136,7 +137,7 @@ class RichProgress(Callback):
             TimeRemainingColumn,
         )
 
-        self.metric = metric
+        self.metrics = (metric,) if isinstance(metric, str) else metric
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -172,8 +173,9 @@ class RichProgress(Callback):
         self._show(state)
 
     def on_eval(self, state: LoopState, metrics: dict[str, Any]) -> None:
-        if self.metric in metrics:
-            self._last_eval = f" val {self.metric} {metrics[self.metric]:.4f}"
+        shown = next((name for name in self.metrics if name in metrics), None)
+        if shown is not None:
+            self._last_eval = f" val {shown} {metrics[shown]:.4f}"
             # Redraw now: after the last epoch no further step would show the final score.
             if self._task is not None:
                 self._show(state)

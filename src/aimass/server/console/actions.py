@@ -121,10 +121,19 @@ async def train_page(request: Request, project: str) -> Response:
     ws = state(request).workspace
     datasets = await run_in_threadpool(ws.datasets.list, project=project)
     bases = await run_in_threadpool(ws.bases.list, project=project)
+    models = await run_in_threadpool(ws.models.list, project=project)
     from aimass.training.tasks import list_tasks
 
     tasks = sorted(list_tasks(), key=lambda t: t.name != "classification")
-    return page(request, "train.html", project=project, datasets=datasets, bases=bases, tasks=tasks)
+    return page(
+        request,
+        "train.html",
+        project=project,
+        datasets=datasets,
+        bases=bases,
+        tasks=tasks,
+        models=models,
+    )
 
 
 # The training form's number fields, as TrainConfig names them.
@@ -136,6 +145,8 @@ _CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
     ("max_length", int),
     ("eval_steps", int),
     ("patience", int),
+    ("temperature", float),
+    ("distill_alpha", float),
 )
 
 
@@ -164,7 +175,7 @@ async def train(request: Request, project: str) -> Response:
     require_csrf(request, fields)
     me.require("train", project=project, model=fields.get("model") or None)
     config = _numbers(fields, _CONFIG_NUMBERS)
-    for key in ("task", "mode"):
+    for key in ("task", "mode", "teacher", "unlabelled"):
         if fields.get(key):
             config[key] = fields[key]
     config = {**_json_object(fields.get("config"), "config"), **config}

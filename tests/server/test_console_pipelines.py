@@ -123,3 +123,99 @@ def test_the_pipeline_forms_follow_the_keys_scopes(console, admin_key):  # noqa:
     token = csrf_of(console, f"{P}/pipelines/console-scoped")
     tried = {"csrf": token, "version": "1", "texts": "good"}
     assert console.post(f"{P}/pipelines/console-scoped/try", data=tried).status_code == 403
+
+
+def rows_form(rows):
+    """The step editor's fields for ``rows`` (name, type, models, next, options)."""
+    keys = ("name", "type", "models", "next", "options")
+    return {f"step{i}_{k}": v for i, row in enumerate(rows) for k, v in zip(keys, row, strict=True)}
+
+
+def test_a_pipeline_is_made_from_the_step_table_and_shown_in_it(console, admin_key):  # noqa: F811
+    sign_in(console, admin_key)
+    new = console.get(f"{P}/new-pipeline")
+    assert 'name="step3_options"' in new.text and 'name="step4_name"' not in new.text
+    assert '<option value="sentiment@production">' in new.text  # the models to pick from
+    assert 'name="step9_name"' in console.get(f"{P}/new-pipeline?rows=10").text
+    token = csrf_of(console, f"{P}/new-pipeline")
+    form = {"csrf": token, "name": "from-table", "source": "steps"}
+    table = rows_form(
+        [
+            ("clean", "deidentify", "", "clf", "recognizers=email"),
+            ("clf", "model", "sentiment@production", "gate", ""),
+            ("gate", "threshold", "", "", "min_score=0.5"),
+            ("", "model", "", "", ""),  # a row without a name is left out
+        ]
+    )
+    made = console.post(f"{P}/pipelines", data={**form, **table}, follow_redirects=False)
+    assert made.status_code == 303, made.text[:500]
+    answer = console.get(
+        "/v1/projects/default/pipelines/from-table/versions/1", headers=bearer(admin_key)
+    )
+    steps = answer.json()["spec"]["steps"]
+    assert [s["name"] for s in steps] == ["clean", "clf", "gate"]
+    assert steps[0]["recognizers"] == ["email"] and steps[2]["min_score"] == 0.5
+    # The page's new-version table starts from those steps.
+    shown = console.get(made.headers["location"]).text
+    assert 'name="step1_models" value="sentiment@production"' in shown
+    assert 'name="step2_options" value="min_score=0.5"' in shown
+
+    for row, problem in (
+        (("clf", "model", "a@1 b@1", "", ""), "a model step runs one model reference"),
+        (
+            ("gate", "threshold", "", "", "min_score=high"),
+            "min_score &#39;high&#39; is not a number",
+        ),
+        (("gate", "threshold", "", "", "floor=0.5"), "has no option &#39;floor&#39;"),
+        (("gate", "threshold", "", "", "min_score"), "is not KEY=VALUE"),
+        (("clf", "magic", "", "", ""), "type &#39;magic&#39; is not one of"),
+    ):
+        refused = console.post(f"{P}/pipelines", data={**form, **rows_form([row])})
+        assert refused.status_code == 400 and problem in refused.text, (row, refused.text[-800:])
+    empty = console.post(f"{P}/pipelines", data=form)
+    assert empty.status_code == 400 and "the pipeline has no steps" in empty.text
+    # The spec checker's own problems come back as for a JSON spec.
+    dangling = rows_form([("clf", "model", "sentiment@production", "nowhere", "")])
+    refused = console.post(f"{P}/pipelines", data={**form, **dangling})
+    assert refused.status_code == 400 and "nowhere" in refused.text
+
+
+def test_every_step_type_round_trips_through_the_table():
+    from aimass.server.console.pipeline_steps import rows_of, spec_from_rows
+
+    spec = {
+        "steps": [
+            {
+                "name": "clean",
+                "type": "deidentify",
+                "mode": "mask",
+                "recognizers": ["email", "person"],
+                "next": "lang",
+            },
+            {
+                "name": "lang",
+                "type": "route",
+                "routes": {"zh": "zh", "en": "en"},
+                "default": "en",
+                "min_han_share": 0.25,
+            },
+            {
+                "name": "zh",
+                "type": "ensemble",
+                "models": ["a@production", "b@2"],
+                "weights": [2.0, 1.0],
+                "next": "gate",
+            },
+            {"name": "en", "type": "model", "model": "c@1", "next": "gate"},
+            {
+                "name": "gate",
+                "type": "threshold",
+                "min_score": 0.7,
+                "fallback": "abstain",
+                "next": "names",
+            },
+            {"name": "names", "type": "labels", "map": {"pos": "positive", "neg": "negative"}},
+        ]
+    }
+    fields = rows_form([tuple(row.values()) for row in rows_of(spec)])
+    assert spec_from_rows(fields) == spec

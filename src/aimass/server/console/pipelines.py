@@ -29,7 +29,9 @@ from aimass.server.console._render import (
     state,
     version_field,
 )
+from aimass.server.console.pipeline_steps import row_count, rows_of, spec_from_rows
 from aimass.server.console.urls import PREFIX
+from aimass.serving.pipelines.steps import STEP_TYPES
 
 __all__ = ["editable_spec", "router"]
 
@@ -53,11 +55,27 @@ def editable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def _editor(
+    request: Request, project: str, spec: dict[str, Any], rows: int | None
+) -> dict[str, Any]:
+    """What the step editor (``_steps.html``) shows: ``spec``'s rows, empty ones after
+    them, the step types, and the project's models to pick references from."""
+    models = await run_in_threadpool(state(request).workspace.models.list, project=project)
+    shown = rows_of(spec)
+    return {
+        "rows": shown,
+        "row_total": row_count(len(shown), rows),
+        "step_types": list(STEP_TYPES),
+        "models": models,
+    }
+
+
 async def _pipeline_page(
     request: Request,
     project: str,
     name: str,
     version: int | None,
+    rows: int | None = None,
     **extra: Any,
 ) -> Response:
     me = principal(request)
@@ -65,6 +83,7 @@ async def _pipeline_page(
     ws = state(request).workspace
     versions = await run_in_threadpool(ws.pipelines.versions, name, project=project)
     chosen = next((v for v in versions if v.version == version), versions[-1])
+    editable = editable_spec(chosen.spec)
     return page(
         request,
         "pipeline.html",
@@ -76,7 +95,9 @@ async def _pipeline_page(
         can_write=me.can("models:write", project=project),
         aliases=sorted(a for v in versions for a in v.aliases),
         can_predict=all(me.can("predict", project=project, model=m) for m in chosen.models),
-        spec_text=json.dumps(editable_spec(chosen.spec), indent=2, ensure_ascii=False),
+        spec_text=json.dumps(editable, indent=2, ensure_ascii=False),
+        version_shown=version,
+        **await _editor(request, project, editable, rows),
         **extra,
     )
 
@@ -84,20 +105,23 @@ async def _pipeline_page(
 @router.get(PREFIX + "/p/{project}/pipelines/{name}", name="console.pipeline")
 @guard
 async def pipeline(
-    request: Request, project: str, name: str, version: int | None = None
+    request: Request, project: str, name: str, version: int | None = None, rows: int | None = None
 ) -> Response:
     """A pipeline's versions; the chosen one's steps with their pinned models, its
-    evaluation reports, and forms to try it, move an alias and make a new version."""
-    return await _pipeline_page(request, project, name, version, results=None)
+    evaluation reports, and forms to try it, move an alias and make a new version
+    (``rows``: rows of the step editor)."""
+    return await _pipeline_page(request, project, name, version, rows, results=None)
 
 
 @router.get(PREFIX + "/p/{project}/new-pipeline", name="console.new_pipeline")
 @guard
-async def new_pipeline(request: Request, project: str) -> Response:
-    """The form for a new pipeline: a name, a description and the spec as JSON."""
+async def new_pipeline(request: Request, project: str, rows: int | None = None) -> Response:
+    """The form for a new pipeline: a name, a description and the steps, in the step
+    editor's table (``rows`` of them) or as JSON."""
     principal(request).require("models:write", project=project)
-    example = json.dumps(EXAMPLE_SPEC, indent=2)
-    return page(request, "pipeline_new.html", project=project, spec_text=example)
+    example = json.dumps(EXAMPLE_SPEC)
+    editor = await _editor(request, project, {"steps": []}, rows)
+    return page(request, "pipeline_new.html", project=project, spec_text=example, **editor)
 
 
 @router.post(PREFIX + "/p/{project}/pipelines", name="console.create_pipeline")
@@ -111,14 +135,10 @@ async def create_pipeline(request: Request, project: str) -> Response:
     me = principal(request)
     fields = await form(request)
     require_csrf(request, fields)
-    try:
-        spec = json.loads(fields.get("spec", ""))
-    except ValueError as exc:
-        raise InvalidArgument(
-            f'the spec is not JSON ({exc}); write it as in docs/pipelines.md, {{"steps": [...]}}'
-        ) from None
-    if not isinstance(spec, dict):
-        raise InvalidArgument('the spec must be a JSON object: {"steps": [...]}')
+    # The button pressed says which the spec is; a post without one (a script) that
+    # carries a JSON spec means it.
+    source = fields.get("source") or ("json" if fields.get("spec", "").strip() else "steps")
+    spec = _json_spec(fields.get("spec", "")) if source == "json" else spec_from_rows(fields)
     body = form_body(
         PipelineCreate,
         "pipeline",
@@ -132,6 +152,18 @@ async def create_pipeline(request: Request, project: str) -> Response:
     )
     target = f"{PREFIX}/p/{project}/pipelines/{made.name}?version={made.version}"
     return RedirectResponse(target, status_code=303)
+
+
+def _json_spec(text: str) -> dict[str, Any]:
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f'the spec is not JSON ({exc}); write it as in docs/pipelines.md, {{"steps": [...]}}'
+        ) from None
+    if not isinstance(spec, dict):
+        raise InvalidArgument('the spec must be a JSON object: {"steps": [...]}')
+    return spec
 
 
 @router.post(PREFIX + "/p/{project}/pipelines/{name}/alias", name="console.move_pipeline_alias")

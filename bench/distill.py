@@ -93,8 +93,11 @@ def transfer_set(ws: Any, dataset: Any, rows: int, train_rows: int, name: str) -
     return version.ref
 
 
-def speeds(ws: Any, refs: dict[str, str], texts: list[str], rounds: int) -> dict[str, Any]:
-    """Predictions/s of each model on ``texts`` (batch 64), timed in interleaved rounds.
+def speeds(
+    ws: Any, refs: dict[str, str], texts: list[str], rounds: int, call: str = "scores"
+) -> dict[str, Any]:
+    """Predictions/s of each model's ``call`` (``scores``, or ``predict`` for a tagger: raw
+    text in, entities out) on ``texts`` (batch 64), timed in interleaved rounds.
 
     Every round times each model once, in an order that rotates from round to
     round (``aimass.training.distill.interleaved_seconds``, as the distillation job
@@ -109,7 +112,7 @@ def speeds(ws: Any, refs: dict[str, str], texts: list[str], rounds: int) -> dict
     runners: dict[str, Any] = {}
     for role, ref in refs.items():
         predictor: Any = load_predictor(ws.artifacts.resolve(ws.models.get(ref).uri), device="cpu")
-        runners[role] = functools.partial(predictor.scores, batch_size=64)
+        runners[role] = functools.partial(getattr(predictor, call), batch_size=64)
     seconds = interleaved_seconds(runners, texts, rounds)
     out: dict[str, Any] = {}
     for role in refs:

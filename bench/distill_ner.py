@@ -34,10 +34,8 @@ Writes ``bench/results/distill-ner.json``.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -48,7 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from distill import student_base, train  # bench/distill.py
+from distill import speeds, student_base, train  # bench/distill.py
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,27 +72,6 @@ def transfer_set(ws: Any, dataset: Any, rows: int, train_rows: int, name: str) -
         )
         version, _ = ws.datasets.import_file(path, name=name)
     return version.ref
-
-
-def speeds(ws: Any, refs: dict[str, str], texts: list[str], rounds: int) -> dict[str, Any]:
-    """Sentences/s of each model's ``predict`` on ``texts`` (batch 64), interleaved rounds."""
-    from aimass.serving.predictor import load_predictor
-    from aimass.training.distill import interleaved_seconds
-
-    runners: dict[str, Any] = {}
-    for role, ref in refs.items():
-        predictor: Any = load_predictor(ws.artifacts.resolve(ws.models.get(ref).uri), device="cpu")
-        runners[role] = functools.partial(predictor.predict, batch_size=64)
-    seconds = interleaved_seconds(runners, texts, rounds)
-    out: dict[str, Any] = {}
-    for role in refs:
-        ratios = [t / s for t, s in zip(seconds["teacher"], seconds[role], strict=True)]
-        out[role] = {
-            "sentences_per_s": round(len(texts) / statistics.median(seconds[role]), 1),
-            "speed_ratio": round(statistics.median(ratios), 2),
-            "speed_ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
-        }
-    return out
 
 
 def run(ws: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -145,7 +122,7 @@ def run(ws: Any, args: argparse.Namespace) -> dict[str, Any]:
     assert test.tokens is not None
     texts = ["".join(tokens) for tokens in test.tokens[: args.speed_rows]]
     versions = {"teacher": teacher, "student": distilled, "baseline": baseline}
-    timed = speeds(ws, {r: v.ref for r, v in versions.items()}, texts, args.rounds)
+    timed = speeds(ws, {r: v.ref for r, v in versions.items()}, texts, args.rounds, "predict")
     rows: dict[str, Any] = {}
     for role, version in versions.items():
         scores = version.metrics["test"]
@@ -181,7 +158,7 @@ def print_table(result: dict[str, Any]) -> None:
     for role, row in result["models"].items():
         print(
             f"  {role + ' ' + row['model']:<28}{row['f1']:>8.4f}{row['per_f1']:>8.4f}"
-            f"{row['sentences_per_s']:>9.1f}{row['train_seconds']:>9.0f}"
+            f"{row['predictions_per_s']:>9.1f}{row['train_seconds']:>9.0f}"
         )
     low, high = result["speed_ratio_range"]
     print(

@@ -337,6 +337,56 @@ def test_the_training_form_names_every_task_and_takes_a_lora_rank(console, admin
     assert wrong.status_code == 400 and "needs a dataset of kind tokens" in wrong.text
 
 
+def test_the_training_form_has_a_field_for_each_less_common_option(console, admin_key):
+    sign_in(console, admin_key)
+    token = csrf_of(console, "/console/p/default/train")
+    form = {"csrf": token, "dataset": "reviews", "base": "tiny", "model": "less-common"}
+    fields = {
+        "seed": "7",
+        "max_train_rows": "50",
+        "warmup_ratio": "0.2",
+        "pooling": "cls",
+        "layers": "-1, -2",
+        "trainable": "biases",
+        "probe_epochs": "1",
+        "epochs": "1",
+        "mode": "finetune",
+    }
+    queued = console.post(
+        "/console/p/default/train", data={**form, **fields}, follow_redirects=False
+    )
+    assert queued.status_code == 303, queued.text
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    config = job["spec"]["config"]
+    assert (config["seed"], config["max_train_rows"], config["warmup_ratio"]) == (7, 50, 0.2)
+    assert (config["pooling"], config["layers"], config["trainable"]) == ("cls", [-1, -2], "biases")
+    assert config["probe_epochs"] == 1
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+    bad = console.post("/console/p/default/train", data={**form, "layers": "-1, top"})
+    assert (
+        bad.status_code == 400
+        and "layers &#39;-1, top&#39; is not a comma-separated list of ints" in bad.text
+    )
+    lora = console.post(
+        "/console/p/default/train",
+        data={
+            **form,
+            "lora_rank": "4",
+            "lora_targets": "query, key",
+            "lora_alpha": "8",
+            "epochs": "1",
+        },
+        follow_redirects=False,
+    )
+    assert lora.status_code == 303, lora.text
+    job_id = lora.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    assert job["spec"]["config"]["lora_targets"] == ["query", "key"]
+    assert job["spec"]["config"]["lora_alpha"] == 8.0
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+
+
 def test_the_training_form_distils_from_a_teacher(console, admin_key):
     sign_in(console, admin_key)
     page = console.get("/console/p/default/train").text

@@ -114,11 +114,12 @@ class TrainConfig:
             stays the global batch: each worker computes ``1/N`` of every batch and
             the gradients are averaged, so the steps, the learning-rate schedule and
             (up to rounding) the model are those of one worker.
-        teacher: Distillation: ``NAME@REF`` of a registered classifier (or regressor),
-            or ``pipeline:NAME@REF`` of a pipeline (an ensemble, routing...), whose soft
-            targets (values) the student (this run) learns from; pinned to
-            ``NAME@VERSION`` when the job is submitted. ``None`` trains on the labels alone.
-        temperature: Distillation of a classifier: softmax temperature of both teacher
+        teacher: Distillation: ``NAME@REF`` of a registered classifier, regressor or
+            tagger, or ``pipeline:NAME@REF`` of a pipeline (an ensemble, routing...), whose
+            soft targets (values; a tagger's, per position) the student (this run) learns
+            from; pinned to ``NAME@VERSION`` when the job is submitted (a config without
+            a ``task`` then takes the teacher's). ``None`` trains on the labels alone.
+        temperature: Distillation of a classifier or a tagger: softmax temperature of both teacher
             and student in the soft-target term (default 2.0; higher = softer targets).
             Regression has none.
         distill_alpha: Distillation: weight of the soft-target term against the

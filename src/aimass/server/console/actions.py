@@ -147,7 +147,24 @@ _CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
     ("patience", int),
     ("temperature", float),
     ("distill_alpha", float),
+    ("match_hidden", float),
+    ("seed", int),
+    ("max_train_rows", int),
+    ("weight_decay", float),
+    ("warmup_ratio", float),
+    ("grad_accum", int),
+    ("grad_clip", float),
+    ("dropout", float),
+    ("feature_layers", int),
+    ("probe_epochs", int),
+    ("probe_lr", float),
+    ("lora_alpha", float),
+    ("lora_dropout", float),
+    ("workers", int),
 )
+# Its text fields, and its comma-separated lists with the type of their items.
+_CONFIG_TEXTS = ("task", "mode", "teacher", "unlabelled", "pooling", "trainable")
+_CONFIG_LISTS: tuple[tuple[str, type], ...] = (("layers", int), ("lora_targets", str))
 
 
 def _numbers(fields: dict[str, str], names: tuple[tuple[str, type], ...]) -> dict[str, Any]:
@@ -164,6 +181,19 @@ def _numbers(fields: dict[str, str], names: tuple[tuple[str, type], ...]) -> dic
     return out
 
 
+def _items(fields: dict[str, str], key: str, kind: type) -> list[Any]:
+    """A comma-separated list field, each item converted; an item that is not of the
+    kind is refused by the field's name."""
+    items = [item.strip() for item in fields.get(key, "").split(",") if item.strip()]
+    try:
+        return [kind(item) for item in items]
+    except ValueError:
+        raise InvalidArgument(
+            f"{key} {fields[key]!r} is not a comma-separated list of {kind.__name__}s",
+            field=key,
+        ) from None
+
+
 @router.post(PREFIX + "/p/{project}/train", name="console.train")
 @guard
 async def train(request: Request, project: str) -> Response:
@@ -175,9 +205,12 @@ async def train(request: Request, project: str) -> Response:
     require_csrf(request, fields)
     me.require("train", project=project, model=fields.get("model") or None)
     config = _numbers(fields, _CONFIG_NUMBERS)
-    for key in ("task", "mode", "teacher", "unlabelled"):
-        if fields.get(key):
-            config[key] = fields[key]
+    for key in _CONFIG_TEXTS:
+        if fields.get(key, "").strip():
+            config[key] = fields[key].strip()
+    for key, kind in _CONFIG_LISTS:
+        if items := _items(fields, key, kind):
+            config[key] = items
     config = {**_json_object(fields.get("config"), "config"), **config}
     epsilon = _numbers(fields, (("target_epsilon", float),))
     privacy = {**_json_object(fields.get("privacy"), "privacy"), **epsilon} or None

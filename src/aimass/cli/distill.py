@@ -98,7 +98,7 @@ def distill(
         str | None,
         typer.Option(
             help="Transfer set NAME or NAME@VERSION: every row, labels ignored, gets the "
-            "teacher's soft targets."
+            "teacher's soft targets (a tagger's: raw text, read in windows as served)."
         ),
     ] = None,
     task: Annotated[

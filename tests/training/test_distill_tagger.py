@@ -85,6 +85,7 @@ def test_the_student_tags_like_its_teacher_where_labels_alone_fall_short(ws, stu
     }
     card = ws.models.card(distilled.ref)
     assert "test entity F1" in card and "of the words of the" in card
+    assert "sentences/s (test split, batch 64)" in card
 
 
 @pytest.mark.parametrize("mode", ["finetune", "features"])

@@ -143,13 +143,14 @@ def _distillation_section(version: ModelVersion) -> str:
             f"- Intermediate-layer matching, weight {float(matching.get('weight', 0)):g}: student "
             f"layer → teacher layer {pairs} (mean-pooled, L2-normalised states)"
         )
+    rows = "sentences" if record.get("student_f1") is not None else "predictions"
     measured = [
         (label, record.get(f"teacher_{key}"), record.get(f"student_{key}"), record.get(ratio))
         for label, key, ratio in (
             ("test accuracy", "accuracy", "accuracy_ratio"),
             ("test RMSE (lower is better)", "rmse", "rmse_ratio"),
             ("test entity F1", "f1", "f1_ratio"),
-            ("predictions/s (test split, batch 64)", "rows_per_second", "speed_ratio"),
+            (f"{rows}/s (test split, batch 64)", "rows_per_second", "speed_ratio"),
         )
         if record.get(f"student_{key}") is not None
     ]

@@ -14,6 +14,11 @@ A pipeline's soft target for an input is the probabilities of its answer over th
 student's classes, also where a threshold step abstained (the deciding model's
 distribution is still the teacher's view of the input, only less sure).
 
+A tagger teacher (``token-classification``) is handed over as a function instead,
+windows of token ids → tag probabilities, that the student's task calls on its own
+windows (:mod:`aimass.training.token_distill`): the student needs the teacher's
+tokenizer, checked here before any tagging.
+
 With intermediate-layer matching (``match_hidden``) the teacher model also gives
 its mean-pooled, L2-normalised hidden states of the layers the student's map to
 (:func:`aimass.training.distill.layer_map`), in a second pass over the training

@@ -228,10 +228,11 @@ class ExampleTask(Task):
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         test: list[Example],
-        scores: dict[str, Any],
+        tested: Tracker,
         inputs: TrainInputs,
     ) -> dict[str, Any]:
-        """The ``distillation`` block of the metrics, given the student's test ``scores``."""
+        """The ``distillation`` block of the metrics, given the tracker that saw the
+        student's predictions on the ``test`` examples."""
         raise NotImplementedError
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
@@ -300,11 +301,13 @@ class ExampleTask(Task):
         examples: list[Example],
         tokenizer: PreTrainedTokenizerBase,
         inputs: TrainInputs,
+        tracker: Tracker | None = None,
     ) -> dict[str, Any]:
-        """Held-out loss, perplexity and the tracker's numbers (deterministic)."""
+        """Held-out loss, perplexity and the tracker's numbers (deterministic); ``tracker``
+        (a fresh one if not given) keeps what it saw, for a caller that reads it again."""
         if not examples:
             return {}
-        tracker = self.tracker(tokenizer)
+        tracker = tracker or self.tracker(tokenizer)
         sums, counts = self.score(
             model,
             examples,
@@ -421,10 +424,11 @@ class ExampleTask(Task):
                 parallel=inputs.parallel,
             )
         seconds = time.perf_counter() - started
-        test = self.evaluate(model, splits["test"], tokenizer, inputs)
+        tested = self.tracker(tokenizer)
+        test = self.evaluate(model, splits["test"], tokenizer, inputs, tested)
         extra = self.finish(model, tokenizer, inputs)
         if inputs.distillation is not None:
-            extra["distillation"] = self.distilled(model, tokenizer, splits["test"], test, inputs)
+            extra["distillation"] = self.distilled(model, tokenizer, splits["test"], tested, inputs)
         model.to("cpu").eval()  # type: ignore[arg-type]  # functools.wraps, as above
         task_config = self.task_config(tokenizer, max_length)
         adapters = adapter_state_dict(self.adapted(model)) if tuner is not None else None

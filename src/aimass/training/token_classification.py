@@ -40,6 +40,7 @@ from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.models.text import text_windows, window_probabilities, window_stride
 from aimass.training.distill import NO_LABEL
 from aimass.training.examples import IGNORE, Example, ExampleTask, Tracker, scratch_base
+from aimass.training.sequence_parts import INFERENCE_BATCH
 from aimass.training.tasks import TrainInputs, register_task
 from aimass.training.token_distill import TokenDistillation
 
@@ -242,23 +243,22 @@ class TokenClassificationTask(ExampleTask):
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         test: list[Example],
-        scores: dict[str, Any],
+        tested: Tracker,
         inputs: TrainInputs,
     ) -> dict[str, Any]:
         assert self.distillation is not None
         assert self.distillation.soft.windows is not None
-        teacher, student = EntityScores(self.labels), EntityScores(self.labels)
+        assert isinstance(tested, EntityScores)  # this task's tracker
+        teacher = EntityScores(self.labels)
         said = self.distillation.soft.windows([e["input_ids"] for e in test])
         for example, probabilities in zip(test, said, strict=True):
             teacher.update([example], {}, torch.as_tensor(probabilities).unsqueeze(0))
-        self.score(model, test, tokenizer, seed=0, device=inputs.device, tracker=student)
-        max_length = self.distillation.max_length
         return self.distillation.report(
-            student_scores=scores,
+            student_scores=tested.result() if test else {},
             teacher_scores=teacher.result() if test else {},
-            agreement=student.agreement(teacher),
+            agreement=tested.agreement(teacher),
             train_rows=len(inputs.train),
-            student=_tagger(model, tokenizer, max_length, inputs.device),
+            student=_tagger(model, tokenizer, self.distillation.max_length, inputs.device),
             test_texts=inputs.test.texts,
         )
 
@@ -275,7 +275,7 @@ def _tagger(
 
     def tag(texts: list[str]) -> list[torch.Tensor]:
         windows = [ids for _, ids, _ in text_windows(tokenizer, texts, max_length)]
-        return window_probabilities(forward, windows, pad, 64)
+        return window_probabilities(forward, windows, pad, INFERENCE_BATCH)
 
     return tag
 

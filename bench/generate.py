@@ -1,7 +1,8 @@
 """Generation speed: aimass's streaming generator vs a plain ``model.generate`` loop.
 
 Both run the *same* model object (SmolLM2-135M-Instruct converted from the
-packaged GGUF, or ``--model DIR`` for any decoder directory) on the same
+packaged GGUF; ``--base gemma3`` for Gemma-3-270M, ``--model DIR`` for any decoder
+directory) on the same
 prompts with the same settings: greedy decoding, ``--max-new-tokens`` new
 tokens, the key/value cache on, end-of-sequence ignored (``min_new_tokens`` for
 the baseline, a stop-free run for aimass), so both produce exactly the same
@@ -26,7 +27,8 @@ side by side in the same run, through a predictor built with ``batching=False``
 (each call its own decode loop, as before batching). Aggregate tokens/s is all
 the streams' tokens over the wall time of the round; time to first token is
 each stream's own (from its call to its first text event), p50/p99 over every
-stream of every round. Writes ``bench/results/generate-batched.json``.
+stream of every round. Writes ``bench/results/generate-batched.json`` (``--out NAME``
+for another file under ``bench/results``).
 
     python bench/generate.py --concurrency 1,8 [--max-new-tokens 64] [--repeats 3]
 
@@ -46,6 +48,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -75,13 +78,13 @@ PROMPTS = [
 ]
 
 
-def smollm2_bundle(tmp: Path) -> Path:
-    """The packaged SmolLM2 imported as a base bundle (what 'aimass bases import smollm2' makes)."""
+def packaged_bundle(tmp: Path, name: str = "smollm2") -> Path:
+    """A packaged base imported as a bundle (what 'aimass bases import NAME' makes)."""
     from aimass.settings import Settings
     from aimass.workspace import Workspace
 
     ws = Workspace(Settings(home=tmp / "home", device="cpu"))
-    base, _ = ws.bases.import_("smollm2")
+    base, _ = ws.bases.import_(name)
     path = ws.artifacts.resolve(base.uri)
     ws.close()
     return path
@@ -231,6 +234,8 @@ def _predictors(
         "batched": GenerationPredictor(bundle, manifest, "cpu", max_batch=max(counts)),
         "unbatched": GenerationPredictor(bundle, manifest, "cpu", batching=False),
     }
+    if predictors["batched"].scheduler is None:
+        sys.exit(f"{bundle}: this model's cache cannot be batched; nothing to compare")
     for predictor in predictors.values():
         predictor.eos = []  # generate exactly max_new_tokens, as in the default mode
     return predictors
@@ -240,7 +245,7 @@ def main_concurrent(args: argparse.Namespace) -> None:
     """Batched vs one-loop-per-call at each concurrency; print and write the summary."""
     counts = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = args.model or smollm2_bundle(Path(tmp))
+        bundle = args.model or packaged_bundle(Path(tmp), args.base)
         predictors = _predictors(bundle, counts, args)
         for predictor in predictors.values():
             # Untimed: first calls pay one-off costs.
@@ -312,13 +317,17 @@ def main_concurrent(args: argparse.Namespace) -> None:
         "cpu_count": os.cpu_count(),
     }
     name = "generate-batched-runners.json" if args.runners else "generate-batched.json"
-    (RESULTS / name).write_text(json.dumps(out, indent=2))
+    (RESULTS / (args.out or name)).write_text(json.dumps(out, indent=2))
 
 
 def main() -> None:
     """Alternate aimass and the baseline over the prompts; print medians and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, help="a decoder bundle directory (default SmolLM2)")
+    parser.add_argument("--model", type=Path, help="a decoder bundle directory (default: --base)")
+    parser.add_argument(
+        "--base", default="smollm2", help="packaged base to import when --model is not given"
+    )
+    parser.add_argument("--out", help="result file name under bench/results (default per mode)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -342,7 +351,7 @@ def main() -> None:
     from aimass.serving.predictor import load_predictor
 
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = args.model or smollm2_bundle(Path(tmp))
+        bundle = args.model or packaged_bundle(Path(tmp), args.base)
         predictor = load_predictor(bundle, device="cpu")
         assert isinstance(predictor, GenerationPredictor)  # a decoder's bundle
         # Untimed warm-up of both paths (first calls pay one-off allocation costs).
@@ -384,7 +393,7 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
     }
-    (RESULTS / "generate.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / (args.out or "generate.json")).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

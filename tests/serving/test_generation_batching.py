@@ -253,8 +253,8 @@ def test_max_batch_must_be_positive(model):
     assert info.value.details["field"] == "max_batch"
 
 
-def test_only_full_attention_decoders_are_batched(model):
-    from transformers import BartConfig, MistralConfig
+def test_full_and_sliding_window_decoders_are_batched_and_others_are_not(model):
+    from transformers import BartConfig, Gemma3Config, Llama4TextConfig, Qwen3NextConfig
 
     class Stub:
         def __init__(self, config):
@@ -262,8 +262,103 @@ def test_only_full_attention_decoders_are_batched(model):
 
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "vocab_size": 26}
     assert batchable(model)
-    assert not batchable(Stub(MistralConfig(**tiny, intermediate_size=64, sliding_window=4)))
+    for name in WINDOWED:
+        assert batchable(windowed_model(name))
+    # Gemma-3 as its multimodal checkpoints configure it: the text decoder's layers decide.
+    assert batchable(Stub(Gemma3Config(text_config=windowed_model("gemma3").config.to_dict())))
+    # Chunks start at fixed positions, which left padding would move.
+    assert not batchable(
+        Stub(Llama4TextConfig(**tiny, intermediate_size=64, attention_chunk_size=8))
+    )
+    assert not batchable(Stub(Qwen3NextConfig(**tiny, intermediate_size=64)))  # linear attention
     assert not batchable(Stub(BartConfig(d_model=32, vocab_size=26)))
+
+
+# -- sliding-window attention (Gemma-3, Mistral) ----------------------------------------
+
+WINDOW = 4
+WINDOWED = ("gemma3", "mistral")
+
+
+def windowed_model(name: str, window: int = WINDOW, attention: str = "sdpa") -> torch.nn.Module:
+    """A tiny random decoder whose attention reads the last ``window`` tokens (in some layers).
+
+    Gemma-3 alternates sliding and full layers; Mistral slides in every layer.
+    ``attention`` is the attention implementation (``eager`` applies the mask as it
+    is built, where ``sdpa`` may drop it for one unpadded row).
+    """
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        MistralConfig,
+        MistralForCausalLM,
+    )
+
+    shape = {
+        "vocab_size": 26,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 64,
+        "sliding_window": window,
+    }
+    torch.manual_seed(0)
+    if name == "gemma3":
+        layers = ["sliding_attention", "full_attention"] * 2
+        config = Gemma3TextConfig(
+            **shape, num_hidden_layers=4, head_dim=16, layer_types=layers, tie_word_embeddings=False
+        )
+        loaded: torch.nn.Module = Gemma3ForCausalLM(config)
+    else:
+        loaded = MistralForCausalLM(MistralConfig(**shape, num_hidden_layers=2))
+    loaded.set_attn_implementation(attention)
+    loaded.eval()
+    _spread(loaded)
+    return loaded
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", WINDOWED)
+def test_sliding_window_decoders_batch_exactly_as_they_decode_alone(name, attention):
+    model = windowed_model(name, attention=attention)
+    # Prompts longer and shorter than the window; the first decodes alone for a step.
+    lengths, limits = (15, 2, 6, 11), (10, 12, 9, 14)
+    joins = {0: [0], 1: [1], 4: [2, 3]}
+    params = [SamplingParams(max_new_tokens=n, temperature=0) for n in limits]
+    requests = [
+        request(prompt(n, seed=20 + i), p)
+        for i, (n, p) in enumerate(zip(lengths, params, strict=True))
+    ]
+    batch = DecodeBatch(model, device="cpu")
+    sizes = []
+    for step in range(20):
+        for i in joins.get(step, []):
+            batch.add(requests[i])
+        sizes.append(batch.size)
+        batch.step()
+    assert max(sizes) == 4 and sizes[-1] == 0
+    for r in requests:
+        assert drained(r) == oracle(model, r.ids, r.params)
+    # The window decides the text: the same weights reading every token write another, so
+    # a batch that let a row read past its window would have failed above.
+    wide = windowed_model(name, window=1000, attention=attention)
+    longest = requests[0]
+    assert oracle(wide, longest.ids, longest.params) != oracle(model, longest.ids, longest.params)
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_concurrent_generations_of_a_sliding_window_decoder_share_steps(name, monkeypatch):
+    model = windowed_model(name)
+    gate = Gate(model, monkeypatch)
+    scheduler = DecodeScheduler(model, device="cpu", max_batch=3)
+    ids = [prompt(n, seed=30 + n) for n in (3, 13, 7, 10)]
+    params = [SamplingParams(max_new_tokens=n, temperature=0) for n in (8, 12, 5, 9)]
+    streams = [scheduler.submit(i, p, eos_ids=[]) for i, p in zip(ids, params, strict=True)]
+    gate.allow()
+    for stream, i, p in zip(streams, ids, params, strict=True):
+        assert collect(stream) == oracle(model, i, p)
+    assert max(rows for rows, _ in gate.shapes) == 3  # decoded together, max_batch at most
 
 
 # -- through the predictor -----------------------------------------------------------------

@@ -19,9 +19,17 @@ greedy output equals :func:`aimass.models.generation.generate_ids` token for
 token. A prompt is prefilled alone (batch 1, no padding) before it joins, which
 also makes its first token exactly the unbatched one.
 
-Only caches made of plain full-attention layers (``DynamicLayer``) are batched
-(:func:`batchable`); sliding-window, linear-attention and encoder-decoder models
-keep the one-generation-per-call loop.
+Sliding-window layers (Gemma-3 has five for each full-attention one, Mistral
+only those) are batched too: every layer of the batch cache keeps every token,
+and the model's sliding-window mask limits what each layer reads. Padding only
+ever sits to the left of a row's tokens, so the distance between two columns is
+the distance between the row's own tokens and the window is the one the model
+was trained with. A sliding layer's cache then grows with the sequence as a full
+layer's does, instead of stopping at the window (``max_new_tokens`` bounds it).
+
+Chunked-attention layers (Llama-4: windows that start at fixed positions, which
+left padding would shift), linear-attention layers and encoder-decoder models
+keep the one-generation-per-call loop (:func:`batchable`).
 """
 
 from __future__ import annotations
@@ -64,18 +72,34 @@ DEFAULT_MAX_BATCH = 8
 _END = object()  # a stream's last item: the generation ended normally
 
 
+# Attention layers whose key/value cache can be left-padded: full attention, and a
+# window that slides with the query (a distance between tokens, which padding on
+# the left does not change).
+_BATCHABLE_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
+
+
 def batchable(model: PreTrainedModel) -> bool:
     """Whether ``model``'s key/value cache can be left-padded and batched row by row."""
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import (
+        DynamicLayer,
+        DynamicSlidingWindowLayer,
+        get_layer_types_and_kwargs,
+    )
 
     if model.config.is_encoder_decoder:
         return False
     try:
         cache = DynamicCache(config=model.config)
+        layer_types, _ = get_layer_types_and_kwargs(model.config.get_text_config(decoder=True))
     except Exception:  # a config the cache cannot read: keep the per-call loop
         return False
-    return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
+    kinds = (DynamicLayer, DynamicSlidingWindowLayer)
+    return (
+        bool(cache.layers)
+        and set(layer_types) <= _BATCHABLE_LAYER_TYPES
+        and all(type(layer) in kinds for layer in cache.layers)
+    )
 
 
 @dataclass(eq=False)
@@ -190,7 +214,12 @@ class DecodeBatch:
             return
         try:
             ids = torch.tensor([request.ids], dtype=torch.long, device=self.device)  # (1, P)
-            out = self.model(input_ids=ids, use_cache=True, **self._prefill_kwargs)
+            out = self.model(
+                input_ids=ids,
+                use_cache=True,
+                **{self._cache_name: _full_cache()},
+                **self._prefill_kwargs,
+            )
             token = pick_token(out.logits[0, -1], request.params, request.generator)
         except Exception as exc:
             request.fail(exc)
@@ -298,6 +327,18 @@ class DecodeBatch:
 
     def _reset(self) -> None:
         self.rows, self._cache, self._mask = [], None, None
+
+
+def _full_cache() -> Any:
+    """An empty cache whose every layer keeps every token.
+
+    A sliding-window layer's own cache keeps only its window, so a prefilled row's
+    layers would have different lengths; with every token kept, every layer of
+    the batch has the same columns and the model's mask applies the window.
+    """
+    from transformers import DynamicCache
+
+    return DynamicCache()
 
 
 def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:

@@ -9,9 +9,10 @@ Causal LMs decode through a :class:`~aimass.serving.decode_batch.DecodeScheduler
 (continuous batching): concurrent calls on one predictor share each decode step,
 up to ``max_batch`` sequences, new prompts joining between steps and finished
 ones leaving, while each call still streams, stops and times its own text.
-Encoder-decoders, models whose cache cannot be batched (sliding-window or
-linear-attention layers) and predictors built with ``batching=False`` run one
-loop per call (:func:`aimass.models.generation.generate_ids`).
+Sliding-window decoders (Gemma-3) are batched as well. Encoder-decoders, models
+whose cache cannot be batched (chunked or linear-attention layers) and
+predictors built with ``batching=False`` run one loop per call
+(:func:`aimass.models.generation.generate_ids`).
 
 Prompts are formatted as the model was trained (``task_config.prompt_format``):
 through the tokenizer's chat template (``chat``), as ``prompt + "\\n"``

@@ -387,6 +387,50 @@ def test_the_training_form_has_a_field_for_each_less_common_option(console, admi
     console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
 
 
+def test_the_training_form_has_a_field_for_each_task_option(console, admin_key):
+    sign_in(console, admin_key)
+    page = console.get("/console/p/default/train").text
+    assert (
+        'type="checkbox" name="option.whole_word_mask" value="true"> whole_word_mask (masked-lm)'
+        in page
+    )
+    assert "pack (causal-lm, masked-lm)" in page or "pack (masked-lm, causal-lm)" in page
+    assert 'name="option.mask_probability" inputmode="decimal" placeholder="0.15"' in page
+    token = csrf_of(console, "/console/p/default/train")
+    form = {"csrf": token, "dataset": "reviews", "base": "tiny", "model": "mlm-form"}
+    options = {"option.whole_word_mask": "true", "option.mask_probability": "0.2"}
+    queued = console.post(
+        "/console/p/default/train",
+        # the form's options join the JSON's, and win over the same key there
+        data={
+            **form,
+            **options,
+            "task": "masked-lm",
+            "epochs": "1",
+            "config": '{"options": {"pack": true, "mask_probability": 0.3}}',
+        },
+        follow_redirects=False,
+    )
+    assert queued.status_code == 303, queued.text
+    job_id = queued.headers["location"].rsplit("/", 1)[1]
+    job = console.get(f"/v1/projects/default/jobs/{job_id}", headers=bearer(admin_key)).json()
+    assert job["spec"]["config"]["options"] == {
+        "pack": True,
+        "whole_word_mask": True,
+        "mask_probability": 0.2,
+    }
+    console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
+    other = console.post("/console/p/default/train", data={**form, "option.pack": "true"})
+    assert other.status_code == 400
+    assert "--option pack: task &#39;classification&#39; has no such option" in other.text
+    mlm = {**form, "task": "masked-lm"}
+    word = console.post("/console/p/default/train", data={**mlm, "option.mask_probability": "lots"})
+    assert word.status_code == 400
+    assert "task option mask_probability &#39;lots&#39; is not a number" in word.text
+    high = console.post("/console/p/default/train", data={**mlm, "option.mask_probability": "2"})
+    assert high.status_code == 400 and "use a number between 0 and 1" in high.text
+
+
 def test_the_training_form_distils_from_a_teacher(console, admin_key):
     sign_in(console, admin_key)
     page = console.get("/console/p/default/train").text

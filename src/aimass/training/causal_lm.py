@@ -32,7 +32,7 @@ from aimass.models.generation import (
 )
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
-from aimass.training.tasks import TrainInputs, packing, register_task
+from aimass.training.tasks import PACK, TrainInputs, packing, register_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -78,7 +78,7 @@ class CausalLMTask(ExampleTask):
     supports_lora = True
     supports_privacy = True
     privacy_unit = "text or prompt/response pair (a dataset row)"
-    options = ("pack",)
+    options = (PACK,)
 
     def __init__(self) -> None:
         self.prompt_format = "none"

@@ -29,7 +29,14 @@ from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy, Tracker
-from aimass.training.tasks import TrainInputs, flag_option, packing, register_task
+from aimass.training.tasks import (
+    PACK,
+    TaskOption,
+    TrainInputs,
+    flag_option,
+    packing,
+    register_task,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -38,7 +45,16 @@ if TYPE_CHECKING:
 
 __all__ = ["MaskedLMTask", "mask_tokens"]
 
-OPTIONS = ("mask_probability", "whole_word_mask", "pack")
+OPTIONS = (
+    TaskOption(
+        "mask_probability",
+        "number",
+        0.15,
+        "share of tokens to predict, between 0 and 1 (BERT: 0.15)",
+    ),
+    TaskOption("whole_word_mask", "flag", False, "mask every sub-token of a chosen word together"),
+    PACK,
+)
 
 
 def mask_tokens(

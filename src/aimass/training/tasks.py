@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADLINE_METRICS",
+    "PACK",
     "Task",
+    "TaskOption",
     "TrainInputs",
     "TrainOutcome",
     "flag_option",
@@ -121,8 +123,8 @@ class Task(ABC):
             (``config.teacher``).
         transfer_kinds: Dataset kinds a distillation's transfer set may be (empty:
             ``kinds``).
-        options: Names of the task options it takes (``config.options``, the CLI's
-            ``--option KEY=VALUE``); any other is refused.
+        options: The task options it takes (``config.options``, the CLI's
+            ``--option KEY=VALUE``), typed for forms; any other is refused.
     """
 
     name: ClassVar[str]
@@ -137,7 +139,12 @@ class Task(ABC):
     modes: ClassVar[tuple[str, ...]] = ("features", "finetune")
     metric: ClassVar[str] = "loss"
     greater_is_better: ClassVar[bool] = False
-    options: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[TaskOption, ...]] = ()
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The names of :attr:`options`, in order."""
+        return tuple(option.name for option in cls.options)
 
     def defaults(self, base_provenance: dict[str, Any]) -> dict[str, Any]:
         """Hyperparameter defaults over the mode's, given the base (e.g. from scratch)."""
@@ -175,9 +182,9 @@ class Task(ABC):
                 'e.g. {"whole_word_mask": true} (the CLI\'s --option KEY=VALUE)',
                 field="options",
             )
-        unknown = sorted(set(config.options) - set(self.options))
+        unknown = sorted(set(config.options) - set(self.option_names()))
         if unknown:
-            valid = ", ".join(self.options) or "none"
+            valid = ", ".join(self.option_names()) or "none"
             raise InvalidArgument(
                 f"--option {unknown[0]}: task {self.name!r} has no such option (its options: "
                 f"{valid}); drop it",
@@ -191,6 +198,32 @@ class Task(ABC):
                 f"task {self.name!r} needs a base of family {'/'.join(self.families)}, "
                 f"but the base is {manifest.family} ({manifest.architecture})"
             )
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """One task option, described for the CLI's help and the console's form.
+
+    Attributes:
+        name: The key (``--option NAME=VALUE``).
+        kind: ``flag`` (true or false, false when absent) or ``number``.
+        default: The value when the option is absent.
+        help: One line: what it does.
+    """
+
+    name: str
+    kind: str
+    default: bool | float
+    help: str
+
+
+PACK = TaskOption(
+    "pack",
+    "flag",
+    False,
+    "join a text dataset's rows end to end and cut them into blocks of max_length "
+    "(no padding; refused with DP)",
+)
 
 
 def flag_option(config: TrainConfig, name: str) -> bool:

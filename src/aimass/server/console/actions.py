@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.errors import InvalidArgument, PermissionDenied
 from aimass.schemas import JobOut
+from aimass.server.console import train_form
 from aimass.server.console._render import (
     HEADERS,
     form,
@@ -132,66 +133,9 @@ async def train_page(request: Request, project: str) -> Response:
         datasets=datasets,
         bases=bases,
         tasks=tasks,
+        task_options=train_form.task_options(),
         models=models,
     )
-
-
-# The training form's number fields, as TrainConfig names them.
-_CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
-    ("epochs", int),
-    ("lr", float),
-    ("batch_size", int),
-    ("lora_rank", int),
-    ("max_length", int),
-    ("eval_steps", int),
-    ("patience", int),
-    ("temperature", float),
-    ("distill_alpha", float),
-    ("match_hidden", float),
-    ("seed", int),
-    ("max_train_rows", int),
-    ("weight_decay", float),
-    ("warmup_ratio", float),
-    ("grad_accum", int),
-    ("grad_clip", float),
-    ("dropout", float),
-    ("feature_layers", int),
-    ("probe_epochs", int),
-    ("probe_lr", float),
-    ("lora_alpha", float),
-    ("lora_dropout", float),
-    ("workers", int),
-)
-# Its text fields, and its comma-separated lists with the type of their items.
-_CONFIG_TEXTS = ("task", "mode", "teacher", "unlabelled", "pooling", "trainable")
-_CONFIG_LISTS: tuple[tuple[str, type], ...] = (("layers", int), ("lora_targets", str))
-
-
-def _numbers(fields: dict[str, str], names: tuple[tuple[str, type], ...]) -> dict[str, Any]:
-    """The number fields that were filled in, converted; a field that is not a number
-    is refused by name."""
-    out: dict[str, Any] = {}
-    for key, kind in names:
-        text = fields.get(key, "").strip()
-        if text:
-            try:
-                out[key] = kind(text)
-            except ValueError:
-                raise InvalidArgument(f"{key} {text!r} is not a number", field=key) from None
-    return out
-
-
-def _items(fields: dict[str, str], key: str, kind: type) -> list[Any]:
-    """A comma-separated list field, each item converted; an item that is not of the
-    kind is refused by the field's name."""
-    items = [item.strip() for item in fields.get(key, "").split(",") if item.strip()]
-    try:
-        return [kind(item) for item in items]
-    except ValueError:
-        raise InvalidArgument(
-            f"{key} {fields[key]!r} is not a comma-separated list of {kind.__name__}s",
-            field=key,
-        ) from None
 
 
 @router.post(PREFIX + "/p/{project}/train", name="console.train")
@@ -204,16 +148,7 @@ async def train(request: Request, project: str) -> Response:
     fields = await form(request)
     require_csrf(request, fields)
     me.require("train", project=project, model=fields.get("model") or None)
-    config = _numbers(fields, _CONFIG_NUMBERS)
-    for key in _CONFIG_TEXTS:
-        if fields.get(key, "").strip():
-            config[key] = fields[key].strip()
-    for key, kind in _CONFIG_LISTS:
-        if items := _items(fields, key, kind):
-            config[key] = items
-    config = {**_json_object(fields.get("config"), "config"), **config}
-    epsilon = _numbers(fields, (("target_epsilon", float),))
-    privacy = {**_json_object(fields.get("privacy"), "privacy"), **epsilon} or None
+    config, privacy = train_form.parse(fields)
     alias = fields.get("alias") or None
     ws = state(request).workspace
     if alias:
@@ -411,19 +346,6 @@ async def revoke_key(request: Request, project: str, key_id: str) -> Response:
     require_csrf(request, await form(request))
     await run_in_threadpool(state(request).workspace.keys.revoke, key_id, project=project)
     return RedirectResponse(f"{PREFIX}/p/{project}/keys", status_code=303)
-
-
-def _json_object(text: str | None, field: str) -> dict[str, Any]:
-    """A form field holding a JSON object (the training form's advanced options)."""
-    if not text or not text.strip():
-        return {}
-    try:
-        found = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"{field} is not valid JSON: {exc}", field=field) from None
-    if not isinstance(found, dict):
-        raise InvalidArgument(f"{field} must be a JSON object", field=field)
-    return found
 
 
 def _require_global_admin(me: Any) -> None:

@@ -14,11 +14,37 @@ from tests.conftest import FILLER, NEGATIVE, POSITIVE
 DECODER_VOCAB = ["<unk>", "<s>", "</s>", *POSITIVE, *NEGATIVE, *FILLER]
 
 
-def make_tiny_decoder(directory: Path, *, seed: int = 0) -> Path:
-    """Write the tiny decoder (2 blocks, H=32) and its tokenizer into ``directory``."""
+# The Llama settings a tiny Gemma-3 shares (sizes, special tokens). Its output layer is
+# its own: Gemma scales the embeddings up, and tied to them a random model repeats the
+# prompt's last token.
+_GEMMA3_SHARED = (
+    "vocab_size",
+    "hidden_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+)
+
+
+def make_tiny_decoder(directory: Path, *, seed: int = 0, architecture: str = "llama") -> Path:
+    """Write the tiny decoder (2 blocks, H=32) and its tokenizer into ``directory``.
+
+    ``architecture="gemma3"`` writes a Gemma-3 text decoder instead: 4 blocks whose
+    attention alternates a 4-token sliding window and full attention.
+    """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     torch.manual_seed(seed)
     vocab = {word: i for i, word in enumerate(DECODER_VOCAB)}
@@ -45,6 +71,18 @@ def make_tiny_decoder(directory: Path, *, seed: int = 0) -> Path:
         architectures=["LlamaForCausalLM"],
     )
     directory.mkdir(parents=True, exist_ok=True)
-    LlamaForCausalLM(config).save_pretrained(str(directory), safe_serialization=True)
+    if architecture == "gemma3":
+        gemma = Gemma3TextConfig(
+            **{k: v for k, v in config.to_dict().items() if k in _GEMMA3_SHARED},
+            num_hidden_layers=4,
+            head_dim=16,
+            sliding_window=4,
+            layer_types=["sliding_attention", "full_attention"] * 2,
+            tie_word_embeddings=False,
+            architectures=["Gemma3ForCausalLM"],
+        )
+        Gemma3ForCausalLM(gemma).save_pretrained(str(directory), safe_serialization=True)
+    else:
+        LlamaForCausalLM(config).save_pretrained(str(directory), safe_serialization=True)
     tokenizer.save_pretrained(str(directory))
     return directory

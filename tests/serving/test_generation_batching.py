@@ -419,6 +419,29 @@ def test_concurrent_generations_equal_one_at_a_time(predictors, options):
     assert all(r["timing"]["time_to_first_token"] <= r["timing"]["seconds"] for r in got)
 
 
+def test_a_served_gemma3_base_decodes_its_concurrent_calls_together(tmp_path):
+    from aimass.artifacts.bundle import verify_bundle
+    from aimass.serving.generation import GenerationPredictor
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    ws = Workspace(Settings(home=tmp_path / "home", device="cpu"))
+    source = make_tiny_decoder(tmp_path / "gemma", architecture="gemma3")
+    base, _ = ws.bases.import_(str(source), name="gemma")
+    directory = ws.artifacts.resolve(base.uri)
+    ws.close()
+    manifest = verify_bundle(directory)
+    batched = GenerationPredictor(directory, manifest, "cpu", max_batch=4)
+    alone = GenerationPredictor(directory, manifest, "cpu", batching=False)
+    for predictor in (batched, alone):
+        _spread(predictor.model)
+    assert batched.info()["batching"] == {"enabled": True, "max_batch": 4}
+    got = run_concurrently(lambda text, i: batched.generate(text, max_new_tokens=12), PROMPTS)
+    expected = [alone.generate(text, max_new_tokens=12) for text in PROMPTS]
+    assert [_same(r) for r in got] == [_same(r) for r in expected]
+    assert len({r["text"] for r in expected}) > 1  # the prompts lead to different texts
+
+
 def test_stop_strings_and_streams_stay_per_request(predictors):
     batched, alone = predictors
     full = alone.generate(PROMPTS[1], max_new_tokens=16, temperature=0)["text"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from aimass.errors import InvalidArgument
 
@@ -212,7 +212,7 @@ class TaskOption:
     """
 
     name: str
-    kind: str
+    kind: Literal["flag", "number"]
     default: bool | float
     help: str
 

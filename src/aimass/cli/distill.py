@@ -60,6 +60,7 @@ def _print_distillation(version: ModelVersionOut) -> None:
         ("test accuracy", "accuracy", "accuracy_ratio"),
         ("test RMSE", "rmse", "rmse_ratio"),
         ("test entity F1", "f1", "f1_ratio"),
+        ("test perplexity", "perplexity", "perplexity_ratio"),
         ("predictions/s", "rows_per_second", "speed_ratio"),
     ):
         if record.get(f"student_{key}") is None:
@@ -70,7 +71,13 @@ def _print_distillation(version: ModelVersionOut) -> None:
             f"(x{fmt_metric(record.get(ratio))})"
         )
     if record.get("agreement") is not None:
-        what = "words tagged alike" if record.get("student_f1") is not None else "agreement"
+        what = (
+            "words tagged alike"
+            if record.get("student_f1") is not None
+            else "next tokens alike"
+            if record.get("student_perplexity") is not None
+            else "agreement"
+        )
         console.print(f"  {what} with the teacher (test): {fmt_metric(record['agreement'])}")
     if record.get("correlation") is not None:
         console.print(f"  correlation with the teacher (test): {fmt_metric(record['correlation'])}")

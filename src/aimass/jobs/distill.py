@@ -17,7 +17,9 @@ distribution is still the teacher's view of the input, only less sure).
 A tagger teacher (``token-classification``) is handed over as a function instead,
 windows of token ids → tag probabilities, that the student's task calls on its own
 windows (:mod:`aimass.training.token_distill`): the student needs the teacher's
-tokenizer, checked here before any tagging.
+tokenizer, checked here before any tagging. A language-model teacher
+(``causal-lm``) is handed over the same way, token ids → its logits, and runs
+beside the student on every batch (:mod:`aimass.training.lm_distill`).
 
 With intermediate-layer matching (``match_hidden``) the teacher model also gives
 its mean-pooled, L2-normalised hidden states of the layers the student's map to
@@ -39,6 +41,13 @@ from aimass.entities import DatasetVersion, ModelVersion, PipelineVersion
 from aimass.errors import InvalidArgument, NotFound
 from aimass.jobs.evaluate_pipeline import LoadedPipeline, pipeline_pins
 from aimass.jobs.runner import JobContext
+from aimass.jobs.token_teachers import (
+    TEACHER_BATCH,
+    TEACHER_CHUNK,
+    lm_next_tokens,
+    reloading_tagger,
+    tagger_windows,
+)
 from aimass.refs import parse_ref
 from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version
 from aimass.store import Store
@@ -59,9 +68,6 @@ __all__ = [
     "version_of",
 ]
 
-# Rows the teacher scores per call while it labels the data (a progress tick each).
-_TEACHER_CHUNK = 256
-_TEACHER_BATCH = 64  # the student's INFERENCE_BATCH: both are timed at the same batch
 
 log = logging.getLogger("aimass.jobs.train")
 
@@ -176,8 +182,9 @@ def check_distillation(
     if not task.supports_distillation:
         raise InvalidArgument(
             f"--teacher: task {task.name!r} cannot be distilled yet (only classification, "
-            "regression and token-classification: the language-model tasks are not "
-            "built); train the student on its labels with 'aimass train' instead",
+            "regression, token-classification and causal-lm: masked-LM and seq2seq "
+            "distillation are not built); train the student on its labels with "
+            "'aimass train' instead",
             field="teacher",
         )
     teacher = find_teacher(store, project, config.teacher)
@@ -187,7 +194,8 @@ def check_distillation(
             f"for {task.name}; distil from a {task.name} model"
             + (
                 f" (or train the student for {teacher.task}: --task {teacher.task})"
-                if teacher.task in ("classification", "regression", "token-classification")
+                if teacher.task
+                in ("classification", "regression", "token-classification", "causal-lm")
                 else ""
             ),
             field="teacher",
@@ -228,8 +236,8 @@ def _scores(
     import numpy as np
 
     parts = [np.zeros((0, width))]
-    for start in range(0, len(texts), _TEACHER_CHUNK):
-        chunk = texts[start : start + _TEACHER_CHUNK]
+    for start in range(0, len(texts), TEACHER_CHUNK):
+        chunk = texts[start : start + TEACHER_CHUNK]
         parts.append(score(chunk))
         callbacks.on_phase_advance(len(chunk))
     return np.concatenate(parts)
@@ -245,7 +253,7 @@ def _scorer(
     from aimass.evaluation import ReportOptions
 
     if teacher.pipeline is not None:
-        loaded = LoadedPipeline(ctx, teacher.pipeline, ReportOptions(batch_size=_TEACHER_BATCH))
+        loaded = LoadedPipeline(ctx, teacher.pipeline, ReportOptions(batch_size=TEACHER_BATCH))
 
         def pipeline_scores(texts: list[str]) -> Any:
             found = [r.get("probabilities") or {} for r in loaded.run(texts)]
@@ -259,7 +267,7 @@ def _scorer(
         labels = [str(c) for c in predictor.head.labels]
         _check_labels(teacher.ref, labels, classes)
         columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
-    return lambda texts: predictor.scores(texts, batch_size=_TEACHER_BATCH)[:, columns]
+    return lambda texts: predictor.scores(texts, batch_size=TEACHER_BATCH)[:, columns]
 
 
 def _reloading_scorer(
@@ -318,10 +326,10 @@ def _teacher_states(
     wanted = [t for _, t in layers]
     states = np.zeros((len(texts), len(layers) * sizes[1]), dtype=np.float32)
     callbacks.on_phase(f"teacher {teacher.ref} hidden states", len(texts))
-    for start in range(0, len(texts), _TEACHER_CHUNK):
-        part = texts[start : start + _TEACHER_CHUNK]
+    for start in range(0, len(texts), TEACHER_CHUNK):
+        part = texts[start : start + TEACHER_CHUNK]
         chunk = encode_texts(predictor.tokenizer, part, max_length=predictor.max_length)
-        for idx in bucketed_batches(chunk.lengths, _TEACHER_BATCH, shuffle=False):
+        for idx in bucketed_batches(chunk.lengths, TEACHER_BATCH, shuffle=False):
             with torch.inference_mode():
                 said = model.forward_with_layers(wanted, **collate(chunk, idx, predictor.device))
             pooled = said[:, outputs:].float().reshape(len(idx), len(layers), -1)
@@ -329,64 +337,6 @@ def _teacher_states(
             states[[start + i for i in idx]] = normalised
         callbacks.on_phase_advance(len(chunk))
     return layers, states
-
-
-def _tagger_windows(
-    teacher: Teacher, predictor: Any, classes: list[str], student_dir: Path, callbacks: CallbackList
-) -> Callable[[list[list[int]]], list[Any]]:
-    """A tagger teacher as the student's task calls it: windows of token ids → each one's
-    (T, C) tag probabilities in the student's tag order, a progress tick per chunk.
-
-    Refuses a student whose tokenizer is not the teacher's (the windows would be read
-    differently) or whose tags are not the teacher's.
-    """
-    from aimass.models.hf import load_tokenizer
-
-    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
-        raise InvalidArgument(
-            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
-            "base: a tagger is distilled position by position, so the student needs the "
-            "teacher's tokenizer; use the teacher's own base, or one cut from it with "
-            "'aimass bases shrink'",
-            field="teacher",
-        )
-    labels = [str(label) for label in predictor.labels]
-    if sorted(labels) != sorted(classes):
-        raise InvalidArgument(
-            f"teacher {teacher.ref} tags with {labels} but the student's dataset has the "
-            f"tags {classes}: a student learns the teacher's distribution tag by tag, so "
-            "both need the same entity types; distil from a teacher trained on these types",
-            field="teacher",
-        )
-    columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
-
-    def windows(ids: list[list[int]]) -> list[Any]:
-        callbacks.on_phase(f"teacher {teacher.ref} tagging", len(ids))
-        said: list[Any] = []
-        for start in range(0, len(ids), _TEACHER_CHUNK):
-            part = ids[start : start + _TEACHER_CHUNK]
-            said.extend(p[:, columns].numpy() for p in predictor.window_probs(part, _TEACHER_BATCH))
-            callbacks.on_phase_advance(len(part))
-        return said
-
-    return windows
-
-
-def _reloading_tagger(ctx: JobContext, teacher: Teacher) -> Callable[[list[str]], Any]:
-    """A tagger teacher timed as its student is: raw texts → windows read as served →
-    tag probabilities, batches of 64 sorted by length; loaded again on the first call."""
-    from aimass.models.text import text_windows
-
-    @functools.cache
-    def load() -> Any:
-        return _predictor(ctx, teacher)
-
-    def tag(texts: list[str]) -> Any:
-        predictor = load()
-        found = text_windows(predictor.tokenizer, texts, predictor.max_length)
-        return predictor.window_probs([ids for _, ids, _ in found], _TEACHER_BATCH)
-
-    return tag
 
 
 def soft_targets(
@@ -415,9 +365,26 @@ def soft_targets(
     if config.unlabelled is not None:
         found = unlabelled_dataset(ctx.store, ctx.job.project, config.unlabelled)
         transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
+    if teacher.task == "causal-lm":
+        assert student_dir is not None
+        log.info("teacher %s runs beside the student on every batch", teacher.ref)
+        return SoftTargets(
+            teacher=teacher.ref,
+            teacher_digest=teacher.digest,
+            temperature=config.temperature,
+            alpha=config.distill_alpha,
+            train=np.zeros((0, 0)),
+            transfer_texts=transfer,
+            transfer=np.zeros((0, 0)),
+            test=np.zeros((0, 0)),
+            transfer_set=transfer_ref,
+            teacher_privacy=teacher.privacy,
+            task=teacher.task,
+            next_tokens=lm_next_tokens(teacher, predictor, student_dir),
+        )
     if teacher.task == "token-classification":
         assert student_dir is not None
-        windows = _tagger_windows(teacher, predictor, classes, student_dir, callbacks)
+        windows = tagger_windows(teacher, predictor, classes, student_dir, callbacks)
         return SoftTargets(
             teacher=teacher.ref,
             teacher_digest=teacher.digest,
@@ -427,7 +394,7 @@ def soft_targets(
             transfer_texts=transfer,
             transfer=np.zeros((0, len(classes))),
             test=np.zeros((0, len(classes))),
-            teacher_scores=_reloading_tagger(ctx, teacher),
+            teacher_scores=reloading_tagger(lambda: _predictor(ctx, teacher)),
             transfer_set=transfer_ref,
             teacher_privacy=teacher.privacy,
             task=teacher.task,

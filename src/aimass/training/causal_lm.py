@@ -14,10 +14,16 @@
 The prompt format is saved in ``task_config`` and serving applies the same
 one. Validation reports loss and perplexity; after training a few held-out
 prompts are answered (greedy) for the model card's sample table.
+
+With a ``teacher`` (another causal LM reading text with the same tokenizer) the
+student also learns the teacher's next-token distribution at every position
+(:mod:`aimass.training.lm_distill`), from the training rows and a transfer set of
+more text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aimass.data.tables import SplitData
@@ -31,10 +37,19 @@ from aimass.models.generation import (
     sample_pairs,
 )
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.training.examples import IGNORE, Example, ExampleTask, scratch_base
+from aimass.training.examples import (
+    IGNORE,
+    Example,
+    ExampleTask,
+    Tracker,
+    padding_id,
+    scratch_base,
+)
+from aimass.training.lm_distill import LMDistillation
 from aimass.training.tasks import PACK, TrainInputs, packing, register_task
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from aimass.training.config import TrainConfig
@@ -77,12 +92,15 @@ class CausalLMTask(ExampleTask):
     shift_labels = True
     supports_lora = True
     supports_privacy = True
+    supports_distillation = True
+    transfer_kinds = ("text",)
     privacy_unit = "text or prompt/response pair (a dataset row)"
     options = (PACK,)
 
     def __init__(self) -> None:
         self.prompt_format = "none"
         self.pack = False
+        self.distillation: LMDistillation | None = None
 
     def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
         super().check_options(config, kind=kind, private=private)
@@ -118,11 +136,7 @@ class CausalLMTask(ExampleTask):
         self, split: SplitData, tokenizer: PreTrainedTokenizerBase, max_length: int
     ) -> list[Example]:
         if split.targets is None:
-            eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-            rows = [(encode_prompt(tokenizer, t), eos) for t in split.texts]
-            if self.pack:
-                return _packed([p + r for p, r in rows if p], max_length)
-            return [_example(p + r, 0, max_length) for p, r in rows if p]
+            return self._texts(split.texts, tokenizer, max_length)
         examples = []
         for prompt, response in zip(split.texts, split.targets, strict=True):
             head = prompt_ids(tokenizer, prompt, self.prompt_format)
@@ -130,6 +144,63 @@ class CausalLMTask(ExampleTask):
             if len(head) < max_length:  # otherwise no response token would be learned
                 examples.append(_example(head + tail, len(head), max_length))
         return examples
+
+    def _texts(
+        self, texts: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> list[Example]:
+        """Texts as examples whose every token is learned (one per text, or packed)."""
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        rows = [encode_prompt(tokenizer, t) + eos for t in texts]
+        if self.pack:
+            return _packed([row for row in rows if len(row) > len(eos)], max_length)
+        return [_example(row, 0, max_length) for row in rows if len(row) > len(eos)]
+
+    # -- distillation --------------------------------------------------------------------
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        soft = inputs.distillation
+        assert soft is not None
+        assert soft.temperature is not None
+        self.distillation = LMDistillation(
+            soft, temperature=soft.temperature, alpha=soft.alpha, pad_id=padding_id(tokenizer)
+        )
+        return train + self._texts(soft.transfer_texts, tokenizer, max_length)
+
+    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
+        if self.distillation is None:
+            return labels
+        return self.distillation.targets(examples, labels)
+
+    def loss_rows(
+        self, logits: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if labels.dim() == 3:  # packed teacher distributions (distillation)
+            assert self.distillation is not None
+            return self.distillation.rows(logits, labels)
+        return super().loss_rows(logits, labels)
+
+    def distilled(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        tested: Tracker,
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        assert self.distillation is not None
+        return self.distillation.report(
+            student=model,
+            tokenizer=tokenizer,
+            test=test,
+            device=inputs.device,
+            train_rows=len(inputs.train),
+        )
 
     def finish(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs

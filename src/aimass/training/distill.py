@@ -96,6 +96,10 @@ class SoftTargets:
             each one's (T, C) tag probabilities, columns in the student's tag order.
             ``train``, ``transfer`` and ``test`` are then empty: the student's task
             labels its own windows (:mod:`aimass.training.token_distill`).
+        next_tokens: A language model's teacher: token ids and their attention mask
+            (B, T) → its logits (B, T, V), run beside the student on every batch
+            (:mod:`aimass.training.lm_distill`); ``train``, ``transfer`` and ``test``
+            are then empty.
     """
 
     teacher: str
@@ -114,6 +118,7 @@ class SoftTargets:
     hidden: np.ndarray | None = None
     hidden_weight: float = 0.0
     windows: Callable[[list[list[int]]], list[Any]] | None = None
+    next_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 def layer_map(student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:

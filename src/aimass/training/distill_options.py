@@ -112,11 +112,11 @@ def validate_distillation(config: TrainConfig) -> None:
             "--match-hidden",
             field="match_hidden",
         )
-    if config.match_hidden and config.task == "token-classification":
+    if config.match_hidden and config.task in ("token-classification", "causal-lm"):
         raise InvalidArgument(
             "--match-hidden matches pooled sentence states of classifiers and regressors; "
-            "a tagger's student learns the teacher's tags position by position without "
-            "it: drop --match-hidden",
+            f"a {config.task} student learns the teacher's distribution position by "
+            "position without it: drop --match-hidden",
             field="match_hidden",
         )
     if config.match_hidden and config.mode != "finetune":

@@ -50,6 +50,7 @@ __all__ = [
     "LabelAccuracy",
     "Tracker",
     "dedupe_tied",
+    "padding_id",
     "perplexity",
     "scratch_base",
 ]
@@ -280,7 +281,7 @@ class ExampleTask(Task):
         was_training = model.training
         model.eval()
         generator = torch.Generator().manual_seed(seed)
-        pad_id = _pad_id(tokenizer)
+        pad_id = padding_id(tokenizer)
         sums, counts = [0.0] * len(examples), [0] * len(examples)
         lengths = [len(e["input_ids"]) for e in examples]
         for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
@@ -373,7 +374,7 @@ class ExampleTask(Task):
             raise InvalidArgument(f"no training row is usable for task {self.name!r}")
         if inputs.distillation is not None:  # tasks that set supports_distillation
             train = self.distil(inputs, train, tokenizer, max_length)
-        pad_id = _pad_id(tokenizer)
+        pad_id = padding_id(tokenizer)
         generator = torch.Generator().manual_seed(cfg.seed)
         lengths = [len(e["input_ids"]) for e in train]
 
@@ -469,7 +470,8 @@ def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
-def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id a batch is padded with: the pad token, else end-of-sequence (masked out)."""
     for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
         if candidate is not None:
             return int(candidate)

@@ -119,6 +119,7 @@ def _distillation_section(version: ModelVersion) -> str:
     if not record:
         return ""
     transfer = record.get("transfer_set")
+    language = record.get("student_perplexity") is not None
     lines = [
         f"- Teacher: `{record.get('teacher')}` (digest "
         f"`{str(record.get('teacher_digest', '?'))[:16]}…`)",
@@ -127,8 +128,12 @@ def _distillation_section(version: ModelVersion) -> str:
             if record.get("temperature") is not None
             else "- Soft"  # a regressor's teacher: its values, no temperature
         )
-        + f"-target weight (alpha) {_fmt(record.get('alpha'))} on labelled rows, 1 on "
-        "transfer rows",
+        + f"-target weight (alpha) {_fmt(record.get('alpha'))} "
+        + (
+            "at every position (a text is its own label)"
+            if language
+            else "on labelled rows, 1 on transfer rows"
+        ),
         f"- Trained on {record.get('labelled_rows', '?')} labelled rows"
         + (
             f" and {record.get('transfer_rows', 0)} unlabelled rows of `{transfer}`"
@@ -143,14 +148,22 @@ def _distillation_section(version: ModelVersion) -> str:
             f"- Intermediate-layer matching, weight {float(matching.get('weight', 0)):g}: student "
             f"layer → teacher layer {pairs} (mean-pooled, L2-normalised states)"
         )
-    rows = "sentences" if record.get("student_f1") is not None else "predictions"
+    rows = (
+        "sentences"
+        if record.get("student_f1") is not None
+        else "texts"
+        if language
+        else "predictions"
+    )
+    speed = "forward passes over test texts, batch 16" if language else "test split, batch 64"
     measured = [
         (label, record.get(f"teacher_{key}"), record.get(f"student_{key}"), record.get(ratio))
         for label, key, ratio in (
             ("test accuracy", "accuracy", "accuracy_ratio"),
             ("test RMSE (lower is better)", "rmse", "rmse_ratio"),
             ("test entity F1", "f1", "f1_ratio"),
-            (f"{rows}/s (test split, batch 64)", "rows_per_second", "speed_ratio"),
+            ("test perplexity (lower is better)", "perplexity", "perplexity_ratio"),
+            (f"{rows}/s ({speed})", "rows_per_second", "speed_ratio"),
         )
         if record.get(f"student_{key}") is not None
     ]
@@ -167,6 +180,9 @@ def _distillation_section(version: ModelVersion) -> str:
             f"The student tags {record['agreement']:.1%} of the words of the "
             f"{record.get('test_rows', '?')} test sentences as the teacher does."
             if record.get("student_f1") is not None
+            else f"The student's most likely next token is the teacher's at "
+            f"{record['agreement']:.1%} of the {record.get('test_tokens', '?')} test positions."
+            if language
             else f"The student predicts the teacher's class on {record['agreement']:.1%} of "
             f"the {record.get('test_rows', '?')} test rows."
         )

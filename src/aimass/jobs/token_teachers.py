@@ -1,0 +1,130 @@
+"""Teachers that speak at every token position: a tagger and a causal language model.
+
+Both are handed to the student's task as functions of token ids, not as numbers
+computed beforehand per row: a tagger's tag probabilities of the student's own
+windows (:mod:`aimass.training.token_distill` labels them once), a language
+model's logits of every batch (:mod:`aimass.training.lm_distill` runs it beside
+the student). Either way the student must read text with the teacher's
+tokenizer, checked here before any work.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aimass.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from aimass.jobs.distill import Teacher
+    from aimass.training.callbacks import CallbackList
+
+__all__ = [
+    "TEACHER_BATCH",
+    "TEACHER_CHUNK",
+    "lm_next_tokens",
+    "reloading_tagger",
+    "tagger_windows",
+]
+
+# Rows the teacher scores per call while it labels the data (a progress tick each).
+TEACHER_CHUNK = 256
+TEACHER_BATCH = 64  # the student's INFERENCE_BATCH: both are timed at the same batch
+
+
+def tagger_windows(
+    teacher: Teacher, predictor: Any, classes: list[str], student_dir: Path, callbacks: CallbackList
+) -> Callable[[list[list[int]]], list[Any]]:
+    """A tagger teacher as the student's task calls it: windows of token ids → each one's
+    (T, C) tag probabilities in the student's tag order, a progress tick per chunk.
+
+    Refuses a student whose tokenizer is not the teacher's (the windows would be read
+    differently) or whose tags are not the teacher's.
+    """
+    from aimass.models.hf import load_tokenizer
+
+    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
+        raise InvalidArgument(
+            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
+            "base: a tagger is distilled position by position, so the student needs the "
+            "teacher's tokenizer; use the teacher's own base, or one cut from it with "
+            "'aimass bases shrink'",
+            field="teacher",
+        )
+    labels = [str(label) for label in predictor.labels]
+    if sorted(labels) != sorted(classes):
+        raise InvalidArgument(
+            f"teacher {teacher.ref} tags with {labels} but the student's dataset has the "
+            f"tags {classes}: a student learns the teacher's distribution tag by tag, so "
+            "both need the same entity types; distil from a teacher trained on these types",
+            field="teacher",
+        )
+    columns = [labels.index(c) for c in classes]  # teacher columns in the student's order
+
+    def windows(ids: list[list[int]]) -> list[Any]:
+        callbacks.on_phase(f"teacher {teacher.ref} tagging", len(ids))
+        said: list[Any] = []
+        for start in range(0, len(ids), TEACHER_CHUNK):
+            part = ids[start : start + TEACHER_CHUNK]
+            said.extend(p[:, columns].numpy() for p in predictor.window_probs(part, TEACHER_BATCH))
+            callbacks.on_phase_advance(len(part))
+        return said
+
+    return windows
+
+
+def lm_next_tokens(
+    teacher: Teacher, predictor: Any, student_dir: Path
+) -> Callable[[Any, Any], Any]:
+    """A language-model teacher as the student's task calls it on every batch: token ids
+    and mask (B, T) → its logits (B, T, V).
+
+    Refuses a student whose tokenizer or vocabulary is not the teacher's (the two
+    distributions would be over different words).
+    """
+    import torch
+
+    from aimass.models.hf import load_tokenizer, read_config
+
+    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
+        raise InvalidArgument(
+            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
+            "base: a language model is distilled word by word over the teacher's "
+            "vocabulary, so the student needs the teacher's tokenizer; use the teacher's "
+            "own base, or one cut from it with 'aimass bases shrink'",
+            field="teacher",
+        )
+    sizes = int(read_config(student_dir).vocab_size), int(predictor.model.config.vocab_size)
+    if sizes[0] != sizes[1]:
+        raise InvalidArgument(
+            f"teacher {teacher.ref} predicts over {sizes[1]} token ids but the student's "
+            f"base over {sizes[0]}: both distributions must cover the same ids; use a "
+            "student base cut from the teacher's own ('aimass bases shrink')",
+            field="teacher",
+        )
+    model = predictor.model
+
+    def next_tokens(ids: Any, mask: Any) -> Any:
+        with torch.inference_mode():
+            found = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device))
+        return found.logits
+
+    return next_tokens
+
+
+def reloading_tagger(load: Callable[[], Any]) -> Callable[[list[str]], Any]:
+    """A tagger teacher timed as its student is: raw texts → windows read as served →
+    tag probabilities, batches of 64 sorted by length; ``load`` (its predictor) is
+    called on the first call, so the teacher need not stay in memory until then."""
+    from aimass.models.text import text_windows
+
+    loaded = functools.cache(load)
+
+    def tag(texts: list[str]) -> Any:
+        predictor = loaded()
+        found = text_windows(predictor.tokenizer, texts, predictor.max_length)
+        return predictor.window_probs([ids for _, ids, _ in found], TEACHER_BATCH)
+
+    return tag

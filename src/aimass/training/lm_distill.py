@@ -1,0 +1,220 @@
+"""Distillation of a causal language model: the student learns the teacher's next word.
+
+Hinton's loss (:mod:`aimass.training.distill`) at every position that predicts a
+token: the teacher's distribution over the whole vocabulary is the soft target of
+the student's, beside the token the text really has::
+
+    alpha * T² * KL(teacher_T || student_T) + (1 - alpha) * CE(student, next token)
+
+summed over the positions whose next token carries a label (every token of a
+text, a pair's response) and divided by their number, as the labels' loss is.
+
+A tagger's teacher is run once before its student trains and its few tags per
+position are kept; a vocabulary of tens of thousands of words per position
+cannot be kept for a whole corpus (49,152 floats per token for SmolLM2: 25 GB for
+a million tokens). The teacher therefore runs beside the student, one forward
+pass per batch (:meth:`LMDistillation.targets`), and its log-probabilities are
+packed beside the labels into one (B, T, V + 1) target tensor, so the plain loop
+and DP-SGD pass it where they pass the labels. Both read text with the same
+tokenizer (the job checks it: a base cut from the teacher's own by
+``aimass bases shrink`` has it).
+
+A transfer set (``--unlabelled``, a ``text`` dataset) is more text to learn from:
+a text is its own label for a language model, so its positions take both terms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from aimass.training.distill import SPEED_ROWS, SoftTargets, timed_against_teacher
+from aimass.training.examples import IGNORE
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from aimass.training.examples import Example
+
+__all__ = ["LMDistillation", "lm_distillation_rows", "padded_ids"]
+
+_BATCH = 16  # sequences per forward pass when the report scores and times both models
+
+
+def lm_distillation_rows(
+    logits: torch.Tensor, packed: torch.Tensor, *, temperature: float, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence summed loss (B,) and the number of positions that carry one (B,).
+
+    ``logits`` are the student's (B, T, V); ``packed`` the targets (B, T, V + 1): the
+    teacher's log-probabilities at ``temperature`` at each position, then the
+    position's token label (``IGNORE`` where none). Position ``t`` predicts the label
+    of ``t + 1``, for the teacher as for the student.
+    """
+    teacher_log = packed[:, :-1, :-1]
+    label = packed[:, 1:, -1].long()
+    logits = logits[:, :-1].float()
+    labelled = label != IGNORE
+    student_log = F.log_softmax(logits / temperature, dim=-1)
+    soft = (teacher_log.exp() * (teacher_log - student_log)).sum(dim=-1) * temperature**2
+    hard = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), label.clamp_min(0).reshape(-1), reduction="none"
+    ).reshape(label.shape)
+    per_position = (alpha * soft + (1.0 - alpha) * hard) * labelled
+    return per_position.sum(dim=1), labelled.sum(dim=1)
+
+
+def padded_ids(
+    examples: Sequence[Example], width: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples' token ids right-padded to ``width`` (B, width), and their mask."""
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        tokens = example["input_ids"][:width]
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, : len(tokens)] = 1
+    return ids, mask
+
+
+class LMDistillation:
+    """One run's teacher and the settings of its loss.
+
+    Attributes:
+        soft: What the job hands over (``soft.next_tokens``: ids, mask → the
+            teacher's logits (B, T, V)).
+        temperature: Softmax temperature of both distributions.
+        alpha: Weight of the soft term.
+        pad_id: The id that pads a batch (the mask hides it from the teacher).
+    """
+
+    def __init__(self, soft: SoftTargets, *, temperature: float, alpha: float, pad_id: int):
+        self.soft = soft
+        self.temperature = temperature
+        self.alpha = alpha
+        self.pad_id = pad_id
+
+    def teacher_logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits (B, T, V) of a batch, on the batch's device."""
+        assert self.soft.next_tokens is not None
+        return self.soft.next_tokens(ids, mask).to(ids.device)
+
+    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
+        """The packed (B, T, V + 1) targets of a batch whose padded labels are ``labels``."""
+        ids, mask = padded_ids(examples, labels.shape[1], self.pad_id)
+        said = self.teacher_logits(ids.to(labels.device), mask.to(labels.device))
+        teacher_log = F.log_softmax(said.float() / self.temperature, dim=-1)
+        return torch.cat([teacher_log, labels.unsqueeze(-1).float()], dim=-1)
+
+    def rows(self, logits: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`lm_distillation_rows` at this run's settings."""
+        return lm_distillation_rows(logits, packed, temperature=self.temperature, alpha=self.alpha)
+
+    @torch.inference_mode()
+    def report(
+        self,
+        *,
+        student: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        device: Any,
+        train_rows: int,
+    ) -> dict[str, Any]:
+        """The ``distillation`` block of a language model's metrics: teacher, settings,
+        both models' perplexity on the test split, how often their most likely next
+        token agrees, and their speed (forward passes over the same texts, interleaved)."""
+        soft = self.soft
+        report: dict[str, Any] = {
+            "teacher": soft.teacher,
+            "teacher_digest": soft.teacher_digest,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "transfer_set": soft.transfer_set,
+            "labelled_rows": train_rows,
+            "transfer_rows": len(soft.transfer_texts),
+        }
+        if soft.teacher_privacy:
+            report["teacher_privacy"] = {
+                k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)
+            }
+        if not test:
+            return report
+        was_training = student.training
+        student.eval()
+        losses = {"teacher": 0.0, "student": 0.0}
+        agreed = tokens = 0
+        for start in range(0, len(test), _BATCH):
+            ids, mask = padded_ids(test[start : start + _BATCH], _width(test, start), self.pad_id)
+            labels = _next_labels(test[start : start + _BATCH], ids.shape[1])
+            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+            said = {
+                "teacher": self.teacher_logits(ids, mask)[:, :-1].float(),
+                "student": student(input_ids=ids, attention_mask=mask).logits[:, :-1].float(),
+            }
+            labelled = labels != IGNORE
+            for name, logits in said.items():
+                losses[name] += float(
+                    F.cross_entropy(logits[labelled], labels[labelled], reduction="sum")
+                )
+            picks = [logits.argmax(-1)[labelled] for logits in said.values()]
+            agreed += int((picks[0] == picks[1]).sum())
+            tokens += int(labelled.sum())
+        student.train(was_training)
+        teacher_ppl, student_ppl = (math.exp(min(losses[n] / max(tokens, 1), 50.0)) for n in losses)
+        report.update(
+            test_tokens=tokens,
+            teacher_perplexity=teacher_ppl,
+            student_perplexity=student_ppl,
+            perplexity_ratio=student_ppl / teacher_ppl,
+            agreement=agreed / max(tokens, 1),
+        )
+        decoded = (str(tokenizer.decode(e["input_ids"], skip_special_tokens=True)) for e in test)
+        texts = [text for text in decoded if text.strip()][:SPEED_ROWS]
+        if texts:
+            report.update(
+                timed_against_teacher(
+                    self._forward(tokenizer, device, self.teacher_logits),
+                    self._forward(
+                        tokenizer,
+                        device,
+                        lambda i, m: student(input_ids=i, attention_mask=m).logits,
+                    ),
+                    texts,
+                )
+            )
+        return report
+
+    def _forward(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        device: Any,
+        run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> Callable[[list[str]], None]:
+        """Texts → one forward pass per batch of ``run`` (what timing one model reads)."""
+
+        def forward(texts: list[str]) -> None:
+            with torch.inference_mode():
+                for start in range(0, len(texts), _BATCH):
+                    found = tokenizer(texts[start : start + _BATCH])["input_ids"]
+                    chunk = [{"input_ids": ids} for ids in found]
+                    ids, mask = padded_ids(chunk, max(len(i) for i in found), self.pad_id)
+                    run(ids.to(device), mask.to(device))
+
+        return forward
+
+
+def _width(examples: list[Example], start: int) -> int:
+    return max(len(e["input_ids"]) for e in examples[start : start + _BATCH])
+
+
+def _next_labels(examples: Sequence[Example], width: int) -> torch.Tensor:
+    """(B, width - 1): the label each position predicts (that of the next token)."""
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    for row, example in enumerate(examples):
+        found = example["labels"][:width]
+        labels[row, : len(found)] = torch.tensor(found, dtype=torch.long)
+    return labels[:, 1:]

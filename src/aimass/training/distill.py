@@ -58,6 +58,7 @@ __all__ = [
     "layer_matching_loss",
     "pack_targets",
     "regression_distillation_loss",
+    "report_settings",
     "student_loss",
     "timed_against_teacher",
 ]
@@ -266,6 +267,27 @@ def _outputs_loss(soft: SoftTargets, config: Any) -> LossFunction:
     return loss
 
 
+def report_settings(
+    soft: SoftTargets, *, temperature: float | None, alpha: float, train_rows: int
+) -> dict[str, Any]:
+    """The start of every ``distillation`` block: the teacher, the loss's settings, the
+    rows the student learned from, and the teacher's own DP record if it has one."""
+    report: dict[str, Any] = {
+        "teacher": soft.teacher,
+        "teacher_digest": soft.teacher_digest,
+        "temperature": temperature,
+        "alpha": alpha,
+        "transfer_set": soft.transfer_set,
+        "labelled_rows": train_rows,
+        "transfer_rows": len(soft.transfer_texts),
+    }
+    if soft.teacher_privacy:
+        report["teacher_privacy"] = {
+            k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)
+        }
+    return report
+
+
 def distillation_report(
     soft: SoftTargets,
     *,
@@ -284,23 +306,13 @@ def distillation_report(
     correlation of the student's values with the teacher's. ``student`` (texts →
     outputs) is timed beside the teacher on up to ``SPEED_ROWS`` of ``test_texts``.
     """
-    report: dict[str, Any] = {
-        "teacher": soft.teacher,
-        "teacher_digest": soft.teacher_digest,
-        "temperature": soft.temperature,
-        "alpha": soft.alpha,
-        "transfer_set": soft.transfer_set,
-        "labelled_rows": train_rows,
-        "transfer_rows": len(soft.transfer_texts),
-    }
+    report = report_settings(
+        soft, temperature=soft.temperature, alpha=soft.alpha, train_rows=train_rows
+    )
     if soft.hidden is not None:
         report["layer_matching"] = {
             "weight": soft.hidden_weight,
             "layers": [list(pair) for pair in soft.layers],
-        }
-    if soft.teacher_privacy:
-        report["teacher_privacy"] = {
-            k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)
         }
     if len(test_labels) and len(soft.test) and soft.task == "regression":
         report.update(_regression_quality(soft, student_test, test_labels))

@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from aimass.training.distill import SPEED_ROWS, SoftTargets, timed_against_teacher
+from aimass.training.distill import (
+    SPEED_ROWS,
+    SoftTargets,
+    report_settings,
+    timed_against_teacher,
+)
 from aimass.training.examples import IGNORE
 
 if TYPE_CHECKING:
@@ -128,19 +133,9 @@ class LMDistillation:
         both models' perplexity on the test split, how often their most likely next
         token agrees, and their speed (forward passes over the same texts, interleaved)."""
         soft = self.soft
-        report: dict[str, Any] = {
-            "teacher": soft.teacher,
-            "teacher_digest": soft.teacher_digest,
-            "temperature": self.temperature,
-            "alpha": self.alpha,
-            "transfer_set": soft.transfer_set,
-            "labelled_rows": train_rows,
-            "transfer_rows": len(soft.transfer_texts),
-        }
-        if soft.teacher_privacy:
-            report["teacher_privacy"] = {
-                k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)
-            }
+        report = report_settings(
+            soft, temperature=self.temperature, alpha=self.alpha, train_rows=train_rows
+        )
         if not test:
             return report
         was_training = student.training

@@ -34,7 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aimass.training.distill import NO_LABEL, SPEED_ROWS, SoftTargets, timed_against_teacher
+from aimass.training.distill import (
+    NO_LABEL,
+    SPEED_ROWS,
+    SoftTargets,
+    report_settings,
+    timed_against_teacher,
+)
 
 if TYPE_CHECKING:
     from aimass.training.examples import Example
@@ -132,19 +138,9 @@ class TokenDistillation:
         split's entity F1 of both and the share of words tagged alike, and the speed of
         ``student`` (texts → tag probabilities) beside the teacher's."""
         soft = self.soft
-        report: dict[str, Any] = {
-            "teacher": soft.teacher,
-            "teacher_digest": soft.teacher_digest,
-            "temperature": self.temperature,
-            "alpha": self.alpha,
-            "transfer_set": soft.transfer_set,
-            "labelled_rows": train_rows,
-            "transfer_rows": len(soft.transfer_texts),
-        }
-        if soft.teacher_privacy:
-            report["teacher_privacy"] = {
-                k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)
-            }
+        report = report_settings(
+            soft, temperature=self.temperature, alpha=self.alpha, train_rows=train_rows
+        )
         if student_scores and teacher_scores:
             student_f1, teacher_f1 = float(student_scores["f1"]), float(teacher_scores["f1"])
             report.update(

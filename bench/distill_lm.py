@@ -7,10 +7,11 @@ the same workspace calls ``aimass train`` and ``aimass distill`` make:
   teacher: a Llama-style decoder of preset ``--teacher-preset`` (``mini``: 4
   layers, hidden size 256) trained from scratch as a causal LM on
   ``--train-rows`` reviews (``--teacher-epochs``, lr 1e-3, max length 128);
-* the student: the trained teacher registered as a base and cut by
-  ``ws.bases.shrink`` to its first ``--student-layers`` layers (DistilBERT's
-  start: the teacher's own weights, fewer layers), so it shares the teacher's
-  tokenizer;
+* the student: ``--student-start scratch`` (the default) a Llama of the
+  teacher's width with ``--student-layers`` layers and random weights, on the
+  same tokenizer; ``teacher`` the trained teacher registered as a base and cut
+  by ``ws.bases.shrink`` to its first ``--student-layers`` layers
+  (DistilBERT's start: the teacher's own weights, fewer layers);
 * distilled on the same reviews, the teacher's next-token distribution the soft
   target of every position (``--alpha``, ``--temperature``);
 * and, as the baseline, the same student trained on the same reviews alone.
@@ -20,7 +21,8 @@ it; speed is the distillation job's own timing (forward passes over test texts,
 teacher and student interleaved), teacher ÷ student.
 
     python bench/distill_lm.py [--train-rows 0] [--teacher-epochs 2] [--student-epochs 2]
-                               [--student-layers 1] [--home DIR] [--out FILE]
+                               [--student-layers 1] [--student-start scratch|teacher]
+                               [--home DIR] [--out FILE]
 
 ``--train-rows 0`` takes every training review. A ``--home`` kept between runs
 reuses what it trained from identical inputs. Writes ``bench/results/distill-lm.json``.
@@ -48,12 +50,14 @@ RESULTS = Path(__file__).parent / "results"
 def bases(ws: Any, args: argparse.Namespace) -> tuple[Any, str]:
     """The reviews, and the teacher's scratch base (tokenizer trained on them)."""
     dataset, _ = ws.datasets.import_sample("chinese-reviews", name="zh-reviews", seed=0)
+    name = f"zh-gpt-{args.teacher_preset}"
+    found = [b for b in ws.bases.list() if b.name == name]  # a kept home's
+    if found:
+        return dataset, found[-1].ref
+    # A second WordPiece training gave another vocabulary here: a kept home trains it once.
     ws.bases.train_tokenizer(dataset.ref, name="zh-tok", vocab_size=args.vocab)
     base, _ = ws.bases.create_scratch(
-        f"zh-gpt-{args.teacher_preset}",
-        architecture="llama",
-        tokenizer="zh-tok",
-        preset=args.teacher_preset,
+        name, architecture="llama", tokenizer="zh-tok", preset=args.teacher_preset
     )
     return dataset, base.ref
 
@@ -67,18 +71,27 @@ def run(ws: Any, args: argparse.Namespace) -> dict[str, Any]:
     teacher = train(
         ws, "zh-lm-teacher", dataset.ref, teacher_base, {**common, "epochs": args.teacher_epochs}
     )
-    name = f"zh-lm-l{args.student_layers}"
+    name = f"zh-lm-l{args.student_layers}-{args.student_start}"
     found = [b for b in ws.bases.list() if b.name == name]  # a kept home's
     if found:
         student_base = found[-1].ref
-    else:
+    elif args.student_start == "teacher":
         whole, _ = ws.bases.from_model(teacher.ref, name="zh-lm-teacher-base")
         cut, _ = ws.bases.shrink(whole.ref, name=name, layers=args.student_layers)
         student_base = cut.ref
+    else:
+        fresh, _ = ws.bases.create_scratch(
+            name,
+            architecture="llama",
+            tokenizer="zh-tok",
+            preset=args.teacher_preset,
+            overrides={"num_layers": args.student_layers},
+        )
+        student_base = fresh.ref
     student = {**common, "epochs": args.student_epochs, "lr": args.student_lr}
     distilled = train(
         ws,
-        "zh-lm-student",
+        f"zh-lm-student-{args.student_start}",
         dataset.ref,
         student_base,
         {
@@ -88,7 +101,7 @@ def run(ws: Any, args: argparse.Namespace) -> dict[str, Any]:
             "distill_alpha": args.alpha,
         },
     )
-    baseline = train(ws, "zh-lm-baseline", dataset.ref, student_base, student)
+    baseline = train(ws, f"zh-lm-baseline-{args.student_start}", dataset.ref, student_base, student)
     versions = {"teacher": teacher, "student": distilled, "baseline": baseline}
     record = distilled.metrics["distillation"]
     rows = {
@@ -127,6 +140,7 @@ def main() -> None:
     parser.add_argument("--teacher-preset", default="mini")
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--student-layers", type=int, default=1)
+    parser.add_argument("--student-start", choices=("scratch", "teacher"), default="scratch")
     parser.add_argument("--student-epochs", type=int, default=2)
     parser.add_argument("--student-lr", type=float, default=1e-3)
     parser.add_argument("--temperature", type=float, default=1.0)

@@ -113,6 +113,7 @@ class LMDistillation:
         ids, mask = padded_ids(examples, labels.shape[1], self.pad_id)
         said = self.teacher_logits(ids.to(labels.device), mask.to(labels.device))
         teacher_log = F.log_softmax(said.float() / self.temperature, dim=-1)
+        # Token ids (below 2**24 in every vocabulary there is) are exact as float32.
         return torch.cat([teacher_log, labels.unsqueeze(-1).float()], dim=-1)
 
     def rows(self, logits: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

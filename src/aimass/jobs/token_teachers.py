@@ -43,16 +43,7 @@ def tagger_windows(
     Refuses a student whose tokenizer is not the teacher's (the windows would be read
     differently) or whose tags are not the teacher's.
     """
-    from aimass.models.hf import load_tokenizer
-
-    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
-        raise InvalidArgument(
-            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
-            "base: a tagger is distilled position by position, so the student needs the "
-            "teacher's tokenizer; use the teacher's own base, or one cut from it with "
-            "'aimass bases shrink'",
-            field="teacher",
-        )
+    _same_tokenizer(teacher, predictor, student_dir, "a tagger is distilled position by position")
     labels = [str(label) for label in predictor.labels]
     if sorted(labels) != sorted(classes):
         raise InvalidArgument(
@@ -86,16 +77,14 @@ def lm_next_tokens(
     """
     import torch
 
-    from aimass.models.hf import load_tokenizer, read_config
+    from aimass.models.hf import read_config
 
-    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
-        raise InvalidArgument(
-            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
-            "base: a language model is distilled word by word over the teacher's "
-            "vocabulary, so the student needs the teacher's tokenizer; use the teacher's "
-            "own base, or one cut from it with 'aimass bases shrink'",
-            field="teacher",
-        )
+    _same_tokenizer(
+        teacher,
+        predictor,
+        student_dir,
+        "a language model is distilled word by word over the teacher's vocabulary",
+    )
     sizes = int(read_config(student_dir).vocab_size), int(predictor.model.config.vocab_size)
     if sizes[0] != sizes[1]:
         raise InvalidArgument(
@@ -112,6 +101,19 @@ def lm_next_tokens(
         return found.logits
 
     return next_tokens
+
+
+def _same_tokenizer(teacher: Teacher, predictor: Any, student_dir: Path, why: str) -> None:
+    """Refuse a student base whose tokenizer is not the teacher's, saying ``why`` it must be."""
+    from aimass.models.hf import load_tokenizer
+
+    if load_tokenizer(student_dir).get_vocab() != predictor.tokenizer.get_vocab():
+        raise InvalidArgument(
+            f"teacher {teacher.ref} reads text with another tokenizer than the student's "
+            f"base: {why}, so the student needs the teacher's tokenizer; use the teacher's "
+            "own base, or one cut from it with 'aimass bases shrink'",
+            field="teacher",
+        )
 
 
 def reloading_tagger(load: Callable[[], Any]) -> Callable[[list[str]], Any]:

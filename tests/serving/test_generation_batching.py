@@ -72,6 +72,21 @@ def request(ids: list[int], params: SamplingParams, eos: Iterable[int] = ()) -> 
     return DecodeRequest.new(ids, params, eos_ids=list(eos))
 
 
+def decode_with_joins(
+    model, requests: list[DecodeRequest], joins: dict[int, list[int]], steps: int = 20
+) -> list[int]:
+    """Decode ``steps`` steps of one batch, adding ``requests[i]`` before step ``s`` for
+    every ``i`` in ``joins[s]``; the batch's size at each step."""
+    batch = DecodeBatch(model, device="cpu")
+    sizes = []
+    for step in range(steps):
+        for i in joins.get(step, []):
+            batch.add(requests[i])
+        sizes.append(batch.size)
+        batch.step()
+    return sizes
+
+
 def drained(req: DecodeRequest) -> list[int]:
     """The tokens of a request that has ended (its stream does not block then)."""
     return list(TokenStream(req))
@@ -128,13 +143,7 @@ def test_batched_greedy_equals_unbatched_with_joins_and_leaves(model):
         request(prompt(n, seed=i), p, eos.get(i, []))
         for i, (n, p) in enumerate(zip(lengths, params, strict=True))
     ]
-    batch = DecodeBatch(model, device="cpu")
-    sizes = []
-    for step in range(20):
-        for i in joins.get(step, []):
-            batch.add(requests[i])
-        sizes.append(batch.size)
-        batch.step()
+    sizes = decode_with_joins(model, requests, joins)
     assert max(sizes) >= 4 and sizes[-1] == 0  # they overlapped, and every row left
     for r in requests:
         assert drained(r) == oracle(model, r.ids, r.params, r.eos)
@@ -330,13 +339,7 @@ def test_sliding_window_decoders_batch_exactly_as_they_decode_alone(name, attent
         request(prompt(n, seed=20 + i), p)
         for i, (n, p) in enumerate(zip(lengths, params, strict=True))
     ]
-    batch = DecodeBatch(model, device="cpu")
-    sizes = []
-    for step in range(20):
-        for i in joins.get(step, []):
-            batch.add(requests[i])
-        sizes.append(batch.size)
-        batch.step()
+    sizes = decode_with_joins(model, requests, joins)
     assert max(sizes) == 4 and sizes[-1] == 0
     for r in requests:
         assert drained(r) == oracle(model, r.ids, r.params)

@@ -23,8 +23,9 @@ more text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
@@ -49,7 +50,6 @@ from aimass.training.lm_distill import LMDistillation
 from aimass.training.tasks import PACK, TrainInputs, packing, register_task
 
 if TYPE_CHECKING:
-    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from aimass.training.config import TrainConfig
@@ -172,19 +172,6 @@ class CausalLMTask(ExampleTask):
         )
         return train + self._texts(soft.transfer_texts, tokenizer, max_length)
 
-    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
-        if self.distillation is None:
-            return labels
-        return self.distillation.targets(examples, labels)
-
-    def loss_rows(
-        self, logits: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if labels.dim() == 3:  # packed teacher distributions (distillation)
-            assert self.distillation is not None
-            return self.distillation.rows(logits, labels)
-        return super().loss_rows(logits, labels)
-
     def distilled(
         self,
         model: PreTrainedModel,
@@ -198,6 +185,9 @@ class CausalLMTask(ExampleTask):
             student=model,
             tokenizer=tokenizer,
             test=test,
+            collate=lambda chosen: self.collate(
+                chosen, padding_id(tokenizer), inputs.device, torch.Generator()
+            ),
             device=inputs.device,
             train_rows=len(inputs.train),
         )

@@ -38,7 +38,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ __all__ = [
     "NO_LABEL",
     "SPEED_ROUNDS",
     "SPEED_ROWS",
+    "PositionDistillation",
     "SoftTargets",
     "distillation_loss",
     "distillation_report",
@@ -120,6 +121,19 @@ class SoftTargets:
     hidden_weight: float = 0.0
     windows: Callable[[list[list[int]]], list[Any]] | None = None
     next_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+
+class PositionDistillation(Protocol):
+    """A teacher that speaks at every token position (a tagger's, a language model's):
+    what :class:`~aimass.training.examples.ExampleTask` packs and scores."""
+
+    def targets(self, examples: Sequence[Any], labels: torch.Tensor) -> torch.Tensor:
+        """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``."""
+        ...
+
+    def rows(self, logits: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence summed loss (B,) and the number of positions that carry one (B,)."""
+        ...
 
 
 def layer_map(student_layers: int, teacher_layers: int) -> tuple[tuple[int, int], ...]:

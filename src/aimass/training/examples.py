@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from aimass.data.tables import SplitData
+    from aimass.training.distill import PositionDistillation
 
 __all__ = [
     "IGNORE",
@@ -114,6 +115,8 @@ class ExampleTask(Task):
     modes: ClassVar[tuple[str, ...]] = ("finetune",)
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "labels")
     shift_labels: ClassVar[bool] = False  # causal LMs predict the *next* token
+    # A run's teacher, set by ``distil`` on the run's copy (tasks that distil).
+    distillation: PositionDistillation | None = None
 
     # -- what subclasses define -------------------------------------------------------
 
@@ -221,8 +224,10 @@ class ExampleTask(Task):
 
     def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
         """The training targets of a batch of ``examples`` padded to ``labels``: the
-        labels, or (when distilling) what ``loss_rows`` reads besides them."""
-        return labels
+        labels, or (when distilling) the teacher's distributions packed beside them."""
+        if self.distillation is None:
+            return labels
+        return self.distillation.targets(examples, labels)
 
     def distilled(
         self,
@@ -243,7 +248,11 @@ class ExampleTask(Task):
     def loss_rows(
         self, logits: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-row summed cross-entropy over labelled positions (B,), and their counts (B,)."""
+        """Per-row summed cross-entropy over labelled positions (B,), and their counts (B,);
+        a distillation's packed (B, T, C + 1) targets go to its own loss."""
+        if labels.dim() == 3:
+            assert self.distillation is not None
+            return self.distillation.rows(logits, labels)
         if self.shift_labels:
             logits, labels = logits[:, :-1], labels[:, 1:]
         per_token = F.cross_entropy(

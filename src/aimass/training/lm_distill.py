@@ -25,7 +25,6 @@ a text is its own label for a language model, so its positions take both terms.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,7 @@ from aimass.training.distill import (
     report_settings,
     timed_against_teacher,
 )
-from aimass.training.examples import IGNORE
+from aimass.training.examples import IGNORE, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -127,12 +126,15 @@ class LMDistillation:
         student: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         test: list[Example],
+        collate: Callable[[list[Example]], dict[str, torch.Tensor]],
         device: Any,
         train_rows: int,
     ) -> dict[str, Any]:
         """The ``distillation`` block of a language model's metrics: teacher, settings,
         both models' perplexity on the test split, how often their most likely next
-        token agrees, and their speed (forward passes over the same texts, interleaved)."""
+        token agrees, and their speed (forward passes over the same texts, interleaved).
+
+        ``collate`` batches examples as the student's task does (on ``device``)."""
         soft = self.soft
         report = report_settings(
             soft, temperature=self.temperature, alpha=self.alpha, train_rows=train_rows
@@ -144,9 +146,9 @@ class LMDistillation:
         losses = {"teacher": 0.0, "student": 0.0}
         agreed = tokens = 0
         for start in range(0, len(test), _BATCH):
-            ids, mask = padded_ids(test[start : start + _BATCH], _width(test, start), self.pad_id)
-            labels = _next_labels(test[start : start + _BATCH], ids.shape[1])
-            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+            batch = collate(test[start : start + _BATCH])
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            labels = batch["labels"][:, 1:]  # what each position predicts: the next label
             said = {
                 "teacher": self.teacher_logits(ids, mask)[:, :-1].float(),
                 "student": student(input_ids=ids, attention_mask=mask).logits[:, :-1].float(),
@@ -160,7 +162,7 @@ class LMDistillation:
             agreed += int((picks[0] == picks[1]).sum())
             tokens += int(labelled.sum())
         student.train(was_training)
-        teacher_ppl, student_ppl = (math.exp(min(losses[n] / max(tokens, 1), 50.0)) for n in losses)
+        teacher_ppl, student_ppl = (perplexity(losses[n] / max(tokens, 1)) for n in losses)
         report.update(
             test_tokens=tokens,
             teacher_perplexity=teacher_ppl,
@@ -201,16 +203,3 @@ class LMDistillation:
                     run(ids.to(device), mask.to(device))
 
         return forward
-
-
-def _width(examples: list[Example], start: int) -> int:
-    return max(len(e["input_ids"]) for e in examples[start : start + _BATCH])
-
-
-def _next_labels(examples: Sequence[Example], width: int) -> torch.Tensor:
-    """(B, width - 1): the label each position predicts (that of the next token)."""
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    for row, example in enumerate(examples):
-        found = example["labels"][:width]
-        labels[row, : len(found)] = torch.tensor(found, dtype=torch.long)
-    return labels[:, 1:]

@@ -28,7 +28,7 @@ of a transfer set of raw text, beside the labels
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -224,19 +224,6 @@ class TokenClassificationTask(ExampleTask):
             labels = [IGNORE if word is None else NO_LABEL for word in words]
             transfer.append({"input_ids": ids, "labels": labels, "row": [len(inputs.train) + row]})
         return self.distillation.label(train + transfer)
-
-    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
-        if self.distillation is None:
-            return labels
-        return self.distillation.targets(examples, labels)
-
-    def loss_rows(
-        self, logits: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if labels.dim() == 3:  # a distillation's packed targets (see targets)
-            assert self.distillation is not None
-            return self.distillation.rows(logits, labels)
-        return super().loss_rows(logits, labels)
 
     def distilled(
         self,

@@ -125,6 +125,13 @@ def main() -> None:
     )
     parser.add_argument("--dp-accountant", choices=("prv", "rdp"), default="prv")
     parser.add_argument(
+        "--dp-clipping",
+        choices=("flat", "per-layer"),
+        default="flat",
+        help="the DP runs' clipping: the whole gradient (flat) or each trained "
+        "tensor by its share (per-layer, per-example gradients)",
+    )
+    parser.add_argument(
         "--ner-rows",
         type=int,
         default=0,
@@ -204,7 +211,11 @@ def dp_ner_accuracy(args: argparse.Namespace) -> None:
         "max_length": 128,
         "patience": 0,
     }
-    dp = {"target_epsilon": args.accuracy_epsilon, "accountant": args.dp_accountant}
+    dp = {
+        "target_epsilon": args.accuracy_epsilon,
+        "accountant": args.dp_accountant,
+        "clipping": args.dp_clipping,
+    }
     lora = {**common, "lora_rank": args.lora_rank}
     features = {**common, "mode": "features", "epochs": args.ner_features_epochs}
     settings = (
@@ -282,7 +293,11 @@ def _accuracy_settings(
     """
     common = {"mode": "finetune", "epochs": args.accuracy_epochs, "max_length": 64, "patience": 0}
     lora = {"lora_rank": args.lora_rank}
-    dp = {"target_epsilon": args.accuracy_epsilon, "accountant": args.dp_accountant}
+    dp = {
+        "target_epsilon": args.accuracy_epsilon,
+        "accountant": args.dp_accountant,
+        "clipping": args.dp_clipping,
+    }
     if args.dp_noise is not None:
         dp["noise_multiplier"] = args.dp_noise
     probe = {"probe_epochs": args.probe_epochs, "probe_lr": args.probe_lr}
@@ -340,6 +355,7 @@ def dp_finetune_accuracy(args: argparse.Namespace) -> None:
                 "epsilon": record.get("epsilon"),
                 "delta": record.get("delta"),
                 "noise_multiplier": record.get("noise_multiplier"),
+                "clipping": record.get("clipping"),
                 "trained_parameters": record.get("trained_parameters"),
                 "probe": version.metrics["training"].get("probe"),
                 "val_accuracy_per_epoch": [

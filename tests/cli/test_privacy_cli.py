@@ -47,6 +47,15 @@ def test_train_dp_show_and_audit(home):
     assert "membership AUC" in shown and "epsilon" in shown
 
 
+def test_train_dp_with_per_layer_clipping(home):
+    dp = ["--dp", "--target-epsilon", "8", "--accountant", "rdp", "--dp-clipping", "per-layer"]
+    version = run_json(*TRAIN, "--name", "layers", "--mode", "finetune", "--epochs", "1", *dp)
+    assert version["privacy"]["clipping"] == "per-layer"
+    assert version["privacy"]["grad_sample_mode"] == "hooks"
+    tensors = version["privacy"]["clipped_tensors"]
+    assert f"per layer ({tensors} tensors)" in run("models", "show", "layers@1").stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "text"),
     [

@@ -86,6 +86,11 @@ def test_private_runs_are_reproducible(ready):
         ({"target_epsilon": 8, "accountant": "moments"}, "accountant"),
         ({"target_epsilon": 8, "epsilon": 3}, "unknown differential privacy options"),
         ({"delta": 1e-5}, "needs a target epsilon"),
+        ({"target_epsilon": 8, "clipping": "layer"}, "clipping='layer'"),
+        (
+            {"target_epsilon": 8, "clipping": "per-layer", "grad_sample_mode": "ghost"},
+            "cannot be 'ghost' with per-layer clipping",
+        ),
     ],
 )
 def test_bad_privacy_options_fail_before_a_job_exists(ready, privacy, match):
@@ -130,6 +135,60 @@ def test_the_step_past_the_budget_is_refused():
     assert engine.steps_taken() == 5
     assert engine.summary()["epsilon"] <= 2
     assert not hasattr(head, "autograd_grad_sample_hooks"), "hooks are removed afterwards"
+
+
+@pytest.mark.parametrize("clipping", ["flat", "per-layer"])
+def test_per_layer_clipping_bounds_each_tensor_by_its_share(clipping):
+    # Every row the same and far too large: each example's gradient is clipped, and the
+    # batch mean is one example's clipped gradient (no noise to speak of).
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Linear(16, 2))
+    bound = 1.0
+    config = DPConfig(
+        target_epsilon=1e30,
+        accountant="rdp",
+        noise_multiplier=1e-9,
+        max_grad_norm=bound,
+        clipping=clipping,
+    )
+    engine = DPEngine(config)
+    x = torch.full((50, 4), 1e3) * torch.tensor([1.0, -2.0, 3.0, 0.5])
+    with torch.no_grad():  # the wrong class: even the last bias's gradient is over its bound
+        y = 1 - model(x).argmax(dim=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    with engine.make_private(
+        model,
+        optimizer=optimizer,
+        num_examples=50,
+        phases=[(50, 1)],
+        phase=0,
+        loss=nn.functional.cross_entropy,
+        finetune=True,
+    ) as run:
+        idx = next(iter(run.batches(0)))
+        run.loss(model(x[idx]), y[idx]).backward()
+        run.optimizer.step()
+        norms = torch.stack([p.grad.norm() for p in model.parameters()]) * 50 / len(idx)
+    record = engine.summary()
+    assert record["clipping"] == clipping and record["clipped_tensors"] == 4
+    # Ghost clipping, fine-tuning's default, bounds the whole gradient only.
+    assert record["grad_sample_mode"] == ("hooks" if clipping == "per-layer" else "ghost")
+    # Either way the whole gradient is bounded by C, so the noise is calibrated alike.
+    assert float(norms.norm()) == pytest.approx(bound, rel=1e-3)
+    if clipping == "per-layer":
+        assert norms.tolist() == pytest.approx([bound / 2] * 4, rel=1e-3)
+    else:
+        assert max(norms) - min(norms) > 0.1, "flat clipping keeps the tensors' proportions"
+
+
+def test_per_layer_clipping_fine_tunes_with_hooks_and_records_it(ready):
+    version = ready.jobs.train(spec(FINETUNE, {**RDP8, "clipping": "per-layer"}))
+    record = version.privacy
+    assert (record["clipping"], record["grad_sample_mode"]) == ("per-layer", "hooks")
+    assert 0 < record["epsilon"] <= 8
+    # Every trained tensor of the encoder's layers and the head, each with its own bound.
+    assert record["clipped_tensors"] > 10
+    assert "per-layer" in ready.models.card(version.ref)
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")

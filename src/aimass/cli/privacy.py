@@ -25,9 +25,17 @@ def privacy_line(privacy: dict[str, Any] | None) -> str:
     return (
         f"DP-SGD epsilon {privacy['epsilon']} (target {privacy['target_epsilon']}), "
         f"delta {privacy['delta']:g}, noise {privacy['noise_multiplier']}, "
-        f"clip {privacy['max_grad_norm']}, sampling rate {privacy['sample_rate']:.4g}, "
+        f"clip {privacy['max_grad_norm']}{_per_layer(privacy)}, "
+        f"sampling rate {privacy['sample_rate']:.4g}, "
         f"{privacy['steps']} steps, {privacy['accountant']} accountant"
     )
+
+
+def _per_layer(privacy: dict[str, Any]) -> str:
+    """`` per layer (K tensors)`` for a per-layer clipped run; records before it are flat."""
+    if privacy.get("clipping") != "per-layer":
+        return ""
+    return f" per layer ({privacy['clipped_tensors']} tensors)"
 
 
 def audit_line(summary: dict[str, Any]) -> str:

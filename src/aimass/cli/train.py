@@ -173,6 +173,13 @@ def train(
             help="DP fine-tuning: train the token embeddings too (frozen by default).",
         ),
     ] = False,
+    dp_clipping: Annotated[
+        str | None,
+        typer.Option(
+            help="DP: flat (default: the whole gradient bounded by --max-grad-norm) or "
+            "per-layer (each trained tensor by max-grad-norm / sqrt(tensors); hooks mode).",
+        ),
+    ] = None,
     project: ProjectOpt = "default",
     json_out: JsonOpt = False,
 ) -> None:
@@ -216,6 +223,7 @@ def train(
         accountant=accountant,
         grad_sample_mode=grad_sample_mode,
         train_embeddings=dp_train_embeddings or None,
+        clipping=dp_clipping,
     )
     if dp_options and not dp:
         raise InvalidArgument("--target-epsilon, --delta, ... are options of --dp; add --dp")

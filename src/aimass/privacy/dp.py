@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["GRAD_SAMPLE_MODES", "DPConfig", "DPEngine"]
+__all__ = ["CLIPPINGS", "GRAD_SAMPLE_MODES", "DPConfig", "DPEngine"]
 
 GRAD_SAMPLE_MODES = ("hooks", "ghost")
+CLIPPINGS = ("flat", "per-layer")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ class DPConfig:
             Off by default: it is the largest weight (vocabulary x hidden), the
             costliest per-example norm and the most noised coordinates, and private
             fine-tuning does about as well without it.
+        clipping: ``flat`` bounds an example's whole gradient by ``C``;
+            ``per-layer`` bounds each trained weight tensor's share by
+            ``C / sqrt(K)`` (``K`` tensors, so the whole gradient is still bounded by
+            ``C`` and the noise is the same): a small tensor such as the head is no
+            longer scaled down by a large one's norm (McMahan et al. 2018). Needs
+            per-example gradients (``hooks``); Opacus's ghost clipping is flat only.
     """
 
     target_epsilon: float
@@ -71,6 +78,7 @@ class DPConfig:
     grad_sample_mode: str | None = None
     noise_multiplier: float | None = None
     train_embeddings: bool = False
+    clipping: str = "flat"
 
     def __post_init__(self) -> None:
         checks = [
@@ -99,6 +107,13 @@ class DPConfig:
                 self.noise_multiplier is None or self.noise_multiplier > 0,
                 "noise_multiplier",
                 "must be positive",
+            ),
+            (self.clipping in CLIPPINGS, "clipping", f"must be one of {CLIPPINGS}"),
+            (
+                not (self.clipping == "per-layer" and self.grad_sample_mode == "ghost"),
+                "grad_sample_mode",
+                "cannot be 'ghost' with per-layer clipping (ghost clipping bounds the whole "
+                "gradient only); drop --grad-sample-mode (per-layer clipping then uses hooks)",
             ),
         ]
         for ok, name, rule in checks:
@@ -365,7 +380,9 @@ class DPEngine:
         assert self._engine is not None, "phase 0 plans the run and comes first"
         planned = self._schedule[phase]
         tied = tied_trainable(module)
-        mode = self.config.grad_sample_mode or ("ghost" if finetune and not tied else "hooks")
+        flat = self.config.clipping == "flat"
+        ghost_ok = finetune and not tied and flat
+        mode = self.config.grad_sample_mode or ("ghost" if ghost_ok else "hooks")
         if mode == "ghost" and tied:
             raise InvalidArgument(
                 f"grad_sample_mode 'ghost' cannot train the tied weights {tied[:3]} (one "
@@ -378,6 +395,7 @@ class DPEngine:
         batch_size = min(phases[phase][0], num_examples)
         loader = torch.utils.data.DataLoader(self._examples, batch_size=batch_size)
         criterion = _Criterion(loss)
+        bound, tensors = self._clipping_bound(optimizer)
         with quiet_opacus():
             module.train()
             wrapped = self._engine.make_private(
@@ -386,7 +404,8 @@ class DPEngine:
                 criterion=criterion,
                 data_loader=loader,
                 noise_multiplier=self._record.noise_multiplier,
-                max_grad_norm=self.config.max_grad_norm,
+                max_grad_norm=bound,
+                clipping="flat" if flat else "per_layer",
                 poisson_sampling=True,
                 grad_sample_mode=mode,
                 wrap_model=False,
@@ -404,6 +423,8 @@ class DPEngine:
                 "planned_steps": int(planned["steps"]),
                 "expected_batch_size": dp_optimizer.expected_batch_size,
                 "grad_sample_mode": mode,
+                "clipping": self.config.clipping,
+                "clipped_tensors": tensors,
                 "trained_embeddings": _trains_embeddings(module),
                 # What gets clipped and noised: with LoRA, the adapters and the head only.
                 "trained_parameters": sum(
@@ -429,6 +450,21 @@ class DPEngine:
         finally:
             hooks.cleanup()
             _forget_activations(module)
+
+    def _clipping_bound(self, optimizer: torch.optim.Optimizer) -> tuple[float | list[float], int]:
+        """Opacus's ``max_grad_norm`` for the configured clipping, and the trained tensors.
+
+        Per-layer: ``C / sqrt(K)`` for each of the ``K`` tensors the optimizer trains,
+        so that the bounds' Euclidean norm — the sensitivity Opacus scales the noise
+        by — is ``C``, the same as flat clipping's.
+        """
+        from opacus.optimizers.utils import params
+
+        tensors = len(params(optimizer))
+        bound = self.config.max_grad_norm
+        if self.config.clipping == "flat":
+            return bound, tensors
+        return [bound / math.sqrt(tensors)] * tensors, tensors
 
     def steps_taken(self) -> int:
         """Optimizer steps the accountant has recorded."""
@@ -468,6 +504,8 @@ class DPEngine:
             "planned_steps": self._record.planned_steps,
             "accountant": config.accountant,
             "grad_sample_mode": last.get("grad_sample_mode", ""),
+            "clipping": last.get("clipping", "flat"),
+            "clipped_tensors": last.get("clipped_tensors", 0),
             "trained_embeddings": last.get("trained_embeddings", False),
             "trained_parameters": last.get("trained_parameters", 0),
             "privacy_unit": self._record.unit,

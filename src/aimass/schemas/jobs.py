@@ -45,7 +45,8 @@ class TrainJobCreate(_In):
     privacy: dict[str, Any] | None = Field(
         default=None,
         description="Train with DP-SGD: target_epsilon, delta, max_grad_norm, accountant "
-        "(prv|rdp), grad_sample_mode (hooks|ghost), train_embeddings (fine-tuning; default false).",
+        "(prv|rdp), grad_sample_mode (hooks|ghost), train_embeddings (fine-tuning; default false), "
+        "clipping (flat|per-layer; default flat).",
     )
 
 

@@ -74,6 +74,8 @@ def _print_distillation(version: ModelVersionOut) -> None:
         what = (
             "words tagged alike"
             if record.get("student_f1") is not None
+            else "masked tokens filled alike"
+            if record.get("positions") == "masked"
             else "next tokens alike"
             if record.get("student_perplexity") is not None
             else "agreement"
@@ -112,8 +114,9 @@ def distill(
         str | None,
         typer.Option(
             help="The student's task (default: the teacher's): classification, regression "
-            "(the teacher's values as targets) or token-classification (a tagger, position "
-            "by position; the student needs the teacher's tokenizer)."
+            "(the teacher's values as targets), token-classification (a tagger, position "
+            "by position), causal-lm or masked-lm (a language model, word by word); the "
+            "last three need the teacher's tokenizer."
         ),
     ] = None,
     temperature: Annotated[
@@ -169,8 +172,10 @@ def distill(
     et al.). Its model card records the teacher and the student's accuracy (RMSE
     with --task regression, where the student learns the teacher's values; entity
     F1 with --task token-classification, where it learns the teacher's tags token
-    by token) and speed relative to it. Locally it trains in this process; with --url /
-    AIMASS_URL it submits a job to the server and follows its progress.
+    by token; perplexity for a causal or masked language model, whose teacher runs
+    beside it on every batch) and speed relative to it. Locally it trains in this
+    process; with --url / AIMASS_URL it submits a job to the server and follows its
+    progress.
     """
     from aimass.training.callbacks import RichProgress
     from aimass.training.tasks import HEADLINE_METRICS, headline_metric

@@ -18,8 +18,8 @@ A tagger teacher (``token-classification``) is handed over as a function instead
 windows of token ids → tag probabilities, that the student's task calls on its own
 windows (:mod:`aimass.training.token_distill`): the student needs the teacher's
 tokenizer, checked here before any tagging. A language-model teacher
-(``causal-lm``) is handed over the same way, token ids → its logits, and runs
-beside the student on every batch (:mod:`aimass.training.lm_distill`).
+(``causal-lm``, ``masked-lm``) is handed over the same way, token ids → its logits,
+and runs beside the student on every batch (:mod:`aimass.training.lm_distill`).
 
 With intermediate-layer matching (``match_hidden``) the teacher model also gives
 its mean-pooled, L2-normalised hidden states of the layers the student's map to
@@ -44,7 +44,7 @@ from aimass.jobs.runner import JobContext
 from aimass.jobs.token_teachers import (
     TEACHER_BATCH,
     TEACHER_CHUNK,
-    lm_next_tokens,
+    lm_token_logits,
     reloading_tagger,
     tagger_windows,
 )
@@ -53,7 +53,7 @@ from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version
 from aimass.store import Store
 from aimass.training.callbacks import CallbackList
 from aimass.training.config import PIPELINE_TEACHER, TrainConfig, pipeline_teacher
-from aimass.training.tasks import Task
+from aimass.training.tasks import Task, list_tasks
 
 if TYPE_CHECKING:
     from aimass.data.tables import SplitData
@@ -182,8 +182,8 @@ def check_distillation(
     if not task.supports_distillation:
         raise InvalidArgument(
             f"--teacher: task {task.name!r} cannot be distilled yet (only classification, "
-            "regression, token-classification and causal-lm: masked-LM and seq2seq "
-            "distillation are not built); train the student on its labels with "
+            "regression, token-classification, causal-lm and masked-lm: seq2seq "
+            "distillation is not built); train the student on its labels with "
             "'aimass train' instead",
             field="teacher",
         )
@@ -194,8 +194,7 @@ def check_distillation(
             f"for {task.name}; distil from a {task.name} model"
             + (
                 f" (or train the student for {teacher.task}: --task {teacher.task})"
-                if teacher.task
-                in ("classification", "regression", "token-classification", "causal-lm")
+                if teacher.task in {t.name for t in list_tasks() if t.supports_distillation}
                 else ""
             ),
             field="teacher",
@@ -365,7 +364,7 @@ def soft_targets(
     if config.unlabelled is not None:
         found = unlabelled_dataset(ctx.store, ctx.job.project, config.unlabelled)
         transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
-    if teacher.task == "causal-lm":
+    if teacher.task in ("causal-lm", "masked-lm"):
         assert student_dir is not None
         log.info("teacher %s runs beside the student on every batch", teacher.ref)
         return SoftTargets(
@@ -380,7 +379,7 @@ def soft_targets(
             transfer_set=transfer_ref,
             teacher_privacy=teacher.privacy,
             task=teacher.task,
-            next_tokens=lm_next_tokens(teacher, predictor, student_dir),
+            token_logits=lm_token_logits(teacher, predictor, student_dir),
         )
     if teacher.task == "token-classification":
         assert student_dir is not None

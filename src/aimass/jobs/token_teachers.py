@@ -1,10 +1,10 @@
-"""Teachers that speak at every token position: a tagger and a causal language model.
+"""Teachers that speak at every token position: a tagger and a language model.
 
 Both are handed to the student's task as functions of token ids, not as numbers
 computed beforehand per row: a tagger's tag probabilities of the student's own
 windows (:mod:`aimass.training.token_distill` labels them once), a language
-model's logits of every batch (:mod:`aimass.training.lm_distill` runs it beside
-the student). Either way the student must read text with the teacher's
+model's logits of every batch, causal or masked (:mod:`aimass.training.lm_distill`
+runs it beside the student). Either way the student must read text with the teacher's
 tokenizer, checked here before any work.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TEACHER_BATCH",
     "TEACHER_CHUNK",
-    "lm_next_tokens",
+    "lm_token_logits",
     "reloading_tagger",
     "tagger_windows",
 ]
@@ -66,7 +66,7 @@ def tagger_windows(
     return windows
 
 
-def lm_next_tokens(
+def lm_token_logits(
     teacher: Teacher, predictor: Any, student_dir: Path
 ) -> Callable[[Any, Any], Any]:
     """A language-model teacher as the student's task calls it on every batch: token ids
@@ -95,12 +95,12 @@ def lm_next_tokens(
         )
     model = predictor.model
 
-    def next_tokens(ids: Any, mask: Any) -> Any:
+    def token_logits(ids: Any, mask: Any) -> Any:
         with torch.inference_mode():
             found = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device))
         return found.logits
 
-    return next_tokens
+    return token_logits
 
 
 def _same_tokenizer(teacher: Teacher, predictor: Any, student_dir: Path, why: str) -> None:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.models.generation import (
@@ -43,7 +41,6 @@ from aimass.training.examples import (
     Example,
     ExampleTask,
     Tracker,
-    padding_id,
     scratch_base,
 )
 from aimass.training.lm_distill import LMDistillation
@@ -164,13 +161,8 @@ class CausalLMTask(ExampleTask):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
     ) -> list[Example]:
-        soft = inputs.distillation
-        assert soft is not None
-        assert soft.temperature is not None
-        self.distillation = LMDistillation(
-            soft, temperature=soft.temperature, alpha=soft.alpha, pad_id=padding_id(tokenizer)
-        )
-        return train + self._texts(soft.transfer_texts, tokenizer, max_length)
+        self.distillation = LMDistillation.of(inputs, tokenizer, masked=False)
+        return train + self._texts(self.distillation.soft.transfer_texts, tokenizer, max_length)
 
     def distilled(
         self,
@@ -181,16 +173,7 @@ class CausalLMTask(ExampleTask):
         inputs: TrainInputs,
     ) -> dict[str, Any]:
         assert self.distillation is not None
-        return self.distillation.report(
-            student=model,
-            tokenizer=tokenizer,
-            test=test,
-            collate=lambda chosen: self.collate(
-                chosen, padding_id(tokenizer), inputs.device, torch.Generator()
-            ),
-            device=inputs.device,
-            train_rows=len(inputs.train),
-        )
+        return self.distillation.report_for(self, model, tokenizer, test, inputs)
 
     def finish(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs

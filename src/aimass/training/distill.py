@@ -98,10 +98,11 @@ class SoftTargets:
             each one's (T, C) tag probabilities, columns in the student's tag order.
             ``train``, ``transfer`` and ``test`` are then empty: the student's task
             labels its own windows (:mod:`aimass.training.token_distill`).
-        next_tokens: A language model's teacher: token ids and their attention mask
-            (B, T) → its logits (B, T, V), run beside the student on every batch
-            (:mod:`aimass.training.lm_distill`); ``train``, ``transfer`` and ``test``
-            are then empty.
+        token_logits: A language model's teacher: token ids and their attention mask
+            (B, T) → its logits (B, T, V) (a causal LM's for the next token, a masked
+            LM's for the token at each position), run beside the student on every
+            batch (:mod:`aimass.training.lm_distill`); ``train``, ``transfer`` and
+            ``test`` are then empty.
     """
 
     teacher: str
@@ -120,15 +121,22 @@ class SoftTargets:
     hidden: np.ndarray | None = None
     hidden_weight: float = 0.0
     windows: Callable[[list[list[int]]], list[Any]] | None = None
-    next_tokens: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    token_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 class PositionDistillation(Protocol):
     """A teacher that speaks at every token position (a tagger's, a language model's):
     what :class:`~aimass.training.examples.ExampleTask` packs and scores."""
 
-    def targets(self, examples: Sequence[Any], labels: torch.Tensor) -> torch.Tensor:
-        """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``."""
+    def targets(
+        self,
+        examples: Sequence[Any],
+        labels: torch.Tensor,
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``;
+        ``inputs`` are the ids and attention mask the student reads (a masked LM's are
+        masked), where the batch has them."""
         ...
 
     def rows(self, logits: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -112,7 +112,7 @@ def validate_distillation(config: TrainConfig) -> None:
             "--match-hidden",
             field="match_hidden",
         )
-    if config.match_hidden and config.task in ("token-classification", "causal-lm"):
+    if config.match_hidden and config.task in ("token-classification", "causal-lm", "masked-lm"):
         raise InvalidArgument(
             "--match-hidden matches pooled sentence states of classifiers and regressors; "
             f"a {config.task} student learns the teacher's distribution position by "

@@ -25,7 +25,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -53,6 +53,7 @@ __all__ = [
     "dedupe_tied",
     "padding_id",
     "perplexity",
+    "read_ids",
     "scratch_base",
 ]
 
@@ -222,12 +223,19 @@ class ExampleTask(Task):
         """``train`` and the transfer set's examples, each with the teacher's targets."""
         raise NotImplementedError
 
-    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
+    def targets(
+        self,
+        examples: Sequence[Example],
+        labels: torch.Tensor,
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """The training targets of a batch of ``examples`` padded to ``labels``: the
-        labels, or (when distilling) the teacher's distributions packed beside them."""
+        labels, or (when distilling) the teacher's distributions packed beside them
+        (``inputs``: the batch's ids and attention mask, which a teacher that runs
+        beside the student reads)."""
         if self.distillation is None:
             return labels
-        return self.distillation.targets(examples, labels)
+        return self.distillation.targets(examples, labels, inputs)
 
     def distilled(
         self,
@@ -268,6 +276,29 @@ class ExampleTask(Task):
         sums, counts = self.loss_rows(logits, labels)
         return sums.sum(), int(counts.sum())
 
+    def held_out_seed(self, inputs: TrainInputs) -> int:
+        """The seed of what ``collate`` draws for a held-out split (one per run, apart from
+        the training batches')."""
+        return inputs.config.seed + 1
+
+    def eval_batches(
+        self,
+        examples: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        seed: int,
+        device: Any,
+    ) -> Iterator[tuple[list[int], list[Example], dict[str, torch.Tensor]]]:
+        """The held-out batches :meth:`score` reads — ``(indices, examples, batch)`` in
+        fixed length-bucketed order, with what ``collate`` draws (masked-LM masks) seeded
+        by ``seed`` — so that another model can be scored on exactly the same inputs."""
+        generator = torch.Generator().manual_seed(seed)
+        pad_id = padding_id(tokenizer)
+        lengths = [len(e["input_ids"]) for e in examples]
+        for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
+            chosen = [examples[i] for i in idx]
+            yield idx, chosen, self.collate(chosen, pad_id, device, generator)
+
     @torch.inference_mode()
     def score(
         self,
@@ -289,13 +320,8 @@ class ExampleTask(Task):
         """
         was_training = model.training
         model.eval()
-        generator = torch.Generator().manual_seed(seed)
-        pad_id = padding_id(tokenizer)
         sums, counts = [0.0] * len(examples), [0] * len(examples)
-        lengths = [len(e["input_ids"]) for e in examples]
-        for idx in bucketed_batches(lengths, EVAL_BATCH, shuffle=False):
-            chosen = [examples[i] for i in idx]
-            batch = self.collate(chosen, pad_id, device, generator)
+        for idx, chosen, batch in self.eval_batches(examples, tokenizer, seed=seed, device=device):
             logits = self.logits(model, batch)
             row_sums, row_counts = self.loss_rows(logits, batch["labels"])
             for i, total, n in zip(idx, row_sums.tolist(), row_counts.tolist(), strict=True):
@@ -322,7 +348,7 @@ class ExampleTask(Task):
             model,
             examples,
             tokenizer,
-            seed=inputs.config.seed + 1,
+            seed=self.held_out_seed(inputs),
             device=inputs.device,
             tracker=tracker,
         )
@@ -396,7 +422,8 @@ class ExampleTask(Task):
             chosen = [train[i] for i in idx]
             batch = self.collate(chosen, pad_id, inputs.device, generator)
             logits = self.logits(model, batch)
-            total, count = self.loss_sum(logits, self.targets(chosen, batch["labels"]))
+            targets = self.targets(chosen, batch["labels"], read_ids(batch))
+            total, count = self.loss_sum(logits, targets)
             return total / max(count, 1)
 
         def evaluate() -> dict[str, Any]:
@@ -477,6 +504,13 @@ class ExampleTask(Task):
 def perplexity(loss: float) -> float:
     """``exp(loss)`` of a mean per-token loss (capped so a diverged model gives a finite number)."""
     return math.exp(min(loss, 50.0))
+
+
+def read_ids(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A batch's token ids and attention mask as the model reads them, if it has both."""
+    if "input_ids" not in batch or "attention_mask" not in batch:
+        return None
+    return batch["input_ids"], batch["attention_mask"]
 
 
 def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:

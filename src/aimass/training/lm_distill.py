@@ -1,13 +1,17 @@
-"""Distillation of a causal language model: the student learns the teacher's next word.
+"""Distillation of a language model: the student learns the teacher's word at each position.
 
 Hinton's loss (:mod:`aimass.training.distill`) at every position that predicts a
 token: the teacher's distribution over the whole vocabulary is the soft target of
 the student's, beside the token the text really has::
 
-    alpha * T² * KL(teacher_T || student_T) + (1 - alpha) * CE(student, next token)
+    alpha * T² * KL(teacher_T || student_T) + (1 - alpha) * CE(student, token)
 
-summed over the positions whose next token carries a label (every token of a
-text, a pair's response) and divided by their number, as the labels' loss is.
+For a causal LM the token is the next one, at every position whose next token
+carries a label (every token of a text, a pair's response). For a masked LM it is
+the hidden token at each masked position (DistilBERT's recipe, Sanh et al. 2019,
+without its hidden-state term): both models read the same masked batch, so the
+teacher says what it would fill in where the student must. The sum is divided by
+the positions, as the labels' loss is.
 
 A tagger's teacher is run once before its student trains and its few tags per
 position are kept; a vocabulary of tens of thousands of words per position
@@ -25,7 +29,7 @@ a text is its own label for a language model, so its positions take both terms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -37,31 +41,39 @@ from aimass.training.distill import (
     report_settings,
     timed_against_teacher,
 )
-from aimass.training.examples import IGNORE, perplexity
+from aimass.training.examples import IGNORE, padding_id, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from aimass.training.examples import Example
+    from aimass.training.examples import Example, ExampleTask
+    from aimass.training.tasks import TrainInputs
 
 __all__ = ["LMDistillation", "lm_distillation_rows", "padded_ids"]
 
-_BATCH = 16  # sequences per forward pass when the report scores and times both models
+_BATCH = 16  # sequences per forward pass when the report times both models
 
 
 def lm_distillation_rows(
-    logits: torch.Tensor, packed: torch.Tensor, *, temperature: float, alpha: float
+    logits: torch.Tensor,
+    packed: torch.Tensor,
+    *,
+    temperature: float,
+    alpha: float,
+    shift: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence summed loss (B,) and the number of positions that carry one (B,).
 
     ``logits`` are the student's (B, T, V); ``packed`` the targets (B, T, V + 1): the
     teacher's log-probabilities at ``temperature`` at each position, then the
-    position's token label (``IGNORE`` where none). Position ``t`` predicts the label
-    of ``t + 1``, for the teacher as for the student.
+    position's token label (``IGNORE`` where none). With ``shift`` (a causal LM)
+    position ``t`` predicts the label of ``t + 1``, for the teacher as for the
+    student; without (a masked LM) its own label.
     """
-    teacher_log = packed[:, :-1, :-1]
-    label = packed[:, 1:, -1].long()
-    logits = logits[:, :-1].float()
+    cut = 1 if shift else 0
+    teacher_log = packed[:, : packed.shape[1] - cut, :-1]
+    label = packed[:, cut:, -1].long()
+    logits = logits[:, : logits.shape[1] - cut].float()
     labelled = label != IGNORE
     student_log = F.log_softmax(logits / temperature, dim=-1)
     soft = (teacher_log.exp() * (teacher_log - student_log)).sum(dim=-1) * temperature**2
@@ -89,35 +101,101 @@ class LMDistillation:
     """One run's teacher and the settings of its loss.
 
     Attributes:
-        soft: What the job hands over (``soft.next_tokens``: ids, mask → the
+        soft: What the job hands over (``soft.token_logits``: ids, mask → the
             teacher's logits (B, T, V)).
         temperature: Softmax temperature of both distributions.
         alpha: Weight of the soft term.
         pad_id: The id that pads a batch (the mask hides it from the teacher).
+        masked: A masked LM (each position predicts its own token), else a causal one
+            (each position predicts the next).
     """
 
-    def __init__(self, soft: SoftTargets, *, temperature: float, alpha: float, pad_id: int):
+    def __init__(
+        self,
+        soft: SoftTargets,
+        *,
+        temperature: float,
+        alpha: float,
+        pad_id: int,
+        masked: bool = False,
+    ):
         self.soft = soft
         self.temperature = temperature
         self.alpha = alpha
         self.pad_id = pad_id
+        self.masked = masked
+
+    @classmethod
+    def of(
+        cls, inputs: TrainInputs, tokenizer: PreTrainedTokenizerBase, *, masked: bool
+    ) -> LMDistillation:
+        """The run's distillation from what the job handed over (``inputs.distillation``)."""
+        soft = inputs.distillation
+        assert soft is not None
+        assert soft.temperature is not None
+        return cls(
+            soft,
+            temperature=soft.temperature,
+            alpha=soft.alpha,
+            pad_id=padding_id(tokenizer),
+            masked=masked,
+        )
 
     def teacher_logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The teacher's logits (B, T, V) of a batch, on the batch's device."""
-        assert self.soft.next_tokens is not None
-        return self.soft.next_tokens(ids, mask).to(ids.device)
+        assert self.soft.token_logits is not None
+        return self.soft.token_logits(ids, mask).to(ids.device)
 
-    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
-        """The packed (B, T, V + 1) targets of a batch whose padded labels are ``labels``."""
-        ids, mask = padded_ids(examples, labels.shape[1], self.pad_id)
-        said = self.teacher_logits(ids.to(labels.device), mask.to(labels.device))
+    def targets(
+        self,
+        examples: Sequence[Example],
+        labels: torch.Tensor,
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The packed (B, T, V + 1) targets of a batch whose padded labels are ``labels``;
+        the teacher reads ``inputs`` (the student's ids and mask: a masked LM's carry
+        this batch's masks), or the examples' own ids where a caller has no batch."""
+        if inputs is None:
+            # Only a causal LM's batch is its examples' ids as they are.
+            assert not self.masked, "a masked LM's teacher must read the masked batch"
+            inputs = padded_ids(examples, labels.shape[1], self.pad_id)
+        ids, mask = (t.to(labels.device) for t in inputs)
+        said = self.teacher_logits(ids, mask)
         teacher_log = F.log_softmax(said.float() / self.temperature, dim=-1)
         # Token ids (below 2**24 in every vocabulary there is) are exact as float32.
         return torch.cat([teacher_log, labels.unsqueeze(-1).float()], dim=-1)
 
     def rows(self, logits: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`lm_distillation_rows` at this run's settings."""
-        return lm_distillation_rows(logits, packed, temperature=self.temperature, alpha=self.alpha)
+        return lm_distillation_rows(
+            logits,
+            packed,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            shift=not self.masked,
+        )
+
+    def report_for(
+        self,
+        task: ExampleTask,
+        student: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        """:meth:`report` on the ``test`` examples batched and masked as ``task``'s test
+        evaluation read them."""
+        held_out = task.eval_batches(
+            test, tokenizer, seed=task.held_out_seed(inputs), device=inputs.device
+        )
+        return self.report(
+            student=student,
+            tokenizer=tokenizer,
+            test=test,
+            batches=(batch for *_, batch in held_out),
+            device=inputs.device,
+            train_rows=len(inputs.train),
+        )
 
     @torch.inference_mode()
     def report(
@@ -126,15 +204,18 @@ class LMDistillation:
         student: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         test: list[Example],
-        collate: Callable[[list[Example]], dict[str, torch.Tensor]],
+        batches: Iterable[dict[str, torch.Tensor]],
         device: Any,
         train_rows: int,
     ) -> dict[str, Any]:
         """The ``distillation`` block of a language model's metrics: teacher, settings,
-        both models' perplexity on the test split, how often their most likely next
-        token agrees, and their speed (forward passes over the same texts, interleaved).
+        both models' perplexity on the test split, how often their most likely token
+        agrees (the next one; a masked LM's at each masked position), and their speed
+        (forward passes over the same texts, interleaved).
 
-        ``collate`` batches examples as the student's task does (on ``device``)."""
+        ``batches`` are the ``test`` examples as the student's task scores them (its
+        test evaluation's batches and masks), so the student's perplexity here is its
+        test perplexity."""
         soft = self.soft
         report = report_settings(
             soft, temperature=self.temperature, alpha=self.alpha, train_rows=train_rows
@@ -145,13 +226,14 @@ class LMDistillation:
         student.eval()
         losses = {"teacher": 0.0, "student": 0.0}
         agreed = tokens = 0
-        for start in range(0, len(test), _BATCH):
-            batch = collate(test[start : start + _BATCH])
+        cut = 0 if self.masked else 1  # a causal position predicts the next label
+        for batch in batches:
             ids, mask = batch["input_ids"], batch["attention_mask"]
-            labels = batch["labels"][:, 1:]  # what each position predicts: the next label
+            labels = batch["labels"][:, cut:]
+            width = ids.shape[1] - cut
             said = {
-                "teacher": self.teacher_logits(ids, mask)[:, :-1].float(),
-                "student": student(input_ids=ids, attention_mask=mask).logits[:, :-1].float(),
+                "teacher": self.teacher_logits(ids, mask)[:, :width].float(),
+                "student": student(input_ids=ids, attention_mask=mask).logits[:, :width].float(),
             }
             labelled = labels != IGNORE
             for name, logits in said.items():
@@ -164,6 +246,7 @@ class LMDistillation:
         student.train(was_training)
         teacher_ppl, student_ppl = (perplexity(losses[n] / max(tokens, 1)) for n in losses)
         report.update(
+            positions="masked" if self.masked else "next",
             test_tokens=tokens,
             teacher_perplexity=teacher_ppl,
             student_perplexity=student_ppl,

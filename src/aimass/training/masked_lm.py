@@ -16,6 +16,11 @@ Each text is one example, cut at ``max_length``; with the option ``pack`` every
 text's tokens (with its own ``[CLS]``/``[SEP]``) run end to end and are cut into
 blocks of ``max_length``, as Hugging Face's ``run_mlm`` groups texts: no padding
 and nothing cut off. Whole-word masking still draws per word within a block.
+
+With a masked-LM teacher (``aimass distill``), the student also learns the
+teacher's distribution over the vocabulary at every masked position of the same
+masked batch (:mod:`aimass.training.lm_distill`), from the training texts and a
+transfer set of more text.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy, Tracker
+from aimass.training.lm_distill import LMDistillation
 from aimass.training.tasks import (
     PACK,
     TaskOption,
@@ -111,6 +117,8 @@ class MaskedLMTask(ExampleTask):
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "special", "word_ids")
     supports_privacy = True
     supports_lora = True
+    supports_distillation = True
+    transfer_kinds = ("text",)
     # With LoRA the masked-LM head trains in full (a base without one gets a new head).
     adapts_backbone = True
     privacy_unit = "text (a dataset row; the first text of a pair under DP)"
@@ -119,6 +127,7 @@ class MaskedLMTask(ExampleTask):
     def __init__(self) -> None:
         self._mask: dict[str, Any] = {}
         self.pack = False
+        self.distillation: LMDistillation | None = None
 
     def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
         super().check_options(config, kind=kind, private=private)
@@ -201,6 +210,34 @@ class MaskedLMTask(ExampleTask):
                 }
             )
         return _packed(examples, max_length) if self.pack else examples
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        self.distillation = LMDistillation.of(inputs, tokenizer, masked=True)
+        texts = SplitData(texts=self.distillation.soft.transfer_texts, labels=None, extras={})
+        transfer = self.encode(texts, tokenizer, max_length)
+        # A transfer text is a row of its own, after the training rows (DP counts rows).
+        after = 1 + max((e["row"][0] for e in train if "row" in e), default=-1)
+        for example in transfer:
+            if "row" in example:
+                example["row"] = [example["row"][0] + after]
+        return train + transfer
+
+    def distilled(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        tested: Tracker,
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        assert self.distillation is not None
+        return self.distillation.report_for(self, model, tokenizer, test, inputs)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the vocabulary bias of the output layer.

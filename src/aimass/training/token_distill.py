@@ -109,8 +109,14 @@ class TokenDistillation:
             labelled.append({**example, SOFT_KEY: [len(self.said) - 1]})
         return labelled
 
-    def targets(self, examples: Sequence[Example], labels: torch.Tensor) -> torch.Tensor:
-        """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``."""
+    def targets(
+        self,
+        examples: Sequence[Example],
+        labels: torch.Tensor,
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``
+        (the teacher labelled each window beforehand: ``inputs`` are not needed)."""
         width = self.said[0].shape[-1]
         teacher = torch.zeros((*labels.shape, width), dtype=torch.float32)
         for row, example in enumerate(examples):

@@ -180,7 +180,7 @@ def _distillation_section(version: ModelVersion) -> str:
             f"The student tags {record['agreement']:.1%} of the words of the "
             f"{record.get('test_rows', '?')} test sentences as the teacher does."
             if record.get("student_f1") is not None
-            else f"The student's most likely next token is the teacher's at "
+            else f"The student's most likely {_predicted_token(record)} is the teacher's at "
             f"{record['agreement']:.1%} of the {record.get('test_tokens', '?')} test positions."
             if language
             else f"The student predicts the teacher's class on {record['agreement']:.1%} of "
@@ -201,6 +201,13 @@ def _distillation_section(version: ModelVersion) -> str:
             "by its own DP-SGD (see Privacy)."
         )
     return "\n\n".join(parts)
+
+
+def _predicted_token(record: dict[str, Any]) -> str:
+    """What a language model's distillation compares: the next token, or a masked one."""
+    if record.get("positions") == "masked":
+        return "token at a masked position"
+    return "next token"
 
 
 def _privacy_section(version: ModelVersion) -> str:

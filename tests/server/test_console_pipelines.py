@@ -57,6 +57,10 @@ def test_a_pipeline_is_made_versioned_aliased_and_tried_in_the_console(console, 
     assert shown.status_code == 200 and external(shown.text) == []
     for text in ("Try v1", "Move an alias", "New version", "made in the console"):
         assert text in shown.text, text
+    # The steps drawn as a graph: a box per step in the order they run, entry first.
+    drawn = re.findall(r'<g class="node" data-step="([^"]+)">', shown.text)
+    assert drawn == ["clean", "clf", "gate"] and shown.text.count('class="edge"') == 2
+    assert "clf · model" in shown.text and "sentiment@1" in shown.text
     # The new-version form starts from the references v1 was made from, not its pins.
     editable = re.search(r'<textarea name="spec"[^>]*>(.*?)</textarea>', shown.text, re.S)
     assert editable is not None

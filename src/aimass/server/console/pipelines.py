@@ -29,8 +29,10 @@ from aimass.server.console._render import (
     state,
     version_field,
 )
+from aimass.server.console.pipeline_graph import BOX, draw
 from aimass.server.console.pipeline_steps import row_count, rows_of, spec_from_rows
 from aimass.server.console.urls import PREFIX
+from aimass.serving.pipelines.spec import entry_of
 from aimass.serving.pipelines.steps import STEP_TYPES
 
 __all__ = ["editable_spec", "router"]
@@ -91,7 +93,9 @@ async def _pipeline_page(
         name=name,
         versions=versions,
         chosen=chosen,
-        entry=chosen.spec.get("entry") or chosen.spec["steps"][0]["name"],
+        entry=entry_of(chosen.spec),
+        graph=draw(chosen.spec),
+        box=BOX,
         can_write=me.can("models:write", project=project),
         aliases=sorted(a for v in versions for a in v.aliases),
         can_predict=all(me.can("predict", project=project, model=m) for m in chosen.models),

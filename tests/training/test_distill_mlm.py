@@ -78,9 +78,9 @@ def test_a_student_alone_on_the_same_rows_learns_less(ws, distilled):
 def test_the_teacher_reads_the_masked_batch_the_student_reads():
     seen = []
 
-    def token_logits(ids, mask):
-        seen.append(ids.clone())
-        return torch.zeros((*ids.shape, 7))
+    def token_logits(inputs):
+        seen.append(inputs["input_ids"].clone())
+        return torch.zeros((*inputs["input_ids"].shape, 7))
 
     nothing = np.zeros((0, 0))
     soft = SoftTargets(
@@ -95,14 +95,16 @@ def test_the_teacher_reads_the_masked_batch_the_student_reads():
         task="masked-lm",
         token_logits=token_logits,
     )
-    distillation = LMDistillation(soft, temperature=2.0, alpha=0.5, pad_id=0, masked=True)
+    distillation = LMDistillation(soft, temperature=2.0, alpha=0.5, pad_id=0, positions="masked")
     examples = [{"input_ids": [5, 6, 4]}, {"input_ids": [5, 6]}]
     masked = torch.tensor([[5, 3, 4], [3, 6, 0]])
     labels = torch.tensor([[IGNORE, 6, IGNORE], [5, IGNORE, IGNORE]])
-    packed = distillation.targets(examples, labels, (masked, (masked > 0).long()))
+    packed = distillation.targets(
+        examples, labels, {"input_ids": masked, "attention_mask": (masked > 0).long()}
+    )
     assert torch.equal(seen[0], masked) and packed.shape == (2, 3, 8)
     assert torch.equal(packed[..., -1].long(), labels)
-    with pytest.raises(AssertionError, match="masked batch"):
+    with pytest.raises(AssertionError, match="must read the student's batch"):
         distillation.targets(examples, labels)
 
 

@@ -76,6 +76,8 @@ def _print_distillation(version: ModelVersionOut) -> None:
             if record.get("student_f1") is not None
             else "masked tokens filled alike"
             if record.get("positions") == "masked"
+            else "target tokens alike"
+            if record.get("positions") == "target"
             else "next tokens alike"
             if record.get("student_perplexity") is not None
             else "agreement"
@@ -115,8 +117,8 @@ def distill(
         typer.Option(
             help="The student's task (default: the teacher's): classification, regression "
             "(the teacher's values as targets), token-classification (a tagger, position "
-            "by position), causal-lm or masked-lm (a language model, word by word); the "
-            "last three need the teacher's tokenizer."
+            "by position), causal-lm, masked-lm or seq2seq (a language model, word by "
+            "word); the last four need the teacher's tokenizer."
         ),
     ] = None,
     temperature: Annotated[
@@ -172,8 +174,8 @@ def distill(
     et al.). Its model card records the teacher and the student's accuracy (RMSE
     with --task regression, where the student learns the teacher's values; entity
     F1 with --task token-classification, where it learns the teacher's tags token
-    by token; perplexity for a causal or masked language model, whose teacher runs
-    beside it on every batch) and speed relative to it. Locally it trains in this
+    by token; perplexity for a causal, masked or seq2seq language model, whose
+    teacher runs beside it on every batch) and speed relative to it. Locally it trains in this
     process; with --url / AIMASS_URL it submits a job to the server and follows its
     progress.
     """

@@ -18,8 +18,9 @@ A tagger teacher (``token-classification``) is handed over as a function instead
 windows of token ids → tag probabilities, that the student's task calls on its own
 windows (:mod:`aimass.training.token_distill`): the student needs the teacher's
 tokenizer, checked here before any tagging. A language-model teacher
-(``causal-lm``, ``masked-lm``) is handed over the same way, token ids → its logits,
-and runs beside the student on every batch (:mod:`aimass.training.lm_distill`).
+(``causal-lm``, ``masked-lm``, ``seq2seq``) is handed over the same way, what the
+student reads of a batch → its logits, and runs beside the student on every batch
+(:mod:`aimass.training.lm_distill`).
 
 With intermediate-layer matching (``match_hidden``) the teacher model also gives
 its mean-pooled, L2-normalised hidden states of the layers the student's map to
@@ -53,6 +54,7 @@ from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version
 from aimass.store import Store
 from aimass.training.callbacks import CallbackList
 from aimass.training.config import PIPELINE_TEACHER, TrainConfig, pipeline_teacher
+from aimass.training.distill_options import LM_POSITIONS
 from aimass.training.tasks import Task, list_tasks
 
 if TYPE_CHECKING:
@@ -182,9 +184,8 @@ def check_distillation(
     if not task.supports_distillation:
         raise InvalidArgument(
             f"--teacher: task {task.name!r} cannot be distilled yet (only classification, "
-            "regression, token-classification, causal-lm and masked-lm: seq2seq "
-            "distillation is not built); train the student on its labels with "
-            "'aimass train' instead",
+            "regression, token-classification, causal-lm, masked-lm and seq2seq); train "
+            "the student on its labels with 'aimass train' instead",
             field="teacher",
         )
     teacher = find_teacher(store, project, config.teacher)
@@ -360,11 +361,13 @@ def soft_targets(
     classes = [str(c) for c in dataset.stats.get("classes") or []]
     predictor = _predictor(ctx, teacher)
     transfer: list[str] = []
+    transfer_targets = None
     transfer_ref = None
     if config.unlabelled is not None:
         found = unlabelled_dataset(ctx.store, ctx.job.project, config.unlabelled)
-        transfer, transfer_ref = read_split(ctx.artifacts.resolve(found.uri), None).texts, found.ref
-    if teacher.task in ("causal-lm", "masked-lm"):
+        rows = read_split(ctx.artifacts.resolve(found.uri), None)
+        transfer, transfer_targets, transfer_ref = rows.texts, rows.targets, found.ref
+    if teacher.task in LM_POSITIONS:
         assert student_dir is not None
         log.info("teacher %s runs beside the student on every batch", teacher.ref)
         return SoftTargets(
@@ -380,6 +383,7 @@ def soft_targets(
             teacher_privacy=teacher.privacy,
             task=teacher.task,
             token_logits=lm_token_logits(teacher, predictor, student_dir),
+            transfer_targets=transfer_targets,
         )
     if teacher.task == "token-classification":
         assert student_dir is not None

@@ -68,9 +68,10 @@ def tagger_windows(
 
 def lm_token_logits(
     teacher: Teacher, predictor: Any, student_dir: Path
-) -> Callable[[Any, Any], Any]:
-    """A language-model teacher as the student's task calls it on every batch: token ids
-    and mask (B, T) → its logits (B, T, V).
+) -> Callable[[dict[str, Any]], Any]:
+    """A language-model teacher as the student's task calls it on every batch: what the
+    student reads of the batch (ids and masks, a seq2seq batch's decoder ids) → its
+    logits (B, T, V).
 
     Refuses a student whose tokenizer or vocabulary is not the teacher's (the two
     distributions would be over different words).
@@ -95,10 +96,9 @@ def lm_token_logits(
         )
     model = predictor.model
 
-    def token_logits(ids: Any, mask: Any) -> Any:
+    def token_logits(inputs: dict[str, Any]) -> Any:
         with torch.inference_mode():
-            found = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device))
-        return found.logits
+            return model(**{k: v.to(model.device) for k, v in inputs.items()}).logits
 
     return token_logits
 

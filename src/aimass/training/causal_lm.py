@@ -161,7 +161,7 @@ class CausalLMTask(ExampleTask):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
     ) -> list[Example]:
-        self.distillation = LMDistillation.of(inputs, tokenizer, masked=False)
+        self.distillation = LMDistillation.of(self, inputs, tokenizer)
         return train + self._texts(self.distillation.soft.transfer_texts, tokenizer, max_length)
 
     def distilled(
@@ -173,7 +173,7 @@ class CausalLMTask(ExampleTask):
         inputs: TrainInputs,
     ) -> dict[str, Any]:
         assert self.distillation is not None
-        return self.distillation.report_for(self, model, tokenizer, test, inputs)
+        return self.distillation.report(self, model, tokenizer, test, inputs)
 
     def finish(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs

@@ -98,11 +98,14 @@ class SoftTargets:
             each one's (T, C) tag probabilities, columns in the student's tag order.
             ``train``, ``transfer`` and ``test`` are then empty: the student's task
             labels its own windows (:mod:`aimass.training.token_distill`).
-        token_logits: A language model's teacher: token ids and their attention mask
-            (B, T) → its logits (B, T, V) (a causal LM's for the next token, a masked
-            LM's for the token at each position), run beside the student on every
-            batch (:mod:`aimass.training.lm_distill`); ``train``, ``transfer`` and
-            ``test`` are then empty.
+        token_logits: A language model's teacher: what the student reads of a batch
+            (ids and masks) → its logits (B, T, V) (a causal LM's for the next token, a
+            masked LM's for the token at each position, a seq2seq model's for each
+            target token), run beside the student on every batch
+            (:mod:`aimass.training.lm_distill`); ``train``, ``transfer`` and ``test``
+            are then empty.
+        transfer_targets: A seq2seq teacher's transfer set: the targets of
+            ``transfer_texts`` (teacher forcing reads them).
     """
 
     teacher: str
@@ -121,7 +124,8 @@ class SoftTargets:
     hidden: np.ndarray | None = None
     hidden_weight: float = 0.0
     windows: Callable[[list[list[int]]], list[Any]] | None = None
-    token_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    token_logits: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
+    transfer_targets: list[str] | None = None
 
 
 class PositionDistillation(Protocol):
@@ -132,11 +136,11 @@ class PositionDistillation(Protocol):
         self,
         examples: Sequence[Any],
         labels: torch.Tensor,
-        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``;
-        ``inputs`` are the ids and attention mask the student reads (a masked LM's are
-        masked), where the batch has them."""
+        ``inputs`` are what the student reads of the batch (its ids and masks: a masked
+        LM's ids are masked, a seq2seq batch has the decoder's), where there is one."""
         ...
 
     def rows(self, logits: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,9 +365,9 @@ SPEED_ROUNDS = 3
 
 
 def timed_against_teacher(
-    teacher: Callable[[list[str]], Any],
-    student: Callable[[list[str]], Any],
-    texts: list[str],
+    teacher: Callable[[Any], Any],
+    student: Callable[[Any], Any],
+    texts: Sequence[Any],
     *,
     rounds: int = SPEED_ROUNDS,
 ) -> dict[str, Any]:
@@ -388,7 +392,7 @@ def timed_against_teacher(
 
 
 def interleaved_seconds(
-    runners: dict[str, Callable[[list[str]], Any]], texts: list[str], rounds: int
+    runners: dict[str, Callable[[Any], Any]], texts: Sequence[Any], rounds: int
 ) -> dict[str, list[float]]:
     """Seconds each runner takes over ``texts``, once per round, after one warm-up call.
 

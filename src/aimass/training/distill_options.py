@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DISTILL_DEFAULTS",
     "DISTILL_FIELDS",
+    "LM_POSITIONS",
     "PIPELINE_TEACHER",
     "number",
     "pipeline_teacher",
@@ -25,6 +26,10 @@ __all__ = [
 # Distillation defaults (Hinton et al. use T in 1..20; 2 suits two or three classes).
 DISTILL_DEFAULTS: dict[str, float] = {"temperature": 2.0, "distill_alpha": 0.5}
 DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled", "match_hidden")
+#: The language-model tasks that distil position by position, and what a position
+#: predicts: the next token (causal), its own hidden token (masked), the target token
+#: at it (seq2seq's decoder). Their teachers run beside the student on every batch.
+LM_POSITIONS = {"causal-lm": "next", "masked-lm": "masked", "seq2seq": "target"}
 
 
 def number(value: Any) -> TypeGuard[float]:
@@ -112,7 +117,7 @@ def validate_distillation(config: TrainConfig) -> None:
             "--match-hidden",
             field="match_hidden",
         )
-    if config.match_hidden and config.task in ("token-classification", "causal-lm", "masked-lm"):
+    if config.match_hidden and config.task in ("token-classification", *LM_POSITIONS):
         raise InvalidArgument(
             "--match-hidden matches pooled sentence states of classifiers and regressors; "
             f"a {config.task} student learns the teacher's distribution position by "

@@ -51,9 +51,9 @@ __all__ = [
     "LabelAccuracy",
     "Tracker",
     "dedupe_tied",
+    "model_inputs",
     "padding_id",
     "perplexity",
-    "read_ids",
     "scratch_base",
 ]
 
@@ -177,7 +177,7 @@ class ExampleTask(Task):
 
     def logits(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forward pass: (B, T, V) logits."""
-        return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        return model(**model_inputs(batch)).logits
 
     #: Whether LoRA adapts only the backbone (``model.base_model``), so that the
     #: task's head trains in full beside the adapters (a new tagging or MLM head).
@@ -227,12 +227,12 @@ class ExampleTask(Task):
         self,
         examples: Sequence[Example],
         labels: torch.Tensor,
-        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The training targets of a batch of ``examples`` padded to ``labels``: the
         labels, or (when distilling) the teacher's distributions packed beside them
-        (``inputs``: the batch's ids and attention mask, which a teacher that runs
-        beside the student reads)."""
+        (``inputs``: what the student reads of the batch, which a teacher that runs
+        beside it reads too)."""
         if self.distillation is None:
             return labels
         return self.distillation.targets(examples, labels, inputs)
@@ -422,7 +422,7 @@ class ExampleTask(Task):
             chosen = [train[i] for i in idx]
             batch = self.collate(chosen, pad_id, inputs.device, generator)
             logits = self.logits(model, batch)
-            targets = self.targets(chosen, batch["labels"], read_ids(batch))
+            targets = self.targets(chosen, batch["labels"], model_inputs(batch))
             total, count = self.loss_sum(logits, targets)
             return total / max(count, 1)
 
@@ -506,11 +506,10 @@ def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
-def read_ids(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """A batch's token ids and attention mask as the model reads them, if it has both."""
-    if "input_ids" not in batch or "attention_mask" not in batch:
-        return None
-    return batch["input_ids"], batch["attention_mask"]
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What a model reads of a batch: every key but the labels (ids and masks; a
+    masked LM's ids carry the batch's masks, a seq2seq batch's the decoder's too)."""
+    return {k: v for k, v in batch.items() if k != "labels"}
 
 
 def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -29,7 +29,7 @@ a text is its own label for a language model, so its positions take both terms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -41,7 +41,8 @@ from aimass.training.distill import (
     report_settings,
     timed_against_teacher,
 )
-from aimass.training.examples import IGNORE, padding_id, perplexity
+from aimass.training.distill_options import LM_POSITIONS
+from aimass.training.examples import IGNORE, model_inputs, padding_id, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
     from aimass.training.tasks import TrainInputs
 
 __all__ = ["LMDistillation", "lm_distillation_rows", "padded_ids"]
-
-_BATCH = 16  # sequences per forward pass when the report times both models
 
 
 def lm_distillation_rows(
@@ -84,30 +83,29 @@ def lm_distillation_rows(
     return per_position.sum(dim=1), labelled.sum(dim=1)
 
 
-def padded_ids(
-    examples: Sequence[Example], width: int, pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The examples' token ids right-padded to ``width`` (B, width), and their mask."""
+def padded_ids(examples: Sequence[Example], width: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """What a causal LM reads of examples: their ids right-padded to ``width`` (B, width)
+    and the attention mask."""
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
         tokens = example["input_ids"][:width]
         ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
         mask[row, : len(tokens)] = 1
-    return ids, mask
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 class LMDistillation:
     """One run's teacher and the settings of its loss.
 
     Attributes:
-        soft: What the job hands over (``soft.token_logits``: ids, mask → the
-            teacher's logits (B, T, V)).
+        soft: What the job hands over (``soft.token_logits``: what the student reads
+            of a batch → the teacher's logits (B, T, V)).
         temperature: Softmax temperature of both distributions.
         alpha: Weight of the soft term.
         pad_id: The id that pads a batch (the mask hides it from the teacher).
-        masked: A masked LM (each position predicts its own token), else a causal one
-            (each position predicts the next).
+        positions: What a position predicts (``LM_POSITIONS``): ``next`` shifts the
+            labels by one, ``masked`` and ``target`` do not.
     """
 
     def __init__(
@@ -117,19 +115,20 @@ class LMDistillation:
         temperature: float,
         alpha: float,
         pad_id: int,
-        masked: bool = False,
+        positions: str = "next",
     ):
         self.soft = soft
         self.temperature = temperature
         self.alpha = alpha
         self.pad_id = pad_id
-        self.masked = masked
+        self.positions = positions
 
     @classmethod
     def of(
-        cls, inputs: TrainInputs, tokenizer: PreTrainedTokenizerBase, *, masked: bool
+        cls, task: ExampleTask, inputs: TrainInputs, tokenizer: PreTrainedTokenizerBase
     ) -> LMDistillation:
-        """The run's distillation from what the job handed over (``inputs.distillation``)."""
+        """The run of ``task`` distilling from what the job handed over
+        (``inputs.distillation``)."""
         soft = inputs.distillation
         assert soft is not None
         assert soft.temperature is not None
@@ -138,29 +137,35 @@ class LMDistillation:
             temperature=soft.temperature,
             alpha=soft.alpha,
             pad_id=padding_id(tokenizer),
-            masked=masked,
+            positions=LM_POSITIONS[task.name],
         )
 
-    def teacher_logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The teacher's logits (B, T, V) of a batch, on the batch's device."""
+    @property
+    def shift(self) -> bool:
+        """Whether position ``t`` predicts the label of ``t + 1`` (a causal LM)."""
+        return self.positions == "next"
+
+    def teacher_logits(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The teacher's logits (B, T, V) of what the student reads of a batch, on its
+        device."""
         assert self.soft.token_logits is not None
-        return self.soft.token_logits(ids, mask).to(ids.device)
+        return self.soft.token_logits(inputs).to(inputs["input_ids"].device)
 
     def targets(
         self,
         examples: Sequence[Example],
         labels: torch.Tensor,
-        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The packed (B, T, V + 1) targets of a batch whose padded labels are ``labels``;
-        the teacher reads ``inputs`` (the student's ids and mask: a masked LM's carry
-        this batch's masks), or the examples' own ids where a caller has no batch."""
+        the teacher reads ``inputs`` (what the student reads: a masked LM's ids carry
+        this batch's masks, a seq2seq batch the decoder's ids), or, for a causal LM,
+        the examples' own ids where a caller has no batch."""
         if inputs is None:
             # Only a causal LM's batch is its examples' ids as they are.
-            assert not self.masked, "a masked LM's teacher must read the masked batch"
+            assert self.shift, "a masked or seq2seq teacher must read the student's batch"
             inputs = padded_ids(examples, labels.shape[1], self.pad_id)
-        ids, mask = (t.to(labels.device) for t in inputs)
-        said = self.teacher_logits(ids, mask)
+        said = self.teacher_logits({k: v.to(labels.device) for k, v in inputs.items()})
         teacher_log = F.log_softmax(said.float() / self.temperature, dim=-1)
         # Token ids (below 2**24 in every vocabulary there is) are exact as float32.
         return torch.cat([teacher_log, labels.unsqueeze(-1).float()], dim=-1)
@@ -172,10 +177,11 @@ class LMDistillation:
             packed,
             temperature=self.temperature,
             alpha=self.alpha,
-            shift=not self.masked,
+            shift=self.shift,
         )
 
-    def report_for(
+    @torch.inference_mode()
+    def report(
         self,
         task: ExampleTask,
         student: PreTrainedModel,
@@ -183,42 +189,17 @@ class LMDistillation:
         test: list[Example],
         inputs: TrainInputs,
     ) -> dict[str, Any]:
-        """:meth:`report` on the ``test`` examples batched and masked as ``task``'s test
-        evaluation read them."""
-        held_out = task.eval_batches(
-            test, tokenizer, seed=task.held_out_seed(inputs), device=inputs.device
-        )
-        return self.report(
-            student=student,
-            tokenizer=tokenizer,
-            test=test,
-            batches=(batch for *_, batch in held_out),
-            device=inputs.device,
-            train_rows=len(inputs.train),
-        )
-
-    @torch.inference_mode()
-    def report(
-        self,
-        *,
-        student: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        test: list[Example],
-        batches: Iterable[dict[str, torch.Tensor]],
-        device: Any,
-        train_rows: int,
-    ) -> dict[str, Any]:
         """The ``distillation`` block of a language model's metrics: teacher, settings,
         both models' perplexity on the test split, how often their most likely token
-        agrees (the next one; a masked LM's at each masked position), and their speed
-        (forward passes over the same texts, interleaved).
+        agrees (the next one; a masked LM's at each masked position; a seq2seq
+        model's at each target position), and their speed (forward passes over the
+        same test examples, interleaved).
 
-        ``batches`` are the ``test`` examples as the student's task scores them (its
-        test evaluation's batches and masks), so the student's perplexity here is its
-        test perplexity."""
-        soft = self.soft
+        Both models read the ``test`` examples as ``task``'s test evaluation did (its
+        batches and masks), so the student's perplexity here is its test perplexity.
+        """
         report = report_settings(
-            soft, temperature=self.temperature, alpha=self.alpha, train_rows=train_rows
+            self.soft, temperature=self.temperature, alpha=self.alpha, train_rows=len(inputs.train)
         )
         if not test:
             return report
@@ -226,14 +207,17 @@ class LMDistillation:
         student.eval()
         losses = {"teacher": 0.0, "student": 0.0}
         agreed = tokens = 0
-        cut = 0 if self.masked else 1  # a causal position predicts the next label
-        for batch in batches:
-            ids, mask = batch["input_ids"], batch["attention_mask"]
+        cut = 1 if self.shift else 0
+        held_out = task.eval_batches(
+            test, tokenizer, seed=task.held_out_seed(inputs), device=inputs.device
+        )
+        for *_, batch in held_out:
+            reads = model_inputs(batch)
             labels = batch["labels"][:, cut:]
-            width = ids.shape[1] - cut
+            width = labels.shape[1]
             said = {
-                "teacher": self.teacher_logits(ids, mask)[:, :width].float(),
-                "student": student(input_ids=ids, attention_mask=mask).logits[:, :width].float(),
+                "teacher": self.teacher_logits(reads)[:, :width].float(),
+                "student": student(**reads).logits[:, :width].float(),
             }
             labelled = labels != IGNORE
             for name, logits in said.items():
@@ -246,43 +230,29 @@ class LMDistillation:
         student.train(was_training)
         teacher_ppl, student_ppl = (perplexity(losses[n] / max(tokens, 1)) for n in losses)
         report.update(
-            positions="masked" if self.masked else "next",
+            positions=self.positions,
             test_tokens=tokens,
             teacher_perplexity=teacher_ppl,
             student_perplexity=student_ppl,
             perplexity_ratio=student_ppl / teacher_ppl,
             agreement=agreed / max(tokens, 1),
         )
-        decoded = (str(tokenizer.decode(e["input_ids"], skip_special_tokens=True)) for e in test)
-        texts = [text for text in decoded if text.strip()][:SPEED_ROWS]
-        if texts:
-            report.update(
-                timed_against_teacher(
-                    self._forward(tokenizer, device, self.teacher_logits),
-                    self._forward(
-                        tokenizer,
-                        device,
-                        lambda i, m: student(input_ids=i, attention_mask=m).logits,
-                    ),
-                    texts,
-                )
-            )
-        return report
 
-    def _forward(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        device: Any,
-        run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    ) -> Callable[[list[str]], None]:
-        """Texts → one forward pass per batch of ``run`` (what timing one model reads)."""
+        def forward(
+            run: Callable[[dict[str, torch.Tensor]], Any],
+        ) -> Callable[[list[Example]], None]:
+            def over(examples: list[Example]) -> None:
+                with torch.inference_mode():
+                    for *_, batch in task.eval_batches(
+                        examples, tokenizer, seed=0, device=inputs.device
+                    ):
+                        run(model_inputs(batch))
 
-        def forward(texts: list[str]) -> None:
-            with torch.inference_mode():
-                for start in range(0, len(texts), _BATCH):
-                    found = tokenizer(texts[start : start + _BATCH])["input_ids"]
-                    chunk = [{"input_ids": ids} for ids in found]
-                    ids, mask = padded_ids(chunk, max(len(i) for i in found), self.pad_id)
-                    run(ids.to(device), mask.to(device))
+            return over
 
-        return forward
+        timed = timed_against_teacher(
+            forward(self.teacher_logits),
+            forward(lambda reads: student(**reads).logits),
+            test[:SPEED_ROWS],
+        )
+        return {**report, **timed}

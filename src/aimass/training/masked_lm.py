@@ -218,7 +218,9 @@ class MaskedLMTask(ExampleTask):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
     ) -> list[Example]:
-        self.distillation = LMDistillation.of(inputs, tokenizer, masked=True)
+        self.distillation = LMDistillation.of(self, inputs, tokenizer)
+        if not self.distillation.soft.transfer_texts:
+            return train
         texts = SplitData(texts=self.distillation.soft.transfer_texts, labels=None, extras={})
         transfer = self.encode(texts, tokenizer, max_length)
         # A transfer text is a row of its own, after the training rows (DP counts rows).
@@ -237,7 +239,7 @@ class MaskedLMTask(ExampleTask):
         inputs: TrainInputs,
     ) -> dict[str, Any]:
         assert self.distillation is not None
-        return self.distillation.report_for(self, model, tokenizer, test, inputs)
+        return self.distillation.report(self, model, tokenizer, test, inputs)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the vocabulary bias of the output layer.

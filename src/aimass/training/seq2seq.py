@@ -5,6 +5,12 @@ learns the target with teacher forcing: its input is the start token followed
 by the target, its labels the target followed by EOS. Validation reports loss,
 perplexity and teacher-forced token accuracy; after training a few held-out
 sources are decoded (greedy) for the model card's sample table.
+
+With a seq2seq teacher (``aimass distill``), the student also learns the
+teacher's distribution over the vocabulary at every target position, both
+teacher-forced on the same target (word-level distillation, Kim and Rush 2016;
+:mod:`aimass.training.lm_distill`), from the training pairs and a transfer set
+of more pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from aimass.data.tables import SplitData
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.causal_lm import generation_samples
 from aimass.training.examples import Example, ExampleTask, LabelAccuracy, Tracker
+from aimass.training.lm_distill import LMDistillation
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
@@ -33,10 +40,12 @@ class Seq2SeqTask(ExampleTask):
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "decoder_input_ids", "labels")
     supports_privacy = True
     supports_lora = True
+    supports_distillation = True
     privacy_unit = "source/target pair (a dataset row)"
 
     def __init__(self) -> None:
         self._start = 0  # the decoder's start token id, read from the base's config per run
+        self.distillation: LMDistillation | None = None
 
     def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_pretrained(inputs.base_dir, family="encoder-decoder"), load_tokenizer(
@@ -56,6 +65,33 @@ class Seq2SeqTask(ExampleTask):
                 {"input_ids": source, "decoder_input_ids": [start, *labels[:-1]], "labels": labels}
             )
         return examples
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        self.distillation = LMDistillation.of(self, inputs, tokenizer)
+        soft = self.distillation.soft
+        if not soft.transfer_texts:
+            return train
+        pairs = SplitData(
+            texts=soft.transfer_texts, labels=None, extras={}, targets=soft.transfer_targets
+        )
+        return train + self.encode(pairs, tokenizer, max_length)
+
+    def distilled(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        tested: Tracker,
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        assert self.distillation is not None
+        return self.distillation.report(self, model, tokenizer, test, inputs)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the position tables: BART's learned ``embed_positions`` and T5's

@@ -113,7 +113,7 @@ class TokenDistillation:
         self,
         examples: Sequence[Example],
         labels: torch.Tensor,
-        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The packed (B, T, C + 1) targets of a batch whose padded labels are ``labels``
         (the teacher labelled each window beforehand: ``inputs`` are not needed)."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aimass.training.examples import read_ids
+from aimass.training.examples import model_inputs
 from aimass.training.loop import FitResult, fit, param_groups
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def fit_private_finetune(
         batch = task.collate(chosen, pad_id, inputs.device, generator)
         ids = explicit_ids(model, batch["input_ids"], batch["attention_mask"], {})
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}, **ids).logits
-        return logits, task.targets(chosen, batch["labels"], read_ids(batch))
+        return logits, task.targets(chosen, batch["labels"], model_inputs(batch))
 
     return fit_dp(task, model, len(train), forward, evaluate, inputs, finetune=True)
 

@@ -155,7 +155,7 @@ def _distillation_section(version: ModelVersion) -> str:
         if language
         else "predictions"
     )
-    speed = "forward passes over test texts, batch 16" if language else "test split, batch 64"
+    speed = "forward passes over test examples, batch 32" if language else "test split, batch 64"
     measured = [
         (label, record.get(f"teacher_{key}"), record.get(f"student_{key}"), record.get(ratio))
         for label, key, ratio in (
@@ -205,9 +205,9 @@ def _distillation_section(version: ModelVersion) -> str:
 
 def _predicted_token(record: dict[str, Any]) -> str:
     """What a language model's distillation compares: the next token, or a masked one."""
-    if record.get("positions") == "masked":
-        return "token at a masked position"
-    return "next token"
+    return {"masked": "token at a masked position", "target": "target token"}.get(
+        str(record.get("positions")), "next token"
+    )
 
 
 def _privacy_section(version: ModelVersion) -> str:

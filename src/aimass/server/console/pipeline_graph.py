@@ -7,8 +7,9 @@ An arrow per edge the step type declares, labelled with what takes it: a route's
 language, ``otherwise`` (a route's default), ``below`` (a threshold's fallback
 step); ``next`` is unlabelled. An arrow to the next column is a curve through
 the gap between them; one that skips columns runs in a lane of its own under
-every box, so it never crosses a step it does not reach. The template draws boxes and arrows with SVG
-presentation attributes only, which the console's content security policy allows.
+every box, so it never crosses a step it does not reach. The template draws
+boxes and arrows with SVG presentation attributes only, which the console's
+content security policy allows.
 """
 
 from __future__ import annotations

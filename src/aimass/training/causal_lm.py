@@ -39,17 +39,16 @@ from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.examples import (
     IGNORE,
     Example,
-    ExampleTask,
-    Tracker,
     scratch_base,
 )
-from aimass.training.lm_distill import LMDistillation
+from aimass.training.lm_distill import WordByWordTask
 from aimass.training.tasks import PACK, TrainInputs, packing, register_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from aimass.training.config import TrainConfig
+    from aimass.training.distill import SoftTargets
 
 __all__ = ["CausalLMTask", "generation_samples"]
 
@@ -79,7 +78,7 @@ def generation_samples(
     return rows
 
 
-class CausalLMTask(ExampleTask):
+class CausalLMTask(WordByWordTask):
     """Next-token prediction on a decoder (pre-training or instruction tuning)."""
 
     name = "causal-lm"
@@ -89,15 +88,14 @@ class CausalLMTask(ExampleTask):
     shift_labels = True
     supports_lora = True
     supports_privacy = True
-    supports_distillation = True
     transfer_kinds = ("text",)
     privacy_unit = "text or prompt/response pair (a dataset row)"
     options = (PACK,)
 
     def __init__(self) -> None:
+        super().__init__()
         self.prompt_format = "none"
         self.pack = False
-        self.distillation: LMDistillation | None = None
 
     def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
         super().check_options(config, kind=kind, private=private)
@@ -152,28 +150,14 @@ class CausalLMTask(ExampleTask):
             return _packed([row for row in rows if len(row) > len(eos)], max_length)
         return [_example(row, 0, max_length) for row in rows if len(row) > len(eos)]
 
-    # -- distillation --------------------------------------------------------------------
-
-    def distil(
+    def transfer_examples(
         self,
-        inputs: TrainInputs,
-        train: list[Example],
+        soft: SoftTargets,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
+        first_row: int,
     ) -> list[Example]:
-        self.distillation = LMDistillation.of(self, inputs, tokenizer)
-        return train + self._texts(self.distillation.soft.transfer_texts, tokenizer, max_length)
-
-    def distilled(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        test: list[Example],
-        tested: Tracker,
-        inputs: TrainInputs,
-    ) -> dict[str, Any]:
-        assert self.distillation is not None
-        return self.distillation.report(self, model, tokenizer, test, inputs)
+        return self._texts(soft.transfer_texts, tokenizer, max_length)
 
     def finish(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: TrainInputs

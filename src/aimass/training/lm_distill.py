@@ -42,15 +42,15 @@ from aimass.training.distill import (
     timed_against_teacher,
 )
 from aimass.training.distill_options import LM_POSITIONS
-from aimass.training.examples import IGNORE, model_inputs, padding_id, perplexity
+from aimass.training.examples import IGNORE, ExampleTask, model_inputs, padding_id, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from aimass.training.examples import Example, ExampleTask
+    from aimass.training.examples import Example, Tracker
     from aimass.training.tasks import TrainInputs
 
-__all__ = ["LMDistillation", "lm_distillation_rows", "padded_ids"]
+__all__ = ["LMDistillation", "WordByWordTask", "lm_distillation_rows", "padded_ids"]
 
 
 def lm_distillation_rows(
@@ -256,3 +256,50 @@ class LMDistillation:
             test[:SPEED_ROWS],
         )
         return {**report, **timed}
+
+
+class WordByWordTask(ExampleTask):
+    """A language-model task that distils word by word (causal, masked, seq2seq): the
+    teacher runs beside the student on every batch (:class:`LMDistillation`); each task
+    says how it reads a transfer set (:meth:`transfer_examples`)."""
+
+    supports_distillation = True
+
+    def __init__(self) -> None:
+        self.distillation: LMDistillation | None = None
+
+    def transfer_examples(
+        self,
+        soft: SoftTargets,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        first_row: int,
+    ) -> list[Example]:
+        """The transfer set's examples (``soft.transfer_texts``; a seq2seq set's targets
+        too), encoded as the task encodes its training rows; an example that names its
+        dataset row counts from ``first_row`` (after the training rows: DP counts rows)."""
+        raise NotImplementedError
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        self.distillation = LMDistillation.of(self, inputs, tokenizer)
+        soft = self.distillation.soft
+        if not soft.transfer_texts:
+            return train
+        return train + self.transfer_examples(soft, tokenizer, max_length, len(inputs.train))
+
+    def distilled(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        test: list[Example],
+        tested: Tracker,
+        inputs: TrainInputs,
+    ) -> dict[str, Any]:
+        assert self.distillation is not None
+        return self.distillation.report(self, model, tokenizer, test, inputs)

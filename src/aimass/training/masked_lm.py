@@ -33,8 +33,8 @@ import torch
 from aimass.data.tables import SplitData
 from aimass.errors import InvalidArgument
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.training.examples import IGNORE, Example, ExampleTask, LabelAccuracy, Tracker
-from aimass.training.lm_distill import LMDistillation
+from aimass.training.examples import IGNORE, Example, LabelAccuracy, Tracker
+from aimass.training.lm_distill import WordByWordTask
 from aimass.training.tasks import (
     PACK,
     TaskOption,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from aimass.training.config import TrainConfig
+    from aimass.training.distill import SoftTargets
 
 __all__ = ["MaskedLMTask", "mask_tokens"]
 
@@ -107,7 +108,7 @@ def mask_tokens(
     return inputs, labels
 
 
-class MaskedLMTask(ExampleTask):
+class MaskedLMTask(WordByWordTask):
     """Masked-language-model pre-training of an encoder."""
 
     name = "masked-lm"
@@ -117,7 +118,6 @@ class MaskedLMTask(ExampleTask):
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "special", "word_ids")
     supports_privacy = True
     supports_lora = True
-    supports_distillation = True
     transfer_kinds = ("text",)
     # With LoRA the masked-LM head trains in full (a base without one gets a new head).
     adapts_backbone = True
@@ -125,9 +125,9 @@ class MaskedLMTask(ExampleTask):
     options = OPTIONS
 
     def __init__(self) -> None:
+        super().__init__()
         self._mask: dict[str, Any] = {}
         self.pack = False
-        self.distillation: LMDistillation | None = None
 
     def check_options(self, config: TrainConfig, *, kind: str, private: bool) -> None:
         super().check_options(config, kind=kind, private=private)
@@ -211,35 +211,19 @@ class MaskedLMTask(ExampleTask):
             )
         return _packed(examples, max_length) if self.pack else examples
 
-    def distil(
+    def transfer_examples(
         self,
-        inputs: TrainInputs,
-        train: list[Example],
+        soft: SoftTargets,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
+        first_row: int,
     ) -> list[Example]:
-        self.distillation = LMDistillation.of(self, inputs, tokenizer)
-        if not self.distillation.soft.transfer_texts:
-            return train
-        texts = SplitData(texts=self.distillation.soft.transfer_texts, labels=None, extras={})
+        texts = SplitData(texts=soft.transfer_texts, labels=None, extras={})
         transfer = self.encode(texts, tokenizer, max_length)
-        # A transfer text is a row of its own, after the training rows (DP counts rows).
-        after = 1 + max((e["row"][0] for e in train if "row" in e), default=-1)
         for example in transfer:
             if "row" in example:
-                example["row"] = [example["row"][0] + after]
-        return train + transfer
-
-    def distilled(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        test: list[Example],
-        tested: Tracker,
-        inputs: TrainInputs,
-    ) -> dict[str, Any]:
-        assert self.distillation is not None
-        return self.distillation.report(self, model, tokenizer, test, inputs)
+                example["row"] = [example["row"][0] + first_row]
+        return transfer
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the vocabulary bias of the output layer.

@@ -20,17 +20,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aimass.data.tables import SplitData
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.training.causal_lm import generation_samples
-from aimass.training.examples import Example, ExampleTask, LabelAccuracy, Tracker
-from aimass.training.lm_distill import LMDistillation
+from aimass.training.examples import Example, LabelAccuracy, Tracker
+from aimass.training.lm_distill import WordByWordTask
 from aimass.training.tasks import TrainInputs, register_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from aimass.training.distill import SoftTargets
+
 __all__ = ["Seq2SeqTask"]
 
 
-class Seq2SeqTask(ExampleTask):
+class Seq2SeqTask(WordByWordTask):
     """Encoder-decoder training (summarisation, translation, rewriting)."""
 
     name = "seq2seq"
@@ -40,12 +42,11 @@ class Seq2SeqTask(ExampleTask):
     keys: ClassVar[tuple[str, ...]] = ("input_ids", "decoder_input_ids", "labels")
     supports_privacy = True
     supports_lora = True
-    supports_distillation = True
     privacy_unit = "source/target pair (a dataset row)"
 
     def __init__(self) -> None:
+        super().__init__()
         self._start = 0  # the decoder's start token id, read from the base's config per run
-        self.distillation: LMDistillation | None = None
 
     def load(self, inputs: TrainInputs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_pretrained(inputs.base_dir, family="encoder-decoder"), load_tokenizer(
@@ -66,32 +67,17 @@ class Seq2SeqTask(ExampleTask):
             )
         return examples
 
-    def distil(
+    def transfer_examples(
         self,
-        inputs: TrainInputs,
-        train: list[Example],
+        soft: SoftTargets,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
+        first_row: int,
     ) -> list[Example]:
-        self.distillation = LMDistillation.of(self, inputs, tokenizer)
-        soft = self.distillation.soft
-        if not soft.transfer_texts:
-            return train
         pairs = SplitData(
             texts=soft.transfer_texts, labels=None, extras={}, targets=soft.transfer_targets
         )
-        return train + self.encode(pairs, tokenizer, max_length)
-
-    def distilled(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        test: list[Example],
-        tested: Tracker,
-        inputs: TrainInputs,
-    ) -> dict[str, Any]:
-        assert self.distillation is not None
-        return self.distillation.report(self, model, tokenizer, test, inputs)
+        return self.encode(pairs, tokenizer, max_length)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the position tables: BART's learned ``embed_positions`` and T5's

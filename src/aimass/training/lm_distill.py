@@ -42,7 +42,7 @@ from aimass.training.distill import (
     timed_against_teacher,
 )
 from aimass.training.distill_options import LM_POSITIONS
-from aimass.training.examples import IGNORE, ExampleTask, model_inputs, padding_id, perplexity
+from aimass.training.examples import IGNORE, ExampleTask, model_inputs, perplexity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from aimass.training.examples import Example, Tracker
     from aimass.training.tasks import TrainInputs
 
-__all__ = ["LMDistillation", "WordByWordTask", "lm_distillation_rows", "padded_ids"]
+__all__ = ["LMDistillation", "WordByWordTask", "lm_distillation_rows"]
 
 
 def lm_distillation_rows(
@@ -83,18 +83,6 @@ def lm_distillation_rows(
     return per_position.sum(dim=1), labelled.sum(dim=1)
 
 
-def padded_ids(examples: Sequence[Example], width: int, pad_id: int) -> dict[str, torch.Tensor]:
-    """What a causal LM reads of examples: their ids right-padded to ``width`` (B, width)
-    and the attention mask."""
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, example in enumerate(examples):
-        tokens = example["input_ids"][:width]
-        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        mask[row, : len(tokens)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
 class LMDistillation:
     """One run's teacher and the settings of its loss.
 
@@ -103,7 +91,6 @@ class LMDistillation:
             of a batch → the teacher's logits (B, T, V)).
         temperature: Softmax temperature of both distributions.
         alpha: Weight of the soft term.
-        pad_id: The id that pads a batch (the mask hides it from the teacher).
         positions: What a position predicts (``LM_POSITIONS``): ``next`` shifts the
             labels by one, ``masked`` and ``target`` do not.
     """
@@ -114,19 +101,15 @@ class LMDistillation:
         *,
         temperature: float,
         alpha: float,
-        pad_id: int,
         positions: str = "next",
     ):
         self.soft = soft
         self.temperature = temperature
         self.alpha = alpha
-        self.pad_id = pad_id
         self.positions = positions
 
     @classmethod
-    def of(
-        cls, task: ExampleTask, inputs: TrainInputs, tokenizer: PreTrainedTokenizerBase
-    ) -> LMDistillation:
+    def of(cls, task: ExampleTask, inputs: TrainInputs) -> LMDistillation:
         """The run of ``task`` distilling from what the job handed over
         (``inputs.distillation``)."""
         soft = inputs.distillation
@@ -136,7 +119,6 @@ class LMDistillation:
             soft,
             temperature=soft.temperature,
             alpha=soft.alpha,
-            pad_id=padding_id(tokenizer),
             positions=LM_POSITIONS[task.name],
         )
 
@@ -158,13 +140,9 @@ class LMDistillation:
         inputs: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The packed (B, T, V + 1) targets of a batch whose padded labels are ``labels``;
-        the teacher reads ``inputs`` (what the student reads: a masked LM's ids carry
-        this batch's masks, a seq2seq batch the decoder's ids), or, for a causal LM,
-        the examples' own ids where a caller has no batch."""
-        if inputs is None:
-            # Only a causal LM's batch is its examples' ids as they are.
-            assert self.shift, "a masked or seq2seq teacher must read the student's batch"
-            inputs = padded_ids(examples, labels.shape[1], self.pad_id)
+        the teacher reads ``inputs``, what the student reads (a masked LM's ids carry
+        this batch's masks, a seq2seq batch the decoder's ids)."""
+        assert inputs is not None, "a language model's teacher reads the student's batch"
         said = self.teacher_logits({k: v.to(labels.device) for k, v in inputs.items()})
         teacher_log = F.log_softmax(said.float() / self.temperature, dim=-1)
         # Token ids (below 2**24 in every vocabulary there is) are exact as float32.
@@ -287,7 +265,7 @@ class WordByWordTask(ExampleTask):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
     ) -> list[Example]:
-        self.distillation = LMDistillation.of(self, inputs, tokenizer)
+        self.distillation = LMDistillation.of(self, inputs)
         soft = self.distillation.soft
         if not soft.transfer_texts:
             return train

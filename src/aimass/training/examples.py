@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +34,17 @@ from aimass.errors import InvalidArgument
 from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
 from aimass.training.config import lora_settings
+from aimass.training.example_parts import (
+    IGNORE,
+    Example,
+    LabelAccuracy,
+    Tracker,
+    dedupe_tied,
+    model_inputs,
+    padding_id,
+    perplexity,
+    scratch_base,
+)
 from aimass.training.loop import fit, seed_everything
 from aimass.training.tasks import Task, TrainInputs, TrainOutcome, tokenizer_files
 
@@ -57,57 +67,9 @@ __all__ = [
     "scratch_base",
 ]
 
-Example = dict[str, list[int]]
-IGNORE = -100  # label of positions that carry no loss (padding, prompts, specials)
 EVAL_BATCH = 32
 _PADDED_WITH_IGNORE = ("labels",)
 _MASKED = {"input_ids": "attention_mask", "decoder_input_ids": "decoder_attention_mask"}
-
-
-def scratch_base(provenance: dict[str, Any]) -> bool:
-    """Whether a base was randomly initialised (``aimass bases scratch``)."""
-    return provenance.get("source") == "scratch"
-
-
-def dedupe_tied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop later keys that share storage with an earlier one (tied embeddings), as HF saves."""
-    seen: set[tuple[int, tuple[int, ...]]] = set()
-    kept = {}
-    for name, tensor in state.items():
-        key = (tensor.untyped_storage().data_ptr(), tuple(tensor.shape))
-        if key in seen:
-            continue
-        seen.add(key)
-        kept[name] = tensor
-    return kept
-
-
-class Tracker:
-    """Accumulates a task's own validation numbers over batches (default: nothing)."""
-
-    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
-        """See one evaluated batch: its examples, tensors and logits (B, T, V)."""
-
-    def result(self) -> dict[str, Any]:
-        """The numbers, once every batch is seen."""
-        return {}
-
-
-class LabelAccuracy(Tracker):
-    """Share of labelled positions whose most likely token is the label (reported as ``name``)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.correct = 0
-        self.total = 0
-
-    def update(self, examples: list[Example], batch: dict[str, torch.Tensor], logits: Any) -> None:
-        labelled = batch["labels"] != IGNORE
-        self.correct += int((logits.argmax(-1)[labelled] == batch["labels"][labelled]).sum())
-        self.total += int(labelled.sum())
-
-    def result(self) -> dict[str, Any]:
-        return {self.name: self.correct / max(self.total, 1)}
 
 
 class ExampleTask(Task):
@@ -499,25 +461,6 @@ class ExampleTask(Task):
             adapters=adapters,
             privacy=inputs.privacy.summary() if inputs.privacy is not None else None,
         )
-
-
-def perplexity(loss: float) -> float:
-    """``exp(loss)`` of a mean per-token loss (capped so a diverged model gives a finite number)."""
-    return math.exp(min(loss, 50.0))
-
-
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What a model reads of a batch: every key but the labels (ids and masks; a
-    masked LM's ids carry the batch's masks, a seq2seq batch's the decoder's too)."""
-    return {k: v for k, v in batch.items() if k != "labels"}
-
-
-def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """The id a batch is padded with: the pad token, else end-of-sequence (masked out)."""
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
 
 
 def _generation_config(model: PreTrainedModel) -> dict[str, Any] | None:

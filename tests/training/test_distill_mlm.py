@@ -104,7 +104,7 @@ def test_the_teacher_reads_the_masked_batch_the_student_reads():
     )
     assert torch.equal(seen[0], masked) and packed.shape == (2, 3, 8)
     assert torch.equal(packed[..., -1].long(), labels)
-    with pytest.raises(AssertionError, match="reads the student.s batch"):
+    with pytest.raises(AssertionError, match=r"reads the student.s batch"):
         distillation.targets(examples, labels)
 
 

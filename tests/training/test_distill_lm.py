@@ -48,20 +48,26 @@ def distilled(ws):
     )
 
 
+def assert_scored_as_each_evaluated(record, teacher, student):
+    """Both models of a language model's distillation report were scored on the test
+    positions (and masks) their own test evaluations read: each as its card says."""
+    assert record["test_tokens"] == teacher.metrics["test"]["tokens"]
+    assert record["test_tokens"] == student.metrics["test"]["tokens"]
+    assert record["teacher_perplexity"] == pytest.approx(
+        teacher.metrics["test"]["perplexity"], rel=1e-4
+    )
+    assert record["student_perplexity"] == pytest.approx(
+        student.metrics["test"]["perplexity"], rel=1e-4
+    )
+
+
 def test_the_student_learns_the_teachers_next_words(ws, distilled):
     record = distilled.metrics["distillation"]
     teacher = ws.models.get("writer@1")
     assert record["teacher"] == "writer@1" and record["transfer_set"] == "raw@1"
     assert record["transfer_rows"] == 300 and record["labelled_rows"] == 8
     assert record["alpha"] == 1.0 and record["temperature"] == 2.0
-    # Both models scored on the same test positions: the teacher as its own card says.
-    assert record["test_tokens"] == teacher.metrics["test"]["tokens"]
-    assert record["teacher_perplexity"] == pytest.approx(
-        teacher.metrics["test"]["perplexity"], rel=1e-4
-    )
-    assert record["student_perplexity"] == pytest.approx(
-        distilled.metrics["test"]["perplexity"], rel=1e-4
-    )
+    assert_scored_as_each_evaluated(record, teacher, distilled)
     # From the teacher alone the student comes close to it, far from where it started.
     start = distilled.metrics["initial_validation"]["perplexity"]
     assert record["student_perplexity"] < start / 10, (start, record)

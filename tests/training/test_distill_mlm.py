@@ -17,6 +17,7 @@ from aimass.training.examples import IGNORE
 from aimass.training.lm_distill import LMDistillation, lm_distillation_rows
 from aimass.workspace import Workspace
 from tests.conftest import text_rows, write_jsonl
+from tests.training.test_distill_lm import assert_scored_as_each_evaluated
 
 FILLER = {"task": "masked-lm", "lr": 3e-3, "batch_size": 16}
 # The soft term alone (alpha 1): what the student knows of the texts it has from the teacher.
@@ -51,16 +52,8 @@ def test_the_student_learns_what_the_teacher_fills_in(ws, distilled):
     teacher = ws.models.get("filler@1")
     assert record["positions"] == "masked" and record["teacher"] == "filler@1"
     assert record["transfer_rows"] == 300 and record["labelled_rows"] == 8
-    # Both models scored on the masks of the student's test evaluation, which are the
-    # teacher's own test masks (same seed, same texts): each as its own card says.
-    assert record["test_tokens"] == distilled.metrics["test"]["tokens"]
-    assert record["test_tokens"] == teacher.metrics["test"]["tokens"]
-    assert record["teacher_perplexity"] == pytest.approx(
-        teacher.metrics["test"]["perplexity"], rel=1e-4
-    )
-    assert record["student_perplexity"] == pytest.approx(
-        distilled.metrics["test"]["perplexity"], rel=1e-4
-    )
+    # The masks of the student's test evaluation are the teacher's own (same seed, texts).
+    assert_scored_as_each_evaluated(record, teacher, distilled)
     start = distilled.metrics["initial_validation"]["perplexity"]
     assert record["student_perplexity"] < start / 3, (start, record)
     assert record["perplexity_ratio"] <= 1.5, record

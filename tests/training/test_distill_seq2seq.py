@@ -10,6 +10,7 @@ from aimass.jobs.train import TrainSpec
 from aimass.settings import Settings
 from aimass.workspace import Workspace
 from tests.conftest import pair_rows, write_jsonl
+from tests.training.test_distill_lm import assert_scored_as_each_evaluated
 
 REWRITER = {"task": "seq2seq", "lr": 3e-3, "batch_size": 16}
 # The soft term alone (alpha 1): what the student knows of the targets it has from the teacher.
@@ -50,13 +51,7 @@ def test_the_student_learns_the_teachers_target_words(ws):
     teacher = ws.models.get("rewriter@1")
     assert record["positions"] == "target" and record["transfer_rows"] == 240
     # Both scored teacher-forced on the test targets, as their own test evaluations were.
-    assert record["test_tokens"] == teacher.metrics["test"]["tokens"]
-    assert record["teacher_perplexity"] == pytest.approx(
-        teacher.metrics["test"]["perplexity"], rel=1e-4
-    )
-    assert record["student_perplexity"] == pytest.approx(
-        distilled.metrics["test"]["perplexity"], rel=1e-4
-    )
+    assert_scored_as_each_evaluated(record, teacher, distilled)
     start = distilled.metrics["initial_validation"]["perplexity"]
     assert record["student_perplexity"] < start / 5, (start, record)
     assert record["perplexity_ratio"] <= 1.5 and record["agreement"] >= 0.8, record

@@ -454,6 +454,8 @@ def test_the_training_form_distils_from_a_teacher(console, admin_key):
     assert unknown.status_code == 404 and "--teacher nope@1" in unknown.text
     bad = console.post("/console/p/default/train", data={**form, **distil, "temperature": "hot"})
     assert bad.status_code == 400 and "temperature &#39;hot&#39; is not a number" in bad.text
+    beams = console.post("/console/p/default/train", data={**form, **distil, "sequence_beams": "2"})
+    assert beams.status_code == 400 and "not of task &#39;classification&#39;" in beams.text
 
 
 def test_a_pipeline_page_shows_its_pinned_steps_and_its_report(console, admin_key, trained_home):  # noqa: F811

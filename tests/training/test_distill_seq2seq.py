@@ -1,10 +1,14 @@
 """Distilling a seq2seq model: a tiny BART teacher's distributions at every target
-position, both teacher-forced on the same target, teach a one-layer student."""
+position, both teacher-forced on the same target, teach a one-layer student; with
+sequence-level distillation the teacher's own outputs are the targets."""
 
+import json
 import shutil
 
 import pytest
+from typer.testing import CliRunner
 
+from aimass.cli import app
 from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
 from aimass.settings import Settings
@@ -61,9 +65,95 @@ def test_the_student_learns_the_teachers_target_words(ws):
 
 
 def test_a_text_transfer_set_is_refused(ws):
-    with pytest.raises(InvalidArgument, match=r"of kind 'text'.*transfer set is of kind pairs"):
+    found = r"of kind 'text'.*transfer set is of kind pairs.*or add --sequence-beams N"
+    with pytest.raises(InvalidArgument, match=found):
         ws.jobs.submit_training(
             TrainSpec(
                 "pairs", "small", "x", {**STUDENT, "teacher": "rewriter", "unlabelled": "text"}
             )
         )
+
+
+def test_sequence_level_the_student_learns_what_the_teacher_writes(ws, tmp_path):
+    """Pairs whose references are all 'no': with sequence-level distillation (and no
+    word-level term, alpha 0) the student's only targets are the teacher's outputs
+    ('X X'), so it writes in the teacher's form, a word twice, and never 'no'; sources
+    alone (a text dataset) are a transfer set."""
+    from aimass.data.importer import ImportOptions
+
+    rows = [{**row, "response": "no"} for row in pair_rows(240)]
+    ws.datasets.import_file(
+        write_jsonl(tmp_path / "odd.jsonl", rows), name="odd", options=ImportOptions(kind="pairs")
+    )
+    sources = write_jsonl(tmp_path / "sources.jsonl", [{"text": r["prompt"]} for r in rows[:24]])
+    ws.datasets.import_file(sources, name="sources")
+    hard = {**STUDENT, "max_train_rows": 48, "epochs": 6, "distill_alpha": 0.0}
+    config = {**hard, "teacher": "rewriter", "sequence_beams": 2, "unlabelled": "sources"}
+    student = ws.jobs.train(TrainSpec("odd", "small", "seq-kd", config))
+    record = student.metrics["distillation"]
+    assert record["sequence_level"]["beams"] == 2
+    assert record["sequence_level"]["decoded_rows"] == record["labelled_rows"] + 24
+    assert record["transfer_rows"] == 24
+    teacher = ws.serving.predict("rewriter@1", ["repeat cat", "repeat park"])
+    written = ws.serving.predict(student.ref, ["repeat cat", "repeat park"])
+    assert [w["generated_text"] for w in teacher] == ["cat cat", "park park"]
+    # One layer copies no word in 6 epochs here, but its every target had the form.
+    for text in (w["generated_text"] for w in written):
+        first, second = text.split()
+        assert first == second, written
+    assert "Sequence-level distillation" in ws.models.card(student.ref)
+    # The references alone teach the other answer: the targets above were the teacher's.
+    alone = ws.jobs.train(TrainSpec("odd", "small", "odd-alone", {**hard, "distill_alpha": None}))
+    assert ws.serving.predict(alone.ref, ["repeat cat"])[0]["generated_text"] == "no"
+
+
+def test_greedy_outputs_are_the_served_ones(ws):
+    """Beam 1 decodes as the served model generates: the student learns what users see."""
+    from aimass.jobs.token_teachers import seq2seq_outputs
+    from aimass.serving.predictor import load_predictor
+    from aimass.training.callbacks import CallbackList
+
+    teacher = ws.models.get("rewriter@1")
+    predictor = load_predictor(ws.artifacts.resolve(teacher.uri), device="cpu")
+    texts = ["repeat dog", "repeat the cat sat", "repeat", "repeat mat and city"]
+    said = seq2seq_outputs(
+        teacher, predictor, texts, beams=1, max_length=32, callbacks=CallbackList([])
+    )
+    served = [predictor.generate(t, max_new_tokens=32)["text"] for t in texts]
+    assert said == served
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"sequence_beams": 2}, r"--sequence-beams.*without a teacher"),
+        ({"teacher": "rewriter", "sequence_beams": 17}, r"--sequence-beams 17.*1 \(greedy\) to 16"),
+        ({"teacher": "rewriter", "sequence_beams": True}, r"--sequence-beams True"),
+    ],
+)
+def test_sequence_beams_are_checked(ws, config, match):
+    with pytest.raises(InvalidArgument, match=match):
+        ws.jobs.submit_training(TrainSpec("pairs", "small", "x", {**STUDENT, **config}))
+
+
+def test_sequence_level_is_for_seq2seq_only():
+    from aimass.training.config import TrainConfig
+
+    config = TrainConfig(task="causal-lm", teacher="lm@1", sequence_beams=4)
+    with pytest.raises(InvalidArgument, match="not of task 'causal-lm'"):
+        config.resolved(modes=("finetune",))
+
+
+def test_cli_distils_sequence_level(ws, monkeypatch):
+    monkeypatch.setenv("AIMASS_HOME", str(ws.settings.home))
+    monkeypatch.setenv("AIMASS_DEVICE", "cpu")
+    args = ["distill", "--teacher", "rewriter@1", "--student", "small", "--dataset", "pairs"]
+    args += ["--name", "cli-seq", "--epochs", "1", "--max-train-rows", "8", "--sequence-beams", "1"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["lineage"]["config"]["sequence_beams"] == 1
+    assert out["metrics"]["distillation"]["sequence_level"]["decoded_rows"] == 8
+    again = CliRunner().invoke(app, [*args, "--reuse"])
+    assert again.exit_code == 0, again.output
+    assert "targets: the teacher's outputs, beam 1 (8 sources decoded" in again.output

@@ -70,6 +70,11 @@ def _print_distillation(version: ModelVersionOut) -> None:
             f"{fmt_metric(record.get(f'teacher_{key}'))} "
             f"(x{fmt_metric(record.get(ratio))})"
         )
+    if sequenced := record.get("sequence_level"):
+        console.print(
+            f"  targets: the teacher's outputs, beam {sequenced['beams']} "
+            f"({sequenced['decoded_rows']} sources decoded in {sequenced['decode_seconds']} s)"
+        )
     if record.get("agreement") is not None:
         what = (
             "words tagged alike"
@@ -140,6 +145,15 @@ def distill(
             "--mode finetune and a teacher model of the student's hidden size)."
         ),
     ] = None,
+    sequence_beams: Annotated[
+        int,
+        typer.Option(
+            help="Sequence-level distillation of a seq2seq model: the teacher first "
+            "decodes every training source (and the transfer set's, which may then be "
+            "plain text) with a beam this wide (1: greedy), and the student learns those "
+            "outputs as its targets; 0: off (the references stay the targets)."
+        ),
+    ] = 0,
     mode: Annotated[
         str | None,
         typer.Option(help="Student: features (frozen encoder + head) or finetune."),
@@ -198,6 +212,7 @@ def distill(
         distill_alpha=alpha,
         unlabelled=unlabelled,
         match_hidden=match_hidden,
+        sequence_beams=sequence_beams or None,
     )
     dp_options = given(target_epsilon=target_epsilon, delta=delta)
     if dp_options and not dp:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from aimass.jobs.token_teachers import (
     TEACHER_CHUNK,
     lm_token_logits,
     reloading_tagger,
+    seq2seq_outputs,
     tagger_windows,
 )
 from aimass.refs import parse_ref
@@ -205,11 +207,19 @@ def check_distillation(
     if config.unlabelled is not None:
         transfer = unlabelled_dataset(store, project, config.unlabelled)
         kinds = task.transfer_kinds or task.kinds
+        if config.sequence_beams:  # the teacher writes every target: sources alone will do
+            kinds = (*kinds, "text")
         if transfer.schema.kind not in kinds:
             raise InvalidArgument(
                 f"--unlabelled {transfer.ref} is a dataset of kind {transfer.schema.kind!r}; "
                 f"a {task.name} student's transfer set is of kind {' or '.join(kinds)} "
-                f"(import one with 'aimass datasets import FILE --kind {kinds[0]}')",
+                f"(import one with 'aimass datasets import FILE --kind {kinds[0]}')"
+                + (
+                    "; or add --sequence-beams N: the teacher then writes the targets of "
+                    "sources alone"
+                    if task.name == "seq2seq" and transfer.schema.kind == "text"
+                    else ""
+                ),
                 field="unlabelled",
             )
     for model in teacher.models if dp else []:
@@ -369,6 +379,28 @@ def soft_targets(
         transfer, transfer_targets, transfer_ref = rows.texts, rows.targets, found.ref
     if teacher.task in LM_POSITIONS:
         assert student_dir is not None
+        token_logits = lm_token_logits(teacher, predictor, student_dir)  # checks tokenizers
+        decoded, seconds = None, 0.0
+        if config.sequence_beams:
+            started = time.perf_counter()
+            decoded, transfer_targets = (
+                seq2seq_outputs(
+                    teacher,
+                    predictor,
+                    texts,
+                    beams=config.sequence_beams,
+                    max_length=config.max_length,
+                    callbacks=callbacks,
+                )
+                for texts in (splits["train"].texts, transfer)
+            )
+            seconds = time.perf_counter() - started
+            log.info(
+                "teacher %s decoded %d sources in %.1f s: the student's targets",
+                teacher.ref,
+                len(decoded) + len(transfer),
+                seconds,
+            )
         log.info("teacher %s runs beside the student on every batch", teacher.ref)
         return SoftTargets(
             teacher=teacher.ref,
@@ -382,8 +414,11 @@ def soft_targets(
             transfer_set=transfer_ref,
             teacher_privacy=teacher.privacy,
             task=teacher.task,
-            token_logits=lm_token_logits(teacher, predictor, student_dir),
+            token_logits=token_logits,
             transfer_targets=transfer_targets,
+            decoded=decoded,
+            sequence_beams=config.sequence_beams,
+            decode_seconds=seconds,
         )
     if teacher.task == "token-classification":
         assert student_dir is not None

@@ -26,12 +26,15 @@ __all__ = [
     "TEACHER_CHUNK",
     "lm_token_logits",
     "reloading_tagger",
+    "seq2seq_outputs",
     "tagger_windows",
 ]
 
 # Rows the teacher scores per call while it labels the data (a progress tick each).
 TEACHER_CHUNK = 256
 TEACHER_BATCH = 64  # the student's INFERENCE_BATCH: both are timed at the same batch
+# Beams × new tokens a decoding batch of a seq2seq teacher holds (its rows: this ÷ both).
+DECODE_TOKENS = 16_384
 
 
 def tagger_windows(
@@ -101,6 +104,58 @@ def lm_token_logits(
             return model(**{k: v.to(model.device) for k, v in inputs.items()}).logits
 
     return token_logits
+
+
+def seq2seq_outputs(
+    teacher: Teacher,
+    predictor: Any,
+    texts: list[str],
+    *,
+    beams: int,
+    max_length: int,
+    callbacks: CallbackList,
+) -> list[str]:
+    """What a seq2seq teacher writes for each source in ``texts``: beam search of width
+    ``beams`` (1: greedy, as it is served), sources cut to ``max_length`` tokens and
+    outputs to ``max_length`` new ones, as the student reads its pairs.
+
+    The model's own generation settings (a repetition ban, a length penalty) are
+    overridden: the student learns the teacher's most likely outputs, as decoding at
+    the served defaults gives them. Sources of similar length share a batch.
+    """
+    import torch
+
+    model, tokenizer = predictor.model, predictor.tokenizer
+    callbacks.on_phase(f"teacher {teacher.ref} decoding (beam {beams})", len(texts))
+    said = [""] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batch_size = max(1, DECODE_TOKENS // (beams * max_length))
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        batch = tokenizer(
+            [texts[i] for i in part],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        ).to(model.device)
+        with torch.inference_mode():
+            ids = model.generate(
+                **batch,
+                num_beams=beams,
+                do_sample=False,
+                max_new_tokens=max_length,
+                min_length=0,
+                no_repeat_ngram_size=0,
+                repetition_penalty=1.0,
+                length_penalty=1.0,
+                early_stopping=beams > 1,
+            )
+        written = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        for i, text in zip(part, written, strict=True):
+            said[i] = text
+        callbacks.on_phase_advance(len(part))
+    return said
 
 
 def _same_tokenizer(teacher: Teacher, predictor: Any, student_dir: Path, why: str) -> None:

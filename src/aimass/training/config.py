@@ -133,6 +133,12 @@ class TrainConfig:
             to (student layer ``i`` of ``n`` ↔ teacher layer ``round(i·m/n)`` of ``m``).
             Needs a teacher model (not a pipeline) of the student's hidden size and
             ``finetune`` mode. ``None`` (or 0) leaves it off.
+        sequence_beams: Sequence-level distillation of a seq2seq model (Kim and Rush
+            2016): before the student trains, the teacher decodes every training source
+            and every source of the transfer set with a beam of this width (1: greedy),
+            and the student learns those outputs as its targets instead of the
+            references (the word-level term, ``distill_alpha``, then reads them too).
+            0 leaves it off.
         probe_epochs: ``finetune`` mode: first train the head alone on the frozen
             backbone's features for this many epochs (a linear probe), then fine-tune
             from it (LP-FT, Kumar et al. 2022). Under DP both phases are private and
@@ -174,6 +180,7 @@ class TrainConfig:
     distill_alpha: float | None = None
     unlabelled: str | None = None
     match_hidden: float | None = None
+    sequence_beams: int = 0
     probe_epochs: int = 0
     probe_lr: float | None = None
     trainable: str = "all"
@@ -366,10 +373,12 @@ class TrainConfig:
         """
         data = asdict(self)
         if self.teacher is None:
-            for name in ("teacher", *DISTILL_FIELDS):
+            for name in ("teacher", *DISTILL_FIELDS, "sequence_beams"):
                 data.pop(name)
-        elif not self.match_hidden:
-            data.pop("match_hidden")
+        else:
+            for name in ("match_hidden", "sequence_beams"):
+                if not data[name]:
+                    data.pop(name)
         if not self.lora_rank:
             for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"):
                 data.pop(name)

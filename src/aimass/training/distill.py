@@ -106,6 +106,11 @@ class SoftTargets:
             are then empty.
         transfer_targets: A seq2seq teacher's transfer set: the targets of
             ``transfer_texts`` (teacher forcing reads them).
+        decoded: Sequence-level distillation of a seq2seq model: the teacher's decoded
+            output for each training source, the student's targets in place of the
+            references (``transfer_targets`` are then its outputs too); ``None`` when off.
+        sequence_beams: The beam width those outputs were decoded with (0: off).
+        decode_seconds: How long the teacher took to decode them.
     """
 
     teacher: str
@@ -126,6 +131,9 @@ class SoftTargets:
     windows: Callable[[list[list[int]]], list[Any]] | None = None
     token_logits: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
     transfer_targets: list[str] | None = None
+    decoded: list[str] | None = None
+    sequence_beams: int = 0
+    decode_seconds: float = 0.0
 
 
 class PositionDistillation(Protocol):
@@ -307,6 +315,12 @@ def report_settings(
         "labelled_rows": train_rows,
         "transfer_rows": len(soft.transfer_texts),
     }
+    if soft.decoded is not None:
+        report["sequence_level"] = {
+            "beams": soft.sequence_beams,
+            "decoded_rows": len(soft.decoded) + len(soft.transfer_texts),
+            "decode_seconds": round(soft.decode_seconds, 2),
+        }
     if soft.teacher_privacy:
         report["teacher_privacy"] = {
             k: v for k, v in soft.teacher_privacy.items() if not isinstance(v, dict | list)

@@ -59,6 +59,7 @@ def validate_distillation(config: TrainConfig) -> None:
     """Check the distillation options of a resolved config (``teacher`` and friends)."""
     if config.teacher is None:
         unused = [n for n in DISTILL_FIELDS if getattr(config, n) is not None]
+        unused += ["sequence_beams"] if config.sequence_beams else []
         if unused:
             flags = ", ".join("--" + n.replace("_", "-") for n in unused)
             raise InvalidArgument(
@@ -131,6 +132,7 @@ def validate_distillation(config: TrainConfig) -> None:
             "--mode finetune or drop --match-hidden",
             field="match_hidden",
         )
+    _validate_sequence_level(config)
     if config.workers > 1:
         # The soft targets are computed once in the job's process; the Ray workers
         # read the split themselves and would train on the labels alone.
@@ -138,4 +140,27 @@ def validate_distillation(config: TrainConfig) -> None:
             f"--workers {config.workers} cannot be combined with distillation (--teacher) "
             "yet; drop --workers",
             field="workers",
+        )
+
+
+#: The widest beam the teacher decodes with in sequence-level distillation.
+MAX_SEQUENCE_BEAMS = 16
+
+
+def _validate_sequence_level(config: TrainConfig) -> None:
+    """``sequence_beams``: a whole number of beams, for a seq2seq student only."""
+    beams = config.sequence_beams
+    whole = isinstance(beams, int) and not isinstance(beams, bool)
+    if not whole or not 0 <= beams <= MAX_SEQUENCE_BEAMS:
+        raise InvalidArgument(
+            f"--sequence-beams {beams!r}: use the teacher's beam width for sequence-level "
+            f"distillation, 1 (greedy) to {MAX_SEQUENCE_BEAMS}, or 0 to leave it off",
+            field="sequence_beams",
+        )
+    if beams and config.task != "seq2seq":
+        raise InvalidArgument(
+            f"--sequence-beams {beams} is sequence-level distillation of a seq2seq model "
+            f"(the teacher's decoded outputs become the targets), not of task "
+            f"{config.task!r}; drop --sequence-beams",
+            field="sequence_beams",
         )

@@ -10,11 +10,15 @@ With a seq2seq teacher (``aimass distill``), the student also learns the
 teacher's distribution over the vocabulary at every target position, both
 teacher-forced on the same target (word-level distillation, Kim and Rush 2016;
 :mod:`aimass.training.lm_distill`), from the training pairs and a transfer set
-of more pairs.
+of more pairs. With sequence-level distillation (``sequence_beams``, Kim and Rush's
+Seq-KD) the teacher first decodes every source, of the training pairs and of the
+transfer set (which may then be plain ``text``: sources alone), and the student
+learns what the teacher wrote in place of the references, word by word as above.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aimass.data.tables import SplitData
@@ -78,6 +82,22 @@ class Seq2SeqTask(WordByWordTask):
             texts=soft.transfer_texts, labels=None, extras={}, targets=soft.transfer_targets
         )
         return self.encode(pairs, tokenizer, max_length)
+
+    def distil(
+        self,
+        inputs: TrainInputs,
+        train: list[Example],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+    ) -> list[Example]:
+        """Word-level distillation on the training pairs and the transfer set; with
+        sequence-level distillation (``sequence_beams``) the targets of both are what
+        the teacher wrote for their sources, not the references."""
+        soft = inputs.distillation
+        if soft is not None and soft.decoded is not None:
+            written = replace(inputs.train, targets=soft.decoded)
+            train = self.encode(written, tokenizer, max_length)
+        return super().distil(inputs, train, tokenizer, max_length)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the position tables: BART's learned ``embed_positions`` and T5's

@@ -142,6 +142,12 @@ def _distillation_section(version: ModelVersion) -> str:
         )
         + ", each with the teacher's soft targets",
     ]
+    if sequenced := record.get("sequence_level"):
+        lines.append(
+            f"- Sequence-level distillation: the targets are the teacher's own outputs "
+            f"(beam search of width {sequenced.get('beams')}, {sequenced.get('decoded_rows')} "
+            "sources decoded), not the references"
+        )
     if matching := record.get("layer_matching"):
         pairs = ", ".join(f"{s}→{t}" for s, t in matching.get("layers", []))
         lines.append(

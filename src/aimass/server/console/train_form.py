@@ -84,6 +84,7 @@ _CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
     ("temperature", float),
     ("distill_alpha", float),
     ("match_hidden", float),
+    ("sequence_beams", int),
     ("seed", int),
     ("max_train_rows", int),
     ("weight_decay", float),

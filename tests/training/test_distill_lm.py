@@ -162,3 +162,51 @@ def test_cli_distills_a_language_model(ws, monkeypatch):
     again = CliRunner().invoke(app, [*args, "--reuse"])
     assert again.exit_code == 0, again.output
     assert "test perplexity" in again.output and "next tokens alike" in again.output
+
+
+def test_greedy_outputs_of_a_decoder_are_the_served_ones(ws):
+    """Prompts of different lengths share a left-padded batch, and each is decoded as the
+    served model generates it alone."""
+    from aimass.jobs.token_teachers import teacher_outputs
+    from aimass.serving.predictor import load_predictor
+    from aimass.training.callbacks import CallbackList
+
+    teacher = ws.models.get("writer@1")
+    predictor = load_predictor(ws.artifacts.resolve(teacher.uri), device="cpu")
+    prompts = ["the cat", "a dog ran to the park and", "city", "the mat and the dog sat on"]
+    said = teacher_outputs(
+        teacher, predictor, prompts, beams=1, max_length=12, callbacks=CallbackList([])
+    )
+    served = [predictor.generate(p, max_new_tokens=12)["text"] for p in prompts]
+    assert said == served
+    assert len(set(said)) > 1  # the prompts were read, not only the padding
+
+
+def test_sequence_level_a_causal_student_learns_the_teachers_responses(ws, tmp_path):
+    """A teacher instruction-tuned on 'repeat X' → 'X X'; pairs whose responses are all
+    'no'. With sequence-level distillation (alpha 0) the student's targets are the
+    teacher's responses, so it answers in the teacher's form; prompts alone (a text
+    dataset) are a transfer set."""
+    from aimass.data.importer import ImportOptions
+    from tests.conftest import pair_rows
+
+    ws.jobs.train(TrainSpec("pairs", "llama", "repeater", {**WRITER, "epochs": 8}))
+    rows = [{**row, "response": "no"} for row in pair_rows(240)]
+    odd = write_jsonl(tmp_path / "odd.jsonl", rows)
+    ws.datasets.import_file(odd, name="odd", options=ImportOptions(kind="pairs"))
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"text": r["prompt"]} for r in rows[:24]])
+    ws.datasets.import_file(prompts, name="prompts")
+    hard = {**WRITER, "epochs": 6, "max_train_rows": 48, "distill_alpha": 0.0}
+    config = {**hard, "teacher": "repeater", "sequence_beams": 2, "unlabelled": "prompts"}
+    student = ws.jobs.train(TrainSpec("odd", "small", "seq-kd", config))
+    record = student.metrics["distillation"]
+    assert record["sequence_level"]["beams"] == 2
+    assert record["sequence_level"]["decoded_rows"] == record["labelled_rows"] + 24
+    taught = ws.serving.predict("repeater@1", ["repeat cat"])[0]["generated_text"]
+    assert taught.split() == ["cat", "cat"], taught
+    for written in ws.serving.predict(student.ref, ["repeat cat", "repeat park"]):
+        first, second = written["generated_text"].split()[:2]
+        assert first == second, written
+    with pytest.raises(InvalidArgument, match="needs a pairs dataset") as err:
+        ws.jobs.submit_training(TrainSpec("text", "small", "x", config))
+    assert err.value.details["field"] == "sequence_beams"

@@ -109,14 +109,14 @@ def test_sequence_level_the_student_learns_what_the_teacher_writes(ws, tmp_path)
 
 def test_greedy_outputs_are_the_served_ones(ws):
     """Beam 1 decodes as the served model generates: the student learns what users see."""
-    from aimass.jobs.token_teachers import seq2seq_outputs
+    from aimass.jobs.token_teachers import teacher_outputs
     from aimass.serving.predictor import load_predictor
     from aimass.training.callbacks import CallbackList
 
     teacher = ws.models.get("rewriter@1")
     predictor = load_predictor(ws.artifacts.resolve(teacher.uri), device="cpu")
     texts = ["repeat dog", "repeat the cat sat", "repeat", "repeat mat and city"]
-    said = seq2seq_outputs(
+    said = teacher_outputs(
         teacher, predictor, texts, beams=1, max_length=32, callbacks=CallbackList([])
     )
     served = [predictor.generate(t, max_new_tokens=32)["text"] for t in texts]
@@ -136,11 +136,11 @@ def test_sequence_beams_are_checked(ws, config, match):
         ws.jobs.submit_training(TrainSpec("pairs", "small", "x", {**STUDENT, **config}))
 
 
-def test_sequence_level_is_for_seq2seq_only():
+def test_sequence_level_is_for_models_that_write():
     from aimass.training.config import TrainConfig
 
-    config = TrainConfig(task="causal-lm", teacher="lm@1", sequence_beams=4)
-    with pytest.raises(InvalidArgument, match="not of task 'causal-lm'"):
+    config = TrainConfig(task="masked-lm", teacher="lm@1", sequence_beams=4)
+    with pytest.raises(InvalidArgument, match="not of task 'masked-lm'"):
         config.resolved(modes=("finetune",))
 
 

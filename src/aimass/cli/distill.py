@@ -148,10 +148,11 @@ def distill(
     sequence_beams: Annotated[
         int,
         typer.Option(
-            help="Sequence-level distillation of a seq2seq model: the teacher first "
-            "decodes every training source (and the transfer set's, which may then be "
-            "plain text) with a beam this wide (1: greedy), and the student learns those "
-            "outputs as its targets; 0: off (the references stay the targets)."
+            help="Sequence-level distillation of a seq2seq model or of a causal LM on "
+            "prompt/response pairs: the teacher first writes an output for every training "
+            "source or prompt (and the transfer set's, which may then be plain text) with a "
+            "beam this wide (1: greedy), and the student learns those outputs as its "
+            "targets; 0: off (the references stay the targets)."
         ),
     ] = 0,
     mode: Annotated[

@@ -48,8 +48,8 @@ from aimass.jobs.token_teachers import (
     TEACHER_CHUNK,
     lm_token_logits,
     reloading_tagger,
-    seq2seq_outputs,
     tagger_windows,
+    teacher_outputs,
 )
 from aimass.refs import parse_ref
 from aimass.serving.pipelines import ABSTAIN, output_labels, pinned_version
@@ -204,11 +204,19 @@ def check_distillation(
         )
     if task.name == "classification":
         _check_labels(teacher.ref, teacher.labels, list(dataset.stats.get("classes", [])))
+    if config.sequence_beams and dataset.schema.kind != "pairs":
+        raise InvalidArgument(
+            f"--sequence-beams with dataset {dataset.ref} of kind {dataset.schema.kind!r}: "
+            "sequence-level distillation has the teacher write the response to each prompt "
+            "(or the target of each source), so it needs a pairs dataset; drop "
+            "--sequence-beams to distil word by word on the texts",
+            field="sequence_beams",
+        )
     if config.unlabelled is not None:
         transfer = unlabelled_dataset(store, project, config.unlabelled)
         kinds = task.transfer_kinds or task.kinds
         if config.sequence_beams:  # the teacher writes every target: sources alone will do
-            kinds = (*kinds, "text")
+            kinds = ("pairs", "text")
         if transfer.schema.kind not in kinds:
             raise InvalidArgument(
                 f"--unlabelled {transfer.ref} is a dataset of kind {transfer.schema.kind!r}; "
@@ -384,7 +392,7 @@ def soft_targets(
         if config.sequence_beams:
             started = time.perf_counter()
             decoded, transfer_targets = (
-                seq2seq_outputs(
+                teacher_outputs(
                     teacher,
                     predictor,
                     texts,

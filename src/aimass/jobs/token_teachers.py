@@ -6,6 +6,10 @@ windows (:mod:`aimass.training.token_distill` labels them once), a language
 model's logits of every batch, causal or masked (:mod:`aimass.training.lm_distill`
 runs it beside the student). Either way the student must read text with the teacher's
 tokenizer, checked here before any work.
+
+A generating teacher (seq2seq, or a causal LM on prompt/response pairs) can also
+write the student's targets outright, once before it trains: sequence-level
+distillation (:func:`teacher_outputs`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ __all__ = [
     "TEACHER_CHUNK",
     "lm_token_logits",
     "reloading_tagger",
-    "seq2seq_outputs",
     "tagger_windows",
+    "teacher_outputs",
 ]
 
 # Rows the teacher scores per call while it labels the data (a progress tick each).
@@ -106,7 +110,7 @@ def lm_token_logits(
     return token_logits
 
 
-def seq2seq_outputs(
+def teacher_outputs(
     teacher: Teacher,
     predictor: Any,
     texts: list[str],
@@ -115,13 +119,15 @@ def seq2seq_outputs(
     max_length: int,
     callbacks: CallbackList,
 ) -> list[str]:
-    """What a seq2seq teacher writes for each source in ``texts``: beam search of width
-    ``beams`` (1: greedy, as it is served), sources cut to ``max_length`` tokens and
-    outputs to ``max_length`` new ones, as the student reads its pairs.
+    """What a generating teacher writes for each source or prompt in ``texts``: beam
+    search of width ``beams`` (1: greedy, as it is served), inputs cut to
+    ``max_length`` tokens and outputs to ``max_length`` new ones, as the student reads
+    its pairs. A decoder reads each prompt in its served prompt format
+    (``predictor.prompt_format``), padded on the left.
 
     The model's own generation settings (a repetition ban, a length penalty) are
     overridden: the student learns the teacher's most likely outputs, as decoding at
-    the served defaults gives them. Sources of similar length share a batch.
+    the served defaults gives them. Inputs of similar length share a batch.
     """
     import torch
 
@@ -132,16 +138,10 @@ def seq2seq_outputs(
     batch_size = max(1, DECODE_TOKENS // (beams * max_length))
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
-        batch = tokenizer(
-            [texts[i] for i in part],
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(model.device)
+        batch = _generation_batch(predictor, [texts[i] for i in part], max_length)
         with torch.inference_mode():
             ids = model.generate(
-                **batch,
+                **{k: v.to(model.device) for k, v in batch.items()},
                 num_beams=beams,
                 do_sample=False,
                 max_new_tokens=max_length,
@@ -150,12 +150,46 @@ def seq2seq_outputs(
                 repetition_penalty=1.0,
                 length_penalty=1.0,
                 early_stopping=beams > 1,
+                pad_token_id=_pad_id(tokenizer),
             )
+        if not predictor.encoder_decoder:  # a decoder's output starts with its prompt
+            ids = ids[:, batch["input_ids"].shape[1] :]
         written = tokenizer.batch_decode(ids, skip_special_tokens=True)
         for i, text in zip(part, written, strict=True):
             said[i] = text
         callbacks.on_phase_advance(len(part))
     return said
+
+
+def _pad_id(tokenizer: Any) -> int:
+    """The id a batch is padded with (a decoder without a pad token: its EOS)."""
+    return int(
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+
+
+def _generation_batch(predictor: Any, texts: list[str], max_length: int) -> dict[str, Any]:
+    """``input_ids`` and ``attention_mask`` of ``texts`` as the teacher reads them: an
+    encoder's sources padded on the right; a decoder's prompts in its prompt format,
+    their last ``max_length`` tokens, padded on the left so that every row's next token
+    follows its own last one."""
+    import torch
+
+    from aimass.models.generation import prompt_ids
+
+    tokenizer = predictor.tokenizer
+    if predictor.encoder_decoder:
+        return dict(
+            tokenizer(
+                texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
+        )
+    rows = [prompt_ids(tokenizer, t, predictor.prompt_format)[-max_length:] for t in texts]
+    width = max(len(r) for r in rows)
+    pad = _pad_id(tokenizer)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def _same_tokenizer(teacher: Teacher, predictor: Any, student_dir: Path, why: str) -> None:

@@ -157,6 +157,9 @@ class CausalLMTask(WordByWordTask):
         max_length: int,
         first_row: int,
     ) -> list[Example]:
+        if soft.transfer_targets is not None:  # prompts, and what the teacher wrote for them
+            prompts = SplitData(soft.transfer_texts, None, {}, targets=soft.transfer_targets)
+            return self.encode(prompts, tokenizer, max_length)
         return self._texts(soft.transfer_texts, tokenizer, max_length)
 
     def finish(

@@ -133,9 +133,10 @@ class TrainConfig:
             to (student layer ``i`` of ``n`` ↔ teacher layer ``round(i·m/n)`` of ``m``).
             Needs a teacher model (not a pipeline) of the student's hidden size and
             ``finetune`` mode. ``None`` (or 0) leaves it off.
-        sequence_beams: Sequence-level distillation of a seq2seq model (Kim and Rush
-            2016): before the student trains, the teacher decodes every training source
-            and every source of the transfer set with a beam of this width (1: greedy),
+        sequence_beams: Sequence-level distillation (Kim and Rush 2016) of a seq2seq
+            model, or of a causal LM on prompt/response pairs: before the student
+            trains, the teacher writes an output for every training source or prompt
+            and every one of the transfer set with a beam of this width (1: greedy),
             and the student learns those outputs as its targets instead of the
             references (the word-level term, ``distill_alpha``, then reads them too).
             0 leaves it off.

@@ -106,9 +106,10 @@ class SoftTargets:
             are then empty.
         transfer_targets: A seq2seq teacher's transfer set: the targets of
             ``transfer_texts`` (teacher forcing reads them).
-        decoded: Sequence-level distillation of a seq2seq model: the teacher's decoded
-            output for each training source, the student's targets in place of the
-            references (``transfer_targets`` are then its outputs too); ``None`` when off.
+        decoded: Sequence-level distillation (a seq2seq model, a causal LM on pairs):
+            what the teacher wrote for each training source or prompt, the student's
+            targets in place of the references (``transfer_targets`` are then its
+            outputs too); ``None`` when off.
         sequence_beams: The beam width those outputs were decoded with (0: off).
         decode_seconds: How long the teacher took to decode them.
     """

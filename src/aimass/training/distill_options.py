@@ -18,6 +18,7 @@ __all__ = [
     "DISTILL_FIELDS",
     "LM_POSITIONS",
     "PIPELINE_TEACHER",
+    "SEQUENCE_LEVEL",
     "number",
     "pipeline_teacher",
     "validate_distillation",
@@ -30,6 +31,10 @@ DISTILL_FIELDS = ("temperature", "distill_alpha", "unlabelled", "match_hidden")
 #: predicts: the next token (causal), its own hidden token (masked), the target token
 #: at it (seq2seq's decoder). Their teachers run beside the student on every batch.
 LM_POSITIONS = {"causal-lm": "next", "masked-lm": "masked", "seq2seq": "target"}
+#: The widest beam the teacher decodes with in sequence-level distillation.
+MAX_SEQUENCE_BEAMS = 16
+#: The tasks whose teacher can write the student's targets (sequence-level distillation).
+SEQUENCE_LEVEL = ("seq2seq", "causal-lm")
 
 
 def number(value: Any) -> TypeGuard[float]:
@@ -143,12 +148,8 @@ def validate_distillation(config: TrainConfig) -> None:
         )
 
 
-#: The widest beam the teacher decodes with in sequence-level distillation.
-MAX_SEQUENCE_BEAMS = 16
-
-
 def _validate_sequence_level(config: TrainConfig) -> None:
-    """``sequence_beams``: a whole number of beams, for a seq2seq student only."""
+    """``sequence_beams``: a whole number of beams, for a seq2seq or causal-LM student."""
     beams = config.sequence_beams
     whole = isinstance(beams, int) and not isinstance(beams, bool)
     if not whole or not 0 <= beams <= MAX_SEQUENCE_BEAMS:
@@ -157,10 +158,10 @@ def _validate_sequence_level(config: TrainConfig) -> None:
             f"distillation, 1 (greedy) to {MAX_SEQUENCE_BEAMS}, or 0 to leave it off",
             field="sequence_beams",
         )
-    if beams and config.task != "seq2seq":
+    if beams and config.task not in SEQUENCE_LEVEL:
         raise InvalidArgument(
-            f"--sequence-beams {beams} is sequence-level distillation of a seq2seq model "
-            f"(the teacher's decoded outputs become the targets), not of task "
-            f"{config.task!r}; drop --sequence-beams",
+            f"--sequence-beams {beams} is sequence-level distillation of a seq2seq model or "
+            f"a causal LM on prompt/response pairs (the teacher's outputs become the "
+            f"targets), not of task {config.task!r}; drop --sequence-beams",
             field="sequence_beams",
         )

@@ -25,11 +25,18 @@ tokenizer (the job checks it: a base cut from the teacher's own by
 
 A transfer set (``--unlabelled``, a ``text`` dataset) is more text to learn from:
 a text is its own label for a language model, so its positions take both terms.
+
+Sequence-level distillation (``sequence_beams``; Kim and Rush 2016) of a seq2seq
+model or of a causal LM on prompt/response pairs: the job has the teacher write an
+output for every source or prompt first (:attr:`SoftTargets.decoded`), and those
+outputs replace the references as the targets; a transfer set is then sources or
+prompts alone, the teacher writing theirs too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -267,6 +274,8 @@ class WordByWordTask(ExampleTask):
     ) -> list[Example]:
         self.distillation = LMDistillation.of(self, inputs)
         soft = self.distillation.soft
+        if soft.decoded is not None:  # sequence-level: what the teacher wrote is the target
+            train = self.encode(replace(inputs.train, targets=soft.decoded), tokenizer, max_length)
         if not soft.transfer_texts:
             return train
         return train + self.transfer_examples(soft, tokenizer, max_length, len(inputs.train))

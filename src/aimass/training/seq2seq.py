@@ -18,7 +18,6 @@ learns what the teacher wrote in place of the references, word by word as above.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aimass.data.tables import SplitData
@@ -82,22 +81,6 @@ class Seq2SeqTask(WordByWordTask):
             texts=soft.transfer_texts, labels=None, extras={}, targets=soft.transfer_targets
         )
         return self.encode(pairs, tokenizer, max_length)
-
-    def distil(
-        self,
-        inputs: TrainInputs,
-        train: list[Example],
-        tokenizer: PreTrainedTokenizerBase,
-        max_length: int,
-    ) -> list[Example]:
-        """Word-level distillation on the training pairs and the transfer set; with
-        sequence-level distillation (``sequence_beams``) the targets of both are what
-        the teacher wrote for their sources, not the references."""
-        soft = inputs.distillation
-        if soft is not None and soft.decoded is not None:
-            written = replace(inputs.train, targets=soft.decoded)
-            train = self.encode(written, tokenizer, max_length)
-        return super().distil(inputs, train, tokenizer, max_length)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the position tables: BART's learned ``embed_positions`` and T5's

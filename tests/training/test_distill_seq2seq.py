@@ -156,4 +156,4 @@ def test_cli_distils_sequence_level(ws, monkeypatch):
     assert out["metrics"]["distillation"]["sequence_level"]["decoded_rows"] == 8
     again = CliRunner().invoke(app, [*args, "--reuse"])
     assert again.exit_code == 0, again.output
-    assert "targets: the teacher's outputs, beam 1 (8 sources decoded" in again.output
+    assert "targets: the teacher's outputs, beam 1 (8 inputs decoded" in again.output

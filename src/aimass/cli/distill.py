@@ -73,7 +73,7 @@ def _print_distillation(version: ModelVersionOut) -> None:
     if sequenced := record.get("sequence_level"):
         console.print(
             f"  targets: the teacher's outputs, beam {sequenced['beams']} "
-            f"({sequenced['decoded_rows']} sources decoded in {sequenced['decode_seconds']} s)"
+            f"({sequenced['decoded_rows']} inputs decoded in {sequenced['decode_seconds']} s)"
         )
     if record.get("agreement") is not None:
         what = (

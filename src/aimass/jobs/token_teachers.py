@@ -37,7 +37,7 @@ __all__ = [
 # Rows the teacher scores per call while it labels the data (a progress tick each).
 TEACHER_CHUNK = 256
 TEACHER_BATCH = 64  # the student's INFERENCE_BATCH: both are timed at the same batch
-# Beams × new tokens a decoding batch of a seq2seq teacher holds (its rows: this ÷ both).
+# Beams × new tokens a generating teacher's decoding batch holds (its rows: this ÷ both).
 DECODE_TOKENS = 16_384
 
 
@@ -123,7 +123,8 @@ def teacher_outputs(
     search of width ``beams`` (1: greedy, as it is served), inputs cut to
     ``max_length`` tokens and outputs to ``max_length`` new ones, as the student reads
     its pairs. A decoder reads each prompt in its served prompt format
-    (``predictor.prompt_format``), padded on the left.
+    (``predictor.prompt_format``), padded on the left, and writes no further than its
+    context; generation ends at the tokens that end it when served.
 
     The model's own generation settings (a repetition ban, a length penalty) are
     overridden: the student learns the teacher's most likely outputs, as decoding at
@@ -139,12 +140,14 @@ def teacher_outputs(
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
         batch = _generation_batch(predictor, [texts[i] for i in part], max_length)
+        width = 0 if predictor.encoder_decoder else batch["input_ids"].shape[1]
         with torch.inference_mode():
             ids = model.generate(
                 **{k: v.to(model.device) for k, v in batch.items()},
                 num_beams=beams,
                 do_sample=False,
-                max_new_tokens=max_length,
+                max_new_tokens=max(1, min(max_length, predictor.context - width)),
+                eos_token_id=list(predictor.eos) or None,
                 min_length=0,
                 no_repeat_ngram_size=0,
                 repetition_penalty=1.0,
@@ -152,8 +155,7 @@ def teacher_outputs(
                 early_stopping=beams > 1,
                 pad_token_id=_pad_id(tokenizer),
             )
-        if not predictor.encoder_decoder:  # a decoder's output starts with its prompt
-            ids = ids[:, batch["input_ids"].shape[1] :]
+        ids = ids[:, width:]  # a decoder's output starts with its prompt
         written = tokenizer.batch_decode(ids, skip_special_tokens=True)
         for i, text in zip(part, written, strict=True):
             said[i] = text
@@ -184,7 +186,8 @@ def _generation_batch(predictor: Any, texts: list[str], max_length: int) -> dict
                 texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
             )
         )
-    rows = [prompt_ids(tokenizer, t, predictor.prompt_format)[-max_length:] for t in texts]
+    keep = max(1, min(max_length, predictor.context - 1))  # room for one new token
+    rows = [prompt_ids(tokenizer, t, predictor.prompt_format)[-keep:] for t in texts]
     width = max(len(r) for r in rows)
     pad = _pad_id(tokenizer)
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])

@@ -146,7 +146,7 @@ def _distillation_section(version: ModelVersion) -> str:
         lines.append(
             f"- Sequence-level distillation: the targets are the teacher's own outputs "
             f"(beam search of width {sequenced.get('beams')}, {sequenced.get('decoded_rows')} "
-            "sources decoded), not the references"
+            "sources or prompts decoded), not the references"
         )
     if matching := record.get("layer_matching"):
         pairs = ", ".join(f"{s}→{t}" for s, t in matching.get("layers", []))

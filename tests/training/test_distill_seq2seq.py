@@ -157,3 +157,16 @@ def test_cli_distils_sequence_level(ws, monkeypatch):
     again = CliRunner().invoke(app, [*args, "--reuse"])
     assert again.exit_code == 0, again.output
     assert "targets: the teacher's outputs, beam 1 (8 inputs decoded" in again.output
+
+
+def test_a_config_without_sequence_level_keeps_its_digest():
+    """Off (0), the field is left out of the recorded config, so runs recorded before it
+    existed are still found by --reuse; on, it is recorded."""
+    from aimass.training.config import TrainConfig
+
+    modes = ("finetune",)
+    off = TrainConfig(task="seq2seq", teacher="rewriter@1").resolved(modes=modes).to_dict()
+    on = TrainConfig(task="seq2seq", teacher="rewriter@1", sequence_beams=3).resolved(modes=modes)
+    assert "sequence_beams" not in off
+    assert on.to_dict()["sequence_beams"] == 3
+    assert "sequence_beams" not in TrainConfig(task="seq2seq").resolved(modes=modes).to_dict()

@@ -167,19 +167,26 @@ def test_cli_distills_a_language_model(ws, monkeypatch):
 def test_greedy_outputs_of_a_decoder_are_the_served_ones(ws):
     """Prompts of different lengths share a left-padded batch, and each is decoded as the
     served model generates it alone."""
+    prompts = ["the cat", "a dog ran to the park and", "city", "the mat and the dog sat on"]
+    said = assert_greedy_outputs_are_served(ws, "writer@1", prompts, max_length=12)
+    assert len(set(said)) > 1  # the prompts were read, not only the padding
+
+
+def assert_greedy_outputs_are_served(ws, ref, texts, *, max_length):
+    """Beam-1 sequence-level outputs of teacher ``ref`` for ``texts`` (decoded together)
+    equal what the served model generates for each alone; returns them."""
     from aimass.jobs.token_teachers import teacher_outputs
     from aimass.serving.predictor import load_predictor
     from aimass.training.callbacks import CallbackList
 
-    teacher = ws.models.get("writer@1")
+    teacher = ws.models.get(ref)
     predictor = load_predictor(ws.artifacts.resolve(teacher.uri), device="cpu")
-    prompts = ["the cat", "a dog ran to the park and", "city", "the mat and the dog sat on"]
     said = teacher_outputs(
-        teacher, predictor, prompts, beams=1, max_length=12, callbacks=CallbackList([])
+        teacher, predictor, texts, beams=1, max_length=max_length, callbacks=CallbackList([])
     )
-    served = [predictor.generate(p, max_new_tokens=12)["text"] for p in prompts]
+    served = [predictor.generate(t, max_new_tokens=max_length)["text"] for t in texts]
     assert said == served
-    assert len(set(said)) > 1  # the prompts were read, not only the padding
+    return said
 
 
 def test_sequence_level_a_causal_student_learns_the_teachers_responses(ws, tmp_path):

@@ -14,7 +14,10 @@ from aimass.jobs.train import TrainSpec
 from aimass.settings import Settings
 from aimass.workspace import Workspace
 from tests.conftest import pair_rows, write_jsonl
-from tests.training.test_distill_lm import assert_scored_as_each_evaluated
+from tests.training.test_distill_lm import (
+    assert_greedy_outputs_are_served,
+    assert_scored_as_each_evaluated,
+)
 
 REWRITER = {"task": "seq2seq", "lr": 3e-3, "batch_size": 16}
 # The soft term alone (alpha 1): what the student knows of the targets it has from the teacher.
@@ -109,18 +112,8 @@ def test_sequence_level_the_student_learns_what_the_teacher_writes(ws, tmp_path)
 
 def test_greedy_outputs_are_the_served_ones(ws):
     """Beam 1 decodes as the served model generates: the student learns what users see."""
-    from aimass.jobs.token_teachers import teacher_outputs
-    from aimass.serving.predictor import load_predictor
-    from aimass.training.callbacks import CallbackList
-
-    teacher = ws.models.get("rewriter@1")
-    predictor = load_predictor(ws.artifacts.resolve(teacher.uri), device="cpu")
     texts = ["repeat dog", "repeat the cat sat", "repeat", "repeat mat and city"]
-    said = teacher_outputs(
-        teacher, predictor, texts, beams=1, max_length=32, callbacks=CallbackList([])
-    )
-    served = [predictor.generate(t, max_new_tokens=32)["text"] for t in texts]
-    assert said == served
+    assert_greedy_outputs_are_served(ws, "rewriter@1", texts, max_length=32)
 
 
 @pytest.mark.parametrize(

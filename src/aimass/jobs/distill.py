@@ -391,17 +391,15 @@ def soft_targets(
         decoded, seconds = None, 0.0
         if config.sequence_beams:
             started = time.perf_counter()
-            decoded, transfer_targets = (
-                teacher_outputs(
-                    teacher,
-                    predictor,
-                    texts,
-                    beams=config.sequence_beams,
-                    max_length=config.max_length,
-                    callbacks=callbacks,
-                )
-                for texts in (splits["train"].texts, transfer)
+            write = functools.partial(
+                teacher_outputs,
+                teacher,
+                predictor,
+                beams=config.sequence_beams,
+                max_length=config.max_length,
+                callbacks=callbacks,
             )
+            decoded, transfer_targets = write(splits["train"].texts), write(transfer)
             seconds = time.perf_counter() - started
             log.info(
                 "teacher %s decoded %d sources in %.1f s: the student's targets",

@@ -132,6 +132,8 @@ def teacher_outputs(
     """
     import torch
 
+    from aimass.training.examples import padding_id
+
     model, tokenizer = predictor.model, predictor.tokenizer
     callbacks.on_phase(f"teacher {teacher.ref} decoding (beam {beams})", len(texts))
     said = [""] * len(texts)
@@ -153,7 +155,7 @@ def teacher_outputs(
                 repetition_penalty=1.0,
                 length_penalty=1.0,
                 early_stopping=beams > 1,
-                pad_token_id=_pad_id(tokenizer),
+                pad_token_id=padding_id(tokenizer),
             )
         ids = ids[:, width:]  # a decoder's output starts with its prompt
         written = tokenizer.batch_decode(ids, skip_special_tokens=True)
@@ -161,13 +163,6 @@ def teacher_outputs(
             said[i] = text
         callbacks.on_phase_advance(len(part))
     return said
-
-
-def _pad_id(tokenizer: Any) -> int:
-    """The id a batch is padded with (a decoder without a pad token: its EOS)."""
-    return int(
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
 
 
 def _generation_batch(predictor: Any, texts: list[str], max_length: int) -> dict[str, Any]:
@@ -178,6 +173,7 @@ def _generation_batch(predictor: Any, texts: list[str], max_length: int) -> dict
     import torch
 
     from aimass.models.generation import prompt_ids
+    from aimass.training.examples import padding_id
 
     tokenizer = predictor.tokenizer
     if predictor.encoder_decoder:
@@ -189,7 +185,7 @@ def _generation_batch(predictor: Any, texts: list[str], max_length: int) -> dict
     keep = max(1, min(max_length, predictor.context - 1))  # room for one new token
     rows = [prompt_ids(tokenizer, t, predictor.prompt_format)[-keep:] for t in texts]
     width = max(len(r) for r in rows)
-    pad = _pad_id(tokenizer)
+    pad = padding_id(tokenizer)
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     return {"input_ids": ids, "attention_mask": mask}

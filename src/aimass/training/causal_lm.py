@@ -158,8 +158,7 @@ class CausalLMTask(WordByWordTask):
         first_row: int,
     ) -> list[Example]:
         if soft.transfer_targets is not None:  # prompts, and what the teacher wrote for them
-            prompts = SplitData(soft.transfer_texts, None, {}, targets=soft.transfer_targets)
-            return self.encode(prompts, tokenizer, max_length)
+            return super().transfer_examples(soft, tokenizer, max_length, first_row)
         return self._texts(soft.transfer_texts, tokenizer, max_length)
 
     def finish(

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from aimass.data.tables import SplitData
 from aimass.training.distill import (
     SPEED_ROWS,
     SoftTargets,
@@ -260,10 +261,17 @@ class WordByWordTask(ExampleTask):
         max_length: int,
         first_row: int,
     ) -> list[Example]:
-        """The transfer set's examples (``soft.transfer_texts``; a seq2seq set's targets
-        too), encoded as the task encodes its training rows; an example that names its
-        dataset row counts from ``first_row`` (after the training rows: DP counts rows)."""
-        raise NotImplementedError
+        """The transfer set's examples (``soft.transfer_texts``), encoded as the task
+        encodes its training rows; an example that names its dataset row counts from
+        ``first_row`` (after the training rows: DP counts rows).
+
+        Here: a set of pairs, sources or prompts with ``soft.transfer_targets`` (a
+        seq2seq set's own, or what the teacher wrote for them); a task whose transfer
+        set is plain text reads it itself."""
+        pairs = SplitData(
+            texts=soft.transfer_texts, labels=None, extras={}, targets=soft.transfer_targets
+        )
+        return self.encode(pairs, tokenizer, max_length)
 
     def distil(
         self,

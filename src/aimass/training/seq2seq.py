@@ -30,7 +30,6 @@ from aimass.training.tasks import TrainInputs, register_task
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from aimass.training.distill import SoftTargets
 
 __all__ = ["Seq2SeqTask"]
 
@@ -69,18 +68,6 @@ class Seq2SeqTask(WordByWordTask):
                 {"input_ids": source, "decoder_input_ids": [start, *labels[:-1]], "labels": labels}
             )
         return examples
-
-    def transfer_examples(
-        self,
-        soft: SoftTargets,
-        tokenizer: PreTrainedTokenizerBase,
-        max_length: int,
-        first_row: int,
-    ) -> list[Example]:
-        pairs = SplitData(
-            texts=soft.transfer_texts, labels=None, extras={}, targets=soft.transfer_targets
-        )
-        return self.encode(pairs, tokenizer, max_length)
 
     def freeze_for_privacy(self, model: PreTrainedModel) -> None:
         """Freeze the position tables: BART's learned ``embed_positions`` and T5's

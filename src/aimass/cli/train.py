@@ -136,6 +136,13 @@ def train(
             "biases (BitFit) or top-N (the last N layers)."
         ),
     ] = None,
+    layer_lr_decay: Annotated[
+        float | None,
+        typer.Option(
+            help="Finetune mode: each layer's step size is the one above's times this, "
+            "from the head (--lr) down to the embeddings (e.g. 0.8; default 1: all alike)."
+        ),
+    ] = None,
     eval_steps: EvalStepsOpt = None,
     patience: PatienceOpt = None,
     seed: SeedOpt = 0,
@@ -213,6 +220,7 @@ def train(
         probe_epochs=probe_epochs,
         probe_lr=probe_lr,
         trainable=trainable,
+        layer_lr_decay=layer_lr_decay,
         eval_steps=eval_steps,
         patience=patience,
     )

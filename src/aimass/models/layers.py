@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedModel
 
-__all__ = ["TRAINABLE", "LayerStack", "layer_stack", "restrict_trainable"]
+__all__ = ["TRAINABLE", "LayerStack", "layer_depths", "layer_stack", "restrict_trainable"]
 
 LAYOUTS = (
     "BERT-style encoders (BERT, RoBERTa, XLM-R, ELECTRA) and Llama-style decoders "
@@ -102,3 +102,28 @@ def restrict_trainable(backbone: PreTrainedModel, trainable: str) -> None:
     embeddings.requires_grad_(False)
     for layer in stack.layers[: total - keep]:
         layer.requires_grad_(False)
+
+
+def layer_depths(model: nn.Module) -> tuple[dict[int, int], int] | None:
+    """How deep each of ``model``'s parameters sits, for layer-wise step sizes.
+
+    Returns ``({id(parameter): depth}, layers)``: depth 0 for the embeddings
+    (every parameter under a module whose name starts with ``embed``), ``i`` for
+    the ``i``-th layer of the stack, ``layers + 1`` for what follows the stack (a
+    final norm, a pooler, the head). The stack is searched for in ``model`` and
+    every module inside it, so a task's wrapper or LoRA's does not hide it.
+    ``None`` when no stack of a layout aimass understands is found.
+    """
+    stack = next((s for m in model.modules() if (s := layer_stack(m)) is not None), None)
+    if stack is None:
+        return None
+    total = len(stack.layers)
+    depths: dict[int, int] = {}
+    for index, layer in enumerate(stack.layers, start=1):
+        for param in layer.parameters():
+            depths[id(param)] = index
+    for name, param in model.named_parameters():
+        if id(param) not in depths:
+            embedding = any(part.startswith("embed") for part in name.split("."))
+            depths[id(param)] = 0 if embedding else total + 1
+    return depths, total

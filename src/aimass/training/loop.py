@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aimass.errors import InvalidArgument
+from aimass.models.layers import LAYOUTS, layer_depths
 from aimass.training.callbacks import CallbackList, LoopState
 from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig
@@ -82,18 +83,46 @@ def lr_multiplier(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / remaining)
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay weights, not biases or normalisation parameters."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
+def param_groups(
+    module: nn.Module, weight_decay: float, layer_decay: float = 1.0
+) -> list[dict[str, Any]]:
+    """AdamW groups: decay weights, not biases or normalisation parameters.
+
+    With ``layer_decay`` below 1, each group also carries an ``lr_scale`` that
+    ``fit`` multiplies the step size by: 1 for the head and what follows the layer
+    stack, ``layer_decay`` for the top layer, its square for the one below, and so
+    on down to the embeddings (layer-wise learning-rate decay, Howard and Ruder
+    2018; Sun et al. 2019): the layers nearest the input, whose features are the
+    most general, move least.
+    """
+    depths, layers = ({}, 0) if layer_decay == 1.0 else _depths(module, layer_decay)
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        decays = not (param.ndim < 2 or "norm" in name.lower())
+        scale = layer_decay ** (layers + 1 - depths[id(param)]) if depths else 1.0
+        groups.setdefault((decays, scale), []).append(param)
+    if not depths:
+        return [
+            {"params": groups.get((True, 1.0), []), "weight_decay": weight_decay},
+            {"params": groups.get((False, 1.0), []), "weight_decay": 0.0},
+        ]
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": params, "weight_decay": weight_decay if decays else 0.0, "lr_scale": scale}
+        for (decays, scale), params in sorted(groups.items(), key=lambda kv: -kv[0][1])
     ]
+
+
+def _depths(module: nn.Module, layer_decay: float) -> tuple[dict[int, int], int]:
+    found = layer_depths(module)
+    if found is None:
+        raise InvalidArgument(
+            f"--layer-lr-decay {layer_decay} needs a model whose layers aimass can find "
+            f"({LAYOUTS}); a {type(module).__name__} is neither: drop --layer-lr-decay",
+            field="layer_lr_decay",
+        )
+    return found
 
 
 def _grouped(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -162,7 +191,7 @@ def fit(
     assert config.epochs is not None
     assert config.lr is not None
     optimizer = optimizer or torch.optim.AdamW(
-        param_groups(module, config.weight_decay or 0.0), lr=config.lr
+        param_groups(module, config.weight_decay or 0.0, config.layer_lr_decay), lr=config.lr
     )
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
     accum = config.grad_accum
@@ -237,7 +266,7 @@ def fit(
                 # 1. learning rate for this step (warm-up, then linear decay)
                 state.lr = config.lr * lr_multiplier(state.step, total, warmup)
                 for group in optimizer.param_groups:
-                    group["lr"] = state.lr
+                    group["lr"] = state.lr * group.get("lr_scale", 1.0)
                 # 2-3. forward pass, loss and backward pass per micro-batch; the
                 # gradients add up, so each loss is scaled by the group's size
                 step_loss = 0.0

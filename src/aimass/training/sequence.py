@@ -208,8 +208,10 @@ class _SequenceTask(Task):
         run), through the privacy engine when the inputs carry one.
         """
         assert config.lr is not None  # a resolved config
+        # The head alone (features mode, a probe) has no layers to decay over.
+        decay = config.layer_lr_decay if finetune else 1.0
         optimizer = torch.optim.AdamW(
-            param_groups(module, config.weight_decay or 0.0), lr=config.lr
+            param_groups(module, config.weight_decay or 0.0, decay), lr=config.lr
         )
         train_loss = student_loss(self.loss, inputs.distillation, config)
         phases = inputs.config.phases()

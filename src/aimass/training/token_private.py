@@ -78,7 +78,9 @@ def fit_dp(
     cfg = inputs.config
     assert cfg.lr is not None
     engine.check_module(module)
-    optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay or 0.0), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(
+        param_groups(module, cfg.weight_decay or 0.0, cfg.layer_lr_decay), lr=cfg.lr
+    )
 
     def row_loss(
         logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean"

@@ -95,6 +95,7 @@ _CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
     ("feature_layers", int),
     ("probe_epochs", int),
     ("probe_lr", float),
+    ("layer_lr_decay", float),
     ("lora_alpha", float),
     ("lora_dropout", float),
     ("workers", int),

@@ -1,0 +1,140 @@
+"""Layer-wise learning-rate decay: the layers nearest the input take the smallest steps."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import BartConfig, BartForConditionalGeneration, LlamaConfig, LlamaForCausalLM
+
+from aimass.errors import InvalidArgument
+from aimass.jobs.train import TrainSpec
+from aimass.training.config import TrainConfig
+from aimass.training.loop import param_groups
+from tests.conftest import sentiment_rows, tiny_bert_model, write_jsonl
+
+
+def _scales(model, decay):
+    """``{parameter name: (lr_scale, weight_decay)}`` of ``param_groups``' groups."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {
+        names[id(p)]: (group["lr_scale"], group["weight_decay"])
+        for group in param_groups(model, 0.01, decay)
+        for p in group["params"]
+    }
+
+
+def test_each_layer_steps_at_the_one_above_times_the_decay():
+    scales = _scales(tiny_bert_model(vocab_size=40, layers=3, hidden=16, max_positions=32), 0.5)
+    assert scales["pooler.dense.weight"] == (1.0, 0.01)  # what follows the layers: lr itself
+    assert scales["encoder.layer.2.output.dense.weight"] == (0.5, 0.01)
+    assert scales["encoder.layer.0.attention.self.query.bias"] == (0.125, 0.0)
+    assert scales["embeddings.word_embeddings.weight"] == (0.0625, 0.01)
+    assert scales["embeddings.LayerNorm.weight"] == (0.0625, 0.0)  # norms never decay
+
+
+def test_a_decoder_tied_head_steps_with_the_embeddings():
+    config = LlamaConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=32,
+        tie_word_embeddings=True,
+    )
+    scales = _scales(LlamaForCausalLM(config), 0.5)
+    assert scales["model.norm.weight"] == (1.0, 0.0)
+    assert scales["model.layers.1.mlp.up_proj.weight"] == (0.5, 0.01)
+    assert scales["model.embed_tokens.weight"] == (0.125, 0.01)  # lm_head is the same tensor
+    assert "lm_head.weight" not in scales
+
+
+def test_off_keeps_the_two_groups_a_checkpoint_expects():
+    groups = param_groups(tiny_bert_model(vocab_size=40, layers=2, hidden=16), 0.01)
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
+    assert all("lr_scale" not in g for g in groups)
+
+
+def test_a_model_without_a_known_stack_is_refused_by_name():
+    bart = BartForConditionalGeneration(
+        BartConfig(
+            vocab_size=40,
+            d_model=16,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+        )
+    )
+    with pytest.raises(InvalidArgument, match="BartForConditionalGeneration is neither"):
+        param_groups(bart, 0.01, 0.8)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"layer_lr_decay": 0}, "use a number in"),
+        ({"layer_lr_decay": 1.5}, "use a number in"),
+        ({"layer_lr_decay": True}, "use a number in"),
+        ({"layer_lr_decay": 0.8, "mode": "features"}, "trains the head alone"),
+    ],
+)
+def test_bad_values_are_refused(config, message):
+    with pytest.raises(InvalidArgument, match=message):
+        TrainConfig(**{"mode": "finetune", **config}).resolved(modes=("features", "finetune"))
+
+
+def test_off_keeps_the_config_digest():
+    assert "layer_lr_decay" not in TrainConfig(mode="finetune").resolved().to_dict()
+    assert TrainConfig(mode="finetune", layer_lr_decay=0.8).resolved().to_dict()[
+        "layer_lr_decay"
+    ] == pytest.approx(0.8)
+
+
+def _moved(base, model, prefix):
+    """Mean absolute change of the backbone weights whose names start with ``prefix``."""
+    changes = [
+        (model[f"bert.{name}"] - value).abs().mean()
+        for name, value in base.items()
+        if name.startswith(prefix) and value.dtype.is_floating_point
+    ]
+    return float(torch.stack(changes).mean())
+
+
+def test_a_trained_classifier_moves_its_lowest_layers_least(workspace, tiny_bert_dir, tmp_path):
+    workspace.datasets.import_file(write_jsonl(tmp_path / "s.jsonl", sentiment_rows(200)), name="s")
+    workspace.bases.import_(str(tiny_bert_dir), name="tiny")
+    base = load_file(
+        str(workspace.artifacts.resolve(workspace.bases.get("tiny").uri) / "model.safetensors")
+    )
+    top = len({n.split(".")[2] for n in base if n.startswith("encoder.layer.")}) - 1
+    moved = {}
+    for decay in (1.0, 0.1):
+        config = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 32}
+        version = workspace.jobs.train(
+            TrainSpec(
+                dataset="s",
+                base="tiny",
+                model=f"d{int(decay * 10)}",
+                config={**config, "layer_lr_decay": decay},
+            )
+        )
+        model = load_file(str(workspace.artifacts.resolve(version.uri) / "model.safetensors"))
+        moved[decay] = {
+            part: _moved(base, model, prefix)
+            for part, prefix in (
+                ("embeddings", "embeddings."),
+                ("bottom", "encoder.layer.0."),
+                ("top", f"encoder.layer.{top}."),
+            )
+        }
+    assert version.lineage.config["layer_lr_decay"] == pytest.approx(0.1)
+    # AdamW's steps are about lr a coordinate whatever the gradient, so a layer moves
+    # in proportion to its step size: ten times less for each layer further down.
+    flat, decayed = moved[1.0], moved[0.1]
+    assert top >= 1
+    assert flat["bottom"] > flat["top"] / 3  # every layer alike without the decay
+    assert decayed["bottom"] < decayed["top"] / (10**top / 2)
+    assert decayed["embeddings"] < decayed["bottom"]
+    assert decayed["top"] < flat["top"] / 3

@@ -3,13 +3,14 @@
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import BartConfig, BartForConditionalGeneration, LlamaConfig, LlamaForCausalLM
+from transformers import BartConfig, BartForConditionalGeneration, LlamaForCausalLM
 
 from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
 from aimass.training.config import TrainConfig
 from aimass.training.loop import param_groups
 from tests.conftest import sentiment_rows, tiny_bert_model, write_jsonl
+from tests.tiny_decoder import make_tiny_decoder
 
 
 def _scales(model, decay):
@@ -31,17 +32,9 @@ def test_each_layer_steps_at_the_one_above_times_the_decay():
     assert scales["embeddings.LayerNorm.weight"] == (0.0625, 0.0)  # norms never decay
 
 
-def test_a_decoder_tied_head_steps_with_the_embeddings():
-    config = LlamaConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=32,
-        tie_word_embeddings=True,
-    )
-    scales = _scales(LlamaForCausalLM(config), 0.5)
+def test_a_decoder_tied_head_steps_with_the_embeddings(tmp_path):
+    decoder = LlamaForCausalLM.from_pretrained(make_tiny_decoder(tmp_path / "d"))  # 2 layers, tied
+    scales = _scales(decoder, 0.5)
     assert scales["model.norm.weight"] == (1.0, 0.0)
     assert scales["model.layers.1.mlp.up_proj.weight"] == (0.5, 0.01)
     assert scales["model.embed_tokens.weight"] == (0.125, 0.01)  # lm_head is the same tensor

@@ -5,11 +5,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import BartConfig, BartForConditionalGeneration, LlamaForCausalLM
 
+from aimass.data.importer import ImportOptions
 from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
 from aimass.training.config import TrainConfig
 from aimass.training.loop import param_groups
-from tests.conftest import sentiment_rows, tiny_bert_model, write_jsonl
+from tests.conftest import ner_rows, sentiment_rows, tiny_bert_model, write_jsonl
 from tests.tiny_decoder import make_tiny_decoder
 
 
@@ -95,39 +96,68 @@ def _moved(base, model, prefix):
     return float(torch.stack(changes).mean())
 
 
-def test_a_trained_classifier_moves_its_lowest_layers_least(workspace, tiny_bert_dir, tmp_path):
+FINETUNE = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 32}
+
+
+@pytest.fixture
+def home(workspace, tiny_bert_dir, tmp_path):
     workspace.datasets.import_file(write_jsonl(tmp_path / "s.jsonl", sentiment_rows(200)), name="s")
-    workspace.bases.import_(str(tiny_bert_dir), name="tiny")
-    base = load_file(
-        str(workspace.artifacts.resolve(workspace.bases.get("tiny").uri) / "model.safetensors")
+    workspace.datasets.import_file(
+        write_jsonl(tmp_path / "n.jsonl", ner_rows(200)),
+        name="n",
+        options=ImportOptions(kind="tokens"),
     )
+    workspace.bases.import_(str(tiny_bert_dir), name="tiny")
+    return workspace
+
+
+def _movements(ws, version):
+    """How far the embeddings, the bottom and the top layer moved from the base."""
+    base = load_file(str(ws.artifacts.resolve(ws.bases.get("tiny").uri) / "model.safetensors"))
+    model = load_file(str(ws.artifacts.resolve(version.uri) / "model.safetensors"))
     top = len({n.split(".")[2] for n in base if n.startswith("encoder.layer.")}) - 1
-    moved = {}
-    for decay in (1.0, 0.1):
-        config = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 32}
-        version = workspace.jobs.train(
-            TrainSpec(
-                dataset="s",
-                base="tiny",
-                model=f"d{int(decay * 10)}",
-                config={**config, "layer_lr_decay": decay},
-            )
+    assert top >= 1
+    parts = (
+        ("embeddings", "embeddings."),
+        ("bottom", "encoder.layer.0."),
+        ("top", f"encoder.layer.{top}."),
+    )
+    return {part: _moved(base, model, prefix) for part, prefix in parts}, top
+
+
+def test_a_trained_classifier_moves_its_lowest_layers_least(home):
+    def trained(decay, name):
+        spec = TrainSpec(
+            dataset="s", base="tiny", model=name, config={**FINETUNE, "layer_lr_decay": decay}
         )
-        model = load_file(str(workspace.artifacts.resolve(version.uri) / "model.safetensors"))
-        moved[decay] = {
-            part: _moved(base, model, prefix)
-            for part, prefix in (
-                ("embeddings", "embeddings."),
-                ("bottom", "encoder.layer.0."),
-                ("top", f"encoder.layer.{top}."),
-            )
-        }
+        return home.jobs.train(spec)
+
+    flat, _ = _movements(home, trained(1.0, "flat"))
+    version = trained(0.1, "decayed")
+    decayed, top = _movements(home, version)
     assert version.lineage.config["layer_lr_decay"] == pytest.approx(0.1)
     # AdamW's steps are about lr a coordinate whatever the gradient, so a layer moves
     # in proportion to its step size: ten times less for each layer further down.
-    flat, decayed = moved[1.0], moved[0.1]
-    assert top >= 1
     assert flat["bottom"] > flat["top"] / 3  # every layer alike without the decay
     assert decayed["bottom"] < decayed["top"] / (10**top / 2)
     assert decayed["embeddings"] < decayed["bottom"]
     assert decayed["top"] < flat["top"] / 3
+
+
+@pytest.mark.parametrize(
+    ("dataset", "options", "privacy"),
+    [
+        ("s", {}, {"target_epsilon": 8, "accountant": "rdp"}),
+        ("s", {"lora_rank": 4, "lr": 1e-2}, None),
+        ("n", {"task": "token-classification"}, None),
+    ],
+    ids=["private-classifier", "lora-adapters", "tagger"],
+)
+def test_privacy_adapters_and_taggers_decay_too(home, dataset, options, privacy):
+    config = {**FINETUNE, **options, "layer_lr_decay": 0.1}
+    version = home.jobs.train(
+        TrainSpec(dataset=dataset, base="tiny", model="d", config=config, privacy=privacy)
+    )
+    decayed, top = _movements(home, version)
+    assert decayed["bottom"] < decayed["top"] / (10**top / 2)
+    assert decayed["embeddings"] < decayed["bottom"]

@@ -143,6 +143,13 @@ def train(
             "from the head (--lr) down to the embeddings (e.g. 0.8; default 1: all alike)."
         ),
     ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option(
+            help="Label smoothing of the training loss: 1-s on the label, s spread over the "
+            "classes (e.g. 0.1; default 0: off). Not for regression or distillation."
+        ),
+    ] = None,
     eval_steps: EvalStepsOpt = None,
     patience: PatienceOpt = None,
     seed: SeedOpt = 0,
@@ -221,6 +228,7 @@ def train(
         probe_lr=probe_lr,
         trainable=trainable,
         layer_lr_decay=layer_lr_decay,
+        label_smoothing=label_smoothing,
         eval_steps=eval_steps,
         patience=patience,
     )

@@ -155,6 +155,12 @@ class TrainConfig:
             this, each layer below at this times the one above, the embeddings last
             (e.g. 0.8 on a 4-layer base: 0.8, 0.64, 0.51, 0.41, then 0.33 for the
             embeddings). 1 (the default) gives every weight the same step size.
+        label_smoothing: Label smoothing of the training loss (Szegedy et al. 2016;
+            the Hugging Face Trainer's ``label_smoothing_factor``): the target of each
+            labelled row or token is ``1 - s`` on its class plus ``s / C`` spread over
+            all ``C`` classes (a language model's: over its vocabulary). Validation and
+            test losses stay plain cross-entropy. 0 (the default) is off; regression
+            and distillation (whose soft targets are already smooth) refuse it.
     """
 
     task: str = "classification"
@@ -191,6 +197,7 @@ class TrainConfig:
     probe_lr: float | None = None
     trainable: str = "all"
     layer_lr_decay: float = 1.0
+    label_smoothing: float = 0.0
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -241,6 +248,7 @@ class TrainConfig:
         filled._validate_probe()
         filled._validate_trainable()
         filled._validate_layer_decay()
+        filled._validate_label_smoothing()
         if filled.probe_epochs and filled.probe_lr is None:
             filled = replace(filled, probe_lr=_PROBE_LR)
         if filled.lora_rank and filled.lora_alpha is None:
@@ -379,6 +387,35 @@ class TrainConfig:
                 field="layer_lr_decay",
             )
 
+    def _validate_label_smoothing(self) -> None:
+        value = self.label_smoothing
+        if not (number(value) and 0 <= value < 1):
+            raise InvalidArgument(
+                f"--label-smoothing {value!r} is out of range: use a number in [0, 1), e.g. "
+                "0.1 (0 = off)",
+                field="label_smoothing",
+            )
+        clash = [
+            why
+            for why, on in (
+                (
+                    "task 'regression' predicts values, with no classes to smooth over",
+                    self.task == "regression",
+                ),
+                (
+                    "a teacher's soft targets already replace the one-hot labels in part (see "
+                    "--alpha)",
+                    self.teacher is not None,
+                ),
+            )
+            if on
+        ]
+        if value and clash:
+            raise InvalidArgument(
+                f"--label-smoothing {value}: {clash[0]}; drop --label-smoothing",
+                field="label_smoothing",
+            )
+
     def phases(self) -> list[tuple[int, int]]:
         """``(batch size, epochs)`` of each training phase in order: the probe, then the run."""
         assert self.batch_size is not None  # a resolved config
@@ -392,7 +429,7 @@ class TrainConfig:
         Without LoRA the ``lora_*`` fields are left out, ``workers`` with one
         worker, the distillation fields without a teacher, and the others at the
         value that means "off" (``probe_epochs``, ``trainable``, ``eval_steps``,
-        ``layer_lr_decay``), so a
+        ``layer_lr_decay``, ``label_smoothing``), so a
         run's config digest stays what it was before they existed (``--reuse``
         still finds it).
         """
@@ -418,6 +455,8 @@ class TrainConfig:
             data.pop("eval_steps")
         if self.layer_lr_decay == 1:
             data.pop("layer_lr_decay")
+        if not self.label_smoothing:
+            data.pop("label_smoothing")
         return data
 
     @classmethod

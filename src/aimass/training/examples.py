@@ -216,10 +216,11 @@ class ExampleTask(Task):
         (none by default; the token embeddings are the engine's choice)."""
 
     def loss_rows(
-        self, logits: torch.Tensor, labels: torch.Tensor
+        self, logits: torch.Tensor, labels: torch.Tensor, *, smoothing: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row summed cross-entropy over labelled positions (B,), and their counts (B,);
-        a distillation's packed (B, T, C + 1) targets go to its own loss."""
+        a distillation's packed (B, T, C + 1) targets go to its own loss. ``smoothing``
+        is the training run's label smoothing (evaluation leaves it at 0)."""
         if labels.dim() == 3:
             assert self.distillation is not None
             return self.distillation.rows(logits, labels)
@@ -230,12 +231,15 @@ class ExampleTask(Task):
             labels.reshape(-1),
             ignore_index=IGNORE,
             reduction="none",
+            label_smoothing=smoothing,
         ).reshape(labels.shape)
         return per_token.sum(dim=1), (labels != IGNORE).sum(dim=1)
 
-    def loss_sum(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def loss_sum(
+        self, logits: torch.Tensor, labels: torch.Tensor, *, smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, int]:
         """Summed cross-entropy over labelled positions, and how many there are."""
-        sums, counts = self.loss_rows(logits, labels)
+        sums, counts = self.loss_rows(logits, labels, smoothing=smoothing)
         return sums.sum(), int(counts.sum())
 
     def held_out_seed(self, inputs: TrainInputs) -> int:
@@ -385,7 +389,7 @@ class ExampleTask(Task):
             batch = self.collate(chosen, pad_id, inputs.device, generator)
             logits = self.logits(model, batch)
             targets = self.targets(chosen, batch["labels"], model_inputs(batch))
-            total, count = self.loss_sum(logits, targets)
+            total, count = self.loss_sum(logits, targets, smoothing=cfg.label_smoothing)
             return total / max(count, 1)
 
         def evaluate() -> dict[str, Any]:

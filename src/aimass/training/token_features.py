@@ -140,7 +140,8 @@ def fit_head(
 
         def loss_fn(idx: list[int]) -> torch.Tensor:
             x, y = _padded(cached["train"], train, idx, inputs.device)
-            sums, counts = task.loss_rows(logits_of(x), task.targets([train[i] for i in idx], y))
+            targets = task.targets([train[i] for i in idx], y)
+            sums, counts = task.loss_rows(logits_of(x), targets, smoothing=cfg.label_smoothing)
             return sums.sum() / counts.sum().clamp(min=1)
 
         def batches(epoch: int) -> list[list[int]]:

@@ -85,7 +85,7 @@ def fit_dp(
     def row_loss(
         logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean"
     ) -> torch.Tensor:
-        sums, counts = task.loss_rows(logits, labels)
+        sums, counts = task.loss_rows(logits, labels, smoothing=cfg.label_smoothing)
         per_row = sums / counts.clamp(min=1)
         return per_row if reduction == "none" else per_row.mean()
 

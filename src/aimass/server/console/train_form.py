@@ -96,6 +96,7 @@ _CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
     ("probe_epochs", int),
     ("probe_lr", float),
     ("layer_lr_decay", float),
+    ("label_smoothing", float),
     ("lora_alpha", float),
     ("lora_dropout", float),
     ("workers", int),

@@ -395,24 +395,14 @@ class TrainConfig:
                 "0.1 (0 = off)",
                 field="label_smoothing",
             )
-        clash = [
-            why
-            for why, on in (
-                (
-                    "task 'regression' predicts values, with no classes to smooth over",
-                    self.task == "regression",
-                ),
-                (
-                    "a teacher's soft targets already replace the one-hot labels in part (see "
-                    "--alpha)",
-                    self.teacher is not None,
-                ),
-            )
-            if on
-        ]
-        if value and clash:
+        why = None
+        if self.task == "regression":
+            why = "task 'regression' predicts values, with no classes to smooth over"
+        elif self.teacher is not None:
+            why = "a teacher's soft targets already replace the one-hot labels in part (--alpha)"
+        if value and why:
             raise InvalidArgument(
-                f"--label-smoothing {value}: {clash[0]}; drop --label-smoothing",
+                f"--label-smoothing {value}: {why}; drop --label-smoothing",
                 field="label_smoothing",
             )
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from aimass.training.sequence_parts import (
     feature_scale,
     model_outputs,
     shuffled_batches,
+    training_loss,
 )
 from aimass.training.tasks import (
     Task,
@@ -73,15 +73,9 @@ class _SequenceTask(Task):
         raise NotImplementedError
 
     def loss(
-        self,
-        outputs: torch.Tensor,
-        targets: torch.Tensor,
-        *,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
     ) -> torch.Tensor:
-        """The training loss; ``reduction="none"`` gives one value per example;
-        ``label_smoothing`` is the run's (classification; a regressor's config refuses it)."""
+        """The training loss; ``reduction="none"`` gives one value per example."""
         raise NotImplementedError
 
     def metrics(
@@ -220,9 +214,7 @@ class _SequenceTask(Task):
         optimizer = torch.optim.AdamW(
             param_groups(module, config.weight_decay or 0.0, decay), lr=config.lr
         )
-        # Label smoothing is for the training loss alone (metrics stay plain).
-        task_loss = functools.partial(self.loss, label_smoothing=config.label_smoothing)
-        train_loss = student_loss(task_loss, inputs.distillation, config)
+        train_loss = student_loss(training_loss(self.loss, config), inputs.distillation, config)
         phases = inputs.config.phases()
         # The probe is cheap and runs again on resume; checkpoints belong to the run.
         last = phase == len(phases) - 1
@@ -437,16 +429,9 @@ class ClassificationTask(_SequenceTask):
         return torch.tensor([index[str(label)] for label in labels], dtype=torch.long)
 
     def loss(
-        self,
-        outputs: torch.Tensor,
-        targets: torch.Tensor,
-        *,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
     ) -> torch.Tensor:
-        return F.cross_entropy(
-            outputs, targets, reduction=reduction, label_smoothing=label_smoothing
-        )
+        return F.cross_entropy(outputs, targets, reduction=reduction)
 
     def metrics(
         self, outputs: torch.Tensor, targets: torch.Tensor, head: SequenceHeadConfig
@@ -496,14 +481,8 @@ class RegressionTask(_SequenceTask):
         return (values - head.target_mean) / head.target_std
 
     def loss(
-        self,
-        outputs: torch.Tensor,
-        targets: torch.Tensor,
-        *,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
     ) -> torch.Tensor:
-        assert not label_smoothing  # TrainConfig refuses it for regression
         return F.mse_loss(outputs.squeeze(-1), targets, reduction=reduction)
 
     def metrics(

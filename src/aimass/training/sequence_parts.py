@@ -12,12 +12,14 @@ import hashlib
 import json
 
 import torch
+import torch.nn.functional as F
 
 from aimass.models.lora import adapter_state_dict
 from aimass.models.sequence import SequenceModel
 from aimass.models.text import Encoded, bucketed_batches, collate
 from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig
+from aimass.training.private import LossFunction
 from aimass.training.tasks import TrainInputs
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "feature_scale",
     "model_outputs",
     "shuffled_batches",
+    "training_loss",
 ]
 
 INFERENCE_BATCH = 64
@@ -112,3 +115,19 @@ def shuffled_batches(n: int, config: TrainConfig, epoch: int) -> list[torch.Tens
     assert config.batch_size is not None  # a resolved config
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + epoch))
     return list(perm.split(config.batch_size))
+
+
+def training_loss(task_loss: LossFunction, config: TrainConfig) -> LossFunction:
+    """The task's loss, or with ``config.label_smoothing`` a cross-entropy with that label
+    smoothing (TrainConfig allows it for classification alone, not regression). Only
+    training reads it: validation and test losses stay the task's plain ones."""
+    smoothing = config.label_smoothing
+    if not smoothing:
+        return task_loss
+
+    def loss(
+        outputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean"
+    ) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets, reduction=reduction, label_smoothing=smoothing)
+
+    return loss

@@ -78,9 +78,8 @@ def fit_dp(
     cfg = inputs.config
     assert cfg.lr is not None
     engine.check_module(module)
-    optimizer = torch.optim.AdamW(
-        param_groups(module, cfg.weight_decay or 0.0, cfg.layer_lr_decay), lr=cfg.lr
-    )
+    decay = cfg.layer_lr_decay if finetune else 1.0  # a head alone has no layers
+    optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay or 0.0, decay), lr=cfg.lr)
 
     def row_loss(
         logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean"

@@ -5,12 +5,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import BartConfig, BartForConditionalGeneration, LlamaForCausalLM
 
-from aimass.data.importer import ImportOptions
 from aimass.errors import InvalidArgument
 from aimass.jobs.train import TrainSpec
 from aimass.training.config import TrainConfig
 from aimass.training.loop import param_groups
-from tests.conftest import ner_rows, sentiment_rows, tiny_bert_model, write_jsonl
+from tests.conftest import tiny_bert_model
 from tests.tiny_decoder import make_tiny_decoder
 
 
@@ -99,18 +98,6 @@ def _moved(base, model, prefix):
 FINETUNE = {"mode": "finetune", "epochs": 2, "lr": 1e-3, "batch_size": 32}
 
 
-@pytest.fixture
-def home(workspace, tiny_bert_dir, tmp_path):
-    workspace.datasets.import_file(write_jsonl(tmp_path / "s.jsonl", sentiment_rows(200)), name="s")
-    workspace.datasets.import_file(
-        write_jsonl(tmp_path / "n.jsonl", ner_rows(200)),
-        name="n",
-        options=ImportOptions(kind="tokens"),
-    )
-    workspace.bases.import_(str(tiny_bert_dir), name="tiny")
-    return workspace
-
-
 def _movements(ws, version):
     """How far the embeddings, the bottom and the top layer moved from the base."""
     base = load_file(str(ws.artifacts.resolve(ws.bases.get("tiny").uri) / "model.safetensors"))
@@ -125,16 +112,17 @@ def _movements(ws, version):
     return {part: _moved(base, model, prefix) for part, prefix in parts}, top
 
 
-def test_a_trained_classifier_moves_its_lowest_layers_least(home):
+def test_a_trained_classifier_moves_its_lowest_layers_least(ready_with_tags):
+
     def trained(decay, name):
         spec = TrainSpec(
             dataset="s", base="tiny", model=name, config={**FINETUNE, "layer_lr_decay": decay}
         )
-        return home.jobs.train(spec)
+        return ready_with_tags.jobs.train(spec)
 
-    flat, _ = _movements(home, trained(1.0, "flat"))
+    flat, _ = _movements(ready_with_tags, trained(1.0, "flat"))
     version = trained(0.1, "decayed")
-    decayed, top = _movements(home, version)
+    decayed, top = _movements(ready_with_tags, version)
     assert version.lineage.config["layer_lr_decay"] == pytest.approx(0.1)
     # AdamW's steps are about lr a coordinate whatever the gradient, so a layer moves
     # in proportion to its step size: ten times less for each layer further down.
@@ -153,11 +141,11 @@ def test_a_trained_classifier_moves_its_lowest_layers_least(home):
     ],
     ids=["private-classifier", "lora-adapters", "tagger"],
 )
-def test_privacy_adapters_and_taggers_decay_too(home, dataset, options, privacy):
+def test_privacy_adapters_and_taggers_decay_too(ready_with_tags, dataset, options, privacy):
     config = {**FINETUNE, **options, "layer_lr_decay": 0.1}
-    version = home.jobs.train(
+    version = ready_with_tags.jobs.train(
         TrainSpec(dataset=dataset, base="tiny", model="d", config=config, privacy=privacy)
     )
-    decayed, top = _movements(home, version)
+    decayed, top = _movements(ready_with_tags, version)
     assert decayed["bottom"] < decayed["top"] / (10**top / 2)
     assert decayed["embeddings"] < decayed["bottom"]

@@ -163,7 +163,7 @@ def test_words_are_shaded_green_for_and_red_against():
             {"word": "bad", "start": 9, "end": 12, "score": -0.25},
         ],
     }
-    text = explanation_text(e)
+    text = explanation_text(e["text"], e["words"])
     assert text.plain == "good and bad"
     styles = {text.plain[s.start : s.end]: str(s.style) for s in text.spans}
     assert styles["good"] == "black on rgb(57,177,101)"  # full-strength green (85 %)

@@ -107,6 +107,13 @@ def test_ner_from_a_conll_file(home):
     assert {e["text"] for e in out[0]["entities"]} <= {"Carol Smith", "Oslo", "Carol", "Smith"}
     table = run("predict", "ner@production", "Carol Smith went to Oslo").stdout
     assert "entities found by" in table
+    explained = run(
+        "predict", "ner@production", "Carol Smith went to Oslo", "--explain", "occlusion"
+    ).stdout
+    for entity in out[0]["entities"]:
+        head = f"{entity['label']} {entity['text']!r}  explains the probability of its tags"
+        assert head in explained
+    assert out[0]["entities"] or "no entities found" in explained
     card = run("models", "card", "ner@production").stdout
     assert "Per entity type" in card and "| f1 |" in card
     versions = run("models", "versions", "ner").stdout

@@ -120,6 +120,9 @@ def test_ner_report_and_card(lm_ready):
     robustness = document["sections"]["robustness"]["data"]
     assert {r["perturbation"] for r in robustness["results"]} == {"typos", "casing"}
     assert 'id="quality"' in html and "Per entity type" in html and "data:image/png" in html
+    explanations = document["sections"]["explanations"]
+    assert explanations["status"] == "not-applicable"
+    assert "entities are explained per prediction" in explanations["reason"]
     card = lm_ready.models.card(version.ref)
     assert "entity F1" in card
 

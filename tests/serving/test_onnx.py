@@ -157,6 +157,24 @@ def test_explanations_through_the_onnx_backend(optimized):
     assert gradients["tokens"] and gradients["target"] == result["label"]
 
 
+def test_a_taggers_entities_are_explained_through_the_onnx_backend(optimized):
+    text = "Alice Smith went to Paris"
+    torch_ner, onnx_ner = (_predictor(optimized, "n@1", b) for b in ("torch", "onnx"))
+    (found,) = onnx_ner.predict([text])
+    assert found["entities"], "the tagger finds the person and the place"
+    for method, options in (("occlusion", {}), ("integrated-gradients", {"n_steps": 8})):
+        (on_graph,) = onnx_ner.explain([text], method=method, **options)
+        (on_torch,) = torch_ner.explain([text], method=method, **options)
+        assert [(e["label"], e["start"], e["end"]) for e in on_graph["entities"]] == [
+            (e["label"], e["start"], e["end"]) for e in found["entities"]
+        ]
+        # occlusion reads the graph, integrated gradients the PyTorch model it builds
+        for a, b in zip(on_graph["entities"], on_torch["entities"], strict=True):
+            assert [w["score"] for w in a["words"]] == pytest.approx(
+                [w["score"] for w in b["words"]], abs=1e-3
+            )
+
+
 def test_the_parity_gate():
     labels = ["pos", "neg"] * 100
     right = [{"label": label} for label in labels]

@@ -142,10 +142,8 @@ def _shade(score: float, scale: float, *, signed: bool) -> str:
     return f"black on rgb({r},{g},{b})"
 
 
-def explanation_text(explanation: dict[str, Any]) -> Text:
-    """The explained text with every word shaded by its score."""
-    text, words = explanation["text"], explanation["words"]
-    signed = explanation["output"] != "attention"
+def explanation_text(text: str, words: list[dict[str, Any]], *, signed: bool = True) -> Text:
+    """``text`` with every explained word shaded by its score."""
     scale = max((abs(w["score"]) for w in words), default=0.0)
     out, pos = Text(), 0
     for w in words:
@@ -156,9 +154,8 @@ def explanation_text(explanation: dict[str, Any]) -> Text:
     return out
 
 
-def _top_words(explanation: dict[str, Any], *, k: int = 5) -> str:
-    words = explanation["words"]
-    if explanation["output"] == "attention":
+def _top_words(words: list[dict[str, Any]], output: str, *, k: int = 5) -> str:
+    if output == "attention":
         top = sorted(words, key=lambda w: -w["score"])[:k]
         return "most attended: " + ", ".join(f"{w['word']} {w['score']:.3f}" for w in top)
     pro = [w for w in sorted(words, key=lambda w: -w["score"]) if w["score"] > 0][:k]
@@ -172,9 +169,13 @@ def _top_words(explanation: dict[str, Any], *, k: int = 5) -> str:
 
 
 def print_explanations(results: list[dict[str, Any]]) -> None:
-    """Each prediction with its coloured text, the strongest words, and the method's facts."""
+    """Each prediction with its coloured text, the strongest words, and the method's facts
+    (a tagger's: each entity it found, explained on its own)."""
     for result in results:
         e = result["explanation"]
+        if "entities" in result:
+            _print_entities(e)
+            continue
         head = (
             f"{result['label']} ({result['score']:.3f})"
             if "label" in result
@@ -183,13 +184,32 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
         console.print(
             f"[bold]{head}[/]  explains the {e['output']} of {e['target']!r} ({e['method']})"
         )
-        console.print(explanation_text(e))
-        notes = [_top_words(e)]
+        console.print(explanation_text(e["text"], e["words"], signed=e["output"] != "attention"))
+        notes = [_top_words(e["words"], e["output"])]
         delta = e["details"].get("convergence_delta")
         if delta is not None:
             notes.append(f"convergence delta {delta:+.2e}")
         if e.get("truncated"):
             notes.append("the model saw only the first part of this text")
+        console.print("  " + "  |  ".join(notes), style="dim", highlight=False)
+        console.print()
+
+
+def _print_entities(explanation: dict[str, Any]) -> None:
+    """A tagger's explanation: every entity with the words that made the model find it."""
+    if not explanation["entities"]:
+        console.print(f"no entities found in {explanation['text']!r}", style="dim")
+        console.print()
+    for entity in explanation["entities"]:
+        console.print(
+            f"[bold]{entity['label']}[/] {entity['text']!r}  explains the "
+            f"{explanation['output']} of its tags ({explanation['method']})"
+        )
+        console.print(explanation_text(explanation["text"], entity["words"]))
+        notes = [_top_words(entity["words"], explanation["output"])]
+        delta = entity["details"].get("convergence_delta")
+        if delta is not None:
+            notes.append(f"convergence delta {delta:+.2e}")
         console.print("  " + "  |  ".join(notes), style="dim", highlight=False)
         console.print()
 

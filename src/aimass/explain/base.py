@@ -2,9 +2,11 @@
 
 An explainer answers "which words of this input moved the prediction, and
 which way". It receives an :class:`ExplainTarget` — the model as a scoring
-function, plus (for gradient and attention methods) a :class:`Network` handle
-on the transformer itself — and returns one :class:`Explanation` per text:
-scores per token and per word, with character offsets into the original text.
+function (or, for a NER tagger, a :class:`Tagger`), plus (for gradient and
+attention methods) a :class:`Network` handle on the transformer itself — and
+returns one :class:`Explanation` per text: scores per token and per word, with
+character offsets into the original text; for a tagger, one such set of scores
+per entity it found (:class:`EntityExplanation`).
 
 Explainers are registered by name (:func:`register_explainer`); an explainer
 that cannot work on a model says so with :class:`~aimass.errors.UnsupportedModel`
@@ -24,10 +26,14 @@ import numpy as np
 from aimass.errors import InvalidArgument, UnsupportedModel
 
 __all__ = [
+    "EntityExplanation",
     "ExplainTarget",
     "Explainer",
     "Explanation",
     "Network",
+    "TaggedEntity",
+    "Tagger",
+    "Tagging",
     "TokenScore",
     "WordScore",
     "get_explainer",
@@ -44,7 +50,8 @@ class Network:
     Attributes:
         model: A :class:`~aimass.models.sequence.SequenceModel` in eval mode:
             ``model(input_ids=None, attention_mask=..., token_type_ids=...,
-            inputs_embeds=...)`` returns outputs (B, C).
+            inputs_embeds=...)`` returns outputs (B, C); for a tagger, a
+            token-classification model whose output's ``logits`` are (B, T, C).
         tokenizer: Its fast tokenizer (offset mappings are needed).
         max_length: Longest input in tokens; longer texts are truncated.
         device: Where the model lives.
@@ -66,23 +73,82 @@ class Network:
 
 
 @dataclass(frozen=True)
+class TaggedEntity:
+    """An entity a tagger found, and where the tags of its words were read.
+
+    Attributes:
+        label: Its type (``PER``).
+        start: Character offset of its first character; ``end`` is exclusive.
+        end: See ``start``.
+        score: The mean probability of its words' tags (what predict reports).
+        tags: One ``(window, position, tag)`` per word: the window and token position
+            of the word's first sub-word whose prediction decided the word's tag, and
+            that tag's index.
+    """
+
+    label: str
+    start: int
+    end: int
+    score: float
+    tags: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class Tagging:
+    """A text as a tagger read it (what its predict call computes).
+
+    Attributes:
+        windows: Token ids of each window the text was read in (one, unless the
+            text is longer than the model's ``max_length`` tokens).
+        tokens: Each window's token strings.
+        offsets: Each window's token character spans; ``None`` for special tokens.
+        probabilities: Each window's (T, C) tag probabilities.
+        entities: The entities predict reports, in order.
+    """
+
+    windows: list[list[int]]
+    tokens: list[list[str]]
+    offsets: list[list[tuple[int, int] | None]]
+    probabilities: list[np.ndarray]
+    entities: list[TaggedEntity]
+
+
+@dataclass(frozen=True)
+class Tagger:
+    """A token-classification (NER) model as explainers see it.
+
+    Attributes:
+        read: Text → its :class:`Tagging`: the predictor's own reading, so an
+            explanation explains exactly the entities predict returns.
+        probabilities: Token-id sequences → (T, C) tag probabilities of each.
+    """
+
+    read: Callable[[str], Tagging]
+    probabilities: Callable[[list[list[int]]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
 class ExplainTarget:
     """A model as explainers see it.
 
     Attributes:
-        task: ``classification`` or ``regression`` (others are refused).
-        labels: Class names in output order (classification).
+        task: ``classification``, ``regression`` or ``token-classification``
+            (others are refused).
+        labels: Class names in output order (classification), or entity types
+            (``PER``, ``LOC``: token classification).
         score: Texts → (N, C) class probabilities, or (N, 1) predicted values.
-            Must accept any string, including an empty one.
+            Must accept any string, including an empty one. ``None`` for a tagger.
         network: Gradient/attention access, or ``None`` for a black box.
         name: What the model is, for messages (``"bert classification model"``).
+        tagger: A NER tagger's reading and tag probabilities (token classification).
     """
 
     task: str
     labels: tuple[str, ...]
-    score: Callable[[Sequence[str]], np.ndarray]
+    score: Callable[[Sequence[str]], np.ndarray] | None = None
     network: Network | None = None
     name: str = "model"
+    tagger: Tagger | None = None
 
 
 @dataclass(frozen=True)
@@ -107,21 +173,50 @@ class WordScore:
 
 
 @dataclass(frozen=True)
+class EntityExplanation:
+    """Scores for one entity a tagger found: which words made it find this entity.
+
+    Attributes:
+        label: The entity's type; ``start``/``end``/``text`` locate it as predict does.
+        start: Character offset into the explained text.
+        end: Exclusive end offset.
+        text: ``text[start:end]``.
+        words: Per-word scores covering the whole text, in order.
+        tokens: Per-token scores (empty for word-level methods).
+        details: Method-specific facts (the output at the input, convergence delta ...).
+    """
+
+    label: str
+    start: int
+    end: int
+    text: str
+    words: list[WordScore]
+    tokens: list[TokenScore]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Explanation:
     """Scores for one text.
 
     Attributes:
         method: The explainer's name.
         text: The explained text, unchanged.
-        target: The explained class name, or ``value`` for regression.
-        target_index: Its output index.
+        target: The explained class name, or ``value`` for regression; for a
+            tagger, the entity type explained, or ``entities`` for every type.
+        target_index: Its output index (for a tagger the type's index in the
+            target's ``labels``, or -1 for every type).
         output: What the scores explain: ``logit`` (of the target class),
             ``probability`` (of the target class), ``value`` (regression) or
-            ``attention`` (class-agnostic attention flow; scores sum to 1).
-        words: Per-word scores covering the whole text, in order.
-        tokens: Per-token scores (empty for word-level methods).
+            ``attention`` (class-agnostic attention flow; scores sum to 1); for a
+            tagger's entities, ``probability`` (their mean tag probability) or
+            ``logit`` (the sum of their tag logits).
+        words: Per-word scores covering the whole text, in order (empty for a
+            tagger: each entity has its own).
+        tokens: Per-token scores (empty for word-level methods and for a tagger).
         truncated: The model saw only the first ``max_length`` tokens.
         details: Method-specific facts (convergence delta, steps, baseline ...).
+        entities: One explanation per entity found (a tagger's; empty otherwise).
     """
 
     method: str
@@ -133,6 +228,7 @@ class Explanation:
     tokens: list[TokenScore]
     truncated: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    entities: list[EntityExplanation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -157,7 +253,11 @@ class Explainer(ABC):
         raise UnsupportedModel(
             f"explainer {self.name!r} does not apply to {task!r} models; it explains "
             f"{', '.join(self.tasks)} models. Explainers for {task!r} models: "
-            + (", ".join(others) if others else "none (they attribute a class score or a value)"),
+            + (
+                ", ".join(others)
+                if others
+                else "none (they attribute a class score, a value or an entity)"
+            ),
             explainer=self.name,
             task=task,
             applicable=others,
@@ -166,6 +266,11 @@ class Explainer(ABC):
     def check(self, target: ExplainTarget) -> None:
         """Raise :class:`UnsupportedModel` when this method cannot explain ``target``."""
         self.check_task(target.task)
+        if target.task == "token-classification" and target.tagger is None:
+            raise UnsupportedModel(
+                f"{target.name} gives no tagger reading to explain its entities with",
+                explainer=self.name,
+            )
         if self.needs_network and target.network is None:
             raise UnsupportedModel(
                 f"explainer {self.name!r} needs gradient and attention access to the network, "

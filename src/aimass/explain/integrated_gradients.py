@@ -7,7 +7,8 @@ embeddings of the same sequence with every non-special token replaced by
     IG_t = sum_h (x - x')_th · ∫_0^1 ∂f(x' + α (x - x')) / ∂x_th dα
 
 where ``f`` is the target class's logit (classification) or the predicted
-value (regression). Completeness: ``sum_t IG_t = f(x) - f(x')``; the integral
+value (regression); for a NER tagger, the sum of an entity's tag logits
+(:mod:`aimass.explain.entities`). Completeness: ``sum_t IG_t = f(x) - f(x')``; the integral
 is approximated (Gauss-Legendre, ``n_steps`` points) and the remainder is
 reported as ``convergence_delta``. Special tokens equal their baseline, so
 their attribution is exactly 0.
@@ -33,6 +34,7 @@ from aimass.explain.base import (
     register_explainer,
     resolve_target,
 )
+from aimass.explain.entities import integrate_entities
 from aimass.explain.words import encode_with_offsets, token_scores, token_words
 
 __all__ = ["IntegratedGradients"]
@@ -48,6 +50,7 @@ class IntegratedGradients(Explainer):
         "integrated gradients on the word embeddings against a [PAD] baseline; scores sum to "
         "f(text) - f(baseline) up to the reported convergence delta"
     )
+    tasks = ("classification", "regression", "token-classification")
 
     def settings(
         self, *, n_steps: int = 50, internal_batch_size: int = 16, **options: Any
@@ -73,6 +76,15 @@ class IntegratedGradients(Explainer):
         import torch
         from captum.attr import IntegratedGradients as CaptumIG
 
+        if target.tagger is not None:
+            return integrate_entities(
+                target,
+                text,
+                label,
+                method=self.name,
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size,
+            )
         network = target.network
         assert network is not None
         encoded = encode_with_offsets(network, text)

@@ -8,6 +8,8 @@ deleted from the text::
 with ``f`` the class probabilities (classification) or the predicted value
 (regression). It needs nothing but the model's scoring function — one extra
 prediction per word, batched — so it explains any model, including black boxes.
+A NER tagger's entities are explained the same way, each by its mean tag
+probability (:mod:`aimass.explain.entities`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aimass.explain.base import (
     register_explainer,
     resolve_target,
 )
+from aimass.explain.entities import occlude_entities
 from aimass.explain.words import split_words
 
 __all__ = ["Occlusion", "without_span"]
@@ -42,9 +45,13 @@ class Occlusion(Explainer):
     name = "occlusion"
     description = "leave-one-word-out: drop in the target's probability (or value) per word"
     needs_network = False
+    tasks = ("classification", "regression", "token-classification")
 
     def explain_one(self, target: ExplainTarget, text: str, label: str | None) -> Explanation:
         """One batched prediction of the text and its W one-word-shorter variants."""
+        if target.tagger is not None:
+            return occlude_entities(target, text, label, method=self.name, max_words=MAX_WORDS)
+        assert target.score is not None
         spans = split_words(text)
         if len(spans) > MAX_WORDS:
             raise InvalidArgument(

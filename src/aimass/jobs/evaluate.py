@@ -319,7 +319,8 @@ def _scored_parts(predictor: Any, options: Any) -> dict[str, Any]:
 
 def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
     """Language models and NER: the training task's own loss / tag reading, generation, and
-    the explainer registry's reason why no explainer applies."""
+    why the report explains no examples (the explainer registry's reason, or for a tagger:
+    its entities are explained per prediction, not yet in reports)."""
     from aimass.explain import explainers_for, list_explainers
     from aimass.jobs.scoring import TaskScorer
 
@@ -334,7 +335,9 @@ def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
             f"({', '.join(e.name for e in list_explainers())}) attribute a class "
             "score or a predicted value, and these models predict tokens"
             if not applicable
-            else None
+            else f"the report's example explanations are built for classifiers and regressors; "
+            f"a {predictor.task!r} model's entities are explained per prediction "
+            f"(aimass predict --explain, with {', '.join(e.name for e in applicable)})"
         ),
     }
     if predictor.task == "token-classification":

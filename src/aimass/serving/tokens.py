@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aimass.artifacts.bundle import Manifest
+from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
 from aimass.metrics import entity_spans
 from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
@@ -86,18 +89,40 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
         texts = check_texts(texts)
         if not texts:
             return []
+        enc, probs = self._read(texts, batch_size)
+        return [
+            {
+                "entities": [
+                    {
+                        "label": e.label,
+                        "start": e.start,
+                        "end": e.end,
+                        "text": text[e.start : e.end],
+                        "score": e.score,
+                    }
+                    for e in self._entities(words)
+                ]
+            }
+            for text, words in zip(texts, self._words(enc, probs, len(texts)), strict=True)
+        ]
+
+    def _read(self, texts: Sequence[str], batch_size: int) -> tuple[Any, list[torch.Tensor]]:
+        """The texts' windows (a tokenizer encoding with offsets) and their tag probabilities."""
         with self._lock:
             enc = self.tokenizer(
-                texts,
+                list(texts),
                 truncation=True,
                 max_length=self.max_length,
                 stride=window_stride(self.max_length),
                 return_overflowing_tokens=True,
                 return_offsets_mapping=True,
             )
-        probs = self.window_probs(enc["input_ids"], batch_size)
-        # word index → (probabilities of its first sub-word, char start, char end), per text
-        words: list[dict[int, list[Any]]] = [{} for _ in texts]
+        return enc, self.window_probs(enc["input_ids"], batch_size)
+
+    def _words(self, enc: Any, probs: list[torch.Tensor], count: int) -> list[dict[int, _Word]]:
+        """Per text: word index → its tag probabilities (those of its first sub-word in
+        the first window holding it), where they were read, and its character span."""
+        words: list[dict[int, _Word]] = [{} for _ in range(count)]
         for window, text_index in enumerate(enc["overflow_to_sample_mapping"]):
             offsets = enc["offset_mapping"][window]
             for position, word in enumerate(enc.word_ids(window)):
@@ -106,28 +131,76 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
                 start, end = offsets[position]
                 found = words[text_index].get(word)
                 if found is None:
-                    words[text_index][word] = [probs[window][position], start, end]
+                    words[text_index][word] = _Word(
+                        probs[window][position], window, position, start, end
+                    )
                 else:
-                    found[1], found[2] = min(found[1], start), max(found[2], end)
-        return [self._entities(text, found) for text, found in zip(texts, words, strict=True)]
+                    found.start, found.end = min(found.start, start), max(found.end, end)
+        return words
 
-    def _entities(self, text: str, words: dict[int, list[Any]]) -> dict[str, Any]:
-        order = sorted(words)
-        scores, tags = [], []
-        for word in order:
-            best = int(words[word][0].argmax())
-            tags.append(self.labels[best])
-            scores.append(float(words[word][0][best]))
+    def _entities(self, words: dict[int, _Word]) -> list[TaggedEntity]:
+        """The entities read off the words' best tags (the F1 score's chunking)."""
+        order = [words[w] for w in sorted(words)]
+        best = [int(word.probabilities.argmax()) for word in order]
         entities = []
-        for label, first, last in entity_spans(tags):
-            start, end = words[order[first]][1], words[order[last - 1]][2]
+        for label, first, last in entity_spans([self.labels[b] for b in best]):
+            span = range(first, last)
             entities.append(
-                {
-                    "label": label,
-                    "start": start,
-                    "end": end,
-                    "text": text[start:end],
-                    "score": sum(scores[first:last]) / (last - first),
-                }
+                TaggedEntity(
+                    label=label,
+                    start=order[first].start,
+                    end=order[last - 1].end,
+                    score=sum(float(order[i].probabilities[best[i]]) for i in span) / len(span),
+                    tags=tuple((order[i].window, order[i].position, best[i]) for i in span),
+                )
             )
-        return {"entities": entities}
+        return entities
+
+    def explain_target(self) -> ExplainTarget:
+        """The entities' reading for occlusion; the network for integrated gradients."""
+        types = dict.fromkeys(tag.partition("-")[2] for tag in self.labels if tag != "O")
+        return ExplainTarget(
+            task="token-classification",
+            labels=tuple(t for t in types if t),
+            network=Network(
+                model=self.model,
+                tokenizer=self.tokenizer,
+                max_length=self.max_length,
+                device=self.device,
+                tokenize_lock=self._lock,
+            ),
+            name=f"the {self.manifest.architecture} token-classification model",
+            tagger=Tagger(read=self._tagging, probabilities=self._probabilities),
+        )
+
+    def _tagging(self, text: str) -> Tagging:
+        """One text as predict reads it, for the explainers."""
+        enc, probs = self._read([text], 1)
+        (words,) = self._words(enc, probs, 1)
+        return Tagging(
+            windows=list(enc["input_ids"]),
+            tokens=[enc.tokens(k) for k in range(len(probs))],
+            offsets=[
+                [
+                    None if word is None else (int(s), int(e))
+                    for word, (s, e) in zip(enc.word_ids(k), enc["offset_mapping"][k], strict=True)
+                ]
+                for k in range(len(probs))
+            ],
+            probabilities=[p.numpy() for p in probs],
+            entities=self._entities(words),
+        )
+
+    def _probabilities(self, windows: list[list[int]]) -> list[np.ndarray]:
+        return [p.numpy() for p in self.window_probs(windows, 32)]
+
+
+@dataclass
+class _Word:
+    """One word of a text as the tagger read it."""
+
+    probabilities: torch.Tensor
+    window: int
+    position: int
+    start: int
+    end: int

@@ -353,13 +353,24 @@ def _require_global_admin(me: Any) -> None:
         raise PermissionDenied("the audit log is for an all-projects admin key")
 
 
-def _highlights(result: dict[str, Any]) -> list[tuple[str, str]]:
-    """The explained text as ``(piece, css class)``: ``pos3`` .. ``neg3`` by weight."""
+def _highlights(result: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The explained text, highlighted: one ``(caption, pieces)`` per explanation (a
+    classifier's one, uncaptioned; a tagger's one per entity, captioned with it)."""
     explanation = result.get("explanation")
     if not isinstance(explanation, dict):
         return []
-    words = explanation.get("words") or []
     text = str(explanation.get("text", ""))
+    if "entities" in result:
+        return [
+            (f"{e.get('label')}: {e.get('text')}", _pieces(text, e.get("words") or []))
+            for e in explanation["entities"]
+            if isinstance(e, dict)
+        ]
+    return [("", _pieces(text, explanation.get("words") or []))]
+
+
+def _pieces(text: str, words: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``text`` as ``(piece, css class)``: ``pos3`` .. ``neg3`` by the words' weights."""
     top = max((abs(float(w.get("score", 0))) for w in words), default=0.0) or 1.0
     pieces, at = [], 0
     for word in words:

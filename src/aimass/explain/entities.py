@@ -39,7 +39,7 @@ from aimass.explain.base import (
     TokenScore,
     WordScore,
 )
-from aimass.explain.words import split_words, token_words
+from aimass.explain.words import baseline_note, pad_baseline, split_words, token_words
 
 __all__ = ["integrate_entities", "occlude_entities", "word_positions"]
 
@@ -69,9 +69,10 @@ def word_positions(
 
 def _chosen(
     target: ExplainTarget, text: str, label: str | None
-) -> tuple[Tagging, list[TaggedEntity], str, int]:
+) -> tuple[Tagging, list[TaggedEntity], dict[str, Any]]:
     """The tagger's reading of ``text``, its entities of type ``label`` (every type:
-    ``None``), and the explanation's target name and index."""
+    ``None``), and what the explanation says of them all: the text, the target's name
+    and index, no words or tokens of its own (each entity has them)."""
     assert target.tagger is not None
     if label is not None and label not in target.labels:
         raise InvalidArgument(
@@ -81,7 +82,8 @@ def _chosen(
     tagging = target.tagger.read(text)
     entities = [e for e in tagging.entities if label is None or e.label == label]
     name, index = ("entities", -1) if label is None else (label, target.labels.index(label))
-    return tagging, entities, name, index
+    header = {"text": text, "target": name, "target_index": index, "words": [], "tokens": []}
+    return tagging, entities, header
 
 
 def _without(ids: list[int], positions: list[int]) -> list[int]:
@@ -115,7 +117,7 @@ def occlude_entities(
 ) -> Explanation:
     """Leave-one-word-out scores of every entity found in ``text`` (one batched call)."""
     assert target.tagger is not None
-    tagging, entities, name, index = _chosen(target, text, label)
+    tagging, entities, header = _chosen(target, text, label)
     spans = split_words(text)
     if len(spans) > max_words:
         raise InvalidArgument(
@@ -155,15 +157,10 @@ def occlude_entities(
         )
     return Explanation(
         method=method,
-        text=text,
-        target=name,
-        target_index=index,
         output="probability",
-        words=[],
-        tokens=[],
-        truncated=False,
         details={"predictions": 1 + len(variants)},
         entities=explained,
+        **header,
     )
 
 
@@ -180,7 +177,7 @@ def integrate_entities(
     import torch
     from captum.attr import IntegratedGradients as CaptumIG
 
-    tagging, entities, name, index = _chosen(target, text, label)
+    tagging, entities, header = _chosen(target, text, label)
     network = target.network
     assert network is not None
     model = network.model
@@ -198,7 +195,7 @@ def integrate_entities(
     for k, chosen in sorted(members.items()):
         ids = torch.tensor([tagging.windows[k]], device=network.device)
         special = torch.tensor([[o is None for o in tagging.offsets[k]]], device=ids.device)
-        baseline_ids = torch.where(special, ids, torch.full_like(ids, pad_id or 0))
+        baseline_ids = pad_baseline(ids, special, pad_id)
         classes = tagging.probabilities[k].shape[-1]
         # Column j sums entity j's tag logits in this window: logits (B, T·C) @ select.
         select = torch.zeros((ids.shape[1] * classes, len(chosen)), device=ids.device)
@@ -258,18 +255,12 @@ def integrate_entities(
     ]
     return Explanation(
         method=method,
-        text=text,
-        target=name,
-        target_index=index,
         output="logit",
-        words=[],
-        tokens=[],
+        **header,
         details={
             "n_steps": n_steps,
             "integration": "gausslegendre",
-            "baseline": "[PAD] for every non-special token; special tokens kept"
-            if pad_id is not None
-            else "token id 0 for every non-special token (the tokenizer has no [PAD])",
+            "baseline": baseline_note(pad_id),
         },
         entities=explained,
     )

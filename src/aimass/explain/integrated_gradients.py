@@ -35,7 +35,13 @@ from aimass.explain.base import (
     resolve_target,
 )
 from aimass.explain.entities import integrate_entities
-from aimass.explain.words import encode_with_offsets, token_scores, token_words
+from aimass.explain.words import (
+    baseline_note,
+    encode_with_offsets,
+    pad_baseline,
+    token_scores,
+    token_words,
+)
 
 __all__ = ["IntegratedGradients"]
 
@@ -92,9 +98,9 @@ class IntegratedGradients(Explainer):
         mask = encoded.batch["attention_mask"]
         types = encoded.batch.get("token_type_ids")
         model = network.model
-        pad_id = network.tokenizer.pad_token_id
         special = torch.tensor(encoded.special, device=ids.device).unsqueeze(0)
-        baseline_ids = torch.where(special, ids, torch.full_like(ids, pad_id or 0))
+        pad_id = network.tokenizer.pad_token_id
+        baseline_ids = pad_baseline(ids, special, pad_id)
 
         def forward(embeds: Any, attention_mask: Any, token_type_ids: Any) -> Any:
             out = model(
@@ -136,9 +142,7 @@ class IntegratedGradients(Explainer):
             details={
                 "n_steps": n_steps,
                 "integration": "gausslegendre",
-                "baseline": "[PAD] for every non-special token; special tokens kept"
-                if pad_id is not None
-                else "token id 0 for every non-special token (the tokenizer has no [PAD])",
+                "baseline": baseline_note(pad_id),
                 "output_at_input": f_x,
                 "output_at_baseline": f_0,
                 "attribution_sum": float(np.sum(per_token)),

@@ -19,7 +19,15 @@ from typing import Any
 from aimass.errors import UnsupportedModel
 from aimass.explain.base import Network, TokenScore, WordScore
 
-__all__ = ["EncodedText", "encode_with_offsets", "split_words", "token_scores", "token_words"]
+__all__ = [
+    "EncodedText",
+    "baseline_note",
+    "encode_with_offsets",
+    "pad_baseline",
+    "split_words",
+    "token_scores",
+    "token_words",
+]
 
 # CJK ideograph blocks, as BERT's basic tokenizer defines them (_is_chinese_char).
 _CJK = (
@@ -109,6 +117,21 @@ def encode_with_offsets(network: Network, text: str) -> EncodedText:
         # The Rust encoding keeps what truncation cut off.
         truncated=bool(out.encodings[0].overflowing),
     )
+
+
+def pad_baseline(ids: Any, special: Any, pad_id: int | None) -> Any:
+    """Integrated gradients' baseline: ``ids`` (B, T) with every non-special token
+    replaced by [PAD] (token id 0 when the tokenizer has none; :func:`baseline_note`)."""
+    import torch
+
+    return torch.where(special, ids, torch.full_like(ids, pad_id or 0))
+
+
+def baseline_note(pad_id: int | None) -> str:
+    """What :func:`pad_baseline` put in place of the text, for an explanation's details."""
+    if pad_id is None:
+        return "token id 0 for every non-special token (the tokenizer has no [PAD])"
+    return "[PAD] for every non-special token; special tokens kept"
 
 
 def token_scores(encoded: EncodedText, scores: Sequence[float]) -> list[TokenScore]:

@@ -3,6 +3,7 @@ F1, schema-valid JSON, HTML sections, and clear errors for data that does not fi
 
 import json
 import math
+from html import escape
 
 import numpy as np
 import pytest
@@ -108,8 +109,9 @@ def test_causal_lm_report_perplexity_is_exp_of_mean_token_nll(lm_ready):
 
 def test_ner_report_and_card(lm_ready):
     version = train(lm_ready, "ner", "bert", "token-classification", lr=5e-3, epochs=3)
+    options = {**QUICK, "explain_examples": 2, "explain_method": "occlusion"}
     attachment = lm_ready.jobs.evaluate(
-        EvaluateSpec(model=version.ref, dataset="ner", options=QUICK)
+        EvaluateSpec(model=version.ref, dataset="ner", options=options)
     )
     html, document = report_files(lm_ready, attachment)
     validate_report(document)
@@ -120,9 +122,17 @@ def test_ner_report_and_card(lm_ready):
     robustness = document["sections"]["robustness"]["data"]
     assert {r["perturbation"] for r in robustness["results"]} == {"typos", "casing"}
     assert 'id="quality"' in html and "Per entity type" in html and "data:image/png" in html
-    explanations = document["sections"]["explanations"]
-    assert explanations["status"] == "not-applicable"
-    assert "entities are explained per prediction" in explanations["reason"]
+    explanations = document["sections"]["explanations"]["data"]
+    assert explanations["method"] == "occlusion" and len(explanations["examples"]) == 2
+    for example in explanations["examples"]:
+        text, explained = example["text"], example["explanation"]
+        assert explained["target"] == "entities" and explained["output"] == "probability"
+        for entity in explained["entities"]:
+            assert text[entity["start"] : entity["end"]] == entity["text"]
+            assert [w["word"] for w in entity["words"]] == text.split()
+            assert escape(f"{entity['label']} {entity['text']!r}") in html
+        assert example["true"] != "none"  # every row of the dataset has a person and a place
+    assert "explains the probability of each entity&#x27;s tags" in html
     card = lm_ready.models.card(version.ref)
     assert "entity F1" in card
 

@@ -98,6 +98,7 @@ def test_gradient_methods_refuse_a_black_box_but_occlusion_explains_it():
         assert err.value.code == "UNSUPPORTED_MODEL"
     e = model.explain(["good film"], method="occlusion")[0]
     assert [w["word"] for w in e["words"]] == ["good", "film"]
+    assert "entities" not in e  # a tagger's field only
     assert e["words"][0]["score"] == pytest.approx(0.3)
 
 

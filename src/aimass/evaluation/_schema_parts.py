@@ -286,6 +286,16 @@ _ROBUSTNESS = _obj(
     }
 )
 _WORD = _obj({"word": _STR, "start": _COUNT, "end": _COUNT, "score": _NUM})
+_EXPLAINED_ENTITY = _obj(
+    {
+        "label": _STR,
+        "start": _COUNT,
+        "end": _COUNT,
+        "text": _STR,
+        "words": {"type": "array", "items": _WORD},
+        "details": {"type": "object"},
+    }
+)
 _EXPLANATIONS = _obj(
     {
         "method": _STR,
@@ -301,12 +311,14 @@ _EXPLANATIONS = _obj(
                         {
                             "method": _STR,
                             "target": _STR,
-                            "target_index": _COUNT,
+                            # -1: a tagger's explanation of every entity type
+                            "target_index": {"type": "integer", "minimum": -1},
                             "output": {"enum": ["logit", "probability", "value", "attention"]},
                             "words": {"type": "array", "items": _WORD},
                             "truncated": {"type": "boolean"},
                             "details": {"type": "object"},
-                        }
+                        },
+                        {"entities": {"type": "array", "items": _EXPLAINED_ENTITY}},
                     ),
                 },
                 {"confidence": _RATE},

@@ -216,7 +216,8 @@ class Explanation:
         tokens: Per-token scores (empty for word-level methods and for a tagger).
         truncated: The model saw only the first ``max_length`` tokens.
         details: Method-specific facts (convergence delta, steps, baseline ...).
-        entities: One explanation per entity found (a tagger's; empty otherwise).
+        entities: One explanation per entity found, for a tagger; ``None`` (and left
+            out of :meth:`to_dict`) for other models.
     """
 
     method: str
@@ -228,11 +229,14 @@ class Explanation:
     tokens: list[TokenScore]
     truncated: bool = False
     details: dict[str, Any] = field(default_factory=dict)
-    entities: list[EntityExplanation] = field(default_factory=list)
+    entities: list[EntityExplanation] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return asdict(self)
+        out = asdict(self)
+        if self.entities is None:
+            del out["entities"]
+        return out
 
 
 class Explainer(ABC):

@@ -319,8 +319,7 @@ def _scored_parts(predictor: Any, options: Any) -> dict[str, Any]:
 
 def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
     """Language models and NER: the training task's own loss / tag reading, generation, and
-    why the report explains no examples (the explainer registry's reason, or for a tagger:
-    its entities are explained per prediction, not yet in reports)."""
+    a tagger's explanations (language models: the explainer registry's reason why none)."""
     from aimass.explain import explainers_for, list_explainers
     from aimass.jobs.scoring import TaskScorer
 
@@ -335,15 +334,15 @@ def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
             f"({', '.join(e.name for e in list_explainers())}) attribute a class "
             "score or a predicted value, and these models predict tokens"
             if not applicable
-            else f"the report's example explanations are built for classifiers and regressors; "
-            f"a {predictor.task!r} model's entities are explained per prediction "
-            f"(aimass predict --explain, with {', '.join(e.name for e in applicable)})"
+            else None
         ),
     }
     if predictor.task == "token-classification":
+        method = options.explain_method
         parts.update(
             tag=scorer.tags,
             predict=lambda texts: predictor.predict(list(texts), batch_size=options.batch_size),
+            explain=lambda texts: predictor.explain(list(texts), method=method),
         )
         return parts
     parts["nll"] = scorer.nll

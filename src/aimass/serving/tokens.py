@@ -158,10 +158,12 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
 
     def explain_target(self) -> ExplainTarget:
         """The entities' reading for occlusion; the network for integrated gradients."""
-        types = dict.fromkeys(tag.partition("-")[2] for tag in self.labels if tag != "O")
+        # The entity types, in the order the tags name them (the F1 score's chunking).
+        parts = [tag.partition("-") for tag in self.labels]
+        types = dict.fromkeys(kind for prefix, _, kind in parts if prefix in ("B", "I") and kind)
         return ExplainTarget(
             task="token-classification",
-            labels=tuple(t for t in types if t),
+            labels=tuple(types),
             network=Network(
                 model=self.model,
                 tokenizer=self.tokenizer,

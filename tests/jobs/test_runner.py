@@ -5,7 +5,7 @@ import pytest
 from aimass.entities import JobStatus
 from aimass.errors import Cancelled, JobFailed
 from aimass.jobs.train import TrainSpec
-from aimass.training import sequence
+from aimass.training import sequence_tasks
 from aimass.training.callbacks import Callback
 
 SPEC = TrainSpec(
@@ -24,7 +24,7 @@ def test_a_crash_marks_the_job_failed_and_registers_nothing(ready, monkeypatch):
     def explode(self, inputs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(sequence.ClassificationTask, "train", explode)
+    monkeypatch.setattr(sequence_tasks.ClassificationTask, "train", explode)
     job = ready.jobs.submit_training(SPEC)
     with pytest.raises(JobFailed, match="disk on fire"):
         ready.jobs.run(job.id)

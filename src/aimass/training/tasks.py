@@ -309,7 +309,7 @@ def _load_builtin_tasks() -> None:
         causal_lm,
         masked_lm,
         seq2seq,
-        sequence,
+        sequence_tasks,
         token_classification,
     )
 

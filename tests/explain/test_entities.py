@@ -16,6 +16,7 @@ import pytest
 from aimass.errors import InvalidArgument, UnsupportedModel
 from aimass.explain.base import ExplainTarget, TaggedEntity, Tagger, Tagging
 from aimass.explain.entities import occlude_entities, word_positions
+from aimass.explain.words import split_words
 from tests.conftest import TINY_FINETUNE, write_jsonl
 
 NAMES = ["film", "movie", "plot"]
@@ -242,7 +243,8 @@ def test_occlusion_finds_each_tag_again_after_the_tokens_before_it_are_removed()
             probabilities=lambda windows: [_hand_tagger(w) for w in windows],
         ),
     )
-    explanation = occlude_entities(target, text, None, method="occlusion", max_words=10)
+    spans = split_words(text)
+    explanation = occlude_entities(target, text, None, spans, method="occlusion")
     scores = [w.score for w in explanation.entities[0].words]
     # without the cue: 0.3; without the filler: found one position earlier, still 0.9;
     # without the name itself: the entity is gone.

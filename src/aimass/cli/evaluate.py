@@ -27,7 +27,10 @@ from aimass.cli._flows import REPORT_FOLDER_PREFIX
 
 app = typer.Typer(help="Evaluation reports attached to model versions.", no_args_is_help=True)
 
-EXPLAIN_HELP = "Explain each prediction: integrated-gradients, attention or occlusion."
+EXPLAIN_HELP = (
+    "Explain each prediction (a NER tagger's: each entity): integrated-gradients, "
+    "attention or occlusion."
+)
 
 # The options every report command takes (models: ``aimass evaluate``; pipelines:
 # ``aimass pipelines evaluate``).

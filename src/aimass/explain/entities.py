@@ -39,7 +39,7 @@ from aimass.explain.base import (
     TokenScore,
     WordScore,
 )
-from aimass.explain.words import baseline_note, pad_baseline, split_words, token_words
+from aimass.explain.words import baseline_note, pad_baseline, token_words
 
 __all__ = ["integrate_entities", "occlude_entities", "word_positions"]
 
@@ -113,17 +113,20 @@ def _occluded(
 
 
 def occlude_entities(
-    target: ExplainTarget, text: str, label: str | None, *, method: str, max_words: int
+    target: ExplainTarget,
+    text: str,
+    label: str | None,
+    spans: list[tuple[int, int]],
+    *,
+    method: str,
 ) -> Explanation:
-    """Leave-one-word-out scores of every entity found in ``text`` (one batched call)."""
+    """Leave-one-word-out scores of every entity found in ``text`` (one batched call).
+
+    Args:
+        spans: The words of ``text`` (:func:`~aimass.explain.words.split_words`).
+    """
     assert target.tagger is not None
     tagging, entities, header = _chosen(target, text, label)
-    spans = split_words(text)
-    if len(spans) > max_words:
-        raise InvalidArgument(
-            f"occlusion needs one prediction per word; this text has {len(spans):,} words "
-            f"(limit {max_words:,}); explain a shorter text or use 'integrated-gradients'"
-        )
     windows = sorted({k for e in entities for k, _p, _c in e.tags})
     variants: list[tuple[int, int, list[int]]] = []  # (window, word, removed positions)
     for k in windows:

@@ -49,15 +49,15 @@ class Occlusion(Explainer):
 
     def explain_one(self, target: ExplainTarget, text: str, label: str | None) -> Explanation:
         """One batched prediction of the text and its W one-word-shorter variants."""
-        if target.tagger is not None:
-            return occlude_entities(target, text, label, method=self.name, max_words=MAX_WORDS)
-        assert target.score is not None
         spans = split_words(text)
         if len(spans) > MAX_WORDS:
             raise InvalidArgument(
                 f"occlusion needs one prediction per word; this text has {len(spans):,} words "
                 f"(limit {MAX_WORDS:,}); explain a shorter text or use 'integrated-gradients'"
             )
+        if target.tagger is not None:
+            return occlude_entities(target, text, label, spans, method=self.name)
+        assert target.score is not None
         variants = [text] + [without_span(text, s, e) for s, e in spans]
         scores = np.asarray(target.score(variants), dtype=np.float64)  # (1 + W, C)
         index, name = resolve_target(target, label, scores[0])

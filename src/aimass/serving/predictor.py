@@ -185,7 +185,8 @@ class Predictor(ABC):
         Args:
             texts: Inputs, as for :meth:`predict`.
             method: ``integrated-gradients``, ``attention`` or ``occlusion``.
-            label: Class to explain; default the predicted one.
+            label: Class to explain; default the predicted one. For a NER tagger, the
+                entity type to explain; default every entity found.
             **options: Method options (``n_steps`` for integrated gradients).
 
         Returns:

@@ -21,8 +21,9 @@ class PredictRequest(_In):
     inputs: list[str] = Field(min_length=1, max_length=100_000)
     explain: bool | Literal["integrated-gradients", "attention", "occlusion"] | None = Field(
         default=None,
-        description="Add a per-word explanation to each prediction: true (integrated "
-        "gradients) or a method name; at most AIMASS_MAX_EXPLAIN_BATCH inputs.",
+        description="Add a per-word explanation to each prediction (a NER tagger's: one per "
+        "entity it found): true (integrated gradients) or a method name; at most "
+        "AIMASS_MAX_EXPLAIN_BATCH inputs.",
     )
 
 

@@ -363,7 +363,7 @@ def _highlights(result: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]
     if "entities" in result:
         return [
             (f"{e.get('label')}: {e.get('text')}", _pieces(text, e.get("words") or []))
-            for e in explanation["entities"]
+            for e in explanation.get("entities") or []
             if isinstance(e, dict)
         ]
     return [("", _pieces(text, explanation.get("words") or []))]

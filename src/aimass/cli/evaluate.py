@@ -188,14 +188,7 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
             f"[bold]{head}[/]  explains the {e['output']} of {e['target']!r} ({e['method']})"
         )
         console.print(explanation_text(e["text"], e["words"], signed=e["output"] != "attention"))
-        notes = [_top_words(e["words"], e["output"])]
-        delta = e["details"].get("convergence_delta")
-        if delta is not None:
-            notes.append(f"convergence delta {delta:+.2e}")
-        if e.get("truncated"):
-            notes.append("the model saw only the first part of this text")
-        console.print("  " + "  |  ".join(notes), style="dim", highlight=False)
-        console.print()
+        _print_notes(e["words"], e["output"], e["details"], truncated=bool(e.get("truncated")))
 
 
 def _print_entities(explanation: dict[str, Any]) -> None:
@@ -209,12 +202,21 @@ def _print_entities(explanation: dict[str, Any]) -> None:
             f"{explanation['output']} of its tags ({explanation['method']})"
         )
         console.print(explanation_text(explanation["text"], entity["words"]))
-        notes = [_top_words(entity["words"], explanation["output"])]
-        delta = entity["details"].get("convergence_delta")
-        if delta is not None:
-            notes.append(f"convergence delta {delta:+.2e}")
-        console.print("  " + "  |  ".join(notes), style="dim", highlight=False)
-        console.print()
+        _print_notes(entity["words"], explanation["output"], entity["details"])
+
+
+def _print_notes(
+    words: list[dict[str, Any]], output: str, details: dict[str, Any], *, truncated: bool = False
+) -> None:
+    """Under an explained text: its strongest words and the method's facts, dimmed."""
+    notes = [_top_words(words, output)]
+    delta = details.get("convergence_delta")
+    if delta is not None:
+        notes.append(f"convergence delta {delta:+.2e}")
+    if truncated:
+        notes.append("the model saw only the first part of this text")
+    console.print("  " + "  |  ".join(notes), style="dim", highlight=False)
+    console.print()
 
 
 # -- evaluate -----------------------------------------------------------------------------

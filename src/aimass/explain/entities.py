@@ -39,7 +39,7 @@ from aimass.explain.base import (
     TokenScore,
     WordScore,
 )
-from aimass.explain.words import baseline_note, pad_baseline, token_words
+from aimass.explain.words import baseline_note, overlapping_words, pad_baseline, token_words
 
 __all__ = ["integrate_entities", "occlude_entities", "word_positions"]
 
@@ -56,14 +56,9 @@ def word_positions(
     starts = [s for s, _e in spans]
     out: dict[int, list[int]] = defaultdict(list)
     for position, span in enumerate(offsets):
-        if span is None:
-            continue
-        start, end = span[0], max(span[1], span[0] + 1)
-        word = max(bisect.bisect_right(starts, start) - 1, 0)
-        while word < len(spans) and spans[word][0] < end:
-            if spans[word][1] > start:
+        if span is not None:
+            for word in overlapping_words(spans, starts, *span):
                 out[word].append(position)
-            word += 1
     return out
 
 
@@ -142,8 +137,9 @@ def occlude_entities(
     base = [np.asarray(p) for p in tagging.probabilities]
     explained = []
     for entity in entities:
-        at_input = float(np.mean([base[k][p, c] for k, p, c in entity.tags]))
-        drops = [at_input - _occluded(entity, base, removed, word) for word in range(len(spans))]
+        drops = [
+            entity.score - _occluded(entity, base, removed, word) for word in range(len(spans))
+        ]
         explained.append(
             EntityExplanation(
                 label=entity.label,
@@ -155,7 +151,7 @@ def occlude_entities(
                     for (s, e), d in zip(spans, drops, strict=True)
                 ],
                 tokens=[],
-                details={"output_at_input": at_input},
+                details={"output_at_input": entity.score},
             )
         )
     return Explanation(

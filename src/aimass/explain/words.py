@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "EncodedText",
     "baseline_note",
     "encode_with_offsets",
+    "overlapping_words",
     "pad_baseline",
     "split_words",
     "token_scores",
@@ -43,6 +44,19 @@ def split_words(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _WORD.finditer(text)]
 
 
+def overlapping_words(
+    spans: Sequence[tuple[int, int]], starts: Sequence[int], start: int, end: int
+) -> Iterator[int]:
+    """Indexes of the words (``spans``, their ``starts``) that the character span
+    ``[start, end)`` overlaps, in order; an empty span counts its first character."""
+    end = max(end, start + 1)
+    i = max(bisect.bisect_right(starts, start) - 1, 0)
+    while i < len(spans) and spans[i][0] < end:
+        if spans[i][1] > start:
+            yield i
+        i += 1
+
+
 def token_words(text: str, tokens: Sequence[TokenScore]) -> list[WordScore]:
     """Sum token scores into the words of ``text`` (special tokens are skipped).
 
@@ -54,12 +68,10 @@ def token_words(text: str, tokens: Sequence[TokenScore]) -> list[WordScore]:
     for token in tokens:
         if token.special or token.start is None or token.end is None:
             continue
-        i = max(bisect.bisect_right(starts, token.start) - 1, 0)
         # The word holding the token's start, or the next one it overlaps.
-        while i < len(spans) and spans[i][1] <= token.start:
-            i += 1
-        if i < len(spans) and spans[i][0] < max(token.end, token.start + 1):
-            totals[i] += token.score
+        first = next(overlapping_words(spans, starts, token.start, token.end), None)
+        if first is not None:
+            totals[first] += token.score
     return [
         WordScore(word=text[s:e], start=s, end=e, score=float(total))
         for (s, e), total in zip(spans, totals, strict=True)

@@ -239,8 +239,8 @@ def test_occlusion_finds_each_tag_again_after_the_tokens_before_it_are_removed()
         task="token-classification",
         labels=("PER",),
         tagger=Tagger(
-            read=lambda _text: tagging,
-            probabilities=lambda windows: [_hand_tagger(w) for w in windows],
+            read=lambda _text, _label: tagging,
+            probabilities=lambda windows, _classes: [_hand_tagger(w) for w in windows],
         ),
     )
     spans = split_words(text)

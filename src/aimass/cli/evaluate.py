@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from aimass.cli import _flows as flows
@@ -28,8 +29,8 @@ from aimass.cli._flows import REPORT_FOLDER_PREFIX
 app = typer.Typer(help="Evaluation reports attached to model versions.", no_args_is_help=True)
 
 EXPLAIN_HELP = (
-    "Explain each prediction (a NER tagger's: each entity): integrated-gradients, "
-    "attention or occlusion."
+    "Explain each prediction (a NER tagger's: each entity; a masked LM's: each mask's top "
+    "fill): integrated-gradients, attention or occlusion."
 )
 
 # The options every report command takes (models: ``aimass evaluate``; pipelines:
@@ -173,11 +174,11 @@ def _top_words(words: list[dict[str, Any]], output: str, *, k: int = 5) -> str:
 
 def print_explanations(results: list[dict[str, Any]]) -> None:
     """Each prediction with its coloured text, the strongest words, and the method's facts
-    (a tagger's: each entity it found, explained on its own)."""
+    (a tagger's: each entity it found, explained on its own; a masked LM's: each fill)."""
     for result in results:
         e = result["explanation"]
-        if "entities" in result:
-            _print_entities(e)
+        if "entities" in e:
+            _print_entities(e, fills="masks" in result)
             continue
         head = (
             f"{result['label']} ({result['score']:.3f})"
@@ -191,16 +192,21 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
         _print_notes(e["words"], e["output"], e["details"], truncated=bool(e.get("truncated")))
 
 
-def _print_entities(explanation: dict[str, Any]) -> None:
-    """A tagger's explanation: every entity with the words that made the model find it."""
+def _print_entities(explanation: dict[str, Any], *, fills: bool) -> None:
+    """A tagger's explanation: every entity with the words that made the model find it (a
+    masked LM's: every mask with the words that made the model fill it so)."""
     if not explanation["entities"]:
-        console.print(f"no entities found in {explanation['text']!r}", style="dim")
+        found = "no mask within the model's length" if fills else "no entities found"
+        console.print(f"{found} in {explanation['text']!r}", style="dim")
         console.print()
     for entity in explanation["entities"]:
-        console.print(
-            f"[bold]{entity['label']}[/] {entity['text']!r}  explains the "
-            f"{explanation['output']} of its tags ({explanation['method']})"
+        label, text = escape(entity["label"]), escape(entity["text"])
+        head = (
+            f"{text} → [bold]{label}[/]  explains the {explanation['output']} of this fill"
+            if fills
+            else f"[bold]{label}[/] {text!r}  explains the {explanation['output']} of its tags"
         )
+        console.print(f"{head} ({explanation['method']})")
         console.print(explanation_text(explanation["text"], entity["words"]))
         _print_notes(entity["words"], explanation["output"], entity["details"])
 

@@ -309,8 +309,21 @@ def predict(
             ["text", "value"],
             [[t[:80], f"{r['value']:.4f}"] for t, r in zip(inputs, results, strict=True)],
         )
+    elif "masks" in results[0]:
+        table(
+            f"fills by {ref}",
+            ["text", "candidates at each mask"],
+            [
+                [t[:80], "  |  ".join(_candidates(m["candidates"]) for m in r["masks"]) or "-"]
+                for t, r in zip(inputs, results, strict=True)
+            ],
+        )
     else:
         emit_json([{"text": t, **r} for t, r in zip(inputs, results, strict=True)])
+
+
+def _candidates(candidates: list[dict[str, Any]]) -> str:
+    return " ".join(f"{c['token']} {c['score']:.2f}" for c in candidates)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 An explainer answers "which words of this input moved the prediction, and
 which way". It receives an :class:`ExplainTarget` — the model as a scoring
-function (or, for a NER tagger, a :class:`Tagger`), plus (for gradient and
-attention methods) a :class:`Network` handle on the transformer itself — and
-returns one :class:`Explanation` per text: scores per token and per word, with
-character offsets into the original text; for a tagger, one such set of scores
-per entity it found (:class:`EntityExplanation`).
+function (or, for a NER tagger or a masked LM, a :class:`Tagger`), plus (for
+gradient and attention methods) a :class:`Network` handle on the transformer
+itself — and returns one :class:`Explanation` per text: scores per token and per
+word, with character offsets into the original text; for a tagger, one such set
+of scores per entity it found, for a masked LM one per mask it filled
+(:class:`EntityExplanation`).
 
 Explainers are registered by name (:func:`register_explainer`); an explainer
 that cannot work on a model says so with :class:`~aimass.errors.UnsupportedModel`
@@ -74,16 +75,16 @@ class Network:
 
 @dataclass(frozen=True)
 class TaggedEntity:
-    """An entity a tagger found, and where the tags of its words were read.
+    """An entity a tagger found (or a mask a masked LM filled), and where its tags were read.
 
     Attributes:
-        label: Its type (``PER``).
+        label: Its type (``PER``); for a mask, the token it is filled with.
         start: Character offset of its first character; ``end`` is exclusive.
         end: See ``start``.
         score: The mean probability of its words' tags (what predict reports).
-        tags: One ``(window, position, tag)`` per word: the window and token position
-            of the word's first sub-word whose prediction decided the word's tag, and
-            that tag's index.
+        tags: One ``(window, position, column)`` per word: the window and token
+            position of the word's first sub-word whose prediction decided the word's
+            tag, and that tag's column in the :class:`Tagging`'s probabilities.
     """
 
     label: str
@@ -95,15 +96,23 @@ class TaggedEntity:
 
 @dataclass(frozen=True)
 class Tagging:
-    """A text as a tagger read it (what its predict call computes).
+    """A text as a tagger read it (what its predict call computes), for one target.
 
     Attributes:
         windows: Token ids of each window the text was read in (one, unless the
             text is longer than the model's ``max_length`` tokens).
         tokens: Each window's token strings.
-        offsets: Each window's token character spans; ``None`` for special tokens.
-        probabilities: Each window's (T, C) tag probabilities.
-        entities: The entities predict reports, in order.
+        offsets: Each window's token character spans; ``None`` for tokens that are
+            not words of the text (special tokens, and a masked LM's masks: a mask
+            is what is asked, never removed or scored).
+        probabilities: Each window's (T, C) probabilities of the ``classes``.
+        entities: The entities to explain, in order: those predict reports, of the
+            type asked for.
+        target: What is explained (``entities``, an entity type, ``fills`` or a token).
+        target_index: Its index (-1 for every entity or fill).
+        classes: The model's output classes that ``probabilities``' columns hold;
+            ``None`` for every class in order (a tagger's tags). A masked LM keeps only
+            the tokens it explains out of its whole vocabulary.
     """
 
     windows: list[list[int]]
@@ -111,20 +120,26 @@ class Tagging:
     offsets: list[list[tuple[int, int] | None]]
     probabilities: list[np.ndarray]
     entities: list[TaggedEntity]
+    target: str = "entities"
+    target_index: int = -1
+    classes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Tagger:
-    """A token-classification (NER) model as explainers see it.
+    """A token-classification (NER) model, or a masked LM, as explainers see it.
 
     Attributes:
-        read: Text → its :class:`Tagging`: the predictor's own reading, so an
-            explanation explains exactly the entities predict returns.
-        probabilities: Token-id sequences → (T, C) tag probabilities of each.
+        read: ``(text, label)`` → its :class:`Tagging` for ``label`` (an entity type
+            or a token; ``None``: each entity's own type, each mask's top token): the
+            predictor's own reading, so an explanation explains exactly the entities
+            (or fills) predict returns. Raises ``InvalidArgument`` for an unknown label.
+        probabilities: ``(token-id sequences, classes)`` → the (T, C) probabilities of
+            those classes (``None``: every class) in each sequence.
     """
 
-    read: Callable[[str], Tagging]
-    probabilities: Callable[[list[list[int]]], list[np.ndarray]]
+    read: Callable[[str, str | None], Tagging]
+    probabilities: Callable[[list[list[int]], tuple[int, ...] | None], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -132,15 +147,15 @@ class ExplainTarget:
     """A model as explainers see it.
 
     Attributes:
-        task: ``classification``, ``regression`` or ``token-classification``
-            (others are refused).
+        task: ``classification``, ``regression``, ``token-classification`` or
+            ``masked-lm`` (others are refused).
         labels: Class names in output order (classification), or entity types
-            (``PER``, ``LOC``: token classification).
+            (``PER``, ``LOC``: token classification); empty for a masked LM.
         score: Texts → (N, C) class probabilities, or (N, 1) predicted values.
             Must accept any string, including an empty one. ``None`` for a tagger.
         network: Gradient/attention access, or ``None`` for a black box.
         name: What the model is, for messages (``"bert classification model"``).
-        tagger: A NER tagger's reading and tag probabilities (token classification).
+        tagger: A NER tagger's (or masked LM's) reading and probabilities.
     """
 
     task: str
@@ -174,10 +189,12 @@ class WordScore:
 
 @dataclass(frozen=True)
 class EntityExplanation:
-    """Scores for one entity a tagger found: which words made it find this entity.
+    """Scores for one entity a tagger found (which words made it find this entity), or
+    for one mask a masked LM filled (which words made it fill the mask with this token).
 
     Attributes:
-        label: The entity's type; ``start``/``end``/``text`` locate it as predict does.
+        label: The entity's type (the fill's token); ``start``/``end``/``text`` locate
+            it as predict does.
         start: Character offset into the explained text.
         end: Exclusive end offset.
         text: ``text[start:end]``.
@@ -203,21 +220,24 @@ class Explanation:
         method: The explainer's name.
         text: The explained text, unchanged.
         target: The explained class name, or ``value`` for regression; for a
-            tagger, the entity type explained, or ``entities`` for every type.
+            tagger, the entity type explained, or ``entities`` for every type; for a
+            masked LM, the token explained, or ``fills`` for each mask's top token.
         target_index: Its output index (for a tagger the type's index in the
-            target's ``labels``, or -1 for every type).
+            target's ``labels``, for a masked LM the token's id; -1 for every type or
+            top token).
         output: What the scores explain: ``logit`` (of the target class),
             ``probability`` (of the target class), ``value`` (regression) or
             ``attention`` (class-agnostic attention flow; scores sum to 1); for a
             tagger's entities, ``probability`` (their mean tag probability) or
-            ``logit`` (the sum of their tag logits).
+            ``logit`` (the sum of their tag logits), and the same of a masked LM's
+            fill token.
         words: Per-word scores covering the whole text, in order (empty for a
-            tagger: each entity has its own).
+            tagger or masked LM: each entity has its own).
         tokens: Per-token scores (empty for word-level methods and for a tagger).
         truncated: The model saw only the first ``max_length`` tokens.
         details: Method-specific facts (convergence delta, steps, baseline ...).
-        entities: One explanation per entity found, for a tagger; ``None`` (and left
-            out of :meth:`to_dict`) for other models.
+        entities: One explanation per entity found, for a tagger (per mask filled,
+            for a masked LM); ``None`` (and left out of :meth:`to_dict`) for other models.
     """
 
     method: str
@@ -260,7 +280,7 @@ class Explainer(ABC):
             + (
                 ", ".join(others)
                 if others
-                else "none (they attribute a class score, a value or an entity)"
+                else "none (they attribute a class score, a value, an entity or a fill)"
             ),
             explainer=self.name,
             task=task,
@@ -270,9 +290,9 @@ class Explainer(ABC):
     def check(self, target: ExplainTarget) -> None:
         """Raise :class:`UnsupportedModel` when this method cannot explain ``target``."""
         self.check_task(target.task)
-        if target.task == "token-classification" and target.tagger is None:
+        if target.score is None and target.tagger is None:
             raise UnsupportedModel(
-                f"{target.name} gives no tagger reading to explain its entities with",
+                f"{target.name} gives neither scores nor a tagger reading to explain",
                 explainer=self.name,
             )
         if self.needs_network and target.network is None:

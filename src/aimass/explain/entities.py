@@ -1,8 +1,13 @@
-"""Explanations of a NER tagger's entities: which words made it find each one.
+"""Explanations of a NER tagger's entities (which words made it find each one), and
+of a masked LM's fills (which words made it fill each mask with its token).
 
 A tagger predicts a list of entities, each read off the tags of its words (a
-word takes the tag predicted at its first sub-word). What is explained for an
-entity ``e`` with words ``w_1 … w_n`` and predicted tags ``c_1 … c_n``:
+word takes the tag predicted at its first sub-word). A masked LM's fill is read
+the same way: a one-word "entity" at the mask whose "tag" is the token (only
+the tokens explained are kept of the vocabulary: :attr:`Tagging.classes`); the
+mask itself is not a word of the text (it is what is asked), so it is never
+removed and scores 0. What is explained for an entity ``e`` with words
+``w_1 … w_n`` and predicted tags ``c_1 … c_n``:
 
 - ``occlusion``: its score as predict reports it, the mean probability of its
   words' tags ``s_e = (1/n) Σ_i p(c_i at w_i | text)``. The score of a word
@@ -29,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from aimass.errors import InvalidArgument
 from aimass.explain.base import (
     EntityExplanation,
     ExplainTarget,
@@ -65,20 +69,19 @@ def word_positions(
 def _chosen(
     target: ExplainTarget, text: str, label: str | None
 ) -> tuple[Tagging, list[TaggedEntity], dict[str, Any]]:
-    """The tagger's reading of ``text``, its entities of type ``label`` (every type:
-    ``None``), and what the explanation says of them all: the text, the target's name
-    and index, no words or tokens of its own (each entity has them)."""
+    """The tagger's reading of ``text`` for ``label``, its entities to explain, and what
+    the explanation says of them all: the text, the target's name and index, no words
+    or tokens of its own (each entity has them)."""
     assert target.tagger is not None
-    if label is not None and label not in target.labels:
-        raise InvalidArgument(
-            f"entity type {label!r} is not one the model predicts: {', '.join(target.labels)}",
-            label=label,
-        )
-    tagging = target.tagger.read(text)
-    entities = [e for e in tagging.entities if label is None or e.label == label]
-    name, index = ("entities", -1) if label is None else (label, target.labels.index(label))
-    header = {"text": text, "target": name, "target_index": index, "words": [], "tokens": []}
-    return tagging, entities, header
+    tagging = target.tagger.read(text, label)
+    header = {
+        "text": text,
+        "target": tagging.target,
+        "target_index": tagging.target_index,
+        "words": [],
+        "tokens": [],
+    }
+    return tagging, tagging.entities, header
 
 
 def _without(ids: list[int], positions: list[int]) -> list[int]:
@@ -128,7 +131,8 @@ def occlude_entities(
         for word, positions in sorted(word_positions(tagging.offsets[k], spans).items()):
             variants.append((k, word, positions))
     probabilities = target.tagger.probabilities(
-        [_without(tagging.windows[k], positions) for k, _word, positions in variants]
+        [_without(tagging.windows[k], positions) for k, _word, positions in variants],
+        tagging.classes,
     )
     removed = {
         (k, word): (positions, np.asarray(probs))
@@ -195,17 +199,28 @@ def integrate_entities(
         ids = torch.tensor([tagging.windows[k]], device=network.device)
         special = torch.tensor([[o is None for o in tagging.offsets[k]]], device=ids.device)
         baseline_ids = pad_baseline(ids, special, pad_id)
-        classes = tagging.probabilities[k].shape[-1]
-        # Column j sums entity j's tag logits in this window: logits (B, T·C) @ select.
-        select = torch.zeros((ids.shape[1] * classes, len(chosen)), device=ids.device)
-        for j, i in enumerate(chosen):
-            for window, p, c in entities[i].tags:
-                if window == k:
-                    select[p * classes + c, j] = 1.0
+        # The window's tags (position, model class), and whose they are: column j of
+        # ``owner`` sums entity j's tag logits, logits[:, positions, classes] @ owner.
+        picks = [
+            (p, c if tagging.classes is None else tagging.classes[c], j)
+            for j, i in enumerate(chosen)
+            for window, p, c in entities[i].tags
+            if window == k
+        ]
+        positions = torch.tensor([p for p, _c, _j in picks], device=ids.device)
+        classes = torch.tensor([c for _p, c, _j in picks], device=ids.device)
+        owner = torch.zeros((len(picks), len(chosen)), device=ids.device)
+        owner[torch.arange(len(picks)), torch.tensor([j for _p, _c, j in picks])] = 1.0
 
-        def forward(embeds: Any, attention_mask: Any, select: Any = select) -> Any:
+        def forward(
+            embeds: Any,
+            attention_mask: Any,
+            positions: Any = positions,
+            classes: Any = classes,
+            owner: Any = owner,
+        ) -> Any:
             logits = model(inputs_embeds=embeds, attention_mask=attention_mask).logits
-            return logits.float().reshape(len(logits), -1) @ select  # (B, entities)
+            return logits.float()[:, positions, classes] @ owner  # (B, entities)
 
         mask = torch.ones_like(ids)
         with torch.no_grad():

@@ -22,7 +22,8 @@ class PredictRequest(_In):
     explain: bool | Literal["integrated-gradients", "attention", "occlusion"] | None = Field(
         default=None,
         description="Add a per-word explanation to each prediction (a NER tagger's: one per "
-        "entity it found): true (integrated gradients) or a method name; at most "
+        "entity it found; a masked LM's: one per mask, of its top fill): true (integrated "
+        "gradients) or a method name; at most "
         "AIMASS_MAX_EXPLAIN_BATCH inputs.",
     )
 

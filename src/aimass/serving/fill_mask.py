@@ -1,4 +1,8 @@
-"""Fill-mask predictor for masked-LM bundles: the likeliest tokens at each mask."""
+"""Fill-mask predictor for masked-LM bundles: the likeliest tokens at each mask.
+
+Its fills are explained like a NER tagger's entities (:mod:`aimass.explain.entities`):
+each mask is a one-word entity whose tag is the token it is filled with.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
+from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.serving.predictor import Predictor, check_texts, register_predictor
 
 __all__ = ["FillMaskPredictor"]
 
 TOP = 5
+# Sequences per forward pass when occlusion re-reads a text without each word: each
+# pass holds (batch, T, vocabulary) probabilities before the wanted columns are kept.
+_EXPLAIN_BATCH = 16
 
 
 @register_predictor
@@ -36,28 +45,36 @@ class FillMaskPredictor(Predictor):
         """One fill of one mask (an input without a mask is refused)."""
         self.predict([f"warm {self.tokenizer.mask_token} up"])
 
+    def _encode(self, text: str, index: int = 0) -> Any:
+        """The text's encoding with offsets; a text without a mask is refused."""
+        mask = self.tokenizer.mask_token
+        if mask not in text:
+            raise InvalidArgument(f"input {index} has no {mask} token to fill", index=index)
+        with self._lock:
+            return self.tokenizer(
+                text, truncation=True, max_length=self.max_length, return_offsets_mapping=True
+            )
+
+    def _masks(self, ids: list[int]) -> list[int]:
+        return [p for p, token in enumerate(ids) if token == self.tokenizer.mask_token_id]
+
+    def _token(self, token: int) -> str:
+        return str(self.tokenizer.decode([token])).strip()
+
     @torch.inference_mode()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """``{"masks": [{"start", "candidates": [{"token", "score"}]}]}`` per text."""
         texts = check_texts(texts)
-        mask = self.tokenizer.mask_token
         results = []
         for i, text in enumerate(texts):
-            if mask not in text:
-                raise InvalidArgument(f"input {i} has no {mask} token to fill", index=i)
-            with self._lock:
-                enc = self.tokenizer(
-                    text, truncation=True, max_length=self.max_length, return_offsets_mapping=True
-                )
+            enc = self._encode(text, i)
             ids = torch.tensor([enc["input_ids"]], device=self.device)
             probs = self.model(input_ids=ids).logits[0].float().softmax(-1).cpu()
             masks = []
-            for position, token in enumerate(enc["input_ids"]):
-                if token != self.tokenizer.mask_token_id:
-                    continue
+            for position in self._masks(enc["input_ids"]):
                 top = probs[position].topk(TOP)
                 candidates = [
-                    {"token": str(self.tokenizer.decode([int(t)])).strip(), "score": float(s)}
+                    {"token": self._token(int(t)), "score": float(s)}
                     for s, t in zip(top.values, top.indices, strict=True)
                 ]
                 masks.append(
@@ -65,3 +82,100 @@ class FillMaskPredictor(Predictor):
                 )
             results.append({"masks": masks})
         return results
+
+    def explain_target(self) -> ExplainTarget:
+        """Each mask's fill as a one-word entity for occlusion; the network for
+        integrated gradients."""
+        return ExplainTarget(
+            task="masked-lm",
+            labels=(),
+            network=Network(
+                model=self.model,
+                tokenizer=self.tokenizer,
+                max_length=self.max_length,
+                device=self.device,
+                tokenize_lock=self._lock,
+            ),
+            name=f"the {self.manifest.architecture} masked-lm model",
+            tagger=Tagger(read=self._reading, probabilities=self._probabilities),
+        )
+
+    def _label_id(self, label: str) -> int:
+        """The vocabulary id of the token ``label`` (as predict shows candidates)."""
+        token = self.tokenizer.convert_tokens_to_ids(label)
+        if isinstance(token, int) and (
+            token != self.tokenizer.unk_token_id or label == self.tokenizer.unk_token
+        ):
+            return token
+        with self._lock:
+            ids = self.tokenizer(label, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1 or ids[0] == self.tokenizer.unk_token_id:
+            raise InvalidArgument(
+                f"{label!r} is not one token of the model's vocabulary (it reads as "
+                f"{' '.join(self.tokenizer.convert_ids_to_tokens(ids))}); explain a fill "
+                "predict lists as a candidate, or leave the label out to explain each "
+                "mask's top token",
+                label=label,
+            )
+        return int(ids[0])
+
+    def _reading(self, text: str, label: str | None) -> Tagging:
+        """The text as predict reads it; one entity per mask, filled with its top token
+        (or with ``label``)."""
+        wanted = None if label is None else self._label_id(label)
+        enc = self._encode(text)
+        ids = list(enc["input_ids"])
+        with torch.inference_mode():
+            batch = torch.tensor([ids], device=self.device)
+            probs = self.model(input_ids=batch).logits[0].float().softmax(-1).cpu()
+        masks = self._masks(ids)
+        fills = [int(probs[p].argmax()) if wanted is None else wanted for p in masks]
+        classes = tuple(dict.fromkeys(fills))
+        offsets = [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+        return Tagging(
+            windows=[ids],
+            tokens=[enc.tokens()],
+            # Special tokens have empty spans; a mask is not a word of the text either.
+            offsets=[
+                [
+                    None if e <= s or token == self.tokenizer.mask_token_id else (s, e)
+                    for token, (s, e) in zip(ids, offsets, strict=True)
+                ]
+            ],
+            probabilities=[probs[:, list(classes)].numpy()],
+            entities=[
+                TaggedEntity(
+                    label=self._token(fill),
+                    start=offsets[p][0],
+                    end=offsets[p][1],
+                    score=float(probs[p, fill]),
+                    tags=((0, p, classes.index(fill)),),
+                )
+                for p, fill in zip(masks, fills, strict=True)
+            ],
+            target="fills" if label is None else label,
+            target_index=-1 if wanted is None else wanted,
+            classes=classes,
+        )
+
+    @torch.inference_mode()
+    def _probabilities(
+        self, windows: list[list[int]], classes: tuple[int, ...] | None
+    ) -> list[np.ndarray]:
+        """Each sequence's (T, C) probabilities of ``classes`` (the whole vocabulary is
+        never kept: a text of T tokens would hold T × vocabulary floats per variant)."""
+        assert classes is not None
+        columns = torch.tensor(classes, device=self.device)
+        pad = self.tokenizer.pad_token_id or 0
+        out: list[np.ndarray] = []
+        for at in range(0, len(windows), _EXPLAIN_BATCH):
+            chunk = windows[at : at + _EXPLAIN_BATCH]
+            width = max(len(w) for w in chunk)
+            ids = torch.tensor([w + [pad] * (width - len(w)) for w in chunk], device=self.device)
+            mask = torch.tensor(
+                [[1] * len(w) + [0] * (width - len(w)) for w in chunk], device=self.device
+            )
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            probs = logits.softmax(-1)[:, :, columns].cpu().numpy()
+            out.extend(probs[i, : len(w)] for i, w in enumerate(chunk))
+        return out

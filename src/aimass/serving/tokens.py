@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from aimass.artifacts.bundle import Manifest
+from aimass.errors import InvalidArgument
 from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
 from aimass.metrics import entity_spans
 from aimass.models.device import inference_autocast
@@ -156,14 +157,18 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
             )
         return entities
 
+    @property
+    def _types(self) -> tuple[str, ...]:
+        """The entity types, in the order the tags name them (the F1 score's chunking)."""
+        parts = [tag.partition("-") for tag in self.labels]
+        kinds = (kind for prefix, _, kind in parts if prefix in ("B", "I") and kind)
+        return tuple(dict.fromkeys(kinds))
+
     def explain_target(self) -> ExplainTarget:
         """The entities' reading for occlusion; the network for integrated gradients."""
-        # The entity types, in the order the tags name them (the F1 score's chunking).
-        parts = [tag.partition("-") for tag in self.labels]
-        types = dict.fromkeys(kind for prefix, _, kind in parts if prefix in ("B", "I") and kind)
         return ExplainTarget(
             task="token-classification",
-            labels=tuple(types),
+            labels=self._types,
             network=Network(
                 model=self.model,
                 tokenizer=self.tokenizer,
@@ -175,8 +180,15 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
             tagger=Tagger(read=self._tagging, probabilities=self._probabilities),
         )
 
-    def _tagging(self, text: str) -> Tagging:
-        """One text as predict reads it, for the explainers."""
+    def _tagging(self, text: str, label: str | None) -> Tagging:
+        """One text as predict reads it, and its entities of type ``label`` (every type:
+        ``None``), for the explainers."""
+        types = self._types
+        if label is not None and label not in types:
+            raise InvalidArgument(
+                f"entity type {label!r} is not one the model predicts: {', '.join(types)}",
+                label=label,
+            )
         enc, probs = self._read([text], 1)
         (words,) = self._words(enc, probs, 1)
         return Tagging(
@@ -190,10 +202,15 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
                 for k in range(len(probs))
             ],
             probabilities=[p.numpy() for p in probs],
-            entities=self._entities(words),
+            entities=[e for e in self._entities(words) if label is None or e.label == label],
+            target="entities" if label is None else label,
+            target_index=-1 if label is None else types.index(label),
         )
 
-    def _probabilities(self, windows: list[list[int]]) -> list[np.ndarray]:
+    def _probabilities(
+        self, windows: list[list[int]], classes: tuple[int, ...] | None
+    ) -> list[np.ndarray]:
+        assert classes is None  # a tagger's reading keeps every tag
         return [p.numpy() for p in self.window_probs(windows, 32)]
 
 

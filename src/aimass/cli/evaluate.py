@@ -30,7 +30,7 @@ app = typer.Typer(help="Evaluation reports attached to model versions.", no_args
 
 EXPLAIN_HELP = (
     "Explain each prediction (a NER tagger's: each entity; a masked LM's: each mask's top "
-    "fill): integrated-gradients, attention or occlusion."
+    "fill; a causal LM's: its generated text): integrated-gradients, attention or occlusion."
 )
 
 # The options every report command takes (models: ``aimass evaluate``; pipelines:
@@ -178,7 +178,7 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
     for result in results:
         e = result["explanation"]
         if "entities" in e:
-            _print_entities(e, fills="masks" in result)
+            _print_entities(e, kind=next((k for k, key in _KINDS if key in result), ""))
             continue
         head = (
             f"{result['label']} ({result['score']:.3f})"
@@ -192,19 +192,31 @@ def print_explanations(results: list[dict[str, Any]]) -> None:
         _print_notes(e["words"], e["output"], e["details"], truncated=bool(e.get("truncated")))
 
 
-def _print_entities(explanation: dict[str, Any], *, fills: bool) -> None:
+# What a prediction with explained entities is, by the field its result holds.
+_KINDS = (("fill", "masks"), ("generation", "generated_text"))
+_NOTHING = {
+    "fill": "no mask within the model's length",
+    "generation": "nothing generated",
+    "": "no entities found",
+}
+
+
+def _print_entities(explanation: dict[str, Any], *, kind: str) -> None:
     """A tagger's explanation: every entity with the words that made the model find it (a
-    masked LM's: every mask with the words that made the model fill it so)."""
+    masked LM's: every mask with the words that made the model fill it so; a causal LM's:
+    the words that made it generate its text)."""
     if not explanation["entities"]:
-        found = "no mask within the model's length" if fills else "no entities found"
-        console.print(f"{found} in {explanation['text']!r}", style="dim")
+        console.print(f"{_NOTHING[kind]} in {explanation['text']!r}", style="dim")
         console.print()
+    output = explanation["output"]
     for entity in explanation["entities"]:
         label, text = escape(entity["label"]), escape(entity["text"])
         head = (
-            f"{text} → [bold]{label}[/]  explains the {explanation['output']} of this fill"
-            if fills
-            else f"[bold]{label}[/] {text!r}  explains the {explanation['output']} of its tags"
+            f"{text} → [bold]{label}[/]  explains the {output} of this fill"
+            if kind == "fill"
+            else f"→ [bold]{label!r}[/]  explains the {output} of its tokens"
+            if kind == "generation"
+            else f"[bold]{label}[/] {text!r}  explains the {output} of its tags"
         )
         console.print(f"{head} ({explanation['method']})")
         console.print(explanation_text(explanation["text"], entity["words"]))

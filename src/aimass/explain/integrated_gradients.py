@@ -56,7 +56,7 @@ class IntegratedGradients(Explainer):
         "integrated gradients on the word embeddings against a [PAD] baseline; scores sum to "
         "f(text) - f(baseline) up to the reported convergence delta"
     )
-    tasks = ("classification", "regression", "token-classification", "masked-lm")
+    tasks = ("classification", "regression", "token-classification", "masked-lm", "causal-lm")
 
     def settings(
         self, *, n_steps: int = 50, internal_batch_size: int = 16, **options: Any

@@ -45,7 +45,7 @@ class Occlusion(Explainer):
     name = "occlusion"
     description = "leave-one-word-out: drop in the target's probability (or value) per word"
     needs_network = False
-    tasks = ("classification", "regression", "token-classification", "masked-lm")
+    tasks = ("classification", "regression", "token-classification", "masked-lm", "causal-lm")
 
     def explain_one(self, target: ExplainTarget, text: str, label: str | None) -> Explanation:
         """One batched prediction of the text and its W one-word-shorter variants."""

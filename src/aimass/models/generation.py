@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aimass.errors import InvalidArgument
+from aimass.errors import InvalidArgument, UnsupportedModel
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -212,6 +212,40 @@ def prompt_ids(tokenizer: Any, prompt: str, prompt_format: str) -> list[int]:
     if prompt_format == "plain":
         return encode_prompt(tokenizer, prompt + "\n")
     return encode_prompt(tokenizer, prompt)
+
+
+def prompt_spans(
+    tokenizer: Any, prompt: str, prompt_format: str
+) -> tuple[list[int], list[tuple[int, int] | None]]:
+    """:func:`prompt_ids` and each id's character span in ``prompt`` (``None`` for the
+    template's tokens, special tokens and the ``plain`` format's newline).
+
+    Raises:
+        UnsupportedModel: the chat template changes the prompt's text, so its words
+            cannot be found in what the model reads.
+    """
+    at, text = 0, prompt
+    if prompt_format == "chat":
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
+        at = text.find(prompt)
+        if at < 0:
+            raise UnsupportedModel(
+                "the model's chat template changes the prompt's text, so its words cannot "
+                "be located in what the model reads"
+            )
+    elif prompt_format == "plain":
+        text = prompt + "\n"
+    enc = tokenizer(text, add_special_tokens=prompt_format != "chat", return_offsets_mapping=True)
+    ids = prompt_ids(tokenizer, prompt, prompt_format)
+    if list(enc["input_ids"][: len(ids)]) != ids:  # a tokenizer that reads text in context
+        raise UnsupportedModel("the prompt's tokens cannot be matched to its characters")
+    spans: list[tuple[int, int] | None] = []
+    for start, end in enc["offset_mapping"][: len(ids)]:
+        start, end = max(start - at, 0), min(end - at, len(prompt))
+        spans.append((start, end) if end > start else None)
+    return ids, spans
 
 
 def response_ids(tokenizer: Any, prompt: str, response: str, prompt_format: str) -> list[int]:

@@ -24,6 +24,7 @@ __all__ = [
     "collate",
     "encode_texts",
     "text_windows",
+    "vocabulary_batch",
     "window_probabilities",
     "window_stride",
 ]
@@ -144,12 +145,16 @@ def window_probabilities(
     windows: Sequence[Sequence[int]],
     pad_id: int,
     batch_size: int,
+    *,
+    columns: Sequence[int] | None = None,
 ) -> list[torch.Tensor]:
     """(T, C) probabilities of every window of token ids, in order, from a tagger's
     ``forward(input_ids, attention_mask) -> (B, T, C)`` logits on the CPU.
 
     Windows are batched by length (longest first), so a batch pads its short
-    windows to a length near their own, not to the longest of all.
+    windows to a length near their own, not to the longest of all. With
+    ``columns``, only those classes' probabilities are kept (a language model's
+    few tokens out of its vocabulary): (T, len(columns)) each.
     """
     import torch
 
@@ -163,9 +168,17 @@ def window_probabilities(
             mask[row, : len(windows[index])] = 1
         with torch.inference_mode():
             probs = forward(ids, mask).float().softmax(-1)
+            if columns is not None:
+                probs = probs[..., list(columns)].cpu()
         for row, index in enumerate(chunk):
             out[index] = probs[row, : len(windows[index])]
     return [out[index] for index in range(len(windows))]
+
+
+def vocabulary_batch(longest: int, vocabulary: int, *, floats: int = 1 << 25) -> int:
+    """Sequences per forward pass whose (B, T, vocabulary) probabilities stay under
+    ``floats`` values (128 MB of float32 by default), between 1 and 32."""
+    return max(1, min(32, floats // max(longest * vocabulary, 1)))
 
 
 def text_windows(

@@ -18,14 +18,16 @@ from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
 from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
 from aimass.models.hf import load_pretrained, load_tokenizer
-from aimass.serving.predictor import Predictor, check_texts, register_predictor
+from aimass.serving.predictor import (
+    Predictor,
+    check_texts,
+    register_predictor,
+    vocabulary_columns,
+)
 
 __all__ = ["FillMaskPredictor"]
 
 TOP = 5
-# Sequences per forward pass when occlusion re-reads a text without each word: each
-# pass holds (batch, T, vocabulary) probabilities before the wanted columns are kept.
-_EXPLAIN_BATCH = 16
 
 
 @register_predictor
@@ -45,11 +47,13 @@ class FillMaskPredictor(Predictor):
         """One fill of one mask (an input without a mask is refused)."""
         self.predict([f"warm {self.tokenizer.mask_token} up"])
 
-    def _encode(self, text: str, index: int = 0) -> Any:
-        """The text's encoding with offsets; a text without a mask is refused."""
+    def _encode(self, text: str, index: int | None = None) -> Any:
+        """The text's encoding with offsets; a text without a mask is refused (naming
+        the input's ``index`` when there is one)."""
         mask = self.tokenizer.mask_token
         if mask not in text:
-            raise InvalidArgument(f"input {index} has no {mask} token to fill", index=index)
+            what = f"input {index}" if index is not None else "the text to explain"
+            raise InvalidArgument(f"{what} has no {mask} token to fill", index=index)
         with self._lock:
             return self.tokenizer(
                 text, truncation=True, max_length=self.max_length, return_offsets_mapping=True
@@ -158,24 +162,10 @@ class FillMaskPredictor(Predictor):
             classes=classes,
         )
 
-    @torch.inference_mode()
     def _probabilities(
         self, windows: list[list[int]], classes: tuple[int, ...] | None
     ) -> list[np.ndarray]:
-        """Each sequence's (T, C) probabilities of ``classes`` (the whole vocabulary is
-        never kept: a text of T tokens would hold T × vocabulary floats per variant)."""
+        """Each sequence's (T, C) probabilities of ``classes``: the whole vocabulary is
+        kept for one batch at a time only."""
         assert classes is not None
-        columns = torch.tensor(classes, device=self.device)
-        pad = self.tokenizer.pad_token_id or 0
-        out: list[np.ndarray] = []
-        for at in range(0, len(windows), _EXPLAIN_BATCH):
-            chunk = windows[at : at + _EXPLAIN_BATCH]
-            width = max(len(w) for w in chunk)
-            ids = torch.tensor([w + [pad] * (width - len(w)) for w in chunk], device=self.device)
-            mask = torch.tensor(
-                [[1] * len(w) + [0] * (width - len(w)) for w in chunk], device=self.device
-            )
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            probs = logits.softmax(-1)[:, :, columns].cpu().numpy()
-            out.extend(probs[i, : len(w)] for i, w in enumerate(chunk))
-        return out
+        return vocabulary_columns(self.model, windows, classes, self.tokenizer, self.device)

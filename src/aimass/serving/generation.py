@@ -29,9 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
-from aimass.models.generation import SamplingParams, eos_ids, generate_ids, prompt_ids
+from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
+from aimass.models.generation import (
+    SamplingParams,
+    eos_ids,
+    generate_ids,
+    prompt_ids,
+    prompt_spans,
+)
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.serving.decode_batch import (
     DEFAULT_MAX_BATCH,
@@ -39,9 +49,16 @@ from aimass.serving.decode_batch import (
     TokenStream,
     batchable,
 )
-from aimass.serving.predictor import Predictor, check_texts, register_predictor
+from aimass.serving.predictor import (
+    Predictor,
+    check_texts,
+    register_predictor,
+    vocabulary_columns,
+)
 
 __all__ = ["GenerationPredictor"]
+
+DEFAULT_NEW_TOKENS = 128
 
 
 def _held_back(text: str, stops: Sequence[str]) -> int:
@@ -138,7 +155,7 @@ class GenerationPredictor(Predictor):
         self,
         prompt: str,
         *,
-        max_new_tokens: int = 128,
+        max_new_tokens: int = DEFAULT_NEW_TOKENS,
         temperature: float = 0.0,
         top_p: float = 1.0,
         top_k: int = 0,
@@ -239,6 +256,79 @@ class GenerationPredictor(Predictor):
             with ThreadPoolExecutor(workers, thread_name_prefix="aimass-generate") as pool:
                 outs = list(pool.map(self.generate, texts))
         return [{"generated_text": o["text"], "finish_reason": o["finish_reason"]} for o in outs]
+
+    def explain_target(self) -> ExplainTarget:
+        """A causal LM's generation as one "entity" of the tokens it generates (their
+        mean probability: occlusion; their summed logits: integrated gradients).
+        Seq2seq models are refused before this, by their task."""
+        return ExplainTarget(
+            task="causal-lm",
+            labels=(),
+            network=Network(
+                model=self.model,
+                tokenizer=self.tokenizer,
+                max_length=self.context,
+                device=self.device,
+                tokenize_lock=self._lock,
+            ),
+            name=f"the {self.manifest.architecture} causal-lm model",
+            tagger=Tagger(read=self._reading, probabilities=self._probabilities),
+        )
+
+    def _reading(self, text: str, label: str | None) -> Tagging:
+        """The prompt as the model reads it, followed by the text it generates greedily
+        (as predict does) or by ``label``, the continuation asked for; one entity holds
+        the probabilities of that text's tokens, each read where the model predicts it."""
+        params = SamplingParams(max_new_tokens=DEFAULT_NEW_TOKENS)
+        self.encode(text, params)  # the prompt's checks against the context
+        with self._lock:
+            ids, spans = prompt_spans(self.tokenizer, text, self.prompt_format)
+            asked = None if label is None else self.tokenizer(label, add_special_tokens=False)
+        if asked is None:
+            stream = generate_ids(self.model, ids, params, eos_ids=self.eos, device=self.device)
+            new = [token for token in stream if token not in self.eos]
+        else:
+            new = list(asked["input_ids"])
+            if not new or len(ids) + len(new) > self.context:
+                raise InvalidArgument(
+                    f"the continuation to explain must be 1 to {self.context - len(ids):,} "
+                    f"tokens after this prompt; {label!r} has {len(new):,}",
+                    label=label,
+                )
+        classes = tuple(dict.fromkeys(new))
+        sequence = ids + new
+        with torch.inference_mode():
+            batch = torch.tensor([sequence], device=self.device)
+            logits = self.model(input_ids=batch).logits[0].float()
+            probs = (logits[:, list(classes)] - logits.logsumexp(-1, keepdim=True)).exp().cpu()
+        # Token j of the continuation is predicted at the position before it.
+        tags = tuple((0, len(ids) + j - 1, classes.index(t)) for j, t in enumerate(new))
+        entities = []
+        if new:
+            with self._lock:
+                said = str(self.tokenizer.decode(new, skip_special_tokens=True))
+            score = float(np.mean([float(probs[p, c]) for _k, p, c in tags]))
+            entities.append(
+                TaggedEntity(label=said, start=len(text), end=len(text), score=score, tags=tags)
+            )
+        with self._lock:
+            tokens = self.tokenizer.convert_ids_to_tokens(sequence)
+        return Tagging(
+            windows=[sequence],
+            tokens=[[str(t) for t in tokens]],
+            offsets=[[*spans, *([None] * len(new))]],  # only the prompt's words are removed
+            probabilities=[probs.numpy()],
+            entities=entities,
+            target="generated" if label is None else label,
+            target_index=-1,
+            classes=classes,
+        )
+
+    def _probabilities(
+        self, windows: list[list[int]], classes: tuple[int, ...] | None
+    ) -> list[np.ndarray]:
+        assert classes is not None
+        return vocabulary_columns(self.model, windows, classes, self.tokenizer, self.device)
 
     def info(self) -> dict[str, Any]:
         return {

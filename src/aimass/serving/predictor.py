@@ -18,6 +18,8 @@ from aimass.models.device import resolve_device
 from aimass.texts import check_unicode
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from aimass.explain.base import ExplainTarget
 
 __all__ = [
@@ -304,3 +306,20 @@ def check_texts(texts: Sequence[str]) -> list[str]:
             raise InvalidArgument(f"input {i} must be a non-empty string", index=i)
         check_unicode(text, what=f"input {i}", index=i)
     return list(texts)
+
+
+def vocabulary_columns(
+    model: Any, windows: list[list[int]], classes: Sequence[int], tokenizer: Any, device: Any
+) -> list[np.ndarray]:
+    """A language model's (T, C) probabilities of the tokens ``classes`` at every position
+    of each sequence of ``windows``, batched so that (B, T, vocabulary) stays bounded:
+    what explainers re-read a text without each word with."""
+    from aimass.models.text import vocabulary_batch, window_probabilities
+
+    def forward(ids: Any, mask: Any) -> Any:
+        return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+
+    size = vocabulary_batch(max(map(len, windows), default=1), len(tokenizer))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    probs = window_probabilities(forward, windows, pad, size, columns=list(classes))
+    return [p.numpy() for p in probs]

@@ -356,13 +356,20 @@ def _require_global_admin(me: Any) -> None:
 def _highlights(result: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
     """The explained text, highlighted: one ``(caption, pieces)`` per explanation (a
     classifier's one, uncaptioned; a tagger's one per entity, captioned with it; a
-    masked LM's one per mask, captioned with its fill)."""
+    masked LM's one per mask, captioned with its fill; a causal LM's one, captioned
+    with the text it generated)."""
     explanation = result.get("explanation")
     if not isinstance(explanation, dict):
         return []
     text = str(explanation.get("text", ""))
     if "entities" in explanation:
-        caption = "{text} → {label}" if "masks" in result else "{label}: {text}"
+        caption = (
+            "{text} → {label}"
+            if "masks" in result
+            else "→ {label}"
+            if "generated_text" in result
+            else "{label}: {text}"
+        )
         return [
             (caption.format(**e), _pieces(text, e.get("words") or []))
             for e in explanation.get("entities") or []

@@ -82,10 +82,17 @@ def near(entity: dict[str, Any]) -> bool:
     return entity["start"] - 1 <= best["start"] and best["end"] <= entity["end"] + 1
 
 
-def measure(predictor: Any, texts: list[str], steps: int) -> dict[str, Any]:
-    """Per-sentence times of each method (rotating order), entity counts and checks."""
+def share(checks: list[bool]) -> float | None:
+    """The share of true checks (``None`` when there are none)."""
+    return sum(checks) / len(checks) if checks else None
+
+
+def measure(predictor: Any, texts: list[str], steps: int, *, check: Any = near) -> dict[str, Any]:
+    """Per-sentence times of each method (rotating order), entity counts and checks
+    (``check(entity)``: whether its highest-scoring word lies where it should)."""
     times: dict[str, list[float]] = {m: [] for m in METHODS}
-    deltas, entities, inside = [], [], []
+    deltas, entities = [], []
+    inside: dict[str, list[bool]] = {"occlusion": [], "integrated-gradients": []}
     predictor.predict(texts[:2])  # warm-up
     for i, text in enumerate(texts):
         order = METHODS[i % 3 :] + METHODS[: i % 3]
@@ -97,7 +104,7 @@ def measure(predictor: Any, texts: list[str], steps: int) -> dict[str, Any]:
                 options = {"n_steps": steps} if method == "integrated-gradients" else {}
                 (explained,) = predictor.explain([text], method=method, **options)
                 for entity in explained["entities"]:
-                    inside.append(near(entity))
+                    inside[method].append(check(entity))
                     if method == "integrated-gradients":
                         deltas.append(abs(entity["details"]["convergence_delta"]))
                 if method == "occlusion":
@@ -110,7 +117,10 @@ def measure(predictor: Any, texts: list[str], steps: int) -> dict[str, Any]:
         "median_entities_per_sentence": statistics.median(entities),
         "median_chars_per_sentence": statistics.median(len(t) for t in texts),
         "median_abs_convergence_delta": statistics.median(deltas) if deltas else None,
-        "top_word_in_or_next_to_entity": sum(inside) / len(inside) if inside else None,
+        "top_word_in_or_next_to_entity": share(
+            inside["occlusion"] + inside["integrated-gradients"]
+        ),
+        "top_word_check_by_method": {m: share(v) for m, v in inside.items()},
         "runs_ms": times,
     }
 

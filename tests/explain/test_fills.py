@@ -106,7 +106,7 @@ def test_integrated_gradients_of_a_fill_add_up_to_its_logit(filler):
     assert abs(details["convergence_delta"]) < 0.05
     masked = [t for t in fill["tokens"] if t["token"] == "[MASK]"]
     assert len(masked) == 1 and masked[0]["special"] and masked[0]["score"] == 0
-    assert explanation["output"] == "logit"
+    assert explanation["output"] == "log-probability"
 
 
 def test_a_token_can_be_asked_for_and_each_mask_is_explained(filler):

@@ -78,6 +78,7 @@ def test_integrated_gradients_of_a_generation_add_up_to_its_logits(generator):
         abs=abs(details["convergence_delta"]) + 1e-3,
     )
     assert abs(details["convergence_delta"]) < 0.05
+    assert explanation["output"] == "log-probability"
     # the generated tokens are not words of the prompt: never removed, never scored
     assert all(t["score"] == 0 for t in generated["tokens"] if t["special"])
 
@@ -100,7 +101,9 @@ def test_attention_rollout_is_refused_naming_the_methods_that_apply(generator):
         lm.explain(["repeat cat"], method="attention")
 
 
-def test_generations_are_explained_over_http_and_in_the_cli(generator, monkeypatch):
+def test_generations_are_explained_over_http_the_console_and_the_cli(generator, monkeypatch):
+    import re
+
     from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
@@ -108,6 +111,7 @@ def test_generations_are_explained_over_http_and_in_the_cli(generator, monkeypat
     from aimass.server import create_app
     from tests.server.conftest import serve_settings
     from tests.server.test_api import P
+    from tests.server.test_console import csrf_of, sign_in
 
     ws, _lm = generator
     home = ws.settings.home
@@ -121,9 +125,52 @@ def test_generations_are_explained_over_http_and_in_the_cli(generator, monkeypat
         (prediction,) = r.json()["predictions"]
         (generated,) = prediction["explanation"]["entities"]
         assert generated["label"] == prediction["generated_text"]
+        sign_in(c, key)
+        form = {"model": "lm@latest", "texts": "repeat sky", "explain": "occlusion"}
+        form["csrf"] = csrf_of(c, "/console/p/default/playground")
+        page = c.post("/console/p/default/playground", data=form)
+        assert page.status_code == 200, page.text[:500]
+        assert '<small class="muted">→ sky</small>' in page.text
+        assert re.search(r'<span class="pos[1-3]">sky</span>', page.text)
     monkeypatch.setenv("AIMASS_HOME", str(home))
     monkeypatch.setenv("AIMASS_DEVICE", "cpu")
     shown = CliRunner().invoke(app, ["predict", "lm", "repeat cat", "--explain", "occlusion"])
     assert shown.exit_code == 0, shown.output
     assert "explains the probability of its tokens (occlusion)" in shown.output
     assert "for: cat +0." in shown.output
+
+
+@pytest.mark.slow  # converts SmolLM2 from its GGUF and generates on two cores (~1 min)
+def test_smollm2_credits_the_country_for_the_capital_it_names(tmp_path):
+    from aimass.serving.predictor import load_predictor
+    from aimass.settings import Settings
+    from aimass.workspace import Workspace
+
+    ws = Workspace(Settings(home=tmp_path / "home", device="cpu"))
+    try:
+        base, _ = ws.bases.import_("smollm2")  # an instruct model, served as it is
+        instruct = load_predictor(ws.artifacts.resolve(base.uri), device="cpu")
+        prompt = "What is the capital of France? Answer in one word."
+        (prediction,) = instruct.predict([prompt])
+        assert "Paris" in prediction["generated_text"]
+        (explanation,) = instruct.explain([prompt], method="occlusion")
+        generated, scores = only(explanation, prompt)
+        assert generated["label"] == prediction["generated_text"]
+        # The chat template's tokens are not words of the prompt: only the prompt's are scored.
+        assert list(scores) == [
+            "What",
+            "is",
+            "the",
+            "capital",
+            "of",
+            "France",
+            "?",
+            "Answer",
+            "in",
+            "one",
+            "word",
+            ".",
+        ]
+        assert max(scores, key=scores.get) in ("France", "capital"), scores
+    finally:
+        ws.close()

@@ -229,10 +229,11 @@ class Explanation:
             ``probability`` (of the target class), ``value`` (regression) or
             ``attention`` (class-agnostic attention flow; scores sum to 1); for a
             tagger's entities, ``probability`` (their mean tag probability) or
-            ``logit`` (the sum of their tag logits), and the same of a masked LM's
-            fill token.
+            ``logit`` (the sum of their tag logits); for a language model's fill or
+            generated text, ``probability`` (the mean of its tokens') or
+            ``log-probability`` (the sum of its tokens').
         words: Per-word scores covering the whole text, in order (empty for a
-            tagger or masked LM: each entity has its own).
+            tagger or language model: each entity has its own).
         tokens: Per-token scores (empty for word-level methods and for a tagger).
         truncated: The model saw only the first ``max_length`` tokens.
         details: Method-specific facts (convergence delta, steps, baseline ...).

@@ -14,9 +14,11 @@ removed and scores 0. What is explained for an entity ``e`` with words
   ``u`` is ``s_e − s_e(text without u)``, where a word of the entity that is
   removed counts 0 (the entity as found is gone with it): removing a one-word
   entity's own word scores the whole ``s_e``.
-- ``integrated-gradients``: the sum of its words' tag logits, attributed to the
-  word embeddings against the [PAD] baseline of :mod:`aimass.explain.integrated_gradients`;
-  the entities of a window share one Captum run, one example per entity.
+- ``integrated-gradients``: the sum of its words' tag logits (a language model's:
+  log-probabilities, since one token's logit out of a vocabulary means little),
+  attributed to the word embeddings against the [PAD] baseline of
+  :mod:`aimass.explain.integrated_gradients`; the entities of a window share one
+  Captum run, one example per entity.
 
 Removing a word removes its tokens (those whose character span overlaps it;
 special tokens stay) from the tagger's input ids, so the other tokens keep
@@ -44,6 +46,7 @@ from aimass.explain.base import (
     WordScore,
 )
 from aimass.explain.words import baseline_note, overlapping_words, pad_baseline, token_words
+from aimass.models.text import vocabulary_batch
 
 __all__ = ["integrate_entities", "occlude_entities", "word_positions"]
 
@@ -185,6 +188,9 @@ def integrate_entities(
     assert network is not None
     model = network.model
     pad_id = network.tokenizer.pad_token_id
+    # A language model's tokens are explained by their log-probabilities: a logit of one
+    # token out of a vocabulary means little (softmax ignores a shift of them all).
+    vocabulary = tagging.classes is not None
     members: dict[int, list[int]] = defaultdict(list)  # window → entities with a tag in it
     for i, entity in enumerate(entities):
         for k in sorted({k for k, _p, _c in entity.tags}):
@@ -219,8 +225,10 @@ def integrate_entities(
             classes: Any = classes,
             owner: Any = owner,
         ) -> Any:
-            logits = model(inputs_embeds=embeds, attention_mask=attention_mask).logits
-            return logits.float()[:, positions, classes] @ owner  # (B, entities)
+            logits = model(inputs_embeds=embeds, attention_mask=attention_mask).logits.float()
+            if vocabulary:
+                logits = logits.log_softmax(-1)
+            return logits[:, positions, classes] @ owner  # (B, entities)
 
         mask = torch.ones_like(ids)
         with torch.no_grad():
@@ -228,6 +236,9 @@ def integrate_entities(
             x0 = embedding(baseline_ids).detach()
             ends = forward(torch.cat([x, x0]), mask.repeat(2, 1))  # (2, entities)
         rows = len(chosen)
+        points = internal_batch_size
+        if vocabulary:  # (points, T, vocabulary) logits at once
+            points = min(points, vocabulary_batch(ids.shape[1], len(network.tokenizer)))
         with torch.enable_grad():
             attributions, delta = CaptumIG(forward).attribute(
                 x.repeat(rows, 1, 1),
@@ -235,7 +246,7 @@ def integrate_entities(
                 target=list(range(rows)),
                 additional_forward_args=(mask.repeat(rows, 1),),
                 n_steps=n_steps,
-                internal_batch_size=max(internal_batch_size, rows),
+                internal_batch_size=max(points, rows),
                 return_convergence_delta=True,
             )
         per_token = attributions.sum(dim=-1).detach().float().cpu().numpy()  # (entities, T)
@@ -269,7 +280,7 @@ def integrate_entities(
     ]
     return Explanation(
         method=method,
-        output="logit",
+        output="log-probability" if vocabulary else "logit",
         **header,
         details={
             "n_steps": n_steps,

@@ -16,12 +16,13 @@ import torch
 
 from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
-from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
+from aimass.explain.base import ExplainTarget, TaggedEntity, Tagger, Tagging
 from aimass.models.hf import load_pretrained, load_tokenizer
 from aimass.serving.predictor import (
     Predictor,
     check_texts,
     register_predictor,
+    tagger_target,
     vocabulary_columns,
 )
 
@@ -90,19 +91,8 @@ class FillMaskPredictor(Predictor):
     def explain_target(self) -> ExplainTarget:
         """Each mask's fill as a one-word entity for occlusion; the network for
         integrated gradients."""
-        return ExplainTarget(
-            task="masked-lm",
-            labels=(),
-            network=Network(
-                model=self.model,
-                tokenizer=self.tokenizer,
-                max_length=self.max_length,
-                device=self.device,
-                tokenize_lock=self._lock,
-            ),
-            name=f"the {self.manifest.architecture} masked-lm model",
-            tagger=Tagger(read=self._reading, probabilities=self._probabilities),
-        )
+        tagger = Tagger(read=self._reading, probabilities=self._probabilities)
+        return tagger_target(self, "masked-lm", tagger, max_length=self.max_length)
 
     def _label_id(self, label: str) -> int:
         """The vocabulary id of the token ``label`` (as predict shows candidates)."""

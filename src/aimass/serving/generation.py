@@ -34,7 +34,7 @@ import torch
 
 from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
-from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
+from aimass.explain.base import ExplainTarget, TaggedEntity, Tagger, Tagging
 from aimass.models.generation import (
     SamplingParams,
     eos_ids,
@@ -53,6 +53,7 @@ from aimass.serving.predictor import (
     Predictor,
     check_texts,
     register_predictor,
+    tagger_target,
     vocabulary_columns,
 )
 
@@ -261,25 +262,14 @@ class GenerationPredictor(Predictor):
         """A causal LM's generation as one "entity" of the tokens it generates (their
         mean probability: occlusion; their summed logits: integrated gradients).
         Seq2seq models are refused before this, by their task."""
-        return ExplainTarget(
-            task="causal-lm",
-            labels=(),
-            network=Network(
-                model=self.model,
-                tokenizer=self.tokenizer,
-                max_length=self.context,
-                device=self.device,
-                tokenize_lock=self._lock,
-            ),
-            name=f"the {self.manifest.architecture} causal-lm model",
-            tagger=Tagger(read=self._reading, probabilities=self._probabilities),
-        )
+        tagger = Tagger(read=self._reading, probabilities=self._probabilities)
+        return tagger_target(self, "causal-lm", tagger, max_length=self.context)
 
     def _reading(self, text: str, label: str | None) -> Tagging:
         """The prompt as the model reads it, followed by the text it generates greedily
         (as predict does) or by ``label``, the continuation asked for; one entity holds
         the probabilities of that text's tokens, each read where the model predicts it."""
-        params = SamplingParams(max_new_tokens=DEFAULT_NEW_TOKENS)
+        params = SamplingParams(max_new_tokens=DEFAULT_NEW_TOKENS, temperature=0.0)  # greedy
         self.encode(text, params)  # the prompt's checks against the context
         with self._lock:
             ids, spans = prompt_spans(self.tokenizer, text, self.prompt_format)

@@ -20,7 +20,7 @@ from aimass.texts import check_unicode
 if TYPE_CHECKING:
     import numpy as np
 
-    from aimass.explain.base import ExplainTarget
+    from aimass.explain.base import ExplainTarget, Tagger
 
 __all__ = [
     "DEFAULT_EXPLAINER",
@@ -306,6 +306,34 @@ def check_texts(texts: Sequence[str]) -> list[str]:
             raise InvalidArgument(f"input {i} must be a non-empty string", index=i)
         check_unicode(text, what=f"input {i}", index=i)
     return list(texts)
+
+
+def tagger_target(
+    predictor: Any,
+    task: str,
+    tagger: Tagger,
+    *,
+    max_length: int,
+    labels: tuple[str, ...] = (),
+) -> ExplainTarget:
+    """The explainers' view of a model read like a tagger (a NER tagger, a masked or a
+    causal LM): its ``tagger`` for occlusion, its network for integrated gradients.
+    ``predictor`` has the ``model``, ``tokenizer`` and tokenizer ``_lock`` to lend."""
+    from aimass.explain.base import ExplainTarget, Network
+
+    return ExplainTarget(
+        task=task,
+        labels=labels,
+        network=Network(
+            model=predictor.model,
+            tokenizer=predictor.tokenizer,
+            max_length=max_length,
+            device=predictor.device,
+            tokenize_lock=predictor._lock,
+        ),
+        name=f"the {predictor.manifest.architecture} {task} model",
+        tagger=tagger,
+    )
 
 
 def vocabulary_columns(

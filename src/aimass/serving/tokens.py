@@ -31,7 +31,7 @@ import torch
 
 from aimass.artifacts.bundle import Manifest
 from aimass.errors import InvalidArgument
-from aimass.explain.base import ExplainTarget, Network, TaggedEntity, Tagger, Tagging
+from aimass.explain.base import ExplainTarget, TaggedEntity, Tagger, Tagging
 from aimass.metrics import entity_spans
 from aimass.models.device import inference_autocast
 from aimass.models.hf import load_pretrained, load_tokenizer
@@ -42,6 +42,7 @@ from aimass.serving.predictor import (
     Predictor,
     check_texts,
     register_predictor,
+    tagger_target,
     tokenizer_length_counter,
 )
 
@@ -166,18 +167,9 @@ class TokenClassificationPredictor(LazyModel[Any], Predictor):
 
     def explain_target(self) -> ExplainTarget:
         """The entities' reading for occlusion; the network for integrated gradients."""
-        return ExplainTarget(
-            task="token-classification",
-            labels=self._types,
-            network=Network(
-                model=self.model,
-                tokenizer=self.tokenizer,
-                max_length=self.max_length,
-                device=self.device,
-                tokenize_lock=self._lock,
-            ),
-            name=f"the {self.manifest.architecture} token-classification model",
-            tagger=Tagger(read=self._tagging, probabilities=self._probabilities),
+        tagger = Tagger(read=self._tagging, probabilities=self._probabilities)
+        return tagger_target(
+            self, "token-classification", tagger, max_length=self.max_length, labels=self._types
         )
 
     def _tagging(self, text: str, label: str | None) -> Tagging:

@@ -101,7 +101,8 @@ def test_causal_lm_report_perplexity_is_exp_of_mean_token_nll(lm_ready):
     samples = document["sections"]["samples"]
     assert samples["status"] == "ok" and len(samples["data"]["samples"]) == 2
     assert document["sections"]["explanations"]["status"] == "not-applicable"
-    assert "no explainer applies to 'causal-lm'" in document["sections"]["explanations"]["reason"]
+    reason = document["sections"]["explanations"]["reason"]
+    assert "reports of causal-lm models do not explain examples yet" in reason
     assert document["sections"]["robustness"]["data"]["results"][0]["perplexity"] > 0
     for section in ("quality", "samples", "robustness", "resources", "explanations"):
         assert f'id="{section}"' in html
@@ -144,8 +145,8 @@ def test_language_model_on_a_tokens_dataset_is_refused(lm_ready):
     assert "ner" in err.value.message
     with pytest.raises(InvalidArgument, match="'pairs'"):
         lm_ready.jobs.evaluate(EvaluateSpec(model=version.ref, dataset="pairs", options=QUICK))
-    with pytest.raises(UnsupportedModel, match="Explainers for 'causal-lm' models: none"):
-        lm_ready.serving.predict(version.ref, ["the cat"], explain="occlusion")
+    with pytest.raises(UnsupportedModel, match="Explainers for 'causal-lm' models: integrated"):
+        lm_ready.serving.predict(version.ref, ["the cat"], explain="attention")
 
 
 def test_evaluate_job_over_the_api_for_a_causal_lm(lm_ready):

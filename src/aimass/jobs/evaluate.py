@@ -319,7 +319,7 @@ def _scored_parts(predictor: Any, options: Any) -> dict[str, Any]:
 
 def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
     """Language models and NER: the training task's own loss / tag reading, generation, and
-    a tagger's explanations (language models: the explainer registry's reason why none)."""
+    a tagger's explanations (language models: why the report has none)."""
     from aimass.explain import explainers_for, list_explainers
     from aimass.jobs.scoring import TaskScorer
 
@@ -330,11 +330,12 @@ def _token_parts(predictor: Any, options: Any) -> dict[str, Any]:
         "score": _no_scores,
         "explain": None,
         "explain_unsupported": (
-            f"no explainer applies to {predictor.task!r} models: the explainers "
+            f"reports of {predictor.task} models do not explain examples yet; explain "
+            "a prediction with 'aimass predict --explain'"
+            if applicable
+            else f"no explainer applies to {predictor.task!r} models: the explainers "
             f"({', '.join(e.name for e in list_explainers())}) attribute a class "
-            "score or a predicted value, and these models predict tokens"
-            if not applicable
-            else None
+            "score, a value, an entity, a masked LM's fill or a causal LM's generated text"
         ),
     }
     if predictor.task == "token-classification":

@@ -28,7 +28,6 @@ Writes ``bench/results/explain-fill.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -41,7 +40,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from distill import train  # bench/distill.py
-from explain_ner import METHODS, measure  # bench/explain_ner.py
+from explain_ner import measure, print_table, write  # bench/explain_ner.py
 
 RESULTS = Path(__file__).parent / "results"
 NEAR = 2  # characters between the mask and the highest-scoring character
@@ -132,25 +131,18 @@ def main() -> None:
         "median_top_fill_probability": sorted(top)[len(top) // 2],
         **result,
     }
-    print(
-        f"\n{version.ref} (test masked-token accuracy {result['test_masked_accuracy']}), "
-        f"{len(texts)} reviews with one character masked"
+    print_table(
+        f"{version.ref} (test masked-token accuracy {result['test_masked_accuracy']}), "
+        f"{len(texts)} reviews with one character masked",
+        result,
     )
-    print(f"  {'method':<22}{'median ms':>11}{'x predict':>11}")
-    for method in METHODS:
-        print(
-            f"  {method:<22}{result['median_ms'][method]:>11.1f}"
-            f"{result['ratio_to_predict'][method]:>11.1f}"
-        )
     print(
         f"  characters/review {result['median_chars_per_sentence']}, "
         f"top fill probability {result['median_top_fill_probability']:.3f}, "
         f"|convergence delta| {result['median_abs_convergence_delta']}, "
         f"top character within {NEAR} of the mask {result['top_fill_in_or_near_mask']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write(args.out, result)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ Writes ``bench/results/explain-generation.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -43,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from explain_ner import METHODS, measure  # bench/explain_ner.py
+from explain_ner import measure, print_table, write  # bench/explain_ner.py
 
 RESULTS = Path(__file__).parent / "results"
 CAPITALS = {
@@ -150,13 +149,9 @@ def main() -> None:
         "answers": dict(zip(countries, answers, strict=True)),
         **result,
     }
-    print(f"\nsmollm2, {len(texts)} prompts, right capital {result['right_capital']:.2f}")
-    print(f"  {'method':<22}{'median ms':>11}{'x predict':>11}")
-    for method in METHODS:
-        print(
-            f"  {method:<22}{result['median_ms'][method]:>11.1f}"
-            f"{result['ratio_to_predict'][method]:>11.1f}"
-        )
+    print_table(
+        f"smollm2, {len(texts)} prompts, right capital {result['right_capital']:.2f}", result
+    )
     print(
         f"  |convergence delta| {result['median_abs_convergence_delta']}, "
         f"top word is the country or 'capital' {result['top_word_check_by_method']}"
@@ -166,9 +161,7 @@ def main() -> None:
         f"{result['capital_asked_top_word_is_the_country']}, integrated gradients' "
         f"|delta| / |f(x) - f(baseline)| {result['capital_asked_median_relative_delta']:.3f}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write(args.out, result)
 
 
 if __name__ == "__main__":

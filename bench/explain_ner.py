@@ -164,22 +164,34 @@ def main() -> None:
         },
         **result,
     }
-    print(f"\n{version.ref} (test entity F1 {result['test_f1']}), {len(texts)} sentences")
-    print(f"  {'method':<22}{'median ms':>11}{'x predict':>11}")
-    for method in METHODS:
-        print(
-            f"  {method:<22}{result['median_ms'][method]:>11.1f}"
-            f"{result['ratio_to_predict'][method]:>11.1f}"
-        )
+    print_table(
+        f"{version.ref} (test entity F1 {result['test_f1']}), {len(texts)} sentences", result
+    )
     print(
         f"  entities/sentence {result['median_entities_per_sentence']}, "
         f"characters/sentence {result['median_chars_per_sentence']}, "
         f"|convergence delta| {result['median_abs_convergence_delta']}, "
         f"top character in or next to its entity {result['top_word_in_or_next_to_entity']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write(args.out, result)
+
+
+def print_table(title: str, result: dict[str, Any]) -> None:
+    """The median time of each method and its ratio to a prediction, under ``title``."""
+    print(f"\n{title}")
+    print(f"  {'method':<22}{'median ms':>11}{'x predict':>11}")
+    for method in METHODS:
+        print(
+            f"  {method:<22}{result['median_ms'][method]:>11.1f}"
+            f"{result['ratio_to_predict'][method]:>11.1f}"
+        )
+
+
+def write(out: Path, result: dict[str, Any]) -> None:
+    """Write ``result`` as JSON to ``out`` and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

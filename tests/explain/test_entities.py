@@ -18,6 +18,7 @@ from aimass.explain.base import ExplainTarget, TaggedEntity, Tagger, Tagging
 from aimass.explain.entities import occlude_entities, word_positions
 from aimass.explain.words import split_words
 from tests.conftest import TINY_FINETUNE, write_jsonl
+from tests.explain.conftest import assert_adds_up
 
 NAMES = ["film", "movie", "plot"]
 FILLERS = ["the", "a", "was", "is", "and", "it"]
@@ -116,14 +117,7 @@ def test_integrated_gradients_of_an_entity_add_up_to_its_logits(tagger):
     text = "the very film was it"
     (explanation,) = ner.explain([text], method="integrated-gradients", n_steps=64)
     entity, _scores = only(explanation, text)
-    details = entity["details"]
-    total = sum(t["score"] for t in entity["tokens"])
-    assert total == pytest.approx(
-        details["output_at_input"] - details["output_at_baseline"],
-        abs=abs(details["convergence_delta"]) + 1e-3,
-    )
-    assert abs(details["convergence_delta"]) < 0.05
-    assert all(t["score"] == 0 for t in entity["tokens"] if t["special"])
+    assert_adds_up(entity)
     assert explanation["output"] == "logit"
 
 
@@ -176,36 +170,20 @@ def test_predictions_with_explain_carry_one_per_text(tagger):
 def test_entities_are_explained_over_http_and_in_the_console_playground(tagger):
     import re
 
-    from fastapi.testclient import TestClient
-
-    from aimass.server import create_app
-    from tests.server.conftest import serve_settings
-    from tests.server.test_api import P
-    from tests.server.test_console import csrf_of, sign_in
+    from tests.explain.conftest import playground, predicted_over_http, served
 
     ws, _ner = tagger
-    home = ws.settings.home
     text = "the very film was it it is not plot and"
-    with TestClient(
-        create_app(serve_settings(home), job_workers=0), base_url="http://localhost"
-    ) as c:
-        key = (home / "admin.key").read_text().strip()  # written by the server's first start
-        body = {"inputs": [text], "explain": "integrated-gradients"}
-        r = c.post(f"{P}/models/n:predict", headers={"Authorization": f"Bearer {key}"}, json=body)
-        assert r.status_code == 200, r.text
-        (prediction,) = r.json()["predictions"]
+    with served(ws.settings.home) as (c, key):
+        prediction = predicted_over_http(c, key, "n", text, "integrated-gradients")
         explained = prediction["explanation"]["entities"]
         assert [(e["label"], e["text"]) for e in explained] == [("PER", "film"), ("LOC", "plot")]
         assert [e["text"] for e in prediction["entities"]] == ["film", "plot"]
-        sign_in(c, key)
-        form = {"model": "n@latest", "texts": text, "explain": "occlusion"}
-        form["csrf"] = csrf_of(c, "/console/p/default/playground")
-        page = c.post("/console/p/default/playground", data=form)
-        assert page.status_code == 200, page.text[:500]
-        assert "<strong>PER</strong> film, <strong>LOC</strong> plot" in page.text
-        assert '<small class="muted">PER: film</small>' in page.text
-        assert '<small class="muted">LOC: plot</small>' in page.text
-        assert re.search(r'<span class="pos[1-3]">very</span>', page.text)
+        page = playground(c, key, "n@latest", text, "occlusion")
+        assert "<strong>PER</strong> film, <strong>LOC</strong> plot" in page
+        assert '<small class="muted">PER: film</small>' in page
+        assert '<small class="muted">LOC: plot</small>' in page
+        assert re.search(r'<span class="pos[1-3]">very</span>', page)
 
 
 # -- the occlusion arithmetic, on a tagger whose probabilities are written by hand ------

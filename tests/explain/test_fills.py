@@ -13,6 +13,7 @@ import pytest
 
 from aimass.errors import InvalidArgument, UnsupportedModel
 from tests.conftest import TINY_FINETUNE, write_jsonl
+from tests.explain.conftest import assert_adds_up
 
 FILLERS = ["the", "a", "film", "was", "is", "and", "movie", "plot", "it"]
 CUES = {"very": "good", "not": "bad"}
@@ -92,18 +93,12 @@ def test_occlusion_explains_the_probability_predict_reports(filler):
     assert explanation["details"]["predictions"] == 1 + len(scores) - 3
 
 
-def test_integrated_gradients_of_a_fill_add_up_to_its_logit(filler):
+def test_integrated_gradients_of_a_fill_add_up_to_its_log_probability(filler):
     _ws, mlm = filler
     text = "it is not [MASK] and"
     (explanation,) = mlm.explain([text], method="integrated-gradients", n_steps=64)
     fill, _scores = only(explanation, text)
-    details = fill["details"]
-    total = sum(t["score"] for t in fill["tokens"])
-    assert total == pytest.approx(
-        details["output_at_input"] - details["output_at_baseline"],
-        abs=abs(details["convergence_delta"]) + 1e-3,
-    )
-    assert abs(details["convergence_delta"]) < 0.05
+    assert_adds_up(fill)
     masked = [t for t in fill["tokens"] if t["token"] == "[MASK]"]
     assert len(masked) == 1 and masked[0]["special"] and masked[0]["score"] == 0
     assert explanation["output"] == "log-probability"
@@ -139,34 +134,18 @@ def test_attention_rollout_is_refused_naming_the_methods_that_apply(filler):
 def test_fills_are_explained_over_http_and_in_the_console_playground(filler):
     import re
 
-    from fastapi.testclient import TestClient
-
-    from aimass.server import create_app
-    from tests.server.conftest import serve_settings
-    from tests.server.test_api import P
-    from tests.server.test_console import csrf_of, sign_in
+    from tests.explain.conftest import playground, predicted_over_http, served
 
     ws, _mlm = filler
-    home = ws.settings.home
     text = "the very [MASK] was it"
-    with TestClient(
-        create_app(serve_settings(home), job_workers=0), base_url="http://localhost"
-    ) as c:
-        key = (home / "admin.key").read_text().strip()  # written by the server's first start
-        body = {"inputs": [text], "explain": "occlusion"}
-        r = c.post(f"{P}/models/f:predict", headers={"Authorization": f"Bearer {key}"}, json=body)
-        assert r.status_code == 200, r.text
-        (prediction,) = r.json()["predictions"]
+    with served(ws.settings.home) as (c, key):
+        prediction = predicted_over_http(c, key, "f", text, "occlusion")
         (fill,) = prediction["explanation"]["entities"]
         assert (fill["label"], fill["text"]) == ("good", "[MASK]")
-        sign_in(c, key)
-        form = {"model": "f@latest", "texts": text, "explain": "integrated-gradients"}
-        form["csrf"] = csrf_of(c, "/console/p/default/playground")
-        page = c.post("/console/p/default/playground", data=form)
-        assert page.status_code == 200, page.text[:500]
-        assert '<small class="muted">[MASK] → good</small>' in page.text
-        assert re.search(r"<div><strong>good</strong> 0\.\d\d, <strong>", page.text)
-        assert re.search(r'<span class="pos[1-3]">very</span>', page.text)
+        page = playground(c, key, "f@latest", text, "integrated-gradients")
+        assert '<small class="muted">[MASK] → good</small>' in page
+        assert re.search(r"<div><strong>good</strong> 0\.\d\d, <strong>", page)
+        assert re.search(r'<span class="pos[1-3]">very</span>', page)
 
 
 def test_the_cli_shows_each_mask_and_explains_its_fill(filler, monkeypatch):

@@ -260,7 +260,7 @@ class GenerationPredictor(Predictor):
 
     def explain_target(self) -> ExplainTarget:
         """A causal LM's generation as one "entity" of the tokens it generates (their
-        mean probability: occlusion; their summed logits: integrated gradients).
+        mean probability: occlusion; their summed log-probabilities: integrated gradients).
         Seq2seq models are refused before this, by their task."""
         tagger = Tagger(read=self._reading, probabilities=self._probabilities)
         return tagger_target(self, "causal-lm", tagger, max_length=self.context)

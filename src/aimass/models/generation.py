@@ -192,9 +192,23 @@ PROMPT_FORMATS = ("chat", "plain", "none")
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     """Ids of ``text`` with the tokenizer's leading specials (BOS/CLS), without a closing EOS."""
-    ids = list(tokenizer(text)["input_ids"])
+    return _unclosed(tokenizer, list(tokenizer(text)["input_ids"]))
+
+
+def _unclosed(tokenizer: Any, ids: list[int]) -> list[int]:
+    """``ids`` without the closing EOS/SEP the tokenizer added."""
     closing = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
     return ids[:-1] if ids and ids[-1] in closing else ids
+
+
+def _formatted(tokenizer: Any, prompt: str, prompt_format: str) -> tuple[str, bool]:
+    """The text the model reads for ``prompt``, and whether the tokenizer adds its own
+    special tokens to it (not to a chat template's text, which holds them)."""
+    if prompt_format == "chat":
+        turn = [{"role": "user", "content": prompt}]
+        text = tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
+        return text, False
+    return (prompt + "\n" if prompt_format == "plain" else prompt), True
 
 
 def prompt_ids(tokenizer: Any, prompt: str, prompt_format: str) -> list[int]:
@@ -204,14 +218,9 @@ def prompt_ids(tokenizer: Any, prompt: str, prompt_format: str) -> list[int]:
     prompt; ``plain``: the prompt and a newline (instruction-tuned without a
     template); ``none``: the text as it is (continuation).
     """
-    if prompt_format == "chat":
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-        )
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    if prompt_format == "plain":
-        return encode_prompt(tokenizer, prompt + "\n")
-    return encode_prompt(tokenizer, prompt)
+    text, specials = _formatted(tokenizer, prompt, prompt_format)
+    ids = list(tokenizer(text, add_special_tokens=specials)["input_ids"])
+    return _unclosed(tokenizer, ids) if specials else ids
 
 
 def prompt_spans(
@@ -224,23 +233,16 @@ def prompt_spans(
         UnsupportedModel: the chat template changes the prompt's text, so its words
             cannot be found in what the model reads.
     """
-    at, text = 0, prompt
-    if prompt_format == "chat":
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+    text, specials = _formatted(tokenizer, prompt, prompt_format)
+    at = text.find(prompt)
+    if at < 0:
+        raise UnsupportedModel(
+            "the model's chat template changes the prompt's text, so its words cannot "
+            "be located in what the model reads"
         )
-        at = text.find(prompt)
-        if at < 0:
-            raise UnsupportedModel(
-                "the model's chat template changes the prompt's text, so its words cannot "
-                "be located in what the model reads"
-            )
-    elif prompt_format == "plain":
-        text = prompt + "\n"
-    enc = tokenizer(text, add_special_tokens=prompt_format != "chat", return_offsets_mapping=True)
-    ids = prompt_ids(tokenizer, prompt, prompt_format)
-    if list(enc["input_ids"][: len(ids)]) != ids:  # a tokenizer that reads text in context
-        raise UnsupportedModel("the prompt's tokens cannot be matched to its characters")
+    enc = tokenizer(text, add_special_tokens=specials, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    ids = _unclosed(tokenizer, ids) if specials else ids
     spans: list[tuple[int, int] | None] = []
     for start, end in enc["offset_mapping"][: len(ids)]:
         start, end = max(start - at, 0), min(end - at, len(prompt))

@@ -134,6 +134,11 @@ class GenerationPredictor(Predictor):
                 ids = list(self.tokenizer(prompt)["input_ids"])
             else:
                 ids = prompt_ids(self.tokenizer, prompt, self.prompt_format)
+        self._check_fits(ids, params)
+        return ids
+
+    def _check_fits(self, ids: list[int], params: SamplingParams) -> None:
+        """Refuse prompt ids that leave no room in the context for ``max_new_tokens``."""
         if len(ids) > self.context:
             raise InvalidArgument(
                 f"the prompt has {len(ids):,} tokens, longer than the model's context of "
@@ -150,7 +155,6 @@ class GenerationPredictor(Predictor):
                 prompt_tokens=len(ids),
                 context=self.context,
             )
-        return ids
 
     def generate_stream(
         self,
@@ -270,10 +274,10 @@ class GenerationPredictor(Predictor):
         (as predict does) or by ``label``, the continuation asked for; one entity holds
         the probabilities of that text's tokens, each read where the model predicts it."""
         params = SamplingParams(max_new_tokens=DEFAULT_NEW_TOKENS, temperature=0.0)  # greedy
-        self.encode(text, params)  # the prompt's checks against the context
         with self._lock:
             ids, spans = prompt_spans(self.tokenizer, text, self.prompt_format)
             asked = None if label is None else self.tokenizer(label, add_special_tokens=False)
+        self._check_fits(ids, params)
         if asked is None:
             stream = generate_ids(self.model, ids, params, eos_ids=self.eos, device=self.device)
             new = [token for token in stream if token not in self.eos]

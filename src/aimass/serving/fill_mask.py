@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from aimass.artifacts.bundle import Manifest
@@ -91,7 +91,7 @@ class FillMaskPredictor(Predictor):
     def explain_target(self) -> ExplainTarget:
         """Each mask's fill as a one-word entity for occlusion; the network for
         integrated gradients."""
-        tagger = Tagger(read=self._reading, probabilities=self._probabilities)
+        tagger = Tagger(read=self._reading, probabilities=partial(vocabulary_columns, self))
         return tagger_target(self, "masked-lm", tagger, max_length=self.max_length)
 
     def _label_id(self, label: str) -> int:
@@ -151,11 +151,3 @@ class FillMaskPredictor(Predictor):
             target_index=-1 if wanted is None else wanted,
             classes=classes,
         )
-
-    def _probabilities(
-        self, windows: list[list[int]], classes: tuple[int, ...] | None
-    ) -> list[np.ndarray]:
-        """Each sequence's (T, C) probabilities of ``classes``: the whole vocabulary is
-        kept for one batch at a time only."""
-        assert classes is not None
-        return vocabulary_columns(self.model, windows, classes, self.tokenizer, self.device)

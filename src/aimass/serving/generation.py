@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +267,7 @@ class GenerationPredictor(Predictor):
         """A causal LM's generation as one "entity" of the tokens it generates (their
         mean probability: occlusion; their summed log-probabilities: integrated gradients).
         Seq2seq models are refused before this, by their task."""
-        tagger = Tagger(read=self._reading, probabilities=self._probabilities)
+        tagger = Tagger(read=self._reading, probabilities=partial(vocabulary_columns, self))
         return tagger_target(self, "causal-lm", tagger, max_length=self.context)
 
     def _reading(self, text: str, label: str | None) -> Tagging:
@@ -317,12 +318,6 @@ class GenerationPredictor(Predictor):
             target_index=-1,
             classes=classes,
         )
-
-    def _probabilities(
-        self, windows: list[list[int]], classes: tuple[int, ...] | None
-    ) -> list[np.ndarray]:
-        assert classes is not None
-        return vocabulary_columns(self.model, windows, classes, self.tokenizer, self.device)
 
     def info(self) -> dict[str, Any]:
         return {

@@ -337,12 +337,16 @@ def tagger_target(
 
 
 def vocabulary_columns(
-    model: Any, windows: list[list[int]], classes: Sequence[int], tokenizer: Any, device: Any
+    predictor: Any, windows: list[list[int]], classes: Sequence[int] | None
 ) -> list[np.ndarray]:
     """A language model's (T, C) probabilities of the tokens ``classes`` at every position
     of each sequence of ``windows``, batched so that (B, T, vocabulary) stays bounded:
-    what explainers re-read a text without each word with."""
+    what explainers re-read a text without each word with (a :class:`Tagger`'s
+    ``probabilities``, bound to the ``predictor`` whose ``model`` and ``tokenizer`` run)."""
     from aimass.models.text import vocabulary_batch, window_probabilities
+
+    assert classes is not None  # a language model's reading keeps only the explained tokens
+    model, tokenizer, device = predictor.model, predictor.tokenizer, predictor.device
 
     def forward(ids: Any, mask: Any) -> Any:
         return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits

@@ -150,6 +150,13 @@ def train(
             "classes (e.g. 0.1; default 0: off). Not for regression or distillation."
         ),
     ] = None,
+    adversarial_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Finetune mode of a classifier or regressor: train each batch again on its "
+            "embeddings moved this far against the model (FGM; e.g. 1.0; default 0: off).",
+        ),
+    ] = None,
     eval_steps: EvalStepsOpt = None,
     patience: PatienceOpt = None,
     seed: SeedOpt = 0,
@@ -229,6 +236,7 @@ def train(
         trainable=trainable,
         layer_lr_decay=layer_lr_decay,
         label_smoothing=label_smoothing,
+        adversarial_epsilon=adversarial_epsilon,
         eval_steps=eval_steps,
         patience=patience,
     )

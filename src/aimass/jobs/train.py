@@ -141,6 +141,13 @@ def resolve_inputs(
                 f"task {task.name!r} does not support differential privacy yet (tasks that "
                 f"do: {private}); drop --dp"
             )
+        if config.adversarial_epsilon:
+            raise InvalidArgument(
+                f"--adversarial-epsilon {config.adversarial_epsilon} cannot be combined with "
+                "--dp: the second, adversarial pass over each batch would add gradients the "
+                "privacy accountant does not count; drop one of the two",
+                field="adversarial_epsilon",
+            )
         if config.grad_accum > 1:
             # Each Poisson batch is one noisy private step; summing several before the
             # step would change the sampling rate the accountant assumes.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aimass.errors import InvalidArgument
 from aimass.models.layers import TRAINABLE
+from aimass.training.adversarial import validate_adversarial
 from aimass.training.distill_options import (
     DISTILL_DEFAULTS,
     DISTILL_FIELDS,
@@ -14,6 +15,7 @@ from aimass.training.distill_options import (
     number,
     pipeline_teacher,
     validate_distillation,
+    whole,
 )
 
 if TYPE_CHECKING:
@@ -28,6 +30,16 @@ __all__ = [
 ]
 
 MODES = ("features", "finetune")
+
+# Options left out of a config's plain data at the value that means "off" (to_dict).
+_OFF: dict[str, Any] = {
+    "workers": 1,
+    "trainable": "all",
+    "eval_steps": 0,
+    "layer_lr_decay": 1.0,
+    "label_smoothing": 0.0,
+    "adversarial_epsilon": 0.0,
+}
 
 # Mode defaults: a frozen encoder trains only a small head on cached features
 # (fast, so many epochs and a large step size); fine-tuning moves the whole
@@ -161,6 +173,9 @@ class TrainConfig:
             all ``C`` classes (a language model's: over its vocabulary). Validation and
             test losses stay plain cross-entropy. 0 (the default) is off; regression
             and distillation (whose soft targets are already smooth) refuse it.
+        adversarial_epsilon: ``finetune`` mode of a classifier or regressor: each batch
+            trains again on its token embeddings moved this far (L2, over the batch)
+            along the loss's gradient (FGM, :mod:`aimass.training.adversarial`). 0: off.
     """
 
     task: str = "classification"
@@ -198,6 +213,7 @@ class TrainConfig:
     trainable: str = "all"
     layer_lr_decay: float = 1.0
     label_smoothing: float = 0.0
+    adversarial_epsilon: float = 0.0
 
     def resolved(
         self, *, modes: tuple[str, ...] = MODES, defaults: dict[str, Any] | None = None
@@ -249,6 +265,7 @@ class TrainConfig:
         filled._validate_trainable()
         filled._validate_layer_decay()
         filled._validate_label_smoothing()
+        validate_adversarial(filled)
         if filled.probe_epochs and filled.probe_lr is None:
             filled = replace(filled, probe_lr=_PROBE_LR)
         if filled.lora_rank and filled.lora_alpha is None:
@@ -266,7 +283,7 @@ class TrainConfig:
             ("grad_clip", self.grad_clip >= 0),
             ("dropout", 0 <= self.dropout < 1),
             ("patience", self.patience is not None and self.patience >= 0),
-            ("eval_steps", _whole(self.eval_steps) and self.eval_steps >= 0),
+            ("eval_steps", whole(self.eval_steps) and self.eval_steps >= 0),
             ("grad_accum", 1 <= self.grad_accum <= 4096),
             ("max_train_rows", self.max_train_rows is None or self.max_train_rows >= 1),
             ("layers", self.layers is None or _int_list(self.layers)),
@@ -277,7 +294,7 @@ class TrainConfig:
                     f"training option {name}={getattr(self, name)!r} is out of range", field=name
                 )
         workers = self.workers
-        if not _whole(workers) or not 1 <= workers <= 64:
+        if not whole(workers) or not 1 <= workers <= 64:
             raise InvalidArgument(
                 f"--workers {workers!r} is out of range: use a whole number of training "
                 "processes from 1 to 64 (1 trains in this process, without Ray)",
@@ -320,7 +337,7 @@ class TrainConfig:
 
     def _validate_probe(self) -> None:
         epochs, lr = self.probe_epochs, self.probe_lr
-        if not _whole(epochs) or not 0 <= epochs <= 10_000:
+        if not whole(epochs) or not 0 <= epochs <= 10_000:
             raise InvalidArgument(
                 f"--probe-epochs {epochs!r} is out of range: use 0 (no probe) to 10000",
                 field="probe_epochs",
@@ -419,7 +436,7 @@ class TrainConfig:
         Without LoRA the ``lora_*`` fields are left out, ``workers`` with one
         worker, the distillation fields without a teacher, and the others at the
         value that means "off" (``probe_epochs``, ``trainable``, ``eval_steps``,
-        ``layer_lr_decay``, ``label_smoothing``), so a
+        ``layer_lr_decay``, ``label_smoothing``, ``adversarial_epsilon``), so a
         run's config digest stays what it was before they existed (``--reuse``
         still finds it).
         """
@@ -434,19 +451,12 @@ class TrainConfig:
         if not self.lora_rank:
             for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"):
                 data.pop(name)
-        if self.workers == 1:
-            data.pop("workers")
         if not self.probe_epochs:
             data.pop("probe_epochs")
             data.pop("probe_lr")
-        if self.trainable == "all":
-            data.pop("trainable")
-        if not self.eval_steps:
-            data.pop("eval_steps")
-        if self.layer_lr_decay == 1:
-            data.pop("layer_lr_decay")
-        if not self.label_smoothing:
-            data.pop("label_smoothing")
+        for name, off in _OFF.items():
+            if data[name] == off:
+                data.pop(name)
         return data
 
     @classmethod
@@ -461,11 +471,6 @@ class TrainConfig:
         return cls(**data)
 
 
-def _whole(value: Any) -> bool:
-    """An int that is not a bool (JSON ``true`` is not a step count)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _name_list(value: Any) -> bool:
     """A non-empty list of distinct non-empty strings (layer names)."""
     items = list(value) if isinstance(value, (list, tuple)) else []
@@ -476,7 +481,7 @@ def _name_list(value: Any) -> bool:
 def _int_list(value: Any) -> bool:
     """A non-empty list of distinct integers (layer indices)."""
     items = list(value) if isinstance(value, (list, tuple)) else []
-    ints = all(_whole(i) for i in items)
+    ints = all(whole(i) for i in items)
     return bool(items) and ints and len(set(items)) == len(items)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "number",
     "pipeline_teacher",
     "validate_distillation",
+    "whole",
 ]
 
 # Distillation defaults (Hinton et al. use T in 1..20; 2 suits two or three classes).
@@ -40,6 +41,11 @@ SEQUENCE_LEVEL = ("seq2seq", "causal-lm")
 def number(value: Any) -> TypeGuard[float]:
     """Whether ``value`` is an int or a float (not a bool): a number from JSON."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def whole(value: Any) -> TypeGuard[int]:
+    """An int that is not a bool (JSON ``true`` is not a step count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 PIPELINE_TEACHER = "pipeline:"
@@ -151,8 +157,7 @@ def validate_distillation(config: TrainConfig) -> None:
 def _validate_sequence_level(config: TrainConfig) -> None:
     """``sequence_beams``: a whole number of beams, for a seq2seq or causal-LM student."""
     beams = config.sequence_beams
-    whole = isinstance(beams, int) and not isinstance(beams, bool)
-    if not whole or not 0 <= beams <= MAX_SEQUENCE_BEAMS:
+    if not whole(beams) or not 0 <= beams <= MAX_SEQUENCE_BEAMS:
         raise InvalidArgument(
             f"--sequence-beams {beams!r}: use the teacher's beam width for sequence-level "
             f"distillation, 1 (greedy) to {MAX_SEQUENCE_BEAMS}, or 0 to leave it off",

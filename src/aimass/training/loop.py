@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +27,7 @@ from aimass.training.checkpoint import Checkpointer
 from aimass.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from aimass.training.adversarial import EmbeddingAdversary
     from aimass.training.parallel import DataParallel
 
 __all__ = ["Batches", "FitResult", "fit", "lr_multiplier", "param_groups", "seed_everything"]
@@ -147,6 +149,23 @@ def _improved(value: float, best: float | None, greater_is_better: bool) -> bool
     return value > best if greater_is_better else value < best
 
 
+def _backward(
+    loss_fn: Callable[[Any], torch.Tensor],
+    batch: Any,
+    scale: float,
+    adversary: EmbeddingAdversary | None,
+) -> float:
+    """Backward pass of one micro-batch's loss times ``scale`` (and, with an
+    ``adversary``, of the same batch on its perturbed embeddings); the first loss."""
+    with adversary.watch() if adversary is not None else nullcontext():
+        loss = loss_fn(batch) * scale
+        loss.backward()
+    if adversary is not None:
+        with adversary.attack():
+            (loss_fn(batch) * scale).backward()
+    return float(loss.detach())
+
+
 def fit(
     module: nn.Module,
     *,
@@ -162,6 +181,7 @@ def fit(
     checkpoint: Checkpointer | None = None,
     parallel: DataParallel | None = None,
     start_metrics: dict[str, Any] | None = None,
+    adversary: EmbeddingAdversary | None = None,
 ) -> FitResult:
     """Train ``module`` and leave the best validation weights in it.
 
@@ -187,6 +207,8 @@ def fit(
         start_metrics: Validation metrics of the weights ``module`` starts with (a
             linear probe's, before fine-tuning): an epoch must beat them to replace
             those weights as the best, and ``best_epoch`` 0 means none did.
+        adversary: Train every batch a second time on its embeddings moved against
+            the model (FGM); the two gradients add up, the step loss is the first's.
     """
     assert config.epochs is not None
     assert config.lr is not None
@@ -280,9 +302,8 @@ def fit(
                         weight = batch_size_of(share) * parallel.world_size / batch_size_of(batch)
                         if not batch_size_of(share):
                             continue
-                    loss = loss_fn(share) * weight / len(group_batches)
-                    loss.backward()
-                    step_loss += float(loss.detach())
+                    scale = weight / len(group_batches)
+                    step_loss += _backward(loss_fn, share, scale, adversary)
                 if parallel is not None:
                     step_loss = parallel.average_gradients(trainable, step_loss)
                 if config.grad_clip > 0:

@@ -29,6 +29,7 @@ from aimass.models.layers import restrict_trainable
 from aimass.models.lora import add_adapters, merge_adapters
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
+from aimass.training.adversarial import EmbeddingAdversary
 from aimass.training.config import TrainConfig, lora_settings
 from aimass.training.distill import distillation_report, pack_targets, student_loss
 from aimass.training.loop import Batches, FitResult, fit, param_groups, seed_everything
@@ -200,6 +201,7 @@ class SequenceTask(Task):
         inputs: TrainInputs,
         finetune: bool,
         start_metrics: dict[str, Any] | None = None,
+        adversary: EmbeddingAdversary | None = None,
     ) -> FitResult:
         """Run the loop for one phase of ``inputs.config.phases()`` (the probe, then the
         run), through the privacy engine when the inputs carry one.
@@ -228,7 +230,10 @@ class SequenceTask(Task):
                 checkpoint=checkpointer(inputs) if last else None,
                 parallel=inputs.parallel,
                 start_metrics=start_metrics,
+                adversary=adversary,
             )
+        # jobs refuse adversarial training under DP: its second pass is not accounted for.
+        assert adversary is None
         # No checkpoints under DP: resuming would need the accountant's state too, and
         # an epsilon counted from a resumed run without it would be understated.
         engine = inputs.privacy
@@ -382,6 +387,9 @@ class SequenceTask(Task):
             evaluate=evaluate,
             inputs=inputs,
             finetune=True,
+            adversary=EmbeddingAdversary(model.encoder.get_input_embeddings(), epsilon)
+            if (epsilon := cfg.adversarial_epsilon)
+            else None,
         )
         model.explicit_ids = False
         return result, model_outputs(model, splits["test"], inputs.device)

@@ -97,6 +97,7 @@ _CONFIG_NUMBERS: tuple[tuple[str, type], ...] = (
     ("probe_lr", float),
     ("layer_lr_decay", float),
     ("label_smoothing", float),
+    ("adversarial_epsilon", float),
     ("lora_alpha", float),
     ("lora_dropout", float),
     ("workers", int),

@@ -150,6 +150,8 @@ def test_predict_from_a_file(home, tmp_path):
         "0.9",
         "--label-smoothing",
         "0.1",
+        "--adversarial-epsilon",
+        "0.5",
     )
     # 160 training rows, 10 steps an epoch: evaluated every 4th step and at each epoch's end
     assert [h["step"] for h in trained["metrics"]["history"]] == [4, 8, 10, 12, 16, 20]
@@ -157,6 +159,7 @@ def test_predict_from_a_file(home, tmp_path):
     assert trained["lineage"]["config"]["patience"] == 9
     assert trained["lineage"]["config"]["layer_lr_decay"] == 0.9
     assert trained["lineage"]["config"]["label_smoothing"] == 0.1
+    assert trained["lineage"]["config"]["adversarial_epsilon"] == 0.5
     best = trained["metrics"]["validation"]["step"]
     assert f"step {best})." in run("models", "card", "m@1").stdout
     texts = tmp_path / "in.txt"

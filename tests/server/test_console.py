@@ -351,6 +351,7 @@ def test_the_training_form_has_a_field_for_each_less_common_option(console, admi
         "probe_epochs": "1",
         "layer_lr_decay": "0.8",
         "label_smoothing": "0.1",
+        "adversarial_epsilon": "0.5",
         "epochs": "1",
         "mode": "finetune",
     }
@@ -364,7 +365,7 @@ def test_the_training_form_has_a_field_for_each_less_common_option(console, admi
     assert (config["seed"], config["max_train_rows"], config["warmup_ratio"]) == (7, 50, 0.2)
     assert (config["pooling"], config["layers"], config["trainable"]) == ("cls", [-1, -2], "biases")
     assert (config["probe_epochs"], config["layer_lr_decay"]) == (1, 0.8)
-    assert config["label_smoothing"] == 0.1
+    assert (config["label_smoothing"], config["adversarial_epsilon"]) == (0.1, 0.5)
     console.post(f"/console/p/default/jobs/{job_id}/cancel", data={"csrf": token})
     bad = console.post("/console/p/default/train", data={**form, "layers": "-1, top"})
     assert (

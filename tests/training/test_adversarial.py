@@ -30,7 +30,7 @@ def test_bad_values_are_refused(config, message):
 
 def test_off_keeps_the_config_digest():
     assert "adversarial_epsilon" not in TrainConfig().resolved().to_dict()
-    on = TrainConfig(adversarial_epsilon=1.0, mode="finetune").resolved()
+    on = TrainConfig(adversarial_epsilon=1.0).resolved()
     assert on.to_dict()["adversarial_epsilon"] == 1.0
 
 
@@ -112,3 +112,7 @@ def test_dp_refuses_it(ready):
     )
     with pytest.raises(InvalidArgument, match="cannot be combined with --dp"):
         ready.jobs.train(spec)
+
+
+def test_it_implies_finetune_mode():
+    assert TrainConfig(adversarial_epsilon=1.0).resolved().mode == "finetune"

@@ -109,3 +109,10 @@ def test_export_loads_as_a_hugging_face_decoder_classifier(gpt, tmp_path, config
     with torch.inference_mode():
         hf_logits = classifier.eval()(input_ids=ids, attention_mask=mask).logits
     assert torch.allclose(hf_logits, ours.outputs(texts), atol=1e-5)
+
+
+def test_a_decoder_trains_adversarially(gpt):
+    config = {**FINETUNE, "adversarial_epsilon": 0.1}
+    version = gpt.jobs.train(TrainSpec(dataset="s", base="gpt", model="fgm", config=config))
+    assert version.metrics["test"]["accuracy"] > 0.8
+    assert version.lineage.config["adversarial_epsilon"] == 0.1

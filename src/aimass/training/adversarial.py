@@ -44,18 +44,22 @@ def validate_adversarial(config: TrainConfig) -> None:
             "e.g. 1.0 (0 = off)",
             field="adversarial_epsilon",
         )
-    why = None
+    if not value:
+        return
+    fix = "drop --adversarial-epsilon"
     if config.task not in ADVERSARIAL_TASKS:
-        why = f"task {config.task!r} does not train adversarially (tasks that do: "
-        why += f"{', '.join(ADVERSARIAL_TASKS)})"
-    elif config.mode != "finetune":
-        why = f"mode {config.mode!r} trains a head on frozen features, with no embeddings "
-        why += "to perturb; add --mode finetune"
-    if value and why:
-        raise InvalidArgument(
-            f"--adversarial-epsilon {value}: {why}; or drop --adversarial-epsilon",
-            field="adversarial_epsilon",
+        why = (
+            f"task {config.task!r} does not train adversarially (tasks that do: "
+            f"{', '.join(ADVERSARIAL_TASKS)})"
         )
+    elif config.mode != "finetune":
+        why = f"mode {config.mode!r} trains a head on frozen features: no embeddings move"
+        fix = f"add --mode finetune or {fix}"
+    else:
+        return
+    raise InvalidArgument(
+        f"--adversarial-epsilon {value}: {why}; {fix}", field="adversarial_epsilon"
+    )
 
 
 class EmbeddingAdversary:

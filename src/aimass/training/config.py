@@ -225,9 +225,9 @@ class TrainConfig:
             defaults: The task's fine-tuning defaults, over the mode's (features mode
                 takes the mode's alone).
         """
-        # Adapters or a choice of backbone weights only make sense when the backbone
-        # trains: LoRA and --trainable imply finetune.
-        adapts = self.lora_rank or self.trainable != "all"
+        # Adapters, a choice of backbone weights or moved embeddings only make sense when
+        # the backbone trains: LoRA, --trainable and --adversarial-epsilon imply finetune.
+        adapts = self.lora_rank or self.trainable != "all" or self.adversarial_epsilon
         implied = "finetune" if adapts and "finetune" in modes else modes[0]
         mode = self.mode or implied
         if mode not in modes:

@@ -20,7 +20,7 @@ FINETUNE = {"mode": "finetune", "epochs": 4, "lr": 3e-3, "batch_size": 16}
         ({"adversarial_epsilon": "1"}, "use a number in"),
         ({"adversarial_epsilon": float("nan")}, "use a number in"),
         ({"adversarial_epsilon": 1.0, "mode": "features"}, "add --mode finetune"),
-        ({"adversarial_epsilon": 1.0, "task": "token-classification"}, "tasks that do"),
+        ({"adversarial_epsilon": 1.0, "task": "masked-lm"}, "tasks that do"),
     ],
 )
 def test_bad_values_are_refused(config, message):
@@ -103,6 +103,21 @@ def test_a_regressor_trains_adversarially(ready, tmp_path):
     version = ready.jobs.train(TrainSpec(dataset="r", base="tiny", model="reg", config=config))
     assert version.lineage.config["adversarial_epsilon"] == 1.0
     assert version.metrics["test"]["r2"] > 0.5
+
+
+def test_a_tagger_trains_adversarially(ready_with_tags):
+    config = {**FINETUNE, "task": "token-classification", "epochs": 8}
+    versions = [
+        ready_with_tags.jobs.train(
+            TrainSpec(dataset="n", base="tiny", model=f"t{i}", config={**config, **extra})
+        )
+        for i, extra in enumerate([{}, {"adversarial_epsilon": 0.1}])
+    ]
+    learnt = versions[1].metrics
+    assert learnt["validation"]["f1"] > learnt["initial_validation"]["f1"]
+    plain, moved = (v.metrics["test"]["loss"] for v in versions)
+    assert moved != pytest.approx(plain, rel=1e-6)
+    assert versions[1].lineage.config["adversarial_epsilon"] == 0.1
 
 
 def test_dp_refuses_it(ready):

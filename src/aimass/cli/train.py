@@ -153,7 +153,7 @@ def train(
     adversarial_epsilon: Annotated[
         float | None,
         typer.Option(
-            help="Finetune mode of a classifier or regressor: train each batch again on its "
+            help="Classifiers, regressors, NER taggers: train each batch again on its "
             "embeddings moved this far against the model (FGM; e.g. 1.0; default 0: off).",
         ),
     ] = None,

@@ -6,7 +6,7 @@ embeddings moved a step of length ``epsilon`` in the direction that raises the
 loss fastest (the loss's gradient with respect to them, L2-normalised); the two
 gradients add up before the optimizer step. Applied to BERT-like encoders with
 the step normalised over the whole batch, it is the "FGM" of many Chinese
-text-classification recipes.
+text-classification and NER recipes.
 
 The step moves the embedding layer's *output* (a forward hook), not its weight
 table: it works where the table is frozen (LoRA adapters) and leaves every weight
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
     from aimass.training.config import TrainConfig
 
-__all__ = ["ADVERSARIAL_TASKS", "EmbeddingAdversary", "validate_adversarial"]
+__all__ = ["ADVERSARIAL_TASKS", "EmbeddingAdversary", "adversary_for", "validate_adversarial"]
 
-ADVERSARIAL_TASKS = ("classification", "regression")
+ADVERSARIAL_TASKS = ("classification", "regression", "token-classification")
 
 
 def validate_adversarial(config: TrainConfig) -> None:
@@ -60,6 +60,12 @@ def validate_adversarial(config: TrainConfig) -> None:
     raise InvalidArgument(
         f"--adversarial-epsilon {value}: {why}; {fix}", field="adversarial_epsilon"
     )
+
+
+def adversary_for(embeddings: nn.Module, config: TrainConfig) -> EmbeddingAdversary | None:
+    """The adversary a resolved config asks for on this embedding layer (None: off)."""
+    epsilon = config.adversarial_epsilon
+    return EmbeddingAdversary(embeddings, epsilon) if epsilon else None
 
 
 class EmbeddingAdversary:

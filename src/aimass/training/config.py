@@ -173,7 +173,7 @@ class TrainConfig:
             all ``C`` classes (a language model's: over its vocabulary). Validation and
             test losses stay plain cross-entropy. 0 (the default) is off; regression
             and distillation (whose soft targets are already smooth) refuse it.
-        adversarial_epsilon: ``finetune`` mode of a classifier or regressor: each batch
+        adversarial_epsilon: ``finetune`` mode of a classifier, regressor or tagger: a batch
             trains again on its token embeddings moved this far (L2, over the batch)
             along the loss's gradient (FGM, :mod:`aimass.training.adversarial`). 0: off.
     """

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from aimass.errors import InvalidArgument
 from aimass.models.lora import adapter_state_dict, add_adapters, merge_adapters
 from aimass.models.text import bucketed_batches
+from aimass.training.adversarial import adversary_for
 from aimass.training.config import lora_settings
 from aimass.training.example_parts import (
     IGNORE,
@@ -425,6 +426,7 @@ class ExampleTask(Task):
                 greater_is_better=self.greater_is_better,
                 callbacks=inputs.callbacks,
                 parallel=inputs.parallel,
+                adversary=adversary_for(model.get_input_embeddings(), cfg),
             )
         seconds = time.perf_counter() - started
         tested = self.tracker(tokenizer)

@@ -29,7 +29,7 @@ from aimass.models.layers import restrict_trainable
 from aimass.models.lora import add_adapters, merge_adapters
 from aimass.models.sequence import SequenceHeadConfig, SequenceModel, get_backbone
 from aimass.models.text import Encoded, bucketed_batches, collate, encode_texts
-from aimass.training.adversarial import EmbeddingAdversary
+from aimass.training.adversarial import EmbeddingAdversary, adversary_for
 from aimass.training.config import TrainConfig, lora_settings
 from aimass.training.distill import distillation_report, pack_targets, student_loss
 from aimass.training.loop import Batches, FitResult, fit, param_groups, seed_everything
@@ -387,9 +387,7 @@ class SequenceTask(Task):
             evaluate=evaluate,
             inputs=inputs,
             finetune=True,
-            adversary=EmbeddingAdversary(model.encoder.get_input_embeddings(), epsilon)
-            if (epsilon := cfg.adversarial_epsilon)
-            else None,
+            adversary=adversary_for(model.encoder.get_input_embeddings(), cfg),
         )
         model.explicit_ids = False
         return result, model_outputs(model, splits["test"], inputs.device)
